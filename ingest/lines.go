@@ -1,0 +1,141 @@
+package ingest
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/PuerkitoBio/goquery"
+	"golang.org/x/net/html"
+	"golang.org/x/net/html/charset"
+)
+
+// Line is one line of a page as a reader sees it, with the links on it.
+// Parsing pages as lines keyed on label texts keeps the parsers
+// independent of markup and class names, which are not known and change.
+type Line struct {
+	Text  string
+	Links []Link
+}
+
+// Link is an anchor on a line.
+type Link struct {
+	Text string
+	Href string
+}
+
+// blockTags end the current line: anything that a browser lays out as a
+// block or a row.
+var blockTags = map[string]bool{
+	"address": true, "article": true, "aside": true, "blockquote": true, "br": true, "dd": true,
+	"details": true, "dialog": true, "div": true, "dl": true, "dt": true, "fieldset": true,
+	"figcaption": true, "figure": true, "footer": true, "form": true, "h1": true, "h2": true,
+	"h3": true, "h4": true, "h5": true, "h6": true, "header": true, "hr": true, "li": true,
+	"main": true, "nav": true, "ol": true, "p": true, "pre": true, "section": true,
+	"summary": true, "table": true, "tbody": true, "td": true, "tfoot": true, "th": true,
+	"thead": true, "tr": true, "ul": true, "body": true, "html": true, "caption": true,
+}
+
+var skipTags = map[string]bool{"script": true, "style": true, "noscript": true, "template": true, "head": true, "svg": true}
+
+// ParseHTML reads an HTML document in whatever charset it declares
+// (contentType may be empty) and replaces bytes that are not valid UTF-8.
+func ParseHTML(body []byte, contentType string) (*goquery.Document, error) {
+	r, err := charset.NewReader(bytes.NewReader(body), contentType)
+	if err != nil {
+		r = bytes.NewReader(body) // unknown charset label: read as UTF-8
+	}
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("decoding page: %w", err)
+	}
+	if !utf8.Valid(b) {
+		b = []byte(strings.ToValidUTF8(string(b), "\uFFFD"))
+	}
+	return goquery.NewDocumentFromReader(bytes.NewReader(b))
+}
+
+// Lines flattens a document into non-empty lines of text, in reading order.
+func Lines(doc *goquery.Document) []Line {
+	var w lineWriter
+	for _, n := range doc.Nodes {
+		w.walk(n)
+	}
+	w.flush()
+	return w.lines
+}
+
+// TextLines splits plain text (a page as copied by a reader) into Lines.
+func TextLines(text string) []Line {
+	var out []Line
+	for _, l := range strings.Split(text, "\n") {
+		if t := normaliseSpace(l); t != "" {
+			out = append(out, Line{Text: t})
+		}
+	}
+	return out
+}
+
+type lineWriter struct {
+	lines []Line
+	cur   strings.Builder
+	links []Link
+}
+
+func (w *lineWriter) walk(n *html.Node) {
+	switch n.Type {
+	case html.TextNode:
+		w.cur.WriteString(n.Data)
+		return
+	case html.ElementNode:
+		if skipTags[n.Data] {
+			return
+		}
+		if blockTags[n.Data] {
+			w.flush()
+			defer w.flush()
+		}
+		if n.Data == "a" {
+			start := w.cur.Len()
+			for c := n.FirstChild; c != nil; c = c.NextSibling {
+				w.walk(c)
+			}
+			href := attr(n, "href")
+			if href != "" {
+				w.links = append(w.links, Link{Text: normaliseSpace(w.cur.String()[min(start, w.cur.Len()):]), Href: href})
+			}
+			return
+		}
+	}
+	for c := n.FirstChild; c != nil; c = c.NextSibling {
+		w.walk(c)
+	}
+}
+
+func (w *lineWriter) flush() {
+	t := normaliseSpace(w.cur.String())
+	if t != "" {
+		w.lines = append(w.lines, Line{Text: t, Links: w.links})
+	}
+	w.cur.Reset()
+	w.links = nil
+}
+
+func attr(n *html.Node, key string) string {
+	for _, a := range n.Attr {
+		if a.Key == key {
+			return a.Val
+		}
+	}
+	return ""
+}
+
+// normaliseSpace folds runs of white space (including no-break spaces) to
+// one space and trims the ends.
+func normaliseSpace(s string) string {
+	return strings.Join(strings.FieldsFunc(s, func(r rune) bool {
+		return r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == '\f' || r == '\u00a0' || r == '\u2009' || r == '\u202f'
+	}), " ")
+}

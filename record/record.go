@@ -1,0 +1,180 @@
+// Package record defines the citing-paper record that every stage of
+// citecrawl passes along: the fetch stage fills the paper and hub parts,
+// the classify stage adds the tags, the sinks write it out unchanged.
+package record
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"strings"
+	"time"
+)
+
+// Schema is the value of the schema field of every record this version writes.
+const Schema = "citecrawl.record/v1"
+
+// Role values (see TAXONOMY.md).
+const (
+	RoleBackground = "background"
+	RoleUses       = "uses"
+	RoleCompares   = "compares"
+	RoleMotivation = "motivation"
+	RoleExtends    = "extends"
+	RoleFuture     = "future"
+)
+
+// Roles lists the six role values in a fixed order, for reports and metrics.
+var Roles = []string{RoleBackground, RoleUses, RoleCompares, RoleMotivation, RoleExtends, RoleFuture}
+
+// Polarity values.
+const (
+	PolaritySupporting  = "supporting"
+	PolarityContrasting = "contrasting"
+	PolarityNeutral     = "neutral"
+)
+
+// Polarities lists the three polarity values in a fixed order.
+var Polarities = []string{PolaritySupporting, PolarityContrasting, PolarityNeutral}
+
+// Pluralism category values.
+const (
+	PluralismOverton           = "overton"
+	PluralismSteerable         = "steerable"
+	PluralismDistributional    = "distributional"
+	PluralismMultiObjective    = "multi_objective"
+	PluralismTradeoffSteerable = "tradeoff_steerable"
+	PluralismJury              = "jury_pluralistic"
+	PluralismNone              = "none"
+)
+
+// PluralismCategories lists the seven category values, none last.
+var PluralismCategories = []string{
+	PluralismOverton, PluralismSteerable, PluralismDistributional, PluralismMultiObjective,
+	PluralismTradeoffSteerable, PluralismJury, PluralismNone,
+}
+
+// Role sources: where a record's role was decided from.
+const (
+	RoleSourceContext = "context"
+	RoleSourceSummary = "summary"
+)
+
+// Record is one citing paper of one hub.
+type Record struct {
+	Schema       string     `json:"schema"`
+	ID           string     `json:"id"`
+	Hub          Hub        `json:"hub"`
+	Paper        Paper      `json:"paper"`
+	Contexts     []Context  `json:"contexts"`
+	Role         string     `json:"role,omitempty"`
+	RoleSource   string     `json:"role_source,omitempty"`
+	RoleEvidence []Evidence `json:"role_evidence,omitempty"`
+	Polarity     string     `json:"polarity,omitempty"`
+	Pluralism    *Pluralism `json:"pluralism,omitempty"`
+	RulesVersion string     `json:"rules_version,omitempty"`
+	FetchedAt    time.Time  `json:"fetched_at"`
+	SourceURLs   []string   `json:"source_urls"`
+	Missing      []string   `json:"missing"`
+}
+
+// Hub identifies the citation hub the paper was found on, with the
+// aggregates the hub itself publishes (so a summary can show both).
+type Hub struct {
+	URL          string     `json:"url"`
+	ID           string     `json:"id"`
+	Title        string     `json:"title"`
+	CitedWorkIDs []string   `json:"cited_work_ids"`
+	Published    *HubCounts `json:"published,omitempty"`
+}
+
+// HubCounts are the figures a hub page prints about itself.
+type HubCounts struct {
+	CitingPapers       int                       `json:"citing_papers"`
+	BackgroundPercent  *int                      `json:"background_percent,omitempty"`
+	PolarityIndexing   bool                      `json:"polarity_indexing,omitempty"`
+	Facets             map[string]map[string]int `json:"facets,omitempty"`
+	Canonical          bool                      `json:"canonical,omitempty"`
+}
+
+// Paper is the citing paper's metadata. Fields a source did not give stay
+// empty and are named in Record.Missing.
+type Paper struct {
+	Title      string   `json:"title"`
+	Summary    string   `json:"summary,omitempty"`
+	Abstract   string   `json:"abstract,omitempty"`
+	Authors    []string `json:"authors,omitempty"`
+	Arxiv      string   `json:"arxiv,omitempty"`
+	Pith       string   `json:"pith,omitempty"`
+	URL        string   `json:"url,omitempty"`
+	Categories []string `json:"categories,omitempty"`
+	Published  string   `json:"published,omitempty"`
+	Verdict    string   `json:"verdict,omitempty"`
+	Novelty    *float64 `json:"novelty,omitempty"`
+	Refs       *int     `json:"refs,omitempty"`
+}
+
+// Context is one sentence of the citing paper that cites the hub's work.
+type Context struct {
+	Text     string     `json:"text"`
+	Section  string     `json:"section,omitempty"`
+	CiteSpan []int      `json:"cite_span,omitempty"`
+	Role     string     `json:"role,omitempty"`
+	Polarity string     `json:"polarity,omitempty"`
+	Evidence []Evidence `json:"evidence,omitempty"`
+}
+
+// Evidence is one cue that fired for a label, with its weight.
+type Evidence struct {
+	Label  string  `json:"label"`
+	Rule   string  `json:"rule"`
+	Cue    string  `json:"cue"`
+	Weight float64 `json:"weight"`
+}
+
+// Pluralism is the per-paper pluralism tag.
+type Pluralism struct {
+	Primary  string             `json:"primary"`
+	Labels   []string           `json:"labels"`
+	Scores   map[string]float64 `json:"scores"`
+	Evidence []Evidence         `json:"evidence"`
+}
+
+// ID returns the stable id of a citing paper on a hub: the same paper on
+// the same hub always gets the same id, whichever run or worker makes it.
+// paperKey should be the most stable identifier known (Pith id, arXiv id,
+// or else the title).
+func ID(hubID, paperKey string) string {
+	sum := sha256.Sum256([]byte(hubID + "\n" + NormaliseKey(paperKey)))
+	return "cc1-" + hex.EncodeToString(sum[:10])
+}
+
+// NormaliseKey lower-cases a key and folds runs of non-alphanumerics to one
+// space, so that "Title:  A" and "title a" name the same paper.
+func NormaliseKey(s string) string {
+	var b strings.Builder
+	space := false
+	for _, r := range strings.ToLower(s) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r > 127 {
+			if space && b.Len() > 0 {
+				b.WriteByte(' ')
+			}
+			space = false
+			b.WriteRune(r)
+			continue
+		}
+		space = true
+	}
+	return b.String()
+}
+
+// Fingerprint hashes the content of a record, leaving out when it was
+// fetched, so that a re-crawl of an unchanged paper has the same
+// fingerprint and a changed one does not.
+func (r *Record) Fingerprint() string {
+	c := *r
+	c.FetchedAt = time.Time{}
+	b, _ := json.Marshal(&c) // a Record always marshals
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:12])
+}
