@@ -40,21 +40,26 @@ var blockTags = map[string]bool{
 
 var skipTags = map[string]bool{"script": true, "style": true, "noscript": true, "template": true, "head": true, "svg": true}
 
-// ParseHTML reads an HTML document in whatever charset it declares
-// (contentType may be empty) and replaces bytes that are not valid UTF-8.
+// ParseHTML reads an HTML document in the charset it declares (in
+// contentType, which may be empty, or in a <meta> tag). Undeclared bytes
+// that are valid UTF-8 are read as UTF-8; anything invalid is replaced.
 func ParseHTML(body []byte, contentType string) (*goquery.Document, error) {
-	r, err := charset.NewReader(bytes.NewReader(body), contentType)
+	enc, name, certain := charset.DetermineEncoding(body, contentType)
+	if !certain && utf8.Valid(body) || name == "utf-8" {
+		return goquery.NewDocumentFromReader(bytes.NewReader(fixUTF8(body)))
+	}
+	b, err := io.ReadAll(enc.NewDecoder().Reader(bytes.NewReader(body)))
 	if err != nil {
-		r = bytes.NewReader(body) // unknown charset label: read as UTF-8
+		return nil, fmt.Errorf("decoding page as %s: %w", name, err)
 	}
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return nil, fmt.Errorf("decoding page: %w", err)
+	return goquery.NewDocumentFromReader(bytes.NewReader(fixUTF8(b)))
+}
+
+func fixUTF8(b []byte) []byte {
+	if utf8.Valid(b) {
+		return b
 	}
-	if !utf8.Valid(b) {
-		b = []byte(strings.ToValidUTF8(string(b), "\uFFFD"))
-	}
-	return goquery.NewDocumentFromReader(bytes.NewReader(b))
+	return []byte(strings.ToValidUTF8(string(b), "\uFFFD"))
 }
 
 // Lines flattens a document into non-empty lines of text, in reading order.

@@ -90,11 +90,11 @@ type Hub struct {
 
 // HubCounts are the figures a hub page prints about itself.
 type HubCounts struct {
-	CitingPapers       int                       `json:"citing_papers"`
-	BackgroundPercent  *int                      `json:"background_percent,omitempty"`
-	PolarityIndexing   bool                      `json:"polarity_indexing,omitempty"`
-	Facets             map[string]map[string]int `json:"facets,omitempty"`
-	Canonical          bool                      `json:"canonical,omitempty"`
+	CitingPapers      int                       `json:"citing_papers"`
+	BackgroundPercent *int                      `json:"background_percent,omitempty"`
+	PolarityIndexing  bool                      `json:"polarity_indexing,omitempty"`
+	Facets            map[string]map[string]int `json:"facets,omitempty"`
+	Canonical         bool                      `json:"canonical,omitempty"`
 }
 
 // Paper is the citing paper's metadata. Fields a source did not give stay

@@ -1,0 +1,231 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// testFetchConfig is polite but fast: no delay, short backoff.
+func testFetchConfig() FetchConfig {
+	c := DefaultFetchConfig()
+	c.Delay = 0
+	c.HostDelays = nil
+	c.BackoffBase = 5 * time.Millisecond
+	c.BackoffMax = 50 * time.Millisecond
+	c.Timeout = 5 * time.Second
+	return c
+}
+
+func TestFetchRobotsDisallow(t *testing.T) {
+	var private atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/robots.txt":
+			fmt.Fprint(w, "User-agent: otherbot\nDisallow: /\n\nUser-agent: *\nDisallow: /private/\nAllow: /private/open$\n")
+		case strings.HasPrefix(r.URL.Path, "/private/"):
+			private.Add(1)
+			fmt.Fprint(w, "secret")
+		default:
+			fmt.Fprint(w, "ok")
+		}
+	}))
+	defer srv.Close()
+	f := NewFetcher(testFetchConfig(), zerolog.Nop())
+	ctx := context.Background()
+
+	_, err := f.Get(ctx, srv.URL+"/private/page", nil)
+	if err == nil || !IsPermanent(err) || !strings.Contains(err.Error(), "robots.txt") {
+		t.Fatalf("err = %v, want a permanent robots.txt refusal", err)
+	}
+	if private.Load() != 0 {
+		t.Fatalf("the disallowed path was requested %d times", private.Load())
+	}
+	if _, err := f.Get(ctx, srv.URL+"/private/open", nil); err != nil {
+		t.Fatalf("allowed path refused: %v", err)
+	}
+	if _, err := f.Get(ctx, srv.URL+"/public", nil); err != nil {
+		t.Fatalf("public path refused: %v", err)
+	}
+}
+
+func TestParseRobotsOwnGroupWins(t *testing.T) {
+	r := parseRobots([]byte("User-agent: *\nDisallow: /\n\nUser-agent: CiteCrawl\nDisallow: /x\n"), "citecrawl")
+	if !r.allows("/y") || r.allows("/x/1") {
+		t.Fatalf("own group not applied: %+v", r)
+	}
+	r = parseRobots([]byte("User-agent: *\nCrawl-delay: 2.5\nDisallow: /*.pdf$\n"), "citecrawl")
+	if r.crawlDelay != 2500*time.Millisecond || r.allows("/a/b.pdf") || !r.allows("/a/b.pdf.html") {
+		t.Fatalf("wildcards or crawl-delay misread: %+v", r)
+	}
+}
+
+func TestFetchRetryAfterIsWaitedOut(t *testing.T) {
+	var mu sync.Mutex
+	var hits []time.Time
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/robots.txt" {
+			http.NotFound(w, r)
+			return
+		}
+		mu.Lock()
+		hits = append(hits, time.Now())
+		n := len(hits)
+		mu.Unlock()
+		if n == 1 {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		fmt.Fprint(w, "ok")
+	}))
+	defer srv.Close()
+	resp, err := NewFetcher(testFetchConfig(), zerolog.Nop()).Get(context.Background(), srv.URL+"/p", nil)
+	if err != nil || string(resp.Body) != "ok" {
+		t.Fatalf("resp %v err %v", resp, err)
+	}
+	if len(hits) != 2 {
+		t.Fatalf("%d requests, want 2", len(hits))
+	}
+	// Correctness, not speed: the second request must not come before the
+	// server said it may.
+	if gap := hits[1].Sub(hits[0]); gap < time.Second {
+		t.Fatalf("retried after %v, before the Retry-After of 1s", gap)
+	}
+}
+
+func TestRetryAfterDate(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	if d := retryAfter(now.Add(90*time.Second).Format(http.TimeFormat), now); d != 90*time.Second {
+		t.Fatalf("HTTP-date Retry-After = %v, want 90s", d)
+	}
+	if d := retryAfter("soon", now); d != 0 {
+		t.Fatalf("garbage Retry-After = %v, want 0", d)
+	}
+}
+
+func TestFetchPersistent500IsRetriedThenFails(t *testing.T) {
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/robots.txt" {
+			http.NotFound(w, r)
+			return
+		}
+		n.Add(1)
+		http.Error(w, "boom", http.StatusInternalServerError)
+	}))
+	defer srv.Close()
+	cfg := testFetchConfig()
+	_, err := NewFetcher(cfg, zerolog.Nop()).Get(context.Background(), srv.URL+"/p", nil)
+	if err == nil || IsPermanent(err) || !strings.Contains(err.Error(), "HTTP 500") {
+		t.Fatalf("err = %v, want a transient HTTP 500 error", err)
+	}
+	if int(n.Load()) != cfg.Retries+1 {
+		t.Fatalf("%d attempts, want %d", n.Load(), cfg.Retries+1)
+	}
+}
+
+func TestFetch404IsPermanent(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	defer srv.Close()
+	_, err := NewFetcher(testFetchConfig(), zerolog.Nop()).Get(context.Background(), srv.URL+"/gone", nil)
+	if !IsPermanent(err) || !strings.Contains(err.Error(), "404") {
+		t.Fatalf("err = %v, want a permanent 404", err)
+	}
+}
+
+func TestFetchOversizedBodyRefused(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/robots.txt" {
+			http.NotFound(w, r)
+			return
+		}
+		if r.URL.Path == "/chunked" {
+			w.(http.Flusher).Flush() // no Content-Length: the cap must hold while reading
+		}
+		fmt.Fprint(w, strings.Repeat("x", 4096))
+	}))
+	defer srv.Close()
+	cfg := testFetchConfig()
+	cfg.MaxBodyBytes = 1024
+	f := NewFetcher(cfg, zerolog.Nop())
+	for _, p := range []string{"/sized", "/chunked"} {
+		_, err := f.Get(context.Background(), srv.URL+p, nil)
+		if !IsPermanent(err) || !strings.Contains(err.Error(), "over the cap of 1024 bytes") || !strings.Contains(err.Error(), p) {
+			t.Fatalf("%s: err = %v, want a clear oversize error naming the URL", p, err)
+		}
+	}
+}
+
+func TestFetchRedirectLoopStops(t *testing.T) {
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/robots.txt" {
+			http.NotFound(w, r)
+			return
+		}
+		n.Add(1)
+		http.Redirect(w, r, "/loop", http.StatusFound)
+	}))
+	defer srv.Close()
+	cfg := testFetchConfig()
+	_, err := NewFetcher(cfg, zerolog.Nop()).Get(context.Background(), srv.URL+"/loop", nil)
+	if !IsPermanent(err) || !strings.Contains(err.Error(), "redirects") {
+		t.Fatalf("err = %v, want a permanent redirect error", err)
+	}
+	if int(n.Load()) != cfg.MaxRedirects+1 {
+		t.Fatalf("followed %d hops, want %d", n.Load(), cfg.MaxRedirects+1)
+	}
+}
+
+func TestFetchOneRequestPerHostAndUserAgent(t *testing.T) {
+	var inFlight, maxInFlight atomic.Int32
+	var ua atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ua.Store(r.UserAgent())
+		cur := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for {
+			m := maxInFlight.Load()
+			if cur <= m || maxInFlight.CompareAndSwap(m, cur) {
+				break
+			}
+		}
+		// Hold the request open long enough for others to pile up if
+		// the gate let them.
+		time.Sleep(2 * time.Millisecond)
+		fmt.Fprint(w, "ok")
+	}))
+	defer srv.Close()
+	f := NewFetcher(testFetchConfig(), zerolog.Nop())
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Go(func() {
+			if _, err := f.Get(context.Background(), fmt.Sprintf("%s/p%d", srv.URL, i), nil); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if maxInFlight.Load() != 1 {
+		t.Fatalf("%d requests in flight at once to one host, want 1", maxInFlight.Load())
+	}
+	if got := ua.Load().(string); !strings.HasPrefix(got, "citecrawl/") || !strings.Contains(got, "+https://") {
+		t.Fatalf("User-Agent %q does not name the project and a contact URL", got)
+	}
+}
+
+func TestFetchRejectsBadURL(t *testing.T) {
+	_, err := NewFetcher(testFetchConfig(), zerolog.Nop()).Get(context.Background(), "ftp://example.org/x", nil)
+	if !IsPermanent(err) || !strings.Contains(err.Error(), "ftp://example.org/x") {
+		t.Fatalf("err = %v", err)
+	}
+}
