@@ -1,0 +1,329 @@
+// Package classify tags citing sentences with a citation role and a
+// polarity, and citing papers with pluralism categories, by weighing cue
+// phrases read from the rule files in configs/rules. Every label comes
+// with the cues that fired for it.
+package classify
+
+import (
+	"sort"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/citecrawl/citecrawl/record"
+)
+
+// Classifier applies one set of rules. It is safe for concurrent use: it
+// holds nothing but the rules, which it never changes.
+type Classifier struct {
+	rules *Rules
+}
+
+// New returns a Classifier for rules.
+func New(rules *Rules) *Classifier { return &Classifier{rules: rules} }
+
+// Version is the rules version every tagged output carries.
+func (c *Classifier) Version() string { return c.rules.Version }
+
+// ContextTags are the tags of one citing sentence.
+type ContextTags struct {
+	Role           string
+	Polarity       string
+	Evidence       []record.Evidence // role and polarity cues, told apart by Label
+	RoleScores     map[string]float64
+	PolarityScores map[string]float64
+}
+
+// Context tags one citing sentence. section may be empty; span, when it
+// has two elements, is the [start, end) rune span of the cited marker.
+func (c *Classifier) Context(text, section string, span []int) ContextTags {
+	lower, near := prepare(text, span, c.rules.Window)
+	sec := strings.ToLower(section)
+	roleScores, roleEv := c.score(c.rules.Role, lower, near, sec)
+	polScores, polEv := c.score(c.rules.Polarity, lower, near, sec)
+	return ContextTags{
+		Role:           argmax(c.rules.Role, roleScores),
+		Polarity:       argmax(c.rules.Polarity, polScores),
+		Evidence:       append(roleEv, polEv...),
+		RoleScores:     roleScores,
+		PolarityScores: polScores,
+	}
+}
+
+// Pluralism tags a paper from its title, summary and abstract.
+func (c *Classifier) Pluralism(title, summary, abstract string) record.Pluralism {
+	text := strings.Join([]string{title, summary, abstract}, " . ")
+	lower, _ := prepare(text, nil, 0)
+	ls := c.rules.Pluralism
+	scores, ev := c.score(ls, lower, nil, "")
+	p := record.Pluralism{Scores: scores, Evidence: ev, Primary: record.PluralismNone}
+	best := 0.0
+	for _, l := range ls.Labels {
+		if s := scores[l]; s >= ls.Threshold {
+			p.Labels = append(p.Labels, l)
+			if s > best {
+				best, p.Primary = s, l
+			}
+		}
+	}
+	if len(p.Labels) == 0 {
+		p.Labels = []string{record.PluralismNone}
+	}
+	if p.Evidence == nil {
+		p.Evidence = []record.Evidence{}
+	}
+	return p
+}
+
+// Tag fills every tag of a record: each context's role and polarity, the
+// record's role and polarity (from its contexts, or else from its summary),
+// and its pluralism category.
+func (c *Classifier) Tag(r *record.Record) {
+	r.RulesVersion = c.rules.Version
+	if len(r.Contexts) > 0 {
+		roles := map[string]int{}
+		pols := map[string]int{}
+		for i := range r.Contexts {
+			cx := &r.Contexts[i]
+			t := c.Context(cx.Text, cx.Section, cx.CiteSpan)
+			cx.Role, cx.Polarity, cx.Evidence = t.Role, t.Polarity, t.Evidence
+			roles[t.Role]++
+			pols[t.Polarity]++
+		}
+		r.Role, r.RoleSource, r.RoleEvidence = majorityRole(roles), record.RoleSourceContext, nil
+		r.Polarity = paperPolarity(pols)
+	} else {
+		// No citing sentence: judge from what the paper says of itself.
+		text := r.Paper.Summary
+		if text == "" {
+			text = r.Paper.Title
+		}
+		t := c.Context(text, "", nil)
+		r.Role, r.RoleSource, r.RoleEvidence = t.Role, record.RoleSourceSummary, t.Evidence
+		r.Polarity = t.Polarity
+	}
+	p := c.Pluralism(r.Paper.Title, r.Paper.Summary, r.Paper.Abstract)
+	r.Pluralism = &p
+}
+
+// majorityRole is the most frequent role; a tie goes to the role that is
+// not background, since a specific use says more than a mention.
+func majorityRole(counts map[string]int) string {
+	best, bestN := record.RoleBackground, counts[record.RoleBackground]
+	for _, r := range record.Roles {
+		if counts[r] > bestN {
+			best, bestN = r, counts[r]
+		}
+	}
+	return best
+}
+
+// paperPolarity: a paper that contrasts the work anywhere is contrasting;
+// otherwise one that supports it anywhere is supporting.
+func paperPolarity(counts map[string]int) string {
+	switch {
+	case counts[record.PolarityContrasting] > 0:
+		return record.PolarityContrasting
+	case counts[record.PolaritySupporting] > 0:
+		return record.PolaritySupporting
+	default:
+		return record.PolarityNeutral
+	}
+}
+
+// prepare lower-cases text rune by rune (so rune offsets are kept) and
+// turns a rune span of the cited marker into a byte window of the lowered
+// text where cues weigh more.
+func prepare(text string, span []int, window int) (string, []int) {
+	lower := strings.Map(unicode.ToLower, text)
+	if len(span) != 2 || span[0] < 0 || span[1] < span[0] {
+		return lower, nil
+	}
+	lo, hi := max(span[0]-window, 0), span[1]+window
+	return lower, []int{runeToByte(lower, lo), runeToByte(lower, hi)}
+}
+
+func runeToByte(s string, runeIdx int) int {
+	n := 0
+	for i := range s {
+		if n == runeIdx {
+			return i
+		}
+		n++
+	}
+	return len(s)
+}
+
+// score adds up a label set's priors, section priors and cues.
+func (c *Classifier) score(ls *LabelSet, lower string, near []int, section string) (map[string]float64, []record.Evidence) {
+	scores := make(map[string]float64, len(ls.Labels))
+	for l, w := range ls.Prior {
+		scores[l] += w
+	}
+	var ev []record.Evidence
+	if section != "" {
+		for key, priors := range ls.Sections {
+			if strings.Contains(section, key) {
+				for l, w := range priors {
+					scores[l] += w
+					ev = append(ev, record.Evidence{Label: l, Rule: ruleName(ls, "section"), Cue: key, Weight: w})
+				}
+			}
+		}
+	}
+	for i := range ls.Cues {
+		cue := &ls.Cues[i]
+		for _, pos := range findCue(cue, lower) {
+			w := cue.Weight
+			rule := ruleName(ls, "cue")
+			label := cue.Label
+			if near != nil && pos[0] < near[1] && pos[1] > near[0] {
+				w *= c.rules.NearBoost
+				rule = ruleName(ls, "cue-near-citation")
+			}
+			before := wordsBefore(lower, pos[0], max(c.rules.NegationScope, c.rules.HedgeScope))
+			if c.anyIn(before, c.rules.NegationScope, c.rules.Negators) {
+				if ls.Negated == "drop" {
+					continue
+				}
+				label = flip(label)
+				rule = ruleName(ls, "negated-cue")
+			}
+			if c.anyIn(before, c.rules.HedgeScope, c.rules.Hedges) {
+				w *= c.rules.HedgeFactor
+				rule += "+hedged"
+			}
+			scores[label] += w
+			ev = append(ev, record.Evidence{Label: label, Rule: rule, Cue: cue.Text, Weight: round(w)})
+		}
+	}
+	sort.SliceStable(ev, func(i, j int) bool { return ev[i].Weight > ev[j].Weight })
+	for l, s := range scores {
+		scores[l] = round(s)
+	}
+	return scores, ev
+}
+
+func ruleName(ls *LabelSet, kind string) string {
+	return strings.TrimSuffix(ls.Name, ".yaml") + "/" + kind
+}
+
+// flip swaps supporting and contrasting; anything else becomes neutral.
+func flip(label string) string {
+	switch label {
+	case record.PolaritySupporting:
+		return record.PolarityContrasting
+	case record.PolarityContrasting:
+		return record.PolaritySupporting
+	default:
+		return record.PolarityNeutral
+	}
+}
+
+// anyIn reports whether one of the last scope words is in set. A word
+// ending in n't counts as the negator n't.
+func (c *Classifier) anyIn(words []string, scope int, set map[string]bool) bool {
+	start := max(len(words)-scope, 0)
+	for _, w := range words[start:] {
+		if set[w] || (strings.HasSuffix(w, "n't") && set["n't"]) {
+			return true
+		}
+	}
+	return false
+}
+
+// wordsBefore returns up to n words that end before byte offset pos.
+func wordsBefore(s string, pos, n int) []string {
+	var words []string
+	end := pos
+	for len(words) < n && end > 0 {
+		// skip separators
+		for end > 0 {
+			r, size := utf8.DecodeLastRuneInString(s[:end])
+			if isWordRune(r) {
+				break
+			}
+			end -= size
+		}
+		start := end
+		for start > 0 {
+			r, size := utf8.DecodeLastRuneInString(s[:start])
+			if !isWordRune(r) {
+				break
+			}
+			start -= size
+		}
+		if start == end {
+			break
+		}
+		words = append(words, s[start:end])
+		end = start
+	}
+	// reverse into reading order
+	for i, j := 0, len(words)-1; i < j; i, j = i+1, j-1 {
+		words[i], words[j] = words[j], words[i]
+	}
+	return words
+}
+
+func isWordRune(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) || r == '\'' || r == '-' }
+
+// findCue returns the byte spans where cue occurs in lower as whole words.
+func findCue(cue *Cue, lower string) [][2]int {
+	if cue.re != nil {
+		var out [][2]int
+		for _, m := range cue.re.FindAllStringIndex(lower, -1) {
+			out = append(out, [2]int{m[0], m[1]})
+		}
+		return out
+	}
+	var out [][2]int
+	p := cue.phrase
+	for from := 0; ; {
+		i := strings.Index(lower[from:], p)
+		if i < 0 {
+			return out
+		}
+		start, end := from+i, from+i+len(p)
+		if boundary(lower, start, end, p) {
+			out = append(out, [2]int{start, end})
+		}
+		from = start + 1
+	}
+}
+
+// boundary: the match is not part of a longer word at either end (only
+// checked where the phrase itself starts or ends with a letter or digit).
+func boundary(s string, start, end int, p string) bool {
+	first, _ := utf8.DecodeRuneInString(p)
+	last, _ := utf8.DecodeLastRuneInString(p)
+	if isAlnum(first) && start > 0 {
+		if r, _ := utf8.DecodeLastRuneInString(s[:start]); isAlnum(r) {
+			return false
+		}
+	}
+	if isAlnum(last) && end < len(s) {
+		if r, _ := utf8.DecodeRuneInString(s[end:]); isAlnum(r) {
+			return false
+		}
+	}
+	return true
+}
+
+func isAlnum(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }
+
+// argmax picks the label with the highest score; ties go to the label
+// listed first in the rule file (background, neutral come first).
+func argmax(ls *LabelSet, scores map[string]float64) string {
+	best, bestScore := "", -1.0
+	for _, l := range ls.Labels {
+		if s := scores[l]; s > bestScore {
+			best, bestScore = l, s
+		}
+	}
+	return best
+}
+
+func round(x float64) float64 {
+	return float64(int64(x*1000+0.5)) / 1000
+}

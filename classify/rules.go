@@ -1,0 +1,197 @@
+package classify
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"regexp"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/citecrawl/citecrawl/configs"
+)
+
+// Rules are the parsed rule files of configs/rules.
+type Rules struct {
+	Version       string
+	Window        int
+	NearBoost     float64
+	NegationScope int
+	Negators      map[string]bool
+	HedgeScope    int
+	HedgeFactor   float64
+	Hedges        map[string]bool
+
+	Role      *LabelSet
+	Polarity  *LabelSet
+	Pluralism *LabelSet
+}
+
+// LabelSet is one rule file: cues per label, priors, section priors.
+type LabelSet struct {
+	Name      string
+	Prior     map[string]float64
+	Negated   string // "drop" or "flip"
+	Threshold float64
+	Sections  map[string]map[string]float64
+	Cues      []Cue
+	Labels    []string // labels in file order
+}
+
+// Cue is one phrase or pattern that is evidence for a label.
+type Cue struct {
+	Label  string
+	Text   string // as written in the rule file
+	Weight float64
+	phrase string         // lower-case phrase, or ""
+	re     *regexp.Regexp // or a pattern
+}
+
+// manifest mirrors rules.yaml.
+type manifest struct {
+	Version       string   `yaml:"version"`
+	Window        int      `yaml:"window"`
+	NearBoost     float64  `yaml:"near_boost"`
+	NegationScope int      `yaml:"negation_scope"`
+	Negators      []string `yaml:"negators"`
+	HedgeScope    int      `yaml:"hedge_scope"`
+	HedgeFactor   float64  `yaml:"hedge_factor"`
+	Hedges        []string `yaml:"hedges"`
+}
+
+// labelFile mirrors roles.yaml, polarity.yaml and pluralism.yaml. Labels
+// is a yaml.Node so the file's order of labels is kept.
+type labelFile struct {
+	Prior     map[string]float64            `yaml:"prior"`
+	Negated   string                        `yaml:"negated"`
+	Threshold float64                       `yaml:"threshold"`
+	Sections  map[string]map[string]float64 `yaml:"sections"`
+	Labels    yaml.Node                     `yaml:"labels"`
+}
+
+// LoadRules reads the rules from dir; an empty dir means the rules
+// compiled into the binary (a copy of configs/rules).
+func LoadRules(dir string) (*Rules, error) {
+	if dir == "" {
+		sub, err := fs.Sub(configs.FS, "rules")
+		if err != nil {
+			return nil, err
+		}
+		return LoadRulesFS(sub, "embedded rules")
+	}
+	return LoadRulesFS(os.DirFS(dir), dir)
+}
+
+// LoadRulesFS reads rules.yaml, roles.yaml, polarity.yaml and
+// pluralism.yaml from fsys. name is used in errors.
+func LoadRulesFS(fsys fs.FS, name string) (*Rules, error) {
+	var m manifest
+	if err := readYAML(fsys, name, "rules.yaml", &m); err != nil {
+		return nil, err
+	}
+	if m.Version == "" {
+		return nil, fmt.Errorf("%s: rules.yaml has no version", path.Join(name, "rules.yaml"))
+	}
+	r := &Rules{
+		Version: m.Version, Window: m.Window, NearBoost: m.NearBoost,
+		NegationScope: m.NegationScope, Negators: set(m.Negators),
+		HedgeScope: m.HedgeScope, HedgeFactor: m.HedgeFactor, Hedges: set(m.Hedges),
+	}
+	if r.NearBoost == 0 {
+		r.NearBoost = 1
+	}
+	if r.HedgeFactor == 0 {
+		r.HedgeFactor = 1
+	}
+	var err error
+	if r.Role, err = loadLabelSet(fsys, name, "roles.yaml"); err != nil {
+		return nil, err
+	}
+	if r.Polarity, err = loadLabelSet(fsys, name, "polarity.yaml"); err != nil {
+		return nil, err
+	}
+	if r.Pluralism, err = loadLabelSet(fsys, name, "pluralism.yaml"); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func readYAML(fsys fs.FS, dir, file string, v any) error {
+	b, err := fs.ReadFile(fsys, file)
+	if err != nil {
+		return fmt.Errorf("reading rules %s: %w", path.Join(dir, file), err)
+	}
+	if err := yaml.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("rules %s: %w", path.Join(dir, file), err)
+	}
+	return nil
+}
+
+func loadLabelSet(fsys fs.FS, dir, file string) (*LabelSet, error) {
+	var f labelFile
+	if err := readYAML(fsys, dir, file, &f); err != nil {
+		return nil, err
+	}
+	where := path.Join(dir, file)
+	ls := &LabelSet{Name: file, Prior: f.Prior, Negated: f.Negated, Threshold: f.Threshold, Sections: f.Sections}
+	// Labels with a prior come first, so that a tie goes to the default
+	// label (background, neutral).
+	for _, l := range sortedKeys(f.Prior) {
+		ls.Labels = append(ls.Labels, l)
+	}
+	if ls.Negated != "drop" && ls.Negated != "flip" {
+		return nil, fmt.Errorf("%s: negated must be drop or flip, not %q", where, ls.Negated)
+	}
+	if f.Labels.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("%s: labels must be a mapping of label to cues", where)
+	}
+	for i := 0; i+1 < len(f.Labels.Content); i += 2 {
+		label := f.Labels.Content[i].Value
+		var cues map[string]float64
+		if err := f.Labels.Content[i+1].Decode(&cues); err != nil {
+			return nil, fmt.Errorf("%s: label %s (line %d): %w", where, label, f.Labels.Content[i].Line, err)
+		}
+		if _, hasPrior := f.Prior[label]; !hasPrior {
+			ls.Labels = append(ls.Labels, label)
+		}
+		texts := make([]string, 0, len(cues))
+		for t := range cues {
+			texts = append(texts, t)
+		}
+		sort.Strings(texts) // deterministic evidence order
+		for _, t := range texts {
+			c := Cue{Label: label, Text: t, Weight: cues[t]}
+			if pat, ok := strings.CutPrefix(t, "re:"); ok {
+				re, err := regexp.Compile(pat)
+				if err != nil {
+					return nil, fmt.Errorf("%s: label %s: pattern %q: %w", where, label, pat, err)
+				}
+				c.re = re
+			} else {
+				c.phrase = strings.ToLower(t)
+			}
+			ls.Cues = append(ls.Cues, c)
+		}
+	}
+	return ls, nil
+}
+
+func set(xs []string) map[string]bool {
+	m := make(map[string]bool, len(xs))
+	for _, x := range xs {
+		m[strings.ToLower(x)] = true
+	}
+	return m
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
