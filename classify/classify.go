@@ -266,7 +266,9 @@ func wordsBefore(s string, pos, n int) []string {
 	return words
 }
 
-func isWordRune(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) || r == '\'' || r == '-' }
+func isWordRune(r rune) bool {
+	return unicode.IsLetter(r) || unicode.IsDigit(r) || r == '\'' || r == '-'
+}
 
 // findCue returns the byte spans where cue occurs in lower as whole words.
 func findCue(cue *Cue, lower string) [][2]int {
