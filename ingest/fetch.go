@@ -94,6 +94,9 @@ func (e permanentError) Error() string        { return e.err.Error() }
 func (e permanentError) Unwrap() []error      { return []error{e.err, ErrPermanent} }
 func permanent(format string, a ...any) error { return permanentError{fmt.Errorf(format, a...)} }
 
+// Permanent marks err as one that retrying will not fix.
+func Permanent(err error) error { return permanentError{err} }
+
 // IsPermanent tells whether err will fail again however often it is retried.
 func IsPermanent(err error) bool {
 	if errors.Is(err, ErrPermanent) {

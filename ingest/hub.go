@@ -25,6 +25,7 @@ type HubPage struct {
 	Abstract         string
 	Facets           map[string]map[string]int
 	Papers           []CitingPaper
+	CitedIDs         []string // ids of the cited work from the title's links ("arxiv:…", "pith:…")
 	HubLinks         []string // other /citations/ hubs linked from the page
 	Missing          []string // parts of a hub the page did not have
 }
@@ -185,6 +186,14 @@ func (p *hubParser) header() {
 	}
 	if p.i < len(p.lines) && !isSectionLabel(p.lines[p.i].Text) {
 		h.Title = p.lines[p.i].Text
+		var cited CitingPaper
+		linkIDs(&cited, p.lines[p.i].Links)
+		if cited.ArxivID != "" {
+			h.CitedIDs = append(h.CitedIDs, "arxiv:"+cited.ArxivID)
+		}
+		if cited.PithID != "" {
+			h.CitedIDs = append(h.CitedIDs, "pith:"+cited.PithID)
+		}
 		p.i++
 	}
 	for ; p.i < len(p.lines) && !isSectionLabel(p.lines[p.i].Text); p.i++ {
@@ -256,19 +265,15 @@ func (p *hubParser) finish() {
 	h := p.h
 	byKey := map[string]int{}
 	add := func(c CitingPaper) {
-		for _, k := range paperKeys(&c) {
+		for _, k := range lookupKeys(&c) {
 			if j, ok := byKey[k]; ok {
 				mergePaper(&h.Papers[j], &c)
-				for _, k2 := range paperKeys(&h.Papers[j]) {
-					byKey[k2] = j
-				}
+				register(byKey, &h.Papers[j], j)
 				return
 			}
 		}
 		h.Papers = append(h.Papers, c)
-		for _, k := range paperKeys(&c) {
-			byKey[k] = len(h.Papers) - 1
-		}
+		register(byKey, &c, len(h.Papers)-1)
 	}
 	for _, c := range p.exp {
 		add(c)
@@ -292,10 +297,10 @@ func (p *hubParser) finish() {
 	}
 }
 
-// paperKeys are the identities under which a card and an explorer entry
-// are the same paper: ids from links, the title, or (for cards that show
-// only a summary) the summary.
-func paperKeys(c *CitingPaper) []string {
+// lookupKeys are the identities under which a card and an explorer entry
+// are the same paper: ids from links and the title; only a card that shows
+// no title is matched by its summary (different papers may share one).
+func lookupKeys(c *CitingPaper) []string {
 	var ks []string
 	if c.PithID != "" {
 		ks = append(ks, "pith:"+c.PithID)
@@ -305,11 +310,24 @@ func paperKeys(c *CitingPaper) []string {
 	}
 	if c.Title != "" {
 		ks = append(ks, "title:"+record.NormaliseKey(c.Title))
-	}
-	if c.Summary != "" {
+	} else if c.Summary != "" {
 		ks = append(ks, "summary:"+record.NormaliseKey(c.Summary))
 	}
 	return ks
+}
+
+// register indexes paper j under its keys and its summary; the first
+// paper with a summary keeps it.
+func register(byKey map[string]int, c *CitingPaper, j int) {
+	for _, k := range lookupKeys(c) {
+		byKey[k] = j
+	}
+	if c.Summary != "" {
+		k := "summary:" + record.NormaliseKey(c.Summary)
+		if _, taken := byKey[k]; !taken {
+			byKey[k] = j
+		}
+	}
 }
 
 func mergePaper(dst, src *CitingPaper) {

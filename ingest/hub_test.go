@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -129,7 +130,7 @@ func TestParseHubSingularAndSplitCount(t *testing.T) {
 	if h.CitingCount != 1 || !h.PolarityIndexing || len(h.Papers) != 1 || h.Papers[0].Title != "Only Paper" {
 		t.Fatalf("got count %d indexing %v papers %+v", h.CitingCount, h.PolarityIndexing, h.Papers)
 	}
-	if !contains(h.Missing, "abstract") || !contains(h.Missing, "representative_citing_papers") {
+	if !slices.Contains(h.Missing, "abstract") || !slices.Contains(h.Missing, "representative_citing_papers") {
 		t.Errorf("missing = %v, want abstract and representative_citing_papers listed", h.Missing)
 	}
 }
@@ -206,7 +207,7 @@ func TestParseHubMalformed(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !contains(h.Missing, tc.missing) {
+			if !slices.Contains(h.Missing, tc.missing) {
 				t.Errorf("missing = %v, want %q in it", h.Missing, tc.missing)
 			}
 			if !utf8.ValidString(h.Title) {
@@ -218,15 +219,6 @@ func TestParseHubMalformed(t *testing.T) {
 	if h == nil || h.Title != "Café" {
 		t.Errorf("latin-1 title decoded as %q, want Café", h.Title)
 	}
-}
-
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }
 
 func TestHubID(t *testing.T) {

@@ -66,6 +66,7 @@ type hubDir struct {
 	segW    *bufio.Writer
 	segSize int64
 	segAt   time.Time
+	segKeys []string // versions in the open segment, forgotten if it fails
 	dirty   bool // the summary is out of date
 	hub     record.Hub
 }
@@ -87,6 +88,7 @@ func (s *JSONL) Write(r *record.Record) (bool, error) {
 	if !h.seen.add(r) {
 		return false, nil
 	}
+	h.segKeys = append(h.segKeys, versionKey(r))
 	if h.seg == nil {
 		if err := s.openSegment(h); err != nil {
 			return false, err
@@ -187,7 +189,7 @@ func (s *JSONL) openSegment(h *hubDir) error {
 	if err != nil {
 		return fmt.Errorf("opening segment: %w", err)
 	}
-	h.seg, h.segW, h.segSize, h.segAt = f, bufio.NewWriterSize(f, 64<<10), 0, now
+	h.seg, h.segW, h.segSize, h.segAt, h.segKeys = f, bufio.NewWriterSize(f, 64<<10), 0, now, nil
 	return nil
 }
 
@@ -206,11 +208,20 @@ func (s *JSONL) seal(h *hubDir) error {
 		err = cerr
 	}
 	h.seg, h.segW = nil, nil
+	if err == nil {
+		err = renameDurably(tmp, final)
+	}
 	if err != nil {
+		// The records will be redelivered: they must not look written.
 		_ = os.Remove(tmp)
+		for _, k := range h.segKeys {
+			delete(h.seen, k)
+		}
+		h.segKeys = nil
 		return fmt.Errorf("sealing segment %s: %w", tmp, err)
 	}
-	return renameDurably(tmp, final)
+	h.segKeys = nil
+	return nil
 }
 
 // renameDurably renames and then fsyncs the folder so the new name

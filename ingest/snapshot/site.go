@@ -268,7 +268,11 @@ func renderHubCards(h Hub) string {
 	if h.Canonical {
 		b.WriteString(" <span class=\"badge\">Canonical reference</span>")
 	}
-	fmt.Fprintf(&b, "<h1>%s</h1>\n", esc(h.Title))
+	if h.CitedArxiv != "" {
+		fmt.Fprintf(&b, "<h1><a href=\"/paper/%s\">%s</a></h1>\n", h.CitedArxiv, esc(h.Title))
+	} else {
+		fmt.Fprintf(&b, "<h1>%s</h1>\n", esc(h.Title))
+	}
 	if h.Unresolved {
 		b.WriteString("<p class=\"note\">This title has not finished resolving; it is shown as the raw reference text.</p>\n")
 	}

@@ -1,0 +1,278 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+)
+
+// Streams and subjects. See the README's table for who publishes and who
+// consumes each.
+const (
+	StreamTasks  = "CITECRAWL_TASKS"
+	StreamRaw    = "CITECRAWL_RAW"
+	StreamTagged = "CITECRAWL_TAGGED"
+	StreamDead   = "CITECRAWL_DEAD"
+
+	SubjectHubTask   = "citecrawl.tasks.hub"
+	SubjectPaperTask = "citecrawl.tasks.paper"
+	subjectRaw       = "citecrawl.raw."    // + hub id
+	subjectTagged    = "citecrawl.tagged." // + hub id
+	subjectDead      = "citecrawl.dead."   // + stage
+
+	ConsumerFetch    = "fetch"
+	ConsumerClassify = "classify"
+)
+
+// Headers on dead letters.
+const (
+	HeaderError      = "Citecrawl-Error"
+	HeaderStage      = "Citecrawl-Stage"
+	HeaderSubject    = "Citecrawl-Subject"
+	HeaderDeliveries = "Citecrawl-Deliveries"
+)
+
+// RawSubject, TaggedSubject and DeadSubject build the per-hub and
+// per-stage subjects.
+func RawSubject(hubID string) string    { return subjectRaw + token(hubID) }
+func TaggedSubject(hubID string) string { return subjectTagged + token(hubID) }
+func DeadSubject(stage string) string   { return subjectDead + token(stage) }
+
+// token makes s usable as one subject token.
+func token(s string) string {
+	if s == "" {
+		return "_"
+	}
+	return strings.Map(func(r rune) rune {
+		if r == '.' || r == '*' || r == '>' || r <= ' ' {
+			return '_'
+		}
+		return r
+	}, s)
+}
+
+// Bus is a connection to NATS JetStream, and the embedded server when
+// there is one.
+type Bus struct {
+	NC  *nats.Conn
+	JS  jetstream.JetStream
+	srv    *server.Server
+	closed chan struct{} // closed when the connection is
+	cfg    BrokerConfig
+	log zerolog.Logger
+}
+
+// Open connects to cfg.URL, or starts an embedded server with JetStream
+// and connects to it in-process.
+func Open(ctx context.Context, cfg BrokerConfig, maxPending int, log zerolog.Logger) (*Bus, error) {
+	b := &Bus{cfg: cfg, log: log, closed: make(chan struct{})}
+	opts := []nats.Option{nats.Name("citecrawl"), nats.MaxReconnects(-1),
+		nats.ClosedHandler(func(*nats.Conn) { close(b.closed) })}
+	url := cfg.URL
+	if url == "" {
+		srv, err := startEmbedded(cfg)
+		if err != nil {
+			return nil, err
+		}
+		b.srv = srv
+		opts = append(opts, nats.InProcessServer(srv))
+		log.Info().Str("data_dir", cfg.DataDir).Str("listen", cfg.Listen).Msg("embedded NATS server with JetStream started")
+	}
+	switch {
+	case cfg.Creds != "":
+		opts = append(opts, nats.UserCredentials(cfg.Creds))
+	case cfg.Token != "":
+		opts = append(opts, nats.Token(cfg.Token))
+	case cfg.User != "":
+		opts = append(opts, nats.UserInfo(cfg.User, cfg.Password))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		b.Close()
+		return nil, fmt.Errorf("connecting to NATS %q: %w", displayURL(url), err)
+	}
+	b.NC = nc
+	if maxPending < 1 {
+		maxPending = 4096
+	}
+	b.JS, err = jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(maxPending))
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	if err := b.ensureStreams(ctx); err != nil {
+		b.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+func displayURL(u string) string {
+	if u == "" {
+		return "embedded"
+	}
+	return u
+}
+
+func startEmbedded(cfg BrokerConfig) (*server.Server, error) {
+	opts := &server.Options{
+		ServerName: "citecrawl-embedded",
+		JetStream:  true,
+		StoreDir:   cfg.DataDir,
+		NoSigs:     true, // citecrawl handles signals itself
+		DontListen: cfg.Listen == "",
+	}
+	if cfg.Listen != "" {
+		host, port, err := net.SplitHostPort(cfg.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("nats.listen %q: want host:port: %w", cfg.Listen, err)
+		}
+		opts.Host = host
+		if opts.Port, err = strconv.Atoi(port); err != nil {
+			return nil, fmt.Errorf("nats.listen %q: bad port: %w", cfg.Listen, err)
+		}
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded NATS server: %w", err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(30 * time.Second) {
+		srv.Shutdown()
+		return nil, errors.New("embedded NATS server did not become ready in 30s (is the data dir usable?)")
+	}
+	return srv, nil
+}
+
+// ClientURL is the address other processes can use to reach the embedded
+// server ("" when it does not listen or there is none).
+func (b *Bus) ClientURL() string {
+	if b.srv == nil || b.cfg.Listen == "" {
+		return ""
+	}
+	return b.srv.ClientURL()
+}
+
+// Close drains the connection and stops the embedded server.
+func (b *Bus) Close() {
+	if b.NC != nil {
+		// Drain lets acks and publishes in flight finish before closing.
+		if err := b.NC.Drain(); err == nil {
+			select {
+			case <-b.closed:
+			case <-time.After(30 * time.Second):
+			}
+		}
+		b.NC.Close()
+	}
+	if b.srv != nil {
+		b.srv.Shutdown()
+		b.srv.WaitForShutdown()
+	}
+}
+
+// streamConfigs are the streams citecrawl needs.
+func (b *Bus) streamConfigs() []jetstream.StreamConfig {
+	r := max(b.cfg.Replicas, 1)
+	return []jetstream.StreamConfig{
+		{Name: StreamTasks, Subjects: []string{"citecrawl.tasks.>"}, Retention: jetstream.WorkQueuePolicy,
+			Storage: jetstream.FileStorage, Replicas: r, Duplicates: 2 * time.Minute,
+			Description: "fetch tasks: hub pages and citing papers to fetch"},
+		{Name: StreamRaw, Subjects: []string{subjectRaw + ">"}, Retention: jetstream.LimitsPolicy,
+			Storage: jetstream.FileStorage, Replicas: r, Duplicates: 2 * time.Minute, MaxAge: b.cfg.RetainRecords,
+			Description: "raw citing-paper records, untagged, kept for reprocessing"},
+		{Name: StreamTagged, Subjects: []string{subjectTagged + ">"}, Retention: jetstream.LimitsPolicy,
+			Storage: jetstream.FileStorage, Replicas: r, Duplicates: 2 * time.Minute, MaxAge: b.cfg.RetainRecords,
+			Description: "tagged records: role, polarity, pluralism"},
+		{Name: StreamDead, Subjects: []string{subjectDead + ">"}, Retention: jetstream.LimitsPolicy,
+			Storage: jetstream.FileStorage, Replicas: r, Duplicates: 2 * time.Minute,
+			Description: "dead letters: messages that failed for good, with the reason in headers"},
+	}
+}
+
+// ensureStreams creates or updates every stream; running it again changes
+// nothing.
+func (b *Bus) ensureStreams(ctx context.Context) error {
+	for _, sc := range b.streamConfigs() {
+		if _, err := b.JS.CreateOrUpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("stream %s: %w", sc.Name, err)
+		}
+	}
+	return nil
+}
+
+// Consumer creates or updates a durable pull consumer with explicit acks
+// and a delivery limit.
+func (b *Bus) Consumer(ctx context.Context, stream, durable, filter string, sc StageConfig) (jetstream.Consumer, error) {
+	cc := jetstream.ConsumerConfig{
+		Durable:       durable,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       sc.AckWait,
+		MaxDeliver:    sc.MaxDeliver,
+		MaxAckPending: max(sc.Batch*4, 1024),
+		FilterSubject: filter,
+		Description:   "citecrawl " + durable + " stage",
+	}
+	c, err := b.JS.CreateOrUpdateConsumer(ctx, stream, cc)
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s on %s: %w", durable, stream, err)
+	}
+	return c, nil
+}
+
+// Out is a message a stage publishes.
+type Out struct {
+	Subject string
+	MsgID   string // Nats-Msg-Id: a re-publish within the window is stored once
+	Data    []byte
+	Header  nats.Header
+}
+
+// PublishAll publishes outs asynchronously and waits until JetStream has
+// stored every one. When too many publishes are outstanding it waits for
+// them to complete and goes on, rather than failing.
+func (b *Bus) PublishAll(ctx context.Context, outs []Out) error {
+	futures := make([]jetstream.PubAckFuture, 0, len(outs))
+	for _, o := range outs {
+		m := &nats.Msg{Subject: o.Subject, Data: o.Data, Header: o.Header}
+		if m.Header == nil {
+			m.Header = nats.Header{}
+		}
+		for {
+			f, err := b.JS.PublishMsgAsync(m, jetstream.WithMsgID(o.MsgID))
+			if errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+				select {
+				case <-b.JS.PublishAsyncComplete():
+				case <-time.After(100 * time.Millisecond):
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("publishing to %s: %w", o.Subject, err)
+			}
+			futures = append(futures, f)
+			break
+		}
+	}
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("publishing to %s: %w", f.Msg().Subject, err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}

@@ -1,0 +1,117 @@
+// Package pipeline is citecrawl's NATS JetStream wiring: the broker
+// (embedded or external), the streams and durable consumers, and the
+// three stages (fetch, classify, sink) that move records through them.
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/citecrawl/citecrawl/ingest"
+	"github.com/citecrawl/citecrawl/sink"
+)
+
+// RoadmapHub is the default hub: the pith.science hub of "A Roadmap to
+// Pluralistic Alignment".
+const RoadmapHub = "https://pith.science/citations/667ba460-8f85-44de-abed-e988dbbf316b"
+
+// Config is everything a run or a worker needs. DefaultConfig holds every
+// default in one place; configs/citecrawl.yaml explains each option.
+type Config struct {
+	Hubs       []string           `yaml:"hubs"`
+	FetchGraph bool               `yaml:"fetch_graph"`
+	Rules      string             `yaml:"rules"`
+	NATS       BrokerConfig       `yaml:"nats"`
+	Stages     StageConfig        `yaml:"stages"`
+	Fetch      ingest.FetchConfig `yaml:"fetch"`
+	Sink       sink.Config        `yaml:"sink"`
+}
+
+// BrokerConfig says which NATS to use.
+type BrokerConfig struct {
+	// URL of an external NATS server or cluster (comma-separated); empty
+	// starts an embedded server with JetStream inside the process.
+	URL      string `yaml:"url"`
+	User     string `yaml:"user"`
+	Password string `yaml:"password"`
+	Token    string `yaml:"token"`
+	Creds    string `yaml:"creds"`
+	// DataDir is where the embedded server keeps its streams.
+	DataDir string `yaml:"data_dir"`
+	// Listen makes the embedded server accept clients (workers in other
+	// processes) on host:port; empty keeps it in-process only.
+	Listen string `yaml:"listen"`
+	// Replicas of each stream (1 for one server, 3 for a cluster).
+	Replicas int `yaml:"replicas"`
+	// RetainRecords is how long raw and tagged records stay in their
+	// streams (0: forever, so batch reprocessing can read them).
+	RetainRecords time.Duration `yaml:"retain_records"`
+}
+
+// StageConfig tunes the durable consumers and the workers on them.
+type StageConfig struct {
+	MaxDeliver      int             `yaml:"max_deliver"`
+	AckWait         time.Duration   `yaml:"ack_wait"`
+	Backoff         []time.Duration `yaml:"backoff"`
+	FetchWorkers    int             `yaml:"fetch_workers"`
+	ClassifyWorkers int             `yaml:"classify_workers"`
+	Batch           int             `yaml:"batch"`
+	MaxPending      int             `yaml:"max_pending_publishes"`
+	SinkDurable     string          `yaml:"sink_durable"`
+}
+
+// DefaultConfig returns the defaults of every component.
+func DefaultConfig() Config {
+	return Config{
+		Hubs:       []string{RoadmapHub},
+		FetchGraph: true,
+		NATS:       BrokerConfig{DataDir: "./data", Replicas: 1},
+		Stages: StageConfig{
+			MaxDeliver:      5,
+			AckWait:         2 * time.Minute,
+			Backoff:         []time.Duration{2 * time.Second, 10 * time.Second, 30 * time.Second, time.Minute},
+			FetchWorkers:    4,
+			ClassifyWorkers: 2,
+			Batch:           256,
+			MaxPending:      4096,
+			SinkDurable:     "sink",
+		},
+		Fetch: ingest.DefaultFetchConfig(),
+		Sink:  sink.DefaultConfig(),
+	}
+}
+
+// Validate names the first option that cannot work.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if c.Stages.MaxDeliver < 1 {
+		bad("stages.max_deliver must be at least 1, not %d", c.Stages.MaxDeliver)
+	}
+	if c.Stages.AckWait < time.Second {
+		bad("stages.ack_wait must be at least 1s, not %s", c.Stages.AckWait)
+	}
+	if c.Stages.FetchWorkers < 1 || c.Stages.ClassifyWorkers < 1 || c.Stages.Batch < 1 {
+		bad("stages.fetch_workers, classify_workers and batch must be at least 1")
+	}
+	if c.Sink.Out != "-" && c.Sink.SegmentMaxAge >= c.Stages.AckWait {
+		bad("sink.segment_max_age (%s) must be shorter than stages.ack_wait (%s): records are acked when their segment is sealed",
+			c.Sink.SegmentMaxAge, c.Stages.AckWait)
+	}
+	if c.NATS.URL == "" && c.NATS.DataDir == "" {
+		bad("nats.data_dir is needed for the embedded server")
+	}
+	if c.Fetch.MaxBodyBytes < 1 {
+		bad("fetch.max_body_bytes must be positive")
+	}
+	return errors.Join(errs...)
+}
+
+// backoff is the delay before the n-th redelivery (n from 1).
+func (c *StageConfig) backoff(n int) time.Duration {
+	if len(c.Backoff) == 0 {
+		return time.Second
+	}
+	return c.Backoff[min(n, len(c.Backoff))-1]
+}

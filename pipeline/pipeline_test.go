@@ -1,0 +1,316 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/rs/zerolog"
+
+	"github.com/citecrawl/citecrawl/ingest/snapshot"
+	"github.com/citecrawl/citecrawl/record"
+	"github.com/citecrawl/citecrawl/sink"
+)
+
+// startSite serves a snapshot site on loopback.
+func startSite(t testing.TB, site http.Handler) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(site)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// testConfig points a run at hubs with politeness delays off (the site is
+// our own, on loopback) and fast retries.
+func testConfig(t testing.TB, dataDir string, hubs []string) Config {
+	cfg := DefaultConfig()
+	cfg.Hubs = hubs
+	cfg.NATS.DataDir = dataDir
+	cfg.Sink.Out = filepath.Join(t.TempDir(), "out")
+	cfg.Sink.SegmentMaxAge = 5 * time.Second
+	cfg.Fetch.Delay = 0
+	cfg.Fetch.HostDelays = nil
+	cfg.Fetch.BackoffBase = 5 * time.Millisecond
+	cfg.Fetch.BackoffMax = 20 * time.Millisecond
+	cfg.Fetch.Retries = 1
+	cfg.Stages.Backoff = []time.Duration{20 * time.Millisecond}
+	cfg.Stages.MaxDeliver = 2
+	cfg.Rules = filepath.Join("..", "configs", "rules")
+	return cfg
+}
+
+func openBus(t testing.TB, cfg Config) *Bus {
+	t.Helper()
+	bus, err := Open(context.Background(), cfg.NATS, cfg.Stages.MaxPending, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bus
+}
+
+func testEnv() Env { return Env{Log: zerolog.Nop(), Stats: &Stats{}, Idle: 100 * time.Millisecond} }
+
+// readOut reads every record in the sealed segments under out.
+func readOut(t testing.TB, out string) []record.Record {
+	t.Helper()
+	var recs []record.Record
+	hubs, _ := os.ReadDir(out)
+	for _, h := range hubs {
+		files, err := sink.SegmentFiles(filepath.Join(out, h.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			if err := sink.ReadSegment(f, func(r *record.Record) error { recs = append(recs, *r); return nil }); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return recs
+}
+
+func assertEachOnce(t testing.TB, recs []record.Record, want int) {
+	t.Helper()
+	seen := map[string]int{}
+	for _, r := range recs {
+		seen[r.ID]++
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("record %s written %d times", id, n)
+		}
+	}
+	if len(seen) != want || len(recs) != want {
+		t.Fatalf("%d lines, %d distinct records; want %d of each", len(recs), len(seen), want)
+	}
+}
+
+func TestRunOfflineSnapshot(t *testing.T) {
+	site := snapshot.Default()
+	web := startSite(t, site)
+	cfg := testConfig(t, t.TempDir(), site.HubURLs(web.URL))
+
+	bus := openBus(t, cfg)
+	res, err := Run(context.Background(), bus, cfg, testEnv())
+	bus.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.DeadLetters) != 0 {
+		t.Fatalf("dead letters: %+v", res.DeadLetters)
+	}
+	recs := readOut(t, cfg.Sink.Out)
+	assertEachOnce(t, recs, site.DistinctPapers())
+	for _, r := range recs {
+		if r.Schema != record.Schema || r.Role == "" || r.Polarity == "" || r.Pluralism == nil || r.RulesVersion == "" {
+			t.Fatalf("record not fully tagged: %+v", r)
+		}
+		if r.Paper.Title == "" || len(r.Paper.Authors) == 0 || r.Paper.Arxiv == "" {
+			t.Fatalf("record lacks graph metadata: %+v", r.Paper)
+		}
+	}
+	for _, h := range site.Hubs() {
+		var sum sink.Summary
+		readJSON(t, filepath.Join(cfg.Sink.Out, h.ID, sink.SummaryFile), &sum)
+		if sum.Records != len(h.Papers) || sum.Published == nil {
+			t.Errorf("hub %s summary: %d records (want %d), published %v", h.ID, sum.Records, len(h.Papers), sum.Published)
+		}
+	}
+
+	// A second run on the same data dir and output (a restart of the
+	// embedded server) writes nothing new.
+	before := fingerprintOut(t, cfg.Sink.Out)
+	bus = openBus(t, cfg)
+	env := testEnv()
+	res, err = Run(context.Background(), bus, cfg, env)
+	bus.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Written != 0 {
+		t.Errorf("second run wrote %d records, want 0", res.Written)
+	}
+	assertEachOnce(t, readOut(t, cfg.Sink.Out), site.DistinctPapers())
+	if after := fingerprintOut(t, cfg.Sink.Out); after != before {
+		t.Errorf("second run changed the output:\n%s\n---\n%s", before, after)
+	}
+}
+
+// fingerprintOut lists the ids and content fingerprints in the output.
+func fingerprintOut(t testing.TB, out string) string {
+	var lines []string
+	for _, r := range readOut(t, out) {
+		lines = append(lines, r.ID+" "+r.Fingerprint())
+	}
+	return strings.Join(sortStrings(lines), "\n")
+}
+
+func TestRunCancelledThenResumedWritesEachRecordOnce(t *testing.T) {
+	const n = 300
+	site := snapshot.New(snapshot.StyleCards, snapshot.Generated(n))
+	web := startSite(t, site)
+	cfg := testConfig(t, t.TempDir(), site.HubURLs(web.URL))
+
+	bus := openBus(t, cfg)
+	env := testEnv()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { _, err := Run(ctx, bus, cfg, env); done <- err }()
+	checkFor(t, 30*time.Second, func() error {
+		if env.Stats.RecordsTagged.Load() < 20 {
+			return fmt.Errorf("only %d records tagged", env.Stats.RecordsTagged.Load())
+		}
+		return nil
+	})
+	cancel()
+	if err := <-done; err != nil && ctx.Err() == nil {
+		t.Fatal(err)
+	}
+	bus.Close()
+	partial := len(readOut(t, cfg.Sink.Out))
+	t.Logf("cancelled after %d of %d records were visible", partial, n)
+
+	bus = openBus(t, cfg)
+	defer bus.Close()
+	if _, err := Run(context.Background(), bus, cfg, testEnv()); err != nil {
+		t.Fatal(err)
+	}
+	assertEachOnce(t, readOut(t, cfg.Sink.Out), n)
+}
+
+func TestRunParksPersistentFailuresAsDeadLetters(t *testing.T) {
+	var hits atomic.Int32
+	web := startSite(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/robots.txt":
+			http.NotFound(w, r)
+		case strings.Contains(r.URL.Path, "aaaa"):
+			hits.Add(1)
+			http.Error(w, "down for maintenance", http.StatusInternalServerError)
+		default:
+			fmt.Fprint(w, "<html><body><h1>Just a blog</h1></body></html>")
+		}
+	}))
+	cfg := testConfig(t, t.TempDir(), []string{
+		web.URL + "/citations/aaaaaaaa-0000-0000-0000-000000000000",
+		web.URL + "/citations/bbbbbbbb-0000-0000-0000-000000000000",
+	})
+	bus := openBus(t, cfg)
+	defer bus.Close()
+	res, err := Run(context.Background(), bus, cfg, testEnv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.DeadLetters) != 2 {
+		t.Fatalf("%d dead letters, want 2: %+v", len(res.DeadLetters), res.DeadLetters)
+	}
+	reasons := res.DeadLetters[0].Error + " | " + res.DeadLetters[1].Error
+	if !strings.Contains(reasons, "HTTP 500") || !strings.Contains(reasons, "not a pith.science citation hub") {
+		t.Fatalf("reasons %q do not say what failed", reasons)
+	}
+	// The 500 was retried within the fetcher and across deliveries.
+	want := int32((cfg.Fetch.Retries + 1) * cfg.Stages.MaxDeliver)
+	if hits.Load() != want {
+		t.Fatalf("the failing hub was requested %d times, want %d", hits.Load(), want)
+	}
+	for _, d := range res.DeadLetters {
+		if d.Stage != StageFetch || d.Subject != SubjectHubTask || len(d.Data) == 0 {
+			t.Fatalf("dead letter lacks its origin: %+v", d)
+		}
+	}
+}
+
+// Two fetch workers on one consumer split the work: every task is done
+// once, by one of them.
+func TestWorkersShareTheWork(t *testing.T) {
+	const n = 200
+	site := snapshot.New(snapshot.StyleCards, snapshot.Generated(n))
+	web := startSite(t, site)
+	cfg := testConfig(t, t.TempDir(), site.HubURLs(web.URL))
+	cfg.Stages.FetchWorkers = 1
+	bus := openBus(t, cfg)
+	defer bus.Close()
+
+	ctx := context.Background()
+	a, b := testEnv(), testEnv()
+	wa, err := StartStages(ctx, bus, cfg, []string{StageFetch}, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wb, err := StartStages(ctx, bus, cfg, []string{StageFetch, StageClassify, StageSink}, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, _ := HubTask("share", site.HubURLs(web.URL)[0])
+	if err := bus.PublishAll(ctx, []Out{o}); err != nil {
+		t.Fatal(err)
+	}
+	checkFor(t, 60*time.Second, func() error {
+		if got := a.Stats.RecordsPublished.Load() + b.Stats.RecordsPublished.Load(); got < n {
+			return fmt.Errorf("%d of %d records published", got, n)
+		}
+		return nil
+	})
+	if err := WaitDrained(ctx, bus, cfg, nil, 50*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	_ = wa.Stop()
+	_ = wb.Stop()
+	pa, pb := a.Stats.RecordsPublished.Load(), b.Stats.RecordsPublished.Load()
+	if pa+pb != n || pa == 0 || pb == 0 {
+		t.Fatalf("workers published %d and %d records; want %d in all, shared", pa, pb, n)
+	}
+	assertEachOnce(t, readOut(t, cfg.Sink.Out), n)
+}
+
+// An external NATS server with user and password, reached by URL.
+func TestRunAgainstExternalNATS(t *testing.T) {
+	opts := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
+		Username: "crawler", Password: "s3cret", NoSigs: true}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	defer ns.Shutdown()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("external NATS not ready")
+	}
+	site := snapshot.Default()
+	web := startSite(t, site)
+	cfg := testConfig(t, "", site.HubURLs(web.URL))
+	cfg.NATS.URL = ns.ClientURL()
+
+	cfg.NATS.User, cfg.NATS.Password = "crawler", "wrong"
+	if _, err := Open(context.Background(), cfg.NATS, 0, zerolog.Nop()); err == nil || !strings.Contains(err.Error(), ns.ClientURL()) {
+		t.Fatalf("bad password: err = %v, want an error naming the server", err)
+	}
+	cfg.NATS.Password = "s3cret"
+	bus := openBus(t, cfg)
+	defer bus.Close()
+	if _, err := Run(context.Background(), bus, cfg, testEnv()); err != nil {
+		t.Fatal(err)
+	}
+	assertEachOnce(t, readOut(t, cfg.Sink.Out), site.DistinctPapers())
+}
+
+func TestConfigValidate(t *testing.T) {
+	cfg := DefaultConfig()
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("defaults invalid: %v", err)
+	}
+	cfg.Sink.SegmentMaxAge = 10 * time.Minute
+	cfg.Stages.MaxDeliver = 0
+	err := cfg.Validate()
+	if err == nil || !strings.Contains(err.Error(), "segment_max_age") || !strings.Contains(err.Error(), "max_deliver") {
+		t.Fatalf("err = %v, want both problems named", err)
+	}
+}

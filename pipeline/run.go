@@ -1,0 +1,299 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/citecrawl/citecrawl/classify"
+	"github.com/citecrawl/citecrawl/ingest"
+	"github.com/citecrawl/citecrawl/sink"
+)
+
+// Stage names, as given to `citecrawl worker --stage`.
+const (
+	StageFetch    = "fetch"
+	StageClassify = "classify"
+	StageSink     = "sink"
+)
+
+// AllStages is every stage, in pipeline order.
+var AllStages = []string{StageFetch, StageClassify, StageSink}
+
+// Env is what the stages get from the caller besides the config.
+type Env struct {
+	Log   zerolog.Logger
+	Stats *Stats
+	// Stdout receives the records when the sink's out is "-".
+	Stdout io.Writer
+	// Now is the clock records are stamped with (time.Now if nil).
+	Now func() time.Time
+	// Idle is how long a pull waits for a message before the stage looks
+	// around (flushes the sink, checks for shutdown); 500ms if zero.
+	Idle time.Duration
+}
+
+func (e *Env) defaults() {
+	if e.Stats == nil {
+		e.Stats = &Stats{}
+	}
+	if e.Now == nil {
+		e.Now = time.Now
+	}
+	if e.Idle == 0 {
+		e.Idle = 500 * time.Millisecond
+	}
+}
+
+// Workers are running stages.
+type Workers struct {
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	err    error
+	failed chan struct{} // closed when a stage stops with an error
+}
+
+// StartStages starts the named stages on bus. Stop them with Stop.
+func StartStages(ctx context.Context, bus *Bus, cfg Config, names []string, env Env) (*Workers, error) {
+	env.defaults()
+	ctx, cancel := context.WithCancel(ctx)
+	w := &Workers{cancel: cancel, failed: make(chan struct{})}
+	var starters []func()
+	for _, name := range names {
+		log := env.Log.With().Str("stage", name).Logger()
+		switch name {
+		case StageFetch:
+			c, err := bus.Consumer(ctx, StreamTasks, ConsumerFetch, "", cfg.Stages)
+			if err != nil {
+				cancel()
+				return nil, err
+			}
+			h := &fetchHandler{fetcher: ingest.NewFetcher(cfg.Fetch, log), fetchGraph: cfg.FetchGraph, now: env.Now, stats: env.Stats, log: log}
+			s := &stage{name: name, consumer: c, handle: h.handle, workers: cfg.Stages.FetchWorkers, batch: 1,
+				idle: env.Idle, bus: bus, cfg: cfg.Stages, log: log, stats: env.Stats}
+			starters = append(starters, func() { s.run(ctx) })
+		case StageClassify:
+			rules, err := classify.LoadRules(cfg.Rules)
+			if err != nil {
+				cancel()
+				return nil, err
+			}
+			c, err := bus.Consumer(ctx, StreamRaw, ConsumerClassify, "", cfg.Stages)
+			if err != nil {
+				cancel()
+				return nil, err
+			}
+			h := &classifyHandler{c: classify.New(rules), stats: env.Stats}
+			s := &stage{name: name, consumer: c, handle: h.handle, workers: cfg.Stages.ClassifyWorkers, batch: cfg.Stages.Batch,
+				idle: env.Idle, bus: bus, cfg: cfg.Stages, log: log, stats: env.Stats}
+			starters = append(starters, func() { s.run(ctx) })
+		case StageSink:
+			out, err := openSink(cfg.Sink, env, log)
+			if err != nil {
+				cancel()
+				return nil, err
+			}
+			c, err := bus.Consumer(ctx, StreamTagged, cfg.Stages.SinkDurable, "", cfg.Stages)
+			if err != nil {
+				cancel()
+				return nil, err
+			}
+			s := &sinkStage{consumer: c, sink: out, batch: cfg.Stages.Batch, idle: env.Idle, bus: bus, cfg: cfg.Stages, log: log, stats: env.Stats}
+			starters = append(starters, func() {
+				if err := s.run(ctx); err != nil {
+					w.fail(fmt.Errorf("sink stage: %w", err))
+				}
+			})
+		default:
+			cancel()
+			return nil, fmt.Errorf("unknown stage %q (want fetch, classify or sink)", name)
+		}
+	}
+	for _, start := range starters {
+		w.wg.Go(start)
+	}
+	return w, nil
+}
+
+func openSink(cfg sink.Config, env Env, log zerolog.Logger) (sink.Sink, error) {
+	if cfg.Out == "-" {
+		if env.Stdout == nil {
+			return nil, errors.New("sink out is - but no standard output was given")
+		}
+		return sink.NewLines(env.Stdout), nil
+	}
+	return sink.NewJSONL(cfg, log)
+}
+
+func (w *Workers) fail(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err == nil {
+		w.err = err
+		close(w.failed)
+	}
+}
+
+// Stop asks every stage to finish its in-flight work and waits for it.
+func (w *Workers) Stop() error {
+	w.cancel()
+	w.wg.Wait()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// Failed is closed when a stage stopped with an error.
+func (w *Workers) Failed() <-chan struct{} { return w.failed }
+
+// Result is what a run did.
+type Result struct {
+	RunID       string
+	Written     int64
+	Duplicates  int64
+	DeadLetters []DeadLetter
+	Duration    time.Duration
+}
+
+// DeadLetter is a message that failed for good.
+type DeadLetter struct {
+	Stage      string
+	Subject    string
+	Error      string
+	Deliveries string
+	Data       []byte
+}
+
+// NewRunID returns a fresh run id.
+func NewRunID(now time.Time) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}
+
+// Run crawls cfg.Hubs through every stage in this process and returns
+// once the crawl is finished and every record is written.
+func Run(ctx context.Context, bus *Bus, cfg Config, env Env) (*Result, error) {
+	env.defaults()
+	start := env.Now()
+	res := &Result{RunID: NewRunID(start)}
+	deadBefore, err := lastSeq(ctx, bus, StreamDead)
+	if err != nil {
+		return nil, err
+	}
+	w, err := StartStages(ctx, bus, cfg, AllStages, env)
+	if err != nil {
+		return nil, err
+	}
+	outs := make([]Out, 0, len(cfg.Hubs))
+	for _, h := range cfg.Hubs {
+		o, err := HubTask(res.RunID, h)
+		if err != nil {
+			_ = w.Stop()
+			return nil, fmt.Errorf("hub %q: %w", h, err)
+		}
+		outs = append(outs, o)
+	}
+	if err := bus.PublishAll(ctx, outs); err != nil {
+		_ = w.Stop()
+		return nil, fmt.Errorf("queueing hubs: %w", err)
+	}
+	env.Log.Info().Str("run", res.RunID).Int("hubs", len(outs)).Msg("crawl started")
+	waitErr := WaitDrained(ctx, bus, cfg, w.Failed(), 100*time.Millisecond)
+	stopErr := w.Stop()
+	res.Duration = env.Now().Sub(start)
+	res.Written = env.Stats.RecordsWritten.Load()
+	res.Duplicates = env.Stats.Duplicates.Load()
+	if err := errors.Join(waitErr, stopErr); err != nil {
+		return res, err
+	}
+	res.DeadLetters, err = ReadDeadLetters(ctx, bus, deadBefore)
+	return res, err
+}
+
+// WaitDrained returns when every stage's consumer has nothing pending and
+// nothing unacked. Consumers are read in pipeline order: once the task
+// queue is empty nothing new can reach the later streams, so empty later
+// consumers then mean the whole pipeline is done.
+func WaitDrained(ctx context.Context, bus *Bus, cfg Config, failed <-chan struct{}, every time.Duration) error {
+	checks := []struct{ stream, consumer string }{
+		{StreamTasks, ConsumerFetch}, {StreamRaw, ConsumerClassify}, {StreamTagged, cfg.Stages.SinkDurable},
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-failed:
+			return errors.New("a stage failed")
+		case <-t.C:
+		}
+		idle := true
+		for _, c := range checks {
+			cons, err := bus.JS.Consumer(ctx, c.stream, c.consumer)
+			if err != nil {
+				return fmt.Errorf("consumer %s: %w", c.consumer, err)
+			}
+			info, err := cons.Info(ctx)
+			if err != nil {
+				return fmt.Errorf("consumer %s: %w", c.consumer, err)
+			}
+			if info.NumPending > 0 || info.NumAckPending > 0 {
+				idle = false
+				break
+			}
+		}
+		if idle {
+			return nil
+		}
+	}
+}
+
+func lastSeq(ctx context.Context, bus *Bus, stream string) (uint64, error) {
+	s, err := bus.JS.Stream(ctx, stream)
+	if err != nil {
+		return 0, err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return info.State.LastSeq, nil
+}
+
+// ReadDeadLetters returns the dead letters stored after sequence after.
+func ReadDeadLetters(ctx context.Context, bus *Bus, after uint64) ([]DeadLetter, error) {
+	s, err := bus.JS.Stream(ctx, StreamDead)
+	if err != nil {
+		return nil, err
+	}
+	last, err := lastSeq(ctx, bus, StreamDead)
+	if err != nil {
+		return nil, err
+	}
+	var out []DeadLetter
+	for seq := after + 1; seq <= last; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, DeadLetter{
+			Stage: m.Header.Get(HeaderStage), Subject: m.Header.Get(HeaderSubject),
+			Error: m.Header.Get(HeaderError), Deliveries: m.Header.Get(HeaderDeliveries), Data: m.Data,
+		})
+	}
+	return out, nil
+}

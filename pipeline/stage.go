@@ -1,0 +1,221 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/citecrawl/citecrawl/ingest"
+)
+
+// Stats are the counters a run shows on its progress line.
+type Stats struct {
+	PagesFetched     atomic.Int64
+	RecordsPublished atomic.Int64
+	RecordsTagged    atomic.Int64
+	RecordsWritten   atomic.Int64
+	Duplicates       atomic.Int64
+	Retries          atomic.Int64
+	DeadLetters      atomic.Int64
+}
+
+// Handler turns one message into the messages it leads to. An error that
+// ingest.IsPermanent reports, or any error on the last allowed delivery,
+// parks the message on the dead-letter subject; any other error is retried
+// after a backoff.
+type Handler func(ctx context.Context, msg jetstream.Msg) ([]Out, error)
+
+// stage runs workers that pull batches from a durable consumer, handle
+// each message, publish what the handlers return and only then ack.
+type stage struct {
+	name     string
+	consumer jetstream.Consumer
+	handle   Handler
+	workers  int
+	batch    int
+	idle     time.Duration // how long one pull waits for a message
+	bus      *Bus
+	cfg      StageConfig
+	log      zerolog.Logger
+	stats    *Stats
+}
+
+func (s *stage) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for range s.workers {
+		wg.Go(func() { s.worker(ctx) })
+	}
+	wg.Wait()
+}
+
+func (s *stage) worker(ctx context.Context) {
+	for ctx.Err() == nil {
+		msgs, err := nextBatch(ctx, s.consumer, s.batch, s.idle)
+		if err != nil {
+			s.log.Warn().Err(err).Msg("pull failed; retrying")
+			pause(ctx, time.Second)
+			continue
+		}
+		if len(msgs) > 0 {
+			s.process(ctx, msgs)
+		}
+	}
+}
+
+// process handles a batch. Outputs of the whole batch are published
+// together (asynchronously) and the inputs are acked once all are stored.
+func (s *stage) process(ctx context.Context, msgs []jetstream.Msg) {
+	stop := heartbeat(msgs, s.cfg.AckWait)
+	defer stop()
+	var outs []Out
+	done := make([]jetstream.Msg, 0, len(msgs))
+	for _, m := range msgs {
+		o, err := s.handle(ctx, m)
+		if err != nil {
+			s.fail(ctx, m, err)
+			continue
+		}
+		outs = append(outs, o...)
+		done = append(done, m)
+	}
+	if err := s.bus.PublishAll(ctx, outs); err != nil {
+		for _, m := range done {
+			s.fail(ctx, m, fmt.Errorf("publishing results: %w", err))
+		}
+		return
+	}
+	for _, m := range done {
+		if err := m.Ack(); err != nil {
+			s.log.Warn().Err(err).Msg("ack failed; the message will be redelivered and deduplicated")
+		}
+	}
+}
+
+// fail retries a message after a backoff, or parks it as a dead letter
+// when retrying cannot help or its deliveries are used up.
+func (s *stage) fail(ctx context.Context, m jetstream.Msg, err error) {
+	failMsg(ctx, s.bus, s.name, s.cfg, m, err, s.log, s.stats)
+}
+
+func failMsg(ctx context.Context, bus *Bus, stageName string, cfg StageConfig, m jetstream.Msg, err error, log zerolog.Logger, stats *Stats) {
+	if ctx.Err() != nil {
+		// Shutting down: hand the message back untouched for another worker.
+		_ = m.Nak()
+		return
+	}
+	n := uint64(1)
+	if meta, merr := m.Metadata(); merr == nil {
+		n = meta.NumDelivered
+	}
+	if !ingest.IsPermanent(err) && n < uint64(cfg.MaxDeliver) {
+		stats.Retries.Add(1)
+		delay := cfg.backoff(int(n))
+		log.Info().Err(err).Str("subject", m.Subject()).Uint64("delivery", n).Dur("retry_in", delay).Msg("will retry")
+		_ = m.NakWithDelay(delay)
+		return
+	}
+	if derr := bus.DeadLetter(ctx, stageName, m, n, err); derr != nil {
+		log.Error().Err(derr).Msg("could not park a dead letter; the message will be redelivered")
+		_ = m.NakWithDelay(cfg.backoff(1))
+		return
+	}
+	stats.DeadLetters.Add(1)
+	log.Warn().Err(err).Str("subject", m.Subject()).Uint64("deliveries", n).Msg("parked as a dead letter")
+	_ = m.TermWithReason(truncate(err.Error(), 200))
+}
+
+// DeadLetter publishes m, with why it failed in its headers, on the stage's
+// dead-letter subject.
+func (b *Bus) DeadLetter(ctx context.Context, stageName string, m jetstream.Msg, deliveries uint64, reason error) error {
+	h := nats.Header{}
+	for k, v := range m.Headers() {
+		if k != jetstream.MsgIDHeader {
+			h[k] = v
+		}
+	}
+	h.Set(HeaderError, reason.Error())
+	h.Set(HeaderStage, stageName)
+	h.Set(HeaderSubject, m.Subject())
+	h.Set(HeaderDeliveries, strconv.FormatUint(deliveries, 10))
+	id := fmt.Sprintf("dead:%s:%s", stageName, m.Subject())
+	if meta, err := m.Metadata(); err == nil {
+		id = fmt.Sprintf("dead:%s:%s:%d", stageName, meta.Stream, meta.Sequence.Stream)
+	}
+	return b.PublishAll(ctx, []Out{{Subject: DeadSubject(stageName), MsgID: id, Data: m.Data(), Header: h}})
+}
+
+// nextBatch returns the messages available now (up to batch), or waits up
+// to idle for one when there are none. It never waits for a batch to fill.
+func nextBatch(ctx context.Context, c jetstream.Consumer, batch int, idle time.Duration) ([]jetstream.Msg, error) {
+	b, err := c.FetchNoWait(batch)
+	if err != nil {
+		return nil, err
+	}
+	msgs := collect(b)
+	if len(msgs) > 0 || ctx.Err() != nil {
+		return msgs, nil
+	}
+	b, err = c.Fetch(1, jetstream.FetchMaxWait(idle))
+	if err != nil {
+		return nil, err
+	}
+	return collect(b), nil
+}
+
+func collect(b jetstream.MessageBatch) []jetstream.Msg {
+	var msgs []jetstream.Msg
+	for m := range b.Messages() {
+		msgs = append(msgs, m)
+	}
+	if err := b.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+		return msgs
+	}
+	return msgs
+}
+
+// heartbeat tells the server the messages are still being worked on, so a
+// slow fetch (a polite host delay, a Retry-After) is not redelivered to
+// another worker meanwhile.
+func heartbeat(msgs []jetstream.Msg, ackWait time.Duration) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(max(ackWait/3, 100*time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				for _, m := range msgs {
+					_ = m.InProgress()
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+// pause waits d or until ctx is done.
+func pause(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
