@@ -44,11 +44,12 @@ func (s *sinkStage) run(ctx context.Context) error {
 		// Seal when the segment is full or old, or when the stream has
 		// gone quiet, so that a run ends with everything visible.
 		if len(s.pending) > 0 && (len(msgs) == 0 || s.sink.ShouldFlush()) {
-			s.flush(ctx)
+			s.flush(ctx, false)
 		}
 	}
-	// Shutting down: seal what was written, so it is acked, not redone.
-	s.flush(context.Background())
+	// Shutting down: seal what was written and wait for the acks to be
+	// confirmed, so it is not redone on the next start.
+	s.flush(context.Background(), true)
 	return s.sink.Close()
 }
 
@@ -71,7 +72,7 @@ func (s *sinkStage) write(ctx context.Context, m jetstream.Msg) {
 	s.pending = append(s.pending, m)
 }
 
-func (s *sinkStage) flush(ctx context.Context) {
+func (s *sinkStage) flush(ctx context.Context, confirm bool) {
 	if len(s.pending) == 0 {
 		return
 	}
@@ -82,7 +83,11 @@ func (s *sinkStage) flush(ctx context.Context) {
 		}
 	} else {
 		for _, m := range s.pending {
-			_ = m.Ack()
+			if confirm {
+				_ = m.DoubleAck(ctx)
+			} else {
+				_ = m.Ack()
+			}
 		}
 	}
 	s.pending = s.pending[:0]

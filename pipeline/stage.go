@@ -108,7 +108,7 @@ func (s *stage) fail(ctx context.Context, m jetstream.Msg, err error) {
 func failMsg(ctx context.Context, bus *Bus, stageName string, cfg StageConfig, m jetstream.Msg, err error, log zerolog.Logger, stats *Stats) {
 	if ctx.Err() != nil {
 		// Shutting down: hand the message back untouched for another worker.
-		_ = m.Nak()
+		nakNow(bus.NC, m)
 		return
 	}
 	n := uint64(1)
@@ -130,6 +130,16 @@ func failMsg(ctx context.Context, bus *Bus, stageName string, cfg StageConfig, m
 	stats.DeadLetters.Add(1)
 	log.Warn().Err(err).Str("subject", m.Subject()).Uint64("deliveries", n).Msg("parked as a dead letter")
 	_ = m.TermWithReason(truncate(err.Error(), 200))
+}
+
+// nakNow hands a message back at shutdown and waits for the server to
+// confirm. The nak carries a delay because only a delayed nak rewrites the
+// delivery time the server stores: after a plain nak, a server restarted
+// meanwhile would hold the message back for the whole ack wait.
+func nakNow(nc *nats.Conn, m jetstream.Msg) {
+	if _, err := nc.Request(m.Reply(), []byte(`-NAK {"delay": 1000000}`), 2*time.Second); err != nil {
+		_ = m.NakWithDelay(time.Millisecond)
+	}
 }
 
 // DeadLetter publishes m, with why it failed in its headers, on the stage's
