@@ -63,12 +63,12 @@ func token(s string) string {
 // Bus is a connection to NATS JetStream, and the embedded server when
 // there is one.
 type Bus struct {
-	NC  *nats.Conn
-	JS  jetstream.JetStream
+	NC     *nats.Conn
+	JS     jetstream.JetStream
 	srv    *server.Server
 	closed chan struct{} // closed when the connection is
 	cfg    BrokerConfig
-	log zerolog.Logger
+	log    zerolog.Logger
 }
 
 // Open connects to cfg.URL, or starts an embedded server with JetStream

@@ -168,12 +168,16 @@ func NormaliseKey(s string) string {
 	return b.String()
 }
 
-// Fingerprint hashes the content of a record, leaving out when it was
-// fetched, so that a re-crawl of an unchanged paper has the same
-// fingerprint and a changed one does not.
+// Fingerprint hashes the content of a record, leaving out when and from
+// which addresses it was fetched (a mirror or the offline snapshot on
+// another port is the same content), so that a re-crawl of an unchanged
+// paper has the same fingerprint and a changed one does not.
 func (r *Record) Fingerprint() string {
 	c := *r
 	c.FetchedAt = time.Time{}
+	c.SourceURLs = nil
+	c.Hub.URL = ""
+	c.Paper.URL = ""
 	b, _ := json.Marshal(&c) // a Record always marshals
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:12])

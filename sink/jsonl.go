@@ -67,7 +67,7 @@ type hubDir struct {
 	segSize int64
 	segAt   time.Time
 	segKeys []string // versions in the open segment, forgotten if it fails
-	dirty   bool // the summary is out of date
+	dirty   bool     // the summary is out of date
 	hub     record.Hub
 }
 

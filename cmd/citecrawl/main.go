@@ -1,0 +1,360 @@
+// Command citecrawl crawls citation hubs, tags every citing paper with a
+// citation role, a polarity and a pluralism category, and writes JSON
+// lines. This file only wires the packages together.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/citecrawl/citecrawl/ingest/snapshot"
+	"github.com/citecrawl/citecrawl/pipeline"
+)
+
+// Exit codes.
+const (
+	exitOK          = 0
+	exitFailed      = 1 // the run failed or left dead letters
+	exitUsage       = 2 // bad flags, config or input
+	exitInterrupted = 130
+)
+
+const usage = `citecrawl: how science cites a piece of work.
+
+Usage:
+  citecrawl run      [flags]   crawl the configured hubs through every stage, then exit
+  citecrawl worker   --stage fetch|classify|sink [flags]   run stages until stopped
+  citecrawl snapshot [--listen ADDR]   serve the offline snapshot site
+  citecrawl options             list every configuration option
+  citecrawl version
+
+Run 'citecrawl COMMAND -h' for a command's flags. Configuration comes from
+--config FILE, then CITECRAWL_* environment variables, then flags.
+`
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(cli{stdout: os.Stdout, stderr: os.Stderr, environ: os.Environ()}.main(os.Args[1:]))
+}
+
+// cli is the command line with its streams, so tests can run it in-process.
+type cli struct {
+	stdout, stderr io.Writer
+	environ        []string
+}
+
+func (c cli) main(args []string) int {
+	if len(args) == 0 {
+		fmt.Fprint(c.stderr, usage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "run":
+		return c.run(args[1:])
+	case "worker":
+		return c.worker(args[1:])
+	case "snapshot":
+		return c.snapshot(args[1:])
+	case "options":
+		for _, o := range optionNames() {
+			fmt.Fprintf(c.stdout, "%-36s CITECRAWL_%s\n", o, strings.ToUpper(strings.ReplaceAll(o, ".", "_")))
+		}
+		return exitOK
+	case "version", "--version":
+		fmt.Fprintln(c.stdout, "citecrawl", version)
+		return exitOK
+	case "help", "-h", "--help":
+		fmt.Fprint(c.stdout, usage)
+		return exitOK
+	default:
+		fmt.Fprintf(c.stderr, "citecrawl: unknown command %q\n\n%s", args[0], usage)
+		return exitUsage
+	}
+}
+
+// options are the flags shared by run and worker; each sets a config
+// option, applied after the file and the environment.
+type options struct {
+	fs      *flag.FlagSet
+	config  string
+	sets    []kv
+	offline bool
+}
+
+type kv struct{ path, value string }
+
+// optionFlag records a flag's value against a config path.
+type optionFlag struct {
+	o      *options
+	path   string
+	append bool // repeatable: values accumulate into a list
+}
+
+func (f optionFlag) String() string { return "" }
+func (f optionFlag) Set(v string) error {
+	if f.append {
+		for i := range f.o.sets {
+			if f.o.sets[i].path == f.path {
+				f.o.sets[i].value += "," + v
+				return nil
+			}
+		}
+	}
+	f.o.sets = append(f.o.sets, kv{f.path, v})
+	return nil
+}
+
+type setFlag struct{ o *options }
+
+func (f setFlag) String() string { return "" }
+func (f setFlag) Set(v string) error {
+	path, value, ok := strings.Cut(v, "=")
+	if !ok {
+		return fmt.Errorf("--set %q: want option=value", v)
+	}
+	f.o.sets = append(f.o.sets, kv{path, value})
+	return nil
+}
+
+func newOptions(name string, stderr io.Writer) *options {
+	o := &options{fs: flag.NewFlagSet(name, flag.ContinueOnError)}
+	o.fs.SetOutput(stderr)
+	o.fs.StringVar(&o.config, "config", "", "configuration file (YAML; see configs/citecrawl.yaml)")
+	for _, f := range []struct{ name, path, help string }{
+		{"nats", "nats.url", "URL of an external NATS server or cluster (default: embedded server)"},
+		{"nats-user", "nats.user", "NATS user name"},
+		{"nats-password", "nats.password", "NATS password"},
+		{"nats-token", "nats.token", "NATS token"},
+		{"nats-creds", "nats.creds", "NATS credentials file"},
+		{"nats-listen", "nats.listen", "let other processes reach the embedded server on host:port"},
+		{"data", "nats.data_dir", "data directory of the embedded server"},
+		{"out", "sink.out", "output directory, or - for JSON lines on standard output"},
+		{"rules", "rules", "rules directory (default: the rules built in, a copy of configs/rules)"},
+		{"log-format", "log.format", "json or console"},
+		{"log-level", "log.level", "debug, info, warn or error"},
+	} {
+		o.fs.Var(optionFlag{o: o, path: f.path}, f.name, f.help)
+	}
+	o.fs.Var(optionFlag{o: o, path: "hubs", append: true}, "hub", "citation hub URL to crawl (repeatable; replaces the configured hubs)")
+	o.fs.Var(setFlag{o}, "set", "set any option: --set fetch.delay=2s (repeatable; see 'citecrawl options')")
+	o.fs.BoolVar(&o.offline, "offline", false, "crawl the bundled snapshot site served on loopback instead of the web")
+	return o
+}
+
+// load parses args and builds the configuration.
+func (o *options) load(args []string, environ []string) (Config, error) {
+	if err := o.fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if o.fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected arguments: %s", strings.Join(o.fs.Args(), " "))
+	}
+	path := o.config
+	if path == "" {
+		path = envValue(environ, "CITECRAWL_CONFIG")
+	}
+	cfg, err := loadConfig(path, environ)
+	if err != nil {
+		return cfg, err
+	}
+	for _, s := range o.sets {
+		if err := setOption(&cfg, s.path, s.value); err != nil {
+			return cfg, fmt.Errorf("option %s: %w", s.path, err)
+		}
+	}
+	if o.offline {
+		cfg.Offline = true
+	}
+	return cfg, cfg.Validate()
+}
+
+func envValue(environ []string, key string) string {
+	for _, kv := range environ {
+		if v, ok := strings.CutPrefix(kv, key+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+func (c cli) logger(cfg LogConfig) (zerolog.Logger, error) {
+	level, err := zerolog.ParseLevel(cfg.Level)
+	if err != nil {
+		return zerolog.Nop(), fmt.Errorf("log.level %q: want debug, info, warn or error", cfg.Level)
+	}
+	var w io.Writer = c.stderr
+	switch cfg.Format {
+	case "json", "":
+	case "console":
+		w = zerolog.ConsoleWriter{Out: c.stderr, TimeFormat: time.TimeOnly}
+	default:
+		return zerolog.Nop(), fmt.Errorf("log.format %q: want json or console", cfg.Format)
+	}
+	return zerolog.New(w).Level(level).With().Timestamp().Logger(), nil
+}
+
+// signalContext is cancelled by SIGINT or SIGTERM: stages finish what they
+// hold or hand it back unacked, and nothing half-written becomes visible.
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+func (c cli) run(args []string) int {
+	o := newOptions("run", c.stderr)
+	progress := o.fs.String("progress", "auto", "live progress line on standard error: auto (on a terminal), on or off")
+	cfg, err := o.load(args, c.environ)
+	if err != nil {
+		return c.usageError(err)
+	}
+	log, err := c.logger(cfg.Log)
+	if err != nil {
+		return c.usageError(err)
+	}
+	ctx, stop := signalContext()
+	defer stop()
+
+	if cfg.Offline {
+		base, closeSite, err := serveSnapshot(log)
+		if err != nil {
+			log.Error().Err(err).Msg("offline snapshot")
+			return exitFailed
+		}
+		defer closeSite()
+		cfg.Hubs = snapshot.Default().HubURLs(base)
+		// The snapshot is our own server on loopback: no need to wait
+		// between requests.
+		cfg.Fetch.HostDelays = map[string]time.Duration{"127.0.0.1": 0}
+	}
+
+	bus, err := pipeline.Open(ctx, cfg.NATS, cfg.Stages.MaxPending, log)
+	if err != nil {
+		log.Error().Err(err).Msg("broker")
+		return exitFailed
+	}
+	defer bus.Close()
+	if u := bus.ClientURL(); u != "" {
+		log.Info().Str("url", u).Msg("workers can join with --nats " + u)
+	}
+
+	env := pipeline.Env{Log: log, Stats: &pipeline.Stats{}, Stdout: c.stdout}
+	stopProgress := func() {}
+	if showProgress(*progress, c.stderr) {
+		stopProgress = startProgress(c.stderr, env.Stats)
+	}
+	res, err := pipeline.Run(ctx, bus, cfg.Config, env)
+	stopProgress()
+	if ctx.Err() != nil {
+		log.Warn().Msg("interrupted: work in flight was finished or handed back; run again to resume")
+		return exitInterrupted
+	}
+	if err != nil {
+		log.Error().Err(err).Msg("run failed")
+		return exitFailed
+	}
+	fmt.Fprintf(c.stderr, "run %s: %d records written, %d already written, %d dead letters, %s\n",
+		res.RunID, res.Written, res.Duplicates, len(res.DeadLetters), res.Duration.Round(time.Millisecond))
+	if len(res.DeadLetters) > 0 {
+		for _, d := range res.DeadLetters {
+			fmt.Fprintf(c.stderr, "  dead letter from %s (%s, %s deliveries): %s\n", d.Stage, d.Subject, d.Deliveries, d.Error)
+		}
+		return exitFailed
+	}
+	return exitOK
+}
+
+func (c cli) worker(args []string) int {
+	o := newOptions("worker", c.stderr)
+	stages := o.fs.String("stage", "", "stages to run: fetch, classify, sink, or several separated by commas")
+	cfg, err := o.load(args, c.environ)
+	if err != nil {
+		return c.usageError(err)
+	}
+	if *stages == "" {
+		return c.usageError(errors.New("--stage is required (fetch, classify or sink)"))
+	}
+	log, err := c.logger(cfg.Log)
+	if err != nil {
+		return c.usageError(err)
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	bus, err := pipeline.Open(ctx, cfg.NATS, cfg.Stages.MaxPending, log)
+	if err != nil {
+		log.Error().Err(err).Msg("broker")
+		return exitFailed
+	}
+	defer bus.Close()
+	w, err := pipeline.StartStages(ctx, bus, cfg.Config, splitList(*stages), pipeline.Env{Log: log, Stdout: c.stdout})
+	if err != nil {
+		log.Error().Err(err).Msg("starting stages")
+		return exitUsage
+	}
+	log.Info().Str("stages", *stages).Msg("worker running; stop with Ctrl-C or SIGTERM")
+	select {
+	case <-ctx.Done():
+	case <-w.Failed():
+	}
+	if err := w.Stop(); err != nil {
+		log.Error().Err(err).Msg("worker failed")
+		return exitFailed
+	}
+	return exitOK
+}
+
+func (c cli) snapshot(args []string) int {
+	fs := flag.NewFlagSet("snapshot", flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	listen := fs.String("listen", "127.0.0.1:8080", "address to serve the snapshot site on")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	site := snapshot.Default()
+	ctx, stop := signalContext()
+	defer stop()
+	srv := &http.Server{Addr: *listen, Handler: site, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	fmt.Fprintf(c.stderr, "serving the offline snapshot on http://%s/ (hubs: %s)\n", *listen, strings.Join(site.HubURLs("http://"+*listen), " "))
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		fmt.Fprintf(c.stderr, "citecrawl snapshot: %v\n", err)
+		return exitFailed
+	}
+	return exitOK
+}
+
+// serveSnapshot serves the offline site on a free loopback port.
+func serveSnapshot(log zerolog.Logger) (base string, closeFn func(), err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, fmt.Errorf("listening on loopback: %w", err)
+	}
+	srv := &http.Server{Handler: snapshot.Default(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	base = "http://" + ln.Addr().String()
+	log.Info().Str("url", base).Msg("offline snapshot site served")
+	return base, func() { _ = srv.Close() }, nil
+}
+
+func (c cli) usageError(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	fmt.Fprintf(c.stderr, "citecrawl: %v\n", err)
+	return exitUsage
+}
