@@ -218,7 +218,7 @@ func (b *Bus) Consumer(ctx context.Context, stream, durable, filter string, sc S
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       sc.AckWait,
 		MaxDeliver:    sc.MaxDeliver,
-		MaxAckPending: max(sc.Batch*4, 1024),
+		MaxAckPending: sc.maxAckPending(),
 		FilterSubject: filter,
 		Description:   "citecrawl " + durable + " stage",
 	}

@@ -115,3 +115,8 @@ func (c *StageConfig) backoff(n int) time.Duration {
 	}
 	return c.Backoff[min(n, len(c.Backoff))-1]
 }
+
+// maxAckPending is how many messages one consumer may have out unacked.
+// The sink holds messages until their segment is sealed, so it seals at
+// half of this, before the server stops delivering.
+func (c *StageConfig) maxAckPending() int { return max(c.Batch*8, 2048) }

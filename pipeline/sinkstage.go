@@ -43,7 +43,7 @@ func (s *sinkStage) run(ctx context.Context) error {
 		}
 		// Seal when the segment is full or old, or when the stream has
 		// gone quiet, so that a run ends with everything visible.
-		if len(s.pending) > 0 && (len(msgs) == 0 || s.sink.ShouldFlush()) {
+		if len(s.pending) > 0 && (len(msgs) == 0 || len(s.pending) >= s.cfg.maxAckPending()/2 || s.sink.ShouldFlush()) {
 			s.flush(ctx, false)
 		}
 	}
