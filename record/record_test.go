@@ -1,6 +1,10 @@
 package record
 
 import (
+	"encoding/json"
+	"os"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -28,4 +32,43 @@ func TestFingerprintIgnoresFetchTimeAndAddresses(t *testing.T) {
 	if r.Fingerprint() == s.Fingerprint() {
 		t.Fatal("a changed tag kept the fingerprint")
 	}
+}
+
+// The JSON Schema file documents the struct: every field the struct
+// writes is in the schema, and the other way round.
+func TestSchemaFileMatchesRecord(t *testing.T) {
+	b, err := os.ReadFile("schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var schema struct {
+		Properties map[string]struct {
+			Properties map[string]any `json:"properties"`
+		} `json:"properties"`
+	}
+	if err := json.Unmarshal(b, &schema); err != nil {
+		t.Fatalf("schema.json: %v", err)
+	}
+	check := func(where string, typ reflect.Type, props map[string]any) {
+		seen := map[string]bool{}
+		for i := range typ.NumField() {
+			name := strings.Split(typ.Field(i).Tag.Get("json"), ",")[0]
+			seen[name] = true
+			if _, ok := props[name]; !ok {
+				t.Errorf("%s.%s is written but not in schema.json", where, name)
+			}
+		}
+		for name := range props {
+			if !seen[name] {
+				t.Errorf("schema.json has %s.%s, which the record does not write", where, name)
+			}
+		}
+	}
+	top := map[string]any{}
+	for k := range schema.Properties {
+		top[k] = nil
+	}
+	check("record", reflect.TypeFor[Record](), top)
+	check("hub", reflect.TypeFor[Hub](), schema.Properties["hub"].Properties)
+	check("paper", reflect.TypeFor[Paper](), schema.Properties["paper"].Properties)
 }

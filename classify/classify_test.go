@@ -1,0 +1,155 @@
+package classify
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/citecrawl/citecrawl/record"
+)
+
+func testClassifier(t testing.TB) *Classifier {
+	t.Helper()
+	r, err := LoadRules(filepath.Join("..", "configs", "rules"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return New(r)
+}
+
+// Each role has sentences that must trigger it and ones that must not.
+func TestRoleRuleFamilies(t *testing.T) {
+	c := testClassifier(t)
+	for _, tc := range []struct {
+		text, want string
+	}{
+		{"We use the Penn Treebank dataset [3] for all experiments.", record.RoleUses},
+		{"Following [4], we train the tagger on sections 2-21.", record.RoleUses},
+		{"Our results are consistent with those of [5].", record.RoleCompares},
+		{"Unlike [6], our parser needs no lexicon and outperforms it.", record.RoleCompares},
+		{"We extend the model of [7] to handle discontinuous spans.", record.RoleExtends},
+		{"Building on [8], we add a copy mechanism.", record.RoleExtends},
+		{"In future work, we plan to combine our method with [9].", record.RoleFuture},
+		{"However, the problem of long documents has not been addressed [10].", record.RoleMotivation},
+		{"Parsing has been studied extensively (e.g. [1, 2]).", record.RoleBackground},
+		{"Word embeddings were introduced by [11].", record.RoleBackground},
+	} {
+		if got := c.Context(tc.text, "", nil); got.Role != tc.want {
+			t.Errorf("%q: role %s, want %s (evidence %v)", tc.text, got.Role, tc.want, got.Evidence)
+		}
+	}
+}
+
+func TestNegatedRoleCueDoesNotFire(t *testing.T) {
+	c := testClassifier(t)
+	got := c.Context("In contrast to prior systems, we do not adopt the lexicon of [3].", "", nil)
+	for _, e := range got.Evidence {
+		if e.Cue == "we adopt" {
+			t.Fatalf("negated cue fired: %v", got.Evidence)
+		}
+	}
+}
+
+func TestPolarityRuleFamilies(t *testing.T) {
+	c := testClassifier(t)
+	for _, tc := range []struct {
+		text, want string
+	}{
+		{"The approach of [3] is effective and robust.", record.PolaritySupporting},
+		{"Our findings are in line with [4].", record.PolaritySupporting},
+		{"The method of [5] suffers from a serious drawback.", record.PolarityContrasting},
+		{"Their model fails on long sentences [6].", record.PolarityContrasting},
+		{"Parsing is described in [7].", record.PolarityNeutral},
+		// Negation flips the side: "not effective" criticises.
+		{"The approach of [8] is not effective on noisy text.", record.PolarityContrasting},
+	} {
+		if got := c.Context(tc.text, "", nil); got.Polarity != tc.want {
+			t.Errorf("%q: polarity %s, want %s (evidence %v)", tc.text, got.Polarity, tc.want, got.Evidence)
+		}
+	}
+}
+
+func TestHedgedCueWeighsLess(t *testing.T) {
+	c := testClassifier(t)
+	plain := c.Context("The method of [5] fails on long inputs.", "", nil)
+	hedged := c.Context("The method of [5] may fail on long inputs.", "", nil)
+	if hedged.PolarityScores[record.PolarityContrasting] >= plain.PolarityScores[record.PolarityContrasting] {
+		t.Fatalf("hedged %v not weaker than plain %v", hedged.PolarityScores, plain.PolarityScores)
+	}
+}
+
+func TestCueNearMarkerWeighsMore(t *testing.T) {
+	c := testClassifier(t)
+	text := "We use a lexicon throughout; a long aside about unrelated matters follows here and goes on and on for a good while, then [3]."
+	far := c.Context(text, "", []int{len([]rune(text)) - 4, len([]rune(text)) - 1})
+	near := c.Context(text, "", []int{0, 2})
+	if near.RoleScores[record.RoleUses] <= far.RoleScores[record.RoleUses] {
+		t.Fatalf("near %v, far %v", near.RoleScores, far.RoleScores)
+	}
+}
+
+func TestSectionPrior(t *testing.T) {
+	c := testClassifier(t)
+	got := c.Context("The treebank of [3] is large.", "4 Experimental Setup", nil)
+	if got.Role != record.RoleUses {
+		t.Fatalf("role %s in an experiment section, want uses (%v)", got.Role, got.Evidence)
+	}
+}
+
+func TestPluralism(t *testing.T) {
+	c := testClassifier(t)
+	for _, tc := range []struct {
+		title, summary, want string
+	}{
+		{"Jury Learning", "Models individual annotators and their disagreement through a jury.", record.PluralismJury},
+		{"Persona Steering", "Steers the model to a chosen persona at inference time.", record.PluralismSteerable},
+		{"Pareto Alignment", "Optimizes several objectives at once and reports the Pareto front.", record.PluralismMultiObjective},
+		{"Faster Retrieval", "A new index structure for sparse retrieval.", record.PluralismNone},
+	} {
+		p := c.Pluralism(tc.title, tc.summary, "")
+		if p.Primary != tc.want {
+			t.Errorf("%q: primary %s, want %s (scores %v)", tc.title, p.Primary, tc.want, p.Scores)
+		}
+		if tc.want != record.PluralismNone && len(p.Evidence) == 0 {
+			t.Errorf("%q: label without evidence", tc.title)
+		}
+	}
+}
+
+func TestTagRecordFromSummaryAndContexts(t *testing.T) {
+	c := testClassifier(t)
+	r := record.Record{Paper: record.Paper{Title: "X", Summary: "We extend the roadmap with juries of annotators."}}
+	c.Tag(&r)
+	if r.RoleSource != record.RoleSourceSummary || r.Role != record.RoleExtends || r.RulesVersion == "" || len(r.RoleEvidence) == 0 {
+		t.Fatalf("summary tagging: %+v", r)
+	}
+	r.Contexts = []record.Context{{Text: "We use [1]."}, {Text: "We use the tool of [1] again."}, {Text: "[1] fails badly."}}
+	c.Tag(&r)
+	if r.RoleSource != record.RoleSourceContext || r.Role != record.RoleUses || r.Polarity != record.PolarityContrasting {
+		t.Fatalf("context tagging: role %s (%s) polarity %s", r.Role, r.RoleSource, r.Polarity)
+	}
+}
+
+func TestLoadRulesErrorsNameTheFile(t *testing.T) {
+	fsys := fstest.MapFS{
+		"rules.yaml":     {Data: []byte("version: x\n")},
+		"roles.yaml":     {Data: []byte("negated: drop\nlabels:\n  uses:\n    \"re:(\": 1\n")},
+		"polarity.yaml":  {Data: []byte("negated: flip\nlabels: {}\n")},
+		"pluralism.yaml": {Data: []byte("negated: drop\nlabels: {}\n")},
+	}
+	_, err := LoadRulesFS(fsys, "myrules")
+	if err == nil || !strings.Contains(err.Error(), "myrules/roles.yaml") || !strings.Contains(err.Error(), "uses") {
+		t.Fatalf("err = %v, want the file and label named", err)
+	}
+}
+
+func BenchmarkContext(b *testing.B) {
+	c := testClassifier(b)
+	text := "Unlike the parser of Smith et al. [12], which relies on a lexicon, we use the treebank of [3] and obtain results consistent with [4]."
+	b.ReportAllocs()
+	for b.Loop() {
+		c.Context(text, "Experiments", []int{98, 101})
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "contexts/s")
+}
