@@ -314,3 +314,29 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatalf("err = %v, want both problems named", err)
 	}
 }
+
+// With a tiny limit of outstanding async publishes, PublishAll waits for
+// acks instead of failing, and every message is stored once.
+func TestPublishAllSurvivesStalls(t *testing.T) {
+	cfg := testConfig(t, t.TempDir(), nil)
+	bus, err := Open(context.Background(), cfg.NATS, 4, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bus.Close()
+	const n = 2000
+	outs := make([]Out, 0, n+10)
+	for i := range n {
+		outs = append(outs, Out{Subject: RawSubject("stall"), MsgID: fmt.Sprint("m", i), Data: []byte("{}")})
+	}
+	// Re-publishes with the same ids are stored once.
+	outs = append(outs, outs[:10]...)
+	if err := bus.PublishAll(context.Background(), outs); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := bus.JS.Stream(context.Background(), StreamRaw)
+	info, _ := s.Info(context.Background())
+	if info.State.Msgs != n {
+		t.Fatalf("%d messages stored, want %d", info.State.Msgs, n)
+	}
+}
