@@ -116,12 +116,14 @@ type Paper struct {
 
 // Context is one sentence of the citing paper that cites the hub's work.
 type Context struct {
-	Text     string     `json:"text"`
-	Section  string     `json:"section,omitempty"`
-	CiteSpan []int      `json:"cite_span,omitempty"`
-	Role     string     `json:"role,omitempty"`
-	Polarity string     `json:"polarity,omitempty"`
-	Evidence []Evidence `json:"evidence,omitempty"`
+	Text      string     `json:"text"`
+	Section   string     `json:"section,omitempty"`
+	Paragraph string     `json:"paragraph,omitempty"` // id of the paragraph in the full text
+	CiteSpan  []int      `json:"cite_span,omitempty"`
+	Marker    string     `json:"marker,omitempty"` // "linked" (a #bib link) or "text" (a plain [n], fallback)
+	Role      string     `json:"role,omitempty"`
+	Polarity  string     `json:"polarity,omitempty"`
+	Evidence  []Evidence `json:"evidence,omitempty"`
 }
 
 // Evidence is one cue that fired for a label, with its weight.
