@@ -151,12 +151,22 @@ func (f *Fetcher) UserAgent() string {
 // headers (for example Accept or If-None-Match); a 304 is returned, not an
 // error.
 func (f *Fetcher) Get(ctx context.Context, rawURL string, hdr http.Header) (*Response, error) {
+	return f.get(ctx, rawURL, hdr, f.cfg.Retries)
+}
+
+// GetOnce is Get without retries, for cheap checks whose failure only
+// means "do the full work".
+func (f *Fetcher) GetOnce(ctx context.Context, rawURL string, hdr http.Header) (*Response, error) {
+	return f.get(ctx, rawURL, hdr, 0)
+}
+
+func (f *Fetcher) get(ctx context.Context, rawURL string, hdr http.Header, retries int) (*Response, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, permanent("GET %q: not an absolute http(s) URL", rawURL)
 	}
 	if f.cfg.Robots && u.Path != "/robots.txt" {
-		ok, err := f.allowed(ctx, u)
+		ok, err := f.allowed(ctx, u, retries)
 		if err != nil {
 			return nil, err
 		}
@@ -174,7 +184,7 @@ func (f *Fetcher) Get(ctx context.Context, rawURL string, hdr http.Header) (*Res
 			err = &HTTPError{URL: rawURL, Status: resp.Status, Attempts: attempt}
 		}
 		lastErr = err
-		if IsPermanent(err) || attempt > f.cfg.Retries || ctx.Err() != nil {
+		if IsPermanent(err) || attempt > retries || ctx.Err() != nil {
 			return nil, lastErr
 		}
 		if wait == 0 {

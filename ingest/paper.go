@@ -11,17 +11,20 @@ import (
 	"github.com/citecrawl/citecrawl/record"
 )
 
+// GraphPaper is the paper part of graph.json and of /pith/<ID>.json.
+type GraphPaper struct {
+	Title           string   `json:"title"`
+	Headline        string   `json:"headline"`
+	CrossCats       []string `json:"cross_cats"`
+	PrimaryCat      string   `json:"primary_cat"`
+	AuthorsText     string   `json:"authors_text"`
+	SubmittedAt     string   `json:"submitted_at"`
+	AbstractExcerpt string   `json:"abstract_excerpt"`
+}
+
 // Graph is the part of /api/pith-number/<ID>/graph.json citecrawl reads.
 type Graph struct {
-	Paper struct {
-		Title           string   `json:"title"`
-		Headline        string   `json:"headline"`
-		CrossCats       []string `json:"cross_cats"`
-		PrimaryCat      string   `json:"primary_cat"`
-		AuthorsText     string   `json:"authors_text"`
-		SubmittedAt     string   `json:"submitted_at"`
-		AbstractExcerpt string   `json:"abstract_excerpt"`
-	} `json:"paper"`
+	Paper  GraphPaper `json:"paper"`
 	Source struct {
 		ID   string `json:"id"`
 		Kind string `json:"kind"`
@@ -65,10 +68,19 @@ func (h *HubPage) HubRef(citedIDs []string) record.Hub {
 	return record.Hub{URL: h.URL, ID: h.ID, Title: h.Title, CitedWorkIDs: citedIDs, Published: pub}
 }
 
+// Sources are the structured metadata found for a paper, any of them nil.
+// They are applied in this order, so the first that has a field wins:
+// Pith's JSON record, its graph snapshot, then arXiv's abstract page.
+type Sources struct {
+	Pith  *PithRecord
+	Graph *Graph
+	Abs   *AbsMeta
+}
+
 // NewRecord builds the raw (untagged) record of one citing paper from what
-// the hub listed and, when it was fetched, the paper's graph snapshot.
-// Fields no source gave are named in Missing.
-func NewRecord(hub record.Hub, p CitingPaper, g *Graph, sources []string, fetchedAt time.Time) record.Record {
+// the hub listed and the structured sources found for it. Fields no source
+// gave are named in Missing, never invented.
+func NewRecord(hub record.Hub, p CitingPaper, src Sources, urls []string, fetchedAt time.Time) record.Record {
 	paper := record.Paper{
 		Title: p.Title, Summary: p.Summary, Arxiv: p.ArxivID, Pith: p.PithID, URL: p.URL,
 		Published: p.Published, Verdict: p.Verdict, Novelty: p.Novelty, Refs: p.Refs,
@@ -76,38 +88,30 @@ func NewRecord(hub record.Hub, p CitingPaper, g *Graph, sources []string, fetche
 	if p.Category != "" {
 		paper.Categories = []string{p.Category}
 	}
-	if g != nil {
-		fill := func(dst *string, v string) {
-			if *dst == "" {
-				*dst = strings.TrimSpace(v)
-			}
+	if src.Pith != nil {
+		applyGraphPaper(&paper, src.Pith.Paper)
+		if src.Pith.Source.Kind == "arxiv" {
+			fill(&paper.Arxiv, src.Pith.Source.ID)
 		}
-		fill(&paper.Title, g.Paper.Title)
+	}
+	if g := src.Graph; g != nil {
+		applyGraphPaper(&paper, g.Paper)
 		fill(&paper.Summary, g.Verdict.OneLineSummary)
-		fill(&paper.Summary, g.Paper.Headline)
-		fill(&paper.Abstract, g.Paper.AbstractExcerpt)
 		if g.Source.Kind == "arxiv" {
 			fill(&paper.Arxiv, g.Source.ID)
-		}
-		if len(g.Paper.SubmittedAt) >= 10 {
-			fill(&paper.Published, g.Paper.SubmittedAt[:10])
 		}
 		fill(&paper.Verdict, g.Verdict.Verdict)
 		if paper.Refs == nil {
 			paper.Refs = g.References.Count
 		}
-		if g.Paper.AuthorsText != "" {
-			for _, a := range strings.Split(g.Paper.AuthorsText, ",") {
-				if a = strings.TrimSpace(a); a != "" {
-					paper.Authors = append(paper.Authors, a)
-				}
-			}
-		}
-		cats := append([]string{g.Paper.PrimaryCat}, g.Paper.CrossCats...)
-		for _, c := range cats {
-			if c != "" && !slices.Contains(paper.Categories, c) {
-				paper.Categories = append(paper.Categories, c)
-			}
+	}
+	if a := src.Abs; a != nil {
+		fill(&paper.Title, a.Title)
+		fill(&paper.Abstract, a.Abstract)
+		fill(&paper.Arxiv, a.ArxivID)
+		fill(&paper.Published, a.Date)
+		if len(paper.Authors) == 0 {
+			paper.Authors = a.Authors
 		}
 	}
 	if paper.URL != "" {
@@ -115,10 +119,37 @@ func NewRecord(hub record.Hub, p CitingPaper, g *Graph, sources []string, fetche
 	}
 	r := record.Record{
 		Schema: record.Schema, ID: record.ID(hub.ID, p.Key()), Hub: hub, Paper: paper,
-		Contexts: []record.Context{}, FetchedAt: fetchedAt.UTC(), SourceURLs: sources,
+		Contexts: []record.Context{}, FetchedAt: fetchedAt.UTC(), SourceURLs: urls,
 	}
 	r.Missing = missingFields(&paper)
 	return r
+}
+
+func fill(dst *string, v string) {
+	if *dst == "" {
+		*dst = strings.TrimSpace(v)
+	}
+}
+
+func applyGraphPaper(paper *record.Paper, g GraphPaper) {
+	fill(&paper.Title, g.Title)
+	fill(&paper.Summary, g.Headline)
+	fill(&paper.Abstract, g.AbstractExcerpt)
+	if len(g.SubmittedAt) >= 10 {
+		fill(&paper.Published, g.SubmittedAt[:10])
+	}
+	if len(paper.Authors) == 0 && g.AuthorsText != "" {
+		for _, a := range strings.Split(g.AuthorsText, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				paper.Authors = append(paper.Authors, a)
+			}
+		}
+	}
+	for _, c := range append([]string{g.PrimaryCat}, g.CrossCats...) {
+		if c != "" && !slices.Contains(paper.Categories, c) {
+			paper.Categories = append(paper.Categories, c)
+		}
+	}
 }
 
 // missingFields names the paper fields that no source filled.

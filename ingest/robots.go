@@ -27,13 +27,13 @@ type robotsRule struct {
 // on first use. A missing robots.txt (4xx) allows everything; a robots.txt
 // that cannot be read (5xx, network) is an error, so the message is
 // retried later rather than crawled blind.
-func (f *Fetcher) allowed(ctx context.Context, u *url.URL) (bool, error) {
+func (f *Fetcher) allowed(ctx context.Context, u *url.URL, retries int) (bool, error) {
 	f.mu.Lock()
 	r, ok := f.robots[u.Host]
 	f.mu.Unlock()
 	if !ok {
 		var err error
-		r, err = f.loadRobots(ctx, u)
+		r, err = f.loadRobots(ctx, u, retries)
 		if err != nil {
 			return false, err
 		}
@@ -44,9 +44,9 @@ func (f *Fetcher) allowed(ctx context.Context, u *url.URL) (bool, error) {
 	return r.allows(u.EscapedPath()), nil
 }
 
-func (f *Fetcher) loadRobots(ctx context.Context, u *url.URL) (*robotsRules, error) {
+func (f *Fetcher) loadRobots(ctx context.Context, u *url.URL, retries int) (*robotsRules, error) {
 	robotsURL := (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: "/robots.txt"}).String()
-	resp, err := f.Get(ctx, robotsURL, nil)
+	resp, err := f.get(ctx, robotsURL, nil, retries)
 	if err != nil {
 		var he *HTTPError
 		if errors.As(err, &he) && he.Status >= 400 && he.Status < 500 {

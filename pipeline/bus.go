@@ -67,6 +67,7 @@ type Bus struct {
 	JS     jetstream.JetStream
 	srv    *server.Server
 	closed chan struct{} // closed when the connection is
+	cache  *httpCache
 	cfg    BrokerConfig
 	log    zerolog.Logger
 }
@@ -110,6 +111,10 @@ func Open(ctx context.Context, cfg BrokerConfig, maxPending int, log zerolog.Log
 		return nil, err
 	}
 	if err := b.ensureStreams(ctx); err != nil {
+		b.Close()
+		return nil, err
+	}
+	if b.cache, err = openHTTPCache(ctx, b.JS, cfg.Replicas); err != nil {
 		b.Close()
 		return nil, err
 	}

@@ -19,13 +19,40 @@ const RoadmapHub = "https://pith.science/citations/667ba460-8f85-44de-abed-e988d
 // Config is everything a run or a worker needs. DefaultConfig holds every
 // default in one place; configs/citecrawl.yaml explains each option.
 type Config struct {
-	Hubs       []string           `yaml:"hubs"`
-	FetchGraph bool               `yaml:"fetch_graph"`
-	Rules      string             `yaml:"rules"`
-	NATS       BrokerConfig       `yaml:"nats"`
-	Stages     StageConfig        `yaml:"stages"`
-	Fetch      ingest.FetchConfig `yaml:"fetch"`
-	Sink       sink.Config        `yaml:"sink"`
+	Hubs       []string       `yaml:"hubs"`
+	FetchGraph bool           `yaml:"fetch_graph"`
+	FullText   FullTextConfig `yaml:"full_text"`
+	Discover   DiscoverConfig `yaml:"discover"`
+	// Conditional sends If-None-Match / If-Modified-Since with what was
+	// stored from the last fetch; a page answering 304 is not parsed again
+	// and nothing built from it is published again.
+	Conditional bool               `yaml:"conditional"`
+	Rules       string             `yaml:"rules"`
+	NATS        BrokerConfig       `yaml:"nats"`
+	Stages      StageConfig        `yaml:"stages"`
+	Fetch       ingest.FetchConfig `yaml:"fetch"`
+	Sink        sink.Config        `yaml:"sink"`
+}
+
+// FullTextConfig says how citing sentences are read from arXiv.
+type FullTextConfig struct {
+	// Enabled fetches https://arxiv.org/html/<id> of every citing paper.
+	Enabled bool `yaml:"enabled"`
+	// ArxivBase is where arXiv is (abstract pages and full text).
+	ArxivBase string `yaml:"arxiv_base"`
+	// TextFallback matches plain [n] markers when a paper links no
+	// citation at all; such contexts are marked "text".
+	TextFallback bool `yaml:"text_fallback"`
+}
+
+// DiscoverConfig follows /citations/ links to more hubs.
+type DiscoverConfig struct {
+	// Depth is how many links away from the configured hubs to go (0: none).
+	Depth int `yaml:"depth"`
+	// Hosts that may be followed.
+	Hosts []string `yaml:"hosts"`
+	// MaxPages is the most hubs one run discovers.
+	MaxPages int `yaml:"max_pages"`
 }
 
 // BrokerConfig says which NATS to use.
@@ -64,9 +91,12 @@ type StageConfig struct {
 // DefaultConfig returns the defaults of every component.
 func DefaultConfig() Config {
 	return Config{
-		Hubs:       []string{RoadmapHub},
-		FetchGraph: true,
-		NATS:       BrokerConfig{DataDir: "./data", Replicas: 1},
+		Hubs:        []string{RoadmapHub},
+		FetchGraph:  true,
+		FullText:    FullTextConfig{Enabled: true, ArxivBase: "https://arxiv.org"},
+		Discover:    DiscoverConfig{Hosts: []string{"pith.science"}, MaxPages: 50},
+		Conditional: true,
+		NATS:        BrokerConfig{DataDir: "./data", Replicas: 1},
 		Stages: StageConfig{
 			MaxDeliver:      5,
 			AckWait:         2 * time.Minute,

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -26,6 +29,7 @@ type Task struct {
 	Kind       string              `json:"kind"`
 	URL        string              `json:"url"`
 	RunID      string              `json:"run_id"`
+	Depth      int                 `json:"depth,omitempty"` // links followed from a configured hub
 	Hub        *record.Hub         `json:"hub,omitempty"`
 	HubMissing []string            `json:"hub_missing,omitempty"`
 	HubSource  string              `json:"hub_source,omitempty"`
@@ -33,28 +37,30 @@ type Task struct {
 }
 
 // HubTask is the task that starts the crawl of one hub.
-func HubTask(runID, hubURL string) (Out, error) {
+func HubTask(runID, hubURL string, depth int) (Out, error) {
 	u := ingest.NormaliseHubURL(hubURL)
 	if _, err := ingest.HubID(u); err != nil {
 		return Out{}, err
 	}
-	b, err := json.Marshal(Task{Kind: TaskHub, URL: hubURL, RunID: runID})
+	b, err := json.Marshal(Task{Kind: TaskHub, URL: hubURL, RunID: runID, Depth: depth})
 	return Out{Subject: SubjectHubTask, MsgID: runID + ":" + u, Data: b}, err
 }
 
 // fetchHandler fetches hubs and papers and turns them into raw records.
 type fetchHandler struct {
-	fetcher    *ingest.Fetcher
-	fetchGraph bool
-	now        func() time.Time
-	stats      *Stats
-	log        zerolog.Logger
+	fetcher  *ingest.Fetcher
+	splitter *ingest.Splitter
+	cache    *httpCache // nil: no conditional requests
+	cfg      Config
+	now      func() time.Time
+	stats    *Stats
+	log      zerolog.Logger
 }
 
-func (h *fetchHandler) handle(ctx context.Context, m jetstream.Msg) ([]Out, error) {
+func (h *fetchHandler) handle(ctx context.Context, m jetstream.Msg) (Outcome, error) {
 	var t Task
 	if err := json.Unmarshal(m.Data(), &t); err != nil {
-		return nil, ingest.Permanent(fmt.Errorf("task on %s is not valid JSON: %w", m.Subject(), err))
+		return Outcome{}, ingest.Permanent(fmt.Errorf("task on %s is not valid JSON: %w", m.Subject(), err))
 	}
 	switch t.Kind {
 	case TaskHub:
@@ -62,21 +68,51 @@ func (h *fetchHandler) handle(ctx context.Context, m jetstream.Msg) ([]Out, erro
 	case TaskPaper:
 		return h.paper(ctx, t)
 	default:
-		return nil, ingest.Permanent(fmt.Errorf("task on %s has unknown kind %q", m.Subject(), t.Kind))
+		return Outcome{}, ingest.Permanent(fmt.Errorf("task on %s has unknown kind %q", m.Subject(), t.Kind))
 	}
 }
 
-// hub fetches and parses a hub page and queues one paper task per citing
-// paper.
-func (h *fetchHandler) hub(ctx context.Context, t Task) ([]Out, error) {
-	resp, err := h.fetcher.Get(ctx, t.URL, http.Header{"Accept": {"text/html"}})
+// get fetches u, conditionally when asked and the cache knows it. The
+// returned commit stores the response's validators; the caller runs it
+// only once what was built from the page is published.
+func (h *fetchHandler) get(ctx context.Context, u, accept string, conditional bool) (*ingest.Response, func(context.Context) error, error) {
+	hdr := http.Header{}
+	if conditional && h.cache != nil {
+		hdr = h.cache.conditionalHeaders(ctx, u)
+	}
+	hdr.Set("Accept", accept)
+	resp, err := h.fetcher.Get(ctx, u, hdr)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	h.stats.PagesFetched.Add(1)
+	if resp.Status == http.StatusNotModified {
+		h.stats.NotModified.Add(1)
+		return resp, nil, nil
+	}
+	commit := func(ctx context.Context) error {
+		if h.cache == nil {
+			return nil
+		}
+		return h.cache.remember(ctx, u, resp.Header)
+	}
+	return resp, commit, nil
+}
+
+// hub fetches and parses a hub page and queues one paper task per citing
+// paper, and the hubs it links to when discovery allows.
+func (h *fetchHandler) hub(ctx context.Context, t Task) (Outcome, error) {
+	resp, commit, err := h.get(ctx, t.URL, "text/html", h.cfg.Conditional)
+	if err != nil {
+		return Outcome{}, err
+	}
+	if resp.Status == http.StatusNotModified {
+		h.log.Debug().Str("hub", t.URL).Msg("hub not modified: nothing to re-parse or re-publish")
+		return Outcome{}, nil
+	}
 	page, err := ingest.ParseHub(t.URL, resp.Body, resp.Header.Get("Content-Type"))
 	if err != nil {
-		return nil, ingest.Permanent(err)
+		return Outcome{}, ingest.Permanent(err)
 	}
 	if len(page.Missing) > 0 {
 		h.log.Warn().Str("hub", t.URL).Strs("missing", page.Missing).Msg("hub page lacks parts")
@@ -89,56 +125,251 @@ func (h *fetchHandler) hub(ctx context.Context, t Task) ([]Out, error) {
 	for _, m := range page.Missing {
 		missing = append(missing, "hub."+m)
 	}
-	outs := make([]Out, 0, len(page.Papers))
+	out := Outcome{Commit: []func(context.Context) error{commit}}
 	for i := range page.Papers {
 		p := page.Papers[i]
-		b, err := json.Marshal(Task{Kind: TaskPaper, URL: p.URL, RunID: t.RunID, Hub: &hub, HubMissing: missing, HubSource: resp.URL, Paper: &p})
+		b, err := json.Marshal(Task{Kind: TaskPaper, URL: p.URL, RunID: t.RunID, Depth: t.Depth, Hub: &hub, HubMissing: missing, HubSource: resp.URL, Paper: &p})
+		if err != nil {
+			return Outcome{}, err
+		}
+		out.Outs = append(out.Outs, Out{Subject: SubjectPaperTask, MsgID: t.RunID + ":" + record.ID(hub.ID, p.Key()), Data: b})
+	}
+	more, err := h.discover(ctx, t, page.HubLinks)
+	if err != nil {
+		return Outcome{}, err
+	}
+	out.Outs = append(out.Outs, more...)
+	h.log.Debug().Str("hub", t.URL).Int("papers", len(page.Papers)).Int("discovered", len(more)).Msg("hub parsed")
+	return out, nil
+}
+
+// discover queues linked hubs within the depth, the allowed hosts and the
+// run's page budget.
+func (h *fetchHandler) discover(ctx context.Context, t Task, links []string) ([]Out, error) {
+	d := h.cfg.Discover
+	if t.Depth >= d.Depth || h.cache == nil {
+		return nil, nil
+	}
+	var outs []Out
+	for _, l := range links {
+		u, err := url.Parse(l)
+		if err != nil || !slices.Contains(d.Hosts, strings.TrimPrefix(u.Hostname(), "www.")) {
+			continue
+		}
+		ok, err := h.cache.takeBudget(ctx, t.RunID, d.MaxPages)
 		if err != nil {
 			return nil, err
 		}
-		outs = append(outs, Out{Subject: SubjectPaperTask, MsgID: t.RunID + ":" + record.ID(hub.ID, p.Key()), Data: b})
+		if !ok {
+			h.log.Info().Str("run", t.RunID).Int("max_pages", d.MaxPages).Msg("discovery page budget spent")
+			break
+		}
+		o, err := HubTask(t.RunID, l, t.Depth+1)
+		if err != nil {
+			continue
+		}
+		outs = append(outs, o)
 	}
-	h.log.Debug().Str("hub", t.URL).Int("papers", len(outs)).Msg("hub parsed")
 	return outs, nil
 }
 
-// paper builds the raw record of one citing paper, with its graph snapshot
-// when the hub linked a Pith id.
-func (h *fetchHandler) paper(ctx context.Context, t Task) ([]Out, error) {
+// paper builds the raw record of one citing paper. Metadata comes from the
+// structured sources first (Pith's JSON record and graph snapshot), then
+// arXiv's abstract page; citing sentences from arXiv's full text.
+func (h *fetchHandler) paper(ctx context.Context, t Task) (Outcome, error) {
 	if t.Hub == nil || t.Paper == nil {
-		return nil, ingest.Permanent(fmt.Errorf("paper task %q lacks its hub or paper", t.URL))
+		return Outcome{}, ingest.Permanent(fmt.Errorf("paper task %q lacks its hub or paper", t.URL))
 	}
-	sources := []string{t.HubSource}
-	var graph *ingest.Graph
-	var missing []string
-	if h.fetchGraph && t.Paper.PithID != "" {
-		u := ingest.GraphURL(t.Hub.URL, t.Paper.PithID)
-		resp, err := h.fetcher.Get(ctx, u, http.Header{"Accept": {"application/json"}})
-		switch {
-		case err == nil:
-			h.stats.PagesFetched.Add(1)
-			if graph, err = ingest.ParseGraph(u, resp.Body); err != nil {
-				h.log.Warn().Err(err).Msg("graph snapshot unusable; record keeps the hub's data")
-				missing = append(missing, "graph")
-			} else {
-				sources = append(sources, u)
-			}
-		case ingest.IsPermanent(err):
-			// The record is still worth having from the hub's data alone.
-			h.log.Warn().Err(err).Msg("no graph snapshot")
-			missing = append(missing, "graph")
-		default:
-			return nil, err
+	id := record.ID(t.Hub.ID, t.Paper.Key())
+	if h.cfg.Conditional && h.cache != nil {
+		unchanged, err := h.unchanged(ctx, id)
+		if err != nil {
+			return Outcome{}, err
+		}
+		if unchanged {
+			return Outcome{}, nil
 		}
 	}
-	r := ingest.NewRecord(*t.Hub, *t.Paper, graph, sources, h.now())
-	r.Missing = append(append(append([]string{}, t.HubMissing...), missing...), r.Missing...)
-	b, err := json.Marshal(&r)
+	b := &paperBuild{h: h, t: t, urls: []string{t.HubSource}}
+	if err := b.resolve(ctx); err != nil {
+		return Outcome{}, err
+	}
+	r := ingest.NewRecord(*t.Hub, *t.Paper, b.src, b.urls, h.now())
+	if h.cfg.FullText.Enabled {
+		if err := b.fullText(ctx, &r); err != nil {
+			return Outcome{}, err
+		}
+	}
+	r.Missing = append(append(append([]string{}, t.HubMissing...), b.missing...), r.Missing...)
+	data, err := json.Marshal(&r)
 	if err != nil {
-		return nil, err
+		return Outcome{}, err
 	}
 	h.stats.RecordsPublished.Add(1)
-	return []Out{{Subject: RawSubject(r.Hub.ID), MsgID: r.ID + ":" + r.Fingerprint(), Data: b}}, nil
+	commits := b.commits
+	if h.cache != nil {
+		pages := b.fetched
+		commits = append(commits, func(ctx context.Context) error { return h.cache.rememberRecordPages(ctx, id, pages) })
+	}
+	return Outcome{Outs: []Out{{Subject: RawSubject(r.Hub.ID), MsgID: r.ID + ":" + r.Fingerprint(), Data: data}}, Commit: commits}, nil
+}
+
+// unchanged asks every page the record was last built from whether it
+// changed; only if none did is the record left as it is.
+func (h *fetchHandler) unchanged(ctx context.Context, recordID string) (bool, error) {
+	pages := h.cache.recordPages(ctx, recordID)
+	if len(pages) == 0 {
+		return false, nil
+	}
+	for _, u := range pages {
+		resp, err := h.fetcher.GetOnce(ctx, u, h.cache.conditionalHeaders(ctx, u))
+		if err == nil {
+			h.stats.PagesFetched.Add(1)
+		}
+		if err != nil {
+			// Gone, moved or unreachable: rebuild from the current pages,
+			// which retries properly if the failure is passing.
+			h.log.Debug().Err(err).Str("url", u).Msg("source check failed; rebuilding the record")
+			return false, nil
+		}
+		if resp.Status != http.StatusNotModified {
+			return false, nil
+		}
+		h.stats.NotModified.Add(1)
+	}
+	h.log.Debug().Str("record", recordID).Msg("no source changed: not re-published")
+	return true, nil
+}
+
+// paperBuild collects what one paper task fetched.
+type paperBuild struct {
+	h       *fetchHandler
+	t       Task
+	src     ingest.Sources
+	urls    []string // pages the record was built from (source_urls)
+	fetched []string // the same, less the hub: what a re-crawl asks again
+	missing []string
+	commits []func(context.Context) error
+}
+
+// fetch gets u unconditionally (this is a rebuild); a permanent failure is
+// noted as missing, not fatal: the record is still worth having.
+func (b *paperBuild) fetch(ctx context.Context, u, accept, what string) (*ingest.Response, error) {
+	resp, commit, err := b.h.get(ctx, u, accept, false)
+	if err != nil {
+		if ingest.IsPermanent(err) {
+			b.h.log.Info().Err(err).Msg(what + " not available")
+			b.missing = append(b.missing, what)
+			return nil, nil
+		}
+		return nil, err
+	}
+	b.urls = append(b.urls, u)
+	b.fetched = append(b.fetched, u)
+	b.commits = append(b.commits, commit)
+	return resp, nil
+}
+
+func (b *paperBuild) resolve(ctx context.Context) error {
+	p, hubURL := b.t.Paper, b.t.Hub.URL
+	if p.PithID != "" {
+		u := ingest.PithJSONURL(hubURL, p.PithID)
+		resp, err := b.fetch(ctx, u, "application/json", "pith_json")
+		if err != nil {
+			return err
+		}
+		if resp != nil {
+			if b.src.Pith, err = ingest.ParsePithRecord(u, resp.Body); err != nil {
+				b.missing = append(b.missing, "pith_json")
+			}
+		}
+		if b.h.cfg.FetchGraph {
+			u := ingest.GraphURL(hubURL, p.PithID)
+			resp, err := b.fetch(ctx, u, "application/json", "graph")
+			if err != nil {
+				return err
+			}
+			if resp != nil {
+				if b.src.Graph, err = ingest.ParseGraph(u, resp.Body); err != nil {
+					b.missing = append(b.missing, "graph")
+				}
+			}
+		}
+	}
+	// arXiv's abstract page: the fallback, and the only source for
+	// papers not on Pith.
+	arxiv := b.arxivID()
+	if arxiv != "" && (b.src.Pith == nil && b.src.Graph == nil) {
+		u := ingest.ArxivURL(b.h.cfg.FullText.ArxivBase, "abs", arxiv)
+		resp, err := b.fetch(ctx, u, "text/html", "arxiv_abs")
+		if err != nil {
+			return err
+		}
+		if resp != nil {
+			if b.src.Abs, err = ingest.ParseAbs(u, resp.Body, resp.Header.Get("Content-Type")); err != nil {
+				b.h.log.Info().Err(err).Msg("arXiv abstract page unusable")
+				b.missing = append(b.missing, "arxiv_abs")
+			}
+		}
+	}
+	return nil
+}
+
+func (b *paperBuild) arxivID() string {
+	switch {
+	case b.t.Paper.ArxivID != "":
+		return b.t.Paper.ArxivID
+	case b.src.Pith != nil && b.src.Pith.Source.Kind == "arxiv":
+		return b.src.Pith.Source.ID
+	case b.src.Graph != nil && b.src.Graph.Source.Kind == "arxiv":
+		return b.src.Graph.Source.ID
+	}
+	return ""
+}
+
+// fullText reads the citing sentences of the hub's work from the paper's
+// arXiv full text, or records why there are none.
+func (b *paperBuild) fullText(ctx context.Context, r *record.Record) error {
+	ft := &record.FullText{Status: record.FullTextNoArxivID}
+	r.FullText = ft
+	arxiv := r.Paper.Arxiv
+	if arxiv == "" {
+		return nil
+	}
+	ft.URL = ingest.ArxivURL(b.h.cfg.FullText.ArxivBase, "html", arxiv)
+	resp, commit, err := b.h.get(ctx, ft.URL, "text/html", false)
+	if err != nil {
+		if ingest.IsPermanent(err) {
+			ft.Status, ft.Reason = record.FullTextMissing, err.Error()
+			return nil
+		}
+		return err
+	}
+	b.commits = append(b.commits, commit)
+	b.fetched = append(b.fetched, ft.URL)
+	r.SourceURLs = append(r.SourceURLs, ft.URL)
+	page, err := ingest.ParseFullText(ft.URL, resp.Body, resp.Header.Get("Content-Type"))
+	if err != nil {
+		ft.Status, ft.Reason = record.FullTextUnparsable, err.Error()
+		return nil
+	}
+	ft.References, ft.LinkedCitations = len(page.Refs), page.LinkedCitations
+	m := page.FindCited(ingest.CitedFromHub(r.Hub))
+	if m == nil {
+		ft.Status, ft.Reason = record.FullTextNoMatch, fmt.Sprintf("none of %d references is the cited work", len(page.Refs))
+		return nil
+	}
+	ft.Entry, ft.Label, ft.Method, ft.Score = m.Entry.ID, m.Entry.Label, m.Method, m.Score
+	r.Contexts = page.Contexts(b.h.splitter, m.Entry, ingest.ContextOptions{TextFallback: b.h.cfg.FullText.TextFallback})
+	if len(r.Contexts) == 0 || page.LinkedCitations == 0 {
+		ft.Status, ft.Reason = record.FullTextNoLinks, "the bibliography lists the work but no citation links to it"
+		if len(r.Contexts) > 0 {
+			ft.Reason += "; contexts come from plain [n] markers"
+		}
+		return nil
+	}
+	ft.Status = record.FullTextOK
+	return nil
 }
 
 // classifyHandler tags raw records.
@@ -147,19 +378,19 @@ type classifyHandler struct {
 	stats *Stats
 }
 
-func (h *classifyHandler) handle(_ context.Context, m jetstream.Msg) ([]Out, error) {
+func (h *classifyHandler) handle(_ context.Context, m jetstream.Msg) (Outcome, error) {
 	var r record.Record
 	if err := json.Unmarshal(m.Data(), &r); err != nil {
-		return nil, ingest.Permanent(fmt.Errorf("raw record on %s is not valid JSON: %w", m.Subject(), err))
+		return Outcome{}, ingest.Permanent(fmt.Errorf("raw record on %s is not valid JSON: %w", m.Subject(), err))
 	}
 	if r.ID == "" || r.Schema != record.Schema {
-		return nil, ingest.Permanent(fmt.Errorf("raw record on %s: no id or schema %q is not %q", m.Subject(), r.Schema, record.Schema))
+		return Outcome{}, ingest.Permanent(fmt.Errorf("raw record on %s: no id, or schema %q is not %q", m.Subject(), r.Schema, record.Schema))
 	}
 	h.c.Tag(&r)
 	b, err := json.Marshal(&r)
 	if err != nil {
-		return nil, err
+		return Outcome{}, err
 	}
 	h.stats.RecordsTagged.Add(1)
-	return []Out{{Subject: TaggedSubject(r.Hub.ID), MsgID: r.ID + ":" + r.Fingerprint(), Data: b}}, nil
+	return Outcome{Outs: []Out{{Subject: TaggedSubject(r.Hub.ID), MsgID: r.ID + ":" + r.Fingerprint(), Data: b}}}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -44,6 +45,12 @@ func testConfig(t testing.TB, dataDir string, hubs []string) Config {
 	cfg.Stages.Backoff = []time.Duration{20 * time.Millisecond}
 	cfg.Stages.MaxDeliver = 2
 	cfg.Rules = filepath.Join("..", "configs", "rules")
+	// arXiv is the loopback site too; tests never reach the internet.
+	if len(hubs) > 0 {
+		if u, err := url.Parse(hubs[0]); err == nil {
+			cfg.FullText.ArxivBase = u.Scheme + "://" + u.Host
+		}
+	}
 	return cfg
 }
 
@@ -249,7 +256,7 @@ func TestWorkersShareTheWork(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, _ := HubTask("share", site.HubURLs(web.URL)[0])
+	o, _ := HubTask("share", site.HubURLs(web.URL)[0], 0)
 	if err := bus.PublishAll(ctx, []Out{o}); err != nil {
 		t.Fatal(err)
 	}

@@ -77,7 +77,12 @@ func StartStages(ctx context.Context, bus *Bus, cfg Config, names []string, env 
 				cancel()
 				return nil, err
 			}
-			h := &fetchHandler{fetcher: ingest.NewFetcher(cfg.Fetch, log), fetchGraph: cfg.FetchGraph, now: env.Now, stats: env.Stats, log: log}
+			sp, err := ingest.NewSplitter() // once per process: loading the model is the slow part
+			if err != nil {
+				cancel()
+				return nil, err
+			}
+			h := &fetchHandler{fetcher: ingest.NewFetcher(cfg.Fetch, log), splitter: sp, cache: bus.cache, cfg: cfg, now: env.Now, stats: env.Stats, log: log}
 			s := &stage{name: name, consumer: c, handle: h.handle, workers: cfg.Stages.FetchWorkers, batch: 1,
 				idle: env.Idle, bus: bus, cfg: cfg.Stages, log: log, stats: env.Stats}
 			starters = append(starters, func() { s.run(ctx) })
@@ -196,7 +201,7 @@ func Run(ctx context.Context, bus *Bus, cfg Config, env Env) (*Result, error) {
 	}
 	outs := make([]Out, 0, len(cfg.Hubs))
 	for _, h := range cfg.Hubs {
-		o, err := HubTask(res.RunID, h)
+		o, err := HubTask(res.RunID, h, 0)
 		if err != nil {
 			_ = w.Stop()
 			return nil, fmt.Errorf("hub %q: %w", h, err)

@@ -23,6 +23,7 @@ type Stats struct {
 	RecordsTagged    atomic.Int64
 	RecordsWritten   atomic.Int64
 	Duplicates       atomic.Int64
+	NotModified      atomic.Int64
 	Retries          atomic.Int64
 	DeadLetters      atomic.Int64
 }
@@ -31,7 +32,15 @@ type Stats struct {
 // ingest.IsPermanent reports, or any error on the last allowed delivery,
 // parks the message on the dead-letter subject; any other error is retried
 // after a backoff.
-type Handler func(ctx context.Context, msg jetstream.Msg) ([]Out, error)
+type Handler func(ctx context.Context, msg jetstream.Msg) (Outcome, error)
+
+// Outcome is what handling a message produced: messages to publish, and
+// steps to take only once they are stored (such as remembering a page's
+// ETag, which must not be kept if its record never got out).
+type Outcome struct {
+	Outs   []Out
+	Commit []func(context.Context) error
+}
 
 // stage runs workers that pull batches from a durable consumer, handle
 // each message, publish what the handlers return and only then ack.
@@ -76,6 +85,7 @@ func (s *stage) process(ctx context.Context, msgs []jetstream.Msg) {
 	stop := heartbeat(msgs, s.cfg.AckWait)
 	defer stop()
 	var outs []Out
+	var commits []func(context.Context) error
 	done := make([]jetstream.Msg, 0, len(msgs))
 	for _, m := range msgs {
 		o, err := s.handle(ctx, m)
@@ -83,7 +93,8 @@ func (s *stage) process(ctx context.Context, msgs []jetstream.Msg) {
 			s.fail(ctx, m, err)
 			continue
 		}
-		outs = append(outs, o...)
+		outs = append(outs, o.Outs...)
+		commits = append(commits, o.Commit...)
 		done = append(done, m)
 	}
 	if err := s.bus.PublishAll(ctx, outs); err != nil {
@@ -91,6 +102,11 @@ func (s *stage) process(ctx context.Context, msgs []jetstream.Msg) {
 			s.fail(ctx, m, fmt.Errorf("publishing results: %w", err))
 		}
 		return
+	}
+	for _, c := range commits {
+		if err := c(ctx); err != nil {
+			s.log.Warn().Err(err).Msg("after-publish step failed")
+		}
 	}
 	for _, m := range done {
 		if err := m.Ack(); err != nil {

@@ -72,6 +72,7 @@ type Record struct {
 	RoleEvidence []Evidence `json:"role_evidence,omitempty"`
 	Polarity     string     `json:"polarity,omitempty"`
 	Pluralism    *Pluralism `json:"pluralism,omitempty"`
+	FullText     *FullText  `json:"full_text,omitempty"`
 	RulesVersion string     `json:"rules_version,omitempty"`
 	FetchedAt    time.Time  `json:"fetched_at"`
 	SourceURLs   []string   `json:"source_urls"`
@@ -124,6 +125,30 @@ type Context struct {
 	Role      string     `json:"role,omitempty"`
 	Polarity  string     `json:"polarity,omitempty"`
 	Evidence  []Evidence `json:"evidence,omitempty"`
+}
+
+// Full-text statuses.
+const (
+	FullTextOK           = "ok"                  // contexts were read from linked citations
+	FullTextMissing      = "missing"             // no full text: 404, not converted, withdrawn
+	FullTextNoMatch      = "no_match"            // the bibliography does not list the cited work
+	FullTextNoLinks      = "no_linked_citations" // listed, but the text never links to it
+	FullTextUnparsable   = "unparsable"          // fetched, but not a LaTeXML page
+	FullTextNoArxivID    = "no_arxiv_id"         // no arXiv id known to fetch it by
+	FullTextNotRequested = ""
+)
+
+// FullText says how the citing sentences were found, or why none were.
+type FullText struct {
+	URL             string  `json:"url,omitempty"`
+	Status          string  `json:"status"`
+	Reason          string  `json:"reason,omitempty"`
+	Entry           string  `json:"entry,omitempty"` // bibliography entry id, bib.bibN
+	Label           string  `json:"label,omitempty"`
+	Method          string  `json:"method,omitempty"` // arxiv, doi or title
+	Score           float64 `json:"score,omitempty"`
+	References      int     `json:"references"`
+	LinkedCitations int     `json:"linked_citations"`
 }
 
 // Evidence is one cue that fired for a label, with its weight.
@@ -180,6 +205,11 @@ func (r *Record) Fingerprint() string {
 	c.SourceURLs = nil
 	c.Hub.URL = ""
 	c.Paper.URL = ""
+	if c.FullText != nil {
+		ft := *c.FullText
+		ft.URL, ft.Reason = "", ""
+		c.FullText = &ft
+	}
 	b, _ := json.Marshal(&c) // a Record always marshals
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:12])

@@ -235,6 +235,7 @@ func (c cli) run(args []string) int {
 		}
 		defer closeSite()
 		cfg.Hubs = snapshot.Default().HubURLs(base)
+		cfg.FullText.ArxivBase = base
 		// The snapshot is our own server on loopback: no need to wait
 		// between requests.
 		cfg.Fetch.HostDelays = map[string]time.Duration{"127.0.0.1": 0}

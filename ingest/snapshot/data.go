@@ -108,17 +108,17 @@ func DefaultHubs() []Hub {
 			Canonical: true, BackgroundPct: &bg, Abstract: roadmapAbstract,
 			RoleFacet:     map[string]int{"background": 5, "other": 2},
 			PolarityFacet: map[string]int{"unclear": 1},
-			Papers:        roadmapPapers,
+			Papers:        withFullText(roadmapPapers),
 		},
 		{
 			ID: IndexingHubID, Title: "Learning from Many Raters: A Survey of Annotator Disagreement", CitedArxiv: "2512.01234",
 			Indexing: true, HeadlineCount: 61, Abstract: "A survey of methods that learn from the labels of individual annotators rather than from aggregated gold labels.",
-			Papers: indexingPapers,
+			Papers: withFullText(indexingPapers),
 		},
 		{
 			ID: UnresolvedHubID, Title: "[14] A. Rater and B. Voter. Learning from crowds without a gold standard. In Proc. of a Workshop, 2021.",
 			Unresolved: true, Indexing: true, SplitCount: true,
-			Papers: unresolvedPapers,
+			Papers: withFullText(unresolvedPapers),
 		},
 	}
 }

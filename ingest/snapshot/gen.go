@@ -26,6 +26,7 @@ func Generated(n int) Hub {
 			Verdict: "unverdicted", Novelty: "5.0", Refs: 10 + i%30,
 		}
 	}
-	return Hub{ID: GeneratedHubID, Title: fmt.Sprintf("A generated hub of %d citing papers", n), Canonical: true,
+	papers = withFullText(papers)
+	return Hub{ID: GeneratedHubID, CitedArxiv: "2402.05070", Title: fmt.Sprintf("A generated hub of %d citing papers", n), Canonical: true,
 		Abstract: "Generated for benchmarks.", Papers: papers}
 }

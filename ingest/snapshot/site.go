@@ -7,6 +7,7 @@ package snapshot
 import (
 	"crypto/sha256"
 	"encoding/base32"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"html"
@@ -42,6 +43,11 @@ type Paper struct {
 	Verdict string
 	Novelty string // "6.0" or "none"
 	Refs    int    // 0: the meta line has no refs part
+	// FullText is how the paper's arXiv full text cites the hub's work.
+	FullText FullTextStyle
+	// Cites are the citing sentences of the full text; "[CITE]" marks
+	// the hub's work.
+	Cites []string
 }
 
 // PithID is the paper's 26-character Pith id, derived from its title so it
@@ -69,11 +75,12 @@ const (
 // Site serves the snapshot. Its hubs can be replaced while it runs, which
 // is how tests simulate a hub that changes between crawls.
 type Site struct {
-	mu     sync.RWMutex
-	hubs   map[string]Hub
-	papers map[string]Paper    // by Pith id
-	cites  map[string][]string // Pith id -> hub ids citing through it
-	style  Style
+	mu      sync.RWMutex
+	hubs    map[string]Hub
+	papers  map[string]Paper    // by Pith id
+	byArxiv map[string]Paper    // by arXiv id
+	cites   map[string][]string // Pith id -> hub ids citing through it
+	style   Style
 }
 
 // New returns a site with the given hubs, rendered in style.
@@ -93,11 +100,13 @@ func (s *Site) SetHubs(hubs ...Hub) {
 	defer s.mu.Unlock()
 	s.hubs = map[string]Hub{}
 	s.papers = map[string]Paper{}
+	s.byArxiv = map[string]Paper{}
 	s.cites = map[string][]string{}
 	for _, h := range hubs {
 		s.hubs[h.ID] = h
 		for _, p := range h.Papers {
 			s.papers[p.PithID()] = p
+			s.byArxiv[p.Arxiv()] = p
 			s.cites[p.PithID()] = append(s.cites[p.PithID()], h.ID)
 		}
 	}
@@ -129,54 +138,76 @@ func (s *Site) DistinctPapers() int {
 	return n
 }
 
-// ServeHTTP serves the site's pages.
+// ServeHTTP serves the site's pages. Every page has an ETag; a request
+// whose If-None-Match matches gets 304 Not Modified.
 func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.RLock()
-	defer s.mu.RUnlock()
-	path := r.URL.Path
-	switch {
-	case path == "/robots.txt":
-		w.Header().Set("Content-Type", "text/plain")
-		fmt.Fprint(w, "# citecrawl offline snapshot\nUser-agent: *\nDisallow: /private/\n")
-	case path == "/":
-		writeHTML(w, s.renderIndex())
-	case strings.HasPrefix(path, "/citations/"):
-		h, ok := s.hubs[strings.TrimPrefix(path, "/citations/")]
-		if !ok {
-			http.NotFound(w, r)
-			return
-		}
-		writeHTML(w, RenderHub(h, s.style))
-	case strings.HasPrefix(path, "/api/pith-number/") && strings.HasSuffix(path, "/graph.json"):
-		id := strings.TrimSuffix(strings.TrimPrefix(path, "/api/pith-number/"), "/graph.json")
-		s.serveJSON(w, r, id, graphJSON)
-	case strings.HasPrefix(path, "/pith/") && strings.HasSuffix(path, ".json"):
-		s.serveJSON(w, r, strings.TrimSuffix(strings.TrimPrefix(path, "/pith/"), ".json"), pithJSON)
-	case strings.HasPrefix(path, "/pith/"):
-		p, ok := s.papers[strings.TrimPrefix(path, "/pith/")]
-		if !ok {
-			http.NotFound(w, r)
-			return
-		}
-		writeHTML(w, s.renderRecord(p))
-	default:
-		http.NotFound(w, r)
-	}
-}
-
-func (s *Site) serveJSON(w http.ResponseWriter, r *http.Request, id string, render func(Paper) any) {
-	p, ok := s.papers[id]
+	ctype, body, ok := s.page(r.URL.Path)
+	s.mu.RUnlock()
 	if !ok {
 		http.NotFound(w, r)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(render(p))
+	sum := sha256.Sum256([]byte(body))
+	etag := `"` + hex.EncodeToString(sum[:8]) + `"`
+	w.Header().Set("ETag", etag)
+	if r.Header.Get("If-None-Match") == etag {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	w.Header().Set("Content-Type", ctype)
+	fmt.Fprint(w, body)
 }
 
-func writeHTML(w http.ResponseWriter, body string) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	fmt.Fprint(w, body)
+const (
+	typeHTML = "text/html; charset=utf-8"
+	typeJSON = "application/json"
+)
+
+// page renders the page at path.
+func (s *Site) page(path string) (ctype, body string, ok bool) {
+	switch {
+	case path == "/robots.txt":
+		return "text/plain", "# citecrawl offline snapshot\nUser-agent: *\nDisallow: /private/\n", true
+	case path == "/":
+		return typeHTML, s.renderIndex(), true
+	case strings.HasPrefix(path, "/citations/"):
+		h, ok := s.hubs[strings.TrimPrefix(path, "/citations/")]
+		if !ok {
+			return "", "", false
+		}
+		return typeHTML, RenderHub(h, s.style), true
+	case strings.HasPrefix(path, "/api/pith-number/") && strings.HasSuffix(path, "/graph.json"):
+		p, ok := s.papers[strings.TrimSuffix(strings.TrimPrefix(path, "/api/pith-number/"), "/graph.json")]
+		return typeJSON, toJSON(graphJSON(p)), ok
+	case strings.HasPrefix(path, "/pith/") && strings.HasSuffix(path, ".json"):
+		p, ok := s.papers[strings.TrimSuffix(strings.TrimPrefix(path, "/pith/"), ".json")]
+		return typeJSON, toJSON(pithJSON(p)), ok
+	case strings.HasPrefix(path, "/pith/"):
+		p, ok := s.papers[strings.TrimPrefix(path, "/pith/")]
+		if !ok {
+			return "", "", false
+		}
+		return typeHTML, s.renderRecord(p), true
+	case strings.HasPrefix(path, "/abs/"):
+		p, ok := s.byArxiv[strings.TrimPrefix(path, "/abs/")]
+		if !ok {
+			return typeHTML, renderAbsNotFound(strings.TrimPrefix(path, "/abs/")), true
+		}
+		return typeHTML, renderAbs(p), true
+	case strings.HasPrefix(path, "/html/"):
+		p, ok := s.byArxiv[stripVersion(strings.TrimSuffix(strings.TrimPrefix(path, "/html/"), "/"))]
+		if !ok || p.FullText == NoFullText {
+			return "", "", false
+		}
+		return typeHTML, s.renderFullText(p), true
+	}
+	return "", "", false
+}
+
+func toJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b) + "\n"
 }
 
 // metaLine is "cs.AI · 2026-05-11 · unverdicted · novelty 6.0 · 2 refs".

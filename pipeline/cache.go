@@ -1,0 +1,132 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// BucketHTTP is the key-value bucket of conditional-request state: the
+// ETag and Last-Modified of every page fetched, and the pages each record
+// was built from.
+const BucketHTTP = "citecrawl_http"
+
+// httpCache keeps validators in JetStream, so every worker on the cluster
+// shares them.
+type httpCache struct {
+	kv jetstream.KeyValue
+}
+
+type validators struct {
+	URL          string `json:"url"`
+	ETag         string `json:"etag,omitempty"`
+	LastModified string `json:"last_modified,omitempty"`
+}
+
+func openHTTPCache(ctx context.Context, js jetstream.JetStream, replicas int) (*httpCache, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: BucketHTTP, Description: "citecrawl conditional requests: validators per URL, pages per record",
+		Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("key-value bucket %s: %w", BucketHTTP, err)
+	}
+	return &httpCache{kv: kv}, nil
+}
+
+func urlKey(u string) string {
+	sum := sha256.Sum256([]byte(u))
+	return "url." + hex.EncodeToString(sum[:16])
+}
+
+// conditionalHeaders returns If-None-Match / If-Modified-Since for u, if
+// u was fetched before.
+func (c *httpCache) conditionalHeaders(ctx context.Context, u string) http.Header {
+	h := http.Header{}
+	var v validators
+	if c.getJSON(ctx, urlKey(u), &v) && v.URL == u {
+		if v.ETag != "" {
+			h.Set("If-None-Match", v.ETag)
+		}
+		if v.LastModified != "" {
+			h.Set("If-Modified-Since", v.LastModified)
+		}
+	}
+	return h
+}
+
+// remember stores the validators of a response (if it has any).
+func (c *httpCache) remember(ctx context.Context, u string, h http.Header) error {
+	v := validators{URL: u, ETag: h.Get("ETag"), LastModified: h.Get("Last-Modified")}
+	if v.ETag == "" && v.LastModified == "" {
+		return nil
+	}
+	return c.putJSON(ctx, urlKey(u), v)
+}
+
+// recordPages are the URLs a record was built from.
+func (c *httpCache) recordPages(ctx context.Context, recordID string) []string {
+	var urls []string
+	c.getJSON(ctx, "record."+recordID, &urls)
+	return urls
+}
+
+func (c *httpCache) rememberRecordPages(ctx context.Context, recordID string, urls []string) error {
+	return c.putJSON(ctx, "record."+recordID, urls)
+}
+
+func (c *httpCache) getJSON(ctx context.Context, key string, v any) bool {
+	e, err := c.kv.Get(ctx, key)
+	if err != nil {
+		return false
+	}
+	return json.Unmarshal(e.Value(), v) == nil
+}
+
+func (c *httpCache) putJSON(ctx context.Context, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = c.kv.Put(ctx, key, b)
+	return err
+}
+
+// takeBudget counts one more discovered page for a run and reports whether
+// it is within max. The count lives in the bucket so that workers on
+// several machines share one budget; compare-and-set keeps it exact.
+func (c *httpCache) takeBudget(ctx context.Context, runID string, max int) (bool, error) {
+	key := "budget." + runID
+	for range 100 {
+		var n int
+		e, err := c.kv.Get(ctx, key)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			if n >= max {
+				return false, nil
+			}
+			b, _ := json.Marshal(1)
+			if _, err := c.kv.Create(ctx, key, b); err == nil {
+				return true, nil
+			}
+			continue
+		case err != nil:
+			return false, err
+		}
+		_ = json.Unmarshal(e.Value(), &n)
+		if n >= max {
+			return false, nil
+		}
+		b, _ := json.Marshal(n + 1)
+		if _, err := c.kv.Update(ctx, key, b, e.Revision()); err == nil {
+			return true, nil
+		}
+	}
+	return false, errors.New("page budget: too much contention")
+}
