@@ -33,7 +33,7 @@ type BibEntry struct {
 type FullText struct {
 	URL             string
 	Refs            []BibEntry
-	LinkedCitations int // anchors to #bib.bibN outside the bibliography
+	LinkedCitations int // anchors to #bib.bibN anywhere (notes in the bibliography cite too)
 	paragraphs      []paragraph
 }
 
@@ -118,11 +118,9 @@ func ParseFullText(pageURL string, body []byte, contentType string) (*FullText, 
 	doc.Find("li.ltx_bibitem").Each(func(_ int, s *goquery.Selection) {
 		ft.Refs = append(ft.Refs, parseBibEntry(s))
 	})
-	doc.Find("a[href*='#bib.bib']").Each(func(_ int, s *goquery.Selection) {
-		if s.Closest(".ltx_bibliography").Length() == 0 {
-			ft.LinkedCitations++
-		}
-	})
+	ft.LinkedCitations = doc.Find("a[href*='#bib.bib']").FilterFunction(func(_ int, s *goquery.Selection) bool {
+		return bibFragment(s.AttrOr("href", "")) != ""
+	}).Length()
 	if len(ft.Refs) == 0 && doc.Find(".ltx_document, .ltx_page_main, article.ltx_document").Length() == 0 {
 		return nil, fmt.Errorf("full text %s: not a LaTeXML page: %w", pageURL, ErrNoBibliography)
 	}
@@ -294,7 +292,7 @@ func (t *textBuf) walk(n *html.Node, cites *[]citation) {
 	}
 	switch {
 	case hasClass(n, "ltx_note") || hasClass(n, "ltx_ERROR") || skipTags[n.Data]:
-		t.space = true
+		// Cut out without a trace: a footnote mark sits against the word.
 		return
 	case n.Data == "math":
 		alt := attr(n, "alttext")
@@ -480,7 +478,7 @@ type ContextOptions struct {
 // section, the paragraph id and the rune span of the first citation
 // marker within the sentence.
 func (ft *FullText) Contexts(sp *Splitter, entry *BibEntry, opt ContextOptions) []record.Context {
-	var out []record.Context
+	out := []record.Context{}
 	fallback := opt.TextFallback && ft.LinkedCitations == 0
 	label := strings.Trim(entry.Label, "[] ")
 	for _, p := range ft.paragraphs {
