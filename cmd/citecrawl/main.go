@@ -36,6 +36,8 @@ const usage = `citecrawl: how science cites a piece of work.
 Usage:
   citecrawl run      [flags]   crawl the configured hubs through every stage, then exit
   citecrawl worker   --stage fetch|classify|sink [flags]   run stages until stopped
+  citecrawl contexts --html FILE_OR_URL --cited ARXIV_ID|DOI|TITLE [--list-refs] [--fallback]
+                                print the sentences of a full text that cite a work
   citecrawl snapshot [--listen ADDR]   serve the offline snapshot site
   citecrawl options             list every configuration option
   citecrawl version
@@ -69,6 +71,8 @@ func (c cli) main(args []string) int {
 		return c.worker(args[1:])
 	case "snapshot":
 		return c.snapshot(args[1:])
+	case "contexts":
+		return c.contexts(args[1:])
 	case "options":
 		for _, o := range optionNames() {
 			fmt.Fprintf(c.stdout, "%-36s CITECRAWL_%s\n", o, strings.ToUpper(strings.ReplaceAll(o, ".", "_")))

@@ -32,6 +32,7 @@ type Hub struct {
 	RoleFacet     map[string]int
 	PolarityFacet map[string]int
 	Papers        []Paper
+	Related       []string // ids of other hubs this page links to
 }
 
 // Paper is one citing paper of the snapshot.
@@ -317,6 +318,9 @@ func renderHubCards(h Hub) string {
 	}
 	if h.BackgroundPct != nil {
 		fmt.Fprintf(&b, "<div class=\"stat\">Background %d%% of classified citations</div>\n", *h.BackgroundPct)
+	}
+	for _, id := range h.Related {
+		fmt.Fprintf(&b, "<p class=\"related\"><a href=\"/citations/%s\">a related hub</a></p>\n", id)
 	}
 	b.WriteString("</header>\n")
 	if h.Abstract != "" {
