@@ -38,6 +38,9 @@ Usage:
   citecrawl worker   --stage fetch|classify|sink [flags]   run stages until stopped
   citecrawl contexts --html FILE_OR_URL --cited ARXIV_ID|DOI|TITLE [--list-refs] [--fallback]
                                 print the sentences of a full text that cite a work
+  citecrawl classify [--in FILE] [--out FILE]   tag JSON lines (contexts, papers or records)
+  citecrawl eval --task role|intent|polarity|pluralism --gold FILE [--format FMT] [--json]
+                                measure the classifier against labelled data
   citecrawl snapshot [--listen ADDR]   serve the offline snapshot site
   citecrawl options             list every configuration option
   citecrawl version
@@ -50,11 +53,12 @@ Run 'citecrawl COMMAND -h' for a command's flags. Configuration comes from
 var version = "dev"
 
 func main() {
-	os.Exit(cli{stdout: os.Stdout, stderr: os.Stderr, environ: os.Environ()}.main(os.Args[1:]))
+	os.Exit(cli{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, environ: os.Environ()}.main(os.Args[1:]))
 }
 
 // cli is the command line with its streams, so tests can run it in-process.
 type cli struct {
+	stdin          io.Reader
 	stdout, stderr io.Writer
 	environ        []string
 }
@@ -73,6 +77,10 @@ func (c cli) main(args []string) int {
 		return c.snapshot(args[1:])
 	case "contexts":
 		return c.contexts(args[1:])
+	case "classify":
+		return c.classifyCmd(args[1:])
+	case "eval":
+		return c.eval(args[1:])
 	case "options":
 		for _, o := range optionNames() {
 			fmt.Fprintf(c.stdout, "%-36s CITECRAWL_%s\n", o, strings.ToUpper(strings.ReplaceAll(o, ".", "_")))

@@ -1,0 +1,419 @@
+package classify
+
+import (
+	"bufio"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/citecrawl/citecrawl/record"
+)
+
+// Tasks that eval measures.
+const (
+	TaskRole      = "role"      // six roles
+	TaskIntent    = "intent"    // SciCite's three intents
+	TaskPolarity  = "polarity"  // three polarities
+	TaskPluralism = "pluralism" // primary pluralism category
+)
+
+// Example is one gold row: a context (role, intent, polarity tasks) or a
+// paper (pluralism task), and its gold label.
+type Example struct {
+	Text     string
+	Section  string
+	Span     []int // rune span of the cited marker, when known
+	Title    string
+	Summary  string
+	Gold     string
+	GoldSet  []string // pluralism: every label that applies
+	Line     int
+	Original string // the line as read, for error messages
+}
+
+// Formats of the gold files in ../shared/data.
+var Formats = []string{"scicite", "acl-arc", "act", "athar", "clinical", "pluralism"}
+
+// GuessFormat names the format from a path (the folder or file name).
+func GuessFormat(path string) string {
+	p := strings.ToLower(filepath.ToSlash(path))
+	for _, f := range []struct{ key, format string }{
+		{"scicite", "scicite"}, {"acl-arc", "acl-arc"}, {"aclarc", "acl-arc"}, {"act", "act"},
+		{"athar", "athar"}, {"clinical", "clinical"}, {"pluralism", "pluralism"},
+	} {
+		if strings.Contains(p, f.key) {
+			return f.format
+		}
+	}
+	return ""
+}
+
+// ReadGold reads a gold file of the given format for a task.
+func ReadGold(path, format, task string) ([]Example, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("gold file: %w", err)
+	}
+	defer f.Close()
+	var exs []Example
+	switch format {
+	case "scicite":
+		err = readJSONLines(f, func(line int, m map[string]any) error {
+			text := str(m["string"])
+			e := Example{Text: text, Section: str(m["sectionName"]), Gold: str(m["label"]), Line: line}
+			if s, ok := m["citeStart"].(float64); ok {
+				if end, ok := m["citeEnd"].(float64); ok && int(end) <= utf8.RuneCountInString(text) {
+					e.Span = []int{int(s), int(end)}
+				}
+			}
+			if task == TaskPolarity {
+				switch str(m["label2"]) {
+				case "supportive":
+					e.Gold = record.PolaritySupporting
+				case "not_supportive":
+					e.Gold = record.PolarityContrasting
+				default:
+					return nil
+				}
+			}
+			exs = append(exs, e)
+			return nil
+		})
+	case "acl-arc":
+		roles := map[string]string{"Background": "background", "Uses": "uses", "CompareOrContrast": "compares",
+			"Motivation": "motivation", "Extends": "extends", "Future": "future"}
+		err = readJSONLines(f, func(line int, m map[string]any) error {
+			g, ok := roles[str(m["label"])]
+			if !ok {
+				return fmt.Errorf("unknown label %q", str(m["label"]))
+			}
+			exs = append(exs, Example{Text: str(m["text"]), Gold: g, Line: line})
+			return nil
+		})
+	case "act":
+		exs, err = readACT(f)
+	case "athar":
+		exs, err = readAthar(f)
+	case "clinical":
+		pol := map[string]string{"POSITIVE": "supporting", "NEGATIVE": "contrasting", "NEUTRAL": "neutral"}
+		err = readJSONLines(f, func(line int, m map[string]any) error {
+			g, ok := pol[str(m["label"])]
+			if !ok {
+				return fmt.Errorf("unknown label %q", str(m["label"]))
+			}
+			exs = append(exs, Example{Text: str(m["text"]), Gold: g, Line: line})
+			return nil
+		})
+	case "pluralism":
+		err = readJSONLines(f, func(line int, m map[string]any) error {
+			e := Example{Title: str(m["title"]), Summary: str(m["summary"]), Gold: str(m["primary"]), Line: line}
+			if ls, ok := m["labels"].([]any); ok {
+				for _, l := range ls {
+					e.GoldSet = append(e.GoldSet, str(l))
+				}
+			}
+			exs = append(exs, e)
+			return nil
+		})
+	default:
+		return nil, fmt.Errorf("gold file %s: unknown format %q (want one of %s)", path, format, strings.Join(Formats, ", "))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("gold file %s (%s): %w", path, format, err)
+	}
+	return exs, nil
+}
+
+func str(v any) string {
+	s, _ := v.(string)
+	return s
+}
+
+func readJSONLines(r io.Reader, fn func(line int, m map[string]any) error) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	line := 0
+	for sc.Scan() {
+		line++
+		if strings.TrimSpace(sc.Text()) == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			return fmt.Errorf("line %d: %w", line, err)
+		}
+		if err := fn(line, m); err != nil {
+			return fmt.Errorf("line %d: %w", line, err)
+		}
+	}
+	return sc.Err()
+}
+
+// actRoles maps the ACT citation_class_label numbers.
+var actRoles = []string{"background", "compares", "extends", "future", "motivation", "uses"}
+
+func readACT(r io.Reader) ([]Example, error) {
+	cr := csv.NewReader(r)
+	header, err := cr.Read()
+	if err != nil {
+		return nil, err
+	}
+	col := map[string]int{}
+	for i, h := range header {
+		col[h] = i
+	}
+	ci, ok1 := col["citation_context"]
+	li, ok2 := col["citation_class_label"]
+	if !ok1 || !ok2 {
+		return nil, errors.New("no citation_context and citation_class_label columns")
+	}
+	var exs []Example
+	for line := 2; ; line++ {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			return exs, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		n, err := strconv.Atoi(rec[li])
+		if err != nil || n < 0 || n >= len(actRoles) {
+			return nil, fmt.Errorf("line %d: label %q is not 0-5", line, rec[li])
+		}
+		text := rec[ci]
+		e := Example{Text: text, Gold: actRoles[n], Line: line}
+		if i := strings.Index(text, "#AUTHOR_TAG"); i >= 0 {
+			s := utf8.RuneCountInString(text[:i])
+			e.Span = []int{s, s + len("#AUTHOR_TAG")}
+		}
+		exs = append(exs, e)
+	}
+}
+
+func readAthar(r io.Reader) ([]Example, error) {
+	pol := map[string]string{"p": "supporting", "n": "contrasting", "o": "neutral"}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	var exs []Example
+	line := 0
+	for sc.Scan() {
+		line++
+		parts := strings.SplitN(sc.Text(), "\t", 4)
+		if len(parts) != 4 {
+			return nil, fmt.Errorf("line %d: want 4 tab-separated columns, got %d", line, len(parts))
+		}
+		g, ok := pol[parts[2]]
+		if !ok {
+			return nil, fmt.Errorf("line %d: polarity %q is not o, p or n", line, parts[2])
+		}
+		exs = append(exs, Example{Text: strings.Trim(parts[3], `"`), Gold: g, Line: line})
+	}
+	return exs, sc.Err()
+}
+
+// IntentOf maps a role to SciCite's intents (TAXONOMY.md).
+func IntentOf(role string) string {
+	switch role {
+	case record.RoleUses, record.RoleExtends:
+		return "method"
+	case record.RoleCompares:
+		return "result"
+	default:
+		return "background"
+	}
+}
+
+// Predict labels one example for a task.
+func (c *Classifier) Predict(task string, e Example) string {
+	switch task {
+	case TaskPluralism:
+		return c.Pluralism(e.Title, e.Summary, "").Primary
+	case TaskPolarity:
+		return c.Context(e.Text, e.Section, e.Span).Polarity
+	case TaskIntent:
+		return IntentOf(c.Context(e.Text, e.Section, e.Span).Role)
+	default:
+		return c.Context(e.Text, e.Section, e.Span).Role
+	}
+}
+
+// Report is what eval prints.
+type Report struct {
+	Task      string                    `json:"task"`
+	N         int                       `json:"n"`
+	Classes   []ClassScore              `json:"classes"`
+	MacroF1   float64                   `json:"macro_f1"`
+	Accuracy  float64                   `json:"accuracy"`
+	Confusion map[string]map[string]int `json:"confusion"` // gold -> predicted -> count
+	Extra     map[string]float64        `json:"extra,omitempty"`
+	Rules     string                    `json:"rules_version"`
+}
+
+// ClassScore is one class's precision, recall, F1 and support.
+type ClassScore struct {
+	Label     string  `json:"label"`
+	Precision float64 `json:"precision"`
+	Recall    float64 `json:"recall"`
+	F1        float64 `json:"f1"`
+	Support   int     `json:"support"`
+}
+
+// Labels of each task, in a fixed order.
+func TaskLabels(task string) []string {
+	switch task {
+	case TaskIntent:
+		return []string{"background", "method", "result"}
+	case TaskPolarity:
+		return record.Polarities
+	case TaskPluralism:
+		return record.PluralismCategories
+	default:
+		return record.Roles
+	}
+}
+
+// Score computes per-class precision, recall, F1, macro-F1 over labels,
+// accuracy and the confusion matrix of gold against predicted labels.
+func Score(task string, labels, gold, pred []string) Report {
+	r := Report{Task: task, N: len(gold), Confusion: map[string]map[string]int{}}
+	for _, l := range labels {
+		r.Confusion[l] = map[string]int{}
+	}
+	correct := 0
+	for i := range gold {
+		if r.Confusion[gold[i]] == nil {
+			r.Confusion[gold[i]] = map[string]int{}
+		}
+		r.Confusion[gold[i]][pred[i]]++
+		if gold[i] == pred[i] {
+			correct++
+		}
+	}
+	if len(gold) > 0 {
+		r.Accuracy = round(float64(correct) / float64(len(gold)))
+	}
+	sum := 0.0
+	for _, l := range labels {
+		tp, fp, fn := 0, 0, 0
+		for i := range gold {
+			switch {
+			case gold[i] == l && pred[i] == l:
+				tp++
+			case pred[i] == l:
+				fp++
+			case gold[i] == l:
+				fn++
+			}
+		}
+		cs := ClassScore{Label: l, Support: tp + fn}
+		if tp+fp > 0 {
+			cs.Precision = float64(tp) / float64(tp+fp)
+		}
+		if tp+fn > 0 {
+			cs.Recall = float64(tp) / float64(tp+fn)
+		}
+		if cs.Precision+cs.Recall > 0 {
+			cs.F1 = 2 * cs.Precision * cs.Recall / (cs.Precision + cs.Recall)
+		}
+		sum += cs.F1
+		cs.Precision, cs.Recall, cs.F1 = round(cs.Precision), round(cs.Recall), round(cs.F1)
+		r.Classes = append(r.Classes, cs)
+	}
+	if len(labels) > 0 {
+		r.MacroF1 = round(sum / float64(len(labels)))
+	}
+	return r
+}
+
+// Evaluate runs the classifier over the examples and scores it. Macro-F1
+// is over the classes present in the gold data (a corpus without a class
+// is not penalised for it).
+func (c *Classifier) Evaluate(task string, exs []Example) Report {
+	gold := make([]string, len(exs))
+	pred := make([]string, len(exs))
+	present := map[string]bool{}
+	for i, e := range exs {
+		gold[i] = e.Gold
+		pred[i] = c.Predict(task, e)
+		present[e.Gold] = true
+	}
+	var labels []string
+	for _, l := range TaskLabels(task) {
+		if present[l] {
+			labels = append(labels, l)
+		}
+	}
+	r := Score(task, labels, gold, pred)
+	r.Rules = c.Version()
+	if task == TaskPluralism {
+		// Pluralism versus none, and micro-F1 over the label sets.
+		agree, tp, fp, fn := 0, 0, 0, 0
+		for i, e := range exs {
+			p := c.Pluralism(e.Title, e.Summary, "")
+			if (e.Gold == record.PluralismNone) == (p.Primary == record.PluralismNone) {
+				agree++
+			}
+			want := map[string]bool{}
+			for _, l := range e.GoldSet {
+				want[l] = true
+			}
+			for _, l := range p.Labels {
+				if want[l] {
+					tp++
+					delete(want, l)
+				} else {
+					fp++
+				}
+			}
+			fn += len(want)
+			_ = i
+		}
+		r.Extra = map[string]float64{"pluralism_vs_none_accuracy": round(float64(agree) / float64(max(len(exs), 1)))}
+		if tp > 0 {
+			p, rc := float64(tp)/float64(tp+fp), float64(tp)/float64(tp+fn)
+			r.Extra["label_set_micro_f1"] = round(2 * p * rc / (p + rc))
+		}
+	}
+	return r
+}
+
+// Format writes the report for people: a table per class, macro-F1 and
+// the confusion matrix (rows gold, columns predicted).
+func (r Report) Format(w io.Writer) {
+	fmt.Fprintf(w, "task %s, %d examples, rules %s\n\n", r.Task, r.N, r.Rules)
+	fmt.Fprintf(w, "%-20s %9s %9s %9s %9s\n", "class", "precision", "recall", "f1", "support")
+	labels := make([]string, 0, len(r.Classes))
+	for _, c := range r.Classes {
+		fmt.Fprintf(w, "%-20s %9.3f %9.3f %9.3f %9d\n", c.Label, c.Precision, c.Recall, c.F1, c.Support)
+		labels = append(labels, c.Label)
+	}
+	fmt.Fprintf(w, "\nmacro-F1 %.3f   accuracy %.3f\n", r.MacroF1, r.Accuracy)
+	keys := make([]string, 0, len(r.Extra))
+	for k := range r.Extra {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(w, "%s %.3f\n", k, r.Extra[k])
+	}
+	fmt.Fprintf(w, "\nconfusion (rows gold, columns predicted)\n%-20s", "")
+	for _, l := range labels {
+		fmt.Fprintf(w, " %10.10s", l)
+	}
+	fmt.Fprintln(w)
+	for _, g := range labels {
+		fmt.Fprintf(w, "%-20s", g)
+		for _, p := range labels {
+			fmt.Fprintf(w, " %10d", r.Confusion[g][p])
+		}
+		fmt.Fprintln(w)
+	}
+}
