@@ -2,6 +2,7 @@ package classify
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -147,7 +148,9 @@ func readJSONLines(r io.Reader, fn func(line int, m map[string]any) error) error
 			continue
 		}
 		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+		// Python writes NaN for a missing number; JSON has null.
+		b := bytes.ReplaceAll(sc.Bytes(), []byte(": NaN"), []byte(": null"))
+		if err := json.Unmarshal(b, &m); err != nil {
 			return fmt.Errorf("line %d: %w", line, err)
 		}
 		if err := fn(line, m); err != nil {
