@@ -22,12 +22,14 @@ const (
 	StreamRaw    = "CITECRAWL_RAW"
 	StreamTagged = "CITECRAWL_TAGGED"
 	StreamDead   = "CITECRAWL_DEAD"
+	StreamRuns   = "CITECRAWL_RUNS"
 
 	SubjectHubTask   = "citecrawl.tasks.hub"
 	SubjectPaperTask = "citecrawl.tasks.paper"
 	subjectRaw       = "citecrawl.raw."    // + hub id
 	subjectTagged    = "citecrawl.tagged." // + hub id
 	subjectDead      = "citecrawl.dead."   // + stage
+	subjectRuns      = "citecrawl.runs."   // + run id
 
 	ConsumerFetch    = "fetch"
 	ConsumerClassify = "classify"
@@ -201,6 +203,9 @@ func (b *Bus) streamConfigs() []jetstream.StreamConfig {
 		{Name: StreamDead, Subjects: []string{subjectDead + ">"}, Retention: jetstream.LimitsPolicy,
 			Storage: jetstream.FileStorage, Replicas: r, Duplicates: 2 * time.Minute,
 			Description: "dead letters: messages that failed for good, with the reason in headers"},
+		{Name: StreamRuns, Subjects: []string{subjectRuns + ">"}, Retention: jetstream.LimitsPolicy,
+			Storage: jetstream.FileStorage, Replicas: r, Duplicates: 2 * time.Minute,
+			Description: "run reports: pages fetched, not modified, new, changed, gone, errors, duration"},
 	}
 }
 

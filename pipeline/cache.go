@@ -81,6 +81,18 @@ func (c *httpCache) rememberRecordPages(ctx context.Context, recordID string, ur
 	return c.putJSON(ctx, "record."+recordID, urls)
 }
 
+// hubMembers are the citing papers a hub listed at its last crawl: record
+// id to paper title.
+func (c *httpCache) hubMembers(ctx context.Context, hubID string) map[string]string {
+	m := map[string]string{}
+	c.getJSON(ctx, "hub."+hubID, &m)
+	return m
+}
+
+func (c *httpCache) rememberHubMembers(ctx context.Context, hubID string, m map[string]string) error {
+	return c.putJSON(ctx, "hub."+hubID, m)
+}
+
 func (c *httpCache) getJSON(ctx context.Context, key string, v any) bool {
 	e, err := c.kv.Get(ctx, key)
 	if err != nil {

@@ -134,6 +134,12 @@ func (h *fetchHandler) hub(ctx context.Context, t Task) (Outcome, error) {
 		}
 		out.Outs = append(out.Outs, Out{Subject: SubjectPaperTask, MsgID: t.RunID + ":" + record.ID(hub.ID, p.Key()), Data: b})
 	}
+	gone, commitMembers, err := h.gone(ctx, t, hub, page)
+	if err != nil {
+		return Outcome{}, err
+	}
+	out.Outs = append(out.Outs, gone...)
+	out.Commit = append(out.Commit, commitMembers)
 	more, err := h.discover(ctx, t, page.HubLinks)
 	if err != nil {
 		return Outcome{}, err
@@ -141,6 +147,38 @@ func (h *fetchHandler) hub(ctx context.Context, t Task) (Outcome, error) {
 	out.Outs = append(out.Outs, more...)
 	h.log.Debug().Str("hub", t.URL).Int("papers", len(page.Papers)).Int("discovered", len(more)).Msg("hub parsed")
 	return out, nil
+}
+
+// gone compares the papers a hub lists now with those it listed at the
+// last crawl. A paper that disappeared gets a new record version marked
+// gone (with what is known of it), never a silent delete.
+func (h *fetchHandler) gone(ctx context.Context, t Task, hub record.Hub, page *ingest.HubPage) ([]Out, func(context.Context) error, error) {
+	if h.cache == nil {
+		return nil, func(context.Context) error { return nil }, nil
+	}
+	now := map[string]string{}
+	for i := range page.Papers {
+		now[record.ID(hub.ID, page.Papers[i].Key())] = page.Papers[i].Title
+	}
+	before := h.cache.hubMembers(ctx, hub.ID)
+	var outs []Out
+	for id, title := range before {
+		if _, still := now[id]; still {
+			continue
+		}
+		r := record.Record{
+			Schema: record.Schema, ID: id, Hub: hub, Paper: record.Paper{Title: title}, Gone: true,
+			Contexts: []record.Context{}, FetchedAt: h.now().UTC(), SourceURLs: []string{t.URL}, Missing: []string{},
+		}
+		b, err := json.Marshal(&r)
+		if err != nil {
+			return nil, nil, err
+		}
+		h.stats.Gone.Add(1)
+		outs = append(outs, Out{Subject: RawSubject(hub.ID), MsgID: r.ID + ":" + r.Fingerprint(), Data: b})
+	}
+	commit := func(ctx context.Context) error { return h.cache.rememberHubMembers(ctx, hub.ID, now) }
+	return outs, commit, nil
 }
 
 // discover queues linked hubs within the depth, the allowed hosts and the
@@ -189,6 +227,11 @@ func (h *fetchHandler) paper(ctx context.Context, t Task) (Outcome, error) {
 		if unchanged {
 			return Outcome{}, nil
 		}
+	}
+	if h.cache != nil && len(h.cache.recordPages(ctx, id)) > 0 {
+		h.stats.Changed.Add(1)
+	} else {
+		h.stats.New.Add(1)
 	}
 	b := &paperBuild{h: h, t: t, urls: []string{t.HubSource}}
 	if err := b.resolve(ctx); err != nil {
@@ -386,7 +429,9 @@ func (h *classifyHandler) handle(_ context.Context, m jetstream.Msg) (Outcome, e
 	if r.ID == "" || r.Schema != record.Schema {
 		return Outcome{}, ingest.Permanent(fmt.Errorf("raw record on %s: no id, or schema %q is not %q", m.Subject(), r.Schema, record.Schema))
 	}
-	h.c.Tag(&r)
+	if !r.Gone { // a gone paper is counted as gone, not tagged again
+		h.c.Tag(&r)
+	}
 	b, err := json.Marshal(&r)
 	if err != nil {
 		return Outcome{}, err

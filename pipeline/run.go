@@ -4,9 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -160,22 +163,37 @@ func (w *Workers) Stop() error {
 // Failed is closed when a stage stopped with an error.
 func (w *Workers) Failed() <-chan struct{} { return w.failed }
 
-// Result is what a run did.
+// Result is what a run did; its report is also written beside the output
+// and published on citecrawl.runs.<run id>.
 type Result struct {
-	RunID       string
-	Written     int64
-	Duplicates  int64
-	DeadLetters []DeadLetter
-	Duration    time.Duration
+	RunID       string       `json:"run_id"`
+	Started     time.Time    `json:"started"`
+	Duration    Duration     `json:"duration"`
+	Hubs        []string     `json:"hubs"`
+	Pages       int64        `json:"pages_fetched"`
+	NotModified int64        `json:"not_modified"`
+	New         int64        `json:"new"`
+	Changed     int64        `json:"changed"`
+	Gone        int64        `json:"gone"`
+	Written     int64        `json:"written"`
+	Duplicates  int64        `json:"already_written"`
+	Errors      int          `json:"errors"`
+	DeadLetters []DeadLetter `json:"dead_letters,omitempty"`
 }
+
+// Duration marshals as text ("1.5s").
+type Duration time.Duration
+
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+func (d Duration) String() string               { return time.Duration(d).Round(time.Millisecond).String() }
 
 // DeadLetter is a message that failed for good.
 type DeadLetter struct {
-	Stage      string
-	Subject    string
-	Error      string
-	Deliveries string
-	Data       []byte
+	Stage      string `json:"stage"`
+	Subject    string `json:"subject"`
+	Error      string `json:"error"`
+	Deliveries string `json:"deliveries"`
+	Data       []byte `json:"-"`
 }
 
 // NewRunID returns a fresh run id.
@@ -190,7 +208,7 @@ func NewRunID(now time.Time) string {
 func Run(ctx context.Context, bus *Bus, cfg Config, env Env) (*Result, error) {
 	env.defaults()
 	start := env.Now()
-	res := &Result{RunID: NewRunID(start)}
+	res := &Result{RunID: NewRunID(start), Started: start.UTC(), Hubs: cfg.Hubs}
 	deadBefore, err := lastSeq(ctx, bus, StreamDead)
 	if err != nil {
 		return nil, err
@@ -215,14 +233,39 @@ func Run(ctx context.Context, bus *Bus, cfg Config, env Env) (*Result, error) {
 	env.Log.Info().Str("run", res.RunID).Int("hubs", len(outs)).Msg("crawl started")
 	waitErr := WaitDrained(ctx, bus, cfg, w.Failed(), 100*time.Millisecond)
 	stopErr := w.Stop()
-	res.Duration = env.Now().Sub(start)
-	res.Written = env.Stats.RecordsWritten.Load()
-	res.Duplicates = env.Stats.Duplicates.Load()
+	st := env.Stats
+	res.Duration = Duration(env.Now().Sub(start))
+	res.Pages, res.NotModified = st.PagesFetched.Load(), st.NotModified.Load()
+	res.New, res.Changed, res.Gone = st.New.Load(), st.Changed.Load(), st.Gone.Load()
+	res.Written, res.Duplicates = st.RecordsWritten.Load(), st.Duplicates.Load()
 	if err := errors.Join(waitErr, stopErr); err != nil {
 		return res, err
 	}
-	res.DeadLetters, err = ReadDeadLetters(ctx, bus, deadBefore)
-	return res, err
+	if res.DeadLetters, err = ReadDeadLetters(ctx, bus, deadBefore); err != nil {
+		return res, err
+	}
+	res.Errors = len(res.DeadLetters)
+	return res, publishReport(ctx, bus, cfg, res)
+}
+
+// publishReport publishes the run report on citecrawl.runs.<id> and writes
+// it to <out>/runs/<id>.json.
+func publishReport(ctx context.Context, bus *Bus, cfg Config, res *Result) error {
+	b, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := bus.PublishAll(ctx, []Out{{Subject: subjectRuns + token(res.RunID), MsgID: "run:" + res.RunID, Data: b}}); err != nil {
+		return fmt.Errorf("publishing the run report: %w", err)
+	}
+	if cfg.Sink.Out == "-" {
+		return nil
+	}
+	dir := filepath.Join(cfg.Sink.Out, "runs")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return sink.WriteFileAtomic(filepath.Join(dir, res.RunID+".json"), append(b, '\n'))
 }
 
 // WaitDrained returns when every stage's consumer has nothing pending and

@@ -24,6 +24,9 @@ type Stats struct {
 	RecordsWritten   atomic.Int64
 	Duplicates       atomic.Int64
 	NotModified      atomic.Int64
+	New              atomic.Int64 // citing papers seen for the first time
+	Changed          atomic.Int64 // known papers published again because a source changed
+	Gone             atomic.Int64 // papers a hub stopped listing
 	Retries          atomic.Int64
 	DeadLetters      atomic.Int64
 }

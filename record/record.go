@@ -74,6 +74,7 @@ type Record struct {
 	Pluralism    *Pluralism `json:"pluralism,omitempty"`
 	FullText     *FullText  `json:"full_text,omitempty"`
 	RulesVersion string     `json:"rules_version,omitempty"`
+	Gone         bool       `json:"gone,omitempty"` // the hub no longer lists this paper
 	FetchedAt    time.Time  `json:"fetched_at"`
 	SourceURLs   []string   `json:"source_urls"`
 	Missing      []string   `json:"missing"`

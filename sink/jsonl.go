@@ -60,7 +60,7 @@ type JSONL struct {
 type hubDir struct {
 	dir     string
 	seen    seen
-	latest  map[string]*record.Record // latest version per record id, for the summary
+	latest  map[string]Tags // tags of the latest version per record id, for the summary
 	seg     *os.File
 	segTmp  string
 	segW    *bufio.Writer
@@ -103,7 +103,7 @@ func (s *JSONL) Write(r *record.Record) (bool, error) {
 		return false, fmt.Errorf("writing %s: %w", h.segTmp, err)
 	}
 	h.segSize += int64(len(b))
-	h.latest[r.ID] = r
+	h.latest[r.ID] = TagsOf(r)
 	h.hub = r.Hub
 	h.dirty = true
 	return true, nil
@@ -149,7 +149,7 @@ func (s *JSONL) hub(hub record.Hub) (*hubDir, error) {
 	if h, ok := s.hubs[key]; ok {
 		return h, nil
 	}
-	h := &hubDir{dir: filepath.Join(s.cfg.Out, safeName(key)), seen: seen{}, latest: map[string]*record.Record{}}
+	h := &hubDir{dir: filepath.Join(s.cfg.Out, safeName(key)), seen: seen{}, latest: map[string]Tags{}}
 	if err := os.MkdirAll(h.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("sink folder %s: %w", h.dir, err)
 	}
@@ -160,7 +160,7 @@ func (s *JSONL) hub(hub record.Hub) (*hubDir, error) {
 	for _, f := range files {
 		err := ReadSegment(f, func(r *record.Record) error {
 			h.seen.add(r)
-			h.latest[r.ID] = r
+			h.latest[r.ID] = TagsOf(r)
 			h.hub = r.Hub
 			return nil
 		})

@@ -19,32 +19,54 @@ type Summary struct {
 	Polarities    map[string]int    `json:"polarities"`
 	Pluralism     map[string]int    `json:"pluralism"`
 	Years         map[string]int    `json:"years"`
+	Gone          int               `json:"gone"`
 	RulesVersions map[string]int    `json:"rules_versions"`
 	Published     *record.HubCounts `json:"published,omitempty"`
 }
 
-// Summarise counts the latest version of each record.
-func Summarise(hub record.Hub, latest map[string]*record.Record) Summary {
+// Tags are the parts of a record a summary counts, kept per record id
+// instead of the whole record so memory stays small on big outputs.
+type Tags struct {
+	Role, RoleSource, Polarity, Pluralism, Year, RulesVersion string
+	Gone                                                      bool
+}
+
+// TagsOf takes the counted parts of a record.
+func TagsOf(r *record.Record) Tags {
+	t := Tags{Role: r.Role, RoleSource: r.RoleSource, Polarity: r.Polarity, RulesVersion: r.RulesVersion, Gone: r.Gone, Year: "unknown"}
+	if r.Pluralism != nil {
+		t.Pluralism = r.Pluralism.Primary
+	}
+	if len(r.Paper.Published) >= 4 {
+		t.Year = r.Paper.Published[:4]
+	}
+	return t
+}
+
+// Summarise counts the latest version of each record; papers the hub no
+// longer lists are counted as gone, not in the distributions.
+func Summarise(hub record.Hub, latest map[string]Tags) Summary {
 	s := Summary{
-		Hub: hub, Records: len(latest),
+		Hub:   hub,
 		Roles: map[string]int{}, RoleSources: map[string]int{}, Polarities: map[string]int{},
 		Pluralism: map[string]int{}, Years: map[string]int{}, RulesVersions: map[string]int{},
 		Published: hub.Published,
 	}
 	s.Hub.Published = nil // shown once, at the top level
-	for _, r := range latest {
-		s.Roles[r.Role]++
-		s.RoleSources[r.RoleSource]++
-		s.Polarities[r.Polarity]++
-		if r.Pluralism != nil {
-			s.Pluralism[r.Pluralism.Primary]++
+	for _, t := range latest {
+		if t.Gone {
+			s.Gone++
+			continue
 		}
-		if len(r.Paper.Published) >= 4 {
-			s.Years[r.Paper.Published[:4]]++
-		} else {
-			s.Years["unknown"]++
+		s.Records++
+		s.Roles[t.Role]++
+		s.RoleSources[t.RoleSource]++
+		s.Polarities[t.Polarity]++
+		if t.Pluralism != "" {
+			s.Pluralism[t.Pluralism]++
 		}
-		s.RulesVersions[r.RulesVersion]++
+		s.Years[t.Year]++
+		s.RulesVersions[t.RulesVersion]++
 	}
 	return s
 }

@@ -278,8 +278,8 @@ func (c cli) run(args []string) int {
 		log.Error().Err(err).Msg("run failed")
 		return exitFailed
 	}
-	fmt.Fprintf(c.stderr, "run %s: %d records written, %d already written, %d dead letters, %s\n",
-		res.RunID, res.Written, res.Duplicates, len(res.DeadLetters), res.Duration.Round(time.Millisecond))
+	fmt.Fprintf(c.stderr, "run %s: %d records written, %d already written, %d dead letters, %s (pages %d, not modified %d, new %d, changed %d, gone %d)\n",
+		res.RunID, res.Written, res.Duplicates, len(res.DeadLetters), res.Duration, res.Pages, res.NotModified, res.New, res.Changed, res.Gone)
 	if len(res.DeadLetters) > 0 {
 		for _, d := range res.DeadLetters {
 			fmt.Fprintf(c.stderr, "  dead letter from %s (%s, %s deliveries): %s\n", d.Stage, d.Subject, d.Deliveries, d.Error)
