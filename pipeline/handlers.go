@@ -174,10 +174,12 @@ func (h *fetchHandler) gone(ctx context.Context, t Task, hub record.Hub, page *i
 		if err != nil {
 			return nil, nil, err
 		}
-		h.stats.Gone.Add(1)
 		outs = append(outs, Out{Subject: RawSubject(hub.ID), MsgID: r.ID + ":" + r.Fingerprint(), Data: b})
 	}
-	commit := func(ctx context.Context) error { return h.cache.rememberHubMembers(ctx, hub.ID, now) }
+	commit := func(ctx context.Context) error {
+		h.stats.Gone.Add(int64(len(outs)))
+		return h.cache.rememberHubMembers(ctx, hub.ID, now)
+	}
 	return outs, commit, nil
 }
 
@@ -228,10 +230,9 @@ func (h *fetchHandler) paper(ctx context.Context, t Task) (Outcome, error) {
 			return Outcome{}, nil
 		}
 	}
+	counter := &h.stats.New
 	if h.cache != nil && len(h.cache.recordPages(ctx, id)) > 0 {
-		h.stats.Changed.Add(1)
-	} else {
-		h.stats.New.Add(1)
+		counter = &h.stats.Changed
 	}
 	b := &paperBuild{h: h, t: t, urls: []string{t.HubSource}}
 	if err := b.resolve(ctx); err != nil {
@@ -248,8 +249,12 @@ func (h *fetchHandler) paper(ctx context.Context, t Task) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, err
 	}
-	h.stats.RecordsPublished.Add(1)
-	commits := b.commits
+	commits := append(b.commits, func(context.Context) error {
+		// Counted once stored: a retried task must not count twice.
+		h.stats.RecordsPublished.Add(1)
+		counter.Add(1)
+		return nil
+	})
 	if h.cache != nil {
 		pages := b.fetched
 		commits = append(commits, func(ctx context.Context) error { return h.cache.rememberRecordPages(ctx, id, pages) })

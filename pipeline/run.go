@@ -185,7 +185,16 @@ type Result struct {
 type Duration time.Duration
 
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
-func (d Duration) String() string               { return time.Duration(d).Round(time.Millisecond).String() }
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	*d = Duration(v)
+	return err
+}
+func (d Duration) String() string { return time.Duration(d).Round(time.Millisecond).String() }
 
 // DeadLetter is a message that failed for good.
 type DeadLetter struct {

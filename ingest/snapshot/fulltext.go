@@ -60,6 +60,9 @@ func stripVersion(id string) string {
 // sentence, math, and a bibliography listing the hubs' works.
 func (s *Site) renderFullText(p Paper) string {
 	id := p.Arxiv()
+	if len(p.Cites) == 0 {
+		p.Cites = citeTemplates[0]
+	}
 	self := "https://arxiv.org/html/" + id + "v1"
 	var b strings.Builder
 	fmt.Fprintf(&b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>%s</title><base href=\"%s/\"></head><body>\n", esc(p.Title), self)
