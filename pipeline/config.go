@@ -26,12 +26,15 @@ type Config struct {
 	// Conditional sends If-None-Match / If-Modified-Since with what was
 	// stored from the last fetch; a page answering 304 is not parsed again
 	// and nothing built from it is published again.
-	Conditional bool               `yaml:"conditional"`
-	Rules       string             `yaml:"rules"`
-	NATS        BrokerConfig       `yaml:"nats"`
-	Stages      StageConfig        `yaml:"stages"`
-	Fetch       ingest.FetchConfig `yaml:"fetch"`
-	Sink        sink.Config        `yaml:"sink"`
+	Conditional bool   `yaml:"conditional"`
+	Rules       string `yaml:"rules"`
+	// LeaseTTL is how long a scheduler's crawl lease lasts without renewal:
+	// the longest a dead scheduler can block the others.
+	LeaseTTL time.Duration      `yaml:"lease_ttl"`
+	NATS     BrokerConfig       `yaml:"nats"`
+	Stages   StageConfig        `yaml:"stages"`
+	Fetch    ingest.FetchConfig `yaml:"fetch"`
+	Sink     sink.Config        `yaml:"sink"`
 }
 
 // FullTextConfig says how citing sentences are read from arXiv.
@@ -96,6 +99,7 @@ func DefaultConfig() Config {
 		FullText:    FullTextConfig{Enabled: true, ArxivBase: "https://arxiv.org"},
 		Discover:    DiscoverConfig{Hosts: []string{"pith.science"}, MaxPages: 50},
 		Conditional: true,
+		LeaseTTL:    5 * time.Minute,
 		NATS:        BrokerConfig{DataDir: "./data", Replicas: 1},
 		Stages: StageConfig{
 			MaxDeliver:      5,

@@ -228,6 +228,7 @@ func signalContext() (context.Context, context.CancelFunc) {
 func (c cli) run(args []string) int {
 	o := newOptions("run", c.stderr)
 	progress := o.fs.String("progress", "auto", "live progress line on standard error: auto (on a terminal), on or off")
+	schedule := o.fs.String("schedule", "", "keep running and crawl on a schedule: a cron expression (\"0 */6 * * *\") or \"@every 6h\"")
 	cfg, err := o.load(args, c.environ)
 	if err != nil {
 		return c.usageError(err)
@@ -264,6 +265,9 @@ func (c cli) run(args []string) int {
 	}
 
 	env := pipeline.Env{Log: log, Stats: &pipeline.Stats{}, Stdout: c.stdout}
+	if *schedule != "" {
+		return c.scheduled(ctx, bus, cfg, env, *schedule)
+	}
 	stopProgress := func() {}
 	if showProgress(*progress, c.stderr) {
 		stopProgress = startProgress(c.stderr, env.Stats)
@@ -284,6 +288,35 @@ func (c cli) run(args []string) int {
 		for _, d := range res.DeadLetters {
 			fmt.Fprintf(c.stderr, "  dead letter from %s (%s, %s deliveries): %s\n", d.Stage, d.Subject, d.Deliveries, d.Error)
 		}
+		return exitFailed
+	}
+	return exitOK
+}
+
+// scheduled crawls on a schedule under the cluster-wide crawl lease until
+// interrupted.
+func (c cli) scheduled(ctx context.Context, bus *pipeline.Bus, cfg Config, env pipeline.Env, spec string) int {
+	sched, err := pipeline.ParseSchedule(spec)
+	if err != nil {
+		return c.usageError(err)
+	}
+	host, _ := os.Hostname()
+	holder := fmt.Sprintf("%s:%d", host, os.Getpid())
+	lease, err := pipeline.NewLease(ctx, bus, "crawl", holder, cfg.LeaseTTL, nil)
+	if err != nil {
+		env.Log.Error().Err(err).Msg("lease")
+		return exitFailed
+	}
+	err = pipeline.Scheduled(ctx, bus, cfg.Config, env, sched, lease, func(res *pipeline.Result, err error) {
+		if err != nil {
+			env.Log.Error().Err(err).Msg("scheduled run failed")
+			return
+		}
+		fmt.Fprintf(c.stderr, "run %s: pages %d (not modified %d), new %d, changed %d, gone %d, written %d, errors %d, %s\n",
+			res.RunID, res.Pages, res.NotModified, res.New, res.Changed, res.Gone, res.Written, res.Errors, res.Duration)
+	})
+	if err != nil {
+		env.Log.Error().Err(err).Msg("scheduler")
 		return exitFailed
 	}
 	return exitOK
