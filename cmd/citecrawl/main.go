@@ -35,12 +35,15 @@ const usage = `citecrawl: how science cites a piece of work.
 
 Usage:
   citecrawl run      [flags]   crawl the configured hubs through every stage, then exit
+                    [--schedule SPEC]   ... or keep crawling on a schedule (cron or @every 6h)
   citecrawl worker   --stage fetch|classify|sink [flags]   run stages until stopped
   citecrawl contexts --html FILE_OR_URL --cited ARXIV_ID|DOI|TITLE [--list-refs] [--fallback]
                                 print the sentences of a full text that cite a work
   citecrawl classify [--in FILE] [--out FILE]   tag JSON lines (contexts, papers or records)
   citecrawl eval --task role|intent|polarity|pluralism --gold FILE [--format FMT] [--json]
                                 measure the classifier against labelled data
+  citecrawl tail [--hub H] [--role R] [--polarity P] [--pluralism C] [--since TIME | --all] [--durable NAME]
+                                print tagged records as they arrive
   citecrawl snapshot [--listen ADDR]   serve the offline snapshot site
   citecrawl options             list every configuration option
   citecrawl version
@@ -79,6 +82,8 @@ func (c cli) main(args []string) int {
 		return c.contexts(args[1:])
 	case "classify":
 		return c.classifyCmd(args[1:])
+	case "tail":
+		return c.tail(args[1:])
 	case "eval":
 		return c.eval(args[1:])
 	case "options":

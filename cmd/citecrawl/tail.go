@@ -1,0 +1,104 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/citecrawl/citecrawl/pipeline"
+	"github.com/citecrawl/citecrawl/record"
+)
+
+func (c cli) tail(args []string) int {
+	o := newOptions("tail", c.stderr)
+	var opt pipeline.TailOptions
+	o.fs.StringVar(&opt.Hub, "hub", "", "only this hub (its uuid or /citations/ URL)")
+	o.fs.StringVar(&opt.Role, "role", "", "only this role")
+	o.fs.StringVar(&opt.Polarity, "polarity", "", "only this polarity")
+	o.fs.StringVar(&opt.Pluralism, "pluralism", "", "only this primary pluralism category")
+	since := o.fs.String("since", "", "start at records stored since TIME (RFC 3339, or a duration ago like 2h)")
+	o.fs.BoolVar(&opt.All, "all", false, "start at the first record stored")
+	o.fs.StringVar(&opt.Durable, "durable", "", "remember the position under NAME and resume there next time")
+	format := o.fs.String("format", "auto", "json, table, or auto (a table on a terminal)")
+	cfg, err := o.load(args, c.environ)
+	if err != nil {
+		return c.usageError(err)
+	}
+	if *since != "" {
+		if opt.Since, err = parseSince(*since, time.Now()); err != nil {
+			return c.usageError(err)
+		}
+	}
+	if i := strings.LastIndex(opt.Hub, "/citations/"); i >= 0 {
+		opt.Hub = strings.ToLower(opt.Hub[i+len("/citations/"):])
+	}
+	log, err := c.logger(cfg.Log)
+	if err != nil {
+		return c.usageError(err)
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	bus, err := pipeline.Open(ctx, cfg.NATS, cfg.Stages.MaxPending, log)
+	if err != nil {
+		log.Error().Err(err).Msg("broker")
+		return exitFailed
+	}
+	defer bus.Close()
+	table := *format == "table" || (*format == "auto" && showProgress("auto", c.stdout))
+	print := jsonPrinter(c.stdout)
+	if table {
+		print = tablePrinter(c.stdout)
+	}
+	if err := pipeline.Tail(ctx, bus, opt, print); err != nil {
+		log.Error().Err(err).Msg("tail")
+		return exitFailed
+	}
+	return exitOK
+}
+
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		return now.Add(-d), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return t, fmt.Errorf("--since %q: want RFC 3339 time or a duration like 2h", s)
+	}
+	return t, nil
+}
+
+func jsonPrinter(w io.Writer) func(*record.Record) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return func(r *record.Record) error { return enc.Encode(r) }
+}
+
+// tablePrinter prints one compact line per record, for people.
+func tablePrinter(w io.Writer) func(*record.Record) error {
+	fmt.Fprintf(w, "%-8s  %-4s  %-10s  %-11s  %-18s  %s\n", "hub", "year", "role", "polarity", "pluralism", "title")
+	return func(r *record.Record) error {
+		year, plural := "", ""
+		if len(r.Paper.Published) >= 4 {
+			year = r.Paper.Published[:4]
+		}
+		if r.Pluralism != nil {
+			plural = r.Pluralism.Primary
+		}
+		role := r.Role
+		if r.Gone {
+			role = "(gone)"
+		}
+		hub := r.Hub.ID
+		if len(hub) > 8 {
+			hub = hub[:8]
+		}
+		title := r.Paper.Title
+		if len([]rune(title)) > 70 {
+			title = string([]rune(title)[:69]) + "…"
+		}
+		_, err := fmt.Fprintf(w, "%-8s  %-4s  %-10s  %-11s  %-18s  %s\n", hub, year, role, r.Polarity, plural, title)
+		return err
+	}
+}

@@ -1,0 +1,122 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/citecrawl/citecrawl/record"
+)
+
+func publishTagged(t *testing.T, bus *Bus, recs ...record.Record) {
+	t.Helper()
+	var outs []Out
+	for _, r := range recs {
+		b, _ := json.Marshal(r)
+		outs = append(outs, Out{Subject: TaggedSubject(r.Hub.ID), MsgID: r.ID + ":" + r.Fingerprint(), Data: b})
+	}
+	if err := bus.PublishAll(context.Background(), outs); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func taggedRecord(hub string, i int, role string) record.Record {
+	return record.Record{Schema: record.Schema, ID: fmt.Sprintf("%s-%d", hub, i), Hub: record.Hub{ID: hub},
+		Paper: record.Paper{Title: fmt.Sprint("paper ", i)}, Role: role, Polarity: record.PolarityNeutral,
+		Pluralism: &record.Pluralism{Primary: record.PluralismNone}}
+}
+
+// tailer runs Tail in the background and collects what it prints.
+type tailer struct {
+	mu   sync.Mutex
+	ids  []string
+	done chan error
+	stop context.CancelFunc
+}
+
+func startTail(t *testing.T, bus *Bus, o TailOptions) *tailer {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	tl := &tailer{done: make(chan error, 1), stop: cancel}
+	ready := make(chan struct{})
+	o.Ready = func() { close(ready) }
+	go func() {
+		tl.done <- Tail(ctx, bus, o, func(r *record.Record) error {
+			tl.mu.Lock()
+			tl.ids = append(tl.ids, r.ID)
+			tl.mu.Unlock()
+			return nil
+		})
+	}()
+	select {
+	case <-ready:
+	case err := <-tl.done:
+		t.Fatal(err)
+	}
+	return tl
+}
+
+func (tl *tailer) waitFor(t *testing.T, n int) []string {
+	t.Helper()
+	checkFor(t, 10*time.Second, func() error {
+		tl.mu.Lock()
+		defer tl.mu.Unlock()
+		if len(tl.ids) < n {
+			return fmt.Errorf("%d of %d records", len(tl.ids), n)
+		}
+		return nil
+	})
+	tl.stop()
+	if err := <-tl.done; err != nil {
+		t.Fatal(err)
+	}
+	return tl.ids
+}
+
+func TestTailSeesNewRecordsWithFilters(t *testing.T) {
+	cfg := testConfig(t, t.TempDir(), nil)
+	bus := openBus(t, cfg)
+	defer bus.Close()
+	publishTagged(t, bus, taggedRecord("h1", 0, record.RoleUses)) // before the tail: not shown
+	tl := startTail(t, bus, TailOptions{Hub: "h1", Role: record.RoleUses})
+	publishTagged(t, bus,
+		taggedRecord("h1", 1, record.RoleUses), taggedRecord("h1", 2, record.RoleBackground),
+		taggedRecord("h2", 3, record.RoleUses), taggedRecord("h1", 4, record.RoleUses))
+	ids := tl.waitFor(t, 2)
+	if fmt.Sprint(ids) != "[h1-1 h1-4]" {
+		t.Fatalf("tail printed %v, want [h1-1 h1-4]", ids)
+	}
+}
+
+func TestTailDurableResumes(t *testing.T) {
+	cfg := testConfig(t, t.TempDir(), nil)
+	bus := openBus(t, cfg)
+	defer bus.Close()
+	for i := range 5 {
+		publishTagged(t, bus, taggedRecord("h", i, record.RoleUses))
+	}
+	first := startTail(t, bus, TailOptions{All: true, Durable: "reader"}).waitFor(t, 5)
+	for i := 5; i < 8; i++ {
+		publishTagged(t, bus, taggedRecord("h", i, record.RoleUses))
+	}
+	second := startTail(t, bus, TailOptions{All: true, Durable: "reader"}).waitFor(t, 3)
+	if fmt.Sprint(first) != "[h-0 h-1 h-2 h-3 h-4]" || fmt.Sprint(second) != "[h-5 h-6 h-7]" {
+		t.Fatalf("first %v, second %v: a durable tail must neither repeat nor skip", first, second)
+	}
+}
+
+func TestTailSince(t *testing.T) {
+	cfg := testConfig(t, t.TempDir(), nil)
+	bus := openBus(t, cfg)
+	defer bus.Close()
+	publishTagged(t, bus, taggedRecord("h", 0, record.RoleUses))
+	since := time.Now() // records stored from now on
+	publishTagged(t, bus, taggedRecord("h", 1, record.RoleUses))
+	ids := startTail(t, bus, TailOptions{Since: since}).waitFor(t, 1)
+	if fmt.Sprint(ids) != "[h-1]" {
+		t.Fatalf("since: %v", ids)
+	}
+}
