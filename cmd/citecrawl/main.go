@@ -147,7 +147,9 @@ func (f setFlag) Set(v string) error {
 	return nil
 }
 
-func newOptions(name string, stderr io.Writer) *options {
+// newOptions registers the broker, config and logging flags; crawl adds
+// those that only a crawl uses (hubs, offline, output, rules).
+func newOptions(name string, stderr io.Writer, crawl bool) *options {
 	o := &options{fs: flag.NewFlagSet(name, flag.ContinueOnError)}
 	o.fs.SetOutput(stderr)
 	o.fs.StringVar(&o.config, "config", "", "configuration file (YAML; see configs/citecrawl.yaml)")
@@ -166,9 +168,11 @@ func newOptions(name string, stderr io.Writer) *options {
 	} {
 		o.fs.Var(optionFlag{o: o, path: f.path}, f.name, f.help)
 	}
-	o.fs.Var(optionFlag{o: o, path: "hubs", append: true}, "hub", "citation hub URL to crawl (repeatable; replaces the configured hubs)")
 	o.fs.Var(setFlag{o}, "set", "set any option: --set fetch.delay=2s (repeatable; see 'citecrawl options')")
-	o.fs.BoolVar(&o.offline, "offline", false, "crawl the bundled snapshot site served on loopback instead of the web")
+	if crawl {
+		o.fs.Var(optionFlag{o: o, path: "hubs", append: true}, "hub", "citation hub URL to crawl (repeatable; replaces the configured hubs)")
+		o.fs.BoolVar(&o.offline, "offline", false, "crawl the bundled snapshot site served on loopback instead of the web")
+	}
 	return o
 }
 
@@ -231,7 +235,7 @@ func signalContext() (context.Context, context.CancelFunc) {
 }
 
 func (c cli) run(args []string) int {
-	o := newOptions("run", c.stderr)
+	o := newOptions("run", c.stderr, true)
 	progress := o.fs.String("progress", "auto", "live progress line on standard error: auto (on a terminal), on or off")
 	schedule := o.fs.String("schedule", "", "keep running and crawl on a schedule: a cron expression (\"0 */6 * * *\") or \"@every 6h\"")
 	cfg, err := o.load(args, c.environ)
@@ -328,7 +332,7 @@ func (c cli) scheduled(ctx context.Context, bus *pipeline.Bus, cfg Config, env p
 }
 
 func (c cli) worker(args []string) int {
-	o := newOptions("worker", c.stderr)
+	o := newOptions("worker", c.stderr, true)
 	stages := o.fs.String("stage", "", "stages to run: fetch, classify, sink, or several separated by commas")
 	cfg, err := o.load(args, c.environ)
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 )
 
 func (c cli) tail(args []string) int {
-	o := newOptions("tail", c.stderr)
+	o := newOptions("tail", c.stderr, false)
 	var opt pipeline.TailOptions
 	o.fs.StringVar(&opt.Hub, "hub", "", "only this hub (its uuid or /citations/ URL)")
 	o.fs.StringVar(&opt.Role, "role", "", "only this role")
