@@ -1,0 +1,150 @@
+package pipeline
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/citecrawl/citecrawl/classify"
+	"github.com/citecrawl/citecrawl/ingest/snapshot"
+	"github.com/citecrawl/citecrawl/record"
+)
+
+// crawled runs the snapshot (or a generated hub) through the pipeline and
+// returns the config and an open bus.
+func crawled(t *testing.T, site *snapshot.Site) (Config, *Bus) {
+	t.Helper()
+	web := startSite(t, site)
+	cfg := testConfig(t, t.TempDir(), site.HubURLs(web.URL))
+	bus := openBus(t, cfg)
+	if _, err := Run(context.Background(), bus, cfg, testEnv()); err != nil {
+		t.Fatal(err)
+	}
+	return cfg, bus
+}
+
+// changedRules copies configs/rules with a new version and edit applied
+// to one file.
+func changedRules(t *testing.T, file string, edit func(string) string) *classify.Classifier {
+	t.Helper()
+	dir := t.TempDir()
+	src := filepath.Join("..", "configs", "rules")
+	entries, _ := os.ReadDir(src)
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := string(b)
+		if e.Name() == "rules.yaml" {
+			s = strings.Replace(s, "version: \"", "version: \"test-", 1)
+		}
+		if e.Name() == file {
+			s = edit(s)
+		}
+		os.WriteFile(filepath.Join(dir, e.Name()), []byte(s), 0o644)
+	}
+	r, err := classify.LoadRules(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return classify.New(r)
+}
+
+// After a rule change that makes background overwhelming, exactly the
+// records that were not background change role, and nothing else changes.
+func TestReprocessFromStreamChangesExactlyTheExpectedLabels(t *testing.T) {
+	cfg, bus := crawled(t, snapshot.Default())
+	defer bus.Close()
+	before := readOut(t, cfg.Sink.Out)
+	wantChanged := map[string]int{}
+	for _, r := range before {
+		if r.Role != record.RoleBackground {
+			wantChanged[r.Role+" -> background"]++
+		}
+	}
+	c := changedRules(t, "roles.yaml", func(s string) string {
+		return strings.Replace(s, "prior:\n  background: 0.5", "prior:\n  background: 100", 1)
+	})
+	res, err := Reprocess(context.Background(), bus, ReprocessOptions{From: "stream", Out: cfg.Sink.Out, Classifier: c, Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(wantChanged) == 0 {
+		t.Fatal("test needs records that were not background")
+	}
+	if len(res.Changes["polarity"]) != 0 || len(res.Changes["pluralism"]) != 0 {
+		t.Errorf("labels changed that the rule change does not touch: %v", res.Changes)
+	}
+	if len(res.Changes["role"]) != len(wantChanged) {
+		t.Errorf("role changes %v, want %v", res.Changes["role"], wantChanged)
+	}
+	for k, n := range wantChanged {
+		if res.Changes["role"][k] != n {
+			t.Errorf("role change %q: %d, want %d", k, res.Changes["role"][k], n)
+		}
+	}
+	after := readOut(t, cfg.Sink.Out)
+	assertEachOnce(t, after, len(before))
+	for _, r := range after {
+		if r.Role != record.RoleBackground || !strings.HasPrefix(r.RulesVersion, "test-") {
+			t.Fatalf("new generation has %s with rules %s", r.Role, r.RulesVersion)
+		}
+	}
+	// The previous generation is kept whole.
+	assertEachOnce(t, readOut(t, cfg.Sink.Out+".prev"), len(before))
+}
+
+// Interrupted after its first batch, the old output is still whole; run
+// again, it resumes and the new output has every record once.
+func TestReprocessResumesAfterInterruption(t *testing.T) {
+	const n = 300
+	cfg, bus := crawled(t, snapshot.New(snapshot.StyleCards, snapshot.Generated(n)))
+	defer bus.Close()
+	c := changedRules(t, "polarity.yaml", func(s string) string { return s })
+	ctx, cancel := context.WithCancel(context.Background())
+	opts := ReprocessOptions{From: "stream", Out: cfg.Sink.Out, Classifier: c, Batch: 64, Log: zerolog.Nop(),
+		Progress: func(done, total int64) { cancel() }}
+	if _, err := Reprocess(ctx, bus, opts); err == nil {
+		t.Fatal("an interrupted reprocess reported success")
+	}
+	assertEachOnce(t, readOut(t, cfg.Sink.Out), n) // old generation untouched
+	opts.Progress = nil
+	res, err := Reprocess(context.Background(), bus, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Resumed {
+		t.Error("second reprocess started over instead of resuming")
+	}
+	assertEachOnce(t, readOut(t, cfg.Sink.Out), n)
+}
+
+func TestReprocessFromFolder(t *testing.T) {
+	cfg, bus := crawled(t, snapshot.Default())
+	bus.Close()
+	out := filepath.Join(t.TempDir(), "again")
+	c := changedRules(t, "pluralism.yaml", func(s string) string { return strings.Replace(s, "threshold: 1.5", "threshold: 1000", 1) })
+	res, err := Reprocess(context.Background(), nil, ReprocessOptions{From: cfg.Sink.Out, Out: out, Classifier: c, Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := readOut(t, out)
+	assertEachOnce(t, recs, snapshot.Default().DistinctPapers())
+	for _, r := range recs {
+		if r.Pluralism.Primary != record.PluralismNone {
+			t.Fatalf("pluralism %s with an unreachable threshold", r.Pluralism.Primary)
+		}
+	}
+	if len(res.Changes["pluralism"]) == 0 || len(res.Changes["role"]) != 0 {
+		t.Fatalf("changes %v", res.Changes)
+	}
+	if _, err := Reprocess(context.Background(), nil, ReprocessOptions{From: t.TempDir(), Out: out, Classifier: c, Log: zerolog.Nop()}); err == nil ||
+		!strings.Contains(err.Error(), "no segment files") {
+		t.Fatalf("empty input folder: err = %v", err)
+	}
+}
