@@ -44,6 +44,10 @@ Usage:
                                 measure the classifier against labelled data
   citecrawl tail [--hub H] [--role R] [--polarity P] [--pluralism C] [--since TIME | --all] [--durable NAME]
                                 print tagged records as they arrive
+  citecrawl reprocess [--from stream|DIR] [--out DIR] [--rules DIR]
+                                re-tag everything crawled with the current rules, no network
+  citecrawl report --hub H [--format md|html|json] [--out DIR]
+                                the distribution of tags of a hub, with charts
   citecrawl snapshot [--listen ADDR]   serve the offline snapshot site
   citecrawl options             list every configuration option
   citecrawl version
@@ -84,6 +88,10 @@ func (c cli) main(args []string) int {
 		return c.classifyCmd(args[1:])
 	case "tail":
 		return c.tail(args[1:])
+	case "reprocess":
+		return c.reprocess(args[1:])
+	case "report":
+		return c.report(args[1:])
 	case "eval":
 		return c.eval(args[1:])
 	case "options":

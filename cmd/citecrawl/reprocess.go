@@ -1,0 +1,76 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/citecrawl/citecrawl/pipeline"
+)
+
+func (c cli) reprocess(args []string) int {
+	o := newOptions("reprocess", c.stderr, false)
+	from := o.fs.String("from", "stream", "what to re-tag: stream (the raw-record stream) or a folder of JSON Lines output")
+	workers := o.fs.Int("workers", 2, "tagging goroutines")
+	cfg, err := o.load(args, c.environ)
+	if err != nil {
+		return c.usageError(err)
+	}
+	if cfg.Sink.Out == "-" {
+		return c.usageError(fmt.Errorf("reprocess writes a new output generation: --out must be a folder"))
+	}
+	log, err := c.logger(cfg.Log)
+	if err != nil {
+		return c.usageError(err)
+	}
+	cl, err := loadClassifier(cfg.Rules)
+	if err != nil {
+		return c.usageError(err)
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	var bus *pipeline.Bus
+	if *from == "stream" {
+		if bus, err = pipeline.Open(ctx, cfg.NATS, cfg.Stages.MaxPending, log); err != nil {
+			log.Error().Err(err).Msg("broker")
+			return exitFailed
+		}
+		defer bus.Close()
+	}
+	opts := pipeline.ReprocessOptions{From: *from, Out: cfg.Sink.Out, Classifier: cl, Workers: *workers, Log: log}
+	if showProgress("auto", c.stderr) {
+		opts.Progress = progressBar(c.stderr, time.Now())
+	}
+	res, err := pipeline.Reprocess(ctx, bus, opts)
+	if opts.Progress != nil {
+		fmt.Fprintln(c.stderr)
+	}
+	if ctx.Err() != nil {
+		fmt.Fprintln(c.stderr, "citecrawl reprocess: interrupted; the old output is untouched; run the same command again to resume")
+		return exitInterrupted
+	}
+	if err != nil {
+		fmt.Fprintf(c.stderr, "citecrawl reprocess: %v\n", err)
+		return exitFailed
+	}
+	res.WriteChanges(bufio.NewWriter(c.stdout))
+	return exitOK
+}
+
+// progressBar draws "[#####.....] 45% 12000/26000 20,134/s ETA 1s".
+func progressBar(w io.Writer, start time.Time) func(done, total int64) {
+	return func(done, total int64) {
+		rate := float64(done) / max(time.Since(start).Seconds(), 0.001)
+		if total <= 0 {
+			fmt.Fprintf(w, "\r\033[K%d records  %.0f/s", done, rate)
+			return
+		}
+		frac := float64(done) / float64(total)
+		n := int(frac * 30)
+		eta := time.Duration(float64(total-done)/max(rate, 1)) * time.Second
+		fmt.Fprintf(w, "\r\033[K[%s%s] %3.0f%% %d/%d  %.0f/s  ETA %s", strings.Repeat("#", n), strings.Repeat(".", 30-n),
+			frac*100, done, total, rate, eta.Round(time.Second))
+	}
+}

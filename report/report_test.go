@@ -1,0 +1,98 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/citecrawl/citecrawl/record"
+	"github.com/citecrawl/citecrawl/sink"
+)
+
+// writeOutput writes records through the real JSON Lines sink.
+func writeOutput(t *testing.T, recs []record.Record) string {
+	t.Helper()
+	cfg := sink.DefaultConfig()
+	cfg.Out = t.TempDir()
+	s, err := sink.NewJSONL(cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range recs {
+		if _, err := s.Write(&recs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return cfg.Out
+}
+
+func TestReportCountsEqualSinkOutput(t *testing.T) {
+	bg := 60
+	hub := record.Hub{ID: "hub-1", Title: "A <Cited> Work", URL: "https://pith.science/citations/hub-1",
+		Published: &record.HubCounts{CitingPapers: 9, BackgroundPercent: &bg, Facets: map[string]map[string]int{"years": {"2025": 9}}}}
+	var recs []record.Record
+	for i := range 9 {
+		r := record.Record{Schema: record.Schema, ID: fmt.Sprint("r", i), Hub: hub,
+			Paper: record.Paper{Title: fmt.Sprint("Paper ", i), Published: fmt.Sprintf("%d-01-01", 2024+i%2)},
+			Role:  record.Roles[i%3], Polarity: record.Polarities[i%3],
+			Pluralism: &record.Pluralism{Primary: record.PluralismCategories[i%4]},
+			Contexts:  []record.Context{{Text: fmt.Sprint("Sentence ", i), Role: record.Roles[i%3]}}, FetchedAt: time.Unix(int64(i), 0)}
+		recs = append(recs, r)
+	}
+	// A later version of r0 changes its role; r8 is gone from the hub.
+	v2 := recs[0]
+	v2.Role = record.RoleFuture
+	recs = append(recs, v2, record.Record{Schema: record.Schema, ID: "r8", Hub: hub, Paper: record.Paper{Title: "Paper 8"}, Gone: true})
+	out := writeOutput(t, recs)
+
+	rep, err := Build(out, "https://pith.science/citations/hub-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum sink.Summary
+	b, _ := os.ReadFile(filepath.Join(out, "hub-1", sink.SummaryFile))
+	json.Unmarshal(b, &sum)
+	if rep.Records != sum.Records || rep.Records != 8 || rep.Gone != 1 {
+		t.Fatalf("report %d records %d gone, summary %d records", rep.Records, rep.Gone, sum.Records)
+	}
+	for _, pair := range []struct {
+		name      string
+		got, want map[string]int
+	}{{"roles", rep.Roles, sum.Roles}, {"polarities", rep.Polarities, sum.Polarities}, {"pluralism", rep.Pluralism, sum.Pluralism}} {
+		if fmt.Sprint(pair.got) != fmt.Sprint(pair.want) {
+			t.Errorf("%s: report %v, sink %v", pair.name, pair.got, pair.want)
+		}
+	}
+	if rep.Roles[record.RoleFuture] != 1 || rep.ByYear["2024"][record.RoleFuture] != 1 {
+		t.Errorf("latest version not counted: %v %v", rep.Roles, rep.ByYear)
+	}
+	for _, f := range []string{"md", "html", "json"} {
+		var buf bytes.Buffer
+		if err := rep.Write(&buf, f); err != nil {
+			t.Fatal(err)
+		}
+		s := buf.String()
+		if f == "html" && (!strings.Contains(s, "<svg") || strings.Contains(s, "<script") || strings.Contains(s, "A <Cited>") || strings.Contains(s, "http://") && !strings.Contains(s, "http://www.w3.org/2000/svg")) {
+			t.Errorf("html report: needs inline SVG, no script, escaped text, no network")
+		}
+		if f == "md" && !strings.Contains(s, "| background | 2 |") {
+			t.Errorf("markdown report lacks the role table:\n%s", s)
+		}
+	}
+	if err := rep.Write(&bytes.Buffer{}, "pdf"); err == nil {
+		t.Error("unknown format accepted")
+	}
+	if _, err := Build(out, "no-such-hub"); err == nil || !strings.Contains(err.Error(), "no-such-hub") {
+		t.Errorf("unknown hub: err = %v", err)
+	}
+}
