@@ -39,8 +39,9 @@ type ContextTags struct {
 func (c *Classifier) Context(text, section string, span []int) ContextTags {
 	lower, near := prepare(text, span, c.rules.Window)
 	sec := strings.ToLower(section)
-	roleScores, roleEv := c.score(c.rules.Role, lower, near, sec)
-	polScores, polEv := c.score(c.rules.Polarity, lower, near, sec)
+	ws := wordSet(lower)
+	roleScores, roleEv := c.score(c.rules.Role, lower, ws, near, sec)
+	polScores, polEv := c.score(c.rules.Polarity, lower, ws, near, sec)
 	return ContextTags{
 		Role:           argmax(c.rules.Role, roleScores),
 		Polarity:       argmax(c.rules.Polarity, polScores),
@@ -55,7 +56,7 @@ func (c *Classifier) Pluralism(title, summary, abstract string) record.Pluralism
 	text := strings.Join([]string{title, summary, abstract}, " . ")
 	lower, _ := prepare(text, nil, 0)
 	ls := c.rules.Pluralism
-	scores, ev := c.score(ls, lower, nil, "")
+	scores, ev := c.score(ls, lower, wordSet(lower), nil, "")
 	p := record.Pluralism{Scores: scores, Evidence: ev, Primary: record.PluralismNone}
 	best := 0.0
 	for _, l := range ls.Labels {
@@ -131,6 +132,33 @@ func paperPolarity(counts map[string]int) string {
 	}
 }
 
+// mayMatch tells whether the words a cue must start with are in the text.
+func mayMatch(cue *Cue, present map[string]struct{}) bool {
+	if cue.first != "" {
+		_, ok := present[cue.first]
+		return ok
+	}
+	if len(cue.lead) == 0 {
+		return true
+	}
+	for _, w := range cue.lead {
+		if _, ok := present[w]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// wordSet is the set of words in lower-cased text.
+func wordSet(lower string) map[string]struct{} {
+	ws := words(lower)
+	set := make(map[string]struct{}, len(ws))
+	for _, w := range ws {
+		set[w] = struct{}{}
+	}
+	return set
+}
+
 // prepare lower-cases text rune by rune (so rune offsets are kept) and
 // turns a rune span of the cited marker into a byte window of the lowered
 // text where cues weigh more.
@@ -155,7 +183,7 @@ func runeToByte(s string, runeIdx int) int {
 }
 
 // score adds up a label set's priors, section priors and cues.
-func (c *Classifier) score(ls *LabelSet, lower string, near []int, section string) (map[string]float64, []record.Evidence) {
+func (c *Classifier) score(ls *LabelSet, lower string, present map[string]struct{}, near []int, section string) (map[string]float64, []record.Evidence) {
 	scores := make(map[string]float64, len(ls.Labels))
 	for l, w := range ls.Prior {
 		scores[l] += w
@@ -173,6 +201,9 @@ func (c *Classifier) score(ls *LabelSet, lower string, near []int, section strin
 	}
 	for i := range ls.Cues {
 		cue := &ls.Cues[i]
+		if !mayMatch(cue, present) {
+			continue // cheap pre-check: most cues' first word is absent
+		}
 		for _, pos := range findCue(cue, lower) {
 			w := cue.Weight
 			rule := ruleName(ls, "cue")

@@ -1,6 +1,7 @@
 package classify
 
 import (
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -152,4 +153,19 @@ func BenchmarkContext(b *testing.B) {
 		c.Context(text, "Experiments", []int{98, 101})
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "contexts/s")
+}
+
+func TestLeadWords(t *testing.T) {
+	for pat, want := range map[string]string{
+		`\b(we|our)\b.{0,30}\buse`:  "[we our]",
+		`\busing the \w+ dataset`:   "[using]",
+		`\b(?:as|also) (reported)`:  "[as also]",
+		`(\w+) et al`:               "[]",
+		`colou?r`:                   "[]",
+		`\b(several|many|a.b) ways`: "[]",
+	} {
+		if got := fmt.Sprint(leadWords(pat)); got != want {
+			t.Errorf("leadWords(%q) = %s, want %s", pat, got, want)
+		}
+	}
 }

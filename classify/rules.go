@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"unicode"
 
 	"gopkg.in/yaml.v3"
 
@@ -47,7 +48,9 @@ type Cue struct {
 	Text   string // as written in the rule file
 	Weight float64
 	phrase string         // lower-case phrase, or ""
+	first  string         // the phrase's first word: a text without it cannot match
 	re     *regexp.Regexp // or a pattern
+	lead   []string       // a pattern's possible first words, when plain: one must be present
 }
 
 // manifest mirrors rules.yaml.
@@ -177,8 +180,12 @@ func loadLabelSet(fsys fs.FS, dir, file string) (*LabelSet, error) {
 					return nil, fmt.Errorf("%s: label %s: pattern %q: %w", where, label, pat, err)
 				}
 				c.re = re
+				c.lead = leadWords(pat)
 			} else {
 				c.phrase = strings.ToLower(t)
+				if ws := words(c.phrase); len(ws) > 0 {
+					c.first = ws[0]
+				}
 			}
 			ls.Cues = append(ls.Cues, c)
 		}
@@ -216,4 +223,42 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// words splits lower-cased text into runs of letters and digits.
+func words(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
+}
+
+var rePlainWord = regexp.MustCompile(`^[a-z]+$`)
+
+// leadWords reads the words a pattern must start with, when it starts with
+// a plain word or a group of plain alternatives ("\\b(we|our)\\b..."), so
+// texts without any of them can skip the (slow) regular expression.
+func leadWords(pat string) []string {
+	p := strings.TrimPrefix(pat, `\b`)
+	var alts []string
+	if strings.HasPrefix(p, "(") {
+		end := strings.Index(p, ")")
+		if end < 0 {
+			return nil
+		}
+		alts = strings.Split(strings.TrimPrefix(p[1:end], "?:"), "|")
+	} else {
+		i := 0
+		for i < len(p) && p[i] >= 'a' && p[i] <= 'z' {
+			i++
+		}
+		// A word followed by a quantifier or nothing word-like is not required as is.
+		if i == 0 || i < len(p) && strings.ContainsRune("?*+{(|[", rune(p[i])) {
+			return nil
+		}
+		alts = []string{p[:i]}
+	}
+	for _, a := range alts {
+		if !rePlainWord.MatchString(a) {
+			return nil
+		}
+	}
+	return alts
 }

@@ -81,7 +81,7 @@ func Reprocess(ctx context.Context, bus *Bus, o ReprocessOptions) (*ReprocessRes
 	} else if err := os.RemoveAll(next); err != nil {
 		return nil, err
 	}
-	out, err := sink.NewJSONL(sink.Config{Out: next, SegmentMaxBytes: 64 << 20, SegmentMaxAge: 24 * time.Hour}, o.Log)
+	out, err := sink.NewJSONL(sink.Config{Out: next, SegmentMaxBytes: 64 << 20, SegmentMaxAge: 24 * time.Hour, SummaryOnClose: true}, o.Log)
 	if err != nil {
 		return nil, err
 	}
@@ -140,25 +140,47 @@ type tagger struct {
 	out       *sink.JSONL
 }
 
-func (t *tagger) batch(recs []*record.Record) error {
+// item is one record to re-tag: raw JSON (from the stream) or decoded
+// (from a folder).
+type item struct {
+	raw []byte
+	rec *record.Record
+	enc sink.Encoded
+	err error
+}
+
+// batch decodes, tags and encodes the items on all workers, then writes
+// them in order: only the write is sequential.
+func (t *tagger) batch(items []item) error {
 	var wg sync.WaitGroup
-	chunk := (len(recs) + t.workers - 1) / t.workers
+	chunk := (len(items) + t.workers - 1) / t.workers
 	for w := 0; w < t.workers; w++ {
-		lo, hi := w*chunk, min((w+1)*chunk, len(recs))
+		lo, hi := w*chunk, min((w+1)*chunk, len(items))
 		if lo >= hi {
 			break
 		}
 		wg.Go(func() {
-			for _, r := range recs[lo:hi] {
-				if !r.Gone {
-					t.c.Tag(r)
+			for i := range items[lo:hi] {
+				it := &items[lo+i]
+				if it.rec == nil {
+					it.rec = &record.Record{}
+					if it.err = json.Unmarshal(it.raw, it.rec); it.err != nil {
+						continue
+					}
 				}
+				if !it.rec.Gone {
+					t.c.Tag(it.rec)
+				}
+				it.enc, it.err = sink.Encode(it.rec)
 			}
 		})
 	}
 	wg.Wait()
-	for _, r := range recs {
-		if _, err := t.out.Write(r); err != nil {
+	for _, it := range items {
+		if it.err != nil {
+			return it.err
+		}
+		if _, err := t.out.WriteEncoded(it.enc); err != nil {
 			return err
 		}
 	}
@@ -197,7 +219,7 @@ func reprocessStream(ctx context.Context, bus *Bus, cp *checkpoint, t *tagger, c
 	defer it.Stop()
 	total := int64(last - first + 1)
 	done := int64(start - first)
-	batch := make([]*record.Record, 0, t.batchSize)
+	batch := make([]item, 0, t.batchSize)
 	var seq uint64
 	for seq < last {
 		if ctx.Err() != nil {
@@ -212,11 +234,7 @@ func reprocessStream(ctx context.Context, bus *Bus, cp *checkpoint, t *tagger, c
 			return err
 		}
 		seq = meta.Sequence.Stream
-		var r record.Record
-		if err := json.Unmarshal(m.Data(), &r); err != nil {
-			return fmt.Errorf("raw record at sequence %d: %w", seq, err)
-		}
-		batch = append(batch, &r)
+		batch = append(batch, item{raw: m.Data()})
 		if len(batch) == cap(batch) || seq >= last {
 			if err := t.batch(batch); err != nil {
 				return err
@@ -245,7 +263,7 @@ func reprocessDir(ctx context.Context, dir string, cp *checkpoint, t *tagger, co
 		return fmt.Errorf("reprocess --from %s: no segment files (seg-*.jsonl) under it", dir)
 	}
 	var n uint64
-	batch := make([]*record.Record, 0, t.batchSize)
+	batch := make([]item, 0, t.batchSize)
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
@@ -268,7 +286,7 @@ func reprocessDir(ctx context.Context, dir string, cp *checkpoint, t *tagger, co
 			if n <= cp.Done {
 				return nil
 			}
-			batch = append(batch, r)
+			batch = append(batch, item{rec: r})
 			if len(batch) == cap(batch) {
 				return flush()
 			}
@@ -312,7 +330,7 @@ func latestTags(dir string) (map[string]sink.Tags, error) {
 		return nil, err
 	}
 	for _, f := range files {
-		if err := sink.ReadSegment(f, func(r *record.Record) error { tags[r.ID] = sink.TagsOf(r); return nil }); err != nil {
+		if err := sink.ReadTags(f, func(id string, t sink.Tags) { tags[id] = t }); err != nil {
 			return nil, err
 		}
 	}

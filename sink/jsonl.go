@@ -26,6 +26,9 @@ type Config struct {
 	// SegmentMaxAge seals a segment this long after its first record; it
 	// must stay well under the sink consumer's ack wait.
 	SegmentMaxAge time.Duration `yaml:"segment_max_age"`
+	// SummaryOnClose writes summary.json only on Close rather than at
+	// every flush (batch jobs that flush often and read it at the end).
+	SummaryOnClose bool `yaml:"-"`
 }
 
 // DefaultConfig is ./out, 8 MiB or 10 s segments.
@@ -81,24 +84,29 @@ func NewJSONL(cfg Config, log zerolog.Logger) (*JSONL, error) {
 
 // Write implements Sink.
 func (s *JSONL) Write(r *record.Record) (bool, error) {
+	e, err := Encode(r)
+	if err != nil {
+		return false, err
+	}
+	return s.WriteEncoded(e)
+}
+
+// WriteEncoded is Write for a record already encoded.
+func (s *JSONL) WriteEncoded(e Encoded) (bool, error) {
+	r, b := e.Record, e.Line
 	h, err := s.hub(r.Hub)
 	if err != nil {
 		return false, err
 	}
-	if !h.seen.add(r) {
+	if !h.seen.add(e.Key) {
 		return false, nil
 	}
-	h.segKeys = append(h.segKeys, versionKey(r))
+	h.segKeys = append(h.segKeys, e.Key)
 	if h.seg == nil {
 		if err := s.openSegment(h); err != nil {
 			return false, err
 		}
 	}
-	b, err := json.Marshal(r)
-	if err != nil {
-		return false, fmt.Errorf("encoding record %s: %w", r.ID, err)
-	}
-	b = append(b, '\n')
 	if _, err := h.segW.Write(b); err != nil {
 		return false, fmt.Errorf("writing %s: %w", h.segTmp, err)
 	}
@@ -121,12 +129,14 @@ func (s *JSONL) ShouldFlush() bool {
 
 // Flush seals every open segment (fsync, rename, fsync the folder) and
 // rewrites the summaries that changed.
-func (s *JSONL) Flush() error {
+func (s *JSONL) Flush() error { return s.flush(!s.cfg.SummaryOnClose) }
+
+func (s *JSONL) flush(summaries bool) error {
 	for _, h := range s.hubs {
 		if err := s.seal(h); err != nil {
 			return err
 		}
-		if h.dirty {
+		if summaries && h.dirty {
 			if err := writeSummary(h); err != nil {
 				return err
 			}
@@ -137,7 +147,7 @@ func (s *JSONL) Flush() error {
 }
 
 // Close implements Sink.
-func (s *JSONL) Close() error { return s.Flush() }
+func (s *JSONL) Close() error { return s.flush(true) }
 
 // hub returns the state of a hub's folder, loading what earlier runs wrote
 // there on first use.
@@ -159,7 +169,7 @@ func (s *JSONL) hub(hub record.Hub) (*hubDir, error) {
 	}
 	for _, f := range files {
 		err := ReadSegment(f, func(r *record.Record) error {
-			h.seen.add(r)
+			h.seen.add(versionKey(r))
 			h.latest[r.ID] = TagsOf(r)
 			h.hub = r.Hub
 			return nil

@@ -5,6 +5,9 @@
 package sink
 
 import (
+	"encoding/json"
+	"fmt"
+
 	"github.com/citecrawl/citecrawl/record"
 )
 
@@ -29,11 +32,28 @@ type seen map[string]struct{}
 
 func versionKey(r *record.Record) string { return r.ID + "/" + r.Fingerprint() }
 
-func (s seen) add(r *record.Record) bool {
-	k := versionKey(r)
+// add records a version key; false means it was written before.
+func (s seen) add(k string) bool {
 	if _, ok := s[k]; ok {
 		return false
 	}
 	s[k] = struct{}{}
 	return true
+}
+
+// Encoded is a record with its JSON line and version key worked out, so
+// callers with many cores can encode in parallel and write in order.
+type Encoded struct {
+	Record *record.Record
+	Line   []byte // JSON and a newline
+	Key    string // id and content fingerprint
+}
+
+// Encode prepares r for WriteEncoded.
+func Encode(r *record.Record) (Encoded, error) {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return Encoded{}, fmt.Errorf("encoding record %s: %w", r.ID, err)
+	}
+	return Encoded{Record: r, Line: append(b, '\n'), Key: versionKey(r)}, nil
 }

@@ -2,8 +2,6 @@ package sink
 
 import (
 	"bufio"
-	"encoding/json"
-	"fmt"
 	"io"
 
 	"github.com/citecrawl/citecrawl/record"
@@ -25,16 +23,16 @@ func NewLines(w io.Writer) *Lines {
 
 // Write implements Sink.
 func (s *Lines) Write(r *record.Record) (bool, error) {
-	if !s.seen.add(r) {
+	e, err := Encode(r)
+	if err != nil {
+		return false, err
+	}
+	if !s.seen.add(e.Key) {
 		return false, nil
 	}
-	b, err := json.Marshal(r)
-	if err != nil {
-		return false, fmt.Errorf("encoding record %s: %w", r.ID, err)
-	}
-	s.w.Write(b)
 	s.n++
-	return true, s.w.WriteByte('\n')
+	_, err = s.w.Write(e.Line)
+	return true, err
 }
 
 // ShouldFlush implements Sink: flush about every 256 records so a reader

@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -100,4 +101,47 @@ func WriteFileAtomic(path string, data []byte) error {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return renameDurably(tmp, path)
+}
+
+// tagView is the part of a record line that Tags need: decoding only it
+// skips building contexts and evidence.
+type tagView struct {
+	ID         string `json:"id"`
+	Role       string `json:"role"`
+	RoleSource string `json:"role_source"`
+	Polarity   string `json:"polarity"`
+	Pluralism  *struct {
+		Primary string `json:"primary"`
+	} `json:"pluralism"`
+	Paper struct {
+		Published string `json:"published"`
+	} `json:"paper"`
+	RulesVersion string `json:"rules_version"`
+	Gone         bool   `json:"gone"`
+}
+
+// ReadTags calls fn with the id and tags of every line of a segment file.
+func ReadTags(path string, fn func(id string, t Tags)) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	for line := 1; sc.Scan(); line++ {
+		var v tagView
+		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
+			return fmt.Errorf("%s line %d: %w", path, line, err)
+		}
+		t := Tags{Role: v.Role, RoleSource: v.RoleSource, Polarity: v.Polarity, RulesVersion: v.RulesVersion, Gone: v.Gone, Year: "unknown"}
+		if v.Pluralism != nil {
+			t.Pluralism = v.Pluralism.Primary
+		}
+		if len(v.Paper.Published) >= 4 {
+			t.Year = v.Paper.Published[:4]
+		}
+		fn(v.ID, t)
+	}
+	return sc.Err()
 }
