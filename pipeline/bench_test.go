@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -82,6 +83,9 @@ func BenchmarkReprocess(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// As `citecrawl reprocess` does (cmd/citecrawl/reprocess.go).
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(200 << 20))
+	runtime.GC()
 	var peak atomic.Uint64
 	var total time.Duration
 	for b.Loop() {

@@ -95,6 +95,12 @@ func Reprocess(ctx context.Context, bus *Bus, o ReprocessOptions) (*ReprocessRes
 		return sink.WriteFileAtomic(filepath.Join(next, checkpointFile), b)
 	}
 	t := &tagger{c: o.Classifier, workers: o.Workers, out: out, batchSize: o.Batch}
+	if res.Resumed {
+		// What the interrupted run sealed counts too.
+		if err := out.LoadExisting(); err != nil {
+			return nil, err
+		}
+	}
 	if o.From == "stream" {
 		err = reprocessStream(ctx, bus, &cp, t, commit, o.Progress)
 	} else {
@@ -111,12 +117,7 @@ func Reprocess(ctx context.Context, bus *Bus, o ReprocessOptions) (*ReprocessRes
 	if err != nil {
 		return res, err
 	}
-	newTags, err := latestTags(next)
-	if err != nil {
-		return res, err
-	}
-	res.Records = int64(len(newTags))
-	res.Changes, res.Changed = compareTags(oldTags, newTags)
+	res.Changes, res.Changed, res.Records = compareTags(oldTags, out)
 	if err := os.Remove(filepath.Join(next, checkpointFile)); err != nil {
 		return res, err
 	}
@@ -337,13 +338,16 @@ func latestTags(dir string) (map[string]sink.Tags, error) {
 	return tags, nil
 }
 
-func compareTags(old, cur map[string]sink.Tags) (map[string]map[string]int, int64) {
+// compareTags counts label changes between the old tags and the latest
+// version of every record in the new output.
+func compareTags(old map[string]sink.Tags, cur *sink.JSONL) (map[string]map[string]int, int64, int64) {
 	changes := map[string]map[string]int{"role": {}, "polarity": {}, "pluralism": {}}
-	var changed int64
-	for id, n := range cur {
+	var changed, records int64
+	cur.EachLatest(func(id string, n sink.Tags) {
+		records++
 		o, ok := old[id]
 		if !ok {
-			continue
+			return
 		}
 		any := false
 		for _, c := range []struct{ tag, from, to string }{
@@ -357,8 +361,8 @@ func compareTags(old, cur map[string]sink.Tags) (map[string]map[string]int, int6
 		if any {
 			changed++
 		}
-	}
-	return changes, changed
+	})
+	return changes, changed, records
 }
 
 func label(s string) string {

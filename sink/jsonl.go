@@ -117,6 +117,33 @@ func (s *JSONL) WriteEncoded(e Encoded) (bool, error) {
 	return true, nil
 }
 
+// LoadExisting reads the state of every hub folder already under Out, as
+// Write does lazily for the hubs it meets.
+func (s *JSONL) LoadExisting() error {
+	entries, err := os.ReadDir(s.cfg.Out)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") && e.Name() != "runs" {
+			if _, err := s.hub(record.Hub{ID: e.Name()}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// EachLatest calls fn with the tags of the latest version of every record
+// the sink knows (written, or loaded from earlier output).
+func (s *JSONL) EachLatest(fn func(id string, t Tags)) {
+	for _, h := range s.hubs {
+		for id, t := range h.latest {
+			fn(id, t)
+		}
+	}
+}
+
 // ShouldFlush implements Sink.
 func (s *JSONL) ShouldFlush() bool {
 	for _, h := range s.hubs {

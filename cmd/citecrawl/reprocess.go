@@ -4,11 +4,17 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
 	"github.com/citecrawl/citecrawl/pipeline"
 )
+
+// reprocessMemoryLimit is the soft memory limit reprocess sets (unless
+// GOMEMLIMIT is set).
+const reprocessMemoryLimit = 200 << 20
 
 func (c cli) reprocess(args []string) int {
 	o := newOptions("reprocess", c.stderr, false)
@@ -28,6 +34,11 @@ func (c cli) reprocess(args []string) int {
 	cl, err := loadClassifier(cfg.Rules)
 	if err != nil {
 		return c.usageError(err)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// Batch work over everything crawled: keep the collector ahead of
+		// the garbage so the process stays small.
+		debug.SetMemoryLimit(reprocessMemoryLimit)
 	}
 	ctx, stop := signalContext()
 	defer stop()
