@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 
@@ -86,5 +87,74 @@ func TestRunOfflineTwiceWritesOnce(t *testing.T) {
 		if i == 1 && !strings.Contains(stderr, ": 0 records written") {
 			t.Fatalf("second run wrote records again:\n%s", stderr)
 		}
+	}
+}
+
+// After an offline crawl: report and reprocess work from the command line.
+func TestReportAndReprocessCommands(t *testing.T) {
+	data, out := t.TempDir(), t.TempDir()+"/out"
+	if code, _, stderr := runCLI(t, "run", "--offline", "--data", data, "--out", out); code != exitOK {
+		t.Fatalf("run: %d\n%s", code, stderr)
+	}
+	code, stdout, stderr := runCLI(t, "report", "--hub", snapshot.RoadmapHubID, "--out", out, "--format", "html")
+	if code != exitOK || !strings.Contains(stdout, "<svg") || !strings.Contains(stdout, "A Roadmap to Pluralistic Alignment") {
+		t.Fatalf("report: exit %d\n%s", code, stderr)
+	}
+	code, stdout, stderr = runCLI(t, "reprocess", "--data", data, "--out", out, "--rules", "../../configs/rules")
+	if code != exitOK || !strings.Contains(stdout, "records re-tagged") {
+		t.Fatalf("reprocess: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if code, _, _ := runCLI(t, "report", "--hub", "nope", "--out", out); code == exitOK {
+		t.Fatal("report of an unknown hub succeeded")
+	}
+}
+
+// classify streams JSON lines: tags added, unknown fields kept, order
+// kept, a malformed line reported by number with a non-zero exit.
+func TestClassifyCommand(t *testing.T) {
+	in := `{"id":"a","context":"We use the parser of [3].","keep":1}
+{"id":"b","title":"Jury Learning","summary":"Models individual annotators and their disagreement with juries."}
+not json
+{"id":"c"}
+{"id":"d","context":"Unlike [2], we succeed.","title":"Pareto fronts","summary":"Evaluates several objectives at once."}
+`
+	var out, errb bytes.Buffer
+	code := cli{stdin: strings.NewReader(in), stdout: &out, stderr: &errb}.main([]string{"classify", "--rules", "../../configs/rules"})
+	if code != exitFailed {
+		t.Fatalf("exit %d with malformed lines", code)
+	}
+	if !strings.Contains(errb.String(), "line 3") || !strings.Contains(errb.String(), "line 4") {
+		t.Fatalf("errors do not name the lines: %s", errb.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("%d output lines, want 3:\n%s", len(lines), out.String())
+	}
+	var a, b, d map[string]any
+	json.Unmarshal([]byte(lines[0]), &a)
+	json.Unmarshal([]byte(lines[1]), &b)
+	json.Unmarshal([]byte(lines[2]), &d)
+	if a["id"] != "a" || a["role"] != "uses" || a["keep"] != float64(1) || a["evidence"] == nil || a["rules_version"] == nil {
+		t.Errorf("context line: %v", a)
+	}
+	if b["id"] != "b" || b["pluralism"].(map[string]any)["primary"] != "jury_pluralistic" || b["role"] != nil {
+		t.Errorf("paper line: %v", b)
+	}
+	if d["id"] != "d" || d["role"] == nil || d["pluralism"] == nil {
+		t.Errorf("both kinds: %v", d)
+	}
+}
+
+func TestEvalCommand(t *testing.T) {
+	gold := t.TempDir() + "/acl-arc.jsonl"
+	os.WriteFile(gold, []byte(`{"text":"We use the parser of Smith (2001).","label":"Uses"}
+{"text":"Parsing has been studied (e.g. Smith, 2001).","label":"Background"}
+`), 0o644)
+	code, stdout, stderr := runCLI(t, "eval", "--task", "role", "--gold", gold, "--format", "acl-arc", "--rules", "../../configs/rules")
+	if code != exitOK || !strings.Contains(stdout, "macro-F1 1.000") || !strings.Contains(stdout, "confusion") {
+		t.Fatalf("eval: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if code, _, stderr := runCLI(t, "eval", "--task", "role", "--gold", gold, "--format", "xml"); code != exitUsage || !strings.Contains(stderr, "xml") {
+		t.Fatalf("bad format: exit %d %s", code, stderr)
 	}
 }

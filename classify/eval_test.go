@@ -1,0 +1,96 @@
+package classify
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// The metric arithmetic on a case worked by hand:
+//
+//	gold a a a b b c, predicted a a b b c c
+//	a: tp 2 fp 0 fn 1 -> P 1,   R 2/3, F1 0.8
+//	b: tp 1 fp 1 fn 1 -> P 1/2, R 1/2, F1 0.5
+//	c: tp 1 fp 1 fn 0 -> P 1/2, R 1,   F1 2/3
+//	macro-F1 (0.8 + 0.5 + 0.6667) / 3 = 0.6556, accuracy 4/6
+func TestScoreByHand(t *testing.T) {
+	r := Score("t", []string{"a", "b", "c"}, strings.Fields("a a a b b c"), strings.Fields("a a b b c c"))
+	want := []ClassScore{{"a", 1, 0.667, 0.8, 3}, {"b", 0.5, 0.5, 0.5, 2}, {"c", 0.5, 1, 0.667, 1}}
+	for i, w := range want {
+		if r.Classes[i] != w {
+			t.Errorf("class %s: %+v, want %+v", w.Label, r.Classes[i], w)
+		}
+	}
+	if math.Abs(r.MacroF1-0.656) > 1e-9 || math.Abs(r.Accuracy-0.667) > 1e-9 {
+		t.Errorf("macro-F1 %v accuracy %v, want 0.656 and 0.667", r.MacroF1, r.Accuracy)
+	}
+	if r.Confusion["a"]["b"] != 1 || r.Confusion["b"]["c"] != 1 || r.Confusion["a"]["a"] != 2 {
+		t.Errorf("confusion %v", r.Confusion)
+	}
+}
+
+func TestReadGoldErrorsNameTheLine(t *testing.T) {
+	dir := t.TempDir()
+	for format, body := range map[string]string{
+		"acl-arc":  "{\"text\":\"x\",\"label\":\"Uses\"}\n{\"text\":\"y\",\"label\":\"Sideways\"}\n",
+		"athar":    "A\tB\to\t\"fine\"\nA\tB\tq\t\"bad\"\n",
+		"clinical": "{\"text\":\"x\",\"label\":\"NEUTRAL\"}\n{broken\n",
+	} {
+		p := dir + "/" + format
+		writeFile(t, p, body)
+		_, err := ReadGold(p, format, TaskRole)
+		if err == nil || !strings.Contains(err.Error(), "line 2") || !strings.Contains(err.Error(), p) {
+			t.Errorf("%s: err = %v, want the file and line 2 named", format, err)
+		}
+	}
+}
+
+func writeFile(t *testing.T, p, s string) {
+	t.Helper()
+	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// genLines makes n lines alternating citation contexts and papers.
+func genLines(n int) []byte {
+	var b bytes.Buffer
+	ctx := []string{"We use the treebank of [3] for training.", "Unlike [4], our parser needs no lexicon.", "Parsing has been studied widely [5].", "In future work we plan to combine it with [6]."}
+	for i := range n {
+		if i%2 == 0 {
+			fmt.Fprintf(&b, "{\"id\":\"c%d\",\"context\":%q,\"section\":\"Experiments\"}\n", i, ctx[i%len(ctx)])
+		} else {
+			fmt.Fprintf(&b, "{\"id\":\"p%d\",\"title\":\"Paper %d\",\"summary\":\"Steers a model to a persona and aggregates annotator ratings with a jury.\"}\n", i, i)
+		}
+	}
+	return b.Bytes()
+}
+
+// BenchmarkStream is `citecrawl classify` on 100,000 lines (half
+// contexts, half papers), in memory: lines/s and the heap in use at the end.
+func BenchmarkStream(b *testing.B) {
+	c := testClassifier(b)
+	in := genLines(100_000)
+	for b.Loop() {
+		if _, err := Stream(c, bytes.NewReader(in), io.Discard, func(int, error) { b.Fatal("bad line") }); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	b.ReportMetric(float64(100_000*b.N)/b.Elapsed().Seconds(), "lines/s")
+	b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-MB")
+}
+
+func BenchmarkPluralism(b *testing.B) {
+	c := testClassifier(b)
+	for b.Loop() {
+		c.Pluralism("Jury Learning: Integrating Dissenting Voices", "Whose labels should a model learn? Different groups disagree about ground truth; we model individual annotators with juries.", "")
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "papers/s")
+}
