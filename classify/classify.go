@@ -185,16 +185,18 @@ func runeToByte(s string, runeIdx int) int {
 // score adds up a label set's priors, section priors and cues.
 func (c *Classifier) score(ls *LabelSet, lower string, present map[string]struct{}, near []int, section string) (map[string]float64, []record.Evidence) {
 	scores := make(map[string]float64, len(ls.Labels))
-	for l, w := range ls.Prior {
-		scores[l] += w
+	for _, l := range ls.Labels { // in a fixed order: float sums must not vary
+		if w, ok := ls.Prior[l]; ok {
+			scores[l] += w
+		}
 	}
 	var ev []record.Evidence
 	if section != "" {
-		for key, priors := range ls.Sections {
-			if strings.Contains(section, key) {
-				for l, w := range priors {
-					scores[l] += w
-					ev = append(ev, record.Evidence{Label: l, Rule: ruleName(ls, "section"), Cue: key, Weight: w})
+		for _, sp := range ls.Sections {
+			if strings.Contains(section, sp.Key) {
+				for i, l := range sp.Labels {
+					scores[l] += sp.Weights[i]
+					ev = append(ev, record.Evidence{Label: l, Rule: ruleName(ls, "section"), Cue: sp.Key, Weight: sp.Weights[i]})
 				}
 			}
 		}

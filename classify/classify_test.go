@@ -169,3 +169,15 @@ func TestLeadWords(t *testing.T) {
 		}
 	}
 }
+
+// Tags and evidence are the same on every call: records are deduplicated
+// by a fingerprint of their content.
+func TestDeterministicEvidence(t *testing.T) {
+	c := testClassifier(t)
+	first := fmt.Sprint(c.Context("We use the treebank of [3] and compare with [4].", "4 Experimental Results and Discussion", []int{27, 30}))
+	for range 50 {
+		if got := fmt.Sprint(c.Context("We use the treebank of [3] and compare with [4].", "4 Experimental Results and Discussion", []int{27, 30})); got != first {
+			t.Fatalf("evidence changed between calls:\n%s\n%s", first, got)
+		}
+	}
+}

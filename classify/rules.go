@@ -37,9 +37,16 @@ type LabelSet struct {
 	Prior     map[string]float64
 	Negated   string // "drop" or "flip"
 	Threshold float64
-	Sections  map[string]map[string]float64
+	Sections  []SectionPrior // sorted, so scores and evidence come out the same every time
 	Cues      []Cue
 	Labels    []string // labels in file order
+}
+
+// SectionPrior adds weight to labels when the section title contains Key.
+type SectionPrior struct {
+	Key     string
+	Labels  []string
+	Weights []float64
 }
 
 // Cue is one phrase or pattern that is evidence for a label.
@@ -140,7 +147,15 @@ func loadLabelSet(fsys fs.FS, dir, file string) (*LabelSet, error) {
 		return nil, err
 	}
 	where := path.Join(dir, file)
-	ls := &LabelSet{Name: file, Prior: f.Prior, Negated: f.Negated, Threshold: f.Threshold, Sections: f.Sections}
+	ls := &LabelSet{Name: file, Prior: f.Prior, Negated: f.Negated, Threshold: f.Threshold}
+	for _, key := range sortedKeys(f.Sections) {
+		sp := SectionPrior{Key: key}
+		for _, l := range sortedKeys(f.Sections[key]) {
+			sp.Labels = append(sp.Labels, l)
+			sp.Weights = append(sp.Weights, f.Sections[key][l])
+		}
+		ls.Sections = append(ls.Sections, sp)
+	}
 	if ls.Prior == nil {
 		ls.Prior = map[string]float64{}
 	}

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -93,6 +94,12 @@ func assertEachOnce(t testing.TB, recs []record.Record, want int) {
 	for id, n := range seen {
 		if n != 1 {
 			t.Errorf("record %s written %d times", id, n)
+			for _, r := range recs {
+				if r.ID == id {
+					b, _ := json.Marshal(r)
+					t.Logf("%s", b)
+				}
+			}
 		}
 	}
 	if len(seen) != want || len(recs) != want {

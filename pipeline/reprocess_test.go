@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -68,7 +69,7 @@ func TestReprocessFromStreamChangesExactlyTheExpectedLabels(t *testing.T) {
 		}
 	}
 	c := changedRules(t, "roles.yaml", func(s string) string {
-		return strings.Replace(s, "prior:\n  background: 0.5", "prior:\n  background: 100", 1)
+		return regexp.MustCompile(`(?m)^prior:\n  background: [0-9.]+`).ReplaceAllString(s, "prior:\n  background: 100")
 	})
 	res, err := Reprocess(context.Background(), bus, ReprocessOptions{From: "stream", Out: cfg.Sink.Out, Classifier: c, Log: zerolog.Nop()})
 	if err != nil {
