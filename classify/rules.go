@@ -3,9 +3,11 @@ package classify
 import (
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"unicode"
@@ -148,9 +150,9 @@ func loadLabelSet(fsys fs.FS, dir, file string) (*LabelSet, error) {
 	}
 	where := path.Join(dir, file)
 	ls := &LabelSet{Name: file, Prior: f.Prior, Negated: f.Negated, Threshold: f.Threshold}
-	for _, key := range sortedKeys(f.Sections) {
+	for _, key := range slices.Sorted(maps.Keys(f.Sections)) {
 		sp := SectionPrior{Key: key}
-		for _, l := range sortedKeys(f.Sections[key]) {
+		for _, l := range slices.Sorted(maps.Keys(f.Sections[key])) {
 			sp.Labels = append(sp.Labels, l)
 			sp.Weights = append(sp.Weights, f.Sections[key][l])
 		}
@@ -161,7 +163,7 @@ func loadLabelSet(fsys fs.FS, dir, file string) (*LabelSet, error) {
 	}
 	// Labels with a prior come first, so that a tie goes to the default
 	// label (background, neutral).
-	for _, l := range sortedKeys(f.Prior) {
+	for _, l := range slices.Sorted(maps.Keys(f.Prior)) {
 		ls.Labels = append(ls.Labels, l)
 	}
 	if ls.Negated != "drop" && ls.Negated != "flip" {
@@ -229,15 +231,6 @@ func set(xs []string) map[string]bool {
 		m[strings.ToLower(x)] = true
 	}
 	return m
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // words splits lower-cased text into runs of letters and digits.

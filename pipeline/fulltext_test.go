@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -101,18 +102,9 @@ func TestResolutionOrder(t *testing.T) {
 			t.Errorf("%s: full text %+v, role source %s", r.Paper.Title, r.FullText, r.RoleSource)
 		}
 	}
-	if !contains(b.Missing, "paper.pith") {
+	if !slices.Contains(b.Missing, "paper.pith") {
 		t.Errorf("paper B missing = %v, want paper.pith named", b.Missing)
 	}
-}
-
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }
 
 // The offline snapshot gives records with contexts, and says why for the

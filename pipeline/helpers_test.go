@@ -3,7 +3,6 @@ package pipeline
 import (
 	"encoding/json"
 	"os"
-	"sort"
 	"testing"
 	"time"
 )
@@ -32,9 +31,4 @@ func readJSON(t testing.TB, path string, v any) {
 	if err := json.Unmarshal(b, v); err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
-}
-
-func sortStrings(xs []string) []string {
-	sort.Strings(xs)
-	return xs
 }

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -164,7 +165,7 @@ func fingerprintOut(t testing.TB, out string) string {
 	for _, r := range readOut(t, out) {
 		lines = append(lines, r.ID+" "+r.Fingerprint())
 	}
-	return strings.Join(sortStrings(lines), "\n")
+	return strings.Join(slices.Sorted(slices.Values(lines)), "\n")
 }
 
 func TestRunCancelledThenResumedWritesEachRecordOnce(t *testing.T) {

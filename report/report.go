@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"html"
 	"io"
+	"maps"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -197,7 +199,7 @@ func (r *Report) markdown(w io.Writer) error {
 			fmt.Fprintf(w, "; %d%% of classified citations as background (citecrawl: %.0f%% background)", *p.BackgroundPercent, pct(r.Roles[record.RoleBackground], r.Records))
 		}
 		fmt.Fprintln(w, ".")
-		for _, name := range sortedKeys(p.Facets) {
+		for _, name := range slices.Sorted(maps.Keys(p.Facets)) {
 			fmt.Fprintf(w, "\n- %s: %s", name, pairs(p.Facets[name]))
 		}
 		fmt.Fprintln(w)
@@ -215,18 +217,9 @@ func (r *Report) markdown(w io.Writer) error {
 	return nil
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
-}
-
 func pairs(m map[string]int) string {
 	var parts []string
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
 	}
 	return strings.Join(parts, ", ")
@@ -280,7 +273,7 @@ func (r *Report) html(w io.Writer) error {
 			fmt.Fprintf(w, "; %d%% of classified citations as background (citecrawl: %.0f%% background)", *p.BackgroundPercent, pct(r.Roles[record.RoleBackground], r.Records))
 		}
 		fmt.Fprint(w, ".</p>\n<ul>\n")
-		for _, name := range sortedKeys(p.Facets) {
+		for _, name := range slices.Sorted(maps.Keys(p.Facets)) {
 			fmt.Fprintf(w, "<li>%s: %s</li>\n", esc(name), esc(pairs(p.Facets[name])))
 		}
 		fmt.Fprint(w, "</ul>\n")

@@ -277,6 +277,18 @@ func renameDurably(tmp, final string) error {
 
 // ReadSegment calls fn for every record of a segment file.
 func ReadSegment(path string, fn func(*record.Record) error) error {
+	return scanLines(path, func(b []byte) error {
+		var r record.Record
+		if err := json.Unmarshal(b, &r); err != nil {
+			return err
+		}
+		return fn(&r)
+	})
+}
+
+// scanLines calls fn with every line of a file; an error names the file
+// and the line.
+func scanLines(path string, fn func([]byte) error) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -284,15 +296,9 @@ func ReadSegment(path string, fn func(*record.Record) error) error {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 64<<20)
-	line := 0
-	for sc.Scan() {
-		line++
-		var r record.Record
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+	for line := 1; sc.Scan(); line++ {
+		if err := fn(sc.Bytes()); err != nil {
 			return fmt.Errorf("%s line %d: %w", path, line, err)
-		}
-		if err := fn(&r); err != nil {
-			return err
 		}
 	}
 	if err := sc.Err(); err != nil {

@@ -1,7 +1,6 @@
 package sink
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -122,17 +121,10 @@ type tagView struct {
 
 // ReadTags calls fn with the id and tags of every line of a segment file.
 func ReadTags(path string, fn func(id string, t Tags)) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 64<<20)
-	for line := 1; sc.Scan(); line++ {
+	return scanLines(path, func(b []byte) error {
 		var v tagView
-		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
-			return fmt.Errorf("%s line %d: %w", path, line, err)
+		if err := json.Unmarshal(b, &v); err != nil {
+			return err
 		}
 		t := Tags{Role: v.Role, RoleSource: v.RoleSource, Polarity: v.Polarity, RulesVersion: v.RulesVersion, Gone: v.Gone, Year: "unknown"}
 		if v.Pluralism != nil {
@@ -142,6 +134,6 @@ func ReadTags(path string, fn func(id string, t Tags)) error {
 			t.Year = v.Paper.Published[:4]
 		}
 		fn(v.ID, t)
-	}
-	return sc.Err()
+		return nil
+	})
 }
