@@ -236,6 +236,17 @@ func (c cli) logger(cfg LogConfig) (zerolog.Logger, error) {
 	return zerolog.New(w).Level(level).With().Timestamp().Logger(), nil
 }
 
+// connect opens the broker the configuration names (embedded or
+// external), logging why when it cannot.
+func connect(ctx context.Context, cfg Config, log zerolog.Logger) (*pipeline.Bus, bool) {
+	bus, err := pipeline.Open(ctx, cfg.NATS, cfg.Stages.MaxPending, log)
+	if err != nil {
+		log.Error().Err(err).Msg("broker")
+		return nil, false
+	}
+	return bus, true
+}
+
 // signalContext is cancelled by SIGINT or SIGTERM: stages finish what they
 // hold or hand it back unacked, and nothing half-written becomes visible.
 func signalContext() (context.Context, context.CancelFunc) {
@@ -271,9 +282,8 @@ func (c cli) run(args []string) int {
 		cfg.Fetch.HostDelays = map[string]time.Duration{"127.0.0.1": 0}
 	}
 
-	bus, err := pipeline.Open(ctx, cfg.NATS, cfg.Stages.MaxPending, log)
-	if err != nil {
-		log.Error().Err(err).Msg("broker")
+	bus, ok := connect(ctx, cfg, log)
+	if !ok {
 		return exitFailed
 	}
 	defer bus.Close()
@@ -355,9 +365,8 @@ func (c cli) worker(args []string) int {
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	bus, err := pipeline.Open(ctx, cfg.NATS, cfg.Stages.MaxPending, log)
-	if err != nil {
-		log.Error().Err(err).Msg("broker")
+	bus, ok := connect(ctx, cfg, log)
+	if !ok {
 		return exitFailed
 	}
 	defer bus.Close()

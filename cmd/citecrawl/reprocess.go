@@ -44,8 +44,8 @@ func (c cli) reprocess(args []string) int {
 	defer stop()
 	var bus *pipeline.Bus
 	if *from == "stream" {
-		if bus, err = pipeline.Open(ctx, cfg.NATS, cfg.Stages.MaxPending, log); err != nil {
-			log.Error().Err(err).Msg("broker")
+		var ok bool
+		if bus, ok = connect(ctx, cfg, log); !ok {
 			return exitFailed
 		}
 		defer bus.Close()

@@ -40,9 +40,8 @@ func (c cli) tail(args []string) int {
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	bus, err := pipeline.Open(ctx, cfg.NATS, cfg.Stages.MaxPending, log)
-	if err != nil {
-		log.Error().Err(err).Msg("broker")
+	bus, ok := connect(ctx, cfg, log)
+	if !ok {
 		return exitFailed
 	}
 	defer bus.Close()
