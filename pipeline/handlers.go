@@ -26,10 +26,13 @@ const (
 
 // Task is a fetch task on the work queue.
 type Task struct {
-	Kind       string              `json:"kind"`
-	URL        string              `json:"url"`
-	RunID      string              `json:"run_id"`
-	Depth      int                 `json:"depth,omitempty"` // links followed from a configured hub
+	Kind  string `json:"kind"`
+	URL   string `json:"url"`
+	RunID string `json:"run_id"`
+	Depth int    `json:"depth,omitempty"` // links followed from a configured hub
+	// ArxivBase is where arXiv is for this crawl: the run that starts a
+	// crawl decides it (its --offline snapshot, say), not each worker.
+	ArxivBase  string              `json:"arxiv_base,omitempty"`
 	Hub        *record.Hub         `json:"hub,omitempty"`
 	HubMissing []string            `json:"hub_missing,omitempty"`
 	HubSource  string              `json:"hub_source,omitempty"`
@@ -37,12 +40,12 @@ type Task struct {
 }
 
 // HubTask is the task that starts the crawl of one hub.
-func HubTask(runID, hubURL string, depth int) (Out, error) {
+func HubTask(runID, hubURL string, depth int, arxivBase string) (Out, error) {
 	u := ingest.NormaliseHubURL(hubURL)
 	if _, err := ingest.HubID(u); err != nil {
 		return Out{}, err
 	}
-	b, err := json.Marshal(Task{Kind: TaskHub, URL: hubURL, RunID: runID, Depth: depth})
+	b, err := json.Marshal(Task{Kind: TaskHub, URL: hubURL, RunID: runID, Depth: depth, ArxivBase: arxivBase})
 	return Out{Subject: SubjectHubTask, MsgID: runID + ":" + u, Data: b}, err
 }
 
@@ -128,7 +131,8 @@ func (h *fetchHandler) hub(ctx context.Context, t Task) (Outcome, error) {
 	out := Outcome{Commit: []func(context.Context) error{commit}}
 	for i := range page.Papers {
 		p := page.Papers[i]
-		b, err := json.Marshal(Task{Kind: TaskPaper, URL: p.URL, RunID: t.RunID, Depth: t.Depth, Hub: &hub, HubMissing: missing, HubSource: resp.URL, Paper: &p})
+		b, err := json.Marshal(Task{Kind: TaskPaper, URL: p.URL, RunID: t.RunID, Depth: t.Depth, ArxivBase: t.ArxivBase,
+			Hub: &hub, HubMissing: missing, HubSource: resp.URL, Paper: &p})
 		if err != nil {
 			return Outcome{}, err
 		}
@@ -204,7 +208,7 @@ func (h *fetchHandler) discover(ctx context.Context, t Task, links []string) ([]
 			h.log.Info().Str("run", t.RunID).Int("max_pages", d.MaxPages).Msg("discovery page budget spent")
 			break
 		}
-		o, err := HubTask(t.RunID, l, t.Depth+1)
+		o, err := HubTask(t.RunID, l, t.Depth+1, t.ArxivBase)
 		if err != nil {
 			continue
 		}
@@ -348,7 +352,7 @@ func (b *paperBuild) resolve(ctx context.Context) error {
 	// papers not on Pith.
 	arxiv := b.arxivID()
 	if arxiv != "" && (b.src.Pith == nil && b.src.Graph == nil) {
-		u := ingest.ArxivURL(b.h.cfg.FullText.ArxivBase, "abs", arxiv)
+		u := ingest.ArxivURL(b.arxivBase(), "abs", arxiv)
 		resp, err := b.fetch(ctx, u, "text/html", "arxiv_abs")
 		if err != nil {
 			return err
@@ -361,6 +365,14 @@ func (b *paperBuild) resolve(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// arxivBase is the crawl's arXiv, else this worker's configured one.
+func (b *paperBuild) arxivBase() string {
+	if b.t.ArxivBase != "" {
+		return b.t.ArxivBase
+	}
+	return b.h.cfg.FullText.ArxivBase
 }
 
 func (b *paperBuild) arxivID() string {
@@ -384,7 +396,7 @@ func (b *paperBuild) fullText(ctx context.Context, r *record.Record) error {
 	if arxiv == "" {
 		return nil
 	}
-	ft.URL = ingest.ArxivURL(b.h.cfg.FullText.ArxivBase, "html", arxiv)
+	ft.URL = ingest.ArxivURL(b.arxivBase(), "html", arxiv)
 	resp, commit, err := b.h.get(ctx, ft.URL, "text/html", false)
 	if err != nil {
 		if ingest.IsPermanent(err) {

@@ -264,7 +264,7 @@ func TestWorkersShareTheWork(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, _ := HubTask("share", site.HubURLs(web.URL)[0], 0)
+	o, _ := HubTask("share", site.HubURLs(web.URL)[0], 0, cfg.FullText.ArxivBase)
 	if err := bus.PublishAll(ctx, []Out{o}); err != nil {
 		t.Fatal(err)
 	}

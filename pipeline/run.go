@@ -228,7 +228,7 @@ func Run(ctx context.Context, bus *Bus, cfg Config, env Env) (*Result, error) {
 	}
 	outs := make([]Out, 0, len(cfg.Hubs))
 	for _, h := range cfg.Hubs {
-		o, err := HubTask(res.RunID, h, 0)
+		o, err := HubTask(res.RunID, h, 0, cfg.FullText.ArxivBase)
 		if err != nil {
 			_ = w.Stop()
 			return nil, fmt.Errorf("hub %q: %w", h, err)
