@@ -41,6 +41,8 @@ const (
 	HeaderStage      = "Citecrawl-Stage"
 	HeaderSubject    = "Citecrawl-Subject"
 	HeaderDeliveries = "Citecrawl-Deliveries"
+	HeaderRun        = "Citecrawl-Run"    // on raw records: the run that published them
+	HeaderChange     = "Citecrawl-Change" // on raw records: new, changed or gone
 )
 
 // RawSubject, TaggedSubject and DeadSubject build the per-hub and

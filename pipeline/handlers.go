@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -37,6 +38,19 @@ type Task struct {
 	HubMissing []string            `json:"hub_missing,omitempty"`
 	HubSource  string              `json:"hub_source,omitempty"`
 	Paper      *ingest.CitingPaper `json:"paper,omitempty"`
+}
+
+// What a raw record is to its run, in the Citecrawl-Change header.
+const (
+	ChangeNew     = "new"
+	ChangeChanged = "changed"
+	ChangeGone    = "gone"
+)
+
+// changeHeader marks a raw record with its run and what it is, so a run's
+// report counts the records every worker of the cluster published.
+func changeHeader(runID, change string) nats.Header {
+	return nats.Header{HeaderRun: {runID}, HeaderChange: {change}}
 }
 
 // HubTask is the task that starts the crawl of one hub.
@@ -178,7 +192,7 @@ func (h *fetchHandler) gone(ctx context.Context, t Task, hub record.Hub, page *i
 		if err != nil {
 			return nil, nil, err
 		}
-		outs = append(outs, Out{Subject: RawSubject(hub.ID), MsgID: r.ID + ":" + r.Fingerprint(), Data: b})
+		outs = append(outs, Out{Subject: RawSubject(hub.ID), MsgID: r.ID + ":" + r.Fingerprint(), Data: b, Header: changeHeader(t.RunID, ChangeGone)})
 	}
 	commit := func(ctx context.Context) error {
 		h.stats.Gone.Add(int64(len(outs)))
@@ -234,9 +248,9 @@ func (h *fetchHandler) paper(ctx context.Context, t Task) (Outcome, error) {
 			return Outcome{}, nil
 		}
 	}
-	counter := &h.stats.New
+	counter, change := &h.stats.New, ChangeNew
 	if h.cache != nil && len(h.cache.recordPages(ctx, id)) > 0 {
-		counter = &h.stats.Changed
+		counter, change = &h.stats.Changed, ChangeChanged
 	}
 	b := &paperBuild{h: h, t: t, urls: []string{t.HubSource}}
 	if err := b.resolve(ctx); err != nil {
@@ -263,7 +277,8 @@ func (h *fetchHandler) paper(ctx context.Context, t Task) (Outcome, error) {
 		pages := b.fetched
 		commits = append(commits, func(ctx context.Context) error { return h.cache.rememberRecordPages(ctx, id, pages) })
 	}
-	return Outcome{Outs: []Out{{Subject: RawSubject(r.Hub.ID), MsgID: r.ID + ":" + r.Fingerprint(), Data: data}}, Commit: commits}, nil
+	out := Out{Subject: RawSubject(r.Hub.ID), MsgID: r.ID + ":" + r.Fingerprint(), Data: data, Header: changeHeader(t.RunID, change)}
+	return Outcome{Outs: []Out{out}, Commit: commits}, nil
 }
 
 // unchanged asks every page the record was last built from whether it

@@ -222,6 +222,10 @@ func Run(ctx context.Context, bus *Bus, cfg Config, env Env) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	rawBefore, err := lastSeq(ctx, bus, StreamRaw)
+	if err != nil {
+		return nil, err
+	}
 	w, err := StartStages(ctx, bus, cfg, AllStages, env)
 	if err != nil {
 		return nil, err
@@ -246,6 +250,12 @@ func Run(ctx context.Context, bus *Bus, cfg Config, env Env) (*Result, error) {
 	res.Duration = Duration(env.Now().Sub(start))
 	res.Pages, res.NotModified = st.PagesFetched.Load(), st.NotModified.Load()
 	res.New, res.Changed, res.Gone = st.New.Load(), st.Changed.Load(), st.Gone.Load()
+	if counts, err := countChanges(ctx, bus, rawBefore, res.RunID); err == nil {
+		// Every worker's records, not only this process's.
+		res.New, res.Changed, res.Gone = counts[ChangeNew], counts[ChangeChanged], counts[ChangeGone]
+	} else {
+		env.Log.Warn().Err(err).Msg("counting the run's records from the stream; the report counts this process only")
+	}
 	res.Written, res.Duplicates = st.RecordsWritten.Load(), st.Duplicates.Load()
 	if err := errors.Join(waitErr, stopErr); err != nil {
 		return res, err
@@ -312,6 +322,43 @@ func WaitDrained(ctx context.Context, bus *Bus, cfg Config, failed <-chan struct
 		}
 		if idle {
 			return nil
+		}
+	}
+}
+
+// countChanges counts, by their Citecrawl-Change header, the raw records
+// that run published after sequence after (reading headers only).
+func countChanges(ctx context.Context, bus *Bus, after uint64, runID string) (map[string]int64, error) {
+	counts := map[string]int64{}
+	last, err := lastSeq(ctx, bus, StreamRaw)
+	if err != nil || last <= after {
+		return counts, err
+	}
+	cons, err := bus.JS.OrderedConsumer(ctx, StreamRaw, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: after + 1, HeadersOnly: true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return nil, err
+	}
+	defer it.Stop()
+	for {
+		m, err := it.Next()
+		if err != nil {
+			return nil, err
+		}
+		if m.Headers().Get(HeaderRun) == runID {
+			counts[m.Headers().Get(HeaderChange)]++
+		}
+		meta, err := m.Metadata()
+		if err != nil {
+			return nil, err
+		}
+		if meta.Sequence.Stream >= last {
+			return counts, nil
 		}
 	}
 }
