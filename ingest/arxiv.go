@@ -98,6 +98,11 @@ func ArxivURL(base, kind, id string) string {
 	return strings.TrimRight(base, "/") + "/" + kind + "/" + id
 }
 
+// RecordURL is the HTML record page of a Pith paper.
+func RecordURL(hubURL, pithID string) string {
+	return resolveRef(hubURL, "/pith/"+pithID)
+}
+
 // PithJSONURL is where the JSON record of a Pith paper lives.
 func PithJSONURL(hubURL, pithID string) string {
 	return resolveRef(hubURL, "/pith/"+pithID+".json")

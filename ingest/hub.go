@@ -153,14 +153,30 @@ func ParseHubLines(pageURL string, lines []Line) (*HubPage, error) {
 	p.header()
 	p.sections()
 	p.finish()
+	h.HubLinks = hubLinks(pageURL, lines, h.ID)
+	return h, nil
+}
+
+// HubLinks returns the /citations/ hubs an HTML page (a record page, a
+// hub) links to, as absolute URLs.
+func HubLinks(pageURL string, body []byte, contentType string) ([]string, error) {
+	doc, err := ParseHTML(body, contentType)
+	if err != nil {
+		return nil, fmt.Errorf("page %s: %w", pageURL, err)
+	}
+	return hubLinks(pageURL, Lines(doc), ""), nil
+}
+
+func hubLinks(pageURL string, lines []Line, self string) []string {
+	var out []string
 	for _, l := range lines {
 		for _, ln := range l.Links {
-			if m := reHubPath.FindStringSubmatch(ln.Href); m != nil && !strings.EqualFold(m[1], h.ID) {
-				h.HubLinks = appendUnique(h.HubLinks, resolveRef(pageURL, ln.Href))
+			if m := reHubPath.FindStringSubmatch(ln.Href); m != nil && !strings.EqualFold(m[1], self) {
+				out = appendUnique(out, resolveRef(pageURL, ln.Href))
 			}
 		}
 	}
-	return h, nil
+	return out
 }
 
 type hubParser struct {

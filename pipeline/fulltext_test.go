@@ -221,3 +221,23 @@ func TestDiscoveryFollowsHubLinksWithinBudget(t *testing.T) {
 		})
 	}
 }
+
+// Record pages link the hubs of every work a paper cites: with depth 1 a
+// hub reached only through a citing paper's record page is crawled too.
+func TestDiscoveryFromRecordPages(t *testing.T) {
+	hubs := snapshot.DefaultHubs()
+	shared := hubs[0].Papers[0]
+	hubs[1].Papers = append([]snapshot.Paper{shared}, hubs[1].Papers...) // the paper cites both works
+	site := snapshot.New(snapshot.StyleCards, hubs...)
+	web := startSite(t, site)
+	cfg := testConfig(t, t.TempDir(), []string{web.URL + "/citations/" + hubs[0].ID})
+	cfg.Discover.Depth, cfg.Discover.MaxPages, cfg.Discover.Hosts = 1, 10, []string{"127.0.0.1"}
+	bus := openBus(t, cfg)
+	defer bus.Close()
+	if _, err := Run(context.Background(), bus, cfg, testEnv()); err != nil {
+		t.Fatal(err)
+	}
+	if n, want := len(readOut(t, cfg.Sink.Out)), len(hubs[0].Papers)+len(hubs[1].Papers); n != want {
+		t.Fatalf("%d records, want %d (the Roadmap hub and the hub found on a record page)", n, want)
+	}
+}

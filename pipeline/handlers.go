@@ -239,17 +239,15 @@ func (h *fetchHandler) paper(ctx context.Context, t Task) (Outcome, error) {
 		return Outcome{}, ingest.Permanent(fmt.Errorf("paper task %q lacks its hub or paper", t.URL))
 	}
 	id := record.ID(t.Hub.ID, t.Paper.Key())
-	if h.cfg.Conditional && h.cache != nil {
-		unchanged, err := h.unchanged(ctx, id)
-		if err != nil {
-			return Outcome{}, err
-		}
-		if unchanged {
-			return Outcome{}, nil
-		}
+	var known []string // the pages the record was last built from, if any
+	if h.cache != nil {
+		known = h.cache.recordPages(ctx, id)
+	}
+	if h.cfg.Conditional && h.unchanged(ctx, id, known) {
+		return Outcome{}, nil
 	}
 	counter, change := &h.stats.New, ChangeNew
-	if h.cache != nil && len(h.cache.recordPages(ctx, id)) > 0 {
+	if len(known) > 0 {
 		counter, change = &h.stats.Changed, ChangeChanged
 	}
 	b := &paperBuild{h: h, t: t, urls: []string{t.HubSource}}
@@ -263,6 +261,10 @@ func (h *fetchHandler) paper(ctx context.Context, t Task) (Outcome, error) {
 		}
 	}
 	r.Missing = append(append(append([]string{}, t.HubMissing...), b.missing...), r.Missing...)
+	more, err := h.discoverFromRecordPage(ctx, t)
+	if err != nil {
+		return Outcome{}, err
+	}
 	data, err := json.Marshal(&r)
 	if err != nil {
 		return Outcome{}, err
@@ -278,15 +280,42 @@ func (h *fetchHandler) paper(ctx context.Context, t Task) (Outcome, error) {
 		commits = append(commits, func(ctx context.Context) error { return h.cache.rememberRecordPages(ctx, id, pages) })
 	}
 	out := Out{Subject: RawSubject(r.Hub.ID), MsgID: r.ID + ":" + r.Fingerprint(), Data: data, Header: changeHeader(t.RunID, change)}
-	return Outcome{Outs: []Out{out}, Commit: commits}, nil
+	return Outcome{Outs: append([]Out{out}, more...), Commit: commits}, nil
+}
+
+// discoverFromRecordPage follows the /citations/ links of the paper's
+// Pith record page ("cited by", the works it cites), when discovery may go
+// one link further.
+func (h *fetchHandler) discoverFromRecordPage(ctx context.Context, t Task) ([]Out, error) {
+	if t.Depth >= h.cfg.Discover.Depth || t.Paper.PithID == "" {
+		return nil, nil
+	}
+	u := ingest.RecordURL(t.Hub.URL, t.Paper.PithID)
+	resp, _, err := h.get(ctx, u, "text/html", false)
+	if err != nil {
+		if ingest.IsPermanent(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	links, err := ingest.HubLinks(u, resp.Body, resp.Header.Get("Content-Type"))
+	if err != nil {
+		return nil, nil
+	}
+	var others []string
+	for _, l := range links {
+		if id, err := ingest.HubID(l); err == nil && id != t.Hub.ID {
+			others = append(others, l)
+		}
+	}
+	return h.discover(ctx, t, others)
 }
 
 // unchanged asks every page the record was last built from whether it
 // changed; only if none did is the record left as it is.
-func (h *fetchHandler) unchanged(ctx context.Context, recordID string) (bool, error) {
-	pages := h.cache.recordPages(ctx, recordID)
+func (h *fetchHandler) unchanged(ctx context.Context, recordID string, pages []string) bool {
 	if len(pages) == 0 {
-		return false, nil
+		return false
 	}
 	for _, u := range pages {
 		resp, err := h.fetcher.GetOnce(ctx, u, h.cache.conditionalHeaders(ctx, u))
@@ -297,15 +326,15 @@ func (h *fetchHandler) unchanged(ctx context.Context, recordID string) (bool, er
 			// Gone, moved or unreachable: rebuild from the current pages,
 			// which retries properly if the failure is passing.
 			h.log.Debug().Err(err).Str("url", u).Msg("source check failed; rebuilding the record")
-			return false, nil
+			return false
 		}
 		if resp.Status != http.StatusNotModified {
-			return false, nil
+			return false
 		}
 		h.stats.NotModified.Add(1)
 	}
 	h.log.Debug().Str("record", recordID).Msg("no source changed: not re-published")
-	return true, nil
+	return true
 }
 
 // paperBuild collects what one paper task fetched.
