@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -199,13 +198,12 @@ func nextBatch(ctx context.Context, c jetstream.Consumer, batch int, idle time.D
 	return collect(b), nil
 }
 
+// collect drains a batch. A batch that ended early (a timeout, a
+// reconnect) still yields what it got; the next pull asks again.
 func collect(b jetstream.MessageBatch) []jetstream.Msg {
 	var msgs []jetstream.Msg
 	for m := range b.Messages() {
 		msgs = append(msgs, m)
-	}
-	if err := b.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-		return msgs
 	}
 	return msgs
 }
