@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/citecrawl/citecrawl/ingest/snapshot"
@@ -354,4 +355,54 @@ func TestPublishAllSurvivesStalls(t *testing.T) {
 	if info.State.Msgs != n {
 		t.Fatalf("%d messages stored, want %d", info.State.Msgs, n)
 	}
+}
+
+// A message whose worker dies on its last delivery (never acks, never
+// fails) is still parked as a dead letter, from the server's advisory.
+func TestUnansweredMessageIsParked(t *testing.T) {
+	cfg := testConfig(t, t.TempDir(), nil)
+	cfg.Stages.MaxDeliver, cfg.Stages.AckWait = 2, time.Second
+	bus := openBus(t, cfg)
+	defer bus.Close()
+	ctx := context.Background()
+	cons, err := bus.Consumer(ctx, StreamTasks, ConsumerFetch, "", cfg.Stages)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop, err := parkUnanswered(bus, StageFetch, StreamTasks, ConsumerFetch, zerolog.Nop(), &Stats{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	o, _ := HubTask("dead-worker", "https://pith.science/citations/0000aaaa-0000", 0, "")
+	if err := bus.PublishAll(ctx, []Out{o}); err != nil {
+		t.Fatal(err)
+	}
+	// A "worker" takes the message twice and dies each time: no ack.
+	for i := range 2 {
+		b, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(collect(b)); n != 1 {
+			t.Fatalf("delivery %d: got %d messages", i+1, n)
+		}
+	}
+	checkFor(t, 15*time.Second, func() error {
+		// Workers keep pulling; a pull is what makes the server notice the
+		// delivery limit and say so.
+		if b, err := cons.Fetch(1, jetstream.FetchMaxWait(200*time.Millisecond)); err == nil {
+			if n := len(collect(b)); n != 0 {
+				return fmt.Errorf("delivered a %dth time", 3)
+			}
+		}
+		dl, err := ReadDeadLetters(ctx, bus, 0)
+		if err != nil {
+			return err
+		}
+		if len(dl) != 1 || !strings.Contains(dl[0].Error, "without an answer") || dl[0].Subject != SubjectHubTask {
+			return fmt.Errorf("dead letters %+v", dl)
+		}
+		return nil
+	})
 }

@@ -58,11 +58,12 @@ func (e *Env) defaults() {
 
 // Workers are running stages.
 type Workers struct {
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	err    error
-	failed chan struct{} // closed when a stage stops with an error
+	cancel  context.CancelFunc
+	unwatch []func()
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	err     error
+	failed  chan struct{} // closed when a stage stops with an error
 }
 
 // StartStages starts the named stages on bus. Stop them with Stop.
@@ -76,13 +77,16 @@ func StartStages(ctx context.Context, bus *Bus, cfg Config, names []string, env 
 		switch name {
 		case StageFetch:
 			c, err := bus.Consumer(ctx, StreamTasks, ConsumerFetch, "", cfg.Stages)
+			if err == nil {
+				err = w.watch(bus, name, StreamTasks, ConsumerFetch, log, env.Stats)
+			}
 			if err != nil {
-				cancel()
+				_ = w.Stop()
 				return nil, err
 			}
 			sp, err := ingest.NewSplitter() // once per process: loading the model is the slow part
 			if err != nil {
-				cancel()
+				_ = w.Stop()
 				return nil, err
 			}
 			h := &fetchHandler{fetcher: ingest.NewFetcher(cfg.Fetch, log), splitter: sp, cache: bus.cache, cfg: cfg, now: env.Now, stats: env.Stats, log: log}
@@ -92,12 +96,15 @@ func StartStages(ctx context.Context, bus *Bus, cfg Config, names []string, env 
 		case StageClassify:
 			rules, err := classify.LoadRules(cfg.Rules)
 			if err != nil {
-				cancel()
+				_ = w.Stop()
 				return nil, err
 			}
 			c, err := bus.Consumer(ctx, StreamRaw, ConsumerClassify, "", cfg.Stages)
+			if err == nil {
+				err = w.watch(bus, name, StreamRaw, ConsumerClassify, log, env.Stats)
+			}
 			if err != nil {
-				cancel()
+				_ = w.Stop()
 				return nil, err
 			}
 			h := &classifyHandler{c: classify.New(rules), stats: env.Stats}
@@ -107,12 +114,15 @@ func StartStages(ctx context.Context, bus *Bus, cfg Config, names []string, env 
 		case StageSink:
 			out, err := openSink(cfg.Sink, env, log)
 			if err != nil {
-				cancel()
+				_ = w.Stop()
 				return nil, err
 			}
 			c, err := bus.Consumer(ctx, StreamTagged, cfg.Stages.SinkDurable, "", cfg.Stages)
+			if err == nil {
+				err = w.watch(bus, name, StreamTagged, cfg.Stages.SinkDurable, log, env.Stats)
+			}
 			if err != nil {
-				cancel()
+				_ = w.Stop()
 				return nil, err
 			}
 			s := &sinkStage{consumer: c, sink: out, batch: cfg.Stages.Batch, idle: env.Idle, bus: bus, cfg: cfg.Stages, log: log, stats: env.Stats}
@@ -122,7 +132,7 @@ func StartStages(ctx context.Context, bus *Bus, cfg Config, names []string, env 
 				}
 			})
 		default:
-			cancel()
+			_ = w.Stop()
 			return nil, fmt.Errorf("unknown stage %q (want fetch, classify or sink)", name)
 		}
 	}
@@ -142,6 +152,16 @@ func openSink(cfg sink.Config, env Env, log zerolog.Logger) (sink.Sink, error) {
 	return sink.NewJSONL(cfg, log)
 }
 
+// watch parks the messages of a stage's consumer that run out of
+// deliveries without an answer.
+func (w *Workers) watch(bus *Bus, stageName, stream, consumer string, log zerolog.Logger, stats *Stats) error {
+	stop, err := parkUnanswered(bus, stageName, stream, consumer, log, stats)
+	if err == nil {
+		w.unwatch = append(w.unwatch, stop)
+	}
+	return err
+}
+
 func (w *Workers) fail(err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -155,6 +175,9 @@ func (w *Workers) fail(err error) {
 func (w *Workers) Stop() error {
 	w.cancel()
 	w.wg.Wait()
+	for _, stop := range w.unwatch {
+		stop()
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.err
