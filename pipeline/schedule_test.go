@@ -188,3 +188,54 @@ func TestLeaseRaceHasOneWinner(t *testing.T) {
 }
 
 var _ = record.Schema
+
+// Two schedulers on one NATS with the same short schedule: their crawls
+// never overlap, because each runs only under the lease.
+func TestTwoSchedulersNeverCrawlAtOnce(t *testing.T) {
+	site := snapshot.Default()
+	web := startSite(t, site)
+	cfg := testConfig(t, t.TempDir(), site.HubURLs(web.URL))
+	bus := openBus(t, cfg)
+	defer bus.Close()
+	sched, _ := ParseSchedule("@every 20ms")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	type span struct {
+		who        string
+		start, end time.Time
+	}
+	var runs []span
+	var wg sync.WaitGroup
+	for _, who := range []string{"a", "b"} {
+		lease, err := NewLease(ctx, bus, "crawl", who, time.Minute, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			_ = Scheduled(ctx, bus, cfg, testEnv(), sched, lease, func(res *Result, err error) {
+				if err != nil {
+					return // cancelled at the end
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				runs = append(runs, span{who, res.Started, res.Started.Add(time.Duration(res.Duration))})
+				if len(runs) >= 6 {
+					cancel()
+				}
+			})
+		})
+	}
+	wg.Wait()
+	if len(runs) < 6 {
+		t.Fatalf("%d runs", len(runs))
+	}
+	for i := range runs {
+		for j := range runs {
+			a, b := runs[i], runs[j]
+			if i != j && a.start.Before(b.end) && b.start.Before(a.end) {
+				t.Fatalf("runs of %s and %s overlapped: %v-%v and %v-%v", a.who, b.who, a.start, a.end, b.start, b.end)
+			}
+		}
+	}
+}
