@@ -225,11 +225,13 @@ func (c cli) logger(cfg LogConfig) (zerolog.Logger, error) {
 	if err != nil {
 		return zerolog.Nop(), fmt.Errorf("log.level %q: want debug, info, warn or error", cfg.Level)
 	}
-	var w io.Writer = c.stderr
+	// Stages log from many goroutines: serialise the writes, whatever the
+	// writer (a file, a pipe, a test's buffer).
+	var w io.Writer = zerolog.SyncWriter(c.stderr)
 	switch cfg.Format {
 	case "json", "":
 	case "console":
-		w = zerolog.ConsoleWriter{Out: c.stderr, TimeFormat: time.TimeOnly}
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
 	default:
 		return zerolog.Nop(), fmt.Errorf("log.format %q: want json or console", cfg.Format)
 	}
