@@ -366,30 +366,34 @@ func (b *paperBuild) fetch(ctx context.Context, u, accept, what string) (*ingest
 	return resp, nil
 }
 
+// fetchJSON fetches a structured source and parses it; a source that is
+// gone or unreadable is named in missing as what.
+func (b *paperBuild) fetchJSON(ctx context.Context, u, what string, parse func(u string, body []byte) error) error {
+	resp, err := b.fetch(ctx, u, "application/json", what)
+	if err != nil || resp == nil {
+		return err
+	}
+	if parse(u, resp.Body) != nil {
+		b.missing = append(b.missing, what)
+	}
+	return nil
+}
+
 func (b *paperBuild) resolve(ctx context.Context) error {
 	p, hubURL := b.t.Paper, b.t.Hub.URL
 	if p.PithID != "" {
-		u := ingest.PithJSONURL(hubURL, p.PithID)
-		resp, err := b.fetch(ctx, u, "application/json", "pith_json")
+		err := b.fetchJSON(ctx, ingest.PithJSONURL(hubURL, p.PithID), "pith_json", func(u string, body []byte) (err error) {
+			b.src.Pith, err = ingest.ParsePithRecord(u, body)
+			return err
+		})
+		if err == nil && b.h.cfg.FetchGraph {
+			err = b.fetchJSON(ctx, ingest.GraphURL(hubURL, p.PithID), "graph", func(u string, body []byte) (err error) {
+				b.src.Graph, err = ingest.ParseGraph(u, body)
+				return err
+			})
+		}
 		if err != nil {
 			return err
-		}
-		if resp != nil {
-			if b.src.Pith, err = ingest.ParsePithRecord(u, resp.Body); err != nil {
-				b.missing = append(b.missing, "pith_json")
-			}
-		}
-		if b.h.cfg.FetchGraph {
-			u := ingest.GraphURL(hubURL, p.PithID)
-			resp, err := b.fetch(ctx, u, "application/json", "graph")
-			if err != nil {
-				return err
-			}
-			if resp != nil {
-				if b.src.Graph, err = ingest.ParseGraph(u, resp.Body); err != nil {
-					b.missing = append(b.missing, "graph")
-				}
-			}
 		}
 	}
 	// arXiv's abstract page: the fallback, and the only source for

@@ -73,73 +73,75 @@ func StartStages(ctx context.Context, bus *Bus, cfg Config, names []string, env 
 	w := &Workers{cancel: cancel, failed: make(chan struct{})}
 	var starters []func()
 	for _, name := range names {
-		log := env.Log.With().Str("stage", name).Logger()
-		switch name {
-		case StageFetch:
-			c, err := bus.Consumer(ctx, StreamTasks, ConsumerFetch, "", cfg.Stages)
-			if err == nil {
-				err = w.watch(bus, name, StreamTasks, ConsumerFetch, log, env.Stats)
-			}
-			if err != nil {
-				_ = w.Stop()
-				return nil, err
-			}
-			sp, err := ingest.NewSplitter() // once per process: loading the model is the slow part
-			if err != nil {
-				_ = w.Stop()
-				return nil, err
-			}
-			h := &fetchHandler{fetcher: ingest.NewFetcher(cfg.Fetch, log), splitter: sp, cache: bus.cache, cfg: cfg, now: env.Now, stats: env.Stats, log: log}
-			s := &stage{name: name, consumer: c, handle: h.handle, workers: cfg.Stages.FetchWorkers, batch: 1,
-				idle: env.Idle, bus: bus, cfg: cfg.Stages, log: log, stats: env.Stats}
-			starters = append(starters, func() { s.run(ctx) })
-		case StageClassify:
-			rules, err := classify.LoadRules(cfg.Rules)
-			if err != nil {
-				_ = w.Stop()
-				return nil, err
-			}
-			c, err := bus.Consumer(ctx, StreamRaw, ConsumerClassify, "", cfg.Stages)
-			if err == nil {
-				err = w.watch(bus, name, StreamRaw, ConsumerClassify, log, env.Stats)
-			}
-			if err != nil {
-				_ = w.Stop()
-				return nil, err
-			}
-			h := &classifyHandler{c: classify.New(rules), stats: env.Stats}
-			s := &stage{name: name, consumer: c, handle: h.handle, workers: cfg.Stages.ClassifyWorkers, batch: cfg.Stages.Batch,
-				idle: env.Idle, bus: bus, cfg: cfg.Stages, log: log, stats: env.Stats}
-			starters = append(starters, func() { s.run(ctx) })
-		case StageSink:
-			out, err := openSink(cfg.Sink, env, log)
-			if err != nil {
-				_ = w.Stop()
-				return nil, err
-			}
-			c, err := bus.Consumer(ctx, StreamTagged, cfg.Stages.SinkDurable, "", cfg.Stages)
-			if err == nil {
-				err = w.watch(bus, name, StreamTagged, cfg.Stages.SinkDurable, log, env.Stats)
-			}
-			if err != nil {
-				_ = w.Stop()
-				return nil, err
-			}
-			s := &sinkStage{consumer: c, sink: out, batch: cfg.Stages.Batch, idle: env.Idle, bus: bus, cfg: cfg.Stages, log: log, stats: env.Stats}
-			starters = append(starters, func() {
-				if err := s.run(ctx); err != nil {
-					w.fail(fmt.Errorf("sink stage: %w", err))
-				}
-			})
-		default:
+		start, err := w.build(ctx, bus, cfg, name, env)
+		if err != nil {
 			_ = w.Stop()
-			return nil, fmt.Errorf("unknown stage %q (want fetch, classify or sink)", name)
+			return nil, err
 		}
+		starters = append(starters, start)
 	}
 	for _, start := range starters {
 		w.wg.Go(start)
 	}
 	return w, nil
+}
+
+// build prepares one stage: its durable consumer (watched for messages
+// that run out of deliveries), its handler, and the function running it.
+func (w *Workers) build(ctx context.Context, bus *Bus, cfg Config, name string, env Env) (func(), error) {
+	log := env.Log.With().Str("stage", name).Logger()
+	consumer := func(stream, durable string) (jetstream.Consumer, error) {
+		c, err := bus.Consumer(ctx, stream, durable, "", cfg.Stages)
+		if err != nil {
+			return nil, err
+		}
+		return c, w.watch(bus, name, stream, durable, log, env.Stats)
+	}
+	switch name {
+	case StageFetch:
+		c, err := consumer(StreamTasks, ConsumerFetch)
+		if err != nil {
+			return nil, err
+		}
+		sp, err := ingest.NewSplitter() // once per process: loading the model is the slow part
+		if err != nil {
+			return nil, err
+		}
+		h := &fetchHandler{fetcher: ingest.NewFetcher(cfg.Fetch, log), splitter: sp, cache: bus.cache, cfg: cfg, now: env.Now, stats: env.Stats, log: log}
+		s := &stage{name: name, consumer: c, handle: h.handle, workers: cfg.Stages.FetchWorkers, batch: 1,
+			idle: env.Idle, bus: bus, cfg: cfg.Stages, log: log, stats: env.Stats}
+		return func() { s.run(ctx) }, nil
+	case StageClassify:
+		rules, err := classify.LoadRules(cfg.Rules)
+		if err != nil {
+			return nil, err
+		}
+		c, err := consumer(StreamRaw, ConsumerClassify)
+		if err != nil {
+			return nil, err
+		}
+		h := &classifyHandler{c: classify.New(rules), stats: env.Stats}
+		s := &stage{name: name, consumer: c, handle: h.handle, workers: cfg.Stages.ClassifyWorkers, batch: cfg.Stages.Batch,
+			idle: env.Idle, bus: bus, cfg: cfg.Stages, log: log, stats: env.Stats}
+		return func() { s.run(ctx) }, nil
+	case StageSink:
+		out, err := openSink(cfg.Sink, env, log)
+		if err != nil {
+			return nil, err
+		}
+		c, err := consumer(StreamTagged, cfg.Stages.SinkDurable)
+		if err != nil {
+			return nil, err
+		}
+		s := &sinkStage{consumer: c, sink: out, batch: cfg.Stages.Batch, idle: env.Idle, bus: bus, cfg: cfg.Stages, log: log, stats: env.Stats}
+		return func() {
+			if err := s.run(ctx); err != nil {
+				w.fail(fmt.Errorf("sink stage: %w", err))
+			}
+		}, nil
+	default:
+		return nil, fmt.Errorf("unknown stage %q (want fetch, classify or sink)", name)
+	}
 }
 
 func openSink(cfg sink.Config, env Env, log zerolog.Logger) (sink.Sink, error) {

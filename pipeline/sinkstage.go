@@ -32,12 +32,7 @@ type sinkStage struct {
 
 func (s *sinkStage) run(ctx context.Context) error {
 	for ctx.Err() == nil {
-		msgs, err := nextBatch(ctx, s.consumer, s.batch, s.idle)
-		if err != nil {
-			s.log.Warn().Err(err).Msg("pull failed; retrying")
-			pause(ctx, time.Second)
-			continue
-		}
+		msgs := pull(ctx, s.consumer, s.batch, s.idle, s.log)
 		for _, m := range msgs {
 			s.write(ctx, m)
 		}

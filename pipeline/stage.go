@@ -69,13 +69,7 @@ func (s *stage) run(ctx context.Context) {
 
 func (s *stage) worker(ctx context.Context) {
 	for ctx.Err() == nil {
-		msgs, err := nextBatch(ctx, s.consumer, s.batch, s.idle)
-		if err != nil {
-			s.log.Warn().Err(err).Msg("pull failed; retrying")
-			pause(ctx, time.Second)
-			continue
-		}
-		if len(msgs) > 0 {
+		if msgs := pull(ctx, s.consumer, s.batch, s.idle, s.log); len(msgs) > 0 {
 			s.process(ctx, msgs)
 		}
 	}
@@ -178,6 +172,17 @@ func (b *Bus) DeadLetter(ctx context.Context, stageName string, m jetstream.Msg,
 		id = fmt.Sprintf("dead:%s:%s:%d", stageName, meta.Stream, meta.Sequence.Stream)
 	}
 	return b.PublishAll(ctx, []Out{{Subject: DeadSubject(stageName), MsgID: id, Data: m.Data(), Header: h}})
+}
+
+// pull is nextBatch for the stage loops: a failed pull is logged and
+// waited out briefly, and gives no messages.
+func pull(ctx context.Context, c jetstream.Consumer, batch int, idle time.Duration, log zerolog.Logger) []jetstream.Msg {
+	msgs, err := nextBatch(ctx, c, batch, idle)
+	if err != nil {
+		log.Warn().Err(err).Msg("pull failed; retrying")
+		pause(ctx, time.Second)
+	}
+	return msgs
 }
 
 // nextBatch returns the messages available now (up to batch), or waits up
