@@ -238,15 +238,39 @@ func (c cli) logger(cfg LogConfig) (zerolog.Logger, error) {
 	return zerolog.New(w).Level(level).With().Timestamp().Logger(), nil
 }
 
-// connect opens the broker the configuration names (embedded or
-// external), logging why when it cannot.
-func connect(ctx context.Context, cfg Config, log zerolog.Logger) (*pipeline.Bus, bool) {
-	bus, err := pipeline.Open(ctx, cfg.NATS, cfg.Stages.MaxPending, log)
+// session is what a long-running command works in: its logger, a context
+// that SIGINT or SIGTERM ends, and (when asked for) the broker.
+type session struct {
+	log  zerolog.Logger
+	ctx  context.Context
+	bus  *pipeline.Bus
+	stop context.CancelFunc
+}
+
+// start opens a session; on failure it has said why and returns the exit
+// code.
+func (c cli) start(cfg Config, withBus bool) (*session, int) {
+	log, err := c.logger(cfg.Log)
 	if err != nil {
-		log.Error().Err(err).Msg("broker")
-		return nil, false
+		return nil, c.usageError(err)
 	}
-	return bus, true
+	ctx, stop := signalContext()
+	s := &session{log: log, ctx: ctx, stop: stop}
+	if withBus {
+		if s.bus, err = pipeline.Open(ctx, cfg.NATS, cfg.Stages.MaxPending, log); err != nil {
+			log.Error().Err(err).Msg("broker")
+			stop()
+			return nil, exitFailed
+		}
+	}
+	return s, exitOK
+}
+
+func (s *session) close() {
+	if s.bus != nil {
+		s.bus.Close()
+	}
+	s.stop()
 }
 
 // signalContext is cancelled by SIGINT or SIGTERM: stages finish what they
@@ -263,12 +287,12 @@ func (c cli) run(args []string) int {
 	if err != nil {
 		return c.usageError(err)
 	}
-	log, err := c.logger(cfg.Log)
-	if err != nil {
-		return c.usageError(err)
+	sess, code := c.start(cfg, true)
+	if sess == nil {
+		return code
 	}
-	ctx, stop := signalContext()
-	defer stop()
+	defer sess.close()
+	log, ctx, bus := sess.log, sess.ctx, sess.bus
 
 	if cfg.Offline {
 		base, closeSite, err := serveSnapshot(log)
@@ -284,11 +308,6 @@ func (c cli) run(args []string) int {
 		cfg.Fetch.HostDelays = map[string]time.Duration{"127.0.0.1": 0}
 	}
 
-	bus, ok := connect(ctx, cfg, log)
-	if !ok {
-		return exitFailed
-	}
-	defer bus.Close()
 	if u := bus.ClientURL(); u != "" {
 		log.Info().Str("url", u).Msg("workers can join with --nats " + u)
 	}
@@ -361,18 +380,13 @@ func (c cli) worker(args []string) int {
 	if *stages == "" {
 		return c.usageError(errors.New("--stage is required (fetch, classify or sink)"))
 	}
-	log, err := c.logger(cfg.Log)
-	if err != nil {
-		return c.usageError(err)
+	sess, code := c.start(cfg, true)
+	if sess == nil {
+		return code
 	}
-	ctx, stop := signalContext()
-	defer stop()
-	bus, ok := connect(ctx, cfg, log)
-	if !ok {
-		return exitFailed
-	}
-	defer bus.Close()
-	w, err := pipeline.StartStages(ctx, bus, cfg.Config, splitList(*stages), pipeline.Env{Log: log, Stdout: c.stdout})
+	defer sess.close()
+	log, ctx := sess.log, sess.ctx
+	w, err := pipeline.StartStages(ctx, sess.bus, cfg.Config, splitList(*stages), pipeline.Env{Log: log, Stdout: c.stdout})
 	if err != nil {
 		log.Error().Err(err).Msg("starting stages")
 		return exitUsage

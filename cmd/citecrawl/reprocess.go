@@ -27,10 +27,6 @@ func (c cli) reprocess(args []string) int {
 	if cfg.Sink.Out == "-" {
 		return c.usageError(fmt.Errorf("reprocess writes a new output generation: --out must be a folder"))
 	}
-	log, err := c.logger(cfg.Log)
-	if err != nil {
-		return c.usageError(err)
-	}
 	cl, err := loadClassifier(cfg.Rules)
 	if err != nil {
 		return c.usageError(err)
@@ -40,21 +36,17 @@ func (c cli) reprocess(args []string) int {
 		// the garbage so the process stays small.
 		debug.SetMemoryLimit(reprocessMemoryLimit)
 	}
-	ctx, stop := signalContext()
-	defer stop()
-	var bus *pipeline.Bus
-	if *from == "stream" {
-		var ok bool
-		if bus, ok = connect(ctx, cfg, log); !ok {
-			return exitFailed
-		}
-		defer bus.Close()
+	sess, code := c.start(cfg, *from == "stream") // a folder needs no NATS
+	if sess == nil {
+		return code
 	}
-	opts := pipeline.ReprocessOptions{From: *from, Out: cfg.Sink.Out, Classifier: cl, Workers: *workers, Log: log}
+	defer sess.close()
+	ctx := sess.ctx
+	opts := pipeline.ReprocessOptions{From: *from, Out: cfg.Sink.Out, Classifier: cl, Workers: *workers, Log: sess.log}
 	if showProgress("auto", c.stderr) {
 		opts.Progress = progressBar(c.stderr, time.Now())
 	}
-	res, err := pipeline.Reprocess(ctx, bus, opts)
+	res, err := pipeline.Reprocess(ctx, sess.bus, opts)
 	if opts.Progress != nil {
 		fmt.Fprintln(c.stderr)
 	}

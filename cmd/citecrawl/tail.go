@@ -34,24 +34,18 @@ func (c cli) tail(args []string) int {
 	if i := strings.LastIndex(opt.Hub, "/citations/"); i >= 0 {
 		opt.Hub = strings.ToLower(opt.Hub[i+len("/citations/"):])
 	}
-	log, err := c.logger(cfg.Log)
-	if err != nil {
-		return c.usageError(err)
+	sess, code := c.start(cfg, true)
+	if sess == nil {
+		return code
 	}
-	ctx, stop := signalContext()
-	defer stop()
-	bus, ok := connect(ctx, cfg, log)
-	if !ok {
-		return exitFailed
-	}
-	defer bus.Close()
+	defer sess.close()
 	table := *format == "table" || (*format == "auto" && showProgress("auto", c.stdout))
 	print := jsonPrinter(c.stdout)
 	if table {
 		print = tablePrinter(c.stdout)
 	}
-	if err := pipeline.Tail(ctx, bus, opt, print); err != nil {
-		log.Error().Err(err).Msg("tail")
+	if err := pipeline.Tail(sess.ctx, sess.bus, opt, print); err != nil {
+		sess.log.Error().Err(err).Msg("tail")
 		return exitFailed
 	}
 	return exitOK
