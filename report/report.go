@@ -52,7 +52,7 @@ func Build(out, hub string) (*Report, error) {
 		return nil, err
 	}
 	if len(files) == 0 {
-		return nil, fmt.Errorf("report: no records for hub %q under %s", hub, out)
+		return nil, fmt.Errorf("no records for hub %q under %s", hub, out)
 	}
 	latest := map[string]*record.Record{}
 	var order []string
@@ -194,11 +194,7 @@ func (r *Report) markdown(w io.Writer) error {
 		fmt.Fprintln(w)
 	}
 	if p := r.Published; p != nil {
-		fmt.Fprintf(w, "\n## What the hub publishes\n\n%d citing papers", p.CitingPapers)
-		if p.BackgroundPercent != nil {
-			fmt.Fprintf(w, "; %d%% of classified citations as background (citecrawl: %.0f%% background)", *p.BackgroundPercent, pct(r.Roles[record.RoleBackground], r.Records))
-		}
-		fmt.Fprintln(w, ".")
+		fmt.Fprintf(w, "\n## What the hub publishes\n\n%s\n", r.publishedLine())
 		for _, name := range slices.Sorted(maps.Keys(p.Facets)) {
 			fmt.Fprintf(w, "\n- %s: %s", name, pairs(p.Facets[name]))
 		}
@@ -215,6 +211,16 @@ func (r *Report) markdown(w io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// publishedLine sets the hub's own figures beside citecrawl's.
+func (r *Report) publishedLine() string {
+	p := r.Published
+	line := fmt.Sprintf("%d citing papers", p.CitingPapers)
+	if p.BackgroundPercent != nil {
+		line += fmt.Sprintf("; %d%% of classified citations as background (citecrawl: %.0f%% background)", *p.BackgroundPercent, pct(r.Roles[record.RoleBackground], r.Records))
+	}
+	return line + "."
 }
 
 func pairs(m map[string]int) string {
@@ -268,11 +274,7 @@ func (r *Report) html(w io.Writer) error {
 	}
 	fmt.Fprint(w, "</table>\n")
 	if p := r.Published; p != nil {
-		fmt.Fprintf(w, "<h2>What the hub publishes</h2>\n<p>%d citing papers", p.CitingPapers)
-		if p.BackgroundPercent != nil {
-			fmt.Fprintf(w, "; %d%% of classified citations as background (citecrawl: %.0f%% background)", *p.BackgroundPercent, pct(r.Roles[record.RoleBackground], r.Records))
-		}
-		fmt.Fprint(w, ".</p>\n<ul>\n")
+		fmt.Fprintf(w, "<h2>What the hub publishes</h2>\n<p>%s</p>\n<ul>\n", esc(r.publishedLine()))
 		for _, name := range slices.Sorted(maps.Keys(p.Facets)) {
 			fmt.Fprintf(w, "<li>%s: %s</li>\n", esc(name), esc(pairs(p.Facets[name])))
 		}
