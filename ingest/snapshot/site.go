@@ -246,14 +246,19 @@ func headline(h Hub) string {
 }
 
 // facets are the blocks under "hub tools", in the order the site prints them.
-func facets(h Hub) [][2]any {
+type facet struct {
+	label  string
+	counts map[string]int
+}
+
+func facets(h Hub) []facet {
 	fields, years, verdicts := map[string]int{}, map[string]int{}, map[string]int{}
 	for _, p := range h.Papers {
 		fields[p.Cat]++
 		years[p.Date[:4]]++
 		verdicts[strings.ToUpper(p.Verdict)]++
 	}
-	return [][2]any{
+	return []facet{
 		{"citation-role summary", h.RoleFacet},
 		{"citation-polarity summary", h.PolarityFacet},
 		{"fields", fields},
@@ -328,7 +333,7 @@ func renderHubCards(h Hub) string {
 	}
 	b.WriteString("<section class=\"tools\"><h2>hub tools</h2>\n")
 	for _, f := range facets(h) {
-		fmt.Fprintf(&b, "<div class=\"facet\"><h3>%s</h3><div class=\"pairs\">%s</div></div>\n", f[0], esc(pairs(f[1].(map[string]int))))
+		fmt.Fprintf(&b, "<div class=\"facet\"><h3>%s</h3><div class=\"pairs\">%s</div></div>\n", f.label, esc(pairs(f.counts)))
 	}
 	b.WriteString("</section>\n<section class=\"rep\"><h2>representative citing papers</h2>\n")
 	for _, p := range representative(h) {
@@ -369,7 +374,7 @@ func renderHubTable(h Hub) string {
 	}
 	b.WriteString("<tr><th>hub tools</th></tr>\n")
 	for _, f := range facets(h) {
-		fmt.Fprintf(&b, "<tr><td>%s<br>%s</td></tr>\n", f[0], esc(pairs(f[1].(map[string]int))))
+		fmt.Fprintf(&b, "<tr><td>%s<br>%s</td></tr>\n", f.label, esc(pairs(f.counts)))
 	}
 	b.WriteString("<tr><th>representative citing papers</th></tr>\n")
 	for _, p := range representative(h) {
