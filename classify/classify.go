@@ -203,7 +203,7 @@ func (c *Classifier) score(ls *LabelSet, lower string, present map[string]struct
 	}
 	for i := range ls.Cues {
 		cue := &ls.Cues[i]
-		if !mayMatch(cue, present) {
+		if cue.Weight == 0 || !mayMatch(cue, present) {
 			continue // cheap pre-check: most cues' first word is absent
 		}
 		for _, pos := range findCue(cue, lower) {

@@ -57,13 +57,14 @@ func TestPolarityRuleFamilies(t *testing.T) {
 	for _, tc := range []struct {
 		text, want string
 	}{
-		{"The approach of [3] is effective and robust.", record.PolaritySupporting},
+		{"The approach of [3] has been successfully applied to many languages.", record.PolaritySupporting},
 		{"Our findings are in line with [4].", record.PolaritySupporting},
-		{"The method of [5] suffers from a serious drawback.", record.PolarityContrasting},
-		{"Their model fails on long sentences [6].", record.PolarityContrasting},
+		{"Unfortunately, the method of [5] can only handle short sentences.", record.PolarityContrasting},
+		{"This contrasts with the findings of [6].", record.PolarityContrasting},
 		{"Parsing is described in [7].", record.PolarityNeutral},
-		// Negation flips the side: "not effective" criticises.
-		{"The approach of [8] is not effective on noisy text.", record.PolarityContrasting},
+		{"Several taggers exist (e.g. [1, 2]).", record.PolarityNeutral},
+		// Negation flips the side: "not in line with" disagrees.
+		{"Our findings are not in line with those of [8].", record.PolarityContrasting},
 	} {
 		if got := c.Context(tc.text, "", nil); got.Polarity != tc.want {
 			t.Errorf("%q: polarity %s, want %s (evidence %v)", tc.text, got.Polarity, tc.want, got.Evidence)
@@ -71,8 +72,43 @@ func TestPolarityRuleFamilies(t *testing.T) {
 	}
 }
 
+// miniRules are rules with one polarity cue of weight 2 per side, so that
+// negation and hedging are tested apart from the fitted weights.
+func miniRules(t *testing.T) *Classifier {
+	t.Helper()
+	fsys := fstest.MapFS{
+		"rules.yaml": {Data: []byte("version: test\nnegation_scope: 3\nnegators: [not]\nhedge_scope: 3\nhedge_factor: 0.5\nhedges: [may]\n")},
+		"roles.yaml": {Data: []byte("prior: {background: 1}\nnegated: drop\nlabels:\n  uses:\n    \"we use\": 2\n")},
+		"polarity.yaml": {Data: []byte("prior: {neutral: 1}\nnegated: flip\nlabels:\n" +
+			"  supporting:\n    \"effective\": 2\n  contrasting:\n    \"fails\": 2\n    \"fail\": 2\n")},
+		"pluralism.yaml": {Data: []byte("negated: drop\nlabels: {}\n")},
+	}
+	r, err := LoadRulesFS(fsys, "mini")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return New(r)
+}
+
+func TestNegationFlipsPolarity(t *testing.T) {
+	c := miniRules(t)
+	for text, want := range map[string]string{
+		"The approach of [8] is effective on noisy text.":     record.PolaritySupporting,
+		"The approach of [8] is not effective on noisy text.": record.PolarityContrasting,
+		"The approach of [8] fails on noisy text.":            record.PolarityContrasting,
+		"Not one of the systems [8] is described here.":       record.PolarityNeutral,
+	} {
+		if got := c.Context(text, "", nil); got.Polarity != want {
+			t.Errorf("%q: polarity %s, want %s (evidence %v)", text, got.Polarity, want, got.Evidence)
+		}
+	}
+	if got := c.Context("We do not use [3].", "", nil); got.Role != record.RoleBackground || len(got.Evidence) != 0 {
+		t.Errorf("negated role cue counted: %s %v", got.Role, got.Evidence)
+	}
+}
+
 func TestHedgedCueWeighsLess(t *testing.T) {
-	c := testClassifier(t)
+	c := miniRules(t)
 	plain := c.Context("The method of [5] fails on long inputs.", "", nil)
 	hedged := c.Context("The method of [5] may fail on long inputs.", "", nil)
 	if hedged.PolarityScores[record.PolarityContrasting] >= plain.PolarityScores[record.PolarityContrasting] {
@@ -125,7 +161,7 @@ func TestTagRecordFromSummaryAndContexts(t *testing.T) {
 	if r.RoleSource != record.RoleSourceSummary || r.Role != record.RoleExtends || r.RulesVersion == "" || len(r.RoleEvidence) == 0 {
 		t.Fatalf("summary tagging: %+v", r)
 	}
-	r.Contexts = []record.Context{{Text: "We use [1]."}, {Text: "We use the tool of [1] again."}, {Text: "[1] fails badly."}}
+	r.Contexts = []record.Context{{Text: "We use [1]."}, {Text: "We use the tool of [1] again."}, {Text: "Unfortunately, [1] fails badly."}}
 	c.Tag(&r)
 	if r.RoleSource != record.RoleSourceContext || r.Role != record.RoleUses || r.Polarity != record.PolarityContrasting {
 		t.Fatalf("context tagging: role %s (%s) polarity %s", r.Role, r.RoleSource, r.Polarity)

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/citecrawl/citecrawl/record"
@@ -110,7 +111,8 @@ func ReadGold(path, format, task string) ([]Example, error) {
 			if !ok {
 				return fmt.Errorf("unknown label %q", str(m["label"]))
 			}
-			exs = append(exs, Example{Text: str(m["text"]), Gold: g, Line: line})
+			text := str(m["text"])
+			exs = append(exs, Example{Text: text, Gold: g, Line: line, Span: spanOf(text, clinicalMarker(str(m["id"])))})
 			return nil
 		})
 	case "pluralism":
@@ -131,6 +133,20 @@ func ReadGold(path, format, task string) ([]Example, error) {
 		return nil, fmt.Errorf("gold file %s (%s): %w", path, format, err)
 	}
 	return exs, nil
+}
+
+// clinicalMarker reads the cited work's marker from a clinical row's id,
+// "<pmcid>_C<n>_<marker>_<LABEL>" ("1142326_C1_[ 12,16-21]_NEGATIVE").
+func clinicalMarker(id string) string {
+	parts := strings.SplitN(id, "_", 3)
+	if len(parts) != 3 {
+		return ""
+	}
+	i := strings.LastIndex(parts[2], "_")
+	if i < 0 {
+		return ""
+	}
+	return parts[2][:i]
 }
 
 func str(v any) string {
@@ -217,9 +233,47 @@ func readAthar(r io.Reader) ([]Example, error) {
 		if !ok {
 			return nil, fmt.Errorf("line %d: polarity %q is not o, p or n", line, parts[2])
 		}
-		exs = append(exs, Example{Text: strings.Trim(parts[3], `"`), Gold: g, Line: line})
+		text := strings.Trim(parts[3], `"`)
+		exs = append(exs, Example{Text: text, Gold: g, Line: line, Span: spanOf(text, citedYear(parts[1]))})
 	}
 	return exs, sc.Err()
+}
+
+// citedYear reads the year of an ACL Anthology id ("A00-2024" is from
+// 2000, "J93-2003" from 1993): Athar's rows name the cited work only by
+// its id, and the year is how its marker can be found in the sentence.
+func citedYear(id string) string {
+	if len(id) < 4 || id[3] != '-' || id[1] < '0' || id[1] > '9' || id[2] < '0' || id[2] > '9' {
+		return ""
+	}
+	if id[1] >= '5' {
+		return "19" + id[1:3]
+	}
+	return "20" + id[1:3]
+}
+
+// spanOf is the rune span of the first whole-word occurrence of marker in
+// text (a year may carry a letter: 2000a), or nil.
+func spanOf(text, marker string) []int {
+	if marker == "" {
+		return nil
+	}
+	for from := 0; ; {
+		i := strings.Index(text[from:], marker)
+		if i < 0 {
+			return nil
+		}
+		start, end := from+i, from+i+len(marker)
+		before, _ := utf8.DecodeLastRuneInString(text[:start])
+		after, _ := utf8.DecodeRuneInString(text[end:])
+		if start == 0 || !unicode.IsLetter(before) && !unicode.IsDigit(before) {
+			if end == len(text) || !unicode.IsDigit(after) {
+				s := utf8.RuneCountInString(text[:start])
+				return []int{s, s + utf8.RuneCountInString(marker)}
+			}
+		}
+		from = start + 1
+	}
 }
 
 // IntentOf maps a role to SciCite's intents (TAXONOMY.md).

@@ -1,6 +1,7 @@
 package classify
 
 import (
+	"cmp"
 	"fmt"
 	"io/fs"
 	"maps"
@@ -78,7 +79,6 @@ type manifest struct {
 // is a yaml.Node so the file's order of labels is kept.
 type labelFile struct {
 	Prior     map[string]float64            `yaml:"prior"`
-	Scale     map[string]float64            `yaml:"scale"`
 	Negated   string                        `yaml:"negated"`
 	Threshold float64                       `yaml:"threshold"`
 	Sections  map[string]map[string]float64 `yaml:"sections"`
@@ -161,11 +161,14 @@ func loadLabelSet(fsys fs.FS, dir, file string) (*LabelSet, error) {
 	if ls.Prior == nil {
 		ls.Prior = map[string]float64{}
 	}
-	// Labels with a prior come first, so that a tie goes to the default
-	// label (background, neutral).
-	for _, l := range slices.Sorted(maps.Keys(f.Prior)) {
-		ls.Labels = append(ls.Labels, l)
-	}
+	// Labels with a prior come first, highest prior first, so that a tie
+	// goes to the default label (background, neutral).
+	ls.Labels = slices.SortedFunc(maps.Keys(f.Prior), func(a, b string) int {
+		if f.Prior[a] != f.Prior[b] {
+			return cmp.Compare(f.Prior[b], f.Prior[a])
+		}
+		return strings.Compare(a, b)
+	})
 	if ls.Negated != "drop" && ls.Negated != "flip" {
 		return nil, fmt.Errorf("%s: negated must be drop or flip, not %q", where, ls.Negated)
 	}
@@ -188,9 +191,6 @@ func loadLabelSet(fsys fs.FS, dir, file string) (*LabelSet, error) {
 		sort.Strings(texts) // deterministic evidence order
 		for _, t := range texts {
 			c := Cue{Label: label, Text: t, Weight: cues[t]}
-			if k, ok := f.Scale[label]; ok {
-				c.Weight *= k
-			}
 			if pat, ok := strings.CutPrefix(t, "re:"); ok {
 				re, err := regexp.Compile(pat)
 				if err != nil {
@@ -208,21 +208,6 @@ func loadLabelSet(fsys fs.FS, dir, file string) (*LabelSet, error) {
 		}
 	}
 	return ls, nil
-}
-
-// Tuned returns a copy of the label set with other priors and every cue
-// of a label scaled by scale[label]; the tuning script uses it.
-func (ls *LabelSet) Tuned(prior, scale map[string]float64) *LabelSet {
-	c := *ls
-	c.Prior = prior
-	c.Cues = make([]Cue, len(ls.Cues))
-	for i, cue := range ls.Cues {
-		if k, ok := scale[cue.Label]; ok {
-			cue.Weight *= k
-		}
-		c.Cues[i] = cue
-	}
-	return &c
 }
 
 func set(xs []string) map[string]bool {
