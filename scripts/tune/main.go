@@ -36,6 +36,7 @@ import (
 type options struct {
 	lambda  float64 // L2 strength, per example
 	balance float64 // 0: every row counts the same; 1: every class counts the same
+	size    float64 // 0: every dataset counts the same; 1: in proportion to its rows
 	iters   int
 }
 
@@ -48,6 +49,7 @@ func main() {
 	var o options
 	flag.Float64Var(&o.lambda, "lambda", 0.0001, "L2 regularisation strength")
 	flag.Float64Var(&o.balance, "balance", 0.7, "class balancing exponent (0..1)")
+	flag.Float64Var(&o.size, "size", 1, "dataset size exponent (0: each gold file weighs the same, 1: by its rows)")
 	flag.IntVar(&o.iters, "iters", 400, "gradient steps")
 	flag.Parse()
 
@@ -140,12 +142,8 @@ func newModel(ls *classify.LabelSet) *model {
 		add(param{"prior", l, ""}, ls.Prior[l])
 	}
 	for _, sp := range ls.Sections {
-		for _, l := range ls.Labels { // every label may get a section weight
-			w := 0.0
-			if i := slices.Index(sp.Labels, l); i >= 0 {
-				w = sp.Weights[i]
-			}
-			add(param{"section", l, sp.Key}, w)
+		for i, l := range sp.Labels { // only the labels the author gave the section
+			add(param{"section", l, sp.Key}, sp.Weights[i])
 		}
 	}
 	for _, c := range ls.Cues {
@@ -163,10 +161,9 @@ func (m *model) unit() *classify.LabelSet {
 		u.Cues[i].Weight = 1
 	}
 	u.Sections = slices.Clone(m.ls.Sections)
-	for i := range u.Sections {
-		u.Sections[i].Labels = slices.Clone(m.labels)
-		u.Sections[i].Weights = make([]float64, len(m.labels))
-		for j := range m.labels {
+	for i, sp := range u.Sections {
+		u.Sections[i].Weights = make([]float64, len(sp.Labels))
+		for j := range sp.Weights {
 			u.Sections[i].Weights[j] = 1
 		}
 	}
@@ -311,8 +308,8 @@ func (m *model) fit(sets []dataset, train map[[2]int]bool, o options) []float64 
 		}
 		for i, rw := range d.rows {
 			if train == nil || train[[2]int{di, i}] {
-				// Each dataset weighs the same; within it, classes by balance.
-				w := math.Pow(float64(n)/float64(counts[rw.gold[0]]*len(counts)), o.balance) / float64(n)
+				// A dataset weighs n^size; within it, classes by balance.
+				w := math.Pow(float64(n)/float64(counts[rw.gold[0]]*len(counts)), o.balance) * math.Pow(float64(n), o.size-1)
 				rows = append(rows, wrow{rw, w})
 				total += w
 			}
