@@ -16,11 +16,12 @@ import (
 // Classifier applies one set of rules. It is safe for concurrent use: it
 // holds nothing but the rules, which it never changes.
 type Classifier struct {
-	rules *Rules
+	rules  *Rules
+	tagger *tagger // for "pos:" cues; loads its model on first use
 }
 
 // New returns a Classifier for rules.
-func New(rules *Rules) *Classifier { return &Classifier{rules: rules} }
+func New(rules *Rules) *Classifier { return &Classifier{rules: rules, tagger: &tagger{}} }
 
 // Version is the rules version every tagged output carries.
 func (c *Classifier) Version() string { return c.rules.Version }
@@ -207,6 +208,9 @@ func (c *Classifier) score(ls *LabelSet, lower string, present map[string]struct
 			continue // cheap pre-check: most cues' first word is absent
 		}
 		for _, pos := range findCue(cue, lower) {
+			if cue.tag != "" && !strings.HasPrefix(c.tagger.tagAt(lower, pos[0], pos[1]), cue.tag) {
+				continue
+			}
 			w := cue.Weight
 			rule := ruleName(ls, "cue")
 			label := cue.Label

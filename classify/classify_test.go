@@ -217,3 +217,37 @@ func TestDeterministicEvidence(t *testing.T) {
 		}
 	}
 }
+
+// A "pos:" cue matches its word only with the given part of speech.
+func TestPartOfSpeechCue(t *testing.T) {
+	fsys := fstest.MapFS{
+		"rules.yaml":     {Data: []byte("version: test\n")},
+		"roles.yaml":     {Data: []byte("prior: {background: 1}\nnegated: drop\nlabels:\n  uses:\n    \"pos:use/VB\": 2\n  background:\n    \"pos:used/VBN\": 2\n")},
+		"polarity.yaml":  {Data: []byte("prior: {neutral: 1}\nnegated: flip\nlabels: {}\n")},
+		"pluralism.yaml": {Data: []byte("negated: drop\nlabels: {}\n")},
+	}
+	r, err := LoadRulesFS(fsys, "pos")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := New(r)
+	for text, want := range map[string]string{
+		"We use the treebank of [3].":          "uses/pos/use/VB",
+		"The use of the treebank [3] is rare.": "",
+		"It has been used by many [3].":        "background/pos/used/VBN",
+	} {
+		got := ""
+		for _, e := range c.Context(text, "", nil).Evidence {
+			got = e.Label + "/" + strings.ReplaceAll(e.Cue, ":", "/")
+		}
+		if got != want {
+			t.Errorf("%q: evidence %q, want %q", text, got, want)
+		}
+	}
+	if _, err := LoadRulesFS(fstest.MapFS{
+		"rules.yaml": {Data: []byte("version: test\n")},
+		"roles.yaml": {Data: []byte("negated: drop\nlabels:\n  uses:\n    \"pos:we use\": 2\n")},
+	}, "bad"); err == nil || !strings.Contains(err.Error(), "pos:WORD/TAG") {
+		t.Fatalf("a malformed pos cue: err = %v", err)
+	}
+}

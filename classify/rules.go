@@ -58,6 +58,7 @@ type Cue struct {
 	Text   string // as written in the rule file
 	Weight float64
 	phrase string         // lower-case phrase, or ""
+	tag    string         // with phrase: the part of speech it must have ("pos:used/VBN"), a prefix
 	first  string         // the phrase's first word: a text without it cannot match
 	re     *regexp.Regexp // or a pattern
 	lead   []string       // a pattern's possible first words, when plain: one must be present
@@ -198,6 +199,12 @@ func loadLabelSet(fsys fs.FS, dir, file string) (*LabelSet, error) {
 				}
 				c.re = re
 				c.lead = leadWords(pat)
+			} else if wt, ok := strings.CutPrefix(t, "pos:"); ok {
+				word, tag, found := strings.Cut(wt, "/")
+				if !found || word == "" || tag == "" || strings.ContainsAny(word, " \t") {
+					return nil, fmt.Errorf("%s: label %s: %q: want pos:WORD/TAG, one word and a Penn tag (prefix)", where, label, t)
+				}
+				c.phrase, c.first, c.tag = strings.ToLower(word), strings.ToLower(word), tag
 			} else {
 				c.phrase = strings.ToLower(t)
 				if ws := words(c.phrase); len(ws) > 0 {

@@ -50,7 +50,7 @@ func main() {
 	flag.Float64Var(&o.lambda, "lambda", 0.0001, "L2 regularisation strength")
 	flag.Float64Var(&o.balance, "balance", 0.7, "class balancing exponent (0..1)")
 	flag.Float64Var(&o.size, "size", 1, "dataset size exponent (0: each gold file weighs the same, 1: by its rows)")
-	flag.IntVar(&o.iters, "iters", 400, "gradient steps")
+	flag.IntVar(&o.iters, "iters", 1500, "gradient steps")
 	flag.Parse()
 
 	rules, err := classify.LoadRules(*rulesDir)
@@ -315,7 +315,14 @@ func (m *model) fit(sets []dataset, train map[[2]int]bool, o options) []float64 
 			}
 		}
 	}
-	theta := slices.Clone(m.theta)
+	// Start from no knowledge of the file's current weights, so that a
+	// fit does not depend on the one before it: cues at 1, the rest at 0.
+	theta := make([]float64, len(m.params))
+	for i, p := range m.params {
+		if p.kind == "cue" {
+			theta[i] = 1
+		}
+	}
 	// Adam on the mean weighted log loss plus the L2 penalty.
 	mom := make([]float64, len(theta))
 	vel := make([]float64, len(theta))
