@@ -38,11 +38,11 @@ type ContextTags struct {
 // Context tags one citing sentence. section may be empty; span, when it
 // has two elements, is the [start, end) rune span of the cited marker.
 func (c *Classifier) Context(text, section string, span []int) ContextTags {
-	lower, near := prepare(text, span, c.rules.Window)
+	lower, near, at := prepare(text, span, c.rules.Window)
 	sec := strings.ToLower(section)
 	ws := wordSet(lower)
-	roleScores, roleEv := c.score(c.rules.Role, lower, ws, near, sec)
-	polScores, polEv := c.score(c.rules.Polarity, lower, ws, near, sec)
+	roleScores, roleEv := c.score(c.rules.Role, lower, ws, near, at, sec)
+	polScores, polEv := c.score(c.rules.Polarity, lower, ws, near, at, sec)
 	return ContextTags{
 		Role:           argmax(c.rules.Role, roleScores),
 		Polarity:       argmax(c.rules.Polarity, polScores),
@@ -55,9 +55,9 @@ func (c *Classifier) Context(text, section string, span []int) ContextTags {
 // Pluralism tags a paper from its title, summary and abstract.
 func (c *Classifier) Pluralism(title, summary, abstract string) record.Pluralism {
 	text := strings.Join([]string{title, summary, abstract}, " . ")
-	lower, _ := prepare(text, nil, 0)
+	lower, _, _ := prepare(text, nil, 0)
 	ls := c.rules.Pluralism
-	scores, ev := c.score(ls, lower, wordSet(lower), nil, "")
+	scores, ev := c.score(ls, lower, wordSet(lower), nil, nil, "")
 	p := record.Pluralism{Scores: scores, Evidence: ev, Primary: record.PluralismNone}
 	best := 0.0
 	for _, l := range ls.Labels {
@@ -161,15 +161,17 @@ func wordSet(lower string) map[string]struct{} {
 }
 
 // prepare lower-cases text rune by rune (so rune offsets are kept) and
-// turns a rune span of the cited marker into a byte window of the lowered
-// text where cues weigh more.
-func prepare(text string, span []int, window int) (string, []int) {
-	lower := strings.Map(unicode.ToLower, text)
+// turns a rune span of the cited marker into byte spans of the lowered
+// text: the window where cues weigh more, and the marker itself.
+func prepare(text string, span []int, window int) (lower string, near, at []int) {
+	lower = strings.Map(unicode.ToLower, text)
 	if len(span) != 2 || span[0] < 0 || span[1] < span[0] {
-		return lower, nil
+		return lower, nil, nil
 	}
 	lo, hi := max(span[0]-window, 0), span[1]+window
-	return lower, []int{runeToByte(lower, lo), runeToByte(lower, hi)}
+	near = []int{runeToByte(lower, lo), runeToByte(lower, hi)}
+	at = []int{runeToByte(lower, span[0]), runeToByte(lower, span[1])}
+	return lower, near, at
 }
 
 func runeToByte(s string, runeIdx int) int {
@@ -184,7 +186,7 @@ func runeToByte(s string, runeIdx int) int {
 }
 
 // score adds up a label set's priors, section priors and cues.
-func (c *Classifier) score(ls *LabelSet, lower string, present map[string]struct{}, near []int, section string) (map[string]float64, []record.Evidence) {
+func (c *Classifier) score(ls *LabelSet, lower string, present map[string]struct{}, near, at []int, section string) (map[string]float64, []record.Evidence) {
 	scores := make(map[string]float64, len(ls.Labels))
 	for _, l := range ls.Labels { // in a fixed order: float sums must not vary
 		if w, ok := ls.Prior[l]; ok {
@@ -209,6 +211,9 @@ func (c *Classifier) score(ls *LabelSet, lower string, present map[string]struct
 		}
 		for _, pos := range findCue(cue, lower) {
 			if cue.tag != "" && !strings.HasPrefix(c.tagger.tagAt(lower, pos[0], pos[1]), cue.tag) {
+				continue
+			}
+			if !onSide(cue.side, pos, at) {
 				continue
 			}
 			w := cue.Weight
@@ -239,6 +244,20 @@ func (c *Classifier) score(ls *LabelSet, lower string, present map[string]struct
 		scores[l] = round(s)
 	}
 	return scores, ev
+}
+
+// onSide tells whether a cue at pos is on the side of the cited marker
+// (at) that the cue asks for: "our parser outperforms [3]" judges [3]
+// otherwise than "[3] outperforms ours". A sided cue needs a known marker.
+func onSide(side string, pos [2]int, at []int) bool {
+	switch side {
+	case "":
+		return true
+	case sideBefore:
+		return at != nil && pos[1] <= at[0]
+	default:
+		return at != nil && pos[0] >= at[1]
+	}
 }
 
 func ruleName(ls *LabelSet, kind string) string {

@@ -251,3 +251,35 @@ func TestPartOfSpeechCue(t *testing.T) {
 		t.Fatalf("a malformed pos cue: err = %v", err)
 	}
 }
+
+// A sided cue counts only before (or after) the cited marker, and never
+// when the marker is unknown.
+func TestSidedCue(t *testing.T) {
+	fsys := fstest.MapFS{
+		"rules.yaml": {Data: []byte("version: test\n")},
+		"roles.yaml": {Data: []byte("prior: {background: 1}\nnegated: drop\nlabels: {}\n")},
+		"polarity.yaml": {Data: []byte("prior: {neutral: 1}\nnegated: flip\nlabels:\n" +
+			"  contrasting:\n    \"before-cited: outperforms\": 2\n  supporting:\n    \"after-cited: outperforms\": 2\n")},
+		"pluralism.yaml": {Data: []byte("negated: drop\nlabels: {}\n")},
+	}
+	r, err := LoadRulesFS(fsys, "sided")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := New(r)
+	ours := "Our parser outperforms [3] on every set."
+	theirs := "The parser of [3] outperforms ours."
+	for _, tc := range []struct {
+		text string
+		span []int
+		want string
+	}{
+		{ours, []int{23, 26}, record.PolarityContrasting},
+		{theirs, []int{14, 17}, record.PolaritySupporting},
+		{ours, nil, record.PolarityNeutral},
+	} {
+		if got := c.Context(tc.text, "", tc.span); got.Polarity != tc.want {
+			t.Errorf("%q %v: polarity %s, want %s (evidence %v)", tc.text, tc.span, got.Polarity, tc.want, got.Evidence)
+		}
+	}
+}

@@ -94,3 +94,30 @@ func BenchmarkPluralism(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "papers/s")
 }
+
+// The gold readers find the cited marker: Athar by the year of the cited
+// Anthology id, the clinical set by the marker its row id names.
+func TestGoldMarkers(t *testing.T) {
+	if got := citedYear("A00-2024"); got != "2000" {
+		t.Errorf("citedYear(A00-2024) = %q", got)
+	}
+	if got := citedYear("J93-2003"); got != "1993" {
+		t.Errorf("citedYear(J93-2003) = %q", got)
+	}
+	if got := citedYear("bogus"); got != "" {
+		t.Errorf("citedYear(bogus) = %q", got)
+	}
+	if got := clinicalMarker("1142326_C1_[ 12,16-21]_NEGATIVE"); got != "[ 12,16-21]" {
+		t.Errorf("clinicalMarker = %q", got)
+	}
+	if got := clinicalMarker("3251861_C3_Kluger et al, 2011_NEGATIVE"); got != "Kluger et al, 2011" {
+		t.Errorf("clinicalMarker = %q", got)
+	}
+	// Whole numbers only: 12000 is not the year 2000; runes, not bytes.
+	if got := spanOf("Über 12000 items (Jing, 2000).", "2000"); fmt.Sprint(got) != "[24 28]" {
+		t.Errorf("spanOf = %v, want [24 28]", got)
+	}
+	if got := spanOf("No year here.", "2000"); got != nil {
+		t.Errorf("spanOf = %v, want nil", got)
+	}
+}

@@ -7,21 +7,19 @@ import (
 )
 
 // TestDevQuality guards the figures the README states, on the development
-// splits in ../shared/data (skipped when absent). Targets not yet met are
-// logged, not asserted.
+// splits in ../shared/data (skipped when absent).
 func TestDevQuality(t *testing.T) {
 	c := testClassifier(t)
 	for _, tc := range []struct {
 		file, task string
 		min        float64
-		met        bool
 	}{
-		{"scicite/dev.jsonl", TaskIntent, 0.70, true},
-		{"acl-arc/dev.jsonl", TaskRole, 0.50, true},
-		{"pluralism/dev.jsonl", TaskPluralism, 0.70, true},
-		{"act-3c/dev.csv", TaskRole, 0.30, true},
-		{"athar/dev.tsv", TaskPolarity, 0.60, false},
-		{"clinical/dev.jsonl", TaskPolarity, 0.62, true},
+		{"scicite/dev.jsonl", TaskIntent, 0.70},
+		{"acl-arc/dev.jsonl", TaskRole, 0.50},
+		{"pluralism/dev.jsonl", TaskPluralism, 0.70},
+		{"act-3c/dev.csv", TaskRole, 0.30},
+		{"athar/dev.tsv", TaskPolarity, 0.60},
+		{"clinical/dev.jsonl", TaskPolarity, 0.62},
 	} {
 		path := sharedDataPath(t, tc.file)
 		exs, err := ReadGold(path, GuessFormat(path), tc.task)
@@ -29,14 +27,10 @@ func TestDevQuality(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := c.Evaluate(tc.task, exs)
-		switch {
-		case r.MacroF1 >= tc.min:
-			t.Logf("%s %s: macro-F1 %.3f (target %.2f)", tc.file, tc.task, r.MacroF1, tc.min)
-		case tc.met:
+		if r.MacroF1 < tc.min {
 			t.Errorf("%s %s: macro-F1 %.3f fell below %.2f", tc.file, tc.task, r.MacroF1, tc.min)
-		default:
-			t.Logf("%s %s: macro-F1 %.3f, target %.2f not met yet", tc.file, tc.task, r.MacroF1, tc.min)
 		}
+		t.Logf("%s %s: macro-F1 %.3f (target %.2f)", tc.file, tc.task, r.MacroF1, tc.min)
 		if tc.task == TaskPluralism && r.Extra["pluralism_vs_none_accuracy"] < 0.90 {
 			t.Errorf("pluralism versus none accuracy %.3f fell below 0.90", r.Extra["pluralism_vs_none_accuracy"])
 		}

@@ -59,10 +59,18 @@ type Cue struct {
 	Weight float64
 	phrase string         // lower-case phrase, or ""
 	tag    string         // with phrase: the part of speech it must have ("pos:used/VBN"), a prefix
+	side   string         // sideBefore or sideAfter the cited marker, or "" for anywhere
 	first  string         // the phrase's first word: a text without it cannot match
 	re     *regexp.Regexp // or a pattern
 	lead   []string       // a pattern's possible first words, when plain: one must be present
 }
+
+// A cue written "before-cited: outperforms" counts only before the cited
+// work's marker, "after-cited: ..." only after it.
+const (
+	sideBefore = "before-cited"
+	sideAfter  = "after-cited"
+)
 
 // manifest mirrors rules.yaml.
 type manifest struct {
@@ -192,6 +200,11 @@ func loadLabelSet(fsys fs.FS, dir, file string) (*LabelSet, error) {
 		sort.Strings(texts) // deterministic evidence order
 		for _, t := range texts {
 			c := Cue{Label: label, Text: t, Weight: cues[t]}
+			for _, side := range []string{sideBefore, sideAfter} {
+				if rest, ok := strings.CutPrefix(t, side+":"); ok {
+					c.side, t = side, strings.TrimSpace(rest)
+				}
+			}
 			if pat, ok := strings.CutPrefix(t, "re:"); ok {
 				re, err := regexp.Compile(pat)
 				if err != nil {
