@@ -413,7 +413,7 @@ func (c *Classifier) Evaluate(task string, exs []Example) Report {
 	if task == TaskPluralism {
 		// Pluralism versus none, and micro-F1 over the label sets.
 		agree, tp, fp, fn := 0, 0, 0, 0
-		for i, e := range exs {
+		for _, e := range exs {
 			p := c.Pluralism(e.Title, e.Summary, "")
 			if (e.Gold == record.PluralismNone) == (p.Primary == record.PluralismNone) {
 				agree++
@@ -431,7 +431,6 @@ func (c *Classifier) Evaluate(task string, exs []Example) Report {
 				}
 			}
 			fn += len(want)
-			_ = i
 		}
 		r.Extra = map[string]float64{"pluralism_vs_none_accuracy": round(float64(agree) / float64(max(len(exs), 1)))}
 		if tp > 0 {

@@ -192,7 +192,16 @@ func (m *model) dataset(rules *classify.Rules, task, name string, exs []classify
 			return own(c.Context(e.Text, e.Section, e.Span).Evidence, "roles/")
 		}
 	}
-	d := dataset{name: name, task: task, labels: classify.TaskLabels(task), of: func(i int) string { return m.labels[i] }}
+	d := dataset{name: name, task: task, of: func(i int) string { return m.labels[i] }}
+	present := map[string]bool{}
+	for _, e := range exs {
+		present[e.Gold] = true
+	}
+	for _, l := range classify.TaskLabels(task) { // macro-F1 over the classes present, as eval does
+		if present[l] {
+			d.labels = append(d.labels, l)
+		}
+	}
 	if task == classify.TaskIntent {
 		d.of = func(i int) string { return classify.IntentOf(m.labels[i]) }
 	}
