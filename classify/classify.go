@@ -228,7 +228,7 @@ func (c *Classifier) score(ls *LabelSet, lower string, present map[string]struct
 				if ls.Negated == "drop" {
 					continue
 				}
-				label = flip(label)
+				label = Flip(label)
 				rule = ruleName(ls, "negated-cue")
 			}
 			if c.anyIn(before, c.rules.HedgeScope, c.rules.Hedges) {
@@ -264,8 +264,9 @@ func ruleName(ls *LabelSet, kind string) string {
 	return strings.TrimSuffix(ls.Name, ".yaml") + "/" + kind
 }
 
-// flip swaps supporting and contrasting; anything else becomes neutral.
-func flip(label string) string {
+// Flip swaps supporting and contrasting; anything else becomes neutral.
+// It is what a negated polarity cue counts for.
+func Flip(label string) string {
 	switch label {
 	case record.PolaritySupporting:
 		return record.PolarityContrasting

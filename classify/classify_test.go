@@ -72,22 +72,38 @@ func TestPolarityRuleFamilies(t *testing.T) {
 	}
 }
 
-// miniRules are rules with one polarity cue of weight 2 per side, so that
-// negation and hedging are tested apart from the fitted weights.
-func miniRules(t *testing.T) *Classifier {
+// smallRules builds a classifier from rule files given as text; a file
+// left out has no cues. Mechanisms are tested on these, apart from the
+// fitted weights of the shipped rules.
+func smallRules(t *testing.T, files map[string]string) *Classifier {
 	t.Helper()
-	fsys := fstest.MapFS{
-		"rules.yaml": {Data: []byte("version: test\nnegation_scope: 3\nnegators: [not]\nhedge_scope: 3\nhedge_factor: 0.5\nhedges: [may]\n")},
-		"roles.yaml": {Data: []byte("prior: {background: 1}\nnegated: drop\nlabels:\n  uses:\n    \"we use\": 2\n")},
-		"polarity.yaml": {Data: []byte("prior: {neutral: 1}\nnegated: flip\nlabels:\n" +
-			"  supporting:\n    \"effective\": 2\n  contrasting:\n    \"fails\": 2\n    \"fail\": 2\n")},
-		"pluralism.yaml": {Data: []byte("negated: drop\nlabels: {}\n")},
+	fsys := fstest.MapFS{}
+	for name, text := range map[string]string{
+		"rules.yaml":     "version: test\n",
+		"roles.yaml":     "prior: {background: 1}\nnegated: drop\nlabels: {}\n",
+		"polarity.yaml":  "prior: {neutral: 1}\nnegated: flip\nlabels: {}\n",
+		"pluralism.yaml": "negated: drop\nlabels: {}\n",
+	} {
+		if f, ok := files[name]; ok {
+			text = f
+		}
+		fsys[name] = &fstest.MapFile{Data: []byte(text)}
 	}
-	r, err := LoadRulesFS(fsys, "mini")
+	r, err := LoadRulesFS(fsys, "small")
 	if err != nil {
 		t.Fatal(err)
 	}
 	return New(r)
+}
+
+// miniRules have one polarity cue of weight 2 per side, negation and hedging.
+func miniRules(t *testing.T) *Classifier {
+	return smallRules(t, map[string]string{
+		"rules.yaml": "version: test\nnegation_scope: 3\nnegators: [not]\nhedge_scope: 3\nhedge_factor: 0.5\nhedges: [may]\n",
+		"roles.yaml": "prior: {background: 1}\nnegated: drop\nlabels:\n  uses:\n    \"we use\": 2\n",
+		"polarity.yaml": "prior: {neutral: 1}\nnegated: flip\nlabels:\n" +
+			"  supporting:\n    \"effective\": 2\n  contrasting:\n    \"fails\": 2\n    \"fail\": 2\n",
+	})
 }
 
 func TestNegationFlipsPolarity(t *testing.T) {
@@ -220,17 +236,9 @@ func TestDeterministicEvidence(t *testing.T) {
 
 // A "pos:" cue matches its word only with the given part of speech.
 func TestPartOfSpeechCue(t *testing.T) {
-	fsys := fstest.MapFS{
-		"rules.yaml":     {Data: []byte("version: test\n")},
-		"roles.yaml":     {Data: []byte("prior: {background: 1}\nnegated: drop\nlabels:\n  uses:\n    \"pos:use/VB\": 2\n  background:\n    \"pos:used/VBN\": 2\n")},
-		"polarity.yaml":  {Data: []byte("prior: {neutral: 1}\nnegated: flip\nlabels: {}\n")},
-		"pluralism.yaml": {Data: []byte("negated: drop\nlabels: {}\n")},
-	}
-	r, err := LoadRulesFS(fsys, "pos")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := New(r)
+	c := smallRules(t, map[string]string{
+		"roles.yaml": "prior: {background: 1}\nnegated: drop\nlabels:\n  uses:\n    \"pos:use/VB\": 2\n  background:\n    \"pos:used/VBN\": 2\n",
+	})
 	for text, want := range map[string]string{
 		"We use the treebank of [3].":          "uses/pos/use/VB",
 		"The use of the treebank [3] is rare.": "",
@@ -255,18 +263,10 @@ func TestPartOfSpeechCue(t *testing.T) {
 // A sided cue counts only before (or after) the cited marker, and never
 // when the marker is unknown.
 func TestSidedCue(t *testing.T) {
-	fsys := fstest.MapFS{
-		"rules.yaml": {Data: []byte("version: test\n")},
-		"roles.yaml": {Data: []byte("prior: {background: 1}\nnegated: drop\nlabels: {}\n")},
-		"polarity.yaml": {Data: []byte("prior: {neutral: 1}\nnegated: flip\nlabels:\n" +
-			"  contrasting:\n    \"before-cited: outperforms\": 2\n  supporting:\n    \"after-cited: outperforms\": 2\n")},
-		"pluralism.yaml": {Data: []byte("negated: drop\nlabels: {}\n")},
-	}
-	r, err := LoadRulesFS(fsys, "sided")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := New(r)
+	c := smallRules(t, map[string]string{
+		"polarity.yaml": "prior: {neutral: 1}\nnegated: flip\nlabels:\n" +
+			"  contrasting:\n    \"before-cited: outperforms\": 2\n  supporting:\n    \"after-cited: outperforms\": 2\n",
+	})
 	ours := "Our parser outperforms [3] on every set."
 	theirs := "The parser of [3] outperforms ours."
 	for _, tc := range []struct {

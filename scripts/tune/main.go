@@ -222,7 +222,7 @@ func (m *model) dataset(rules *classify.Rules, task, name string, exs []classify
 			case strings.HasSuffix(ev.Rule, "/section"):
 				p.kind = "section"
 			case strings.Contains(ev.Rule, "negated-cue"): // the cue is written under the other side
-				p.label = flipped(ev.Label)
+				p.label = classify.Flip(ev.Label)
 			}
 			pi, ok := m.index[p]
 			if !ok || li < 0 {
@@ -246,16 +246,6 @@ func own(ev []record.Evidence, prefix string) []record.Evidence {
 		}
 	}
 	return out
-}
-
-func flipped(l string) string {
-	switch l {
-	case record.PolaritySupporting:
-		return record.PolarityContrasting
-	case record.PolarityContrasting:
-		return record.PolaritySupporting
-	}
-	return l
 }
 
 func (m *model) scores(rw row, theta []float64, s []float64) {
