@@ -9,9 +9,10 @@
 // logistic regression: class-balanced (macro-F1 is what counts), each cue
 // weight pulled towards 1 (a cue a linguist listed is worth 1 until the data
 // says otherwise, so cues the data never shows keep weight 1) and kept
-// non-negative (a cue is evidence for its label, never against it). Then the priors alone are searched for the
-// best mean macro-F1. -folds k first reports k-fold cross-validated figures,
-// the honest estimate of what the weights do on rows they were not fitted on.
+// non-negative (a cue is evidence for its label, never against it). Then
+// the priors alone are searched for the best mean macro-F1. -folds k first
+// reports k-fold cross-validated figures, the honest estimate of what the
+// weights do on rows they were not fitted on.
 //
 //	go run ./scripts/tune -task polarity -gold ../shared/data/athar/dev.tsv,../shared/data/clinical/dev.jsonl -folds 5
 package main
@@ -34,7 +35,7 @@ import (
 )
 
 type options struct {
-	lambda  float64 // L2 strength, per example
+	lambda  float64 // L2 pull of cue weights towards 1
 	balance float64 // 0: every row counts the same; 1: every class counts the same
 	size    float64 // 0: every dataset counts the same; 1: in proportion to its rows
 	iters   int
@@ -42,18 +43,21 @@ type options struct {
 }
 
 func main() {
-	task := flag.String("task", "polarity", "role, polarity or pluralism (role files under scicite are scored as intent)")
+	task := flag.String("task", "polarity", "role or polarity (role files under scicite are scored as intent)")
 	gold := flag.String("gold", "", "comma-separated gold files (format from the path)")
 	rulesDir := flag.String("rules", "configs/rules", "rules directory")
 	folds := flag.Int("folds", 0, "report k-fold cross-validated macro-F1 first (0: skip)")
 	write := flag.Bool("write", false, "write the fitted weights into the rule file")
 	var o options
-	flag.Float64Var(&o.lambda, "lambda", 0.0001, "L2 regularisation strength")
+	flag.Float64Var(&o.lambda, "lambda", 0.0001, "pull of each cue weight towards 1 (L2)")
 	flag.Float64Var(&o.balance, "balance", 0.85, "class balancing exponent (0..1)")
 	flag.Float64Var(&o.size, "size", 0.75, "dataset size exponent (0: each gold file weighs the same, 1: by its rows)")
 	flag.IntVar(&o.iters, "iters", 1500, "gradient steps")
 	flag.Uint64Var(&o.seed, "seed", 1, "seed of the cross-validation folds")
 	flag.Parse()
+	if *gold == "" {
+		fail(fmt.Errorf("-gold: name one or more labelled files, comma-separated"))
+	}
 
 	rules, err := classify.LoadRules(*rulesDir)
 	if err != nil {
@@ -112,7 +116,6 @@ type feat struct {
 type row struct {
 	feats []feat
 	gold  []int // labels that count as right (several for an intent)
-	set   int
 }
 
 type dataset struct {
@@ -177,10 +180,6 @@ func (m *model) dataset(rules *classify.Rules, task, name string, exs []classify
 	u := m.unit()
 	var evidence func(e classify.Example) []record.Evidence
 	switch task {
-	case classify.TaskPluralism:
-		r.Pluralism = u
-		c := classify.New(&r)
-		evidence = func(e classify.Example) []record.Evidence { return c.Pluralism(e.Title, e.Summary, "").Evidence }
 	case classify.TaskPolarity:
 		r.Polarity = u
 		c := classify.New(&r)
@@ -231,7 +230,8 @@ func (m *model) dataset(rules *classify.Rules, task, name string, exs []classify
 			rw.feats = append(rw.feats, feat{pi, li, ev.Weight})
 		}
 		if len(rw.gold) == 0 {
-			continue // a gold label the rules cannot produce
+			fmt.Fprintf(os.Stderr, "tune: %s line %d: gold label %q is none of the rule file's labels; row left out\n", name, e.Line, e.Gold)
+			continue
 		}
 		d.rows = append(d.rows, rw)
 	}
