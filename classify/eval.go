@@ -302,6 +302,63 @@ func (c *Classifier) Predict(task string, e Example) string {
 	}
 }
 
+// Mistake is one gold row the classifier got wrong, with the cues that
+// made it decide, so a rule writer can see why.
+type Mistake struct {
+	Line      int               `json:"line"`
+	Gold      string            `json:"gold"`
+	Predicted string            `json:"predicted"`
+	Text      string            `json:"text"`
+	Evidence  []record.Evidence `json:"evidence"`
+}
+
+// Mistakes returns up to n rows, in file order, whose predicted label is
+// not the gold one, with the evidence of the task's label set.
+func (c *Classifier) Mistakes(task string, exs []Example, n int) []Mistake {
+	var out []Mistake
+	for _, e := range exs {
+		if len(out) >= n {
+			break
+		}
+		m := Mistake{Line: e.Line, Gold: e.Gold, Text: e.Text}
+		if task == TaskPluralism {
+			p := c.Pluralism(e.Title, e.Summary, "")
+			m.Predicted, m.Evidence, m.Text = p.Primary, p.Evidence, e.Title+" . "+e.Summary
+		} else {
+			t := c.Context(e.Text, e.Section, e.Span)
+			m.Predicted = t.Role
+			prefix := ruleName(c.rules.Role, "")
+			switch task {
+			case TaskIntent:
+				m.Predicted = IntentOf(t.Role)
+			case TaskPolarity:
+				m.Predicted, prefix = t.Polarity, ruleName(c.rules.Polarity, "")
+			}
+			for _, ev := range t.Evidence {
+				if strings.HasPrefix(ev.Rule, prefix) {
+					m.Evidence = append(m.Evidence, ev)
+				}
+			}
+		}
+		if m.Predicted != m.Gold {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// FormatMistakes writes mistakes for reading: line, gold and predicted
+// label, the cues that fired, the text.
+func FormatMistakes(w io.Writer, ms []Mistake) {
+	for _, m := range ms {
+		var cues []string
+		for _, ev := range m.Evidence {
+			cues = append(cues, fmt.Sprintf("%s %q %.2f", ev.Label, ev.Cue, ev.Weight))
+		}
+		fmt.Fprintf(w, "\nline %d: gold %s, predicted %s\n  cues: %s\n  %s\n", m.Line, m.Gold, m.Predicted, strings.Join(cues, "; "), m.Text)
+	}
+}
+
 // Report is what eval prints.
 type Report struct {
 	Task      string                    `json:"task"`

@@ -79,6 +79,7 @@ func (c cli) eval(args []string) int {
 	format := fs.String("format", "", "scicite, acl-arc, act, athar, clinical or pluralism (default: from the path)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	rules := fs.String("rules", "", "rules directory (default: the built-in copy of configs/rules)")
+	nErrors := fs.Int("errors", 0, "also list up to N wrongly labelled rows with the cues that fired")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -102,14 +103,19 @@ func (c cli) eval(args []string) int {
 		return c.usageError(err)
 	}
 	rep := cl.Evaluate(*task, exs)
+	mistakes := cl.Mistakes(*task, exs, *nErrors)
 	if *asJSON {
 		enc := json.NewEncoder(c.stdout)
 		enc.SetIndent("", "  ")
-		_ = enc.Encode(rep)
+		_ = enc.Encode(struct {
+			classify.Report
+			Mistakes []classify.Mistake `json:"mistakes,omitempty"`
+		}{rep, mistakes})
 		return exitOK
 	}
 	bw := bufio.NewWriter(c.stdout)
 	rep.Format(bw)
+	classify.FormatMistakes(bw, mistakes)
 	_ = bw.Flush()
 	return exitOK
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/citecrawl/citecrawl/classify"
 	"github.com/citecrawl/citecrawl/ingest/snapshot"
 	"github.com/citecrawl/citecrawl/record"
 )
@@ -156,5 +157,22 @@ func TestEvalCommand(t *testing.T) {
 	}
 	if code, _, stderr := runCLI(t, "eval", "--task", "role", "--gold", gold, "--format", "xml"); code != exitUsage || !strings.Contains(stderr, "xml") {
 		t.Fatalf("bad format: exit %d %s", code, stderr)
+	}
+
+	// --errors lists the wrongly labelled rows with their cues.
+	os.WriteFile(gold, []byte(`{"text":"We use the parser of Smith (2001).","label":"Future"}
+{"text":"Parsing has been studied (e.g. Smith, 2001).","label":"Background"}
+`), 0o644)
+	code, stdout, stderr = runCLI(t, "eval", "--task", "role", "--gold", gold, "--format", "acl-arc", "--rules", "../../configs/rules", "--errors", "5")
+	if code != exitOK || !strings.Contains(stdout, "line 1: gold future, predicted uses") || !strings.Contains(stdout, `uses "we use"`) || strings.Contains(stdout, "line 2:") {
+		t.Fatalf("eval --errors: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	code, stdout, _ = runCLI(t, "eval", "--task", "role", "--gold", gold, "--format", "acl-arc", "--rules", "../../configs/rules", "--errors", "5", "--json")
+	var rep struct {
+		MacroF1  float64            `json:"macro_f1"`
+		Mistakes []classify.Mistake `json:"mistakes"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &rep); code != exitOK || err != nil || len(rep.Mistakes) != 1 || rep.Mistakes[0].Line != 1 || len(rep.Mistakes[0].Evidence) == 0 {
+		t.Fatalf("eval --errors --json: exit %d, %v\n%s", code, err, stdout)
 	}
 }
