@@ -288,20 +288,6 @@ func IntentOf(role string) string {
 	}
 }
 
-// Predict labels one example for a task.
-func (c *Classifier) Predict(task string, e Example) string {
-	switch task {
-	case TaskPluralism:
-		return c.Pluralism(e.Title, e.Summary, "").Primary
-	case TaskPolarity:
-		return c.Context(e.Text, e.Section, e.Span).Polarity
-	case TaskIntent:
-		return IntentOf(c.Context(e.Text, e.Section, e.Span).Role)
-	default:
-		return c.Context(e.Text, e.Section, e.Span).Role
-	}
-}
-
 // Mistake is one gold row the classifier got wrong, with the cues that
 // made it decide, so a rule writer can see why.
 type Mistake struct {
@@ -312,44 +298,38 @@ type Mistake struct {
 	Evidence  []record.Evidence `json:"evidence"`
 }
 
-// Mistakes returns up to n rows, in file order, whose predicted label is
-// not the gold one, with the evidence of the task's label set.
-func (c *Classifier) Mistakes(task string, exs []Example, n int) []Mistake {
-	var out []Mistake
-	for _, e := range exs {
-		if len(out) >= n {
-			break
-		}
-		m := Mistake{Line: e.Line, Gold: e.Gold, Text: e.Text}
-		if task == TaskPluralism {
-			p := c.Pluralism(e.Title, e.Summary, "")
-			m.Predicted, m.Evidence, m.Text = p.Primary, p.Evidence, e.Title+" . "+e.Summary
-		} else {
-			t := c.Context(e.Text, e.Section, e.Span)
-			m.Predicted = t.Role
-			prefix := ruleName(c.rules.Role, "")
-			switch task {
-			case TaskIntent:
-				m.Predicted = IntentOf(t.Role)
-			case TaskPolarity:
-				m.Predicted, prefix = t.Polarity, ruleName(c.rules.Polarity, "")
-			}
-			for _, ev := range t.Evidence {
-				if strings.HasPrefix(ev.Rule, prefix) {
-					m.Evidence = append(m.Evidence, ev)
-				}
-			}
-		}
-		if m.Predicted != m.Gold {
-			out = append(out, m)
-		}
-	}
-	return out
+// verdict is what the classifier says of one example for a task.
+type verdict struct {
+	label    string
+	labels   []string          // pluralism: every category that applies
+	evidence []record.Evidence // the cues of the task's label set only
 }
 
-// FormatMistakes writes mistakes for reading: line, gold and predicted
+func (c *Classifier) judge(task string, e Example) verdict {
+	if task == TaskPluralism {
+		p := c.Pluralism(e.Title, e.Summary, "")
+		return verdict{label: p.Primary, labels: p.Labels, evidence: p.Evidence}
+	}
+	t := c.Context(e.Text, e.Section, e.Span)
+	v, ls := verdict{label: t.Role}, c.rules.Role
+	switch task {
+	case TaskIntent:
+		v.label = IntentOf(t.Role)
+	case TaskPolarity:
+		v.label, ls = t.Polarity, c.rules.Polarity
+	}
+	prefix := ruleName(ls, "")
+	for _, ev := range t.Evidence {
+		if strings.HasPrefix(ev.Rule, prefix) {
+			v.evidence = append(v.evidence, ev)
+		}
+	}
+	return v
+}
+
+// formatMistakes writes mistakes for reading: line, gold and predicted
 // label, the cues that fired, the text.
-func FormatMistakes(w io.Writer, ms []Mistake) {
+func formatMistakes(w io.Writer, ms []Mistake) {
 	for _, m := range ms {
 		var cues []string
 		for _, ev := range m.Evidence {
@@ -369,6 +349,7 @@ type Report struct {
 	Confusion map[string]map[string]int `json:"confusion"` // gold -> predicted -> count
 	Extra     map[string]float64        `json:"extra,omitempty"`
 	Rules     string                    `json:"rules_version"`
+	Mistakes  []Mistake                 `json:"mistakes,omitempty"` // the first ones, when asked for
 }
 
 // ClassScore is one class's precision, recall, F1 and support.
@@ -447,17 +428,47 @@ func Score(task string, labels, gold, pred []string) Report {
 	return r
 }
 
-// Evaluate runs the classifier over the examples and scores it. Macro-F1
-// is over the classes present in the gold data (a corpus without a class
-// is not penalised for it).
-func (c *Classifier) Evaluate(task string, exs []Example) Report {
+// Evaluate runs the classifier over the examples and scores it, and keeps
+// the first mistakes wrongly labelled rows (0: none). Macro-F1 is over the
+// classes present in the gold data (a corpus without a class is not
+// penalised for it).
+func (c *Classifier) Evaluate(task string, exs []Example, mistakes int) Report {
 	gold := make([]string, len(exs))
 	pred := make([]string, len(exs))
 	present := map[string]bool{}
+	var wrong []Mistake
+	// Pluralism versus none, and micro-F1 over the label sets.
+	agree, tp, fp, fn := 0, 0, 0, 0
 	for i, e := range exs {
-		gold[i] = e.Gold
-		pred[i] = c.Predict(task, e)
+		v := c.judge(task, e)
+		gold[i], pred[i] = e.Gold, v.label
 		present[e.Gold] = true
+		if v.label != e.Gold && len(wrong) < mistakes {
+			text := e.Text
+			if task == TaskPluralism {
+				text = e.Title + " . " + e.Summary
+			}
+			wrong = append(wrong, Mistake{Line: e.Line, Gold: e.Gold, Predicted: v.label, Text: text, Evidence: v.evidence})
+		}
+		if task != TaskPluralism {
+			continue
+		}
+		if (e.Gold == record.PluralismNone) == (v.label == record.PluralismNone) {
+			agree++
+		}
+		want := map[string]bool{}
+		for _, l := range e.GoldSet {
+			want[l] = true
+		}
+		for _, l := range v.labels {
+			if want[l] {
+				tp++
+				delete(want, l)
+			} else {
+				fp++
+			}
+		}
+		fn += len(want)
 	}
 	var labels []string
 	for _, l := range TaskLabels(task) {
@@ -467,28 +478,8 @@ func (c *Classifier) Evaluate(task string, exs []Example) Report {
 	}
 	r := Score(task, labels, gold, pred)
 	r.Rules = c.Version()
+	r.Mistakes = wrong
 	if task == TaskPluralism {
-		// Pluralism versus none, and micro-F1 over the label sets.
-		agree, tp, fp, fn := 0, 0, 0, 0
-		for _, e := range exs {
-			p := c.Pluralism(e.Title, e.Summary, "")
-			if (e.Gold == record.PluralismNone) == (p.Primary == record.PluralismNone) {
-				agree++
-			}
-			want := map[string]bool{}
-			for _, l := range e.GoldSet {
-				want[l] = true
-			}
-			for _, l := range p.Labels {
-				if want[l] {
-					tp++
-					delete(want, l)
-				} else {
-					fp++
-				}
-			}
-			fn += len(want)
-		}
 		r.Extra = map[string]float64{"pluralism_vs_none_accuracy": round(float64(agree) / float64(max(len(exs), 1)))}
 		if tp > 0 {
 			p, rc := float64(tp)/float64(tp+fp), float64(tp)/float64(tp+fn)
@@ -529,4 +520,5 @@ func (r Report) Format(w io.Writer) {
 		}
 		fmt.Fprintln(w)
 	}
+	formatMistakes(w, r.Mistakes)
 }

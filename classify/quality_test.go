@@ -26,7 +26,7 @@ func TestDevQuality(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := c.Evaluate(tc.task, exs)
+		r := c.Evaluate(tc.task, exs, 0)
 		if r.MacroF1 < tc.min {
 			t.Errorf("%s %s: macro-F1 %.3f fell below %.2f", tc.file, tc.task, r.MacroF1, tc.min)
 		}

@@ -102,20 +102,15 @@ func (c cli) eval(args []string) int {
 	if err != nil {
 		return c.usageError(err)
 	}
-	rep := cl.Evaluate(*task, exs)
-	mistakes := cl.Mistakes(*task, exs, *nErrors)
+	rep := cl.Evaluate(*task, exs, *nErrors)
 	if *asJSON {
 		enc := json.NewEncoder(c.stdout)
 		enc.SetIndent("", "  ")
-		_ = enc.Encode(struct {
-			classify.Report
-			Mistakes []classify.Mistake `json:"mistakes,omitempty"`
-		}{rep, mistakes})
+		_ = enc.Encode(rep)
 		return exitOK
 	}
 	bw := bufio.NewWriter(c.stdout)
 	rep.Format(bw)
-	classify.FormatMistakes(bw, mistakes)
 	_ = bw.Flush()
 	return exitOK
 }
