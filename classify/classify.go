@@ -20,6 +20,16 @@ type Classifier struct {
 	tagger *tagger // for "pos:" cues; loads its model on first use
 }
 
+// Load reads the rules in dir ("" for the built-in copy) and returns
+// their Classifier.
+func Load(dir string) (*Classifier, error) {
+	rules, err := LoadRules(dir)
+	if err != nil {
+		return nil, err
+	}
+	return New(rules), nil
+}
+
 // New returns a Classifier for rules.
 func New(rules *Rules) *Classifier { return &Classifier{rules: rules, tagger: &tagger{}} }
 

@@ -112,7 +112,7 @@ func (w *Workers) build(ctx context.Context, bus *Bus, cfg Config, name string, 
 			idle: env.Idle, bus: bus, cfg: cfg.Stages, log: log, stats: env.Stats}
 		return func() { s.run(ctx) }, nil
 	case StageClassify:
-		rules, err := classify.LoadRules(cfg.Rules)
+		cl, err := classify.Load(cfg.Rules)
 		if err != nil {
 			return nil, err
 		}
@@ -120,7 +120,7 @@ func (w *Workers) build(ctx context.Context, bus *Bus, cfg Config, name string, 
 		if err != nil {
 			return nil, err
 		}
-		h := &classifyHandler{c: classify.New(rules), stats: env.Stats}
+		h := &classifyHandler{c: cl, stats: env.Stats}
 		s := &stage{name: name, consumer: c, handle: h.handle, workers: cfg.Stages.ClassifyWorkers, batch: cfg.Stages.Batch,
 			idle: env.Idle, bus: bus, cfg: cfg.Stages, log: log, stats: env.Stats}
 		return func() { s.run(ctx) }, nil

@@ -23,7 +23,7 @@ func (c cli) classifyCmd(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
-	cl, err := loadClassifier(*rules)
+	cl, err := classify.Load(*rules)
 	if err != nil {
 		return c.usageError(err)
 	}
@@ -63,14 +63,6 @@ func (c cli) classifyCmd(args []string) int {
 	return exitOK
 }
 
-func loadClassifier(dir string) (*classify.Classifier, error) {
-	rules, err := classify.LoadRules(dir)
-	if err != nil {
-		return nil, err
-	}
-	return classify.New(rules), nil
-}
-
 func (c cli) eval(args []string) int {
 	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
@@ -94,7 +86,7 @@ func (c cli) eval(args []string) int {
 	if *format == "" {
 		*format = classify.GuessFormat(*gold)
 	}
-	cl, err := loadClassifier(*rules)
+	cl, err := classify.Load(*rules)
 	if err != nil {
 		return c.usageError(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/citecrawl/citecrawl/classify"
 	"github.com/citecrawl/citecrawl/pipeline"
 )
 
@@ -27,7 +28,7 @@ func (c cli) reprocess(args []string) int {
 	if cfg.Sink.Out == "-" {
 		return c.usageError(fmt.Errorf("reprocess writes a new output generation: --out must be a folder"))
 	}
-	cl, err := loadClassifier(cfg.Rules)
+	cl, err := classify.Load(cfg.Rules)
 	if err != nil {
 		return c.usageError(err)
 	}
