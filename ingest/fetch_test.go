@@ -25,6 +25,20 @@ func testFetchConfig() FetchConfig {
 	return c
 }
 
+// siteWithoutRobots serves h on loopback, with no robots.txt (404: all
+// allowed), until the test ends.
+func siteWithoutRobots(t *testing.T, h http.HandlerFunc) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/robots.txt" {
+			http.NotFound(w, r)
+			return
+		}
+		h(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
 func TestFetchRobotsDisallow(t *testing.T) {
 	var private atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -71,11 +85,7 @@ func TestParseRobotsOwnGroupWins(t *testing.T) {
 func TestFetchRetryAfterIsWaitedOut(t *testing.T) {
 	var mu sync.Mutex
 	var hits []time.Time
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/robots.txt" {
-			http.NotFound(w, r)
-			return
-		}
+	srv := siteWithoutRobots(t, func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		hits = append(hits, time.Now())
 		n := len(hits)
@@ -86,8 +96,7 @@ func TestFetchRetryAfterIsWaitedOut(t *testing.T) {
 			return
 		}
 		fmt.Fprint(w, "ok")
-	}))
-	defer srv.Close()
+	})
 	resp, err := NewFetcher(testFetchConfig(), zerolog.Nop()).Get(context.Background(), srv.URL+"/p", nil)
 	if err != nil || string(resp.Body) != "ok" {
 		t.Fatalf("resp %v err %v", resp, err)
@@ -114,15 +123,10 @@ func TestRetryAfterDate(t *testing.T) {
 
 func TestFetchPersistent500IsRetriedThenFails(t *testing.T) {
 	var n atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/robots.txt" {
-			http.NotFound(w, r)
-			return
-		}
+	srv := siteWithoutRobots(t, func(w http.ResponseWriter, r *http.Request) {
 		n.Add(1)
 		http.Error(w, "boom", http.StatusInternalServerError)
-	}))
-	defer srv.Close()
+	})
 	cfg := testFetchConfig()
 	_, err := NewFetcher(cfg, zerolog.Nop()).Get(context.Background(), srv.URL+"/p", nil)
 	if err == nil || IsPermanent(err) || !strings.Contains(err.Error(), "HTTP 500") {
@@ -143,17 +147,12 @@ func TestFetch404IsPermanent(t *testing.T) {
 }
 
 func TestFetchOversizedBodyRefused(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/robots.txt" {
-			http.NotFound(w, r)
-			return
-		}
+	srv := siteWithoutRobots(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/chunked" {
 			w.(http.Flusher).Flush() // no Content-Length: the cap must hold while reading
 		}
 		fmt.Fprint(w, strings.Repeat("x", 4096))
-	}))
-	defer srv.Close()
+	})
 	cfg := testFetchConfig()
 	cfg.MaxBodyBytes = 1024
 	f := NewFetcher(cfg, zerolog.Nop())
@@ -167,15 +166,10 @@ func TestFetchOversizedBodyRefused(t *testing.T) {
 
 func TestFetchRedirectLoopStops(t *testing.T) {
 	var n atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/robots.txt" {
-			http.NotFound(w, r)
-			return
-		}
+	srv := siteWithoutRobots(t, func(w http.ResponseWriter, r *http.Request) {
 		n.Add(1)
 		http.Redirect(w, r, "/loop", http.StatusFound)
-	}))
-	defer srv.Close()
+	})
 	cfg := testFetchConfig()
 	_, err := NewFetcher(cfg, zerolog.Nop()).Get(context.Background(), srv.URL+"/loop", nil)
 	if !IsPermanent(err) || !strings.Contains(err.Error(), "redirects") {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/citecrawl/citecrawl/ingest/snapshot"
-	"github.com/citecrawl/citecrawl/record"
 )
 
 func TestParseSchedule(t *testing.T) {
@@ -186,8 +185,6 @@ func TestLeaseRaceHasOneWinner(t *testing.T) {
 		}
 	}
 }
-
-var _ = record.Schema
 
 // Two schedulers on one NATS with the same short schedule: their crawls
 // never overlap, because each runs only under the lease.
