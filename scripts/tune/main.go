@@ -128,14 +128,13 @@ type dataset struct {
 
 type model struct {
 	ls     *classify.LabelSet
-	labels []string
 	params []param
 	index  map[param]int
 	theta  []float64 // the weights as written
 }
 
 func newModel(ls *classify.LabelSet) *model {
-	m := &model{ls: ls, labels: ls.Labels, index: map[param]int{}}
+	m := &model{ls: ls, index: map[param]int{}}
 	add := func(p param, w float64) {
 		if _, ok := m.index[p]; !ok {
 			m.index[p] = len(m.params)
@@ -193,7 +192,7 @@ func (m *model) dataset(rules *classify.Rules, task, name string, exs []classify
 			return own(c.Context(e.Text, e.Section, e.Span).Evidence, "roles/")
 		}
 	}
-	d := dataset{name: name, task: task, of: func(i int) string { return m.labels[i] }}
+	d := dataset{name: name, task: task, of: func(i int) string { return m.ls.Labels[i] }}
 	present := map[string]bool{}
 	for _, e := range exs {
 		present[e.Gold] = true
@@ -204,18 +203,18 @@ func (m *model) dataset(rules *classify.Rules, task, name string, exs []classify
 		}
 	}
 	if task == classify.TaskIntent {
-		d.of = func(i int) string { return classify.IntentOf(m.labels[i]) }
+		d.of = func(i int) string { return classify.IntentOf(m.ls.Labels[i]) }
 	}
 	for _, e := range exs {
 		var rw row
-		for li := range m.labels {
-			rw.feats = append(rw.feats, feat{m.index[param{"prior", m.labels[li], ""}], li, 1})
+		for li := range m.ls.Labels {
+			rw.feats = append(rw.feats, feat{m.index[param{"prior", m.ls.Labels[li], ""}], li, 1})
 			if d.of(li) == e.Gold {
 				rw.gold = append(rw.gold, li)
 			}
 		}
 		for _, ev := range evidence(e) {
-			li := slices.Index(m.labels, ev.Label)
+			li := slices.Index(m.ls.Labels, ev.Label)
 			p := param{"cue", ev.Label, ev.Cue}
 			switch {
 			case strings.HasSuffix(ev.Rule, "/section"):
@@ -271,7 +270,7 @@ func (m *model) predict(rw row, theta []float64, s []float64) int {
 // macroF1 of one dataset's rows under theta (only rows where keep is true, when given).
 func (m *model) macroF1(d dataset, theta []float64, keep func(int) bool) float64 {
 	var gold, pred []string
-	s := make([]float64, len(m.labels))
+	s := make([]float64, len(m.ls.Labels))
 	for i, rw := range d.rows {
 		if keep != nil && !keep(i) {
 			continue
@@ -328,7 +327,7 @@ func (m *model) fit(sets []dataset, train map[[2]int]bool, o options) []float64 
 	mom := make([]float64, len(theta))
 	vel := make([]float64, len(theta))
 	grad := make([]float64, len(theta))
-	s := make([]float64, len(m.labels))
+	s := make([]float64, len(m.ls.Labels))
 	const rate, b1, b2 = 0.05, 0.9, 0.999
 	for it := 1; it <= o.iters; it++ {
 		clear(grad)
@@ -421,7 +420,7 @@ func (m *model) crossValidate(sets []dataset, k int, o options) string {
 	for di, d := range sets {
 		preds[di] = make([]int, len(d.rows))
 	}
-	s := make([]float64, len(m.labels))
+	s := make([]float64, len(m.ls.Labels))
 	for f := range k {
 		train := map[[2]int]bool{}
 		for key, fk := range fold {
