@@ -1,6 +1,7 @@
 package classify
 
 import (
+	"slices"
 	"strings"
 	"sync"
 
@@ -33,13 +34,15 @@ func (t *tagger) load() *prose.Model {
 // lower-cased sentence the cues are matched in.
 func (t *tagger) tagAt(text string, start, end int) string {
 	before := wordsBefore(text, start, posWindow)
-	after := strings.Fields(text[end:])
-	if len(after) > posWindow {
-		after = after[:posWindow]
+	var after []string
+	for w := range strings.FieldsSeq(text[end:]) { // only as far as the window
+		if len(after) == posWindow {
+			break
+		}
+		after = append(after, w)
 	}
-	window := strings.Join(before, " ")
 	offset := len(before)
-	window = strings.TrimSpace(window + " " + text[start:end] + " " + strings.Join(after, " "))
+	window := strings.Join(slices.Concat(before, []string{text[start:end]}, after), " ")
 	doc, err := prose.NewDocument(window, prose.WithSegmentation(false), prose.WithExtraction(false), prose.UsingModel(t.load()))
 	if err != nil {
 		return ""
