@@ -48,11 +48,11 @@ type ContextTags struct {
 // Context tags one citing sentence. section may be empty; span, when it
 // has two elements, is the [start, end) rune span of the cited marker.
 func (c *Classifier) Context(text, section string, span []int) ContextTags {
-	lower, near, at := prepare(text, span, c.rules.Window)
+	lower, m := c.prepare(text, span)
 	sec := strings.ToLower(section)
 	ws := wordSet(lower)
-	roleScores, roleEv := c.score(c.rules.Role, lower, ws, near, at, sec)
-	polScores, polEv := c.score(c.rules.Polarity, lower, ws, near, at, sec)
+	roleScores, roleEv := c.score(c.rules.Role, lower, ws, m, sec)
+	polScores, polEv := c.score(c.rules.Polarity, lower, ws, m, sec)
 	return ContextTags{
 		Role:           argmax(c.rules.Role, roleScores),
 		Polarity:       argmax(c.rules.Polarity, polScores),
@@ -65,9 +65,9 @@ func (c *Classifier) Context(text, section string, span []int) ContextTags {
 // Pluralism tags a paper from its title, summary and abstract.
 func (c *Classifier) Pluralism(title, summary, abstract string) record.Pluralism {
 	text := strings.Join([]string{title, summary, abstract}, " . ")
-	lower, _, _ := prepare(text, nil, 0)
+	lower, m := c.prepare(text, nil)
 	ls := c.rules.Pluralism
-	scores, ev := c.score(ls, lower, wordSet(lower), nil, nil, "")
+	scores, ev := c.score(ls, lower, wordSet(lower), m, "")
 	p := record.Pluralism{Scores: scores, Evidence: ev, Primary: record.PluralismNone}
 	best := 0.0
 	for _, l := range ls.Labels {
@@ -170,18 +170,63 @@ func wordSet(lower string) map[string]struct{} {
 	return set
 }
 
+// marker is where the cited work's marker is in the lowered sentence, in
+// bytes; all nil when the caller gave no span.
+type marker struct {
+	at     []int    // the marker itself
+	near   []int    // the window around it where cues weigh more
+	others [][2]int // the markers of other citations in the sentence
+}
+
 // prepare lower-cases text rune by rune (so rune offsets are kept) and
 // turns a rune span of the cited marker into byte spans of the lowered
-// text: the window where cues weigh more, and the marker itself.
-func prepare(text string, span []int, window int) (lower string, near, at []int) {
-	lower = strings.Map(unicode.ToLower, text)
+// text: the marker, the window where cues weigh more, and the other
+// citations' markers, so that cues about those can be told apart.
+func (c *Classifier) prepare(text string, span []int) (string, marker) {
+	lower := strings.Map(unicode.ToLower, text)
 	if len(span) != 2 || span[0] < 0 || span[1] < span[0] {
-		return lower, nil, nil
+		return lower, marker{}
 	}
-	lo, hi := max(span[0]-window, 0), span[1]+window
-	near = []int{runeToByte(lower, lo), runeToByte(lower, hi)}
-	at = []int{runeToByte(lower, span[0]), runeToByte(lower, span[1])}
-	return lower, near, at
+	lo, hi := max(span[0]-c.rules.Window, 0), span[1]+c.rules.Window
+	m := marker{
+		near: []int{runeToByte(lower, lo), runeToByte(lower, hi)},
+		at:   []int{runeToByte(lower, span[0]), runeToByte(lower, span[1])},
+	}
+	for _, re := range c.rules.CitationMarkers {
+		for _, o := range re.FindAllStringIndex(lower, -1) {
+			// Not the cited marker, nor a piece of the same citation right
+			// next to it ("#AUTHOR_TAG, 2003", "Smith (2001)").
+			if gap([2]int{o[0], o[1]}, [2]int{m.at[0], m.at[1]}) > adjacent {
+				m.others = append(m.others, [2]int{o[0], o[1]})
+			}
+		}
+	}
+	return lower, m
+}
+
+// aboutOther tells whether the cue at pos is closer to another citation's
+// marker than to the cited one: "[1] fails, while [2] is robust" says
+// nothing bad of [2].
+func (m marker) aboutOther(pos [2]int) bool {
+	if m.at == nil {
+		return false
+	}
+	own := gap(pos, [2]int{m.at[0], m.at[1]})
+	for _, o := range m.others {
+		if gap(pos, o) < own {
+			return true
+		}
+	}
+	return false
+}
+
+// adjacent is how many bytes (", ", " (") may separate two markers that
+// are parts of one citation.
+const adjacent = 2
+
+// gap is the number of bytes between two spans (0 when they touch or overlap).
+func gap(a, b [2]int) int {
+	return max(b[0]-a[1], a[0]-b[1], 0)
 }
 
 func runeToByte(s string, runeIdx int) int {
@@ -196,7 +241,7 @@ func runeToByte(s string, runeIdx int) int {
 }
 
 // score adds up a label set's priors, section priors and cues.
-func (c *Classifier) score(ls *LabelSet, lower string, present map[string]struct{}, near, at []int, section string) (map[string]float64, []record.Evidence) {
+func (c *Classifier) score(ls *LabelSet, lower string, present map[string]struct{}, m marker, section string) (map[string]float64, []record.Evidence) {
 	scores := make(map[string]float64, len(ls.Labels))
 	for _, l := range ls.Labels { // in a fixed order: float sums must not vary
 		if w, ok := ls.Prior[l]; ok {
@@ -223,15 +268,19 @@ func (c *Classifier) score(ls *LabelSet, lower string, present map[string]struct
 			if cue.tag != "" && !strings.HasPrefix(c.tagger.tagAt(lower, pos[0], pos[1]), cue.tag) {
 				continue
 			}
-			if !onSide(cue.side, pos, at) {
+			if !onSide(cue.side, pos, m.at) {
 				continue
 			}
 			w := cue.Weight
 			rule := ruleName(ls, "cue")
 			label := cue.Label
-			if near != nil && pos[0] < near[1] && pos[1] > near[0] {
+			if m.near != nil && pos[0] < m.near[1] && pos[1] > m.near[0] {
 				w *= c.rules.NearBoost
 				rule = ruleName(ls, "cue-near-citation")
+			}
+			if m.aboutOther(pos) {
+				w *= c.rules.OtherCitationFactor
+				rule = ruleName(ls, "cue-about-other-citation")
 			}
 			before := wordsBefore(lower, pos[0], max(c.rules.NegationScope, c.rules.HedgeScope))
 			if c.anyIn(before, c.rules.NegationScope, c.rules.Negators) {

@@ -283,3 +283,41 @@ func TestSidedCue(t *testing.T) {
 		}
 	}
 }
+
+// With a span, a cue closer to another citation's marker than to the cited
+// one is about that other work; a year right next to the cited marker is
+// part of the same citation.
+func TestCueAboutOtherCitation(t *testing.T) {
+	c := smallRules(t, map[string]string{
+		"rules.yaml": "version: test\ncitation_markers: ['\\[\\d+\\]', '\\b(19|20)\\d\\d\\b', '#author_tag']\nother_citation_factor: 0\n",
+		"polarity.yaml": "prior: {neutral: 1}\nnegated: flip\nlabels:\n" +
+			"  supporting:\n    \"robust\": 2\n  contrasting:\n    \"fails\": 2\n",
+	})
+	text := "The parser of [1] fails often, while the parser of [2] is robust."
+	for _, tc := range []struct {
+		span []int
+		want string
+	}{
+		{[]int{14, 17}, record.PolarityContrasting}, // [1]
+		{[]int{51, 54}, record.PolaritySupporting},  // [2]
+	} {
+		got := c.Context(text, "", tc.span)
+		if got.Polarity != tc.want {
+			t.Errorf("span %v: polarity %s, want %s (evidence %v)", tc.span, got.Polarity, tc.want, got.Evidence)
+		}
+		other := 0
+		for _, e := range got.Evidence {
+			if strings.HasSuffix(e.Rule, "cue-about-other-citation") {
+				other++
+			}
+		}
+		if other != 1 {
+			t.Errorf("span %v: %d cues told apart as about the other citation, want 1 (%v)", tc.span, other, got.Evidence)
+		}
+	}
+	// "#AUTHOR_TAG, 2003" is one citation: its year is not another work's.
+	adj := "As #AUTHOR_TAG, 2003 shows, the old parser fails."
+	if got := c.Context(adj, "", []int{3, 14}); got.Polarity != record.PolarityContrasting {
+		t.Errorf("%q: polarity %s, want contrasting (evidence %v)", adj, got.Polarity, got.Evidence)
+	}
+}

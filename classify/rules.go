@@ -20,14 +20,19 @@ import (
 
 // Rules are the parsed rule files of configs/rules.
 type Rules struct {
-	Version       string
-	Window        int
-	NearBoost     float64
-	NegationScope int
-	Negators      map[string]bool
-	HedgeScope    int
-	HedgeFactor   float64
-	Hedges        map[string]bool
+	Version   string
+	Window    int
+	NearBoost float64
+	// CitationMarkers find citations' markers in a sentence; a cue closer
+	// to another citation's marker than to the cited one weighs
+	// OtherCitationFactor times as much.
+	CitationMarkers     []*regexp.Regexp
+	OtherCitationFactor float64
+	NegationScope       int
+	Negators            map[string]bool
+	HedgeScope          int
+	HedgeFactor         float64
+	Hedges              map[string]bool
 
 	Role      *LabelSet
 	Polarity  *LabelSet
@@ -77,6 +82,8 @@ type manifest struct {
 	Version       string   `yaml:"version"`
 	Window        int      `yaml:"window"`
 	NearBoost     float64  `yaml:"near_boost"`
+	Markers       []string `yaml:"citation_markers"`
+	OtherFactor   *float64 `yaml:"other_citation_factor"`
 	NegationScope int      `yaml:"negation_scope"`
 	Negators      []string `yaml:"negators"`
 	HedgeScope    int      `yaml:"hedge_scope"`
@@ -127,6 +134,17 @@ func LoadRulesFS(fsys fs.FS, name string) (*Rules, error) {
 	}
 	if r.HedgeFactor == 0 {
 		r.HedgeFactor = 1
+	}
+	r.OtherCitationFactor = 1
+	if m.OtherFactor != nil {
+		r.OtherCitationFactor = *m.OtherFactor
+	}
+	for _, pat := range m.Markers {
+		re, err := regexp.Compile(pat)
+		if err != nil {
+			return nil, fmt.Errorf("%s: citation_markers: %q: %w", path.Join(name, "rules.yaml"), pat, err)
+		}
+		r.CitationMarkers = append(r.CitationMarkers, re)
 	}
 	var err error
 	if r.Role, err = loadLabelSet(fsys, name, "roles.yaml"); err != nil {
