@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -70,27 +72,29 @@ type Bus struct {
 	NC     *nats.Conn
 	JS     jetstream.JetStream
 	srv    *server.Server
+	lock   *os.File      // held while this process serves its data folder
+	joined bool          // connected to the server of another process on the same data folder
 	closed chan struct{} // closed when the connection is
 	cache  *httpCache
 	cfg    BrokerConfig
 	log    zerolog.Logger
 }
 
-// Open connects to cfg.URL, or starts an embedded server with JetStream
-// and connects to it in-process.
+// Open connects to cfg.URL. Without one it starts an embedded server with
+// JetStream on cfg.DataDir and connects to it in-process, or, when another
+// citecrawl process already serves that data folder, connects to that
+// process's server (see share.go): one store never has two servers.
 func Open(ctx context.Context, cfg BrokerConfig, maxPending int, log zerolog.Logger) (*Bus, error) {
 	b := &Bus{cfg: cfg, log: log, closed: make(chan struct{})}
 	opts := []nats.Option{nats.Name("citecrawl"), nats.MaxReconnects(-1),
 		nats.ClosedHandler(func(*nats.Conn) { close(b.closed) })}
 	url := cfg.URL
 	if url == "" {
-		srv, err := startEmbedded(cfg)
-		if err != nil {
+		var err error
+		if url, opts, err = b.serveOrJoin(opts); err != nil {
+			b.Close()
 			return nil, err
 		}
-		b.srv = srv
-		opts = append(opts, nats.InProcessServer(srv))
-		log.Info().Str("data_dir", cfg.DataDir).Str("listen", cfg.Listen).Msg("embedded NATS server with JetStream started")
 	}
 	switch {
 	case cfg.Creds != "":
@@ -125,6 +129,54 @@ func Open(ctx context.Context, cfg BrokerConfig, maxPending int, log zerolog.Log
 	return b, nil
 }
 
+// serveOrJoin starts the embedded server of cfg.DataDir, or finds the one
+// another process runs on it. It returns the URL to connect to ("" for
+// in-process) and the connection options.
+func (b *Bus) serveOrJoin(opts []nats.Option) (string, []nats.Option, error) {
+	dir := b.cfg.DataDir
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", nil, fmt.Errorf("data folder %s: %w", dir, err)
+	}
+	lock, ok, err := tryLock(filepath.Join(dir, lockFile))
+	if err != nil {
+		return "", nil, fmt.Errorf("data folder %s: %w", dir, err)
+	}
+	if !ok {
+		s, err := findServer(dir, 10*time.Second)
+		if err != nil {
+			return "", nil, err
+		}
+		if s.Token != "" {
+			opts = append(opts, nats.Token(s.Token))
+		}
+		b.joined = true
+		b.log.Info().Str("data_dir", dir).Str("url", s.URL).Int("pid", s.PID).
+			Msg("joined the NATS server of the citecrawl process already using this data folder")
+		return s.URL, opts, nil
+	}
+	b.lock = lock
+	// Without --nats-listen the server still listens, on a random loopback
+	// port behind a token only this user can read, so that tail, report and
+	// workers started in the same folder can follow the crawl.
+	token := ""
+	if b.cfg.Listen == "" {
+		if token, err = newToken(); err != nil {
+			return "", nil, err
+		}
+		opts = append(opts, nats.Token(token))
+	}
+	srv, err := startEmbedded(b.cfg, token)
+	if err != nil {
+		return "", nil, err
+	}
+	b.srv = srv
+	if err := publishServer(dir, sharedServer{URL: srv.ClientURL(), Token: token, PID: os.Getpid()}); err != nil {
+		return "", nil, fmt.Errorf("data folder %s: %w", dir, err)
+	}
+	b.log.Info().Str("data_dir", dir).Str("listen", b.cfg.Listen).Msg("embedded NATS server with JetStream started")
+	return "", append(opts, nats.InProcessServer(srv)), nil
+}
+
 func displayURL(u string) string {
 	if u == "" {
 		return "embedded"
@@ -132,13 +184,15 @@ func displayURL(u string) string {
 	return u
 }
 
-func startEmbedded(cfg BrokerConfig) (*server.Server, error) {
+func startEmbedded(cfg BrokerConfig, token string) (*server.Server, error) {
 	opts := &server.Options{
-		ServerName: "citecrawl-embedded",
-		JetStream:  true,
-		StoreDir:   cfg.DataDir,
-		NoSigs:     true, // citecrawl handles signals itself
-		DontListen: cfg.Listen == "",
+		ServerName:    "citecrawl-embedded",
+		JetStream:     true,
+		StoreDir:      cfg.DataDir,
+		NoSigs:        true, // citecrawl handles signals itself
+		Host:          "127.0.0.1",
+		Port:          server.RANDOM_PORT,
+		Authorization: token,
 	}
 	if cfg.Listen != "" {
 		host, port, err := net.SplitHostPort(cfg.Listen)
@@ -184,10 +238,18 @@ func (b *Bus) Close() {
 		b.NC.Close()
 	}
 	if b.srv != nil {
+		os.Remove(filepath.Join(b.cfg.DataDir, serverFile))
 		b.srv.Shutdown()
 		b.srv.WaitForShutdown()
 	}
+	if b.lock != nil {
+		b.lock.Close() // frees the data folder for the next process
+	}
 }
+
+// Joined says whether this process uses the server of another citecrawl
+// process on the same data folder.
+func (b *Bus) Joined() bool { return b.joined }
 
 // streamConfigs are the streams citecrawl needs.
 func (b *Bus) streamConfigs() []jetstream.StreamConfig {

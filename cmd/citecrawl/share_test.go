@@ -1,0 +1,147 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// buildCitecrawl builds the command into dir for tests that run it as a
+// child process.
+func buildCitecrawl(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "citecrawl")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// `tail` started in the folder of a running `run` follows that run's
+// records: it joins the run's embedded server instead of starting its own.
+func TestTailFollowsRunInSameFolder(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	dir := t.TempDir()
+	bin := buildCitecrawl(t, dir)
+	data, out := filepath.Join(dir, "data"), filepath.Join(dir, "out")
+
+	run := exec.Command(bin, "run", "--offline", "--schedule", "@every 1s", "--data", data, "--out", out,
+		"--rules", "../../configs/rules", "--progress", "off")
+	var runErr syncBuffer
+	run.Stderr = &runErr
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer run.Process.Kill()
+	waitFor(t, 60*time.Second, func() bool {
+		_, err := os.Stat(filepath.Join(data, "citecrawl.server.json"))
+		return err == nil
+	}, func() string { return "run never served its data folder:\n" + runErr.String() })
+
+	tail := exec.Command(bin, "tail", "--all", "--format", "json", "--data", data)
+	var tailErr syncBuffer
+	tail.Stderr = &tailErr
+	stdout, err := tail.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tail.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer tail.Process.Kill()
+	ids := make(chan string, 1024)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(nil, 16<<20)
+		for sc.Scan() {
+			var r struct {
+				ID string `json:"id"`
+			}
+			if json.Unmarshal(sc.Bytes(), &r) == nil && r.ID != "" {
+				ids <- r.ID
+			}
+		}
+		close(ids)
+	}()
+
+	// The run writes every record to out; tail must show each of them.
+	seen := map[string]bool{}
+	waitFor(t, 90*time.Second, func() bool {
+		for {
+			select {
+			case id, ok := <-ids:
+				if !ok {
+					return false
+				}
+				seen[id] = true
+				continue
+			default:
+			}
+			break
+		}
+		written := writtenIDs(t, out)
+		if len(written) == 0 || len(seen) < len(written) {
+			return false
+		}
+		for id := range written {
+			if !seen[id] {
+				return false
+			}
+		}
+		return true
+	}, func() string {
+		return "tail did not show every record the run wrote\nrun:\n" + runErr.String() + "\ntail:\n" + tailErr.String()
+	})
+	if strings.Contains(tailErr.String(), "embedded NATS server with JetStream started") {
+		t.Fatalf("tail started a server of its own:\n%s", tailErr.String())
+	}
+	for _, p := range []*exec.Cmd{tail, run} {
+		if err := p.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tail.Wait()
+	run.Wait()
+}
+
+// writtenIDs are the record ids in the sealed segments under out.
+func writtenIDs(t *testing.T, out string) map[string]bool {
+	t.Helper()
+	ids := map[string]bool{}
+	segs, _ := filepath.Glob(filepath.Join(out, "*", "seg-*.jsonl"))
+	for _, s := range segs {
+		b, err := os.ReadFile(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			var r struct {
+				ID string `json:"id"`
+			}
+			if json.Unmarshal([]byte(line), &r) == nil && r.ID != "" {
+				ids[r.ID] = true
+			}
+		}
+	}
+	return ids
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, total time.Duration, cond func() bool, why func() string) {
+	t.Helper()
+	deadline := time.Now().Add(total)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal(why())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

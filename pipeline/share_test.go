@@ -1,0 +1,90 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+)
+
+// A second Bus on a data folder already served joins that server instead
+// of opening the same store twice; once the first is closed, the next one
+// serves the folder itself again.
+func TestSecondBusOnDataFolderJoins(t *testing.T) {
+	ctx := context.Background()
+	cfg := BrokerConfig{DataDir: t.TempDir(), Replicas: 1}
+	first, err := Open(ctx, cfg, 0, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Joined() {
+		t.Fatal("the first bus on a fresh folder joined something")
+	}
+	info, err := os.Stat(filepath.Join(cfg.DataDir, serverFile))
+	if err != nil {
+		t.Fatalf("the serving process did not say where it is: %v", err)
+	}
+	if perm := info.Mode().Perm(); perm != 0o600 {
+		t.Fatalf("%s has mode %v; it holds a token, want 0600", serverFile, perm)
+	}
+
+	second, err := Open(ctx, cfg, 0, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !second.Joined() {
+		t.Fatal("the second bus on the same folder did not join the first's server")
+	}
+	// What one publishes, the other reads: it is one server.
+	if err := second.PublishAll(ctx, []Out{{Subject: RawSubject("h"), MsgID: "m1", Data: []byte(`{}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := first.JS.Stream(ctx, StreamRaw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := msg.GetLastMsgForSubject(ctx, RawSubject("h")); err != nil {
+		t.Fatalf("the first bus does not see the second's publish: %v", err)
+	}
+	second.Close()
+	first.Close()
+
+	third, err := Open(ctx, cfg, 0, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer third.Close()
+	if third.Joined() {
+		t.Fatal("a bus opened after the server closed joined a server that is gone")
+	}
+	s, err := third.JS.Stream(ctx, StreamRaw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetLastMsgForSubject(ctx, RawSubject("h")); errors.Is(err, jetstream.ErrMsgNotFound) {
+		t.Fatal("the store was not kept across servers")
+	}
+}
+
+// A folder whose lock is held but whose server says nothing is refused
+// with an error naming the folder, not opened a second time.
+func TestDataFolderHeldWithoutServerIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	lock, ok, err := tryLock(filepath.Join(dir, lockFile))
+	if err != nil || !ok {
+		t.Fatalf("taking the lock: ok=%v err=%v", ok, err)
+	}
+	defer lock.Close()
+	_, err = findServer(dir, 0)
+	if !errors.Is(err, ErrDataDirInUse) {
+		t.Fatalf("want ErrDataDirInUse, got %v", err)
+	}
+	if want := dir; !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %q does not name the folder %s", err, want)
+	}
+}
