@@ -113,7 +113,8 @@ func Open(ctx context.Context, cfg BrokerConfig, maxPending int, log zerolog.Log
 	if maxPending < 1 {
 		maxPending = 4096
 	}
-	b.JS, err = jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(maxPending))
+	b.JS, err = jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(maxPending),
+		jetstream.WithPublishAsyncTimeout(publishAckTimeout))
 	if err != nil {
 		b.Close()
 		return nil, err
@@ -311,11 +312,50 @@ type Out struct {
 	Header  nats.Header
 }
 
+// How publishes ride out a broker fault: an acknowledgement not back within
+// publishAckTimeout counts as lost, and a lost or refused-for-now publish is
+// sent again (same Nats-Msg-Id, so the stream stores it once) until
+// publishRetryFor has passed. A stream leader election takes seconds.
+const (
+	publishAckTimeout = 5 * time.Second
+	publishRetryFor   = 2 * time.Minute
+)
+
 // PublishAll publishes outs asynchronously and waits until JetStream has
 // stored every one. When too many publishes are outstanding it waits for
-// them to complete and goes on, rather than failing.
+// them to complete and goes on, rather than failing. Publishes that fail
+// for a reason that passes (no answer, no leader yet, a reconnect) are
+// retried; one the server refuses for good (too large, no stream) is not.
 func (b *Bus) PublishAll(ctx context.Context, outs []Out) error {
-	futures := make([]jetstream.PubAckFuture, 0, len(outs))
+	deadline := time.Now().Add(publishRetryFor)
+	wait := 100 * time.Millisecond
+	for {
+		failed, lastErr, err := b.publishOnce(ctx, outs)
+		if err != nil || len(failed) == 0 {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("publishing to %s: still failing after %v: %w", failed[0].Subject, publishRetryFor, lastErr)
+		}
+		b.log.Warn().Err(lastErr).Int("messages", len(failed)).Dur("retry_in", wait).Msg("publish not acknowledged; retrying")
+		pause(ctx, wait)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		wait = min(2*wait, 2*time.Second)
+		outs = failed
+	}
+}
+
+// publishOnce publishes outs once. It returns the ones that failed for a
+// passing reason (with the last such error), or an error that retrying
+// cannot mend.
+func (b *Bus) publishOnce(ctx context.Context, outs []Out) (failed []Out, lastErr, err error) {
+	type sent struct {
+		out Out
+		f   jetstream.PubAckFuture
+	}
+	futures := make([]sent, 0, len(outs))
 	for _, o := range outs {
 		m := &nats.Msg{Subject: o.Subject, Data: o.Data, Header: o.Header}
 		if m.Header == nil {
@@ -328,25 +368,47 @@ func (b *Bus) PublishAll(ctx context.Context, outs []Out) error {
 				case <-b.JS.PublishAsyncComplete():
 				case <-time.After(100 * time.Millisecond):
 				case <-ctx.Done():
-					return ctx.Err()
+					return nil, nil, ctx.Err()
 				}
 				continue
 			}
 			if err != nil {
-				return fmt.Errorf("publishing to %s: %w", o.Subject, err)
+				if !retryablePublish(err) {
+					return nil, nil, fmt.Errorf("publishing to %s: %w", o.Subject, err)
+				}
+				failed, lastErr = append(failed, o), err
+				break
 			}
-			futures = append(futures, f)
+			futures = append(futures, sent{o, f})
 			break
 		}
 	}
-	for _, f := range futures {
+	for _, s := range futures {
 		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			return fmt.Errorf("publishing to %s: %w", f.Msg().Subject, err)
+		case <-s.f.Ok():
+		case err := <-s.f.Err():
+			if !retryablePublish(err) {
+				return nil, nil, fmt.Errorf("publishing to %s: %w", s.out.Subject, err)
+			}
+			failed, lastErr = append(failed, s.out), err
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, nil, ctx.Err()
 		}
 	}
-	return nil
+	return failed, lastErr, nil
+}
+
+// retryablePublish says whether a failed publish may succeed if sent
+// again: everything but the server's considered refusals (a 4xx API error
+// such as a message over the size limit) and a closed connection.
+func retryablePublish(err error) bool {
+	var apiErr *jetstream.APIError
+	switch {
+	case errors.Is(err, nats.ErrMaxPayload), errors.Is(err, nats.ErrConnectionClosed),
+		errors.Is(err, nats.ErrBadSubject), errors.Is(err, nats.ErrInvalidMsg):
+		return false
+	case errors.As(err, &apiErr):
+		return apiErr.Code >= 500
+	}
+	return true
 }

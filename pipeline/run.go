@@ -315,13 +315,16 @@ func publishReport(ctx context.Context, bus *Bus, cfg Config, res *Result) error
 // WaitDrained returns when every stage's consumer has nothing pending and
 // nothing unacked. Consumers are read in pipeline order: once the task
 // queue is empty nothing new can reach the later streams, so empty later
-// consumers then mean the whole pipeline is done.
+// consumers then mean the whole pipeline is done. A consumer that cannot be
+// read (its leader is being elected, the connection is moving to another
+// node) is asked again; only when that lasts electionGrace is it an error.
 func WaitDrained(ctx context.Context, bus *Bus, cfg Config, failed <-chan struct{}, every time.Duration) error {
 	checks := []struct{ stream, consumer string }{
 		{StreamTasks, ConsumerFetch}, {StreamRaw, ConsumerClassify}, {StreamTagged, cfg.Stages.SinkDurable},
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
+	var failingSince time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -330,24 +333,58 @@ func WaitDrained(ctx context.Context, bus *Bus, cfg Config, failed <-chan struct
 			return errors.New("a stage failed")
 		case <-t.C:
 		}
-		idle := true
+		idle, err := true, error(nil)
 		for _, c := range checks {
-			cons, err := bus.JS.Consumer(ctx, c.stream, c.consumer)
-			if err != nil {
-				return fmt.Errorf("consumer %s: %w", c.consumer, err)
-			}
-			info, err := cons.Info(ctx)
-			if err != nil {
-				return fmt.Errorf("consumer %s: %w", c.consumer, err)
+			var info *jetstream.ConsumerInfo
+			if info, err = consumerInfo(ctx, bus, c.stream, c.consumer); err != nil {
+				break
 			}
 			if info.NumPending > 0 || info.NumAckPending > 0 {
 				idle = false
 				break
 			}
 		}
-		if idle {
+		switch {
+		case err == nil && idle:
 			return nil
+		case err == nil:
+			failingSince = time.Time{}
+		case failingSince.IsZero():
+			failingSince = time.Now()
+			bus.log.Warn().Err(err).Msg("cannot read a consumer's state; asking again")
+		case time.Since(failingSince) > electionGrace:
+			return err
 		}
+	}
+}
+
+// electionGrace is how long a JetStream request may keep failing before it
+// counts: a leader election or a reconnect to another node takes seconds.
+const electionGrace = time.Minute
+
+func consumerInfo(ctx context.Context, bus *Bus, stream, consumer string) (*jetstream.ConsumerInfo, error) {
+	cons, err := bus.JS.Consumer(ctx, stream, consumer)
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s: %w", consumer, err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s: %w", consumer, err)
+	}
+	return info, nil
+}
+
+// rideOut calls f until it succeeds, ctx ends or electionGrace has passed,
+// for the requests a run makes once (where its streams stand, its dead
+// letters), which must not fail because a leader is being elected.
+func rideOut(ctx context.Context, f func() error) error {
+	deadline := time.Now().Add(electionGrace)
+	for {
+		err := f()
+		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
+			return err
+		}
+		pause(ctx, 250*time.Millisecond)
 	}
 }
 
@@ -388,36 +425,46 @@ func countChanges(ctx context.Context, bus *Bus, after uint64, runID string) (ma
 	}
 }
 
-func lastSeq(ctx context.Context, bus *Bus, stream string) (uint64, error) {
-	s, err := bus.JS.Stream(ctx, stream)
-	if err != nil {
-		return 0, err
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return 0, err
-	}
-	return info.State.LastSeq, nil
+func lastSeq(ctx context.Context, bus *Bus, stream string) (last uint64, err error) {
+	err = rideOut(ctx, func() error {
+		s, err := bus.JS.Stream(ctx, stream)
+		if err != nil {
+			return err
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			return err
+		}
+		last = info.State.LastSeq
+		return nil
+	})
+	return last, err
 }
 
 // ReadDeadLetters returns the dead letters stored after sequence after.
 func ReadDeadLetters(ctx context.Context, bus *Bus, after uint64) ([]DeadLetter, error) {
-	s, err := bus.JS.Stream(ctx, StreamDead)
-	if err != nil {
-		return nil, err
-	}
 	last, err := lastSeq(ctx, bus, StreamDead)
 	if err != nil {
 		return nil, err
 	}
+	var s jetstream.Stream
+	if err := rideOut(ctx, func() (err error) { s, err = bus.JS.Stream(ctx, StreamDead); return err }); err != nil {
+		return nil, err
+	}
 	var out []DeadLetter
 	for seq := after + 1; seq <= last; seq++ {
-		m, err := s.GetMsg(ctx, seq)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			continue
-		}
+		var m *jetstream.RawStreamMsg
+		err := rideOut(ctx, func() (err error) {
+			if m, err = s.GetMsg(ctx, seq); errors.Is(err, jetstream.ErrMsgNotFound) {
+				return nil
+			}
+			return err
+		})
 		if err != nil {
 			return out, err
+		}
+		if m == nil {
+			continue
 		}
 		out = append(out, DeadLetter{
 			Stage: m.Header.Get(HeaderStage), Subject: m.Header.Get(HeaderSubject),
