@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/citecrawl/citecrawl/retry"
 )
 
 // testFetchConfig is polite but fast: no delay, short backoff.
@@ -57,7 +59,7 @@ func TestFetchRobotsDisallow(t *testing.T) {
 	ctx := context.Background()
 
 	_, err := f.Get(ctx, srv.URL+"/private/page", nil)
-	if err == nil || !IsPermanent(err) || !strings.Contains(err.Error(), "robots.txt") {
+	if err == nil || !retry.IsPermanent(err) || !strings.Contains(err.Error(), "robots.txt") {
 		t.Fatalf("err = %v, want a permanent robots.txt refusal", err)
 	}
 	if private.Load() != 0 {
@@ -129,7 +131,7 @@ func TestFetchPersistent500IsRetriedThenFails(t *testing.T) {
 	})
 	cfg := testFetchConfig()
 	_, err := NewFetcher(cfg, zerolog.Nop()).Get(context.Background(), srv.URL+"/p", nil)
-	if err == nil || IsPermanent(err) || !strings.Contains(err.Error(), "HTTP 500") {
+	if err == nil || retry.IsPermanent(err) || !strings.Contains(err.Error(), "HTTP 500") {
 		t.Fatalf("err = %v, want a transient HTTP 500 error", err)
 	}
 	if int(n.Load()) != cfg.Retries+1 {
@@ -141,7 +143,7 @@ func TestFetch404IsPermanent(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	defer srv.Close()
 	_, err := NewFetcher(testFetchConfig(), zerolog.Nop()).Get(context.Background(), srv.URL+"/gone", nil)
-	if !IsPermanent(err) || !strings.Contains(err.Error(), "404") {
+	if !retry.IsPermanent(err) || !strings.Contains(err.Error(), "404") {
 		t.Fatalf("err = %v, want a permanent 404", err)
 	}
 }
@@ -158,7 +160,7 @@ func TestFetchOversizedBodyRefused(t *testing.T) {
 	f := NewFetcher(cfg, zerolog.Nop())
 	for _, p := range []string{"/sized", "/chunked"} {
 		_, err := f.Get(context.Background(), srv.URL+p, nil)
-		if !IsPermanent(err) || !strings.Contains(err.Error(), "over the cap of 1024 bytes") || !strings.Contains(err.Error(), p) {
+		if !retry.IsPermanent(err) || !strings.Contains(err.Error(), "over the cap of 1024 bytes") || !strings.Contains(err.Error(), p) {
 			t.Fatalf("%s: err = %v, want a clear oversize error naming the URL", p, err)
 		}
 	}
@@ -172,7 +174,7 @@ func TestFetchRedirectLoopStops(t *testing.T) {
 	})
 	cfg := testFetchConfig()
 	_, err := NewFetcher(cfg, zerolog.Nop()).Get(context.Background(), srv.URL+"/loop", nil)
-	if !IsPermanent(err) || !strings.Contains(err.Error(), "redirects") {
+	if !retry.IsPermanent(err) || !strings.Contains(err.Error(), "redirects") {
 		t.Fatalf("err = %v, want a permanent redirect error", err)
 	}
 	if int(n.Load()) != cfg.MaxRedirects+1 {
@@ -219,7 +221,7 @@ func TestFetchOneRequestPerHostAndUserAgent(t *testing.T) {
 
 func TestFetchRejectsBadURL(t *testing.T) {
 	_, err := NewFetcher(testFetchConfig(), zerolog.Nop()).Get(context.Background(), "ftp://example.org/x", nil)
-	if !IsPermanent(err) || !strings.Contains(err.Error(), "ftp://example.org/x") {
+	if !retry.IsPermanent(err) || !strings.Contains(err.Error(), "ftp://example.org/x") {
 		t.Fatalf("err = %v", err)
 	}
 }
