@@ -1,6 +1,8 @@
-// Package ingest fetches and parses the pages citecrawl reads: a polite
-// HTTP fetcher, robots.txt, and the parsers for pith.science hubs and
-// graph snapshots.
+// Package ingest is citecrawl's crawling: the rules that turn a hub into
+// citing papers and a paper into its raw record (crawl.go, crawlhub.go,
+// paperbuild.go), a polite HTTP fetcher, robots.txt, and the parsers for
+// pith.science hubs, graph snapshots and arXiv pages. Its failures speak
+// package retry.
 package ingest
 
 import (

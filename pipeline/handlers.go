@@ -199,9 +199,7 @@ func (h *classifyHandler) handle(_ context.Context, m jetstream.Msg) (Outcome, e
 	if r.ID == "" || r.Schema != record.Schema {
 		return Outcome{}, retry.Permanentf("raw record on %s: no id, or schema %q is not %q", m.Subject(), r.Schema, record.Schema)
 	}
-	if !r.Gone { // a gone paper is counted as gone, not tagged again
-		h.c.Tag(&r)
-	}
+	h.c.Tag(&r) // Tag leaves a gone paper untagged
 	b, err := json.Marshal(&r)
 	if err != nil {
 		return Outcome{}, err
