@@ -167,7 +167,8 @@ func (f *Fetcher) get(ctx context.Context, rawURL string, hdr http.Header, retri
 			return nil, retry.Permanentf("GET %s: disallowed by robots.txt of %s", rawURL, u.Host)
 		}
 	}
-	policy := f.cfg.Policy(retries)
+	policy := f.cfg.Policy()
+	policy.Attempts = retries + 1 // GetOnce tries once
 	for attempt := 1; ; attempt++ {
 		resp, err := f.once(ctx, u, hdr)
 		if err == nil && resp.Status < 400 {
@@ -194,10 +195,11 @@ func (f *Fetcher) get(ctx context.Context, rawURL string, hdr http.Header, retri
 	}
 }
 
-// Policy is the retry policy of one fetch: retries more attempts after
-// the first, with doubling backoff, waiting out at most MaxRetryAfter.
-func (c FetchConfig) Policy(retries int) retry.Policy {
-	return retry.Policy{Attempts: retries + 1, Backoff: retry.Doubling(c.BackoffBase, c.BackoffMax, retries), MaxWait: c.MaxRetryAfter}
+// Policy is the retry policy within one delivery: Retries more attempts
+// after the first, waiting BackoffBase doubling up to BackoffMax, or a
+// longer Retry-After up to MaxRetryAfter.
+func (c FetchConfig) Policy() retry.Policy {
+	return retry.Policy{Attempts: c.Retries + 1, Backoff: retry.Doubling(c.BackoffBase, c.BackoffMax, c.Retries), MaxWait: c.MaxRetryAfter}
 }
 
 // once makes one request under the host's gate.

@@ -43,7 +43,7 @@ func crawlConfig(cfg Config) ingest.CrawlConfig {
 // cluster's key-value cache.
 func newCrawler(cfg Config, f *ingest.Fetcher, sp *ingest.Splitter, cache *httpCache, env Env, log zerolog.Logger) (*ingest.Crawler, error) {
 	opts := []ingest.CrawlerOption{
-		ingest.WithChecker(countingGetter{once{f}, env.Stats}), ingest.WithSplitter(sp),
+		ingest.WithChecker(countingGetter{singleTry{f}, env.Stats}), ingest.WithSplitter(sp),
 		ingest.WithClock(env.Now), ingest.WithLogger(log),
 	}
 	if cache != nil {
@@ -52,11 +52,11 @@ func newCrawler(cfg Config, f *ingest.Fetcher, sp *ingest.Splitter, cache *httpC
 	return ingest.NewCrawler(countingGetter{f, env.Stats}, crawlConfig(cfg), opts...)
 }
 
-// once is a Fetcher without retries, for checks whose failure only means
-// "do the full work".
-type once struct{ f *ingest.Fetcher }
+// singleTry is a Fetcher without retries, for checks whose failure only
+// means "do the full work".
+type singleTry struct{ f *ingest.Fetcher }
 
-func (o once) Get(ctx context.Context, u string, hdr http.Header) (*ingest.Response, error) {
+func (o singleTry) Get(ctx context.Context, u string, hdr http.Header) (*ingest.Response, error) {
 	return o.f.GetOnce(ctx, u, hdr)
 }
 
