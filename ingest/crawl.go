@@ -28,8 +28,8 @@ type Validator struct {
 	LastModified string
 }
 
-// ValidatorOf reads the validator of a response's headers.
-func ValidatorOf(h http.Header) Validator {
+// validatorOf reads the validator of a response's headers.
+func validatorOf(h http.Header) Validator {
 	return Validator{ETag: h.Get("ETag"), LastModified: h.Get("Last-Modified")}
 }
 
@@ -151,7 +151,7 @@ func NewCrawler(get Getter, cfg CrawlConfig, opts ...CrawlerOption) (*Crawler, e
 // was built from the page is stored.
 func (c *Crawler) fetch(ctx context.Context, u, accept string, conditional bool) (*Response, Commit, error) {
 	hdr := http.Header{}
-	if conditional && c.validators != nil {
+	if conditional {
 		hdr = c.conditionalHeaders(ctx, u)
 	}
 	hdr.Set("Accept", accept)
@@ -160,10 +160,10 @@ func (c *Crawler) fetch(ctx context.Context, u, accept string, conditional bool)
 		return nil, nil, err
 	}
 	if resp.Status == http.StatusNotModified {
-		return resp, nil, nil
+		return resp, func(context.Context) error { return nil }, nil
 	}
 	commit := func(ctx context.Context) error {
-		v := ValidatorOf(resp.Header)
+		v := validatorOf(resp.Header)
 		if c.validators == nil || v == (Validator{}) {
 			return nil
 		}

@@ -99,15 +99,15 @@ func (c *Crawler) gone(ctx context.Context, job HubJob, hub record.Hub, page *Hu
 	var gone []record.Record
 	for id, title := range c.history.HubMembers(ctx, hub.ID) {
 		if _, still := now[id]; !still {
-			gone = append(gone, GoneRecord(hub, id, title, job.URL, c.now()))
+			gone = append(gone, goneRecord(hub, id, title, job.URL, c.now()))
 		}
 	}
 	slices.SortFunc(gone, func(a, b record.Record) int { return strings.Compare(a.ID, b.ID) })
 	return gone, func(ctx context.Context) error { return c.history.StoreHubMembers(ctx, hub.ID, now) }
 }
 
-// GoneRecord is the record version saying a hub no longer lists a paper.
-func GoneRecord(hub record.Hub, id, title, hubURL string, now time.Time) record.Record {
+// goneRecord is the record version saying a hub no longer lists a paper.
+func goneRecord(hub record.Hub, id, title, hubURL string, now time.Time) record.Record {
 	return record.Record{
 		Schema: record.Schema, ID: id, Hub: hub, Paper: record.Paper{Title: title}, Gone: true,
 		Contexts: []record.Context{}, FetchedAt: now.UTC(), SourceURLs: []string{hubURL}, Missing: []string{},
