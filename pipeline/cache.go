@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/citecrawl/citecrawl/ingest"
@@ -23,6 +24,12 @@ const BucketHTTP = "citecrawl_http"
 type httpCache struct {
 	kv jetstream.KeyValue
 }
+
+var (
+	_ ingest.Validators = (*httpCache)(nil)
+	_ ingest.History    = (*httpCache)(nil)
+	_ ingest.Budget     = (*httpCache)(nil)
+)
 
 type validators struct {
 	URL          string `json:"url"`
