@@ -106,7 +106,9 @@ func (p Policy) Delay(n int) time.Duration {
 type Decision struct {
 	// Retry is true when the work should be tried again after Wait.
 	Retry bool
-	Wait  time.Duration
+	// Wait is the wait before the next try; when Retry is false but Wait
+	// is set, that wait was over MaxWait and the next level may sit it out.
+	Wait time.Duration
 	// Why says why not, when Retry is false.
 	Why string
 }
