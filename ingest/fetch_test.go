@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -110,6 +111,55 @@ func TestFetchRetryAfterIsWaitedOut(t *testing.T) {
 	// server said it may.
 	if gap := hits[1].Sub(hits[0]); gap < time.Second {
 		t.Fatalf("retried after %v, before the Retry-After of 1s", gap)
+	}
+}
+
+// A Retry-After longer than max_retry_after ends the fetch at once, still
+// retryable, and hands the wait on to the stage.
+func TestFetchLongRetryAfterIsHandedOn(t *testing.T) {
+	var hits atomic.Int32
+	srv := siteWithoutRobots(t, func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Retry-After", "600")
+		w.WriteHeader(http.StatusTooManyRequests)
+	})
+	cfg := testFetchConfig()
+	cfg.MaxRetryAfter = time.Second
+	_, err := NewFetcher(cfg, zerolog.Nop()).Get(context.Background(), srv.URL+"/p", nil)
+	if err == nil || retry.IsPermanent(err) || retry.RetryAfter(err) != 10*time.Minute || !strings.Contains(err.Error(), "more than max_retry_after") {
+		t.Fatalf("err = %v (retry after %s), want a retryable error asking for 10m", err, retry.RetryAfter(err))
+	}
+	if hits.Load() != 1 {
+		t.Fatalf("%d requests, want 1: the wait is not sat out here", hits.Load())
+	}
+}
+
+// Which statuses are permanent and which carry the server's wait.
+func TestStatusError(t *testing.T) {
+	for _, tc := range []struct {
+		status     int
+		retryAfter string
+		permanent  bool
+		wait       time.Duration
+	}{
+		{400, "", true, 0},
+		{404, "", true, 0},
+		{410, "", true, 0},
+		{408, "", false, 0},
+		{429, "7", false, 7 * time.Second},
+		{500, "", false, 0},
+		{503, "2", false, 2 * time.Second},
+		{502, "9", false, 0}, // Retry-After is read on 429 and 503 only
+	} {
+		resp := &Response{Status: tc.status, Header: http.Header{}}
+		if tc.retryAfter != "" {
+			resp.Header.Set("Retry-After", tc.retryAfter)
+		}
+		err := statusError("http://x/p", resp, 2)
+		var he *HTTPError
+		if retry.IsPermanent(err) != tc.permanent || retry.RetryAfter(err) != tc.wait || !errors.As(err, &he) || he.Status != tc.status || he.Attempts != 2 {
+			t.Errorf("HTTP %d: %v permanent %v wait %s", tc.status, err, retry.IsPermanent(err), retry.RetryAfter(err))
+		}
 	}
 }
 
