@@ -1,6 +1,8 @@
-// Package ingest fetches and parses the pages citecrawl reads: a polite
-// HTTP fetcher, robots.txt, and the parsers for pith.science hubs and
-// graph snapshots.
+// Package ingest is citecrawl's crawling: the rules that turn a hub into
+// citing papers and a paper into its raw record (crawl.go, crawlhub.go,
+// paperbuild.go), a polite HTTP fetcher, robots.txt, and the parsers for
+// pith.science hubs, graph snapshots and arXiv pages. Its failures speak
+// package retry.
 package ingest
 
 import (
@@ -16,6 +18,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/citecrawl/citecrawl/retry"
 )
 
 // FetchConfig holds every option of the Fetcher; DefaultFetchConfig gives
@@ -73,7 +77,9 @@ type Response struct {
 	Body   []byte
 }
 
-// HTTPError is a response status the fetcher does not accept.
+// HTTPError is a response status the fetcher does not accept. The
+// fetcher marks it permanent (4xx but 408 and 429) or retryable, with the
+// server's Retry-After (429, 503), in the words of package retry.
 type HTTPError struct {
 	URL      string
 	Status   int
@@ -84,29 +90,16 @@ func (e *HTTPError) Error() string {
 	return fmt.Sprintf("GET %s: HTTP %d after %d attempt(s)", e.URL, e.Status, e.Attempts)
 }
 
-// ErrPermanent marks errors that retrying will not fix (robots disallow,
-// 404, oversized body, bad URL). Test with IsPermanent.
-var ErrPermanent = errors.New("permanent")
-
-type permanentError struct{ err error }
-
-func (e permanentError) Error() string        { return e.err.Error() }
-func (e permanentError) Unwrap() []error      { return []error{e.err, ErrPermanent} }
-func permanent(format string, a ...any) error { return permanentError{fmt.Errorf(format, a...)} }
-
-// Permanent marks err as one that retrying will not fix.
-func Permanent(err error) error { return permanentError{err} }
-
-// IsPermanent tells whether err will fail again however often it is retried.
-func IsPermanent(err error) bool {
-	if errors.Is(err, ErrPermanent) {
-		return true
+// statusError is the error of a response with a failing status.
+func statusError(rawURL string, resp *Response, attempts int) error {
+	err := error(&HTTPError{URL: rawURL, Status: resp.Status, Attempts: attempts})
+	switch s := resp.Status; {
+	case s == http.StatusTooManyRequests || s == http.StatusServiceUnavailable:
+		return retry.After(err, retryAfter(resp.Header.Get("Retry-After"), time.Now()))
+	case s >= 400 && s < 500 && s != http.StatusRequestTimeout:
+		return retry.Permanent(err)
 	}
-	var he *HTTPError
-	if errors.As(err, &he) {
-		return he.Status >= 400 && he.Status < 500 && he.Status != http.StatusTooManyRequests && he.Status != http.StatusRequestTimeout
-	}
-	return false
+	return err
 }
 
 // Fetcher is a polite HTTP client: robots.txt, one request in flight per
@@ -130,7 +123,7 @@ func NewFetcher(cfg FetchConfig, log zerolog.Logger) *Fetcher {
 		Timeout: cfg.Timeout,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			if len(via) > cfg.MaxRedirects {
-				return permanent("GET %s: stopped after %d redirects (loop or chain too long)", via[0].URL, cfg.MaxRedirects)
+				return retry.Permanentf("GET %s: stopped after %d redirects (loop or chain too long)", via[0].URL, cfg.MaxRedirects)
 			}
 			return nil
 		},
@@ -163,7 +156,7 @@ func (f *Fetcher) GetOnce(ctx context.Context, rawURL string, hdr http.Header) (
 func (f *Fetcher) get(ctx context.Context, rawURL string, hdr http.Header, retries int) (*Response, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, permanent("GET %q: not an absolute http(s) URL", rawURL)
+		return nil, retry.Permanentf("GET %q: not an absolute http(s) URL", rawURL)
 	}
 	if f.cfg.Robots && u.Path != "/robots.txt" {
 		ok, err := f.allowed(ctx, u, retries)
@@ -171,56 +164,55 @@ func (f *Fetcher) get(ctx context.Context, rawURL string, hdr http.Header, retri
 			return nil, err
 		}
 		if !ok {
-			return nil, permanent("GET %s: disallowed by robots.txt of %s", rawURL, u.Host)
+			return nil, retry.Permanentf("GET %s: disallowed by robots.txt of %s", rawURL, u.Host)
 		}
 	}
-	var lastErr error
+	policy := f.cfg.Policy()
+	policy.Attempts = retries + 1 // GetOnce tries once
 	for attempt := 1; ; attempt++ {
-		resp, wait, err := f.once(ctx, u, hdr)
+		resp, err := f.once(ctx, u, hdr)
 		if err == nil && resp.Status < 400 {
 			return resp, nil
 		}
 		if err == nil {
-			err = &HTTPError{URL: rawURL, Status: resp.Status, Attempts: attempt}
+			err = statusError(rawURL, resp, attempt)
 		}
-		lastErr = err
-		if IsPermanent(err) || attempt > retries || ctx.Err() != nil {
-			return nil, lastErr
+		if ctx.Err() != nil {
+			return nil, err
 		}
-		if wait == 0 {
-			wait = f.backoff(attempt)
+		next := policy.Next(attempt, err)
+		if !next.Retry {
+			if next.Wait > 0 {
+				return nil, fmt.Errorf("GET %s: server asks to retry after %s, more than max_retry_after %s: %w", rawURL, next.Wait, f.cfg.MaxRetryAfter, err)
+			}
+			return nil, err
 		}
-		if wait > f.cfg.MaxRetryAfter {
-			return nil, fmt.Errorf("GET %s: server asks to retry after %s, more than max_retry_after %s: %w", rawURL, wait, f.cfg.MaxRetryAfter, lastErr)
-		}
-		f.log.Debug().Str("url", rawURL).Int("attempt", attempt).Dur("wait", wait).Err(err).Msg("retrying")
+		f.log.Debug().Str("url", rawURL).Int("attempt", attempt).Dur("wait", next.Wait).Err(err).Msg("retrying")
 		// The host stays blocked for others while we wait: backoff is per host.
-		if err := f.gate(u.Host).hold(ctx, wait); err != nil {
+		if err := f.gate(u.Host).hold(ctx, next.Wait); err != nil {
 			return nil, err
 		}
 	}
 }
 
-func (f *Fetcher) backoff(attempt int) time.Duration {
-	d := f.cfg.BackoffBase << (attempt - 1)
-	if d > f.cfg.BackoffMax || d <= 0 {
-		d = f.cfg.BackoffMax
-	}
-	return d
+// Policy is the retry policy within one delivery: Retries more attempts
+// after the first, waiting BackoffBase doubling up to BackoffMax, or a
+// longer Retry-After up to MaxRetryAfter.
+func (c FetchConfig) Policy() retry.Policy {
+	return retry.Policy{Attempts: c.Retries + 1, Backoff: retry.Doubling(c.BackoffBase, c.BackoffMax, c.Retries), MaxWait: c.MaxRetryAfter}
 }
 
-// once makes one request under the host's gate. It returns how long the
-// server asked us to wait (Retry-After) on 429 and 503.
-func (f *Fetcher) once(ctx context.Context, u *url.URL, hdr http.Header) (*Response, time.Duration, error) {
+// once makes one request under the host's gate.
+func (f *Fetcher) once(ctx context.Context, u *url.URL, hdr http.Header) (*Response, error) {
 	g := f.gate(u.Host)
 	if err := g.acquire(ctx, f.delay(u)); err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	defer g.release()
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return nil, 0, permanent("GET %s: %v", u, err)
+		return nil, retry.Permanentf("GET %s: %w", u, err)
 	}
 	for k, vs := range hdr {
 		req.Header[k] = vs
@@ -228,28 +220,24 @@ func (f *Fetcher) once(ctx context.Context, u *url.URL, hdr http.Header) (*Respo
 	req.Header.Set("User-Agent", f.UserAgent())
 	resp, err := f.client.Do(req)
 	if err != nil {
-		var pe permanentError
-		if errors.As(err, &pe) {
-			return nil, 0, pe
+		var ue *url.Error
+		if errors.As(err, &ue) && retry.IsPermanent(ue.Err) {
+			return nil, ue.Err // the redirect cap's own message
 		}
-		return nil, 0, fmt.Errorf("GET %s: %w", u, err)
+		return nil, fmt.Errorf("GET %s: %w", u, err)
 	}
 	defer resp.Body.Close()
 	if resp.ContentLength > f.cfg.MaxBodyBytes {
-		return nil, 0, permanent("GET %s: body of %d bytes is over the cap of %d bytes", u, resp.ContentLength, f.cfg.MaxBodyBytes)
+		return nil, retry.Permanentf("GET %s: body of %d bytes is over the cap of %d bytes", u, resp.ContentLength, f.cfg.MaxBodyBytes)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, f.cfg.MaxBodyBytes+1))
 	if err != nil {
-		return nil, 0, fmt.Errorf("GET %s: reading body: %w", u, err)
+		return nil, fmt.Errorf("GET %s: reading body: %w", u, err)
 	}
 	if int64(len(body)) > f.cfg.MaxBodyBytes {
-		return nil, 0, permanent("GET %s: body is over the cap of %d bytes", u, f.cfg.MaxBodyBytes)
+		return nil, retry.Permanentf("GET %s: body is over the cap of %d bytes", u, f.cfg.MaxBodyBytes)
 	}
-	var wait time.Duration
-	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
-		wait = retryAfter(resp.Header.Get("Retry-After"), time.Now())
-	}
-	return &Response{URL: resp.Request.URL.String(), Status: resp.StatusCode, Header: resp.Header, Body: body}, wait, nil
+	return &Response{URL: resp.Request.URL.String(), Status: resp.StatusCode, Header: resp.Header, Body: body}, nil
 }
 
 // retryAfter parses a Retry-After value: delay seconds or an HTTP date.

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/citecrawl/citecrawl/retry"
 )
 
 // testFetchConfig is polite but fast: no delay, short backoff.
@@ -57,7 +60,7 @@ func TestFetchRobotsDisallow(t *testing.T) {
 	ctx := context.Background()
 
 	_, err := f.Get(ctx, srv.URL+"/private/page", nil)
-	if err == nil || !IsPermanent(err) || !strings.Contains(err.Error(), "robots.txt") {
+	if err == nil || !retry.IsPermanent(err) || !strings.Contains(err.Error(), "robots.txt") {
 		t.Fatalf("err = %v, want a permanent robots.txt refusal", err)
 	}
 	if private.Load() != 0 {
@@ -111,6 +114,55 @@ func TestFetchRetryAfterIsWaitedOut(t *testing.T) {
 	}
 }
 
+// A Retry-After longer than max_retry_after ends the fetch at once, still
+// retryable, and hands the wait on to the stage.
+func TestFetchLongRetryAfterIsHandedOn(t *testing.T) {
+	var hits atomic.Int32
+	srv := siteWithoutRobots(t, func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Retry-After", "600")
+		w.WriteHeader(http.StatusTooManyRequests)
+	})
+	cfg := testFetchConfig()
+	cfg.MaxRetryAfter = time.Second
+	_, err := NewFetcher(cfg, zerolog.Nop()).Get(context.Background(), srv.URL+"/p", nil)
+	if err == nil || retry.IsPermanent(err) || retry.RetryAfter(err) != 10*time.Minute || !strings.Contains(err.Error(), "more than max_retry_after") {
+		t.Fatalf("err = %v (retry after %s), want a retryable error asking for 10m", err, retry.RetryAfter(err))
+	}
+	if hits.Load() != 1 {
+		t.Fatalf("%d requests, want 1: the wait is not sat out here", hits.Load())
+	}
+}
+
+// Which statuses are permanent and which carry the server's wait.
+func TestStatusError(t *testing.T) {
+	for _, tc := range []struct {
+		status     int
+		retryAfter string
+		permanent  bool
+		wait       time.Duration
+	}{
+		{400, "", true, 0},
+		{404, "", true, 0},
+		{410, "", true, 0},
+		{408, "", false, 0},
+		{429, "7", false, 7 * time.Second},
+		{500, "", false, 0},
+		{503, "2", false, 2 * time.Second},
+		{502, "9", false, 0}, // Retry-After is read on 429 and 503 only
+	} {
+		resp := &Response{Status: tc.status, Header: http.Header{}}
+		if tc.retryAfter != "" {
+			resp.Header.Set("Retry-After", tc.retryAfter)
+		}
+		err := statusError("http://x/p", resp, 2)
+		var he *HTTPError
+		if retry.IsPermanent(err) != tc.permanent || retry.RetryAfter(err) != tc.wait || !errors.As(err, &he) || he.Status != tc.status || he.Attempts != 2 {
+			t.Errorf("HTTP %d: %v permanent %v wait %s", tc.status, err, retry.IsPermanent(err), retry.RetryAfter(err))
+		}
+	}
+}
+
 func TestRetryAfterDate(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	if d := retryAfter(now.Add(90*time.Second).Format(http.TimeFormat), now); d != 90*time.Second {
@@ -129,7 +181,7 @@ func TestFetchPersistent500IsRetriedThenFails(t *testing.T) {
 	})
 	cfg := testFetchConfig()
 	_, err := NewFetcher(cfg, zerolog.Nop()).Get(context.Background(), srv.URL+"/p", nil)
-	if err == nil || IsPermanent(err) || !strings.Contains(err.Error(), "HTTP 500") {
+	if err == nil || retry.IsPermanent(err) || !strings.Contains(err.Error(), "HTTP 500") {
 		t.Fatalf("err = %v, want a transient HTTP 500 error", err)
 	}
 	if int(n.Load()) != cfg.Retries+1 {
@@ -141,7 +193,7 @@ func TestFetch404IsPermanent(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	defer srv.Close()
 	_, err := NewFetcher(testFetchConfig(), zerolog.Nop()).Get(context.Background(), srv.URL+"/gone", nil)
-	if !IsPermanent(err) || !strings.Contains(err.Error(), "404") {
+	if !retry.IsPermanent(err) || !strings.Contains(err.Error(), "404") {
 		t.Fatalf("err = %v, want a permanent 404", err)
 	}
 }
@@ -158,7 +210,7 @@ func TestFetchOversizedBodyRefused(t *testing.T) {
 	f := NewFetcher(cfg, zerolog.Nop())
 	for _, p := range []string{"/sized", "/chunked"} {
 		_, err := f.Get(context.Background(), srv.URL+p, nil)
-		if !IsPermanent(err) || !strings.Contains(err.Error(), "over the cap of 1024 bytes") || !strings.Contains(err.Error(), p) {
+		if !retry.IsPermanent(err) || !strings.Contains(err.Error(), "over the cap of 1024 bytes") || !strings.Contains(err.Error(), p) {
 			t.Fatalf("%s: err = %v, want a clear oversize error naming the URL", p, err)
 		}
 	}
@@ -172,7 +224,7 @@ func TestFetchRedirectLoopStops(t *testing.T) {
 	})
 	cfg := testFetchConfig()
 	_, err := NewFetcher(cfg, zerolog.Nop()).Get(context.Background(), srv.URL+"/loop", nil)
-	if !IsPermanent(err) || !strings.Contains(err.Error(), "redirects") {
+	if !retry.IsPermanent(err) || !strings.Contains(err.Error(), "redirects") {
 		t.Fatalf("err = %v, want a permanent redirect error", err)
 	}
 	if int(n.Load()) != cfg.MaxRedirects+1 {
@@ -219,7 +271,7 @@ func TestFetchOneRequestPerHostAndUserAgent(t *testing.T) {
 
 func TestFetchRejectsBadURL(t *testing.T) {
 	_, err := NewFetcher(testFetchConfig(), zerolog.Nop()).Get(context.Background(), "ftp://example.org/x", nil)
-	if !IsPermanent(err) || !strings.Contains(err.Error(), "ftp://example.org/x") {
+	if !retry.IsPermanent(err) || !strings.Contains(err.Error(), "ftp://example.org/x") {
 		t.Fatalf("err = %v", err)
 	}
 }

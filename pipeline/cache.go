@@ -7,9 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/citecrawl/citecrawl/ingest"
 )
 
 // BucketHTTP is the key-value bucket of conditional-request state: the
@@ -17,11 +18,18 @@ import (
 // was built from.
 const BucketHTTP = "citecrawl_http"
 
-// httpCache keeps validators in JetStream, so every worker on the cluster
-// shares them.
+// httpCache keeps what the crawler remembers in JetStream, so every
+// worker on the cluster shares it: it is the crawler's ingest.Validators,
+// ingest.History and ingest.Budget.
 type httpCache struct {
 	kv jetstream.KeyValue
 }
+
+var (
+	_ ingest.Validators = (*httpCache)(nil)
+	_ ingest.History    = (*httpCache)(nil)
+	_ ingest.Budget     = (*httpCache)(nil)
+)
 
 type validators struct {
 	URL          string `json:"url"`
@@ -45,51 +53,40 @@ func urlKey(u string) string {
 	return "url." + hex.EncodeToString(sum[:16])
 }
 
-// conditionalHeaders returns If-None-Match / If-Modified-Since for u, if
-// u was fetched before.
-func (c *httpCache) conditionalHeaders(ctx context.Context, u string) http.Header {
-	h := http.Header{}
+// Validator returns the validator stored for u (ingest.Validators).
+func (c *httpCache) Validator(ctx context.Context, u string) (ingest.Validator, bool) {
 	var v validators
-	if c.getJSON(ctx, urlKey(u), &v) && v.URL == u {
-		if v.ETag != "" {
-			h.Set("If-None-Match", v.ETag)
-		}
-		if v.LastModified != "" {
-			h.Set("If-Modified-Since", v.LastModified)
-		}
+	if !c.getJSON(ctx, urlKey(u), &v) || v.URL != u {
+		return ingest.Validator{}, false
 	}
-	return h
+	return ingest.Validator{ETag: v.ETag, LastModified: v.LastModified}, true
 }
 
-// remember stores the validators of a response (if it has any).
-func (c *httpCache) remember(ctx context.Context, u string, h http.Header) error {
-	v := validators{URL: u, ETag: h.Get("ETag"), LastModified: h.Get("Last-Modified")}
-	if v.ETag == "" && v.LastModified == "" {
-		return nil
-	}
-	return c.putJSON(ctx, urlKey(u), v)
+// StoreValidator stores the validator of u.
+func (c *httpCache) StoreValidator(ctx context.Context, u string, v ingest.Validator) error {
+	return c.putJSON(ctx, urlKey(u), validators{URL: u, ETag: v.ETag, LastModified: v.LastModified})
 }
 
-// recordPages are the URLs a record was built from.
-func (c *httpCache) recordPages(ctx context.Context, recordID string) []string {
+// RecordPages are the URLs a record was built from (ingest.History).
+func (c *httpCache) RecordPages(ctx context.Context, recordID string) []string {
 	var urls []string
 	c.getJSON(ctx, "record."+recordID, &urls)
 	return urls
 }
 
-func (c *httpCache) rememberRecordPages(ctx context.Context, recordID string, urls []string) error {
+func (c *httpCache) StoreRecordPages(ctx context.Context, recordID string, urls []string) error {
 	return c.putJSON(ctx, "record."+recordID, urls)
 }
 
-// hubMembers are the citing papers a hub listed at its last crawl: record
+// HubMembers are the citing papers a hub listed at its last crawl: record
 // id to paper title.
-func (c *httpCache) hubMembers(ctx context.Context, hubID string) map[string]string {
+func (c *httpCache) HubMembers(ctx context.Context, hubID string) map[string]string {
 	m := map[string]string{}
 	c.getJSON(ctx, "hub."+hubID, &m)
 	return m
 }
 
-func (c *httpCache) rememberHubMembers(ctx context.Context, hubID string, m map[string]string) error {
+func (c *httpCache) StoreHubMembers(ctx context.Context, hubID string, m map[string]string) error {
 	return c.putJSON(ctx, "hub."+hubID, m)
 }
 
@@ -110,10 +107,11 @@ func (c *httpCache) putJSON(ctx context.Context, key string, v any) error {
 	return err
 }
 
-// takeBudget counts one more discovered page for a run and reports whether
-// it is within max. The count lives in the bucket so that workers on
-// several machines share one budget; compare-and-set keeps it exact.
-func (c *httpCache) takeBudget(ctx context.Context, runID string, max int) (bool, error) {
+// TakeBudget counts one more discovered page for a run and reports whether
+// it is within max (ingest.Budget). The count lives in the bucket so that
+// workers on several machines share one budget; compare-and-set keeps it
+// exact.
+func (c *httpCache) TakeBudget(ctx context.Context, runID string, max int) (bool, error) {
 	key := "budget." + runID
 	for range 100 {
 		var n int

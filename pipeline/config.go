@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/citecrawl/citecrawl/ingest"
+	"github.com/citecrawl/citecrawl/retry"
 	"github.com/citecrawl/citecrawl/sink"
 )
 
@@ -142,12 +143,11 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// backoff is the delay before the n-th redelivery (n from 1).
-func (c *StageConfig) backoff(n int) time.Duration {
-	if len(c.Backoff) == 0 {
-		return time.Second
-	}
-	return c.Backoff[min(n, len(c.Backoff))-1]
+// Policy is the stages' retry policy: max_deliver deliveries in all, the
+// n-th redelivery after backoff[n-1] (the last one repeated), or after
+// the failure's Retry-After when that is longer.
+func (c *StageConfig) Policy() retry.Policy {
+	return retry.Policy{Attempts: c.MaxDeliver, Backoff: c.Backoff}
 }
 
 // maxAckPending is how many messages one consumer may have out unacked.

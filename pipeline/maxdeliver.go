@@ -3,7 +3,6 @@ package pipeline
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 
@@ -57,16 +56,8 @@ func (b *Bus) parkBySeq(ctx context.Context, stageName string, a maxDeliveriesAd
 	if err != nil {
 		return fmt.Errorf("reading %s sequence %d: %w", a.Stream, a.StreamSeq, err)
 	}
-	h := nats.Header{}
-	for k, v := range m.Header {
-		if k != nats.MsgIdHdr {
-			h[k] = v
-		}
-	}
-	h.Set(HeaderError, errors.New("delivered "+strconv.FormatUint(a.Deliveries, 10)+" times without an answer (its worker died or timed out)").Error())
-	h.Set(HeaderStage, stageName)
-	h.Set(HeaderSubject, m.Subject)
-	h.Set(HeaderDeliveries, strconv.FormatUint(a.Deliveries, 10))
-	id := fmt.Sprintf("dead:%s:%s:%d", stageName, a.Stream, a.StreamSeq)
-	return b.PublishAll(ctx, []Out{{Subject: DeadSubject(stageName), MsgID: id, Data: m.Data, Header: h}})
+	return b.park(ctx, deadLetter{
+		stage: stageName, subject: m.Subject, data: m.Data, header: m.Header, stream: a.Stream, seq: a.StreamSeq, deliveries: a.Deliveries,
+		reason: "delivered " + strconv.FormatUint(a.Deliveries, 10) + " times without an answer (its worker died or timed out)",
+	})
 }

@@ -107,7 +107,11 @@ func (w *Workers) build(ctx context.Context, bus *Bus, cfg Config, name string, 
 		if err != nil {
 			return nil, err
 		}
-		h := &fetchHandler{fetcher: ingest.NewFetcher(cfg.Fetch, log), splitter: sp, cache: bus.cache, cfg: cfg, now: env.Now, stats: env.Stats, log: log}
+		cr, err := newCrawler(cfg, ingest.NewFetcher(cfg.Fetch, log), sp, bus.cache, env, log)
+		if err != nil {
+			return nil, err
+		}
+		h := &fetchHandler{crawler: cr, stats: env.Stats}
 		s := &stage{name: name, consumer: c, handle: h.handle, workers: cfg.Stages.FetchWorkers, batch: 1,
 			idle: env.Idle, bus: bus, cfg: cfg.Stages, log: log, stats: env.Stats}
 		return func() { s.run(ctx) }, nil

@@ -9,8 +9,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
-	"github.com/citecrawl/citecrawl/ingest"
 	"github.com/citecrawl/citecrawl/record"
+	"github.com/citecrawl/citecrawl/retry"
 	"github.com/citecrawl/citecrawl/sink"
 )
 
@@ -51,7 +51,7 @@ func (s *sinkStage) run(ctx context.Context) error {
 func (s *sinkStage) write(ctx context.Context, m jetstream.Msg) {
 	var r record.Record
 	if err := json.Unmarshal(m.Data(), &r); err != nil {
-		failMsg(ctx, s.bus, "sink", s.cfg, m, ingest.Permanent(fmt.Errorf("tagged record on %s is not valid JSON: %w", m.Subject(), err)), s.log, s.stats)
+		failMsg(ctx, s.bus, "sink", s.cfg, m, retry.Permanentf("tagged record on %s is not valid JSON: %w", m.Subject(), err), s.log, s.stats)
 		return
 	}
 	wrote, err := s.sink.Write(&r)
@@ -74,7 +74,7 @@ func (s *sinkStage) flush(ctx context.Context, confirm bool) {
 	if err := s.sink.Flush(); err != nil {
 		s.log.Error().Err(err).Int("records", len(s.pending)).Msg("sink flush failed; records will be redelivered")
 		for _, m := range s.pending {
-			_ = m.NakWithDelay(s.cfg.backoff(1))
+			_ = m.NakWithDelay(s.cfg.Policy().Delay(1))
 		}
 	} else {
 		for _, m := range s.pending {

@@ -11,8 +11,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
-
-	"github.com/citecrawl/citecrawl/ingest"
 )
 
 // Stats are the counters a run shows on its progress line.
@@ -30,10 +28,11 @@ type Stats struct {
 	DeadLetters      atomic.Int64
 }
 
-// Handler turns one message into the messages it leads to. An error that
-// ingest.IsPermanent reports, or any error on the last allowed delivery,
-// parks the message on the dead-letter subject; any other error is retried
-// after a backoff.
+// Handler turns one message into the messages it leads to. Its errors
+// speak package retry: a permanent error, or any error on the last
+// delivery stages.max_deliver allows, parks the message on the dead-letter
+// subject; any other error is retried after the stage policy's backoff, or
+// the error's Retry-After when that is longer.
 type Handler func(ctx context.Context, msg jetstream.Msg) (Outcome, error)
 
 // Outcome is what handling a message produced: messages to publish, and
@@ -117,30 +116,33 @@ func (s *stage) fail(ctx context.Context, m jetstream.Msg, err error) {
 	failMsg(ctx, s.bus, s.name, s.cfg, m, err, s.log, s.stats)
 }
 
+// failMsg is every stage's fail path: what the stage policy (StageConfig.
+// Policy) decides about the delivery that just failed.
 func failMsg(ctx context.Context, bus *Bus, stageName string, cfg StageConfig, m jetstream.Msg, err error, log zerolog.Logger, stats *Stats) {
 	if ctx.Err() != nil {
 		// Shutting down: hand the message back untouched for another worker.
 		nakNow(bus.NC, m)
 		return
 	}
-	n := uint64(1)
+	letter := deadLetter{stage: stageName, subject: m.Subject(), data: m.Data(), header: m.Headers(), deliveries: 1, reason: err.Error()}
 	if meta, merr := m.Metadata(); merr == nil {
-		n = meta.NumDelivered
+		letter.deliveries, letter.stream, letter.seq = meta.NumDelivered, meta.Stream, meta.Sequence.Stream
 	}
-	if !ingest.IsPermanent(err) && n < uint64(cfg.MaxDeliver) {
+	policy := cfg.Policy()
+	next := policy.Next(int(letter.deliveries), err)
+	if next.Retry {
 		stats.Retries.Add(1)
-		delay := cfg.backoff(int(n))
-		log.Info().Err(err).Str("subject", m.Subject()).Uint64("delivery", n).Dur("retry_in", delay).Msg("will retry")
-		_ = m.NakWithDelay(delay)
+		log.Info().Err(err).Str("subject", m.Subject()).Uint64("delivery", letter.deliveries).Dur("retry_in", next.Wait).Msg("will retry")
+		_ = m.NakWithDelay(next.Wait)
 		return
 	}
-	if derr := bus.DeadLetter(ctx, stageName, m, n, err); derr != nil {
+	if derr := bus.park(ctx, letter); derr != nil {
 		log.Error().Err(derr).Msg("could not park a dead letter; the message will be redelivered")
-		_ = m.NakWithDelay(cfg.backoff(1))
+		_ = m.NakWithDelay(policy.Delay(1))
 		return
 	}
 	stats.DeadLetters.Add(1)
-	log.Warn().Err(err).Str("subject", m.Subject()).Uint64("deliveries", n).Msg("parked as a dead letter")
+	log.Warn().Err(err).Str("subject", m.Subject()).Uint64("deliveries", letter.deliveries).Str("why", next.Why).Msg("parked as a dead letter")
 	_ = m.TermWithReason(truncate(err.Error(), 200))
 }
 
@@ -154,24 +156,37 @@ func nakNow(nc *nats.Conn, m jetstream.Msg) {
 	}
 }
 
-// DeadLetter publishes m, with why it failed in its headers, on the stage's
-// dead-letter subject.
-func (b *Bus) DeadLetter(ctx context.Context, stageName string, m jetstream.Msg, deliveries uint64, reason error) error {
+// deadLetter is a message that failed for good, with why.
+type deadLetter struct {
+	stage, subject string
+	data           []byte
+	header         nats.Header
+	stream         string // "" when the message's place in its stream is unknown
+	seq            uint64
+	deliveries     uint64
+	reason         string
+}
+
+// park publishes a dead letter on its stage's dead-letter subject: the
+// original body and headers, and why it failed in the Citecrawl-* headers.
+// Its message id is its place in its stream, so a message parked by its
+// handler and by the max-deliveries watcher is stored once.
+func (b *Bus) park(ctx context.Context, d deadLetter) error {
 	h := nats.Header{}
-	for k, v := range m.Headers() {
+	for k, v := range d.header {
 		if k != jetstream.MsgIDHeader {
 			h[k] = v
 		}
 	}
-	h.Set(HeaderError, reason.Error())
-	h.Set(HeaderStage, stageName)
-	h.Set(HeaderSubject, m.Subject())
-	h.Set(HeaderDeliveries, strconv.FormatUint(deliveries, 10))
-	id := fmt.Sprintf("dead:%s:%s", stageName, m.Subject())
-	if meta, err := m.Metadata(); err == nil {
-		id = fmt.Sprintf("dead:%s:%s:%d", stageName, meta.Stream, meta.Sequence.Stream)
+	h.Set(HeaderError, d.reason)
+	h.Set(HeaderStage, d.stage)
+	h.Set(HeaderSubject, d.subject)
+	h.Set(HeaderDeliveries, strconv.FormatUint(d.deliveries, 10))
+	id := fmt.Sprintf("dead:%s:%s", d.stage, d.subject)
+	if d.stream != "" {
+		id = fmt.Sprintf("dead:%s:%s:%d", d.stage, d.stream, d.seq)
 	}
-	return b.PublishAll(ctx, []Out{{Subject: DeadSubject(stageName), MsgID: id, Data: m.Data(), Header: h}})
+	return b.PublishAll(ctx, []Out{{Subject: DeadSubject(d.stage), MsgID: id, Data: d.data, Header: h}})
 }
 
 // pull is nextBatch for the stage loops: a failed pull is logged and

@@ -57,22 +57,22 @@ func (c cli) contexts(args []string) int {
 		}
 		return exitOK
 	}
-	m := ft.FindCited(ingest.ParseCited(*cited))
-	if m == nil {
-		fmt.Fprintf(c.stderr, "citecrawl contexts: %s: none of its %d bibliography entries is %q (try --list-refs)\n", *src, len(ft.Refs), *cited)
-		return exitFailed
-	}
 	sp, err := ingest.NewSplitter()
 	if err != nil {
 		fmt.Fprintf(c.stderr, "citecrawl contexts: %v\n", err)
 		return exitFailed
 	}
-	got := ft.Contexts(sp, m.Entry, ingest.ContextOptions{TextFallback: *fallback})
+	// The crawl reads full text through the same call.
+	found, got := ft.CitingSentences(sp, ingest.ParseCited(*cited), ingest.ContextOptions{TextFallback: *fallback})
+	if found.Status == record.FullTextNoMatch {
+		fmt.Fprintf(c.stderr, "citecrawl contexts: %s: none of its %d bibliography entries is %q (try --list-refs)\n", *src, len(ft.Refs), *cited)
+		return exitFailed
+	}
 	for _, cx := range got {
-		_ = enc.Encode(contextLine{Context: cx, Entry: m.Entry.ID, Label: m.Entry.Label, Method: m.Method, Score: m.Score})
+		_ = enc.Encode(contextLine{Context: cx, Entry: found.Entry, Label: found.Label, Method: found.Method, Score: found.Score})
 	}
 	fmt.Fprintf(c.stderr, "%s: %d references, %d linked citations; %q is %s (%s, score %.2f); %d contexts\n",
-		*src, len(ft.Refs), ft.LinkedCitations, *cited, m.Entry.ID, m.Method, m.Score, len(got))
+		*src, found.References, found.LinkedCitations, *cited, found.Entry, found.Method, found.Score, len(got))
 	return exitOK
 }
 

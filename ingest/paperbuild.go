@@ -1,0 +1,288 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/citecrawl/citecrawl/record"
+	"github.com/citecrawl/citecrawl/retry"
+)
+
+// PaperJob is one citing paper to build a record for, with what its hub
+// said about it.
+type PaperJob struct {
+	Hub record.Hub
+	// HubMissing are the parts the hub page lacked ("hub.abstract", ...).
+	HubMissing []string
+	// HubSource is the URL the hub was read from (after redirects).
+	HubSource string
+	Paper     CitingPaper
+	// Depth, CrawlID and ArxivBase are the hub's (see HubJob).
+	Depth     int
+	CrawlID   string
+	ArxivBase string
+}
+
+// PaperBuild is what building one paper's record gave.
+type PaperBuild struct {
+	// Unchanged is true when the record was built before and none of its
+	// pages changed since: there is nothing to publish.
+	Unchanged bool
+	Record    record.Record
+	// Known is true when the record was built before: this is a change,
+	// not a new paper.
+	Known bool
+	// Discovered are hubs linked from the paper's Pith record page.
+	Discovered []HubJob
+	// Commits are to run once the record is stored.
+	Commits []Commit
+}
+
+// BuildPaper builds the raw (untagged) record of one citing paper.
+//
+// Metadata comes from the structured sources first, in this order: Pith's
+// JSON record, its graph.json (when FetchGraph), then arXiv's abstract page
+// only when neither gave anything (and for papers not on Pith). A source
+// that fails for good is named in the record's missing, not fatal: the
+// record is still worth having. The arXiv id is the hub's, else Pith's,
+// else the graph's. Citing sentences come from arXiv's full text, whose
+// status says why there are none (see readFullText).
+func (c *Crawler) BuildPaper(ctx context.Context, job PaperJob) (*PaperBuild, error) {
+	id := record.ID(job.Hub.ID, job.Paper.Key())
+	var known []string // the pages the record was last built from, if any
+	if c.history != nil {
+		known = c.history.RecordPages(ctx, id)
+	}
+	if c.cfg.Conditional && c.unchanged(ctx, id, known) {
+		return &PaperBuild{Unchanged: true, Known: true}, nil
+	}
+	b := &paperBuild{c: c, job: job, urls: []string{job.HubSource}}
+	if err := b.resolve(ctx); err != nil {
+		return nil, err
+	}
+	r := NewRecord(job.Hub, job.Paper, b.src, b.urls, c.now())
+	if c.cfg.FullText {
+		if err := b.fullText(ctx, &r); err != nil {
+			return nil, err
+		}
+	}
+	r.Missing = append(append(append([]string{}, job.HubMissing...), b.missing...), r.Missing...)
+	more, err := c.discoverFromRecordPage(ctx, job)
+	if err != nil {
+		return nil, err
+	}
+	commits := b.commits
+	if c.history != nil {
+		pages := b.fetched
+		commits = append(commits, func(ctx context.Context) error { return c.history.StoreRecordPages(ctx, id, pages) })
+	}
+	return &PaperBuild{Record: r, Known: len(known) > 0, Discovered: more, Commits: commits}, nil
+}
+
+// unchanged asks every page the record was last built from whether it
+// changed; only if none did is the record left as it is.
+func (c *Crawler) unchanged(ctx context.Context, recordID string, pages []string) bool {
+	if len(pages) == 0 {
+		return false
+	}
+	for _, u := range pages {
+		resp, err := c.check.Get(ctx, u, c.conditionalHeaders(ctx, u))
+		if err != nil {
+			// Gone, moved or unreachable: rebuild from the current pages,
+			// which retries properly if the failure is passing.
+			c.log.Debug().Err(err).Str("url", u).Msg("source check failed; rebuilding the record")
+			return false
+		}
+		if resp.Status != http.StatusNotModified {
+			return false
+		}
+	}
+	c.log.Debug().Str("record", recordID).Msg("no source changed: not re-published")
+	return true
+}
+
+// discoverFromRecordPage follows the /citations/ links of the paper's
+// Pith record page ("cited by", the works it cites), when discovery may go
+// one link further. A record page that is gone or unreadable leads nowhere.
+func (c *Crawler) discoverFromRecordPage(ctx context.Context, job PaperJob) ([]HubJob, error) {
+	if job.Depth >= c.cfg.DiscoverDepth || job.Paper.PithID == "" {
+		return nil, nil
+	}
+	u := RecordURL(job.Hub.URL, job.Paper.PithID)
+	resp, _, err := c.fetch(ctx, u, "text/html", false)
+	if err != nil {
+		if retry.IsPermanent(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	links, err := HubLinks(u, resp.Body, resp.Header.Get("Content-Type"))
+	if err != nil {
+		return nil, nil
+	}
+	var others []string
+	for _, l := range links {
+		if id, err := HubID(l); err == nil && id != job.Hub.ID {
+			others = append(others, l)
+		}
+	}
+	return c.discover(ctx, HubJob{Depth: job.Depth, CrawlID: job.CrawlID, ArxivBase: job.ArxivBase}, others)
+}
+
+// paperBuild collects what one paper job fetched.
+type paperBuild struct {
+	c       *Crawler
+	job     PaperJob
+	src     Sources
+	urls    []string // pages the record was built from (source_urls)
+	fetched []string // the same, less the hub: what a re-crawl asks again
+	missing []string
+	commits []Commit
+}
+
+// fetch gets u in full (this is a rebuild). A permanent failure is noted
+// as missing under what, and gives no response and no error.
+func (b *paperBuild) fetch(ctx context.Context, u, accept, what string) (*Response, error) {
+	resp, commit, err := b.c.fetch(ctx, u, accept, false)
+	if err != nil {
+		if retry.IsPermanent(err) {
+			b.c.log.Info().Err(err).Msg(what + " not available")
+			b.missing = append(b.missing, what)
+			return nil, nil
+		}
+		return nil, err
+	}
+	b.urls = append(b.urls, u)
+	b.fetched = append(b.fetched, u)
+	b.commits = append(b.commits, commit)
+	return resp, nil
+}
+
+// fetchJSON fetches a structured source and parses it; a source that is
+// gone or unreadable is named in missing as what.
+func (b *paperBuild) fetchJSON(ctx context.Context, u, what string, parse func(u string, body []byte) error) error {
+	resp, err := b.fetch(ctx, u, "application/json", what)
+	if err != nil || resp == nil {
+		return err
+	}
+	if parse(u, resp.Body) != nil {
+		b.missing = append(b.missing, what)
+	}
+	return nil
+}
+
+// resolve fetches the structured sources in their order.
+func (b *paperBuild) resolve(ctx context.Context) error {
+	p, hubURL := b.job.Paper, b.job.Hub.URL
+	if p.PithID != "" {
+		err := b.fetchJSON(ctx, PithJSONURL(hubURL, p.PithID), "pith_json", func(u string, body []byte) (err error) {
+			b.src.Pith, err = ParsePithRecord(u, body)
+			return err
+		})
+		if err == nil && b.c.cfg.FetchGraph {
+			err = b.fetchJSON(ctx, GraphURL(hubURL, p.PithID), "graph", func(u string, body []byte) (err error) {
+				b.src.Graph, err = ParseGraph(u, body)
+				return err
+			})
+		}
+		if err != nil {
+			return err
+		}
+	}
+	// arXiv's abstract page: the fallback, and the only source for
+	// papers not on Pith.
+	arxiv := b.arxivID()
+	if arxiv == "" || b.src.Pith != nil || b.src.Graph != nil {
+		return nil
+	}
+	u := ArxivURL(b.arxivBase(), "abs", arxiv)
+	resp, err := b.fetch(ctx, u, "text/html", "arxiv_abs")
+	if err != nil || resp == nil {
+		return err
+	}
+	if b.src.Abs, err = ParseAbs(u, resp.Body, resp.Header.Get("Content-Type")); err != nil {
+		b.c.log.Info().Err(err).Msg("arXiv abstract page unusable")
+		b.missing = append(b.missing, "arxiv_abs")
+	}
+	return nil
+}
+
+// arxivBase is the crawl's arXiv, else the crawler's.
+func (b *paperBuild) arxivBase() string {
+	if b.job.ArxivBase != "" {
+		return b.job.ArxivBase
+	}
+	return b.c.cfg.ArxivBase
+}
+
+// arxivID is the paper's arXiv id: the hub's, else Pith's, else the graph's.
+func (b *paperBuild) arxivID() string {
+	switch {
+	case b.job.Paper.ArxivID != "":
+		return b.job.Paper.ArxivID
+	case b.src.Pith != nil && b.src.Pith.Source.Kind == "arxiv":
+		return b.src.Pith.Source.ID
+	case b.src.Graph != nil && b.src.Graph.Source.Kind == "arxiv":
+		return b.src.Graph.Source.ID
+	}
+	return ""
+}
+
+// fullText reads the citing sentences of the hub's work from the paper's
+// arXiv full text, or records why there are none: no_arxiv_id, missing (a
+// permanent failure: 404, not converted, withdrawn), unparsable, or what
+// CitingSentences says.
+func (b *paperBuild) fullText(ctx context.Context, r *record.Record) error {
+	if r.Paper.Arxiv == "" {
+		r.FullText = &record.FullText{Status: record.FullTextNoArxivID}
+		return nil
+	}
+	u := ArxivURL(b.arxivBase(), "html", r.Paper.Arxiv)
+	resp, commit, err := b.c.fetch(ctx, u, "text/html", false)
+	if err != nil {
+		if retry.IsPermanent(err) {
+			r.FullText = &record.FullText{URL: u, Status: record.FullTextMissing, Reason: err.Error()}
+			return nil
+		}
+		return err
+	}
+	b.commits = append(b.commits, commit)
+	b.fetched = append(b.fetched, u)
+	r.SourceURLs = append(r.SourceURLs, u)
+	page, err := ParseFullText(u, resp.Body, resp.Header.Get("Content-Type"))
+	if err != nil {
+		r.FullText = &record.FullText{URL: u, Status: record.FullTextUnparsable, Reason: err.Error()}
+		return nil
+	}
+	ft, contexts := page.CitingSentences(b.c.splitter, CitedFromHub(r.Hub), ContextOptions{TextFallback: b.c.cfg.TextFallback})
+	ft.URL = u
+	r.FullText, r.Contexts = &ft, contexts
+	return nil
+}
+
+// CitingSentences finds the cited work in the page's bibliography and
+// returns the sentences citing it, with how they were found: status ok,
+// or no_match (the bibliography does not list the work), or
+// no_linked_citations (listed, but no citation links to it; any contexts
+// then come from plain [n] markers). The contexts command and the crawl
+// both read full text through it.
+func (ft *FullText) CitingSentences(sp *Splitter, cited Cited, opt ContextOptions) (record.FullText, []record.Context) {
+	out := record.FullText{References: len(ft.Refs), LinkedCitations: ft.LinkedCitations}
+	m := ft.FindCited(cited)
+	if m == nil {
+		out.Status, out.Reason = record.FullTextNoMatch, fmt.Sprintf("none of %d references is the cited work", len(ft.Refs))
+		return out, []record.Context{}
+	}
+	out.Entry, out.Label, out.Method, out.Score = m.Entry.ID, m.Entry.Label, m.Method, m.Score
+	contexts := ft.Contexts(sp, m.Entry, opt)
+	if len(contexts) == 0 || ft.LinkedCitations == 0 {
+		out.Status, out.Reason = record.FullTextNoLinks, "the bibliography lists the work but no citation links to it"
+		if len(contexts) > 0 {
+			out.Reason += "; contexts come from plain [n] markers"
+		}
+		return out, contexts
+	}
+	out.Status = record.FullTextOK
+	return out, contexts
+}

@@ -1,0 +1,151 @@
+package pipeline
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/citecrawl/citecrawl/ingest"
+	"github.com/citecrawl/citecrawl/record"
+	"github.com/citecrawl/citecrawl/retry"
+)
+
+// Task kinds.
+const (
+	TaskHub   = "hub"
+	TaskPaper = "paper"
+)
+
+// TaskVersion is the layout of the tasks this build writes. Version 1
+// (no version field) embedded the parser's CitingPaper with Go's field
+// names; it is still read, so tasks queued by an older worker are done.
+const TaskVersion = 2
+
+// Task is a fetch task on the work queue: its own wire type, so that
+// renaming a parser field never breaks a task already queued.
+type Task struct {
+	Version int    `json:"version"`
+	Kind    string `json:"kind"`
+	URL     string `json:"url"`
+	RunID   string `json:"run_id"`
+	Depth   int    `json:"depth,omitempty"` // links followed from a configured hub
+	// ArxivBase is where arXiv is for this crawl: the run that starts a
+	// crawl decides it (its --offline snapshot, say), not each worker.
+	ArxivBase  string           `json:"arxiv_base,omitempty"`
+	Hub        *record.Hub      `json:"hub,omitempty"`
+	HubMissing []string         `json:"hub_missing,omitempty"`
+	HubSource  string           `json:"hub_source,omitempty"`
+	Paper      *TaskCitingPaper `json:"paper,omitempty"`
+}
+
+// TaskCitingPaper is a citing paper as a paper task carries it.
+type TaskCitingPaper struct {
+	Title      string   `json:"title,omitempty"`
+	Summary    string   `json:"summary,omitempty"`
+	Category   string   `json:"category,omitempty"`
+	Published  string   `json:"published,omitempty"`
+	Verdict    string   `json:"verdict,omitempty"`
+	Novelty    *float64 `json:"novelty,omitempty"`
+	Refs       *int     `json:"refs,omitempty"`
+	PithID     string   `json:"pith_id,omitempty"`
+	ArxivID    string   `json:"arxiv_id,omitempty"`
+	URL        string   `json:"url,omitempty"`
+	Meta       bool     `json:"meta,omitempty"`
+	Explorer   bool     `json:"explorer,omitempty"`
+	Represents bool     `json:"represents,omitempty"`
+}
+
+// taskV1Paper is how version 1 carried a paper: ingest.CitingPaper of the
+// time, untagged. Frozen here; never change it.
+type taskV1Paper struct {
+	Title, Summary, Category, Published, Verdict string
+	Novelty                                      *float64
+	Refs                                         *int
+	PithID, ArxivID, URL                         string
+	Meta, Explorer, Represents                   bool
+}
+
+// DecodeTask reads a task of any version this build knows. An unknown
+// version, or a body that is not a task, is a permanent error: retrying
+// will not make this worker understand it.
+func DecodeTask(data []byte) (Task, error) {
+	var head struct {
+		Version int `json:"version"`
+	}
+	if err := json.Unmarshal(data, &head); err != nil {
+		return Task{}, retry.Permanentf("task is not valid JSON: %w", err)
+	}
+	switch head.Version {
+	case TaskVersion:
+		var t Task
+		if err := json.Unmarshal(data, &t); err != nil {
+			return Task{}, retry.Permanentf("task version %d: %w", head.Version, err)
+		}
+		return t, nil
+	case 0, 1:
+		var v1 struct {
+			Task
+			Paper *taskV1Paper `json:"paper,omitempty"`
+		}
+		if err := json.Unmarshal(data, &v1); err != nil {
+			return Task{}, retry.Permanentf("task version 1: %w", err)
+		}
+		t := v1.Task
+		t.Version = TaskVersion
+		if v1.Paper != nil {
+			p := TaskCitingPaper(*v1.Paper) // the same fields, tags aside
+			t.Paper = &p
+		}
+		return t, nil
+	default:
+		return Task{}, retry.Permanentf("task version %d is not one this worker reads (1 to %d)", head.Version, TaskVersion)
+	}
+}
+
+// HubTask is the task that starts the crawl of one hub.
+func HubTask(runID, hubURL string, depth int, arxivBase string) (Out, error) {
+	u := ingest.NormaliseHubURL(hubURL)
+	if _, err := ingest.HubID(u); err != nil {
+		return Out{}, err
+	}
+	b, err := json.Marshal(Task{Version: TaskVersion, Kind: TaskHub, URL: hubURL, RunID: runID, Depth: depth, ArxivBase: arxivBase})
+	return Out{Subject: SubjectHubTask, MsgID: runID + ":" + u, Data: b}, err
+}
+
+// paperTask is the task that builds the record of one citing paper.
+func paperTask(runID string, j ingest.PaperJob) (Out, error) {
+	p, hub := taskPaperOf(j.Paper), j.Hub
+	b, err := json.Marshal(Task{Version: TaskVersion, Kind: TaskPaper, URL: p.URL, RunID: runID, Depth: j.Depth, ArxivBase: j.ArxivBase,
+		Hub: &hub, HubMissing: j.HubMissing, HubSource: j.HubSource, Paper: &p})
+	if err != nil {
+		return Out{}, fmt.Errorf("paper task %q: %w", p.URL, err)
+	}
+	return Out{Subject: SubjectPaperTask, MsgID: runID + ":" + record.ID(hub.ID, j.Paper.Key()), Data: b}, nil
+}
+
+// hubJob is what a hub task asks of the crawler.
+func (t Task) hubJob() ingest.HubJob {
+	return ingest.HubJob{URL: t.URL, Depth: t.Depth, CrawlID: t.RunID, ArxivBase: t.ArxivBase}
+}
+
+// paperJob is what a paper task asks of the crawler.
+func (t Task) paperJob() (ingest.PaperJob, error) {
+	if t.Hub == nil || t.Paper == nil {
+		return ingest.PaperJob{}, retry.Permanentf("paper task %q lacks its hub or paper", t.URL)
+	}
+	return ingest.PaperJob{Hub: *t.Hub, HubMissing: t.HubMissing, HubSource: t.HubSource, Paper: t.Paper.citingPaper(),
+		Depth: t.Depth, CrawlID: t.RunID, ArxivBase: t.ArxivBase}, nil
+}
+
+// taskPaperOf and citingPaper translate between the parser's type and the
+// wire's, field by field, so either may change without the other.
+func taskPaperOf(p ingest.CitingPaper) TaskCitingPaper {
+	return TaskCitingPaper{Title: p.Title, Summary: p.Summary, Category: p.Category, Published: p.Published, Verdict: p.Verdict,
+		Novelty: p.Novelty, Refs: p.Refs, PithID: p.PithID, ArxivID: p.ArxivID, URL: p.URL,
+		Meta: p.Meta, Explorer: p.Explorer, Represents: p.Represents}
+}
+
+func (p *TaskCitingPaper) citingPaper() ingest.CitingPaper {
+	return ingest.CitingPaper{Title: p.Title, Summary: p.Summary, Category: p.Category, Published: p.Published, Verdict: p.Verdict,
+		Novelty: p.Novelty, Refs: p.Refs, PithID: p.PithID, ArxivID: p.ArxivID, URL: p.URL,
+		Meta: p.Meta, Explorer: p.Explorer, Represents: p.Represents}
+}
