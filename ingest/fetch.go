@@ -119,13 +119,13 @@ type Fetcher struct {
 
 	mu     sync.Mutex
 	hosts  map[string]*hostGate
-	robots map[string]*robotsRules
+	robots robotsCache
 }
 
 // NewFetcher builds a Fetcher. The redirect cap is enforced here so a loop
 // ends with a clear error rather than the client's generic one.
 func NewFetcher(cfg FetchConfig, log zerolog.Logger) *Fetcher {
-	f := &Fetcher{cfg: cfg, log: log, hosts: map[string]*hostGate{}, robots: map[string]*robotsRules{}}
+	f := &Fetcher{cfg: cfg, log: log, hosts: map[string]*hostGate{}}
 	f.client = &http.Client{
 		Timeout: cfg.Timeout,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
@@ -274,12 +274,7 @@ func (f *Fetcher) delay(u *url.URL) time.Duration {
 	if !ok {
 		d = f.cfg.Delay
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if r := f.robots[u.Host]; r != nil && r.crawlDelay > d {
-		d = r.crawlDelay
-	}
-	return d
+	return max(d, f.robots.crawlDelay(u.Host))
 }
 
 func (f *Fetcher) gate(host string) *hostGate {

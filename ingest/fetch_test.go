@@ -71,17 +71,6 @@ func TestFetchRobotsDisallow(t *testing.T) {
 	}
 }
 
-func TestParseRobotsOwnGroupWins(t *testing.T) {
-	r := parseRobots([]byte("User-agent: *\nDisallow: /\n\nUser-agent: CiteCrawl\nDisallow: /x\n"), "citecrawl")
-	if !r.allows("/y") || r.allows("/x/1") {
-		t.Fatalf("own group not applied: %+v", r)
-	}
-	r = parseRobots([]byte("User-agent: *\nCrawl-delay: 2.5\nDisallow: /*.pdf$\n"), "citecrawl")
-	if r.crawlDelay != 2500*time.Millisecond || r.allows("/a/b.pdf") || !r.allows("/a/b.pdf.html") {
-		t.Fatalf("wildcards or crawl-delay misread: %+v", r)
-	}
-}
-
 func TestFetchRetryAfterIsWaitedOut(t *testing.T) {
 	var mu sync.Mutex
 	var hits []time.Time
