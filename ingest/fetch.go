@@ -18,8 +18,8 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// FetchConfig holds every option of the Fetcher; DefaultFetchConfig gives
-// the polite defaults.
+// FetchConfig holds every option of the Fetcher; pipeline.DefaultConfig
+// gives the polite defaults.
 type FetchConfig struct {
 	// UserAgent is sent with every request; Contact is appended to it so a
 	// site owner can reach the operator.
@@ -45,24 +45,6 @@ type FetchConfig struct {
 	MaxRetryAfter time.Duration `yaml:"max_retry_after"`
 	// Robots turns robots.txt checking on (the default) or off.
 	Robots bool `yaml:"robots"`
-}
-
-// DefaultFetchConfig returns the polite defaults.
-func DefaultFetchConfig() FetchConfig {
-	return FetchConfig{
-		UserAgent:     "citecrawl/0.1",
-		Contact:       "https://github.com/citecrawl/citecrawl",
-		Delay:         time.Second,
-		HostDelays:    map[string]time.Duration{"arxiv.org": 3 * time.Second, "export.arxiv.org": 3 * time.Second},
-		Timeout:       30 * time.Second,
-		MaxBodyBytes:  20 << 20,
-		MaxRedirects:  5,
-		Retries:       3,
-		BackoffBase:   2 * time.Second,
-		BackoffMax:    time.Minute,
-		MaxRetryAfter: 5 * time.Minute,
-		Robots:        true,
-	}
 }
 
 // Response is a fetched page.

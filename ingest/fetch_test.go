@@ -16,13 +16,18 @@ import (
 
 // testFetchConfig is polite but fast: no delay, short backoff.
 func testFetchConfig() FetchConfig {
-	c := DefaultFetchConfig()
-	c.Delay = 0
-	c.HostDelays = nil
-	c.BackoffBase = 5 * time.Millisecond
-	c.BackoffMax = 50 * time.Millisecond
-	c.Timeout = 5 * time.Second
-	return c
+	return FetchConfig{
+		UserAgent:     "citecrawl/0.1",
+		Contact:       "https://github.com/citecrawl/citecrawl",
+		Timeout:       5 * time.Second,
+		MaxBodyBytes:  20 << 20,
+		MaxRedirects:  5,
+		Retries:       3,
+		BackoffBase:   5 * time.Millisecond,
+		BackoffMax:    50 * time.Millisecond,
+		MaxRetryAfter: 5 * time.Minute,
+		Robots:        true,
+	}
 }
 
 // siteWithoutRobots serves h on loopback, with no robots.txt (404: all

@@ -58,20 +58,45 @@ func TestRunExitsNonZeroOnDeadLetters(t *testing.T) {
 	}
 }
 
+// Every usage error exits 2 and says what is wrong, naming the input.
 func TestUsageErrors(t *testing.T) {
-	for _, args := range [][]string{
-		{"frobnicate"},
-		{"run", "--set", "fetch.delay=soon"},
-		{"run", "--hub", "https://pith.science/not-a-hub", "--data", "", "--nats", ""},
-		{"worker"},
-		{"run", "--log-format", "xml"},
+	for _, tc := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{}, "Usage"},
+		{[]string{"frobnicate"}, "frobnicate"},
+		{[]string{"run", "--set", "fetch.delay=soon"}, "fetch.delay"},
+		{[]string{"run", "--set", "no.such=1"}, "no.such"},
+		{[]string{"run", "--hub", "https://pith.science/not-a-hub"}, "not-a-hub"},
+		{[]string{"run", "--data", "", "--nats", ""}, "nats.data_dir"},
+		{[]string{"run", "--log-format", "xml"}, "xml"},
+		{[]string{"run", "--log-level", "loud"}, "loud"},
+		{[]string{"run", "--schedule", "0 0 * * funday"}, "funday"},
+		{[]string{"run", "--progress", "sometimes"}, "sometimes"},
+		{[]string{"run", "extra"}, "extra"},
+		{[]string{"run", "--config", "no-such-file.yaml"}, "no-such-file.yaml"},
+		{[]string{"worker"}, "--stage"},
+		{[]string{"worker", "--stage", "fetch", "--hub", "https://pith.science/citations/667ba460-8f85-44de-abed-e988dbbf316b"}, "-hub"},
+		{[]string{"worker", "--stage", "fetch", "--offline"}, "-offline"},
+		{[]string{"tail", "--out", "x"}, "-out"},
+		{[]string{"tail", "--rules", "x"}, "-rules"},
+		{[]string{"tail", "--hub", "nope"}, "nope"},
+		{[]string{"tail", "--since", "yesterday"}, "yesterday"},
+		{[]string{"reprocess", "--hub", "x"}, "-hub"},
+		{[]string{"reprocess", "--out", "-"}, "--out"},
+		{[]string{"report"}, "--hub"},
+		{[]string{"report", "--hub", "nope"}, "nope"},
+		{[]string{"report", "--hub", "667ba460-8f85-44de-abed-e988dbbf316b", "extra"}, "extra"},
+		{[]string{"snapshot", "--port", "1"}, "-port"},
+		{[]string{"snapshot", "extra"}, "extra"},
 	} {
-		code, _, stderr := runCLI(t, args...)
-		if code != exitUsage && code != exitFailed {
-			t.Errorf("%v: exit %d, want non-zero", args, code)
+		code, _, stderr := runCLI(t, tc.args...)
+		if code != exitUsage {
+			t.Errorf("%v: exit %d, want %d\n%s", tc.args, code, exitUsage, stderr)
 		}
-		if stderr == "" {
-			t.Errorf("%v: no message on stderr", args)
+		if !strings.Contains(stderr, tc.says) {
+			t.Errorf("%v: stderr does not say %q:\n%s", tc.args, tc.says, stderr)
 		}
 	}
 }

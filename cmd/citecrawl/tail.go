@@ -7,12 +7,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/citecrawl/citecrawl/ingest"
 	"github.com/citecrawl/citecrawl/pipeline"
 	"github.com/citecrawl/citecrawl/record"
 )
 
 func (c cli) tail(args []string) int {
-	o := newOptions("tail", c.stderr, false)
+	o := newOptions("tail", c.stderr, brokerFlags)
 	var opt pipeline.TailOptions
 	o.fs.StringVar(&opt.Hub, "hub", "", "only this hub (its uuid or /citations/ URL)")
 	o.fs.StringVar(&opt.Role, "role", "", "only this role")
@@ -31,8 +32,10 @@ func (c cli) tail(args []string) int {
 			return c.usageError(err)
 		}
 	}
-	if i := strings.LastIndex(opt.Hub, "/citations/"); i >= 0 {
-		opt.Hub = strings.ToLower(opt.Hub[i+len("/citations/"):])
+	if opt.Hub != "" {
+		if opt.Hub, err = hubID(opt.Hub); err != nil {
+			return c.usageError(err)
+		}
 	}
 	sess, code := c.start(cfg, true)
 	if sess == nil {
@@ -49,6 +52,19 @@ func (c cli) tail(args []string) int {
 		return exitFailed
 	}
 	return exitOK
+}
+
+// hubID reads a --hub value: a hub's uuid or its /citations/ URL.
+func hubID(s string) (string, error) {
+	u := s
+	if !strings.Contains(u, "/") {
+		u = "/citations/" + u
+	}
+	id, err := ingest.HubID(u)
+	if err != nil {
+		return "", fmt.Errorf("--hub %q: want a hub's uuid or its /citations/ URL", s)
+	}
+	return id, nil
 }
 
 func parseSince(s string, now time.Time) (time.Time, error) {
