@@ -216,6 +216,9 @@ func (o *options) load(args []string, environ []string) (Config, error) {
 		return cfg, err
 	}
 	if o.offline {
+		if flagSet(o.fs, "hub") {
+			return cfg, errors.New("--hub and --offline: offline mode crawls the snapshot's hubs")
+		}
 		cfg.Offline = true
 	}
 	return cfg, cfg.Validate()
@@ -301,6 +304,9 @@ func (c cli) run(args []string) int {
 	if *schedule != "" {
 		if sched, err = pipeline.ParseSchedule(*schedule); err != nil {
 			return c.usageError(fmt.Errorf("--schedule: %w", err))
+		}
+		if flagSet(o.fs, "progress") {
+			return c.usageError(errors.New("--progress: a scheduled crawl draws no progress line"))
 		}
 	}
 	switch *progress {
@@ -469,6 +475,13 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		return fmt.Errorf("%s: unexpected arguments: %s", fs.Name(), strings.Join(fs.Args(), " "))
 	}
 	return nil
+}
+
+// flagSet tells whether the flag name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 func (c cli) usageError(err error) int {
