@@ -19,6 +19,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/citecrawl/citecrawl/ingest"
 	"github.com/citecrawl/citecrawl/ingest/snapshot"
 	"github.com/citecrawl/citecrawl/pipeline"
 )
@@ -475,6 +476,19 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		return fmt.Errorf("%s: unexpected arguments: %s", fs.Name(), strings.Join(fs.Args(), " "))
 	}
 	return nil
+}
+
+// hubID reads a --hub value: a hub's uuid or its /citations/ URL.
+func hubID(s string) (string, error) {
+	u := s
+	if !strings.Contains(u, "/") {
+		u = "/citations/" + u
+	}
+	id, err := ingest.HubID(u)
+	if err != nil || (u != s && id != strings.ToLower(s)) {
+		return "", fmt.Errorf("--hub %q: want a hub's uuid or its /citations/ URL", s)
+	}
+	return id, nil
 }
 
 // flagSet tells whether the flag name was given on the command line.

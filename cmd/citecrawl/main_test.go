@@ -84,6 +84,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"tail", "--out", "x"}, "-out"},
 		{[]string{"tail", "--rules", "x"}, "-rules"},
 		{[]string{"tail", "--hub", "nope"}, "nope"},
+		{[]string{"tail", "--hub", "667ba460-not-a-uuid"}, "667ba460-not-a-uuid"},
 		{[]string{"tail", "--since", "yesterday"}, "yesterday"},
 		{[]string{"reprocess", "--hub", "x"}, "-hub"},
 		{[]string{"reprocess", "--out", "-"}, "--out"},
@@ -201,5 +202,15 @@ func TestEvalCommand(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(stdout), &rep); code != exitOK || err != nil || len(rep.Mistakes) != 1 || rep.Mistakes[0].Line != 1 || len(rep.Mistakes[0].Evidence) == 0 {
 		t.Fatalf("eval --errors --json: exit %d, %v\n%s", code, err, stdout)
+	}
+}
+
+// --hub takes a hub's uuid or its /citations/ URL, read by ingest.HubID.
+func TestHubFlagValues(t *testing.T) {
+	const id = "667ba460-8f85-44de-abed-e988dbbf316b"
+	for _, v := range []string{id, strings.ToUpper(id), "https://pith.science/citations/" + id, "https://www.pith.science/citations/" + strings.ToUpper(id) + "?x=1"} {
+		if got, err := hubID(v); err != nil || got != id {
+			t.Errorf("%q: %q, %v; want %q", v, got, err, id)
+		}
 	}
 }

@@ -4,10 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
-	"github.com/citecrawl/citecrawl/ingest"
 	"github.com/citecrawl/citecrawl/pipeline"
 	"github.com/citecrawl/citecrawl/record"
 )
@@ -52,19 +50,6 @@ func (c cli) tail(args []string) int {
 		return exitFailed
 	}
 	return exitOK
-}
-
-// hubID reads a --hub value: a hub's uuid or its /citations/ URL.
-func hubID(s string) (string, error) {
-	u := s
-	if !strings.Contains(u, "/") {
-		u = "/citations/" + u
-	}
-	id, err := ingest.HubID(u)
-	if err != nil {
-		return "", fmt.Errorf("--hub %q: want a hub's uuid or its /citations/ URL", s)
-	}
-	return id, nil
 }
 
 func parseSince(s string, now time.Time) (time.Time, error) {
