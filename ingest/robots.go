@@ -58,7 +58,7 @@ func (c *robotsCache) crawlDelay(host string) time.Duration {
 // later rather than crawled blind; one that cannot be parsed refuses every
 // URL of the host, saying why.
 func (f *Fetcher) allowed(ctx context.Context, u *url.URL, retries int) (bool, error) {
-	r, err := f.hostRobots(ctx, u, retries)
+	r, err := f.robotsFor(ctx, u, retries)
 	if err != nil {
 		return false, err
 	}
@@ -68,9 +68,9 @@ func (f *Fetcher) allowed(ctx context.Context, u *url.URL, retries int) (bool, e
 	return r.group.Test(u.RequestURI()), nil
 }
 
-// hostRobots returns the cached rules of u's host or fetches them, one
+// robotsFor returns the cached rules of u's host or fetches them, one
 // fetch per host at a time; callers arriving meanwhile share its result.
-func (f *Fetcher) hostRobots(ctx context.Context, u *url.URL, retries int) (*hostRobots, error) {
+func (f *Fetcher) robotsFor(ctx context.Context, u *url.URL, retries int) (*hostRobots, error) {
 	for {
 		if r := f.robots.lookup(u.Host); r != nil {
 			return r, nil

@@ -33,7 +33,7 @@ func ParseSchedule(spec string) (Schedule, error) {
 			return nil, fmt.Errorf("schedule %q: @every needs a duration of at least 1s", spec)
 		}
 	}
-	s, err := cron.ParseStandard(sundayAsSeven(spec))
+	s, err := cron.ParseStandard(sevenAsSunday(spec))
 	if err != nil {
 		return nil, fmt.Errorf("schedule %q: %w (want five cron fields \"minute hour day month weekday\" or @every DURATION, @hourly, @daily ...)", spec, err)
 	}
@@ -48,9 +48,9 @@ func (u utcSchedule) Next(after time.Time) time.Time { return u.Schedule.Next(af
 
 var weekdays = []string{"sun", "mon", "tue", "wed", "thu", "fri", "sat"}
 
-// sundayAsSeven rewrites 7 in the day-of-week field of a five-field spec as
+// sevenAsSunday rewrites 7 in the day-of-week field of a five-field spec as
 // 0: standard cron takes both for Sunday, the parser only 0.
-func sundayAsSeven(spec string) string {
+func sevenAsSunday(spec string) string {
 	tz := ""
 	if strings.HasPrefix(spec, "CRON_TZ=") || strings.HasPrefix(spec, "TZ=") {
 		tz, spec, _ = strings.Cut(spec, " ")
