@@ -306,9 +306,6 @@ func (c cli) run(args []string) int {
 		if sched, err = pipeline.ParseSchedule(*schedule); err != nil {
 			return c.usageError(fmt.Errorf("--schedule: %w", err))
 		}
-		if flagSet(o.fs, "progress") {
-			return c.usageError(errors.New("--progress: a scheduled crawl draws no progress line"))
-		}
 	}
 	switch *progress {
 	case "auto", "on", "off":

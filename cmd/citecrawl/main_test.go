@@ -74,7 +74,6 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"run", "--log-level", "loud"}, "loud"},
 		{[]string{"run", "--schedule", "0 0 * * funday"}, "funday"},
 		{[]string{"run", "--progress", "sometimes"}, "sometimes"},
-		{[]string{"run", "--schedule", "@daily", "--progress", "on"}, "--progress"},
 		{[]string{"run", "--offline", "--hub", "https://pith.science/citations/667ba460-8f85-44de-abed-e988dbbf316b"}, "--offline"},
 		{[]string{"run", "extra"}, "extra"},
 		{[]string{"run", "--config", "no-such-file.yaml"}, "no-such-file.yaml"},
