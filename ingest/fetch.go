@@ -22,8 +22,8 @@ import (
 	"github.com/citecrawl/citecrawl/retry"
 )
 
-// FetchConfig holds every option of the Fetcher; DefaultFetchConfig gives
-// the polite defaults.
+// FetchConfig holds every option of the Fetcher; pipeline.DefaultConfig
+// gives the polite defaults.
 type FetchConfig struct {
 	// UserAgent is sent with every request; Contact is appended to it so a
 	// site owner can reach the operator.
@@ -49,24 +49,6 @@ type FetchConfig struct {
 	MaxRetryAfter time.Duration `yaml:"max_retry_after"`
 	// Robots turns robots.txt checking on (the default) or off.
 	Robots bool `yaml:"robots"`
-}
-
-// DefaultFetchConfig returns the polite defaults.
-func DefaultFetchConfig() FetchConfig {
-	return FetchConfig{
-		UserAgent:     "citecrawl/0.1",
-		Contact:       "https://github.com/citecrawl/citecrawl",
-		Delay:         time.Second,
-		HostDelays:    map[string]time.Duration{"arxiv.org": 3 * time.Second, "export.arxiv.org": 3 * time.Second},
-		Timeout:       30 * time.Second,
-		MaxBodyBytes:  20 << 20,
-		MaxRedirects:  5,
-		Retries:       3,
-		BackoffBase:   2 * time.Second,
-		BackoffMax:    time.Minute,
-		MaxRetryAfter: 5 * time.Minute,
-		Robots:        true,
-	}
 }
 
 // Response is a fetched page.
@@ -112,13 +94,13 @@ type Fetcher struct {
 
 	mu     sync.Mutex
 	hosts  map[string]*hostGate
-	robots map[string]*robotsRules
+	robots robotsCache
 }
 
 // NewFetcher builds a Fetcher. The redirect cap is enforced here so a loop
 // ends with a clear error rather than the client's generic one.
 func NewFetcher(cfg FetchConfig, log zerolog.Logger) *Fetcher {
-	f := &Fetcher{cfg: cfg, log: log, hosts: map[string]*hostGate{}, robots: map[string]*robotsRules{}}
+	f := &Fetcher{cfg: cfg, log: log, hosts: map[string]*hostGate{}}
 	f.client = &http.Client{
 		Timeout: cfg.Timeout,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
@@ -262,12 +244,7 @@ func (f *Fetcher) delay(u *url.URL) time.Duration {
 	if !ok {
 		d = f.cfg.Delay
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if r := f.robots[u.Host]; r != nil && r.crawlDelay > d {
-		d = r.crawlDelay
-	}
-	return d
+	return max(d, f.robots.crawlDelay(u.Host))
 }
 
 func (f *Fetcher) gate(host string) *hostGate {

@@ -19,13 +19,18 @@ import (
 
 // testFetchConfig is polite but fast: no delay, short backoff.
 func testFetchConfig() FetchConfig {
-	c := DefaultFetchConfig()
-	c.Delay = 0
-	c.HostDelays = nil
-	c.BackoffBase = 5 * time.Millisecond
-	c.BackoffMax = 50 * time.Millisecond
-	c.Timeout = 5 * time.Second
-	return c
+	return FetchConfig{
+		UserAgent:     "citecrawl/0.1",
+		Contact:       "https://github.com/citecrawl/citecrawl",
+		Timeout:       5 * time.Second,
+		MaxBodyBytes:  20 << 20,
+		MaxRedirects:  5,
+		Retries:       3,
+		BackoffBase:   5 * time.Millisecond,
+		BackoffMax:    50 * time.Millisecond,
+		MaxRetryAfter: 5 * time.Minute,
+		Robots:        true,
+	}
 }
 
 // siteWithoutRobots serves h on loopback, with no robots.txt (404: all
@@ -71,17 +76,6 @@ func TestFetchRobotsDisallow(t *testing.T) {
 	}
 	if _, err := f.Get(ctx, srv.URL+"/public", nil); err != nil {
 		t.Fatalf("public path refused: %v", err)
-	}
-}
-
-func TestParseRobotsOwnGroupWins(t *testing.T) {
-	r := parseRobots([]byte("User-agent: *\nDisallow: /\n\nUser-agent: CiteCrawl\nDisallow: /x\n"), "citecrawl")
-	if !r.allows("/y") || r.allows("/x/1") {
-		t.Fatalf("own group not applied: %+v", r)
-	}
-	r = parseRobots([]byte("User-agent: *\nCrawl-delay: 2.5\nDisallow: /*.pdf$\n"), "citecrawl")
-	if r.crawlDelay != 2500*time.Millisecond || r.allows("/a/b.pdf") || !r.allows("/a/b.pdf.html") {
-		t.Fatalf("wildcards or crawl-delay misread: %+v", r)
 	}
 }
 

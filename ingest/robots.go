@@ -1,165 +1,148 @@
 package ingest
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/url"
-	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/temoto/robotstxt"
+	"golang.org/x/sync/singleflight"
 )
 
-// robotsRules is the group of a robots.txt that applies to us.
-type robotsRules struct {
-	rules      []robotsRule
-	crawlDelay time.Duration
+// robotsCache holds what each host's robots.txt says to us. A host's file
+// is fetched once, however many workers ask for it at the same time.
+type robotsCache struct {
+	mu     sync.Mutex
+	hosts  map[string]*hostRobots
+	flight singleflight.Group
 }
 
-type robotsRule struct {
-	allow  bool
-	prefix string
+// hostRobots is the group of a host's robots.txt that applies to our agent,
+// or the reason every URL of the host is refused.
+type hostRobots struct {
+	group *robotstxt.Group
+	err   error
 }
 
-// allowed checks u against the host's robots.txt, fetching and caching it
-// on first use. A missing robots.txt (4xx) allows everything; a robots.txt
-// that cannot be read (5xx, network) is an error, so the message is
-// retried later rather than crawled blind.
-func (f *Fetcher) allowed(ctx context.Context, u *url.URL, retries int) (bool, error) {
-	f.mu.Lock()
-	r, ok := f.robots[u.Host]
-	f.mu.Unlock()
-	if !ok {
-		var err error
-		r, err = f.loadRobots(ctx, u, retries)
-		if err != nil {
-			return false, err
-		}
-		f.mu.Lock()
-		f.robots[u.Host] = r
-		f.mu.Unlock()
+func (c *robotsCache) lookup(host string) *hostRobots {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.hosts[host]
+}
+
+func (c *robotsCache) store(host string, r *hostRobots) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.hosts == nil {
+		c.hosts = map[string]*hostRobots{}
 	}
-	return r.allows(u.EscapedPath()), nil
+	c.hosts[host] = r
 }
 
-func (f *Fetcher) loadRobots(ctx context.Context, u *url.URL, retries int) (*robotsRules, error) {
-	robotsURL := (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: "/robots.txt"}).String()
-	resp, err := f.get(ctx, robotsURL, nil, retries)
+// crawlDelay is the Crawl-delay the host asks of us (0 if none or not yet
+// known).
+func (c *robotsCache) crawlDelay(host string) time.Duration {
+	if r := c.lookup(host); r != nil && r.group != nil {
+		return r.group.CrawlDelay
+	}
+	return 0
+}
+
+// allowed checks u (path and query) against the host's robots.txt, fetching
+// it on first use. A missing robots.txt (4xx) allows everything; one that
+// cannot be read (5xx, network) is an error, so the message is retried
+// later rather than crawled blind; one that cannot be parsed refuses every
+// URL of the host, saying why.
+func (f *Fetcher) allowed(ctx context.Context, u *url.URL, retries int) (bool, error) {
+	r, err := f.robotsFor(ctx, u, retries)
 	if err != nil {
-		var he *HTTPError
-		if errors.As(err, &he) && he.Status >= 400 && he.Status < 500 {
-			return &robotsRules{}, nil
+		return false, err
+	}
+	if r.err != nil {
+		return false, r.err
+	}
+	return r.group.Test(u.RequestURI()), nil
+}
+
+// robotsFor returns the cached rules of u's host or fetches them, one
+// fetch per host at a time; callers arriving meanwhile share its result.
+func (f *Fetcher) robotsFor(ctx context.Context, u *url.URL, retries int) (*hostRobots, error) {
+	for {
+		if r := f.robots.lookup(u.Host); r != nil {
+			return r, nil
 		}
+		ch := f.robots.flight.DoChan(u.Host, func() (any, error) {
+			if r := f.robots.lookup(u.Host); r != nil {
+				return r, nil // a fetch finished between our lookup and this flight
+			}
+			r, err := f.loadRobots(ctx, u, retries)
+			if err != nil {
+				return nil, err
+			}
+			f.robots.store(u.Host, r)
+			return r, nil
+		})
+		select {
+		case res := <-ch:
+			if res.Err == nil {
+				return res.Val.(*hostRobots), nil
+			}
+			// The fetch ran under the context of whoever asked first: if
+			// that one was cancelled and ours was not, ask again.
+			if errors.Is(res.Err, context.Canceled) && ctx.Err() == nil {
+				continue
+			}
+			return nil, res.Err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (f *Fetcher) loadRobots(ctx context.Context, u *url.URL, retries int) (*hostRobots, error) {
+	robotsURL := (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: "/robots.txt"}).String()
+	status, body := 0, []byte(nil)
+	resp, err := f.get(ctx, robotsURL, nil, retries)
+	var he *HTTPError
+	switch {
+	case err == nil:
+		status, body = resp.Status, resp.Body
+	case errors.As(err, &he) && he.Status >= 400 && he.Status < 500:
+		status = he.Status // no robots.txt: everything is allowed
+	default:
 		return nil, fmt.Errorf("robots.txt of %s: %w", u.Host, err)
 	}
-	return parseRobots(resp.Body, "citecrawl"), nil
+	data, err := robotstxt.FromStatusAndBytes(status, body)
+	if err != nil {
+		return &hostRobots{err: permanent("robots.txt of %s cannot be parsed, so nothing of the host is fetched: %s", u.Host, parseErrors(err))}, nil
+	}
+	return &hostRobots{group: data.FindGroup(f.agent())}, nil
 }
 
-// parseRobots reads the group for agent (matched case-insensitively as a
-// substring of the User-agent line), or else the * group.
-func parseRobots(body []byte, agent string) *robotsRules {
-	var own, star *robotsRules
-	var current []*robotsRules // groups the current record applies to
-	inRules := false
-	sc := bufio.NewScanner(bytes.NewReader(body))
-	for sc.Scan() {
-		line := sc.Text()
-		if i := strings.IndexByte(line, '#'); i >= 0 {
-			line = line[:i]
-		}
-		key, val, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		key = strings.ToLower(strings.TrimSpace(key))
-		val = strings.TrimSpace(val)
-		switch key {
-		case "user-agent":
-			if inRules {
-				current, inRules = nil, false
-			}
-			ua := strings.ToLower(val)
-			switch {
-			case ua == "*":
-				if star == nil {
-					star = &robotsRules{}
-				}
-				current = append(current, star)
-			case strings.Contains(agent, ua) || strings.Contains(ua, agent):
-				if own == nil {
-					own = &robotsRules{}
-				}
-				current = append(current, own)
-			default:
-				current = append(current, &robotsRules{}) // someone else's group
-			}
-		case "allow", "disallow":
-			inRules = true
-			if val == "" {
-				continue // "Disallow:" with nothing allows all
-			}
-			for _, g := range current {
-				g.rules = append(g.rules, robotsRule{allow: key == "allow", prefix: val})
-			}
-		case "crawl-delay":
-			inRules = true
-			if s, err := strconv.ParseFloat(val, 64); err == nil && s > 0 {
-				for _, g := range current {
-					g.crawlDelay = time.Duration(s * float64(time.Second))
-				}
-			}
-		}
+// agent is the product token robots.txt groups are matched against: the
+// configured user agent up to its version ("citecrawl" of "citecrawl/0.1").
+func (f *Fetcher) agent() string {
+	fields := strings.Fields(f.cfg.UserAgent)
+	if len(fields) == 0 {
+		return ""
 	}
-	switch {
-	case own != nil:
-		return own
-	case star != nil:
-		return star
-	default:
-		return &robotsRules{}
-	}
+	token, _, _ := strings.Cut(fields[0], "/")
+	return strings.ToLower(token)
 }
 
-// allows applies the longest matching rule; Allow wins a tie. Patterns
-// support * and a trailing $ as in RFC 9309.
-func (r *robotsRules) allows(path string) bool {
-	if path == "" {
-		path = "/"
+// parseErrors lists a parse error's lines on one line.
+func parseErrors(err error) string {
+	var pe *robotstxt.ParseError
+	if !errors.As(err, &pe) {
+		return err.Error()
 	}
-	best, allow := -1, true
-	for _, rule := range r.rules {
-		if robotsMatch(rule.prefix, path) {
-			n := len(rule.prefix)
-			if n > best || (n == best && rule.allow) {
-				best, allow = n, rule.allow
-			}
-		}
+	msgs := make([]string, len(pe.Errs))
+	for i, e := range pe.Errs {
+		msgs[i] = e.Error()
 	}
-	return allow
-}
-
-func robotsMatch(pattern, path string) bool {
-	anchored := strings.HasSuffix(pattern, "$")
-	pattern = strings.TrimSuffix(pattern, "$")
-	parts := strings.Split(pattern, "*")
-	if !strings.HasPrefix(path, parts[0]) {
-		return false
-	}
-	pos := len(parts[0])
-	for _, p := range parts[1:] {
-		i := strings.Index(path[pos:], p)
-		if i < 0 {
-			return false
-		}
-		pos += i + len(p)
-	}
-	if anchored {
-		if len(parts) == 1 {
-			return pos == len(path)
-		}
-		return strings.HasSuffix(path, parts[len(parts)-1])
-	}
-	return true
+	return strings.Join(msgs, "; ")
 }

@@ -18,7 +18,8 @@ import (
 const RoadmapHub = "https://pith.science/citations/667ba460-8f85-44de-abed-e988dbbf316b"
 
 // Config is everything a run or a worker needs. DefaultConfig holds every
-// default in one place; configs/citecrawl.yaml explains each option.
+// default, of every package, in one place; configs/citecrawl.yaml is the
+// documented copy (a test keeps the two equal).
 type Config struct {
 	Hubs       []string       `yaml:"hubs"`
 	FetchGraph bool           `yaml:"fetch_graph"`
@@ -36,6 +37,13 @@ type Config struct {
 	Stages   StageConfig        `yaml:"stages"`
 	Fetch    ingest.FetchConfig `yaml:"fetch"`
 	Sink     sink.Config        `yaml:"sink"`
+	Log      LogConfig          `yaml:"log"`
+}
+
+// LogConfig says how the command line logs.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // json or console
 }
 
 // FullTextConfig says how citing sentences are read from arXiv.
@@ -92,7 +100,8 @@ type StageConfig struct {
 	SinkDurable     string          `yaml:"sink_durable"`
 }
 
-// DefaultConfig returns the defaults of every component.
+// DefaultConfig returns the defaults of every component: the one place
+// they are written.
 func DefaultConfig() Config {
 	return Config{
 		Hubs:        []string{RoadmapHub},
@@ -112,8 +121,22 @@ func DefaultConfig() Config {
 			MaxPending:      4096,
 			SinkDurable:     "sink",
 		},
-		Fetch: ingest.DefaultFetchConfig(),
-		Sink:  sink.DefaultConfig(),
+		Fetch: ingest.FetchConfig{
+			UserAgent:     "citecrawl/0.1",
+			Contact:       "https://github.com/citecrawl/citecrawl",
+			Delay:         time.Second,
+			HostDelays:    map[string]time.Duration{"arxiv.org": 3 * time.Second, "export.arxiv.org": 3 * time.Second},
+			Timeout:       30 * time.Second,
+			MaxBodyBytes:  20 << 20,
+			MaxRedirects:  5,
+			Retries:       3,
+			BackoffBase:   2 * time.Second,
+			BackoffMax:    time.Minute,
+			MaxRetryAfter: 5 * time.Minute,
+			Robots:        true,
+		},
+		Sink: sink.Config{Out: "./out", SegmentMaxBytes: 8 << 20, SegmentMaxAge: 10 * time.Second},
+		Log:  LogConfig{Level: "info", Format: "json"},
 	}
 }
 
@@ -139,6 +162,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Fetch.MaxBodyBytes < 1 {
 		bad("fetch.max_body_bytes must be positive")
+	}
+	for _, h := range c.Hubs {
+		if _, err := ingest.HubID(h); err != nil {
+			bad("hubs: %w", err)
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -169,10 +169,24 @@ func fingerprintOut(t testing.TB, out string) string {
 	return strings.Join(slices.Sorted(slices.Values(lines)), "\n")
 }
 
+// A run cancelled half-way and run again writes each record once. The site
+// answers the first paper requests and then holds the rest until the run
+// is cancelled, so the cancel is sure to land mid-run.
 func TestRunCancelledThenResumedWritesEachRecordOnce(t *testing.T) {
-	const n = 300
+	const n, answered = 300, 150
 	site := snapshot.New(snapshot.StyleCards, snapshot.Generated(n))
-	web := startSite(t, site)
+	var paperRequests atomic.Int32
+	release := make(chan struct{})
+	web := startSite(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/robots.txt" && !strings.HasPrefix(r.URL.Path, "/citations/") && paperRequests.Add(1) > answered {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		site.ServeHTTP(w, r)
+	}))
 	cfg := testConfig(t, t.TempDir(), site.HubURLs(web.URL))
 
 	bus := openBus(t, cfg)
@@ -191,9 +205,13 @@ func TestRunCancelledThenResumedWritesEachRecordOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	bus.Close()
-	partial := len(readOut(t, cfg.Sink.Out))
-	t.Logf("cancelled after %d of %d records were visible", partial, n)
+	tagged, partial := env.Stats.RecordsTagged.Load(), len(readOut(t, cfg.Sink.Out))
+	if tagged >= n || partial >= n {
+		t.Fatalf("the run was not interrupted: %d records tagged and %d visible of %d at the cancel", tagged, partial, n)
+	}
+	t.Logf("cancelled after %d of %d records were tagged, %d visible", tagged, n, partial)
 
+	close(release)
 	bus = openBus(t, cfg)
 	defer bus.Close()
 	if _, err := Run(context.Background(), bus, cfg, testEnv()); err != nil {

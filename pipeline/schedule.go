@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/robfig/cron/v3"
 )
 
 // Schedule says when the next run is due.
@@ -17,93 +19,76 @@ type Schedule interface {
 	Next(after time.Time) time.Time
 }
 
-// ParseSchedule reads "@every 6h", "@hourly", "@daily" or a five-field
-// cron expression (minute hour day-of-month month day-of-week, with *,
-// lists, ranges and */n), evaluated in UTC.
+// ParseSchedule reads a standard five-field cron expression (minute hour
+// day-of-month month day-of-week, with names like MON and 7 for Sunday) or
+// a descriptor (@hourly, @daily, @weekly, @monthly, @yearly, @every 6h),
+// evaluated in UTC unless the spec starts with CRON_TZ=<zone>. As in
+// standard cron, a day-of-month and a day-of-week that are both restricted
+// match either.
 func ParseSchedule(spec string) (Schedule, error) {
 	spec = strings.TrimSpace(spec)
-	switch {
-	case strings.HasPrefix(spec, "@every "):
-		d, err := time.ParseDuration(strings.TrimSpace(strings.TrimPrefix(spec, "@every ")))
-		if err != nil || d <= 0 {
-			return nil, fmt.Errorf("schedule %q: @every needs a positive duration like 6h", spec)
+	if d, ok := strings.CutPrefix(spec, "@every "); ok {
+		// The parser rounds below a second up to one; say so instead.
+		if d, err := time.ParseDuration(strings.TrimSpace(d)); err == nil && d < time.Second {
+			return nil, fmt.Errorf("schedule %q: @every needs a duration of at least 1s", spec)
 		}
-		return every(d), nil
-	case spec == "@hourly":
-		spec = "0 * * * *"
-	case spec == "@daily" || spec == "@midnight":
-		spec = "0 0 * * *"
-	case spec == "@weekly":
-		spec = "0 0 * * 0"
+	}
+	s, err := cron.ParseStandard(sevenAsSunday(spec))
+	if err != nil {
+		return nil, fmt.Errorf("schedule %q: %w (want five cron fields \"minute hour day month weekday\" or @every DURATION, @hourly, @daily ...)", spec, err)
+	}
+	return utcSchedule{s}, nil
+}
+
+// utcSchedule evaluates a schedule without a CRON_TZ in UTC, whatever the
+// machine's local zone.
+type utcSchedule struct{ cron.Schedule }
+
+func (u utcSchedule) Next(after time.Time) time.Time { return u.Schedule.Next(after.UTC()) }
+
+var weekdays = []string{"sun", "mon", "tue", "wed", "thu", "fri", "sat"}
+
+// sevenAsSunday rewrites 7 in the day-of-week field of a five-field spec as
+// 0: standard cron takes both for Sunday, the parser only 0.
+func sevenAsSunday(spec string) string {
+	tz := ""
+	if strings.HasPrefix(spec, "CRON_TZ=") || strings.HasPrefix(spec, "TZ=") {
+		tz, spec, _ = strings.Cut(spec, " ")
+		tz += " "
 	}
 	f := strings.Fields(spec)
 	if len(f) != 5 {
-		return nil, fmt.Errorf("schedule %q: want @every DURATION or five cron fields (minute hour day month weekday)", spec)
+		return tz + spec
 	}
-	var c cron
-	var err error
-	for i, r := range []struct {
-		set    *[]bool
-		lo, hi int
-		name   string
-	}{{&c.min, 0, 59, "minute"}, {&c.hour, 0, 23, "hour"}, {&c.dom, 1, 31, "day of month"}, {&c.month, 1, 12, "month"}, {&c.dow, 0, 6, "day of week"}} {
-		if *r.set, err = cronField(f[i], r.lo, r.hi); err != nil {
-			return nil, fmt.Errorf("schedule %q: %s field %q: %w", spec, r.name, f[i], err)
-		}
-	}
-	return c, nil
-}
-
-type every time.Duration
-
-func (e every) Next(after time.Time) time.Time { return after.Add(time.Duration(e)) }
-
-type cron struct{ min, hour, dom, month, dow []bool }
-
-func (c cron) Next(after time.Time) time.Time {
-	t := after.UTC().Truncate(time.Minute).Add(time.Minute)
-	for limit := 0; limit < 366*24*60; limit++ {
-		if c.month[int(t.Month())] && c.dom[t.Day()] && c.dow[int(t.Weekday())] && c.hour[t.Hour()] && c.min[t.Minute()] {
-			return t
-		}
-		t = t.Add(time.Minute)
-	}
-	return time.Time{} // never (e.g. 31 February)
-}
-
-func cronField(s string, lo, hi int) ([]bool, error) {
-	set := make([]bool, hi+1)
-	for _, part := range strings.Split(s, ",") {
-		step := 1
-		if r, st, ok := strings.Cut(part, "/"); ok {
-			n, err := strconv.Atoi(st)
-			if err != nil || n < 1 {
-				return nil, fmt.Errorf("bad step %q", st)
+	var parts []string
+	for _, part := range strings.Split(f[4], ",") {
+		rng, step, hasStep := strings.Cut(part, "/")
+		lo, hi, isRange := strings.Cut(rng, "-")
+		switch {
+		case rng == "7" || (isRange && lo == "7" && hi == "7"):
+			part = "0"
+		case isRange && hi == "7":
+			part = lo + "-6"
+			if hasStep {
+				part += "/" + step
 			}
-			part, step = r, n
-		}
-		a, b := lo, hi
-		if part != "*" {
-			x, y, isRange := strings.Cut(part, "-")
-			var err error
-			if a, err = strconv.Atoi(x); err != nil {
-				return nil, fmt.Errorf("%q is not a number", x)
+			// Keep Sunday when the range (and step) reaches it.
+			a, errA := strconv.Atoi(lo)
+			if i := slices.Index(weekdays, strings.ToLower(lo)); i >= 0 {
+				a, errA = i, nil
 			}
-			b = a
-			if isRange {
-				if b, err = strconv.Atoi(y); err != nil {
-					return nil, fmt.Errorf("%q is not a number", y)
-				}
+			n, errN := 1, error(nil)
+			if hasStep {
+				n, errN = strconv.Atoi(step)
+			}
+			if errA == nil && errN == nil && n > 0 && (7-a)%n == 0 {
+				part += ",0"
 			}
 		}
-		if a < lo || b > hi || a > b {
-			return nil, fmt.Errorf("%d-%d is outside %d-%d", a, b, lo, hi)
-		}
-		for v := a; v <= b; v += step {
-			set[v] = true
-		}
+		parts = append(parts, part)
 	}
-	return set, nil
+	f[4] = strings.Join(parts, ",")
+	return tz + strings.Join(f, " ")
 }
 
 // BucketLeases holds the crawl lease: two schedulers sharing one NATS

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,17 +13,31 @@ import (
 )
 
 func TestParseSchedule(t *testing.T) {
-	base := time.Date(2026, 11, 27, 10, 17, 30, 0, time.UTC)
+	base := time.Date(2026, 11, 27, 10, 17, 30, 0, time.UTC) // a Friday
+	day := func(month time.Month, d, h, m int) time.Time { return time.Date(2026, month, d, h, m, 0, 0, time.UTC) }
 	for _, tc := range []struct {
 		spec string
 		want time.Time
 	}{
 		{"@every 6h", base.Add(6 * time.Hour)},
-		{"@hourly", time.Date(2026, 11, 27, 11, 0, 0, 0, time.UTC)},
-		{"30 2 * * *", time.Date(2026, 11, 28, 2, 30, 0, 0, time.UTC)},
-		{"*/15 * * * *", time.Date(2026, 11, 27, 10, 30, 0, 0, time.UTC)},
-		{"0 9 * * 1-5", time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC).AddDate(0, 0, 3)}, // Friday 27th after 9:00 -> Monday 30th
+		{"@hourly", day(11, 27, 11, 0)},
+		{"@daily", day(11, 28, 0, 0)},
+		{"@weekly", day(11, 29, 0, 0)},
+		{"@monthly", day(12, 1, 0, 0)},
+		{"30 2 * * *", day(11, 28, 2, 30)},
+		{"*/15 * * * *", day(11, 27, 10, 30)},
+		{"0 9 * * 1-5", day(11, 30, 9, 0)}, // Friday after 9:00 -> Monday
 		{"0 0 1 1,7 *", time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)},
+		// Day of month and day of week both restricted: either matches
+		// (Monday the 30th comes before the 1st).
+		{"0 0 1 * 1", day(11, 30, 0, 0)},
+		{"0 0 1 * MON", day(11, 30, 0, 0)},
+		{"0 12 * * mon-fri", day(11, 27, 12, 0)}, // lower-case names
+		{"0 8 * * 7", day(11, 29, 8, 0)},         // 7 is Sunday, as 0
+		{"0 8 * * 6-7", day(11, 28, 8, 0)},       // Saturday, then Sunday
+		{"0 8 * * 0", day(11, 29, 8, 0)},
+		{"0 8 * * SUN", day(11, 29, 8, 0)},
+		{"CRON_TZ=Europe/Paris 0 12 * * *", day(11, 27, 11, 0)}, // noon in Paris is 11:00 UTC
 	} {
 		s, err := ParseSchedule(tc.spec)
 		if err != nil {
@@ -32,12 +47,32 @@ func TestParseSchedule(t *testing.T) {
 			t.Errorf("%s: next %v, want %v", tc.spec, got, tc.want)
 		}
 	}
-	for _, bad := range []string{"", "@every soon", "* * *", "61 * * * *", "*/0 * * * *", "5-2 * * * *"} {
-		if _, err := ParseSchedule(bad); err == nil {
+	// Sunday through a range ending at 7, with and without a step.
+	for spec, sunday := range map[string]bool{"0 8 * * 5-7": true, "0 8 * * 1-7/2": true, "0 8 * * 2-7/2": false, "0 8 * * fri-7": true} {
+		s, err := ParseSchedule(spec)
+		if err != nil {
+			t.Fatalf("%s: %v", spec, err)
+		}
+		if got := s.Next(day(11, 28, 9, 0)); got.Equal(day(11, 29, 8, 0)) != sunday {
+			t.Errorf("%s: next after Saturday 9:00 is %v; Sunday expected: %v", spec, got, sunday)
+		}
+	}
+	for _, bad := range []string{"", "@every soon", "@every 50ms", "@every -1h", "* * *", "61 * * * *", "*/0 * * * *", "5-2 * * * *", "0 0 * * 8", "0 0 * * funday", "@fortnightly"} {
+		_, err := ParseSchedule(bad)
+		if err == nil {
 			t.Errorf("%q accepted", bad)
+			continue
+		}
+		if !strings.Contains(err.Error(), fmt.Sprintf("schedule %q", bad)) {
+			t.Errorf("%q: error %q does not name the spec", bad, err)
 		}
 	}
 }
+
+// tick is a schedule with no cron rounding, so that tests run fast.
+type tick time.Duration
+
+func (d tick) Next(after time.Time) time.Time { return after.Add(time.Duration(d)) }
 
 // Two scheduled runs against the offline site with a hub changing in
 // between: only the changed and new papers are published again, the gone
@@ -52,10 +87,7 @@ func TestScheduledIncrementalRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sched, err := ParseSchedule("@every 50ms") // a short schedule, no sleeps
-	if err != nil {
-		t.Fatal(err)
-	}
+	sched := tick(50 * time.Millisecond) // a short schedule, no sleeps
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var results []*Result
@@ -194,7 +226,7 @@ func TestTwoSchedulersNeverCrawlAtOnce(t *testing.T) {
 	cfg := testConfig(t, t.TempDir(), site.HubURLs(web.URL))
 	bus := openBus(t, cfg)
 	defer bus.Close()
-	sched, _ := ParseSchedule("@every 20ms")
+	sched := tick(20 * time.Millisecond)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var mu sync.Mutex

@@ -40,12 +40,9 @@ type Example struct {
 
 const examplesPerRole = 3
 
-// Build reads the latest version of every record of one hub in an output
-// folder (hub may be the uuid or a /citations/ URL).
+// Build reads the latest version of every record of one hub (its id, as
+// ingest.HubID gives it) in an output folder.
 func Build(out, hub string) (*Report, error) {
-	if i := strings.LastIndex(hub, "/citations/"); i >= 0 {
-		hub = hub[i+len("/citations/"):]
-	}
 	dir := filepath.Join(out, hub)
 	files, err := sink.SegmentFiles(dir)
 	if err != nil {

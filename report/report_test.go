@@ -19,7 +19,7 @@ import (
 // writeOutput writes records through the real JSON Lines sink.
 func writeOutput(t *testing.T, recs []record.Record) string {
 	t.Helper()
-	cfg := sink.DefaultConfig()
+	cfg := sink.Config{SegmentMaxBytes: 8 << 20, SegmentMaxAge: 10 * time.Second}
 	cfg.Out = t.TempDir()
 	s, err := sink.NewJSONL(cfg, zerolog.Nop())
 	if err != nil {
@@ -55,7 +55,7 @@ func TestReportCountsEqualSinkOutput(t *testing.T) {
 	recs = append(recs, v2, record.Record{Schema: record.Schema, ID: "r8", Hub: hub, Paper: record.Paper{Title: "Paper 8"}, Gone: true})
 	out := writeOutput(t, recs)
 
-	rep, err := Build(out, "https://pith.science/citations/hub-1")
+	rep, err := Build(out, "hub-1")
 	if err != nil {
 		t.Fatal(err)
 	}

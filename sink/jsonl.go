@@ -31,11 +31,6 @@ type Config struct {
 	SummaryOnClose bool `yaml:"-"`
 }
 
-// DefaultConfig is ./out, 8 MiB or 10 s segments.
-func DefaultConfig() Config {
-	return Config{Out: "./out", SegmentMaxBytes: 8 << 20, SegmentMaxAge: 10 * time.Second}
-}
-
 // Segment and summary names. A segment is visible only under its final
 // name; while it is written it has a hidden temporary name.
 const (

@@ -54,7 +54,7 @@ func sinksUnderTest() []sinkUnderTest {
 				if dir == "" {
 					dir = t.TempDir()
 				}
-				cfg := DefaultConfig()
+				cfg := Config{SegmentMaxBytes: 8 << 20, SegmentMaxAge: 10 * time.Second}
 				cfg.Out = dir
 				s, err := NewJSONL(cfg, zerolog.Nop())
 				if err != nil {
@@ -173,7 +173,7 @@ func assertEachOnce(t *testing.T, got []record.Record, want []*record.Record) {
 }
 
 func TestJSONLRotatesBySizeAndTime(t *testing.T) {
-	cfg := DefaultConfig()
+	cfg := Config{SegmentMaxBytes: 8 << 20, SegmentMaxAge: 10 * time.Second}
 	cfg.Out = t.TempDir()
 	cfg.SegmentMaxBytes = 2000
 	cfg.SegmentMaxAge = time.Minute
@@ -215,7 +215,7 @@ func TestJSONLRotatesBySizeAndTime(t *testing.T) {
 }
 
 func TestJSONLSummaryCountsLatestVersions(t *testing.T) {
-	cfg := DefaultConfig()
+	cfg := Config{SegmentMaxBytes: 8 << 20, SegmentMaxAge: 10 * time.Second}
 	cfg.Out = t.TempDir()
 	s, err := NewJSONL(cfg, zerolog.Nop())
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"reflect"
 	"sort"
@@ -13,6 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/citecrawl/citecrawl/ingest/snapshot"
 	"github.com/citecrawl/citecrawl/pipeline"
 )
 
@@ -20,18 +22,40 @@ import (
 // command line's own.
 type Config struct {
 	pipeline.Config `yaml:",inline"`
-	Offline         bool      `yaml:"offline"`
-	Log             LogConfig `yaml:"log"`
+	// Offline crawls the bundled snapshot site: see offlineOptions.
+	Offline bool `yaml:"offline"`
 }
 
-// LogConfig says how to log.
-type LogConfig struct {
-	Level  string `yaml:"level"`  // debug, info, warn, error
-	Format string `yaml:"format"` // json or console
+// defaultConfig is pipeline.DefaultConfig, where every default is written;
+// offline is off.
+func defaultConfig() Config { return Config{Config: pipeline.DefaultConfig()} }
+
+// offlineOptions are what offline mode changes, given where the snapshot
+// site is served: its hubs, its copy of arXiv, and no politeness delay for
+// our own server on loopback.
+func offlineOptions(base string) []kv {
+	host := base
+	if u, err := url.Parse(base); err == nil {
+		host = u.Hostname()
+	}
+	return []kv{
+		{"hubs", strings.Join(snapshot.Default().HubURLs(base), ",")},
+		{"full_text.arxiv_base", base},
+		{"fetch.host_delays", host + "=0s"},
+	}
 }
 
-func defaultConfig() Config {
-	return Config{Config: pipeline.DefaultConfig(), Log: LogConfig{Level: "info", Format: "json"}}
+// kv is an option path and its value as text.
+type kv struct{ path, value string }
+
+// applyOptions sets each option in turn (later ones win).
+func applyOptions(cfg *Config, opts []kv) error {
+	for _, o := range opts {
+		if err := setOption(cfg, o.path, o.value); err != nil {
+			return fmt.Errorf("option %s: %w", o.path, err)
+		}
+	}
+	return nil
 }
 
 // loadConfig layers the configuration: defaults, then the file (if any),

@@ -25,8 +25,8 @@ func TestConfigPrecedence(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "c.yaml")
 	os.WriteFile(file, []byte("nats:\n  url: nats://file:4222\nfetch:\n  delay: 5s\n"), 0o644)
-	env := []string{"CITECRAWL_NATS_URL=nats://env:4222", "CITECRAWL_FETCH_HOST_DELAYS=a.org=1s,b.org=2s", "CITECRAWL_HUBS=https://x/citations/1,https://x/citations/2", "HOME=/root"}
-	o := newOptions("run", os.Stderr, true)
+	env := []string{"CITECRAWL_NATS_URL=nats://env:4222", "CITECRAWL_FETCH_HOST_DELAYS=a.org=1s,b.org=2s", "CITECRAWL_HUBS=https://x/citations/11111111-0001,https://x/citations/22222222-0002", "HOME=/root"}
+	o := newOptions("run", os.Stderr, brokerFlags|outFlag|rulesFlag|crawlFlags)
 	cfg, err := o.load([]string{"--config", file, "--nats", "nats://flag:4222", "--set", "stages.batch=7"}, env)
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +52,7 @@ func TestConfigErrorsNameTheInput(t *testing.T) {
 	if _, err := loadConfig("", []string{"CITECRAWL_FETCH_DELAY=soon"}); err == nil || !strings.Contains(err.Error(), "CITECRAWL_FETCH_DELAY") {
 		t.Fatalf("bad env value: err = %v", err)
 	}
-	o := newOptions("run", os.Stderr, true)
+	o := newOptions("run", os.Stderr, brokerFlags|outFlag|rulesFlag|crawlFlags)
 	if _, err := o.load([]string{"--set", "no.such=1"}, nil); err == nil || !strings.Contains(err.Error(), "no.such") {
 		t.Fatalf("unknown option: err = %v", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/citecrawl/citecrawl/ingest"
+	"github.com/citecrawl/citecrawl/pipeline"
 	"github.com/citecrawl/citecrawl/record"
 )
 
@@ -79,7 +80,7 @@ func (c cli) contexts(args []string) int {
 // readSource reads a file, or fetches a URL with the polite defaults.
 func readSource(src string) ([]byte, string, error) {
 	if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
-		f := ingest.NewFetcher(ingest.DefaultFetchConfig(), zerolog.Nop())
+		f := ingest.NewFetcher(pipeline.DefaultConfig().Fetch, zerolog.Nop())
 		resp, err := f.Get(context.Background(), src, http.Header{"Accept": {"text/html"}})
 		if err != nil {
 			return nil, "", err

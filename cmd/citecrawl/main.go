@@ -19,6 +19,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/citecrawl/citecrawl/ingest"
 	"github.com/citecrawl/citecrawl/ingest/snapshot"
 	"github.com/citecrawl/citecrawl/pipeline"
 )
@@ -120,8 +121,6 @@ type options struct {
 	offline bool
 }
 
-type kv struct{ path, value string }
-
 // optionFlag records a flag's value against a config path.
 type optionFlag struct {
 	o      *options
@@ -155,29 +154,46 @@ func (f setFlag) Set(v string) error {
 	return nil
 }
 
-// newOptions registers the broker, config and logging flags; crawl adds
-// those that only a crawl uses (hubs, offline, output, rules).
-func newOptions(name string, stderr io.Writer, crawl bool) *options {
+// flagGroups are the option flags a command takes besides --config, --set
+// and the log flags. A command registers only those it uses, so a flag it
+// would ignore is refused (exit 2) with its name.
+type flagGroups uint8
+
+const (
+	brokerFlags flagGroups = 1 << iota // --nats, --nats-*, --data
+	outFlag                            // --out
+	rulesFlag                          // --rules
+	crawlFlags                         // --hub, --offline
+)
+
+// newOptions registers the config, --set and logging flags, and the groups
+// of option flags the command uses.
+func newOptions(name string, stderr io.Writer, groups flagGroups) *options {
 	o := &options{fs: flag.NewFlagSet(name, flag.ContinueOnError)}
 	o.fs.SetOutput(stderr)
 	o.fs.StringVar(&o.config, "config", "", "configuration file (YAML; see configs/citecrawl.yaml)")
-	for _, f := range []struct{ name, path, help string }{
-		{"nats", "nats.url", "URL of an external NATS server or cluster (default: embedded server)"},
-		{"nats-user", "nats.user", "NATS user name"},
-		{"nats-password", "nats.password", "NATS password"},
-		{"nats-token", "nats.token", "NATS token"},
-		{"nats-creds", "nats.creds", "NATS credentials file"},
-		{"nats-listen", "nats.listen", "let other processes reach the embedded server on host:port"},
-		{"data", "nats.data_dir", "data directory of the embedded server"},
-		{"out", "sink.out", "output directory, or - for JSON lines on standard output"},
-		{"rules", "rules", "rules directory (default: the rules built in, a copy of configs/rules)"},
-		{"log-format", "log.format", "json or console"},
-		{"log-level", "log.level", "debug, info, warn or error"},
+	for _, f := range []struct {
+		group            flagGroups
+		name, path, help string
+	}{
+		{brokerFlags, "nats", "nats.url", "URL of an external NATS server or cluster (default: embedded server)"},
+		{brokerFlags, "nats-user", "nats.user", "NATS user name"},
+		{brokerFlags, "nats-password", "nats.password", "NATS password"},
+		{brokerFlags, "nats-token", "nats.token", "NATS token"},
+		{brokerFlags, "nats-creds", "nats.creds", "NATS credentials file"},
+		{brokerFlags, "nats-listen", "nats.listen", "let other processes reach the embedded server on host:port"},
+		{brokerFlags, "data", "nats.data_dir", "data directory of the embedded server"},
+		{outFlag, "out", "sink.out", "output directory, or - for JSON lines on standard output"},
+		{rulesFlag, "rules", "rules", "rules directory (default: the rules built in, a copy of configs/rules)"},
+		{0, "log-format", "log.format", "json or console"},
+		{0, "log-level", "log.level", "debug, info, warn or error"},
 	} {
-		o.fs.Var(optionFlag{o: o, path: f.path}, f.name, f.help)
+		if f.group == 0 || groups&f.group != 0 {
+			o.fs.Var(optionFlag{o: o, path: f.path}, f.name, f.help)
+		}
 	}
 	o.fs.Var(setFlag{o}, "set", "set any option: --set fetch.delay=2s (repeatable; see 'citecrawl options')")
-	if crawl {
+	if groups&crawlFlags != 0 {
 		o.fs.Var(optionFlag{o: o, path: "hubs", append: true}, "hub", "citation hub URL to crawl (repeatable; replaces the configured hubs)")
 		o.fs.BoolVar(&o.offline, "offline", false, "crawl the bundled snapshot site served on loopback instead of the web")
 	}
@@ -186,11 +202,8 @@ func newOptions(name string, stderr io.Writer, crawl bool) *options {
 
 // load parses args and builds the configuration.
 func (o *options) load(args []string, environ []string) (Config, error) {
-	if err := o.fs.Parse(args); err != nil {
+	if err := parseFlags(o.fs, args); err != nil {
 		return Config{}, err
-	}
-	if o.fs.NArg() > 0 {
-		return Config{}, fmt.Errorf("unexpected arguments: %s", strings.Join(o.fs.Args(), " "))
 	}
 	path := o.config
 	if path == "" {
@@ -200,12 +213,13 @@ func (o *options) load(args []string, environ []string) (Config, error) {
 	if err != nil {
 		return cfg, err
 	}
-	for _, s := range o.sets {
-		if err := setOption(&cfg, s.path, s.value); err != nil {
-			return cfg, fmt.Errorf("option %s: %w", s.path, err)
-		}
+	if err := applyOptions(&cfg, o.sets); err != nil {
+		return cfg, err
 	}
 	if o.offline {
+		if flagSet(o.fs, "hub") {
+			return cfg, errors.New("--hub and --offline: offline mode crawls the snapshot's hubs")
+		}
 		cfg.Offline = true
 	}
 	return cfg, cfg.Validate()
@@ -220,7 +234,7 @@ func envValue(environ []string, key string) string {
 	return ""
 }
 
-func (c cli) logger(cfg LogConfig) (zerolog.Logger, error) {
+func (c cli) logger(cfg pipeline.LogConfig) (zerolog.Logger, error) {
 	level, err := zerolog.ParseLevel(cfg.Level)
 	if err != nil {
 		return zerolog.Nop(), fmt.Errorf("log.level %q: want debug, info, warn or error", cfg.Level)
@@ -280,12 +294,23 @@ func signalContext() (context.Context, context.CancelFunc) {
 }
 
 func (c cli) run(args []string) int {
-	o := newOptions("run", c.stderr, true)
+	o := newOptions("run", c.stderr, brokerFlags|outFlag|rulesFlag|crawlFlags)
 	progress := o.fs.String("progress", "auto", "live progress line on standard error: auto (on a terminal), on or off")
-	schedule := o.fs.String("schedule", "", "keep running and crawl on a schedule: a cron expression (\"0 */6 * * *\") or \"@every 6h\"")
+	schedule := o.fs.String("schedule", "", "keep running and crawl on a schedule: a cron expression (\"0 */6 * * *\", \"0 3 * * MON\") or \"@every 6h\"")
 	cfg, err := o.load(args, c.environ)
 	if err != nil {
 		return c.usageError(err)
+	}
+	var sched pipeline.Schedule
+	if *schedule != "" {
+		if sched, err = pipeline.ParseSchedule(*schedule); err != nil {
+			return c.usageError(fmt.Errorf("--schedule: %w", err))
+		}
+	}
+	switch *progress {
+	case "auto", "on", "off":
+	default:
+		return c.usageError(fmt.Errorf("--progress %q: want auto, on or off", *progress))
 	}
 	sess, code := c.start(cfg, true)
 	if sess == nil {
@@ -301,11 +326,10 @@ func (c cli) run(args []string) int {
 			return exitFailed
 		}
 		defer closeSite()
-		cfg.Hubs = snapshot.Default().HubURLs(base)
-		cfg.FullText.ArxivBase = base
-		// The snapshot is our own server on loopback: no need to wait
-		// between requests.
-		cfg.Fetch.HostDelays = map[string]time.Duration{"127.0.0.1": 0}
+		if err := applyOptions(&cfg, offlineOptions(base)); err != nil {
+			log.Error().Err(err).Msg("offline options")
+			return exitFailed
+		}
 	}
 
 	if u := bus.ClientURL(); u != "" {
@@ -313,8 +337,8 @@ func (c cli) run(args []string) int {
 	}
 
 	env := pipeline.Env{Log: log, Stats: &pipeline.Stats{}, Stdout: c.stdout}
-	if *schedule != "" {
-		return c.scheduled(ctx, bus, cfg, env, *schedule)
+	if sched != nil {
+		return c.scheduled(ctx, bus, cfg, env, sched)
 	}
 	stopProgress := func() {}
 	if showProgress(*progress, c.stderr) {
@@ -330,24 +354,25 @@ func (c cli) run(args []string) int {
 		log.Error().Err(err).Msg("run failed")
 		return exitFailed
 	}
-	fmt.Fprintf(c.stderr, "run %s: %d records written, %d already written, %d dead letters, %s (pages %d, not modified %d, new %d, changed %d, gone %d)\n",
-		res.RunID, res.Written, res.Duplicates, len(res.DeadLetters), res.Duration, res.Pages, res.NotModified, res.New, res.Changed, res.Gone)
+	printSummary(c.stderr, res)
 	if len(res.DeadLetters) > 0 {
-		for _, d := range res.DeadLetters {
-			fmt.Fprintf(c.stderr, "  dead letter from %s (%s, %s deliveries): %s\n", d.Stage, d.Subject, d.Deliveries, d.Error)
-		}
 		return exitFailed
 	}
 	return exitOK
 }
 
+// printSummary writes what a run did on one line, then its dead letters.
+func printSummary(w io.Writer, res *pipeline.Result) {
+	fmt.Fprintf(w, "run %s: %d records written, %d already written, %d dead letters, %s (pages %d, not modified %d, new %d, changed %d, gone %d)\n",
+		res.RunID, res.Written, res.Duplicates, len(res.DeadLetters), res.Duration, res.Pages, res.NotModified, res.New, res.Changed, res.Gone)
+	for _, d := range res.DeadLetters {
+		fmt.Fprintf(w, "  dead letter from %s (%s, %s deliveries): %s\n", d.Stage, d.Subject, d.Deliveries, d.Error)
+	}
+}
+
 // scheduled crawls on a schedule under the cluster-wide crawl lease until
 // interrupted.
-func (c cli) scheduled(ctx context.Context, bus *pipeline.Bus, cfg Config, env pipeline.Env, spec string) int {
-	sched, err := pipeline.ParseSchedule(spec)
-	if err != nil {
-		return c.usageError(err)
-	}
+func (c cli) scheduled(ctx context.Context, bus *pipeline.Bus, cfg Config, env pipeline.Env, sched pipeline.Schedule) int {
 	host, _ := os.Hostname()
 	holder := fmt.Sprintf("%s:%d", host, os.Getpid())
 	lease, err := pipeline.NewLease(ctx, bus, "crawl", holder, cfg.LeaseTTL, nil)
@@ -360,8 +385,7 @@ func (c cli) scheduled(ctx context.Context, bus *pipeline.Bus, cfg Config, env p
 			env.Log.Error().Err(err).Msg("scheduled run failed")
 			return
 		}
-		fmt.Fprintf(c.stderr, "run %s: pages %d (not modified %d), new %d, changed %d, gone %d, written %d, errors %d, %s\n",
-			res.RunID, res.Pages, res.NotModified, res.New, res.Changed, res.Gone, res.Written, res.Errors, res.Duration)
+		printSummary(c.stderr, res)
 	})
 	if err != nil {
 		env.Log.Error().Err(err).Msg("scheduler")
@@ -371,7 +395,7 @@ func (c cli) scheduled(ctx context.Context, bus *pipeline.Bus, cfg Config, env p
 }
 
 func (c cli) worker(args []string) int {
-	o := newOptions("worker", c.stderr, true)
+	o := newOptions("worker", c.stderr, brokerFlags|outFlag|rulesFlag)
 	stages := o.fs.String("stage", "", "stages to run: fetch, classify, sink, or several separated by commas")
 	cfg, err := o.load(args, c.environ)
 	if err != nil {
@@ -407,8 +431,8 @@ func (c cli) snapshot(args []string) int {
 	fs := flag.NewFlagSet("snapshot", flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
 	listen := fs.String("listen", "127.0.0.1:8080", "address to serve the snapshot site on")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if err := parseFlags(fs, args); err != nil {
+		return c.usageError(err)
 	}
 	site := snapshot.Default()
 	ctx, stop := signalContext()
@@ -437,6 +461,38 @@ func serveSnapshot(log zerolog.Logger) (base string, closeFn func(), err error) 
 	base = "http://" + ln.Addr().String()
 	log.Info().Str("url", base).Msg("offline snapshot site served")
 	return base, func() { _ = srv.Close() }, nil
+}
+
+// parseFlags parses a command's own flags, refusing arguments it would
+// ignore.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%s: %w", fs.Name(), err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%s: unexpected arguments: %s", fs.Name(), strings.Join(fs.Args(), " "))
+	}
+	return nil
+}
+
+// hubID reads a --hub value: a hub's uuid or its /citations/ URL.
+func hubID(s string) (string, error) {
+	u := s
+	if !strings.Contains(u, "/") {
+		u = "/citations/" + u
+	}
+	id, err := ingest.HubID(u)
+	if err != nil || (u != s && id != strings.ToLower(s)) {
+		return "", fmt.Errorf("--hub %q: want a hub's uuid or its /citations/ URL", s)
+	}
+	return id, nil
+}
+
+// flagSet tells whether the flag name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 func (c cli) usageError(err error) int {

@@ -58,20 +58,47 @@ func TestRunExitsNonZeroOnDeadLetters(t *testing.T) {
 	}
 }
 
+// Every usage error exits 2 and says what is wrong, naming the input.
 func TestUsageErrors(t *testing.T) {
-	for _, args := range [][]string{
-		{"frobnicate"},
-		{"run", "--set", "fetch.delay=soon"},
-		{"run", "--hub", "https://pith.science/not-a-hub", "--data", "", "--nats", ""},
-		{"worker"},
-		{"run", "--log-format", "xml"},
+	for _, tc := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{}, "Usage"},
+		{[]string{"frobnicate"}, "frobnicate"},
+		{[]string{"run", "--set", "fetch.delay=soon"}, "fetch.delay"},
+		{[]string{"run", "--set", "no.such=1"}, "no.such"},
+		{[]string{"run", "--hub", "https://pith.science/not-a-hub"}, "not-a-hub"},
+		{[]string{"run", "--data", "", "--nats", ""}, "nats.data_dir"},
+		{[]string{"run", "--log-format", "xml"}, "xml"},
+		{[]string{"run", "--log-level", "loud"}, "loud"},
+		{[]string{"run", "--schedule", "0 0 * * funday"}, "funday"},
+		{[]string{"run", "--progress", "sometimes"}, "sometimes"},
+		{[]string{"run", "--offline", "--hub", "https://pith.science/citations/667ba460-8f85-44de-abed-e988dbbf316b"}, "--offline"},
+		{[]string{"run", "extra"}, "extra"},
+		{[]string{"run", "--config", "no-such-file.yaml"}, "no-such-file.yaml"},
+		{[]string{"worker"}, "--stage"},
+		{[]string{"worker", "--stage", "fetch", "--hub", "https://pith.science/citations/667ba460-8f85-44de-abed-e988dbbf316b"}, "-hub"},
+		{[]string{"worker", "--stage", "fetch", "--offline"}, "-offline"},
+		{[]string{"tail", "--out", "x"}, "-out"},
+		{[]string{"tail", "--rules", "x"}, "-rules"},
+		{[]string{"tail", "--hub", "nope"}, "nope"},
+		{[]string{"tail", "--hub", "667ba460-not-a-uuid"}, "667ba460-not-a-uuid"},
+		{[]string{"tail", "--since", "yesterday"}, "yesterday"},
+		{[]string{"reprocess", "--hub", "x"}, "-hub"},
+		{[]string{"reprocess", "--out", "-"}, "--out"},
+		{[]string{"report"}, "--hub"},
+		{[]string{"report", "--hub", "nope"}, "nope"},
+		{[]string{"report", "--hub", "667ba460-8f85-44de-abed-e988dbbf316b", "extra"}, "extra"},
+		{[]string{"snapshot", "--port", "1"}, "-port"},
+		{[]string{"snapshot", "extra"}, "extra"},
 	} {
-		code, _, stderr := runCLI(t, args...)
-		if code != exitUsage && code != exitFailed {
-			t.Errorf("%v: exit %d, want non-zero", args, code)
+		code, _, stderr := runCLI(t, tc.args...)
+		if code != exitUsage {
+			t.Errorf("%v: exit %d, want %d\n%s", tc.args, code, exitUsage, stderr)
 		}
-		if stderr == "" {
-			t.Errorf("%v: no message on stderr", args)
+		if !strings.Contains(stderr, tc.says) {
+			t.Errorf("%v: stderr does not say %q:\n%s", tc.args, tc.says, stderr)
 		}
 	}
 }
@@ -174,5 +201,15 @@ func TestEvalCommand(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(stdout), &rep); code != exitOK || err != nil || len(rep.Mistakes) != 1 || rep.Mistakes[0].Line != 1 || len(rep.Mistakes[0].Evidence) == 0 {
 		t.Fatalf("eval --errors --json: exit %d, %v\n%s", code, err, stdout)
+	}
+}
+
+// --hub takes a hub's uuid or its /citations/ URL, read by ingest.HubID.
+func TestHubFlagValues(t *testing.T) {
+	const id = "667ba460-8f85-44de-abed-e988dbbf316b"
+	for _, v := range []string{id, strings.ToUpper(id), "https://pith.science/citations/" + id, "https://www.pith.science/citations/" + strings.ToUpper(id) + "?x=1"} {
+		if got, err := hubID(v); err != nil || got != id {
+			t.Errorf("%q: %q, %v; want %q", v, got, err, id)
+		}
 	}
 }

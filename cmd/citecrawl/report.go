@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 
+	"github.com/citecrawl/citecrawl/pipeline"
 	"github.com/citecrawl/citecrawl/report"
 )
 
@@ -13,14 +14,18 @@ func (c cli) report(args []string) int {
 	fs.SetOutput(c.stderr)
 	hub := fs.String("hub", "", "hub uuid or /citations/ URL")
 	format := fs.String("format", "md", "md, html or json")
-	out := fs.String("out", "./out", "the sink's output folder")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	out := fs.String("out", pipeline.DefaultConfig().Sink.Out, "the sink's output folder")
+	if err := parseFlags(fs, args); err != nil {
+		return c.usageError(err)
 	}
 	if *hub == "" {
 		return c.usageError(errors.New("--hub is required"))
 	}
-	rep, err := report.Build(*out, *hub)
+	id, err := hubID(*hub)
+	if err != nil {
+		return c.usageError(err)
+	}
+	rep, err := report.Build(*out, id)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "citecrawl report: %v\n", err)
 		return exitFailed

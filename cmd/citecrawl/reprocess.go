@@ -18,7 +18,7 @@ import (
 const reprocessMemoryLimit = 200 << 20
 
 func (c cli) reprocess(args []string) int {
-	o := newOptions("reprocess", c.stderr, false)
+	o := newOptions("reprocess", c.stderr, brokerFlags|outFlag|rulesFlag)
 	from := o.fs.String("from", "stream", "what to re-tag: stream (the raw-record stream) or a folder of JSON Lines output")
 	workers := o.fs.Int("workers", 2, "tagging goroutines")
 	cfg, err := o.load(args, c.environ)

@@ -2,14 +2,22 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/rs/zerolog"
+
+	"github.com/citecrawl/citecrawl/ingest/snapshot"
+	"github.com/citecrawl/citecrawl/pipeline"
 )
 
 // syncBuffer is a bytes.Buffer safe to read while a process writes to it.
@@ -30,8 +38,8 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// A worker stopped with SIGTERM shuts down cleanly: exit 0, and no
-// half-written file left in view.
+// A worker stopped with SIGTERM while it is writing shuts down cleanly:
+// exit 0, the open segment sealed, and no half-written file left in view.
 func TestWorkerStopsOnSIGTERM(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
@@ -41,20 +49,58 @@ func TestWorkerStopsOnSIGTERM(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
+
+	// A real NATS server with a hub task queued on it, and a loopback site
+	// that answers at a steady pace, so that records keep arriving at the
+	// sink and its segment stays open until the signal.
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: filepath.Join(dir, "nats"), NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	defer ns.Shutdown()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("NATS server not ready")
+	}
+	site := snapshot.New(snapshot.StyleCards, snapshot.Generated(400))
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(10 * time.Millisecond)
+		site.ServeHTTP(w, r)
+	}))
+	defer web.Close()
+	ctx := context.Background()
+	bus, err := pipeline.Open(ctx, pipeline.BrokerConfig{URL: ns.ClientURL()}, 16, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	task, err := pipeline.HubTask("sigterm", site.HubURLs(web.URL)[0], 0, web.URL)
+	if err == nil {
+		err = bus.PublishAll(ctx, []pipeline.Out{task})
+	}
+	bus.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	out := filepath.Join(dir, "out")
-	cmd := exec.Command(bin, "worker", "--stage", "fetch,classify,sink", "--data", filepath.Join(dir, "data"), "--out", out)
+	cmd := exec.Command(bin, "worker", "--stage", "fetch,classify,sink", "--nats", ns.ClientURL(), "--out", out,
+		"--rules", filepath.Join("..", "..", "configs", "rules"), "--set", "fetch.delay=0s", "--set", "sink.segment_max_age=1m")
 	var stderr syncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(stderr.String(), "worker running") {
+	temporary := func() []string {
+		tmp, _ := filepath.Glob(filepath.Join(out, "*", ".*.tmp"))
+		return tmp
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for len(temporary()) == 0 {
 		if time.Now().After(deadline) {
 			cmd.Process.Kill()
-			t.Fatalf("worker did not start:\n%s", stderr.String())
+			t.Fatalf("no segment was opened:\n%s", stderr.String())
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -62,9 +108,12 @@ func TestWorkerStopsOnSIGTERM(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("worker exited with %v after SIGTERM:\n%s", err, stderr.String())
 	}
-	leftovers, _ := filepath.Glob(filepath.Join(out, "*", ".*.tmp"))
-	if len(leftovers) > 0 {
+	if leftovers := temporary(); len(leftovers) > 0 {
 		t.Fatalf("temporary files left in view: %v", leftovers)
+	}
+	sealed, _ := filepath.Glob(filepath.Join(out, "*", "seg-*.jsonl"))
+	if len(sealed) == 0 {
+		t.Fatalf("the open segment was not sealed on SIGTERM:\n%s", stderr.String())
 	}
 	_ = os.RemoveAll(dir)
 }

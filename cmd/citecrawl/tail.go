@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/citecrawl/citecrawl/pipeline"
@@ -12,7 +11,7 @@ import (
 )
 
 func (c cli) tail(args []string) int {
-	o := newOptions("tail", c.stderr, false)
+	o := newOptions("tail", c.stderr, brokerFlags)
 	var opt pipeline.TailOptions
 	o.fs.StringVar(&opt.Hub, "hub", "", "only this hub (its uuid or /citations/ URL)")
 	o.fs.StringVar(&opt.Role, "role", "", "only this role")
@@ -31,8 +30,10 @@ func (c cli) tail(args []string) int {
 			return c.usageError(err)
 		}
 	}
-	if i := strings.LastIndex(opt.Hub, "/citations/"); i >= 0 {
-		opt.Hub = strings.ToLower(opt.Hub[i+len("/citations/"):])
+	if opt.Hub != "" {
+		if opt.Hub, err = hubID(opt.Hub); err != nil {
+			return c.usageError(err)
+		}
 	}
 	sess, code := c.start(cfg, true)
 	if sess == nil {
