@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/temoto/robotstxt"
+
+	"github.com/citecrawl/citecrawl/retry"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -118,7 +120,7 @@ func (f *Fetcher) loadRobots(ctx context.Context, u *url.URL, retries int) (*hos
 	}
 	data, err := robotstxt.FromStatusAndBytes(status, body)
 	if err != nil {
-		return &hostRobots{err: permanent("robots.txt of %s cannot be parsed, so nothing of the host is fetched: %s", u.Host, parseErrors(err))}, nil
+		return &hostRobots{err: retry.Permanentf("robots.txt of %s cannot be parsed, so nothing of the host is fetched: %s", u.Host, parseErrors(err))}, nil
 	}
 	return &hostRobots{group: data.FindGroup(f.agent())}, nil
 }

@@ -1,6 +1,8 @@
 package ingest
 
 import (
+	"github.com/citecrawl/citecrawl/retry"
+
 	"context"
 	"errors"
 	"fmt"
@@ -54,7 +56,7 @@ func checkRobots(t *testing.T, f *Fetcher, site *robotsSite, want map[string]boo
 		switch {
 		case allowed && err != nil:
 			t.Errorf("%s refused: %v", path, err)
-		case !allowed && (err == nil || !IsPermanent(err) || !strings.Contains(err.Error(), "disallowed by robots.txt")):
+		case !allowed && (err == nil || !retry.IsPermanent(err) || !strings.Contains(err.Error(), "disallowed by robots.txt")):
 			t.Errorf("%s: err = %v, want a permanent robots.txt refusal", path, err)
 		case !allowed && requested:
 			t.Errorf("%s was requested although robots.txt forbids it", path)
@@ -159,7 +161,7 @@ func TestRobotsUnreadableIsRetriedLater(t *testing.T) {
 	cfg.Retries = 1
 	f := NewFetcher(cfg, zerolog.Nop())
 	_, err := f.Get(context.Background(), site.URL+"/a", nil)
-	if err == nil || IsPermanent(err) || !strings.Contains(err.Error(), "robots.txt of") || !strings.Contains(err.Error(), "503") {
+	if err == nil || retry.IsPermanent(err) || !strings.Contains(err.Error(), "robots.txt of") || !strings.Contains(err.Error(), "503") {
 		t.Fatalf("err = %v, want a retryable robots.txt error", err)
 	}
 	if site.pageHits.Load() != 0 || site.robotsHits.Load() != 2 {
@@ -175,7 +177,7 @@ func TestRobotsUnparseableRefusesTheHost(t *testing.T) {
 	f := NewFetcher(testFetchConfig(), zerolog.Nop())
 	for range 2 {
 		_, err := f.Get(context.Background(), site.URL+"/a", nil)
-		if err == nil || !IsPermanent(err) || !strings.Contains(err.Error(), "cannot be parsed") || !strings.Contains(err.Error(), "Disallow before User-agent") {
+		if err == nil || !retry.IsPermanent(err) || !strings.Contains(err.Error(), "cannot be parsed") || !strings.Contains(err.Error(), "Disallow before User-agent") {
 			t.Fatalf("err = %v, want a permanent error naming the parse errors", err)
 		}
 	}
