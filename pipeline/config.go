@@ -113,7 +113,7 @@ func DefaultConfig() Config {
 		NATS:        BrokerConfig{DataDir: "./data", Replicas: 1},
 		Stages: StageConfig{
 			MaxDeliver:      5,
-			AckWait:         2 * time.Minute,
+			AckWait:         10 * time.Second,
 			Backoff:         []time.Duration{2 * time.Second, 10 * time.Second, 30 * time.Second, time.Minute},
 			FetchWorkers:    4,
 			ClassifyWorkers: 2,
@@ -135,7 +135,7 @@ func DefaultConfig() Config {
 			MaxRetryAfter: 5 * time.Minute,
 			Robots:        true,
 		},
-		Sink: sink.Config{Out: "./out", SegmentMaxBytes: 8 << 20, SegmentMaxAge: 10 * time.Second},
+		Sink: sink.Config{Out: "./out", SegmentMaxBytes: 8 << 20, SegmentMaxAge: 5 * time.Second},
 		Log:  LogConfig{Level: "info", Format: "json"},
 	}
 }

@@ -339,11 +339,8 @@ func WaitDrained(ctx context.Context, bus *Bus, cfg Config, failed <-chan struct
 		}
 		idle, err := true, error(nil)
 		for _, c := range checks {
-			var info *jetstream.ConsumerInfo
-			if info, err = consumerInfo(ctx, bus, c.stream, c.consumer); err != nil {
-				break
-			}
-			if info.NumPending > 0 || info.NumAckPending > 0 {
+			var busy bool
+			if busy, err = consumerBusy(ctx, bus, c.stream, c.consumer); err != nil || busy {
 				idle = false
 				break
 			}
@@ -376,6 +373,30 @@ func consumerInfo(ctx context.Context, bus *Bus, stream, consumer string) (*jets
 		return nil, fmt.Errorf("consumer %s: %w", consumer, err)
 	}
 	return info, nil
+}
+
+// consumerBusy says whether a stage's consumer still has work. The task
+// queue is a work queue, which holds exactly the messages not yet acked,
+// so it is asked directly: after a failover its consumer can count an ack
+// the old leader took as still pending, and never redeliver it (the
+// message is gone), which would keep a run waiting for ever.
+func consumerBusy(ctx context.Context, bus *Bus, stream, consumer string) (bool, error) {
+	info, err := consumerInfo(ctx, bus, stream, consumer)
+	if err != nil {
+		return false, err
+	}
+	if info.NumPending > 0 || info.NumAckPending == 0 || stream != StreamTasks {
+		return info.NumPending > 0 || info.NumAckPending > 0, nil
+	}
+	s, err := bus.JS.Stream(ctx, stream)
+	if err != nil {
+		return false, err
+	}
+	sinfo, err := s.Info(ctx)
+	if err != nil {
+		return false, err
+	}
+	return sinfo.State.Msgs > 0, nil
 }
 
 // rideOut calls f until it succeeds, ctx ends or electionGrace has passed,

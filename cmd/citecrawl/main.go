@@ -431,10 +431,17 @@ func (c cli) snapshot(args []string) int {
 	fs := flag.NewFlagSet("snapshot", flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
 	listen := fs.String("listen", "127.0.0.1:8080", "address to serve the snapshot site on")
+	papers := fs.Int("papers", 0, "serve a generated hub of N citing papers instead (for load and fault tests)")
 	if err := parseFlags(fs, args); err != nil {
 		return c.usageError(err)
 	}
+	if *papers < 0 {
+		return c.usageError(fmt.Errorf("--papers %d: want 0 (the shipped snapshot) or more", *papers))
+	}
 	site := snapshot.Default()
+	if *papers > 0 {
+		site = snapshot.New(snapshot.StyleCards, snapshot.Generated(*papers))
+	}
 	ctx, stop := signalContext()
 	defer stop()
 	srv := &http.Server{Addr: *listen, Handler: site, ReadHeaderTimeout: 10 * time.Second}
