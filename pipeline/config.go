@@ -129,6 +129,9 @@ func (c *Config) Validate() error {
 	if c.Stages.FetchWorkers < 1 || c.Stages.ClassifyWorkers < 1 || c.Stages.Batch < 1 {
 		bad("stages.fetch_workers, classify_workers and batch must be at least 1")
 	}
+	if err := c.Sink.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.Sink.Out != "-" && c.Sink.SegmentMaxAge >= c.Stages.AckWait {
 		bad("sink.segment_max_age (%s) must be shorter than stages.ack_wait (%s): records are acked when their segment is sealed",
 			c.Sink.SegmentMaxAge, c.Stages.AckWait)

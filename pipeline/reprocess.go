@@ -22,8 +22,8 @@ import (
 
 // ReprocessOptions say what to re-tag and where to.
 type ReprocessOptions struct {
-	// From is "stream" (the raw-record stream) or a folder of JSON Lines
-	// output written by the sink.
+	// From is "stream" (the raw-record stream) or output written by the
+	// sink (a sink.out value that can be read back, such as a folder).
 	From string
 	// Out is the output folder. The new generation is built beside it and
 	// replaces it only once whole; the old one is kept as Out + ".prev".
@@ -81,13 +81,25 @@ func Reprocess(ctx context.Context, bus *Bus, o ReprocessOptions) (*ReprocessRes
 	} else if err := os.RemoveAll(next); err != nil {
 		return nil, err
 	}
-	out, err := sink.NewJSONL(sink.Config{Out: next, SegmentMaxBytes: 64 << 20, SegmentMaxAge: 24 * time.Hour, SummaryOnClose: true}, o.Log)
+	// A batch job: big segments sealed at every checkpoint, summaries
+	// written once at the end.
+	nextCfg := sink.Config{Out: "jsonl://" + next, JSONLConfig: sink.JSONLConfig{
+		SegmentMaxBytes: 64 << 20, SegmentMaxAge: 24 * time.Hour, SummaryOnClose: true}}
+	out, err := sink.Open(ctx, nextCfg, sink.WithLogger(o.Log))
 	if err != nil {
 		return nil, err
 	}
+	closed := false
+	defer func() {
+		if !closed {
+			// Interrupted: seal what was written, with the summaries of
+			// its hubs, for the resumed run to build on.
+			_ = out.Close(context.Background())
+		}
+	}()
 	// Seal, then record how far we got: what is in the checkpoint is on disk.
 	commit := func(done uint64) error {
-		if err := out.Flush(); err != nil {
+		if err := out.Flush(ctx); err != nil {
 			return err
 		}
 		cp.Done = done
@@ -95,29 +107,28 @@ func Reprocess(ctx context.Context, bus *Bus, o ReprocessOptions) (*ReprocessRes
 		return sink.WriteFileAtomic(filepath.Join(next, checkpointFile), b)
 	}
 	t := &tagger{c: o.Classifier, workers: o.Workers, out: out, batchSize: o.Batch}
-	if res.Resumed {
-		// What the interrupted run sealed counts too.
-		if err := out.LoadExisting(); err != nil {
-			return nil, err
-		}
-	}
 	if o.From == "stream" {
 		err = reprocessStream(ctx, bus, &cp, t, commit, o.Progress)
 	} else {
-		err = reprocessDir(ctx, o.From, &cp, t, commit, o.Progress)
+		err = reprocessSink(ctx, o.From, &cp, t, commit, o.Progress)
 	}
 	if err != nil {
 		return res, err
 	}
-	if err := out.Close(); err != nil {
+	closed = true
+	if err := out.Close(ctx); err != nil {
 		return res, err
 	}
 	// Compare the new generation with the old output, then swap it in.
-	oldTags, err := latestTags(oldSource(o))
+	oldTags, err := latestTags(ctx, oldSource(o))
 	if err != nil {
 		return res, err
 	}
-	res.Changes, res.Changed, res.Records = compareTags(oldTags, out)
+	newTags, err := latestTags(ctx, nextCfg.Out)
+	if err != nil {
+		return res, err
+	}
+	res.Changes, res.Changed, res.Records = compareTags(oldTags, newTags)
 	if err := os.Remove(filepath.Join(next, checkpointFile)); err != nil {
 		return res, err
 	}
@@ -138,7 +149,7 @@ type tagger struct {
 	c         *classify.Classifier
 	workers   int
 	batchSize int
-	out       *sink.JSONL
+	out       sink.Sink
 }
 
 // item is one record to re-tag: raw JSON (from the stream) or decoded
@@ -146,13 +157,12 @@ type tagger struct {
 type item struct {
 	raw []byte
 	rec *record.Record
-	enc sink.Encoded
 	err error
 }
 
-// batch decodes, tags and encodes the items on all workers, then writes
-// them in order: only the write is sequential.
-func (t *tagger) batch(items []item) error {
+// batch decodes and tags the items on all workers, then writes them in
+// order: only the write is sequential.
+func (t *tagger) batch(ctx context.Context, items []item) error {
 	var wg sync.WaitGroup
 	chunk := (len(items) + t.workers - 1) / t.workers
 	for w := 0; w < t.workers; w++ {
@@ -172,7 +182,6 @@ func (t *tagger) batch(items []item) error {
 				if !it.rec.Gone {
 					t.c.Tag(it.rec)
 				}
-				it.enc, it.err = sink.Encode(it.rec)
 			}
 		})
 	}
@@ -181,7 +190,7 @@ func (t *tagger) batch(items []item) error {
 		if it.err != nil {
 			return it.err
 		}
-		if _, err := t.out.WriteEncoded(it.enc); err != nil {
+		if _, err := t.out.Write(ctx, it.rec); err != nil {
 			return err
 		}
 	}
@@ -237,7 +246,7 @@ func reprocessStream(ctx context.Context, bus *Bus, cp *checkpoint, t *tagger, c
 		seq = meta.Sequence.Stream
 		batch = append(batch, item{raw: m.Data()})
 		if len(batch) == cap(batch) || seq >= last {
-			if err := t.batch(batch); err != nil {
+			if err := t.batch(ctx, batch); err != nil {
 				return err
 			}
 			done += int64(len(batch))
@@ -253,15 +262,13 @@ func reprocessStream(ctx context.Context, bus *Bus, cp *checkpoint, t *tagger, c
 	return nil
 }
 
-// reprocessDir reads every record of a sink output folder, in a stable
-// order (hub folders, then segments by name, then lines).
-func reprocessDir(ctx context.Context, dir string, cp *checkpoint, t *tagger, commit func(uint64) error, progress func(int64, int64)) error {
-	files, err := outputSegments(dir)
+// reprocessSink reads every record the sink wrote at from, in the
+// reader's stable order (for a folder: hub folders, then segments by
+// name, then lines), so a checkpoint counts records.
+func reprocessSink(ctx context.Context, from string, cp *checkpoint, t *tagger, commit func(uint64) error, progress func(int64, int64)) error {
+	rd, err := sink.OpenReader(ctx, sink.Config{Out: from})
 	if err != nil {
-		return err
-	}
-	if len(files) == 0 {
-		return fmt.Errorf("reprocess --from %s: no segment files (seg-*.jsonl) under it", dir)
+		return fmt.Errorf("reprocess --from %s: %w", from, err)
 	}
 	var n uint64
 	batch := make([]item, 0, t.batchSize)
@@ -269,7 +276,7 @@ func reprocessDir(ctx context.Context, dir string, cp *checkpoint, t *tagger, co
 		if len(batch) == 0 {
 			return nil
 		}
-		if err := t.batch(batch); err != nil {
+		if err := t.batch(ctx, batch); err != nil {
 			return err
 		}
 		batch = batch[:0]
@@ -278,76 +285,50 @@ func reprocessDir(ctx context.Context, dir string, cp *checkpoint, t *tagger, co
 		}
 		return commit(n)
 	}
-	for _, f := range files {
-		err := sink.ReadSegment(f, func(r *record.Record) error {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			n++
-			if n <= cp.Done {
-				return nil
-			}
-			batch = append(batch, item{rec: r})
-			if len(batch) == cap(batch) {
-				return flush()
-			}
+	err = rd.Records(ctx, func(r *record.Record) error {
+		n++
+		if n <= cp.Done {
 			return nil
-		})
-		if err != nil {
-			return err
 		}
+		batch = append(batch, item{rec: r})
+		if len(batch) == cap(batch) {
+			return flush()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("reprocess --from %s: no records to re-tag there", from)
 	}
 	return flush()
 }
 
-func outputSegments(dir string) ([]string, error) {
-	hubs, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("reading output %s: %w", dir, err)
-	}
-	var files []string
-	for _, h := range hubs {
-		if !h.IsDir() {
-			continue
-		}
-		fs, err := sink.SegmentFiles(filepath.Join(dir, h.Name()))
-		if err != nil {
-			return nil, err
-		}
-		files = append(files, fs...)
-	}
-	return files, nil
-}
-
-// latestTags reads the tags of the latest version of every record in an
-// output folder (none when it does not exist).
-func latestTags(dir string) (map[string]sink.Tags, error) {
+// latestTags reads the tags of the latest version of every record the
+// sink wrote at out (none when nothing was written there).
+func latestTags(ctx context.Context, out string) (map[string]sink.Tags, error) {
 	tags := map[string]sink.Tags{}
-	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+	rd, err := sink.OpenReader(ctx, sink.Config{Out: out})
+	if errors.Is(err, sink.ErrNoOutput) {
 		return tags, nil
 	}
-	files, err := outputSegments(dir)
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range files {
-		if err := sink.ReadTags(f, func(id string, t sink.Tags) { tags[id] = t }); err != nil {
-			return nil, err
-		}
-	}
-	return tags, nil
+	err = rd.EachLatest(ctx, func(id string, t sink.Tags) { tags[id] = t })
+	return tags, err
 }
 
 // compareTags counts label changes between the old tags and the latest
 // version of every record in the new output.
-func compareTags(old map[string]sink.Tags, cur *sink.JSONL) (map[string]map[string]int, int64, int64) {
+func compareTags(old, cur map[string]sink.Tags) (map[string]map[string]int, int64, int64) {
 	changes := map[string]map[string]int{"role": {}, "polarity": {}, "pluralism": {}}
-	var changed, records int64
-	cur.EachLatest(func(id string, n sink.Tags) {
-		records++
+	var changed int64
+	for id, n := range cur {
 		o, ok := old[id]
 		if !ok {
-			return
+			continue
 		}
 		any := false
 		for _, c := range []struct{ tag, from, to string }{
@@ -361,8 +342,8 @@ func compareTags(old map[string]sink.Tags, cur *sink.JSONL) (map[string]map[stri
 		if any {
 			changed++
 		}
-	})
-	return changes, changed, records
+	}
+	return changes, changed, int64(len(cur))
 }
 
 func label(s string) string {

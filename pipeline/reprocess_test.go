@@ -145,7 +145,7 @@ func TestReprocessFromFolder(t *testing.T) {
 		t.Fatalf("changes %v", res.Changes)
 	}
 	if _, err := Reprocess(context.Background(), nil, ReprocessOptions{From: t.TempDir(), Out: out, Classifier: c, Log: zerolog.Nop()}); err == nil ||
-		!strings.Contains(err.Error(), "no segment files") {
+		!strings.Contains(err.Error(), "no records to re-tag") {
 		t.Fatalf("empty input folder: err = %v", err)
 	}
 }

@@ -28,24 +28,31 @@ type sinkStage struct {
 	log      zerolog.Logger
 	stats    *Stats
 	pending  []jetstream.Msg
+	// What was written since the last flush, for the sink's Batching.
+	held      int
+	heldBytes int64
+	heldSince time.Time
 }
 
 func (s *sinkStage) run(ctx context.Context) error {
+	batching := s.sink.Batching()
 	for ctx.Err() == nil {
 		msgs := pull(ctx, s.consumer, s.batch, s.idle, s.log)
 		for _, m := range msgs {
 			s.write(ctx, m)
 		}
-		// Seal when the segment is full or old, or when the stream has
-		// gone quiet, so that a run ends with everything visible.
-		if len(s.pending) > 0 && (len(msgs) == 0 || len(s.pending) >= s.cfg.maxAckPending()/2 || s.sink.ShouldFlush()) {
+		// Flush when the sink asks for it (a full or old segment), when
+		// the consumer nears its limit of unacked messages, or when the
+		// stream has gone quiet, so that a run ends with everything visible.
+		if len(s.pending) > 0 && (len(msgs) == 0 || len(s.pending) >= s.cfg.maxAckPending()/2 ||
+			batching.Due(s.held, s.heldBytes, time.Since(s.heldSince))) {
 			s.flush(ctx, false)
 		}
 	}
 	// Shutting down: seal what was written and wait for the acks to be
 	// confirmed, so it is not redone on the next start.
 	s.flush(context.Background(), true)
-	return s.sink.Close()
+	return s.sink.Close(context.Background())
 }
 
 func (s *sinkStage) write(ctx context.Context, m jetstream.Msg) {
@@ -54,13 +61,18 @@ func (s *sinkStage) write(ctx context.Context, m jetstream.Msg) {
 		failMsg(ctx, s.bus, "sink", s.cfg, m, ingest.Permanent(fmt.Errorf("tagged record on %s is not valid JSON: %w", m.Subject(), err)), s.log, s.stats)
 		return
 	}
-	wrote, err := s.sink.Write(&r)
+	wrote, err := s.sink.Write(ctx, &r)
 	if err != nil {
 		failMsg(ctx, s.bus, "sink", s.cfg, m, fmt.Errorf("record %s: %w", r.ID, err), s.log, s.stats)
 		return
 	}
 	if wrote {
 		s.stats.RecordsWritten.Add(1)
+		if s.held == 0 {
+			s.heldSince = time.Now()
+		}
+		s.held++
+		s.heldBytes += int64(len(m.Data()))
 	} else {
 		s.stats.Duplicates.Add(1)
 	}
@@ -71,7 +83,8 @@ func (s *sinkStage) flush(ctx context.Context, confirm bool) {
 	if len(s.pending) == 0 {
 		return
 	}
-	if err := s.sink.Flush(); err != nil {
+	s.held, s.heldBytes = 0, 0
+	if err := s.sink.Flush(ctx); err != nil {
 		s.log.Error().Err(err).Int("records", len(s.pending)).Msg("sink flush failed; records will be redelivered")
 		for _, m := range s.pending {
 			_ = m.NakWithDelay(s.cfg.backoff(1))

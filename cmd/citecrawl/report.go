@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/citecrawl/citecrawl/report"
+	"github.com/citecrawl/citecrawl/sink"
 )
 
 func (c cli) report(args []string) int {
@@ -13,16 +14,23 @@ func (c cli) report(args []string) int {
 	fs.SetOutput(c.stderr)
 	hub := fs.String("hub", "", "hub uuid or /citations/ URL")
 	format := fs.String("format", "md", "md, html or json")
-	out := fs.String("out", "./out", "the sink's output folder")
+	out := fs.String("out", "./out", "the sink's output folder (or any sink.out that can be read back)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
 	if *hub == "" {
 		return c.usageError(errors.New("--hub is required"))
 	}
-	rep, err := report.Build(*out, *hub)
+	ctx, stop := signalContext()
+	defer stop()
+	rd, err := sink.OpenReader(ctx, sink.Config{Out: *out})
 	if err != nil {
 		fmt.Fprintf(c.stderr, "citecrawl report: %v\n", err)
+		return exitFailed
+	}
+	rep, err := report.Build(ctx, rd, *hub)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "citecrawl report: %s: %v\n", *out, err)
 		return exitFailed
 	}
 	if err := rep.Write(c.stdout, *format); err != nil {
