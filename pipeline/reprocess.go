@@ -106,7 +106,13 @@ func Reprocess(ctx context.Context, bus *Bus, o ReprocessOptions) (*ReprocessRes
 		b, _ := json.Marshal(cp)
 		return sink.WriteFileAtomic(filepath.Join(next, checkpointFile), b)
 	}
-	t := &tagger{c: o.Classifier, workers: o.Workers, out: out, batchSize: o.Batch}
+	t := &tagger{c: o.Classifier, workers: o.Workers, out: out, batchSize: o.Batch, latest: map[string]sink.Tags{}}
+	if res.Resumed {
+		// What the interrupted run sealed counts too.
+		if t.latest, err = latestTags(ctx, nextCfg.Out); err != nil {
+			return nil, err
+		}
+	}
 	if o.From == "stream" {
 		err = reprocessStream(ctx, bus, &cp, t, commit, o.Progress)
 	} else {
@@ -124,11 +130,7 @@ func Reprocess(ctx context.Context, bus *Bus, o ReprocessOptions) (*ReprocessRes
 	if err != nil {
 		return res, err
 	}
-	newTags, err := latestTags(ctx, nextCfg.Out)
-	if err != nil {
-		return res, err
-	}
-	res.Changes, res.Changed, res.Records = compareTags(oldTags, newTags)
+	res.Changes, res.Changed, res.Records = compareTags(oldTags, t.latest)
 	if err := os.Remove(filepath.Join(next, checkpointFile)); err != nil {
 		return res, err
 	}
@@ -150,6 +152,7 @@ type tagger struct {
 	workers   int
 	batchSize int
 	out       sink.Sink
+	latest    map[string]sink.Tags // of every record written, to compare with the old output
 }
 
 // item is one record to re-tag: raw JSON (from the stream) or decoded
@@ -161,7 +164,7 @@ type item struct {
 }
 
 // batch decodes and tags the items on all workers, then writes them in
-// order: only the write is sequential.
+// order.
 func (t *tagger) batch(ctx context.Context, items []item) error {
 	var wg sync.WaitGroup
 	chunk := (len(items) + t.workers - 1) / t.workers
@@ -186,15 +189,16 @@ func (t *tagger) batch(ctx context.Context, items []item) error {
 		})
 	}
 	wg.Wait()
-	for _, it := range items {
+	recs := make([]*record.Record, len(items))
+	for i, it := range items {
 		if it.err != nil {
 			return it.err
 		}
-		if _, err := t.out.Write(ctx, it.rec); err != nil {
-			return err
-		}
+		recs[i] = it.rec
+		t.latest[it.rec.ID] = sink.TagsOf(it.rec)
 	}
-	return nil
+	_, err := t.out.Write(ctx, recs)
+	return err
 }
 
 // reprocessStream reads the raw stream from after the checkpoint up to its

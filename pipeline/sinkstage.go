@@ -38,9 +38,7 @@ func (s *sinkStage) run(ctx context.Context) error {
 	batching := s.sink.Batching()
 	for ctx.Err() == nil {
 		msgs := pull(ctx, s.consumer, s.batch, s.idle, s.log)
-		for _, m := range msgs {
-			s.write(ctx, m)
-		}
+		s.write(ctx, msgs)
 		// Flush when the sink asks for it (a full or old segment), when
 		// the consumer nears its limit of unacked messages, or when the
 		// stream has gone quiet, so that a run ends with everything visible.
@@ -55,28 +53,51 @@ func (s *sinkStage) run(ctx context.Context) error {
 	return s.sink.Close(context.Background())
 }
 
-func (s *sinkStage) write(ctx context.Context, m jetstream.Msg) {
-	var r record.Record
-	if err := json.Unmarshal(m.Data(), &r); err != nil {
-		failMsg(ctx, s.bus, "sink", s.cfg, m, ingest.Permanent(fmt.Errorf("tagged record on %s is not valid JSON: %w", m.Subject(), err)), s.log, s.stats)
-		return
-	}
-	wrote, err := s.sink.Write(ctx, &r)
-	if err != nil {
-		failMsg(ctx, s.bus, "sink", s.cfg, m, fmt.Errorf("record %s: %w", r.ID, err), s.log, s.stats)
-		return
-	}
-	if wrote {
-		s.stats.RecordsWritten.Add(1)
-		if s.held == 0 {
-			s.heldSince = time.Now()
+// write decodes a batch of messages and hands their records to the sink
+// at once. If the sink fails, the records are given one by one so that
+// only the failing ones are retried.
+func (s *sinkStage) write(ctx context.Context, msgs []jetstream.Msg) {
+	var recs []*record.Record
+	var ok []jetstream.Msg
+	for _, m := range msgs {
+		r := &record.Record{}
+		if err := json.Unmarshal(m.Data(), r); err != nil {
+			failMsg(ctx, s.bus, "sink", s.cfg, m, ingest.Permanent(fmt.Errorf("tagged record on %s is not valid JSON: %w", m.Subject(), err)), s.log, s.stats)
+			continue
 		}
-		s.held++
-		s.heldBytes += int64(len(m.Data()))
-	} else {
-		s.stats.Duplicates.Add(1)
+		recs, ok = append(recs, r), append(ok, m)
 	}
-	s.pending = append(s.pending, m)
+	if len(recs) == 0 {
+		return
+	}
+	n, err := s.sink.Write(ctx, recs)
+	if err == nil {
+		s.written(n, ok)
+		return
+	}
+	for i, r := range recs {
+		n, err := s.sink.Write(ctx, recs[i:i+1])
+		if err != nil {
+			failMsg(ctx, s.bus, "sink", s.cfg, ok[i], fmt.Errorf("record %s: %w", r.ID, err), s.log, s.stats)
+			continue
+		}
+		s.written(n, ok[i:i+1])
+	}
+}
+
+// written counts what the sink took: n new records out of msgs, which are
+// acked at the next flush.
+func (s *sinkStage) written(n int, msgs []jetstream.Msg) {
+	s.stats.RecordsWritten.Add(int64(n))
+	s.stats.Duplicates.Add(int64(len(msgs) - n))
+	if n > 0 && s.held == 0 {
+		s.heldSince = time.Now()
+	}
+	s.held += n
+	for _, m := range msgs {
+		s.heldBytes += int64(len(m.Data()))
+	}
+	s.pending = append(s.pending, msgs...)
 }
 
 func (s *sinkStage) flush(ctx context.Context, confirm bool) {

@@ -27,7 +27,7 @@ func writeOutput(t *testing.T, recs []record.Record) (string, sink.Reader) {
 		t.Fatal(err)
 	}
 	for i := range recs {
-		if _, err := s.Write(ctx, &recs[i]); err != nil {
+		if _, err := s.Write(ctx, []*record.Record{&recs[i]}); err != nil {
 			t.Fatal(err)
 		}
 	}

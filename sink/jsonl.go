@@ -88,11 +88,28 @@ func (s *jsonl) Batching() Batching {
 }
 
 // Write implements Sink.
-func (s *jsonl) Write(_ context.Context, r *record.Record) (bool, error) {
-	e, err := encode(r)
+func (s *jsonl) Write(_ context.Context, records []*record.Record) (int, error) {
+	encs, err := encodeAll(records)
 	if err != nil {
-		return false, err
+		return 0, err
 	}
+	n := 0
+	for _, e := range encs {
+		wrote, err := s.write(e)
+		if err != nil {
+			return n, err
+		}
+		if wrote {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// write adds one record to its hub's open segment, unless it was written
+// before.
+func (s *jsonl) write(e encoded) (bool, error) {
+	r := e.rec
 	h, err := s.hub(r.Hub)
 	if err != nil {
 		return false, err

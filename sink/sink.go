@@ -13,8 +13,10 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -104,9 +106,11 @@ func (c Config) Folder() (string, bool) {
 // Sink is what the sink stage writes to. The context bounds what a sink
 // can cancel (a network request); a file sink finishes a seal it began.
 type Sink interface {
-	// Write buffers r. A record already written with the same content
-	// (the same id and fingerprint) is skipped: it reports false.
-	Write(ctx context.Context, r *record.Record) (bool, error)
+	// Write buffers records, in order, and says how many were new: a
+	// record already written with the same content (the same id and
+	// fingerprint) is skipped. Given many at once, a sink can encode them
+	// on several cores.
+	Write(ctx context.Context, records []*record.Record) (int, error)
 	// Flush makes everything written so far durable and visible.
 	Flush(ctx context.Context) error
 	// Close flushes and releases the sink.
@@ -224,4 +228,24 @@ func encode(r *record.Record) (encoded, error) {
 		return encoded{}, fmt.Errorf("encoding record %s: %w", r.ID, err)
 	}
 	return encoded{rec: r, line: append(b, '\n'), key: versionKey(r)}, nil
+}
+
+// encodeAll encodes records on every core (JSON and the fingerprint cost
+// about as much as tagging), keeping their order.
+func encodeAll(records []*record.Record) ([]encoded, error) {
+	out := make([]encoded, len(records))
+	errs := make([]error, len(records))
+	workers := min(runtime.GOMAXPROCS(0), (len(records)+63)/64)
+	chunk := (len(records) + max(workers, 1) - 1) / max(workers, 1)
+	var wg sync.WaitGroup
+	for lo := 0; lo < len(records); lo += chunk {
+		hi := min(lo+chunk, len(records))
+		wg.Go(func() {
+			for i := lo; i < hi; i++ {
+				out[i], errs[i] = encode(records[i])
+			}
+		})
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
 }

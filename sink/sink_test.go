@@ -95,16 +95,18 @@ func TestSinkConformance(t *testing.T) {
 			if b := s.Batching(); b == (Batching{}) {
 				t.Error("Batching sets no limit: the stage would hold records until its input goes quiet")
 			}
-			for _, r := range recs {
-				if ok, err := s.Write(ctx, r); err != nil || !ok {
-					t.Fatalf("Write(%s) = %v, %v", r.ID, ok, err)
-				}
+			if n, err := s.Write(ctx, recs[:1]); err != nil || n != 1 {
+				t.Fatalf("Write(one record) = %d, %v", n, err)
 			}
-			// The same content fetched again later is the same version.
-			again := *recs[3]
+			// The same content fetched again later is the same version,
+			// in a later batch or in the same one.
+			again := *recs[0]
 			again.FetchedAt = again.FetchedAt.Add(time.Hour)
-			if ok, err := s.Write(ctx, &again); err != nil || ok {
-				t.Fatalf("duplicate Write = %v, %v; want skipped", ok, err)
+			if n, err := s.Write(ctx, append([]*record.Record{&again}, recs[1:]...)); err != nil || n != len(recs)-1 {
+				t.Fatalf("Write(%d records, one written before) = %d, %v", len(recs), n, err)
+			}
+			if n, err := s.Write(ctx, []*record.Record{recs[5], recs[5]}); err != nil || n != 0 {
+				t.Fatalf("duplicate Write = %d, %v; want both skipped", n, err)
 			}
 			if got := visible(); len(got) != 0 {
 				t.Fatalf("%d records visible before Flush", len(got))
@@ -117,7 +119,7 @@ func TestSinkConformance(t *testing.T) {
 			// A changed record is a new version and is written.
 			changed := *recs[0]
 			changed.Role = record.RoleFuture
-			if ok, _ := s.Write(ctx, &changed); !ok {
+			if n, _ := s.Write(ctx, []*record.Record{&changed}); n != 1 {
 				t.Fatal("a changed record was taken for a duplicate")
 			}
 			if err := s.Close(ctx); err != nil {
@@ -130,10 +132,8 @@ func TestSinkConformance(t *testing.T) {
 				return
 			}
 			s2 := open()
-			for _, r := range recs {
-				if ok, err := s2.Write(ctx, r); err != nil || ok {
-					t.Fatalf("reopened sink rewrote %s (%v)", r.ID, err)
-				}
+			if n, err := s2.Write(ctx, recs); err != nil || n != 0 {
+				t.Fatalf("reopened sink rewrote %d records (%v)", n, err)
 			}
 			if err := s2.Close(ctx); err != nil {
 				t.Fatal(err)
@@ -270,11 +270,13 @@ func TestJSONLSummaryCountsLatestVersions(t *testing.T) {
 	bg := 60
 	for _, r := range recs {
 		r.Hub.Published = &record.HubCounts{CitingPapers: 12, BackgroundPercent: &bg}
-		s.Write(ctx, r)
+	}
+	if _, err := s.Write(ctx, recs); err != nil {
+		t.Fatal(err)
 	}
 	changed := *recs[0] // background -> future
 	changed.Role = record.RoleFuture
-	s.Write(ctx, &changed)
+	s.Write(ctx, []*record.Record{&changed})
 	if err := s.Close(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -28,16 +28,22 @@ func openLines(_ context.Context, _ string, _ Config, env env) (Sink, error) {
 func (s *lines) Batching() Batching { return Batching{Records: 256} }
 
 // Write implements Sink.
-func (s *lines) Write(_ context.Context, r *record.Record) (bool, error) {
-	e, err := encode(r)
+func (s *lines) Write(_ context.Context, records []*record.Record) (int, error) {
+	encs, err := encodeAll(records)
 	if err != nil {
-		return false, err
+		return 0, err
 	}
-	if !s.seen.add(e.key) {
-		return false, nil
+	n := 0
+	for _, e := range encs {
+		if !s.seen.add(e.key) {
+			continue
+		}
+		if _, err := s.w.Write(e.line); err != nil {
+			return n, err
+		}
+		n++
 	}
-	_, err = s.w.Write(e.line)
-	return true, err
+	return n, nil
 }
 
 // Flush implements Sink.
