@@ -132,7 +132,7 @@ func (c *Config) Validate() error {
 	if err := c.Sink.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	if c.Sink.Out != "-" && c.Sink.SegmentMaxAge >= c.Stages.AckWait {
+	if _, folder := c.Sink.Folder(); folder && c.Sink.SegmentMaxAge >= c.Stages.AckWait {
 		bad("sink.segment_max_age (%s) must be shorter than stages.ack_wait (%s): records are acked when their segment is sealed",
 			c.Sink.SegmentMaxAge, c.Stages.AckWait)
 	}
