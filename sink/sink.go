@@ -29,15 +29,16 @@ import (
 // it can be read back, read) function and one line here;
 // TestSinkConformance runs every kind listed.
 var kinds = map[string]kind{
-	"jsonl":  {open: openJSONL, read: openJSONLReader}, // jsonl.go
-	"stdout": {open: openLines},                        // stdout.go
+	"jsonl":  {target: "a folder", open: openJSONL, read: openJSONLReader}, // jsonl.go
+	"stdout": {open: openLines},                                            // stdout.go
 }
 
 // kind is how to open one kind of sink on a target (what follows
-// "NAME://" in sink.out). read is nil for a sink that cannot be read back.
+// "NAME://" in sink.out).
 type kind struct {
-	open func(ctx context.Context, target string, cfg Config, env env) (Sink, error)
-	read func(ctx context.Context, target string, cfg Config) (Reader, error)
+	target string // what the target must name; "" when it takes none
+	open   func(ctx context.Context, target string, cfg Config, env env) (Sink, error)
+	read   func(ctx context.Context, target string, cfg Config) (Reader, error) // nil: cannot be read back
 }
 
 // Config says where records go and how each kind of sink is tuned; each
@@ -73,8 +74,8 @@ func (c Config) resolve() (string, kind, string, error) {
 	if !ok {
 		return "", kind{}, "", fmt.Errorf("sink.out %q: no sink of kind %q (known: %s)", c.Out, name, strings.Join(kindNames(), ", "))
 	}
-	if target == "" && name != "stdout" {
-		return "", kind{}, "", fmt.Errorf("sink.out %q: the %s sink needs a target after %s://", c.Out, name, name)
+	if target == "" && k.target != "" {
+		return "", kind{}, "", fmt.Errorf("sink.out %q: the %s sink needs %s", c.Out, name, k.target)
 	}
 	return name, k, target, nil
 }
@@ -111,7 +112,9 @@ type Sink interface {
 	// fingerprint) is skipped. Given many at once, a sink can encode them
 	// on several cores.
 	Write(ctx context.Context, records []*record.Record) (int, error)
-	// Flush makes everything written so far durable and visible.
+	// Flush makes everything written so far durable and visible. When it
+	// fails, what was written since the last Flush may be lost and must
+	// not count as written: the stage has it delivered again.
 	Flush(ctx context.Context) error
 	// Close flushes and releases the sink.
 	Close(ctx context.Context) error

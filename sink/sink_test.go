@@ -225,7 +225,8 @@ func TestOpenPicksTheKindFromOut(t *testing.T) {
 		{"jsonl://" + dir, "jsonl", ""},
 		{"./out", "jsonl", ""},
 		{"postgres://db/records", "", `no sink of kind "postgres" (known: jsonl, stdout)`},
-		{"jsonl://", "", "needs a target"},
+		{"jsonl://", "", "the jsonl sink needs a folder"},
+		{"", "", "the jsonl sink needs a folder"},
 	} {
 		name, _, _, err := Config{Out: c.out}.resolve()
 		if c.err != "" {
