@@ -106,10 +106,11 @@ func Reprocess(ctx context.Context, bus *Bus, o ReprocessOptions) (*ReprocessRes
 		b, _ := json.Marshal(cp)
 		return sink.WriteFileAtomic(filepath.Join(next, checkpointFile), b)
 	}
-	t := &tagger{c: o.Classifier, workers: o.Workers, out: out, batchSize: o.Batch, latest: map[string]sink.Tags{}}
+	names := &labelTable{index: map[string]uint16{}}
+	t := &tagger{c: o.Classifier, workers: o.Workers, out: out, batchSize: o.Batch, names: names, latest: map[string]labels{}}
 	if res.Resumed {
 		// What the interrupted run sealed counts too.
-		if t.latest, err = latestTags(ctx, nextCfg.Out); err != nil {
+		if t.latest, err = latestLabels(ctx, nextCfg.Out, names); err != nil {
 			return nil, err
 		}
 	}
@@ -126,11 +127,11 @@ func Reprocess(ctx context.Context, bus *Bus, o ReprocessOptions) (*ReprocessRes
 		return res, err
 	}
 	// Compare the new generation with the old output, then swap it in.
-	oldTags, err := latestTags(ctx, oldSource(o))
+	before, err := latestLabels(ctx, oldSource(o), names)
 	if err != nil {
 		return res, err
 	}
-	res.Changes, res.Changed, res.Records = compareTags(oldTags, t.latest)
+	res.Changes, res.Changed, res.Records = compareLabels(before, t.latest, names)
 	if err := os.Remove(filepath.Join(next, checkpointFile)); err != nil {
 		return res, err
 	}
@@ -152,7 +153,8 @@ type tagger struct {
 	workers   int
 	batchSize int
 	out       sink.Sink
-	latest    map[string]sink.Tags // of every record written, to compare with the old output
+	names     *labelTable
+	latest    map[string]labels // of every record written, to compare with the old output
 }
 
 // item is one record to re-tag: raw JSON (from the stream) or decoded
@@ -195,7 +197,7 @@ func (t *tagger) batch(ctx context.Context, items []item) error {
 			return it.err
 		}
 		recs[i] = it.rec
-		t.latest[it.rec.ID] = sink.TagsOf(it.rec)
+		t.latest[it.rec.ID] = t.names.of(sink.TagsOf(it.rec))
 	}
 	_, err := t.out.Write(ctx, recs)
 	return err
@@ -309,42 +311,61 @@ func reprocessSink(ctx context.Context, from string, cp *checkpoint, t *tagger, 
 	return flush()
 }
 
-// latestTags reads the tags of the latest version of every record the
+// labels are the labels reprocess compares (role, polarity, pluralism)
+// as numbers in a labelTable: the map of every record's labels then holds
+// nothing but its keys for the garbage collector to scan.
+type labels [3]uint16
+
+// labelTable numbers label names.
+type labelTable struct {
+	names []string
+	index map[string]uint16
+}
+
+func (lt *labelTable) id(name string) uint16 {
+	if i, ok := lt.index[name]; ok {
+		return i
+	}
+	lt.names = append(lt.names, name)
+	lt.index[name] = uint16(len(lt.names) - 1)
+	return lt.index[name]
+}
+
+func (lt *labelTable) of(t sink.Tags) labels {
+	return labels{lt.id(t.Role), lt.id(t.Polarity), lt.id(t.Pluralism)}
+}
+
+// latestLabels reads the labels of the latest version of every record the
 // sink wrote at out (none when nothing was written there).
-func latestTags(ctx context.Context, out string) (map[string]sink.Tags, error) {
-	tags := map[string]sink.Tags{}
+func latestLabels(ctx context.Context, out string, lt *labelTable) (map[string]labels, error) {
+	latest := map[string]labels{}
 	rd, err := sink.OpenReader(ctx, sink.Config{Out: out})
 	if errors.Is(err, sink.ErrNoOutput) {
-		return tags, nil
+		return latest, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	err = rd.EachLatest(ctx, func(id string, t sink.Tags) { tags[id] = t })
-	return tags, err
+	err = rd.EachLatest(ctx, func(id string, t sink.Tags) { latest[id] = lt.of(t) })
+	return latest, err
 }
 
-// compareTags counts label changes between the old tags and the latest
-// version of every record in the new output.
-func compareTags(old, cur map[string]sink.Tags) (map[string]map[string]int, int64, int64) {
+// compareLabels counts label changes between the old labels and the
+// latest version of every record in the new output.
+func compareLabels(old, cur map[string]labels, lt *labelTable) (map[string]map[string]int, int64, int64) {
+	tags := [3]string{"role", "polarity", "pluralism"}
 	changes := map[string]map[string]int{"role": {}, "polarity": {}, "pluralism": {}}
 	var changed int64
 	for id, n := range cur {
 		o, ok := old[id]
-		if !ok {
+		if !ok || o == n {
 			continue
 		}
-		any := false
-		for _, c := range []struct{ tag, from, to string }{
-			{"role", o.Role, n.Role}, {"polarity", o.Polarity, n.Polarity}, {"pluralism", o.Pluralism, n.Pluralism},
-		} {
-			if c.from != c.to {
-				changes[c.tag][label(c.from)+" -> "+label(c.to)]++
-				any = true
+		changed++
+		for i, tag := range tags {
+			if o[i] != n[i] {
+				changes[tag][label(lt.names[o[i]])+" -> "+label(lt.names[n[i]])]++
 			}
-		}
-		if any {
-			changed++
 		}
 	}
 	return changes, changed, int64(len(cur))
