@@ -75,14 +75,18 @@ func (s *sinkStage) write(ctx context.Context, msgs []jetstream.Msg) {
 		s.written(n, ok)
 		return
 	}
+	// Those written before the error come back as already written.
+	var taken []jetstream.Msg
 	for i, r := range recs {
-		n, err := s.sink.Write(ctx, recs[i:i+1])
+		one, err := s.sink.Write(ctx, recs[i:i+1])
 		if err != nil {
 			failMsg(ctx, s.bus, "sink", s.cfg, ok[i], fmt.Errorf("record %s: %w", r.ID, err), s.log, s.stats)
 			continue
 		}
-		s.written(n, ok[i:i+1])
+		n += one
+		taken = append(taken, ok[i])
 	}
+	s.written(n, taken)
 }
 
 // written counts what the sink took: n new records out of msgs, which are

@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -56,4 +59,49 @@ func TestSinkStageFlushesWhenTheSinkAsks(t *testing.T) {
 	}
 	close(done)
 	<-trickled
+}
+
+// A record the sink cannot write (its hub's folder is taken by a file)
+// fails alone: the records pulled with it are written, and it is retried
+// and then dead-lettered with the reason.
+func TestSinkStageFailsOnlyTheRecordItCannotWrite(t *testing.T) {
+	cfg := testConfig(t, t.TempDir(), nil)
+	bus := openBus(t, cfg)
+	defer bus.Close()
+	if err := os.MkdirAll(cfg.Sink.Out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cfg.Sink.Out, "hub-bad"), []byte("not a folder"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var recs []record.Record
+	for i := range 3 {
+		recs = append(recs, taggedRecord("hub-ok", i, record.RoleUses))
+	}
+	recs = append(recs, taggedRecord("hub-bad", 0, record.RoleUses))
+	publishTagged(t, bus, recs...)
+	ctx := context.Background()
+	env := testEnv()
+	w, err := StartStages(ctx, bus, cfg, []string{StageSink}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	checkFor(t, 20*time.Second, func() error {
+		dl, err := ReadDeadLetters(ctx, bus, 0)
+		if err != nil {
+			return err
+		}
+		if len(dl) != 1 || !strings.Contains(dl[0].Error, "hub-bad-0") || dl[0].Stage != StageSink {
+			return fmt.Errorf("dead letters %+v", dl)
+		}
+		if n := len(readOut(t, cfg.Sink.Out)); n != 3 {
+			return fmt.Errorf("%d records visible, want the 3 of hub-ok", n)
+		}
+		return nil
+	})
+	assertEachOnce(t, readOut(t, cfg.Sink.Out), 3)
+	if w, d := env.Stats.RecordsWritten.Load(), env.Stats.Duplicates.Load(); w != 3 || d != 0 {
+		t.Errorf("stats: %d written, %d already written; want 3 and 0", w, d)
+	}
 }

@@ -109,8 +109,9 @@ func (c Config) Folder() (string, bool) {
 type Sink interface {
 	// Write buffers records, in order, and says how many were new: a
 	// record already written with the same content (the same id and
-	// fingerprint) is skipped. Given many at once, a sink can encode them
-	// on several cores.
+	// fingerprint) is skipped. On an error, the count is of those new
+	// before it. Given many at once, a sink can encode them on several
+	// cores.
 	Write(ctx context.Context, records []*record.Record) (int, error)
 	// Flush makes everything written so far durable and visible. When it
 	// fails, what was written since the last Flush may be lost and must
