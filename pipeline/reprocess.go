@@ -83,9 +83,8 @@ func Reprocess(ctx context.Context, bus *Bus, o ReprocessOptions) (*ReprocessRes
 	}
 	// A batch job: big segments sealed at every checkpoint, summaries
 	// written once at the end.
-	nextCfg := sink.Config{Out: "jsonl://" + next, JSONLConfig: sink.JSONLConfig{
-		SegmentMaxBytes: 64 << 20, SegmentMaxAge: 24 * time.Hour, SummaryOnClose: true}}
-	out, err := sink.Open(ctx, nextCfg, sink.WithLogger(o.Log))
+	nextCfg := sink.Config{Out: "jsonl://" + next, JSONLConfig: sink.JSONLConfig{SegmentMaxBytes: 64 << 20, SegmentMaxAge: 24 * time.Hour}}
+	out, err := sink.Open(ctx, nextCfg, sink.WithLogger(o.Log), sink.WithSummaryOnClose())
 	if err != nil {
 		return nil, err
 	}

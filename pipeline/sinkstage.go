@@ -58,21 +58,21 @@ func (s *sinkStage) run(ctx context.Context) error {
 // only the failing ones are retried.
 func (s *sinkStage) write(ctx context.Context, msgs []jetstream.Msg) {
 	var recs []*record.Record
-	var ok []jetstream.Msg
+	var decoded []jetstream.Msg
 	for _, m := range msgs {
 		r := &record.Record{}
 		if err := json.Unmarshal(m.Data(), r); err != nil {
 			failMsg(ctx, s.bus, "sink", s.cfg, m, ingest.Permanent(fmt.Errorf("tagged record on %s is not valid JSON: %w", m.Subject(), err)), s.log, s.stats)
 			continue
 		}
-		recs, ok = append(recs, r), append(ok, m)
+		recs, decoded = append(recs, r), append(decoded, m)
 	}
 	if len(recs) == 0 {
 		return
 	}
 	n, err := s.sink.Write(ctx, recs)
 	if err == nil {
-		s.written(n, ok)
+		s.written(n, decoded)
 		return
 	}
 	// Those written before the error come back as already written.
@@ -80,11 +80,11 @@ func (s *sinkStage) write(ctx context.Context, msgs []jetstream.Msg) {
 	for i, r := range recs {
 		one, err := s.sink.Write(ctx, recs[i:i+1])
 		if err != nil {
-			failMsg(ctx, s.bus, "sink", s.cfg, ok[i], fmt.Errorf("record %s: %w", r.ID, err), s.log, s.stats)
+			failMsg(ctx, s.bus, "sink", s.cfg, decoded[i], fmt.Errorf("record %s: %w", r.ID, err), s.log, s.stats)
 			continue
 		}
 		n += one
-		taken = append(taken, ok[i])
+		taken = append(taken, decoded[i])
 	}
 	s.written(n, taken)
 }

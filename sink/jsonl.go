@@ -28,9 +28,6 @@ type JSONLConfig struct {
 	// SegmentMaxAge seals a segment this long after its first record; it
 	// must stay well under the sink consumer's ack wait.
 	SegmentMaxAge time.Duration `yaml:"segment_max_age"`
-	// SummaryOnClose writes summary.json only on Close rather than at
-	// every flush (batch jobs that flush often and read it at the end).
-	SummaryOnClose bool `yaml:"-"`
 }
 
 // DefaultJSONLConfig is 8 MiB or 10 s segments.
@@ -56,10 +53,11 @@ func segmentFiles(hubDir string) ([]string, error) {
 // jsonl writes one folder per hub under dir. It remembers every version
 // it finds or writes there, so a record delivered twice is written once.
 type jsonl struct {
-	dir  string
-	cfg  JSONLConfig
-	log  zerolog.Logger
-	hubs map[string]*hubDir
+	dir            string
+	cfg            JSONLConfig
+	summaryOnClose bool // WithSummaryOnClose
+	log            zerolog.Logger
+	hubs           map[string]*hubDir
 }
 
 type hubDir struct {
@@ -79,7 +77,7 @@ func openJSONL(_ context.Context, dir string, cfg Config, env env) (Sink, error)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("sink output %s: %w", dir, err)
 	}
-	return &jsonl{dir: dir, cfg: cfg.JSONLConfig, log: env.log, hubs: map[string]*hubDir{}}, nil
+	return &jsonl{dir: dir, cfg: cfg.JSONLConfig, summaryOnClose: env.summaryOnClose, log: env.log, hubs: map[string]*hubDir{}}, nil
 }
 
 // Batching implements Sink: a segment is sealed at its size or age limit.
@@ -134,7 +132,7 @@ func (s *jsonl) write(e encoded) (bool, error) {
 
 // Flush implements Sink: it seals every open segment (fsync, rename,
 // fsync the folder) and rewrites the summaries that changed.
-func (s *jsonl) Flush(context.Context) error { return s.flush(!s.cfg.SummaryOnClose) }
+func (s *jsonl) Flush(context.Context) error { return s.flush(!s.summaryOnClose) }
 
 func (s *jsonl) flush(summaries bool) error {
 	for _, h := range s.hubs {

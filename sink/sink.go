@@ -147,8 +147,9 @@ type Option func(*env)
 
 // env is what a sink gets from the process besides its config.
 type env struct {
-	log    zerolog.Logger
-	stdout io.Writer
+	log            zerolog.Logger
+	stdout         io.Writer
+	summaryOnClose bool
 }
 
 // WithLogger logs through log (nothing by default).
@@ -156,6 +157,11 @@ func WithLogger(log zerolog.Logger) Option { return func(e *env) { e.log = log }
 
 // WithStdout is where the stdout sink writes: the command's standard output.
 func WithStdout(w io.Writer) Option { return func(e *env) { e.stdout = w } }
+
+// WithSummaryOnClose has a sink that keeps summaries (the folder sink's
+// summary.json) write them only on Close rather than at every Flush: for
+// a batch job that flushes often and reads them at the end.
+func WithSummaryOnClose() Option { return func(e *env) { e.summaryOnClose = true } }
 
 // Open opens the sink cfg.Out names.
 func Open(ctx context.Context, cfg Config, opts ...Option) (Sink, error) {
