@@ -135,7 +135,7 @@ func DefaultConfig() Config {
 			MaxRetryAfter: 5 * time.Minute,
 			Robots:        true,
 		},
-		Sink: sink.Config{Out: "./out", SegmentMaxBytes: 8 << 20, SegmentMaxAge: 5 * time.Second},
+		Sink: sink.Config{Out: "./out", JSONLConfig: sink.JSONLConfig{SegmentMaxBytes: 8 << 20, SegmentMaxAge: 5 * time.Second}},
 		Log:  LogConfig{Level: "info", Format: "json"},
 	}
 }
@@ -153,7 +153,10 @@ func (c *Config) Validate() error {
 	if c.Stages.FetchWorkers < 1 || c.Stages.ClassifyWorkers < 1 || c.Stages.Batch < 1 {
 		bad("stages.fetch_workers, classify_workers and batch must be at least 1")
 	}
-	if c.Sink.Out != "-" && c.Sink.SegmentMaxAge >= c.Stages.AckWait {
+	if err := c.Sink.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, folder := c.Sink.Folder(); folder && c.Sink.SegmentMaxAge >= c.Stages.AckWait {
 		bad("sink.segment_max_age (%s) must be shorter than stages.ack_wait (%s): records are acked when their segment is sealed",
 			c.Sink.SegmentMaxAge, c.Stages.AckWait)
 	}

@@ -3,11 +3,11 @@ package pipeline
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -68,21 +68,20 @@ func openBus(t testing.TB, cfg Config) *Bus {
 
 func testEnv() Env { return Env{Log: zerolog.Nop(), Stats: &Stats{}, Idle: 100 * time.Millisecond} }
 
-// readOut reads every record in the sealed segments under out.
+// readOut reads every record in the sealed segments under out, through
+// the sink's reader.
 func readOut(t testing.TB, out string) []record.Record {
 	t.Helper()
 	var recs []record.Record
-	hubs, _ := os.ReadDir(out)
-	for _, h := range hubs {
-		files, err := sink.SegmentFiles(filepath.Join(out, h.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, f := range files {
-			if err := sink.ReadSegment(f, func(r *record.Record) error { recs = append(recs, *r); return nil }); err != nil {
-				t.Fatal(err)
-			}
-		}
+	rd, err := sink.OpenReader(context.Background(), sink.Config{Out: out})
+	if errors.Is(err, sink.ErrNoOutput) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rd.Records(context.Background(), func(r *record.Record) error { recs = append(recs, *r); return nil }); err != nil {
+		t.Fatal(err)
 	}
 	return recs
 }

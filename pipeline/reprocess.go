@@ -22,8 +22,8 @@ import (
 
 // ReprocessOptions say what to re-tag and where to.
 type ReprocessOptions struct {
-	// From is "stream" (the raw-record stream) or a folder of JSON Lines
-	// output written by the sink.
+	// From is "stream" (the raw-record stream) or output written by the
+	// sink (a sink.out value that can be read back, such as a folder).
 	From string
 	// Out is the output folder. The new generation is built beside it and
 	// replaces it only once whole; the old one is kept as Out + ".prev".
@@ -81,43 +81,56 @@ func Reprocess(ctx context.Context, bus *Bus, o ReprocessOptions) (*ReprocessRes
 	} else if err := os.RemoveAll(next); err != nil {
 		return nil, err
 	}
-	out, err := sink.NewJSONL(sink.Config{Out: next, SegmentMaxBytes: 64 << 20, SegmentMaxAge: 24 * time.Hour, SummaryOnClose: true}, o.Log)
+	// A batch job: big segments sealed at every checkpoint, summaries
+	// written once at the end.
+	nextCfg := sink.Config{Out: "jsonl://" + next, JSONLConfig: sink.JSONLConfig{SegmentMaxBytes: 64 << 20, SegmentMaxAge: 24 * time.Hour}}
+	out, err := sink.Open(ctx, nextCfg, sink.WithLogger(o.Log), sink.WithSummaryOnClose())
 	if err != nil {
 		return nil, err
 	}
+	closed := false
+	defer func() {
+		if !closed {
+			// Interrupted: seal what was written, with the summaries of
+			// its hubs, for the resumed run to build on.
+			_ = out.Close(context.Background())
+		}
+	}()
 	// Seal, then record how far we got: what is in the checkpoint is on disk.
 	commit := func(done uint64) error {
-		if err := out.Flush(); err != nil {
+		if err := out.Flush(ctx); err != nil {
 			return err
 		}
 		cp.Done = done
 		b, _ := json.Marshal(cp)
 		return sink.WriteFileAtomic(filepath.Join(next, checkpointFile), b)
 	}
-	t := &tagger{c: o.Classifier, workers: o.Workers, out: out, batchSize: o.Batch}
+	names := &labelTable{index: map[string]uint16{}}
+	t := &tagger{c: o.Classifier, workers: o.Workers, out: out, batchSize: o.Batch, names: names, latest: map[string]labels{}}
 	if res.Resumed {
 		// What the interrupted run sealed counts too.
-		if err := out.LoadExisting(); err != nil {
+		if t.latest, err = latestLabels(ctx, nextCfg.Out, names); err != nil {
 			return nil, err
 		}
 	}
 	if o.From == "stream" {
 		err = reprocessStream(ctx, bus, &cp, t, commit, o.Progress)
 	} else {
-		err = reprocessDir(ctx, o.From, &cp, t, commit, o.Progress)
+		err = reprocessSink(ctx, o.From, &cp, t, commit, o.Progress)
 	}
 	if err != nil {
 		return res, err
 	}
-	if err := out.Close(); err != nil {
+	closed = true
+	if err := out.Close(ctx); err != nil {
 		return res, err
 	}
 	// Compare the new generation with the old output, then swap it in.
-	oldTags, err := latestTags(oldSource(o))
+	before, err := latestLabels(ctx, oldSource(o), names)
 	if err != nil {
 		return res, err
 	}
-	res.Changes, res.Changed, res.Records = compareTags(oldTags, out)
+	res.Changes, res.Changed, res.Records = compareLabels(before, t.latest, names)
 	if err := os.Remove(filepath.Join(next, checkpointFile)); err != nil {
 		return res, err
 	}
@@ -138,7 +151,9 @@ type tagger struct {
 	c         *classify.Classifier
 	workers   int
 	batchSize int
-	out       *sink.JSONL
+	out       sink.Sink
+	names     *labelTable
+	latest    map[string]labels // of every record written, to compare with the old output
 }
 
 // item is one record to re-tag: raw JSON (from the stream) or decoded
@@ -146,13 +161,12 @@ type tagger struct {
 type item struct {
 	raw []byte
 	rec *record.Record
-	enc sink.Encoded
 	err error
 }
 
-// batch decodes, tags and encodes the items on all workers, then writes
-// them in order: only the write is sequential.
-func (t *tagger) batch(items []item) error {
+// batch decodes and tags the items on all workers, then writes them in
+// order.
+func (t *tagger) batch(ctx context.Context, items []item) error {
 	var wg sync.WaitGroup
 	chunk := (len(items) + t.workers - 1) / t.workers
 	for w := 0; w < t.workers; w++ {
@@ -172,20 +186,20 @@ func (t *tagger) batch(items []item) error {
 				if !it.rec.Gone {
 					t.c.Tag(it.rec)
 				}
-				it.enc, it.err = sink.Encode(it.rec)
 			}
 		})
 	}
 	wg.Wait()
-	for _, it := range items {
+	recs := make([]*record.Record, len(items))
+	for i, it := range items {
 		if it.err != nil {
 			return it.err
 		}
-		if _, err := t.out.WriteEncoded(it.enc); err != nil {
-			return err
-		}
+		recs[i] = it.rec
+		t.latest[it.rec.ID] = t.names.of(sink.TagsOf(it.rec))
 	}
-	return nil
+	_, err := t.out.Write(ctx, recs)
+	return err
 }
 
 // reprocessStream reads the raw stream from after the checkpoint up to its
@@ -237,7 +251,7 @@ func reprocessStream(ctx context.Context, bus *Bus, cp *checkpoint, t *tagger, c
 		seq = meta.Sequence.Stream
 		batch = append(batch, item{raw: m.Data()})
 		if len(batch) == cap(batch) || seq >= last {
-			if err := t.batch(batch); err != nil {
+			if err := t.batch(ctx, batch); err != nil {
 				return err
 			}
 			done += int64(len(batch))
@@ -253,15 +267,13 @@ func reprocessStream(ctx context.Context, bus *Bus, cp *checkpoint, t *tagger, c
 	return nil
 }
 
-// reprocessDir reads every record of a sink output folder, in a stable
-// order (hub folders, then segments by name, then lines).
-func reprocessDir(ctx context.Context, dir string, cp *checkpoint, t *tagger, commit func(uint64) error, progress func(int64, int64)) error {
-	files, err := outputSegments(dir)
+// reprocessSink reads every record the sink wrote at from, in the
+// reader's stable order (for a folder: hub folders, then segments by
+// name, then lines), so a checkpoint counts records.
+func reprocessSink(ctx context.Context, from string, cp *checkpoint, t *tagger, commit func(uint64) error, progress func(int64, int64)) error {
+	rd, err := sink.OpenReader(ctx, sink.Config{Out: from})
 	if err != nil {
-		return err
-	}
-	if len(files) == 0 {
-		return fmt.Errorf("reprocess --from %s: no segment files (seg-*.jsonl) under it", dir)
+		return fmt.Errorf("reprocess --from %s: %w", from, err)
 	}
 	var n uint64
 	batch := make([]item, 0, t.batchSize)
@@ -269,7 +281,7 @@ func reprocessDir(ctx context.Context, dir string, cp *checkpoint, t *tagger, co
 		if len(batch) == 0 {
 			return nil
 		}
-		if err := t.batch(batch); err != nil {
+		if err := t.batch(ctx, batch); err != nil {
 			return err
 		}
 		batch = batch[:0]
@@ -278,91 +290,84 @@ func reprocessDir(ctx context.Context, dir string, cp *checkpoint, t *tagger, co
 		}
 		return commit(n)
 	}
-	for _, f := range files {
-		err := sink.ReadSegment(f, func(r *record.Record) error {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			n++
-			if n <= cp.Done {
-				return nil
-			}
-			batch = append(batch, item{rec: r})
-			if len(batch) == cap(batch) {
-				return flush()
-			}
+	err = rd.Records(ctx, func(r *record.Record) error {
+		n++
+		if n <= cp.Done {
 			return nil
-		})
-		if err != nil {
-			return err
 		}
+		batch = append(batch, item{rec: r})
+		if len(batch) == cap(batch) {
+			return flush()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("reprocess --from %s: no records to re-tag there", from)
 	}
 	return flush()
 }
 
-func outputSegments(dir string) ([]string, error) {
-	hubs, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("reading output %s: %w", dir, err)
-	}
-	var files []string
-	for _, h := range hubs {
-		if !h.IsDir() {
-			continue
-		}
-		fs, err := sink.SegmentFiles(filepath.Join(dir, h.Name()))
-		if err != nil {
-			return nil, err
-		}
-		files = append(files, fs...)
-	}
-	return files, nil
+// labels are the labels reprocess compares (role, polarity, pluralism)
+// as numbers in a labelTable: the map of every record's labels then holds
+// nothing but its keys for the garbage collector to scan.
+type labels [3]uint16
+
+// labelTable numbers label names.
+type labelTable struct {
+	names []string
+	index map[string]uint16
 }
 
-// latestTags reads the tags of the latest version of every record in an
-// output folder (none when it does not exist).
-func latestTags(dir string) (map[string]sink.Tags, error) {
-	tags := map[string]sink.Tags{}
-	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
-		return tags, nil
+func (lt *labelTable) id(name string) uint16 {
+	if i, ok := lt.index[name]; ok {
+		return i
 	}
-	files, err := outputSegments(dir)
+	lt.names = append(lt.names, name)
+	lt.index[name] = uint16(len(lt.names) - 1)
+	return lt.index[name]
+}
+
+func (lt *labelTable) of(t sink.Tags) labels {
+	return labels{lt.id(t.Role), lt.id(t.Polarity), lt.id(t.Pluralism)}
+}
+
+// latestLabels reads the labels of the latest version of every record the
+// sink wrote at out (none when nothing was written there).
+func latestLabels(ctx context.Context, out string, lt *labelTable) (map[string]labels, error) {
+	latest := map[string]labels{}
+	rd, err := sink.OpenReader(ctx, sink.Config{Out: out})
+	if errors.Is(err, sink.ErrNoOutput) {
+		return latest, nil
+	}
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range files {
-		if err := sink.ReadTags(f, func(id string, t sink.Tags) { tags[id] = t }); err != nil {
-			return nil, err
-		}
-	}
-	return tags, nil
+	err = rd.EachLatest(ctx, func(id string, t sink.Tags) { latest[id] = lt.of(t) })
+	return latest, err
 }
 
-// compareTags counts label changes between the old tags and the latest
-// version of every record in the new output.
-func compareTags(old map[string]sink.Tags, cur *sink.JSONL) (map[string]map[string]int, int64, int64) {
+// compareLabels counts label changes between the old labels and the
+// latest version of every record in the new output.
+func compareLabels(old, cur map[string]labels, lt *labelTable) (map[string]map[string]int, int64, int64) {
+	tags := [3]string{"role", "polarity", "pluralism"}
 	changes := map[string]map[string]int{"role": {}, "polarity": {}, "pluralism": {}}
-	var changed, records int64
-	cur.EachLatest(func(id string, n sink.Tags) {
-		records++
+	var changed int64
+	for id, n := range cur {
 		o, ok := old[id]
-		if !ok {
-			return
+		if !ok || o == n {
+			continue
 		}
-		any := false
-		for _, c := range []struct{ tag, from, to string }{
-			{"role", o.Role, n.Role}, {"polarity", o.Polarity, n.Polarity}, {"pluralism", o.Pluralism, n.Pluralism},
-		} {
-			if c.from != c.to {
-				changes[c.tag][label(c.from)+" -> "+label(c.to)]++
-				any = true
+		changed++
+		for i, tag := range tags {
+			if o[i] != n[i] {
+				changes[tag][label(lt.names[o[i]])+" -> "+label(lt.names[n[i]])]++
 			}
 		}
-		if any {
-			changed++
-		}
-	})
-	return changes, changed, records
+	}
+	return changes, changed, int64(len(cur))
 }
 
 func label(s string) string {

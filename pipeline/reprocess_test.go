@@ -13,6 +13,7 @@ import (
 	"github.com/citecrawl/citecrawl/classify"
 	"github.com/citecrawl/citecrawl/ingest/snapshot"
 	"github.com/citecrawl/citecrawl/record"
+	"github.com/citecrawl/citecrawl/sink"
 )
 
 // crawled runs the snapshot (or a generated hub) through the pipeline and
@@ -145,7 +146,53 @@ func TestReprocessFromFolder(t *testing.T) {
 		t.Fatalf("changes %v", res.Changes)
 	}
 	if _, err := Reprocess(context.Background(), nil, ReprocessOptions{From: t.TempDir(), Out: out, Classifier: c, Log: zerolog.Nop()}); err == nil ||
-		!strings.Contains(err.Error(), "no segment files") {
+		!strings.Contains(err.Error(), "no records to re-tag") {
 		t.Fatalf("empty input folder: err = %v", err)
+	}
+}
+
+// A hub whose records were all re-tagged before an interruption still
+// gets its summary in the new generation, counting every record.
+func TestReprocessResumedKeepsEveryHubsSummary(t *testing.T) {
+	site := snapshot.Default()
+	cfg, bus := crawled(t, site)
+	defer bus.Close()
+	c := changedRules(t, "polarity.yaml", func(s string) string { return s })
+	ctx, cancel := context.WithCancel(context.Background())
+	batches := 0
+	opts := ReprocessOptions{From: "stream", Out: cfg.Sink.Out, Classifier: c, Batch: 4, Log: zerolog.Nop(),
+		Progress: func(done, total int64) {
+			if batches++; batches == 4 {
+				cancel()
+			}
+		}}
+	if _, err := Reprocess(ctx, bus, opts); err == nil {
+		t.Fatal("an interrupted reprocess reported success")
+	}
+	opts.Progress = nil
+	if _, err := Reprocess(context.Background(), bus, opts); err != nil {
+		t.Fatal(err)
+	}
+	perHub := map[string]map[string]bool{}
+	for _, r := range readOut(t, cfg.Sink.Out) {
+		if perHub[r.Hub.ID] == nil {
+			perHub[r.Hub.ID] = map[string]bool{}
+		}
+		perHub[r.Hub.ID][r.ID] = true
+	}
+	if len(perHub) != len(site.Hubs()) {
+		t.Fatalf("%d hubs in the output, want %d", len(perHub), len(site.Hubs()))
+	}
+	for hub, ids := range perHub {
+		path := filepath.Join(cfg.Sink.Out, hub, sink.SummaryFile)
+		if _, err := os.Stat(path); err != nil {
+			t.Errorf("hub %s: %v", hub, err)
+			continue
+		}
+		var sum sink.Summary
+		readJSON(t, path, &sum)
+		if sum.Records+sum.Gone != len(ids) {
+			t.Errorf("hub %s summary counts %d records, the output has %d", hub, sum.Records+sum.Gone, len(ids))
+		}
 	}
 }

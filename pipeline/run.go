@@ -129,7 +129,7 @@ func (w *Workers) build(ctx context.Context, bus *Bus, cfg Config, name string, 
 			idle: env.Idle, bus: bus, cfg: cfg.Stages, log: log, stats: env.Stats}
 		return func() { s.run(ctx) }, nil
 	case StageSink:
-		out, err := openSink(cfg.Sink, env, log)
+		out, err := sink.Open(ctx, cfg.Sink, sink.WithLogger(log), sink.WithStdout(env.Stdout))
 		if err != nil {
 			return nil, err
 		}
@@ -146,16 +146,6 @@ func (w *Workers) build(ctx context.Context, bus *Bus, cfg Config, name string, 
 	default:
 		return nil, fmt.Errorf("unknown stage %q (want fetch, classify or sink)", name)
 	}
-}
-
-func openSink(cfg sink.Config, env Env, log zerolog.Logger) (sink.Sink, error) {
-	if cfg.Out == "-" {
-		if env.Stdout == nil {
-			return nil, errors.New("sink out is - but no standard output was given")
-		}
-		return sink.NewLines(env.Stdout), nil
-	}
-	return sink.NewJSONL(cfg, log)
 }
 
 // watch parks the messages of a stage's consumer that run out of
@@ -306,10 +296,11 @@ func publishReport(ctx context.Context, bus *Bus, cfg Config, res *Result) error
 	if err := bus.PublishAll(ctx, []Out{{Subject: subjectRuns + token(res.RunID), MsgID: "run:" + res.RunID, Data: b}}); err != nil {
 		return fmt.Errorf("publishing the run report: %w", err)
 	}
-	if cfg.Sink.Out == "-" {
+	out, ok := cfg.Sink.Folder()
+	if !ok {
 		return nil
 	}
-	dir := filepath.Join(cfg.Sink.Out, "runs")
+	dir := filepath.Join(out, "runs")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}

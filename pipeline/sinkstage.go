@@ -28,50 +28,88 @@ type sinkStage struct {
 	log      zerolog.Logger
 	stats    *Stats
 	pending  []jetstream.Msg
+	// What was written since the last flush, for the sink's Batching.
+	held      int
+	heldBytes int64
+	heldSince time.Time
 }
 
 func (s *sinkStage) run(ctx context.Context) error {
+	batching := s.sink.Batching()
 	for ctx.Err() == nil {
 		msgs := pull(ctx, s.consumer, s.batch, s.idle, s.log)
-		for _, m := range msgs {
-			s.write(ctx, m)
-		}
-		// Seal when the segment is full or old, or when the stream has
-		// gone quiet, so that a run ends with everything visible.
-		if len(s.pending) > 0 && (len(msgs) == 0 || len(s.pending) >= s.cfg.maxAckPending()/2 || s.sink.ShouldFlush()) {
+		s.write(ctx, msgs)
+		// Flush when the sink asks for it (a full or old segment), when
+		// the consumer nears its limit of unacked messages, or when the
+		// stream has gone quiet, so that a run ends with everything visible.
+		if len(s.pending) > 0 && (len(msgs) == 0 || len(s.pending) >= s.cfg.maxAckPending()/2 ||
+			batching.Due(s.held, s.heldBytes, time.Since(s.heldSince))) {
 			s.flush(ctx, false)
 		}
 	}
 	// Shutting down: seal what was written and wait for the acks to be
 	// confirmed, so it is not redone on the next start.
 	s.flush(context.Background(), true)
-	return s.sink.Close()
+	return s.sink.Close(context.Background())
 }
 
-func (s *sinkStage) write(ctx context.Context, m jetstream.Msg) {
-	var r record.Record
-	if err := json.Unmarshal(m.Data(), &r); err != nil {
-		failMsg(ctx, s.bus, "sink", s.cfg, m, retry.Permanentf("tagged record on %s is not valid JSON: %w", m.Subject(), err), s.log, s.stats)
+// write decodes a batch of messages and hands their records to the sink
+// at once. If the sink fails, the records are given one by one so that
+// only the failing ones are retried.
+func (s *sinkStage) write(ctx context.Context, msgs []jetstream.Msg) {
+	var recs []*record.Record
+	var decoded []jetstream.Msg
+	for _, m := range msgs {
+		r := &record.Record{}
+		if err := json.Unmarshal(m.Data(), r); err != nil {
+			failMsg(ctx, s.bus, "sink", s.cfg, m, retry.Permanentf("tagged record on %s is not valid JSON: %w", m.Subject(), err), s.log, s.stats)
+			continue
+		}
+		recs, decoded = append(recs, r), append(decoded, m)
+	}
+	if len(recs) == 0 {
 		return
 	}
-	wrote, err := s.sink.Write(&r)
-	if err != nil {
-		failMsg(ctx, s.bus, "sink", s.cfg, m, fmt.Errorf("record %s: %w", r.ID, err), s.log, s.stats)
+	n, err := s.sink.Write(ctx, recs)
+	if err == nil {
+		s.written(n, decoded)
 		return
 	}
-	if wrote {
-		s.stats.RecordsWritten.Add(1)
-	} else {
-		s.stats.Duplicates.Add(1)
+	// Those written before the error come back as already written.
+	var taken []jetstream.Msg
+	for i, r := range recs {
+		one, err := s.sink.Write(ctx, recs[i:i+1])
+		if err != nil {
+			failMsg(ctx, s.bus, "sink", s.cfg, decoded[i], fmt.Errorf("record %s: %w", r.ID, err), s.log, s.stats)
+			continue
+		}
+		n += one
+		taken = append(taken, decoded[i])
 	}
-	s.pending = append(s.pending, m)
+	s.written(n, taken)
+}
+
+// written counts what the sink took: n new records out of msgs, which are
+// acked at the next flush.
+func (s *sinkStage) written(n int, msgs []jetstream.Msg) {
+	s.stats.RecordsWritten.Add(int64(n))
+	s.stats.Duplicates.Add(int64(len(msgs) - n))
+	if n > 0 && s.held == 0 {
+		s.heldSince = time.Now()
+	}
+	s.held += n
+	for _, m := range msgs {
+		s.heldBytes += int64(len(m.Data()))
+	}
+	s.pending = append(s.pending, msgs...)
 }
 
 func (s *sinkStage) flush(ctx context.Context, confirm bool) {
 	if len(s.pending) == 0 {
 		return
 	}
-	if err := s.sink.Flush(); err != nil {
+	s.held, s.heldBytes = 0, 0
+	if err := s.sink.Flush(ctx); err != nil {
 		s.log.Error().Err(err).Int("records", len(s.pending)).Msg("sink flush failed; records will be redelivered")
 		for _, m := range s.pending {
 			_ = m.NakWithDelay(s.cfg.Policy().Delay(1))

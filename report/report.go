@@ -5,12 +5,12 @@
 package report
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"html"
 	"io"
 	"maps"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -41,47 +41,40 @@ type Example struct {
 const examplesPerRole = 3
 
 // Build reads the latest version of every record of one hub (its id, as
-// ingest.HubID gives it) in an output folder.
-func Build(out, hub string) (*Report, error) {
-	dir := filepath.Join(out, hub)
-	files, err := sink.SegmentFiles(dir)
+// ingest.HubID gives it) from what a sink wrote. Its counts are
+// the sink's summary of those records (sink.Summarise); roles by year and
+// the example sentences are the report's own.
+func Build(ctx context.Context, rd sink.Reader, hub string) (*Report, error) {
+	latest := map[string]*record.Record{}
+	var order []string
+	err := rd.Records(ctx, func(r *record.Record) error {
+		if _, seen := latest[r.ID]; !seen {
+			order = append(order, r.ID)
+		}
+		latest[r.ID] = r
+		return nil
+	}, sink.OfHub(hub))
 	if err != nil {
 		return nil, err
 	}
-	if len(files) == 0 {
-		return nil, fmt.Errorf("no records for hub %q under %s", hub, out)
+	if len(order) == 0 {
+		return nil, fmt.Errorf("no records for hub %q", hub)
 	}
-	latest := map[string]*record.Record{}
-	var order []string
-	for _, f := range files {
-		err := sink.ReadSegment(f, func(r *record.Record) error {
-			if _, seen := latest[r.ID]; !seen {
-				order = append(order, r.ID)
-			}
-			latest[r.ID] = r
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-	}
-	rep := &Report{Roles: map[string]int{}, Polarities: map[string]int{}, Pluralism: map[string]int{},
-		ByYear: map[string]map[string]int{}, Examples: map[string][]Example{}}
+	rep := &Report{ByYear: map[string]map[string]int{}, Examples: map[string][]Example{}}
+	var h record.Hub
+	var published *record.HubCounts
+	tags := make(map[string]sink.Tags, len(latest))
 	for _, id := range order {
 		r := latest[id]
-		rep.Hub = r.Hub
+		h = r.Hub
 		if r.Hub.Published != nil {
-			rep.Published = r.Hub.Published
-		}
-		if r.Gone {
-			rep.Gone++
-			continue
+			published = r.Hub.Published
 		}
 		t := sink.TagsOf(r)
-		rep.Records++
-		rep.Roles[t.Role]++
-		rep.Polarities[t.Polarity]++
-		rep.Pluralism[t.Pluralism]++
+		tags[id] = t
+		if r.Gone {
+			continue
+		}
 		if rep.ByYear[t.Year] == nil {
 			rep.ByYear[t.Year] = map[string]int{}
 		}
@@ -92,7 +85,11 @@ func Build(out, hub string) (*Report, error) {
 			}
 		}
 	}
-	rep.Hub.Published = nil
+	h.Published = published
+	sum := sink.Summarise(h, tags)
+	rep.Hub, rep.Published = sum.Hub, sum.Published
+	rep.Records, rep.Gone = sum.Records, sum.Gone
+	rep.Roles, rep.Polarities, rep.Pluralism = sum.Roles, sum.Polarities, sum.Pluralism
 	return rep, nil
 }
 

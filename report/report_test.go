@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -10,30 +11,34 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/citecrawl/citecrawl/record"
 	"github.com/citecrawl/citecrawl/sink"
 )
 
-// writeOutput writes records through the real JSON Lines sink.
-func writeOutput(t *testing.T, recs []record.Record) string {
+// writeOutput writes records through the real JSON Lines sink and opens
+// a reader on them.
+func writeOutput(t *testing.T, recs []record.Record) (string, sink.Reader) {
 	t.Helper()
-	cfg := sink.Config{SegmentMaxBytes: 8 << 20, SegmentMaxAge: 10 * time.Second}
+	ctx := context.Background()
+	cfg := sink.Config{JSONLConfig: sink.JSONLConfig{SegmentMaxBytes: 8 << 20, SegmentMaxAge: 5 * time.Second}}
 	cfg.Out = t.TempDir()
-	s, err := sink.NewJSONL(cfg, zerolog.Nop())
+	s, err := sink.Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range recs {
-		if _, err := s.Write(&recs[i]); err != nil {
+		if _, err := s.Write(ctx, []*record.Record{&recs[i]}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.Close(); err != nil {
+	if err := s.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return cfg.Out
+	rd, err := sink.OpenReader(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg.Out, rd
 }
 
 func TestReportCountsEqualSinkOutput(t *testing.T) {
@@ -53,9 +58,9 @@ func TestReportCountsEqualSinkOutput(t *testing.T) {
 	v2 := recs[0]
 	v2.Role = record.RoleFuture
 	recs = append(recs, v2, record.Record{Schema: record.Schema, ID: "r8", Hub: hub, Paper: record.Paper{Title: "Paper 8"}, Gone: true})
-	out := writeOutput(t, recs)
+	out, rd := writeOutput(t, recs)
 
-	rep, err := Build(out, "hub-1")
+	rep, err := Build(context.Background(), rd, "hub-1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +97,7 @@ func TestReportCountsEqualSinkOutput(t *testing.T) {
 	if err := rep.Write(&bytes.Buffer{}, "pdf"); err == nil {
 		t.Error("unknown format accepted")
 	}
-	if _, err := Build(out, "no-such-hub"); err == nil || !strings.Contains(err.Error(), "no-such-hub") {
+	if _, err := Build(context.Background(), rd, "no-such-hub"); err == nil || !strings.Contains(err.Error(), "no-such-hub") {
 		t.Errorf("unknown hub: err = %v", err)
 	}
 }

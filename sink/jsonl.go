@@ -2,10 +2,13 @@ package sink
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -17,18 +20,14 @@ import (
 	"github.com/citecrawl/citecrawl/record"
 )
 
-// Config is the JSON Lines sink's configuration.
-type Config struct {
-	// Out is the output folder, or "-" for standard output.
-	Out string `yaml:"out"`
+// JSONLConfig tunes the folder sink: one folder per hub under the target,
+// each holding sealed segment files of JSON lines and a summary.json.
+type JSONLConfig struct {
 	// SegmentMaxBytes seals a segment once it is this large.
 	SegmentMaxBytes int64 `yaml:"segment_max_bytes"`
 	// SegmentMaxAge seals a segment this long after its first record; it
 	// must stay well under the sink consumer's ack wait.
 	SegmentMaxAge time.Duration `yaml:"segment_max_age"`
-	// SummaryOnClose writes summary.json only on Close rather than at
-	// every flush (batch jobs that flush often and read it at the end).
-	SummaryOnClose bool `yaml:"-"`
 }
 
 // Segment and summary names. A segment is visible only under its final
@@ -39,20 +38,21 @@ const (
 	SummaryFile   = "summary.json"
 )
 
-// SegmentFiles lists the sealed segments of one hub folder, oldest first.
-func SegmentFiles(hubDir string) ([]string, error) {
+// segmentFiles lists the sealed segments of one hub folder, oldest first.
+func segmentFiles(hubDir string) ([]string, error) {
 	files, err := filepath.Glob(filepath.Join(hubDir, segmentPrefix+"*"+segmentSuffix))
 	sort.Strings(files) // names start with a timestamp
 	return files, err
 }
 
-// JSONL writes one folder per hub under Out, each holding sealed segment
-// files of JSON lines and a summary.json.
-type JSONL struct {
-	cfg  Config
-	log  zerolog.Logger
-	now  func() time.Time
-	hubs map[string]*hubDir
+// jsonl writes one folder per hub under dir. It remembers every version
+// it finds or writes there, so a record delivered twice is written once.
+type jsonl struct {
+	dir            string
+	cfg            JSONLConfig
+	summaryOnClose bool // WithSummaryOnClose
+	log            zerolog.Logger
+	hubs           map[string]*hubDir
 }
 
 type hubDir struct {
@@ -62,98 +62,74 @@ type hubDir struct {
 	seg     *os.File
 	segTmp  string
 	segW    *bufio.Writer
-	segSize int64
-	segAt   time.Time
 	segKeys []string // versions in the open segment, forgotten if it fails
 	dirty   bool     // the summary is out of date
 	hub     record.Hub
 }
 
-// NewJSONL opens (creating if needed) the output folder.
-func NewJSONL(cfg Config, log zerolog.Logger) (*JSONL, error) {
-	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
-		return nil, fmt.Errorf("sink output %s: %w", cfg.Out, err)
+// openJSONL opens (creating if needed) the output folder.
+func openJSONL(_ context.Context, dir string, cfg Config, env env) (Sink, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("sink output %s: %w", dir, err)
 	}
-	return &JSONL{cfg: cfg, log: log, now: time.Now, hubs: map[string]*hubDir{}}, nil
+	return &jsonl{dir: dir, cfg: cfg.JSONLConfig, summaryOnClose: env.summaryOnClose, log: env.log, hubs: map[string]*hubDir{}}, nil
+}
+
+// Batching implements Sink: a segment is sealed at its size or age limit.
+func (s *jsonl) Batching() Batching {
+	return Batching{Bytes: s.cfg.SegmentMaxBytes, Age: s.cfg.SegmentMaxAge}
 }
 
 // Write implements Sink.
-func (s *JSONL) Write(r *record.Record) (bool, error) {
-	e, err := Encode(r)
+func (s *jsonl) Write(_ context.Context, records []*record.Record) (int, error) {
+	encs, err := encodeAll(records)
 	if err != nil {
-		return false, err
+		return 0, err
 	}
-	return s.WriteEncoded(e)
+	n := 0
+	for _, e := range encs {
+		wrote, err := s.write(e)
+		if err != nil {
+			return n, err
+		}
+		if wrote {
+			n++
+		}
+	}
+	return n, nil
 }
 
-// WriteEncoded is Write for a record already encoded.
-func (s *JSONL) WriteEncoded(e Encoded) (bool, error) {
-	r, b := e.Record, e.Line
+// write adds one record to its hub's open segment, unless it was written
+// before.
+func (s *jsonl) write(e encoded) (bool, error) {
+	r := e.rec
 	h, err := s.hub(r.Hub)
 	if err != nil {
 		return false, err
 	}
-	if !h.seen.add(e.Key) {
+	if !h.seen.add(e.key) {
 		return false, nil
 	}
-	h.segKeys = append(h.segKeys, e.Key)
+	h.segKeys = append(h.segKeys, e.key)
 	if h.seg == nil {
 		if err := s.openSegment(h); err != nil {
 			return false, err
 		}
 	}
-	if _, err := h.segW.Write(b); err != nil {
+	if _, err := h.segW.Write(e.line); err != nil {
 		return false, fmt.Errorf("writing %s: %w", h.segTmp, err)
 	}
-	h.segSize += int64(len(b))
 	h.latest[r.ID] = TagsOf(r)
 	h.hub = r.Hub
 	h.dirty = true
 	return true, nil
 }
 
-// LoadExisting reads the state of every hub folder already under Out, as
-// Write does lazily for the hubs it meets.
-func (s *JSONL) LoadExisting() error {
-	entries, err := os.ReadDir(s.cfg.Out)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") && e.Name() != "runs" {
-			if _, err := s.hub(record.Hub{ID: e.Name()}); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
+// Flush implements Sink: it seals every open segment (fsync, rename,
+// fsync the folder) and rewrites the summaries that changed.
+func (s *jsonl) Flush(context.Context) error { return s.flush(!s.summaryOnClose) }
 
-// EachLatest calls fn with the tags of the latest version of every record
-// the sink knows (written, or loaded from earlier output).
-func (s *JSONL) EachLatest(fn func(id string, t Tags)) {
-	for _, h := range s.hubs {
-		for id, t := range h.latest {
-			fn(id, t)
-		}
-	}
-}
-
-// ShouldFlush implements Sink.
-func (s *JSONL) ShouldFlush() bool {
-	for _, h := range s.hubs {
-		if h.seg != nil && (h.segSize >= s.cfg.SegmentMaxBytes || s.now().Sub(h.segAt) >= s.cfg.SegmentMaxAge) {
-			return true
-		}
-	}
-	return false
-}
-
-// Flush seals every open segment (fsync, rename, fsync the folder) and
-// rewrites the summaries that changed.
-func (s *JSONL) Flush() error { return s.flush(!s.cfg.SummaryOnClose) }
-
-func (s *JSONL) flush(summaries bool) error {
+func (s *jsonl) flush(summaries bool) error {
 	for _, h := range s.hubs {
 		if err := s.seal(h); err != nil {
 			return err
@@ -169,11 +145,11 @@ func (s *JSONL) flush(summaries bool) error {
 }
 
 // Close implements Sink.
-func (s *JSONL) Close() error { return s.flush(true) }
+func (s *jsonl) Close(context.Context) error { return s.flush(true) }
 
 // hub returns the state of a hub's folder, loading what earlier runs wrote
 // there on first use.
-func (s *JSONL) hub(hub record.Hub) (*hubDir, error) {
+func (s *jsonl) hub(hub record.Hub) (*hubDir, error) {
 	key := hub.ID
 	if key == "" {
 		key = "unknown-hub"
@@ -181,16 +157,16 @@ func (s *JSONL) hub(hub record.Hub) (*hubDir, error) {
 	if h, ok := s.hubs[key]; ok {
 		return h, nil
 	}
-	h := &hubDir{dir: filepath.Join(s.cfg.Out, safeName(key)), seen: seen{}, latest: map[string]Tags{}}
+	h := &hubDir{dir: filepath.Join(s.dir, safeName(key)), seen: seen{}, latest: map[string]Tags{}}
 	if err := os.MkdirAll(h.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("sink folder %s: %w", h.dir, err)
 	}
-	files, err := SegmentFiles(h.dir)
+	files, err := segmentFiles(h.dir)
 	if err != nil {
 		return nil, err
 	}
 	for _, f := range files {
-		err := ReadSegment(f, func(r *record.Record) error {
+		err := readSegment(f, func(r *record.Record) error {
 			h.seen.add(versionKey(r))
 			h.latest[r.ID] = TagsOf(r)
 			h.hub = r.Hub
@@ -211,8 +187,8 @@ func (s *JSONL) hub(hub record.Hub) (*hubDir, error) {
 	return h, nil
 }
 
-func (s *JSONL) openSegment(h *hubDir) error {
-	now := s.now()
+func (s *jsonl) openSegment(h *hubDir) error {
+	now := time.Now()
 	var rnd [4]byte
 	_, _ = rand.Read(rnd[:])
 	final := fmt.Sprintf("%s%s-%s%s", segmentPrefix, now.UTC().Format("20060102T150405.000000000Z"), hex.EncodeToString(rnd[:]), segmentSuffix)
@@ -221,12 +197,12 @@ func (s *JSONL) openSegment(h *hubDir) error {
 	if err != nil {
 		return fmt.Errorf("opening segment: %w", err)
 	}
-	h.seg, h.segW, h.segSize, h.segAt, h.segKeys = f, bufio.NewWriterSize(f, 64<<10), 0, now, nil
+	h.seg, h.segW, h.segKeys = f, bufio.NewWriterSize(f, 64<<10), nil
 	return nil
 }
 
 // seal makes the open segment durable and visible under its final name.
-func (s *JSONL) seal(h *hubDir) error {
+func (s *jsonl) seal(h *hubDir) error {
 	if h.seg == nil {
 		return nil
 	}
@@ -270,8 +246,8 @@ func renameDurably(tmp, final string) error {
 	return d.Sync()
 }
 
-// ReadSegment calls fn for every record of a segment file.
-func ReadSegment(path string, fn func(*record.Record) error) error {
+// readSegment calls fn for every record of a segment file.
+func readSegment(path string, fn func(*record.Record) error) error {
 	return scanLines(path, func(b []byte) error {
 		var r record.Record
 		if err := json.Unmarshal(b, &r); err != nil {
@@ -298,6 +274,89 @@ func scanLines(path string, fn func([]byte) error) error {
 	}
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("reading %s: %w", path, err)
+	}
+	return nil
+}
+
+// jsonlReader reads a folder the jsonl sink wrote: hub folders by name,
+// then segments oldest first, then lines.
+type jsonlReader struct{ dir string }
+
+func openJSONLReader(_ context.Context, dir string, _ Config) (Reader, error) {
+	if _, err := os.Stat(dir); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("sink output %s: %w", dir, ErrNoOutput)
+		}
+		return nil, fmt.Errorf("sink output %s: %w", dir, err)
+	}
+	return jsonlReader{dir: dir}, nil
+}
+
+// segments lists the sealed segments of every hub folder, or of one.
+func (r jsonlReader) segments(hub string) ([]string, error) {
+	if hub != "" {
+		return segmentFiles(filepath.Join(r.dir, safeName(hub)))
+	}
+	hubs, err := os.ReadDir(r.dir)
+	if err != nil {
+		return nil, fmt.Errorf("reading output %s: %w", r.dir, err)
+	}
+	var files []string
+	for _, h := range hubs {
+		if !h.IsDir() {
+			continue
+		}
+		hubFiles, err := segmentFiles(filepath.Join(r.dir, h.Name()))
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, hubFiles...)
+	}
+	return files, nil
+}
+
+// Records implements Reader.
+func (r jsonlReader) Records(ctx context.Context, fn func(*record.Record) error, opts ...ReadOption) error {
+	var o readOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	files, err := r.segments(o.hub)
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		err := readSegment(f, func(rec *record.Record) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			return fn(rec)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// EachLatest implements Reader. It decodes only the tags of each line,
+// not the contexts and evidence.
+func (r jsonlReader) EachLatest(ctx context.Context, fn func(id string, t Tags)) error {
+	files, err := r.segments("")
+	if err != nil {
+		return err
+	}
+	latest := map[string]Tags{}
+	for _, f := range files {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := readTags(f, func(id string, t Tags) { latest[id] = t }); err != nil {
+			return err
+		}
+	}
+	for id, t := range latest {
+		fn(id, t)
 	}
 	return nil
 }

@@ -1,28 +1,208 @@
-// Package sink writes tagged records out. Every sink buffers what it is
-// given and makes it durable and visible only on Flush; the sink stage
-// acknowledges messages after a Flush succeeded, so nothing acked can be
-// lost and nothing half-written can be seen.
+// Package sink writes tagged records out and reads them back. Open picks
+// the kind of sink from sink.out; every sink buffers what it is given and
+// makes it durable and visible only on Flush. The sink stage acks messages
+// after a Flush succeeded, so nothing acked can be lost and nothing
+// half-written can be seen. OpenReader reads back what a sink wrote, for
+// the report and reprocess commands.
 package sink
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"regexp"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/citecrawl/citecrawl/record"
 )
 
-// Sink is what the sink stage writes to.
+// kinds are the sinks Open can make, by the name sink.out gives them
+// ("NAME://TARGET"). A new kind of sink is one file with its open (and, if
+// it can be read back, read) function and one line here;
+// TestSinkConformance runs every kind listed.
+var kinds = map[string]kind{
+	"jsonl":  {target: "a folder", open: openJSONL, read: openJSONLReader}, // jsonl.go
+	"stdout": {open: openLines},                                            // stdout.go
+}
+
+// kind is how to open one kind of sink on a target (what follows
+// "NAME://" in sink.out).
+type kind struct {
+	target string // what the target must name; "" when it takes none
+	open   func(ctx context.Context, target string, cfg Config, env env) (Sink, error)
+	read   func(ctx context.Context, target string, cfg Config) (Reader, error) // nil: cannot be read back
+}
+
+// Config says where records go and how each kind of sink is tuned; each
+// kind has its own struct. Their defaults are in pipeline.DefaultConfig,
+// with every other default of citecrawl.
+type Config struct {
+	// Out picks the sink: "-" (or stdout://) for JSON lines on standard
+	// output, a folder (or jsonl://FOLDER) for a folder per hub of JSON
+	// Lines segments, NAME://TARGET for any other kind listed in kinds.
+	Out string `yaml:"out"`
+	// JSONLConfig tunes the folder sink. It is embedded so that its
+	// options stay directly under sink: (sink.segment_max_bytes).
+	JSONLConfig `yaml:",inline"`
+}
+
+// reScheme finds the kind in sink.out: "NAME://".
+var reScheme = regexp.MustCompile(`^([a-z][a-z0-9+.-]*)://`)
+
+// resolve names the kind of sink cfg.Out asks for and its target.
+func (c Config) resolve() (string, kind, string, error) {
+	name, target := "jsonl", c.Out
+	switch m := reScheme.FindStringSubmatch(c.Out); {
+	case c.Out == "-":
+		name, target = "stdout", ""
+	case m != nil:
+		name, target = m[1], c.Out[len(m[0]):]
+	}
+	k, ok := kinds[name]
+	if !ok {
+		return "", kind{}, "", fmt.Errorf("sink.out %q: no sink of kind %q (known: %s)", c.Out, name, strings.Join(kindNames(), ", "))
+	}
+	if target == "" && k.target != "" {
+		return "", kind{}, "", fmt.Errorf("sink.out %q: the %s sink needs %s", c.Out, name, k.target)
+	}
+	return name, k, target, nil
+}
+
+func kindNames() []string {
+	names := make([]string, 0, len(kinds))
+	for n := range kinds {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Validate names what is wrong with the configuration, before anything is
+// opened.
+func (c Config) Validate() error {
+	_, _, _, err := c.resolve()
+	return err
+}
+
+// Folder is the local folder the output is written to, if it is one:
+// the run reports go beside the records, and reprocess builds a new
+// generation next to it.
+func (c Config) Folder() (string, bool) {
+	name, _, target, err := c.resolve()
+	return target, err == nil && name == "jsonl"
+}
+
+// Sink is what the sink stage writes to. The context bounds what a sink
+// can cancel (a network request); a file sink finishes a seal it began.
 type Sink interface {
-	// Write buffers r. A record already written with the same content
-	// (the same id and fingerprint) is skipped: it reports false.
-	Write(r *record.Record) (bool, error)
-	// ShouldFlush tells whether the buffered output reached its size or age
-	// limit.
-	ShouldFlush() bool
-	// Flush makes everything written so far durable and visible.
-	Flush() error
+	// Write buffers records, in order, and says how many were new: a
+	// record already written with the same content (the same id and
+	// fingerprint) is skipped. On an error, the count is of those new
+	// before it. Given many at once, a sink can encode them on several
+	// cores.
+	Write(ctx context.Context, records []*record.Record) (int, error)
+	// Flush makes everything written so far durable and visible. When it
+	// fails, what was written since the last Flush may be lost and must
+	// not count as written: the stage has it delivered again.
+	Flush(ctx context.Context) error
 	// Close flushes and releases the sink.
-	Close() error
+	Close(ctx context.Context) error
+	// Batching says how much the sink wants to be given between flushes.
+	Batching() Batching
+}
+
+// Batching is when a sink wants what it holds flushed: after this many
+// records, this many bytes, or this long after the first record since the
+// last flush, whichever comes first. A zero field sets no limit. The
+// stage that writes to the sink keeps the count (it also flushes when its
+// input goes quiet), so a sink need not track it.
+type Batching struct {
+	Records int
+	Bytes   int64
+	Age     time.Duration
+}
+
+// Due tells whether a batch of records and bytes that began age ago
+// should be flushed.
+func (b Batching) Due(records int, bytes int64, age time.Duration) bool {
+	return records > 0 && (b.Records > 0 && records >= b.Records ||
+		b.Bytes > 0 && bytes >= b.Bytes ||
+		b.Age > 0 && age >= b.Age)
+}
+
+// Option is an optional setting of Open.
+type Option func(*env)
+
+// env is what a sink gets from the process besides its config.
+type env struct {
+	log            zerolog.Logger
+	stdout         io.Writer
+	summaryOnClose bool
+}
+
+// WithLogger logs through log (nothing by default).
+func WithLogger(log zerolog.Logger) Option { return func(e *env) { e.log = log } }
+
+// WithStdout is where the stdout sink writes: the command's standard output.
+func WithStdout(w io.Writer) Option { return func(e *env) { e.stdout = w } }
+
+// WithSummaryOnClose has a sink that keeps summaries (the folder sink's
+// summary.json) write them only on Close rather than at every Flush: for
+// a batch job that flushes often and reads them at the end.
+func WithSummaryOnClose() Option { return func(e *env) { e.summaryOnClose = true } }
+
+// Open opens the sink cfg.Out names.
+func Open(ctx context.Context, cfg Config, opts ...Option) (Sink, error) {
+	_, k, target, err := cfg.resolve()
+	if err != nil {
+		return nil, err
+	}
+	e := env{log: zerolog.Nop()}
+	for _, o := range opts {
+		o(&e)
+	}
+	return k.open(ctx, target, cfg, e)
+}
+
+// Reader reads back what a sink wrote.
+type Reader interface {
+	// Records calls fn with every record version written, oldest first
+	// within a hub; with OfHub, those of one hub only.
+	Records(ctx context.Context, fn func(*record.Record) error, opts ...ReadOption) error
+	// EachLatest calls fn with the tags of the latest version of every
+	// record.
+	EachLatest(ctx context.Context, fn func(id string, t Tags)) error
+}
+
+// ReadOption narrows what a Reader reads.
+type ReadOption func(*readOptions)
+
+type readOptions struct{ hub string }
+
+// OfHub reads the records of one hub (its id).
+func OfHub(id string) ReadOption { return func(o *readOptions) { o.hub = id } }
+
+// ErrNoOutput is returned by OpenReader when nothing was written there yet.
+var ErrNoOutput = errors.New("nothing written there")
+
+// OpenReader opens what the sink cfg.Out names wrote, for reading.
+func OpenReader(ctx context.Context, cfg Config) (Reader, error) {
+	name, k, target, err := cfg.resolve()
+	if err != nil {
+		return nil, err
+	}
+	if k.read == nil {
+		return nil, fmt.Errorf("sink.out %q: the %s sink cannot be read back", cfg.Out, name)
+	}
+	return k.read(ctx, target, cfg)
 }
 
 // seen remembers which record versions a sink has written, so that a
@@ -41,19 +221,37 @@ func (s seen) add(k string) bool {
 	return true
 }
 
-// Encoded is a record with its JSON line and version key worked out, so
-// callers with many cores can encode in parallel and write in order.
-type Encoded struct {
-	Record *record.Record
-	Line   []byte // JSON and a newline
-	Key    string // id and content fingerprint
+// encoded is a record with its JSON line and version key worked out.
+type encoded struct {
+	rec  *record.Record
+	line []byte // JSON and a newline
+	key  string // id and content fingerprint
 }
 
-// Encode prepares r for WriteEncoded.
-func Encode(r *record.Record) (Encoded, error) {
+func encode(r *record.Record) (encoded, error) {
 	b, err := json.Marshal(r)
 	if err != nil {
-		return Encoded{}, fmt.Errorf("encoding record %s: %w", r.ID, err)
+		return encoded{}, fmt.Errorf("encoding record %s: %w", r.ID, err)
 	}
-	return Encoded{Record: r, Line: append(b, '\n'), Key: versionKey(r)}, nil
+	return encoded{rec: r, line: append(b, '\n'), key: versionKey(r)}, nil
+}
+
+// encodeAll encodes records on every core (JSON and the fingerprint cost
+// about as much as tagging), keeping their order.
+func encodeAll(records []*record.Record) ([]encoded, error) {
+	out := make([]encoded, len(records))
+	errs := make([]error, len(records))
+	workers := min(runtime.GOMAXPROCS(0), (len(records)+63)/64)
+	chunk := (len(records) + max(workers, 1) - 1) / max(workers, 1)
+	var wg sync.WaitGroup
+	for lo := 0; lo < len(records); lo += chunk {
+		hi := min(lo+chunk, len(records))
+		wg.Go(func() {
+			for i := lo; i < hi; i++ {
+				out[i], errs[i] = encode(records[i])
+			}
+		})
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
 }

@@ -3,10 +3,13 @@ package sink
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,15 +17,6 @@ import (
 
 	"github.com/citecrawl/citecrawl/record"
 )
-
-// conformance is what every sink must do; each sink under test gives a way
-// to open it and to read back what is visible.
-type sinkUnderTest struct {
-	name       string
-	open       func(t *testing.T) Sink
-	visible    func(t *testing.T) []record.Record
-	persistent bool // a reopened sink remembers what it wrote
-}
 
 func testRecords(n int, hubs ...string) []*record.Record {
 	var out []*record.Record
@@ -43,114 +37,123 @@ func testRecords(n int, hubs ...string) []*record.Record {
 	return out
 }
 
-func sinksUnderTest() []sinkUnderTest {
-	var dir string
-	var buf bytes.Buffer
-	return []sinkUnderTest{
-		{
-			name:       "jsonl",
-			persistent: true,
-			open: func(t *testing.T) Sink {
-				if dir == "" {
-					dir = t.TempDir()
-				}
-				cfg := Config{SegmentMaxBytes: 8 << 20, SegmentMaxAge: 10 * time.Second}
-				cfg.Out = dir
-				s, err := NewJSONL(cfg, zerolog.Nop())
-				if err != nil {
-					t.Fatal(err)
-				}
-				return s
-			},
-			visible: func(t *testing.T) []record.Record {
-				var out []record.Record
-				hubs, _ := os.ReadDir(dir)
-				for _, h := range hubs {
-					files, err := SegmentFiles(filepath.Join(dir, h.Name()))
-					if err != nil {
-						t.Fatal(err)
-					}
-					for _, f := range files {
-						if err := ReadSegment(f, func(r *record.Record) error { out = append(out, *r); return nil }); err != nil {
-							t.Fatal(err)
-						}
-					}
-				}
-				return out
-			},
-		},
-		{
-			name: "lines",
-			open: func(t *testing.T) Sink { return NewLines(&buf) },
-			visible: func(t *testing.T) []record.Record {
-				var out []record.Record
-				sc := bufio.NewScanner(bytes.NewReader(buf.Bytes()))
-				for sc.Scan() {
-					var r record.Record
-					if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-						t.Fatalf("output line %q: %v", sc.Text(), err)
-					}
-					out = append(out, r)
-				}
-				return out
-			},
-		},
+// openKind opens the sink of one registered kind on a fresh target; the
+// returned function reads back what is visible: through the kind's
+// Reader, or from standard output for a sink that cannot be read back.
+func openKind(t *testing.T, name string) (open func() Sink, visible func() []record.Record, reader func() Reader) {
+	dir := t.TempDir()
+	cfg := testConfig()
+	cfg.Out = name + "://" + dir
+	var stdout bytes.Buffer
+	ctx := context.Background()
+	open = func() Sink {
+		s, err := Open(ctx, cfg, WithStdout(&stdout), WithLogger(zerolog.Nop()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
 	}
+	visible = func() []record.Record {
+		var out []record.Record
+		if kinds[name].read == nil {
+			sc := bufio.NewScanner(bytes.NewReader(stdout.Bytes()))
+			for sc.Scan() {
+				var r record.Record
+				if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+					t.Fatalf("output line %q: %v", sc.Text(), err)
+				}
+				out = append(out, r)
+			}
+			return out
+		}
+		if err := reader().Records(ctx, func(r *record.Record) error { out = append(out, *r); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	reader = func() Reader {
+		rd, err := OpenReader(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rd
+	}
+	return open, visible, reader
 }
 
-// TestSinkConformance is the contract every sink passes: nothing visible
-// before Flush, each record once after, a redelivered record not written
-// again, and (for persistent sinks) not after a reopen either.
+// TestSinkConformance is the contract every kind of sink passes: nothing
+// visible before Flush, each record once after, a redelivered record not
+// written again, and for a sink that can be read back, not after a reopen
+// either, and its latest versions read back.
 func TestSinkConformance(t *testing.T) {
-	for _, sut := range sinksUnderTest() {
-		t.Run(sut.name, func(t *testing.T) {
+	for _, name := range kindNames() {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			open, visible, reader := openKind(t, name)
 			recs := testRecords(50, "hub-a", "hub-b")
-			s := sut.open(t)
-			for _, r := range recs {
-				if ok, err := s.Write(r); err != nil || !ok {
-					t.Fatalf("Write(%s) = %v, %v", r.ID, ok, err)
-				}
+			s := open()
+			if b := s.Batching(); b == (Batching{}) {
+				t.Error("Batching sets no limit: the stage would hold records until its input goes quiet")
 			}
-			// The same content fetched again later is the same version.
-			again := *recs[3]
+			if n, err := s.Write(ctx, recs[:1]); err != nil || n != 1 {
+				t.Fatalf("Write(one record) = %d, %v", n, err)
+			}
+			// The same content fetched again later is the same version,
+			// in a later batch or in the same one.
+			again := *recs[0]
 			again.FetchedAt = again.FetchedAt.Add(time.Hour)
-			if ok, err := s.Write(&again); err != nil || ok {
-				t.Fatalf("duplicate Write = %v, %v; want skipped", ok, err)
+			if n, err := s.Write(ctx, append([]*record.Record{&again}, recs[1:]...)); err != nil || n != len(recs)-1 {
+				t.Fatalf("Write(%d records, one written before) = %d, %v", len(recs), n, err)
 			}
-			if got := sut.visible(t); len(got) != 0 {
+			if n, err := s.Write(ctx, []*record.Record{recs[5], recs[5]}); err != nil || n != 0 {
+				t.Fatalf("duplicate Write = %d, %v; want both skipped", n, err)
+			}
+			if got := visible(); len(got) != 0 {
 				t.Fatalf("%d records visible before Flush", len(got))
 			}
-			if err := s.Flush(); err != nil {
+			if err := s.Flush(ctx); err != nil {
 				t.Fatal(err)
 			}
-			assertEachOnce(t, sut.visible(t), recs)
+			assertEachOnce(t, visible(), recs)
 
 			// A changed record is a new version and is written.
 			changed := *recs[0]
 			changed.Role = record.RoleFuture
-			if ok, _ := s.Write(&changed); !ok {
+			if n, _ := s.Write(ctx, []*record.Record{&changed}); n != 1 {
 				t.Fatal("a changed record was taken for a duplicate")
 			}
-			if err := s.Close(); err != nil {
+			if err := s.Close(ctx); err != nil {
 				t.Fatal(err)
 			}
-			if n := len(sut.visible(t)); n != len(recs)+1 {
+			if n := len(visible()); n != len(recs)+1 {
 				t.Fatalf("%d lines after a changed version, want %d", n, len(recs)+1)
 			}
-			if !sut.persistent {
+			if kinds[name].read == nil {
 				return
 			}
-			s2 := sut.open(t)
-			for _, r := range recs {
-				if ok, err := s2.Write(r); err != nil || ok {
-					t.Fatalf("reopened sink rewrote %s (%v)", r.ID, err)
-				}
+			s2 := open()
+			if n, err := s2.Write(ctx, recs); err != nil || n != 0 {
+				t.Fatalf("reopened sink rewrote %d records (%v)", n, err)
 			}
-			if err := s2.Close(); err != nil {
+			if err := s2.Close(ctx); err != nil {
 				t.Fatal(err)
 			}
-			if n := len(sut.visible(t)); n != len(recs)+1 {
+			if n := len(visible()); n != len(recs)+1 {
 				t.Fatalf("%d lines after a second run, want %d", n, len(recs)+1)
+			}
+			latest := map[string]Tags{}
+			if err := reader().EachLatest(ctx, func(id string, tg Tags) { latest[id] = tg }); err != nil {
+				t.Fatal(err)
+			}
+			if len(latest) != len(recs) || latest[recs[0].ID].Role != record.RoleFuture || latest[recs[1].ID] != TagsOf(recs[1]) {
+				t.Fatalf("EachLatest: %d records, %s's role %q; want %d, the latest version's", len(latest), recs[0].ID, latest[recs[0].ID].Role, len(recs))
+			}
+			var hubA int
+			if err := reader().Records(ctx, func(r *record.Record) error { hubA++; return nil }, OfHub("hub-a")); err != nil {
+				t.Fatal(err)
+			}
+			if hubA != 51 {
+				t.Fatalf("OfHub(hub-a) read %d records, want 51", hubA)
 			}
 		})
 	}
@@ -172,52 +175,95 @@ func assertEachOnce(t *testing.T, got []record.Record, want []*record.Record) {
 	}
 }
 
-func TestJSONLRotatesBySizeAndTime(t *testing.T) {
-	cfg := Config{SegmentMaxBytes: 8 << 20, SegmentMaxAge: 10 * time.Second}
+// The folder sink asks for a flush at its segment limits, the stdout sink
+// every 256 records; Due applies whichever limit comes first.
+func TestBatchingDue(t *testing.T) {
+	cfg := testConfig()
 	cfg.Out = t.TempDir()
-	cfg.SegmentMaxBytes = 2000
-	cfg.SegmentMaxAge = time.Minute
-	s, err := NewJSONL(cfg, zerolog.Nop())
+	cfg.SegmentMaxBytes, cfg.SegmentMaxAge = 2000, time.Minute
+	s, err := Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	s.now = func() time.Time { return clock }
-	recs := testRecords(40, "hub-a")
-	sealed := 0
-	for _, r := range recs {
-		if _, err := s.Write(r); err != nil {
-			t.Fatal(err)
-		}
-		if s.ShouldFlush() {
-			if err := s.Flush(); err != nil {
-				t.Fatal(err)
-			}
-			sealed++
+	b := s.Batching()
+	if b != (Batching{Bytes: 2000, Age: time.Minute}) {
+		t.Fatalf("jsonl batching %+v, want its segment limits", b)
+	}
+	for _, c := range []struct {
+		records int
+		bytes   int64
+		age     time.Duration
+		due     bool
+	}{
+		{0, 0, time.Hour, false}, // nothing held
+		{1, 100, time.Second, false},
+		{10, 2000, time.Second, true},
+		{1, 100, time.Minute, true},
+	} {
+		if got := b.Due(c.records, c.bytes, c.age); got != c.due {
+			t.Errorf("Due(%d, %d, %s) = %v, want %v", c.records, c.bytes, c.age, got, c.due)
 		}
 	}
-	if sealed < 2 {
-		t.Fatalf("size limit sealed %d segments, want several", sealed)
-	}
-	// Age: one small record, then the clock passes the limit.
-	cfg.SegmentMaxBytes = 1 << 30
-	s.cfg = cfg
-	if _, err := s.Write(testRecords(41, "hub-a")[40]); err != nil {
+	var stdout bytes.Buffer
+	lines, err := Open(context.Background(), Config{Out: "-"}, WithStdout(&stdout))
+	if err != nil {
 		t.Fatal(err)
 	}
-	if s.ShouldFlush() {
-		t.Fatal("fresh small segment wants a flush")
+	if lb := lines.Batching(); lb.Due(255, 1<<30, time.Hour) || !lb.Due(256, 0, 0) {
+		t.Errorf("stdout batching %+v, want a flush every 256 records", lb)
 	}
-	clock = clock.Add(time.Minute)
-	if !s.ShouldFlush() {
-		t.Fatal("segment older than segment_max_age does not want a flush")
+}
+
+// sink.out picks the kind: "-" is stdout, a path or jsonl://PATH a folder,
+// an unknown NAME:// an error naming it.
+func TestOpenPicksTheKindFromOut(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct{ out, kind, err string }{
+		{"-", "stdout", ""},
+		{"stdout://", "stdout", ""},
+		{dir, "jsonl", ""},
+		{"jsonl://" + dir, "jsonl", ""},
+		{"./out", "jsonl", ""},
+		{"postgres://db/records", "", `no sink of kind "postgres" (known: jsonl, stdout)`},
+		{"jsonl://", "", "the jsonl sink needs a folder"},
+		{"", "", "the jsonl sink needs a folder"},
+	} {
+		name, _, _, err := Config{Out: c.out}.resolve()
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) || !strings.Contains(err.Error(), c.out) {
+				t.Errorf("%q: err = %v, want one naming it and %q", c.out, err, c.err)
+			}
+			if Config.Validate(Config{Out: c.out}) == nil {
+				t.Errorf("%q: Validate accepts it", c.out)
+			}
+			continue
+		}
+		if err != nil || name != c.kind {
+			t.Errorf("%q: kind %q (%v), want %q", c.out, name, err, c.kind)
+		}
+	}
+	if f, ok := (Config{Out: "jsonl://" + dir}).Folder(); !ok || f != dir {
+		t.Errorf("Folder() = %q, %v", f, ok)
+	}
+	if _, ok := (Config{Out: "-"}).Folder(); ok {
+		t.Error("stdout has a folder")
+	}
+	if _, err := Open(context.Background(), Config{Out: "-"}); err == nil {
+		t.Error("stdout sink opened with no standard output given")
+	}
+	if _, err := OpenReader(context.Background(), Config{Out: "-"}); err == nil || !strings.Contains(err.Error(), "cannot be read back") {
+		t.Errorf("reading back stdout: err = %v", err)
+	}
+	if _, err := OpenReader(context.Background(), Config{Out: filepath.Join(dir, "none")}); !errors.Is(err, ErrNoOutput) {
+		t.Errorf("reading a folder never written: err = %v, want ErrNoOutput", err)
 	}
 }
 
 func TestJSONLSummaryCountsLatestVersions(t *testing.T) {
-	cfg := Config{SegmentMaxBytes: 8 << 20, SegmentMaxAge: 10 * time.Second}
+	ctx := context.Background()
+	cfg := testConfig()
 	cfg.Out = t.TempDir()
-	s, err := NewJSONL(cfg, zerolog.Nop())
+	s, err := Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,12 +271,14 @@ func TestJSONLSummaryCountsLatestVersions(t *testing.T) {
 	bg := 60
 	for _, r := range recs {
 		r.Hub.Published = &record.HubCounts{CitingPapers: 12, BackgroundPercent: &bg}
-		s.Write(r)
+	}
+	if _, err := s.Write(ctx, recs); err != nil {
+		t.Fatal(err)
 	}
 	changed := *recs[0] // background -> future
 	changed.Role = record.RoleFuture
-	s.Write(&changed)
-	if err := s.Close(); err != nil {
+	s.Write(ctx, []*record.Record{&changed})
+	if err := s.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(filepath.Join(cfg.Out, "hub-a", SummaryFile))
@@ -251,4 +299,10 @@ func TestJSONLSummaryCountsLatestVersions(t *testing.T) {
 	if len(leftovers) != 0 {
 		t.Fatalf("temporary files left: %v", leftovers)
 	}
+}
+
+// testConfig is a folder sink's configuration with the segment limits of
+// the shipped defaults (pipeline.DefaultConfig holds them).
+func testConfig() Config {
+	return Config{Out: "./out", JSONLConfig: JSONLConfig{SegmentMaxBytes: 8 << 20, SegmentMaxAge: 5 * time.Second}}
 }

@@ -2,48 +2,52 @@ package sink
 
 import (
 	"bufio"
-	"io"
+	"context"
+	"errors"
 
 	"github.com/citecrawl/citecrawl/record"
 )
 
-// Lines writes JSON lines to a writer (standard output for `--out -`).
+// lines writes JSON lines to the command's standard output (`--out -`).
 // Duplicates are told apart within the process only: a stream has no
 // earlier output to read back.
-type Lines struct {
+type lines struct {
 	w    *bufio.Writer
 	seen seen
-	n    int
 }
 
-// NewLines returns a sink writing to w.
-func NewLines(w io.Writer) *Lines {
-	return &Lines{w: bufio.NewWriterSize(w, 64<<10), seen: seen{}}
+func openLines(_ context.Context, _ string, _ Config, env env) (Sink, error) {
+	if env.stdout == nil {
+		return nil, errors.New("sink out is - but no standard output was given")
+	}
+	return &lines{w: bufio.NewWriterSize(env.stdout, 64<<10), seen: seen{}}, nil
 }
+
+// Batching implements Sink: about every 256 records, so a reader of the
+// pipe sees progress.
+func (s *lines) Batching() Batching { return Batching{Records: 256} }
 
 // Write implements Sink.
-func (s *Lines) Write(r *record.Record) (bool, error) {
-	e, err := Encode(r)
+func (s *lines) Write(_ context.Context, records []*record.Record) (int, error) {
+	encs, err := encodeAll(records)
 	if err != nil {
-		return false, err
+		return 0, err
 	}
-	if !s.seen.add(e.Key) {
-		return false, nil
+	n := 0
+	for _, e := range encs {
+		if !s.seen.add(e.key) {
+			continue
+		}
+		if _, err := s.w.Write(e.line); err != nil {
+			return n, err
+		}
+		n++
 	}
-	s.n++
-	_, err = s.w.Write(e.Line)
-	return true, err
+	return n, nil
 }
-
-// ShouldFlush implements Sink: flush about every 256 records so a reader
-// of the pipe sees progress.
-func (s *Lines) ShouldFlush() bool { return s.n >= 256 }
 
 // Flush implements Sink.
-func (s *Lines) Flush() error {
-	s.n = 0
-	return s.w.Flush()
-}
+func (s *lines) Flush(context.Context) error { return s.w.Flush() }
 
 // Close implements Sink.
-func (s *Lines) Close() error { return s.Flush() }
+func (s *lines) Close(ctx context.Context) error { return s.Flush(ctx) }

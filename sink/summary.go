@@ -119,21 +119,19 @@ type tagView struct {
 	Gone         bool   `json:"gone"`
 }
 
-// ReadTags calls fn with the id and tags of every line of a segment file.
-func ReadTags(path string, fn func(id string, t Tags)) error {
+// readTags calls fn with the id and tags of every line of a segment file.
+func readTags(path string, fn func(id string, t Tags)) error {
 	return scanLines(path, func(b []byte) error {
 		var v tagView
 		if err := json.Unmarshal(b, &v); err != nil {
 			return err
 		}
-		t := Tags{Role: v.Role, RoleSource: v.RoleSource, Polarity: v.Polarity, RulesVersion: v.RulesVersion, Gone: v.Gone, Year: "unknown"}
+		r := record.Record{Role: v.Role, RoleSource: v.RoleSource, Polarity: v.Polarity,
+			Paper: record.Paper{Published: v.Paper.Published}, RulesVersion: v.RulesVersion, Gone: v.Gone}
 		if v.Pluralism != nil {
-			t.Pluralism = v.Pluralism.Primary
+			r.Pluralism = &record.Pluralism{Primary: v.Pluralism.Primary}
 		}
-		if len(v.Paper.Published) >= 4 {
-			t.Year = v.Paper.Published[:4]
-		}
-		fn(v.ID, t)
+		fn(v.ID, TagsOf(&r))
 		return nil
 	})
 }

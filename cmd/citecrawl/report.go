@@ -7,6 +7,7 @@ import (
 
 	"github.com/citecrawl/citecrawl/pipeline"
 	"github.com/citecrawl/citecrawl/report"
+	"github.com/citecrawl/citecrawl/sink"
 )
 
 func (c cli) report(args []string) int {
@@ -14,7 +15,7 @@ func (c cli) report(args []string) int {
 	fs.SetOutput(c.stderr)
 	hub := fs.String("hub", "", "hub uuid or /citations/ URL")
 	format := fs.String("format", "md", "md, html or json")
-	out := fs.String("out", pipeline.DefaultConfig().Sink.Out, "the sink's output folder")
+	out := fs.String("out", pipeline.DefaultConfig().Sink.Out, "the sink's output folder (or any sink.out that can be read back)")
 	if err := parseFlags(fs, args); err != nil {
 		return c.usageError(err)
 	}
@@ -25,9 +26,16 @@ func (c cli) report(args []string) int {
 	if err != nil {
 		return c.usageError(err)
 	}
-	rep, err := report.Build(*out, id)
+	ctx, stop := signalContext()
+	defer stop()
+	rd, err := sink.OpenReader(ctx, sink.Config{Out: *out})
 	if err != nil {
 		fmt.Fprintf(c.stderr, "citecrawl report: %v\n", err)
+		return exitFailed
+	}
+	rep, err := report.Build(ctx, rd, id)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "citecrawl report: %s: %v\n", *out, err)
 		return exitFailed
 	}
 	if err := rep.Write(c.stdout, *format); err != nil {

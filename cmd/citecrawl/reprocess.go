@@ -19,13 +19,14 @@ const reprocessMemoryLimit = 200 << 20
 
 func (c cli) reprocess(args []string) int {
 	o := newOptions("reprocess", c.stderr, brokerFlags|outFlag|rulesFlag)
-	from := o.fs.String("from", "stream", "what to re-tag: stream (the raw-record stream) or a folder of JSON Lines output")
+	from := o.fs.String("from", "stream", "what to re-tag: stream (the raw-record stream) or a folder of JSON Lines output (any sink.out that can be read back)")
 	workers := o.fs.Int("workers", 2, "tagging goroutines")
 	cfg, err := o.load(args, c.environ)
 	if err != nil {
 		return c.usageError(err)
 	}
-	if cfg.Sink.Out == "-" {
+	out, ok := cfg.Sink.Folder()
+	if !ok {
 		return c.usageError(fmt.Errorf("reprocess writes a new output generation: --out must be a folder"))
 	}
 	cl, err := classify.Load(cfg.Rules)
@@ -43,7 +44,7 @@ func (c cli) reprocess(args []string) int {
 	}
 	defer sess.close()
 	ctx := sess.ctx
-	opts := pipeline.ReprocessOptions{From: *from, Out: cfg.Sink.Out, Classifier: cl, Workers: *workers, Log: sess.log}
+	opts := pipeline.ReprocessOptions{From: *from, Out: out, Classifier: cl, Workers: *workers, Log: sess.log}
 	if showProgress("auto", c.stderr) {
 		opts.Progress = progressBar(c.stderr, time.Now())
 	}
