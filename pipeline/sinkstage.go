@@ -28,6 +28,7 @@ type sinkStage struct {
 	log      zerolog.Logger
 	stats    *Stats
 	pending  []jetstream.Msg
+	newBytes int64 // of the new records among pending, for the metrics
 }
 
 func (s *sinkStage) run(ctx context.Context) error {
@@ -61,6 +62,7 @@ func (s *sinkStage) write(ctx context.Context, m jetstream.Msg) {
 	}
 	if wrote {
 		s.stats.RecordsWritten.Add(1)
+		s.newBytes += int64(len(m.Data())) + 1 // the record's JSON line
 	} else {
 		s.stats.Duplicates.Add(1)
 	}
@@ -77,6 +79,10 @@ func (s *sinkStage) flush(ctx context.Context, confirm bool) {
 			_ = m.NakWithDelay(s.cfg.Policy().Delay(1))
 		}
 	} else {
+		if s.newBytes > 0 {
+			s.bus.metrics.SinkSealed(s.newBytes)
+		}
+		s.bus.metrics.Processed(StageSink, len(s.pending))
 		for _, m := range s.pending {
 			if confirm {
 				_ = m.DoubleAck(ctx)
@@ -85,5 +91,5 @@ func (s *sinkStage) flush(ctx context.Context, confirm bool) {
 			}
 		}
 	}
-	s.pending = s.pending[:0]
+	s.pending, s.newBytes = s.pending[:0], 0
 }
