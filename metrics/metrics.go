@@ -69,7 +69,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}),
 		segments: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "citecrawl_sink_segments_total",
-			Help: "Output segments sealed holding new records (the sink's flushes).",
+			Help: "Output segments sealed holding new records (one per hub folder with new records at each flush of the sink).",
 		}),
 		sinkBytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "citecrawl_sink_bytes_total",
@@ -120,10 +120,10 @@ func (m *Metrics) Published(d time.Duration) {
 	}
 }
 
-// SinkSealed counts a sealed segment of new records and their bytes.
-func (m *Metrics) SinkSealed(bytes int64) {
+// SinkSealed counts segments of new records sealed, and their bytes.
+func (m *Metrics) SinkSealed(segments int, bytes int64) {
 	if m != nil {
-		m.segments.Inc()
+		m.segments.Add(float64(segments))
 		m.sinkBytes.Add(float64(bytes))
 	}
 }

@@ -28,7 +28,10 @@ type sinkStage struct {
 	log      zerolog.Logger
 	stats    *Stats
 	pending  []jetstream.Msg
-	newBytes int64 // of the new records among pending, for the metrics
+	// New records among pending, for the metrics: their bytes, and their
+	// hubs (the sink seals a segment per hub folder).
+	newBytes int64
+	newHubs  map[string]bool
 }
 
 func (s *sinkStage) run(ctx context.Context) error {
@@ -63,6 +66,10 @@ func (s *sinkStage) write(ctx context.Context, m jetstream.Msg) {
 	if wrote {
 		s.stats.RecordsWritten.Add(1)
 		s.newBytes += int64(len(m.Data())) + 1 // the record's JSON line
+		if s.newHubs == nil {
+			s.newHubs = map[string]bool{}
+		}
+		s.newHubs[r.Hub.ID] = true
 	} else {
 		s.stats.Duplicates.Add(1)
 	}
@@ -79,9 +86,7 @@ func (s *sinkStage) flush(ctx context.Context, confirm bool) {
 			_ = m.NakWithDelay(s.cfg.Policy().Delay(1))
 		}
 	} else {
-		if s.newBytes > 0 {
-			s.bus.metrics.SinkSealed(s.newBytes)
-		}
+		s.bus.metrics.SinkSealed(len(s.newHubs), s.newBytes)
 		s.bus.metrics.Processed(StageSink, len(s.pending))
 		for _, m := range s.pending {
 			if confirm {
@@ -92,4 +97,5 @@ func (s *sinkStage) flush(ctx context.Context, confirm bool) {
 		}
 	}
 	s.pending, s.newBytes = s.pending[:0], 0
+	clear(s.newHubs)
 }
