@@ -114,3 +114,39 @@ func TestHealthcheckCommand(t *testing.T) {
 		t.Errorf("nothing listening: exit %d", code)
 	}
 }
+
+// classify --max-line-bytes: a longer line is an error naming it, the
+// lines after it are still tagged, blank lines are skipped.
+func TestClassifyLineLimit(t *testing.T) {
+	in := `{"id":"a","context":"We use the parser of [3]."}` + "\n\n" +
+		`{"id":"big","context":"` + strings.Repeat("word ", 100) + `"}` + "\n" +
+		`{"id":"b","context":"Unlike [2], we succeed."}` + "\n"
+	var out, errb strings.Builder
+	code := cli{stdin: strings.NewReader(in), stdout: &out, stderr: &errb}.main([]string{"classify", "--max-line-bytes", "200"})
+	if code != exitFailed || !strings.Contains(errb.String(), "line 3") || !strings.Contains(errb.String(), "--max-line-bytes") {
+		t.Fatalf("exit %d, stderr %s", code, errb.String())
+	}
+	if lines := strings.Split(strings.TrimSpace(out.String()), "\n"); len(lines) != 2 || !strings.Contains(lines[1], `"id":"b"`) {
+		t.Fatalf("output:\n%s", out.String())
+	}
+	if code, _, stderr := runCLI(t, "classify", "--max-line-bytes", "0"); code != exitUsage || !strings.Contains(stderr, "--max-line-bytes") {
+		t.Fatalf("--max-line-bytes 0: exit %d %s", code, stderr)
+	}
+}
+
+// eval refuses, with exit 2, a gold file with no rows or of another task.
+func TestEvalRefusesMisfitGold(t *testing.T) {
+	dir := t.TempDir()
+	empty, polarity := filepath.Join(dir, "empty.jsonl"), filepath.Join(dir, "clinical.jsonl")
+	os.WriteFile(empty, nil, 0o644)
+	os.WriteFile(polarity, []byte(`{"text":"x","label":"NEUTRAL"}`+"\n"), 0o644)
+	for _, args := range [][]string{
+		{"eval", "--task", "role", "--format", "acl-arc", "--gold", empty},
+		{"eval", "--task", "role", "--gold", polarity},
+	} {
+		code, _, stderr := runCLI(t, args...)
+		if code != exitUsage || !strings.Contains(stderr, "gold file") {
+			t.Errorf("%q: exit %d, stderr %s", args, code, stderr)
+		}
+	}
+}
