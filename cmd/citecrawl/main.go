@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -426,6 +427,11 @@ func (c cli) worker(args []string) int {
 	}
 	if *stages == "" {
 		return c.usageError(errors.New("--stage is required (fetch, classify or sink)"))
+	}
+	for _, s := range splitList(*stages) {
+		if !slices.Contains(pipeline.AllStages, s) {
+			return c.usageError(fmt.Errorf("--stage %q: want fetch, classify or sink, or several separated by commas", s))
+		}
 	}
 	sess, code := c.start(cfg, true)
 	if sess == nil {

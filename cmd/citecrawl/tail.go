@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -32,6 +33,9 @@ func (c cli) tail(args []string) int {
 		if opt.Since, err = parseSince(*since, time.Now()); err != nil {
 			return c.usageError(err)
 		}
+	}
+	if flagSet(o.fs, "hub") && opt.Hub == "" {
+		return c.usageError(errors.New("--hub is empty: give a hub's uuid or /citations/ URL, or leave --hub out for every hub"))
 	}
 	if opt.Hub != "" {
 		if opt.Hub, err = hubID(opt.Hub); err != nil {

@@ -58,6 +58,9 @@ func TestBadValuesExitTwoBeforeStarting(t *testing.T) {
 		{[]string{"tail", "--pluralism", "everything"}, []string{"--pluralism", "everything", "overton"}},
 		{[]string{"report", "--hub", hub, "--format", "pdf"}, []string{"--format", "pdf", "md, html or json"}},
 		{[]string{"healthcheck"}, []string{"healthcheck", "URL"}},
+		{[]string{"tail", "--hub", ""}, []string{"--hub is empty"}},
+		{[]string{"worker", "--stage", "fetch,bogus"}, []string{"--stage", "bogus"}},
+		{[]string{"reprocess", "--workers", "0"}, []string{"--workers", "at least 1"}},
 	} {
 		data := filepath.Join(t.TempDir(), "data")
 		code, _, stderr := runCLI(t, append(tc.args, "--data", data)...)
