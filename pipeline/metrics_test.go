@@ -221,3 +221,55 @@ func TestMetricsCountFailures(t *testing.T) {
 		t.Errorf("%d dead letters, want 2", len(res.DeadLetters))
 	}
 }
+
+// citecrawl_lease_held is 1 while a scheduled run holds the crawl lease,
+// and 0 once it is released.
+func TestMetricsLeaseHeld(t *testing.T) {
+	site := snapshot.Default()
+	release := make(chan struct{})
+	var once sync.Once
+	web := startSite(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/citations/") {
+			<-release
+		}
+		site.ServeHTTP(w, r)
+	}))
+	defer once.Do(func() { close(release) })
+	cfg := testConfig(t, t.TempDir(), site.HubURLs(web.URL)[:1])
+	bus := openBus(t, cfg)
+	defer bus.Close()
+	reg := prometheus.NewRegistry()
+	bus.Instrument(metrics.New(reg), cfg)
+	srv, err := metrics.Serve("127.0.0.1:0", reg, Ready(bus, cfg, AllStages))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	lease, err := NewLease(context.Background(), bus, "crawl", "test", time.Minute, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := lease.TryAcquire(context.Background()); !ok || err != nil {
+		t.Fatalf("lease: %v %v", ok, err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := runHoldingLease(context.Background(), bus, cfg, testEnv(), lease)
+		done <- err
+	}()
+	held := `citecrawl_lease_held{lease="crawl"}`
+	deadline := time.Now().Add(30 * time.Second)
+	for scrape(t, "http://"+srv.Addr()+"/metrics")[held] != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the lease never showed as held")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	once.Do(func() { close(release) })
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := scrape(t, "http://"+srv.Addr()+"/metrics")[held]; !ok || v != 0 {
+		t.Fatalf("%s = %v (present %v) after the release, want 0", held, v, ok)
+	}
+}

@@ -153,3 +153,11 @@ func TestEvalRefusesMisfitGold(t *testing.T) {
 		}
 	}
 }
+
+// run --metrics-listen serves the metrics for the length of the run.
+func TestRunServesMetrics(t *testing.T) {
+	code, _, stderr := runCLI(t, "run", "--offline", "--data", t.TempDir(), "--out", t.TempDir(), "--metrics-listen", "127.0.0.1:0")
+	if code != exitOK || !strings.Contains(stderr, "serving /metrics, /healthz and /readyz") {
+		t.Fatalf("exit %d:\n%s", code, stderr)
+	}
+}
