@@ -79,7 +79,7 @@ func TestMetricsDuringRun(t *testing.T) {
 	defer bus.Close()
 	reg := prometheus.NewRegistry()
 	bus.Instrument(metrics.New(reg), cfg)
-	srv, err := metrics.Serve("127.0.0.1:0", reg, Ready(bus, cfg, AllStages))
+	srv, err := metrics.Serve("127.0.0.1:0", reg, Ready(bus, cfg, AllStages, true))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +196,7 @@ func TestMetricsCountFailures(t *testing.T) {
 	defer bus.Close()
 	reg := prometheus.NewRegistry()
 	bus.Instrument(metrics.New(reg), cfg)
-	srv, err := metrics.Serve("127.0.0.1:0", reg, Ready(bus, cfg, AllStages))
+	srv, err := metrics.Serve("127.0.0.1:0", reg, Ready(bus, cfg, AllStages, true))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +240,7 @@ func TestMetricsLeaseHeld(t *testing.T) {
 	defer bus.Close()
 	reg := prometheus.NewRegistry()
 	bus.Instrument(metrics.New(reg), cfg)
-	srv, err := metrics.Serve("127.0.0.1:0", reg, Ready(bus, cfg, AllStages))
+	srv, err := metrics.Serve("127.0.0.1:0", reg, Ready(bus, cfg, AllStages, true))
 	if err != nil {
 		t.Fatal(err)
 	}

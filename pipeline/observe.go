@@ -45,10 +45,11 @@ func stageConsumers(cfg Config, stages []string) []stageConsumer {
 	return out
 }
 
-// Ready is the readiness check of a process running stages: connected to
-// NATS, the stages' consumers exist on the server, and the output folder
-// (when the sink runs here) takes a new file.
-func Ready(bus *Bus, cfg Config, stages []string) func(ctx context.Context) error {
+// Ready is the readiness check of a process: connected to NATS, the
+// consumers of the stages it runs exist on the server, and, when it writes
+// output here, the output folder takes a new file. (A scheduler between
+// runs has no stages running: it passes none.)
+func Ready(bus *Bus, cfg Config, stages []string, writesOutput bool) func(ctx context.Context) error {
 	return func(ctx context.Context) error {
 		if !bus.NC.IsConnected() {
 			return fmt.Errorf("not connected to NATS (%s)", bus.NC.Status())
@@ -58,7 +59,7 @@ func Ready(bus *Bus, cfg Config, stages []string) func(ctx context.Context) erro
 				return fmt.Errorf("stage %s: %w", c.stage, err)
 			}
 		}
-		if slices.Contains(stages, StageSink) && cfg.Sink.Out != "-" {
+		if writesOutput && cfg.Sink.Out != "-" {
 			if err := writable(cfg.Sink.Out); err != nil {
 				return err
 			}
@@ -67,8 +68,11 @@ func Ready(bus *Bus, cfg Config, stages []string) func(ctx context.Context) erro
 	}
 }
 
-// writable tries a file in dir (which the sink creates on start).
+// writable tries a file in dir, making dir as the sink would.
 func writable(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("output folder %s cannot be made: %w", dir, err)
+	}
 	f, err := os.CreateTemp(dir, ".readyz-*")
 	if err != nil {
 		return fmt.Errorf("output folder %s is not writable: %w", dir, err)

@@ -99,7 +99,9 @@ func (s *stage) process(ctx context.Context, msgs []jetstream.Msg) {
 		}
 		return
 	}
-	s.bus.metrics.Published(time.Since(published))
+	if len(outs) > 0 {
+		s.bus.metrics.Published(time.Since(published))
+	}
 	for _, c := range commits {
 		if err := c(ctx); err != nil {
 			s.log.Warn().Err(err).Msg("after-publish step failed")

@@ -353,7 +353,12 @@ func (c cli) run(args []string) int {
 	if u := bus.ClientURL(); u != "" {
 		log.Info().Str("url", u).Msg("workers can join with --nats " + u)
 	}
-	stopMetrics, err := serveMetrics(sess, cfg, pipeline.AllStages)
+	// A one-shot run runs every stage; a scheduler, between its runs, none.
+	stages := pipeline.AllStages
+	if sched != nil {
+		stages = nil
+	}
+	stopMetrics, err := serveMetrics(sess, cfg, stages, true)
 	if err != nil {
 		log.Error().Err(err).Msg("metrics")
 		return exitFailed
@@ -439,7 +444,7 @@ func (c cli) worker(args []string) int {
 	}
 	defer sess.close()
 	log, ctx := sess.log, sess.ctx
-	stopMetrics, err := serveMetrics(sess, cfg, splitList(*stages))
+	stopMetrics, err := serveMetrics(sess, cfg, splitList(*stages), slices.Contains(splitList(*stages), pipeline.StageSink))
 	if err != nil {
 		log.Error().Err(err).Msg("metrics")
 		return exitFailed

@@ -16,13 +16,13 @@ import (
 // serveMetrics serves Prometheus metrics and the health checks of the
 // stages this process runs, when metrics.listen is set. The registry is
 // this process's own, never the global default.
-func serveMetrics(s *session, cfg Config, stages []string) (stop func(), err error) {
+func serveMetrics(s *session, cfg Config, stages []string, writesOutput bool) (stop func(), err error) {
 	if cfg.Metrics.Listen == "" {
 		return func() {}, nil
 	}
 	reg := prometheus.NewRegistry()
 	s.bus.Instrument(metrics.New(reg), cfg.Config)
-	srv, err := metrics.Serve(cfg.Metrics.Listen, reg, pipeline.Ready(s.bus, cfg.Config, stages))
+	srv, err := metrics.Serve(cfg.Metrics.Listen, reg, pipeline.Ready(s.bus, cfg.Config, stages, writesOutput))
 	if err != nil {
 		return nil, err
 	}
