@@ -474,6 +474,9 @@ func (c cli) snapshot(args []string) int {
 	if err := parseFlags(fs, args); err != nil {
 		return c.usageError(err)
 	}
+	if _, _, err := net.SplitHostPort(*listen); err != nil {
+		return c.usageError(fmt.Errorf("--listen %q: want host:port: %w", *listen, err))
+	}
 	site := snapshot.Default()
 	ctx, stop := signalContext()
 	defer stop()

@@ -61,10 +61,11 @@ func TestBadValuesExitTwoBeforeStarting(t *testing.T) {
 		{[]string{"tail", "--hub", ""}, []string{"--hub is empty"}},
 		{[]string{"worker", "--stage", "fetch,bogus"}, []string{"--stage", "bogus"}},
 		{[]string{"reprocess", "--workers", "0"}, []string{"--workers", "at least 1"}},
+		{[]string{"snapshot", "--listen", "8080"}, []string{"--listen", "host:port"}},
 	} {
 		data := filepath.Join(t.TempDir(), "data")
 		code, _, stderr := runCLI(t, append(tc.args, "--data", data)...)
-		if tc.args[0] == "report" || tc.args[0] == "healthcheck" {
+		if tc.args[0] == "report" || tc.args[0] == "healthcheck" || tc.args[0] == "snapshot" {
 			code, _, stderr = runCLI(t, tc.args...)
 		}
 		if code != exitUsage {
