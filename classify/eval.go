@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -132,7 +133,23 @@ func ReadGold(path, format, task string) ([]Example, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gold file %s (%s): %w", path, format, err)
 	}
-	return exs, nil
+	return exs, fitsTask(exs, path, format, task)
+}
+
+// fitsTask refuses gold rows that cannot measure the task: none at all, or
+// a gold label the task does not have (a file of another task or format).
+func fitsTask(exs []Example, path, format, task string) error {
+	if len(exs) == 0 {
+		return fmt.Errorf("gold file %s (%s): no rows for task %s", path, format, task)
+	}
+	labels := TaskLabels(task)
+	for _, e := range exs {
+		if !slices.Contains(labels, e.Gold) {
+			return fmt.Errorf("gold file %s (%s) line %d: gold label %q is not a %s label (%s): the file does not fit the task or the format",
+				path, format, e.Line, e.Gold, task, strings.Join(labels, ", "))
+		}
+	}
+	return nil
 }
 
 // clinicalMarker reads the cited work's marker from a clinical row's id,

@@ -123,8 +123,8 @@ func (c *Crawler) discover(ctx context.Context, job HubJob, links []string) ([]H
 	var out []HubJob
 	for _, l := range links {
 		u, err := url.Parse(l)
-		if err != nil || !slices.Contains(c.cfg.DiscoverHosts, strings.TrimPrefix(u.Hostname(), "www.")) {
-			continue
+		if err != nil || CheckURL(l) != nil || !slices.Contains(c.cfg.DiscoverHosts, strings.TrimPrefix(u.Hostname(), "www.")) {
+			continue // only http(s) links to the allowed hosts are followed
 		}
 		if _, err := HubID(NormaliseHubURL(l)); err != nil {
 			continue

@@ -49,6 +49,13 @@ type FetchConfig struct {
 	MaxRetryAfter time.Duration `yaml:"max_retry_after"`
 	// Robots turns robots.txt checking on (the default) or off.
 	Robots bool `yaml:"robots"`
+	// AllowPrivate lets the fetcher connect to loopback, private,
+	// link-local, unique-local and cloud-metadata addresses, which it
+	// refuses by default (see safety.go); AllowAddresses lets it connect to
+	// the listed addresses or CIDR prefixes only (the offline snapshot's
+	// own loopback address).
+	AllowPrivate   bool     `yaml:"allow_private"`
+	AllowAddresses []string `yaml:"allow_addresses"`
 }
 
 // Response is a fetched page.
@@ -97,20 +104,64 @@ type Fetcher struct {
 	robots robotsCache
 }
 
-// NewFetcher builds a Fetcher. The redirect cap is enforced here so a loop
-// ends with a clear error rather than the client's generic one.
-func NewFetcher(cfg FetchConfig, log zerolog.Logger) *Fetcher {
-	f := &Fetcher{cfg: cfg, log: log, hosts: map[string]*hostGate{}}
-	f.client = &http.Client{
-		Timeout: cfg.Timeout,
-		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if len(via) > cfg.MaxRedirects {
-				return retry.Permanentf("GET %s: stopped after %d redirects (loop or chain too long)", via[0].URL, cfg.MaxRedirects)
-			}
-			return nil
-		},
+// FetcherOption changes how a Fetcher is built.
+type FetcherOption func(*fetcherOptions)
+
+type fetcherOptions struct {
+	wrap func(http.RoundTripper) http.RoundTripper
+}
+
+// WithTransport wraps the fetcher's HTTP transport, for example to count
+// and time every request (each redirect hop and robots.txt included).
+func WithTransport(wrap func(http.RoundTripper) http.RoundTripper) FetcherOption {
+	return func(o *fetcherOptions) { o.wrap = wrap }
+}
+
+// NewFetcher builds a Fetcher. Its transport connects only to the addresses
+// the configuration allows (checked after DNS, see safety.go) and never
+// through a proxy, which would hide the real destination from that check.
+// Every redirect hop is checked here: http(s) only, allowed by its host's
+// robots.txt, and the redirect cap, so a loop ends with a clear error
+// rather than the client's generic one.
+func NewFetcher(cfg FetchConfig, log zerolog.Logger, opts ...FetcherOption) *Fetcher {
+	var o fetcherOptions
+	for _, opt := range opts {
+		opt(&o)
 	}
+	f := &Fetcher{cfg: cfg, log: log, hosts: map[string]*hostGate{}}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.Proxy = nil
+	tr.DialContext = newAddressGuard(cfg).dialer().DialContext
+	var rt http.RoundTripper = tr
+	if o.wrap != nil {
+		rt = o.wrap(rt)
+	}
+	f.client = &http.Client{Timeout: cfg.Timeout, Transport: rt, CheckRedirect: f.checkRedirect}
 	return f
+}
+
+// checkRedirect is the redirect policy: every hop is an http(s) URL that
+// its host's robots.txt allows (read now if the host is new), and chains
+// stop at max_redirects. Robots errors of a hop are those of a first
+// request: permanent when forbidden, retryable when robots.txt cannot be
+// read.
+func (f *Fetcher) checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) > f.cfg.MaxRedirects {
+		return retry.Permanentf("stopped after %d redirects (loop or chain too long)", f.cfg.MaxRedirects)
+	}
+	if err := CheckURL(req.URL.String()); err != nil {
+		return retry.Permanentf("redirected to %w", err)
+	}
+	if f.cfg.Robots && req.URL.Path != "/robots.txt" {
+		ok, err := f.allowed(req.Context(), req.URL, 0)
+		if err != nil {
+			return fmt.Errorf("redirected to %s: %w", req.URL, err)
+		}
+		if !ok {
+			return retry.Permanentf("redirected to %s, which robots.txt of %s disallows", req.URL, req.URL.Host)
+		}
+	}
+	return nil
 }
 
 // UserAgent is the header value sent with every request.
@@ -136,10 +187,10 @@ func (f *Fetcher) GetOnce(ctx context.Context, rawURL string, hdr http.Header) (
 }
 
 func (f *Fetcher) get(ctx context.Context, rawURL string, hdr http.Header, retries int) (*Response, error) {
-	u, err := url.Parse(rawURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, retry.Permanentf("GET %q: not an absolute http(s) URL", rawURL)
+	if err := CheckURL(rawURL); err != nil {
+		return nil, fmt.Errorf("GET: %w", err)
 	}
+	u, _ := url.Parse(rawURL)
 	if f.cfg.Robots && u.Path != "/robots.txt" {
 		ok, err := f.allowed(ctx, u, retries)
 		if err != nil {
@@ -203,8 +254,8 @@ func (f *Fetcher) once(ctx context.Context, u *url.URL, hdr http.Header) (*Respo
 	resp, err := f.client.Do(req)
 	if err != nil {
 		var ue *url.Error
-		if errors.As(err, &ue) && retry.IsPermanent(ue.Err) {
-			return nil, ue.Err // the redirect cap's own message
+		if errors.As(err, &ue) {
+			err = ue.Err // the redirect policy's or the address check's own message
 		}
 		return nil, fmt.Errorf("GET %s: %w", u, err)
 	}

@@ -30,6 +30,9 @@ func testFetchConfig() FetchConfig {
 		BackoffMax:    50 * time.Millisecond,
 		MaxRetryAfter: 5 * time.Minute,
 		Robots:        true,
+		// The test sites are httptest servers on loopback, which the
+		// fetcher refuses unless told.
+		AllowAddresses: []string{"127.0.0.1"},
 	}
 }
 

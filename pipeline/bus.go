@@ -15,6 +15,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+
+	"github.com/citecrawl/citecrawl/metrics"
 )
 
 // Streams and subjects. See the README's table for who publishes and who
@@ -78,6 +80,8 @@ type Bus struct {
 	cache  *httpCache
 	cfg    BrokerConfig
 	log    zerolog.Logger
+	// metrics counts what the stages on this connection do (nil: nothing).
+	metrics *metrics.Metrics
 }
 
 // Open connects to cfg.URL. Without one it starts an embedded server with
@@ -104,12 +108,22 @@ func Open(ctx context.Context, cfg BrokerConfig, maxPending int, log zerolog.Log
 	case cfg.User != "":
 		opts = append(opts, nats.UserInfo(cfg.User, cfg.Password))
 	}
+	if cfg.TLSCA != "" {
+		opts = append(opts, nats.RootCAs(cfg.TLSCA))
+	}
+	if cfg.TLSCert != "" {
+		opts = append(opts, nats.ClientCert(cfg.TLSCert, cfg.TLSKey))
+	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		b.Close()
 		return nil, fmt.Errorf("connecting to NATS %q: %w", displayURL(url), err)
 	}
 	b.NC = nc
+	if err := checkReplicas(nc, cfg.Replicas); err != nil {
+		b.Close()
+		return nil, err
+	}
 	if maxPending < 1 {
 		maxPending = 4096
 	}
@@ -121,7 +135,7 @@ func Open(ctx context.Context, cfg BrokerConfig, maxPending int, log zerolog.Log
 	}
 	if err := b.ensureStreams(ctx); err != nil {
 		b.Close()
-		return nil, err
+		return nil, replicasError(err, cfg.Replicas)
 	}
 	if b.cache, err = openHTTPCache(ctx, b.JS, cfg.Replicas); err != nil {
 		b.Close()
@@ -199,6 +213,9 @@ func startEmbedded(cfg BrokerConfig, token string) (*server.Server, error) {
 		host, port, err := net.SplitHostPort(cfg.Listen)
 		if err != nil {
 			return nil, fmt.Errorf("nats.listen %q: want host:port: %w", cfg.Listen, err)
+		}
+		if err := exposedAuth(cfg, host, opts); err != nil {
+			return nil, err
 		}
 		opts.Host = host
 		if opts.Port, err = strconv.Atoi(port); err != nil {

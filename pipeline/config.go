@@ -6,7 +6,13 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"net"
+	"os"
+	"regexp"
+	"strings"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/citecrawl/citecrawl/ingest"
 	"github.com/citecrawl/citecrawl/retry"
@@ -38,6 +44,15 @@ type Config struct {
 	Fetch    ingest.FetchConfig `yaml:"fetch"`
 	Sink     sink.Config        `yaml:"sink"`
 	Log      LogConfig          `yaml:"log"`
+	Metrics  MetricsConfig      `yaml:"metrics"`
+}
+
+// MetricsConfig says where run and worker serve Prometheus metrics and
+// their health checks (see package metrics).
+type MetricsConfig struct {
+	// Listen is host:port for /metrics, /healthz and /readyz; empty serves
+	// nothing.
+	Listen string `yaml:"listen"`
 }
 
 // LogConfig says how the command line logs.
@@ -76,6 +91,12 @@ type BrokerConfig struct {
 	Password string `yaml:"password"`
 	Token    string `yaml:"token"`
 	Creds    string `yaml:"creds"`
+	// TLSCA is a PEM file of the certificate authorities to trust for the
+	// server's certificate; TLSCert and TLSKey are this client's
+	// certificate and key, for servers that verify clients.
+	TLSCA   string `yaml:"tls_ca"`
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
 	// DataDir is where the embedded server keeps its streams.
 	DataDir string `yaml:"data_dir"`
 	// Listen makes the embedded server accept clients (workers in other
@@ -140,38 +161,155 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate names the first option that cannot work.
+// ErrBadConfig marks an option found wrong only once the server could be
+// asked (more replicas than the cluster has servers): a usage error.
+var ErrBadConfig = errors.New("bad configuration")
+
+// Validate checks every option before anything starts, and names each
+// one that cannot work with the values it accepts.
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
-	if c.Stages.MaxDeliver < 1 {
-		bad("stages.max_deliver must be at least 1, not %d", c.Stages.MaxDeliver)
+	atLeast := func(name string, v, least int) {
+		if v < least {
+			bad("%s must be at least %d, not %d", name, least, v)
+		}
 	}
-	if c.Stages.AckWait < time.Second {
-		bad("stages.ack_wait must be at least 1s, not %s", c.Stages.AckWait)
+	// Durations: a negative pause or a zero timeout would hang or spin.
+	durationAtLeast := func(name string, v, least time.Duration) {
+		switch {
+		case v >= least:
+		case least == 0:
+			bad("%s must be 0 or more (a duration like 1s), not %s", name, v)
+		case least == time.Nanosecond:
+			bad("%s must be more than 0 (a duration like 30s), not %s", name, v)
+		default:
+			bad("%s must be at least %s, not %s", name, least, v)
+		}
 	}
-	if c.Stages.FetchWorkers < 1 || c.Stages.ClassifyWorkers < 1 || c.Stages.Batch < 1 {
-		bad("stages.fetch_workers, classify_workers and batch must be at least 1")
+
+	for _, h := range c.Hubs {
+		if err := ingest.CheckURL(h); err != nil {
+			bad("hubs: %w", err)
+		} else if _, err := ingest.HubID(h); err != nil {
+			bad("hubs: %w", err)
+		}
 	}
+	if err := ingest.CheckURL(c.FullText.ArxivBase); err != nil {
+		bad("full_text.arxiv_base: %w", err)
+	}
+	atLeast("discover.depth", c.Discover.Depth, 0)
+	atLeast("discover.max_pages", c.Discover.MaxPages, 0)
+	durationAtLeast("lease_ttl", c.LeaseTTL, time.Nanosecond)
+
+	atLeast("stages.max_deliver", c.Stages.MaxDeliver, 1)
+	durationAtLeast("stages.ack_wait", c.Stages.AckWait, time.Second)
+	for _, d := range c.Stages.Backoff {
+		if d <= 0 {
+			bad("stages.backoff: every delay must be more than 0 (durations like 2s,10s), not %s", d)
+			break
+		}
+	}
+	atLeast("stages.fetch_workers", c.Stages.FetchWorkers, 1)
+	atLeast("stages.classify_workers", c.Stages.ClassifyWorkers, 1)
+	atLeast("stages.batch", c.Stages.Batch, 1)
+	atLeast("stages.max_pending_publishes", c.Stages.MaxPending, 1)
+	if err := CheckName(c.Stages.SinkDurable); err != nil {
+		bad("stages.sink_durable: %w", err)
+	}
+
+	if c.NATS.URL == "" && c.NATS.DataDir == "" {
+		bad("nats.data_dir is needed for the embedded server")
+	}
+	if c.NATS.Replicas < 1 || c.NATS.Replicas > 5 {
+		bad("nats.replicas must be from 1 to 5, not %d", c.NATS.Replicas)
+	} else if c.NATS.URL == "" && c.NATS.Replicas > 1 {
+		bad("nats.replicas is %d, but the embedded server is one server: use 1, or nats.url to name a cluster of at least %d", c.NATS.Replicas, c.NATS.Replicas)
+	}
+	durationAtLeast("nats.retain_records", c.NATS.RetainRecords, 0)
+	if (c.NATS.TLSCert == "") != (c.NATS.TLSKey == "") {
+		bad("nats.tls_cert and nats.tls_key go together: give both or neither")
+	}
+	for name, f := range map[string]string{"nats.tls_ca": c.NATS.TLSCA, "nats.tls_cert": c.NATS.TLSCert, "nats.tls_key": c.NATS.TLSKey, "nats.creds": c.NATS.Creds} {
+		if f == "" {
+			continue
+		}
+		if _, err := os.Stat(f); err != nil {
+			bad("%s: %w", name, err)
+		}
+	}
+	if c.NATS.Listen != "" {
+		host, _, err := net.SplitHostPort(c.NATS.Listen)
+		switch {
+		case err != nil:
+			bad("nats.listen %q: want host:port: %w", c.NATS.Listen, err)
+		case c.NATS.URL == "" && !loopbackHost(host) && c.NATS.Token == "" && c.NATS.User == "":
+			bad("nats.listen %q is reachable from other machines: set nats.token, or nats.user and nats.password, so that clients must authenticate (or listen on 127.0.0.1)", c.NATS.Listen)
+		}
+	}
+
+	f := c.Fetch
+	if strings.TrimSpace(f.UserAgent) == "" {
+		bad("fetch.user_agent must not be empty: sites are told who is crawling")
+	}
+	durationAtLeast("fetch.delay", f.Delay, 0)
+	for host, d := range f.HostDelays {
+		durationAtLeast("fetch.host_delays of "+host, d, 0)
+	}
+	durationAtLeast("fetch.timeout", f.Timeout, time.Nanosecond)
+	if f.MaxBodyBytes < 1 {
+		bad("fetch.max_body_bytes must be at least 1, not %d", f.MaxBodyBytes)
+	}
+	atLeast("fetch.max_redirects", f.MaxRedirects, 0)
+	atLeast("fetch.retries", f.Retries, 0)
+	durationAtLeast("fetch.backoff_base", f.BackoffBase, 0)
+	if f.BackoffMax < f.BackoffBase {
+		bad("fetch.backoff_max (%s) must be at least fetch.backoff_base (%s)", f.BackoffMax, f.BackoffBase)
+	}
+	durationAtLeast("fetch.max_retry_after", f.MaxRetryAfter, 0)
+	if _, err := ingest.ParseAllowAddresses(f.AllowAddresses); err != nil {
+		bad("%w", err)
+	}
+
 	if err := c.Sink.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if c.Sink.SegmentMaxBytes < 1 {
+		bad("sink.segment_max_bytes must be at least 1, not %d", c.Sink.SegmentMaxBytes)
+	}
+	durationAtLeast("sink.segment_max_age", c.Sink.SegmentMaxAge, time.Nanosecond)
 	if _, folder := c.Sink.Folder(); folder && c.Sink.SegmentMaxAge >= c.Stages.AckWait {
 		bad("sink.segment_max_age (%s) must be shorter than stages.ack_wait (%s): records are acked when their segment is sealed",
 			c.Sink.SegmentMaxAge, c.Stages.AckWait)
 	}
-	if c.NATS.URL == "" && c.NATS.DataDir == "" {
-		bad("nats.data_dir is needed for the embedded server")
+
+	if _, err := zerolog.ParseLevel(c.Log.Level); err != nil {
+		bad("log.level %q: want debug, info, warn or error", c.Log.Level)
 	}
-	if c.Fetch.MaxBodyBytes < 1 {
-		bad("fetch.max_body_bytes must be positive")
+	switch c.Log.Format {
+	case "json", "console", "":
+	default:
+		bad("log.format %q: want json or console", c.Log.Format)
 	}
-	for _, h := range c.Hubs {
-		if _, err := ingest.HubID(h); err != nil {
-			bad("hubs: %w", err)
+	if c.Metrics.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
+			bad("metrics.listen %q: want host:port: %w", c.Metrics.Listen, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validName is what NATS accepts as a consumer name and as one subject
+// token: no dots, wildcards, spaces or path separators.
+var validName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// CheckName refuses a durable consumer name NATS would refuse or misread
+// (a dot would make it two subject tokens).
+func CheckName(name string) error {
+	if !validName.MatchString(name) {
+		return fmt.Errorf("%q is not a consumer name: want 1 to 64 letters, digits, - or _", name)
+	}
+	return nil
 }
 
 // Policy is the stages' retry policy: max_deliver deliveries in all, the

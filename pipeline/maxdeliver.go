@@ -39,6 +39,7 @@ func parkUnanswered(bus *Bus, stageName, stream, consumer string, log zerolog.Lo
 			return
 		}
 		stats.DeadLetters.Add(1)
+		bus.metrics.DeadLettered(stageName)
 		log.Warn().Str("stream", a.Stream).Uint64("seq", a.StreamSeq).Uint64("deliveries", a.Deliveries).Msg("parked a message no worker answered")
 	})
 	if err != nil {

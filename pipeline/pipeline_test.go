@@ -45,6 +45,7 @@ func testConfig(t testing.TB, dataDir string, hubs []string) Config {
 	cfg.Fetch.BackoffBase = 5 * time.Millisecond
 	cfg.Fetch.BackoffMax = 20 * time.Millisecond
 	cfg.Fetch.Retries = 1
+	cfg.Fetch.AllowAddresses = []string{"127.0.0.1"} // the test sites are on loopback
 	cfg.Stages.Backoff = []time.Duration{20 * time.Millisecond}
 	cfg.Stages.MaxDeliver = 2
 	cfg.Rules = filepath.Join("..", "configs", "rules")

@@ -107,7 +107,7 @@ func (w *Workers) build(ctx context.Context, bus *Bus, cfg Config, name string, 
 		if err != nil {
 			return nil, err
 		}
-		cr, err := newCrawler(cfg, ingest.NewFetcher(cfg.Fetch, log), sp, bus.cache, env, log)
+		cr, err := newCrawler(cfg, ingest.NewFetcher(cfg.Fetch, log, ingest.WithTransport(bus.metrics.Transport)), sp, bus.cache, env, log)
 		if err != nil {
 			return nil, err
 		}

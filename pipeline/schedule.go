@@ -221,11 +221,13 @@ func runHoldingLease(ctx context.Context, bus *Bus, cfg Config, env Env, lease *
 		}
 	}()
 	env.Stats = &Stats{} // counters per run
+	bus.metrics.LeaseHeld(lease.name, true)
 	res, err := Run(runCtx, bus, cfg, env)
 	close(done)
 	if rerr := lease.Release(context.Background()); rerr != nil {
 		env.Log.Warn().Err(rerr).Msg("releasing the crawl lease")
 	}
+	bus.metrics.LeaseHeld(lease.name, false)
 	return res, err
 }
 

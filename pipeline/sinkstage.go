@@ -32,6 +32,7 @@ type sinkStage struct {
 	held      int
 	heldBytes int64
 	heldSince time.Time
+	sealed    sink.Sealed // what the sink had sealed at the last flush, for the metrics
 }
 
 func (s *sinkStage) run(ctx context.Context) error {
@@ -115,6 +116,12 @@ func (s *sinkStage) flush(ctx context.Context, confirm bool) {
 			_ = m.NakWithDelay(s.cfg.Policy().Delay(1))
 		}
 	} else {
+		if sc, ok := s.sink.(sink.SealCounter); ok {
+			now := sc.Sealed()
+			s.bus.metrics.SinkSealed(int(now.Segments-s.sealed.Segments), now.Bytes-s.sealed.Bytes)
+			s.sealed = now
+		}
+		s.bus.metrics.Processed(StageSink, len(s.pending))
 		for _, m := range s.pending {
 			if confirm {
 				_ = m.DoubleAck(ctx)

@@ -92,11 +92,15 @@ func (s *stage) process(ctx context.Context, msgs []jetstream.Msg) {
 		commits = append(commits, o.Commit...)
 		done = append(done, m)
 	}
+	published := time.Now()
 	if err := s.bus.PublishAll(ctx, outs); err != nil {
 		for _, m := range done {
 			s.fail(ctx, m, fmt.Errorf("publishing results: %w", err))
 		}
 		return
+	}
+	if len(outs) > 0 {
+		s.bus.metrics.Published(time.Since(published))
 	}
 	for _, c := range commits {
 		if err := c(ctx); err != nil {
@@ -108,6 +112,7 @@ func (s *stage) process(ctx context.Context, msgs []jetstream.Msg) {
 			s.log.Warn().Err(err).Msg("ack failed; the message will be redelivered and deduplicated")
 		}
 	}
+	s.bus.metrics.Processed(s.name, len(done))
 }
 
 // fail retries a message after a backoff, or parks it as a dead letter
@@ -130,6 +135,7 @@ func failMsg(ctx context.Context, bus *Bus, stageName string, cfg StageConfig, m
 	}
 	policy := cfg.Policy()
 	next := policy.Next(int(letter.deliveries), err)
+	bus.metrics.Failed(stageName, next.Retry)
 	if next.Retry {
 		stats.Retries.Add(1)
 		log.Info().Err(err).Str("subject", m.Subject()).Uint64("delivery", letter.deliveries).Dur("retry_in", next.Wait).Msg("will retry")
@@ -142,6 +148,7 @@ func failMsg(ctx context.Context, bus *Bus, stageName string, cfg StageConfig, m
 		return
 	}
 	stats.DeadLetters.Add(1)
+	bus.metrics.DeadLettered(stageName)
 	log.Warn().Err(err).Str("subject", m.Subject()).Uint64("deliveries", letter.deliveries).Str("why", next.Why).Msg("parked as a dead letter")
 	_ = m.TermWithReason(truncate(err.Error(), 200))
 }

@@ -53,6 +53,7 @@ type jsonl struct {
 	summaryOnClose bool // WithSummaryOnClose
 	log            zerolog.Logger
 	hubs           map[string]*hubDir
+	sealed         Sealed // segments made visible so far
 }
 
 type hubDir struct {
@@ -229,8 +230,15 @@ func (s *jsonl) seal(h *hubDir) error {
 		return fmt.Errorf("sealing segment %s: %w", tmp, err)
 	}
 	h.segKeys = nil
+	s.sealed.Segments++
+	if info, err := os.Stat(final); err == nil {
+		s.sealed.Bytes += info.Size()
+	}
 	return nil
 }
+
+// Sealed implements SealCounter.
+func (s *jsonl) Sealed() Sealed { return s.sealed }
 
 // renameDurably renames and then fsyncs the folder so the new name
 // survives a crash.

@@ -41,6 +41,15 @@ type kind struct {
 	read   func(ctx context.Context, target string, cfg Config) (Reader, error) // nil: cannot be read back
 }
 
+// Sealed counts what a sink has made durable and visible so far.
+type Sealed struct {
+	Segments int64
+	Bytes    int64
+}
+
+// SealCounter is implemented by sinks that write files, for the metrics.
+type SealCounter interface{ Sealed() Sealed }
+
 // Config says where records go and how each kind of sink is tuned; each
 // kind has its own struct. Their defaults are in pipeline.DefaultConfig,
 // with every other default of citecrawl.

@@ -20,8 +20,14 @@ func (c cli) classifyCmd(args []string) int {
 	in := fs.String("in", "-", "input JSON lines (- for standard input)")
 	out := fs.String("out", "-", "output JSON lines (- for standard output)")
 	rules := fs.String("rules", "", "rules directory (default: the built-in copy of configs/rules)")
+	opts := classify.DefaultStreamOptions
+	fs.IntVar(&opts.MaxLineBytes, "max-line-bytes", opts.MaxLineBytes, "longest input line; a longer one is reported and skipped")
+	fs.IntVar(&opts.MaxEvidence, "max-evidence", opts.MaxEvidence, "most evidence entries kept per label of a tag")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
+	}
+	if opts.MaxLineBytes < 1 || opts.MaxEvidence < 1 {
+		return c.usageError(fmt.Errorf("--max-line-bytes (%d) and --max-evidence (%d) must be at least 1", opts.MaxLineBytes, opts.MaxEvidence))
 	}
 	cl, err := classify.Load(*rules)
 	if err != nil {
@@ -44,7 +50,7 @@ func (c cli) classifyCmd(args []string) int {
 		}
 		w = outFile
 	}
-	bad, err := classify.Stream(cl, r, w, func(line int, err error) {
+	bad, err := classify.StreamWith(cl, r, w, opts, func(line int, err error) {
 		fmt.Fprintf(c.stderr, "citecrawl classify: %s line %d: %v\n", *in, line, err)
 	})
 	if outFile != nil {

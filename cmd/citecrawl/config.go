@@ -31,8 +31,8 @@ type Config struct {
 func defaultConfig() Config { return Config{Config: pipeline.DefaultConfig()} }
 
 // offlineOptions are what offline mode changes, given where the snapshot
-// site is served: its hubs, its copy of arXiv, and no politeness delay for
-// our own server on loopback.
+// site is served: its hubs, its copy of arXiv, no politeness delay for our
+// own server on loopback, and leave to connect to that one address.
 func offlineOptions(base string) []kv {
 	host := base
 	if u, err := url.Parse(base); err == nil {
@@ -42,6 +42,9 @@ func offlineOptions(base string) []kv {
 		{"hubs", strings.Join(snapshot.Default().HubURLs(base), ",")},
 		{"full_text.arxiv_base", base},
 		{"fetch.host_delays", host + "=0s"},
+		// The crawler refuses loopback addresses; the snapshot's own is
+		// the one it may reach.
+		{"fetch.allow_addresses", host},
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -50,6 +51,7 @@ Usage:
   citecrawl report --hub H [--format md|html|json] [--out DIR]
                                 the distribution of tags of a hub, with charts
   citecrawl snapshot [--listen ADDR]   serve the offline snapshot site
+  citecrawl healthcheck URL     GET URL (e.g. /readyz of --metrics-listen): exit 0 on 200, else 1
   citecrawl options             list every configuration option
   citecrawl version
 
@@ -95,6 +97,8 @@ func (c cli) main(args []string) int {
 		return c.report(args[1:])
 	case "eval":
 		return c.eval(args[1:])
+	case "healthcheck":
+		return c.healthcheck(args[1:])
 	case "options":
 		for _, o := range optionNames() {
 			fmt.Fprintf(c.stdout, "%-36s CITECRAWL_%s\n", o, strings.ToUpper(strings.ReplaceAll(o, ".", "_")))
@@ -130,6 +134,9 @@ type optionFlag struct {
 
 func (f optionFlag) String() string { return "" }
 func (f optionFlag) Set(v string) error {
+	if f.append && strings.TrimSpace(v) == "" {
+		return errors.New("empty value") // the flag package names the flag
+	}
 	if f.append {
 		for i := range f.o.sets {
 			if f.o.sets[i].path == f.path {
@@ -164,6 +171,7 @@ const (
 	outFlag                            // --out
 	rulesFlag                          // --rules
 	crawlFlags                         // --hub, --offline
+	metricsFlag                        // --metrics-listen
 )
 
 // newOptions registers the config, --set and logging flags, and the groups
@@ -181,10 +189,14 @@ func newOptions(name string, stderr io.Writer, groups flagGroups) *options {
 		{brokerFlags, "nats-password", "nats.password", "NATS password"},
 		{brokerFlags, "nats-token", "nats.token", "NATS token"},
 		{brokerFlags, "nats-creds", "nats.creds", "NATS credentials file"},
+		{brokerFlags, "nats-tls-ca", "nats.tls_ca", "PEM file of the authorities that sign the NATS server's certificate"},
+		{brokerFlags, "nats-tls-cert", "nats.tls_cert", "client certificate (PEM) for a NATS server that verifies clients"},
+		{brokerFlags, "nats-tls-key", "nats.tls_key", "the client certificate's key (PEM)"},
 		{brokerFlags, "nats-listen", "nats.listen", "let other processes reach the embedded server on host:port"},
 		{brokerFlags, "data", "nats.data_dir", "data directory of the embedded server"},
 		{outFlag, "out", "sink.out", "output directory, or - for JSON lines on standard output"},
 		{rulesFlag, "rules", "rules", "rules directory (default: the rules built in, a copy of configs/rules)"},
+		{metricsFlag, "metrics-listen", "metrics.listen", "serve Prometheus /metrics, /healthz and /readyz on host:port"},
 		{0, "log-format", "log.format", "json or console"},
 		{0, "log-level", "log.level", "debug, info, warn or error"},
 	} {
@@ -272,8 +284,11 @@ func (c cli) start(cfg Config, withBus bool) (*session, int) {
 	s := &session{log: log, ctx: ctx, stop: stop}
 	if withBus {
 		if s.bus, err = pipeline.Open(ctx, cfg.NATS, cfg.Stages.MaxPending, log); err != nil {
-			log.Error().Err(err).Msg("broker")
 			stop()
+			if errors.Is(err, pipeline.ErrBadConfig) {
+				return nil, c.usageError(err) // an option the server cannot honour
+			}
+			log.Error().Err(err).Msg("broker")
 			return nil, exitFailed
 		}
 	}
@@ -294,7 +309,7 @@ func signalContext() (context.Context, context.CancelFunc) {
 }
 
 func (c cli) run(args []string) int {
-	o := newOptions("run", c.stderr, brokerFlags|outFlag|rulesFlag|crawlFlags)
+	o := newOptions("run", c.stderr, brokerFlags|outFlag|rulesFlag|crawlFlags|metricsFlag)
 	progress := o.fs.String("progress", "auto", "live progress line on standard error: auto (on a terminal), on or off")
 	schedule := o.fs.String("schedule", "", "keep running and crawl on a schedule: a cron expression (\"0 */6 * * *\", \"0 3 * * MON\") or \"@every 6h\"")
 	cfg, err := o.load(args, c.environ)
@@ -311,6 +326,9 @@ func (c cli) run(args []string) int {
 	case "auto", "on", "off":
 	default:
 		return c.usageError(fmt.Errorf("--progress %q: want auto, on or off", *progress))
+	}
+	if len(cfg.Hubs) == 0 && !cfg.Offline {
+		return c.usageError(errors.New("hubs: no hub to crawl: give --hub URL or set hubs"))
 	}
 	sess, code := c.start(cfg, true)
 	if sess == nil {
@@ -335,6 +353,17 @@ func (c cli) run(args []string) int {
 	if u := bus.ClientURL(); u != "" {
 		log.Info().Str("url", u).Msg("workers can join with --nats " + u)
 	}
+	// A one-shot run runs every stage; a scheduler, between its runs, none.
+	stages := pipeline.AllStages
+	if sched != nil {
+		stages = nil
+	}
+	stopMetrics, err := serveMetrics(sess, cfg, stages, true)
+	if err != nil {
+		log.Error().Err(err).Msg("metrics")
+		return exitFailed
+	}
+	defer stopMetrics()
 
 	env := pipeline.Env{Log: log, Stats: &pipeline.Stats{}, Stdout: c.stdout}
 	if sched != nil {
@@ -395,7 +424,7 @@ func (c cli) scheduled(ctx context.Context, bus *pipeline.Bus, cfg Config, env p
 }
 
 func (c cli) worker(args []string) int {
-	o := newOptions("worker", c.stderr, brokerFlags|outFlag|rulesFlag)
+	o := newOptions("worker", c.stderr, brokerFlags|outFlag|rulesFlag|metricsFlag)
 	stages := o.fs.String("stage", "", "stages to run: fetch, classify, sink, or several separated by commas")
 	cfg, err := o.load(args, c.environ)
 	if err != nil {
@@ -404,12 +433,23 @@ func (c cli) worker(args []string) int {
 	if *stages == "" {
 		return c.usageError(errors.New("--stage is required (fetch, classify or sink)"))
 	}
+	for _, s := range splitList(*stages) {
+		if !slices.Contains(pipeline.AllStages, s) {
+			return c.usageError(fmt.Errorf("--stage %q: want fetch, classify or sink, or several separated by commas", s))
+		}
+	}
 	sess, code := c.start(cfg, true)
 	if sess == nil {
 		return code
 	}
 	defer sess.close()
 	log, ctx := sess.log, sess.ctx
+	stopMetrics, err := serveMetrics(sess, cfg, splitList(*stages), slices.Contains(splitList(*stages), pipeline.StageSink))
+	if err != nil {
+		log.Error().Err(err).Msg("metrics")
+		return exitFailed
+	}
+	defer stopMetrics()
 	w, err := pipeline.StartStages(ctx, sess.bus, cfg.Config, splitList(*stages), pipeline.Env{Log: log, Stdout: c.stdout})
 	if err != nil {
 		log.Error().Err(err).Msg("starting stages")
@@ -437,6 +477,9 @@ func (c cli) snapshot(args []string) int {
 	}
 	if *papers < 0 {
 		return c.usageError(fmt.Errorf("--papers %d: want 0 (the shipped snapshot) or more", *papers))
+	}
+	if _, _, err := net.SplitHostPort(*listen); err != nil {
+		return c.usageError(fmt.Errorf("--listen %q: want host:port: %w", *listen, err))
 	}
 	site := snapshot.Default()
 	if *papers > 0 {

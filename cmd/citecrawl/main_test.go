@@ -52,7 +52,7 @@ func TestRunExitsNonZeroOnDeadLetters(t *testing.T) {
 	}))
 	defer web.Close()
 	code, _, stderr := runCLI(t, "run", "--hub", web.URL+"/citations/deadbeef-0000", "--data", t.TempDir(), "--out", t.TempDir(),
-		"--set", "fetch.delay=0s")
+		"--set", "fetch.delay=0s", "--set", "fetch.allow_addresses=127.0.0.1")
 	if code != exitFailed || !strings.Contains(stderr, "dead letter from fetch") || !strings.Contains(stderr, "404") {
 		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
 	}

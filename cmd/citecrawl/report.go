@@ -19,6 +19,11 @@ func (c cli) report(args []string) int {
 	if err := parseFlags(fs, args); err != nil {
 		return c.usageError(err)
 	}
+	switch *format {
+	case "md", "html", "json":
+	default:
+		return c.usageError(fmt.Errorf("--format %q: want md, html or json", *format))
+	}
 	if *hub == "" {
 		return c.usageError(errors.New("--hub is required"))
 	}

@@ -25,6 +25,9 @@ func (c cli) reprocess(args []string) int {
 	if err != nil {
 		return c.usageError(err)
 	}
+	if *workers < 1 {
+		return c.usageError(fmt.Errorf("--workers must be at least 1, not %d", *workers))
+	}
 	out, ok := cfg.Sink.Folder()
 	if !ok {
 		return c.usageError(fmt.Errorf("reprocess writes a new output generation: --out must be a folder"))

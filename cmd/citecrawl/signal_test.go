@@ -84,7 +84,7 @@ func TestWorkerStopsOnSIGTERM(t *testing.T) {
 
 	out := filepath.Join(dir, "out")
 	cmd := exec.Command(bin, "worker", "--stage", "fetch,classify,sink", "--nats", ns.ClientURL(), "--out", out,
-		"--rules", filepath.Join("..", "..", "configs", "rules"), "--set", "fetch.delay=0s", "--set", "sink.segment_max_age=1m", "--set", "stages.ack_wait=2m")
+		"--rules", filepath.Join("..", "..", "configs", "rules"), "--set", "fetch.delay=0s", "--set", "sink.segment_max_age=1m", "--set", "stages.ack_wait=2m", "--set", "fetch.allow_addresses=127.0.0.1")
 	var stderr syncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {

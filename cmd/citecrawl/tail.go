@@ -2,10 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/citecrawl/citecrawl/classify"
 	"github.com/citecrawl/citecrawl/pipeline"
 	"github.com/citecrawl/citecrawl/record"
 )
@@ -30,10 +34,26 @@ func (c cli) tail(args []string) int {
 			return c.usageError(err)
 		}
 	}
+	if flagSet(o.fs, "hub") && opt.Hub == "" {
+		return c.usageError(errors.New("--hub is empty: give a hub's uuid or /citations/ URL, or leave --hub out for every hub"))
+	}
 	if opt.Hub != "" {
 		if opt.Hub, err = hubID(opt.Hub); err != nil {
 			return c.usageError(err)
 		}
+	}
+	switch *format {
+	case "auto", "json", "table":
+	default:
+		return c.usageError(fmt.Errorf("--format %q: want json, table or auto", *format))
+	}
+	if opt.Durable != "" {
+		if err := pipeline.CheckName(opt.Durable); err != nil {
+			return c.usageError(fmt.Errorf("--durable: %w", err))
+		}
+	}
+	if err := checkLabels(cfg.Rules, opt); err != nil {
+		return c.usageError(err)
 	}
 	sess, code := c.start(cfg, true)
 	if sess == nil {
@@ -50,6 +70,31 @@ func (c cli) tail(args []string) int {
 		return exitFailed
 	}
 	return exitOK
+}
+
+// checkLabels refuses a --role, --polarity or --pluralism that the rules
+// (the labels of their files) never give, which would match nothing.
+func checkLabels(rulesDir string, opt pipeline.TailOptions) error {
+	if opt.Role == "" && opt.Polarity == "" && opt.Pluralism == "" {
+		return nil
+	}
+	rules, err := classify.LoadRules(rulesDir)
+	if err != nil {
+		return err
+	}
+	for _, f := range []struct {
+		flag, value string
+		labels      []string
+	}{
+		{"--role", opt.Role, rules.Role.Labels},
+		{"--polarity", opt.Polarity, rules.Polarity.Labels},
+		{"--pluralism", opt.Pluralism, append(slices.Clone(rules.Pluralism.Labels), record.PluralismNone)},
+	} {
+		if f.value != "" && !slices.Contains(f.labels, f.value) {
+			return fmt.Errorf("%s %q: want one of %s (the labels of the rules %s)", f.flag, f.value, strings.Join(f.labels, ", "), rules.Version)
+		}
+	}
+	return nil
 }
 
 func parseSince(s string, now time.Time) (time.Time, error) {
