@@ -103,8 +103,12 @@ func (c *httpCache) putJSON(ctx context.Context, key string, v any) error {
 	if err != nil {
 		return err
 	}
-	_, err = c.kv.Put(ctx, key, b)
-	return err
+	// A put is the same whatever the number of tries, so one lost in a
+	// failover is made again rather than dropped.
+	return rideOut(ctx, func(ctx context.Context) error {
+		_, err := c.kv.Put(ctx, key, b)
+		return err
+	})
 }
 
 // TakeBudget counts one more discovered page for a run and reports whether

@@ -352,9 +352,16 @@ func WaitDrained(ctx context.Context, bus *Bus, cfg Config, failed <-chan struct
 
 // electionGrace is how long a JetStream request may keep failing before it
 // counts: a leader election or a reconnect to another node takes seconds.
-const electionGrace = time.Minute
+// apiTimeout bounds one request, whose answer a failing node can take
+// with it, so that it is asked again rather than waited on.
+const (
+	electionGrace = time.Minute
+	apiTimeout    = 5 * time.Second
+)
 
 func consumerInfo(ctx context.Context, bus *Bus, stream, consumer string) (*jetstream.ConsumerInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	defer cancel()
 	cons, err := bus.JS.Consumer(ctx, stream, consumer)
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s: %w", consumer, err)
@@ -379,6 +386,8 @@ func consumerBusy(ctx context.Context, bus *Bus, stream, consumer string) (bool,
 	if info.NumPending > 0 || info.NumAckPending == 0 || stream != StreamTasks {
 		return info.NumPending > 0 || info.NumAckPending > 0, nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	defer cancel()
 	s, err := bus.JS.Stream(ctx, stream)
 	if err != nil {
 		return false, err
@@ -393,10 +402,12 @@ func consumerBusy(ctx context.Context, bus *Bus, stream, consumer string) (bool,
 // rideOut calls f until it succeeds, ctx ends or electionGrace has passed,
 // for the requests a run makes once (where its streams stand, its dead
 // letters), which must not fail because a leader is being elected.
-func rideOut(ctx context.Context, f func() error) error {
+func rideOut(ctx context.Context, f func(ctx context.Context) error) error {
 	deadline := time.Now().Add(electionGrace)
 	for {
-		err := f()
+		rctx, cancel := context.WithTimeout(ctx, apiTimeout)
+		err := f(rctx)
+		cancel()
 		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
 			return err
 		}
@@ -424,7 +435,7 @@ func countChanges(ctx context.Context, bus *Bus, after uint64, runID string) (ma
 	}
 	defer it.Stop()
 	for {
-		m, err := it.Next()
+		m, err := it.Next(jetstream.NextMaxWait(apiTimeout))
 		if err != nil {
 			return nil, err
 		}
@@ -442,7 +453,7 @@ func countChanges(ctx context.Context, bus *Bus, after uint64, runID string) (ma
 }
 
 func lastSeq(ctx context.Context, bus *Bus, stream string) (last uint64, err error) {
-	err = rideOut(ctx, func() error {
+	err = rideOut(ctx, func(ctx context.Context) error {
 		s, err := bus.JS.Stream(ctx, stream)
 		if err != nil {
 			return err
@@ -464,13 +475,13 @@ func ReadDeadLetters(ctx context.Context, bus *Bus, after uint64) ([]DeadLetter,
 		return nil, err
 	}
 	var s jetstream.Stream
-	if err := rideOut(ctx, func() (err error) { s, err = bus.JS.Stream(ctx, StreamDead); return err }); err != nil {
+	if err := rideOut(ctx, func(ctx context.Context) (err error) { s, err = bus.JS.Stream(ctx, StreamDead); return err }); err != nil {
 		return nil, err
 	}
 	var out []DeadLetter
 	for seq := after + 1; seq <= last; seq++ {
 		var m *jetstream.RawStreamMsg
-		err := rideOut(ctx, func() (err error) {
+		err := rideOut(ctx, func(ctx context.Context) (err error) {
 			if m, err = s.GetMsg(ctx, seq); errors.Is(err, jetstream.ErrMsgNotFound) {
 				return nil
 			}
