@@ -16,7 +16,6 @@ func TestDevQuality(t *testing.T) {
 	}{
 		{"scicite/dev.jsonl", TaskIntent, 0.70},
 		{"acl-arc/dev.jsonl", TaskRole, 0.50},
-		{"pluralism/dev.jsonl", TaskPluralism, 0.70},
 		{"act-3c/dev.csv", TaskRole, 0.30},
 		{"athar/dev.tsv", TaskPolarity, 0.60},
 		{"clinical/dev.jsonl", TaskPolarity, 0.62},

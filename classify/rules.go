@@ -16,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/citecrawl/citecrawl/configs"
+	"github.com/citecrawl/citecrawl/record"
 )
 
 // Rules are the parsed rule files of configs/rules.
@@ -33,6 +34,10 @@ type Rules struct {
 	HedgeScope          int
 	HedgeFactor         float64
 	Hedges              map[string]bool
+	// SummaryRoleConfidence caps the confidence of a record's role when
+	// no citing sentence is known and the role is guessed from what the
+	// paper says of itself, which is not what it does with the cited work.
+	SummaryRoleConfidence float64
 
 	Role      *LabelSet
 	Polarity  *LabelSet
@@ -41,13 +46,25 @@ type Rules struct {
 
 // LabelSet is one rule file: cues per label, priors, section priors.
 type LabelSet struct {
-	Name      string
-	Prior     map[string]float64
-	Negated   string // "drop" or "flip"
-	Threshold float64
-	Sections  []SectionPrior // sorted, so scores and evidence come out the same every time
-	Cues      []Cue
-	Labels    []string // labels in file order
+	Name    string
+	Prior   map[string]float64
+	Negated string // "drop" or "flip"
+	// Temperature turns scores into probabilities: softmax(score/T). It
+	// is fitted by scripts/tune on rows the weights were not fitted on.
+	Temperature float64
+	// Secondary (pluralism): a category other than the primary one
+	// applies too when its probability is at least this.
+	Secondary float64
+	// OwnWork (pluralism) finds the sentences where the paper says what it
+	// does; cues in them (and in the title) weigh OwnWorkBoost times more.
+	OwnWork      []*regexp.Regexp
+	OwnWorkBoost float64
+	// CitingFactor (pluralism) is what a cue in a sentence citing the
+	// hub's work weighs, against 1 in the paper's abstract.
+	CitingFactor float64
+	Sections     []SectionPrior // sorted, so scores and evidence come out the same every time
+	Cues         []Cue
+	Labels       []string // labels in file order
 }
 
 // SectionPrior adds weight to labels when the section title contains Key.
@@ -89,16 +106,21 @@ type manifest struct {
 	HedgeScope    int      `yaml:"hedge_scope"`
 	HedgeFactor   float64  `yaml:"hedge_factor"`
 	Hedges        []string `yaml:"hedges"`
+	SummaryRole   *float64 `yaml:"summary_role_confidence"`
 }
 
 // labelFile mirrors roles.yaml, polarity.yaml and pluralism.yaml. Labels
 // is a yaml.Node so the file's order of labels is kept.
 type labelFile struct {
-	Prior     map[string]float64            `yaml:"prior"`
-	Negated   string                        `yaml:"negated"`
-	Threshold float64                       `yaml:"threshold"`
-	Sections  map[string]map[string]float64 `yaml:"sections"`
-	Labels    yaml.Node                     `yaml:"labels"`
+	Prior       map[string]float64            `yaml:"prior"`
+	Negated     string                        `yaml:"negated"`
+	Temperature float64                       `yaml:"temperature"`
+	Secondary   float64                       `yaml:"secondary"`
+	OwnWork     []string                      `yaml:"own_work"`
+	OwnBoost    float64                       `yaml:"own_work_boost"`
+	Citing      float64                       `yaml:"citing_factor"`
+	Sections    map[string]map[string]float64 `yaml:"sections"`
+	Labels      yaml.Node                     `yaml:"labels"`
 }
 
 // LoadRules reads the rules from dir; an empty dir means the rules
@@ -135,6 +157,10 @@ func LoadRulesFS(fsys fs.FS, name string) (*Rules, error) {
 	if r.HedgeFactor == 0 {
 		r.HedgeFactor = 1
 	}
+	r.SummaryRoleConfidence = 0.5
+	if m.SummaryRole != nil {
+		r.SummaryRoleConfidence = *m.SummaryRole
+	}
 	r.OtherCitationFactor = 1
 	if m.OtherFactor != nil {
 		r.OtherCitationFactor = *m.OtherFactor
@@ -147,16 +173,35 @@ func LoadRulesFS(fsys fs.FS, name string) (*Rules, error) {
 		r.CitationMarkers = append(r.CitationMarkers, re)
 	}
 	var err error
-	if r.Role, err = loadLabelSet(fsys, name, "roles.yaml"); err != nil {
+	if r.Role, err = loadLabelSet(fsys, name, "roles.yaml", "role"); err != nil {
 		return nil, err
 	}
-	if r.Polarity, err = loadLabelSet(fsys, name, "polarity.yaml"); err != nil {
+	if r.Polarity, err = loadLabelSet(fsys, name, "polarity.yaml", "polarity"); err != nil {
 		return nil, err
 	}
-	if r.Pluralism, err = loadLabelSet(fsys, name, "pluralism.yaml"); err != nil {
+	if r.Pluralism, err = loadLabelSet(fsys, name, "pluralism.yaml", "pluralism"); err != nil {
 		return nil, err
 	}
 	return r, nil
+}
+
+// knownLabels refuses a label the record schema does not know: it would
+// be written into records that then fail their own schema, and reports
+// and summaries (which list the schema's labels) would never count it.
+// A new label is added to record/schema.json first, then to a rule file.
+func knownLabels(ls *LabelSet, where, kind string) error {
+	known := record.SchemaLabels(kind)
+	labels := slices.Clone(ls.Labels)
+	for _, sp := range ls.Sections {
+		labels = append(labels, sp.Labels...)
+	}
+	for _, l := range labels {
+		if !slices.Contains(known, l) {
+			return fmt.Errorf("%s: label %q is not a %s that record/schema.json knows (%s); add it to $defs.%s there first",
+				where, l, kind, strings.Join(known, ", "), kind)
+		}
+	}
+	return nil
 }
 
 func readYAML(fsys fs.FS, dir, file string, v any) error {
@@ -170,13 +215,30 @@ func readYAML(fsys fs.FS, dir, file string, v any) error {
 	return nil
 }
 
-func loadLabelSet(fsys fs.FS, dir, file string) (*LabelSet, error) {
+func loadLabelSet(fsys fs.FS, dir, file, kind string) (*LabelSet, error) {
 	var f labelFile
 	if err := readYAML(fsys, dir, file, &f); err != nil {
 		return nil, err
 	}
 	where := path.Join(dir, file)
-	ls := &LabelSet{Name: file, Prior: f.Prior, Negated: f.Negated, Threshold: f.Threshold}
+	ls := &LabelSet{Name: file, Prior: f.Prior, Negated: f.Negated, Temperature: f.Temperature, Secondary: f.Secondary,
+		OwnWorkBoost: f.OwnBoost, CitingFactor: f.Citing}
+	if ls.OwnWorkBoost == 0 {
+		ls.OwnWorkBoost = 1
+	}
+	for _, pat := range f.OwnWork {
+		re, err := regexp.Compile(pat)
+		if err != nil {
+			return nil, fmt.Errorf("%s: own_work: %q: %w", where, pat, err)
+		}
+		ls.OwnWork = append(ls.OwnWork, re)
+	}
+	if ls.Temperature == 0 {
+		ls.Temperature = 1
+	}
+	if ls.Temperature < 0 || ls.Secondary < 0 || ls.Secondary > 1 {
+		return nil, fmt.Errorf("%s: temperature must be above 0 and secondary within [0, 1], not %g and %g", where, ls.Temperature, ls.Secondary)
+	}
 	for _, key := range slices.Sorted(maps.Keys(f.Sections)) {
 		sp := SectionPrior{Key: key}
 		for _, l := range slices.Sorted(maps.Keys(f.Sections[key])) {
@@ -244,6 +306,9 @@ func loadLabelSet(fsys fs.FS, dir, file string) (*LabelSet, error) {
 			}
 			ls.Cues = append(ls.Cues, c)
 		}
+	}
+	if err := knownLabels(ls, where, kind); err != nil {
+		return nil, err
 	}
 	return ls, nil
 }
