@@ -37,6 +37,9 @@ type ReprocessOptions struct {
 	// (0 when unknown).
 	Progress func(done, total int64)
 	Log      zerolog.Logger
+	// MinConfidence: count the re-tagged records' tags less confident
+	// than this (ReprocessResult.Under); nothing is dropped.
+	MinConfidence float64
 }
 
 // ReprocessResult says what a reprocess did.
@@ -49,6 +52,9 @@ type ReprocessResult struct {
 	// Changed is how many records had at least one label changed.
 	Changed      int64  `json:"changed"`
 	RulesVersion string `json:"rules_version"`
+	// Under counts, per tag, the records tagged in this run whose tag is
+	// less confident than ReprocessOptions.MinConfidence.
+	Under map[string]int `json:"under_min_confidence,omitempty"`
 }
 
 // checkpoint is written into the unfinished generation after every sealed
@@ -94,7 +100,7 @@ func Reprocess(ctx context.Context, bus *Bus, o ReprocessOptions) (*ReprocessRes
 		b, _ := json.Marshal(cp)
 		return sink.WriteFileAtomic(filepath.Join(next, checkpointFile), b)
 	}
-	t := &tagger{c: o.Classifier, workers: o.Workers, out: out, batchSize: o.Batch}
+	t := &tagger{c: o.Classifier, workers: o.Workers, out: out, batchSize: o.Batch, minConf: o.MinConfidence, under: map[string]int{}}
 	if res.Resumed {
 		// What the interrupted run sealed counts too.
 		if err := out.LoadExisting(); err != nil {
@@ -118,6 +124,9 @@ func Reprocess(ctx context.Context, bus *Bus, o ReprocessOptions) (*ReprocessRes
 		return res, err
 	}
 	res.Changes, res.Changed, res.Records = compareTags(oldTags, out)
+	if o.MinConfidence > 0 {
+		res.Under = t.under
+	}
 	if err := os.Remove(filepath.Join(next, checkpointFile)); err != nil {
 		return res, err
 	}
@@ -139,6 +148,8 @@ type tagger struct {
 	workers   int
 	batchSize int
 	out       *sink.JSONL
+	minConf   float64
+	under     map[string]int // tags under minConf, counted as written
 }
 
 // item is one record to re-tag: raw JSON (from the stream) or decoded
@@ -180,6 +191,9 @@ func (t *tagger) batch(items []item) error {
 	for _, it := range items {
 		if it.err != nil {
 			return it.err
+		}
+		for _, tag := range it.rec.Under(t.minConf) {
+			t.under[tag]++
 		}
 		if _, err := t.out.WriteEncoded(it.enc); err != nil {
 			return err
@@ -375,6 +389,9 @@ func label(s string) string {
 // WriteChanges prints a change summary, most frequent first.
 func (r *ReprocessResult) WriteChanges(w *bufio.Writer) {
 	fmt.Fprintf(w, "%d records re-tagged with rules %s; %d changed a label\n", r.Records, r.RulesVersion, r.Changed)
+	if r.Under != nil {
+		fmt.Fprintf(w, "tags under the minimum confidence: role %d, polarity %d, pluralism %d\n", r.Under["role"], r.Under["polarity"], r.Under["pluralism"])
+	}
 	for _, tag := range []string{"role", "polarity", "pluralism"} {
 		type kv struct {
 			k string

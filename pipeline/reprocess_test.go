@@ -129,8 +129,10 @@ func TestReprocessFromFolder(t *testing.T) {
 	cfg, bus := crawled(t, snapshot.Default())
 	bus.Close()
 	out := filepath.Join(t.TempDir(), "again")
-	c := changedRules(t, "pluralism.yaml", func(s string) string { return strings.Replace(s, "threshold: 1.5", "threshold: 1000", 1) })
-	res, err := Reprocess(context.Background(), nil, ReprocessOptions{From: cfg.Sink.Out, Out: out, Classifier: c, Log: zerolog.Nop()})
+	c := changedRules(t, "pluralism.yaml", func(s string) string {
+		return strings.Replace(s, "\nprior:\n", "\nprior: {none: 1000}\nold_prior:\n", 1)
+	})
+	res, err := Reprocess(context.Background(), nil, ReprocessOptions{From: cfg.Sink.Out, Out: out, Classifier: c, Log: zerolog.Nop(), MinConfidence: 0.999})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,11 +140,15 @@ func TestReprocessFromFolder(t *testing.T) {
 	assertEachOnce(t, recs, snapshot.Default().DistinctPapers())
 	for _, r := range recs {
 		if r.Pluralism.Primary != record.PluralismNone {
-			t.Fatalf("pluralism %s with an unreachable threshold", r.Pluralism.Primary)
+			t.Fatalf("pluralism %s with an unreachable bar", r.Pluralism.Primary)
 		}
 	}
 	if len(res.Changes["pluralism"]) == 0 || len(res.Changes["role"]) != 0 {
 		t.Fatalf("changes %v", res.Changes)
+	}
+	// Every role is less sure than 0.999; none at a bar of 1000 is certain.
+	if res.Under["role"] == 0 || res.Under["pluralism"] != 0 {
+		t.Fatalf("tags under 0.999: %v", res.Under)
 	}
 	if _, err := Reprocess(context.Background(), nil, ReprocessOptions{From: t.TempDir(), Out: out, Classifier: c, Log: zerolog.Nop()}); err == nil ||
 		!strings.Contains(err.Error(), "no segment files") {

@@ -253,3 +253,20 @@ func (r *Record) Fingerprint() string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:12])
 }
+
+// Under names the record's tags ("role", "polarity", "pluralism") whose
+// confidence is below p; a tag written before confidences existed counts
+// as 0. tail, report and reprocess's --min-confidence use it.
+func (r *Record) Under(p float64) []string {
+	var out []string
+	if r.Role != "" && r.RoleConfidence < p {
+		out = append(out, "role")
+	}
+	if r.Polarity != "" && r.PolarityConfidence < p {
+		out = append(out, "polarity")
+	}
+	if r.Pluralism != nil && r.Pluralism.Confidence < p {
+		out = append(out, "pluralism")
+	}
+	return out
+}

@@ -98,3 +98,17 @@ func TestLabelConstantsAreInTheSchema(t *testing.T) {
 		t.Errorf("Roles %v, PluralismCategories %v", Roles, PluralismCategories)
 	}
 }
+
+func TestUnder(t *testing.T) {
+	r := Record{Role: RoleUses, RoleConfidence: 0.9, Polarity: PolarityNeutral, PolarityConfidence: 0.4,
+		Pluralism: &Pluralism{Primary: PluralismNone, Confidence: 0.5}}
+	if got := r.Under(0.5); !slices.Equal(got, []string{"polarity"}) {
+		t.Errorf("Under(0.5) = %v, want [polarity]", got)
+	}
+	if got := r.Under(0); len(got) != 0 {
+		t.Errorf("Under(0) = %v, want none", got)
+	}
+	if got := (&Record{}).Under(1); len(got) != 0 {
+		t.Errorf("an untagged record has no tags under: %v", got)
+	}
+}

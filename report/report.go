@@ -30,6 +30,10 @@ type Report struct {
 	ByYear     map[string]map[string]int `json:"roles_by_year"`
 	Published  *record.HubCounts         `json:"published,omitempty"`
 	Examples   map[string][]Example      `json:"examples"`
+	// MinConfidence and Under: how many records' role, polarity and
+	// pluralism tags are less confident than MinConfidence.
+	MinConfidence float64        `json:"min_confidence,omitempty"`
+	Under         map[string]int `json:"under_min_confidence,omitempty"`
 }
 
 // Example is a citing sentence shown for a role.
@@ -42,7 +46,7 @@ const examplesPerRole = 3
 
 // Build reads the latest version of every record of one hub in an output
 // folder (hub may be the uuid or a /citations/ URL).
-func Build(out, hub string) (*Report, error) {
+func Build(out, hub string, minConfidence float64) (*Report, error) {
 	if i := strings.LastIndex(hub, "/citations/"); i >= 0 {
 		hub = hub[i+len("/citations/"):]
 	}
@@ -69,7 +73,7 @@ func Build(out, hub string) (*Report, error) {
 		}
 	}
 	rep := &Report{Roles: map[string]int{}, Polarities: map[string]int{}, Pluralism: map[string]int{},
-		ByYear: map[string]map[string]int{}, Examples: map[string][]Example{}}
+		ByYear: map[string]map[string]int{}, Examples: map[string][]Example{}, MinConfidence: minConfidence}
 	for _, id := range order {
 		r := latest[id]
 		rep.Hub = r.Hub
@@ -82,6 +86,12 @@ func Build(out, hub string) (*Report, error) {
 		}
 		t := sink.TagsOf(r)
 		rep.Records++
+		for _, tag := range r.Under(minConfidence) {
+			if rep.Under == nil {
+				rep.Under = map[string]int{}
+			}
+			rep.Under[tag]++
+		}
 		rep.Roles[t.Role]++
 		rep.Polarities[t.Polarity]++
 		rep.Pluralism[t.Pluralism]++
@@ -161,6 +171,12 @@ func (r *Report) years() []string {
 	return ys
 }
 
+// underLine says how many tags fall under the minimum confidence.
+func (r *Report) underLine() string {
+	return fmt.Sprintf("Tags less confident than %g: role %d, polarity %d, pluralism %d of %d papers.",
+		r.MinConfidence, r.Under["role"], r.Under["polarity"], r.Under["pluralism"], r.Records)
+}
+
 func pct(n, total int) float64 {
 	if total == 0 {
 		return 0
@@ -174,6 +190,9 @@ func (r *Report) markdown(w io.Writer) error {
 		fmt.Fprintf(w, " (%d no longer listed)", r.Gone)
 	}
 	fmt.Fprint(w, "\n\n")
+	if r.MinConfidence > 0 {
+		fmt.Fprintf(w, "%s\n\n", r.underLine())
+	}
 	for _, d := range r.dists() {
 		fmt.Fprintf(w, "## %s\n\n| label | papers | share |\n|---|---:|---:|\n", d.title)
 		for _, row := range d.rows() {
@@ -257,6 +276,9 @@ func (r *Report) html(w io.Writer) error {
 		fmt.Fprintf(w, " (%d no longer listed)", r.Gone)
 	}
 	fmt.Fprint(w, "</p>\n")
+	if r.MinConfidence > 0 {
+		fmt.Fprintf(w, "<p>%s</p>\n", esc(r.underLine()))
+	}
 	for _, d := range r.dists() {
 		fmt.Fprintf(w, "<h2>%s</h2>\n%s\n", d.title, barChart(d.rows(), r.Records))
 	}

@@ -21,9 +21,13 @@ func (c cli) reprocess(args []string) int {
 	o := newOptions("reprocess", c.stderr, false)
 	from := o.fs.String("from", "stream", "what to re-tag: stream (the raw-record stream) or a folder of JSON Lines output")
 	workers := o.fs.Int("workers", 2, "tagging goroutines")
+	minConf := o.fs.Float64("min-confidence", 0, "also count the re-tagged tags less confident than this (0..1)")
 	cfg, err := o.load(args, c.environ)
 	if err != nil {
 		return c.usageError(err)
+	}
+	if *minConf < 0 || *minConf > 1 {
+		return c.usageError(fmt.Errorf("--min-confidence %g: want a probability from 0 to 1", *minConf))
 	}
 	if cfg.Sink.Out == "-" {
 		return c.usageError(fmt.Errorf("reprocess writes a new output generation: --out must be a folder"))
@@ -43,7 +47,7 @@ func (c cli) reprocess(args []string) int {
 	}
 	defer sess.close()
 	ctx := sess.ctx
-	opts := pipeline.ReprocessOptions{From: *from, Out: cfg.Sink.Out, Classifier: cl, Workers: *workers, Log: sess.log}
+	opts := pipeline.ReprocessOptions{From: *from, Out: cfg.Sink.Out, Classifier: cl, Workers: *workers, Log: sess.log, MinConfidence: *minConf}
 	if showProgress("auto", c.stderr) {
 		opts.Progress = progressBar(c.stderr, time.Now())
 	}
