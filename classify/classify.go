@@ -65,8 +65,8 @@ func (c *Classifier) Context(text, section string, span []int) ContextTags {
 		RoleScores:     roleScores,
 		PolarityScores: polScores,
 	}
-	t.RoleConfidence = Probabilities(c.rules.Role, roleScores)[t.Role]
-	t.PolarityConfidence = Probabilities(c.rules.Polarity, polScores)[t.Polarity]
+	t.RoleConfidence = c.rules.Role.Confidence(Probabilities(c.rules.Role, roleScores)[t.Role])
+	t.PolarityConfidence = c.rules.Polarity.Confidence(Probabilities(c.rules.Polarity, polScores)[t.Polarity])
 	return t
 }
 
@@ -93,6 +93,20 @@ func Probabilities(ls *LabelSet, scores map[string]float64) map[string]float64 {
 		p[l] = round(p[l] / z)
 	}
 	return p
+}
+
+// Confidence maps the probability the scores give a tag to the chance
+// that the tag is right: sigmoid(slope * logit(p) + intercept), fitted by
+// scripts/tune on rows the weights never saw (Platt scaling). The scores
+// grow with every cue that fires, so a long abstract's softmax is surer
+// than it should be and a short one's less sure: one temperature cannot
+// mend both ends, the slope can. Slope 1, intercept 0 leave p as it is.
+func (ls *LabelSet) Confidence(p float64) float64 {
+	if ls.Slope == 0 || ls.Slope == 1 && ls.Intercept == 0 {
+		return p
+	}
+	p = min(max(p, 1e-6), 1-1e-6)
+	return round(1 / (1 + math.Exp(-(ls.Slope*math.Log(p/(1-p)) + ls.Intercept))))
 }
 
 // Pluralism tags a paper from its title and abstract (its summary when it
@@ -132,7 +146,7 @@ func (c *Classifier) Pluralism(title, summary, abstract string, citing ...string
 	}
 	probs := Probabilities(ls, scores)
 	p := record.Pluralism{Scores: scores, Evidence: ev, Primary: argmax(ls, scores)}
-	p.Confidence = probs[p.Primary]
+	p.Confidence = ls.Confidence(probs[p.Primary])
 	p.Labels = []string{p.Primary}
 	if p.Primary != record.PluralismNone {
 		for _, l := range ls.Labels {

@@ -144,7 +144,12 @@ func TestCueNearMarkerWeighsMore(t *testing.T) {
 }
 
 func TestSectionPrior(t *testing.T) {
-	c := testClassifier(t)
+	c := smallRules(t, map[string]string{
+		"roles.yaml": "prior: {background: 1}\nnegated: drop\nlabels:\n  uses:\n    \"we use\": 1\nsections:\n  \"experiment\": {uses: 2}\n",
+	})
+	if got := c.Context("The treebank of [3] is large.", "Related Work", nil); got.Role != record.RoleBackground {
+		t.Fatalf("role %s outside an experiment section, want background", got.Role)
+	}
 	got := c.Context("The treebank of [3] is large.", "4 Experimental Setup", nil)
 	if got.Role != record.RoleUses {
 		t.Fatalf("role %s in an experiment section, want uses (%v)", got.Role, got.Evidence)

@@ -326,6 +326,7 @@ func (c *Classifier) judge(task string, e Example) verdict {
 				v.confidence += p
 			}
 		}
+		v.confidence = c.rules.Role.Confidence(v.confidence)
 	case TaskPolarity:
 		v.label, v.confidence, ls = t.Polarity, t.PolarityConfidence, c.rules.Polarity
 	}

@@ -49,12 +49,13 @@ import (
 )
 
 type options struct {
-	lambda  float64 // L2 pull of cue weights towards 1
-	balance float64 // 0: every row counts the same; 1: every class counts the same
-	size    float64 // 0: every dataset counts the same; 1: in proportion to its rows
-	iters   int
-	folds   int
-	seed    uint64 // of the folds
+	lambda      float64 // L2 pull of cue weights towards 1
+	balance     float64 // 0: every row counts the same; 1: every class counts the same
+	size        float64 // 0: every dataset counts the same; 1: in proportion to its rows
+	iters       int
+	folds       int
+	seed        uint64 // of the folds
+	reliability bool   // print each corpus's reliability table
 }
 
 // Uses of a gold file.
@@ -79,6 +80,7 @@ func main() {
 	flag.IntVar(&o.iters, "iters", 1500, "gradient steps")
 	flag.IntVar(&o.folds, "folds", 5, "folds of the cross-validation of -cv files")
 	flag.Uint64Var(&o.seed, "seed", 1, "seed of the cross-validation folds")
+	flag.BoolVar(&o.reliability, "reliability", false, "print each corpus's 10-bin reliability table")
 	flag.Parse()
 	if *dev == "" && *cv == "" {
 		fail(fmt.Errorf("name rows to score: -dev (with -train) or -cv files, comma-separated"))
@@ -122,14 +124,15 @@ func main() {
 		o = m.chooseSettings(sets, o)
 	}
 	res := m.evaluate(sets, o)
-	fmt.Printf("settings: -lambda %g -balance %g -size %g -iters %d; section weights as written times %g (best on dev); temperature %g (least log loss on the held-out rows)\n",
-		o.lambda, o.balance, o.size, o.iters, res.sectionScale, res.temperature)
+	fmt.Printf("settings: -lambda %g -balance %g -size %g -iters %d; section weights as written times %g (best on dev);\n"+
+		"  temperature %g, calibration slope %g intercept %g (least log loss on the held-out rows)\n",
+		o.lambda, o.balance, o.size, o.iters, res.sectionScale, res.temperature, res.slope, res.intercept)
 	for _, line := range res.lines {
 		fmt.Println(line)
 	}
 	if *write {
 		path := filepath.Join(*rulesDir, file)
-		if err := m.write(path, res.theta, res.temperature, res.secondary); err != nil {
+		if err := m.write(path, res.theta, res); err != nil {
 			fail(err)
 		}
 		fmt.Println("wrote", path, "(change the version in rules.yaml)")
@@ -465,10 +468,20 @@ func (m *model) tunePriors(sets []dataset, train map[[2]int]bool, theta []float6
 type result struct {
 	theta        []float64
 	temperature  float64
+	slope        float64 // the calibration map of classify.LabelSet.Confidence
+	intercept    float64
 	secondary    float64
 	sectionScale float64 // what the section weights as written were multiplied by
 	mean         float64 // mean held-out macro-F1 over the scored corpora
+	figures      []figure
 	lines        []string
+}
+
+// figure is what one scored corpus measured on its held-out rows.
+type figure struct {
+	name            string
+	macroF1, ece    float64
+	vsNone, microF1 float64 // pluralism
 }
 
 // evaluate scores every dev and cv row with weights that were not fitted
@@ -526,48 +539,81 @@ func (m *model) evaluate(sets []dataset, o options) result {
 	if m.ls.Name == "pluralism.yaml" {
 		res.secondary = m.chooseSecondary(sets, heldOut, res.temperature)
 	}
-	scored := 0
+	// Each scored row's label, raw confidence (its softmax probability)
+	// and whether it is right; the calibration map is fitted on them all.
+	type scoredSet struct {
+		gold, pred        []string
+		conf              []float64
+		right             []bool
+		agree, tp, fp, fn int
+	}
+	ss := make([]scoredSet, len(sets))
+	var allConf []float64
+	var allRight []bool
 	for di, d := range sets {
 		if d.use == useTrain {
 			continue
 		}
-		var gold, pred []string
-		var conf []float64
-		var right []bool
-		agree, tp, fp, fn := 0, 0, 0, 0
+		s := &ss[di]
 		for i, rw := range d.rows {
 			p := softmax(heldOut[di][i], res.temperature)
 			best := argmax(heldOut[di][i])
 			g, l := d.of(rw.gold[0]), d.of(best)
-			gold, pred = append(gold, g), append(pred, l)
+			s.gold, s.pred = append(s.gold, g), append(s.pred, l)
 			c := 0.0
 			for j := range p {
 				if d.of(j) == l {
 					c += p[j]
 				}
 			}
-			conf, right = append(conf, c), append(right, g == l)
+			s.conf, s.right = append(s.conf, c), append(s.right, g == l)
 			if rw.set != nil {
 				if (g == record.PluralismNone) == (l == record.PluralismNone) {
-					agree++
+					s.agree++
 				}
 				a, b, c := setMatch(rw.set, m.labelSet(p, best, res.secondary))
-				tp, fp, fn = tp+a, fp+b, fn+c
+				s.tp, s.fp, s.fn = s.tp+a, s.fp+b, s.fn+c
 			}
 		}
+		allConf, allRight = append(allConf, s.conf...), append(allRight, s.right...)
+	}
+	res.slope, res.intercept = fitPlatt(allConf, allRight)
+	cal := classify.LabelSet{Slope: res.slope, Intercept: res.intercept}
+	scored := 0
+	for di, d := range sets {
+		if d.use == useTrain {
+			continue
+		}
+		s := &ss[di]
+		gold, pred, right := s.gold, s.pred, s.right
+		agree, tp, fp, fn := s.agree, s.tp, s.fp, s.fn
+		conf := make([]float64, len(s.conf))
+		for i, c := range s.conf {
+			conf[i] = cal.Confidence(c)
+		}
 		f1 := classify.Score(d.task, d.labels, gold, pred).MacroF1
-		ece, _ := classify.Calibration(conf, right)
+		ece, bins := classify.Calibration(conf, right)
 		how := "dev, never fitted on"
 		if d.use == useCV {
 			how = fmt.Sprintf("%d-fold cross-validated, seed %d", o.folds, o.seed)
 		}
 		line := fmt.Sprintf("%-22s %-34s macro-F1 %.3f  ECE %.3f", d.name, "("+how+")", f1, ece)
+		fig := figure{name: d.name, macroF1: f1, ece: ece}
 		if tp > 0 {
 			pr, rc := float64(tp)/float64(tp+fp), float64(tp)/float64(tp+fn)
+			fig.vsNone, fig.microF1 = float64(agree)/float64(len(d.rows)), 2*pr*rc/(pr+rc)
 			line += fmt.Sprintf("  pluralism-vs-none accuracy %.3f  label-set micro-F1 %.3f (secondary %g)",
-				float64(agree)/float64(len(d.rows)), 2*pr*rc/(pr+rc), res.secondary)
+				fig.vsNone, fig.microF1, res.secondary)
 		}
+		res.figures = append(res.figures, fig)
 		res.lines = append(res.lines, line)
+		if o.reliability {
+			for _, b := range bins {
+				if b.N > 0 {
+					res.lines = append(res.lines, fmt.Sprintf("    confidence %.1f-%.1f: %5d tags, mean confidence %.3f, accuracy %.3f", b.Lo, b.Hi, b.N, b.Confidence, b.Accuracy))
+				}
+			}
+		}
 		res.mean += f1
 		scored++
 	}
@@ -655,6 +701,34 @@ func (m *model) fitTemperature(sets []dataset, heldOut [][][]float64) float64 {
 		}
 	}
 	return math.Round(best*100) / 100
+}
+
+// fitPlatt fits confidence = sigmoid(slope*logit(p) + intercept) to
+// whether the tags were right, by the least log loss (a grid: two numbers).
+func fitPlatt(conf []float64, right []bool) (float64, float64) {
+	logit := make([]float64, len(conf))
+	for i, p := range conf {
+		p = min(max(p, 1e-6), 1-1e-6)
+		logit[i] = math.Log(p / (1 - p))
+	}
+	best, bestA, bestB := math.Inf(1), 1.0, 0.0
+	for a := 0.05; a <= 2.001; a += 0.05 {
+		for b := -3.0; b <= 3.001; b += 0.05 {
+			loss := 0.0
+			for i, z := range logit {
+				q := 1 / (1 + math.Exp(-(a*z + b)))
+				if right[i] {
+					loss -= math.Log(max(q, 1e-12))
+				} else {
+					loss -= math.Log(max(1-q, 1e-12))
+				}
+			}
+			if loss < best {
+				best, bestA, bestB = loss, a, b
+			}
+		}
+	}
+	return math.Round(bestA*100) / 100, math.Round(bestB*100) / 100
 }
 
 // chooseSecondary (pluralism) is the probability a category other than
@@ -756,7 +830,20 @@ var (
 // comments, order and layout stay as the author left them. The prior block
 // is rewritten whole; a scale block, if any, is dropped (the weights are
 // now absolute).
-func (m *model) write(path string, theta []float64, temperature, secondary float64) error {
+func (m *model) write(path string, theta []float64, res result) error {
+	// Top-level settings written as one line each: replaced where the file
+	// has them, else added at its end.
+	settings := map[string]string{
+		"temperature": num(res.temperature),
+		"calibration": fmt.Sprintf("{slope: %s, intercept: %s}", num(res.slope), num(res.intercept)),
+	}
+	if m.ls.Name == "pluralism.yaml" {
+		settings["secondary"] = num(res.secondary)
+	}
+	if res.temperature <= 0 {
+		settings = nil
+	}
+	written := map[string]bool{}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err
@@ -764,16 +851,11 @@ func (m *model) write(path string, theta []float64, temperature, secondary float
 	var out []string
 	block, label := "", ""
 	sc := bufio.NewScanner(strings.NewReader(string(b)))
-	wroteT := false
 	for sc.Scan() {
 		line := sc.Text()
-		if strings.HasPrefix(line, "temperature:") && temperature > 0 {
-			out = append(out, "temperature: "+num(temperature))
-			wroteT = true
-			continue
-		}
-		if strings.HasPrefix(line, "secondary:") && m.ls.Name == "pluralism.yaml" {
-			out = append(out, "secondary: "+num(secondary))
+		if key, _, ok := strings.Cut(line, ":"); ok && settings[key] != "" {
+			out = append(out, key+": "+settings[key])
+			written[key] = true
 			continue
 		}
 		if mm := reBlock.FindStringSubmatch(line); mm != nil {
@@ -827,8 +909,10 @@ func (m *model) write(path string, theta []float64, temperature, secondary float
 		}
 		out = append(out, line)
 	}
-	if !wroteT && temperature > 0 {
-		out = append(out, "", "# Fitted by scripts/tune: confidence is softmax(score / temperature).", "temperature: "+num(temperature))
+	for _, key := range []string{"temperature", "calibration", "secondary"} {
+		if settings[key] != "" && !written[key] {
+			out = append(out, key+": "+settings[key])
+		}
 	}
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, []byte(strings.Join(out, "\n")+"\n"), 0o644); err != nil {

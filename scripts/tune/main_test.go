@@ -92,7 +92,7 @@ sections:
 		t.Errorf("temperature %v", res.temperature)
 	}
 	theta := res.theta
-	if err := m.write(filepath.Join(rules, "roles.yaml"), theta, res.temperature, 0); err != nil {
+	if err := m.write(filepath.Join(rules, "roles.yaml"), theta, res); err != nil {
 		t.Fatal(err)
 	}
 

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/citecrawl/citecrawl/classify"
+)
+
+// TestCrossValidatedQuality guards the README's figures for the corpora
+// without a train split: 5-fold cross-validated, the weights of each fold
+// fitted without the rows it scores, with the shipped cues and settings.
+// The shipped weights were fitted on all these rows, so `citecrawl eval`
+// on them is not a quality figure; this is. Skipped without ../shared/data;
+// the role and polarity folds (about a minute of fitting) also under -short.
+func TestCrossValidatedQuality(t *testing.T) {
+	data := filepath.Join("..", "..", "..", "shared", "data")
+	if _, err := os.Stat(data); err != nil {
+		t.Skip("labelled data ../shared/data is absent: this test reads it there, never a copy")
+	}
+	rules, err := classify.LoadRules(filepath.Join("..", "..", "configs", "rules"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		task      string
+		ls        *classify.LabelSet
+		o         options
+		train, cv []string
+		min       map[string]float64 // macro-F1 floor per scored corpus
+		heavy     bool
+	}{
+		{classify.TaskPluralism, rules.Pluralism, options{lambda: 0.001, balance: 0.5, size: 0.75, iters: 1500, folds: 5, seed: 1},
+			nil, []string{"pluralism/dev.jsonl"}, map[string]float64{"pluralism/dev": minPluralism}, false},
+		{classify.TaskPolarity, rules.Polarity, options{lambda: 0.0001, balance: 1, size: 0.75, iters: 1500, folds: 5, seed: 1},
+			nil, []string{"athar/dev.tsv", "clinical/dev.jsonl"}, map[string]float64{"athar/dev": minAthar, "clinical/dev": minClinical}, true},
+		{classify.TaskRole, rules.Role, options{lambda: 0.0001, balance: 1, size: 0.75, iters: 1500, folds: 5, seed: 1},
+			[]string{"scicite/train.jsonl", "acl-arc/train.jsonl"}, []string{"act-3c/dev.csv"}, map[string]float64{"act-3c/dev": minACT}, true},
+	} {
+		if tc.heavy && testing.Short() {
+			t.Logf("%s: cross-validation skipped under -short", tc.task)
+			continue
+		}
+		m := newModel(tc.ls)
+		var sets []dataset
+		for use, files := range map[string][]string{useTrain: tc.train, useCV: tc.cv} {
+			for _, f := range files {
+				d, err := m.load(rules, tc.task, use, filepath.Join(data, f))
+				if err != nil {
+					t.Fatal(err)
+				}
+				sets = append(sets, d)
+			}
+		}
+		res := m.evaluate(sets, tc.o)
+		for _, line := range res.lines {
+			t.Log(line)
+		}
+		for _, f := range res.figures {
+			if f.macroF1 < tc.min[f.name] {
+				t.Errorf("%s: cross-validated macro-F1 %.3f fell below %.3f", f.name, f.macroF1, tc.min[f.name])
+			}
+			if f.ece > maxECE[f.name] {
+				t.Errorf("%s: cross-validated ECE %.3f above %.3f", f.name, f.ece, maxECE[f.name])
+			}
+			if tc.task == classify.TaskPluralism && (f.vsNone < minVsNone || f.microF1 < minMicroF1) {
+				t.Errorf("%s: pluralism versus none %.3f (floor %.3f), label-set micro-F1 %.3f (floor %.3f)",
+					f.name, f.vsNone, minVsNone, f.microF1, minMicroF1)
+			}
+		}
+	}
+}
+
+// The floors the test holds, a little under the figures measured with the
+// shipped cues and settings (README, "Tagging files and measuring
+// quality"). The issue's targets are pluralism 0.70 / 0.88 / 0.70, Athar
+// 0.60, clinical 0.66, ACT 0.30 and ECE 0.05: where a floor is under its
+// target, the target is not met, and the README says by how much.
+const (
+	minPluralism = 0.63 // measured 0.639
+	minVsNone    = 0.80 // 0.812
+	minMicroF1   = 0.66 // 0.667
+	minAthar     = 0.51 // 0.525
+	minClinical  = 0.59 // 0.606
+	minACT       = 0.24 // 0.251
+)
+
+// maxECE per corpus: measured pluralism 0.017, Athar 0.081, clinical 0.051, ACT 0.049.
+var maxECE = map[string]float64{"pluralism/dev": 0.03, "athar/dev": 0.09, "clinical/dev": 0.06, "act-3c/dev": 0.055}
