@@ -6,6 +6,7 @@ package classify
 
 import (
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"unicode"
@@ -266,21 +267,23 @@ func paperPolarity(counts map[string]int) string {
 	}
 }
 
-// mayMatch tells whether the words a cue must start with are in the text.
-func mayMatch(cue *Cue, present map[string]struct{}) bool {
+// mayMatch tells whether the words a cue must start with, and the
+// literal parts a pattern needs, are in the text: most cues' are not, and
+// this is far cheaper than looking for the cue.
+func mayMatch(cue *Cue, lower string, present map[string]struct{}) bool {
 	if cue.first != "" {
 		_, ok := present[cue.first]
 		return ok
 	}
-	if len(cue.lead) == 0 {
-		return true
+	if len(cue.lead) > 0 && !slices.ContainsFunc(cue.lead, func(w string) bool { _, ok := present[w]; return ok }) {
+		return false
 	}
-	for _, w := range cue.lead {
-		if _, ok := present[w]; ok {
-			return true
+	for _, choices := range cue.needs {
+		if !slices.ContainsFunc(choices, func(s string) bool { return strings.Contains(lower, s) }) {
+			return false
 		}
 	}
-	return false
+	return true
 }
 
 // wordSet is the set of words in lower-cased text.
@@ -395,7 +398,7 @@ func (c *Classifier) score(ls *LabelSet, lower string, present map[string]struct
 	}
 	for i := range ls.Cues {
 		cue := &ls.Cues[i]
-		if cue.Weight == 0 || !mayMatch(cue, present) {
+		if cue.Weight == 0 || !mayMatch(cue, lower, present) {
 			continue // cheap pre-check: most cues' first word is absent
 		}
 		for _, pos := range findCue(cue, lower) {

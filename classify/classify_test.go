@@ -3,6 +3,7 @@ package classify
 import (
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -397,5 +398,30 @@ func TestTagConfidenceSummaryGuessAndGone(t *testing.T) {
 	c.Tag(&g)
 	if g.Role != "" || g.RulesVersion != "" || g.Pluralism != nil || g.Contexts[0].Role != "" {
 		t.Errorf("a gone record was tagged: %+v", g)
+	}
+}
+
+// A pattern's literal parts must be in a text for it to match; a text
+// without them skips the pattern, so none may be missed.
+func TestLiteralNeeds(t *testing.T) {
+	for pat, want := range map[string]string{
+		`\bdeliberat(ion|ions|ive)\b`:                         "[[deliberation deliberative]]",
+		`\b(voting|votes?|democratic|citizens?)\b`:            "[[voting vote democratic citizen]]",
+		`\b(we|our)\b.{0,30}\b(use|adopt)`:                    "[[use adopt]]",
+		`\bsummar(y|ies)\b.{0,60}\b(perspectives|opinions)\b`: "[[summary summaries] [perspectives opinions]]",
+		`colou?r`:              "[[colo]]",
+		`\[\s*\d+\s*[-–,]`:     "[]",
+		`\bmulti[- ]objective`: "[[multi] [objective]]",
+	} {
+		if got := fmt.Sprint(literalNeeds(pat)); got != want {
+			t.Errorf("literalNeeds(%q) = %s, want %s", pat, got, want)
+		}
+		re := regexp.MustCompile(pat)
+		for _, text := range []string{"deliberative", "votes", "citizen", "we adopt", "summaries of opinions", "color", "[1,", "multi-objective", "our use"} {
+			c := Cue{re: re, needs: literalNeeds(pat)}
+			if re.MatchString(text) && !mayMatch(&c, text, wordSet(text)) {
+				t.Errorf("%q matches %q but the pre-check skips it", pat, text)
+			}
+		}
 	}
 }

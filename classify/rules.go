@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"regexp"
+	"regexp/syntax"
 	"slices"
 	"sort"
 	"strings"
@@ -88,6 +89,7 @@ type Cue struct {
 	first  string         // the phrase's first word: a text without it cannot match
 	re     *regexp.Regexp // or a pattern
 	lead   []string       // a pattern's possible first words, when plain: one must be present
+	needs  [][]string     // a pattern's literal parts: one text of each must be in the text
 }
 
 // A cue written "before-cited: outperforms" counts only before the cited
@@ -303,6 +305,7 @@ func loadLabelSet(fsys fs.FS, dir, file, kind string) (*LabelSet, error) {
 				}
 				c.re = re
 				c.lead = leadWords(pat)
+				c.needs = literalNeeds(pat)
 			} else if wt, ok := strings.CutPrefix(t, "pos:"); ok {
 				word, tag, found := strings.Cut(wt, "/")
 				if !found || word == "" || tag == "" || strings.ContainsAny(word, " \t") {
@@ -335,6 +338,89 @@ func set(xs []string) map[string]bool {
 // words splits lower-cased text into runs of letters and digits.
 func words(s string) []string {
 	return strings.FieldsFunc(s, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
+}
+
+// literalNeeds reads the literal texts a match of pat must contain: for
+// the start and each part of the pattern that is a word or a choice of
+// words, the choices ("\\bdeliberat(ion|ive)\\b.{0,9}\\b(views|opinions)"
+// needs "deliberat" and one of "views", "opinions"). A text lacking one of
+// them skips the (slow) pattern. Choices shorter than 3 bytes are left out.
+func literalNeeds(pat string) [][]string {
+	re, err := syntax.Parse(pat, syntax.Perl)
+	if err != nil {
+		return nil
+	}
+	re = re.Simplify()
+	for re.Op == syntax.OpCapture {
+		re = re.Sub[0]
+	}
+	var needs [][]string
+	add := func(choices []string) {
+		for _, s := range choices {
+			if len(s) < 3 {
+				return
+			}
+		}
+		// Left out when an earlier need implies it ("summary" or
+		// "summaries" present means "summar" is).
+		implied := slices.ContainsFunc(needs, func(have []string) bool {
+			return !slices.ContainsFunc(have, func(h string) bool {
+				return !slices.ContainsFunc(choices, func(c string) bool { return strings.Contains(h, c) })
+			})
+		})
+		if choices != nil && !implied {
+			needs = append(needs, choices)
+		}
+	}
+	add(firstLiterals(re))
+	if re.Op == syntax.OpConcat {
+		for _, sub := range re.Sub {
+			add(firstLiterals(sub))
+		}
+	}
+	return needs
+}
+
+func firstLiterals(re *syntax.Regexp) []string {
+	switch re.Op {
+	case syntax.OpLiteral:
+		if re.Flags&syntax.FoldCase != 0 {
+			return nil
+		}
+		return []string{string(re.Rune)}
+	case syntax.OpCapture, syntax.OpPlus:
+		return firstLiterals(re.Sub[0])
+	case syntax.OpConcat:
+		for i, sub := range re.Sub {
+			switch sub.Op {
+			case syntax.OpWordBoundary, syntax.OpBeginText, syntax.OpBeginLine:
+				continue // takes no text
+			}
+			first := firstLiterals(sub)
+			// The parser factors "votes|voting" into "vot(es|ing)": a
+			// literal followed by more, whose starts lengthen it.
+			if sub.Op == syntax.OpLiteral && first != nil && i+1 < len(re.Sub) {
+				if rest := firstLiterals(re.Sub[i+1]); rest != nil {
+					for j := range rest {
+						rest[j] = first[0] + rest[j]
+					}
+					return rest
+				}
+			}
+			return first
+		}
+	case syntax.OpAlternate:
+		var out []string
+		for _, sub := range re.Sub {
+			s := firstLiterals(sub)
+			if s == nil {
+				return nil
+			}
+			out = append(out, s...)
+		}
+		return out
+	}
+	return nil
 }
 
 var rePlainWord = regexp.MustCompile(`^[a-z]+$`)
