@@ -56,6 +56,7 @@ type options struct {
 	folds       int
 	seed        uint64 // of the folds
 	reliability bool   // print each corpus's reliability table
+	errors      int    // print up to this many held-out mistakes per corpus
 }
 
 // Uses of a gold file.
@@ -81,6 +82,7 @@ func main() {
 	flag.IntVar(&o.folds, "folds", 5, "folds of the cross-validation of -cv files")
 	flag.Uint64Var(&o.seed, "seed", 1, "seed of the cross-validation folds")
 	flag.BoolVar(&o.reliability, "reliability", false, "print each corpus's 10-bin reliability table")
+	flag.IntVar(&o.errors, "errors", 0, "print up to N held-out mistakes per corpus (gold, predicted, text)")
 	flag.Parse()
 	if *dev == "" && *cv == "" {
 		fail(fmt.Errorf("name rows to score: -dev (with -train) or -cv files, comma-separated"))
@@ -171,6 +173,7 @@ type row struct {
 	feats []feat
 	gold  []int    // labels that count as right (several for an intent)
 	set   []string // pluralism: every category that applies
+	text  string   // for -errors
 }
 
 type dataset struct {
@@ -270,7 +273,10 @@ func (m *model) dataset(rules *classify.Rules, task, name string, exs []classify
 		d.of = func(i int) string { return classify.IntentOf(m.ls.Labels[i]) }
 	}
 	for _, e := range exs {
-		rw := row{set: e.GoldSet}
+		rw := row{set: e.GoldSet, text: e.Text}
+		if e.Title != "" {
+			rw.text = e.Title + " . " + e.Summary
+		}
 		for li := range m.ls.Labels {
 			rw.feats = append(rw.feats, feat{m.index[param{"prior", m.ls.Labels[li], ""}], li, 1})
 			if d.of(li) == e.Gold {
@@ -546,6 +552,8 @@ func (m *model) evaluate(sets []dataset, o options) result {
 		conf              []float64
 		right             []bool
 		agree, tp, fp, fn int
+		shown             int
+		mistakes          []string
 	}
 	ss := make([]scoredSet, len(sets))
 	var allConf []float64
@@ -567,6 +575,10 @@ func (m *model) evaluate(sets []dataset, o options) result {
 				}
 			}
 			s.conf, s.right = append(s.conf, c), append(s.right, g == l)
+			if g != l && s.shown < o.errors {
+				s.shown++
+				s.mistakes = append(s.mistakes, fmt.Sprintf("    gold %s, predicted %s: %.200s", g, l, rw.text))
+			}
 			if rw.set != nil {
 				if (g == record.PluralismNone) == (l == record.PluralismNone) {
 					s.agree++
@@ -607,6 +619,7 @@ func (m *model) evaluate(sets []dataset, o options) result {
 		}
 		res.figures = append(res.figures, fig)
 		res.lines = append(res.lines, line)
+		res.lines = append(res.lines, s.mistakes...)
 		if o.reliability {
 			for _, b := range bins {
 				if b.N > 0 {

