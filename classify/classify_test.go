@@ -425,3 +425,35 @@ func TestLiteralNeeds(t *testing.T) {
 		}
 	}
 }
+
+// Pluralism weighs what the paper does (its title, its "we propose"
+// sentences) above what it mentions, and counts the sentences citing the
+// hub's work at citing_factor, told apart in the evidence.
+func TestPluralismOwnWorkAndCitingSentences(t *testing.T) {
+	c := smallRules(t, map[string]string{
+		"pluralism.yaml": "prior: {none: 1.5}\nnegated: drop\nown_work_boost: 2\nciting_factor: 0.5\n" +
+			"own_work: ['\\bwe (propose|introduce)\\b']\nlabels:\n  jury_pluralistic:\n    \"jury\": 1\n",
+	})
+	mention := c.Pluralism("Faster Retrieval", "Unlike jury methods, retrieval needs speed. We propose an index.", "")
+	does := c.Pluralism("Faster Retrieval", "Retrieval needs speed. We propose a jury of annotators.", "")
+	if mention.Primary != record.PluralismNone || does.Primary != record.PluralismJury {
+		t.Errorf("mentioned: %s %v; done: %s %v", mention.Primary, mention.Scores, does.Primary, does.Scores)
+	}
+	if does.Evidence[0].Rule != "pluralism/cue-in-own-work" || does.Evidence[0].Weight != 2 {
+		t.Errorf("own-work evidence %v", does.Evidence)
+	}
+	cited := c.Pluralism("Faster Retrieval", "Unlike jury methods, retrieval needs speed.", "",
+		"We extend the jury benchmarks of [2].", "The jury of [2] is large.")
+	if cited.Primary != record.PluralismJury || cited.Scores[record.PluralismJury] != 2 {
+		t.Errorf("with citing sentences: %s %v", cited.Primary, cited.Scores)
+	}
+	n := 0
+	for _, e := range cited.Evidence {
+		if e.Rule == "pluralism/cue-in-citing-sentence" && e.Weight == 0.5 {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("want two citing-sentence cues at 0.5: %v", cited.Evidence)
+	}
+}
