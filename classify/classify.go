@@ -66,8 +66,8 @@ func (c *Classifier) Context(text, section string, span []int) ContextTags {
 		RoleScores:     roleScores,
 		PolarityScores: polScores,
 	}
-	t.RoleConfidence = c.rules.Role.Confidence(Probabilities(c.rules.Role, roleScores)[t.Role])
-	t.PolarityConfidence = c.rules.Polarity.Confidence(Probabilities(c.rules.Polarity, polScores)[t.Polarity])
+	t.RoleConfidence = c.rules.Role.Confidence(probability(c.rules.Role, roleScores, t.Role))
+	t.PolarityConfidence = c.rules.Polarity.Confidence(probability(c.rules.Polarity, polScores, t.Polarity))
 	return t
 }
 
@@ -94,6 +94,23 @@ func Probabilities(ls *LabelSet, scores map[string]float64) map[string]float64 {
 		p[l] = round(p[l] / z)
 	}
 	return p
+}
+
+// probability is Probabilities(ls, scores)[label], without the map.
+func probability(ls *LabelSet, scores map[string]float64, label string) float64 {
+	t := ls.Temperature
+	if t <= 0 {
+		t = 1
+	}
+	mx := math.Inf(-1)
+	for _, l := range ls.Labels {
+		mx = max(mx, scores[l]/t)
+	}
+	z := 0.0
+	for _, l := range ls.Labels {
+		z += math.Exp(scores[l]/t - mx)
+	}
+	return round(math.Exp(scores[label]/t-mx) / z)
 }
 
 // Confidence maps the probability the scores give a tag to the chance
@@ -396,7 +413,7 @@ func (c *Classifier) score(ls *LabelSet, lower string, present map[string]struct
 			}
 		}
 	}
-	for i := range ls.Cues {
+	for _, i := range ls.candidates(present) {
 		cue := &ls.Cues[i]
 		if cue.Weight == 0 || !mayMatch(cue, lower, present) {
 			continue // cheap pre-check: most cues' first word is absent

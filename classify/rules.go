@@ -69,6 +69,30 @@ type LabelSet struct {
 	Sections     []SectionPrior // sorted, so scores and evidence come out the same every time
 	Cues         []Cue
 	Labels       []string // labels in file order
+	// byFirst indexes the cues by the word they start with, rest are the
+	// others (patterns): a sentence's two dozen words pick the few cues
+	// worth looking for out of hundreds.
+	byFirst map[string][]int
+	rest    []int
+}
+
+// candidates are the indices, in file order, of the cues that may occur
+// in a text with the words present: those starting with one of them, and
+// the patterns.
+func (ls *LabelSet) candidates(present map[string]struct{}) []int {
+	if ls.byFirst == nil {
+		all := make([]int, len(ls.Cues))
+		for i := range all {
+			all[i] = i
+		}
+		return all
+	}
+	out := slices.Clone(ls.rest)
+	for w := range present {
+		out = append(out, ls.byFirst[w]...)
+	}
+	slices.Sort(out) // file order: evidence and float sums must not vary
+	return out
 }
 
 // SectionPrior adds weight to labels when the section title contains Key.
@@ -323,6 +347,14 @@ func loadLabelSet(fsys fs.FS, dir, file, kind string) (*LabelSet, error) {
 	}
 	if err := knownLabels(ls, where, kind); err != nil {
 		return nil, err
+	}
+	ls.byFirst = map[string][]int{}
+	for i, c := range ls.Cues {
+		if c.first != "" {
+			ls.byFirst[c.first] = append(ls.byFirst[c.first], i)
+		} else {
+			ls.rest = append(ls.rest, i)
+		}
 	}
 	return ls, nil
 }

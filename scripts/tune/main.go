@@ -54,9 +54,10 @@ type options struct {
 	size        float64 // 0: every dataset counts the same; 1: in proportion to its rows
 	iters       int
 	folds       int
-	seed        uint64 // of the folds
-	reliability bool   // print each corpus's reliability table
-	errors      int    // print up to this many held-out mistakes per corpus
+	seed        uint64  // of the folds
+	reliability bool    // print each corpus's reliability table
+	errors      int     // print up to this many held-out mistakes per corpus
+	minWeight   float64 // cue weights fitted under this are written as 0
 }
 
 // Uses of a gold file.
@@ -82,6 +83,7 @@ func main() {
 	flag.IntVar(&o.folds, "folds", 5, "folds of the cross-validation of -cv files")
 	flag.Uint64Var(&o.seed, "seed", 1, "seed of the cross-validation folds")
 	flag.BoolVar(&o.reliability, "reliability", false, "print each corpus's 10-bin reliability table")
+	flag.Float64Var(&o.minWeight, "min-weight", 0.1, "cue weights fitted under this become 0 (never looked for: faster)")
 	flag.IntVar(&o.errors, "errors", 0, "print up to N held-out mistakes per corpus (gold, predicted, text)")
 	flag.Parse()
 	if *dev == "" && *cv == "" {
@@ -429,6 +431,13 @@ func (m *model) fit(sets []dataset, train map[[2]int]bool, o options) []float64 
 			if p.kind != "prior" && theta[i] < 0 {
 				theta[i] = 0
 			}
+		}
+	}
+	// A cue fitted to almost nothing is set to nothing: it is then never
+	// looked for, which is what keeps tagging fast.
+	for i, p := range m.params {
+		if p.kind == "cue" && theta[i] < o.minWeight {
+			theta[i] = 0
 		}
 	}
 	m.tunePriors(sets, train, theta)

@@ -24,19 +24,20 @@ func TestCrossValidatedQuality(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		task      string
-		ls        *classify.LabelSet
-		o         options
-		train, cv []string
-		min       map[string]float64 // macro-F1 floor per scored corpus
-		heavy     bool
+		task           string
+		ls             *classify.LabelSet
+		o              options
+		train, dev, cv []string
+		min            map[string]float64 // macro-F1 floor per scored corpus
+		heavy          bool
 	}{
-		{classify.TaskPluralism, rules.Pluralism, options{lambda: 0.01, balance: 1, size: 0.75, iters: 1500, folds: 5, seed: 1},
-			nil, []string{"pluralism/dev.jsonl"}, map[string]float64{"pluralism/dev": minPluralism}, false},
-		{classify.TaskPolarity, rules.Polarity, options{lambda: 0.0001, balance: 1, size: 0.75, iters: 1500, folds: 5, seed: 1},
-			nil, []string{"athar/dev.tsv", "clinical/dev.jsonl"}, map[string]float64{"athar/dev": minAthar, "clinical/dev": minClinical}, true},
-		{classify.TaskRole, rules.Role, options{lambda: 0.0001, balance: 1, size: 0.75, iters: 1500, folds: 5, seed: 1},
-			[]string{"scicite/train.jsonl", "acl-arc/train.jsonl"}, []string{"act-3c/dev.csv"}, map[string]float64{"act-3c/dev": minACT}, true},
+		{classify.TaskPluralism, rules.Pluralism, options{lambda: 0.01, balance: 1, size: 0.75, iters: 1500, folds: 5, seed: 1, minWeight: 0.1},
+			nil, nil, []string{"pluralism/dev.jsonl"}, map[string]float64{"pluralism/dev": minPluralism}, false},
+		{classify.TaskPolarity, rules.Polarity, options{lambda: 0.0001, balance: 1, size: 0.75, iters: 1500, folds: 5, seed: 1, minWeight: 0.1},
+			nil, nil, []string{"athar/dev.tsv", "clinical/dev.jsonl"}, map[string]float64{"athar/dev": minAthar, "clinical/dev": minClinical}, true},
+		{classify.TaskRole, rules.Role, options{lambda: 0.0001, balance: 1, size: 0.75, iters: 1500, folds: 5, seed: 1, minWeight: 0.1},
+			[]string{"scicite/train.jsonl", "acl-arc/train.jsonl"}, []string{"scicite/dev.jsonl", "acl-arc/dev.jsonl"}, []string{"act-3c/dev.csv"},
+			map[string]float64{"act-3c/dev": minACT, "scicite/dev": 0.70, "acl-arc/dev": 0.55}, true},
 	} {
 		if tc.heavy && testing.Short() {
 			t.Logf("%s: cross-validation skipped under -short", tc.task)
@@ -44,7 +45,7 @@ func TestCrossValidatedQuality(t *testing.T) {
 		}
 		m := newModel(tc.ls)
 		var sets []dataset
-		for use, files := range map[string][]string{useTrain: tc.train, useCV: tc.cv} {
+		for use, files := range map[string][]string{useTrain: tc.train, useDev: tc.dev, useCV: tc.cv} {
 			for _, f := range files {
 				d, err := m.load(rules, tc.task, use, filepath.Join(data, f))
 				if err != nil {
@@ -78,13 +79,16 @@ func TestCrossValidatedQuality(t *testing.T) {
 // 0.60, clinical 0.66, ACT 0.30 and ECE 0.05: where a floor is under its
 // target, the target is not met, and the README says by how much.
 const (
-	minPluralism = 0.70 // measured 0.719 (seeds 2, 3: 0.707, 0.737)
+	minPluralism = 0.70 // measured 0.719 (seeds 2, 3: 0.707, 0.735)
 	minVsNone    = 0.86 // 0.866 (0.871, 0.884)
-	minMicroF1   = 0.70 // 0.716 (0.716, 0.726)
-	minAthar     = 0.51 // 0.525
-	minClinical  = 0.59 // 0.606
-	minACT       = 0.24 // 0.254
+	minMicroF1   = 0.70 // 0.718 (0.714, 0.722)
+	minAthar     = 0.50 // 0.516 (0.536, 0.531)
+	minClinical  = 0.60 // 0.609 (0.616, 0.606)
+	minACT       = 0.24 // 0.253 (0.246, 0.249)
 )
 
-// maxECE per corpus: measured pluralism 0.075 (seeds 2, 3: 0.039, 0.036), Athar 0.081, clinical 0.051, ACT 0.050 (seed 1).
-var maxECE = map[string]float64{"pluralism/dev": 0.08, "athar/dev": 0.09, "clinical/dev": 0.06, "act-3c/dev": 0.06}
+// maxECE per corpus, seed 1: measured pluralism 0.062, Athar 0.079, clinical 0.041, ACT 0.050.
+// SciCite and ACL-ARC dev are scored here too, as the command scores them
+// (the calibration map is fitted on all held-out rows): 0.106 and 0.136.
+var maxECE = map[string]float64{"pluralism/dev": 0.07, "athar/dev": 0.085, "clinical/dev": 0.05, "act-3c/dev": 0.055,
+	"scicite/dev": 0.12, "acl-arc/dev": 0.14}
