@@ -13,7 +13,7 @@ import (
 // and one line at a time (memory does not grow with the input). It takes
 // project records (they have "schema"), and minimal objects:
 //
-//	{"id", "context", "section"?, "cite_span"?}  -> role, polarity, evidence
+//	{"id", "context", "section"?, "cite_span"?}  -> role, polarity (each with its confidence), evidence
 //	{"id", "title", "summary"?, "abstract"?}      -> pluralism
 //
 // or both kinds of fields at once. Unknown fields pass through unchanged.
@@ -84,7 +84,9 @@ func (c *Classifier) tagLine(b []byte) ([]byte, error) {
 		}
 		t := c.Context(*m.Context, m.Section, m.CiteSpan)
 		set("role", t.Role)
+		set("role_confidence", t.RoleConfidence)
 		set("polarity", t.Polarity)
+		set("polarity_confidence", t.PolarityConfidence)
 		set("evidence", t.Evidence)
 	}
 	if m.Title != nil {
