@@ -13,7 +13,8 @@ import (
 // fitted without the rows it scores, with the shipped cues and settings.
 // The shipped weights were fitted on all these rows, so `citecrawl eval`
 // on them is not a quality figure; this is. Skipped without ../shared/data;
-// the role and polarity folds (about a minute of fitting) also under -short.
+// the role and polarity folds (about a minute of fitting) also under -short
+// and -race.
 func TestCrossValidatedQuality(t *testing.T) {
 	data := filepath.Join("..", "..", "..", "shared", "data")
 	if _, err := os.Stat(data); err != nil {
@@ -39,8 +40,8 @@ func TestCrossValidatedQuality(t *testing.T) {
 			[]string{"scicite/train.jsonl", "acl-arc/train.jsonl"}, []string{"scicite/dev.jsonl", "acl-arc/dev.jsonl"}, []string{"act-3c/dev.csv"},
 			map[string]float64{"act-3c/dev": minACT, "scicite/dev": 0.70, "acl-arc/dev": 0.55}, true},
 	} {
-		if tc.heavy && testing.Short() {
-			t.Logf("%s: cross-validation skipped under -short", tc.task)
+		if tc.heavy && (testing.Short() || raceDetector) {
+			t.Logf("%s: cross-validation skipped under -short and -race (run go test ./scripts/tune)", tc.task)
 			continue
 		}
 		m := newModel(tc.ls)
