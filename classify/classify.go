@@ -42,8 +42,8 @@ func (c *Classifier) Version() string { return c.rules.Version }
 type ContextTags struct {
 	Role     string
 	Polarity string
-	// RoleConfidence and PolarityConfidence are the probabilities of Role
-	// and Polarity: softmax of the scores at the rule file's temperature.
+	// RoleConfidence and PolarityConfidence are the chances that Role and
+	// Polarity are right (LabelSet.Confidence of their probabilities).
 	RoleConfidence     float64
 	PolarityConfidence float64
 	Evidence           []record.Evidence // role and polarity cues, told apart by Label
@@ -72,45 +72,39 @@ func (c *Classifier) Context(text, section string, span []int) ContextTags {
 }
 
 // Probabilities turns a label set's scores into probabilities:
-// softmax(score / temperature) over the set's labels. The temperature is
-// fitted (scripts/tune) so that a tag given with probability 0.8 is right
-// about 8 times in 10 on rows the weights never saw.
+// softmax(score / temperature) over the set's labels, the temperature
+// fitted by scripts/tune.
 func Probabilities(ls *LabelSet, scores map[string]float64) map[string]float64 {
-	t := ls.Temperature
-	if t <= 0 {
-		t = 1
-	}
-	mx := math.Inf(-1)
-	for _, l := range ls.Labels {
-		mx = max(mx, scores[l]/t)
-	}
+	t, mx, z := softmaxParts(ls, scores)
 	p := make(map[string]float64, len(ls.Labels))
-	z := 0.0
 	for _, l := range ls.Labels {
-		p[l] = math.Exp(scores[l]/t - mx)
-		z += p[l]
-	}
-	for l := range p {
-		p[l] = round(p[l] / z)
+		p[l] = round(math.Exp(scores[l]/t-mx) / z)
 	}
 	return p
 }
 
-// probability is Probabilities(ls, scores)[label], without the map.
+// probability is Probabilities(ls, scores)[label], without the map (it is
+// on the path of every sentence).
 func probability(ls *LabelSet, scores map[string]float64, label string) float64 {
-	t := ls.Temperature
+	t, mx, z := softmaxParts(ls, scores)
+	return round(math.Exp(scores[label]/t-mx) / z)
+}
+
+// softmaxParts are the temperature, the highest scaled score and the
+// softmax's denominator (scaled by exp(-max), so nothing overflows).
+func softmaxParts(ls *LabelSet, scores map[string]float64) (t, mx, z float64) {
+	t = ls.Temperature
 	if t <= 0 {
 		t = 1
 	}
-	mx := math.Inf(-1)
+	mx = math.Inf(-1)
 	for _, l := range ls.Labels {
 		mx = max(mx, scores[l]/t)
 	}
-	z := 0.0
 	for _, l := range ls.Labels {
 		z += math.Exp(scores[l]/t - mx)
 	}
-	return round(math.Exp(scores[label]/t-mx) / z)
+	return t, mx, z
 }
 
 // Confidence maps the probability the scores give a tag to the chance

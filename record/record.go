@@ -157,8 +157,9 @@ type Context struct {
 	Marker    string `json:"marker,omitempty"` // "linked" (a #bib link) or "text" (a plain [n], fallback)
 	Role      string `json:"role,omitempty"`
 	Polarity  string `json:"polarity,omitempty"`
-	// The calibrated probabilities of Role and Polarity (classify's
-	// softmax of the label scores at the rule file's temperature).
+	// The chances that Role and Polarity are right: classify's softmax of
+	// the label scores at the rule file's temperature, through its fitted
+	// calibration map.
 	RoleConfidence     float64    `json:"role_confidence,omitempty"`
 	PolarityConfidence float64    `json:"polarity_confidence,omitempty"`
 	Evidence           []Evidence `json:"evidence,omitempty"`

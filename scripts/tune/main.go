@@ -16,16 +16,19 @@
 //
 //   - -train files are fitted on and never scored;
 //   - -dev files are never fitted on: the settings (-lambda, -balance,
-//     with -grid), the temperature and, for pluralism, the secondary
+//     with -grid), the scale of the hand-written section priors, the
+//     temperature and calibration map and, for pluralism, the secondary
 //     threshold are chosen on them, and they are scored with the weights
 //     fitted on the training rows;
 //   - -cv files (corpora without a train split) are scored by k-fold
 //     cross-validation: fitted on the training rows and k-1 folds, scored
 //     on the fold left out; the weights written are fitted on all their rows.
 //
-// The temperature (softmax(score/T) is a tag's confidence) is fitted last,
-// on the held-out scores of the dev and cross-validated rows, by the least
-// log loss; the expected calibration error is then printed per corpus.
+// The temperature T and the calibration map (a tag's confidence is
+// sigmoid(slope*logit(p) + intercept) of p = softmax(score/T)) are fitted
+// last, on the held-out scores of the dev and cross-validated rows, by the
+// least log loss; macro-F1 and expected calibration error are then printed
+// per corpus.
 //
 //	go run ./scripts/tune -task role -train ../shared/data/scicite/train.jsonl,../shared/data/acl-arc/train.jsonl \
 //	    -dev ../shared/data/scicite/dev.jsonl,../shared/data/acl-arc/dev.jsonl -cv ../shared/data/act-3c/dev.csv
