@@ -122,18 +122,19 @@ func DefaultConfig() Config {
 			SinkDurable:     "sink",
 		},
 		Fetch: ingest.FetchConfig{
-			UserAgent:     "citecrawl/0.1",
-			Contact:       "https://github.com/citecrawl/citecrawl",
-			Delay:         time.Second,
-			HostDelays:    map[string]time.Duration{"arxiv.org": 3 * time.Second, "export.arxiv.org": 3 * time.Second},
-			Timeout:       30 * time.Second,
-			MaxBodyBytes:  20 << 20,
-			MaxRedirects:  5,
-			Retries:       3,
-			BackoffBase:   2 * time.Second,
-			BackoffMax:    time.Minute,
-			MaxRetryAfter: 5 * time.Minute,
-			Robots:        true,
+			UserAgent:       "citecrawl/0.1",
+			Contact:         "https://github.com/citecrawl/citecrawl",
+			Delay:           time.Second,
+			HostDelays:      map[string]time.Duration{"arxiv.org": 3 * time.Second, "export.arxiv.org": 3 * time.Second},
+			HostConcurrency: map[string]int{},
+			Timeout:         30 * time.Second,
+			MaxBodyBytes:    20 << 20,
+			MaxRedirects:    5,
+			Retries:         3,
+			BackoffBase:     2 * time.Second,
+			BackoffMax:      time.Minute,
+			MaxRetryAfter:   5 * time.Minute,
+			Robots:          true,
 		},
 		Sink: sink.Config{Out: "./out", SegmentMaxBytes: 8 << 20, SegmentMaxAge: 10 * time.Second},
 		Log:  LogConfig{Level: "info", Format: "json"},
@@ -162,6 +163,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Fetch.MaxBodyBytes < 1 {
 		bad("fetch.max_body_bytes must be positive")
+	}
+	for host, n := range c.Fetch.HostConcurrency {
+		if n < 1 {
+			bad("fetch.host_concurrency of %s must be at least 1, not %d", host, n)
+		}
 	}
 	for _, h := range c.Hubs {
 		if _, err := ingest.HubID(h); err != nil {
