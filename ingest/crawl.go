@@ -51,6 +51,16 @@ type History interface {
 	StoreHubMembers(ctx context.Context, hubID string, members map[string]string) error
 }
 
+// Pages keeps the structured pages (Pith JSON, graph.json, arXiv's
+// abstract page) one crawl fetched, across every worker, so that a paper
+// listed by several hubs of the crawl is fetched once: building it for the
+// second hub reads them here.
+type Pages interface {
+	// Page returns the page at url that crawlID fetched, if it did.
+	Page(ctx context.Context, crawlID, url string) (*Response, bool)
+	StorePage(ctx context.Context, crawlID, url string, resp *Response) error
+}
+
 // Budget counts the hubs one crawl discovers, across every worker.
 type Budget interface {
 	// TakeBudget counts one more page for crawlID and tells whether it is
@@ -92,6 +102,7 @@ type Crawler struct {
 	validators Validators
 	history    History
 	budget     Budget
+	pages      Pages
 	splitter   *Splitter
 	cfg        CrawlConfig
 	now        func() time.Time
@@ -111,6 +122,10 @@ func WithHistory(h History) CrawlerOption { return func(c *Crawler) { c.history 
 
 // WithBudget counts discovered hubs. Without it nothing is discovered.
 func WithBudget(b Budget) CrawlerOption { return func(c *Crawler) { c.budget = b } }
+
+// WithPages shares what a crawl fetched among the hubs of the crawl.
+// Without it a paper listed by several hubs is fetched for each.
+func WithPages(p Pages) CrawlerOption { return func(c *Crawler) { c.pages = p } }
 
 // WithChecker is the Getter for the cheap "did this page change" checks
 // before a rebuild, whose failure only means "rebuild" (say, a Fetcher

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -99,18 +100,38 @@ type Fetcher struct {
 	mu     sync.Mutex
 	hosts  map[string]*hostGate
 	robots robotsCache
+
+	requests *atomic.Int64 // counts every request sent, when set
 }
+
+// FetcherOption configures a Fetcher.
+type FetcherOption func(*Fetcher)
+
+// WithRequestCount adds one to n for every HTTP request the fetcher sends:
+// retries, redirects followed and robots.txt included.
+func WithRequestCount(n *atomic.Int64) FetcherOption { return func(f *Fetcher) { f.requests = n } }
 
 // NewFetcher builds a Fetcher. The redirect cap is enforced here so a loop
 // ends with a clear error rather than the client's generic one.
-func NewFetcher(cfg FetchConfig, log zerolog.Logger) *Fetcher {
+func NewFetcher(cfg FetchConfig, log zerolog.Logger, opts ...FetcherOption) *Fetcher {
 	f := &Fetcher{cfg: cfg, log: log, hosts: map[string]*hostGate{}}
+	for _, o := range opts {
+		o(f)
+	}
+	// Keep as many connections to a host as may be in flight to it, so a
+	// host with several slots does not dial anew for most requests.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	for _, n := range cfg.HostConcurrency {
+		tr.MaxIdleConnsPerHost = max(tr.MaxIdleConnsPerHost, n)
+	}
 	f.client = &http.Client{
-		Timeout: cfg.Timeout,
+		Transport: tr,
+		Timeout:   cfg.Timeout,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			if len(via) > cfg.MaxRedirects {
 				return retry.Permanentf("GET %s: stopped after %d redirects (loop or chain too long)", via[0].URL, cfg.MaxRedirects)
 			}
+			f.count() // the redirect is followed: one more request
 			return nil
 		},
 	}
@@ -202,6 +223,7 @@ func (f *Fetcher) once(ctx context.Context, u *url.URL, hdr http.Header) (*Respo
 		req.Header[k] = vs
 	}
 	req.Header.Set("User-Agent", f.UserAgent())
+	f.count()
 	resp, err := f.client.Do(req)
 	if err != nil {
 		var ue *url.Error
@@ -222,6 +244,12 @@ func (f *Fetcher) once(ctx context.Context, u *url.URL, hdr http.Header) (*Respo
 		return nil, retry.Permanentf("GET %s: body is over the cap of %d bytes", u, f.cfg.MaxBodyBytes)
 	}
 	return &Response{URL: resp.Request.URL.String(), Status: resp.StatusCode, Header: resp.Header, Body: body}, nil
+}
+
+func (f *Fetcher) count() {
+	if f.requests != nil {
+		f.requests.Add(1)
+	}
 }
 
 // retryAfter parses a Retry-After value: delay seconds or an HTTP date.

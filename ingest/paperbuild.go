@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
+	"time"
 
 	"github.com/citecrawl/citecrawl/record"
 	"github.com/citecrawl/citecrawl/retry"
@@ -43,11 +45,14 @@ type PaperBuild struct {
 //
 // Metadata comes from the structured sources first, in this order: Pith's
 // JSON record, its graph.json (when FetchGraph), then arXiv's abstract page
-// only when neither gave anything (and for papers not on Pith). A source
-// that fails for good is named in the record's missing, not fatal: the
-// record is still worth having. The arXiv id is the hub's, else Pith's,
-// else the graph's. Citing sentences come from arXiv's full text, whose
-// status says why there are none (see readFullText).
+// only when neither gave anything (and for papers not on Pith). Each costs
+// a request only when it can give a field the record still lacks (see
+// lacks), and a page this crawl already fetched for another hub is read
+// from the crawl's Pages instead. A source that fails for good is named in
+// the record's missing, not fatal: the record is still worth having. The
+// arXiv id is the hub's, else Pith's, else the graph's. Citing sentences
+// come from arXiv's full text, whose status says why there are none (see
+// readFullText).
 func (c *Crawler) BuildPaper(ctx context.Context, job PaperJob) (*PaperBuild, error) {
 	id := record.ID(job.Hub.ID, job.Paper.Key())
 	var known []string // the pages the record was last built from, if any
@@ -141,10 +146,31 @@ type paperBuild struct {
 	commits []Commit
 }
 
-// fetch gets u in full (this is a rebuild). A permanent failure is noted
-// as missing under what, and gives no response and no error.
-func (b *paperBuild) fetch(ctx context.Context, u, accept, what string) (*Response, error) {
+// get gets u in full (this is a rebuild), or reads it from the pages this
+// crawl fetched already, which needs no commit (the validator was kept by
+// the build that fetched it).
+func (b *paperBuild) get(ctx context.Context, u, accept string) (*Response, Commit, error) {
+	pages, crawl := b.c.pages, b.job.CrawlID
+	if pages == nil || crawl == "" {
+		return b.c.fetch(ctx, u, accept, false)
+	}
+	if resp, ok := pages.Page(ctx, crawl, u); ok {
+		return resp, func(context.Context) error { return nil }, nil
+	}
 	resp, commit, err := b.c.fetch(ctx, u, accept, false)
+	if err == nil {
+		if err := pages.StorePage(ctx, crawl, u, resp); err != nil {
+			// Only a saving lost: another hub's paper fetches it again.
+			b.c.log.Debug().Err(err).Str("url", u).Msg("could not keep the page for the rest of the crawl")
+		}
+	}
+	return resp, commit, err
+}
+
+// fetch gets u (see get). A permanent failure is noted as missing under
+// what, and gives no response and no error.
+func (b *paperBuild) fetch(ctx context.Context, u, accept, what string) (*Response, error) {
+	resp, commit, err := b.get(ctx, u, accept)
 	if err != nil {
 		if retry.IsPermanent(err) {
 			b.c.log.Info().Err(err).Msg(what + " not available")
@@ -157,6 +183,27 @@ func (b *paperBuild) fetch(ctx context.Context, u, accept, what string) (*Respon
 	b.fetched = append(b.fetched, u)
 	b.commits = append(b.commits, commit)
 	return resp, nil
+}
+
+// The paper fields each structured source can give, as named in a
+// record's missing ("paper.<field>").
+var (
+	pithFields  = []string{"title", "summary", "abstract", "authors", "arxiv", "categories", "published"}
+	graphFields = append(slices.Clone(pithFields), "verdict", "refs")
+	absFields   = []string{"title", "abstract", "arxiv", "published", "authors"}
+)
+
+// lacks says whether the record, as the hub and the sources read so far
+// make it, still lacks one of fields: a source that could add none of
+// them is not asked.
+func (b *paperBuild) lacks(fields []string) bool {
+	r := NewRecord(b.job.Hub, b.job.Paper, b.src, nil, time.Time{})
+	for _, f := range fields {
+		if slices.Contains(r.Missing, "paper."+f) {
+			return true
+		}
+	}
+	return false
 }
 
 // fetchJSON fetches a structured source and parses it; a source that is
@@ -176,11 +223,14 @@ func (b *paperBuild) fetchJSON(ctx context.Context, u, what string, parse func(u
 func (b *paperBuild) resolve(ctx context.Context) error {
 	p, hubURL := b.job.Paper, b.job.Hub.URL
 	if p.PithID != "" {
-		err := b.fetchJSON(ctx, PithJSONURL(hubURL, p.PithID), "pith_json", func(u string, body []byte) (err error) {
-			b.src.Pith, err = ParsePithRecord(u, body)
-			return err
-		})
-		if err == nil && b.c.cfg.FetchGraph {
+		var err error
+		if b.lacks(pithFields) {
+			err = b.fetchJSON(ctx, PithJSONURL(hubURL, p.PithID), "pith_json", func(u string, body []byte) (err error) {
+				b.src.Pith, err = ParsePithRecord(u, body)
+				return err
+			})
+		}
+		if err == nil && b.c.cfg.FetchGraph && b.lacks(graphFields) {
 			err = b.fetchJSON(ctx, GraphURL(hubURL, p.PithID), "graph", func(u string, body []byte) (err error) {
 				b.src.Graph, err = ParseGraph(u, body)
 				return err
@@ -193,7 +243,7 @@ func (b *paperBuild) resolve(ctx context.Context) error {
 	// arXiv's abstract page: the fallback, and the only source for
 	// papers not on Pith.
 	arxiv := b.arxivID()
-	if arxiv == "" || b.src.Pith != nil || b.src.Graph != nil {
+	if arxiv == "" || b.src.Pith != nil || b.src.Graph != nil || !b.lacks(absFields) {
 		return nil
 	}
 	u := ArxivURL(b.arxivBase(), "abs", arxiv)
@@ -239,7 +289,7 @@ func (b *paperBuild) fullText(ctx context.Context, r *record.Record) error {
 		return nil
 	}
 	u := ArxivURL(b.arxivBase(), "html", r.Paper.Arxiv)
-	resp, commit, err := b.c.fetch(ctx, u, "text/html", false)
+	resp, commit, err := b.get(ctx, u, "text/html")
 	if err != nil {
 		if retry.IsPermanent(err) {
 			r.FullText = &record.FullText{URL: u, Status: record.FullTextMissing, Reason: err.Error()}

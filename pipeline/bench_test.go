@@ -121,3 +121,33 @@ func BenchmarkReprocess(b *testing.B) {
 	b.ReportMetric(float64(n*b.N)/total.Seconds(), "records/s")
 	b.ReportMetric(float64(peak.Load())/(1<<20), "peak-heap-MB")
 }
+
+// BenchmarkIngestGeneratedHub is the run scripts/ingestbench measures as a
+// whole process (fetch.delay 0, no full text, no graph.json, 8 fetch
+// workers and 8 requests at once to the loopback host), in process so that
+// it can be profiled: go test -bench IngestGeneratedHub -cpuprofile.
+func BenchmarkIngestGeneratedHub(b *testing.B) {
+	const n = 5000
+	site := snapshot.New(snapshot.StyleCards, snapshot.Generated(n))
+	web := startSite(b, site)
+	for b.Loop() {
+		b.StopTimer()
+		cfg := testConfig(b, b.TempDir(), site.HubURLs(web.URL))
+		cfg.FullText.Enabled, cfg.FetchGraph = false, false
+		cfg.Stages.FetchWorkers = 8
+		cfg.Fetch.HostConcurrency = map[string]int{"127.0.0.1": 8}
+		bus := openBus(b, cfg)
+		b.StartTimer()
+		res, err := Run(context.Background(), bus, cfg, testEnv())
+		b.StopTimer()
+		bus.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if res.Written != n {
+			b.Fatalf("%d records written, want %d", res.Written, n)
+		}
+		b.ReportMetric(float64(res.Pages), "pages")
+		b.StartTimer()
+	}
+}

@@ -31,6 +31,11 @@ const (
 // AllStages is every stage, in pipeline order.
 var AllStages = []string{StageFetch, StageClassify, StageSink}
 
+// fetchBatch is how many tasks a fetch worker pulls at once: a few, so
+// that pulls, publishes and acks are shared among several pages, yet few
+// enough that the tasks a worker holds while it fetches stay little.
+const fetchBatch = 8
+
 // Env is what the stages get from the caller besides the config.
 type Env struct {
 	Log   zerolog.Logger
@@ -112,7 +117,7 @@ func (w *Workers) build(ctx context.Context, bus *Bus, cfg Config, name string, 
 			return nil, err
 		}
 		h := &fetchHandler{crawler: cr, stats: env.Stats}
-		s := &stage{name: name, consumer: c, handle: h.handle, workers: cfg.Stages.FetchWorkers, batch: 1,
+		s := &stage{name: name, consumer: c, handle: h.handle, workers: cfg.Stages.FetchWorkers, batch: fetchBatch,
 			idle: env.Idle, bus: bus, cfg: cfg.Stages, log: log, stats: env.Stats}
 		return func() { s.run(ctx) }, nil
 	case StageClassify:

@@ -68,18 +68,22 @@ type taskV1Paper struct {
 // version, or a body that is not a task, is a permanent error: retrying
 // will not make this worker understand it.
 func DecodeTask(data []byte) (Task, error) {
-	var head struct {
-		Version int `json:"version"`
-	}
-	if err := json.Unmarshal(data, &head); err != nil {
-		return Task{}, retry.Permanentf("task is not valid JSON: %w", err)
-	}
-	switch head.Version {
-	case TaskVersion:
-		var t Task
-		if err := json.Unmarshal(data, &t); err != nil {
+	// Decoded once as this build's layout; only an older task is read again.
+	var t Task
+	if err := json.Unmarshal(data, &t); err != nil {
+		var head struct {
+			Version int `json:"version"`
+		}
+		if herr := json.Unmarshal(data, &head); herr != nil {
+			return Task{}, retry.Permanentf("task is not valid JSON: %w", herr)
+		}
+		if head.Version == TaskVersion {
 			return Task{}, retry.Permanentf("task version %d: %w", head.Version, err)
 		}
+		t.Version = head.Version
+	}
+	switch t.Version {
+	case TaskVersion:
 		return t, nil
 	case 0, 1:
 		var v1 struct {
@@ -97,7 +101,7 @@ func DecodeTask(data []byte) (Task, error) {
 		}
 		return t, nil
 	default:
-		return Task{}, retry.Permanentf("task version %d is not one this worker reads (1 to %d)", head.Version, TaskVersion)
+		return Task{}, retry.Permanentf("task version %d is not one this worker reads (1 to %d)", t.Version, TaskVersion)
 	}
 }
 
