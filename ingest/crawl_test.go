@@ -616,7 +616,8 @@ func TestBuildPaperSharedByHubsFetchedOncePerCrawl(t *testing.T) {
 	mem := newMemory()
 	c := testCrawler(t, s, CrawlConfig{FetchGraph: true}, WithPages(mem))
 	first := s.job(paperA)
-	second := s.job(paperA)
+	first.Shared = true
+	second := first
 	second.Hub.ID, second.Hub.URL = "99999999-2222-3333-4444-555555555555", s.base+"/citations/99999999-2222-3333-4444-555555555555"
 	a, b := build(t, c, first).Record, build(t, c, second).Record
 	if s.count(jsonPath) != 1 || s.count(graphPath) != 1 {
@@ -625,10 +626,18 @@ func TestBuildPaperSharedByHubsFetchedOncePerCrawl(t *testing.T) {
 	if a.ID == b.ID || a.Paper.Abstract != b.Paper.Abstract || len(b.Paper.Authors) != 2 || !slices.Equal(a.SourceURLs[1:], b.SourceURLs[1:]) {
 		t.Errorf("second hub's record differs: %+v / %v, first %+v / %v", b.Paper, b.SourceURLs, a.Paper, a.SourceURLs)
 	}
-	next := s.job(paperA)
+	next := first
 	next.CrawlID = "run2" // another crawl fetches afresh
 	build(t, c, next)
 	if s.count(jsonPath) != 2 {
 		t.Errorf("Pith JSON fetched %d times after a second crawl, want 2", s.count(jsonPath))
+	}
+	// A crawl of one hub keeps nothing: no paper of it can come twice.
+	alone := s.job(paperA)
+	alone.CrawlID = "run3"
+	build(t, c, alone)
+	build(t, c, alone)
+	if s.count(jsonPath) != 4 {
+		t.Errorf("Pith JSON fetched %d times after a crawl of one hub built it twice, want 4", s.count(jsonPath))
 	}
 }

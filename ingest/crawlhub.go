@@ -24,6 +24,11 @@ type HubJob struct {
 	// run that starts a crawl decides it (its offline snapshot, say), not
 	// each worker, so it travels with the crawl's jobs.
 	ArxivBase string
+	// Shared is true when the crawl has more than one hub (several
+	// configured, or discovery on), so that a paper may be listed by two:
+	// only then are the pages it fetches kept for the rest of the crawl
+	// (see Pages), which a crawl of one hub would pay for in vain.
+	Shared bool
 }
 
 // HubCrawl is what crawling one hub found.
@@ -73,7 +78,7 @@ func (c *Crawler) CrawlHub(ctx context.Context, job HubJob) (*HubCrawl, error) {
 	out := &HubCrawl{Hub: hub, Commits: []Commit{commit}}
 	for _, p := range page.Papers {
 		out.Papers = append(out.Papers, PaperJob{Hub: hub, HubMissing: missing, HubSource: resp.URL, Paper: p,
-			Depth: job.Depth, CrawlID: job.CrawlID, ArxivBase: job.ArxivBase})
+			Depth: job.Depth, CrawlID: job.CrawlID, ArxivBase: job.ArxivBase, Shared: job.Shared})
 	}
 	var members Commit
 	out.Gone, members = c.gone(ctx, job, hub, page)
@@ -137,7 +142,7 @@ func (c *Crawler) discover(ctx context.Context, job HubJob, links []string) ([]H
 			c.log.Info().Str("crawl", job.CrawlID).Int("max_pages", c.cfg.DiscoverMaxPages).Msg("discovery page budget spent")
 			break
 		}
-		out = append(out, HubJob{URL: l, Depth: job.Depth + 1, CrawlID: job.CrawlID, ArxivBase: job.ArxivBase})
+		out = append(out, HubJob{URL: l, Depth: job.Depth + 1, CrawlID: job.CrawlID, ArxivBase: job.ArxivBase, Shared: true})
 	}
 	return out, nil
 }

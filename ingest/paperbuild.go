@@ -20,10 +20,11 @@ type PaperJob struct {
 	// HubSource is the URL the hub was read from (after redirects).
 	HubSource string
 	Paper     CitingPaper
-	// Depth, CrawlID and ArxivBase are the hub's (see HubJob).
+	// Depth, CrawlID, ArxivBase and Shared are the hub's (see HubJob).
 	Depth     int
 	CrawlID   string
 	ArxivBase string
+	Shared    bool
 }
 
 // PaperBuild is what building one paper's record gave.
@@ -132,7 +133,7 @@ func (c *Crawler) discoverFromRecordPage(ctx context.Context, job PaperJob) ([]H
 			others = append(others, l)
 		}
 	}
-	return c.discover(ctx, HubJob{Depth: job.Depth, CrawlID: job.CrawlID, ArxivBase: job.ArxivBase}, others)
+	return c.discover(ctx, HubJob{Depth: job.Depth, CrawlID: job.CrawlID, ArxivBase: job.ArxivBase, Shared: true}, others)
 }
 
 // paperBuild collects what one paper job fetched.
@@ -151,7 +152,7 @@ type paperBuild struct {
 // the build that fetched it).
 func (b *paperBuild) get(ctx context.Context, u, accept string) (*Response, Commit, error) {
 	pages, crawl := b.c.pages, b.job.CrawlID
-	if pages == nil || crawl == "" {
+	if pages == nil || crawl == "" || !b.job.Shared {
 		return b.c.fetch(ctx, u, accept, false)
 	}
 	if resp, ok := pages.Page(ctx, crawl, u); ok {

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -18,17 +20,27 @@ import (
 // was built from.
 const BucketHTTP = "citecrawl_http"
 
+// BucketPages keeps the structured pages each run fetched, so that a paper
+// listed by several hubs of a run is fetched once. Its entries expire
+// after pagesTTL: they serve only the run that wrote them.
+const (
+	BucketPages = "citecrawl_pages"
+	pagesTTL    = 24 * time.Hour
+)
+
 // httpCache keeps what the crawler remembers in JetStream, so every
 // worker on the cluster shares it: it is the crawler's ingest.Validators,
-// ingest.History and ingest.Budget.
+// ingest.History, ingest.Budget and ingest.Pages.
 type httpCache struct {
-	kv jetstream.KeyValue
+	kv    jetstream.KeyValue
+	pages jetstream.KeyValue
 }
 
 var (
 	_ ingest.Validators = (*httpCache)(nil)
 	_ ingest.History    = (*httpCache)(nil)
 	_ ingest.Budget     = (*httpCache)(nil)
+	_ ingest.Pages      = (*httpCache)(nil)
 )
 
 type validators struct {
@@ -45,7 +57,51 @@ func openHTTPCache(ctx context.Context, js jetstream.JetStream, replicas int) (*
 	if err != nil {
 		return nil, fmt.Errorf("key-value bucket %s: %w", BucketHTTP, err)
 	}
-	return &httpCache{kv: kv}, nil
+	pages, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: BucketPages, Description: "citecrawl pages fetched by each run, shared by the hubs of the run",
+		Storage: jetstream.FileStorage, Replicas: max(replicas, 1), TTL: pagesTTL,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("key-value bucket %s: %w", BucketPages, err)
+	}
+	return &httpCache{kv: kv, pages: pages}, nil
+}
+
+// crawledPage is a page as BucketPages keeps it.
+type crawledPage struct {
+	URL         string `json:"url"` // as fetched, after redirects
+	Asked       string `json:"asked"`
+	ContentType string `json:"content_type,omitempty"`
+	Body        []byte `json:"body"`
+}
+
+func pageKey(runID, u string) string {
+	sum := sha256.Sum256([]byte(runID + " " + u))
+	return "page." + hex.EncodeToString(sum[:16])
+}
+
+// Page returns the page at u that run runID fetched, if it did
+// (ingest.Pages).
+func (c *httpCache) Page(ctx context.Context, runID, u string) (*ingest.Response, bool) {
+	e, err := c.pages.Get(ctx, pageKey(runID, u))
+	if err != nil {
+		return nil, false
+	}
+	var p crawledPage
+	if json.Unmarshal(e.Value(), &p) != nil || p.Asked != u {
+		return nil, false
+	}
+	return &ingest.Response{URL: p.URL, Status: http.StatusOK, Header: http.Header{"Content-Type": {p.ContentType}}, Body: p.Body}, true
+}
+
+// StorePage keeps a page run runID fetched in full.
+func (c *httpCache) StorePage(ctx context.Context, runID, u string, r *ingest.Response) error {
+	b, err := json.Marshal(crawledPage{URL: r.URL, Asked: u, ContentType: r.Header.Get("Content-Type"), Body: r.Body})
+	if err != nil {
+		return err
+	}
+	_, err = c.pages.Put(ctx, pageKey(runID, u), b)
+	return err
 }
 
 func urlKey(u string) string {

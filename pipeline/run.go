@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -112,7 +113,7 @@ func (w *Workers) build(ctx context.Context, bus *Bus, cfg Config, name string, 
 		if err != nil {
 			return nil, err
 		}
-		cr, err := newCrawler(cfg, ingest.NewFetcher(cfg.Fetch, log), sp, bus.cache, env, log)
+		cr, err := newCrawler(cfg, ingest.NewFetcher(cfg.Fetch, log, ingest.WithRequestCount(&env.Stats.Requests)), sp, bus.cache, env, log)
 		if err != nil {
 			return nil, err
 		}
@@ -200,19 +201,24 @@ func (w *Workers) Failed() <-chan struct{} { return w.failed }
 // Result is what a run did; its report is also written beside the output
 // and published on citecrawl.runs.<run id>.
 type Result struct {
-	RunID       string       `json:"run_id"`
-	Started     time.Time    `json:"started"`
-	Duration    Duration     `json:"duration"`
-	Hubs        []string     `json:"hubs"`
-	Pages       int64        `json:"pages_fetched"`
-	NotModified int64        `json:"not_modified"`
-	New         int64        `json:"new"`
-	Changed     int64        `json:"changed"`
-	Gone        int64        `json:"gone"`
-	Written     int64        `json:"written"`
-	Duplicates  int64        `json:"already_written"`
-	Errors      int          `json:"errors"`
-	DeadLetters []DeadLetter `json:"dead_letters,omitempty"`
+	RunID    string    `json:"run_id"`
+	Started  time.Time `json:"started"`
+	Duration Duration  `json:"duration"`
+	Hubs     []string  `json:"hubs"`
+	Pages    int64     `json:"pages_fetched"`
+	// Requests are the HTTP requests sent (retries, redirects and
+	// robots.txt included); RequestsPerRecord divides them by the records
+	// built (new and changed).
+	Requests          int64        `json:"requests"`
+	RequestsPerRecord float64      `json:"requests_per_record"`
+	NotModified       int64        `json:"not_modified"`
+	New               int64        `json:"new"`
+	Changed           int64        `json:"changed"`
+	Gone              int64        `json:"gone"`
+	Written           int64        `json:"written"`
+	Duplicates        int64        `json:"already_written"`
+	Errors            int          `json:"errors"`
+	DeadLetters       []DeadLetter `json:"dead_letters,omitempty"`
 }
 
 // Duration marshals as text ("1.5s").
@@ -265,8 +271,10 @@ func Run(ctx context.Context, bus *Bus, cfg Config, env Env) (*Result, error) {
 		return nil, err
 	}
 	outs := make([]Out, 0, len(cfg.Hubs))
+	// A paper can be listed twice only in a run of several hubs.
+	shared := len(cfg.Hubs) > 1 || cfg.Discover.Depth > 0
 	for _, h := range cfg.Hubs {
-		o, err := HubTask(res.RunID, h, 0, cfg.FullText.ArxivBase)
+		o, err := hubTask(res.RunID, ingest.HubJob{URL: h, ArxivBase: cfg.FullText.ArxivBase, Shared: shared})
 		if err != nil {
 			_ = w.Stop()
 			return nil, fmt.Errorf("hub %q: %w", h, err)
@@ -291,6 +299,10 @@ func Run(ctx context.Context, bus *Bus, cfg Config, env Env) (*Result, error) {
 		env.Log.Warn().Err(err).Msg("counting the run's records from the stream; the report counts this process only")
 	}
 	res.Written, res.Duplicates = st.RecordsWritten.Load(), st.Duplicates.Load()
+	res.Requests = st.Requests.Load()
+	if built := res.New + res.Changed; built > 0 {
+		res.RequestsPerRecord = math.Round(100*float64(res.Requests)/float64(built)) / 100
+	}
 	if err := errors.Join(waitErr, stopErr); err != nil {
 		return res, err
 	}

@@ -30,7 +30,10 @@ type Task struct {
 	Depth   int    `json:"depth,omitempty"` // links followed from a configured hub
 	// ArxivBase is where arXiv is for this crawl: the run that starts a
 	// crawl decides it (its --offline snapshot, say), not each worker.
-	ArxivBase  string           `json:"arxiv_base,omitempty"`
+	ArxivBase string `json:"arxiv_base,omitempty"`
+	// Shared says the run has more than one hub (see ingest.HubJob); a
+	// task without it (an older worker's) simply shares nothing.
+	Shared     bool             `json:"shared,omitempty"`
 	Hub        *record.Hub      `json:"hub,omitempty"`
 	HubMissing []string         `json:"hub_missing,omitempty"`
 	HubSource  string           `json:"hub_source,omitempty"`
@@ -107,11 +110,16 @@ func DecodeTask(data []byte) (Task, error) {
 
 // HubTask is the task that starts the crawl of one hub.
 func HubTask(runID, hubURL string, depth int, arxivBase string) (Out, error) {
-	u := ingest.NormaliseHubURL(hubURL)
+	return hubTask(runID, ingest.HubJob{URL: hubURL, Depth: depth, ArxivBase: arxivBase})
+}
+
+// hubTask is the task of hub job j of run runID.
+func hubTask(runID string, j ingest.HubJob) (Out, error) {
+	u := ingest.NormaliseHubURL(j.URL)
 	if _, err := ingest.HubID(u); err != nil {
 		return Out{}, err
 	}
-	b, err := json.Marshal(Task{Version: TaskVersion, Kind: TaskHub, URL: hubURL, RunID: runID, Depth: depth, ArxivBase: arxivBase})
+	b, err := json.Marshal(Task{Version: TaskVersion, Kind: TaskHub, URL: j.URL, RunID: runID, Depth: j.Depth, ArxivBase: j.ArxivBase, Shared: j.Shared})
 	return Out{Subject: SubjectHubTask, MsgID: runID + ":" + u, Data: b}, err
 }
 
@@ -119,7 +127,7 @@ func HubTask(runID, hubURL string, depth int, arxivBase string) (Out, error) {
 func paperTask(runID string, j ingest.PaperJob) (Out, error) {
 	p, hub := taskPaperOf(j.Paper), j.Hub
 	b, err := json.Marshal(Task{Version: TaskVersion, Kind: TaskPaper, URL: p.URL, RunID: runID, Depth: j.Depth, ArxivBase: j.ArxivBase,
-		Hub: &hub, HubMissing: j.HubMissing, HubSource: j.HubSource, Paper: &p})
+		Shared: j.Shared, Hub: &hub, HubMissing: j.HubMissing, HubSource: j.HubSource, Paper: &p})
 	if err != nil {
 		return Out{}, fmt.Errorf("paper task %q: %w", p.URL, err)
 	}
@@ -128,7 +136,7 @@ func paperTask(runID string, j ingest.PaperJob) (Out, error) {
 
 // hubJob is what a hub task asks of the crawler.
 func (t Task) hubJob() ingest.HubJob {
-	return ingest.HubJob{URL: t.URL, Depth: t.Depth, CrawlID: t.RunID, ArxivBase: t.ArxivBase}
+	return ingest.HubJob{URL: t.URL, Depth: t.Depth, CrawlID: t.RunID, ArxivBase: t.ArxivBase, Shared: t.Shared}
 }
 
 // paperJob is what a paper task asks of the crawler.
@@ -137,7 +145,7 @@ func (t Task) paperJob() (ingest.PaperJob, error) {
 		return ingest.PaperJob{}, retry.Permanentf("paper task %q lacks its hub or paper", t.URL)
 	}
 	return ingest.PaperJob{Hub: *t.Hub, HubMissing: t.HubMissing, HubSource: t.HubSource, Paper: t.Paper.citingPaper(),
-		Depth: t.Depth, CrawlID: t.RunID, ArxivBase: t.ArxivBase}, nil
+		Depth: t.Depth, CrawlID: t.RunID, ArxivBase: t.ArxivBase, Shared: t.Shared}, nil
 }
 
 // taskPaperOf and citingPaper translate between the parser's type and the
