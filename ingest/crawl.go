@@ -41,11 +41,19 @@ type Validators interface {
 	StoreValidator(ctx context.Context, url string, v Validator) error
 }
 
+// SourcePage is a page a record was built from, with the validator it
+// came with (empty when the server sent none, or the store kept none).
+type SourcePage struct {
+	URL string
+	Validator
+}
+
 // History is what earlier crawls saw: the pages each record was built
-// from, and the citing papers each hub listed.
+// from, with their validators (one write per record, not one per page),
+// and the citing papers each hub listed.
 type History interface {
-	RecordPages(ctx context.Context, recordID string) []string
-	StoreRecordPages(ctx context.Context, recordID string, urls []string) error
+	RecordPages(ctx context.Context, recordID string) []SourcePage
+	StoreRecordPages(ctx context.Context, recordID string, pages []SourcePage) error
 	// HubMembers maps record id to paper title.
 	HubMembers(ctx context.Context, hubID string) map[string]string
 	StoreHubMembers(ctx context.Context, hubID string, members map[string]string) error
@@ -190,17 +198,21 @@ func (c *Crawler) fetch(ctx context.Context, u, accept string, conditional bool)
 // conditionalHeaders are If-None-Match / If-Modified-Since for u, if u was
 // fetched before.
 func (c *Crawler) conditionalHeaders(ctx context.Context, u string) http.Header {
-	h := http.Header{}
 	if c.validators == nil {
-		return h
+		return http.Header{}
 	}
-	if v, ok := c.validators.Validator(ctx, u); ok {
-		if v.ETag != "" {
-			h.Set("If-None-Match", v.ETag)
-		}
-		if v.LastModified != "" {
-			h.Set("If-Modified-Since", v.LastModified)
-		}
+	v, _ := c.validators.Validator(ctx, u)
+	return v.headers()
+}
+
+// headers are the conditional request headers of v.
+func (v Validator) headers() http.Header {
+	h := http.Header{}
+	if v.ETag != "" {
+		h.Set("If-None-Match", v.ETag)
+	}
+	if v.LastModified != "" {
+		h.Set("If-Modified-Since", v.LastModified)
 	}
 	return h
 }

@@ -28,14 +28,14 @@ const (
 type memory struct {
 	mu         sync.Mutex
 	validators map[string]Validator
-	pages      map[string][]string
+	pages      map[string][]SourcePage
 	members    map[string]map[string]string
 	budget     map[string]int
 	crawled    map[string]*Response // crawl id + " " + url
 }
 
 func newMemory() *memory {
-	return &memory{validators: map[string]Validator{}, pages: map[string][]string{},
+	return &memory{validators: map[string]Validator{}, pages: map[string][]SourcePage{},
 		members: map[string]map[string]string{}, budget: map[string]int{}, crawled: map[string]*Response{}}
 }
 
@@ -67,16 +67,16 @@ func (m *memory) StoreValidator(_ context.Context, u string, v Validator) error 
 	return nil
 }
 
-func (m *memory) RecordPages(_ context.Context, id string) []string {
+func (m *memory) RecordPages(_ context.Context, id string) []SourcePage {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.pages[id]
 }
 
-func (m *memory) StoreRecordPages(_ context.Context, id string, urls []string) error {
+func (m *memory) StoreRecordPages(_ context.Context, id string, pages []SourcePage) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.pages[id] = urls
+	m.pages[id] = pages
 	return nil
 }
 

@@ -56,7 +56,7 @@ type PaperBuild struct {
 // readFullText).
 func (c *Crawler) BuildPaper(ctx context.Context, job PaperJob) (*PaperBuild, error) {
 	id := record.ID(job.Hub.ID, job.Paper.Key())
-	var known []string // the pages the record was last built from, if any
+	var known []SourcePage // the pages the record was last built from, if any
 	if c.history != nil {
 		known = c.history.RecordPages(ctx, id)
 	}
@@ -78,7 +78,7 @@ func (c *Crawler) BuildPaper(ctx context.Context, job PaperJob) (*PaperBuild, er
 	if err != nil {
 		return nil, err
 	}
-	commits := b.commits
+	var commits []Commit
 	if c.history != nil {
 		pages := b.fetched
 		commits = append(commits, func(ctx context.Context) error { return c.history.StoreRecordPages(ctx, id, pages) })
@@ -87,13 +87,19 @@ func (c *Crawler) BuildPaper(ctx context.Context, job PaperJob) (*PaperBuild, er
 }
 
 // unchanged asks every page the record was last built from whether it
-// changed; only if none did is the record left as it is.
-func (c *Crawler) unchanged(ctx context.Context, recordID string, pages []string) bool {
+// changed; only if none did is the record left as it is. A page kept
+// without its validator (by an older version) asks with the one stored
+// for its URL.
+func (c *Crawler) unchanged(ctx context.Context, recordID string, pages []SourcePage) bool {
 	if len(pages) == 0 {
 		return false
 	}
-	for _, u := range pages {
-		resp, err := c.check.Get(ctx, u, c.conditionalHeaders(ctx, u))
+	for _, p := range pages {
+		u, hdr := p.URL, p.Validator.headers()
+		if p.Validator == (Validator{}) {
+			hdr = c.conditionalHeaders(ctx, u)
+		}
+		resp, err := c.check.Get(ctx, u, hdr)
 		if err != nil {
 			// Gone, moved or unreachable: rebuild from the current pages,
 			// which retries properly if the failure is passing.
@@ -141,37 +147,43 @@ type paperBuild struct {
 	c       *Crawler
 	job     PaperJob
 	src     Sources
-	urls    []string // pages the record was built from (source_urls)
-	fetched []string // the same, less the hub: what a re-crawl asks again
+	urls    []string     // pages the record was built from (source_urls)
+	fetched []SourcePage // the same, less the hub: what a re-crawl asks again
 	missing []string
-	commits []Commit
 }
 
 // get gets u in full (this is a rebuild), or reads it from the pages this
-// crawl fetched already, which needs no commit (the validator was kept by
-// the build that fetched it).
-func (b *paperBuild) get(ctx context.Context, u, accept string) (*Response, Commit, error) {
+// crawl fetched already. Its validator is kept with the record's pages
+// (see BuildPaper), not on its own.
+func (b *paperBuild) get(ctx context.Context, u, accept string) (*Response, error) {
 	pages, crawl := b.c.pages, b.job.CrawlID
 	if pages == nil || crawl == "" || !b.job.Shared {
-		return b.c.fetch(ctx, u, accept, false)
+		resp, _, err := b.c.fetch(ctx, u, accept, false)
+		return resp, err
 	}
 	if resp, ok := pages.Page(ctx, crawl, u); ok {
-		return resp, func(context.Context) error { return nil }, nil
+		return resp, nil
 	}
-	resp, commit, err := b.c.fetch(ctx, u, accept, false)
+	resp, _, err := b.c.fetch(ctx, u, accept, false)
 	if err == nil {
 		if err := pages.StorePage(ctx, crawl, u, resp); err != nil {
 			// Only a saving lost: another hub's paper fetches it again.
 			b.c.log.Debug().Err(err).Str("url", u).Msg("could not keep the page for the rest of the crawl")
 		}
 	}
-	return resp, commit, err
+	return resp, err
+}
+
+// used notes that the record is built from resp, fetched from u.
+func (b *paperBuild) used(u string, resp *Response) {
+	b.urls = append(b.urls, u)
+	b.fetched = append(b.fetched, SourcePage{URL: u, Validator: validatorOf(resp.Header)})
 }
 
 // fetch gets u (see get). A permanent failure is noted as missing under
 // what, and gives no response and no error.
 func (b *paperBuild) fetch(ctx context.Context, u, accept, what string) (*Response, error) {
-	resp, commit, err := b.get(ctx, u, accept)
+	resp, err := b.get(ctx, u, accept)
 	if err != nil {
 		if retry.IsPermanent(err) {
 			b.c.log.Info().Err(err).Msg(what + " not available")
@@ -180,9 +192,7 @@ func (b *paperBuild) fetch(ctx context.Context, u, accept, what string) (*Respon
 		}
 		return nil, err
 	}
-	b.urls = append(b.urls, u)
-	b.fetched = append(b.fetched, u)
-	b.commits = append(b.commits, commit)
+	b.used(u, resp)
 	return resp, nil
 }
 
@@ -290,7 +300,7 @@ func (b *paperBuild) fullText(ctx context.Context, r *record.Record) error {
 		return nil
 	}
 	u := ArxivURL(b.arxivBase(), "html", r.Paper.Arxiv)
-	resp, commit, err := b.get(ctx, u, "text/html")
+	resp, err := b.get(ctx, u, "text/html")
 	if err != nil {
 		if retry.IsPermanent(err) {
 			r.FullText = &record.FullText{URL: u, Status: record.FullTextMissing, Reason: err.Error()}
@@ -298,8 +308,7 @@ func (b *paperBuild) fullText(ctx context.Context, r *record.Record) error {
 		}
 		return err
 	}
-	b.commits = append(b.commits, commit)
-	b.fetched = append(b.fetched, u)
+	b.fetched = append(b.fetched, SourcePage{URL: u, Validator: validatorOf(resp.Header)})
 	r.SourceURLs = append(r.SourceURLs, u)
 	page, err := ParseFullText(u, resp.Body, resp.Header.Get("Content-Type"))
 	if err != nil {

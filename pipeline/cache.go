@@ -72,7 +72,10 @@ type crawledPage struct {
 	URL         string `json:"url"` // as fetched, after redirects
 	Asked       string `json:"asked"`
 	ContentType string `json:"content_type,omitempty"`
-	Body        []byte `json:"body"`
+	// The validator, which the records built from the page keep.
+	ETag         string `json:"etag,omitempty"`
+	LastModified string `json:"last_modified,omitempty"`
+	Body         []byte `json:"body"`
 }
 
 func pageKey(runID, u string) string {
@@ -91,12 +94,19 @@ func (c *httpCache) Page(ctx context.Context, runID, u string) (*ingest.Response
 	if json.Unmarshal(e.Value(), &p) != nil || p.Asked != u {
 		return nil, false
 	}
-	return &ingest.Response{URL: p.URL, Status: http.StatusOK, Header: http.Header{"Content-Type": {p.ContentType}}, Body: p.Body}, true
+	h := http.Header{}
+	for k, v := range map[string]string{"Content-Type": p.ContentType, "ETag": p.ETag, "Last-Modified": p.LastModified} {
+		if v != "" {
+			h.Set(k, v)
+		}
+	}
+	return &ingest.Response{URL: p.URL, Status: http.StatusOK, Header: h, Body: p.Body}, true
 }
 
 // StorePage keeps a page run runID fetched in full.
 func (c *httpCache) StorePage(ctx context.Context, runID, u string, r *ingest.Response) error {
-	b, err := json.Marshal(crawledPage{URL: r.URL, Asked: u, ContentType: r.Header.Get("Content-Type"), Body: r.Body})
+	b, err := json.Marshal(crawledPage{URL: r.URL, Asked: u, ContentType: r.Header.Get("Content-Type"),
+		ETag: r.Header.Get("ETag"), LastModified: r.Header.Get("Last-Modified"), Body: r.Body})
 	if err != nil {
 		return err
 	}
@@ -123,15 +133,37 @@ func (c *httpCache) StoreValidator(ctx context.Context, u string, v ingest.Valid
 	return c.putJSON(ctx, urlKey(u), validators{URL: u, ETag: v.ETag, LastModified: v.LastModified})
 }
 
-// RecordPages are the URLs a record was built from (ingest.History).
-func (c *httpCache) RecordPages(ctx context.Context, recordID string) []string {
-	var urls []string
-	c.getJSON(ctx, "record."+recordID, &urls)
-	return urls
+// RecordPages are the pages a record was built from, with their
+// validators (ingest.History). An entry of an older version lists URLs
+// only; their validators are then those kept per URL.
+func (c *httpCache) RecordPages(ctx context.Context, recordID string) []ingest.SourcePage {
+	e, err := c.kv.Get(ctx, "record."+recordID)
+	if err != nil {
+		return nil
+	}
+	var pages []validators
+	if json.Unmarshal(e.Value(), &pages) != nil {
+		var urls []string
+		if json.Unmarshal(e.Value(), &urls) != nil {
+			return nil
+		}
+		for _, u := range urls {
+			pages = append(pages, validators{URL: u})
+		}
+	}
+	out := make([]ingest.SourcePage, len(pages))
+	for i, p := range pages {
+		out[i] = ingest.SourcePage{URL: p.URL, Validator: ingest.Validator{ETag: p.ETag, LastModified: p.LastModified}}
+	}
+	return out
 }
 
-func (c *httpCache) StoreRecordPages(ctx context.Context, recordID string, urls []string) error {
-	return c.putJSON(ctx, "record."+recordID, urls)
+func (c *httpCache) StoreRecordPages(ctx context.Context, recordID string, pages []ingest.SourcePage) error {
+	out := make([]validators, len(pages))
+	for i, p := range pages {
+		out[i] = validators{URL: p.URL, ETag: p.ETag, LastModified: p.LastModified}
+	}
+	return c.putJSON(ctx, "record."+recordID, out)
 }
 
 // HubMembers are the citing papers a hub listed at its last crawl: record
