@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"time"
 
 	"github.com/citecrawl/citecrawl/record"
 	"github.com/citecrawl/citecrawl/retry"
@@ -208,9 +207,10 @@ var (
 // make it, still lacks one of fields: a source that could add none of
 // them is not asked.
 func (b *paperBuild) lacks(fields []string) bool {
-	r := NewRecord(b.job.Hub, b.job.Paper, b.src, nil, time.Time{})
+	p := newPaper(b.job.Hub, b.job.Paper, b.src)
+	missing := missingFields(&p)
 	for _, f := range fields {
-		if slices.Contains(r.Missing, "paper."+f) {
+		if slices.Contains(missing, "paper."+f) {
 			return true
 		}
 	}
