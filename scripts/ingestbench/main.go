@@ -5,17 +5,20 @@
 //   - the bare crawler (this program with "bare"): net/http and goquery,
 //     8 requests at once, fetching the hub and every record page and
 //     reading its title, as a Colly crawler of parallelism 8 would;
+//   - with -colly, the issue's reference: scripts/collycrawler, Colly
+//     v2.3.0 at parallelism 8 doing the same;
 //   - `citecrawl run` on the same hub with fetch.delay=0s,
 //     full_text.enabled=false, fetch_graph=false and 8 fetch workers
 //     (8 requests at once to the loopback host),
 //
 // and prints, per program, the median over the rounds of its whole-process
 // CPU seconds (user+system), wall seconds, peak RSS and pages fetched, and
-// the ratio of CPU per page. The site's own work is not counted: it runs in
+// the ratio of CPU per page to each baseline's. The site's own work is not counted: it runs in
 // this process, the two programs in children.
 //
 //	go build -o /tmp/citecrawl ./cmd/citecrawl
-//	go run ./scripts/ingestbench -citecrawl /tmp/citecrawl -papers 5000 -rounds 5
+//	(cd scripts/collycrawler && go build -o /tmp/collycrawler .)
+//	go run ./scripts/ingestbench -citecrawl /tmp/citecrawl -colly /tmp/collycrawler -papers 5000 -rounds 5
 package main
 
 import (
@@ -50,6 +53,7 @@ func main() {
 		return
 	}
 	citecrawl := flag.String("citecrawl", "", "the citecrawl binary to measure (required)")
+	colly := flag.String("colly", "", "the scripts/collycrawler binary, measured too when given")
 	papers := flag.Int("papers", 5000, "citing papers on the generated hub")
 	rounds := flag.Int("rounds", 5, "runs of each program (the median is printed)")
 	flag.Parse()
@@ -57,7 +61,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "ingestbench: -citecrawl is required")
 		os.Exit(2)
 	}
-	if err := measure(*citecrawl, *papers, *rounds); err != nil {
+	if err := measure(*citecrawl, *colly, *papers, *rounds); err != nil {
 		fmt.Fprintln(os.Stderr, "ingestbench:", err)
 		os.Exit(1)
 	}
@@ -68,9 +72,12 @@ type figures struct {
 	cpu, wall float64 // seconds
 	rssMiB    float64
 	pages     int64
+	// requestsPerRecord is citecrawl's run report's (0 for the crawlers,
+	// and for builds older than the field).
+	requestsPerRecord float64
 }
 
-func measure(citecrawl string, papers, rounds int) error {
+func measure(citecrawl, colly string, papers, rounds int) error {
 	site := snapshot.New(snapshot.StyleCards, snapshot.Generated(papers))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -85,33 +92,50 @@ func measure(citecrawl string, papers, rounds int) error {
 	if err != nil {
 		return err
 	}
-	var bareRuns, ccRuns []figures
+	printed := func(out []byte) (int64, error) {
+		var n int64
+		_, err := fmt.Sscan(string(out), &n)
+		return n, err
+	}
+	var bareRuns, collyRuns, ccRuns []figures
 	for range rounds {
-		f, err := child(exec.Command(self, "bare", hub), func(out []byte) (int64, error) {
-			var n int64
-			_, err := fmt.Sscan(string(out), &n)
-			return n, err
-		})
+		f, err := child(exec.Command(self, "bare", hub), printed)
 		if err != nil {
 			return fmt.Errorf("bare crawler: %w", err)
 		}
 		bareRuns = append(bareRuns, f)
+		if colly != "" {
+			if f, err = child(exec.Command(colly, hub), printed); err != nil {
+				return fmt.Errorf("colly crawler: %w", err)
+			}
+			collyRuns = append(collyRuns, f)
+		}
 		if f, err = runCitecrawl(citecrawl, hub); err != nil {
 			return fmt.Errorf("citecrawl run: %w", err)
 		}
 		ccRuns = append(ccRuns, f)
 	}
-	b, c := median(bareRuns), median(ccRuns)
-	fmt.Printf("generated hub of %d citing papers on loopback, median of %d runs each\n", papers, rounds)
-	fmt.Printf("%-34s %7s %7s %9s %7s %12s\n", "", "CPU s", "wall s", "peak MiB", "pages", "CPU ms/page")
-	for _, r := range []struct {
+	type row struct {
 		name string
 		f    figures
-	}{{"bare net/http+goquery crawler (8)", b}, {"citecrawl run (8 fetch workers)", c}} {
+	}
+	c := median(ccRuns)
+	rows := []row{{"bare net/http+goquery crawler (8)", median(bareRuns)}}
+	if colly != "" {
+		rows = append(rows, row{"Colly v2.3.0 crawler (8)", median(collyRuns)})
+	}
+	fmt.Printf("generated hub of %d citing papers on loopback, median of %d runs each\n", papers, rounds)
+	fmt.Printf("%-34s %7s %7s %9s %7s %12s\n", "", "CPU s", "wall s", "peak MiB", "pages", "CPU ms/page")
+	for _, r := range append(rows, row{"citecrawl run (8 fetch workers)", c}) {
 		fmt.Printf("%-34s %7.2f %7.2f %9.0f %7d %12.3f\n", r.name, r.f.cpu, r.f.wall, r.f.rssMiB, r.f.pages, 1000*r.f.cpu/float64(r.f.pages))
 	}
-	fmt.Printf("ingest CPU per page: %.2f times the bare crawler's (the issue asks at most 2)\n",
-		(c.cpu/float64(c.pages))/(b.cpu/float64(b.pages)))
+	for _, r := range rows {
+		fmt.Printf("ingest CPU per page: %.2f times the %s's (the issue asks at most 2)\n",
+			(c.cpu/float64(c.pages))/(r.f.cpu/float64(r.f.pages)), r.name)
+	}
+	if c.requestsPerRecord > 0 {
+		fmt.Printf("citecrawl requests per record (run report): %.2f\n", c.requestsPerRecord)
+	}
 	return nil
 }
 
@@ -140,7 +164,8 @@ func runCitecrawl(bin, hub string) (figures, error) {
 	if os.Getenv("INGESTBENCH_NO_HOST_CONCURRENCY") != "" { // for builds older than fetch.host_concurrency
 		cmd.Env = slices.DeleteFunc(cmd.Env, func(e string) bool { return strings.HasPrefix(e, "CITECRAWL_FETCH_HOST_CONCURRENCY=") })
 	}
-	return child(cmd, func([]byte) (int64, error) {
+	var perRecord float64
+	f, err := child(cmd, func([]byte) (int64, error) {
 		reports, err := filepath.Glob(filepath.Join(dir, "out", "runs", "*.json"))
 		if err != nil || len(reports) != 1 {
 			return 0, fmt.Errorf("want one run report, found %d (%v)", len(reports), err)
@@ -150,8 +175,9 @@ func runCitecrawl(bin, hub string) (figures, error) {
 			return 0, err
 		}
 		var r struct {
-			Pages   int64 `json:"pages_fetched"`
-			Written int64 `json:"written"`
+			Pages             int64    `json:"pages_fetched"`
+			Written           int64    `json:"written"`
+			RequestsPerRecord *float64 `json:"requests_per_record"` // nil: a build from before the field
 		}
 		if err := json.Unmarshal(b, &r); err != nil {
 			return 0, err
@@ -159,8 +185,13 @@ func runCitecrawl(bin, hub string) (figures, error) {
 		if r.Written == 0 {
 			return 0, fmt.Errorf("no record written: %s", b)
 		}
+		if r.RequestsPerRecord != nil {
+			perRecord = *r.RequestsPerRecord
+		}
 		return r.Pages, nil
 	})
+	f.requestsPerRecord = perRecord
+	return f, err
 }
 
 // child runs cmd and reads its whole-process figures; pages reads the
@@ -199,6 +230,8 @@ func median(runs []figures) figures {
 		wall:   pick(func(f figures) float64 { return f.wall }),
 		rssMiB: pick(func(f figures) float64 { return f.rssMiB }),
 		pages:  int64(pick(func(f figures) float64 { return float64(f.pages) })),
+
+		requestsPerRecord: pick(func(f figures) float64 { return f.requestsPerRecord }),
 	}
 }
 
