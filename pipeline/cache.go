@@ -143,6 +143,7 @@ func (c *httpCache) RecordPages(ctx context.Context, recordID string) []ingest.S
 	}
 	var pages []validators
 	if json.Unmarshal(e.Value(), &pages) != nil {
+		pages = nil // what the failed decode left
 		var urls []string
 		if json.Unmarshal(e.Value(), &urls) != nil {
 			return nil

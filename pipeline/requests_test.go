@@ -4,10 +4,12 @@ import (
 	"context"
 	"math"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/citecrawl/citecrawl/ingest"
 	"github.com/citecrawl/citecrawl/ingest/snapshot"
 )
 
@@ -75,5 +77,29 @@ func TestRunRequestsPerRecord(t *testing.T) {
 	}
 	if want := math.Round(100*17.0/15) / 100; res.RequestsPerRecord != want {
 		t.Errorf("requests_per_record %v, want %v", res.RequestsPerRecord, want)
+	}
+}
+
+// A record's pages are kept with their validators in one entry; an entry
+// written by an older version (URLs only) still reads, without them.
+func TestRecordPagesKeepValidators(t *testing.T) {
+	cfg := testConfig(t, t.TempDir(), nil)
+	bus := openBus(t, cfg)
+	defer bus.Close()
+	ctx := context.Background()
+	c := bus.cache
+	pages := []ingest.SourcePage{{URL: "https://x/a.json", Validator: ingest.Validator{ETag: `"e1"`}},
+		{URL: "https://x/b.json", Validator: ingest.Validator{LastModified: "Mon, 30 Nov 2026 10:00:00 GMT"}}}
+	if err := c.StoreRecordPages(ctx, "r1", pages); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.RecordPages(ctx, "r1"); !slices.Equal(got, pages) {
+		t.Errorf("record pages %+v, want %+v", got, pages)
+	}
+	if _, err := c.kv.Put(ctx, "record.r0", []byte(`["https://x/a.json"]`)); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.RecordPages(ctx, "r0"); len(got) != 1 || got[0].URL != "https://x/a.json" || got[0].Validator != (ingest.Validator{}) {
+		t.Errorf("older entry read as %+v", got)
 	}
 }
