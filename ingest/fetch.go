@@ -90,8 +90,9 @@ func statusError(rawURL string, resp *Response, attempts int) error {
 }
 
 // Fetcher is a polite HTTP client: robots.txt, one request in flight per
-// host (or fetch.host_concurrency) with a delay between requests, backoff on 429 and 5xx honouring
-// Retry-After, a timeout, a body cap and a redirect cap.
+// host (or fetch.host_concurrency's number) with a delay between requests,
+// backoff on 429 and 5xx honouring Retry-After, a timeout, a body cap and
+// a redirect cap.
 type Fetcher struct {
 	cfg    FetchConfig
 	client *http.Client

@@ -201,24 +201,25 @@ func (w *Workers) Failed() <-chan struct{} { return w.failed }
 // Result is what a run did; its report is also written beside the output
 // and published on citecrawl.runs.<run id>.
 type Result struct {
-	RunID    string    `json:"run_id"`
-	Started  time.Time `json:"started"`
-	Duration Duration  `json:"duration"`
-	Hubs     []string  `json:"hubs"`
-	Pages    int64     `json:"pages_fetched"`
+	RunID       string       `json:"run_id"`
+	Started     time.Time    `json:"started"`
+	Duration    Duration     `json:"duration"`
+	Hubs        []string     `json:"hubs"`
+	Pages       int64        `json:"pages_fetched"`
+	NotModified int64        `json:"not_modified"`
+	New         int64        `json:"new"`
+	Changed     int64        `json:"changed"`
+	Gone        int64        `json:"gone"`
+	Written     int64        `json:"written"`
+	Duplicates  int64        `json:"already_written"`
+	Errors      int          `json:"errors"`
+	DeadLetters []DeadLetter `json:"dead_letters,omitempty"`
+
 	// Requests are the HTTP requests sent (retries, redirects and
 	// robots.txt included); RequestsPerRecord divides them by the records
 	// built (new and changed).
-	Requests          int64        `json:"requests"`
-	RequestsPerRecord float64      `json:"requests_per_record"`
-	NotModified       int64        `json:"not_modified"`
-	New               int64        `json:"new"`
-	Changed           int64        `json:"changed"`
-	Gone              int64        `json:"gone"`
-	Written           int64        `json:"written"`
-	Duplicates        int64        `json:"already_written"`
-	Errors            int          `json:"errors"`
-	DeadLetters       []DeadLetter `json:"dead_letters,omitempty"`
+	Requests          int64   `json:"requests"`
+	RequestsPerRecord float64 `json:"requests_per_record"`
 }
 
 // Duration marshals as text ("1.5s").

@@ -30,14 +30,15 @@ type Task struct {
 	Depth   int    `json:"depth,omitempty"` // links followed from a configured hub
 	// ArxivBase is where arXiv is for this crawl: the run that starts a
 	// crawl decides it (its --offline snapshot, say), not each worker.
-	ArxivBase string `json:"arxiv_base,omitempty"`
-	// Shared says the run has more than one hub (see ingest.HubJob); a
-	// task without it (an older worker's) simply shares nothing.
-	Shared     bool             `json:"shared,omitempty"`
+	ArxivBase  string           `json:"arxiv_base,omitempty"`
 	Hub        *record.Hub      `json:"hub,omitempty"`
 	HubMissing []string         `json:"hub_missing,omitempty"`
 	HubSource  string           `json:"hub_source,omitempty"`
 	Paper      *TaskCitingPaper `json:"paper,omitempty"`
+
+	// Shared says the run has more than one hub (see ingest.HubJob); a
+	// task without it (an older worker's) simply shares nothing.
+	Shared bool `json:"shared,omitempty"`
 }
 
 // TaskCitingPaper is a citing paper as a paper task carries it.
