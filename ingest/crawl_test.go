@@ -641,3 +641,39 @@ func TestBuildPaperSharedByHubsFetchedOncePerCrawl(t *testing.T) {
 		t.Errorf("Pith JSON fetched %d times after a crawl of one hub built it twice, want 4", s.count(jsonPath))
 	}
 }
+
+// A paper the hub did not list at its last crawl is new: its job says so,
+// and its record is built without looking up what it was built from.
+func TestCrawlHubMarksNewPapers(t *testing.T) {
+	s := newSite(t)
+	mem := newMemory()
+	c := testCrawler(t, s, CrawlConfig{}, WithHistory(mem))
+	job := HubJob{URL: s.hubURL(), CrawlID: "run1"}
+	s.hub("A")
+	first := crawlHub(t, c, job)
+	if len(first.Papers) != 1 || !first.Papers[0].New {
+		t.Fatalf("first crawl: papers %+v, want A new", first.Papers)
+	}
+	commit(t, first.Commits)
+	s.hub("AB")
+	second := crawlHub(t, c, job)
+	news := map[string]bool{}
+	for _, p := range second.Papers {
+		news[p.Paper.Title] = p.New
+	}
+	if news["Paper A"] || !news["Paper B"] {
+		t.Fatalf("second crawl: new %v, want only Paper B", news)
+	}
+	// A record kept for a new paper (say from before it left the hub) is
+	// not looked up: the paper is built and published afresh.
+	s.set("/abs/2601.00002", absB)
+	idB := record.ID(testHubID, paperB.Key())
+	mem.StoreRecordPages(context.Background(), idB, []SourcePage{{URL: s.base + "/abs/2601.00002"}})
+	for _, p := range second.Papers {
+		if p.Paper.Title == "Paper B" {
+			if b := build(t, c, p); b.Known || b.Unchanged {
+				t.Errorf("new paper built as known (%v) or unchanged (%v)", b.Known, b.Unchanged)
+			}
+		}
+	}
+}

@@ -24,6 +24,9 @@ type PaperJob struct {
 	CrawlID   string
 	ArxivBase string
 	Shared    bool
+	// New is true when the hub did not list the paper at its last crawl:
+	// no record of it is known, so none is looked up.
+	New bool
 }
 
 // PaperBuild is what building one paper's record gave.
@@ -56,7 +59,7 @@ type PaperBuild struct {
 func (c *Crawler) BuildPaper(ctx context.Context, job PaperJob) (*PaperBuild, error) {
 	id := record.ID(job.Hub.ID, job.Paper.Key())
 	var known []SourcePage // the pages the record was last built from, if any
-	if c.history != nil {
+	if c.history != nil && !job.New {
 		known = c.history.RecordPages(ctx, id)
 	}
 	if c.cfg.Conditional && c.unchanged(ctx, id, known) {

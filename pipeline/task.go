@@ -39,6 +39,9 @@ type Task struct {
 	// Shared says the run has more than one hub (see ingest.HubJob); a
 	// task without it (an older worker's) simply shares nothing.
 	Shared bool `json:"shared,omitempty"`
+	// New says the hub did not list the paper at its last crawl (see
+	// ingest.PaperJob); a task without it looks its record up.
+	New bool `json:"new,omitempty"`
 }
 
 // TaskCitingPaper is a citing paper as a paper task carries it.
@@ -128,7 +131,7 @@ func hubTask(runID string, j ingest.HubJob) (Out, error) {
 func paperTask(runID string, j ingest.PaperJob) (Out, error) {
 	p, hub := taskPaperOf(j.Paper), j.Hub
 	b, err := json.Marshal(Task{Version: TaskVersion, Kind: TaskPaper, URL: p.URL, RunID: runID, Depth: j.Depth, ArxivBase: j.ArxivBase,
-		Shared: j.Shared, Hub: &hub, HubMissing: j.HubMissing, HubSource: j.HubSource, Paper: &p})
+		Shared: j.Shared, New: j.New, Hub: &hub, HubMissing: j.HubMissing, HubSource: j.HubSource, Paper: &p})
 	if err != nil {
 		return Out{}, fmt.Errorf("paper task %q: %w", p.URL, err)
 	}
@@ -146,7 +149,7 @@ func (t Task) paperJob() (ingest.PaperJob, error) {
 		return ingest.PaperJob{}, retry.Permanentf("paper task %q lacks its hub or paper", t.URL)
 	}
 	return ingest.PaperJob{Hub: *t.Hub, HubMissing: t.HubMissing, HubSource: t.HubSource, Paper: t.Paper.citingPaper(),
-		Depth: t.Depth, CrawlID: t.RunID, ArxivBase: t.ArxivBase, Shared: t.Shared}, nil
+		Depth: t.Depth, CrawlID: t.RunID, ArxivBase: t.ArxivBase, Shared: t.Shared, New: t.New}, nil
 }
 
 // taskPaperOf and citingPaper translate between the parser's type and the
