@@ -20,12 +20,15 @@ import (
 // was built from.
 const BucketHTTP = "citecrawl_http"
 
-// BucketPages keeps the structured pages each run fetched, so that a paper
-// listed by several hubs of a run is fetched once. Its entries expire
-// after pagesTTL: they serve only the run that wrote them.
+// BucketPages keeps the pages each run of several hubs fetched for its
+// papers, so that a paper listed by two hubs of a run is fetched once. Its
+// entries expire after pagesTTL (they serve only the run that wrote them),
+// and it holds at most pagesMaxBytes: when full, a page is not kept, only
+// fetched again if another hub needs it.
 const (
-	BucketPages = "citecrawl_pages"
-	pagesTTL    = 24 * time.Hour
+	BucketPages   = "citecrawl_pages"
+	pagesTTL      = 24 * time.Hour
+	pagesMaxBytes = 256 << 20
 )
 
 // httpCache keeps what the crawler remembers in JetStream, so every
@@ -59,7 +62,7 @@ func openHTTPCache(ctx context.Context, js jetstream.JetStream, replicas int) (*
 	}
 	pages, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: BucketPages, Description: "citecrawl pages fetched by each run, shared by the hubs of the run",
-		Storage: jetstream.FileStorage, Replicas: max(replicas, 1), TTL: pagesTTL,
+		Storage: jetstream.FileStorage, Replicas: max(replicas, 1), TTL: pagesTTL, MaxBytes: pagesMaxBytes,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("key-value bucket %s: %w", BucketPages, err)
