@@ -6,6 +6,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -237,7 +238,10 @@ func (f *Fetcher) once(ctx context.Context, u *url.URL, hdr http.Header) (*Respo
 	if resp.ContentLength > f.cfg.MaxBodyBytes {
 		return nil, retry.Permanentf("GET %s: body of %d bytes is over the cap of %d bytes", u, resp.ContentLength, f.cfg.MaxBodyBytes)
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, f.cfg.MaxBodyBytes+1))
+	// Read into a buffer of the announced size, not one grown by doubling.
+	buf := bytes.NewBuffer(make([]byte, 0, max(resp.ContentLength, 0)+bytes.MinRead))
+	_, err = buf.ReadFrom(io.LimitReader(resp.Body, f.cfg.MaxBodyBytes+1))
+	body := buf.Bytes()
 	if err != nil {
 		return nil, fmt.Errorf("GET %s: reading body: %w", u, err)
 	}
