@@ -175,3 +175,27 @@ func render(t *testing.T, chromium string, page []byte) (dom string, console []s
 	}
 	return stdout.String(), console
 }
+
+// The confidence column is shown only when some record carries one.
+func TestConfidenceColumnOnlyWhenKnown(t *testing.T) {
+	_, rd := writeOutput(t, hubRecords())
+	rep, err := Build(context.Background(), rd, "hub-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	render := func() string {
+		var b bytes.Buffer
+		if err := rep.Write(&b, "html"); err != nil {
+			t.Fatal(err)
+		}
+		return b.String()
+	}
+	if strings.Contains(render(), "<th>confidence</th>") {
+		t.Fatal("a confidence column without any confidence")
+	}
+	c := 0.83
+	rep.Papers[0].Confidence = &c
+	if page := render(); !strings.Contains(page, "<th>confidence</th>") || !strings.Contains(page, ">0.83</td>") {
+		t.Fatal("no confidence column although a paper has one")
+	}
+}

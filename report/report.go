@@ -244,17 +244,26 @@ func bestContext(r *record.Record) *record.Context {
 }
 
 // confidence is the record's confidence in its role, when it carries one:
-// a number under "confidence", or an object whose "role" is one. Read
-// from the JSON so the report works with records that have none.
+// a number under "role_confidence" or "confidence", or an object under
+// "confidence" whose "role" is one. Read from the record's JSON, so that
+// the report works with records that have none; once the record type has
+// the field, read it here directly.
 func confidence(r *record.Record) *float64 {
 	b, err := json.Marshal(r)
 	if err != nil {
 		return nil
 	}
 	var v struct {
-		Confidence json.RawMessage `json:"confidence"`
+		RoleConfidence *float64        `json:"role_confidence"`
+		Confidence     json.RawMessage `json:"confidence"`
 	}
-	if json.Unmarshal(b, &v) != nil || len(v.Confidence) == 0 {
+	if json.Unmarshal(b, &v) != nil {
+		return nil
+	}
+	if v.RoleConfidence != nil {
+		return v.RoleConfidence
+	}
+	if len(v.Confidence) == 0 {
 		return nil
 	}
 	var f float64
