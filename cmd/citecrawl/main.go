@@ -398,12 +398,14 @@ func (c cli) run(args []string) int {
 }
 
 // printNothingNew says why a run that failed nowhere wrote nothing: every
-// record was written before.
+// record the hubs list was written before.
 func printNothingNew(ctx context.Context, w io.Writer, bus *pipeline.Bus, hubs []string, res *pipeline.Result) {
 	if res.Written > 0 || len(res.DeadLetters) > 0 {
 		return
 	}
-	fmt.Fprintf(w, "nothing new: %d records already written\n", max(int64(pipeline.KnownRecords(ctx, bus, hubs)), res.Duplicates))
+	if n := max(int64(pipeline.KnownRecords(ctx, bus, hubs)), res.Duplicates); n > 0 {
+		fmt.Fprintf(w, "nothing new: %d records already written\n", n)
+	}
 }
 
 // printSummary writes what a run did on one line, then its dead letters.
