@@ -82,6 +82,7 @@ func (c countingGetter) Get(ctx context.Context, u string, hdr http.Header) (*in
 type fetchHandler struct {
 	crawler *ingest.Crawler
 	stats   *Stats
+	hubs    *hubWatch // nil but in a run's own process
 }
 
 func (h *fetchHandler) handle(ctx context.Context, m jetstream.Msg) (Outcome, error) {
@@ -103,6 +104,9 @@ func (h *fetchHandler) handle(ctx context.Context, m jetstream.Msg) (Outcome, er
 // hub stopped listing, and the hubs discovery allows.
 func (h *fetchHandler) hub(ctx context.Context, t Task) (Outcome, error) {
 	c, err := h.crawler.CrawlHub(ctx, t.hubJob())
+	if h.hubs.observe(t, err) {
+		return Outcome{}, retry.Permanent(err) // no configured hub can be reached: the run ends (unreachable.go)
+	}
 	if err != nil || c.NotModified {
 		return Outcome{}, err
 	}

@@ -48,6 +48,8 @@ type Env struct {
 	// Idle is how long a pull waits for a message before the stage looks
 	// around (flushes the sink, checks for shutdown); 500ms if zero.
 	Idle time.Duration
+
+	hubs *hubWatch // Run's configured hubs, to end it when none can be reached
 }
 
 func (e *Env) defaults() {
@@ -118,7 +120,7 @@ func (w *Workers) build(ctx context.Context, bus *Bus, cfg Config, name string, 
 		if err != nil {
 			return nil, err
 		}
-		h := &fetchHandler{crawler: cr, stats: env.Stats}
+		h := &fetchHandler{crawler: cr, stats: env.Stats, hubs: env.hubs}
 		s := &stage{name: name, consumer: c, handle: h.handle, workers: cfg.Stages.FetchWorkers, batch: fetchBatch,
 			idle: env.Idle, bus: bus, cfg: cfg.Stages, log: log, stats: env.Stats}
 		return func() { s.run(ctx) }, nil
@@ -258,6 +260,7 @@ func Run(ctx context.Context, bus *Bus, cfg Config, env Env) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	env.hubs = newHubWatch(res.RunID, cfg.Hubs)
 	w, err := StartStages(ctx, bus, cfg, AllStages, env)
 	if err != nil {
 		return nil, err
@@ -302,7 +305,10 @@ func Run(ctx context.Context, bus *Bus, cfg Config, env Env) (*Result, error) {
 		return res, err
 	}
 	res.Errors = len(res.DeadLetters)
-	return res, publishReport(ctx, bus, cfg, res)
+	if err := publishReport(ctx, bus, cfg, res); err != nil {
+		return res, err
+	}
+	return res, env.hubs.err() // ErrHubsUnreachable, or nil
 }
 
 // publishReport publishes the run report on citecrawl.runs.<id> and writes
