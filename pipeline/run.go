@@ -424,16 +424,16 @@ func consumerBusy(ctx context.Context, bus *Bus, stream, consumer string) (bool,
 	return sinfo.State.Msgs > 0, nil
 }
 
-// rideOut calls f until it succeeds, ctx ends or electionGrace has passed,
-// for the requests a run makes once (where its streams stand, its dead
-// letters), which must not fail because a leader is being elected.
+// rideOut calls f until it succeeds, fails for good (a refusal, see
+// transient), ctx ends or electionGrace has passed, for the requests that
+// must not fail because a leader is being elected.
 func rideOut(ctx context.Context, f func(ctx context.Context) error) error {
 	deadline := time.Now().Add(electionGrace)
 	for {
 		rctx, cancel := context.WithTimeout(ctx, apiTimeout)
 		err := f(rctx)
 		cancel()
-		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
+		if err == nil || !transient(err) || ctx.Err() != nil || time.Now().After(deadline) {
 			return err
 		}
 		pause(ctx, 250*time.Millisecond)
