@@ -1,0 +1,124 @@
+package classify
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"hash"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// tagsDigest is the SHA-256 of every tag the shipped rules give the
+// labelled rows of ../shared/data (see digestTags). It was printed by
+// `go test ./classify -run TestTagsUnchanged -v` on commit 445655e, before
+// the cue matching was rewritten for speed, and pins that a change made
+// for speed changes no tag, confidence, score or piece of evidence. A
+// change of rules or of how tags are scored changes it on purpose: print
+// the new digest (the test logs it) and replace this one.
+const tagsDigest = "27263ffc45fd3994bedf0983266b3d496baac350eb13e6026423d50b423f8b68"
+
+// digestFiles are the labelled files and the task each is read for.
+var digestFiles = []struct{ file, task string }{
+	{"scicite/dev.jsonl", TaskIntent},
+	{"scicite/train.jsonl", TaskIntent},
+	{"acl-arc/dev.jsonl", TaskRole},
+	{"acl-arc/train.jsonl", TaskRole},
+	{"act-3c/dev.csv", TaskRole},
+	{"athar/dev.tsv", TaskPolarity},
+	{"clinical/dev.jsonl", TaskPolarity},
+	{"pluralism/dev.jsonl", TaskPluralism},
+}
+
+// TestTagsUnchanged tags every labelled row with the shipped rules and
+// compares the digest of the tags with the one recorded before the
+// matching was sped up. Skipped when ../shared/data is absent.
+func TestTagsUnchanged(t *testing.T) {
+	for _, f := range digestFiles {
+		sharedDataPath(t, f.file)
+	}
+	got, rows := digestTags(t, testClassifier(t))
+	t.Logf("%d rows tagged, digest %s", rows, got)
+	if got != tagsDigest {
+		t.Errorf("tags digest %s, want %s: some tag, confidence, score or evidence changed", got, tagsDigest)
+	}
+}
+
+// The digest is sensitive: one cue's weight changed in a copy of the rules
+// changes it.
+func TestTagsDigestCanFail(t *testing.T) {
+	for _, f := range digestFiles {
+		sharedDataPath(t, f.file)
+	}
+	dir := t.TempDir()
+	src := filepath.Join("..", "configs", "rules")
+	for _, name := range []string{"rules.yaml", "roles.yaml", "polarity.yaml", "pluralism.yaml"} {
+		b, err := os.ReadFile(filepath.Join(src, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if name == "polarity.yaml" {
+			was := []byte(`"state of the art": 1.18`)
+			if !bytes.Contains(b, was) {
+				t.Fatalf("%s no longer has %s: pick another cue to change", name, was)
+			}
+			b = bytes.Replace(b, was, []byte(`"state of the art": 1.19`), 1)
+		}
+		writeFile(t, filepath.Join(dir, name), string(b))
+	}
+	r, err := LoadRules(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := digestTags(t, New(r)); got == tagsDigest {
+		t.Errorf("a changed weight left the digest at %s", got)
+	}
+}
+
+// digestTags tags every row of digestFiles and hashes the results as JSON
+// (maps come out with sorted keys, floats exactly): each context's
+// Context, each paper's Context on its summary (as Tag does without
+// citing sentences) and its Pluralism, alone and with three contexts as
+// citing sentences.
+func digestTags(t *testing.T, c *Classifier) (string, int) {
+	t.Helper()
+	h := sha256.New()
+	var contexts []string
+	rows := 0
+	for _, f := range digestFiles {
+		path := sharedDataPath(t, f.file)
+		exs, err := ReadGold(path, GuessFormat(path), f.task)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, e := range exs {
+			rows++
+			if f.task != TaskPluralism {
+				contexts = append(contexts, e.Text)
+				hashJSON(t, h, c.Context(e.Text, e.Section, e.Span))
+				continue
+			}
+			summary := e.Summary
+			if summary == "" {
+				summary = e.Title
+			}
+			hashJSON(t, h, c.Context(summary, "", nil))
+			hashJSON(t, h, c.Pluralism(e.Title, e.Summary, ""))
+			from := (i * 3) % max(len(contexts)-3, 1)
+			hashJSON(t, h, c.Pluralism(e.Title, e.Summary, "", contexts[from:min(from+3, len(contexts))]...))
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), rows
+}
+
+func hashJSON(t *testing.T, h hash.Hash, v any) {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Write(b)
+	h.Write([]byte{'\n'})
+}
