@@ -5,10 +5,11 @@
 package classify
 
 import (
+	"cmp"
 	"math"
 	"slices"
-	"sort"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
@@ -16,10 +17,37 @@ import (
 )
 
 // Classifier applies one set of rules. It is safe for concurrent use: it
-// holds nothing but the rules, which it never changes.
+// holds the rules, which it never changes, their patterns compiled once,
+// and a pool of scratch space that each call takes for itself.
 type Classifier struct {
-	rules  *Rules
-	tagger *tagger // for "pos:" cues; loads its model on first use
+	rules   *Rules
+	tagger  *tagger    // for "pos:" cues; loads its model on first use
+	markers []*pattern // rules.CitationMarkers
+	ownWork []*pattern // rules.Pluralism.OwnWork
+	scratch sync.Pool  // of *scratch
+}
+
+// scratch is the space one call works in, reused so that looking for
+// hundreds of cues allocates nothing per cue.
+type scratch struct {
+	toks   []token
+	hits   []hit
+	spans  [][2]int
+	at     []int
+	others [][2]int
+	before []string
+	tally  []labelScore
+	ev     []record.Evidence
+}
+
+// hit is a cue worth looking for: cue (its index in the label set) may
+// begin at word tok, or anywhere when tok is -1.
+type hit struct{ cue, tok int32 }
+
+// labelScore is one label's running score.
+type labelScore struct {
+	label string
+	score float64
 }
 
 // Load reads the rules in dir ("" for the built-in copy) and returns
@@ -33,7 +61,19 @@ func Load(dir string) (*Classifier, error) {
 }
 
 // New returns a Classifier for rules.
-func New(rules *Rules) *Classifier { return &Classifier{rules: rules, tagger: &tagger{}} }
+func New(rules *Rules) *Classifier {
+	c := &Classifier{rules: rules, tagger: &tagger{}}
+	c.scratch.New = func() any { return &scratch{} }
+	for _, re := range rules.CitationMarkers {
+		c.markers = append(c.markers, compilePattern(re))
+	}
+	if rules.Pluralism != nil {
+		for _, re := range rules.Pluralism.OwnWork {
+			c.ownWork = append(c.ownWork, compilePattern(re))
+		}
+	}
+	return c
+}
 
 // Version is the rules version every tagged output carries.
 func (c *Classifier) Version() string { return c.rules.Version }
@@ -54,15 +94,17 @@ type ContextTags struct {
 // Context tags one citing sentence. section may be empty; span, when it
 // has two elements, is the [start, end) rune span of the cited marker.
 func (c *Classifier) Context(text, section string, span []int) ContextTags {
-	lower, m := c.prepare(text, span)
+	sc := c.scratch.Get().(*scratch)
+	defer c.scratch.Put(sc)
+	s := c.prepare(text, span, sc)
 	sec := strings.ToLower(section)
-	ws := wordSet(lower)
-	roleScores, roleEv := c.score(c.rules.Role, lower, ws, m, sec)
-	polScores, polEv := c.score(c.rules.Polarity, lower, ws, m, sec)
+	sc.ev = sc.ev[:0]
+	roleScores := c.score(c.rules.Role, s, sec, sc)
+	polScores := c.score(c.rules.Polarity, s, sec, sc)
 	t := ContextTags{
 		Role:           argmax(c.rules.Role, roleScores),
 		Polarity:       argmax(c.rules.Polarity, polScores),
-		Evidence:       append(roleEv, polEv...),
+		Evidence:       evidence(sc.ev),
 		RoleScores:     roleScores,
 		PolarityScores: polScores,
 	}
@@ -136,28 +178,31 @@ func (c *Classifier) Pluralism(title, summary, abstract string, citing ...string
 	}
 	text := title + " . " + body
 	ls := c.rules.Pluralism
-	lower, m := c.prepare(text, nil)
-	m.own = c.ownWork(lower, len(title))
-	scores, ev := c.score(ls, lower, wordSet(lower), m, "")
+	sc := c.scratch.Get().(*scratch)
+	defer c.scratch.Put(sc)
+	s := c.prepare(text, nil, sc)
+	s.m.own = c.paperOwnWork(s.lower, len(title), sc)
+	sc.ev = sc.ev[:0]
+	scores := c.score(ls, s, "", sc)
 	if len(citing) > 0 && ls.CitingFactor > 0 {
 		cues := *ls
 		cues.Prior = nil // the paper's priors count once
-		for _, s := range citing {
-			cl, cm := c.prepare(s, nil)
-			cs, cev := c.score(&cues, cl, wordSet(cl), cm, "")
+		for _, text := range citing {
+			from := len(sc.ev)
+			cs := c.score(&cues, c.prepare(text, nil, sc), "", sc)
 			for l, v := range cs {
 				scores[l] = round(scores[l] + v*ls.CitingFactor)
 			}
-			for _, e := range cev {
+			for i := range sc.ev[from:] {
+				e := &sc.ev[from+i]
 				e.Weight = round(e.Weight * ls.CitingFactor)
-				e.Rule = ruleName(ls, "cue-in-citing-sentence")
-				ev = append(ev, e)
+				e.Rule = ls.rule(ruleCitingSentence, false)
 			}
 		}
-		sort.SliceStable(ev, func(i, j int) bool { return ev[i].Weight > ev[j].Weight })
+		sortEvidence(sc.ev)
 	}
 	probs := Probabilities(ls, scores)
-	p := record.Pluralism{Scores: scores, Evidence: ev, Primary: argmax(ls, scores)}
+	p := record.Pluralism{Scores: scores, Evidence: evidence(sc.ev), Primary: argmax(ls, scores)}
 	p.Confidence = ls.Confidence(probs[p.Primary])
 	p.Labels = []string{p.Primary}
 	if p.Primary != record.PluralismNone {
@@ -173,12 +218,11 @@ func (c *Classifier) Pluralism(title, summary, abstract string, citing ...string
 	return p
 }
 
-// ownWork finds the spans of lower (title first, titleLen bytes) where the
+// paperOwnWork finds the spans of lower (title first, titleLen bytes) where the
 // paper says what it does itself: the title, and each sentence that
 // matches one of the pluralism rules' own_work patterns.
-func (c *Classifier) ownWork(lower string, titleLen int) [][2]int {
-	ls := c.rules.Pluralism
-	if len(ls.OwnWork) == 0 {
+func (c *Classifier) paperOwnWork(lower string, titleLen int, sc *scratch) [][2]int {
+	if len(c.ownWork) == 0 {
 		return nil
 	}
 	own := [][2]int{{0, titleLen}}
@@ -190,8 +234,9 @@ func (c *Classifier) ownWork(lower string, titleLen int) [][2]int {
 		} else {
 			end += start + 1
 		}
-		for _, re := range ls.OwnWork {
-			if re.MatchString(lower[start:end]) {
+		for _, p := range c.ownWork {
+			var ok bool
+			if ok, sc.at = p.matches(lower[start:end], sc.at); ok {
 				own = append(own, [2]int{start, end})
 				break
 			}
@@ -278,17 +323,11 @@ func paperPolarity(counts map[string]int) string {
 	}
 }
 
-// mayMatch tells whether the words a cue must start with, and the
-// literal parts a pattern needs, are in the text: most cues' are not, and
-// this is far cheaper than looking for the cue.
-func mayMatch(cue *Cue, lower string, present map[string]struct{}) bool {
-	if cue.first != "" {
-		_, ok := present[cue.first]
-		return ok
-	}
-	if len(cue.lead) > 0 && !slices.ContainsFunc(cue.lead, func(w string) bool { _, ok := present[w]; return ok }) {
-		return false
-	}
+// mayMatch tells whether the literal parts a pattern needs are in the
+// text: most patterns' are not, and this is far cheaper than looking for
+// the pattern. (Whether a cue's first word or a pattern's lead word is in
+// the text, the label set's index has told already.)
+func mayMatch(cue *Cue, lower string) bool {
 	for _, choices := range cue.needs {
 		if !slices.ContainsFunc(choices, func(s string) bool { return strings.Contains(lower, s) }) {
 			return false
@@ -297,59 +336,64 @@ func mayMatch(cue *Cue, lower string, present map[string]struct{}) bool {
 	return true
 }
 
-// wordSet is the set of words in lower-cased text.
-func wordSet(lower string) map[string]struct{} {
-	ws := words(lower)
-	set := make(map[string]struct{}, len(ws))
-	for _, w := range ws {
-		set[w] = struct{}{}
-	}
-	return set
+// sentence is a lower-cased text ready for cues: its words, and where the
+// cited work's marker is.
+type sentence struct {
+	lower string
+	toks  []token
+	m     marker
 }
 
 // marker is where the cited work's marker is in the lowered sentence, in
-// bytes; all nil when the caller gave no span.
+// bytes; known is false when the caller gave no span.
 type marker struct {
-	at     []int    // the marker itself
-	near   []int    // the window around it where cues weigh more
+	known  bool
+	at     [2]int   // the marker itself
+	near   [2]int   // the window around it where cues weigh more
 	others [][2]int // the markers of other citations in the sentence
 	own    [][2]int // pluralism: where the paper says what it does itself
 }
 
-// prepare lower-cases text rune by rune (so rune offsets are kept) and
-// turns a rune span of the cited marker into byte spans of the lowered
-// text: the marker, the window where cues weigh more, and the other
-// citations' markers, so that cues about those can be told apart.
-func (c *Classifier) prepare(text string, span []int) (string, marker) {
+// prepare lower-cases text rune by rune (so rune offsets are kept), finds
+// its words, and turns a rune span of the cited marker into byte spans of
+// the lowered text: the marker, the window where cues weigh more, and the
+// other citations' markers, so that cues about those can be told apart.
+func (c *Classifier) prepare(text string, span []int, sc *scratch) sentence {
 	lower := strings.Map(unicode.ToLower, text)
+	sc.toks = tokenize(lower, sc.toks[:0])
+	s := sentence{lower: lower, toks: sc.toks}
 	if len(span) != 2 || span[0] < 0 || span[1] < span[0] {
-		return lower, marker{}
+		return s
 	}
 	lo, hi := max(span[0]-c.rules.Window, 0), span[1]+c.rules.Window
-	m := marker{
-		near: []int{runeToByte(lower, lo), runeToByte(lower, hi)},
-		at:   []int{runeToByte(lower, span[0]), runeToByte(lower, span[1])},
+	s.m = marker{
+		known: true,
+		near:  [2]int{runeToByte(lower, lo), runeToByte(lower, hi)},
+		at:    [2]int{runeToByte(lower, span[0]), runeToByte(lower, span[1])},
 	}
-	for _, re := range c.rules.CitationMarkers {
-		for _, o := range re.FindAllStringIndex(lower, -1) {
+	sc.others = sc.others[:0]
+	for _, p := range c.markers {
+		sc.spans, sc.at = p.findAll(lower, sc.spans[:0], sc.at)
+		for _, o := range sc.spans {
 			// Not the cited marker, nor a piece of the same citation right
 			// next to it ("#AUTHOR_TAG, 2003", "Smith (2001)").
-			if gap([2]int{o[0], o[1]}, [2]int{m.at[0], m.at[1]}) > adjacent {
-				m.others = append(m.others, [2]int{o[0], o[1]})
+			if gap(o, s.m.at) > adjacent {
+				sc.others = append(sc.others, o)
 			}
 		}
 	}
-	return lower, m
+	s.m.others = sc.others
+	return s
 }
 
 // aboutOther tells whether the cue at pos is closer to another citation's
 // marker than to the cited one: "[1] fails, while [2] is robust" says
 // nothing bad of [2].
-func (m marker) aboutOther(pos [2]int) bool {
-	if m.at == nil {
+func (m *marker) aboutOther(pos [2]int) bool {
+	if !m.known {
 		return false
 	}
-	own := gap(pos, [2]int{m.at[0], m.at[1]})
+	own := gap(pos, m.at)
 	for _, o := range m.others {
 		if gap(pos, o) < own {
 			return true
@@ -359,7 +403,7 @@ func (m marker) aboutOther(pos [2]int) bool {
 }
 
 // inOwnWork tells whether the cue at pos is where the paper says what it does.
-func (m marker) inOwnWork(pos [2]int) bool {
+func (m *marker) inOwnWork(pos [2]int) bool {
 	for _, o := range m.own {
 		if pos[0] >= o[0] && pos[1] <= o[1] {
 			return true
@@ -388,86 +432,149 @@ func runeToByte(s string, runeIdx int) int {
 	return len(s)
 }
 
-// score adds up a label set's priors, section priors and cues.
-func (c *Classifier) score(ls *LabelSet, lower string, present map[string]struct{}, m marker, section string) (map[string]float64, []record.Evidence) {
-	scores := make(map[string]float64, len(ls.Labels))
+// score adds up a label set's priors, section priors and cues, and
+// appends the evidence, highest weight first, to sc.ev.
+func (c *Classifier) score(ls *LabelSet, s sentence, section string, sc *scratch) map[string]float64 {
+	sc.tally = sc.tally[:0]
 	for _, l := range ls.Labels { // in a fixed order: float sums must not vary
 		if w, ok := ls.Prior[l]; ok {
-			scores[l] += w
+			sc.add(l, w)
 		}
 	}
-	var ev []record.Evidence
+	evFrom := len(sc.ev)
 	if section != "" {
 		for _, sp := range ls.Sections {
 			if strings.Contains(section, sp.Key) {
 				for i, l := range sp.Labels {
-					scores[l] += sp.Weights[i]
-					ev = append(ev, record.Evidence{Label: l, Rule: ruleName(ls, "section"), Cue: sp.Key, Weight: sp.Weights[i]})
+					sc.add(l, sp.Weights[i])
+					sc.ev = append(sc.ev, record.Evidence{Label: l, Rule: ls.rule(ruleSection, false), Cue: sp.Key, Weight: sp.Weights[i]})
 				}
 			}
 		}
 	}
-	for _, i := range ls.candidates(present) {
-		cue := &ls.Cues[i]
-		if cue.Weight == 0 || !mayMatch(cue, lower, present) {
-			continue // cheap pre-check: most cues' first word is absent
+	hits := sc.candidates(ls, s)
+	for len(hits) > 0 {
+		n := 1 // hits[:n] are one cue's
+		for n < len(hits) && hits[n].cue == hits[0].cue {
+			n++
 		}
-		for _, pos := range findCue(cue, lower) {
-			if cue.tag != "" && !strings.HasPrefix(c.tagger.tagAt(lower, pos[0], pos[1]), cue.tag) {
-				continue
+		cue := &ls.Cues[hits[0].cue]
+		if cue.Weight != 0 {
+			sc.spans = c.findCue(cue, s, hits[:n], sc)
+			for _, pos := range sc.spans {
+				c.weigh(ls, cue, pos, s, sc)
 			}
-			if !onSide(cue.side, pos, m.at) {
-				continue
-			}
-			w := cue.Weight
-			rule := ruleName(ls, "cue")
-			label := cue.Label
-			if m.near != nil && pos[0] < m.near[1] && pos[1] > m.near[0] {
-				w *= c.rules.NearBoost
-				rule = ruleName(ls, "cue-near-citation")
-			}
-			if m.inOwnWork(pos) {
-				w *= ls.OwnWorkBoost
-				rule = ruleName(ls, "cue-in-own-work")
-			}
-			if m.aboutOther(pos) {
-				w *= c.rules.OtherCitationFactor
-				rule = ruleName(ls, "cue-about-other-citation")
-			}
-			before := wordsBefore(lower, pos[0], max(c.rules.NegationScope, c.rules.HedgeScope))
-			if c.anyIn(before, c.rules.NegationScope, c.rules.Negators) {
-				if ls.Negated == "drop" {
-					continue
-				}
-				label = Flip(label)
-				rule = ruleName(ls, "negated-cue")
-			}
-			if c.anyIn(before, c.rules.HedgeScope, c.rules.Hedges) {
-				w *= c.rules.HedgeFactor
-				rule += "+hedged"
-			}
-			scores[label] += w
-			ev = append(ev, record.Evidence{Label: label, Rule: rule, Cue: cue.Text, Weight: round(w)})
+		}
+		hits = hits[n:]
+	}
+	sortEvidence(sc.ev[evFrom:])
+	scores := make(map[string]float64, len(sc.tally))
+	for _, t := range sc.tally {
+		scores[t.label] = round(t.score)
+	}
+	return scores
+}
+
+// candidates lists, in file order (evidence and float sums must not
+// vary), the cues of ls that may occur in s: those whose first word (a
+// pattern's lead word) is one of its words, each with the words where it
+// may begin, and the cues that may begin anywhere.
+func (sc *scratch) candidates(ls *LabelSet, s sentence) []hit {
+	sc.hits = sc.hits[:0]
+	if ls.byFirst == nil { // a label set not read from a file: every cue
+		for i := range ls.Cues {
+			sc.hits = append(sc.hits, hit{int32(i), -1})
+		}
+		return sc.hits
+	}
+	for _, i := range ls.rest {
+		sc.hits = append(sc.hits, hit{i, -1})
+	}
+	for t, tok := range s.toks {
+		for _, i := range ls.byFirst[s.lower[tok.start:tok.end]] {
+			sc.hits = append(sc.hits, hit{i, int32(t)})
 		}
 	}
-	sort.SliceStable(ev, func(i, j int) bool { return ev[i].Weight > ev[j].Weight })
-	for l, s := range scores {
-		scores[l] = round(s)
+	slices.SortFunc(sc.hits, func(a, b hit) int { return cmp.Or(cmp.Compare(a.cue, b.cue), cmp.Compare(a.tok, b.tok)) })
+	return sc.hits
+}
+
+// weigh counts the cue found at pos: its label and weight as the place
+// where it is found makes them (near the cited marker, in the paper's own
+// work, about another citation, negated, hedged), and its evidence.
+func (c *Classifier) weigh(ls *LabelSet, cue *Cue, pos [2]int, s sentence, sc *scratch) {
+	if cue.tag != "" && !strings.HasPrefix(c.tagger.tagAt(s.lower, pos[0], pos[1]), cue.tag) {
+		return
 	}
-	return scores, ev
+	if !onSide(cue.side, pos, s.m) {
+		return
+	}
+	w := cue.Weight
+	kind := ruleCue
+	label := cue.Label
+	if s.m.known && pos[0] < s.m.near[1] && pos[1] > s.m.near[0] {
+		w *= c.rules.NearBoost
+		kind = ruleNear
+	}
+	if s.m.inOwnWork(pos) {
+		w *= ls.OwnWorkBoost
+		kind = ruleOwnWork
+	}
+	if s.m.aboutOther(pos) {
+		w *= c.rules.OtherCitationFactor
+		kind = ruleOtherCited
+	}
+	sc.before = appendWordsBefore(sc.before[:0], s.lower, pos[0], max(c.rules.NegationScope, c.rules.HedgeScope))
+	if anyIn(sc.before, c.rules.NegationScope, c.rules.Negators) {
+		if ls.Negated == "drop" {
+			return
+		}
+		label = Flip(label)
+		kind = ruleNegated
+	}
+	hedged := anyIn(sc.before, c.rules.HedgeScope, c.rules.Hedges)
+	if hedged {
+		w *= c.rules.HedgeFactor
+	}
+	sc.add(label, w)
+	sc.ev = append(sc.ev, record.Evidence{Label: label, Rule: ls.rule(kind, hedged), Cue: cue.Text, Weight: round(w)})
+}
+
+// add adds w to label's score.
+func (sc *scratch) add(label string, w float64) {
+	for i := range sc.tally {
+		if sc.tally[i].label == label {
+			sc.tally[i].score += w
+			return
+		}
+	}
+	sc.tally = append(sc.tally, labelScore{label, w})
+}
+
+// sortEvidence puts the highest weights first, keeping the order of equals.
+func sortEvidence(ev []record.Evidence) {
+	slices.SortStableFunc(ev, func(a, b record.Evidence) int { return cmp.Compare(b.Weight, a.Weight) })
+}
+
+// evidence copies the evidence out of the scratch space; nil when there is none.
+func evidence(ev []record.Evidence) []record.Evidence {
+	if len(ev) == 0 {
+		return nil
+	}
+	return slices.Clone(ev)
 }
 
 // onSide tells whether a cue at pos is on the side of the cited marker
 // (at) that the cue asks for: "our parser outperforms [3]" judges [3]
 // otherwise than "[3] outperforms ours". A sided cue needs a known marker.
-func onSide(side string, pos [2]int, at []int) bool {
+func onSide(side string, pos [2]int, m marker) bool {
 	switch side {
 	case "":
 		return true
 	case sideBefore:
-		return at != nil && pos[1] <= at[0]
+		return m.known && pos[1] <= m.at[0]
 	default:
-		return at != nil && pos[0] >= at[1]
+		return m.known && pos[0] >= m.at[1]
 	}
 }
 
@@ -490,7 +597,7 @@ func Flip(label string) string {
 
 // anyIn reports whether one of the last scope words is in set. A word
 // ending in n't counts as the negator n't.
-func (c *Classifier) anyIn(words []string, scope int, set map[string]bool) bool {
+func anyIn(words []string, scope int, set map[string]bool) bool {
 	start := max(len(words)-scope, 0)
 	for _, w := range words[start:] {
 		if set[w] || (strings.HasSuffix(w, "n't") && set["n't"]) {
@@ -502,9 +609,15 @@ func (c *Classifier) anyIn(words []string, scope int, set map[string]bool) bool 
 
 // wordsBefore returns up to n words that end before byte offset pos.
 func wordsBefore(s string, pos, n int) []string {
-	var words []string
+	return appendWordsBefore(nil, s, pos, n)
+}
+
+// appendWordsBefore appends to dst, in reading order, up to n words that
+// end before byte offset pos.
+func appendWordsBefore(dst []string, s string, pos, n int) []string {
+	from := len(dst)
 	end := pos
-	for len(words) < n && end > 0 {
+	for len(dst)-from < n && end > 0 {
 		// skip separators
 		for end > 0 {
 			r, size := utf8.DecodeLastRuneInString(s[:end])
@@ -524,42 +637,67 @@ func wordsBefore(s string, pos, n int) []string {
 		if start == end {
 			break
 		}
-		words = append(words, s[start:end])
+		dst = append(dst, s[start:end])
 		end = start
 	}
-	// reverse into reading order
-	for i, j := 0, len(words)-1; i < j; i, j = i+1, j-1 {
-		words[i], words[j] = words[j], words[i]
-	}
-	return words
+	slices.Reverse(dst[from:]) // into reading order
+	return dst
 }
 
 func isWordRune(r rune) bool {
-	return unicode.IsLetter(r) || unicode.IsDigit(r) || r == '\'' || r == '-'
+	return isAlnum(r) || r == '\'' || r == '-'
 }
 
-// findCue returns the byte spans where cue occurs in lower as whole words.
-func findCue(cue *Cue, lower string) [][2]int {
-	if cue.re != nil {
-		var out [][2]int
-		for _, m := range cue.re.FindAllStringIndex(lower, -1) {
+// findCue returns the byte spans where cue occurs in s as whole words
+// (into sc.spans). hits are where the cue may begin: words of s equal to
+// its first word (a phrase that begins with a letter or digit can begin
+// nowhere else), or anywhere.
+func (c *Classifier) findCue(cue *Cue, s sentence, hits []hit, sc *scratch) [][2]int {
+	out := sc.spans[:0]
+	if cue.pat != nil {
+		if !mayMatch(cue, s.lower) {
+			return out
+		}
+		out, sc.at = cue.pat.findAll(s.lower, out, sc.at)
+		return out
+	}
+	if cue.re != nil { // a pattern not compiled by loadLabelSet
+		for _, m := range cue.re.FindAllStringIndex(s.lower, -1) {
 			out = append(out, [2]int{m[0], m[1]})
 		}
 		return out
 	}
-	var out [][2]int
 	p := cue.phrase
+	if cue.atWord && hits[0].tok >= 0 {
+		for _, h := range hits {
+			start := s.toks[h.tok].start
+			if strings.HasPrefix(s.lower[start:], p) && endsWord(s.lower, start+len(p), cue.endsWord) {
+				out = append(out, [2]int{start, start + len(p)})
+			}
+		}
+		return out
+	}
 	for from := 0; ; {
-		i := strings.Index(lower[from:], p)
+		i := strings.Index(s.lower[from:], p)
 		if i < 0 {
 			return out
 		}
 		start, end := from+i, from+i+len(p)
-		if boundary(lower, start, end, p) {
+		if boundary(s.lower, start, end, p) {
 			out = append(out, [2]int{start, end})
 		}
 		from = start + 1
 	}
+}
+
+// endsWord: a match ending at end is not part of a longer word (only
+// checked when the phrase ends with a letter or digit, alnum).
+func endsWord(s string, end int, alnum bool) bool {
+	if !alnum || end >= len(s) {
+		return true
+	}
+	r, _ := utf8.DecodeRuneInString(s[end:])
+	return !isAlnum(r)
 }
 
 // boundary: the match is not part of a longer word at either end (only
@@ -572,15 +710,8 @@ func boundary(s string, start, end int, p string) bool {
 			return false
 		}
 	}
-	if isAlnum(last) && end < len(s) {
-		if r, _ := utf8.DecodeRuneInString(s[end:]); isAlnum(r) {
-			return false
-		}
-	}
-	return true
+	return endsWord(s, end, isAlnum(last))
 }
-
-func isAlnum(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }
 
 // argmax picks the label with the highest score; ties go to the label
 // listed first in the rule file (background, neutral come first).

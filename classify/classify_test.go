@@ -6,8 +6,10 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/citecrawl/citecrawl/record"
 )
@@ -208,10 +210,56 @@ func BenchmarkContext(b *testing.B) {
 	c := testClassifier(b)
 	text := "Unlike the parser of Smith et al. [12], which relies on a lexicon, we use the treebank of [3] and obtain results consistent with [4]."
 	b.ReportAllocs()
+	cpu := cpuTime(b)
 	for b.Loop() {
 		c.Context(text, "Experiments", []int{98, 101})
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "contexts/s")
+	b.ReportMetric(float64(b.N)/(cpuTime(b)-cpu).Seconds(), "contexts/cpu-s")
+}
+
+// BenchmarkContextCorpus tags the real sentences of the labelled dev
+// files (SciCite, ACL-ARC, ACT, Athar, clinical) in turn, one per
+// operation. Skipped when ../shared/data is absent.
+func BenchmarkContextCorpus(b *testing.B) {
+	c := testClassifier(b)
+	var exs []Example
+	for _, f := range []struct{ file, task string }{
+		{"scicite/dev.jsonl", TaskIntent}, {"acl-arc/dev.jsonl", TaskRole}, {"act-3c/dev.csv", TaskRole},
+		{"athar/dev.tsv", TaskPolarity}, {"clinical/dev.jsonl", TaskPolarity},
+	} {
+		path := filepath.Join("..", "..", "shared", "data", f.file)
+		if !exists(path) {
+			b.Skipf("labelled data %s is absent: this benchmark reads ../shared/data, never a copy", f.file)
+		}
+		e, err := ReadGold(path, GuessFormat(path), f.task)
+		if err != nil {
+			b.Fatal(err)
+		}
+		exs = append(exs, e...)
+	}
+	b.ReportAllocs()
+	cpu := cpuTime(b)
+	i := 0
+	for b.Loop() {
+		e := &exs[i%len(exs)]
+		c.Context(e.Text, e.Section, e.Span)
+		i++
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "contexts/s")
+	b.ReportMetric(float64(b.N)/(cpuTime(b)-cpu).Seconds(), "contexts/cpu-s")
+}
+
+// cpuTime is the CPU time (user and system) this process has used so far:
+// on a shared, busy machine a benchmark's wall time says little, its CPU
+// time per operation (garbage collection included) says what it costs.
+func cpuTime(b *testing.B) time.Duration {
+	b.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func TestLeadWords(t *testing.T) {
@@ -419,7 +467,7 @@ func TestLiteralNeeds(t *testing.T) {
 		re := regexp.MustCompile(pat)
 		for _, text := range []string{"deliberative", "votes", "citizen", "we adopt", "summaries of opinions", "color", "[1,", "multi-objective", "our use"} {
 			c := Cue{re: re, needs: literalNeeds(pat)}
-			if re.MatchString(text) && !mayMatch(&c, text, wordSet(text)) {
+			if re.MatchString(text) && !mayMatch(&c, text) {
 				t.Errorf("%q matches %q but the pre-check skips it", pat, text)
 			}
 		}

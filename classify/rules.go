@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
@@ -69,30 +70,59 @@ type LabelSet struct {
 	Sections     []SectionPrior // sorted, so scores and evidence come out the same every time
 	Cues         []Cue
 	Labels       []string // labels in file order
-	// byFirst indexes the cues by the word they start with, rest are the
-	// others (patterns): a sentence's two dozen words pick the few cues
-	// worth looking for out of hundreds.
-	byFirst map[string][]int
-	rest    []int
+	// byFirst indexes the cues by the word they start with (a pattern by
+	// each of its lead words), rest are the others: a sentence's two dozen
+	// words pick the few cues worth looking for out of hundreds.
+	byFirst map[string][]int32
+	rest    []int32
+	rules   [ruleKinds][2]string // rule names by kind, unhedged and hedged
 }
 
-// candidates are the indices, in file order, of the cues that may occur
-// in a text with the words present: those starting with one of them, and
-// the patterns.
-func (ls *LabelSet) candidates(present map[string]struct{}) []int {
-	if ls.byFirst == nil {
-		all := make([]int, len(ls.Cues))
-		for i := range all {
-			all[i] = i
+// Kinds of rule a cue fires by, named in its evidence.
+const (
+	ruleCue            = iota // "cue"
+	ruleNear                  // "cue-near-citation"
+	ruleOwnWork               // "cue-in-own-work"
+	ruleOtherCited            // "cue-about-other-citation"
+	ruleNegated               // "negated-cue"
+	ruleSection               // "section"
+	ruleCitingSentence        // "cue-in-citing-sentence"
+	ruleKinds
+)
+
+var ruleKindNames = [ruleKinds]string{"cue", "cue-near-citation", "cue-in-own-work", "cue-about-other-citation", "negated-cue", "section", "cue-in-citing-sentence"}
+
+// index builds byFirst, rest and the rule names, once, when the file is read.
+func (ls *LabelSet) index() {
+	ls.byFirst = map[string][]int32{}
+	ls.rest = nil
+	for i, c := range ls.Cues {
+		switch {
+		case c.first != "":
+			ls.byFirst[c.first] = append(ls.byFirst[c.first], int32(i))
+		case len(c.lead) > 0:
+			for _, w := range slices.Compact(slices.Sorted(slices.Values(c.lead))) {
+				ls.byFirst[w] = append(ls.byFirst[w], int32(i))
+			}
+		default:
+			ls.rest = append(ls.rest, int32(i))
 		}
-		return all
 	}
-	out := slices.Clone(ls.rest)
-	for w := range present {
-		out = append(out, ls.byFirst[w]...)
+	for k, kind := range ruleKindNames {
+		ls.rules[k] = [2]string{ruleName(ls, kind), ruleName(ls, kind) + "+hedged"}
 	}
-	slices.Sort(out) // file order: evidence and float sums must not vary
-	return out
+}
+
+// rule names a kind of rule of this file, "roles/cue" or "roles/cue+hedged".
+func (ls *LabelSet) rule(kind int, hedged bool) string {
+	h := 0
+	if hedged {
+		h = 1
+	}
+	if ls.rules[kind][h] == "" { // a label set not read from a file
+		return ruleName(ls, ruleKindNames[kind]) + [2]string{"", "+hedged"}[h]
+	}
+	return ls.rules[kind][h]
 }
 
 // SectionPrior adds weight to labels when the section title contains Key.
@@ -107,13 +137,18 @@ type Cue struct {
 	Label  string
 	Text   string // as written in the rule file
 	Weight float64
-	phrase string         // lower-case phrase, or ""
-	tag    string         // with phrase: the part of speech it must have ("pos:used/VBN"), a prefix
-	side   string         // sideBefore or sideAfter the cited marker, or "" for anywhere
-	first  string         // the phrase's first word: a text without it cannot match
-	re     *regexp.Regexp // or a pattern
-	lead   []string       // a pattern's possible first words, when plain: one must be present
-	needs  [][]string     // a pattern's literal parts: one text of each must be in the text
+	phrase string // lower-case phrase, or ""
+	// atWord: the phrase begins with a letter or digit, so it can only
+	// begin where a word of its first word begins; endsWord: it ends with
+	// one, so it cannot be followed by another.
+	atWord, endsWord bool
+	tag              string         // with phrase: the part of speech it must have ("pos:used/VBN"), a prefix
+	side             string         // sideBefore or sideAfter the cited marker, or "" for anywhere
+	first            string         // the phrase's first word: a text without it cannot match
+	re               *regexp.Regexp // or a pattern
+	pat              *pattern       // re, compiled for looking for it fast
+	lead             []string       // a pattern's possible first words, when plain: one must be present
+	needs            [][]string     // a pattern's literal parts: one text of each must be in the text
 }
 
 // A cue written "before-cited: outperforms" counts only before the cited
@@ -327,7 +362,7 @@ func loadLabelSet(fsys fs.FS, dir, file, kind string) (*LabelSet, error) {
 				if err != nil {
 					return nil, fmt.Errorf("%s: label %s: pattern %q: %w", where, label, pat, err)
 				}
-				c.re = re
+				c.re, c.pat = re, compilePattern(re)
 				c.lead = leadWords(pat)
 				c.needs = literalNeeds(pat)
 			} else if wt, ok := strings.CutPrefix(t, "pos:"); ok {
@@ -342,20 +377,18 @@ func loadLabelSet(fsys fs.FS, dir, file, kind string) (*LabelSet, error) {
 					c.first = ws[0]
 				}
 			}
+			if c.phrase != "" {
+				first, _ := utf8.DecodeRuneInString(c.phrase)
+				last, _ := utf8.DecodeLastRuneInString(c.phrase)
+				c.atWord, c.endsWord = isAlnum(first), isAlnum(last)
+			}
 			ls.Cues = append(ls.Cues, c)
 		}
 	}
 	if err := knownLabels(ls, where, kind); err != nil {
 		return nil, err
 	}
-	ls.byFirst = map[string][]int{}
-	for i, c := range ls.Cues {
-		if c.first != "" {
-			ls.byFirst[c.first] = append(ls.byFirst[c.first], i)
-		} else {
-			ls.rest = append(ls.rest, i)
-		}
-	}
+	ls.index()
 	return ls, nil
 }
 

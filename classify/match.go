@@ -1,0 +1,230 @@
+package classify
+
+import (
+	"regexp"
+	"regexp/syntax"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// token is one word of a lower-cased text, a run of letters and digits
+// (as words splits them), by its byte offsets.
+type token struct{ start, end int }
+
+// tokenize appends the words of lower to dst: one pass over the text,
+// from which the cues worth looking for are picked by their first word.
+func tokenize(lower string, dst []token) []token {
+	start := -1
+	for i, r := range lower {
+		switch {
+		case isAlnum(r):
+			if start < 0 {
+				start = i
+			}
+		case start >= 0:
+			dst = append(dst, token{start, i})
+			start = -1
+		}
+	}
+	if start >= 0 {
+		dst = append(dst, token{start, len(lower)})
+	}
+	return dst
+}
+
+// pattern is a regular expression (a "re:" cue, a citation marker, an
+// own_work pattern) with what makes looking for it cheap. Go's regexp
+// tries a pattern that starts with \b or a choice of words at every byte
+// of the text; but every match of most patterns begins with one of a few
+// literal texts ("we", "our"), so the pattern, anchored, is tried only
+// where one of them occurs, and on no more of the text than a match can
+// span. The spans found are exactly FindAllStringIndex's.
+type pattern struct {
+	re       *regexp.Regexp
+	anchored *regexp.Regexp // "^(?:re)", or nil: no known starts, re is run as is
+	starts   []string       // every match begins with one of these
+	boundary bool           // re begins with \b: a start must not follow a word character
+	width    int            // the most bytes a match spans, or -1 when unbounded
+}
+
+func compilePattern(re *regexp.Regexp) *pattern {
+	p := &pattern{re: re, width: -1}
+	tree, err := syntax.Parse(re.String(), syntax.Perl)
+	if err != nil {
+		return p
+	}
+	tree = tree.Simplify()
+	starts, boundary := matchStarts(tree)
+	if len(starts) == 0 {
+		return p
+	}
+	anchored, err := regexp.Compile(`^(?:` + re.String() + `)`)
+	if err != nil {
+		return p
+	}
+	if w, ok := maxWidth(tree); ok {
+		p.width = w
+	}
+	p.anchored, p.starts, p.boundary = anchored, starts, boundary
+	return p
+}
+
+// matchStarts returns the literal texts one of which every match of re
+// begins with, and whether re begins with \b; nil when they are not
+// known, or when a leading \b would need a look at a start that may not
+// be a word character (the anchored pattern cannot see the byte before).
+func matchStarts(re *syntax.Regexp) ([]string, bool) {
+	for re.Op == syntax.OpCapture {
+		re = re.Sub[0]
+	}
+	subs := []*syntax.Regexp{re}
+	if re.Op == syntax.OpConcat {
+		subs = re.Sub
+	}
+	i := 0
+	for i < len(subs) && subs[i].Op == syntax.OpWordBoundary {
+		i++
+	}
+	if i == len(subs) {
+		return nil, false
+	}
+	switch subs[i].Op {
+	case syntax.OpEmptyMatch, syntax.OpBeginLine, syntax.OpEndLine, syntax.OpBeginText, syntax.OpEndText, syntax.OpNoWordBoundary:
+		return nil, false // firstLiterals would step over these
+	}
+	starts := firstLiterals(&syntax.Regexp{Op: syntax.OpConcat, Sub: subs[i:]})
+	for _, s := range starts {
+		r, _ := utf8.DecodeRuneInString(s)
+		if s == "" || i > 0 && !syntax.IsWordChar(r) {
+			return nil, false
+		}
+	}
+	return starts, i > 0
+}
+
+// maxWidth is the most bytes a match of re can span; false when it is
+// unbounded, or when re looks for the end of the text (a match must then
+// see the whole text, not a window).
+func maxWidth(re *syntax.Regexp) (int, bool) {
+	switch re.Op {
+	case syntax.OpNoMatch, syntax.OpEmptyMatch, syntax.OpWordBoundary, syntax.OpNoWordBoundary:
+		return 0, true
+	case syntax.OpLiteral:
+		if re.Flags&syntax.FoldCase != 0 {
+			return len(re.Rune) * utf8.UTFMax, true
+		}
+		n := 0
+		for _, r := range re.Rune {
+			n += max(utf8.RuneLen(r), 1)
+		}
+		return n, true
+	case syntax.OpCharClass, syntax.OpAnyCharNotNL, syntax.OpAnyChar:
+		return utf8.UTFMax, true
+	case syntax.OpCapture, syntax.OpQuest:
+		return maxWidth(re.Sub[0])
+	case syntax.OpRepeat:
+		w, ok := maxWidth(re.Sub[0])
+		return w * re.Max, ok && re.Max >= 0
+	case syntax.OpConcat, syntax.OpAlternate:
+		total := 0
+		for _, sub := range re.Sub {
+			w, ok := maxWidth(sub)
+			if !ok {
+				return 0, false
+			}
+			if re.Op == syntax.OpConcat {
+				total += w
+			} else {
+				total = max(total, w)
+			}
+		}
+		return total, true
+	}
+	return 0, false // star, plus, line and text anchors
+}
+
+// findAll appends to dst the spans re.FindAllStringIndex(s, -1) returns;
+// at is scratch space for the places a match may begin.
+func (p *pattern) findAll(s string, dst [][2]int, at []int) ([][2]int, []int) {
+	if p.anchored == nil {
+		for _, m := range p.re.FindAllStringIndex(s, -1) {
+			dst = append(dst, [2]int{m[0], m[1]})
+		}
+		return dst, at
+	}
+	at = p.candidates(s, at[:0])
+	end := 0
+	for _, i := range at {
+		if i < end {
+			continue // matches do not overlap
+		}
+		if n := p.matchAt(s, i); n > 0 {
+			dst = append(dst, [2]int{i, i + n})
+			end = i + n
+		}
+	}
+	return dst, at
+}
+
+// matches is re.MatchString(s).
+func (p *pattern) matches(s string, at []int) (bool, []int) {
+	if p.anchored == nil {
+		return p.re.MatchString(s), at
+	}
+	at = p.candidates(s, at[:0])
+	for _, i := range at {
+		if p.matchAt(s, i) > 0 {
+			return true, at
+		}
+	}
+	return false, at
+}
+
+// candidates appends to at, in order, the offsets where one of the starts occurs.
+func (p *pattern) candidates(s string, at []int) []int {
+	for _, lit := range p.starts {
+		for from := 0; ; {
+			i := strings.Index(s[from:], lit)
+			if i < 0 {
+				break
+			}
+			at = append(at, from+i)
+			from += i + 1
+		}
+	}
+	if len(p.starts) > 1 {
+		slices.Sort(at)
+		at = slices.Compact(at)
+	}
+	return at
+}
+
+// matchAt is the length of the match that begins at s[i:], or 0 (a match
+// is never empty: it begins with a start).
+func (p *pattern) matchAt(s string, i int) int {
+	if p.boundary && i > 0 {
+		if r, _ := utf8.DecodeLastRuneInString(s[:i]); syntax.IsWordChar(r) {
+			return 0
+		}
+	}
+	rest := s[i:]
+	// The window keeps one whole rune after the longest match, so \b at
+	// its end sees what it would see in the whole text.
+	if p.width >= 0 && len(rest) > p.width+utf8.UTFMax {
+		rest = rest[:p.width+utf8.UTFMax]
+	}
+	loc := p.anchored.FindStringIndex(rest)
+	if loc == nil {
+		return 0
+	}
+	return loc[1]
+}
+
+func isAlnum(r rune) bool {
+	if r < utf8.RuneSelf {
+		return 'a' <= r && r <= 'z' || '0' <= r && r <= '9' || 'A' <= r && r <= 'Z'
+	}
+	return unicode.IsLetter(r) || unicode.IsDigit(r)
+}

@@ -1,0 +1,106 @@
+package classify
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"unicode"
+)
+
+// A pattern looked for only where its starts occur finds exactly what
+// Go's regexp finds in the whole text: every pattern of the shipped rules
+// and a few made to trip the shortcut (a word character before the start,
+// one outside ASCII, a match at the window's end, starts that are
+// prefixes of one another, the end of the text), over made-up sentences
+// and, when ../shared/data is there, one labelled row in twenty.
+func TestPatternsFindWhatRegexpFinds(t *testing.T) {
+	c := testClassifier(t)
+	pats := []string{
+		`\b(we|our)\b`, `\b(use|used|uses)\b`, `\bus(e|ed)\b.{0,3}\bx`, `\b(19|20)\d\d[a-z]?\b`,
+		`state.?of.?the.?art`, `\bé(t|té)\b`, `\bdata$`, `\b(a|ab)c?`, `we\b`, `\[\s*\d+\s*[-–,]`,
+		`\b(we|our)\w+`, `(?i)\bwe\b`, `\b(?:as|also) (reported|found)`,
+	}
+	for _, re := range c.rules.CitationMarkers {
+		pats = append(pats, re.String())
+	}
+	for _, re := range c.rules.Pluralism.OwnWork {
+		pats = append(pats, re.String())
+	}
+	fast := 0
+	for _, ls := range []*LabelSet{c.rules.Role, c.rules.Polarity, c.rules.Pluralism} {
+		for _, cue := range ls.Cues {
+			if cue.re != nil {
+				pats = append(pats, cue.re.String())
+			}
+		}
+	}
+	texts := []string{
+		"we use it. our use, however, we'd _we éwe wé we", "swe we_ ourselves our", "used uses use usex us x use x",
+		"in 1999a and 2020, 19999 (2003) 2003b", "state-of-the-art stateoftheart state of the art", "été ét éte",
+		"big data data", "abc ab a ac", "[1, 2] [ 3 - 4] [12–13]", "we    use   we\u00a0use we\u2028use",
+		"as reported by [2]; also found in [3]", "We, WE", "we use a deliberative poll of diverse perspectives; we propose a benchmark",
+		strings.Repeat("é", 40) + " we " + strings.Repeat("ü", 40) + " use",
+	}
+	for _, f := range digestFiles {
+		path := "../../shared/data/" + f.file
+		if !exists(path) {
+			continue
+		}
+		exs, err := ReadGold(path, GuessFormat(path), f.task)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, e := range exs {
+			if i%20 == 0 { // the digest test tags them all; this one is slow
+				texts = append(texts, strings.Map(unicode.ToLower, e.Text+e.Title+" . "+e.Summary))
+			}
+		}
+	}
+	for _, pat := range pats {
+		p := compilePattern(regexp.MustCompile(pat))
+		if p.anchored != nil {
+			fast++
+		}
+		for _, text := range texts {
+			want := [][2]int{}
+			for _, m := range p.re.FindAllStringIndex(text, -1) {
+				want = append(want, [2]int{m[0], m[1]})
+			}
+			got, _ := p.findAll(text, [][2]int{}, nil)
+			if !slices.Equal(got, want) {
+				t.Errorf("%q in %q: found %v, regexp finds %v", pat, text, got, want)
+			}
+			if ok, _ := p.matches(text, nil); ok != p.re.MatchString(text) {
+				t.Errorf("%q in %q: matches %v, regexp says %v", pat, text, ok, !ok)
+			}
+		}
+	}
+	// Most patterns take the shortcut, or it is not what makes classify fast.
+	if fast < len(pats)*3/4 {
+		t.Errorf("only %d of %d patterns have known starts", fast, len(pats))
+	}
+}
+
+// What a pattern's matches begin with, and how long they can be.
+func TestMatchStartsAndWidth(t *testing.T) {
+	for pat, want := range map[string]string{
+		`\b(we|our)\b`:              "[we our] true 3",
+		`state.?of.?the.?art`:       "[state] false 25",
+		`\bvot(es|ing)\b`:           "[votes voting] true 6",
+		`\b(we|our)\b.{0,30}\buse`:  "[we our] true 126",
+		`\[\s*\d+\s*[-–,]`:          "[[] false -1",
+		`\bdata$`:                   "[data] true -1",
+		`(?i)\bwe\b`:                "[] false -1",
+		`\b\[`:                      "[] false -1",
+		`^we`:                       "[] false -1",
+		`colou?r`:                   "[colo] false 6",
+		`\b(several|many|a.b) ways`: "[several many a] true 12",
+	} {
+		p := compilePattern(regexp.MustCompile(pat))
+		if got := fmt.Sprint(p.starts, p.boundary, p.width); got != want {
+			t.Errorf("%q: starts, boundary, width = %s, want %s", pat, got, want)
+		}
+	}
+}
