@@ -661,12 +661,6 @@ func (c *Classifier) findCue(cue *Cue, s sentence, hits []hit, sc *scratch) [][2
 		out, sc.at = cue.pat.findAll(s.lower, out, sc.at)
 		return out
 	}
-	if cue.re != nil { // a pattern not compiled by loadLabelSet
-		for _, m := range cue.re.FindAllStringIndex(s.lower, -1) {
-			out = append(out, [2]int{m[0], m[1]})
-		}
-		return out
-	}
 	p := cue.phrase
 	if cue.atWord && hits[0].tok >= 0 {
 		for _, h := range hits {

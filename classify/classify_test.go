@@ -313,6 +313,14 @@ func TestPartOfSpeechCue(t *testing.T) {
 	}, "bad"); err == nil || !strings.Contains(err.Error(), "pos:WORD/TAG") {
 		t.Fatalf("a malformed pos cue: err = %v", err)
 	}
+	for _, cue := range []string{`""`, `"before-cited:"`} {
+		if _, err := LoadRulesFS(fstest.MapFS{
+			"rules.yaml": {Data: []byte("version: test\n")},
+			"roles.yaml": {Data: []byte("negated: drop\nlabels:\n  uses:\n    " + cue + ": 2\n")},
+		}, "bad"); err == nil || !strings.Contains(err.Error(), "bad/roles.yaml: label uses: an empty cue") {
+			t.Fatalf("an empty cue %s: err = %v", cue, err)
+		}
+	}
 }
 
 // A sided cue counts only before (or after) the cited marker, and never

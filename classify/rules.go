@@ -372,6 +372,9 @@ func loadLabelSet(fsys fs.FS, dir, file, kind string) (*LabelSet, error) {
 				}
 				c.phrase, c.first, c.tag = strings.ToLower(word), strings.ToLower(word), tag
 			} else {
+				if t == "" { // it would be found at every byte
+					return nil, fmt.Errorf("%s: label %s: an empty cue (%q); write a phrase", where, label, c.Text)
+				}
 				c.phrase = strings.ToLower(t)
 				if ws := words(c.phrase); len(ws) > 0 {
 					c.first = ws[0]
