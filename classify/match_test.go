@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"unicode"
 )
@@ -102,5 +103,39 @@ func TestMatchStartsAndWidth(t *testing.T) {
 		if got := fmt.Sprint(p.starts, p.boundary, p.width); got != want {
 			t.Errorf("%q: starts, boundary, width = %s, want %s", pat, got, want)
 		}
+	}
+}
+
+// The Classifier is shared by a stage's workers: calls in parallel (each
+// with its own scratch space from the pool) tag as calls one by one do.
+func TestConcurrentCallsTagAlike(t *testing.T) {
+	c := testClassifier(t)
+	texts := []string{
+		"Unlike the parser of Smith et al. [12], which relies on a lexicon, we use the treebank of [3] and obtain results consistent with [4].",
+		"We do not use the method of [2], which fails on long sentences.",
+		"In future work we plan to combine it with [6].",
+		"Our results may confirm the findings of [1] (2003), while [2] reported the opposite.",
+	}
+	want := make([]string, len(texts))
+	for i, s := range texts {
+		want[i] = fmt.Sprint(c.Context(s, "Results", []int{20, 23}), c.Pluralism("Jury learning", s, ""))
+	}
+	errs := make(chan string, 8)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for n := range 200 {
+				i := (g + n) % len(texts)
+				if got := fmt.Sprint(c.Context(texts[i], "Results", []int{20, 23}), c.Pluralism("Jury learning", texts[i], "")); got != want[i] {
+					errs <- fmt.Sprintf("%q: %s, want %s", texts[i], got, want[i])
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
 	}
 }
