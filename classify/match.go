@@ -90,11 +90,11 @@ func matchStarts(re *syntax.Regexp) ([]string, bool) {
 	if i == len(subs) {
 		return nil, false
 	}
-	switch subs[i].Op {
-	case syntax.OpEmptyMatch, syntax.OpBeginLine, syntax.OpEndLine, syntax.OpBeginText, syntax.OpEndText, syntax.OpNoWordBoundary:
-		return nil, false // firstLiterals would step over these
+	rest := &syntax.Regexp{Op: syntax.OpConcat, Sub: subs[i:]}
+	if looksBack(rest) {
+		return nil, false // as "(\\bwe|our)": the anchored pattern would not see the byte before
 	}
-	starts := firstLiterals(&syntax.Regexp{Op: syntax.OpConcat, Sub: subs[i:]})
+	starts := firstLiterals(rest)
 	for _, s := range starts {
 		r, _ := utf8.DecodeRuneInString(s)
 		if s == "" || i > 0 && !syntax.IsWordChar(r) {
@@ -102,6 +102,46 @@ func matchStarts(re *syntax.Regexp) ([]string, bool) {
 		}
 	}
 	return starts, i > 0
+}
+
+// looksBack tells whether re may test, before it takes any text, where it
+// is (\b, \B, ^, $ and the like): that needs the text before the match.
+func looksBack(re *syntax.Regexp) bool {
+	switch re.Op {
+	case syntax.OpWordBoundary, syntax.OpNoWordBoundary, syntax.OpBeginLine, syntax.OpEndLine, syntax.OpBeginText, syntax.OpEndText:
+		return true
+	case syntax.OpCapture, syntax.OpQuest, syntax.OpStar, syntax.OpPlus, syntax.OpRepeat:
+		return looksBack(re.Sub[0])
+	case syntax.OpAlternate:
+		return slices.ContainsFunc(re.Sub, looksBack)
+	case syntax.OpConcat:
+		for _, sub := range re.Sub {
+			if looksBack(sub) {
+				return true
+			}
+			if !mayBeEmpty(sub) {
+				return false // what follows sees the text this takes
+			}
+		}
+	}
+	return false
+}
+
+// mayBeEmpty tells whether re can match without taking any text.
+func mayBeEmpty(re *syntax.Regexp) bool {
+	switch re.Op {
+	case syntax.OpLiteral, syntax.OpCharClass, syntax.OpAnyChar, syntax.OpAnyCharNotNL, syntax.OpNoMatch:
+		return false
+	case syntax.OpCapture, syntax.OpPlus:
+		return mayBeEmpty(re.Sub[0])
+	case syntax.OpRepeat:
+		return re.Min == 0 || mayBeEmpty(re.Sub[0])
+	case syntax.OpConcat:
+		return !slices.ContainsFunc(re.Sub, func(sub *syntax.Regexp) bool { return !mayBeEmpty(sub) })
+	case syntax.OpAlternate:
+		return slices.ContainsFunc(re.Sub, mayBeEmpty)
+	}
+	return true // empty match, assertions, star, quest
 }
 
 // maxWidth is the most bytes a match of re can span; false when it is

@@ -21,7 +21,8 @@ func TestPatternsFindWhatRegexpFinds(t *testing.T) {
 	pats := []string{
 		`\b(we|our)\b`, `\b(use|used|uses)\b`, `\bus(e|ed)\b.{0,3}\bx`, `\b(19|20)\d\d[a-z]?\b`,
 		`state.?of.?the.?art`, `\bé(t|té)\b`, `\bdata$`, `\b(a|ab)c?`, `we\b`, `\[\s*\d+\s*[-–,]`,
-		`\b(we|our)\w+`, `(?i)\bwe\b`, `\b(?:as|also) (reported|found)`,
+		`\b(we|our)\w+`, `(?i)\bwe\b`, `\b(?:as|also) (reported|found)`, `(\bwe)`, `\bwe|\bour`, `(?:\b)?we`,
+		`x*\bwe`, `(we|\Bour)`, `we\B`,
 	}
 	for _, re := range c.rules.CitationMarkers {
 		pats = append(pats, re.String())
@@ -96,6 +97,10 @@ func TestMatchStartsAndWidth(t *testing.T) {
 		`(?i)\bwe\b`:                "[] false -1",
 		`\b\[`:                      "[] false -1",
 		`^we`:                       "[] false -1",
+		`(\bwe)`:                    "[we] true 2",
+		`\bwe|\bour`:                "[] false -1",
+		`x?\bwe`:                    "[] false -1",
+		`\b(we|our)x?\b`:            "[we our] true 4",
 		`colou?r`:                   "[colo] false 6",
 		`\b(several|many|a.b) ways`: "[several many a] true 12",
 	} {
