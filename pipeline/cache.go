@@ -18,11 +18,18 @@ import (
 // was built from.
 const BucketHTTP = "citecrawl_http"
 
+// BucketHubs is the object store of hub memberships: the papers each hub
+// listed at its last crawl, for "gone" detection. A hub of a hundred
+// thousand papers lists megabytes, more than one message may hold; the
+// object store keeps it in chunks.
+const BucketHubs = "citecrawl_hubs"
+
 // httpCache keeps what the crawler remembers in JetStream, so every
 // worker on the cluster shares it: it is the crawler's ingest.Validators,
 // ingest.History and ingest.Budget.
 type httpCache struct {
-	kv jetstream.KeyValue
+	kv   jetstream.KeyValue
+	hubs jetstream.ObjectStore
 }
 
 var (
@@ -45,7 +52,14 @@ func openHTTPCache(ctx context.Context, js jetstream.JetStream, replicas int) (*
 	if err != nil {
 		return nil, fmt.Errorf("key-value bucket %s: %w", BucketHTTP, err)
 	}
-	return &httpCache{kv: kv}, nil
+	hubs, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket: BucketHubs, Description: "citecrawl hub memberships: the papers each hub listed at its last crawl",
+		Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("object store %s: %w", BucketHubs, err)
+	}
+	return &httpCache{kv: kv, hubs: hubs}, nil
 }
 
 func urlKey(u string) string {
@@ -79,15 +93,27 @@ func (c *httpCache) StoreRecordPages(ctx context.Context, recordID string, urls 
 }
 
 // HubMembers are the citing papers a hub listed at its last crawl: record
-// id to paper title.
+// id to paper title. Memberships stored by earlier versions, in the
+// key-value bucket, are still read.
 func (c *httpCache) HubMembers(ctx context.Context, hubID string) map[string]string {
 	m := map[string]string{}
+	b, err := c.hubs.GetBytes(ctx, "hub."+hubID)
+	if err == nil && json.Unmarshal(b, &m) == nil {
+		return m
+	}
 	c.getJSON(ctx, "hub."+hubID, &m)
 	return m
 }
 
 func (c *httpCache) StoreHubMembers(ctx context.Context, hubID string, m map[string]string) error {
-	return c.putJSON(ctx, "hub."+hubID, m)
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return rideOut(ctx, func(ctx context.Context) error {
+		_, err := c.hubs.PutBytes(ctx, "hub."+hubID, b)
+		return err
+	})
 }
 
 func (c *httpCache) getJSON(ctx context.Context, key string, v any) bool {

@@ -82,6 +82,8 @@ func (c countingGetter) Get(ctx context.Context, u string, hdr http.Header) (*in
 type fetchHandler struct {
 	crawler *ingest.Crawler
 	stats   *Stats
+	// maxPayload is the broker's message size limit (0: unknown).
+	maxPayload int64
 }
 
 func (h *fetchHandler) handle(ctx context.Context, m jetstream.Msg) (Outcome, error) {
@@ -142,9 +144,15 @@ func (h *fetchHandler) paper(ctx context.Context, t Task) (Outcome, error) {
 	if b.Known {
 		counter, change = &h.stats.Changed, ChangeChanged
 	}
+	capRecord(&b.Record)
 	o, err := rawRecord(t.RunID, &b.Record, change)
 	if err != nil {
 		return Outcome{}, err
+	}
+	if h.maxPayload > 0 && int64(len(o.Data)) > h.maxPayload {
+		// Fetching again would build the same record: park it at once.
+		return Outcome{}, retry.Permanentf("record %s is %d bytes, over the broker's message limit of %d even with its contexts capped",
+			b.Record.ID, len(o.Data), h.maxPayload)
 	}
 	more := hubTasks(t.RunID, b.Discovered)
 	done := append(commits(b.Commits), func(context.Context) error {
@@ -154,6 +162,56 @@ func (h *fetchHandler) paper(ctx context.Context, t Task) (Outcome, error) {
 		return nil
 	})
 	return Outcome{Outs: append([]Out{o}, more...), Commit: done}, nil
+}
+
+// Caps on what one record carries, so that a huge full text (a page of
+// megabytes, one "sentence" of a table dumped as text) still makes a
+// record that fits in one broker message. What is cut is counted in the
+// record's truncated field.
+const (
+	maxContexts      = 100
+	maxSentenceRunes = 1000
+)
+
+// capRecord keeps the first maxContexts contexts and cuts each sentence
+// to maxSentenceRunes around its citation marker.
+func capRecord(r *record.Record) {
+	var t record.Truncated
+	if len(r.Contexts) > maxContexts {
+		t.Contexts = len(r.Contexts) - maxContexts
+		r.Contexts = r.Contexts[:maxContexts]
+	}
+	for i := range r.Contexts {
+		if capSentence(&r.Contexts[i]) {
+			t.Sentences++
+		}
+	}
+	if t != (record.Truncated{}) {
+		r.Truncated = &t
+	}
+}
+
+// capSentence cuts c.Text to maxSentenceRunes runes, keeping the cited
+// marker (CiteSpan, in runes) inside the window and its span right.
+func capSentence(c *record.Context) bool {
+	runes := []rune(c.Text)
+	if len(runes) <= maxSentenceRunes {
+		return false
+	}
+	start := 0
+	if len(c.CiteSpan) == 2 {
+		start = min(max(c.CiteSpan[0]-maxSentenceRunes/2, 0), len(runes)-maxSentenceRunes)
+	}
+	c.Text = string(runes[start : start+maxSentenceRunes])
+	if len(c.CiteSpan) == 2 {
+		a, b := c.CiteSpan[0]-start, min(c.CiteSpan[1]-start, maxSentenceRunes)
+		if a < 0 || a >= b {
+			c.CiteSpan = nil
+		} else {
+			c.CiteSpan = []int{a, b}
+		}
+	}
+	return true
 }
 
 // rawRecord is a raw record's message, marked with its run and change.
