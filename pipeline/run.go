@@ -187,18 +187,18 @@ func (w *Workers) Failed() <-chan struct{} { return w.failed }
 // Result is what a run did; its report is also written beside the output
 // and published on citecrawl.runs.<run id>.
 type Result struct {
-	RunID       string       `json:"run_id"`
-	Started     time.Time    `json:"started"`
-	Duration    Duration     `json:"duration"`
-	Hubs        []string     `json:"hubs"`
-	Pages       int64        `json:"pages_fetched"`
-	NotModified int64        `json:"not_modified"`
-	New         int64        `json:"new"`
-	Changed     int64        `json:"changed"`
-	Gone        int64        `json:"gone"`
-	Written     int64        `json:"written"`
-	Duplicates  int64        `json:"already_written"`
-	Errors      int          `json:"errors"`
+	RunID       string    `json:"run_id"`
+	Started     time.Time `json:"started"`
+	Duration    Duration  `json:"duration"`
+	Hubs        []string  `json:"hubs"`
+	Pages       int64     `json:"pages_fetched"`
+	NotModified int64     `json:"not_modified"`
+	New         int64     `json:"new"`
+	Changed     int64     `json:"changed"`
+	Gone        int64     `json:"gone"`
+	Written     int64     `json:"written"`
+	Duplicates  int64     `json:"already_written"`
+	Errors      int       `json:"errors"`
 	// DeadLetters lists the first reportListMax of the run's Errors dead
 	// letters; `citecrawl dead list` shows them all.
 	DeadLetters []DeadLetter `json:"dead_letters,omitempty"`
