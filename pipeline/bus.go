@@ -141,7 +141,7 @@ func Open(ctx context.Context, cfg BrokerConfig, maxPending int, log zerolog.Log
 		b.Close()
 		return nil, replicasError(err, cfg.Replicas)
 	}
-	if b.cache, err = openHTTPCache(ctx, b.JS, cfg.Replicas); err != nil {
+	if b.cache, err = openHTTPCache(ctx, b.JS, cfg.Replicas, nc.MaxPayload()); err != nil {
 		b.Close()
 		return nil, err
 	}

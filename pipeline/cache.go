@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -28,8 +29,9 @@ const BucketHubs = "citecrawl_hubs"
 // worker on the cluster shares it: it is the crawler's ingest.Validators,
 // ingest.History and ingest.Budget.
 type httpCache struct {
-	kv   jetstream.KeyValue
-	hubs jetstream.ObjectStore
+	kv    jetstream.KeyValue
+	hubs  jetstream.ObjectStore
+	chunk uint32 // object chunk size: well under the broker's message limit
 }
 
 var (
@@ -44,7 +46,7 @@ type validators struct {
 	LastModified string `json:"last_modified,omitempty"`
 }
 
-func openHTTPCache(ctx context.Context, js jetstream.JetStream, replicas int) (*httpCache, error) {
+func openHTTPCache(ctx context.Context, js jetstream.JetStream, replicas int, maxPayload int64) (*httpCache, error) {
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: BucketHTTP, Description: "citecrawl conditional requests: validators per URL, pages per record",
 		Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
@@ -59,7 +61,11 @@ func openHTTPCache(ctx context.Context, js jetstream.JetStream, replicas int) (*
 	if err != nil {
 		return nil, fmt.Errorf("object store %s: %w", BucketHubs, err)
 	}
-	return &httpCache{kv: kv, hubs: hubs}, nil
+	chunk := uint32(128 << 10)
+	if maxPayload > 0 {
+		chunk = uint32(min(int64(chunk), maxPayload/2))
+	}
+	return &httpCache{kv: kv, hubs: hubs, chunk: chunk}, nil
 }
 
 func urlKey(u string) string {
@@ -111,7 +117,8 @@ func (c *httpCache) StoreHubMembers(ctx context.Context, hubID string, m map[str
 		return err
 	}
 	return rideOut(ctx, func(ctx context.Context) error {
-		_, err := c.hubs.PutBytes(ctx, "hub."+hubID, b)
+		meta := jetstream.ObjectMeta{Name: "hub." + hubID, Opts: &jetstream.ObjectMetaOptions{ChunkSize: c.chunk}}
+		_, err := c.hubs.Put(ctx, meta, bytes.NewReader(b))
 		return err
 	})
 }
