@@ -84,6 +84,9 @@ type fetchHandler struct {
 	stats   *Stats
 	// maxPayload is the broker's message size limit (0: unknown).
 	maxPayload int64
+	// bus is where the task queue is, to see whether a hub is already
+	// being crawled (nil: not looked at).
+	bus *Bus
 }
 
 func (h *fetchHandler) handle(ctx context.Context, m jetstream.Msg) (Outcome, error) {
@@ -93,12 +96,34 @@ func (h *fetchHandler) handle(ctx context.Context, m jetstream.Msg) (Outcome, er
 	}
 	switch t.Kind {
 	case TaskHub:
+		if h.queuedBefore(ctx, m) {
+			// Two runs queued the same hub at once: the earlier task crawls it.
+			return Outcome{}, nil
+		}
 		return h.hub(ctx, t)
 	case TaskPaper:
 		return h.paper(ctx, t)
 	default:
 		return Outcome{}, retry.Permanentf("task on %s has unknown kind %q", m.Subject(), t.Kind)
 	}
+}
+
+// queuedBefore says whether a task for the same hub is queued ahead of m,
+// as when two runs started at once both queued their hub: crawling it
+// twice would fetch every paper twice. When it cannot tell, it says no.
+func (h *fetchHandler) queuedBefore(ctx context.Context, m jetstream.Msg) bool {
+	meta, err := m.Metadata()
+	if h.bus == nil || err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	defer cancel()
+	s, err := h.bus.JS.Stream(ctx, StreamTasks)
+	if err != nil {
+		return false
+	}
+	first, err := s.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(m.Subject()))
+	return err == nil && first.Sequence < meta.Sequence.Stream
 }
 
 // hub queues one paper task per citing paper, a gone record per paper the

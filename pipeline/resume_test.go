@@ -253,4 +253,3 @@ func TestReportListsAtMostHundredDeadLetters(t *testing.T) {
 		t.Fatalf("report: errors %d, listed %d, not listed %d, %d bytes", r.Errors, len(r.DeadLetters), r.NotListed, len(b))
 	}
 }
-

@@ -113,7 +113,7 @@ func (w *Workers) build(ctx context.Context, bus *Bus, cfg Config, name string, 
 		if err != nil {
 			return nil, err
 		}
-		h := &fetchHandler{crawler: cr, stats: env.Stats, maxPayload: bus.NC.MaxPayload()}
+		h := &fetchHandler{crawler: cr, stats: env.Stats, maxPayload: bus.NC.MaxPayload(), bus: bus}
 		s := &stage{name: name, consumer: c, handle: h.handle, workers: cfg.Stages.FetchWorkers, batch: 1,
 			idle: env.Idle, bus: bus, cfg: cfg.Stages, log: log, stats: env.Stats}
 		return func() { s.run(ctx) }, nil

@@ -491,6 +491,8 @@ func (c cli) snapshot(args []string) int {
 	fs.SetOutput(c.stderr)
 	listen := fs.String("listen", "127.0.0.1:8080", "address to serve the snapshot site on")
 	papers := fs.Int("papers", 0, "serve a generated hub of N citing papers instead (for load and fault tests)")
+	validators := fs.Bool("validators", true, "send ETags and answer conditional requests with 304 (false: every request is answered in full)")
+	logReqs := fs.Bool("log-requests", false, "write one line per request to standard error")
 	if err := parseFlags(fs, args); err != nil {
 		return c.usageError(err)
 	}
@@ -506,7 +508,14 @@ func (c cli) snapshot(args []string) int {
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	srv := &http.Server{Addr: *listen, Handler: site, ReadHeaderTimeout: 10 * time.Second}
+	var handler http.Handler = site
+	if !*validators {
+		handler = withoutValidators(handler)
+	}
+	if *logReqs {
+		handler = logRequests(handler, zerolog.SyncWriter(c.stderr))
+	}
+	srv := &http.Server{Addr: *listen, Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
 		_ = srv.Close()
