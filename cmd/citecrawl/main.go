@@ -240,6 +240,12 @@ func (o *options) load(args []string, environ []string) (Config, error) {
 		}
 		cfg.Offline = true
 	}
+	// The sink acks a record when its segment is sealed, so segments must
+	// seal within the ack wait: a segment age left at its default follows
+	// a shorter ack wait rather than refusing it.
+	if def := defaultConfig().Sink.SegmentMaxAge; cfg.Sink.SegmentMaxAge == def && cfg.Stages.AckWait <= def {
+		cfg.Sink.SegmentMaxAge = cfg.Stages.AckWait / 2
+	}
 	return cfg, cfg.Validate()
 }
 
