@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -113,8 +114,8 @@ func (h *fetchHandler) handle(ctx context.Context, m jetstream.Msg) (Outcome, er
 // twice would fetch every paper twice. When it cannot tell, it says no.
 func (h *fetchHandler) queuedBefore(ctx context.Context, m jetstream.Msg) bool {
 	meta, err := m.Metadata()
-	if h.bus == nil || err != nil {
-		return false
+	if h.bus == nil || err != nil || !strings.HasPrefix(m.Subject(), SubjectHubTask+".") {
+		return false // tasks of older versions share one subject for every hub
 	}
 	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
 	defer cancel()
