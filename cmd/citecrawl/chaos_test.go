@@ -19,21 +19,30 @@ import (
 
 // chaosSite serves a generated hub of n papers with neither ETag nor
 // Last-Modified (nothing can be skipped with a 304), counting the pages
-// asked for; each answer takes delay.
-func chaosSite(t *testing.T, n int, delay time.Duration) (*httptest.Server, *snapshot.Site, *atomic.Int64) {
+// asked for (robots.txt aside, counted in robotsTxt); each answer takes
+// delay.
+func chaosSite(t *testing.T, n int, delay time.Duration) (*httptest.Server, *snapshot.Site, *siteCounts) {
 	t.Helper()
 	site := snapshot.New(snapshot.StyleCards, snapshot.Generated(n))
-	pages := &atomic.Int64{}
+	counts := &siteCounts{}
 	web := httptest.NewServer(withoutValidators(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/robots.txt" {
-			pages.Add(1)
+		if r.URL.Path == "/robots.txt" {
+			counts.robots.Add(1)
+		} else {
+			counts.pages.Add(1)
 		}
 		time.Sleep(delay)
 		site.ServeHTTP(w, r)
 	})))
 	t.Cleanup(web.Close)
-	return web, site, pages
+	return web, site, counts
 }
+
+// siteCounts are the requests a chaosSite answered.
+type siteCounts struct{ pages, robots atomic.Int64 }
+
+func (c *siteCounts) Load() int64   { return c.pages.Load() }
+func (c *siteCounts) Store(n int64) { c.pages.Store(n); c.robots.Store(n) }
 
 // runCmd is `citecrawl run` of the site's hub on data and out.
 func runCmd(bin, hub, arxiv, data, out string) *exec.Cmd {
@@ -95,6 +104,9 @@ func TestRunKilledThenRerun(t *testing.T) {
 	lines, ids := outLines(t, out)
 	if lines != n || len(ids) != n {
 		t.Fatalf("%d lines, %d distinct ids; want %d of each\n%s", lines, len(ids), n, summary)
+	}
+	if n := pages.robots.Load(); n > 5 {
+		t.Errorf("robots.txt was fetched %d times by 5 processes on one host; want once per process", n)
 	}
 	if limit := cleanPages * 3 / 2; pages.Load() > limit {
 		t.Fatalf("%d pages fetched; a clean run fetched %d, want at most %d", pages.Load(), cleanPages, limit)
