@@ -5,6 +5,8 @@
 package classify
 
 import (
+	"math"
+	"slices"
 	"sort"
 	"strings"
 	"unicode"
@@ -38,11 +40,15 @@ func (c *Classifier) Version() string { return c.rules.Version }
 
 // ContextTags are the tags of one citing sentence.
 type ContextTags struct {
-	Role           string
-	Polarity       string
-	Evidence       []record.Evidence // role and polarity cues, told apart by Label
-	RoleScores     map[string]float64
-	PolarityScores map[string]float64
+	Role     string
+	Polarity string
+	// RoleConfidence and PolarityConfidence are the chances that Role and
+	// Polarity are right (LabelSet.Confidence of their probabilities).
+	RoleConfidence     float64
+	PolarityConfidence float64
+	Evidence           []record.Evidence // role and polarity cues, told apart by Label
+	RoleScores         map[string]float64
+	PolarityScores     map[string]float64
 }
 
 // Context tags one citing sentence. section may be empty; span, when it
@@ -53,33 +59,113 @@ func (c *Classifier) Context(text, section string, span []int) ContextTags {
 	ws := wordSet(lower)
 	roleScores, roleEv := c.score(c.rules.Role, lower, ws, m, sec)
 	polScores, polEv := c.score(c.rules.Polarity, lower, ws, m, sec)
-	return ContextTags{
+	t := ContextTags{
 		Role:           argmax(c.rules.Role, roleScores),
 		Polarity:       argmax(c.rules.Polarity, polScores),
 		Evidence:       append(roleEv, polEv...),
 		RoleScores:     roleScores,
 		PolarityScores: polScores,
 	}
+	t.RoleConfidence = c.rules.Role.Confidence(probability(c.rules.Role, roleScores, t.Role))
+	t.PolarityConfidence = c.rules.Polarity.Confidence(probability(c.rules.Polarity, polScores, t.Polarity))
+	return t
 }
 
-// Pluralism tags a paper from its title, summary and abstract.
-func (c *Classifier) Pluralism(title, summary, abstract string) record.Pluralism {
-	text := strings.Join([]string{title, summary, abstract}, " . ")
-	lower, m := c.prepare(text, nil)
-	ls := c.rules.Pluralism
-	scores, ev := c.score(ls, lower, wordSet(lower), m, "")
-	p := record.Pluralism{Scores: scores, Evidence: ev, Primary: record.PluralismNone}
-	best := 0.0
+// Probabilities turns a label set's scores into probabilities:
+// softmax(score / temperature) over the set's labels, the temperature
+// fitted by scripts/tune.
+func Probabilities(ls *LabelSet, scores map[string]float64) map[string]float64 {
+	t, mx, z := softmaxParts(ls, scores)
+	p := make(map[string]float64, len(ls.Labels))
 	for _, l := range ls.Labels {
-		if s := scores[l]; s >= ls.Threshold {
-			p.Labels = append(p.Labels, l)
-			if s > best {
-				best, p.Primary = s, l
+		p[l] = round(math.Exp(scores[l]/t-mx) / z)
+	}
+	return p
+}
+
+// probability is Probabilities(ls, scores)[label], without the map (it is
+// on the path of every sentence).
+func probability(ls *LabelSet, scores map[string]float64, label string) float64 {
+	t, mx, z := softmaxParts(ls, scores)
+	return round(math.Exp(scores[label]/t-mx) / z)
+}
+
+// softmaxParts are the temperature, the highest scaled score and the
+// softmax's denominator (scaled by exp(-max), so nothing overflows).
+func softmaxParts(ls *LabelSet, scores map[string]float64) (t, mx, z float64) {
+	t = ls.Temperature
+	if t <= 0 {
+		t = 1
+	}
+	mx = math.Inf(-1)
+	for _, l := range ls.Labels {
+		mx = max(mx, scores[l]/t)
+	}
+	for _, l := range ls.Labels {
+		z += math.Exp(scores[l]/t - mx)
+	}
+	return t, mx, z
+}
+
+// Confidence maps the probability the scores give a tag to the chance
+// that the tag is right: sigmoid(slope * logit(p) + intercept), fitted by
+// scripts/tune on rows the weights never saw (Platt scaling). The scores
+// grow with every cue that fires, so a long abstract's softmax is surer
+// than it should be and a short one's less sure: one temperature cannot
+// mend both ends, the slope can. Slope 1, intercept 0 leave p as it is.
+func (ls *LabelSet) Confidence(p float64) float64 {
+	if ls.Slope == 0 || ls.Slope == 1 && ls.Intercept == 0 {
+		return p
+	}
+	p = min(max(p, 1e-6), 1-1e-6)
+	return round(1 / (1 + math.Exp(-(ls.Slope*math.Log(p/(1-p)) + ls.Intercept))))
+}
+
+// Pluralism tags a paper from its title and abstract (its summary when it
+// has no abstract) and, when given, the sentences in which it cites the
+// hub's work. Cues in a sentence where the paper says what it does ("we
+// propose", "our benchmark", the title) weigh more than cues it merely
+// mentions; cues in the citing sentences weigh with their own factor and
+// are told apart in the evidence (pluralism/cue-in-citing-sentence).
+// The primary category is the most probable one, none included; another
+// category applies too when its probability reaches the file's secondary.
+func (c *Classifier) Pluralism(title, summary, abstract string, citing ...string) record.Pluralism {
+	body := abstract
+	if body == "" {
+		body = summary
+	}
+	text := title + " . " + body
+	ls := c.rules.Pluralism
+	lower, m := c.prepare(text, nil)
+	m.own = c.ownWork(lower, len(title))
+	scores, ev := c.score(ls, lower, wordSet(lower), m, "")
+	if len(citing) > 0 && ls.CitingFactor > 0 {
+		cues := *ls
+		cues.Prior = nil // the paper's priors count once
+		for _, s := range citing {
+			cl, cm := c.prepare(s, nil)
+			cs, cev := c.score(&cues, cl, wordSet(cl), cm, "")
+			for l, v := range cs {
+				scores[l] = round(scores[l] + v*ls.CitingFactor)
+			}
+			for _, e := range cev {
+				e.Weight = round(e.Weight * ls.CitingFactor)
+				e.Rule = ruleName(ls, "cue-in-citing-sentence")
+				ev = append(ev, e)
 			}
 		}
+		sort.SliceStable(ev, func(i, j int) bool { return ev[i].Weight > ev[j].Weight })
 	}
-	if len(p.Labels) == 0 {
-		p.Labels = []string{record.PluralismNone}
+	probs := Probabilities(ls, scores)
+	p := record.Pluralism{Scores: scores, Evidence: ev, Primary: argmax(ls, scores)}
+	p.Confidence = ls.Confidence(probs[p.Primary])
+	p.Labels = []string{p.Primary}
+	if p.Primary != record.PluralismNone {
+		for _, l := range ls.Labels {
+			if l != p.Primary && l != record.PluralismNone && probs[l] >= ls.Secondary && ls.Secondary > 0 {
+				p.Labels = append(p.Labels, l)
+			}
+		}
 	}
 	if p.Evidence == nil {
 		p.Evidence = []record.Evidence{}
@@ -87,42 +173,91 @@ func (c *Classifier) Pluralism(title, summary, abstract string) record.Pluralism
 	return p
 }
 
+// ownWork finds the spans of lower (title first, titleLen bytes) where the
+// paper says what it does itself: the title, and each sentence that
+// matches one of the pluralism rules' own_work patterns.
+func (c *Classifier) ownWork(lower string, titleLen int) [][2]int {
+	ls := c.rules.Pluralism
+	if len(ls.OwnWork) == 0 {
+		return nil
+	}
+	own := [][2]int{{0, titleLen}}
+	start := titleLen
+	for start < len(lower) {
+		end := strings.Index(lower[start:], ". ")
+		if end < 0 {
+			end = len(lower)
+		} else {
+			end += start + 1
+		}
+		for _, re := range ls.OwnWork {
+			if re.MatchString(lower[start:end]) {
+				own = append(own, [2]int{start, end})
+				break
+			}
+		}
+		start = end
+	}
+	return own
+}
+
 // Tag fills every tag of a record: each context's role and polarity, the
 // record's role and polarity (from its contexts, or else from its summary),
-// and its pluralism category.
+// and its pluralism category, each with its confidence. A record the hub
+// no longer lists (gone) is left as it is: it is counted as gone, not
+// tagged again.
 func (c *Classifier) Tag(r *record.Record) {
+	if r.Gone {
+		return
+	}
 	r.RulesVersion = c.rules.Version
+	var citing []string
 	if len(r.Contexts) > 0 {
 		roles := map[string]int{}
+		roleConf := map[string]float64{}
 		pols := map[string]int{}
+		polConf := map[string]float64{}
 		for i := range r.Contexts {
 			cx := &r.Contexts[i]
 			t := c.Context(cx.Text, cx.Section, cx.CiteSpan)
 			cx.Role, cx.Polarity, cx.Evidence = t.Role, t.Polarity, t.Evidence
+			cx.RoleConfidence, cx.PolarityConfidence = t.RoleConfidence, t.PolarityConfidence
 			roles[t.Role]++
+			roleConf[t.Role] += t.RoleConfidence
 			pols[t.Polarity]++
+			polConf[t.Polarity] = max(polConf[t.Polarity], t.PolarityConfidence)
+			citing = append(citing, cx.Text)
 		}
-		r.Role, r.RoleSource, r.RoleEvidence = majorityRole(roles), record.RoleSourceContext, nil
+		r.Role, r.RoleSource, r.RoleEvidence = c.majorityRole(roles), record.RoleSourceContext, nil
+		r.RoleConfidence = round(roleConf[r.Role] / float64(roles[r.Role]))
 		r.Polarity = paperPolarity(pols)
+		r.PolarityConfidence = polConf[r.Polarity]
 	} else {
-		// No citing sentence: judge from what the paper says of itself.
+		// No citing sentence: judge from what the paper says of itself, a
+		// guess about what it does with the cited work, so its confidence
+		// is capped and the evidence says so.
 		text := r.Paper.Summary
 		if text == "" {
 			text = r.Paper.Title
 		}
 		t := c.Context(text, "", nil)
-		r.Role, r.RoleSource, r.RoleEvidence = t.Role, record.RoleSourceSummary, t.Evidence
+		r.Role, r.RoleSource = t.Role, record.RoleSourceSummary
+		r.RoleConfidence = min(t.RoleConfidence, c.rules.SummaryRoleConfidence)
+		r.RoleEvidence = append([]record.Evidence{{Label: t.Role, Rule: "roles/summary-only-guess",
+			Cue: "no citing sentence known: guessed from the paper's own summary", Weight: 0}}, t.Evidence...)
 		r.Polarity = t.Polarity
+		r.PolarityConfidence = min(t.PolarityConfidence, c.rules.SummaryRoleConfidence)
 	}
-	p := c.Pluralism(r.Paper.Title, r.Paper.Summary, r.Paper.Abstract)
+	p := c.Pluralism(r.Paper.Title, r.Paper.Summary, r.Paper.Abstract, citing...)
 	r.Pluralism = &p
 }
 
-// majorityRole is the most frequent role; a tie goes to the role that is
-// not background, since a specific use says more than a mention.
-func majorityRole(counts map[string]int) string {
+// majorityRole is the most frequent role, over the rule file's roles; a
+// tie goes to the role listed first in the file that is not background,
+// since a specific use says more than a mention.
+func (c *Classifier) majorityRole(counts map[string]int) string {
 	best, bestN := record.RoleBackground, counts[record.RoleBackground]
-	for _, r := range record.Roles {
+	for _, r := range c.rules.Role.Labels {
 		if counts[r] > bestN {
 			best, bestN = r, counts[r]
 		}
@@ -143,21 +278,23 @@ func paperPolarity(counts map[string]int) string {
 	}
 }
 
-// mayMatch tells whether the words a cue must start with are in the text.
-func mayMatch(cue *Cue, present map[string]struct{}) bool {
+// mayMatch tells whether the words a cue must start with, and the
+// literal parts a pattern needs, are in the text: most cues' are not, and
+// this is far cheaper than looking for the cue.
+func mayMatch(cue *Cue, lower string, present map[string]struct{}) bool {
 	if cue.first != "" {
 		_, ok := present[cue.first]
 		return ok
 	}
-	if len(cue.lead) == 0 {
-		return true
+	if len(cue.lead) > 0 && !slices.ContainsFunc(cue.lead, func(w string) bool { _, ok := present[w]; return ok }) {
+		return false
 	}
-	for _, w := range cue.lead {
-		if _, ok := present[w]; ok {
-			return true
+	for _, choices := range cue.needs {
+		if !slices.ContainsFunc(choices, func(s string) bool { return strings.Contains(lower, s) }) {
+			return false
 		}
 	}
-	return false
+	return true
 }
 
 // wordSet is the set of words in lower-cased text.
@@ -176,6 +313,7 @@ type marker struct {
 	at     []int    // the marker itself
 	near   []int    // the window around it where cues weigh more
 	others [][2]int // the markers of other citations in the sentence
+	own    [][2]int // pluralism: where the paper says what it does itself
 }
 
 // prepare lower-cases text rune by rune (so rune offsets are kept) and
@@ -214,6 +352,16 @@ func (m marker) aboutOther(pos [2]int) bool {
 	own := gap(pos, [2]int{m.at[0], m.at[1]})
 	for _, o := range m.others {
 		if gap(pos, o) < own {
+			return true
+		}
+	}
+	return false
+}
+
+// inOwnWork tells whether the cue at pos is where the paper says what it does.
+func (m marker) inOwnWork(pos [2]int) bool {
+	for _, o := range m.own {
+		if pos[0] >= o[0] && pos[1] <= o[1] {
 			return true
 		}
 	}
@@ -259,9 +407,9 @@ func (c *Classifier) score(ls *LabelSet, lower string, present map[string]struct
 			}
 		}
 	}
-	for i := range ls.Cues {
+	for _, i := range ls.candidates(present) {
 		cue := &ls.Cues[i]
-		if cue.Weight == 0 || !mayMatch(cue, present) {
+		if cue.Weight == 0 || !mayMatch(cue, lower, present) {
 			continue // cheap pre-check: most cues' first word is absent
 		}
 		for _, pos := range findCue(cue, lower) {
@@ -277,6 +425,10 @@ func (c *Classifier) score(ls *LabelSet, lower string, present map[string]struct
 			if m.near != nil && pos[0] < m.near[1] && pos[1] > m.near[0] {
 				w *= c.rules.NearBoost
 				rule = ruleName(ls, "cue-near-citation")
+			}
+			if m.inOwnWork(pos) {
+				w *= ls.OwnWorkBoost
+				rule = ruleName(ls, "cue-in-own-work")
 			}
 			if m.aboutOther(pos) {
 				w *= c.rules.OtherCitationFactor

@@ -3,6 +3,8 @@ package classify
 import (
 	"fmt"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -82,7 +84,7 @@ func smallRules(t *testing.T, files map[string]string) *Classifier {
 		"rules.yaml":     "version: test\n",
 		"roles.yaml":     "prior: {background: 1}\nnegated: drop\nlabels: {}\n",
 		"polarity.yaml":  "prior: {neutral: 1}\nnegated: flip\nlabels: {}\n",
-		"pluralism.yaml": "negated: drop\nlabels: {}\n",
+		"pluralism.yaml": "prior: {none: 1}\nnegated: drop\nlabels: {}\n",
 	} {
 		if f, ok := files[name]; ok {
 			text = f
@@ -143,7 +145,12 @@ func TestCueNearMarkerWeighsMore(t *testing.T) {
 }
 
 func TestSectionPrior(t *testing.T) {
-	c := testClassifier(t)
+	c := smallRules(t, map[string]string{
+		"roles.yaml": "prior: {background: 1}\nnegated: drop\nlabels:\n  uses:\n    \"we use\": 1\nsections:\n  \"experiment\": {uses: 2}\n",
+	})
+	if got := c.Context("The treebank of [3] is large.", "Related Work", nil); got.Role != record.RoleBackground {
+		t.Fatalf("role %s outside an experiment section, want background", got.Role)
+	}
 	got := c.Context("The treebank of [3] is large.", "4 Experimental Setup", nil)
 	if got.Role != record.RoleUses {
 		t.Fatalf("role %s in an experiment section, want uses (%v)", got.Role, got.Evidence)
@@ -319,5 +326,134 @@ func TestCueAboutOtherCitation(t *testing.T) {
 	adj := "As #AUTHOR_TAG, 2003 shows, the old parser fails."
 	if got := c.Context(adj, "", []int{3, 14}); got.Polarity != record.PolarityContrasting {
 		t.Errorf("%q: polarity %s, want contrasting (evidence %v)", adj, got.Polarity, got.Evidence)
+	}
+}
+
+// A rule file with a label the record schema does not know is refused,
+// naming the file, the label and what to do: otherwise its contexts would
+// carry a role that records, reports and summaries never count.
+func TestRuleLabelUnknownToTheSchemaIsRefused(t *testing.T) {
+	fsys := fstest.MapFS{
+		"rules.yaml":     {Data: []byte("version: x\n")},
+		"roles.yaml":     {Data: []byte("prior: {background: 1}\nnegated: drop\nlabels:\n  critiques:\n    \"we criticise\": 1\n")},
+		"polarity.yaml":  {Data: []byte("prior: {neutral: 1}\nnegated: flip\nlabels: {}\n")},
+		"pluralism.yaml": {Data: []byte("prior: {none: 1}\nnegated: drop\nlabels: {}\n")},
+	}
+	_, err := LoadRulesFS(fsys, "myrules")
+	if err == nil || !strings.Contains(err.Error(), "myrules/roles.yaml") || !strings.Contains(err.Error(), `"critiques"`) ||
+		!strings.Contains(err.Error(), "record/schema.json") {
+		t.Fatalf("err = %v, want the file, the label and the schema named", err)
+	}
+}
+
+// One list of labels: the shipped rule files use exactly the labels of
+// record/schema.json, which are the record package's lists; and the
+// record's role is the majority over the rule file's roles, so every
+// role a context can get can become the record's.
+func TestRuleFilesRecordAndSchemaAgree(t *testing.T) {
+	c := testClassifier(t)
+	for _, tc := range []struct {
+		ls     *LabelSet
+		record []string
+		kind   string
+	}{
+		{c.rules.Role, record.Roles, "role"},
+		{c.rules.Polarity, record.Polarities, "polarity"},
+		{c.rules.Pluralism, record.PluralismCategories, "pluralism"},
+	} {
+		if !sameSet(tc.ls.Labels, tc.record) || !sameSet(tc.record, record.SchemaLabels(tc.kind)) {
+			t.Errorf("%s: rule file %v, record package %v, schema %v", tc.kind, tc.ls.Labels, tc.record, record.SchemaLabels(tc.kind))
+		}
+	}
+	for _, role := range c.rules.Role.Labels {
+		if got := c.majorityRole(map[string]int{role: 2, record.RoleBackground: 1}); got != role && role != record.RoleBackground {
+			t.Errorf("majority of two %s and one background is %s", role, got)
+		}
+	}
+}
+
+func sameSet(a, b []string) bool {
+	return len(a) == len(b) && !slices.ContainsFunc(a, func(x string) bool { return !slices.Contains(b, x) })
+}
+
+// Every tag carries a probability; a role guessed from the summary is
+// capped and says so; a record the hub no longer lists is left untagged.
+func TestTagConfidenceSummaryGuessAndGone(t *testing.T) {
+	c := testClassifier(t)
+	r := record.Record{Paper: record.Paper{Title: "X", Summary: "We extend the roadmap with juries of annotators."},
+		Contexts: []record.Context{{Text: "We use the tool of [1]."}}}
+	c.Tag(&r)
+	cx := r.Contexts[0]
+	if cx.RoleConfidence <= 0 || cx.RoleConfidence > 1 || cx.PolarityConfidence <= 0 || r.RoleConfidence != cx.RoleConfidence ||
+		r.Pluralism.Confidence <= 0 || r.Pluralism.Confidence > 1 {
+		t.Errorf("confidences: context %v/%v, record %v, pluralism %v", cx.RoleConfidence, cx.PolarityConfidence, r.RoleConfidence, r.Pluralism.Confidence)
+	}
+	s := record.Record{Paper: r.Paper}
+	c.Tag(&s)
+	if s.RoleSource != record.RoleSourceSummary || s.RoleConfidence > c.rules.SummaryRoleConfidence ||
+		len(s.RoleEvidence) == 0 || s.RoleEvidence[0].Rule != "roles/summary-only-guess" {
+		t.Errorf("summary guess: confidence %v (cap %v), evidence %v", s.RoleConfidence, c.rules.SummaryRoleConfidence, s.RoleEvidence)
+	}
+	g := record.Record{Gone: true, Paper: r.Paper, Contexts: []record.Context{{Text: "We use [1]."}}}
+	c.Tag(&g)
+	if g.Role != "" || g.RulesVersion != "" || g.Pluralism != nil || g.Contexts[0].Role != "" {
+		t.Errorf("a gone record was tagged: %+v", g)
+	}
+}
+
+// A pattern's literal parts must be in a text for it to match; a text
+// without them skips the pattern, so none may be missed.
+func TestLiteralNeeds(t *testing.T) {
+	for pat, want := range map[string]string{
+		`\bdeliberat(ion|ions|ive)\b`:                         "[[deliberation deliberative]]",
+		`\b(voting|votes?|democratic|citizens?)\b`:            "[[voting vote democratic citizen]]",
+		`\b(we|our)\b.{0,30}\b(use|adopt)`:                    "[[use adopt]]",
+		`\bsummar(y|ies)\b.{0,60}\b(perspectives|opinions)\b`: "[[summary summaries] [perspectives opinions]]",
+		`colou?r`:              "[[colo]]",
+		`\[\s*\d+\s*[-–,]`:     "[]",
+		`\bmulti[- ]objective`: "[[multi] [objective]]",
+	} {
+		if got := fmt.Sprint(literalNeeds(pat)); got != want {
+			t.Errorf("literalNeeds(%q) = %s, want %s", pat, got, want)
+		}
+		re := regexp.MustCompile(pat)
+		for _, text := range []string{"deliberative", "votes", "citizen", "we adopt", "summaries of opinions", "color", "[1,", "multi-objective", "our use"} {
+			c := Cue{re: re, needs: literalNeeds(pat)}
+			if re.MatchString(text) && !mayMatch(&c, text, wordSet(text)) {
+				t.Errorf("%q matches %q but the pre-check skips it", pat, text)
+			}
+		}
+	}
+}
+
+// Pluralism weighs what the paper does (its title, its "we propose"
+// sentences) above what it mentions, and counts the sentences citing the
+// hub's work at citing_factor, told apart in the evidence.
+func TestPluralismOwnWorkAndCitingSentences(t *testing.T) {
+	c := smallRules(t, map[string]string{
+		"pluralism.yaml": "prior: {none: 1.5}\nnegated: drop\nown_work_boost: 2\nciting_factor: 0.5\n" +
+			"own_work: ['\\bwe (propose|introduce)\\b']\nlabels:\n  jury_pluralistic:\n    \"jury\": 1\n",
+	})
+	mention := c.Pluralism("Faster Retrieval", "Unlike jury methods, retrieval needs speed. We propose an index.", "")
+	does := c.Pluralism("Faster Retrieval", "Retrieval needs speed. We propose a jury of annotators.", "")
+	if mention.Primary != record.PluralismNone || does.Primary != record.PluralismJury {
+		t.Errorf("mentioned: %s %v; done: %s %v", mention.Primary, mention.Scores, does.Primary, does.Scores)
+	}
+	if does.Evidence[0].Rule != "pluralism/cue-in-own-work" || does.Evidence[0].Weight != 2 {
+		t.Errorf("own-work evidence %v", does.Evidence)
+	}
+	cited := c.Pluralism("Faster Retrieval", "Unlike jury methods, retrieval needs speed.", "",
+		"We extend the jury benchmarks of [2].", "The jury of [2] is large.")
+	if cited.Primary != record.PluralismJury || cited.Scores[record.PluralismJury] != 2 {
+		t.Errorf("with citing sentences: %s %v", cited.Primary, cited.Scores)
+	}
+	n := 0
+	for _, e := range cited.Evidence {
+		if e.Rule == "pluralism/cue-in-citing-sentence" && e.Weight == 0.5 {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("want two citing-sentence cues at 0.5: %v", cited.Evidence)
 	}
 }

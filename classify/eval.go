@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -71,6 +72,9 @@ func ReadGold(path, format, task string) ([]Example, error) {
 	case "scicite":
 		err = readJSONLines(f, func(line int, m map[string]any) error {
 			text := str(m["string"])
+			if text == "" { // the train file, as preprocessed for SciBERT, has text and no offsets
+				text = str(m["text"])
+			}
 			e := Example{Text: text, Section: str(m["sectionName"]), Gold: str(m["label"]), Line: line}
 			if s, ok := m["citeStart"].(float64); ok {
 				if end, ok := m["citeEnd"].(float64); ok && int(end) <= utf8.RuneCountInString(text) {
@@ -317,23 +321,31 @@ type Mistake struct {
 
 // verdict is what the classifier says of one example for a task.
 type verdict struct {
-	label    string
-	labels   []string          // pluralism: every category that applies
-	evidence []record.Evidence // the cues of the task's label set only
+	label      string
+	confidence float64           // the probability of label
+	labels     []string          // pluralism: every category that applies
+	evidence   []record.Evidence // the cues of the task's label set only
 }
 
 func (c *Classifier) judge(task string, e Example) verdict {
 	if task == TaskPluralism {
 		p := c.Pluralism(e.Title, e.Summary, "")
-		return verdict{label: p.Primary, labels: p.Labels, evidence: p.Evidence}
+		return verdict{label: p.Primary, confidence: p.Confidence, labels: p.Labels, evidence: p.Evidence}
 	}
 	t := c.Context(e.Text, e.Section, e.Span)
-	v, ls := verdict{label: t.Role}, c.rules.Role
+	v, ls := verdict{label: t.Role, confidence: t.RoleConfidence}, c.rules.Role
 	switch task {
 	case TaskIntent:
-		v.label = IntentOf(t.Role)
+		// An intent is as probable as the roles that map to it together.
+		v.label, v.confidence = IntentOf(t.Role), 0
+		for l, p := range Probabilities(c.rules.Role, t.RoleScores) {
+			if IntentOf(l) == v.label {
+				v.confidence += p
+			}
+		}
+		v.confidence = c.rules.Role.Confidence(v.confidence)
 	case TaskPolarity:
-		v.label, ls = t.Polarity, c.rules.Polarity
+		v.label, v.confidence, ls = t.Polarity, t.PolarityConfidence, c.rules.Polarity
 	}
 	prefix := ruleName(ls, "")
 	for _, ev := range t.Evidence {
@@ -365,8 +377,55 @@ type Report struct {
 	Accuracy  float64                   `json:"accuracy"`
 	Confusion map[string]map[string]int `json:"confusion"` // gold -> predicted -> count
 	Extra     map[string]float64        `json:"extra,omitempty"`
-	Rules     string                    `json:"rules_version"`
-	Mistakes  []Mistake                 `json:"mistakes,omitempty"` // the first ones, when asked for
+	// ECE is the expected calibration error of the confidences over
+	// Reliability's ten bins.
+	ECE         float64   `json:"ece"`
+	Reliability []Bin     `json:"reliability"`
+	Rules       string    `json:"rules_version"`
+	Mistakes    []Mistake `json:"mistakes,omitempty"` // the first ones, when asked for
+}
+
+// Bin is one bin of a reliability table: the tags whose confidence is in
+// [Lo, Hi), how many, their mean confidence and how many were right.
+type Bin struct {
+	Lo         float64 `json:"lo"`
+	Hi         float64 `json:"hi"`
+	N          int     `json:"n"`
+	Confidence float64 `json:"confidence"`
+	Accuracy   float64 `json:"accuracy"`
+}
+
+// Calibration sorts confidences into ten equal bins and returns the
+// expected calibration error, the mean over tags of |accuracy - mean
+// confidence| of the tag's bin (sum over bins of n/N * gap), with the
+// bins. A confidence of 1 goes in the last bin.
+func Calibration(conf []float64, correct []bool) (float64, []Bin) {
+	const k = 10
+	bins := make([]Bin, k)
+	for i := range bins {
+		bins[i].Lo, bins[i].Hi = float64(i)/k, float64(i+1)/k
+	}
+	sumConf := make([]float64, k)
+	right := make([]int, k)
+	for i, p := range conf {
+		b := min(int(p*k), k-1)
+		bins[b].N++
+		sumConf[b] += p
+		if correct[i] {
+			right[b]++
+		}
+	}
+	ece := 0.0
+	for i := range bins {
+		if bins[i].N == 0 {
+			continue
+		}
+		n := float64(bins[i].N)
+		bins[i].Confidence, bins[i].Accuracy = sumConf[i]/n, float64(right[i])/n
+		ece += n / float64(len(conf)) * math.Abs(bins[i].Accuracy-bins[i].Confidence)
+		bins[i].Confidence, bins[i].Accuracy = round(bins[i].Confidence), round(bins[i].Accuracy)
+	}
+	return round(ece), bins
 }
 
 // ClassScore is one class's precision, recall, F1 and support.
@@ -453,12 +512,15 @@ func (c *Classifier) Evaluate(task string, exs []Example, mistakes int) Report {
 	gold := make([]string, len(exs))
 	pred := make([]string, len(exs))
 	present := map[string]bool{}
+	conf := make([]float64, len(exs))
+	correct := make([]bool, len(exs))
 	var wrong []Mistake
 	// Pluralism versus none, and micro-F1 over the label sets.
 	agree, tp, fp, fn := 0, 0, 0, 0
 	for i, e := range exs {
 		v := c.judge(task, e)
 		gold[i], pred[i] = e.Gold, v.label
+		conf[i], correct[i] = v.confidence, v.label == e.Gold
 		present[e.Gold] = true
 		if v.label != e.Gold && len(wrong) < mistakes {
 			text := e.Text
@@ -496,6 +558,7 @@ func (c *Classifier) Evaluate(task string, exs []Example, mistakes int) Report {
 	r := Score(task, labels, gold, pred)
 	r.Rules = c.Version()
 	r.Mistakes = wrong
+	r.ECE, r.Reliability = Calibration(conf, correct)
 	if task == TaskPluralism {
 		r.Extra = map[string]float64{"pluralism_vs_none_accuracy": round(float64(agree) / float64(max(len(exs), 1)))}
 		if tp > 0 {
@@ -524,6 +587,10 @@ func (r Report) Format(w io.Writer) {
 	sort.Strings(keys)
 	for _, k := range keys {
 		fmt.Fprintf(w, "%s %.3f\n", k, r.Extra[k])
+	}
+	fmt.Fprintf(w, "\nexpected calibration error %.3f\n%-11s %6s %11s %9s\n", r.ECE, "confidence", "tags", "mean conf.", "accuracy")
+	for _, b := range r.Reliability {
+		fmt.Fprintf(w, "%.1f-%.1f    %6d %11.3f %9.3f\n", b.Lo, b.Hi, b.N, b.Confidence, b.Accuracy)
 	}
 	fmt.Fprintf(w, "\nconfusion (rows gold, columns predicted)\n%-20s", "")
 	for _, l := range labels {

@@ -121,3 +121,33 @@ func TestGoldMarkers(t *testing.T) {
 		t.Errorf("spanOf = %v, want nil", got)
 	}
 }
+
+// Calibration by hand: four tags at 0.95 (three right) and two at 0.35
+// (one right): bin 0.9-1.0 gap |0.75-0.95| = 0.2 over 4 of 6 tags, bin
+// 0.3-0.4 gap |0.5-0.35| = 0.15 over 2 of 6: ECE = 4/6*0.2 + 2/6*0.15.
+func TestCalibrationByHand(t *testing.T) {
+	ece, bins := Calibration(
+		[]float64{0.95, 0.95, 0.95, 0.95, 0.35, 0.35},
+		[]bool{true, true, true, false, true, false})
+	if want := round(4.0/6*0.2 + 2.0/6*0.15); ece != want {
+		t.Errorf("ECE %v, want %v", ece, want)
+	}
+	if len(bins) != 10 || bins[9].N != 4 || bins[9].Accuracy != 0.75 || bins[9].Confidence != 0.95 ||
+		bins[3].N != 2 || bins[3].Accuracy != 0.5 || bins[0].N != 0 {
+		t.Errorf("bins %+v", bins)
+	}
+	// A confidence of exactly 1 is in the last bin, not an eleventh.
+	if _, b := Calibration([]float64{1}, []bool{true}); b[9].N != 1 {
+		t.Errorf("confidence 1 not in the last bin: %+v", b)
+	}
+}
+
+// Probabilities is a softmax at the rule file's temperature.
+func TestProbabilitiesAtTemperature(t *testing.T) {
+	ls := &LabelSet{Labels: []string{"a", "b"}, Temperature: 2}
+	p := Probabilities(ls, map[string]float64{"a": 2, "b": 0})
+	// softmax(1, 0) = e/(e+1) = 0.731
+	if p["a"] != 0.731 || p["b"] != 0.269 {
+		t.Errorf("probabilities %v, want a 0.731, b 0.269", p)
+	}
+}

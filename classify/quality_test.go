@@ -6,20 +6,23 @@ import (
 	"testing"
 )
 
-// TestDevQuality guards the figures the README states, on the development
-// splits in ../shared/data (skipped when absent).
-func TestDevQuality(t *testing.T) {
+// TestUnseenQuality guards the README's figures on the dev splits the
+// shipped role weights never saw: they were fitted on SciCite's and
+// ACL-ARC's train files (and ACT), and only settings were chosen on these
+// dev files. The corpora without a train split (ACT, Athar, clinical,
+// pluralism) were fitted on their dev rows, so a dev figure there is no
+// quality figure: scripts/tune's TestCrossValidatedQuality guards their
+// cross-validated figures instead. Skipped when ../shared/data is absent.
+func TestUnseenQuality(t *testing.T) {
 	c := testClassifier(t)
 	for _, tc := range []struct {
-		file, task string
-		min        float64
+		file, task  string
+		min, maxECE float64
 	}{
-		{"scicite/dev.jsonl", TaskIntent, 0.70},
-		{"acl-arc/dev.jsonl", TaskRole, 0.50},
-		{"pluralism/dev.jsonl", TaskPluralism, 0.70},
-		{"act-3c/dev.csv", TaskRole, 0.30},
-		{"athar/dev.tsv", TaskPolarity, 0.60},
-		{"clinical/dev.jsonl", TaskPolarity, 0.62},
+		// Measured 0.712 and 0.567, ECE 0.106 and 0.136. The issue's
+		// targets are SciCite 0.78 and ECE 0.05: not met (README says so).
+		{"scicite/dev.jsonl", TaskIntent, 0.70, 0.12},
+		{"acl-arc/dev.jsonl", TaskRole, 0.55, 0.14},
 	} {
 		path := sharedDataPath(t, tc.file)
 		exs, err := ReadGold(path, GuessFormat(path), tc.task)
@@ -30,10 +33,10 @@ func TestDevQuality(t *testing.T) {
 		if r.MacroF1 < tc.min {
 			t.Errorf("%s %s: macro-F1 %.3f fell below %.2f", tc.file, tc.task, r.MacroF1, tc.min)
 		}
-		t.Logf("%s %s: macro-F1 %.3f (target %.2f)", tc.file, tc.task, r.MacroF1, tc.min)
-		if tc.task == TaskPluralism && r.Extra["pluralism_vs_none_accuracy"] < 0.90 {
-			t.Errorf("pluralism versus none accuracy %.3f fell below 0.90", r.Extra["pluralism_vs_none_accuracy"])
+		if r.ECE > tc.maxECE {
+			t.Errorf("%s %s: ECE %.3f above %.2f", tc.file, tc.task, r.ECE, tc.maxECE)
 		}
+		t.Logf("%s %s: macro-F1 %.3f (floor %.2f), ECE %.3f", tc.file, tc.task, r.MacroF1, tc.min, r.ECE)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"regexp"
+	"regexp/syntax"
 	"slices"
 	"sort"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/citecrawl/citecrawl/configs"
+	"github.com/citecrawl/citecrawl/record"
 )
 
 // Rules are the parsed rule files of configs/rules.
@@ -33,6 +35,10 @@ type Rules struct {
 	HedgeScope          int
 	HedgeFactor         float64
 	Hedges              map[string]bool
+	// SummaryRoleConfidence caps the confidence of a record's role when
+	// no citing sentence is known and the role is guessed from what the
+	// paper says of itself, which is not what it does with the cited work.
+	SummaryRoleConfidence float64
 
 	Role      *LabelSet
 	Polarity  *LabelSet
@@ -41,13 +47,52 @@ type Rules struct {
 
 // LabelSet is one rule file: cues per label, priors, section priors.
 type LabelSet struct {
-	Name      string
-	Prior     map[string]float64
-	Negated   string // "drop" or "flip"
-	Threshold float64
-	Sections  []SectionPrior // sorted, so scores and evidence come out the same every time
-	Cues      []Cue
-	Labels    []string // labels in file order
+	Name    string
+	Prior   map[string]float64
+	Negated string // "drop" or "flip"
+	// Temperature turns scores into probabilities: softmax(score/T). It
+	// is fitted by scripts/tune on rows the weights were not fitted on.
+	Temperature float64
+	// Slope and Intercept map the softmax probability of a tag to its
+	// confidence (see Confidence); fitted with the temperature.
+	Slope, Intercept float64
+	// Secondary (pluralism): a category other than the primary one
+	// applies too when its probability is at least this.
+	Secondary float64
+	// OwnWork (pluralism) finds the sentences where the paper says what it
+	// does; cues in them (and in the title) weigh OwnWorkBoost times more.
+	OwnWork      []*regexp.Regexp
+	OwnWorkBoost float64
+	// CitingFactor (pluralism) is what a cue in a sentence citing the
+	// hub's work weighs, against 1 in the paper's abstract.
+	CitingFactor float64
+	Sections     []SectionPrior // sorted, so scores and evidence come out the same every time
+	Cues         []Cue
+	Labels       []string // labels in file order
+	// byFirst indexes the cues by the word they start with, rest are the
+	// others (patterns): a sentence's two dozen words pick the few cues
+	// worth looking for out of hundreds.
+	byFirst map[string][]int
+	rest    []int
+}
+
+// candidates are the indices, in file order, of the cues that may occur
+// in a text with the words present: those starting with one of them, and
+// the patterns.
+func (ls *LabelSet) candidates(present map[string]struct{}) []int {
+	if ls.byFirst == nil {
+		all := make([]int, len(ls.Cues))
+		for i := range all {
+			all[i] = i
+		}
+		return all
+	}
+	out := slices.Clone(ls.rest)
+	for w := range present {
+		out = append(out, ls.byFirst[w]...)
+	}
+	slices.Sort(out) // file order: evidence and float sums must not vary
+	return out
 }
 
 // SectionPrior adds weight to labels when the section title contains Key.
@@ -68,6 +113,7 @@ type Cue struct {
 	first  string         // the phrase's first word: a text without it cannot match
 	re     *regexp.Regexp // or a pattern
 	lead   []string       // a pattern's possible first words, when plain: one must be present
+	needs  [][]string     // a pattern's literal parts: one text of each must be in the text
 }
 
 // A cue written "before-cited: outperforms" counts only before the cited
@@ -89,14 +135,23 @@ type manifest struct {
 	HedgeScope    int      `yaml:"hedge_scope"`
 	HedgeFactor   float64  `yaml:"hedge_factor"`
 	Hedges        []string `yaml:"hedges"`
+	SummaryRole   *float64 `yaml:"summary_role_confidence"`
 }
 
 // labelFile mirrors roles.yaml, polarity.yaml and pluralism.yaml. Labels
 // is a yaml.Node so the file's order of labels is kept.
 type labelFile struct {
-	Prior     map[string]float64            `yaml:"prior"`
-	Negated   string                        `yaml:"negated"`
-	Threshold float64                       `yaml:"threshold"`
+	Prior       map[string]float64 `yaml:"prior"`
+	Negated     string             `yaml:"negated"`
+	Temperature float64            `yaml:"temperature"`
+	Calibration struct {
+		Slope     *float64 `yaml:"slope"`
+		Intercept float64  `yaml:"intercept"`
+	} `yaml:"calibration"`
+	Secondary float64                       `yaml:"secondary"`
+	OwnWork   []string                      `yaml:"own_work"`
+	OwnBoost  float64                       `yaml:"own_work_boost"`
+	Citing    float64                       `yaml:"citing_factor"`
 	Sections  map[string]map[string]float64 `yaml:"sections"`
 	Labels    yaml.Node                     `yaml:"labels"`
 }
@@ -135,6 +190,10 @@ func LoadRulesFS(fsys fs.FS, name string) (*Rules, error) {
 	if r.HedgeFactor == 0 {
 		r.HedgeFactor = 1
 	}
+	r.SummaryRoleConfidence = 0.5
+	if m.SummaryRole != nil {
+		r.SummaryRoleConfidence = *m.SummaryRole
+	}
 	r.OtherCitationFactor = 1
 	if m.OtherFactor != nil {
 		r.OtherCitationFactor = *m.OtherFactor
@@ -147,16 +206,35 @@ func LoadRulesFS(fsys fs.FS, name string) (*Rules, error) {
 		r.CitationMarkers = append(r.CitationMarkers, re)
 	}
 	var err error
-	if r.Role, err = loadLabelSet(fsys, name, "roles.yaml"); err != nil {
+	if r.Role, err = loadLabelSet(fsys, name, "roles.yaml", "role"); err != nil {
 		return nil, err
 	}
-	if r.Polarity, err = loadLabelSet(fsys, name, "polarity.yaml"); err != nil {
+	if r.Polarity, err = loadLabelSet(fsys, name, "polarity.yaml", "polarity"); err != nil {
 		return nil, err
 	}
-	if r.Pluralism, err = loadLabelSet(fsys, name, "pluralism.yaml"); err != nil {
+	if r.Pluralism, err = loadLabelSet(fsys, name, "pluralism.yaml", "pluralism"); err != nil {
 		return nil, err
 	}
 	return r, nil
+}
+
+// knownLabels refuses a label the record schema does not know: it would
+// be written into records that then fail their own schema, and reports
+// and summaries (which list the schema's labels) would never count it.
+// A new label is added to record/schema.json first, then to a rule file.
+func knownLabels(ls *LabelSet, where, kind string) error {
+	known := record.SchemaLabels(kind)
+	labels := slices.Clone(ls.Labels)
+	for _, sp := range ls.Sections {
+		labels = append(labels, sp.Labels...)
+	}
+	for _, l := range labels {
+		if !slices.Contains(known, l) {
+			return fmt.Errorf("%s: label %q is not a %s that record/schema.json knows (%s); add it to $defs.%s there first",
+				where, l, kind, strings.Join(known, ", "), kind)
+		}
+	}
+	return nil
 }
 
 func readYAML(fsys fs.FS, dir, file string, v any) error {
@@ -170,13 +248,34 @@ func readYAML(fsys fs.FS, dir, file string, v any) error {
 	return nil
 }
 
-func loadLabelSet(fsys fs.FS, dir, file string) (*LabelSet, error) {
+func loadLabelSet(fsys fs.FS, dir, file, kind string) (*LabelSet, error) {
 	var f labelFile
 	if err := readYAML(fsys, dir, file, &f); err != nil {
 		return nil, err
 	}
 	where := path.Join(dir, file)
-	ls := &LabelSet{Name: file, Prior: f.Prior, Negated: f.Negated, Threshold: f.Threshold}
+	ls := &LabelSet{Name: file, Prior: f.Prior, Negated: f.Negated, Temperature: f.Temperature, Secondary: f.Secondary,
+		OwnWorkBoost: f.OwnBoost, CitingFactor: f.Citing}
+	if ls.OwnWorkBoost == 0 {
+		ls.OwnWorkBoost = 1
+	}
+	for _, pat := range f.OwnWork {
+		re, err := regexp.Compile(pat)
+		if err != nil {
+			return nil, fmt.Errorf("%s: own_work: %q: %w", where, pat, err)
+		}
+		ls.OwnWork = append(ls.OwnWork, re)
+	}
+	if ls.Temperature == 0 {
+		ls.Temperature = 1
+	}
+	ls.Slope, ls.Intercept = 1, f.Calibration.Intercept
+	if f.Calibration.Slope != nil {
+		ls.Slope = *f.Calibration.Slope
+	}
+	if ls.Temperature < 0 || ls.Secondary < 0 || ls.Secondary > 1 {
+		return nil, fmt.Errorf("%s: temperature must be above 0 and secondary within [0, 1], not %g and %g", where, ls.Temperature, ls.Secondary)
+	}
 	for _, key := range slices.Sorted(maps.Keys(f.Sections)) {
 		sp := SectionPrior{Key: key}
 		for _, l := range slices.Sorted(maps.Keys(f.Sections[key])) {
@@ -230,6 +329,7 @@ func loadLabelSet(fsys fs.FS, dir, file string) (*LabelSet, error) {
 				}
 				c.re = re
 				c.lead = leadWords(pat)
+				c.needs = literalNeeds(pat)
 			} else if wt, ok := strings.CutPrefix(t, "pos:"); ok {
 				word, tag, found := strings.Cut(wt, "/")
 				if !found || word == "" || tag == "" || strings.ContainsAny(word, " \t") {
@@ -243,6 +343,17 @@ func loadLabelSet(fsys fs.FS, dir, file string) (*LabelSet, error) {
 				}
 			}
 			ls.Cues = append(ls.Cues, c)
+		}
+	}
+	if err := knownLabels(ls, where, kind); err != nil {
+		return nil, err
+	}
+	ls.byFirst = map[string][]int{}
+	for i, c := range ls.Cues {
+		if c.first != "" {
+			ls.byFirst[c.first] = append(ls.byFirst[c.first], i)
+		} else {
+			ls.rest = append(ls.rest, i)
 		}
 	}
 	return ls, nil
@@ -259,6 +370,89 @@ func set(xs []string) map[string]bool {
 // words splits lower-cased text into runs of letters and digits.
 func words(s string) []string {
 	return strings.FieldsFunc(s, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
+}
+
+// literalNeeds reads the literal texts a match of pat must contain: for
+// the start and each part of the pattern that is a word or a choice of
+// words, the choices ("\\bdeliberat(ion|ive)\\b.{0,9}\\b(views|opinions)"
+// needs "deliberat" and one of "views", "opinions"). A text lacking one of
+// them skips the (slow) pattern. Choices shorter than 3 bytes are left out.
+func literalNeeds(pat string) [][]string {
+	re, err := syntax.Parse(pat, syntax.Perl)
+	if err != nil {
+		return nil
+	}
+	re = re.Simplify()
+	for re.Op == syntax.OpCapture {
+		re = re.Sub[0]
+	}
+	var needs [][]string
+	add := func(choices []string) {
+		for _, s := range choices {
+			if len(s) < 3 {
+				return
+			}
+		}
+		// Left out when an earlier need implies it ("summary" or
+		// "summaries" present means "summar" is).
+		implied := slices.ContainsFunc(needs, func(have []string) bool {
+			return !slices.ContainsFunc(have, func(h string) bool {
+				return !slices.ContainsFunc(choices, func(c string) bool { return strings.Contains(h, c) })
+			})
+		})
+		if choices != nil && !implied {
+			needs = append(needs, choices)
+		}
+	}
+	add(firstLiterals(re))
+	if re.Op == syntax.OpConcat {
+		for _, sub := range re.Sub {
+			add(firstLiterals(sub))
+		}
+	}
+	return needs
+}
+
+func firstLiterals(re *syntax.Regexp) []string {
+	switch re.Op {
+	case syntax.OpLiteral:
+		if re.Flags&syntax.FoldCase != 0 {
+			return nil
+		}
+		return []string{string(re.Rune)}
+	case syntax.OpCapture, syntax.OpPlus:
+		return firstLiterals(re.Sub[0])
+	case syntax.OpConcat:
+		for i, sub := range re.Sub {
+			switch sub.Op {
+			case syntax.OpWordBoundary, syntax.OpBeginText, syntax.OpBeginLine:
+				continue // takes no text
+			}
+			first := firstLiterals(sub)
+			// The parser factors "votes|voting" into "vot(es|ing)": a
+			// literal followed by more, whose starts lengthen it.
+			if sub.Op == syntax.OpLiteral && first != nil && i+1 < len(re.Sub) {
+				if rest := firstLiterals(re.Sub[i+1]); rest != nil {
+					for j := range rest {
+						rest[j] = first[0] + rest[j]
+					}
+					return rest
+				}
+			}
+			return first
+		}
+	case syntax.OpAlternate:
+		var out []string
+		for _, sub := range re.Sub {
+			s := firstLiterals(sub)
+			if s == nil {
+				return nil
+			}
+			out = append(out, s...)
+		}
+		return out
+	}
+	return nil
 }
 
 var rePlainWord = regexp.MustCompile(`^[a-z]+$`)

@@ -35,7 +35,7 @@ func Stream(c *Classifier, r io.Reader, w io.Writer, bad func(line int, err erro
 // one line of at most o.MaxLineBytes). It takes project records (they have
 // "schema"), and minimal objects:
 //
-//	{"id", "context", "section"?, "cite_span"?}  -> role, polarity, evidence
+//	{"id", "context", "section"?, "cite_span"?}  -> role, polarity (each with its confidence), evidence
 //	{"id", "title", "summary"?, "abstract"?}      -> pluralism
 //
 // or both kinds of fields at once. Unknown fields pass through unchanged.
@@ -162,7 +162,9 @@ func (c *Classifier) tagLine(b []byte, maxEvidence int) ([]byte, error) {
 		}
 		t := c.Context(*m.Context, m.Section, m.CiteSpan)
 		set("role", t.Role)
+		set("role_confidence", t.RoleConfidence)
 		set("polarity", t.Polarity)
+		set("polarity_confidence", t.PolarityConfidence)
 		set("evidence", capEvidence(t.Evidence, maxEvidence))
 	}
 	if m.Title != nil {

@@ -41,14 +41,32 @@ type Validators interface {
 	StoreValidator(ctx context.Context, url string, v Validator) error
 }
 
+// SourcePage is a page a record was built from, with the validator it
+// came with (empty when the server sent none, or the store kept none).
+type SourcePage struct {
+	URL string
+	Validator
+}
+
 // History is what earlier crawls saw: the pages each record was built
-// from, and the citing papers each hub listed.
+// from, with their validators (one write per record, not one per page),
+// and the citing papers each hub listed.
 type History interface {
-	RecordPages(ctx context.Context, recordID string) []string
-	StoreRecordPages(ctx context.Context, recordID string, urls []string) error
+	RecordPages(ctx context.Context, recordID string) []SourcePage
+	StoreRecordPages(ctx context.Context, recordID string, pages []SourcePage) error
 	// HubMembers maps record id to paper title.
 	HubMembers(ctx context.Context, hubID string) map[string]string
 	StoreHubMembers(ctx context.Context, hubID string, members map[string]string) error
+}
+
+// Pages keeps the structured pages (Pith JSON, graph.json, arXiv's
+// abstract page) one crawl fetched, across every worker, so that a paper
+// listed by several hubs of the crawl is fetched once: building it for the
+// second hub reads them here.
+type Pages interface {
+	// Page returns the page at url that crawlID fetched, if it did.
+	Page(ctx context.Context, crawlID, url string) (*Response, bool)
+	StorePage(ctx context.Context, crawlID, url string, resp *Response) error
 }
 
 // Budget counts the hubs one crawl discovers, across every worker.
@@ -92,6 +110,7 @@ type Crawler struct {
 	validators Validators
 	history    History
 	budget     Budget
+	pages      Pages
 	splitter   *Splitter
 	cfg        CrawlConfig
 	now        func() time.Time
@@ -111,6 +130,10 @@ func WithHistory(h History) CrawlerOption { return func(c *Crawler) { c.history 
 
 // WithBudget counts discovered hubs. Without it nothing is discovered.
 func WithBudget(b Budget) CrawlerOption { return func(c *Crawler) { c.budget = b } }
+
+// WithPages shares what a crawl fetched among the hubs of the crawl.
+// Without it a paper listed by several hubs is fetched for each.
+func WithPages(p Pages) CrawlerOption { return func(c *Crawler) { c.pages = p } }
 
 // WithChecker is the Getter for the cheap "did this page change" checks
 // before a rebuild, whose failure only means "rebuild" (say, a Fetcher
@@ -175,17 +198,21 @@ func (c *Crawler) fetch(ctx context.Context, u, accept string, conditional bool)
 // conditionalHeaders are If-None-Match / If-Modified-Since for u, if u was
 // fetched before.
 func (c *Crawler) conditionalHeaders(ctx context.Context, u string) http.Header {
-	h := http.Header{}
 	if c.validators == nil {
-		return h
+		return http.Header{}
 	}
-	if v, ok := c.validators.Validator(ctx, u); ok {
-		if v.ETag != "" {
-			h.Set("If-None-Match", v.ETag)
-		}
-		if v.LastModified != "" {
-			h.Set("If-Modified-Since", v.LastModified)
-		}
+	v, _ := c.validators.Validator(ctx, u)
+	return v.headers()
+}
+
+// headers are the conditional request headers of v.
+func (v Validator) headers() http.Header {
+	h := http.Header{}
+	if v.ETag != "" {
+		h.Set("If-None-Match", v.ETag)
+	}
+	if v.LastModified != "" {
+		h.Set("If-Modified-Since", v.LastModified)
 	}
 	return h
 }

@@ -28,14 +28,29 @@ const (
 type memory struct {
 	mu         sync.Mutex
 	validators map[string]Validator
-	pages      map[string][]string
+	pages      map[string][]SourcePage
 	members    map[string]map[string]string
 	budget     map[string]int
+	crawled    map[string]*Response // crawl id + " " + url
 }
 
 func newMemory() *memory {
-	return &memory{validators: map[string]Validator{}, pages: map[string][]string{},
-		members: map[string]map[string]string{}, budget: map[string]int{}}
+	return &memory{validators: map[string]Validator{}, pages: map[string][]SourcePage{},
+		members: map[string]map[string]string{}, budget: map[string]int{}, crawled: map[string]*Response{}}
+}
+
+func (m *memory) Page(_ context.Context, crawlID, u string) (*Response, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.crawled[crawlID+" "+u]
+	return r, ok
+}
+
+func (m *memory) StorePage(_ context.Context, crawlID, u string, r *Response) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.crawled[crawlID+" "+u] = r
+	return nil
 }
 
 func (m *memory) Validator(_ context.Context, u string) (Validator, bool) {
@@ -52,16 +67,16 @@ func (m *memory) StoreValidator(_ context.Context, u string, v Validator) error 
 	return nil
 }
 
-func (m *memory) RecordPages(_ context.Context, id string) []string {
+func (m *memory) RecordPages(_ context.Context, id string) []SourcePage {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.pages[id]
 }
 
-func (m *memory) StoreRecordPages(_ context.Context, id string, urls []string) error {
+func (m *memory) StoreRecordPages(_ context.Context, id string, pages []SourcePage) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.pages[id] = urls
+	m.pages[id] = pages
 	return nil
 }
 
@@ -555,5 +570,110 @@ func TestCrawlHubNotAHub(t *testing.T) {
 	_, err := testCrawler(t, s, CrawlConfig{}).CrawlHub(context.Background(), HubJob{URL: s.hubURL()})
 	if !retry.IsPermanent(err) || !strings.Contains(err.Error(), testHubID) {
 		t.Fatalf("err = %v, want a permanent error naming the page", err)
+	}
+}
+
+// A source that can add nothing the record lacks costs no request: no
+// graph.json when the hub and Pith's JSON gave all it has.
+func TestBuildPaperSkipsSourcesWithNothingToAdd(t *testing.T) {
+	const pithFull = `{"source":{"id":"2601.00001","kind":"arxiv"},"paper":{"title":"Paper A","headline":"A.",` +
+		`"abstract_excerpt":"A's abstract.","authors_text":"Ann Author","primary_cat":"cs.CL","submitted_at":"2026-01-05T00:00:00Z"}}`
+	refs, novelty := 12, 6.0
+	card := CitingPaper{Title: "Paper A", Summary: "A.", PithID: pithA, Category: "cs.CL", Published: "2026-01-05",
+		Verdict: "CONDITIONAL", Novelty: &novelty, Refs: &refs}
+	explorer := CitingPaper{Title: "Paper A", Summary: "A.", PithID: pithA} // no verdict, refs: graph.json has them
+	graphPath := "/api/pith-number/" + pithA + "/graph.json"
+	for _, tc := range []struct {
+		name      string
+		paper     CitingPaper
+		wantGraph int
+	}{{"card with every field", card, 0}, {"explorer entry", explorer, 1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSite(t)
+			s.set("/pith/"+pithA+".json", pithFull)
+			s.set(graphPath, graphJSON("2601.00001"))
+			r := build(t, testCrawler(t, s, CrawlConfig{FetchGraph: true}), s.job(tc.paper)).Record
+			if n := s.count(graphPath); n != tc.wantGraph {
+				t.Errorf("graph.json fetched %d times, want %d", n, tc.wantGraph)
+			}
+			if n := s.count("/pith/" + pithA + ".json"); n != 1 {
+				t.Errorf("Pith JSON fetched %d times, want 1", n)
+			}
+			if r.Paper.Abstract != "A's abstract." || len(r.Paper.Authors) != 1 || r.Paper.Arxiv != "2601.00001" {
+				t.Errorf("paper %+v lost what Pith's JSON gave", r.Paper)
+			}
+		})
+	}
+}
+
+// A paper listed by two hubs of one crawl is fetched once: the second
+// hub's record reads the pages the first fetched, and is built the same.
+func TestBuildPaperSharedByHubsFetchedOncePerCrawl(t *testing.T) {
+	s := newSite(t)
+	jsonPath, graphPath := "/pith/"+pithA+".json", "/api/pith-number/"+pithA+"/graph.json"
+	s.set(jsonPath, pithJSON("2601.00001"))
+	s.set(graphPath, graphJSON("2601.00001"))
+	mem := newMemory()
+	c := testCrawler(t, s, CrawlConfig{FetchGraph: true}, WithPages(mem))
+	first := s.job(paperA)
+	first.Shared = true
+	second := first
+	second.Hub.ID, second.Hub.URL = "99999999-2222-3333-4444-555555555555", s.base+"/citations/99999999-2222-3333-4444-555555555555"
+	a, b := build(t, c, first).Record, build(t, c, second).Record
+	if s.count(jsonPath) != 1 || s.count(graphPath) != 1 {
+		t.Fatalf("Pith JSON fetched %d times, graph.json %d times in one crawl; want once each", s.count(jsonPath), s.count(graphPath))
+	}
+	if a.ID == b.ID || a.Paper.Abstract != b.Paper.Abstract || len(b.Paper.Authors) != 2 || !slices.Equal(a.SourceURLs[1:], b.SourceURLs[1:]) {
+		t.Errorf("second hub's record differs: %+v / %v, first %+v / %v", b.Paper, b.SourceURLs, a.Paper, a.SourceURLs)
+	}
+	next := first
+	next.CrawlID = "run2" // another crawl fetches afresh
+	build(t, c, next)
+	if s.count(jsonPath) != 2 {
+		t.Errorf("Pith JSON fetched %d times after a second crawl, want 2", s.count(jsonPath))
+	}
+	// A crawl of one hub keeps nothing: no paper of it can come twice.
+	alone := s.job(paperA)
+	alone.CrawlID = "run3"
+	build(t, c, alone)
+	build(t, c, alone)
+	if s.count(jsonPath) != 4 {
+		t.Errorf("Pith JSON fetched %d times after a crawl of one hub built it twice, want 4", s.count(jsonPath))
+	}
+}
+
+// A paper the hub did not list at its last crawl is new: its job says so,
+// and its record is built without looking up what it was built from.
+func TestCrawlHubMarksNewPapers(t *testing.T) {
+	s := newSite(t)
+	mem := newMemory()
+	c := testCrawler(t, s, CrawlConfig{}, WithHistory(mem))
+	job := HubJob{URL: s.hubURL(), CrawlID: "run1"}
+	s.hub("A")
+	first := crawlHub(t, c, job)
+	if len(first.Papers) != 1 || !first.Papers[0].New {
+		t.Fatalf("first crawl: papers %+v, want A new", first.Papers)
+	}
+	commit(t, first.Commits)
+	s.hub("AB")
+	second := crawlHub(t, c, job)
+	news := map[string]bool{}
+	for _, p := range second.Papers {
+		news[p.Paper.Title] = p.New
+	}
+	if news["Paper A"] || !news["Paper B"] {
+		t.Fatalf("second crawl: new %v, want only Paper B", news)
+	}
+	// A record kept for a new paper (say from before it left the hub) is
+	// not looked up: the paper is built and published afresh.
+	s.set("/abs/2601.00002", absB)
+	idB := record.ID(testHubID, paperB.Key())
+	mem.StoreRecordPages(context.Background(), idB, []SourcePage{{URL: s.base + "/abs/2601.00002"}})
+	for _, p := range second.Papers {
+		if p.Paper.Title == "Paper B" {
+			if b := build(t, c, p); b.Known || b.Unchanged {
+				t.Errorf("new paper built as known (%v) or unchanged (%v)", b.Known, b.Unchanged)
+			}
+		}
 	}
 }

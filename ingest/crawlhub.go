@@ -24,6 +24,11 @@ type HubJob struct {
 	// run that starts a crawl decides it (its offline snapshot, say), not
 	// each worker, so it travels with the crawl's jobs.
 	ArxivBase string
+	// Shared is true when the crawl has more than one hub (several
+	// configured, or discovery on), so that a paper may be listed by two:
+	// only then are the pages it fetches kept for the rest of the crawl
+	// (see Pages), which a crawl of one hub would pay for in vain.
+	Shared bool
 }
 
 // HubCrawl is what crawling one hub found.
@@ -71,12 +76,18 @@ func (c *Crawler) CrawlHub(ctx context.Context, job HubJob) (*HubCrawl, error) {
 		missing = append(missing, "hub."+m)
 	}
 	out := &HubCrawl{Hub: hub, Commits: []Commit{commit}}
+	var before map[string]string // the papers the hub listed at the last crawl
+	if c.history != nil {
+		before = c.history.HubMembers(ctx, hub.ID)
+	}
 	for _, p := range page.Papers {
+		_, listed := before[record.ID(hub.ID, p.Key())]
 		out.Papers = append(out.Papers, PaperJob{Hub: hub, HubMissing: missing, HubSource: resp.URL, Paper: p,
-			Depth: job.Depth, CrawlID: job.CrawlID, ArxivBase: job.ArxivBase})
+			Depth: job.Depth, CrawlID: job.CrawlID, ArxivBase: job.ArxivBase, Shared: job.Shared,
+			New: c.history != nil && !listed})
 	}
 	var members Commit
-	out.Gone, members = c.gone(ctx, job, hub, page)
+	out.Gone, members = c.gone(job, hub, page, before)
 	out.Commits = append(out.Commits, members)
 	if out.Discovered, err = c.discover(ctx, job, page.HubLinks); err != nil {
 		return nil, err
@@ -86,9 +97,9 @@ func (c *Crawler) CrawlHub(ctx context.Context, job HubJob) (*HubCrawl, error) {
 }
 
 // gone compares the papers a hub lists now with those it listed at the
-// last crawl. A paper that disappeared gets a new record version marked
-// gone, with what is known of it.
-func (c *Crawler) gone(ctx context.Context, job HubJob, hub record.Hub, page *HubPage) ([]record.Record, Commit) {
+// last crawl (before). A paper that disappeared gets a new record version
+// marked gone, with what is known of it.
+func (c *Crawler) gone(job HubJob, hub record.Hub, page *HubPage, before map[string]string) ([]record.Record, Commit) {
 	if c.history == nil {
 		return nil, func(context.Context) error { return nil }
 	}
@@ -97,7 +108,7 @@ func (c *Crawler) gone(ctx context.Context, job HubJob, hub record.Hub, page *Hu
 		now[record.ID(hub.ID, page.Papers[i].Key())] = page.Papers[i].Title
 	}
 	var gone []record.Record
-	for id, title := range c.history.HubMembers(ctx, hub.ID) {
+	for id, title := range before {
 		if _, still := now[id]; !still {
 			gone = append(gone, goneRecord(hub, id, title, job.URL, c.now()))
 		}
@@ -137,7 +148,7 @@ func (c *Crawler) discover(ctx context.Context, job HubJob, links []string) ([]H
 			c.log.Info().Str("crawl", job.CrawlID).Int("max_pages", c.cfg.DiscoverMaxPages).Msg("discovery page budget spent")
 			break
 		}
-		out = append(out, HubJob{URL: l, Depth: job.Depth + 1, CrawlID: job.CrawlID, ArxivBase: job.ArxivBase})
+		out = append(out, HubJob{URL: l, Depth: job.Depth + 1, CrawlID: job.CrawlID, ArxivBase: job.ArxivBase, Shared: true})
 	}
 	return out, nil
 }

@@ -6,6 +6,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -33,6 +35,10 @@ type FetchConfig struct {
 	Delay time.Duration `yaml:"delay"`
 	// HostDelays overrides Delay per host name (for example arxiv.org: 3s).
 	HostDelays map[string]time.Duration `yaml:"host_delays"`
+	// HostConcurrency is how many requests may be in flight at once to a
+	// host name; a host not listed gets one (politeness). Raise it for a
+	// host you own, such as your own mirror.
+	HostConcurrency map[string]int `yaml:"host_concurrency"`
 	// Timeout bounds one request, headers and body.
 	Timeout time.Duration `yaml:"timeout"`
 	// MaxBodyBytes refuses bodies larger than this.
@@ -92,8 +98,9 @@ func statusError(rawURL string, resp *Response, attempts int) error {
 }
 
 // Fetcher is a polite HTTP client: robots.txt, one request in flight per
-// host with a delay between requests, backoff on 429 and 5xx honouring
-// Retry-After, a timeout, a body cap and a redirect cap.
+// host (or fetch.host_concurrency's number) with a delay between requests,
+// backoff on 429 and 5xx honouring Retry-After, a timeout, a body cap and
+// a redirect cap.
 type Fetcher struct {
 	cfg    FetchConfig
 	client *http.Client
@@ -102,19 +109,28 @@ type Fetcher struct {
 	mu     sync.Mutex
 	hosts  map[string]*hostGate
 	robots robotsCache
+
+	requests *atomic.Int64 // counts every request sent, when set
 }
 
 // FetcherOption changes how a Fetcher is built.
 type FetcherOption func(*fetcherOptions)
 
 type fetcherOptions struct {
-	wrap func(http.RoundTripper) http.RoundTripper
+	wrap     func(http.RoundTripper) http.RoundTripper
+	requests *atomic.Int64
 }
 
 // WithTransport wraps the fetcher's HTTP transport, for example to count
 // and time every request (each redirect hop and robots.txt included).
 func WithTransport(wrap func(http.RoundTripper) http.RoundTripper) FetcherOption {
 	return func(o *fetcherOptions) { o.wrap = wrap }
+}
+
+// WithRequestCount adds one to n for every HTTP request the fetcher sends:
+// retries, redirects followed and robots.txt included.
+func WithRequestCount(n *atomic.Int64) FetcherOption {
+	return func(o *fetcherOptions) { o.requests = n }
 }
 
 // NewFetcher builds a Fetcher. Its transport connects only to the addresses
@@ -128,10 +144,15 @@ func NewFetcher(cfg FetchConfig, log zerolog.Logger, opts ...FetcherOption) *Fet
 	for _, opt := range opts {
 		opt(&o)
 	}
-	f := &Fetcher{cfg: cfg, log: log, hosts: map[string]*hostGate{}}
+	f := &Fetcher{cfg: cfg, log: log, hosts: map[string]*hostGate{}, requests: o.requests}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.Proxy = nil
 	tr.DialContext = newAddressGuard(cfg).dialer().DialContext
+	// Keep as many connections to a host as may be in flight to it, so a
+	// host with several slots does not dial anew for most requests.
+	for _, n := range cfg.HostConcurrency {
+		tr.MaxIdleConnsPerHost = max(tr.MaxIdleConnsPerHost, n)
+	}
 	var rt http.RoundTripper = tr
 	if o.wrap != nil {
 		rt = o.wrap(rt)
@@ -149,6 +170,7 @@ func (f *Fetcher) checkRedirect(req *http.Request, via []*http.Request) error {
 	if len(via) > f.cfg.MaxRedirects {
 		return retry.Permanentf("stopped after %d redirects (loop or chain too long)", f.cfg.MaxRedirects)
 	}
+	f.count() // the redirect is followed: one more request
 	if err := CheckURL(req.URL.String()); err != nil {
 		return retry.Permanentf("redirected to %w", err)
 	}
@@ -222,9 +244,7 @@ func (f *Fetcher) get(ctx context.Context, rawURL string, hdr http.Header, retri
 		}
 		f.log.Debug().Str("url", rawURL).Int("attempt", attempt).Dur("wait", next.Wait).Err(err).Msg("retrying")
 		// The host stays blocked for others while we wait: backoff is per host.
-		if err := f.gate(u.Host).hold(ctx, next.Wait); err != nil {
-			return nil, err
-		}
+		f.gate(u).hold(next.Wait)
 	}
 }
 
@@ -237,11 +257,11 @@ func (c FetchConfig) Policy() retry.Policy {
 
 // once makes one request under the host's gate.
 func (f *Fetcher) once(ctx context.Context, u *url.URL, hdr http.Header) (*Response, error) {
-	g := f.gate(u.Host)
-	if err := g.acquire(ctx, f.delay(u)); err != nil {
+	g, delay := f.gate(u), f.delay(u)
+	if err := g.acquire(ctx, delay); err != nil {
 		return nil, err
 	}
-	defer g.release()
+	defer g.release(delay)
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
@@ -251,6 +271,7 @@ func (f *Fetcher) once(ctx context.Context, u *url.URL, hdr http.Header) (*Respo
 		req.Header[k] = vs
 	}
 	req.Header.Set("User-Agent", f.UserAgent())
+	f.count()
 	resp, err := f.client.Do(req)
 	if err != nil {
 		var ue *url.Error
@@ -263,7 +284,10 @@ func (f *Fetcher) once(ctx context.Context, u *url.URL, hdr http.Header) (*Respo
 	if resp.ContentLength > f.cfg.MaxBodyBytes {
 		return nil, retry.Permanentf("GET %s: body of %d bytes is over the cap of %d bytes", u, resp.ContentLength, f.cfg.MaxBodyBytes)
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, f.cfg.MaxBodyBytes+1))
+	// Read into a buffer of the announced size, not one grown by doubling.
+	buf := bytes.NewBuffer(make([]byte, 0, max(resp.ContentLength, 0)+bytes.MinRead))
+	_, err = buf.ReadFrom(io.LimitReader(resp.Body, f.cfg.MaxBodyBytes+1))
+	body := buf.Bytes()
 	if err != nil {
 		return nil, fmt.Errorf("GET %s: reading body: %w", u, err)
 	}
@@ -271,6 +295,12 @@ func (f *Fetcher) once(ctx context.Context, u *url.URL, hdr http.Header) (*Respo
 		return nil, retry.Permanentf("GET %s: body is over the cap of %d bytes", u, f.cfg.MaxBodyBytes)
 	}
 	return &Response{URL: resp.Request.URL.String(), Status: resp.StatusCode, Header: resp.Header, Body: body}, nil
+}
+
+func (f *Fetcher) count() {
+	if f.requests != nil {
+		f.requests.Add(1)
+	}
 }
 
 // retryAfter parses a Retry-After value: delay seconds or an HTTP date.
@@ -298,58 +328,81 @@ func (f *Fetcher) delay(u *url.URL) time.Duration {
 	return max(d, f.robots.crawlDelay(u.Host))
 }
 
-func (f *Fetcher) gate(host string) *hostGate {
+// gate is the host's gate, made on its first request with the host's
+// concurrency.
+func (f *Fetcher) gate(u *url.URL) *hostGate {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	g, ok := f.hosts[host]
+	g, ok := f.hosts[u.Host]
 	if !ok {
-		g = &hostGate{slot: make(chan struct{}, 1)}
-		f.hosts[host] = g
+		g = &hostGate{slots: make(chan struct{}, f.concurrency(u))}
+		f.hosts[u.Host] = g
 	}
 	return g
 }
 
-// hostGate lets one request at a time through to a host, and keeps the
-// host's delay between the end of one request and the start of the next.
+// concurrency is how many requests may be in flight to u's host at once:
+// fetch.host_concurrency, else one.
+func (f *Fetcher) concurrency(u *url.URL) int {
+	if n, ok := f.cfg.HostConcurrency[u.Hostname()]; ok && n > 0 {
+		return n
+	}
+	return 1
+}
+
+// hostGate lets up to cap(slots) requests at a time through to a host, and
+// keeps the host's delay between requests: a request starts no sooner than
+// the delay after the previous one started or ended (with one slot, after
+// it ended).
 type hostGate struct {
-	slot     chan struct{}
-	lastDone time.Time // guarded by holding slot
+	slots chan struct{}
+	mu    sync.Mutex
+	next  time.Time // earliest start of the next request
 }
 
 func (g *hostGate) acquire(ctx context.Context, delay time.Duration) error {
 	select {
-	case g.slot <- struct{}{}:
+	case g.slots <- struct{}{}:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	if wait := time.Until(g.lastDone.Add(delay)); wait > 0 {
+	for {
+		g.mu.Lock()
+		now := time.Now()
+		wait := g.next.Sub(now)
+		if wait <= 0 {
+			g.next = now.Add(delay)
+			g.mu.Unlock()
+			return nil
+		}
+		g.mu.Unlock()
+		// Another slot holder may take the turn meanwhile: look again.
 		t := time.NewTimer(wait)
-		defer t.Stop()
 		select {
 		case <-t.C:
 		case <-ctx.Done():
-			<-g.slot
+			t.Stop()
+			<-g.slots
 			return ctx.Err()
 		}
 	}
-	return nil
 }
 
-func (g *hostGate) release() {
-	g.lastDone = time.Now()
-	<-g.slot
+func (g *hostGate) release(delay time.Duration) {
+	g.push(time.Now().Add(delay))
+	<-g.slots
 }
 
 // hold keeps the host closed for d (a backoff), so other requests to the
-// same host wait too.
-func (g *hostGate) hold(ctx context.Context, d time.Duration) error {
-	select {
-	case g.slot <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
+// same host wait too; our own next attempt waits in acquire like
+// everyone else's.
+func (g *hostGate) hold(d time.Duration) { g.push(time.Now().Add(d)) }
+
+// push moves the next start to t, unless it is later already.
+func (g *hostGate) push(t time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if t.After(g.next) {
+		g.next = t
 	}
-	g.lastDone = time.Now().Add(d)
-	<-g.slot
-	// Our own next attempt waits in acquire like everyone else's.
-	return nil
 }

@@ -272,3 +272,98 @@ func TestFetchRejectsBadURL(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// concurrencySite counts the requests in flight per Host header and keeps
+// each open until want of that host are in, or a second has passed, so
+// that a gate letting too many through is seen.
+type concurrencySite struct {
+	mu       sync.Mutex
+	inFlight map[string]int
+	max      map[string]int
+	starts   map[string][]time.Time
+	want     map[string]int
+}
+
+func newConcurrencySite(want map[string]int) *concurrencySite {
+	s := &concurrencySite{inFlight: map[string]int{}, max: map[string]int{}, starts: map[string][]time.Time{}, want: want}
+	return s
+}
+
+func (s *concurrencySite) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/robots.txt" {
+		http.NotFound(w, r)
+		return
+	}
+	host := strings.Split(r.Host, ":")[0]
+	s.mu.Lock()
+	s.inFlight[host]++
+	s.max[host] = max(s.max[host], s.inFlight[host])
+	s.starts[host] = append(s.starts[host], time.Now())
+	deadline := time.Now().Add(250 * time.Millisecond)
+	for s.inFlight[host] < s.want[host] && time.Now().Before(deadline) {
+		s.mu.Unlock()
+		time.Sleep(time.Millisecond)
+		s.mu.Lock()
+	}
+	s.inFlight[host]--
+	s.mu.Unlock()
+	fmt.Fprint(w, "ok")
+}
+
+// fetchAll fetches n pages of base at once.
+func fetchAll(t *testing.T, f *Fetcher, base string, n int) {
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			if _, err := f.Get(context.Background(), fmt.Sprintf("%s/p%d", base, i), nil); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// fetch.host_concurrency lets N requests at once to a host that lists it,
+// and still one to any other host.
+func TestFetchHostConcurrency(t *testing.T) {
+	site := newConcurrencySite(map[string]int{"127.0.0.1": 4, "localhost": 4})
+	srv := httptest.NewServer(site)
+	defer srv.Close()
+	cfg := testFetchConfig()
+	cfg.HostConcurrency = map[string]int{"127.0.0.1": 4}
+	f := NewFetcher(cfg, zerolog.Nop())
+	fetchAll(t, f, srv.URL, 12)                                              // 127.0.0.1: listed
+	fetchAll(t, f, strings.Replace(srv.URL, "127.0.0.1", "localhost", 1), 3) // same server, another host name: not listed
+	site.mu.Lock()
+	defer site.mu.Unlock()
+	if got := site.max["127.0.0.1"]; got != 4 {
+		t.Errorf("%d requests in flight at once to a host with host_concurrency 4, want 4", got)
+	}
+	if got := site.max["localhost"]; got != 1 {
+		t.Errorf("%d requests in flight at once to a host not listed, want 1", got)
+	}
+}
+
+// The host's delay still spaces the requests of a host with several slots.
+func TestFetchHostConcurrencyKeepsDelay(t *testing.T) {
+	site := newConcurrencySite(nil)
+	srv := httptest.NewServer(site)
+	defer srv.Close()
+	cfg := testFetchConfig()
+	cfg.HostConcurrency = map[string]int{"127.0.0.1": 4}
+	cfg.HostDelays = map[string]time.Duration{"127.0.0.1": 40 * time.Millisecond}
+	fetchAll(t, NewFetcher(cfg, zerolog.Nop()), srv.URL, 6)
+	site.mu.Lock()
+	defer site.mu.Unlock()
+	starts := site.starts["127.0.0.1"]
+	if len(starts) != 6 {
+		t.Fatalf("%d requests, want 6", len(starts))
+	}
+	for i := 1; i < len(starts); i++ {
+		// Correctness, not speed: never sooner than the delay (less a
+		// margin for when the server reads each request).
+		if gap := starts[i].Sub(starts[i-1]); gap < 35*time.Millisecond {
+			t.Errorf("request %d started %v after the previous one, sooner than the host's delay of 40ms", i, gap)
+		}
+	}
+}

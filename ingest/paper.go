@@ -81,6 +81,18 @@ type Sources struct {
 // the hub listed and the structured sources found for it. Fields no source
 // gave are named in Missing, never invented.
 func NewRecord(hub record.Hub, p CitingPaper, src Sources, urls []string, fetchedAt time.Time) record.Record {
+	paper := newPaper(hub, p, src)
+	r := record.Record{
+		Schema: record.Schema, ID: record.ID(hub.ID, p.Key()), Hub: hub, Paper: paper,
+		Contexts: []record.Context{}, FetchedAt: fetchedAt.UTC(), SourceURLs: urls,
+	}
+	r.Missing = missingFields(&paper)
+	return r
+}
+
+// newPaper is the record's paper: what the hub listed, each field a source
+// gave filled in the sources' order.
+func newPaper(hub record.Hub, p CitingPaper, src Sources) record.Paper {
 	paper := record.Paper{
 		Title: p.Title, Summary: p.Summary, Arxiv: p.ArxivID, Pith: p.PithID, URL: p.URL,
 		Published: p.Published, Verdict: p.Verdict, Novelty: p.Novelty, Refs: p.Refs,
@@ -117,12 +129,7 @@ func NewRecord(hub record.Hub, p CitingPaper, src Sources, urls []string, fetche
 	if paper.URL != "" {
 		paper.URL = resolveRef(hub.URL, paper.URL)
 	}
-	r := record.Record{
-		Schema: record.Schema, ID: record.ID(hub.ID, p.Key()), Hub: hub, Paper: paper,
-		Contexts: []record.Context{}, FetchedAt: fetchedAt.UTC(), SourceURLs: urls,
-	}
-	r.Missing = missingFields(&paper)
-	return r
+	return paper
 }
 
 func fill(dst *string, v string) {

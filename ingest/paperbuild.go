@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 
 	"github.com/citecrawl/citecrawl/record"
 	"github.com/citecrawl/citecrawl/retry"
@@ -18,10 +19,14 @@ type PaperJob struct {
 	// HubSource is the URL the hub was read from (after redirects).
 	HubSource string
 	Paper     CitingPaper
-	// Depth, CrawlID and ArxivBase are the hub's (see HubJob).
+	// Depth, CrawlID, ArxivBase and Shared are the hub's (see HubJob).
 	Depth     int
 	CrawlID   string
 	ArxivBase string
+	Shared    bool
+	// New is true when the hub did not list the paper at its last crawl:
+	// no record of it is known, so none is looked up.
+	New bool
 }
 
 // PaperBuild is what building one paper's record gave.
@@ -43,15 +48,18 @@ type PaperBuild struct {
 //
 // Metadata comes from the structured sources first, in this order: Pith's
 // JSON record, its graph.json (when FetchGraph), then arXiv's abstract page
-// only when neither gave anything (and for papers not on Pith). A source
-// that fails for good is named in the record's missing, not fatal: the
-// record is still worth having. The arXiv id is the hub's, else Pith's,
-// else the graph's. Citing sentences come from arXiv's full text, whose
-// status says why there are none (see readFullText).
+// only when neither gave anything (and for papers not on Pith). Each costs
+// a request only when it can give a field the record still lacks (see
+// lacks), and a page this crawl already fetched for another hub is read
+// from the crawl's Pages instead. A source that fails for good is named in
+// the record's missing, not fatal: the record is still worth having. The
+// arXiv id is the hub's, else Pith's, else the graph's. Citing sentences
+// come from arXiv's full text, whose status says why there are none (see
+// readFullText).
 func (c *Crawler) BuildPaper(ctx context.Context, job PaperJob) (*PaperBuild, error) {
 	id := record.ID(job.Hub.ID, job.Paper.Key())
-	var known []string // the pages the record was last built from, if any
-	if c.history != nil {
+	var known []SourcePage // the pages the record was last built from, if any
+	if c.history != nil && !job.New {
 		known = c.history.RecordPages(ctx, id)
 	}
 	if c.cfg.Conditional && c.unchanged(ctx, id, known) {
@@ -72,7 +80,7 @@ func (c *Crawler) BuildPaper(ctx context.Context, job PaperJob) (*PaperBuild, er
 	if err != nil {
 		return nil, err
 	}
-	commits := b.commits
+	var commits []Commit
 	if c.history != nil {
 		pages := b.fetched
 		commits = append(commits, func(ctx context.Context) error { return c.history.StoreRecordPages(ctx, id, pages) })
@@ -81,13 +89,19 @@ func (c *Crawler) BuildPaper(ctx context.Context, job PaperJob) (*PaperBuild, er
 }
 
 // unchanged asks every page the record was last built from whether it
-// changed; only if none did is the record left as it is.
-func (c *Crawler) unchanged(ctx context.Context, recordID string, pages []string) bool {
+// changed; only if none did is the record left as it is. A page kept
+// without its validator (by an older version) asks with the one stored
+// for its URL.
+func (c *Crawler) unchanged(ctx context.Context, recordID string, pages []SourcePage) bool {
 	if len(pages) == 0 {
 		return false
 	}
-	for _, u := range pages {
-		resp, err := c.check.Get(ctx, u, c.conditionalHeaders(ctx, u))
+	for _, p := range pages {
+		u, hdr := p.URL, p.Validator.headers()
+		if p.Validator == (Validator{}) {
+			hdr = c.conditionalHeaders(ctx, u)
+		}
+		resp, err := c.check.Get(ctx, u, hdr)
 		if err != nil {
 			// Gone, moved or unreachable: rebuild from the current pages,
 			// which retries properly if the failure is passing.
@@ -127,7 +141,7 @@ func (c *Crawler) discoverFromRecordPage(ctx context.Context, job PaperJob) ([]H
 			others = append(others, l)
 		}
 	}
-	return c.discover(ctx, HubJob{Depth: job.Depth, CrawlID: job.CrawlID, ArxivBase: job.ArxivBase}, others)
+	return c.discover(ctx, HubJob{Depth: job.Depth, CrawlID: job.CrawlID, ArxivBase: job.ArxivBase, Shared: true}, others)
 }
 
 // paperBuild collects what one paper job fetched.
@@ -135,16 +149,43 @@ type paperBuild struct {
 	c       *Crawler
 	job     PaperJob
 	src     Sources
-	urls    []string // pages the record was built from (source_urls)
-	fetched []string // the same, less the hub: what a re-crawl asks again
+	urls    []string     // pages the record was built from (source_urls)
+	fetched []SourcePage // the same, less the hub: what a re-crawl asks again
 	missing []string
-	commits []Commit
 }
 
-// fetch gets u in full (this is a rebuild). A permanent failure is noted
-// as missing under what, and gives no response and no error.
+// get gets u in full (this is a rebuild), or reads it from the pages this
+// crawl fetched already. Its validator is kept with the record's pages
+// (see BuildPaper), not on its own.
+func (b *paperBuild) get(ctx context.Context, u, accept string) (*Response, error) {
+	pages, crawl := b.c.pages, b.job.CrawlID
+	if pages == nil || crawl == "" || !b.job.Shared {
+		resp, _, err := b.c.fetch(ctx, u, accept, false)
+		return resp, err
+	}
+	if resp, ok := pages.Page(ctx, crawl, u); ok {
+		return resp, nil
+	}
+	resp, _, err := b.c.fetch(ctx, u, accept, false)
+	if err == nil {
+		if err := pages.StorePage(ctx, crawl, u, resp); err != nil {
+			// Only a saving lost: another hub's paper fetches it again.
+			b.c.log.Debug().Err(err).Str("url", u).Msg("could not keep the page for the rest of the crawl")
+		}
+	}
+	return resp, err
+}
+
+// used notes that the record is built from resp, fetched from u.
+func (b *paperBuild) used(u string, resp *Response) {
+	b.urls = append(b.urls, u)
+	b.fetched = append(b.fetched, SourcePage{URL: u, Validator: validatorOf(resp.Header)})
+}
+
+// fetch gets u (see get). A permanent failure is noted as missing under
+// what, and gives no response and no error.
 func (b *paperBuild) fetch(ctx context.Context, u, accept, what string) (*Response, error) {
-	resp, commit, err := b.c.fetch(ctx, u, accept, false)
+	resp, err := b.get(ctx, u, accept)
 	if err != nil {
 		if retry.IsPermanent(err) {
 			b.c.log.Info().Err(err).Msg(what + " not available")
@@ -153,10 +194,30 @@ func (b *paperBuild) fetch(ctx context.Context, u, accept, what string) (*Respon
 		}
 		return nil, err
 	}
-	b.urls = append(b.urls, u)
-	b.fetched = append(b.fetched, u)
-	b.commits = append(b.commits, commit)
+	b.used(u, resp)
 	return resp, nil
+}
+
+// The paper fields each structured source can give, as named in a
+// record's missing ("paper.<field>").
+var (
+	pithFields  = []string{"title", "summary", "abstract", "authors", "arxiv", "categories", "published"}
+	graphFields = append(slices.Clone(pithFields), "verdict", "refs")
+	absFields   = []string{"title", "abstract", "arxiv", "published", "authors"}
+)
+
+// lacks says whether the record, as the hub and the sources read so far
+// make it, still lacks one of fields: a source that could add none of
+// them is not asked.
+func (b *paperBuild) lacks(fields []string) bool {
+	p := newPaper(b.job.Hub, b.job.Paper, b.src)
+	missing := missingFields(&p)
+	for _, f := range fields {
+		if slices.Contains(missing, "paper."+f) {
+			return true
+		}
+	}
+	return false
 }
 
 // fetchJSON fetches a structured source and parses it; a source that is
@@ -176,11 +237,14 @@ func (b *paperBuild) fetchJSON(ctx context.Context, u, what string, parse func(u
 func (b *paperBuild) resolve(ctx context.Context) error {
 	p, hubURL := b.job.Paper, b.job.Hub.URL
 	if p.PithID != "" {
-		err := b.fetchJSON(ctx, PithJSONURL(hubURL, p.PithID), "pith_json", func(u string, body []byte) (err error) {
-			b.src.Pith, err = ParsePithRecord(u, body)
-			return err
-		})
-		if err == nil && b.c.cfg.FetchGraph {
+		var err error
+		if b.lacks(pithFields) {
+			err = b.fetchJSON(ctx, PithJSONURL(hubURL, p.PithID), "pith_json", func(u string, body []byte) (err error) {
+				b.src.Pith, err = ParsePithRecord(u, body)
+				return err
+			})
+		}
+		if err == nil && b.c.cfg.FetchGraph && b.lacks(graphFields) {
 			err = b.fetchJSON(ctx, GraphURL(hubURL, p.PithID), "graph", func(u string, body []byte) (err error) {
 				b.src.Graph, err = ParseGraph(u, body)
 				return err
@@ -193,7 +257,7 @@ func (b *paperBuild) resolve(ctx context.Context) error {
 	// arXiv's abstract page: the fallback, and the only source for
 	// papers not on Pith.
 	arxiv := b.arxivID()
-	if arxiv == "" || b.src.Pith != nil || b.src.Graph != nil {
+	if arxiv == "" || b.src.Pith != nil || b.src.Graph != nil || !b.lacks(absFields) {
 		return nil
 	}
 	u := ArxivURL(b.arxivBase(), "abs", arxiv)
@@ -239,7 +303,7 @@ func (b *paperBuild) fullText(ctx context.Context, r *record.Record) error {
 		return nil
 	}
 	u := ArxivURL(b.arxivBase(), "html", r.Paper.Arxiv)
-	resp, commit, err := b.c.fetch(ctx, u, "text/html", false)
+	resp, err := b.get(ctx, u, "text/html")
 	if err != nil {
 		if retry.IsPermanent(err) {
 			r.FullText = &record.FullText{URL: u, Status: record.FullTextMissing, Reason: err.Error()}
@@ -247,8 +311,7 @@ func (b *paperBuild) fullText(ctx context.Context, r *record.Record) error {
 		}
 		return err
 	}
-	b.commits = append(b.commits, commit)
-	b.fetched = append(b.fetched, u)
+	b.fetched = append(b.fetched, SourcePage{URL: u, Validator: validatorOf(resp.Header)})
 	r.SourceURLs = append(r.SourceURLs, u)
 	page, err := ParseFullText(u, resp.Body, resp.Header.Get("Content-Type"))
 	if err != nil {

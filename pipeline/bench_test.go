@@ -21,13 +21,14 @@ import (
 
 // BenchmarkRunGeneratedHub is the end-to-end figure: one hub of 5,000
 // citing papers served on loopback (per-host delay off), crawled, tagged
-// and written through the embedded NATS server. Each paper costs one
-// graph.json request, as on the real site.
+// and written through the embedded NATS server. Each paper costs a Pith
+// JSON request, a graph.json request unless its hub card gave what the
+// graph has, and a full-text request; requests/record is the run report's.
 func BenchmarkRunGeneratedHub(b *testing.B) {
 	const n = 5000
 	site := snapshot.New(snapshot.StyleCards, snapshot.Generated(n))
 	web := startSite(b, site)
-	var records int64
+	var records, requests int64
 	var elapsed time.Duration
 	for b.Loop() {
 		b.StopTimer()
@@ -47,9 +48,11 @@ func BenchmarkRunGeneratedHub(b *testing.B) {
 			b.Fatalf("%d records written, want %d", res.Written, n)
 		}
 		records += res.Written
+		requests += res.Requests
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(records)/elapsed.Seconds(), "records/s")
+	b.ReportMetric(float64(requests)/float64(records), "requests/record")
 }
 
 // BenchmarkReprocess is the batch figure: 200,000 raw records in the
@@ -120,4 +123,34 @@ func BenchmarkReprocess(b *testing.B) {
 	}
 	b.ReportMetric(float64(n*b.N)/total.Seconds(), "records/s")
 	b.ReportMetric(float64(peak.Load())/(1<<20), "peak-heap-MB")
+}
+
+// BenchmarkIngestGeneratedHub is the run scripts/ingestbench measures as a
+// whole process (fetch.delay 0, no full text, no graph.json, 8 fetch
+// workers and 8 requests at once to the loopback host), in process so that
+// it can be profiled: go test -bench IngestGeneratedHub -cpuprofile.
+func BenchmarkIngestGeneratedHub(b *testing.B) {
+	const n = 5000
+	site := snapshot.New(snapshot.StyleCards, snapshot.Generated(n))
+	web := startSite(b, site)
+	for b.Loop() {
+		b.StopTimer()
+		cfg := testConfig(b, b.TempDir(), site.HubURLs(web.URL))
+		cfg.FullText.Enabled, cfg.FetchGraph = false, false
+		cfg.Stages.FetchWorkers = 8
+		cfg.Fetch.HostConcurrency = map[string]int{"127.0.0.1": 8}
+		bus := openBus(b, cfg)
+		b.StartTimer()
+		res, err := Run(context.Background(), bus, cfg, testEnv())
+		b.StopTimer()
+		bus.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if res.Written != n {
+			b.Fatalf("%d records written, want %d", res.Written, n)
+		}
+		b.ReportMetric(float64(res.Pages), "pages")
+		b.StartTimer()
+	}
 }

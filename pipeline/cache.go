@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -25,11 +27,23 @@ const BucketHTTP = "citecrawl_http"
 // object store keeps it in chunks.
 const BucketHubs = "citecrawl_hubs"
 
+// BucketPages keeps the pages each run of several hubs fetched for its
+// papers, so that a paper listed by two hubs of a run is fetched once. Its
+// entries expire after pagesTTL (they serve only the run that wrote them),
+// and it holds at most pagesMaxBytes: when full, a page is not kept, only
+// fetched again if another hub needs it.
+const (
+	BucketPages   = "citecrawl_pages"
+	pagesTTL      = 24 * time.Hour
+	pagesMaxBytes = 256 << 20
+)
+
 // httpCache keeps what the crawler remembers in JetStream, so every
 // worker on the cluster shares it: it is the crawler's ingest.Validators,
-// ingest.History and ingest.Budget.
+// ingest.History, ingest.Budget and ingest.Pages.
 type httpCache struct {
 	kv    jetstream.KeyValue
+	pages jetstream.KeyValue
 	hubs  jetstream.ObjectStore
 	chunk uint32 // object chunk size: well under the broker's message limit
 }
@@ -38,6 +52,7 @@ var (
 	_ ingest.Validators = (*httpCache)(nil)
 	_ ingest.History    = (*httpCache)(nil)
 	_ ingest.Budget     = (*httpCache)(nil)
+	_ ingest.Pages      = (*httpCache)(nil)
 )
 
 type validators struct {
@@ -54,6 +69,13 @@ func openHTTPCache(ctx context.Context, js jetstream.JetStream, replicas int, ma
 	if err != nil {
 		return nil, fmt.Errorf("key-value bucket %s: %w", BucketHTTP, err)
 	}
+	pages, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: BucketPages, Description: "citecrawl pages fetched by each run, shared by the hubs of the run",
+		Storage: jetstream.FileStorage, Replicas: max(replicas, 1), TTL: pagesTTL, MaxBytes: pagesMaxBytes,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("key-value bucket %s: %w", BucketPages, err)
+	}
 	hubs, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
 		Bucket: BucketHubs, Description: "citecrawl hub memberships: the papers each hub listed at its last crawl",
 		Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
@@ -65,7 +87,54 @@ func openHTTPCache(ctx context.Context, js jetstream.JetStream, replicas int, ma
 	if maxPayload > 0 {
 		chunk = uint32(min(int64(chunk), maxPayload/2))
 	}
-	return &httpCache{kv: kv, hubs: hubs, chunk: chunk}, nil
+	return &httpCache{kv: kv, pages: pages, hubs: hubs, chunk: chunk}, nil
+}
+
+// crawledPage is a page as BucketPages keeps it.
+type crawledPage struct {
+	URL         string `json:"url"` // as fetched, after redirects
+	Asked       string `json:"asked"`
+	ContentType string `json:"content_type,omitempty"`
+	// The validator, which the records built from the page keep.
+	ETag         string `json:"etag,omitempty"`
+	LastModified string `json:"last_modified,omitempty"`
+	Body         []byte `json:"body"`
+}
+
+func pageKey(runID, u string) string {
+	sum := sha256.Sum256([]byte(runID + " " + u))
+	return "page." + hex.EncodeToString(sum[:16])
+}
+
+// Page returns the page at u that run runID fetched, if it did
+// (ingest.Pages).
+func (c *httpCache) Page(ctx context.Context, runID, u string) (*ingest.Response, bool) {
+	e, err := c.pages.Get(ctx, pageKey(runID, u))
+	if err != nil {
+		return nil, false
+	}
+	var p crawledPage
+	if json.Unmarshal(e.Value(), &p) != nil || p.Asked != u {
+		return nil, false
+	}
+	h := http.Header{}
+	for k, v := range map[string]string{"Content-Type": p.ContentType, "ETag": p.ETag, "Last-Modified": p.LastModified} {
+		if v != "" {
+			h.Set(k, v)
+		}
+	}
+	return &ingest.Response{URL: p.URL, Status: http.StatusOK, Header: h, Body: p.Body}, true
+}
+
+// StorePage keeps a page run runID fetched in full.
+func (c *httpCache) StorePage(ctx context.Context, runID, u string, r *ingest.Response) error {
+	b, err := json.Marshal(crawledPage{URL: r.URL, Asked: u, ContentType: r.Header.Get("Content-Type"),
+		ETag: r.Header.Get("ETag"), LastModified: r.Header.Get("Last-Modified"), Body: r.Body})
+	if err != nil {
+		return err
+	}
+	_, err = c.pages.Put(ctx, pageKey(runID, u), b)
+	return err
 }
 
 func urlKey(u string) string {
@@ -87,15 +156,38 @@ func (c *httpCache) StoreValidator(ctx context.Context, u string, v ingest.Valid
 	return c.putJSON(ctx, urlKey(u), validators{URL: u, ETag: v.ETag, LastModified: v.LastModified})
 }
 
-// RecordPages are the URLs a record was built from (ingest.History).
-func (c *httpCache) RecordPages(ctx context.Context, recordID string) []string {
-	var urls []string
-	c.getJSON(ctx, "record."+recordID, &urls)
-	return urls
+// RecordPages are the pages a record was built from, with their
+// validators (ingest.History). An entry of an older version lists URLs
+// only; their validators are then those kept per URL.
+func (c *httpCache) RecordPages(ctx context.Context, recordID string) []ingest.SourcePage {
+	e, err := c.kv.Get(ctx, "record."+recordID)
+	if err != nil {
+		return nil
+	}
+	var pages []validators
+	if json.Unmarshal(e.Value(), &pages) != nil {
+		pages = nil // what the failed decode left
+		var urls []string
+		if json.Unmarshal(e.Value(), &urls) != nil {
+			return nil
+		}
+		for _, u := range urls {
+			pages = append(pages, validators{URL: u})
+		}
+	}
+	out := make([]ingest.SourcePage, len(pages))
+	for i, p := range pages {
+		out[i] = ingest.SourcePage{URL: p.URL, Validator: ingest.Validator{ETag: p.ETag, LastModified: p.LastModified}}
+	}
+	return out
 }
 
-func (c *httpCache) StoreRecordPages(ctx context.Context, recordID string, urls []string) error {
-	return c.putJSON(ctx, "record."+recordID, urls)
+func (c *httpCache) StoreRecordPages(ctx context.Context, recordID string, pages []ingest.SourcePage) error {
+	out := make([]validators, len(pages))
+	for i, p := range pages {
+		out[i] = validators{URL: p.URL, ETag: p.ETag, LastModified: p.LastModified}
+	}
+	return c.putJSON(ctx, "record."+recordID, out)
 }
 
 // HubMembers are the citing papers a hub listed at its last crawl: record

@@ -81,24 +81,27 @@ func startCluster(t testing.TB, n int) *testCluster {
 }
 
 // waitForLeader waits until the running nodes have elected a JetStream
-// meta leader and every one of them is current.
+// meta leader that sees every one of them online with JetStream, so that
+// R3 streams can be placed.
 func (c *testCluster) waitForLeader() {
 	c.t.Helper()
+	running := 0
+	for _, s := range c.srvs {
+		if s != nil {
+			running++
+		}
+	}
 	checkFor(c.t, 30*time.Second, func() error {
-		leader := false
 		for _, s := range c.srvs {
-			if s == nil {
+			if s == nil || !s.JetStreamIsLeader() {
 				continue
 			}
-			if !s.JetStreamIsCurrent() {
-				return fmt.Errorf("%s is not current", s.Name())
+			if peers := s.JetStreamClusterPeers(); len(peers) < running {
+				return fmt.Errorf("meta leader %s sees %v online", s.Name(), peers)
 			}
-			leader = leader || s.JetStreamIsLeader()
+			return nil
 		}
-		if !leader {
-			return fmt.Errorf("no JetStream meta leader")
-		}
-		return nil
+		return fmt.Errorf("no JetStream meta leader")
 	})
 }
 
@@ -197,15 +200,11 @@ func TestClusterSurvivesNodeLoss(t *testing.T) {
 			env := testEnv()
 			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 			defer cancel()
-			type result struct {
-				res *Result
-				err error
-			}
-			done := make(chan result, 1)
+			done := make(chan runResult, 1)
 			start := time.Now()
 			go func() {
 				res, err := Run(ctx, bus, cfg, env)
-				done <- result{res, err}
+				done <- runResult{res, err}
 			}()
 			// Stop the victim once a third of the pages are fetched.
 			checkFor(t, 2*time.Minute, func() error {
@@ -219,7 +218,7 @@ func TestClusterSurvivesNodeLoss(t *testing.T) {
 				victim = f.victim(c, bus)
 				c.stop(victim)
 			}
-			r := <-done
+			r := waitLogging(t, bus, done)
 			if r.err != nil {
 				t.Fatalf("run failed after %s (node n%d stopped): %v", f.name, victim+1, r.err)
 			}
@@ -272,4 +271,30 @@ func TestRunSurvivesBrokerRestart(t *testing.T) {
 	}
 	assertEachOnce(t, readOut(t, cfg.Sink.Out), n)
 	t.Logf("broker restarted mid-run: finished in %v", time.Since(start).Round(time.Millisecond))
+}
+
+type runResult struct {
+	res *Result
+	err error
+}
+
+// waitLogging waits for a run, logging where its consumers stand every 10
+// seconds: shown only when the test fails, it says where a run got stuck.
+func waitLogging(t *testing.T, bus *Bus, done <-chan runResult) runResult {
+	for {
+		select {
+		case r := <-done:
+			return r
+		case <-time.After(10 * time.Second):
+			for _, c := range [][2]string{{StreamTasks, ConsumerFetch}, {StreamRaw, ConsumerClassify}, {StreamTagged, "sink"}} {
+				info, err := consumerInfo(context.Background(), bus, c[0], c[1])
+				if err != nil {
+					t.Logf("%s: %v", c[1], err)
+					continue
+				}
+				t.Logf("%s: pending %d, ack pending %d, redelivered %d, waiting pulls %d, leader %s",
+					c[1], info.NumPending, info.NumAckPending, info.NumRedelivered, info.NumWaiting, info.Cluster.Leader)
+			}
+		}
+	}
 }

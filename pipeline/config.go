@@ -155,6 +155,8 @@ func DefaultConfig() Config {
 			BackoffMax:    time.Minute,
 			MaxRetryAfter: 5 * time.Minute,
 			Robots:        true,
+
+			HostConcurrency: map[string]int{}, // one request at a time to every host
 		},
 		Sink: sink.Config{Out: "./out", JSONLConfig: sink.JSONLConfig{SegmentMaxBytes: 8 << 20, SegmentMaxAge: 5 * time.Second}},
 		Log:  LogConfig{Level: "info", Format: "json"},
@@ -187,7 +189,11 @@ func (c *Config) Validate() error {
 			bad("%s must be at least %s, not %s", name, least, v)
 		}
 	}
-
+	for host, n := range c.Fetch.HostConcurrency {
+		if n < 1 {
+			bad("fetch.host_concurrency of %s must be at least 1, not %d", host, n)
+		}
+	}
 	for _, h := range c.Hubs {
 		if err := ingest.CheckURL(h); err != nil {
 			bad("hubs: %w", err)

@@ -48,7 +48,7 @@ func newCrawler(cfg Config, f *ingest.Fetcher, sp *ingest.Splitter, cache *httpC
 		ingest.WithClock(env.Now), ingest.WithLogger(log),
 	}
 	if cache != nil {
-		opts = append(opts, ingest.WithValidators(cache), ingest.WithHistory(cache), ingest.WithBudget(cache))
+		opts = append(opts, ingest.WithValidators(cache), ingest.WithHistory(cache), ingest.WithBudget(cache), ingest.WithPages(cache))
 	}
 	return ingest.NewCrawler(countingGetter{f, env.Stats}, crawlConfig(cfg), opts...)
 }
@@ -254,7 +254,7 @@ func hubTasks(runID string, jobs []ingest.HubJob) []Out {
 	var outs []Out
 	for _, j := range jobs {
 		// The crawler gives only hub URLs, so HubTask cannot refuse one.
-		if o, err := HubTask(runID, j.URL, j.Depth, j.ArxivBase); err == nil {
+		if o, err := hubTask(runID, j); err == nil {
 			outs = append(outs, o)
 		}
 	}

@@ -37,6 +37,9 @@ type ReprocessOptions struct {
 	// (0 when unknown).
 	Progress func(done, total int64)
 	Log      zerolog.Logger
+	// MinConfidence: count the re-tagged records' tags less confident
+	// than this (ReprocessResult.Under); nothing is dropped.
+	MinConfidence float64
 }
 
 // ReprocessResult says what a reprocess did.
@@ -49,6 +52,9 @@ type ReprocessResult struct {
 	// Changed is how many records had at least one label changed.
 	Changed      int64  `json:"changed"`
 	RulesVersion string `json:"rules_version"`
+	// Under counts, per tag, the records tagged in this run whose tag is
+	// less confident than ReprocessOptions.MinConfidence.
+	Under map[string]int `json:"under_min_confidence,omitempty"`
 }
 
 // checkpoint is written into the unfinished generation after every sealed
@@ -106,7 +112,7 @@ func Reprocess(ctx context.Context, bus *Bus, o ReprocessOptions) (*ReprocessRes
 		return sink.WriteFileAtomic(filepath.Join(next, checkpointFile), b)
 	}
 	names := &labelTable{index: map[string]uint16{}}
-	t := &tagger{c: o.Classifier, workers: o.Workers, out: out, batchSize: o.Batch, names: names, latest: map[string]labels{}}
+	t := &tagger{c: o.Classifier, workers: o.Workers, out: out, batchSize: o.Batch, names: names, latest: map[string]labels{}, minConf: o.MinConfidence, under: map[string]int{}}
 	if res.Resumed {
 		// What the interrupted run sealed counts too.
 		if t.latest, err = latestLabels(ctx, nextCfg.Out, names); err != nil {
@@ -131,6 +137,9 @@ func Reprocess(ctx context.Context, bus *Bus, o ReprocessOptions) (*ReprocessRes
 		return res, err
 	}
 	res.Changes, res.Changed, res.Records = compareLabels(before, t.latest, names)
+	if o.MinConfidence > 0 {
+		res.Under = t.under
+	}
 	if err := os.Remove(filepath.Join(next, checkpointFile)); err != nil {
 		return res, err
 	}
@@ -154,6 +163,8 @@ type tagger struct {
 	out       sink.Sink
 	names     *labelTable
 	latest    map[string]labels // of every record written, to compare with the old output
+	minConf   float64
+	under     map[string]int // tags under minConf, counted as written
 }
 
 // item is one record to re-tag: raw JSON (from the stream) or decoded
@@ -197,6 +208,9 @@ func (t *tagger) batch(ctx context.Context, items []item) error {
 		}
 		recs[i] = it.rec
 		t.latest[it.rec.ID] = t.names.of(sink.TagsOf(it.rec))
+		for _, tag := range it.rec.Under(t.minConf) {
+			t.under[tag]++
+		}
 	}
 	_, err := t.out.Write(ctx, recs)
 	return err
@@ -380,6 +394,9 @@ func label(s string) string {
 // WriteChanges prints a change summary, most frequent first.
 func (r *ReprocessResult) WriteChanges(w *bufio.Writer) {
 	fmt.Fprintf(w, "%d records re-tagged with rules %s; %d changed a label\n", r.Records, r.RulesVersion, r.Changed)
+	if r.Under != nil {
+		fmt.Fprintf(w, "tags under the minimum confidence: role %d, polarity %d, pluralism %d\n", r.Under["role"], r.Under["polarity"], r.Under["pluralism"])
+	}
 	for _, tag := range []string{"role", "polarity", "pluralism"} {
 		type kv struct {
 			k string

@@ -130,8 +130,10 @@ func TestReprocessFromFolder(t *testing.T) {
 	cfg, bus := crawled(t, snapshot.Default())
 	bus.Close()
 	out := filepath.Join(t.TempDir(), "again")
-	c := changedRules(t, "pluralism.yaml", func(s string) string { return strings.Replace(s, "threshold: 1.5", "threshold: 1000", 1) })
-	res, err := Reprocess(context.Background(), nil, ReprocessOptions{From: cfg.Sink.Out, Out: out, Classifier: c, Log: zerolog.Nop()})
+	c := changedRules(t, "pluralism.yaml", func(s string) string {
+		return strings.Replace(s, "\nprior:\n", "\nprior: {none: 1000}\nold_prior:\n", 1)
+	})
+	res, err := Reprocess(context.Background(), nil, ReprocessOptions{From: cfg.Sink.Out, Out: out, Classifier: c, Log: zerolog.Nop(), MinConfidence: 0.999})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,11 +141,23 @@ func TestReprocessFromFolder(t *testing.T) {
 	assertEachOnce(t, recs, snapshot.Default().DistinctPapers())
 	for _, r := range recs {
 		if r.Pluralism.Primary != record.PluralismNone {
-			t.Fatalf("pluralism %s with an unreachable threshold", r.Pluralism.Primary)
+			t.Fatalf("pluralism %s with an unreachable bar", r.Pluralism.Primary)
 		}
 	}
 	if len(res.Changes["pluralism"]) == 0 || len(res.Changes["role"]) != 0 {
 		t.Fatalf("changes %v", res.Changes)
+	}
+	// The tags counted under the minimum are those of the records written.
+	under := map[string]int{}
+	for _, r := range recs {
+		for _, tag := range r.Under(0.999) {
+			under[tag]++
+		}
+	}
+	for _, tag := range []string{"role", "polarity", "pluralism"} {
+		if res.Under["role"] == 0 || res.Under[tag] != under[tag] {
+			t.Fatalf("tags under 0.999: counted %v, in the output %v", res.Under, under)
+		}
 	}
 	if _, err := Reprocess(context.Background(), nil, ReprocessOptions{From: t.TempDir(), Out: out, Classifier: c, Log: zerolog.Nop()}); err == nil ||
 		!strings.Contains(err.Error(), "no records to re-tag") {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -32,6 +33,11 @@ const (
 
 // AllStages is every stage, in pipeline order.
 var AllStages = []string{StageFetch, StageClassify, StageSink}
+
+// fetchBatch is how many tasks a fetch worker pulls at once: a few, so
+// that pulls, publishes and acks are shared among several pages, yet few
+// enough that the tasks a worker holds while it fetches stay little.
+const fetchBatch = 8
 
 // Env is what the stages get from the caller besides the config.
 type Env struct {
@@ -109,12 +115,13 @@ func (w *Workers) build(ctx context.Context, bus *Bus, cfg Config, name string, 
 		if err != nil {
 			return nil, err
 		}
-		cr, err := newCrawler(cfg, ingest.NewFetcher(cfg.Fetch, log, ingest.WithTransport(bus.metrics.Transport)), sp, bus.cache, env, log)
+		fetcher := ingest.NewFetcher(cfg.Fetch, log, ingest.WithTransport(bus.metrics.Transport), ingest.WithRequestCount(&env.Stats.Requests))
+		cr, err := newCrawler(cfg, fetcher, sp, bus.cache, env, log)
 		if err != nil {
 			return nil, err
 		}
 		h := &fetchHandler{crawler: cr, stats: env.Stats, maxPayload: bus.NC.MaxPayload(), bus: bus}
-		s := &stage{name: name, consumer: c, handle: h.handle, workers: cfg.Stages.FetchWorkers, batch: 1,
+		s := &stage{name: name, consumer: c, handle: h.handle, workers: cfg.Stages.FetchWorkers, batch: fetchBatch,
 			idle: env.Idle, bus: bus, cfg: cfg.Stages, log: log, stats: env.Stats}
 		return func() { s.run(ctx) }, nil
 	case StageClassify:
@@ -203,6 +210,12 @@ type Result struct {
 	// letters; `citecrawl dead list` shows them all.
 	DeadLetters []DeadLetter `json:"dead_letters,omitempty"`
 	NotListed   int          `json:"dead_letters_not_listed,omitempty"`
+
+	// Requests are the HTTP requests sent (retries, redirects and
+	// robots.txt included); RequestsPerRecord divides them by the records
+	// built (new and changed).
+	Requests          int64   `json:"requests"`
+	RequestsPerRecord float64 `json:"requests_per_record"`
 }
 
 // reportListMax and reportErrorMax keep a run report well under the
@@ -282,8 +295,10 @@ func Run(ctx context.Context, bus *Bus, cfg Config, env Env) (*Result, error) {
 	// its crawl, and queueing it again would fetch every paper twice.
 	runs := map[string]bool{res.RunID: true}
 	outs := make([]Out, 0, len(cfg.Hubs))
+	// A paper can be listed twice only in a run of several hubs.
+	shared := len(cfg.Hubs) > 1 || cfg.Discover.Depth > 0
 	for _, h := range cfg.Hubs {
-		o, err := HubTask(res.RunID, h, 0, cfg.FullText.ArxivBase)
+		o, err := hubTask(res.RunID, ingest.HubJob{URL: h, ArxivBase: cfg.FullText.ArxivBase, Shared: shared})
 		if err != nil {
 			_ = w.Stop()
 			return nil, fmt.Errorf("hub %q: %w", h, err)
@@ -322,6 +337,10 @@ func Run(ctx context.Context, bus *Bus, cfg Config, env Env) (*Result, error) {
 		env.Log.Warn().Err(err).Msg("counting the run's records from the stream; the report counts this process only")
 	}
 	res.Written, res.Duplicates = st.RecordsWritten.Load(), st.Duplicates.Load()
+	res.Requests = st.Requests.Load()
+	if built := res.New + res.Changed; built > 0 {
+		res.RequestsPerRecord = math.Round(100*float64(res.Requests)/float64(built)) / 100
+	}
 	if err := errors.Join(waitErr, stopErr); err != nil {
 		return res, err
 	}

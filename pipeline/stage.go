@@ -16,6 +16,7 @@ import (
 // Stats are the counters a run shows on its progress line.
 type Stats struct {
 	PagesFetched     atomic.Int64
+	Requests         atomic.Int64 // HTTP requests sent
 	RecordsPublished atomic.Int64
 	RecordsTagged    atomic.Int64
 	RecordsWritten   atomic.Int64

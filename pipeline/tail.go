@@ -27,6 +27,9 @@ type TailOptions struct {
 	// Ready is called once the consumer exists: records published after it
 	// are delivered.
 	Ready func()
+	// MinConfidence: only records whose role, polarity and pluralism are
+	// each at least this confident.
+	MinConfidence float64
 }
 
 func (o TailOptions) match(r *record.Record) bool {
@@ -36,7 +39,7 @@ func (o TailOptions) match(r *record.Record) bool {
 	if o.Pluralism != "" && (r.Pluralism == nil || r.Pluralism.Primary != o.Pluralism) {
 		return false
 	}
-	return true
+	return len(r.Under(o.MinConfidence)) == 0
 }
 
 func (o TailOptions) deliver() (jetstream.DeliverPolicy, *time.Time) {

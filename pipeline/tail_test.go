@@ -120,3 +120,13 @@ func TestTailSince(t *testing.T) {
 		t.Fatalf("since: %v", ids)
 	}
 }
+
+func TestTailMinConfidence(t *testing.T) {
+	sure := record.Record{Role: record.RoleUses, RoleConfidence: 0.9, Polarity: record.PolarityNeutral, PolarityConfidence: 0.8}
+	unsure := sure
+	unsure.PolarityConfidence = 0.4
+	o := TailOptions{MinConfidence: 0.5}
+	if !o.match(&sure) || o.match(&unsure) {
+		t.Fatalf("--min-confidence 0.5: sure %v, unsure %v", o.match(&sure), o.match(&unsure))
+	}
+}

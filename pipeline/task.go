@@ -35,6 +35,13 @@ type Task struct {
 	HubMissing []string         `json:"hub_missing,omitempty"`
 	HubSource  string           `json:"hub_source,omitempty"`
 	Paper      *TaskCitingPaper `json:"paper,omitempty"`
+
+	// Shared says the run has more than one hub (see ingest.HubJob); a
+	// task without it (an older worker's) simply shares nothing.
+	Shared bool `json:"shared,omitempty"`
+	// New says the hub did not list the paper at its last crawl (see
+	// ingest.PaperJob); a task without it looks its record up.
+	New bool `json:"new,omitempty"`
 }
 
 // TaskCitingPaper is a citing paper as a paper task carries it.
@@ -68,18 +75,22 @@ type taskV1Paper struct {
 // version, or a body that is not a task, is a permanent error: retrying
 // will not make this worker understand it.
 func DecodeTask(data []byte) (Task, error) {
-	var head struct {
-		Version int `json:"version"`
-	}
-	if err := json.Unmarshal(data, &head); err != nil {
-		return Task{}, retry.Permanentf("task is not valid JSON: %w", err)
-	}
-	switch head.Version {
-	case TaskVersion:
-		var t Task
-		if err := json.Unmarshal(data, &t); err != nil {
+	// Decoded once as this build's layout; only an older task is read again.
+	var t Task
+	if err := json.Unmarshal(data, &t); err != nil {
+		var head struct {
+			Version int `json:"version"`
+		}
+		if herr := json.Unmarshal(data, &head); herr != nil {
+			return Task{}, retry.Permanentf("task is not valid JSON: %w", herr)
+		}
+		if head.Version == TaskVersion {
 			return Task{}, retry.Permanentf("task version %d: %w", head.Version, err)
 		}
+		t.Version = head.Version
+	}
+	switch t.Version {
+	case TaskVersion:
 		return t, nil
 	case 0, 1:
 		var v1 struct {
@@ -97,7 +108,7 @@ func DecodeTask(data []byte) (Task, error) {
 		}
 		return t, nil
 	default:
-		return Task{}, retry.Permanentf("task version %d is not one this worker reads (1 to %d)", head.Version, TaskVersion)
+		return Task{}, retry.Permanentf("task version %d is not one this worker reads (1 to %d)", t.Version, TaskVersion)
 	}
 }
 
@@ -109,12 +120,17 @@ func PaperTaskSubject(hubID string) string { return SubjectPaperTask + "." + tok
 
 // HubTask is the task that starts the crawl of one hub.
 func HubTask(runID, hubURL string, depth int, arxivBase string) (Out, error) {
-	u := ingest.NormaliseHubURL(hubURL)
+	return hubTask(runID, ingest.HubJob{URL: hubURL, Depth: depth, ArxivBase: arxivBase})
+}
+
+// hubTask is the task of hub job j of run runID.
+func hubTask(runID string, j ingest.HubJob) (Out, error) {
+	u := ingest.NormaliseHubURL(j.URL)
 	id, err := ingest.HubID(u)
 	if err != nil {
 		return Out{}, err
 	}
-	b, err := json.Marshal(Task{Version: TaskVersion, Kind: TaskHub, URL: hubURL, RunID: runID, Depth: depth, ArxivBase: arxivBase})
+	b, err := json.Marshal(Task{Version: TaskVersion, Kind: TaskHub, URL: j.URL, RunID: runID, Depth: j.Depth, ArxivBase: j.ArxivBase, Shared: j.Shared})
 	return Out{Subject: HubTaskSubject(id), MsgID: runID + ":" + u, Data: b}, err
 }
 
@@ -122,7 +138,7 @@ func HubTask(runID, hubURL string, depth int, arxivBase string) (Out, error) {
 func paperTask(runID string, j ingest.PaperJob) (Out, error) {
 	p, hub := taskPaperOf(j.Paper), j.Hub
 	b, err := json.Marshal(Task{Version: TaskVersion, Kind: TaskPaper, URL: p.URL, RunID: runID, Depth: j.Depth, ArxivBase: j.ArxivBase,
-		Hub: &hub, HubMissing: j.HubMissing, HubSource: j.HubSource, Paper: &p})
+		Shared: j.Shared, New: j.New, Hub: &hub, HubMissing: j.HubMissing, HubSource: j.HubSource, Paper: &p})
 	if err != nil {
 		return Out{}, fmt.Errorf("paper task %q: %w", p.URL, err)
 	}
@@ -131,7 +147,7 @@ func paperTask(runID string, j ingest.PaperJob) (Out, error) {
 
 // hubJob is what a hub task asks of the crawler.
 func (t Task) hubJob() ingest.HubJob {
-	return ingest.HubJob{URL: t.URL, Depth: t.Depth, CrawlID: t.RunID, ArxivBase: t.ArxivBase}
+	return ingest.HubJob{URL: t.URL, Depth: t.Depth, CrawlID: t.RunID, ArxivBase: t.ArxivBase, Shared: t.Shared}
 }
 
 // paperJob is what a paper task asks of the crawler.
@@ -140,7 +156,7 @@ func (t Task) paperJob() (ingest.PaperJob, error) {
 		return ingest.PaperJob{}, retry.Permanentf("paper task %q lacks its hub or paper", t.URL)
 	}
 	return ingest.PaperJob{Hub: *t.Hub, HubMissing: t.HubMissing, HubSource: t.HubSource, Paper: t.Paper.citingPaper(),
-		Depth: t.Depth, CrawlID: t.RunID, ArxivBase: t.ArxivBase}, nil
+		Depth: t.Depth, CrawlID: t.RunID, ArxivBase: t.ArxivBase, Shared: t.Shared, New: t.New}, nil
 }
 
 // taskPaperOf and citingPaper translate between the parser's type and the

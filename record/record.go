@@ -5,8 +5,10 @@ package record
 
 import (
 	"crypto/sha256"
+	_ "embed"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"time"
 )
@@ -24,8 +26,9 @@ const (
 	RoleFuture     = "future"
 )
 
-// Roles lists the six role values in a fixed order, for reports and metrics.
-var Roles = []string{RoleBackground, RoleUses, RoleCompares, RoleMotivation, RoleExtends, RoleFuture}
+// Roles lists the role values in a fixed order, for reports and metrics:
+// the enum of $defs.role in schema.json, the one list of them.
+var Roles = SchemaLabels("role")
 
 // Polarity values.
 const (
@@ -34,8 +37,8 @@ const (
 	PolarityNeutral     = "neutral"
 )
 
-// Polarities lists the three polarity values in a fixed order.
-var Polarities = []string{PolaritySupporting, PolarityContrasting, PolarityNeutral}
+// Polarities lists the polarity values in a fixed order ($defs.polarity in schema.json).
+var Polarities = SchemaLabels("polarity")
 
 // Pluralism category values.
 const (
@@ -48,10 +51,33 @@ const (
 	PluralismNone              = "none"
 )
 
-// PluralismCategories lists the seven category values, none last.
-var PluralismCategories = []string{
-	PluralismOverton, PluralismSteerable, PluralismDistributional, PluralismMultiObjective,
-	PluralismTradeoffSteerable, PluralismJury, PluralismNone,
+// PluralismCategories lists the category values, none last ($defs.pluralism in schema.json).
+var PluralismCategories = SchemaLabels("pluralism")
+
+// SchemaJSON is record/schema.json, the contract of every record written.
+//
+//go:embed schema.json
+var SchemaJSON []byte
+
+// SchemaLabels is the enum of $defs.<kind> in schema.json ("role",
+// "polarity", "pluralism"), in the order written there. The rule files'
+// labels must be among these (classify refuses rules that are not), so a
+// label is added in one place: the schema, then the rule file that uses it.
+// It panics on a kind the schema has no enum for: that is a programming error.
+func SchemaLabels(kind string) []string {
+	var s struct {
+		Defs map[string]struct {
+			Enum []string `json:"enum"`
+		} `json:"$defs"`
+	}
+	if err := json.Unmarshal(SchemaJSON, &s); err != nil {
+		panic(fmt.Sprintf("record/schema.json: %v", err))
+	}
+	enum := s.Defs[kind].Enum
+	if len(enum) == 0 {
+		panic(fmt.Sprintf("record/schema.json has no enum $defs.%s", kind))
+	}
+	return enum
 }
 
 // Role sources: where a record's role was decided from.
@@ -62,23 +88,30 @@ const (
 
 // Record is one citing paper of one hub.
 type Record struct {
-	Schema       string     `json:"schema"`
-	ID           string     `json:"id"`
-	Hub          Hub        `json:"hub"`
-	Paper        Paper      `json:"paper"`
-	Contexts     []Context  `json:"contexts"`
-	Role         string     `json:"role,omitempty"`
-	RoleSource   string     `json:"role_source,omitempty"`
-	RoleEvidence []Evidence `json:"role_evidence,omitempty"`
-	Polarity     string     `json:"polarity,omitempty"`
-	Pluralism    *Pluralism `json:"pluralism,omitempty"`
-	FullText     *FullText  `json:"full_text,omitempty"`
-	RulesVersion string     `json:"rules_version,omitempty"`
-	Gone         bool       `json:"gone,omitempty"` // the hub no longer lists this paper
-	FetchedAt    time.Time  `json:"fetched_at"`
-	SourceURLs   []string   `json:"source_urls"`
-	Missing      []string   `json:"missing"`
-	Truncated    *Truncated `json:"truncated,omitempty"` // what was cut to fit one broker message
+	Schema   string    `json:"schema"`
+	ID       string    `json:"id"`
+	Hub      Hub       `json:"hub"`
+	Paper    Paper     `json:"paper"`
+	Contexts []Context `json:"contexts"`
+	Role     string    `json:"role,omitempty"`
+	// RoleConfidence is the mean of the contexts' probabilities of Role,
+	// or a capped guess when the role was read from the summary.
+	RoleConfidence float64    `json:"role_confidence,omitempty"`
+	RoleSource     string     `json:"role_source,omitempty"`
+	RoleEvidence   []Evidence `json:"role_evidence,omitempty"`
+	Polarity       string     `json:"polarity,omitempty"`
+	// PolarityConfidence is the highest probability of Polarity among the
+	// contexts that have it (the summary's, when there are none).
+	PolarityConfidence float64    `json:"polarity_confidence,omitempty"`
+	Pluralism          *Pluralism `json:"pluralism,omitempty"`
+	FullText           *FullText  `json:"full_text,omitempty"`
+	RulesVersion       string     `json:"rules_version,omitempty"`
+	Gone               bool       `json:"gone,omitempty"` // the hub no longer lists this paper
+	FetchedAt          time.Time  `json:"fetched_at"`
+	SourceURLs         []string   `json:"source_urls"`
+	Missing            []string   `json:"missing"`
+	// Truncated counts what was cut to fit one broker message (nil: nothing).
+	Truncated *Truncated `json:"truncated,omitempty"`
 }
 
 // Truncated counts what was left out of a record so that it fits in one
@@ -126,14 +159,19 @@ type Paper struct {
 
 // Context is one sentence of the citing paper that cites the hub's work.
 type Context struct {
-	Text      string     `json:"text"`
-	Section   string     `json:"section,omitempty"`
-	Paragraph string     `json:"paragraph,omitempty"` // id of the paragraph in the full text
-	CiteSpan  []int      `json:"cite_span,omitempty"`
-	Marker    string     `json:"marker,omitempty"` // "linked" (a #bib link) or "text" (a plain [n], fallback)
-	Role      string     `json:"role,omitempty"`
-	Polarity  string     `json:"polarity,omitempty"`
-	Evidence  []Evidence `json:"evidence,omitempty"`
+	Text      string `json:"text"`
+	Section   string `json:"section,omitempty"`
+	Paragraph string `json:"paragraph,omitempty"` // id of the paragraph in the full text
+	CiteSpan  []int  `json:"cite_span,omitempty"`
+	Marker    string `json:"marker,omitempty"` // "linked" (a #bib link) or "text" (a plain [n], fallback)
+	Role      string `json:"role,omitempty"`
+	Polarity  string `json:"polarity,omitempty"`
+	// The chances that Role and Polarity are right: classify's softmax of
+	// the label scores at the rule file's temperature, through its fitted
+	// calibration map.
+	RoleConfidence     float64    `json:"role_confidence,omitempty"`
+	PolarityConfidence float64    `json:"polarity_confidence,omitempty"`
+	Evidence           []Evidence `json:"evidence,omitempty"`
 }
 
 // Full-text statuses.
@@ -170,10 +208,12 @@ type Evidence struct {
 
 // Pluralism is the per-paper pluralism tag.
 type Pluralism struct {
-	Primary  string             `json:"primary"`
-	Labels   []string           `json:"labels"`
-	Scores   map[string]float64 `json:"scores"`
-	Evidence []Evidence         `json:"evidence"`
+	Primary string `json:"primary"`
+	// Confidence is the calibrated probability of Primary.
+	Confidence float64            `json:"confidence"`
+	Labels     []string           `json:"labels"`
+	Scores     map[string]float64 `json:"scores"`
+	Evidence   []Evidence         `json:"evidence"`
 }
 
 // ID returns the stable id of a citing paper on a hub: the same paper on
@@ -222,4 +262,21 @@ func (r *Record) Fingerprint() string {
 	b, _ := json.Marshal(&c) // a Record always marshals
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:12])
+}
+
+// Under names the record's tags ("role", "polarity", "pluralism") whose
+// confidence is below p; a tag written before confidences existed counts
+// as 0. tail, report and reprocess's --min-confidence use it.
+func (r *Record) Under(p float64) []string {
+	var out []string
+	if r.Role != "" && r.RoleConfidence < p {
+		out = append(out, "role")
+	}
+	if r.Polarity != "" && r.PolarityConfidence < p {
+		out = append(out, "polarity")
+	}
+	if r.Pluralism != nil && r.Pluralism.Confidence < p {
+		out = append(out, "pluralism")
+	}
+	return out
 }

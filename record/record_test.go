@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -44,6 +45,9 @@ func TestSchemaFileMatchesRecord(t *testing.T) {
 	var schema struct {
 		Properties map[string]struct {
 			Properties map[string]any `json:"properties"`
+			Items      struct {
+				Properties map[string]any `json:"properties"`
+			} `json:"items"`
 		} `json:"properties"`
 	}
 	if err := json.Unmarshal(b, &schema); err != nil {
@@ -71,4 +75,40 @@ func TestSchemaFileMatchesRecord(t *testing.T) {
 	check("record", reflect.TypeFor[Record](), top)
 	check("hub", reflect.TypeFor[Hub](), schema.Properties["hub"].Properties)
 	check("paper", reflect.TypeFor[Paper](), schema.Properties["paper"].Properties)
+	check("contexts[]", reflect.TypeFor[Context](), schema.Properties["contexts"].Items.Properties)
+	check("pluralism", reflect.TypeFor[Pluralism](), schema.Properties["pluralism"].Properties)
+}
+
+// The label constants are values the schema knows, and the label lists
+// are the schema's enums (read from it, not a second copy).
+func TestLabelConstantsAreInTheSchema(t *testing.T) {
+	for kind, consts := range map[string][]string{
+		"role":      {RoleBackground, RoleUses, RoleCompares, RoleMotivation, RoleExtends, RoleFuture},
+		"polarity":  {PolaritySupporting, PolarityContrasting, PolarityNeutral},
+		"pluralism": {PluralismOverton, PluralismSteerable, PluralismDistributional, PluralismMultiObjective, PluralismTradeoffSteerable, PluralismJury, PluralismNone},
+	} {
+		enum := SchemaLabels(kind)
+		for _, c := range consts {
+			if !slices.Contains(enum, c) {
+				t.Errorf("%s %q is not in schema.json's $defs.%s %v", kind, c, kind, enum)
+			}
+		}
+	}
+	if !slices.Equal(Roles, SchemaLabels("role")) || PluralismCategories[len(PluralismCategories)-1] != PluralismNone {
+		t.Errorf("Roles %v, PluralismCategories %v", Roles, PluralismCategories)
+	}
+}
+
+func TestUnder(t *testing.T) {
+	r := Record{Role: RoleUses, RoleConfidence: 0.9, Polarity: PolarityNeutral, PolarityConfidence: 0.4,
+		Pluralism: &Pluralism{Primary: PluralismNone, Confidence: 0.5}}
+	if got := r.Under(0.5); !slices.Equal(got, []string{"polarity"}) {
+		t.Errorf("Under(0.5) = %v, want [polarity]", got)
+	}
+	if got := r.Under(0); len(got) != 0 {
+		t.Errorf("Under(0) = %v, want none", got)
+	}
+	if got := (&Record{}).Under(1); len(got) != 0 {
+		t.Errorf("an untagged record has no tags under: %v", got)
+	}
 }

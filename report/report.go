@@ -30,6 +30,10 @@ type Report struct {
 	ByYear     map[string]map[string]int `json:"roles_by_year"`
 	Published  *record.HubCounts         `json:"published,omitempty"`
 	Examples   map[string][]Example      `json:"examples"`
+	// MinConfidence and Under: how many records' role, polarity and
+	// pluralism tags are less confident than MinConfidence.
+	MinConfidence float64        `json:"min_confidence,omitempty"`
+	Under         map[string]int `json:"under_min_confidence,omitempty"`
 }
 
 // Example is a citing sentence shown for a role.
@@ -43,8 +47,9 @@ const examplesPerRole = 3
 // Build reads the latest version of every record of one hub (its id, as
 // ingest.HubID gives it) from what a sink wrote. Its counts are
 // the sink's summary of those records (sink.Summarise); roles by year and
-// the example sentences are the report's own.
-func Build(ctx context.Context, rd sink.Reader, hub string) (*Report, error) {
+// the example sentences are the report's own. Tags less confident than
+// minConfidence are counted (Under), not left out.
+func Build(ctx context.Context, rd sink.Reader, hub string, minConfidence float64) (*Report, error) {
 	latest := map[string]*record.Record{}
 	var order []string
 	err := rd.Records(ctx, func(r *record.Record) error {
@@ -60,7 +65,7 @@ func Build(ctx context.Context, rd sink.Reader, hub string) (*Report, error) {
 	if len(order) == 0 {
 		return nil, fmt.Errorf("no records for hub %q", hub)
 	}
-	rep := &Report{ByYear: map[string]map[string]int{}, Examples: map[string][]Example{}}
+	rep := &Report{ByYear: map[string]map[string]int{}, Examples: map[string][]Example{}, MinConfidence: minConfidence}
 	var h record.Hub
 	var published *record.HubCounts
 	tags := make(map[string]sink.Tags, len(latest))
@@ -74,6 +79,12 @@ func Build(ctx context.Context, rd sink.Reader, hub string) (*Report, error) {
 		tags[id] = t
 		if r.Gone {
 			continue
+		}
+		for _, tag := range r.Under(minConfidence) {
+			if rep.Under == nil {
+				rep.Under = map[string]int{}
+			}
+			rep.Under[tag]++
 		}
 		if rep.ByYear[t.Year] == nil {
 			rep.ByYear[t.Year] = map[string]int{}
@@ -155,6 +166,12 @@ func (r *Report) years() []string {
 	return ys
 }
 
+// underLine says how many tags fall under the minimum confidence.
+func (r *Report) underLine() string {
+	return fmt.Sprintf("Tags less confident than %g: role %d, polarity %d, pluralism %d of %d papers.",
+		r.MinConfidence, r.Under["role"], r.Under["polarity"], r.Under["pluralism"], r.Records)
+}
+
 func pct(n, total int) float64 {
 	if total == 0 {
 		return 0
@@ -168,6 +185,9 @@ func (r *Report) markdown(w io.Writer) error {
 		fmt.Fprintf(w, " (%d no longer listed)", r.Gone)
 	}
 	fmt.Fprint(w, "\n\n")
+	if r.MinConfidence > 0 {
+		fmt.Fprintf(w, "%s\n\n", r.underLine())
+	}
 	for _, d := range r.dists() {
 		fmt.Fprintf(w, "## %s\n\n| label | papers | share |\n|---|---:|---:|\n", d.title)
 		for _, row := range d.rows() {
@@ -251,6 +271,9 @@ func (r *Report) html(w io.Writer) error {
 		fmt.Fprintf(w, " (%d no longer listed)", r.Gone)
 	}
 	fmt.Fprint(w, "</p>\n")
+	if r.MinConfidence > 0 {
+		fmt.Fprintf(w, "<p>%s</p>\n", esc(r.underLine()))
+	}
 	for _, d := range r.dists() {
 		fmt.Fprintf(w, "<h2>%s</h2>\n%s\n", d.title, barChart(d.rows(), r.Records))
 	}

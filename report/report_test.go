@@ -50,8 +50,8 @@ func TestReportCountsEqualSinkOutput(t *testing.T) {
 		r := record.Record{Schema: record.Schema, ID: fmt.Sprint("r", i), Hub: hub,
 			Paper: record.Paper{Title: fmt.Sprint("Paper ", i), Published: fmt.Sprintf("%d-01-01", 2024+i%2)},
 			Role:  record.Roles[i%3], Polarity: record.Polarities[i%3],
-			Pluralism: &record.Pluralism{Primary: record.PluralismCategories[i%4]},
-			Contexts:  []record.Context{{Text: fmt.Sprint("Sentence ", i), Role: record.Roles[i%3]}}, FetchedAt: time.Unix(int64(i), 0)}
+			RoleConfidence: 0.1 * float64(i+1), PolarityConfidence: 0.9, Pluralism: &record.Pluralism{Primary: record.PluralismCategories[i%4], Confidence: 0.9},
+			Contexts: []record.Context{{Text: fmt.Sprint("Sentence ", i), Role: record.Roles[i%3]}}, FetchedAt: time.Unix(int64(i), 0)}
 		recs = append(recs, r)
 	}
 	// A later version of r0 changes its role; r8 is gone from the hub.
@@ -60,7 +60,7 @@ func TestReportCountsEqualSinkOutput(t *testing.T) {
 	recs = append(recs, v2, record.Record{Schema: record.Schema, ID: "r8", Hub: hub, Paper: record.Paper{Title: "Paper 8"}, Gone: true})
 	out, rd := writeOutput(t, recs)
 
-	rep, err := Build(context.Background(), rd, "hub-1")
+	rep, err := Build(context.Background(), rd, "hub-1", 0.35)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,15 @@ func TestReportCountsEqualSinkOutput(t *testing.T) {
 	if err := rep.Write(&bytes.Buffer{}, "pdf"); err == nil {
 		t.Error("unknown format accepted")
 	}
-	if _, err := Build(context.Background(), rd, "no-such-hub"); err == nil || !strings.Contains(err.Error(), "no-such-hub") {
+	// r0, r1 and r2 have role confidences 0.1, 0.2, 0.3: under 0.35.
+	if rep.Under["role"] != 3 || rep.Under["polarity"] != 0 || rep.Under["pluralism"] != 0 {
+		t.Errorf("tags under 0.35: %v, want role 3", rep.Under)
+	}
+	var md bytes.Buffer
+	if err := rep.Write(&md, "md"); err != nil || !strings.Contains(md.String(), "Tags less confident than 0.35: role 3") {
+		t.Errorf("markdown report does not say how many tags are under the minimum:\n%s", md.String())
+	}
+	if _, err := Build(context.Background(), rd, "no-such-hub", 0); err == nil || !strings.Contains(err.Error(), "no-such-hub") {
 		t.Errorf("unknown hub: err = %v", err)
 	}
 }

@@ -25,7 +25,7 @@ func TestConfigPrecedence(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "c.yaml")
 	os.WriteFile(file, []byte("nats:\n  url: nats://file:4222\nfetch:\n  delay: 5s\n"), 0o644)
-	env := []string{"CITECRAWL_NATS_URL=nats://env:4222", "CITECRAWL_FETCH_HOST_DELAYS=a.org=1s,b.org=2s", "CITECRAWL_HUBS=https://x/citations/11111111-0001,https://x/citations/22222222-0002", "HOME=/root"}
+	env := []string{"CITECRAWL_NATS_URL=nats://env:4222", "CITECRAWL_FETCH_HOST_DELAYS=a.org=1s,b.org=2s", "CITECRAWL_FETCH_HOST_CONCURRENCY=mirror.example=8", "CITECRAWL_HUBS=https://x/citations/11111111-0001,https://x/citations/22222222-0002", "HOME=/root"}
 	o := newOptions("run", os.Stderr, brokerFlags|outFlag|rulesFlag|crawlFlags)
 	cfg, err := o.load([]string{"--config", file, "--nats", "nats://flag:4222", "--set", "stages.batch=7"}, env)
 	if err != nil {
@@ -37,8 +37,8 @@ func TestConfigPrecedence(t *testing.T) {
 	if cfg.Fetch.Delay != 5*time.Second {
 		t.Errorf("file value lost: %s", cfg.Fetch.Delay)
 	}
-	if cfg.Fetch.HostDelays["b.org"] != 2*time.Second || len(cfg.Hubs) != 2 || cfg.Stages.Batch != 7 {
-		t.Errorf("env or --set not applied: %v %v %d", cfg.Fetch.HostDelays, cfg.Hubs, cfg.Stages.Batch)
+	if cfg.Fetch.HostDelays["b.org"] != 2*time.Second || cfg.Fetch.HostConcurrency["mirror.example"] != 8 || len(cfg.Hubs) != 2 || cfg.Stages.Batch != 7 {
+		t.Errorf("env or --set not applied: %v %v %v %d", cfg.Fetch.HostDelays, cfg.Fetch.HostConcurrency, cfg.Hubs, cfg.Stages.Batch)
 	}
 }
 

@@ -92,6 +92,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"report", "--hub", "667ba460-8f85-44de-abed-e988dbbf316b", "extra"}, "extra"},
 		{[]string{"snapshot", "--port", "1"}, "-port"},
 		{[]string{"snapshot", "extra"}, "extra"},
+		{[]string{"tail", "--min-confidence", "2"}, "--min-confidence"},
+		{[]string{"report", "--hub", "667ba460-8f85-44de-abed-e988dbbf316b", "--min-confidence", "-1"}, "--min-confidence"},
+		{[]string{"reprocess", "--min-confidence", "1.5"}, "--min-confidence"},
 	} {
 		code, _, stderr := runCLI(t, tc.args...)
 		if code != exitUsage {
@@ -162,7 +165,7 @@ not json
 	json.Unmarshal([]byte(lines[0]), &a)
 	json.Unmarshal([]byte(lines[1]), &b)
 	json.Unmarshal([]byte(lines[2]), &d)
-	if a["id"] != "a" || a["role"] != "uses" || a["keep"] != float64(1) || a["evidence"] == nil || a["rules_version"] == nil {
+	if a["id"] != "a" || a["role"] != "uses" || a["keep"] != float64(1) || a["evidence"] == nil || a["rules_version"] == nil || a["role_confidence"] == nil {
 		t.Errorf("context line: %v", a)
 	}
 	if b["id"] != "b" || b["pluralism"].(map[string]any)["primary"] != "jury_pluralistic" || b["role"] != nil {
@@ -179,7 +182,8 @@ func TestEvalCommand(t *testing.T) {
 {"text":"Parsing has been studied (e.g. Smith, 2001).","label":"Background"}
 `), 0o644)
 	code, stdout, stderr := runCLI(t, "eval", "--task", "role", "--gold", gold, "--format", "acl-arc", "--rules", "../../configs/rules")
-	if code != exitOK || !strings.Contains(stdout, "macro-F1 1.000") || !strings.Contains(stdout, "confusion") {
+	if code != exitOK || !strings.Contains(stdout, "macro-F1 1.000") || !strings.Contains(stdout, "confusion") ||
+		!strings.Contains(stdout, "expected calibration error") || !strings.Contains(stdout, "0.9-1.0") {
 		t.Fatalf("eval: exit %d\n%s\n%s", code, stdout, stderr)
 	}
 	if code, _, stderr := runCLI(t, "eval", "--task", "role", "--gold", gold, "--format", "xml"); code != exitUsage || !strings.Contains(stderr, "xml") {
@@ -196,10 +200,13 @@ func TestEvalCommand(t *testing.T) {
 	}
 	code, stdout, _ = runCLI(t, "eval", "--task", "role", "--gold", gold, "--format", "acl-arc", "--rules", "../../configs/rules", "--errors", "5", "--json")
 	var rep struct {
-		MacroF1  float64            `json:"macro_f1"`
-		Mistakes []classify.Mistake `json:"mistakes"`
+		MacroF1     float64            `json:"macro_f1"`
+		Mistakes    []classify.Mistake `json:"mistakes"`
+		ECE         *float64           `json:"ece"`
+		Reliability []classify.Bin     `json:"reliability"`
 	}
-	if err := json.Unmarshal([]byte(stdout), &rep); code != exitOK || err != nil || len(rep.Mistakes) != 1 || rep.Mistakes[0].Line != 1 || len(rep.Mistakes[0].Evidence) == 0 {
+	if err := json.Unmarshal([]byte(stdout), &rep); code != exitOK || err != nil || len(rep.Mistakes) != 1 || rep.Mistakes[0].Line != 1 || len(rep.Mistakes[0].Evidence) == 0 ||
+		rep.ECE == nil || len(rep.Reliability) != 10 {
 		t.Fatalf("eval --errors --json: exit %d, %v\n%s", code, err, stdout)
 	}
 }

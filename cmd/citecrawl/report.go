@@ -16,6 +16,7 @@ func (c cli) report(args []string) int {
 	hub := fs.String("hub", "", "hub uuid or /citations/ URL")
 	format := fs.String("format", "md", "md, html or json")
 	out := fs.String("out", pipeline.DefaultConfig().Sink.Out, "the sink's output folder (or any sink.out that can be read back)")
+	minConf := fs.Float64("min-confidence", 0, "also count the tags less confident than this (0..1)")
 	if err := parseFlags(fs, args); err != nil {
 		return c.usageError(err)
 	}
@@ -26,6 +27,9 @@ func (c cli) report(args []string) int {
 	}
 	if *hub == "" {
 		return c.usageError(errors.New("--hub is required"))
+	}
+	if *minConf < 0 || *minConf > 1 {
+		return c.usageError(fmt.Errorf("--min-confidence %g: want a probability from 0 to 1", *minConf))
 	}
 	id, err := hubID(*hub)
 	if err != nil {
@@ -38,7 +42,7 @@ func (c cli) report(args []string) int {
 		fmt.Fprintf(c.stderr, "citecrawl report: %v\n", err)
 		return exitFailed
 	}
-	rep, err := report.Build(ctx, rd, id)
+	rep, err := report.Build(ctx, rd, id, *minConf)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "citecrawl report: %s: %v\n", *out, err)
 		return exitFailed

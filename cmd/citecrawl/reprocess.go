@@ -21,12 +21,16 @@ func (c cli) reprocess(args []string) int {
 	o := newOptions("reprocess", c.stderr, brokerFlags|outFlag|rulesFlag)
 	from := o.fs.String("from", "stream", "what to re-tag: stream (the raw-record stream) or a folder of JSON Lines output (any sink.out that can be read back)")
 	workers := o.fs.Int("workers", 2, "tagging goroutines")
+	minConf := o.fs.Float64("min-confidence", 0, "also count the re-tagged tags less confident than this (0..1)")
 	cfg, err := o.load(args, c.environ)
 	if err != nil {
 		return c.usageError(err)
 	}
 	if *workers < 1 {
 		return c.usageError(fmt.Errorf("--workers must be at least 1, not %d", *workers))
+	}
+	if *minConf < 0 || *minConf > 1 {
+		return c.usageError(fmt.Errorf("--min-confidence %g: want a probability from 0 to 1", *minConf))
 	}
 	out, ok := cfg.Sink.Folder()
 	if !ok {
@@ -47,7 +51,7 @@ func (c cli) reprocess(args []string) int {
 	}
 	defer sess.close()
 	ctx := sess.ctx
-	opts := pipeline.ReprocessOptions{From: *from, Out: out, Classifier: cl, Workers: *workers, Log: sess.log}
+	opts := pipeline.ReprocessOptions{From: *from, Out: out, Classifier: cl, Workers: *workers, Log: sess.log, MinConfidence: *minConf}
 	if showProgress("auto", c.stderr) {
 		opts.Progress = progressBar(c.stderr, time.Now())
 	}

@@ -21,6 +21,7 @@ func (c cli) tail(args []string) int {
 	o.fs.StringVar(&opt.Role, "role", "", "only this role")
 	o.fs.StringVar(&opt.Polarity, "polarity", "", "only this polarity")
 	o.fs.StringVar(&opt.Pluralism, "pluralism", "", "only this primary pluralism category")
+	o.fs.Float64Var(&opt.MinConfidence, "min-confidence", 0, "only records whose role, polarity and pluralism are each at least this confident (0..1)")
 	since := o.fs.String("since", "", "start at records stored since TIME (RFC 3339, or a duration ago like 2h)")
 	o.fs.BoolVar(&opt.All, "all", false, "start at the first record stored")
 	o.fs.StringVar(&opt.Durable, "durable", "", "remember the position under NAME and resume there next time")
@@ -28,6 +29,9 @@ func (c cli) tail(args []string) int {
 	cfg, err := o.load(args, c.environ)
 	if err != nil {
 		return c.usageError(err)
+	}
+	if opt.MinConfidence < 0 || opt.MinConfidence > 1 {
+		return c.usageError(fmt.Errorf("--min-confidence %g: want a probability from 0 to 1", opt.MinConfidence))
 	}
 	if *since != "" {
 		if opt.Since, err = parseSince(*since, time.Now()); err != nil {

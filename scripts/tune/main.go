@@ -1,20 +1,37 @@
-// Command tune fits the weights of one rule file to labelled dev data and,
+// Command tune fits the weights of one rule file to labelled data and,
 // with -write, puts them back into the file (comments and order kept).
 //
 // The cues themselves are never invented here: a linguist writes them, and
 // tune only weighs them. It runs the classifier once per row with every cue
 // and section weight set to 1, so the evidence of a row says which cues fired
-// and with what multiplier (near the cited marker, hedged, negated). Scores
-// are linear in the weights, so the weights are fitted as a multinomial
-// logistic regression: class-balanced (macro-F1 is what counts), each cue
-// weight pulled towards 1 (a cue a linguist listed is worth 1 until the data
-// says otherwise, so cues the data never shows keep weight 1) and kept
-// non-negative (a cue is evidence for its label, never against it). Then
-// the priors alone are searched for the best mean macro-F1. -folds k first
-// reports k-fold cross-validated figures, the honest estimate of what the
-// weights do on rows they were not fitted on.
+// and with what multiplier (near the cited marker, hedged, negated, in the
+// paper's own work). Scores are linear in the weights, so the weights are
+// fitted as a multinomial logistic regression: class-balanced (macro-F1 is
+// what counts), each cue weight pulled towards 1 (a cue a linguist listed is
+// worth 1 until the data says otherwise) and kept non-negative (a cue is
+// evidence for its label, never against it). Then the priors alone are
+// searched for the best macro-F1 on the training rows.
 //
-//	go run ./scripts/tune -task polarity -gold ../shared/data/athar/dev.tsv,../shared/data/clinical/dev.jsonl -folds 5
+// Every figure it prints is on rows the weights were not fitted on:
+//
+//   - -train files are fitted on and never scored;
+//   - -dev files are never fitted on: the settings (-lambda, -balance,
+//     with -grid), the scale of the hand-written section priors, the
+//     temperature and calibration map and, for pluralism, the secondary
+//     threshold are chosen on them, and they are scored with the weights
+//     fitted on the training rows;
+//   - -cv files (corpora without a train split) are scored by k-fold
+//     cross-validation: fitted on the training rows and k-1 folds, scored
+//     on the fold left out; the weights written are fitted on all their rows.
+//
+// The temperature T and the calibration map (a tag's confidence is
+// sigmoid(slope*logit(p) + intercept) of p = softmax(score/T)) are fitted
+// last, on the held-out scores of the dev and cross-validated rows, by the
+// least log loss; macro-F1 and expected calibration error are then printed
+// per corpus.
+//
+//	go run ./scripts/tune -task role -train ../shared/data/scicite/train.jsonl,../shared/data/acl-arc/train.jsonl \
+//	    -dev ../shared/data/scicite/dev.jsonl,../shared/data/acl-arc/dev.jsonl -cv ../shared/data/act-3c/dev.csv
 package main
 
 import (
@@ -35,69 +52,113 @@ import (
 )
 
 type options struct {
-	lambda  float64 // L2 pull of cue weights towards 1
-	balance float64 // 0: every row counts the same; 1: every class counts the same
-	size    float64 // 0: every dataset counts the same; 1: in proportion to its rows
-	iters   int
-	seed    uint64 // of the folds
+	lambda      float64 // L2 pull of cue weights towards 1
+	balance     float64 // 0: every row counts the same; 1: every class counts the same
+	size        float64 // 0: every dataset counts the same; 1: in proportion to its rows
+	iters       int
+	folds       int
+	seed        uint64  // of the folds
+	reliability bool    // print each corpus's reliability table
+	errors      int     // print up to this many held-out mistakes per corpus
+	minWeight   float64 // cue weights fitted under this are written as 0
 }
 
+// Uses of a gold file.
+const (
+	useTrain = "train"
+	useDev   = "dev"
+	useCV    = "cv"
+)
+
 func main() {
-	task := flag.String("task", "polarity", "role or polarity (role files under scicite are scored as intent)")
-	gold := flag.String("gold", "", "comma-separated gold files (format from the path)")
+	task := flag.String("task", "polarity", "role, polarity or pluralism (role files under scicite are scored as intent)")
+	train := flag.String("train", "", "comma-separated gold files to fit on (never scored)")
+	dev := flag.String("dev", "", "comma-separated gold files to choose settings on and score (never fitted on)")
+	cv := flag.String("cv", "", "comma-separated gold files without a train split: scored by k-fold cross-validation, all rows fitted on for -write")
 	rulesDir := flag.String("rules", "configs/rules", "rules directory")
-	folds := flag.Int("folds", 0, "report k-fold cross-validated macro-F1 first (0: skip)")
-	write := flag.Bool("write", false, "write the fitted weights into the rule file")
+	write := flag.Bool("write", false, "write the fitted weights and temperature into the rule file")
+	grid := flag.Bool("grid", false, "choose -lambda and -balance among a few values by the mean held-out macro-F1")
 	var o options
 	flag.Float64Var(&o.lambda, "lambda", 0.0001, "pull of each cue weight towards 1 (L2)")
 	flag.Float64Var(&o.balance, "balance", 0.85, "class balancing exponent (0..1)")
 	flag.Float64Var(&o.size, "size", 0.75, "dataset size exponent (0: each gold file weighs the same, 1: by its rows)")
 	flag.IntVar(&o.iters, "iters", 1500, "gradient steps")
+	flag.IntVar(&o.folds, "folds", 5, "folds of the cross-validation of -cv files")
 	flag.Uint64Var(&o.seed, "seed", 1, "seed of the cross-validation folds")
+	flag.BoolVar(&o.reliability, "reliability", false, "print each corpus's 10-bin reliability table")
+	flag.Float64Var(&o.minWeight, "min-weight", 0.1, "cue weights fitted under this become 0 (never looked for: faster)")
+	flag.IntVar(&o.errors, "errors", 0, "print up to N held-out mistakes per corpus (gold, predicted, text)")
 	flag.Parse()
-	if *gold == "" {
-		fail(fmt.Errorf("-gold: name one or more labelled files, comma-separated"))
+	if *dev == "" && *cv == "" {
+		fail(fmt.Errorf("name rows to score: -dev (with -train) or -cv files, comma-separated"))
+	}
+	if o.folds < 2 && *cv != "" {
+		fail(fmt.Errorf("-folds %d: cross-validation needs at least 2", o.folds))
 	}
 
 	rules, err := classify.LoadRules(*rulesDir)
 	if err != nil {
 		fail(err)
 	}
-	ls, file := rules.Role, "roles.yaml"
+	var ls *classify.LabelSet
+	var file string
 	switch *task {
 	case classify.TaskRole:
+		ls, file = rules.Role, "roles.yaml"
 	case classify.TaskPolarity:
 		ls, file = rules.Polarity, "polarity.yaml"
+	case classify.TaskPluralism:
+		ls, file = rules.Pluralism, "pluralism.yaml"
 	default:
-		fail(fmt.Errorf("task %q: tune fits role or polarity (pluralism picks labels by threshold, not by the best score)", *task))
+		fail(fmt.Errorf("-task %q: want role, polarity or pluralism", *task))
 	}
 	m := newModel(ls)
 	var sets []dataset
-	for _, g := range strings.Split(*gold, ",") {
-		t := *task
-		if strings.Contains(g, "scicite") && t == classify.TaskRole {
-			t = classify.TaskIntent
+	for _, u := range []struct{ use, files string }{{useTrain, *train}, {useDev, *dev}, {useCV, *cv}} {
+		if u.files == "" {
+			continue
 		}
-		exs, err := classify.ReadGold(g, classify.GuessFormat(g), t)
-		if err != nil {
-			fail(err)
+		for _, g := range strings.Split(u.files, ",") {
+			d, err := m.load(rules, *task, u.use, g)
+			if err != nil {
+				fail(err)
+			}
+			sets = append(sets, d)
 		}
-		sets = append(sets, m.dataset(rules, t, filepath.Base(filepath.Dir(g)), exs))
 	}
 
-	fmt.Printf("rules as written: %s\n", m.describe(sets, m.theta))
-	if *folds > 1 {
-		fmt.Printf("%d-fold cross-validated: %s\n", *folds, m.crossValidate(sets, *folds, o))
+	if *grid {
+		o = m.chooseSettings(sets, o)
 	}
-	theta := m.fit(sets, nil, o)
-	fmt.Printf("fitted on all rows: %s\n", m.describe(sets, theta))
+	res := m.evaluate(sets, o)
+	fmt.Printf("settings: -lambda %g -balance %g -size %g -iters %d; section weights as written times %g (best on dev);\n"+
+		"  temperature %g, calibration slope %g intercept %g (least log loss on the held-out rows)\n",
+		o.lambda, o.balance, o.size, o.iters, res.sectionScale, res.temperature, res.slope, res.intercept)
+	for _, line := range res.lines {
+		fmt.Println(line)
+	}
 	if *write {
 		path := filepath.Join(*rulesDir, file)
-		if err := m.write(path, theta); err != nil {
+		if err := m.write(path, res.theta, res); err != nil {
 			fail(err)
 		}
 		fmt.Println("wrote", path, "(change the version in rules.yaml)")
 	}
+}
+
+// load reads one gold file for a use (train, dev or cv).
+func (m *model) load(rules *classify.Rules, task, use, path string) (dataset, error) {
+	t := task
+	if strings.Contains(path, "scicite") && t == classify.TaskRole {
+		t = classify.TaskIntent
+	}
+	exs, err := classify.ReadGold(path, classify.GuessFormat(path), t)
+	if err != nil {
+		return dataset{}, err
+	}
+	d := m.dataset(rules, t, filepath.Base(filepath.Dir(path))+"/"+strings.TrimSuffix(filepath.Base(path), filepath.Ext(path)), exs)
+	d.use = use
+	return d, nil
 }
 
 // param is one weight of the rule file.
@@ -115,15 +176,19 @@ type feat struct {
 
 type row struct {
 	feats []feat
-	gold  []int // labels that count as right (several for an intent)
+	gold  []int    // labels that count as right (several for an intent)
+	set   []string // pluralism: every category that applies
+	text  string   // for -errors
 }
 
 type dataset struct {
-	name   string
-	task   string
-	labels []string         // the task's labels
-	of     func(int) string // model label -> task label
-	rows   []row
+	name     string
+	use      string // useTrain, useDev or useCV
+	sections bool   // some rows name their section
+	task     string
+	labels   []string         // the task's labels
+	of       func(int) string // model label -> task label
+	rows     []row
 }
 
 type model struct {
@@ -179,6 +244,12 @@ func (m *model) dataset(rules *classify.Rules, task, name string, exs []classify
 	u := m.unit()
 	var evidence func(e classify.Example) []record.Evidence
 	switch task {
+	case classify.TaskPluralism:
+		r.Pluralism = u
+		c := classify.New(&r)
+		evidence = func(e classify.Example) []record.Evidence {
+			return c.Pluralism(e.Title, e.Summary, "").Evidence
+		}
 	case classify.TaskPolarity:
 		r.Polarity = u
 		c := classify.New(&r)
@@ -196,6 +267,7 @@ func (m *model) dataset(rules *classify.Rules, task, name string, exs []classify
 	present := map[string]bool{}
 	for _, e := range exs {
 		present[e.Gold] = true
+		d.sections = d.sections || e.Section != ""
 	}
 	for _, l := range classify.TaskLabels(task) { // macro-F1 over the classes present, as eval does
 		if present[l] {
@@ -206,7 +278,10 @@ func (m *model) dataset(rules *classify.Rules, task, name string, exs []classify
 		d.of = func(i int) string { return classify.IntentOf(m.ls.Labels[i]) }
 	}
 	for _, e := range exs {
-		var rw row
+		rw := row{set: e.GoldSet, text: e.Text}
+		if e.Title != "" {
+			rw.text = e.Title + " . " + e.Summary
+		}
 		for li := range m.ls.Labels {
 			rw.feats = append(rw.feats, feat{m.index[param{"prior", m.ls.Labels[li], ""}], li, 1})
 			if d.of(li) == e.Gold {
@@ -258,13 +333,7 @@ func (m *model) scores(rw row, theta []float64, s []float64) {
 // the classifier does.
 func (m *model) predict(rw row, theta []float64, s []float64) int {
 	m.scores(rw, theta, s)
-	best := 0
-	for i := range s {
-		if s[i] > s[best]+1e-9 {
-			best = i
-		}
-	}
-	return best
+	return argmax(s)
 }
 
 // macroF1 of one dataset's rows under theta (only rows where keep is true, when given).
@@ -279,14 +348,6 @@ func (m *model) macroF1(d dataset, theta []float64, keep func(int) bool) float64
 		pred = append(pred, d.of(m.predict(rw, theta, s)))
 	}
 	return classify.Score(d.task, d.labels, gold, pred).MacroF1
-}
-
-func (m *model) describe(sets []dataset, theta []float64) string {
-	var parts []string
-	for _, d := range sets {
-		parts = append(parts, fmt.Sprintf("%s %.3f", d.name, m.macroF1(d, theta, nil)))
-	}
-	return "macro-F1 " + strings.Join(parts, ", ")
 }
 
 // fit returns weights fitted on the rows where train is true (all when nil).
@@ -316,11 +377,17 @@ func (m *model) fit(sets []dataset, train map[[2]int]bool, o options) []float64 
 		}
 	}
 	// Start from no knowledge of the file's current weights, so that a
-	// fit does not depend on the one before it: cues at 1, the rest at 0.
+	// fit does not depend on the one before it: cues at 1, priors at 0.
+	// Section weights stay as written: no train file names the section
+	// (SciCite's and ACL-ARC's train files are bare sentences), so they
+	// are hand-written and only scaled, on dev (chooseSectionScale).
 	theta := make([]float64, len(m.params))
 	for i, p := range m.params {
-		if p.kind == "cue" {
+		switch p.kind {
+		case "cue":
 			theta[i] = 1
+		case "section":
+			theta[i] = m.theta[i]
 		}
 	}
 	// Adam on the mean weighted log loss plus the L2 penalty.
@@ -357,7 +424,7 @@ func (m *model) fit(sets []dataset, train map[[2]int]bool, o options) []float64 
 			case "cue": // a listed cue is worth 1 until the data says otherwise
 				grad[i] += o.lambda * (theta[i] - 1)
 			case "section":
-				grad[i] += o.lambda * theta[i]
+				continue
 			}
 			mom[i] = b1*mom[i] + (1-b1)*grad[i]
 			vel[i] = b2*vel[i] + (1-b2)*grad[i]*grad[i]
@@ -367,6 +434,13 @@ func (m *model) fit(sets []dataset, train map[[2]int]bool, o options) []float64 
 			if p.kind != "prior" && theta[i] < 0 {
 				theta[i] = 0
 			}
+		}
+	}
+	// A cue fitted to almost nothing is set to nothing: it is then never
+	// looked for, which is what keeps tagging fast.
+	for i, p := range m.params {
+		if p.kind == "cue" && theta[i] < o.minWeight {
+			theta[i] = 0
 		}
 	}
 	m.tunePriors(sets, train, theta)
@@ -406,47 +480,368 @@ func (m *model) tunePriors(sets []dataset, train map[[2]int]bool, theta []float6
 	}
 }
 
-// crossValidate fits on k-1 folds and scores the held-out fold, k times,
-// and reports the macro-F1 of all held-out predictions per dataset.
-func (m *model) crossValidate(sets []dataset, k int, o options) string {
-	rng := rand.New(rand.NewPCG(o.seed, 2))
+// result is what evaluate measures: the weights fitted on every row that
+// may be fitted on, the temperature and (pluralism) secondary threshold
+// chosen on the held-out rows, and a line of figures per scored corpus.
+type result struct {
+	theta        []float64
+	temperature  float64
+	slope        float64 // the calibration map of classify.LabelSet.Confidence
+	intercept    float64
+	secondary    float64
+	sectionScale float64 // what the section weights as written were multiplied by
+	mean         float64 // mean held-out macro-F1 over the scored corpora
+	figures      []figure
+	lines        []string
+}
+
+// figure is what one scored corpus measured on its held-out rows.
+type figure struct {
+	name            string
+	macroF1, ece    float64
+	vsNone, microF1 float64 // pluralism
+}
+
+// evaluate scores every dev and cv row with weights that were not fitted
+// on it: cv rows by k-fold cross-validation (fitted on the train rows and
+// the other folds), dev rows by the fit on all train and cv rows, which
+// is also the fit it returns.
+func (m *model) evaluate(sets []dataset, o options) result {
+	heldOut := make([][][]float64, len(sets))
 	fold := map[[2]int]int{}
+	rng := rand.New(rand.NewPCG(o.seed, 2))
 	for di, d := range sets {
-		for _, i := range rng.Perm(len(d.rows)) {
-			fold[[2]int{di, i}] = len(fold) % k
-		}
-	}
-	preds := make([][]int, len(sets))
-	for di, d := range sets {
-		preds[di] = make([]int, len(d.rows))
-	}
-	s := make([]float64, len(m.ls.Labels))
-	for f := range k {
-		train := map[[2]int]bool{}
-		for key, fk := range fold {
-			if fk != f {
-				train[key] = true
+		heldOut[di] = make([][]float64, len(d.rows))
+		if d.use == useCV {
+			for _, i := range rng.Perm(len(d.rows)) {
+				fold[[2]int{di, i}] = len(fold) % o.folds
 			}
 		}
-		theta := m.fit(sets, train, o)
+	}
+	rows := func(leftOut int) map[[2]int]bool {
+		train := map[[2]int]bool{}
 		for di, d := range sets {
-			for i, rw := range d.rows {
-				if fold[[2]int{di, i}] == f {
-					preds[di][i] = m.predict(rw, theta, s)
+			for i := range d.rows {
+				f, isCV := fold[[2]int{di, i}]
+				if d.use == useTrain || isCV && f != leftOut {
+					train[[2]int{di, i}] = true
+				}
+			}
+		}
+		return train
+	}
+	if len(fold) > 0 {
+		for f := range o.folds {
+			theta := m.fit(sets, rows(f), o)
+			for key, fk := range fold {
+				if fk == f {
+					heldOut[key[0]][key[1]] = m.scoreVec(sets[key[0]].rows[key[1]], theta)
 				}
 			}
 		}
 	}
-	var parts []string
-	for di, d := range sets {
-		var gold, pred []string
-		for i, rw := range d.rows {
-			gold = append(gold, d.of(rw.gold[0]))
-			pred = append(pred, d.of(preds[di][i]))
-		}
-		parts = append(parts, fmt.Sprintf("%s %.3f", d.name, classify.Score(d.task, d.labels, gold, pred).MacroF1))
+	all := rows(-1)
+	if len(all) == 0 {
+		fail(fmt.Errorf("no rows to fit on: give -train or -cv files"))
 	}
-	return "macro-F1 " + strings.Join(parts, ", ")
+	res := result{theta: m.fit(sets, all, o)}
+	res.sectionScale = m.chooseSectionScale(sets, res.theta)
+	for di, d := range sets {
+		if d.use == useDev {
+			for i, rw := range d.rows {
+				heldOut[di][i] = m.scoreVec(rw, res.theta)
+			}
+		}
+	}
+	res.temperature = m.fitTemperature(sets, heldOut)
+	if m.ls.Name == "pluralism.yaml" {
+		res.secondary = m.chooseSecondary(sets, heldOut, res.temperature)
+	}
+	// Each scored row's label, raw confidence (its softmax probability)
+	// and whether it is right; the calibration map is fitted on them all.
+	type scoredSet struct {
+		gold, pred        []string
+		conf              []float64
+		right             []bool
+		agree, tp, fp, fn int
+		shown             int
+		mistakes          []string
+	}
+	ss := make([]scoredSet, len(sets))
+	var allConf []float64
+	var allRight []bool
+	for di, d := range sets {
+		if d.use == useTrain {
+			continue
+		}
+		s := &ss[di]
+		for i, rw := range d.rows {
+			p := softmax(heldOut[di][i], res.temperature)
+			best := argmax(heldOut[di][i])
+			g, l := d.of(rw.gold[0]), d.of(best)
+			s.gold, s.pred = append(s.gold, g), append(s.pred, l)
+			c := 0.0
+			for j := range p {
+				if d.of(j) == l {
+					c += p[j]
+				}
+			}
+			s.conf, s.right = append(s.conf, c), append(s.right, g == l)
+			if g != l && s.shown < o.errors {
+				s.shown++
+				s.mistakes = append(s.mistakes, fmt.Sprintf("    gold %s, predicted %s: %.200s", g, l, rw.text))
+			}
+			if rw.set != nil {
+				if (g == record.PluralismNone) == (l == record.PluralismNone) {
+					s.agree++
+				}
+				a, b, c := setMatch(rw.set, m.labelSet(p, best, res.secondary))
+				s.tp, s.fp, s.fn = s.tp+a, s.fp+b, s.fn+c
+			}
+		}
+		allConf, allRight = append(allConf, s.conf...), append(allRight, s.right...)
+	}
+	res.slope, res.intercept = fitPlatt(allConf, allRight)
+	cal := classify.LabelSet{Slope: res.slope, Intercept: res.intercept}
+	scored := 0
+	for di, d := range sets {
+		if d.use == useTrain {
+			continue
+		}
+		s := &ss[di]
+		gold, pred, right := s.gold, s.pred, s.right
+		agree, tp, fp, fn := s.agree, s.tp, s.fp, s.fn
+		conf := make([]float64, len(s.conf))
+		for i, c := range s.conf {
+			conf[i] = cal.Confidence(c)
+		}
+		f1 := classify.Score(d.task, d.labels, gold, pred).MacroF1
+		ece, bins := classify.Calibration(conf, right)
+		how := "dev, never fitted on"
+		if d.use == useCV {
+			how = fmt.Sprintf("%d-fold cross-validated, seed %d", o.folds, o.seed)
+		}
+		line := fmt.Sprintf("%-22s %-34s macro-F1 %.3f  ECE %.3f", d.name, "("+how+")", f1, ece)
+		fig := figure{name: d.name, macroF1: f1, ece: ece}
+		if tp > 0 {
+			pr, rc := float64(tp)/float64(tp+fp), float64(tp)/float64(tp+fn)
+			fig.vsNone, fig.microF1 = float64(agree)/float64(len(d.rows)), 2*pr*rc/(pr+rc)
+			line += fmt.Sprintf("  pluralism-vs-none accuracy %.3f  label-set micro-F1 %.3f (secondary %g)",
+				fig.vsNone, fig.microF1, res.secondary)
+		}
+		res.figures = append(res.figures, fig)
+		res.lines = append(res.lines, line)
+		res.lines = append(res.lines, s.mistakes...)
+		if o.reliability {
+			for _, b := range bins {
+				if b.N > 0 {
+					res.lines = append(res.lines, fmt.Sprintf("    confidence %.1f-%.1f: %5d tags, mean confidence %.3f, accuracy %.3f", b.Lo, b.Hi, b.N, b.Confidence, b.Accuracy))
+				}
+			}
+		}
+		res.mean += f1
+		scored++
+	}
+	res.mean /= float64(max(scored, 1))
+	return res
+}
+
+// chooseSettings tries a few values of -lambda and -balance and keeps the
+// pair with the best mean held-out macro-F1.
+func (m *model) chooseSettings(sets []dataset, o options) options {
+	best, bestMean := o, -1.0
+	for _, lambda := range []float64{0.0001, 0.001, 0.01} {
+		for _, balance := range []float64{0.5, 0.85, 1} {
+			try := o
+			try.lambda, try.balance = lambda, balance
+			r := m.evaluate(sets, try)
+			fmt.Fprintf(os.Stderr, "tune: -lambda %g -balance %g: mean held-out macro-F1 %.3f\n", lambda, balance, r.mean)
+			if r.mean > bestMean+1e-4 {
+				best, bestMean = try, r.mean
+			}
+		}
+	}
+	return best
+}
+
+// chooseSectionScale multiplies the hand-written section weights by the
+// factor with the best mean macro-F1 on the dev files that name sections
+// (1 when none does), and returns it; theta is changed in place.
+func (m *model) chooseSectionScale(sets []dataset, theta []float64) float64 {
+	var secs []int
+	for i, p := range m.params {
+		if p.kind == "section" {
+			secs = append(secs, i)
+		}
+	}
+	written := slices.Clone(theta)
+	apply := func(k float64) {
+		for _, i := range secs {
+			theta[i] = math.Round(written[i]*k*100) / 100
+		}
+	}
+	best, bestF := 1.0, -1.0
+	for _, k := range []float64{0, 0.5, 1, 1.5, 2, 3, 4} {
+		apply(k)
+		sum, n := 0.0, 0
+		for _, d := range sets {
+			if d.use == useDev && d.sections {
+				sum += m.macroF1(d, theta, nil)
+				n++
+			}
+		}
+		if n == 0 {
+			break
+		}
+		if sum/float64(n) > bestF+1e-4 {
+			best, bestF = k, sum/float64(n)
+		}
+	}
+	apply(best)
+	return best
+}
+
+// fitTemperature is the T of softmax(score/T) with the least log loss of
+// the gold label on the held-out rows.
+func (m *model) fitTemperature(sets []dataset, heldOut [][][]float64) float64 {
+	best, bestLoss := 1.0, math.Inf(1)
+	for i := 0; i <= 200; i++ {
+		t := math.Exp(math.Log(0.05) + float64(i)/200*math.Log(20/0.05))
+		loss := 0.0
+		for di, d := range sets {
+			for ri, rw := range d.rows {
+				if heldOut[di][ri] == nil {
+					continue
+				}
+				p := softmax(heldOut[di][ri], t)
+				pg := 0.0
+				for _, g := range rw.gold {
+					pg += p[g]
+				}
+				loss -= math.Log(max(pg, 1e-12))
+			}
+		}
+		if loss < bestLoss {
+			best, bestLoss = t, loss
+		}
+	}
+	return math.Round(best*100) / 100
+}
+
+// fitPlatt fits confidence = sigmoid(slope*logit(p) + intercept) to
+// whether the tags were right, by the least log loss (a grid: two numbers).
+func fitPlatt(conf []float64, right []bool) (float64, float64) {
+	logit := make([]float64, len(conf))
+	for i, p := range conf {
+		p = min(max(p, 1e-6), 1-1e-6)
+		logit[i] = math.Log(p / (1 - p))
+	}
+	best, bestA, bestB := math.Inf(1), 1.0, 0.0
+	for a := 0.05; a <= 2.001; a += 0.05 {
+		for b := -3.0; b <= 3.001; b += 0.05 {
+			loss := 0.0
+			for i, z := range logit {
+				q := 1 / (1 + math.Exp(-(a*z + b)))
+				if right[i] {
+					loss -= math.Log(max(q, 1e-12))
+				} else {
+					loss -= math.Log(max(1-q, 1e-12))
+				}
+			}
+			if loss < best {
+				best, bestA, bestB = loss, a, b
+			}
+		}
+	}
+	return math.Round(bestA*100) / 100, math.Round(bestB*100) / 100
+}
+
+// chooseSecondary (pluralism) is the probability a category other than
+// the primary one needs to apply too, for the best label-set micro-F1 on
+// the held-out rows; 0 means the primary alone.
+func (m *model) chooseSecondary(sets []dataset, heldOut [][][]float64, t float64) float64 {
+	best, bestF := 0.0, -1.0
+	for _, sec := range []float64{0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4} {
+		tp, fp, fn := 0, 0, 0
+		for di, d := range sets {
+			for ri, rw := range d.rows {
+				if heldOut[di][ri] == nil {
+					continue
+				}
+				p := softmax(heldOut[di][ri], t)
+				a, b, c := setMatch(rw.set, m.labelSet(p, argmax(heldOut[di][ri]), sec))
+				tp, fp, fn = tp+a, fp+b, fn+c
+			}
+		}
+		if f := 2 * float64(tp) / float64(max(2*tp+fp+fn, 1)); f > bestF+1e-9 {
+			best, bestF = sec, f
+		}
+	}
+	return best
+}
+
+// labelSet is what classify.Pluralism gives: the primary category, and
+// the others (not none) whose probability reaches secondary.
+func (m *model) labelSet(p []float64, primary int, secondary float64) []string {
+	out := []string{m.ls.Labels[primary]}
+	if out[0] == record.PluralismNone || secondary <= 0 {
+		return out
+	}
+	for i, l := range m.ls.Labels {
+		if i != primary && l != record.PluralismNone && p[i] >= secondary {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// setMatch counts true positives, false positives and false negatives of
+// a predicted label set against the gold one.
+func setMatch(gold, pred []string) (tp, fp, fn int) {
+	for _, l := range pred {
+		if slices.Contains(gold, l) {
+			tp++
+		} else {
+			fp++
+		}
+	}
+	for _, l := range gold {
+		if !slices.Contains(pred, l) {
+			fn++
+		}
+	}
+	return tp, fp, fn
+}
+
+func (m *model) scoreVec(rw row, theta []float64) []float64 {
+	s := make([]float64, len(m.ls.Labels))
+	m.scores(rw, theta, s)
+	return s
+}
+
+// argmax is the best label; a tie goes to the label listed first, as the
+// classifier does.
+func argmax(s []float64) int {
+	best := 0
+	for i := range s {
+		if s[i] > s[best]+1e-9 {
+			best = i
+		}
+	}
+	return best
+}
+
+func softmax(s []float64, t float64) []float64 {
+	p := make([]float64, len(s))
+	mx, z := slices.Max(s), 0.0
+	for i := range s {
+		p[i] = math.Exp((s[i] - mx) / t)
+		z += p[i]
+	}
+	for i := range p {
+		p[i] /= z
+	}
+	return p
 }
 
 var (
@@ -460,7 +855,20 @@ var (
 // comments, order and layout stay as the author left them. The prior block
 // is rewritten whole; a scale block, if any, is dropped (the weights are
 // now absolute).
-func (m *model) write(path string, theta []float64) error {
+func (m *model) write(path string, theta []float64, res result) error {
+	// Top-level settings written as one line each: replaced where the file
+	// has them, else added at its end.
+	settings := map[string]string{
+		"temperature": num(res.temperature),
+		"calibration": fmt.Sprintf("{slope: %s, intercept: %s}", num(res.slope), num(res.intercept)),
+	}
+	if m.ls.Name == "pluralism.yaml" {
+		settings["secondary"] = num(res.secondary)
+	}
+	if res.temperature <= 0 {
+		settings = nil
+	}
+	written := map[string]bool{}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err
@@ -470,6 +878,11 @@ func (m *model) write(path string, theta []float64) error {
 	sc := bufio.NewScanner(strings.NewReader(string(b)))
 	for sc.Scan() {
 		line := sc.Text()
+		if key, _, ok := strings.Cut(line, ":"); ok && settings[key] != "" {
+			out = append(out, key+": "+settings[key])
+			written[key] = true
+			continue
+		}
 		if mm := reBlock.FindStringSubmatch(line); mm != nil {
 			block = mm[1]
 			if block == "prior" {
@@ -520,6 +933,11 @@ func (m *model) write(path string, theta []float64) error {
 			}
 		}
 		out = append(out, line)
+	}
+	for _, key := range []string{"temperature", "calibration", "secondary"} {
+		if settings[key] != "" && !written[key] {
+			out = append(out, key+": "+settings[key])
+		}
 	}
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, []byte(strings.Join(out, "\n")+"\n"), 0o644); err != nil {

@@ -46,33 +46,53 @@ sections:
 			t.Fatal(err)
 		}
 	}
-	var gold strings.Builder
+	// Train and dev are different sentences with the same cues: the dev
+	// figure says whether what was fitted on train holds on rows it never saw.
+	var train, dev strings.Builder
 	for i := range 20 {
-		fmt.Fprintf(&gold, "{\"text\":\"We use the parser of [%d].\",\"label\":\"Uses\"}\n", i)
-		fmt.Fprintf(&gold, "{\"text\":\"Parsing was studied in [%d].\",\"label\":\"Background\"}\n", i)
-		fmt.Fprintf(&gold, "{\"text\":\"Ours is faster than [%d].\",\"label\":\"CompareOrContrast\"}\n", i)
+		fmt.Fprintf(&train, "{\"text\":\"We use the parser of [%d].\",\"label\":\"Uses\"}\n", i)
+		fmt.Fprintf(&train, "{\"text\":\"Parsing was studied in [%d].\",\"label\":\"Background\"}\n", i)
+		fmt.Fprintf(&train, "{\"text\":\"Ours is faster than [%d].\",\"label\":\"CompareOrContrast\"}\n", i)
 	}
-	goldPath := filepath.Join(dir, "acl-arc", "dev.jsonl")
-	if err := os.MkdirAll(filepath.Dir(goldPath), 0o755); err != nil {
+	for i := range 5 {
+		fmt.Fprintf(&dev, "{\"text\":\"For tagging we use the lexicon of [%d].\",\"label\":\"Uses\"}\n", i)
+		fmt.Fprintf(&dev, "{\"text\":\"Morphology is described in [%d].\",\"label\":\"Background\"}\n", i)
+		fmt.Fprintf(&dev, "{\"text\":\"The results are better than those of [%d].\",\"label\":\"CompareOrContrast\"}\n", i)
+	}
+	trainPath := filepath.Join(dir, "acl-arc", "train.jsonl")
+	devPath := filepath.Join(dir, "acl-arc", "dev.jsonl")
+	if err := os.MkdirAll(filepath.Dir(trainPath), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(goldPath, []byte(gold.String()), 0o644); err != nil {
-		t.Fatal(err)
+	for p, text := range map[string]string{trainPath: train.String(), devPath: dev.String()} {
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	r, err := classify.LoadRules(rules)
 	if err != nil {
 		t.Fatal(err)
 	}
-	exs, err := classify.ReadGold(goldPath, "acl-arc", classify.TaskRole)
-	if err != nil {
-		t.Fatal(err)
-	}
 	m := newModel(r.Role)
-	sets := []dataset{m.dataset(r, classify.TaskRole, "acl-arc", exs)}
-	o := options{lambda: 0.0001, balance: 1, size: 1, iters: 300}
-	theta := m.fit(sets, nil, o)
-	if err := m.write(filepath.Join(rules, "roles.yaml"), theta); err != nil {
+	var sets []dataset
+	for use, p := range map[string]string{useTrain: trainPath, useDev: devPath} {
+		d, err := m.load(r, classify.TaskRole, use, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sets = append(sets, d)
+	}
+	o := options{lambda: 0.0001, balance: 1, size: 1, iters: 300, folds: 5}
+	res := m.evaluate(sets, o)
+	if len(res.lines) != 1 || !strings.Contains(res.lines[0], "acl-arc/dev") || res.mean < 0.99 {
+		t.Errorf("scored %v (mean %.3f), want the dev file alone, all right", res.lines, res.mean)
+	}
+	if res.temperature <= 0 {
+		t.Errorf("temperature %v", res.temperature)
+	}
+	theta := res.theta
+	if err := m.write(filepath.Join(rules, "roles.yaml"), theta, res); err != nil {
 		t.Fatal(err)
 	}
 
@@ -99,7 +119,7 @@ sections:
 			t.Errorf("%q after the fit: %s, want %s\n%s", text, got, want, written)
 		}
 	}
-	if got := m.macroF1(sets[0], theta, nil); got < 0.99 {
-		t.Errorf("macro-F1 on the training rows %.3f, want 1", got)
+	if r2.Role.Temperature != res.temperature {
+		t.Errorf("temperature written %v, fitted %v", r2.Role.Temperature, res.temperature)
 	}
 }
