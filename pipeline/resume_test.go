@@ -64,6 +64,11 @@ func TestRerunResumesQueuedTasksWithoutRefetching(t *testing.T) {
 	var pages atomic.Int64
 	web = startSite(t, withoutValidators(site, &pages))
 	cfg = testConfig(t, t.TempDir(), site.HubURLs(web.URL))
+	// Every interruption costs the tasks a worker holds (a batch per
+	// fetch worker) one delivery: with the tests' max_deliver of 2, a task
+	// held at two of the three interruptions would be parked. The default
+	// allows for it.
+	cfg.Stages.MaxDeliver = DefaultConfig().Stages.MaxDeliver
 	for kill := range 3 {
 		bus := openBus(t, cfg)
 		env := testEnv()
