@@ -107,6 +107,10 @@ func (b *Bus) otherRuns() int {
 	return n
 }
 
+// Closed is closed when the connection is closed for good: for a process
+// that joined another's server, when that server has stopped.
+func (b *Bus) Closed() <-chan struct{} { return b.closed }
+
 // newToken is the secret of an embedded server that listens only so that
 // this user's other citecrawl processes can reach it.
 func newToken() (string, error) {

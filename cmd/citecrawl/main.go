@@ -484,6 +484,10 @@ func (c cli) worker(args []string) int {
 	select {
 	case <-ctx.Done():
 	case <-w.Failed():
+	case <-sess.bus.Closed():
+		_ = w.Stop()
+		log.Error().Msg("the connection to NATS is closed (the process whose server this worker joined has stopped)")
+		return exitFailed
 	}
 	if err := w.Stop(); err != nil {
 		log.Error().Err(err).Msg("worker failed")
