@@ -232,8 +232,8 @@ func (f *Fetcher) get(ctx context.Context, rawURL string, hdr http.Header, retri
 		if err == nil {
 			err = statusError(rawURL, resp, attempt)
 		}
-		if ctx.Err() != nil {
-			return nil, err
+		if ctx.Err() != nil || IsUnreachable(err) {
+			return nil, err // an unreachable host is tried again by redelivery (unreachable.go)
 		}
 		next := policy.Next(attempt, err)
 		if !next.Retry {
@@ -278,7 +278,7 @@ func (f *Fetcher) once(ctx context.Context, u *url.URL, hdr http.Header) (*Respo
 		if errors.As(err, &ue) {
 			err = ue.Err // the redirect policy's or the address check's own message
 		}
-		return nil, fmt.Errorf("GET %s: %w", u, err)
+		return nil, fmt.Errorf("GET %s: %w", u, unreachable(u.Host, err))
 	}
 	defer resp.Body.Close()
 	if resp.ContentLength > f.cfg.MaxBodyBytes {

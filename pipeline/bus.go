@@ -300,7 +300,12 @@ func (b *Bus) streamConfigs() []jetstream.StreamConfig {
 // nothing.
 func (b *Bus) ensureStreams(ctx context.Context) error {
 	for _, sc := range b.streamConfigs() {
-		if _, err := b.JS.CreateOrUpdateStream(ctx, sc); err != nil {
+		// A cluster that has just started may still be electing leaders.
+		err := rideOut(ctx, func(ctx context.Context) error {
+			_, err := b.JS.CreateOrUpdateStream(ctx, sc)
+			return err
+		})
+		if err != nil {
 			return fmt.Errorf("stream %s: %w", sc.Name, err)
 		}
 	}
@@ -395,7 +400,7 @@ func (b *Bus) publishOnce(ctx context.Context, outs []Out) (failed []Out, lastEr
 				continue
 			}
 			if err != nil {
-				if !retryablePublish(err) {
+				if !transient(err) {
 					return nil, nil, fmt.Errorf("publishing to %s: %w", o.Subject, err)
 				}
 				failed, lastErr = append(failed, o), err
@@ -409,7 +414,7 @@ func (b *Bus) publishOnce(ctx context.Context, outs []Out) (failed []Out, lastEr
 		select {
 		case <-s.f.Ok():
 		case err := <-s.f.Err():
-			if !retryablePublish(err) {
+			if !transient(err) {
 				return nil, nil, fmt.Errorf("publishing to %s: %w", s.out.Subject, err)
 			}
 			failed, lastErr = append(failed, s.out), err
@@ -420,17 +425,19 @@ func (b *Bus) publishOnce(ctx context.Context, outs []Out) (failed []Out, lastEr
 	return failed, lastErr, nil
 }
 
-// retryablePublish says whether a failed publish may succeed if sent
+// transient says whether a failed request or publish may succeed if sent
 // again: everything but the server's considered refusals (a 4xx API error
-// such as a message over the size limit) and a closed connection.
-func retryablePublish(err error) bool {
+// such as a message over the size limit) and a closed connection. "No
+// suitable peers" while a peer is offline passes: it is what a cluster
+// that is starting or losing a node answers, not a lack of servers.
+func transient(err error) bool {
 	var apiErr *jetstream.APIError
 	switch {
 	case errors.Is(err, nats.ErrMaxPayload), errors.Is(err, nats.ErrConnectionClosed),
 		errors.Is(err, nats.ErrBadSubject), errors.Is(err, nats.ErrInvalidMsg):
 		return false
 	case errors.As(err, &apiErr):
-		return apiErr.Code >= 500
+		return apiErr.Code >= 500 || strings.Contains(apiErr.Description, "peer offline")
 	}
 	return true
 }

@@ -35,6 +35,8 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// startNode starts a nats-server in this process; it is shut down when the
+// test ends (shutting down twice is harmless).
 func startNode(t testing.TB, o *server.Options) *server.Server {
 	t.Helper()
 	s, err := server.NewServer(o)
@@ -42,7 +44,39 @@ func startNode(t testing.TB, o *server.Options) *server.Server {
 		t.Fatalf("node %s: %v", o.ServerName, err)
 	}
 	s.Start()
+	t.Cleanup(s.Shutdown)
 	return s
+}
+
+// startServer starts one nats-server and waits until it takes clients.
+func startServer(t testing.TB, o *server.Options) *server.Server {
+	t.Helper()
+	s := startNode(t, o)
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatalf("nats-server %s not ready", o.ServerName)
+	}
+	return s
+}
+
+// runInBackground starts a run and returns where its result will come.
+func runInBackground(ctx context.Context, bus *Bus, cfg Config, env Env) <-chan runResult {
+	done := make(chan runResult, 1)
+	go func() {
+		res, err := Run(ctx, bus, cfg, env)
+		done <- runResult{res, err}
+	}()
+	return done
+}
+
+// waitPages waits until the run has fetched n pages: the middle of a crawl.
+func waitPages(t testing.TB, env Env, n int64) {
+	t.Helper()
+	checkFor(t, 2*time.Minute, func() error {
+		if p := env.Stats.PagesFetched.Load(); p < n {
+			return fmt.Errorf("%d pages fetched", p)
+		}
+		return nil
+	})
 }
 
 // startCluster starts n nodes routed to each other.
@@ -200,19 +234,10 @@ func TestClusterSurvivesNodeLoss(t *testing.T) {
 			env := testEnv()
 			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 			defer cancel()
-			done := make(chan runResult, 1)
 			start := time.Now()
-			go func() {
-				res, err := Run(ctx, bus, cfg, env)
-				done <- runResult{res, err}
-			}()
-			// Stop the victim once a third of the pages are fetched.
-			checkFor(t, 2*time.Minute, func() error {
-				if p := env.Stats.PagesFetched.Load(); p < n {
-					return fmt.Errorf("%d pages fetched", p)
-				}
-				return nil
-			})
+			done := runInBackground(ctx, bus, cfg, env)
+			waitPages(t, env, n) // a third of the pages
+
 			victim := -1
 			if f.victim != nil {
 				victim = f.victim(c, bus)
@@ -239,11 +264,7 @@ func TestRunSurvivesBrokerRestart(t *testing.T) {
 	web := startSite(t, slowSite(site, 3*time.Millisecond))
 	o := &server.Options{ServerName: "solo", Host: "127.0.0.1", Port: freePort(t), NoSigs: true, NoLog: true,
 		JetStream: true, StoreDir: t.TempDir()}
-	srv := startNode(t, o)
-	defer func() { srv.Shutdown() }()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("server not ready")
-	}
+	srv := startServer(t, o)
 	cfg := testConfig(t, "", site.HubURLs(web.URL))
 	cfg.NATS.URL = srv.ClientURL()
 	bus := openBus(t, cfg)
@@ -251,22 +272,13 @@ func TestRunSurvivesBrokerRestart(t *testing.T) {
 	env := testEnv()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	done := make(chan error, 1)
 	start := time.Now()
-	go func() {
-		_, err := Run(ctx, bus, cfg, env)
-		done <- err
-	}()
-	checkFor(t, 2*time.Minute, func() error {
-		if p := env.Stats.PagesFetched.Load(); p < n {
-			return fmt.Errorf("%d pages fetched", p)
-		}
-		return nil
-	})
+	done := runInBackground(ctx, bus, cfg, env)
+	waitPages(t, env, n)
 	srv.Shutdown()
 	srv.WaitForShutdown()
 	srv = startNode(t, o)
-	if err := <-done; err != nil {
+	if err := (<-done).err; err != nil {
 		t.Fatalf("run failed across a broker restart: %v", err)
 	}
 	assertEachOnce(t, readOut(t, cfg.Sink.Out), n)

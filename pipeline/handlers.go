@@ -87,7 +87,8 @@ type fetchHandler struct {
 	maxPayload int64
 	// bus is where the task queue is, to see whether a hub is already
 	// being crawled (nil: not looked at).
-	bus *Bus
+	bus  *Bus
+	hubs *hubWatch // nil but in a run's own process
 }
 
 func (h *fetchHandler) handle(ctx context.Context, m jetstream.Msg) (Outcome, error) {
@@ -131,6 +132,9 @@ func (h *fetchHandler) queuedBefore(ctx context.Context, m jetstream.Msg) bool {
 // hub stopped listing, and the hubs discovery allows.
 func (h *fetchHandler) hub(ctx context.Context, t Task) (Outcome, error) {
 	c, err := h.crawler.CrawlHub(ctx, t.hubJob())
+	if h.hubs.observe(t, err) {
+		return Outcome{}, retry.Permanent(err) // no configured hub can be reached: the run ends (unreachable.go)
+	}
 	if err != nil || c.NotModified {
 		return Outcome{}, err
 	}

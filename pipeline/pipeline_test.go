@@ -309,15 +309,7 @@ func TestWorkersShareTheWork(t *testing.T) {
 func TestRunAgainstExternalNATS(t *testing.T) {
 	opts := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
 		Username: "crawler", Password: "s3cret", NoSigs: true}
-	ns, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	defer ns.Shutdown()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("external NATS not ready")
-	}
+	ns := startServer(t, opts)
 	site := snapshot.Default()
 	web := startSite(t, site)
 	cfg := testConfig(t, "", site.HubURLs(web.URL))

@@ -151,16 +151,8 @@ func TestRecordOverPayloadLimitIsCapped(t *testing.T) {
 // still has it stored, so "gone" detection works: a server with a 16 KiB
 // limit crawls a hub of 600 papers, then the same hub listing 590.
 func TestHubOverPayloadLimitStillDetectsGone(t *testing.T) {
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
+	ns := startServer(t, &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
 		MaxPayload: 16 << 10, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	defer ns.Shutdown()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS not ready")
-	}
 	const n, dropped = 600, 10
 	site := snapshot.New(snapshot.StyleCards, snapshot.Generated(n))
 	web := startSite(t, site)

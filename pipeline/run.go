@@ -50,6 +50,8 @@ type Env struct {
 	// Idle is how long a pull waits for a message before the stage looks
 	// around (flushes the sink, checks for shutdown); 500ms if zero.
 	Idle time.Duration
+
+	hubs *hubWatch // Run's configured hubs, to end it when none can be reached
 }
 
 func (e *Env) defaults() {
@@ -120,7 +122,7 @@ func (w *Workers) build(ctx context.Context, bus *Bus, cfg Config, name string, 
 		if err != nil {
 			return nil, err
 		}
-		h := &fetchHandler{crawler: cr, stats: env.Stats, maxPayload: bus.NC.MaxPayload(), bus: bus}
+		h := &fetchHandler{crawler: cr, stats: env.Stats, hubs: env.hubs, maxPayload: bus.NC.MaxPayload(), bus: bus}
 		s := &stage{name: name, consumer: c, handle: h.handle, workers: cfg.Stages.FetchWorkers, batch: fetchBatch,
 			idle: env.Idle, bus: bus, cfg: cfg.Stages, log: log, stats: env.Stats}
 		return func() { s.run(ctx) }, nil
@@ -286,6 +288,7 @@ func Run(ctx context.Context, bus *Bus, cfg Config, env Env) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	env.hubs = newHubWatch(res.RunID, cfg.Hubs)
 	w, err := StartStages(ctx, bus, cfg, AllStages, env)
 	if err != nil {
 		return nil, err
@@ -349,7 +352,10 @@ func Run(ctx context.Context, bus *Bus, cfg Config, env Env) (*Result, error) {
 		return res, err
 	}
 	res.setDeadLetters(dead)
-	return res, publishReport(ctx, bus, cfg, res)
+	if err := publishReport(ctx, bus, cfg, res); err != nil {
+		return res, err
+	}
+	return res, env.hubs.err() // ErrHubsUnreachable, or nil
 }
 
 // publishReport publishes the run report on citecrawl.runs.<id> and writes
@@ -469,16 +475,16 @@ func consumerBusy(ctx context.Context, bus *Bus, stream, consumer string) (bool,
 	return sinfo.State.Msgs > 0, nil
 }
 
-// rideOut calls f until it succeeds, ctx ends or electionGrace has passed,
-// for the requests a run makes once (where its streams stand, its dead
-// letters), which must not fail because a leader is being elected.
+// rideOut calls f until it succeeds, fails for good (a refusal, see
+// transient), ctx ends or electionGrace has passed, for the requests that
+// must not fail because a leader is being elected.
 func rideOut(ctx context.Context, f func(ctx context.Context) error) error {
 	deadline := time.Now().Add(electionGrace)
 	for {
 		rctx, cancel := context.WithTimeout(ctx, apiTimeout)
 		err := f(rctx)
 		cancel()
-		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
+		if err == nil || !transient(err) || ctx.Err() != nil || time.Now().After(deadline) {
 			return err
 		}
 		pause(ctx, 250*time.Millisecond)

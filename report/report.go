@@ -1,19 +1,19 @@
 // Package report turns a hub's sink output into the report people read:
-// the distribution of roles, polarities and pluralism categories, overall
-// and by year, beside the hub's own published aggregates, with example
-// citing sentences and charts as inline SVG.
+// every citing paper with its tags and its best citing sentence, the
+// distribution of roles, polarities and pluralism categories, overall, by
+// year and by role, beside the hub's own published role summary, with
+// charts as inline SVG. The HTML is one file with no script and nothing
+// loaded from the network (html.go); md and json carry the same content.
 package report
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
-	"html"
 	"io"
-	"maps"
 	"slices"
 	"sort"
-	"strings"
 
 	"github.com/citecrawl/citecrawl/record"
 	"github.com/citecrawl/citecrawl/sink"
@@ -28,8 +28,19 @@ type Report struct {
 	Polarities map[string]int            `json:"polarities"`
 	Pluralism  map[string]int            `json:"pluralism"`
 	ByYear     map[string]map[string]int `json:"roles_by_year"`
-	Published  *record.HubCounts         `json:"published,omitempty"`
-	Examples   map[string][]Example      `json:"examples"`
+	// PolarityByYear and PluralismByRole count the same records again,
+	// crossed: year to polarity, role to pluralism primary.
+	PolarityByYear  map[string]map[string]int `json:"polarity_by_year"`
+	PluralismByRole map[string]map[string]int `json:"pluralism_by_role"`
+	// HubRoles sets citecrawl's roles, mapped to the hub's own labels,
+	// beside the role summary the hub publishes (nil when it publishes
+	// none).
+	HubRoles  *RoleComparison      `json:"hub_roles,omitempty"`
+	Published *record.HubCounts    `json:"published,omitempty"`
+	Examples  map[string][]Example `json:"examples"`
+	// Papers is every citing paper the hub still lists, grouped by role
+	// (in record.Roles order), newest first within a role.
+	Papers []Paper `json:"papers"`
 	// MinConfidence and Under: how many records' role, polarity and
 	// pluralism tags are less confident than MinConfidence.
 	MinConfidence float64        `json:"min_confidence,omitempty"`
@@ -42,14 +53,112 @@ type Example struct {
 	Text  string `json:"text"`
 }
 
+// Paper is one row of the table of citing papers.
+type Paper struct {
+	ID         string `json:"id"`
+	Title      string `json:"title"`
+	URL        string `json:"url,omitempty"`
+	Year       string `json:"year"`
+	Role       string `json:"role"`
+	RoleSource string `json:"role_source,omitempty"`
+	Polarity   string `json:"polarity"`
+	Pluralism  string `json:"pluralism"`
+	// Confidence is the classifier's confidence in the role, when the
+	// record carries one.
+	Confidence *float64 `json:"confidence,omitempty"`
+	// Sentence is the citing sentence that speaks most clearly for the
+	// role, with its section; empty when the role came from the summary.
+	Sentence string `json:"sentence,omitempty"`
+	Section  string `json:"section,omitempty"`
+}
+
+// RoleComparison is a role distribution in the hub's labels, citecrawl's
+// beside the hub's.
+type RoleComparison struct {
+	Labels    []string       `json:"labels"`
+	Citecrawl map[string]int `json:"citecrawl"`
+	Hub       map[string]int `json:"hub"`
+}
+
 const examplesPerRole = 3
+
+// hubRoleFacet is the facet in which a pith.science hub publishes its own
+// role summary; its labels are background and other (TAXONOMY.md).
+const hubRoleFacet = "citation-role summary"
+
+// hubRoleLabel maps a citecrawl role to the hub's labels: every role but
+// background is "other" (TAXONOMY.md).
+func hubRoleLabel(role string) string {
+	if role == record.RoleBackground {
+		return record.RoleBackground
+	}
+	return "other"
+}
 
 // Build reads the latest version of every record of one hub (its id, as
 // ingest.HubID gives it) from what a sink wrote. Its counts are
-// the sink's summary of those records (sink.Summarise); roles by year and
-// the example sentences are the report's own. Tags less confident than
-// minConfidence are counted (Under), not left out.
+// the sink's summary of those records (sink.Summarise); the rest is the
+// report's own. Tags less confident than minConfidence are counted
+// (Under), not left out.
 func Build(ctx context.Context, rd sink.Reader, hub string, minConfidence float64) (*Report, error) {
+	recs, err := latestRecords(ctx, rd, hub)
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{
+		ByYear: map[string]map[string]int{}, PolarityByYear: map[string]map[string]int{},
+		PluralismByRole: map[string]map[string]int{}, Examples: map[string][]Example{},
+		MinConfidence: minConfidence,
+	}
+	var h record.Hub
+	var published *record.HubCounts
+	tags := make(map[string]sink.Tags, len(recs))
+	for _, r := range recs {
+		h = r.Hub
+		if r.Hub.Published != nil {
+			published = r.Hub.Published
+		}
+		t := sink.TagsOf(r)
+		tags[r.ID] = t
+		if r.Gone {
+			continue
+		}
+		for _, tag := range r.Under(minConfidence) {
+			if rep.Under == nil {
+				rep.Under = map[string]int{}
+			}
+			rep.Under[tag]++
+		}
+		add(rep.ByYear, t.Year, t.Role)
+		add(rep.PolarityByYear, t.Year, t.Polarity)
+		add(rep.PluralismByRole, t.Role, t.Pluralism)
+		for _, c := range r.Contexts {
+			if len(rep.Examples[c.Role]) < examplesPerRole {
+				rep.Examples[c.Role] = append(rep.Examples[c.Role], Example{Paper: r.Paper.Title, Text: c.Text})
+			}
+		}
+		rep.Papers = append(rep.Papers, paperRow(r, t))
+	}
+	h.Published = published
+	sum := sink.Summarise(h, tags)
+	rep.Hub, rep.Published = sum.Hub, sum.Published
+	rep.Records, rep.Gone = sum.Records, sum.Gone
+	rep.Roles, rep.Polarities, rep.Pluralism = sum.Roles, sum.Polarities, sum.Pluralism
+	rep.HubRoles = compareRoles(rep.Roles, rep.Published)
+	slices.SortStableFunc(rep.Papers, func(a, b Paper) int {
+		return cmp.Or(
+			cmp.Compare(rank(record.Roles, a.Role), rank(record.Roles, b.Role)),
+			cmp.Compare(yearKey(b.Year), yearKey(a.Year)), // newest first, unknown last
+			cmp.Compare(a.Title, b.Title),
+		)
+	})
+	return rep, nil
+}
+
+// latestRecords is the one place the report reads records: the latest
+// version of each record of the hub, in the order they were first written.
+// Any filter of which records a report covers belongs here.
+func latestRecords(ctx context.Context, rd sink.Reader, hub string) ([]*record.Record, error) {
 	latest := map[string]*record.Record{}
 	var order []string
 	err := rd.Records(ctx, func(r *record.Record) error {
@@ -65,43 +174,134 @@ func Build(ctx context.Context, rd sink.Reader, hub string, minConfidence float6
 	if len(order) == 0 {
 		return nil, fmt.Errorf("no records for hub %q", hub)
 	}
-	rep := &Report{ByYear: map[string]map[string]int{}, Examples: map[string][]Example{}, MinConfidence: minConfidence}
-	var h record.Hub
-	var published *record.HubCounts
-	tags := make(map[string]sink.Tags, len(latest))
-	for _, id := range order {
-		r := latest[id]
-		h = r.Hub
-		if r.Hub.Published != nil {
-			published = r.Hub.Published
-		}
-		t := sink.TagsOf(r)
-		tags[id] = t
-		if r.Gone {
+	out := make([]*record.Record, len(order))
+	for i, id := range order {
+		out[i] = latest[id]
+	}
+	return out, nil
+}
+
+// yearKey sorts an unknown year before every known one.
+func yearKey(y string) string {
+	if y == "unknown" {
+		return ""
+	}
+	return y
+}
+
+func add(m map[string]map[string]int, row, col string) {
+	if m[row] == nil {
+		m[row] = map[string]int{}
+	}
+	m[row][col]++
+}
+
+// rank is a label's place in its fixed order; labels outside it come last.
+func rank(order []string, label string) int {
+	if i := slices.Index(order, label); i >= 0 {
+		return i
+	}
+	return len(order)
+}
+
+func paperRow(r *record.Record, t sink.Tags) Paper {
+	p := Paper{ID: r.ID, Title: r.Paper.Title, URL: paperURL(r), Year: t.Year, Role: t.Role, RoleSource: t.RoleSource,
+		Polarity: t.Polarity, Pluralism: t.Pluralism, Confidence: confidence(r)}
+	if p.Title == "" {
+		p.Title = "(untitled) " + r.ID
+	}
+	if c := bestContext(r); c != nil {
+		p.Sentence, p.Section = c.Text, c.Section
+	}
+	return p
+}
+
+// paperURL is the paper's own page: its record page, else its arXiv
+// abstract.
+func paperURL(r *record.Record) string {
+	switch {
+	case r.Paper.URL != "":
+		return r.Paper.URL
+	case r.Paper.Arxiv != "":
+		return "https://arxiv.org/abs/" + r.Paper.Arxiv
+	}
+	return ""
+}
+
+// bestContext is the citing sentence that speaks most clearly for the
+// record's role: of those tagged with that role, the one whose evidence
+// for it weighs most; else the first sentence.
+func bestContext(r *record.Record) *record.Context {
+	var best *record.Context
+	bestWeight := -1.0
+	for i := range r.Contexts {
+		c := &r.Contexts[i]
+		if c.Role != r.Role {
 			continue
 		}
-		for _, tag := range r.Under(minConfidence) {
-			if rep.Under == nil {
-				rep.Under = map[string]int{}
+		w := 0.0
+		for _, e := range c.Evidence {
+			if e.Label == r.Role {
+				w += e.Weight
 			}
-			rep.Under[tag]++
 		}
-		if rep.ByYear[t.Year] == nil {
-			rep.ByYear[t.Year] = map[string]int{}
-		}
-		rep.ByYear[t.Year][t.Role]++
-		for _, c := range r.Contexts {
-			if len(rep.Examples[c.Role]) < examplesPerRole {
-				rep.Examples[c.Role] = append(rep.Examples[c.Role], Example{Paper: r.Paper.Title, Text: c.Text})
-			}
+		if w > bestWeight {
+			best, bestWeight = c, w
 		}
 	}
-	h.Published = published
-	sum := sink.Summarise(h, tags)
-	rep.Hub, rep.Published = sum.Hub, sum.Published
-	rep.Records, rep.Gone = sum.Records, sum.Gone
-	rep.Roles, rep.Polarities, rep.Pluralism = sum.Roles, sum.Polarities, sum.Pluralism
-	return rep, nil
+	if best == nil && len(r.Contexts) > 0 {
+		best = &r.Contexts[0]
+	}
+	return best
+}
+
+// confidence is the record's calibrated confidence in its role, when it
+// carries one (records tagged before confidences existed do not).
+func confidence(r *record.Record) *float64 {
+	if r.RoleConfidence == 0 {
+		return nil
+	}
+	c := r.RoleConfidence
+	return &c
+}
+
+// underLine says how many tags fall under the minimum confidence.
+func (r *Report) underLine() string {
+	return fmt.Sprintf("Tags less confident than %g: role %d, polarity %d, pluralism %d of %d papers.",
+		r.MinConfidence, r.Under["role"], r.Under["polarity"], r.Under["pluralism"], r.Records)
+}
+
+// hasConfidence tells whether any paper carries a confidence, so the
+// column is shown only then.
+func (r *Report) hasConfidence() bool {
+	return slices.ContainsFunc(r.Papers, func(p Paper) bool { return p.Confidence != nil })
+}
+
+// compareRoles maps citecrawl's roles to the hub's labels and sets them
+// beside the hub's published role summary.
+func compareRoles(roles map[string]int, p *record.HubCounts) *RoleComparison {
+	if p == nil || len(p.Facets[hubRoleFacet]) == 0 {
+		return nil
+	}
+	c := &RoleComparison{Citecrawl: map[string]int{}, Hub: p.Facets[hubRoleFacet]}
+	for role, n := range roles {
+		c.Citecrawl[hubRoleLabel(role)] += n
+	}
+	labels := map[string]bool{}
+	for l := range c.Citecrawl {
+		labels[l] = true
+	}
+	for l := range c.Hub {
+		labels[l] = true
+	}
+	for l := range labels {
+		c.Labels = append(c.Labels, l)
+	}
+	hubOrder := []string{record.RoleBackground, "other"} // as the hub shows them
+	slices.SortFunc(c.Labels, func(a, b string) int {
+		return cmp.Or(cmp.Compare(rank(hubOrder, a), rank(hubOrder, b)), cmp.Compare(a, b))
+	})
+	return c
 }
 
 // Write renders the report as md, html or json.
@@ -135,41 +335,77 @@ func (r *Report) dists() []dist {
 	}
 }
 
-func (d dist) rows() [][2]any {
-	var out [][2]any
+// labels are the labels of counts in order, then any others sorted.
+func labels(order []string, counts map[string]int) []string {
+	var out []string
 	seen := map[string]bool{}
-	for _, l := range d.order {
+	for _, l := range order {
 		seen[l] = true
-		if d.counts[l] > 0 {
-			out = append(out, [2]any{l, d.counts[l]})
+		if counts[l] > 0 {
+			out = append(out, l)
 		}
 	}
 	var rest []string
-	for l := range d.counts {
+	for l := range counts {
 		if !seen[l] {
 			rest = append(rest, l)
 		}
 	}
 	sort.Strings(rest)
-	for _, l := range rest {
+	return append(out, rest...)
+}
+
+func (d dist) rows() [][2]any {
+	var out [][2]any
+	for _, l := range labels(d.order, d.counts) {
 		out = append(out, [2]any{l, d.counts[l]})
 	}
 	return out
 }
 
-func (r *Report) years() []string {
-	ys := make([]string, 0, len(r.ByYear))
-	for y := range r.ByYear {
+// crossed is a table of counts crossed by two labels (year × polarity,
+// role × pluralism), with its rows and columns in order.
+type crossed struct {
+	title, rowName string
+	rows, cols     []string
+	counts         map[string]map[string]int
+}
+
+func (r *Report) crossedTables() []crossed {
+	return []crossed{
+		{"Roles by year", "year", r.years(r.ByYear), record.Roles, r.ByYear},
+		{"Polarity by year", "year", r.years(r.PolarityByYear), record.Polarities, r.PolarityByYear},
+		{"Pluralism by role", "role", labels(record.Roles, rowTotals(r.PluralismByRole)), labels(record.PluralismCategories, colTotals(r.PluralismByRole)), r.PluralismByRole},
+	}
+}
+
+func rowTotals(m map[string]map[string]int) map[string]int {
+	out := map[string]int{}
+	for row, cols := range m {
+		for _, n := range cols {
+			out[row] += n
+		}
+	}
+	return out
+}
+
+func colTotals(m map[string]map[string]int) map[string]int {
+	out := map[string]int{}
+	for _, cols := range m {
+		for col, n := range cols {
+			out[col] += n
+		}
+	}
+	return out
+}
+
+func (r *Report) years(m map[string]map[string]int) []string {
+	ys := make([]string, 0, len(m))
+	for y := range m {
 		ys = append(ys, y)
 	}
 	sort.Strings(ys)
 	return ys
-}
-
-// underLine says how many tags fall under the minimum confidence.
-func (r *Report) underLine() string {
-	return fmt.Sprintf("Tags less confident than %g: role %d, polarity %d, pluralism %d of %d papers.",
-		r.MinConfidence, r.Under["role"], r.Under["polarity"], r.Under["pluralism"], r.Records)
 }
 
 func pct(n, total int) float64 {
@@ -177,54 +413,6 @@ func pct(n, total int) float64 {
 		return 0
 	}
 	return 100 * float64(n) / float64(total)
-}
-
-func (r *Report) markdown(w io.Writer) error {
-	fmt.Fprintf(w, "# %s\n\nHub %s · %d citing papers", r.Hub.Title, r.Hub.URL, r.Records)
-	if r.Gone > 0 {
-		fmt.Fprintf(w, " (%d no longer listed)", r.Gone)
-	}
-	fmt.Fprint(w, "\n\n")
-	if r.MinConfidence > 0 {
-		fmt.Fprintf(w, "%s\n\n", r.underLine())
-	}
-	for _, d := range r.dists() {
-		fmt.Fprintf(w, "## %s\n\n| label | papers | share |\n|---|---:|---:|\n", d.title)
-		for _, row := range d.rows() {
-			fmt.Fprintf(w, "| %s | %d | %.0f%% |\n", row[0], row[1], pct(row[1].(int), r.Records))
-		}
-		fmt.Fprintln(w)
-	}
-	fmt.Fprint(w, "## Roles by year\n\n| year |")
-	for _, role := range record.Roles {
-		fmt.Fprintf(w, " %s |", role)
-	}
-	fmt.Fprint(w, "\n|---|"+strings.Repeat("---:|", len(record.Roles))+"\n")
-	for _, y := range r.years() {
-		fmt.Fprintf(w, "| %s |", y)
-		for _, role := range record.Roles {
-			fmt.Fprintf(w, " %d |", r.ByYear[y][role])
-		}
-		fmt.Fprintln(w)
-	}
-	if p := r.Published; p != nil {
-		fmt.Fprintf(w, "\n## What the hub publishes\n\n%s\n", r.publishedLine())
-		for _, name := range slices.Sorted(maps.Keys(p.Facets)) {
-			fmt.Fprintf(w, "\n- %s: %s", name, pairs(p.Facets[name]))
-		}
-		fmt.Fprintln(w)
-	}
-	fmt.Fprint(w, "\n## Example citing sentences\n")
-	for _, role := range record.Roles {
-		if len(r.Examples[role]) == 0 {
-			continue
-		}
-		fmt.Fprintf(w, "\n### %s\n\n", role)
-		for _, e := range r.Examples[role] {
-			fmt.Fprintf(w, "- %s — *%s*\n", e.Text, e.Paper)
-		}
-	}
-	return nil
 }
 
 // publishedLine sets the hub's own figures beside citecrawl's.
@@ -237,77 +425,10 @@ func (r *Report) publishedLine() string {
 	return line + "."
 }
 
-func pairs(m map[string]int) string {
-	var parts []string
-	for _, k := range slices.Sorted(maps.Keys(m)) {
-		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+func sum(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
 	}
-	return strings.Join(parts, ", ")
-}
-
-// barChart is a horizontal bar chart as inline SVG: no script, no network.
-func barChart(rows [][2]any, total int) string {
-	const rowH, labelW, barW = 22, 150, 320
-	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" role="img">`, labelW+barW+60, rowH*len(rows)+4)
-	for i, row := range rows {
-		n := row[1].(int)
-		y := i*rowH + 2
-		w := int(float64(barW) * pct(n, total) / 100)
-		fmt.Fprintf(&b, `<text x="0" y="%d" font-size="13" dominant-baseline="middle">%s</text>`, y+rowH/2, html.EscapeString(row[0].(string)))
-		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%d" height="%d" fill="#4a7bb7"/>`, labelW, y+3, max(w, 1), rowH-6)
-		fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="12" dominant-baseline="middle">%d</text>`, labelW+w+6, y+rowH/2, n)
-	}
-	b.WriteString(`</svg>`)
-	return b.String()
-}
-
-func (r *Report) html(w io.Writer) error {
-	esc := html.EscapeString
-	fmt.Fprintf(w, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>%s: citecrawl report</title>\n", esc(r.Hub.Title))
-	fmt.Fprint(w, "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .5em;text-align:right}td:first-child,th:first-child{text-align:left}</style></head><body>\n")
-	fmt.Fprintf(w, "<h1>%s</h1>\n<p>Hub <a href=\"%s\">%s</a> · %d citing papers", esc(r.Hub.Title), esc(r.Hub.URL), esc(r.Hub.ID), r.Records)
-	if r.Gone > 0 {
-		fmt.Fprintf(w, " (%d no longer listed)", r.Gone)
-	}
-	fmt.Fprint(w, "</p>\n")
-	if r.MinConfidence > 0 {
-		fmt.Fprintf(w, "<p>%s</p>\n", esc(r.underLine()))
-	}
-	for _, d := range r.dists() {
-		fmt.Fprintf(w, "<h2>%s</h2>\n%s\n", d.title, barChart(d.rows(), r.Records))
-	}
-	fmt.Fprint(w, "<h2>Roles by year</h2>\n<table><tr><th>year</th>")
-	for _, role := range record.Roles {
-		fmt.Fprintf(w, "<th>%s</th>", role)
-	}
-	fmt.Fprint(w, "</tr>\n")
-	for _, y := range r.years() {
-		fmt.Fprintf(w, "<tr><td>%s</td>", esc(y))
-		for _, role := range record.Roles {
-			fmt.Fprintf(w, "<td>%d</td>", r.ByYear[y][role])
-		}
-		fmt.Fprint(w, "</tr>\n")
-	}
-	fmt.Fprint(w, "</table>\n")
-	if p := r.Published; p != nil {
-		fmt.Fprintf(w, "<h2>What the hub publishes</h2>\n<p>%s</p>\n<ul>\n", esc(r.publishedLine()))
-		for _, name := range slices.Sorted(maps.Keys(p.Facets)) {
-			fmt.Fprintf(w, "<li>%s: %s</li>\n", esc(name), esc(pairs(p.Facets[name])))
-		}
-		fmt.Fprint(w, "</ul>\n")
-	}
-	fmt.Fprint(w, "<h2>Example citing sentences</h2>\n")
-	for _, role := range record.Roles {
-		if len(r.Examples[role]) == 0 {
-			continue
-		}
-		fmt.Fprintf(w, "<h3>%s</h3>\n<ul>\n", role)
-		for _, e := range r.Examples[role] {
-			fmt.Fprintf(w, "<li>%s — <i>%s</i></li>\n", esc(e.Text), esc(e.Paper))
-		}
-		fmt.Fprint(w, "</ul>\n")
-	}
-	fmt.Fprint(w, "</body></html>\n")
-	return nil
+	return n
 }

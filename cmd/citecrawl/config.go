@@ -216,7 +216,7 @@ func optionNames() []string {
 				walk(f.Type, prefix)
 				continue
 			}
-			if tag[0] == "" {
+			if tag[0] == "" || tag[0] == "-" { // as findOption: not an option
 				continue
 			}
 			if f.Type.Kind() == reflect.Struct && f.Type != durationType {

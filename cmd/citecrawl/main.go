@@ -269,7 +269,8 @@ func (c cli) logger(cfg pipeline.LogConfig) (zerolog.Logger, error) {
 	switch cfg.Format {
 	case "json", "":
 	case "console":
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+		// Colour codes are for people at a terminal, not for files and pipes.
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly, NoColor: !isTerminal(c.stderr)}
 	default:
 		return zerolog.Nop(), fmt.Errorf("log.format %q: want json or console", cfg.Format)
 	}
@@ -398,15 +399,32 @@ func (c cli) run(args []string) int {
 		log.Warn().Msg("interrupted: work in flight was finished or handed back; run again to resume")
 		return exitInterrupted
 	}
+	if errors.Is(err, pipeline.ErrHubsUnreachable) {
+		printSummary(c.stderr, res)
+		fmt.Fprintf(c.stderr, "citecrawl: %v\nWithout network? 'citecrawl run --offline' crawls the bundled snapshot site.\n", err)
+		return exitFailed
+	}
 	if err != nil {
 		log.Error().Err(err).Msg("run failed")
 		return exitFailed
 	}
 	printSummary(c.stderr, res)
+	printNothingNew(ctx, c.stderr, bus, cfg.Hubs, res)
 	if res.Errors > 0 {
 		return exitFailed
 	}
 	return exitOK
+}
+
+// printNothingNew says why a run that failed nowhere wrote nothing: every
+// record the hubs list was written before.
+func printNothingNew(ctx context.Context, w io.Writer, bus *pipeline.Bus, hubs []string, res *pipeline.Result) {
+	if res.Written > 0 || len(res.DeadLetters) > 0 {
+		return
+	}
+	if n := max(int64(pipeline.KnownRecords(ctx, bus, hubs)), res.Duplicates); n > 0 {
+		fmt.Fprintf(w, "nothing new: %d records already written\n", n)
+	}
 }
 
 // printSummary writes what a run did on one line, then its dead letters.
@@ -440,7 +458,12 @@ func (c cli) scheduled(ctx context.Context, bus *pipeline.Bus, cfg Config, env p
 			return
 		}
 		printSummary(c.stderr, res)
+		printNothingNew(ctx, c.stderr, bus, cfg.Hubs, res)
 	})
+	if ctx.Err() != nil {
+		env.Log.Warn().Msg("interrupted: the scheduler stopped")
+		return exitInterrupted
+	}
 	if err != nil {
 		env.Log.Error().Err(err).Msg("scheduler")
 		return exitFailed
@@ -518,6 +541,11 @@ func (c cli) snapshot(args []string) int {
 	}
 	ctx, stop := signalContext()
 	defer stop()
+	// Listen first, so that a taken port is said plainly, before "serving on".
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return c.usageError(fmt.Errorf("--listen %q: %w", *listen, err))
+	}
 	var handler http.Handler = site
 	if !*validators {
 		handler = withoutValidators(handler)
@@ -525,13 +553,14 @@ func (c cli) snapshot(args []string) int {
 	if *logReqs {
 		handler = logRequests(handler, zerolog.SyncWriter(c.stderr))
 	}
-	srv := &http.Server{Addr: *listen, Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
 		_ = srv.Close()
 	}()
-	fmt.Fprintf(c.stderr, "serving the offline snapshot on http://%s/ (hubs: %s)\n", *listen, strings.Join(site.HubURLs("http://"+*listen), " "))
-	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	addr := ln.Addr().String() // the port chosen, for :0
+	fmt.Fprintf(c.stderr, "serving the offline snapshot on http://%s/ (hubs: %s)\n", addr, strings.Join(site.HubURLs("http://"+addr), " "))
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		fmt.Fprintf(c.stderr, "citecrawl snapshot: %v\n", err)
 		return exitFailed
 	}

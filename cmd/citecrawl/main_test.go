@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -118,6 +119,11 @@ func TestRunOfflineTwiceWritesOnce(t *testing.T) {
 		if i == 1 && !strings.Contains(stderr, ": 0 records written") {
 			t.Fatalf("second run wrote records again:\n%s", stderr)
 		}
+		// The second run says why it wrote nothing.
+		nothingNew := fmt.Sprintf("nothing new: %d records already written", snapshot.Default().DistinctPapers())
+		if strings.Contains(stderr, "nothing new") != (i == 1) || i == 1 && !strings.Contains(stderr, nothingNew) {
+			t.Fatalf("run %d: want %q on the second run only:\n%s", i+1, nothingNew, stderr)
+		}
 	}
 }
 
@@ -134,6 +140,10 @@ func TestReportAndReprocessCommands(t *testing.T) {
 	code, stdout, stderr = runCLI(t, "reprocess", "--data", data, "--out", out, "--rules", "../../configs/rules")
 	if code != exitOK || !strings.Contains(stdout, "records re-tagged") {
 		t.Fatalf("reprocess: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	// A hub's uuid in capitals names the same hub.
+	if code, stdout, stderr := runCLI(t, "report", "--hub", strings.ToUpper(snapshot.RoadmapHubID), "--out", out); code != exitOK || !strings.Contains(stdout, "A Roadmap to Pluralistic Alignment") {
+		t.Fatalf("report --hub in capitals: exit %d\n%s", code, stderr)
 	}
 	if code, _, _ := runCLI(t, "report", "--hub", "nope", "--out", out); code == exitOK {
 		t.Fatal("report of an unknown hub succeeded")

@@ -18,6 +18,11 @@ func showProgress(mode string, w io.Writer) bool {
 	case "off":
 		return false
 	}
+	return isTerminal(w)
+}
+
+// isTerminal tells whether w is a terminal, where people read.
+func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	if !ok {
 		return false

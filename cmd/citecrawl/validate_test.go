@@ -8,9 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/nats-io/nats-server/v2/server"
 )
 
 // Every option and flag is checked before anything starts: a bad value
@@ -86,15 +83,7 @@ func TestBadValuesExitTwoBeforeStarting(t *testing.T) {
 // More replicas than the server can hold is refused after connecting, as a
 // usage error naming nats.replicas, not with the server's placement text.
 func TestReplicasOverClusterSize(t *testing.T) {
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	defer ns.Shutdown()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS server not ready")
-	}
+	ns := startNATS(t, t.TempDir())
 	code, _, stderr := runCLI(t, "worker", "--stage", "fetch", "--nats", ns.ClientURL(), "--set", "nats.replicas=5")
 	if code != exitUsage || !strings.Contains(stderr, "nats.replicas is 5") || !strings.Contains(stderr, "not part of a cluster") {
 		t.Fatalf("exit %d, want %d naming nats.replicas:\n%s", code, exitUsage, stderr)
