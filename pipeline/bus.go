@@ -77,6 +77,7 @@ type Bus struct {
 	lock   *os.File      // held while this process serves its data folder
 	joined bool          // connected to the server of another process on the same data folder
 	closed chan struct{} // closed when the connection is
+	name   string        // the connection's name: what the server lists it as
 	cache  *httpCache
 	cfg    BrokerConfig
 	log    zerolog.Logger
@@ -88,9 +89,12 @@ type Bus struct {
 // JetStream on cfg.DataDir and connects to it in-process, or, when another
 // citecrawl process already serves that data folder, connects to that
 // process's server (see share.go): one store never has two servers.
-func Open(ctx context.Context, cfg BrokerConfig, maxPending int, log zerolog.Logger) (*Bus, error) {
-	b := &Bus{cfg: cfg, log: log, closed: make(chan struct{})}
-	opts := []nats.Option{nats.Name("citecrawl"), nats.MaxReconnects(-1),
+func Open(ctx context.Context, cfg BrokerConfig, maxPending int, log zerolog.Logger, options ...OpenOption) (*Bus, error) {
+	b := &Bus{cfg: cfg, log: log, closed: make(chan struct{}), name: "citecrawl"}
+	for _, o := range options {
+		o(b)
+	}
+	opts := []nats.Option{nats.Name(b.name), nats.MaxReconnects(-1),
 		nats.ClosedHandler(func(*nats.Conn) { close(b.closed) })}
 	url := cfg.URL
 	if url == "" {
@@ -137,7 +141,7 @@ func Open(ctx context.Context, cfg BrokerConfig, maxPending int, log zerolog.Log
 		b.Close()
 		return nil, replicasError(err, cfg.Replicas)
 	}
-	if b.cache, err = openHTTPCache(ctx, b.JS, cfg.Replicas); err != nil {
+	if b.cache, err = openHTTPCache(ctx, b.JS, cfg.Replicas, nc.MaxPayload()); err != nil {
 		b.Close()
 		return nil, err
 	}
@@ -164,6 +168,7 @@ func (b *Bus) serveOrJoin(opts []nats.Option) (string, []nats.Option, error) {
 		if s.Token != "" {
 			opts = append(opts, nats.Token(s.Token))
 		}
+		opts = append(opts, nats.MaxReconnects(joinedReconnects), nats.ReconnectWait(time.Second))
 		b.joined = true
 		b.log.Info().Str("data_dir", dir).Str("url", s.URL).Int("pid", s.PID).
 			Msg("joined the NATS server of the citecrawl process already using this data folder")

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -20,6 +21,12 @@ import (
 // was built from.
 const BucketHTTP = "citecrawl_http"
 
+// BucketHubs is the object store of hub memberships: the papers each hub
+// listed at its last crawl, for "gone" detection. A hub of a hundred
+// thousand papers lists megabytes, more than one message may hold; the
+// object store keeps it in chunks.
+const BucketHubs = "citecrawl_hubs"
+
 // BucketPages keeps the pages each run of several hubs fetched for its
 // papers, so that a paper listed by two hubs of a run is fetched once. Its
 // entries expire after pagesTTL (they serve only the run that wrote them),
@@ -37,6 +44,8 @@ const (
 type httpCache struct {
 	kv    jetstream.KeyValue
 	pages jetstream.KeyValue
+	hubs  jetstream.ObjectStore
+	chunk uint32 // object chunk size: well under the broker's message limit
 }
 
 var (
@@ -52,7 +61,7 @@ type validators struct {
 	LastModified string `json:"last_modified,omitempty"`
 }
 
-func openHTTPCache(ctx context.Context, js jetstream.JetStream, replicas int) (*httpCache, error) {
+func openHTTPCache(ctx context.Context, js jetstream.JetStream, replicas int, maxPayload int64) (*httpCache, error) {
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: BucketHTTP, Description: "citecrawl conditional requests: validators per URL, pages per record",
 		Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
@@ -67,7 +76,18 @@ func openHTTPCache(ctx context.Context, js jetstream.JetStream, replicas int) (*
 	if err != nil {
 		return nil, fmt.Errorf("key-value bucket %s: %w", BucketPages, err)
 	}
-	return &httpCache{kv: kv, pages: pages}, nil
+	hubs, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket: BucketHubs, Description: "citecrawl hub memberships: the papers each hub listed at its last crawl",
+		Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("object store %s: %w", BucketHubs, err)
+	}
+	chunk := uint32(128 << 10)
+	if maxPayload > 0 {
+		chunk = uint32(min(int64(chunk), maxPayload/2))
+	}
+	return &httpCache{kv: kv, pages: pages, hubs: hubs, chunk: chunk}, nil
 }
 
 // crawledPage is a page as BucketPages keeps it.
@@ -171,15 +191,28 @@ func (c *httpCache) StoreRecordPages(ctx context.Context, recordID string, pages
 }
 
 // HubMembers are the citing papers a hub listed at its last crawl: record
-// id to paper title.
+// id to paper title. Memberships stored by earlier versions, in the
+// key-value bucket, are still read.
 func (c *httpCache) HubMembers(ctx context.Context, hubID string) map[string]string {
 	m := map[string]string{}
+	b, err := c.hubs.GetBytes(ctx, "hub."+hubID)
+	if err == nil && json.Unmarshal(b, &m) == nil {
+		return m
+	}
 	c.getJSON(ctx, "hub."+hubID, &m)
 	return m
 }
 
 func (c *httpCache) StoreHubMembers(ctx context.Context, hubID string, m map[string]string) error {
-	return c.putJSON(ctx, "hub."+hubID, m)
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return rideOut(ctx, func(ctx context.Context) error {
+		meta := jetstream.ObjectMeta{Name: "hub." + hubID, Opts: &jetstream.ObjectMetaOptions{ChunkSize: c.chunk}}
+		_, err := c.hubs.Put(ctx, meta, bytes.NewReader(b))
+		return err
+	})
 }
 
 func (c *httpCache) getJSON(ctx context.Context, key string, v any) bool {

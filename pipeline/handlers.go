@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -82,7 +83,12 @@ func (c countingGetter) Get(ctx context.Context, u string, hdr http.Header) (*in
 type fetchHandler struct {
 	crawler *ingest.Crawler
 	stats   *Stats
-	hubs    *hubWatch // nil but in a run's own process
+	// maxPayload is the broker's message size limit (0: unknown).
+	maxPayload int64
+	// bus is where the task queue is, to see whether a hub is already
+	// being crawled (nil: not looked at).
+	bus  *Bus
+	hubs *hubWatch // nil but in a run's own process
 }
 
 func (h *fetchHandler) handle(ctx context.Context, m jetstream.Msg) (Outcome, error) {
@@ -92,12 +98,34 @@ func (h *fetchHandler) handle(ctx context.Context, m jetstream.Msg) (Outcome, er
 	}
 	switch t.Kind {
 	case TaskHub:
+		if h.queuedBefore(ctx, m) {
+			// Two runs queued the same hub at once: the earlier task crawls it.
+			return Outcome{}, nil
+		}
 		return h.hub(ctx, t)
 	case TaskPaper:
 		return h.paper(ctx, t)
 	default:
 		return Outcome{}, retry.Permanentf("task on %s has unknown kind %q", m.Subject(), t.Kind)
 	}
+}
+
+// queuedBefore says whether a task for the same hub is queued ahead of m,
+// as when two runs started at once both queued their hub: crawling it
+// twice would fetch every paper twice. When it cannot tell, it says no.
+func (h *fetchHandler) queuedBefore(ctx context.Context, m jetstream.Msg) bool {
+	meta, err := m.Metadata()
+	if h.bus == nil || err != nil || !strings.HasPrefix(m.Subject(), SubjectHubTask+".") {
+		return false // tasks of older versions share one subject for every hub
+	}
+	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	defer cancel()
+	s, err := h.bus.JS.Stream(ctx, StreamTasks)
+	if err != nil {
+		return false
+	}
+	first, err := s.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(m.Subject()))
+	return err == nil && first.Sequence < meta.Sequence.Stream
 }
 
 // hub queues one paper task per citing paper, a gone record per paper the
@@ -146,9 +174,15 @@ func (h *fetchHandler) paper(ctx context.Context, t Task) (Outcome, error) {
 	if b.Known {
 		counter, change = &h.stats.Changed, ChangeChanged
 	}
+	capRecord(&b.Record)
 	o, err := rawRecord(t.RunID, &b.Record, change)
 	if err != nil {
 		return Outcome{}, err
+	}
+	if h.maxPayload > 0 && int64(len(o.Data)) > h.maxPayload {
+		// Fetching again would build the same record: park it at once.
+		return Outcome{}, retry.Permanentf("record %s is %d bytes, over the broker's message limit of %d even with its contexts capped",
+			b.Record.ID, len(o.Data), h.maxPayload)
 	}
 	more := hubTasks(t.RunID, b.Discovered)
 	done := append(commits(b.Commits), func(context.Context) error {
@@ -158,6 +192,56 @@ func (h *fetchHandler) paper(ctx context.Context, t Task) (Outcome, error) {
 		return nil
 	})
 	return Outcome{Outs: append([]Out{o}, more...), Commit: done}, nil
+}
+
+// Caps on what one record carries, so that a huge full text (a page of
+// megabytes, one "sentence" of a table dumped as text) still makes a
+// record that fits in one broker message. What is cut is counted in the
+// record's truncated field.
+const (
+	maxContexts      = 100
+	maxSentenceRunes = 1000
+)
+
+// capRecord keeps the first maxContexts contexts and cuts each sentence
+// to maxSentenceRunes around its citation marker.
+func capRecord(r *record.Record) {
+	var t record.Truncated
+	if len(r.Contexts) > maxContexts {
+		t.Contexts = len(r.Contexts) - maxContexts
+		r.Contexts = r.Contexts[:maxContexts]
+	}
+	for i := range r.Contexts {
+		if capSentence(&r.Contexts[i]) {
+			t.Sentences++
+		}
+	}
+	if t != (record.Truncated{}) {
+		r.Truncated = &t
+	}
+}
+
+// capSentence cuts c.Text to maxSentenceRunes runes, keeping the cited
+// marker (CiteSpan, in runes) inside the window and its span right.
+func capSentence(c *record.Context) bool {
+	runes := []rune(c.Text)
+	if len(runes) <= maxSentenceRunes {
+		return false
+	}
+	start := 0
+	if len(c.CiteSpan) == 2 {
+		start = min(max(c.CiteSpan[0]-maxSentenceRunes/2, 0), len(runes)-maxSentenceRunes)
+	}
+	c.Text = string(runes[start : start+maxSentenceRunes])
+	if len(c.CiteSpan) == 2 {
+		a, b := c.CiteSpan[0]-start, min(c.CiteSpan[1]-start, maxSentenceRunes)
+		if a < 0 || a >= b {
+			c.CiteSpan = nil
+		} else {
+			c.CiteSpan = []int{a, b}
+		}
+	}
+	return true
 }
 
 // rawRecord is a raw record's message, marked with its run and change.

@@ -11,9 +11,11 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -120,7 +122,7 @@ func (w *Workers) build(ctx context.Context, bus *Bus, cfg Config, name string, 
 		if err != nil {
 			return nil, err
 		}
-		h := &fetchHandler{crawler: cr, stats: env.Stats, hubs: env.hubs}
+		h := &fetchHandler{crawler: cr, stats: env.Stats, hubs: env.hubs, maxPayload: bus.NC.MaxPayload(), bus: bus}
 		s := &stage{name: name, consumer: c, handle: h.handle, workers: cfg.Stages.FetchWorkers, batch: fetchBatch,
 			idle: env.Idle, bus: bus, cfg: cfg.Stages, log: log, stats: env.Stats}
 		return func() { s.run(ctx) }, nil
@@ -194,25 +196,44 @@ func (w *Workers) Failed() <-chan struct{} { return w.failed }
 // Result is what a run did; its report is also written beside the output
 // and published on citecrawl.runs.<run id>.
 type Result struct {
-	RunID       string       `json:"run_id"`
-	Started     time.Time    `json:"started"`
-	Duration    Duration     `json:"duration"`
-	Hubs        []string     `json:"hubs"`
-	Pages       int64        `json:"pages_fetched"`
-	NotModified int64        `json:"not_modified"`
-	New         int64        `json:"new"`
-	Changed     int64        `json:"changed"`
-	Gone        int64        `json:"gone"`
-	Written     int64        `json:"written"`
-	Duplicates  int64        `json:"already_written"`
-	Errors      int          `json:"errors"`
+	RunID       string    `json:"run_id"`
+	Started     time.Time `json:"started"`
+	Duration    Duration  `json:"duration"`
+	Hubs        []string  `json:"hubs"`
+	Pages       int64     `json:"pages_fetched"`
+	NotModified int64     `json:"not_modified"`
+	New         int64     `json:"new"`
+	Changed     int64     `json:"changed"`
+	Gone        int64     `json:"gone"`
+	Written     int64     `json:"written"`
+	Duplicates  int64     `json:"already_written"`
+	Errors      int       `json:"errors"`
+	// DeadLetters lists the first reportListMax of the run's Errors dead
+	// letters; `citecrawl dead list` shows them all.
 	DeadLetters []DeadLetter `json:"dead_letters,omitempty"`
+	NotListed   int          `json:"dead_letters_not_listed,omitempty"`
 
 	// Requests are the HTTP requests sent (retries, redirects and
 	// robots.txt included); RequestsPerRecord divides them by the records
 	// built (new and changed).
 	Requests          int64   `json:"requests"`
 	RequestsPerRecord float64 `json:"requests_per_record"`
+}
+
+// reportListMax and reportErrorMax keep a run report well under the
+// broker's message size limit however many messages failed.
+const (
+	reportListMax  = 100
+	reportErrorMax = 500
+)
+
+func (r *Result) setDeadLetters(dead []DeadLetter) {
+	r.Errors = len(dead)
+	r.DeadLetters = dead[:min(len(dead), reportListMax)]
+	r.NotListed = len(dead) - len(r.DeadLetters)
+	for i := range r.DeadLetters {
+		r.DeadLetters[i].Error = truncate(r.DeadLetters[i].Error, reportErrorMax)
+	}
 }
 
 // Duration marshals as text ("1.5s").
@@ -232,11 +253,14 @@ func (d Duration) String() string { return time.Duration(d).Round(time.Milliseco
 
 // DeadLetter is a message that failed for good.
 type DeadLetter struct {
-	Stage      string `json:"stage"`
-	Subject    string `json:"subject"`
-	Error      string `json:"error"`
-	Deliveries string `json:"deliveries"`
-	Data       []byte `json:"-"`
+	Seq        uint64      `json:"seq,omitempty"` // its place in CITECRAWL_DEAD
+	Time       time.Time   `json:"time,omitzero"`
+	Stage      string      `json:"stage"`
+	Subject    string      `json:"subject"`
+	Error      string      `json:"error"`
+	Deliveries string      `json:"deliveries"`
+	Data       []byte      `json:"-"`
+	header     nats.Header // as parked: the original headers and why
 }
 
 // NewRunID returns a fresh run id.
@@ -256,6 +280,10 @@ func Run(ctx context.Context, bus *Bus, cfg Config, env Env) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if n, err := countMsgs(ctx, bus, StreamDead); err == nil && n > 0 {
+		env.Log.Warn().Uint64("dead_letters", n).
+			Msg("dead letters from earlier runs are kept: see them with 'citecrawl dead list', redrive them with 'citecrawl dead replay'")
+	}
 	rawBefore, err := lastSeq(ctx, bus, StreamRaw)
 	if err != nil {
 		return nil, err
@@ -265,6 +293,10 @@ func Run(ctx context.Context, bus *Bus, cfg Config, env Env) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A hub whose tasks an earlier run left queued (it was killed, or is
+	// still running elsewhere) is not queued again: its queued tasks are
+	// its crawl, and queueing it again would fetch every paper twice.
+	runs := map[string]bool{res.RunID: true}
 	outs := make([]Out, 0, len(cfg.Hubs))
 	// A paper can be listed twice only in a run of several hubs.
 	shared := len(cfg.Hubs) > 1 || cfg.Discover.Depth > 0
@@ -273,6 +305,19 @@ func Run(ctx context.Context, bus *Bus, cfg Config, env Env) (*Result, error) {
 		if err != nil {
 			_ = w.Stop()
 			return nil, fmt.Errorf("hub %q: %w", h, err)
+		}
+		q, err := queuedTasks(ctx, bus, o.Subject)
+		if err != nil {
+			_ = w.Stop()
+			return nil, fmt.Errorf("hub %q: reading its queued tasks: %w", h, err)
+		}
+		if q.tasks > 0 {
+			env.Log.Info().Str("hub", h).Uint64("queued", q.tasks).Strs("runs", q.runs).
+				Msg("resuming the hub's crawl: its tasks are still queued, so it is not queued again")
+			for _, r := range q.runs {
+				runs[r] = true
+			}
+			continue
 		}
 		outs = append(outs, o)
 	}
@@ -287,8 +332,9 @@ func Run(ctx context.Context, bus *Bus, cfg Config, env Env) (*Result, error) {
 	res.Duration = Duration(env.Now().Sub(start))
 	res.Pages, res.NotModified = st.PagesFetched.Load(), st.NotModified.Load()
 	res.New, res.Changed, res.Gone = st.New.Load(), st.Changed.Load(), st.Gone.Load()
-	if counts, err := countChanges(ctx, bus, rawBefore, res.RunID); err == nil {
-		// Every worker's records, not only this process's.
+	if counts, err := countChanges(ctx, bus, rawBefore, runs); err == nil {
+		// Every worker's records, not only this process's, and those of
+		// the tasks of earlier runs this one finished.
 		res.New, res.Changed, res.Gone = counts[ChangeNew], counts[ChangeChanged], counts[ChangeGone]
 	} else {
 		env.Log.Warn().Err(err).Msg("counting the run's records from the stream; the report counts this process only")
@@ -301,10 +347,11 @@ func Run(ctx context.Context, bus *Bus, cfg Config, env Env) (*Result, error) {
 	if err := errors.Join(waitErr, stopErr); err != nil {
 		return res, err
 	}
-	if res.DeadLetters, err = ReadDeadLetters(ctx, bus, deadBefore); err != nil {
+	dead, err := ReadDeadLetters(ctx, bus, deadBefore)
+	if err != nil {
 		return res, err
 	}
-	res.Errors = len(res.DeadLetters)
+	res.setDeadLetters(dead)
 	if err := publishReport(ctx, bus, cfg, res); err != nil {
 		return res, err
 	}
@@ -352,6 +399,10 @@ func WaitDrained(ctx context.Context, bus *Bus, cfg Config, failed <-chan struct
 		case <-failed:
 			return errors.New("a stage failed")
 		case <-t.C:
+		}
+		if bus.NC.IsClosed() {
+			// The server this process joined has stopped for good.
+			return errors.New("the connection to NATS is closed")
 		}
 		idle, err := true, error(nil)
 		for _, c := range checks {
@@ -441,8 +492,8 @@ func rideOut(ctx context.Context, f func(ctx context.Context) error) error {
 }
 
 // countChanges counts, by their Citecrawl-Change header, the raw records
-// that run published after sequence after (reading headers only).
-func countChanges(ctx context.Context, bus *Bus, after uint64, runID string) (map[string]int64, error) {
+// those runs published after sequence after (reading headers only).
+func countChanges(ctx context.Context, bus *Bus, after uint64, runs map[string]bool) (map[string]int64, error) {
 	counts := map[string]int64{}
 	last, err := lastSeq(ctx, bus, StreamRaw)
 	if err != nil || last <= after {
@@ -464,7 +515,7 @@ func countChanges(ctx context.Context, bus *Bus, after uint64, runID string) (ma
 		if err != nil {
 			return nil, err
 		}
-		if m.Headers().Get(HeaderRun) == runID {
+		if runs[m.Headers().Get(HeaderRun)] {
 			counts[m.Headers().Get(HeaderChange)]++
 		}
 		meta, err := m.Metadata()
@@ -475,6 +526,62 @@ func countChanges(ctx context.Context, bus *Bus, after uint64, runID string) (ma
 			return counts, nil
 		}
 	}
+}
+
+// queued is what of one hub's crawl is still on the task queue.
+type queued struct {
+	tasks uint64
+	runs  []string // the runs that queued them
+}
+
+// queuedTasks reads what is queued for the hub whose hub task goes to
+// hubSubject: its hub task and its paper tasks.
+func queuedTasks(ctx context.Context, bus *Bus, hubSubject string) (queued, error) {
+	var q queued
+	hubID := hubSubject[len(SubjectHubTask)+1:]
+	err := rideOut(ctx, func(ctx context.Context) error {
+		q = queued{}
+		s, err := bus.JS.Stream(ctx, StreamTasks)
+		if err != nil {
+			return err
+		}
+		for _, subj := range []string{hubSubject, SubjectPaperTask + "." + hubID} {
+			m, err := s.GetLastMsgForSubject(ctx, subj)
+			if errors.Is(err, jetstream.ErrMsgNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if t, err := DecodeTask(m.Data); err == nil && !slices.Contains(q.runs, t.RunID) {
+				q.runs = append(q.runs, t.RunID)
+			}
+			info, err := s.Info(ctx, jetstream.WithSubjectFilter(subj))
+			if err != nil {
+				return err
+			}
+			q.tasks += max(info.State.Subjects[subj], 1)
+		}
+		return nil
+	})
+	return q, err
+}
+
+// countMsgs is how many messages a stream holds.
+func countMsgs(ctx context.Context, bus *Bus, stream string) (n uint64, err error) {
+	err = rideOut(ctx, func(ctx context.Context) error {
+		s, err := bus.JS.Stream(ctx, stream)
+		if err != nil {
+			return err
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			return err
+		}
+		n = info.State.Msgs
+		return nil
+	})
+	return n, err
 }
 
 func lastSeq(ctx context.Context, bus *Bus, stream string) (last uint64, err error) {
@@ -495,16 +602,25 @@ func lastSeq(ctx context.Context, bus *Bus, stream string) (last uint64, err err
 
 // ReadDeadLetters returns the dead letters stored after sequence after.
 func ReadDeadLetters(ctx context.Context, bus *Bus, after uint64) ([]DeadLetter, error) {
-	last, err := lastSeq(ctx, bus, StreamDead)
+	var s jetstream.Stream
+	var first, last uint64
+	err := rideOut(ctx, func(ctx context.Context) error {
+		var err error
+		if s, err = bus.JS.Stream(ctx, StreamDead); err != nil {
+			return err
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			return err
+		}
+		first, last = info.State.FirstSeq, info.State.LastSeq
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	var s jetstream.Stream
-	if err := rideOut(ctx, func(ctx context.Context) (err error) { s, err = bus.JS.Stream(ctx, StreamDead); return err }); err != nil {
-		return nil, err
-	}
 	var out []DeadLetter
-	for seq := after + 1; seq <= last; seq++ {
+	for seq := max(after+1, first); seq <= last; seq++ {
 		var m *jetstream.RawStreamMsg
 		err := rideOut(ctx, func(ctx context.Context) (err error) {
 			if m, err = s.GetMsg(ctx, seq); errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -516,11 +632,11 @@ func ReadDeadLetters(ctx context.Context, bus *Bus, after uint64) ([]DeadLetter,
 			return out, err
 		}
 		if m == nil {
-			continue
+			continue // replayed
 		}
 		out = append(out, DeadLetter{
-			Stage: m.Header.Get(HeaderStage), Subject: m.Header.Get(HeaderSubject),
-			Error: m.Header.Get(HeaderError), Deliveries: m.Header.Get(HeaderDeliveries), Data: m.Data,
+			Seq: m.Sequence, Time: m.Time, Stage: m.Header.Get(HeaderStage), Subject: m.Header.Get(HeaderSubject),
+			Error: m.Header.Get(HeaderError), Deliveries: m.Header.Get(HeaderDeliveries), Data: m.Data, header: m.Header,
 		})
 	}
 	return out, nil

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -9,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
 )
 
 // One data folder, one embedded server, many readers.
@@ -37,6 +40,76 @@ type sharedServer struct {
 // ErrDataDirInUse is returned when another process holds the data folder
 // and its server cannot be reached.
 var ErrDataDirInUse = errors.New("data folder is in use by another citecrawl process")
+
+// OpenOption tunes Open.
+type OpenOption func(*Bus)
+
+// RunClientName is the connection name of a `citecrawl run`: a process
+// serving a data folder waits for the runs that joined it before it stops
+// its server (see Bus.CloseWhenAlone).
+const RunClientName = "citecrawl run"
+
+// WithClientName names the connection, as the server lists it.
+func WithClientName(name string) OpenOption { return func(b *Bus) { b.name = name } }
+
+// joinedReconnects bounds how long a process that joined another's server
+// tries to reach it again once it is gone: that process has stopped, and
+// its server with it, so the joiner ends rather than waits for ever.
+const joinedReconnects = 5
+
+// shareGrace bounds how long the process serving a data folder waits, once
+// its own work is done, for the runs that joined it to finish theirs.
+const shareGrace = 2 * time.Minute
+
+// CloseWhenAlone closes the bus once no other `run` uses its embedded
+// server, so that a run that joined this process's server is not cut off
+// in the middle of its last steps. It waits at most shareGrace, and not at
+// all once ctx is done (the process was told to stop).
+func (b *Bus) CloseWhenAlone(ctx context.Context) {
+	if b.srv != nil {
+		deadline := time.Now().Add(shareGrace)
+		logged := false
+		for ctx.Err() == nil && time.Now().Before(deadline) {
+			n := b.otherRuns()
+			if n == 0 {
+				break
+			}
+			if !logged {
+				b.log.Info().Int("runs", n).Dur("at_most", shareGrace).
+					Msg("waiting for the runs that joined this data folder's server to finish before stopping it")
+				logged = true
+			}
+			pause(ctx, 200*time.Millisecond)
+		}
+	}
+	b.Close()
+}
+
+// otherRuns counts the `run` connections on the embedded server besides
+// this process's own.
+func (b *Bus) otherRuns() int {
+	cz, err := b.srv.Connz(&server.ConnzOptions{Limit: 1 << 16})
+	if err != nil {
+		return 0
+	}
+	own := uint64(0)
+	if b.NC != nil && !b.NC.IsClosed() {
+		if id, err := b.NC.GetClientID(); err == nil {
+			own = id
+		}
+	}
+	n := 0
+	for _, c := range cz.Conns {
+		if c.Name == RunClientName && c.Cid != own {
+			n++
+		}
+	}
+	return n
+}
+
+// Closed is closed when the connection is closed for good: for a process
+// that joined another's server, when that server has stopped.
+func (b *Bus) Closed() <-chan struct{} { return b.closed }
 
 // newToken is the secret of an embedded server that listens only so that
 // this user's other citecrawl processes can reach it.

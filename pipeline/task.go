@@ -112,6 +112,12 @@ func DecodeTask(data []byte) (Task, error) {
 	}
 }
 
+// HubTaskSubject and PaperTaskSubject are where the tasks of one hub are
+// queued: one subject per hub, so a run can see which hubs an earlier run
+// left unfinished (see queuedHubs).
+func HubTaskSubject(hubID string) string   { return SubjectHubTask + "." + token(hubID) }
+func PaperTaskSubject(hubID string) string { return SubjectPaperTask + "." + token(hubID) }
+
 // HubTask is the task that starts the crawl of one hub.
 func HubTask(runID, hubURL string, depth int, arxivBase string) (Out, error) {
 	return hubTask(runID, ingest.HubJob{URL: hubURL, Depth: depth, ArxivBase: arxivBase})
@@ -120,11 +126,12 @@ func HubTask(runID, hubURL string, depth int, arxivBase string) (Out, error) {
 // hubTask is the task of hub job j of run runID.
 func hubTask(runID string, j ingest.HubJob) (Out, error) {
 	u := ingest.NormaliseHubURL(j.URL)
-	if _, err := ingest.HubID(u); err != nil {
+	id, err := ingest.HubID(u)
+	if err != nil {
 		return Out{}, err
 	}
 	b, err := json.Marshal(Task{Version: TaskVersion, Kind: TaskHub, URL: j.URL, RunID: runID, Depth: j.Depth, ArxivBase: j.ArxivBase, Shared: j.Shared})
-	return Out{Subject: SubjectHubTask, MsgID: runID + ":" + u, Data: b}, err
+	return Out{Subject: HubTaskSubject(id), MsgID: runID + ":" + u, Data: b}, err
 }
 
 // paperTask is the task that builds the record of one citing paper.
@@ -135,7 +142,7 @@ func paperTask(runID string, j ingest.PaperJob) (Out, error) {
 	if err != nil {
 		return Out{}, fmt.Errorf("paper task %q: %w", p.URL, err)
 	}
-	return Out{Subject: SubjectPaperTask, MsgID: runID + ":" + record.ID(hub.ID, j.Paper.Key()), Data: b}, nil
+	return Out{Subject: PaperTaskSubject(hub.ID), MsgID: runID + ":" + record.ID(hub.ID, j.Paper.Key()), Data: b}, nil
 }
 
 // hubJob is what a hub task asks of the crawler.

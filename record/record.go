@@ -110,6 +110,15 @@ type Record struct {
 	FetchedAt          time.Time  `json:"fetched_at"`
 	SourceURLs         []string   `json:"source_urls"`
 	Missing            []string   `json:"missing"`
+	// Truncated counts what was cut to fit one broker message (nil: nothing).
+	Truncated *Truncated `json:"truncated,omitempty"`
+}
+
+// Truncated counts what was left out of a record so that it fits in one
+// broker message: contexts beyond the cap, and sentences cut to the cap.
+type Truncated struct {
+	Contexts  int `json:"contexts,omitempty"`
+	Sentences int `json:"sentences,omitempty"`
 }
 
 // Hub identifies the citation hub the paper was found on, with the

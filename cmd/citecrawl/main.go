@@ -48,6 +48,10 @@ Usage:
                                 print tagged records as they arrive
   citecrawl reprocess [--from stream|DIR] [--out DIR] [--rules DIR]
                                 re-tag everything crawled with the current rules, no network
+  citecrawl dead list [--stage S] [--reason R] [--format table|json]
+                                show the dead letters: messages that failed for good, and why
+  citecrawl dead replay [--stage S] [--reason R]
+                                queue them again where they failed (once the cause is mended)
   citecrawl report --hub H [--format md|html|json] [--out DIR]
                                 the distribution of tags of a hub, with charts
   citecrawl snapshot [--listen ADDR]   serve the offline snapshot site
@@ -93,6 +97,8 @@ func (c cli) main(args []string) int {
 		return c.tail(args[1:])
 	case "reprocess":
 		return c.reprocess(args[1:])
+	case "dead":
+		return c.dead(args[1:])
 	case "report":
 		return c.report(args[1:])
 	case "eval":
@@ -234,6 +240,12 @@ func (o *options) load(args []string, environ []string) (Config, error) {
 		}
 		cfg.Offline = true
 	}
+	// The sink acks a record when its segment is sealed, so segments must
+	// seal within the ack wait: a segment age left at its default follows
+	// a shorter ack wait rather than refusing it.
+	if def := defaultConfig().Sink.SegmentMaxAge; cfg.Sink.SegmentMaxAge == def && cfg.Stages.AckWait <= def {
+		cfg.Sink.SegmentMaxAge = cfg.Stages.AckWait / 2
+	}
 	return cfg, cfg.Validate()
 }
 
@@ -272,11 +284,14 @@ type session struct {
 	ctx  context.Context
 	bus  *pipeline.Bus
 	stop context.CancelFunc
+	// waitForRuns keeps a data folder's server up, when this process
+	// serves it, until the runs that joined it are done.
+	waitForRuns bool
 }
 
 // start opens a session; on failure it has said why and returns the exit
 // code.
-func (c cli) start(cfg Config, withBus bool) (*session, int) {
+func (c cli) start(cfg Config, withBus bool, opts ...pipeline.OpenOption) (*session, int) {
 	log, err := c.logger(cfg.Log)
 	if err != nil {
 		return nil, c.usageError(err)
@@ -284,7 +299,7 @@ func (c cli) start(cfg Config, withBus bool) (*session, int) {
 	ctx, stop := signalContext()
 	s := &session{log: log, ctx: ctx, stop: stop}
 	if withBus {
-		if s.bus, err = pipeline.Open(ctx, cfg.NATS, cfg.Stages.MaxPending, log); err != nil {
+		if s.bus, err = pipeline.Open(ctx, cfg.NATS, cfg.Stages.MaxPending, log, opts...); err != nil {
 			stop()
 			if errors.Is(err, pipeline.ErrBadConfig) {
 				return nil, c.usageError(err) // an option the server cannot honour
@@ -297,7 +312,10 @@ func (c cli) start(cfg Config, withBus bool) (*session, int) {
 }
 
 func (s *session) close() {
-	if s.bus != nil {
+	switch {
+	case s.bus != nil && s.waitForRuns:
+		s.bus.CloseWhenAlone(s.ctx)
+	case s.bus != nil:
 		s.bus.Close()
 	}
 	s.stop()
@@ -331,10 +349,11 @@ func (c cli) run(args []string) int {
 	if len(cfg.Hubs) == 0 && !cfg.Offline {
 		return c.usageError(errors.New("hubs: no hub to crawl: give --hub URL or set hubs"))
 	}
-	sess, code := c.start(cfg, true)
+	sess, code := c.start(cfg, true, pipeline.WithClientName(pipeline.RunClientName))
 	if sess == nil {
 		return code
 	}
+	sess.waitForRuns = true
 	defer sess.close()
 	log, ctx, bus := sess.log, sess.ctx, sess.bus
 
@@ -391,7 +410,7 @@ func (c cli) run(args []string) int {
 	}
 	printSummary(c.stderr, res)
 	printNothingNew(ctx, c.stderr, bus, cfg.Hubs, res)
-	if len(res.DeadLetters) > 0 {
+	if res.Errors > 0 {
 		return exitFailed
 	}
 	return exitOK
@@ -411,9 +430,15 @@ func printNothingNew(ctx context.Context, w io.Writer, bus *pipeline.Bus, hubs [
 // printSummary writes what a run did on one line, then its dead letters.
 func printSummary(w io.Writer, res *pipeline.Result) {
 	fmt.Fprintf(w, "run %s: %d records written, %d already written, %d dead letters, %s (pages %d, not modified %d, new %d, changed %d, gone %d)\n",
-		res.RunID, res.Written, res.Duplicates, len(res.DeadLetters), res.Duration, res.Pages, res.NotModified, res.New, res.Changed, res.Gone)
+		res.RunID, res.Written, res.Duplicates, res.Errors, res.Duration, res.Pages, res.NotModified, res.New, res.Changed, res.Gone)
 	for _, d := range res.DeadLetters {
 		fmt.Fprintf(w, "  dead letter from %s (%s, %s deliveries): %s\n", d.Stage, d.Subject, d.Deliveries, d.Error)
+	}
+	if res.NotListed > 0 {
+		fmt.Fprintf(w, "  ... and %d more dead letters: see them all with 'citecrawl dead list'\n", res.NotListed)
+	}
+	if res.Errors > 0 {
+		fmt.Fprintln(w, "  redrive them, once their cause is mended, with 'citecrawl dead replay'")
 	}
 }
 
@@ -482,6 +507,10 @@ func (c cli) worker(args []string) int {
 	select {
 	case <-ctx.Done():
 	case <-w.Failed():
+	case <-sess.bus.Closed():
+		_ = w.Stop()
+		log.Error().Msg("the connection to NATS is closed (the process whose server this worker joined has stopped)")
+		return exitFailed
 	}
 	if err := w.Stop(); err != nil {
 		log.Error().Err(err).Msg("worker failed")
@@ -495,6 +524,8 @@ func (c cli) snapshot(args []string) int {
 	fs.SetOutput(c.stderr)
 	listen := fs.String("listen", "127.0.0.1:8080", "address to serve the snapshot site on")
 	papers := fs.Int("papers", 0, "serve a generated hub of N citing papers instead (for load and fault tests)")
+	validators := fs.Bool("validators", true, "send ETags and answer conditional requests with 304 (false: every request is answered in full)")
+	logReqs := fs.Bool("log-requests", false, "write one line per request to standard error")
 	if err := parseFlags(fs, args); err != nil {
 		return c.usageError(err)
 	}
@@ -515,7 +546,14 @@ func (c cli) snapshot(args []string) int {
 	if err != nil {
 		return c.usageError(fmt.Errorf("--listen %q: %w", *listen, err))
 	}
-	srv := &http.Server{Handler: site, ReadHeaderTimeout: 10 * time.Second}
+	var handler http.Handler = site
+	if !*validators {
+		handler = withoutValidators(handler)
+	}
+	if *logReqs {
+		handler = logRequests(handler, zerolog.SyncWriter(c.stderr))
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
 		_ = srv.Close()

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -149,5 +150,26 @@ func TestRunServesMetrics(t *testing.T) {
 	code, _, stderr := runCLI(t, "run", "--offline", "--data", t.TempDir(), "--out", t.TempDir(), "--metrics-listen", "127.0.0.1:0")
 	if code != exitOK || !strings.Contains(stderr, "serving /metrics, /healthz and /readyz") {
 		t.Fatalf("exit %d:\n%s", code, stderr)
+	}
+}
+
+// A shorter ack wait alone is accepted: the segment age left at its
+// default follows it. Both set and inconsistent is refused, naming both.
+func TestAckWaitAloneIsCoherent(t *testing.T) {
+	for _, wait := range []string{"1s", "3s", "5s", "10s", "2m"} {
+		o := newOptions("run", io.Discard, brokerFlags|outFlag)
+		cfg, err := o.load([]string{"--set", "stages.ack_wait=" + wait}, nil)
+		if err != nil {
+			t.Errorf("stages.ack_wait=%s: %v", wait, err)
+			continue
+		}
+		if cfg.Sink.SegmentMaxAge >= cfg.Stages.AckWait {
+			t.Errorf("stages.ack_wait=%s: segment age %s is not shorter", wait, cfg.Sink.SegmentMaxAge)
+		}
+	}
+	o := newOptions("run", io.Discard, brokerFlags|outFlag)
+	_, err := o.load([]string{"--set", "stages.ack_wait=3s", "--set", "sink.segment_max_age=4s"}, nil)
+	if err == nil || !strings.Contains(err.Error(), "sink.segment_max_age") || !strings.Contains(err.Error(), "stages.ack_wait") {
+		t.Fatalf("ack wait 3s with segments of 4s: %v", err)
 	}
 }
