@@ -45,6 +45,7 @@ type kind struct {
 type Sealed struct {
 	Segments int64
 	Bytes    int64
+	Records  int64 // record versions made visible, not counting those another writer had written
 }
 
 // SealCounter is implemented by sinks that write files, for the metrics.
