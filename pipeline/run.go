@@ -137,7 +137,8 @@ func (w *Workers) build(ctx context.Context, bus *Bus, cfg Config, name string, 
 		if err != nil {
 			return nil, err
 		}
-		s := &sinkStage{consumer: c, sink: out, batch: cfg.Stages.Batch, idle: env.Idle, bus: bus, cfg: cfg.Stages, log: log, stats: env.Stats}
+		s := &sinkStage{consumer: c, sink: out, batch: cfg.Stages.Batch, idle: env.Idle, bus: bus, cfg: cfg.Stages,
+			timeout: cfg.Sink.UnavailableTimeout, log: log, stats: env.Stats}
 		return func() {
 			if err := s.run(ctx); err != nil {
 				w.fail(fmt.Errorf("sink stage: %w", err))
