@@ -158,7 +158,7 @@ func DefaultConfig() Config {
 		},
 		Sink: sink.Config{Out: "./out", JSONLConfig: sink.JSONLConfig{SegmentMaxBytes: 8 << 20, SegmentMaxAge: 5 * time.Second},
 			UnavailableTimeout: 5 * time.Minute},
-		Log:  LogConfig{Level: "info", Format: "json"},
+		Log: LogConfig{Level: "info", Format: "json"},
 	}
 }
 
