@@ -156,9 +156,8 @@ func DefaultConfig() Config {
 			MaxRetryAfter: 5 * time.Minute,
 			Robots:        true,
 		},
-		Sink: sink.Config{Out: "./out", JSONLConfig: sink.JSONLConfig{SegmentMaxBytes: 8 << 20, SegmentMaxAge: 5 * time.Second},
-			UnavailableTimeout: 5 * time.Minute},
-		Log: LogConfig{Level: "info", Format: "json"},
+		Sink: sink.Config{Out: "./out", JSONLConfig: sink.JSONLConfig{SegmentMaxBytes: 8 << 20, SegmentMaxAge: 5 * time.Second}, UnavailableTimeout: 5 * time.Minute},
+		Log:  LogConfig{Level: "info", Format: "json"},
 	}
 }
 
