@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -21,6 +22,7 @@ func (c cli) reprocess(args []string) int {
 	o := newOptions("reprocess", c.stderr, brokerFlags|outFlag|rulesFlag)
 	from := o.fs.String("from", "stream", "what to re-tag: stream (the raw-record stream) or a folder of JSON Lines output (any sink.out that can be read back)")
 	workers := o.fs.Int("workers", 2, "tagging goroutines")
+	allowShrink := o.fs.Bool("allow-shrink", false, "replace the output even with an empty or much smaller generation (fewer than half its records)")
 	cfg, err := o.load(args, c.environ)
 	if err != nil {
 		return c.usageError(err)
@@ -47,7 +49,7 @@ func (c cli) reprocess(args []string) int {
 	}
 	defer sess.close()
 	ctx := sess.ctx
-	opts := pipeline.ReprocessOptions{From: *from, Out: out, Classifier: cl, Workers: *workers, Log: sess.log}
+	opts := pipeline.ReprocessOptions{From: *from, Out: out, AllowShrink: *allowShrink, Classifier: cl, Workers: *workers, Log: sess.log}
 	if showProgress("auto", c.stderr) {
 		opts.Progress = progressBar(c.stderr, time.Now())
 	}
@@ -58,6 +60,10 @@ func (c cli) reprocess(args []string) int {
 	if ctx.Err() != nil {
 		fmt.Fprintln(c.stderr, "citecrawl reprocess: interrupted; the old output is untouched; run the same command again to resume")
 		return exitInterrupted
+	}
+	if errors.Is(err, pipeline.ErrShrink) {
+		fmt.Fprintf(c.stderr, "citecrawl reprocess: %v\n", err)
+		return exitUsage // the input is most likely not the right one
 	}
 	if err != nil {
 		fmt.Fprintf(c.stderr, "citecrawl reprocess: %v\n", err)
