@@ -246,9 +246,9 @@ func TestSinkStagesShareAnOutputFolder(t *testing.T) {
 
 // A full output disk (a 2 MiB tmpfs, as root) is a condition, not a
 // poison message: the run says "output disk full: PATH" at warn level,
-// parks nothing, and ends with an error after sink.unavailable_timeout
-// with the records still in the stream. Once space is freed, a plain run
-// against a site that answers 304 (nothing is fetched again) writes them
+// pauses its other stages, parks nothing, and ends with an error after
+// sink.unavailable_timeout with the records still in the stream. Once
+// space is freed, a plain run against a site that answers 304 writes them
 // all, once.
 func TestRunOnAFullDiskKeepsEveryRecord(t *testing.T) {
 	if os.Geteuid() != 0 {
@@ -264,18 +264,42 @@ func TestRunOnAFullDiskKeepsEveryRecord(t *testing.T) {
 		t.Fatal("2 MiB of filler fit on a 2 MiB disk")
 	}
 
-	site := snapshot.Default()
-	web := startSite(t, site)
+	const n = 200
+	site := snapshot.New(snapshot.StyleCards, snapshot.Generated(n))
+	web := startSite(t, slowSite(site, 10*time.Millisecond)) // a crawl that lasts a few seconds
 	cfg := testConfig(t, t.TempDir(), site.HubURLs(web.URL))
 	cfg.Sink.Out = filepath.Join(disk, "out")
-	cfg.Sink.UnavailableTimeout = 3 * time.Second
+	cfg.Sink.SegmentMaxAge = 500 * time.Millisecond
+	cfg.Sink.UnavailableTimeout = 4 * time.Second
 	var logs logBuffer
 	env := testEnv()
 	env.Log = zerolog.New(&logs)
 	bus := openBus(t, cfg)
-	_, err := Run(context.Background(), bus, cfg, env)
-	if err == nil || !strings.Contains(err.Error(), "output disk full: "+cfg.Sink.Out) {
-		t.Fatalf("run on a full disk: %v; want an error naming the full output", err)
+	type result struct {
+		res *Result
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := Run(context.Background(), bus, cfg, env)
+		done <- result{res, err}
+	}()
+	// Once the sink finds the disk full, the other stages pause: pages
+	// fetched stop growing but for the fetches already under way.
+	checkFor(t, 30*time.Second, func() error {
+		if logs.count("warn", "output disk full: "+cfg.Sink.Out) == 0 {
+			return errors.New("no warning naming the full output")
+		}
+		return nil
+	})
+	pagesAtWarning := env.Stats.PagesFetched.Load()
+	r := <-done
+	if r.err == nil || !strings.Contains(r.err.Error(), "output disk full: "+cfg.Sink.Out) {
+		t.Fatalf("run on a full disk: %v; want an error naming the full output", r.err)
+	}
+	pagesAtEnd := env.Stats.PagesFetched.Load()
+	if grew := pagesAtEnd - pagesAtWarning; grew > int64(4*cfg.Stages.FetchWorkers) {
+		t.Errorf("%d pages fetched after the disk was found full (%d before): the crawl did not pause", grew, pagesAtWarning)
 	}
 	if n := logs.count("warn", "output disk full: "+cfg.Sink.Out); n != 1 {
 		t.Errorf("%d warnings naming the full disk, want 1 (once a minute)", n)
@@ -301,7 +325,8 @@ func TestRunOnAFullDiskKeepsEveryRecord(t *testing.T) {
 		t.Fatalf("dead letters: %+v", res.DeadLetters)
 	}
 	out := readOut(t, cfg.Sink.Out)
-	assertEachOnce(t, out, site.DistinctPapers())
-	t.Logf("full disk: first run wrote %d, dead letters 0; after freeing space: %d records, %d lines, pages fetched %d (not modified %d), written %d",
-		firstWritten, site.DistinctPapers(), len(out), res.Pages, res.NotModified, res.Written)
+	assertEachOnce(t, out, n)
+	t.Logf("full disk: first run fetched %d pages (%d when the disk was found full), wrote %d, dead letters 0, exit error %q; "+
+		"after freeing space: %d records, %d lines, %d pages fetched (%d not modified), written %d, dead letters 0",
+		pagesAtEnd, pagesAtWarning, firstWritten, r.err, n, len(out), res.Pages, res.NotModified, res.Written)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -50,6 +51,54 @@ type sinkStage struct {
 	heldSince time.Time
 	sealed    sink.Sealed // what the sink had sealed at the last flush, for the metrics
 	down      *outage     // set while the output is unavailable
+	hold      *hold       // the other stages of the process, paused meanwhile
+}
+
+// hold pauses the other stages of a process while its sink's output is
+// unavailable (back-pressure): what they would crawl and tag could not be
+// written, and the run is going to end with it queued anyway.
+type hold struct {
+	mu      sync.Mutex
+	resumed chan struct{} // non-nil while held; closed when released
+}
+
+func (h *hold) pause() {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.resumed == nil {
+		h.resumed = make(chan struct{})
+	}
+}
+
+func (h *hold) release() {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.resumed != nil {
+		close(h.resumed)
+		h.resumed = nil
+	}
+}
+
+// wait returns once the hold is released (at once when there is none).
+func (h *hold) wait(ctx context.Context) {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	ch := h.resumed
+	h.mu.Unlock()
+	if ch != nil {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+		}
+	}
 }
 
 // outage is a spell of the output being unavailable.
@@ -220,6 +269,7 @@ func (s *sinkStage) outputDown(ctx context.Context, err error) {
 	s.down = &outage{err: err, since: now, probeEvery: every, nextProbe: now.Add(every),
 		stopBeat: heartbeat(s.pending, s.cfg.AckWait)}
 	s.bus.metrics.SinkUnavailable(true)
+	s.hold.pause()
 	s.warn()
 }
 
@@ -246,7 +296,7 @@ func (s *sinkStage) waitForOutput(ctx context.Context) error {
 	d := s.down
 	if time.Since(d.since) >= s.timeout {
 		n := len(s.pending)
-		err := fmt.Errorf("%w: still so after %s; %d records kept in the stream for the next run", d.err, s.timeout, n)
+		err := fmt.Errorf("%w: still so after %s (sink.unavailable_timeout); the %d records held and any not yet pulled stay in the stream for the next run", d.err, s.timeout, n)
 		s.log.Error().Err(d.err).Int("records", n).Dur("waited", s.timeout).Msg("output still unavailable; giving up, the records stay in the stream")
 		s.handBack("giving up")
 		return err
@@ -297,6 +347,7 @@ func (s *sinkStage) up() {
 	s.down.stopBeat()
 	s.down = nil
 	s.bus.metrics.SinkUnavailable(false)
+	s.hold.release()
 }
 
 // handBack returns the held messages to the stream, unacked and not

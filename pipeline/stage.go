@@ -56,6 +56,7 @@ type stage struct {
 	cfg      StageConfig
 	log      zerolog.Logger
 	stats    *Stats
+	hold     *hold // paused while the process's sink output is unavailable
 }
 
 func (s *stage) run(ctx context.Context) {
@@ -68,6 +69,7 @@ func (s *stage) run(ctx context.Context) {
 
 func (s *stage) worker(ctx context.Context) {
 	for ctx.Err() == nil {
+		s.hold.wait(ctx)
 		if msgs := pull(ctx, s.consumer, s.batch, s.idle, s.log); len(msgs) > 0 {
 			s.process(ctx, msgs)
 		}
