@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/citecrawl/citecrawl/filelock"
 	"github.com/citecrawl/citecrawl/record"
@@ -219,12 +220,30 @@ func TestJSONLRemovesOnlyDeadWritersTemps(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The dead writer's lock file, left by a kill -9, and the live one's,
+	// both older than a minute.
+	deadLock, liveLockFile := filepath.Join(dir, writersDir, "41-0000000b.lock"), liveLock.Name()
+	if err := os.WriteFile(deadLock, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-2 * time.Minute)
+	for _, f := range []string{deadLock, liveLockFile} {
+		if err := os.Chtimes(f, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
 	s := openFolder(t, dir)
 	if _, err := s.Write(ctx, testRecords(1, "hub-a")); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(ctx); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := os.Stat(deadLock); !os.IsNotExist(err) {
+		t.Errorf("a dead writer's lock file was kept (%v)", err)
+	}
+	if _, err := os.Stat(liveLockFile); err != nil {
+		t.Errorf("a live writer's lock file was removed: %v", err)
 	}
 	if _, err := os.Stat(dead); !os.IsNotExist(err) {
 		t.Errorf("a dead writer's temporary segment was kept (%v)", err)

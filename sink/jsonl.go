@@ -118,8 +118,25 @@ func openJSONL(_ context.Context, dir string, cfg Config, env env) (Sink, error)
 	if err != nil {
 		return nil, outputFault(dir, fmt.Errorf("sink output %s: registering the writer: %w", dir, err))
 	}
+	removeDeadWriters(wdir)
 	return &jsonl{dir: dir, cfg: cfg.JSONLConfig, summaryOnClose: env.summaryOnClose, log: env.log, hubs: map[string]*hubDir{},
 		writer: id, alive: alive}, nil
+}
+
+// removeDeadWriters removes the lock files of writers that died without
+// closing (a kill -9). Only files older than a minute are looked at: a
+// writer creates its file a moment before it locks it.
+func removeDeadWriters(wdir string) {
+	locks, _ := filepath.Glob(filepath.Join(wdir, "*.lock"))
+	for _, l := range locks {
+		info, err := os.Stat(l)
+		if err != nil || time.Since(info.ModTime()) < time.Minute {
+			continue
+		}
+		if held, err := filelock.IsHeld(l); err == nil && !held {
+			_ = os.Remove(l)
+		}
+	}
 }
 
 // Batching implements Sink: a segment is sealed at its size or age limit.
@@ -237,7 +254,6 @@ func (s *jsonl) Close(context.Context) error {
 		_ = os.Remove(s.alive.Name())
 		_ = s.alive.Close()
 		s.alive = nil
-		_ = os.Remove(filepath.Join(s.dir, writersDir)) // if it was the last
 	}
 	return err
 }
