@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -267,7 +268,7 @@ func (s *sinkStage) outputDown(ctx context.Context, err error) {
 	every := min(max(s.timeout/10, 100*time.Millisecond), 5*time.Second)
 	now := time.Now()
 	s.down = &outage{err: err, since: now, probeEvery: every, nextProbe: now.Add(every),
-		stopBeat: heartbeat(s.pending, s.cfg.AckWait)}
+		stopBeat: heartbeat(slices.Clone(s.pending), s.cfg.AckWait)}
 	s.bus.metrics.SinkUnavailable(true)
 	s.hold.pause()
 	s.warn()

@@ -88,10 +88,11 @@ type segment struct {
 	f          *os.File
 	w          *bufio.Writer
 	tmp, final string
-	keys       []string   // the version key of each line, in order
-	tags       []idTags   // the tags of each line, counted once it is sealed
-	hub        record.Hub // of its latest record
-	err        error      // a write failed: it cannot be sealed
+	keys       []string        // the version key of each line, in order
+	tags       []idTags        // the tags of each line, counted once it is sealed
+	hub        record.Hub      // of its latest record
+	err        error           // a write failed: it cannot be sealed
+	dups       map[string]bool // its versions another writer published meanwhile, left out when it is sealed
 }
 
 type idTags struct {
@@ -229,7 +230,7 @@ func (s *jsonl) writeSummaries() error {
 			continue
 		}
 		err := s.locked(h, func() error {
-			if _, err := s.refresh(h, nil); err != nil {
+			if err := s.refresh(h, h.seg); err != nil {
 				return err
 			}
 			return writeSummary(h)
@@ -273,7 +274,7 @@ func (s *jsonl) hub(hub record.Hub) (*hubDir, error) {
 		return nil, fmt.Errorf("sink folder %s: %w", h.dir, err)
 	}
 	err := s.locked(h, func() error {
-		if _, err := s.refresh(h, nil); err != nil {
+		if err := s.refresh(h, nil); err != nil {
 			return err
 		}
 		s.removeDeadTemps(h)
@@ -309,14 +310,14 @@ func (s *jsonl) locked(h *hubDir, fn func() error) error {
 
 // refresh reads the segments published in the hub folder that this
 // writer has not read yet (by the others, or by an earlier run), so that
-// what they wrote counts as written. It returns the versions of the open
-// segment seg (if any) found there.
-func (s *jsonl) refresh(h *hubDir, seg *segment) (map[string]bool, error) {
+// what they wrote counts as written. The versions of the open segment seg
+// (if any) found there go into its dups.
+func (s *jsonl) refresh(h *hubDir, seg *segment) error {
 	files, err := segmentFiles(h.dir)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	var mine, dups map[string]bool
+	var mine map[string]bool
 	for _, f := range files {
 		name := filepath.Base(f)
 		if h.known[name] {
@@ -332,22 +333,22 @@ func (s *jsonl) refresh(h *hubDir, seg *segment) (map[string]bool, error) {
 			k := versionKey(r)
 			h.seen.add(k)
 			if mine[k] {
-				if dups == nil {
-					dups = map[string]bool{}
+				if seg.dups == nil {
+					seg.dups = map[string]bool{}
 				}
-				dups[k] = true
+				seg.dups[k] = true
 			}
 			h.latest[r.ID] = TagsOf(r)
 			h.hub = r.Hub
 			return nil
 		})
 		if err != nil {
-			return dups, err
+			return err
 		}
 		h.known[name] = true
 		h.dirty = true
 	}
-	return dups, nil
+	return nil
 }
 
 // removeDeadTemps removes the temporary segments of writers that are no
@@ -417,17 +418,13 @@ func (s *jsonl) seal(h *hubDir) error {
 	if cerr := seg.f.Close(); err == nil {
 		err = cerr
 	}
-	var dups map[string]bool
 	if err == nil {
-		err = s.locked(h, func() (err error) {
-			dups, err = s.publish(h, seg)
-			return err
-		})
+		err = s.locked(h, func() error { return s.publish(h, seg) })
 	}
 	if err != nil {
 		_ = os.Remove(seg.tmp)
 		for _, k := range seg.keys {
-			if !dups[k] {
+			if !seg.dups[k] {
 				delete(h.seen, k)
 			}
 		}
@@ -439,21 +436,20 @@ func (s *jsonl) seal(h *hubDir) error {
 // publish renames a closed segment into view, leaving out the versions
 // another writer published since this one was opened. Called with the
 // hub's lock held.
-func (s *jsonl) publish(h *hubDir, seg *segment) (map[string]bool, error) {
-	dups, err := s.refresh(h, seg)
-	if err != nil {
-		return dups, err
+func (s *jsonl) publish(h *hubDir, seg *segment) error {
+	if err := s.refresh(h, seg); err != nil {
+		return err
 	}
-	if len(dups) > 0 {
-		if err := s.dropLines(h, seg, dups); err != nil {
-			return dups, err
+	if len(seg.dups) > 0 {
+		if err := s.dropLines(h, seg, seg.dups); err != nil {
+			return err
 		}
 		if len(seg.keys) == 0 {
-			return dups, os.Remove(seg.tmp)
+			return os.Remove(seg.tmp)
 		}
 	}
 	if err := renameDurably(seg.tmp, seg.final); err != nil {
-		return dups, err
+		return err
 	}
 	h.known[filepath.Base(seg.final)] = true
 	for _, t := range seg.tags {
@@ -465,7 +461,7 @@ func (s *jsonl) publish(h *hubDir, seg *segment) (map[string]bool, error) {
 	if info, err := os.Stat(seg.final); err == nil {
 		s.sealed.Bytes += info.Size()
 	}
-	return dups, nil
+	return nil
 }
 
 // dropLines rewrites a closed segment without the lines of the versions
