@@ -213,12 +213,21 @@ func (s *jsonl) Flush(context.Context) error {
 	return nil
 }
 
+// sealAll seals every hub's open segment. A full or read-only disk is
+// reported once, as the condition of the whole output it is.
 func (s *jsonl) sealAll() error {
 	var errs []error
+	var down error
 	for _, h := range s.hubs {
-		if err := s.seal(h); err != nil {
+		err := s.seal(h)
+		if errors.Is(err, ErrUnavailable) && down == nil {
+			down = err
+		} else if err != nil && !errors.Is(err, ErrUnavailable) {
 			errs = append(errs, err)
 		}
+	}
+	if down != nil {
+		return down
 	}
 	return errors.Join(errs...)
 }
