@@ -315,6 +315,8 @@ func TestRunOnAFullDiskKeepsEveryRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	env = testEnv()
+	var logs2 logBuffer
+	env.Log = zerolog.New(&logs2).Level(zerolog.DebugLevel)
 	bus = openBus(t, cfg)
 	defer bus.Close()
 	res, err := Run(context.Background(), bus, cfg, env)
@@ -322,7 +324,8 @@ func TestRunOnAFullDiskKeepsEveryRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(res.DeadLetters) != 0 {
-		t.Fatalf("dead letters: %+v", res.DeadLetters)
+		t.Logf("RUN1:\n%s\nRUN2:\n%s", logs.String(), logs2.String())
+		t.Fatalf("dead letters: %+v", res.DeadLetters[0].Error)
 	}
 	out := readOut(t, cfg.Sink.Out)
 	assertEachOnce(t, out, n)

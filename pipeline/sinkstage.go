@@ -340,7 +340,7 @@ func (s *sinkStage) retryOutput(ctx context.Context) error {
 	return nil
 }
 
-// up ends an outage.
+// up ends an outage: the output takes records again.
 func (s *sinkStage) up() {
 	if s.down == nil {
 		return
@@ -352,9 +352,14 @@ func (s *sinkStage) up() {
 }
 
 // handBack returns the held messages to the stream, unacked and not
-// failed, for the next run (or another sink worker) to write.
+// failed, for the next run (or another sink worker) to write. The other
+// stages stay paused: the process is stopping, and work they took up now
+// would only be cut off.
 func (s *sinkStage) handBack(why string) {
-	s.up()
+	if s.down != nil {
+		s.down.stopBeat()
+		s.down = nil
+	}
 	s.log.Info().Int("records", len(s.pending)).Str("why", why).Msg("handing unwritten records back to the stream")
 	for _, m := range s.pending {
 		nakNow(s.bus.NC, m)

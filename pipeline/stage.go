@@ -69,7 +69,9 @@ func (s *stage) run(ctx context.Context) {
 
 func (s *stage) worker(ctx context.Context) {
 	for ctx.Err() == nil {
-		s.hold.wait(ctx)
+		if s.hold.wait(ctx); ctx.Err() != nil {
+			return // stopped while paused: take no more work
+		}
 		if msgs := pull(ctx, s.consumer, s.batch, s.idle, s.log); len(msgs) > 0 {
 			s.process(ctx, msgs)
 		}
