@@ -10,6 +10,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,6 +29,8 @@ type Metrics struct {
 	publishTime  prometheus.Histogram
 	segments     prometheus.Counter
 	sinkBytes    prometheus.Counter
+	sinkDown     prometheus.Gauge
+	sinkIsDown   atomic.Bool
 	leaseHeld    *prometheus.GaugeVec
 	reg          prometheus.Registerer
 }
@@ -75,6 +78,10 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "citecrawl_sink_bytes_total",
 			Help: "Bytes of new records written by the sink (JSON lines).",
 		}),
+		sinkDown: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "citecrawl_sink_output_unavailable",
+			Help: "1 while the sink's output is full or read-only (records are held, not written), else 0.",
+		}),
 		leaseHeld: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "citecrawl_lease_held",
 			Help: "1 while this process holds the named scheduler lease, else 0.",
@@ -82,7 +89,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		reg: reg,
 	}
 	reg.MustRegister(m.processed, m.failed, m.redelivered, m.deadLettered, m.fetches, m.fetchTime,
-		m.publishTime, m.segments, m.sinkBytes, m.leaseHeld,
+		m.publishTime, m.segments, m.sinkBytes, m.sinkDown, m.leaseHeld,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -127,6 +134,18 @@ func (m *Metrics) SinkSealed(segments int, bytes int64) {
 		m.sinkBytes.Add(float64(bytes))
 	}
 }
+
+// SinkUnavailable sets whether the sink's output is full or read-only.
+func (m *Metrics) SinkUnavailable(down bool) {
+	if m != nil {
+		m.sinkIsDown.Store(down)
+		m.sinkDown.Set(map[bool]float64{false: 0, true: 1}[down])
+	}
+}
+
+// SinkIsUnavailable says whether the sink's output was last reported
+// unavailable, for the readiness check.
+func (m *Metrics) SinkIsUnavailable() bool { return m != nil && m.sinkIsDown.Load() }
 
 // LeaseHeld sets whether this process holds the lease name.
 func (m *Metrics) LeaseHeld(name string, held bool) {

@@ -158,7 +158,7 @@ func DefaultConfig() Config {
 
 			HostConcurrency: map[string]int{}, // one request at a time to every host
 		},
-		Sink: sink.Config{Out: "./out", JSONLConfig: sink.JSONLConfig{SegmentMaxBytes: 8 << 20, SegmentMaxAge: 5 * time.Second}},
+		Sink: sink.Config{Out: "./out", JSONLConfig: sink.JSONLConfig{SegmentMaxBytes: 8 << 20, SegmentMaxAge: 5 * time.Second}, UnavailableTimeout: 5 * time.Minute},
 		Log:  LogConfig{Level: "info", Format: "json"},
 	}
 }
@@ -284,6 +284,7 @@ func (c *Config) Validate() error {
 		bad("sink.segment_max_bytes must be at least 1, not %d", c.Sink.SegmentMaxBytes)
 	}
 	durationAtLeast("sink.segment_max_age", c.Sink.SegmentMaxAge, time.Nanosecond)
+	durationAtLeast("sink.unavailable_timeout", c.Sink.UnavailableTimeout, time.Nanosecond)
 	if _, folder := c.Sink.Folder(); folder && c.Sink.SegmentMaxAge >= c.Stages.AckWait {
 		bad("sink.segment_max_age (%s) must be shorter than stages.ack_wait (%s): records are acked when their segment is sealed",
 			c.Sink.SegmentMaxAge, c.Stages.AckWait)

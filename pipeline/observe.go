@@ -59,6 +59,9 @@ func Ready(bus *Bus, cfg Config, stages []string, writesOutput bool) func(ctx co
 				return fmt.Errorf("stage %s: %w", c.stage, err)
 			}
 		}
+		if writesOutput && bus.metrics.SinkIsUnavailable() {
+			return fmt.Errorf("output %s is full or read-only: records are held until it takes them", cfg.Sink.Out)
+		}
 		if writesOutput && cfg.Sink.Out != "-" {
 			if err := writable(cfg.Sink.Out); err != nil {
 				return err

@@ -27,9 +27,14 @@ type ReprocessOptions struct {
 	From string
 	// Out is the output folder. The new generation is built beside it and
 	// replaces it only once whole; the old one is kept as Out + ".prev".
-	Out        string
-	Classifier *classify.Classifier
-	Workers    int
+	Out string
+	// AllowShrink replaces a non-empty output even with an empty or much
+	// smaller generation (fewer than half its records); without it that
+	// is refused with ErrShrink, since it most likely means the input
+	// (--data, --from) is not the one the output was built from.
+	AllowShrink bool
+	Classifier  *classify.Classifier
+	Workers     int
 	// Batch is how many records are tagged and sealed between checkpoints
 	// (2,048 if zero).
 	Batch int
@@ -66,6 +71,15 @@ type checkpoint struct {
 }
 
 const checkpointFile = ".reprocess-checkpoint.json"
+
+// ErrShrink is returned by Reprocess when the new generation would
+// replace a non-empty output with an empty or much smaller one and
+// ReprocessOptions.AllowShrink is not set. Nothing was replaced.
+var ErrShrink = errors.New("reprocess would shrink the output")
+
+// shrinks says whether a generation of n records is much smaller than an
+// output of old records: fewer than half of them.
+func shrinks(old, n int) bool { return old > 0 && 2*n < old }
 
 // Reprocess re-tags everything already crawled with the current rules,
 // with no network. bus may be nil when reading from a folder.
@@ -137,13 +151,59 @@ func Reprocess(ctx context.Context, bus *Bus, o ReprocessOptions) (*ReprocessRes
 		return res, err
 	}
 	res.Changes, res.Changed, res.Records = compareLabels(before, t.latest, names)
+	current := before // what the new generation replaces
+	if filepath.Clean(oldSource(o)) != filepath.Clean(o.Out) {
+		if current, err = latestLabels(ctx, o.Out, names); err != nil {
+			return res, err
+		}
+	}
+	if shrinks(len(current), len(t.latest)) && !o.AllowShrink {
+		// Dropped, not kept to resume: its checkpoint is of the wrong input.
+		_ = os.RemoveAll(next)
+		return res, fmt.Errorf("%w: %s holds %d records, the new generation from %s only %d; nothing was replaced (is --data or --from the input this output was built from? --allow-shrink replaces it anyway)",
+			ErrShrink, o.Out, len(current), o.From, len(t.latest))
+	}
 	if o.MinConfidence > 0 {
 		res.Under = t.under
 	}
 	if err := os.Remove(filepath.Join(next, checkpointFile)); err != nil {
 		return res, err
 	}
+	if err := carryRuns(o.Out, next); err != nil {
+		return res, err
+	}
 	return res, sink.PublishGeneration(next, o.Out, filepath.Clean(o.Out)+".prev")
+}
+
+// runsDir holds the run reports beside the records (see publishReport).
+const runsDir = "runs"
+
+// carryRuns copies the run reports of the output into the new generation:
+// they are the history of the output, not of one generation of tags.
+func carryRuns(out, next string) error {
+	reports, err := os.ReadDir(filepath.Join(out, runsDir))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("carrying the run reports forward: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Join(next, runsDir), 0o755); err != nil {
+		return err
+	}
+	for _, r := range reports {
+		if !r.Type().IsRegular() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(out, runsDir, r.Name()))
+		if err != nil {
+			return fmt.Errorf("carrying the run reports forward: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(next, runsDir, r.Name()), b, 0o644); err != nil {
+			return fmt.Errorf("carrying the run reports forward: %w", err)
+		}
+	}
+	return nil
 }
 
 // oldSource is where the labels before this reprocess are: the input
@@ -194,9 +254,7 @@ func (t *tagger) batch(ctx context.Context, items []item) error {
 						continue
 					}
 				}
-				if !it.rec.Gone {
-					t.c.Tag(it.rec)
-				}
+				t.c.Tag(it.rec) // leaves a gone record as it is
 			}
 		})
 	}

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -207,6 +208,78 @@ func TestReprocessResumedKeepsEveryHubsSummary(t *testing.T) {
 		readJSON(t, path, &sum)
 		if sum.Records+sum.Gone != len(ids) {
 			t.Errorf("hub %s summary counts %d records, the output has %d", hub, sum.Records+sum.Gone, len(ids))
+		}
+	}
+}
+
+// reprocess does not replace a non-empty output with an empty generation
+// (a --data with nothing in it) or a much smaller one (fewer than half the
+// records), twice in a row either; with AllowShrink it does. Every new
+// generation carries the output's run reports forward.
+func TestReprocessRefusesToShrinkTheOutput(t *testing.T) {
+	site := snapshot.Default()
+	cfg, bus := crawled(t, site)
+	bus.Close()
+	n := site.DistinctPapers()
+	runs, _ := filepath.Glob(filepath.Join(cfg.Sink.Out, "runs", "*.json"))
+	if len(runs) != 1 {
+		t.Fatalf("run reports %v, want the crawl's", runs)
+	}
+	c := changedRules(t, "polarity.yaml", func(s string) string { return s })
+	ctx := context.Background()
+	unchanged := func(what string) {
+		t.Helper()
+		assertEachOnce(t, readOut(t, cfg.Sink.Out), n)
+		for _, gone := range []string{cfg.Sink.Out + ".prev", cfg.Sink.Out + ".next"} {
+			if _, err := os.Stat(gone); !os.IsNotExist(err) {
+				t.Fatalf("%s: %s exists (%v)", what, gone, err)
+			}
+		}
+	}
+
+	empty := cfg
+	empty.NATS.DataDir = t.TempDir() // a wrong --data: no stream at all
+	ebus := openBus(t, empty)
+	defer ebus.Close()
+	for i := range 2 {
+		_, err := Reprocess(ctx, ebus, ReprocessOptions{From: "stream", Out: cfg.Sink.Out, Classifier: c, Log: zerolog.Nop()})
+		if !errors.Is(err, ErrShrink) || !strings.Contains(err.Error(), "--allow-shrink") || !strings.Contains(err.Error(), cfg.Sink.Out) {
+			t.Fatalf("reprocess %d from an empty stream: %v; want ErrShrink naming the output and --allow-shrink", i+1, err)
+		}
+		unchanged("empty generation")
+	}
+
+	// A folder with 3 of the records: much smaller.
+	small := filepath.Join(t.TempDir(), "small")
+	s, err := sink.Open(ctx, sink.Config{Out: small, JSONLConfig: cfg.Sink.JSONLConfig})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var few []*record.Record
+	for _, r := range readOut(t, cfg.Sink.Out)[:3] {
+		few = append(few, &r)
+	}
+	if _, err := s.Write(ctx, few); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	opts := ReprocessOptions{From: small, Out: cfg.Sink.Out, Classifier: c, Log: zerolog.Nop()}
+	if _, err := Reprocess(ctx, nil, opts); !errors.Is(err, ErrShrink) {
+		t.Fatalf("reprocess of 3 records over %d: %v; want ErrShrink", n, err)
+	}
+	unchanged("much smaller generation")
+
+	opts.AllowShrink = true
+	if _, err := Reprocess(ctx, nil, opts); err != nil {
+		t.Fatal(err)
+	}
+	assertEachOnce(t, readOut(t, cfg.Sink.Out), 3)
+	assertEachOnce(t, readOut(t, cfg.Sink.Out+".prev"), n)
+	for _, gen := range []string{cfg.Sink.Out, cfg.Sink.Out + ".prev"} {
+		if got, _ := filepath.Glob(filepath.Join(gen, "runs", "*.json")); len(got) != 1 || filepath.Base(got[0]) != filepath.Base(runs[0]) {
+			t.Errorf("%s: run reports %v, want %s carried forward", gen, got, filepath.Base(runs[0]))
 		}
 	}
 }

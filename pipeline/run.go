@@ -74,13 +74,14 @@ type Workers struct {
 	mu      sync.Mutex
 	err     error
 	failed  chan struct{} // closed when a stage stops with an error
+	hold    *hold         // the stages wait on it while the sink's output is unavailable
 }
 
 // StartStages starts the named stages on bus. Stop them with Stop.
 func StartStages(ctx context.Context, bus *Bus, cfg Config, names []string, env Env) (*Workers, error) {
 	env.defaults()
 	ctx, cancel := context.WithCancel(ctx)
-	w := &Workers{cancel: cancel, failed: make(chan struct{})}
+	w := &Workers{cancel: cancel, failed: make(chan struct{}), hold: &hold{}}
 	var starters []func()
 	for _, name := range names {
 		start, err := w.build(ctx, bus, cfg, name, env)
@@ -124,7 +125,7 @@ func (w *Workers) build(ctx context.Context, bus *Bus, cfg Config, name string, 
 		}
 		h := &fetchHandler{crawler: cr, stats: env.Stats, hubs: env.hubs, maxPayload: bus.NC.MaxPayload(), bus: bus}
 		s := &stage{name: name, consumer: c, handle: h.handle, workers: cfg.Stages.FetchWorkers, batch: fetchBatch,
-			idle: env.Idle, bus: bus, cfg: cfg.Stages, log: log, stats: env.Stats}
+			idle: env.Idle, bus: bus, cfg: cfg.Stages, log: log, stats: env.Stats, hold: w.hold}
 		return func() { s.run(ctx) }, nil
 	case StageClassify:
 		cl, err := classify.Load(cfg.Rules)
@@ -137,7 +138,7 @@ func (w *Workers) build(ctx context.Context, bus *Bus, cfg Config, name string, 
 		}
 		h := &classifyHandler{c: cl, stats: env.Stats}
 		s := &stage{name: name, consumer: c, handle: h.handle, workers: cfg.Stages.ClassifyWorkers, batch: cfg.Stages.Batch,
-			idle: env.Idle, bus: bus, cfg: cfg.Stages, log: log, stats: env.Stats}
+			idle: env.Idle, bus: bus, cfg: cfg.Stages, log: log, stats: env.Stats, hold: w.hold}
 		return func() { s.run(ctx) }, nil
 	case StageSink:
 		out, err := sink.Open(ctx, cfg.Sink, sink.WithLogger(log), sink.WithStdout(env.Stdout))
@@ -148,7 +149,8 @@ func (w *Workers) build(ctx context.Context, bus *Bus, cfg Config, name string, 
 		if err != nil {
 			return nil, err
 		}
-		s := &sinkStage{consumer: c, sink: out, batch: cfg.Stages.Batch, idle: env.Idle, bus: bus, cfg: cfg.Stages, log: log, stats: env.Stats}
+		s := &sinkStage{consumer: c, sink: out, batch: cfg.Stages.Batch, idle: env.Idle, bus: bus, cfg: cfg.Stages,
+			timeout: cfg.Sink.UnavailableTimeout, log: log, stats: env.Stats, hold: w.hold}
 		return func() {
 			if err := s.run(ctx); err != nil {
 				w.fail(fmt.Errorf("sink stage: %w", err))
@@ -372,7 +374,7 @@ func publishReport(ctx context.Context, bus *Bus, cfg Config, res *Result) error
 	if !ok {
 		return nil
 	}
-	dir := filepath.Join(out, "runs")
+	dir := filepath.Join(out, runsDir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}

@@ -3,7 +3,10 @@ package pipeline
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -18,6 +21,16 @@ import (
 // acks a message only after the sink has made its record durable and
 // visible (a sealed segment), so a crash loses nothing and shows nothing
 // half-written.
+//
+// A full or read-only output (sink.ErrUnavailable) is a condition of the
+// output, not of the records: the stage keeps the messages it holds
+// (telling the server they are in progress, so they are not redelivered
+// and no delivery is counted against them), pulls nothing more, says so
+// at warn level once a minute, and gives the records to the sink again
+// now and then. When the output comes back they are written and acked;
+// after sink.unavailable_timeout the stage hands them back to the stream
+// and stops with an error, so the run ends non-zero with every record
+// still in the stream.
 type sinkStage struct {
 	consumer jetstream.Consumer
 	sink     sink.Sink
@@ -25,32 +38,109 @@ type sinkStage struct {
 	idle     time.Duration
 	bus      *Bus
 	cfg      StageConfig
+	timeout  time.Duration // sink.unavailable_timeout
 	log      zerolog.Logger
 	stats    *Stats
-	pending  []jetstream.Msg
+	// The messages given to the sink since the last flush, and their
+	// records, given again when the output comes back.
+	pending []jetstream.Msg
+	records []*record.Record
+	news    int // how many of them the sink took as new
 	// What was written since the last flush, for the sink's Batching.
 	held      int
 	heldBytes int64
 	heldSince time.Time
 	sealed    sink.Sealed // what the sink had sealed at the last flush, for the metrics
+	down      *outage     // set while the output is unavailable
+	hold      *hold       // the other stages of the process, paused meanwhile
+}
+
+// hold pauses the other stages of a process while its sink's output is
+// unavailable (back-pressure): what they would crawl and tag could not be
+// written, and the run is going to end with it queued anyway.
+type hold struct {
+	mu      sync.Mutex
+	resumed chan struct{} // non-nil while held; closed when released
+}
+
+func (h *hold) pause() {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.resumed == nil {
+		h.resumed = make(chan struct{})
+	}
+}
+
+func (h *hold) release() {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.resumed != nil {
+		close(h.resumed)
+		h.resumed = nil
+	}
+}
+
+// wait returns once the hold is released (at once when there is none).
+func (h *hold) wait(ctx context.Context) {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	ch := h.resumed
+	h.mu.Unlock()
+	if ch != nil {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+		}
+	}
+}
+
+// outage is a spell of the output being unavailable.
+type outage struct {
+	err        error // the latest failure
+	since      time.Time
+	warned     time.Time
+	stopBeat   func()
+	nextProbe  time.Time
+	probeEvery time.Duration
 }
 
 func (s *sinkStage) run(ctx context.Context) error {
 	batching := s.sink.Batching()
 	for ctx.Err() == nil {
+		if s.down != nil {
+			if err := s.waitForOutput(ctx); err != nil {
+				return errors.Join(err, s.sink.Close(context.Background()))
+			}
+			continue
+		}
 		msgs := pull(ctx, s.consumer, s.batch, s.idle, s.log)
 		s.write(ctx, msgs)
 		// Flush when the sink asks for it (a full or old segment), when
 		// the consumer nears its limit of unacked messages, or when the
 		// stream has gone quiet, so that a run ends with everything visible.
-		if len(s.pending) > 0 && (len(msgs) == 0 || len(s.pending) >= s.cfg.maxAckPending()/2 ||
+		if s.down == nil && len(s.pending) > 0 && (len(msgs) == 0 || len(s.pending) >= s.cfg.maxAckPending()/2 ||
 			batching.Due(s.held, s.heldBytes, time.Since(s.heldSince))) {
 			s.flush(ctx, false)
 		}
 	}
 	// Shutting down: seal what was written and wait for the acks to be
 	// confirmed, so it is not redone on the next start.
-	s.flush(context.Background(), true)
+	if s.down != nil {
+		_ = s.retryOutput(context.Background())
+	} else {
+		s.flush(context.Background(), true)
+	}
+	if s.down != nil {
+		s.handBack("shutting down")
+	}
 	return s.sink.Close(context.Background())
 }
 
@@ -73,28 +163,34 @@ func (s *sinkStage) write(ctx context.Context, msgs []jetstream.Msg) {
 	}
 	n, err := s.sink.Write(ctx, recs)
 	if err == nil {
-		s.written(n, decoded)
+		s.take(n, decoded, recs)
+		return
+	}
+	if errors.Is(err, sink.ErrUnavailable) {
+		s.take(0, decoded, recs)
+		s.outputDown(ctx, err)
 		return
 	}
 	// Those written before the error come back as already written.
-	var taken []jetstream.Msg
 	for i, r := range recs {
 		one, err := s.sink.Write(ctx, recs[i:i+1])
+		if errors.Is(err, sink.ErrUnavailable) {
+			s.take(0, decoded[i:], recs[i:])
+			s.outputDown(ctx, err)
+			return
+		}
 		if err != nil {
 			failMsg(ctx, s.bus, "sink", s.cfg, decoded[i], fmt.Errorf("record %s: %w", r.ID, err), s.log, s.stats)
 			continue
 		}
-		n += one
-		taken = append(taken, decoded[i])
+		s.take(one, decoded[i:i+1], recs[i:i+1])
 	}
-	s.written(n, taken)
 }
 
-// written counts what the sink took: n new records out of msgs, which are
-// acked at the next flush.
-func (s *sinkStage) written(n int, msgs []jetstream.Msg) {
-	s.stats.RecordsWritten.Add(int64(n))
-	s.stats.Duplicates.Add(int64(len(msgs) - n))
+// take holds messages the sink took (n of them new), to be acked at the
+// next flush.
+func (s *sinkStage) take(n int, msgs []jetstream.Msg, recs []*record.Record) {
+	s.news += n
 	if n > 0 && s.held == 0 {
 		s.heldSince = time.Now()
 	}
@@ -103,32 +199,170 @@ func (s *sinkStage) written(n int, msgs []jetstream.Msg) {
 		s.heldBytes += int64(len(m.Data()))
 	}
 	s.pending = append(s.pending, msgs...)
+	s.records = append(s.records, recs...)
 }
 
+// flush seals what the sink holds and acks its messages. When the seal
+// fails, its records are not written: their messages are retried, then
+// dead-lettered with the reason, unless the output is unavailable, which
+// holds them instead.
 func (s *sinkStage) flush(ctx context.Context, confirm bool) {
 	if len(s.pending) == 0 {
 		return
 	}
 	s.held, s.heldBytes = 0, 0
-	if err := s.sink.Flush(ctx); err != nil {
+	err := s.sink.Flush(ctx)
+	switch {
+	case errors.Is(err, sink.ErrUnavailable):
+		s.outputDown(ctx, err)
+	case err != nil:
 		s.log.Error().Err(err).Int("records", len(s.pending)).Msg("sink flush failed; records will be redelivered")
 		for _, m := range s.pending {
-			_ = m.NakWithDelay(s.cfg.Policy().Delay(1))
+			failMsg(ctx, s.bus, "sink", s.cfg, m, fmt.Errorf("sealing its segment: %w", err), s.log, s.stats)
 		}
-	} else {
-		if sc, ok := s.sink.(sink.SealCounter); ok {
-			now := sc.Sealed()
-			s.bus.metrics.SinkSealed(int(now.Segments-s.sealed.Segments), now.Bytes-s.sealed.Bytes)
-			s.sealed = now
-		}
-		s.bus.metrics.Processed(StageSink, len(s.pending))
-		for _, m := range s.pending {
-			if confirm {
-				_ = m.DoubleAck(ctx)
-			} else {
-				_ = m.Ack()
-			}
+		s.clear()
+	default:
+		s.done(ctx, confirm)
+	}
+}
+
+// done counts and acks the messages of a successful flush.
+func (s *sinkStage) done(ctx context.Context, confirm bool) {
+	written := int64(s.news)
+	if sc, ok := s.sink.(sink.SealCounter); ok {
+		// What became visible: a record another writer of the same
+		// folder wrote first is not counted twice.
+		now := sc.Sealed()
+		s.bus.metrics.SinkSealed(int(now.Segments-s.sealed.Segments), now.Bytes-s.sealed.Bytes)
+		written = min(now.Records-s.sealed.Records, int64(len(s.pending)))
+		s.sealed = now
+	}
+	s.stats.RecordsWritten.Add(written)
+	s.stats.Duplicates.Add(int64(len(s.pending)) - written)
+	s.bus.metrics.Processed(StageSink, len(s.pending))
+	for _, m := range s.pending {
+		if confirm {
+			_ = m.DoubleAck(ctx)
+		} else {
+			_ = m.Ack()
 		}
 	}
-	s.pending = s.pending[:0]
+	s.clear()
+}
+
+func (s *sinkStage) clear() {
+	s.pending, s.records, s.news = s.pending[:0], s.records[:0], 0
+	s.held, s.heldBytes = 0, 0
+}
+
+// outputDown starts (or continues) an outage: the held messages are kept
+// in progress until the output comes back or the wait runs out.
+func (s *sinkStage) outputDown(ctx context.Context, err error) {
+	// Whatever the sink holds unsealed is lost with the broken segment;
+	// flushing now drops it (and seals other hubs' segments that can be).
+	_ = s.sink.Flush(ctx)
+	if s.down != nil {
+		s.down.err = err
+		return
+	}
+	every := min(max(s.timeout/10, 100*time.Millisecond), 5*time.Second)
+	now := time.Now()
+	s.down = &outage{err: err, since: now, probeEvery: every, nextProbe: now.Add(every),
+		stopBeat: heartbeat(slices.Clone(s.pending), s.cfg.AckWait)}
+	s.bus.metrics.SinkUnavailable(true)
+	s.hold.pause()
+	s.warn()
+}
+
+// warn says the output is unavailable, at most once a minute.
+func (s *sinkStage) warn() {
+	d := s.down
+	if time.Since(d.warned) < time.Minute {
+		return
+	}
+	d.warned = time.Now()
+	msg := d.err.Error()
+	var u *sink.UnavailableError
+	if errors.As(d.err, &u) {
+		msg = u.Error()
+	}
+	s.log.Warn().Int("records_held", len(s.pending)).Dur("waiting", time.Since(d.since).Round(time.Second)).
+		Dur("gives_up_after", s.timeout).Msg(msg)
+}
+
+// waitForOutput waits for the next probe of an unavailable output and
+// tries it; after sink.unavailable_timeout it hands the messages back and
+// returns the condition as an error.
+func (s *sinkStage) waitForOutput(ctx context.Context) error {
+	d := s.down
+	if time.Since(d.since) >= s.timeout {
+		n := len(s.pending)
+		err := fmt.Errorf("%w: still so after %s (sink.unavailable_timeout); the %d records held and any not yet pulled stay in the stream for the next run", d.err, s.timeout, n)
+		s.log.Error().Err(d.err).Int("records", n).Dur("waited", s.timeout).Msg("output still unavailable; giving up, the records stay in the stream")
+		s.handBack("giving up")
+		return err
+	}
+	pause(ctx, time.Until(d.nextProbe))
+	if ctx.Err() != nil {
+		return nil
+	}
+	d.nextProbe = time.Now().Add(d.probeEvery)
+	if err := s.retryOutput(ctx); err != nil {
+		s.warn()
+	}
+	return nil
+}
+
+// retryOutput gives the held records to the sink again and flushes them.
+// It ends the outage when that works; another kind of failure fails the
+// messages as a failed flush would.
+func (s *sinkStage) retryOutput(ctx context.Context) error {
+	n, err := s.sink.Write(ctx, s.records)
+	if err == nil {
+		err = s.sink.Flush(ctx)
+	}
+	if errors.Is(err, sink.ErrUnavailable) {
+		s.outputDown(ctx, err)
+		return err
+	}
+	s.up()
+	if err != nil {
+		s.log.Error().Err(err).Int("records", len(s.pending)).Msg("sink failed once the output came back; records will be redelivered")
+		for _, m := range s.pending {
+			failMsg(ctx, s.bus, "sink", s.cfg, m, fmt.Errorf("writing its record: %w", err), s.log, s.stats)
+		}
+		s.clear()
+		return nil
+	}
+	s.news = n
+	s.log.Warn().Int("records", len(s.pending)).Msg("output available again; records written")
+	s.done(ctx, false)
+	return nil
+}
+
+// up ends an outage: the output takes records again.
+func (s *sinkStage) up() {
+	if s.down == nil {
+		return
+	}
+	s.down.stopBeat()
+	s.down = nil
+	s.bus.metrics.SinkUnavailable(false)
+	s.hold.release()
+}
+
+// handBack returns the held messages to the stream, unacked and not
+// failed, for the next run (or another sink worker) to write. The other
+// stages stay paused: the process is stopping, and work they took up now
+// would only be cut off.
+func (s *sinkStage) handBack(why string) {
+	if s.down != nil {
+		s.down.stopBeat()
+		s.down = nil
+	}
+	s.log.Info().Int("records", len(s.pending)).Str("why", why).Msg("handing unwritten records back to the stream")
+	for _, m := range s.pending {
+		nakNow(s.bus.NC, m)
+	}
+	s.clear()
 }

@@ -98,10 +98,11 @@ func TestSinkStageFailsOnlyTheRecordItCannotWrite(t *testing.T) {
 		if n := len(readOut(t, cfg.Sink.Out)); n != 3 {
 			return fmt.Errorf("%d records visible, want the 3 of hub-ok", n)
 		}
+		// Counted once sealed, just after they became visible.
+		if w, d := env.Stats.RecordsWritten.Load(), env.Stats.Duplicates.Load(); w != 3 || d != 0 {
+			return fmt.Errorf("stats: %d written, %d already written; want 3 and 0", w, d)
+		}
 		return nil
 	})
 	assertEachOnce(t, readOut(t, cfg.Sink.Out), 3)
-	if w, d := env.Stats.RecordsWritten.Load(), env.Stats.Duplicates.Load(); w != 3 || d != 0 {
-		t.Errorf("stats: %d written, %d already written; want 3 and 0", w, d)
-	}
 }

@@ -57,6 +57,7 @@ type stage struct {
 	cfg      StageConfig
 	log      zerolog.Logger
 	stats    *Stats
+	hold     *hold // paused while the process's sink output is unavailable
 }
 
 func (s *stage) run(ctx context.Context) {
@@ -69,6 +70,9 @@ func (s *stage) run(ctx context.Context) {
 
 func (s *stage) worker(ctx context.Context) {
 	for ctx.Err() == nil {
+		if s.hold.wait(ctx); ctx.Err() != nil {
+			return // stopped while paused: take no more work
+		}
 		if msgs := pull(ctx, s.consumer, s.batch, s.idle, s.log); len(msgs) > 0 {
 			s.process(ctx, msgs)
 		}

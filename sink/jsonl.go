@@ -11,12 +11,14 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/citecrawl/citecrawl/filelock"
 	"github.com/citecrawl/citecrawl/record"
 )
 
@@ -45,35 +47,97 @@ func segmentFiles(hubDir string) ([]string, error) {
 	return files, err
 }
 
-// jsonl writes one folder per hub under dir. It remembers every version
-// it finds or writes there, so a record delivered twice is written once.
+// jsonl writes one folder per hub under dir. Several writers (sink
+// stages in one or more processes) may share the folder: each writes its
+// own segments, under temporary names that carry its writer id, and
+// publishes one only while holding the hub folder's lock, after reading
+// what the others published meanwhile and leaving out what they already
+// wrote. So every record version is written once, whoever got it.
 type jsonl struct {
 	dir            string
 	cfg            JSONLConfig
 	summaryOnClose bool // WithSummaryOnClose
 	log            zerolog.Logger
 	hubs           map[string]*hubDir
-	sealed         Sealed // segments made visible so far
+	sealed         Sealed   // what this writer made visible so far
+	writer         string   // this writer's id, in its temporary file names
+	alive          *os.File // holds the lock that tells the others this writer is alive
 }
+
+// Names in the output folder besides the hub folders and their segments.
+const (
+	writersDir = ".writers" // a locked <writer id>.lock file per live writer
+	hubLock    = ".lock"    // in each hub folder, held to publish a segment or a summary
+)
+
+// reTemp parses a segment's temporary name: ".<final name>.<writer id>.tmp".
+var reTemp = regexp.MustCompile(`^\.(` + segmentPrefix + `.+` + regexp.QuoteMeta(segmentSuffix) + `)\.([0-9]+-[0-9a-f]{8})\.tmp$`)
 
 type hubDir struct {
-	dir     string
-	seen    seen
-	latest  map[string]Tags // tags of the latest version per record id, for the summary
-	seg     *os.File
-	segTmp  string
-	segW    *bufio.Writer
-	segKeys []string // versions in the open segment, forgotten if it fails
-	dirty   bool     // the summary is out of date
-	hub     record.Hub
+	dir    string
+	seen   seen            // versions written, by this writer or the others
+	latest map[string]Tags // tags of the latest version per record id, for the summary
+	known  map[string]bool // segment names already read or written
+	seg    *segment        // the open segment, if any
+	dirty  bool            // the summary is out of date
+	hub    record.Hub
 }
 
-// openJSONL opens (creating if needed) the output folder.
+// segment is a segment being written under its temporary name.
+type segment struct {
+	f          *os.File
+	w          *bufio.Writer
+	tmp, final string
+	keys       []string        // the version key of each line, in order
+	tags       []idTags        // the tags of each line, counted once it is sealed
+	hub        record.Hub      // of its latest record
+	err        error           // a write failed: it cannot be sealed
+	dups       map[string]bool // its versions another writer published meanwhile, left out when it is sealed
+}
+
+type idTags struct {
+	id   string
+	tags Tags
+}
+
+// openJSONL opens (creating if needed) the output folder and registers
+// this writer: it holds the lock of its own file under .writers for as
+// long as it is open, which is how the others know its temporary files
+// are in use.
 func openJSONL(_ context.Context, dir string, cfg Config, env env) (Sink, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("sink output %s: %w", dir, err)
+	wdir := filepath.Join(dir, writersDir)
+	if err := os.MkdirAll(wdir, 0o755); err != nil {
+		return nil, outputFault(dir, fmt.Errorf("sink output %s: %w", dir, err))
 	}
-	return &jsonl{dir: dir, cfg: cfg.JSONLConfig, summaryOnClose: env.summaryOnClose, log: env.log, hubs: map[string]*hubDir{}}, nil
+	var rnd [4]byte
+	_, _ = rand.Read(rnd[:])
+	id := fmt.Sprintf("%d-%s", os.Getpid(), hex.EncodeToString(rnd[:]))
+	alive, ok, err := filelock.TryLock(filepath.Join(wdir, id+".lock"))
+	if err == nil && !ok {
+		err = errors.New("the writer id is taken")
+	}
+	if err != nil {
+		return nil, outputFault(dir, fmt.Errorf("sink output %s: registering the writer: %w", dir, err))
+	}
+	removeDeadWriters(wdir)
+	return &jsonl{dir: dir, cfg: cfg.JSONLConfig, summaryOnClose: env.summaryOnClose, log: env.log, hubs: map[string]*hubDir{},
+		writer: id, alive: alive}, nil
+}
+
+// removeDeadWriters removes the lock files of writers that died without
+// closing (a kill -9). Only files older than a minute are looked at: a
+// writer creates its file a moment before it locks it.
+func removeDeadWriters(wdir string) {
+	locks, _ := filepath.Glob(filepath.Join(wdir, "*.lock"))
+	for _, l := range locks {
+		info, err := os.Stat(l)
+		if err != nil || time.Since(info.ModTime()) < time.Minute {
+			continue
+		}
+		if held, err := filelock.IsHeld(l); err == nil && !held {
+			_ = os.Remove(l)
+		}
+	}
 }
 
 // Batching implements Sink: a segment is sealed at its size or age limit.
@@ -81,7 +145,8 @@ func (s *jsonl) Batching() Batching {
 	return Batching{Bytes: s.cfg.SegmentMaxBytes, Age: s.cfg.SegmentMaxAge}
 }
 
-// Write implements Sink.
+// Write implements Sink. A record whose hub folder cannot be used fails
+// alone; a full or read-only disk fails with ErrUnavailable.
 func (s *jsonl) Write(_ context.Context, records []*record.Record) (int, error) {
 	encs, err := encodeAll(records)
 	if err != nil {
@@ -91,7 +156,7 @@ func (s *jsonl) Write(_ context.Context, records []*record.Record) (int, error) 
 	for _, e := range encs {
 		wrote, err := s.write(e)
 		if err != nil {
-			return n, err
+			return n, outputFault(s.dir, err)
 		}
 		if wrote {
 			n++
@@ -101,55 +166,110 @@ func (s *jsonl) Write(_ context.Context, records []*record.Record) (int, error) 
 }
 
 // write adds one record to its hub's open segment, unless it was written
-// before.
+// before. Its key goes into the segment's keys together with its line, so
+// that a segment that fails forgets exactly what it held.
 func (s *jsonl) write(e encoded) (bool, error) {
 	r := e.rec
 	h, err := s.hub(r.Hub)
 	if err != nil {
 		return false, err
 	}
-	if !h.seen.add(e.key) {
+	if _, ok := h.seen[e.key]; ok {
 		return false, nil
 	}
-	h.segKeys = append(h.segKeys, e.key)
 	if h.seg == nil {
 		if err := s.openSegment(h); err != nil {
 			return false, err
 		}
 	}
-	if _, err := h.segW.Write(e.line); err != nil {
-		return false, fmt.Errorf("writing %s: %w", h.segTmp, err)
+	seg := h.seg
+	if seg.err != nil {
+		return false, seg.err
 	}
-	h.latest[r.ID] = TagsOf(r)
-	h.hub = r.Hub
-	h.dirty = true
+	if _, err := seg.w.Write(e.line); err != nil {
+		seg.err = fmt.Errorf("writing %s: %w", seg.tmp, err)
+		return false, seg.err
+	}
+	h.seen.add(e.key)
+	seg.keys = append(seg.keys, e.key)
+	seg.tags = append(seg.tags, idTags{r.ID, TagsOf(r)})
+	seg.hub = r.Hub
 	return true, nil
 }
 
 // Flush implements Sink: it seals every open segment (fsync, rename,
-// fsync the folder) and rewrites the summaries that changed.
-func (s *jsonl) Flush(context.Context) error { return s.flush(!s.summaryOnClose) }
-
-func (s *jsonl) flush(summaries bool) error {
-	for _, h := range s.hubs {
-		if err := s.seal(h); err != nil {
-			return err
-		}
-		if summaries && h.dirty {
-			if err := writeSummary(h); err != nil {
-				return err
-			}
-			h.dirty = false
+// fsync the folder) and rewrites the summaries that changed. A summary
+// that cannot be written does not fail the records, which are sealed: it
+// is written again at the next flush.
+func (s *jsonl) Flush(context.Context) error {
+	if err := s.sealAll(); err != nil {
+		return err
+	}
+	if !s.summaryOnClose {
+		if err := s.writeSummaries(); err != nil {
+			s.log.Warn().Err(err).Msg("summary not updated; it is written again at the next flush")
 		}
 	}
 	return nil
 }
 
-// Close implements Sink.
-func (s *jsonl) Close(context.Context) error { return s.flush(true) }
+// sealAll seals every hub's open segment. A full or read-only disk is
+// reported once, as the condition of the whole output it is.
+func (s *jsonl) sealAll() error {
+	var errs []error
+	var down error
+	for _, h := range s.hubs {
+		err := s.seal(h)
+		if errors.Is(err, ErrUnavailable) && down == nil {
+			down = err
+		} else if err != nil && !errors.Is(err, ErrUnavailable) {
+			errs = append(errs, err)
+		}
+	}
+	if down != nil {
+		return down
+	}
+	return errors.Join(errs...)
+}
 
-// hub returns the state of a hub's folder, loading what earlier runs wrote
-// there on first use.
+func (s *jsonl) writeSummaries() error {
+	var errs []error
+	for _, h := range s.hubs {
+		if !h.dirty {
+			continue
+		}
+		err := s.locked(h, func() error {
+			if err := s.refresh(h, h.seg); err != nil {
+				return err
+			}
+			return writeSummary(h)
+		})
+		if err != nil {
+			errs = append(errs, outputFault(s.dir, err))
+			continue
+		}
+		h.dirty = false
+	}
+	return errors.Join(errs...)
+}
+
+// Close implements Sink: it seals and writes the summaries, then lets the
+// other writers know this one is gone.
+func (s *jsonl) Close(context.Context) error {
+	err := s.sealAll()
+	if err == nil {
+		err = s.writeSummaries()
+	}
+	if s.alive != nil {
+		_ = os.Remove(s.alive.Name())
+		_ = s.alive.Close()
+		s.alive = nil
+	}
+	return err
+}
+
+// hub returns the state of a hub's folder, loading what was written there
+// on first use.
 func (s *jsonl) hub(hub record.Hub) (*hubDir, error) {
 	key := hub.ID
 	if key == "" {
@@ -158,82 +278,240 @@ func (s *jsonl) hub(hub record.Hub) (*hubDir, error) {
 	if h, ok := s.hubs[key]; ok {
 		return h, nil
 	}
-	h := &hubDir{dir: filepath.Join(s.dir, safeName(key)), seen: seen{}, latest: map[string]Tags{}}
+	h := &hubDir{dir: filepath.Join(s.dir, safeName(key)), seen: seen{}, latest: map[string]Tags{}, known: map[string]bool{}}
 	if err := os.MkdirAll(h.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("sink folder %s: %w", h.dir, err)
 	}
-	files, err := segmentFiles(h.dir)
+	err := s.locked(h, func() error {
+		if err := s.refresh(h, nil); err != nil {
+			return err
+		}
+		s.removeDeadTemps(h)
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range files {
-		err := readSegment(f, func(r *record.Record) error {
-			h.seen.add(versionKey(r))
-			h.latest[r.ID] = TagsOf(r)
-			h.hub = r.Hub
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-	}
-	// Temporary files left by a crash were never acked: their records
-	// come again from the stream, so the files can go.
-	stale, _ := filepath.Glob(filepath.Join(h.dir, ".*.tmp"))
-	for _, f := range stale {
-		s.log.Info().Str("file", f).Msg("removing unfinished segment of an earlier run")
-		_ = os.Remove(f)
+	// A summary older than the newest segment missed a write (a full
+	// disk): it is written again at the next flush.
+	if files, _ := segmentFiles(h.dir); len(files) > 0 {
+		sum, err := os.Stat(filepath.Join(h.dir, SummaryFile))
+		last, lerr := os.Stat(files[len(files)-1])
+		h.dirty = err != nil || lerr == nil && sum.ModTime().Before(last.ModTime())
 	}
 	s.hubs[key] = h
 	return h, nil
 }
 
-func (s *jsonl) openSegment(h *hubDir) error {
-	now := time.Now()
-	var rnd [4]byte
-	_, _ = rand.Read(rnd[:])
-	final := fmt.Sprintf("%s%s-%s%s", segmentPrefix, now.UTC().Format("20060102T150405.000000000Z"), hex.EncodeToString(rnd[:]), segmentSuffix)
-	h.segTmp = filepath.Join(h.dir, "."+final+".tmp")
-	f, err := os.OpenFile(h.segTmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
-	if err != nil {
-		return fmt.Errorf("opening segment: %w", err)
+// locked runs fn holding the hub folder's lock, which every writer holds
+// to publish a segment or a summary there.
+func (s *jsonl) locked(h *hubDir, fn func() error) error {
+	if err := os.MkdirAll(h.dir, 0o755); err != nil { // made again if it was removed
+		return fmt.Errorf("sink folder %s: %w", h.dir, err)
 	}
-	h.seg, h.segW, h.segKeys = f, bufio.NewWriterSize(f, 64<<10), nil
+	l, err := filelock.Lock(filepath.Join(h.dir, hubLock))
+	if err != nil {
+		return fmt.Errorf("locking %s: %w", h.dir, err)
+	}
+	defer l.Close()
+	return fn()
+}
+
+// refresh reads the segments published in the hub folder that this
+// writer has not read yet (by the others, or by an earlier run), so that
+// what they wrote counts as written. The versions of the open segment seg
+// (if any) found there go into its dups.
+func (s *jsonl) refresh(h *hubDir, seg *segment) error {
+	files, err := segmentFiles(h.dir)
+	if err != nil {
+		return err
+	}
+	var mine map[string]bool
+	for _, f := range files {
+		name := filepath.Base(f)
+		if h.known[name] {
+			continue
+		}
+		if seg != nil && mine == nil {
+			mine = make(map[string]bool, len(seg.keys))
+			for _, k := range seg.keys {
+				mine[k] = true
+			}
+		}
+		err := readSegment(f, func(r *record.Record) error {
+			k := versionKey(r)
+			h.seen.add(k)
+			if mine[k] {
+				if seg.dups == nil {
+					seg.dups = map[string]bool{}
+				}
+				seg.dups[k] = true
+			}
+			h.latest[r.ID] = TagsOf(r)
+			h.hub = r.Hub
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		h.known[name] = true
+		h.dirty = true
+	}
 	return nil
 }
 
+// removeDeadTemps removes the temporary segments of writers that are no
+// longer alive: a crash left them, and their records were never acked,
+// so they come again from the stream. A live writer's files are left
+// alone. Called with the hub's lock held.
+func (s *jsonl) removeDeadTemps(h *hubDir) {
+	temps, _ := filepath.Glob(filepath.Join(h.dir, ".*.tmp"))
+	for _, f := range temps {
+		m := reTemp.FindStringSubmatch(filepath.Base(f))
+		switch {
+		case m == nil && strings.HasPrefix(filepath.Base(f), "."+SummaryFile+"."):
+			// A summary being written; only the lock holder writes one.
+		case m == nil:
+			continue // not ours to judge
+		case m[2] == s.writer:
+			continue
+		default:
+			held, err := filelock.IsHeld(filepath.Join(s.dir, writersDir, m[2]+".lock"))
+			if err != nil || held {
+				continue
+			}
+		}
+		s.log.Info().Str("file", f).Msg("removing an unfinished segment of a writer that has stopped")
+		_ = os.Remove(f)
+	}
+}
+
+// openSegment starts a segment under a temporary name of this writer.
+func (s *jsonl) openSegment(h *hubDir) error {
+	if err := os.MkdirAll(h.dir, 0o755); err != nil { // made again if it was removed
+		return fmt.Errorf("sink folder %s: %w", h.dir, err)
+	}
+	tmp, final := s.segmentNames(h)
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("opening segment: %w", err)
+	}
+	h.seg = &segment{f: f, w: bufio.NewWriterSize(f, 64<<10), tmp: tmp, final: final}
+	return nil
+}
+
+// segmentNames makes a new segment's temporary and final names.
+func (s *jsonl) segmentNames(h *hubDir) (tmp, final string) {
+	var rnd [4]byte
+	_, _ = rand.Read(rnd[:])
+	name := fmt.Sprintf("%s%s-%s%s", segmentPrefix, time.Now().UTC().Format("20060102T150405.000000000Z"), hex.EncodeToString(rnd[:]), segmentSuffix)
+	return filepath.Join(h.dir, "."+name+"."+s.writer+".tmp"), filepath.Join(h.dir, name)
+}
+
 // seal makes the open segment durable and visible under its final name.
+// When it fails, every version the segment held is forgotten (the stage
+// has them delivered again), except those another writer wrote.
 func (s *jsonl) seal(h *hubDir) error {
-	if h.seg == nil {
+	seg := h.seg
+	if seg == nil {
 		return nil
 	}
-	tmp := h.segTmp
-	final := filepath.Join(h.dir, strings.TrimSuffix(strings.TrimPrefix(filepath.Base(tmp), "."), ".tmp"))
-	err := h.segW.Flush()
+	h.seg = nil
+	err := seg.err
 	if err == nil {
-		err = h.seg.Sync()
+		err = seg.w.Flush()
 	}
-	if cerr := h.seg.Close(); err == nil {
+	if err == nil {
+		err = seg.f.Sync()
+	}
+	if cerr := seg.f.Close(); err == nil {
 		err = cerr
 	}
-	h.seg, h.segW = nil, nil
 	if err == nil {
-		err = renameDurably(tmp, final)
+		err = s.locked(h, func() error { return s.publish(h, seg) })
 	}
 	if err != nil {
-		// The records will be redelivered: they must not look written.
-		_ = os.Remove(tmp)
-		for _, k := range h.segKeys {
-			delete(h.seen, k)
+		_ = os.Remove(seg.tmp)
+		for _, k := range seg.keys {
+			if !seg.dups[k] {
+				delete(h.seen, k)
+			}
 		}
-		h.segKeys = nil
-		return fmt.Errorf("sealing segment %s: %w", tmp, err)
+		return outputFault(s.dir, fmt.Errorf("sealing segment %s: %w", seg.final, err))
 	}
-	h.segKeys = nil
+	return nil
+}
+
+// publish renames a closed segment into view, leaving out the versions
+// another writer published since this one was opened. Called with the
+// hub's lock held.
+func (s *jsonl) publish(h *hubDir, seg *segment) error {
+	if err := s.refresh(h, seg); err != nil {
+		return err
+	}
+	if len(seg.dups) > 0 {
+		if err := s.dropLines(h, seg, seg.dups); err != nil {
+			return err
+		}
+		if len(seg.keys) == 0 {
+			return os.Remove(seg.tmp)
+		}
+	}
+	if err := renameDurably(seg.tmp, seg.final); err != nil {
+		return err
+	}
+	h.known[filepath.Base(seg.final)] = true
+	for _, t := range seg.tags {
+		h.latest[t.id] = t.tags
+	}
+	h.hub, h.dirty = seg.hub, true
 	s.sealed.Segments++
-	if info, err := os.Stat(final); err == nil {
+	s.sealed.Records += int64(len(seg.keys))
+	if info, err := os.Stat(seg.final); err == nil {
 		s.sealed.Bytes += info.Size()
 	}
+	return nil
+}
+
+// dropLines rewrites a closed segment without the lines of the versions
+// in drop, under a new name.
+func (s *jsonl) dropLines(h *hubDir, seg *segment, drop map[string]bool) error {
+	tmp, final := s.segmentNames(h)
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 64<<10)
+	var keys []string
+	var tags []idTags
+	i := 0
+	err = scanLines(seg.tmp, func(b []byte) error {
+		if i >= len(seg.keys) {
+			return errors.New("more lines than records written")
+		}
+		if !drop[seg.keys[i]] {
+			keys, tags = append(keys, seg.keys[i]), append(tags, seg.tags[i])
+			_, _ = w.Write(b)
+			_ = w.WriteByte('\n')
+		}
+		i++
+		return nil
+	})
+	if err == nil {
+		err = w.Flush()
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	_ = os.Remove(seg.tmp)
+	seg.tmp, seg.final, seg.keys, seg.tags = tmp, final, keys, tags
 	return nil
 }
 

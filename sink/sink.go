@@ -45,6 +45,7 @@ type kind struct {
 type Sealed struct {
 	Segments int64
 	Bytes    int64
+	Records  int64 // record versions made visible, not counting those another writer had written
 }
 
 // SealCounter is implemented by sinks that write files, for the metrics.
@@ -61,6 +62,11 @@ type Config struct {
 	// JSONLConfig tunes the folder sink. It is embedded so that its
 	// options stay directly under sink: (sink.segment_max_bytes).
 	JSONLConfig `yaml:",inline"`
+	// UnavailableTimeout is how long the sink stage waits for a full or
+	// read-only output to take records again, holding them, before it
+	// gives up and the run ends with an error (the records stay in the
+	// stream for the next run).
+	UnavailableTimeout time.Duration `yaml:"unavailable_timeout"`
 }
 
 // reScheme finds the kind in sink.out: "NAME://".

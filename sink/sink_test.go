@@ -295,7 +295,7 @@ func TestJSONLSummaryCountsLatestVersions(t *testing.T) {
 	if sum.Published == nil || sum.Published.CitingPapers != 12 {
 		t.Fatalf("hub's own aggregates missing from the summary: %+v", sum.Published)
 	}
-	leftovers, _ := filepath.Glob(filepath.Join(cfg.Out, "hub-a", ".*"))
+	leftovers, _ := filepath.Glob(filepath.Join(cfg.Out, "hub-a", ".*.tmp"))
 	if len(leftovers) != 0 {
 		t.Fatalf("temporary files left: %v", leftovers)
 	}

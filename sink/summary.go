@@ -81,25 +81,32 @@ func writeSummary(h *hubDir) error {
 
 // WriteFileAtomic writes data to a temporary file beside path, fsyncs it
 // and renames it over path, so readers see the old file or the new one,
-// never a part.
+// never a part. The temporary name is unique, so two processes writing
+// the same file never write into each other's.
 func WriteFileAtomic(path string, data []byte) error {
-	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
-	f, err := os.Create(tmp)
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
+	tmp := f.Name()
 	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(0o644)
+	}
 	if err == nil {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
+	if err == nil {
+		err = renameDurably(tmp, path)
+	}
 	if err != nil {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	return renameDurably(tmp, path)
+	return nil
 }
 
 // tagView is the part of a record line that Tags need: decoding only it

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -22,6 +23,7 @@ func (c cli) reprocess(args []string) int {
 	from := o.fs.String("from", "stream", "what to re-tag: stream (the raw-record stream) or a folder of JSON Lines output (any sink.out that can be read back)")
 	workers := o.fs.Int("workers", 2, "tagging goroutines")
 	minConf := o.fs.Float64("min-confidence", 0, "also count the re-tagged tags less confident than this (0..1)")
+	allowShrink := o.fs.Bool("allow-shrink", false, "replace the output even with an empty or much smaller generation (fewer than half its records)")
 	cfg, err := o.load(args, c.environ)
 	if err != nil {
 		return c.usageError(err)
@@ -51,7 +53,7 @@ func (c cli) reprocess(args []string) int {
 	}
 	defer sess.close()
 	ctx := sess.ctx
-	opts := pipeline.ReprocessOptions{From: *from, Out: out, Classifier: cl, Workers: *workers, Log: sess.log, MinConfidence: *minConf}
+	opts := pipeline.ReprocessOptions{From: *from, Out: out, AllowShrink: *allowShrink, Classifier: cl, Workers: *workers, Log: sess.log, MinConfidence: *minConf}
 	if showProgress("auto", c.stderr) {
 		opts.Progress = progressBar(c.stderr, time.Now())
 	}
@@ -62,6 +64,10 @@ func (c cli) reprocess(args []string) int {
 	if ctx.Err() != nil {
 		fmt.Fprintln(c.stderr, "citecrawl reprocess: interrupted; the old output is untouched; run the same command again to resume")
 		return exitInterrupted
+	}
+	if errors.Is(err, pipeline.ErrShrink) {
+		fmt.Fprintf(c.stderr, "citecrawl reprocess: %v\n", err)
+		return exitUsage // the input is most likely not the right one
 	}
 	if err != nil {
 		fmt.Fprintf(c.stderr, "citecrawl reprocess: %v\n", err)
