@@ -229,6 +229,10 @@ func TestClusterSurvivesNodeLoss(t *testing.T) {
 			c := startCluster(t, 3)
 			cfg := testConfig(t, "", site.HubURLs(web.URL))
 			cfg.NATS.URL, cfg.NATS.Replicas = c.URLs(), 3
+			// A failover costs the messages in flight a delivery (their acks
+			// are lost with the node); the shipped limit, not the quick
+			// tests' two, is what a cluster runs with.
+			cfg.Stages.MaxDeliver = DefaultConfig().Stages.MaxDeliver
 			bus := openBus(t, cfg)
 			defer bus.Close()
 			env := testEnv()
@@ -246,6 +250,9 @@ func TestClusterSurvivesNodeLoss(t *testing.T) {
 			r := waitLogging(t, bus, done)
 			if r.err != nil {
 				t.Fatalf("run failed after %s (node n%d stopped): %v", f.name, victim+1, r.err)
+			}
+			for _, d := range r.res.DeadLetters {
+				t.Logf("dead letter: stage %s, %s: %s", d.Stage, d.Subject, d.Error)
 			}
 			assertEachOnce(t, readOut(t, cfg.Sink.Out), n)
 			t.Logf("%s (n%d) stopped mid-run: finished in %v", f.name, victim+1, time.Since(start).Round(time.Millisecond))
@@ -267,6 +274,7 @@ func TestRunSurvivesBrokerRestart(t *testing.T) {
 	srv := startServer(t, o)
 	cfg := testConfig(t, "", site.HubURLs(web.URL))
 	cfg.NATS.URL = srv.ClientURL()
+	cfg.Stages.MaxDeliver = DefaultConfig().Stages.MaxDeliver
 	bus := openBus(t, cfg)
 	defer bus.Close()
 	env := testEnv()
