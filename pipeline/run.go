@@ -282,8 +282,8 @@ func Run(ctx context.Context, bus *Bus, cfg Config, env Env) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if n, err := countMsgs(ctx, bus, StreamDead); err == nil && n > 0 {
-		env.Log.Warn().Uint64("dead_letters", n).
+	if st, err := streamState(ctx, bus, StreamDead); err == nil && st.Msgs > 0 {
+		env.Log.Warn().Uint64("dead_letters", st.Msgs).
 			Msg("dead letters from earlier runs are kept: see them with 'citecrawl dead list', redrive them with 'citecrawl dead replay'")
 	}
 	rawBefore, err := lastSeq(ctx, bus, StreamRaw)
@@ -569,8 +569,8 @@ func queuedTasks(ctx context.Context, bus *Bus, hubSubject string) (queued, erro
 	return q, err
 }
 
-// countMsgs is how many messages a stream holds.
-func countMsgs(ctx context.Context, bus *Bus, stream string) (n uint64, err error) {
+// streamState is where a stream stands (its messages, its last sequence).
+func streamState(ctx context.Context, bus *Bus, stream string) (st jetstream.StreamState, err error) {
 	err = rideOut(ctx, func(ctx context.Context) error {
 		s, err := bus.JS.Stream(ctx, stream)
 		if err != nil {
@@ -580,26 +580,15 @@ func countMsgs(ctx context.Context, bus *Bus, stream string) (n uint64, err erro
 		if err != nil {
 			return err
 		}
-		n = info.State.Msgs
+		st = info.State
 		return nil
 	})
-	return n, err
+	return st, err
 }
 
-func lastSeq(ctx context.Context, bus *Bus, stream string) (last uint64, err error) {
-	err = rideOut(ctx, func(ctx context.Context) error {
-		s, err := bus.JS.Stream(ctx, stream)
-		if err != nil {
-			return err
-		}
-		info, err := s.Info(ctx)
-		if err != nil {
-			return err
-		}
-		last = info.State.LastSeq
-		return nil
-	})
-	return last, err
+func lastSeq(ctx context.Context, bus *Bus, stream string) (uint64, error) {
+	st, err := streamState(ctx, bus, stream)
+	return st.LastSeq, err
 }
 
 // ReadDeadLetters returns the dead letters stored after sequence after.

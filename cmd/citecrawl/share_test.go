@@ -105,7 +105,7 @@ func TestTailFollowsRunInSameFolder(t *testing.T) {
 			}
 			break
 		}
-		written := writtenIDs(t, out)
+		_, written := outLines(t, out)
 		if len(written) == 0 || len(seen) < len(written) {
 			return false
 		}
@@ -128,28 +128,6 @@ func TestTailFollowsRunInSameFolder(t *testing.T) {
 	}
 	tail.Wait()
 	run.Wait()
-}
-
-// writtenIDs are the record ids in the sealed segments under out.
-func writtenIDs(t *testing.T, out string) map[string]bool {
-	t.Helper()
-	ids := map[string]bool{}
-	segs, _ := filepath.Glob(filepath.Join(out, "*", "seg-*.jsonl"))
-	for _, s := range segs {
-		b, err := os.ReadFile(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-			var r struct {
-				ID string `json:"id"`
-			}
-			if json.Unmarshal([]byte(line), &r) == nil && r.ID != "" {
-				ids[r.ID] = true
-			}
-		}
-	}
-	return ids
 }
 
 // waitFor polls cond until it holds or the deadline passes.
