@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -64,15 +65,8 @@ func status(t *testing.T, url string) (int, string) {
 // written.
 func TestMetricsDuringRun(t *testing.T) {
 	site := snapshot.Default()
-	release := make(chan struct{})
-	var once sync.Once
-	web := startSite(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, "/citations/") {
-			<-release
-		}
-		site.ServeHTTP(w, r)
-	}))
-	defer once.Do(func() { close(release) })
+	web, release := startHeldHubSite(t, site)
+	defer release()
 	cfg := testConfig(t, t.TempDir(), site.HubURLs(web.URL))
 	bus := openBus(t, cfg)
 	defer bus.Close()
@@ -120,7 +114,7 @@ func TestMetricsDuringRun(t *testing.T) {
 	if code, body := status(t, base+"/readyz"); code != http.StatusOK {
 		t.Fatalf("/readyz during the run: %d %s", code, body)
 	}
-	once.Do(func() { close(release) })
+	release()
 	r := <-done
 	if r.err != nil {
 		t.Fatal(r.err)
@@ -226,15 +220,8 @@ func TestMetricsCountFailures(t *testing.T) {
 // and 0 once it is released.
 func TestMetricsLeaseHeld(t *testing.T) {
 	site := snapshot.Default()
-	release := make(chan struct{})
-	var once sync.Once
-	web := startSite(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, "/citations/") {
-			<-release
-		}
-		site.ServeHTTP(w, r)
-	}))
-	defer once.Do(func() { close(release) })
+	web, release := startHeldHubSite(t, site)
+	defer release()
 	cfg := testConfig(t, t.TempDir(), site.HubURLs(web.URL)[:1])
 	bus := openBus(t, cfg)
 	defer bus.Close()
@@ -265,11 +252,26 @@ func TestMetricsLeaseHeld(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	once.Do(func() { close(release) })
+	release()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
 	if v, ok := scrape(t, "http://"+srv.Addr()+"/metrics")[held]; !ok || v != 0 {
 		t.Fatalf("%s = %v (present %v) after the release, want 0", held, v, ok)
 	}
+}
+
+// startHeldHubSite serves site with every hub page held back until release
+// is called (any number of times), so that a run can be observed while its
+// fetch consumer has the hub in flight.
+func startHeldHubSite(t *testing.T, site http.Handler) (web *httptest.Server, release func()) {
+	held := make(chan struct{})
+	var once sync.Once
+	web = startSite(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/citations/") {
+			<-held
+		}
+		site.ServeHTTP(w, r)
+	}))
+	return web, func() { once.Do(func() { close(held) }) }
 }

@@ -16,32 +16,16 @@ import (
 	"github.com/citecrawl/citecrawl/record"
 )
 
-// withoutValidators serves site as a site that sends neither ETag nor
-// Last-Modified, so that nothing can be skipped with a 304, and counts
-// the requests other than robots.txt.
+// withoutValidators serves site without validators (snapshot.WithoutValidators)
+// and counts the requests other than robots.txt.
 func withoutValidators(site http.Handler, pages *atomic.Int64) http.Handler {
+	plain := snapshot.WithoutValidators(site)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.Header.Del("If-None-Match")
-		r.Header.Del("If-Modified-Since")
 		if r.URL.Path != "/robots.txt" {
 			pages.Add(1)
 		}
-		site.ServeHTTP(noValidatorWriter{w}, r)
+		plain.ServeHTTP(w, r)
 	})
-}
-
-type noValidatorWriter struct{ http.ResponseWriter }
-
-func (w noValidatorWriter) WriteHeader(code int) {
-	w.Header().Del("ETag")
-	w.Header().Del("Last-Modified")
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w noValidatorWriter) Write(b []byte) (int, error) {
-	w.Header().Del("ETag")
-	w.Header().Del("Last-Modified")
-	return w.ResponseWriter.Write(b)
 }
 
 // A run interrupted mid-crawl leaves its tasks queued; the rerun resumes

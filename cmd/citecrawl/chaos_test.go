@@ -25,7 +25,7 @@ func chaosSite(t *testing.T, n int, delay time.Duration) (*httptest.Server, *sna
 	t.Helper()
 	site := snapshot.New(snapshot.StyleCards, snapshot.Generated(n))
 	counts := &siteCounts{}
-	web := httptest.NewServer(withoutValidators(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	web := httptest.NewServer(snapshot.WithoutValidators(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/robots.txt" {
 			counts.robots.Add(1)
 		} else {

@@ -548,7 +548,7 @@ func (c cli) snapshot(args []string) int {
 	}
 	var handler http.Handler = site
 	if !*validators {
-		handler = withoutValidators(handler)
+		handler = snapshot.WithoutValidators(handler)
 	}
 	if *logReqs {
 		handler = logRequests(handler, zerolog.SyncWriter(c.stderr))
