@@ -154,6 +154,7 @@ func runCitecrawl(bin, hub string) (figures, error) {
 		"CITECRAWL_NATS_DATA_DIR="+filepath.Join(dir, "data"),
 		"CITECRAWL_SINK_OUT="+filepath.Join(dir, "out"),
 		"CITECRAWL_FETCH_DELAY=0s",
+		"CITECRAWL_FETCH_ALLOW_PRIVATE=true", // the generated hub is on loopback
 		"CITECRAWL_FETCH_HOST_DELAYS=",
 		"CITECRAWL_FETCH_HOST_CONCURRENCY="+host+"=8",
 		"CITECRAWL_FULL_TEXT_ENABLED=false",
