@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -246,7 +245,7 @@ func capSentence(c *record.Context) bool {
 
 // rawRecord is a raw record's message, marked with its run and change.
 func rawRecord(runID string, r *record.Record, change string) (Out, error) {
-	b, err := json.Marshal(r)
+	b, err := record.Marshal(r)
 	if err != nil {
 		return Out{}, fmt.Errorf("record %s: %w", r.ID, err)
 	}
@@ -281,14 +280,14 @@ type classifyHandler struct {
 
 func (h *classifyHandler) handle(_ context.Context, m jetstream.Msg) (Outcome, error) {
 	var r record.Record
-	if err := json.Unmarshal(m.Data(), &r); err != nil {
+	if err := record.Unmarshal(m.Data(), &r); err != nil {
 		return Outcome{}, retry.Permanentf("raw record on %s is not valid JSON: %w", m.Subject(), err)
 	}
 	if r.ID == "" || r.Schema != record.Schema {
 		return Outcome{}, retry.Permanentf("raw record on %s: no id, or schema %q is not %q", m.Subject(), r.Schema, record.Schema)
 	}
 	h.c.Tag(&r) // Tag leaves a gone paper untagged
-	b, err := json.Marshal(&r)
+	b, err := record.Marshal(&r)
 	if err != nil {
 		return Outcome{}, err
 	}
