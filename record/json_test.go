@@ -16,7 +16,7 @@ func trickyRecords() []Record {
 	one, novelty := 1, 4.25
 	bg := 40
 	base := Record{Schema: Schema, ID: "cc1-0", FetchedAt: time.Date(2026, 11, 30, 20, 13, 40, 954480919, time.UTC),
-		Hub: Hub{URL: "http://h/citations/x", ID: "x", Title: "Hub", CitedWorkIDs: []string{"arxiv:2402.05070"}},
+		Hub:   Hub{URL: "http://h/citations/x", ID: "x", Title: "Hub", CitedWorkIDs: []string{"arxiv:2402.05070"}},
 		Paper: Paper{Title: "T", Novelty: &novelty, Refs: &one}, Contexts: []Context{}, SourceURLs: []string{}, Missing: []string{}}
 	var out []Record
 	for _, s := range []string{"", "<b>a & b</b>", "line\u2028sep\u2029para", "bad \xff\xfe utf-8", "ctl \x00\x01\x1f\x7f \t\n\r\"\\",
