@@ -11,6 +11,9 @@
 //     full_text.enabled=false, fetch_graph=false and 8 fetch workers
 //     (8 requests at once to the loopback host),
 //
+//   - with -before, another citecrawl binary (an older build) the same way,
+//     so that a change is measured before and after in the same rounds,
+//
 // and prints, per program, the median over the rounds of its whole-process
 // CPU seconds (user+system), wall seconds, peak RSS and pages fetched, and
 // the ratio of CPU per page to each baseline's. The site's own work is not counted: it runs in
