@@ -9,8 +9,7 @@
 //     v2.3.0 at parallelism 8 doing the same;
 //   - `citecrawl run` on the same hub with fetch.delay=0s,
 //     full_text.enabled=false, fetch_graph=false and 8 fetch workers
-//     (8 requests at once to the loopback host),
-//
+//     (8 requests at once to the loopback host);
 //   - with -before, another citecrawl binary (an older build) the same way,
 //     so that a change is measured before and after in the same rounds,
 //
