@@ -172,4 +172,34 @@ func TestCalibrationByLabelByHand(t *testing.T) {
 		t.Errorf("a map for supporting fitted on no supporting tag: %v", noSup.maps.ByLabel)
 	}
 	near("cross-fitted, supporting", noSup.confidence(d, heldOut[300]), 0.9)
+
+	// Written into a rule file and read back, the maps give the
+	// classifier the confidences the fit measured.
+	dir := t.TempDir()
+	for name, text := range map[string]string{
+		"rules.yaml":     "version: test\n",
+		"roles.yaml":     "prior: {background: 1}\nnegated: drop\nlabels: {}\n",
+		"polarity.yaml":  "prior:\n  neutral: 1\nnegated: flip\ncalibration_by_label: {contrasting: {slope: 1, intercept: 1}}\nlabels: {}\n",
+		"pluralism.yaml": "negated: drop\nlabels: {}\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.write(filepath.Join(dir, "polarity.yaml"), []float64{1, 0.5}, result{cal: byLabel}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := classify.LoadRules(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, l := range ls.Labels {
+		p := rawConfidence(d, heldOut[i*300], byLabel.temperature)
+		if got, want := r.Polarity.LabelConfidence(l, p), byLabel.confidence(d, heldOut[i*300]); got != want {
+			t.Errorf("%s read back: confidence %v, fitted %v (maps %v)", l, got, want, r.Polarity.ByLabel)
+		}
+	}
+	if _, ok := r.Polarity.ByLabel["contrasting"]; ok {
+		t.Errorf("the old calibration_by_label line was kept: %v", r.Polarity.ByLabel)
+	}
 }
