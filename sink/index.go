@@ -244,19 +244,17 @@ func (ix *hubIndex) catchUp() error {
 	for covered < len(files) && filepath.Base(files[covered]) <= last {
 		covered++
 	}
-	if uint64(covered) != count || count > 0 && filepath.Base(files[covered-1]) != last {
-		switch {
-		case count == 0:
-			ix.log.Info().Str("folder", ix.dir).Int("segments", len(files)).Msg("building the index of the hub folder from its segments")
-		default:
-			ix.log.Warn().Str("folder", ix.dir).Uint64("indexed", count).Int("segments", covered).
-				Msg("the index of the hub folder does not match its segments: building it again from them")
-		}
+	switch {
+	case uint64(covered) != count || count > 0 && filepath.Base(files[covered-1]) != last:
+		ix.log.Warn().Str("folder", ix.dir).Uint64("indexed", count).Int("segments", covered).
+			Msg("the index of the hub folder does not match its segments: building it again from them")
 		if err := ix.reset(); err != nil {
 			return err
 		}
 		covered = 0
-	} else if covered < len(files) {
+	case count == 0 && len(files) > 0:
+		ix.log.Info().Str("folder", ix.dir).Int("segments", len(files)).Msg("building the index of the hub folder from its segments")
+	case covered < len(files):
 		ix.log.Info().Str("folder", ix.dir).Int("segments", len(files)-covered).Msg("indexing segments published without being indexed (a writer stopped in between)")
 	}
 	for _, f := range files[covered:] {
