@@ -270,22 +270,27 @@ func (s *jsonl) writeSummaries() error {
 			if err != nil {
 				return err
 			}
-			sum, err := ix.summary()
-			if cerr := ix.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				return err
-			}
-			return writeSummary(h.dir, sum)
+			defer ix.Close()
+			return s.summarise(h, ix)
 		})
 		if err != nil {
 			errs = append(errs, outputFault(s.dir, err))
-			continue
 		}
-		h.dirty = false
 	}
 	return errors.Join(errs...)
+}
+
+// summarise writes a hub's summary.json from its index. Called with the
+// hub's lock held.
+func (s *jsonl) summarise(h *hubDir, ix *hubIndex) error {
+	sum, err := ix.summary()
+	if err == nil {
+		err = writeSummary(h.dir, sum)
+	}
+	if err == nil {
+		h.dirty = false
+	}
+	return err
 }
 
 // Close implements Sink: it seals and writes the summaries, then lets the
@@ -495,6 +500,12 @@ func (s *jsonl) publish(h *hubDir, seg *segment) error {
 	}
 	if err := ix.add(filepath.Base(seg.final), seg.versions, &seg.hub); err != nil {
 		s.log.Warn().Err(err).Str("segment", seg.final).Msg("segment published but not indexed; it is indexed at the next seal in its folder")
+		return nil
+	}
+	// The summary while the index is open and the lock held; one that
+	// fails is tried again by Flush, which reports it.
+	if !s.summaryOnClose {
+		_ = s.summarise(h, ix)
 	}
 	return nil
 }
