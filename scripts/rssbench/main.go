@@ -23,6 +23,13 @@
 // It prints a table: N, the worker's peak RSS, run's peak RSS, and the
 // spread of each column (largest minus smallest).
 //
+// Each program is started through a fresh copy of this program
+// ("rssbench measure CMD..."), which starts it and reports its rusage: a
+// child started straight from this process, big after publishing and
+// filling, would count this process's peak in its own (Linux carries the
+// peak RSS of the memory a process had over exec, and Go starts children
+// sharing it until they exec).
+//
 //	go build -o /tmp/citecrawl ./cmd/citecrawl
 //	go run ./scripts/rssbench -citecrawl /tmp/citecrawl            # 10k, 100k, 1M
 //	go run ./scripts/rssbench -citecrawl /tmp/citecrawl -quick     # 10k, 100k
@@ -38,6 +45,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -54,6 +62,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 2 && os.Args[1] == "measure" {
+		os.Exit(measureChild(os.Args[2:]))
+	}
 	bin := flag.String("citecrawl", "", "the citecrawl binary to measure (required)")
 	quick := flag.Bool("quick", false, "10,000 and 100,000 records only")
 	counts := flag.String("counts", "", "comma-separated record counts (default 10000,100000,1000000)")
@@ -176,7 +187,7 @@ func sinkWorker(bin, dir string, n int) (figures, error) {
 		}
 	}
 	out := filepath.Join(dir, "out")
-	cmd := exec.Command(bin, "worker", "--stage", "sink", "--nats", ns.ClientURL(), "--out", out, "--log-level", "warn")
+	cmd, report := measured(dir, bin, "worker", "--stage", "sink", "--nats", ns.ClientURL(), "--out", out, "--log-level", "warn")
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	start := time.Now()
@@ -207,7 +218,7 @@ func sinkWorker(bin, dir string, n int) (figures, error) {
 	if got, err := countLines(out); err != nil || got != n {
 		return figures{}, fmt.Errorf("the worker wrote %d lines (%v), want %d", got, err, n)
 	}
-	return childFigures(cmd, wall), nil
+	return childFigures(report, wall)
 }
 
 // runOnFilledOutput fills an output folder with n records of the generated
@@ -227,8 +238,8 @@ func runOnFilledOutput(bin, dir string, n int) (figures, error) {
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
 	base := "http://" + ln.Addr().String()
-	cmd := exec.Command(bin, "run", "--progress", "off")
-	cmd.Env = append(os.Environ(),
+	cmd, report := measured(dir, bin, "run", "--progress", "off")
+	cmd.Env = append(cmd.Env,
 		"CITECRAWL_HUBS="+site.HubURLs(base)[0],
 		"CITECRAWL_NATS_DATA_DIR="+filepath.Join(dir, "data"),
 		"CITECRAWL_SINK_OUT="+out,
@@ -249,7 +260,7 @@ func runOnFilledOutput(bin, dir string, n int) (figures, error) {
 	if got, err := countLines(out); err != nil || got != n+papers {
 		return figures{}, fmt.Errorf("%d lines in the output after the run (%v), want %d", got, err, n+papers)
 	}
-	return childFigures(cmd, wall), nil
+	return childFigures(report, wall)
 }
 
 // fill writes n records of the generated hub into the output folder out
@@ -311,7 +322,56 @@ func countLines(out string) (int, error) {
 	return n, nil
 }
 
-func childFigures(cmd *exec.Cmd, wall time.Duration) figures {
+// measured makes the command that runs bin with args through "rssbench
+// measure", which writes the peak RSS of bin's process to the returned file.
+func measured(dir, bin string, args ...string) (*exec.Cmd, string) {
+	self, err := os.Executable()
+	if err != nil {
+		self = os.Args[0]
+	}
+	report := filepath.Join(dir, "maxrss")
+	cmd := exec.Command(self, append([]string{"measure", bin}, args...)...)
+	cmd.Env = append(os.Environ(), "RSSBENCH_REPORT="+report)
+	return cmd, report
+}
+
+// measureChild runs a command (forwarding SIGTERM and SIGINT to it),
+// writes its peak RSS in KiB to $RSSBENCH_REPORT and returns its exit code.
+func measureChild(args []string) int {
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, "rssbench measure:", err)
+		return 1
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		for s := range sigs {
+			_ = cmd.Process.Signal(s)
+		}
+	}()
+	err := cmd.Wait()
 	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	return figures{rssMiB: float64(ru.Maxrss) / 1024, wall: wall.Seconds()} // Linux reports KiB
+	if werr := os.WriteFile(os.Getenv("RSSBENCH_REPORT"), []byte(strconv.FormatInt(ru.Maxrss, 10)), 0o644); werr != nil {
+		fmt.Fprintln(os.Stderr, "rssbench measure:", werr)
+		return 1
+	}
+	if err != nil {
+		return cmd.ProcessState.ExitCode()
+	}
+	return 0
+}
+
+// childFigures reads what "rssbench measure" reported.
+func childFigures(report string, wall time.Duration) (figures, error) {
+	b, err := os.ReadFile(report)
+	if err != nil {
+		return figures{}, err
+	}
+	kib, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil {
+		return figures{}, fmt.Errorf("%s: %w", report, err)
+	}
+	return figures{rssMiB: float64(kib) / 1024, wall: wall.Seconds()}, nil // Linux reports KiB
 }
