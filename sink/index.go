@@ -58,10 +58,15 @@ var (
 // 24 hex digits as bytes.
 const fpLen = 12
 
-// indexChunk is how many records one index transaction takes: bbolt keeps
-// every page a transaction changes in memory until it commits, so a big
-// segment is indexed in several.
-const indexChunk = 2048
+// indexChunk is how many records one index transaction (or one look-up
+// of many) takes: bbolt keeps every page a transaction changes in memory
+// until it commits, and every page it touched stays mapped (with the
+// kernel's fault-around, up to 64 kB around each) until the file is
+// closed; so a big segment is indexed in several transactions, the file
+// closed and opened again between them. 1,024 records map at most 64 MiB
+// and change at most 1,024 pages (about 8 MiB in memory), however big the
+// index.
+const indexChunk = 1024
 
 // indexTimeout bounds the wait for the index file's own lock (bbolt's),
 // held briefly by the look-ups of other writers.
@@ -145,19 +150,31 @@ func lookup(dir string, keys []version) ([]bool, error) {
 		}
 		return found, err
 	}
-	defer db.Close()
-	err = guard(db.Path(), func() error {
-		return db.View(func(tx *bolt.Tx) error {
-			b := tx.Bucket(bucketRecords)
-			if b == nil {
+	defer func() {
+		if db != nil {
+			db.Close()
+		}
+	}()
+	for lo := 0; lo < len(keys) && err == nil; lo += indexChunk {
+		if lo > 0 { // unmaps what the look-ups so far touched (see indexChunk)
+			db.Close()
+			if db, err = openIndex(dir, false); err != nil || db == nil {
+				break
+			}
+		}
+		err = guard(db.Path(), func() error {
+			return db.View(func(tx *bolt.Tx) error {
+				b := tx.Bucket(bucketRecords)
+				if b == nil {
+					return nil
+				}
+				for i := lo; i < min(lo+indexChunk, len(keys)); i++ {
+					found[i] = hasVersion(b.Get([]byte(keys[i].id)), keys[i].fp)
+				}
 				return nil
-			}
-			for i, k := range keys {
-				found[i] = hasVersion(b.Get([]byte(k.id)), k.fp)
-			}
-			return nil
+			})
 		})
-	})
+	}
 	if errors.Is(err, errIndexCorrupt) {
 		return make([]bool, len(keys)), nil
 	}
@@ -277,6 +294,20 @@ func (ix *hubIndex) reset() error {
 	})
 }
 
+// reopen closes the index file and opens it again, which unmaps the
+// pages the last transactions touched.
+func (ix *hubIndex) reopen() error {
+	if err := ix.db.Close(); err != nil {
+		return err
+	}
+	db, err := openIndex(ix.dir, true)
+	if err != nil {
+		return err
+	}
+	ix.db = db
+	return nil
+}
+
 // addFile indexes a sealed segment file.
 func (ix *hubIndex) addFile(path string) error {
 	var batch []version
@@ -285,8 +316,8 @@ func (ix *hubIndex) addFile(path string) error {
 		var err error
 		if final {
 			err = ix.add(filepath.Base(path), batch, &hub)
-		} else {
-			err = ix.apply(batch, nil)
+		} else if err = ix.apply(batch, nil); err == nil {
+			err = ix.reopen()
 		}
 		batch = batch[:0]
 		return err
@@ -310,6 +341,9 @@ func (ix *hubIndex) addFile(path string) error {
 func (ix *hubIndex) add(name string, versions []version, hub *record.Hub) error {
 	for len(versions) > indexChunk {
 		if err := ix.apply(versions[:indexChunk], nil); err != nil {
+			return err
+		}
+		if err := ix.reopen(); err != nil {
 			return err
 		}
 		versions = versions[indexChunk:]
@@ -390,20 +424,30 @@ func (ix *hubIndex) update(fn func(*bolt.Tx) error) error {
 	return guard(ix.db.Path(), func() error { return ix.db.Update(fn) })
 }
 
-// has tells which of versions the index holds.
+// has tells which of versions the index holds, indexChunk at a time.
 func (ix *hubIndex) has(versions []version) ([]bool, error) {
 	found := make([]bool, len(versions))
-	err := guard(ix.db.Path(), func() error {
-		return ix.db.View(func(tx *bolt.Tx) error {
-			if b := tx.Bucket(bucketRecords); b != nil {
-				for i, v := range versions {
-					found[i] = hasVersion(b.Get([]byte(v.id)), v.fp)
-				}
+	for lo := 0; lo < len(versions); lo += indexChunk {
+		if lo > 0 {
+			if err := ix.reopen(); err != nil {
+				return nil, err
 			}
-			return nil
+		}
+		err := guard(ix.db.Path(), func() error {
+			return ix.db.View(func(tx *bolt.Tx) error {
+				if b := tx.Bucket(bucketRecords); b != nil {
+					for i := lo; i < min(lo+indexChunk, len(versions)); i++ {
+						found[i] = hasVersion(b.Get([]byte(versions[i].id)), versions[i].fp)
+					}
+				}
+				return nil
+			})
 		})
-	})
-	return found, err
+		if err != nil {
+			return nil, err
+		}
+	}
+	return found, nil
 }
 
 // summary counts the latest version of each record, from the tag sets.
