@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/citecrawl/citecrawl/record"
 )
@@ -152,7 +153,7 @@ func TestJSONLIndexAnswersWithoutReadingSegments(t *testing.T) {
 // from the segments, saying so, with the same answers: nothing written
 // twice, the summary the same.
 func TestJSONLIndexIsRebuiltFromTheSegments(t *testing.T) {
-	for _, damage := range []string{"deleted", "corrupt"} {
+	for _, damage := range []string{"deleted", "corrupt", "unsynced"} {
 		t.Run(damage, func(t *testing.T) {
 			dir := t.TempDir()
 			var log logBuffer
@@ -168,6 +169,21 @@ func TestJSONLIndexIsRebuiltFromTheSegments(t *testing.T) {
 				}
 			case "corrupt":
 				if err := os.WriteFile(index, bytes.Repeat([]byte{0xde, 0xad}, 8192), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			case "unsynced": // written without fsyncs during a boot that has ended
+				if bootID() == "" {
+					t.Skip("no boot id on this system: every commit of the index is fsynced")
+				}
+				db, err := bolt.Open(index, 0o644, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				err = db.Update(func(tx *bolt.Tx) error {
+					return tx.Bucket(bucketMeta).Put(metaState, []byte("dirty 00000000-0000-0000-0000-000000000000"))
+				})
+				db.Close()
+				if err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -186,7 +202,8 @@ func TestJSONLIndexIsRebuiltFromTheSegments(t *testing.T) {
 			}
 			assertEachOnce(t, readFolder(t, dir), append(recs, more...))
 			wantLine := map[string]string{"deleted": "building the index of the hub folder from its segments",
-				"corrupt": "the index of the hub folder is unreadable: building it again from the segments"}[damage]
+				"corrupt":  "the index of the hub folder is unreadable: building it again from the segments",
+				"unsynced": "the index of the hub folder was being written when the machine stopped: building it again from the segments"}[damage]
 			if !strings.Contains(log.String(), wantLine) {
 				t.Errorf("log %q does not say %q", log.String(), wantLine)
 			}

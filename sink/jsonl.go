@@ -300,6 +300,13 @@ func (s *jsonl) Close(context.Context) error {
 	if err == nil {
 		err = s.writeSummaries()
 	}
+	// An index left dirty costs only a rebuild if the machine stops
+	// before another writer closes it clean.
+	for _, h := range s.hubs {
+		if cerr := s.locked(h, func() error { return markClean(h.dir) }); cerr != nil {
+			s.log.Warn().Err(cerr).Str("folder", h.dir).Msg("the index was not marked clean; it is built again if the machine stops first")
+		}
+	}
 	if s.alive != nil {
 		_ = os.Remove(s.alive.Name())
 		_ = s.alive.Close()
