@@ -465,10 +465,19 @@ func (ix *hubIndex) add(name string, versions []version, hub *record.Hub) error 
 // Adding a version the index holds changes nothing, so a segment indexed
 // in part (a writer stopped half-way) can be indexed again whole.
 func (ix *hubIndex) apply(versions []version, also func(*bolt.Tx) error) error {
-	// In id order bbolt walks its pages once; a stable sort keeps two
-	// versions of one record in the order they were written.
-	sorted := slices.Clone(versions)
-	slices.SortStableFunc(sorted, func(a, b version) int { return strings.Compare(a.id, b.id) })
+	// In id order bbolt walks its pages once; two versions of one record
+	// stay in the order they were written. (Positions are sorted, not the
+	// versions, which are big to move.)
+	order := make([]int, len(versions))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int {
+		if c := strings.Compare(versions[a].id, versions[b].id); c != 0 {
+			return c
+		}
+		return a - b
+	})
 	return ix.update(func(tx *bolt.Tx) error {
 		recs, err := tx.CreateBucketIfNotExists(bucketRecords)
 		if err != nil {
@@ -478,7 +487,8 @@ func (ix *hubIndex) apply(versions []version, also func(*bolt.Tx) error) error {
 		if err != nil {
 			return err
 		}
-		for _, v := range sorted {
+		for _, i := range order {
+			v := &versions[i]
 			old := recs.Get([]byte(v.id))
 			if hasVersion(old, v.fp) {
 				continue
