@@ -8,7 +8,6 @@ package sink
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -229,7 +228,7 @@ type encoded struct {
 }
 
 func encode(r *record.Record) (encoded, error) {
-	b, err := json.Marshal(r)
+	b, err := record.Marshal(r) // the bytes of encoding/json, faster
 	if err != nil {
 		return encoded{}, fmt.Errorf("encoding record %s: %w", r.ID, err)
 	}
