@@ -149,18 +149,43 @@ func softmaxParts(ls *LabelSet, scores map[string]float64) (t, mx, z float64) {
 	return t, mx, z
 }
 
-// Confidence maps the probability the scores give a tag to the chance
-// that the tag is right: sigmoid(slope * logit(p) + intercept), fitted by
+// CalibrationMap maps the probability the scores give a tag to the chance
+// that the tag is right: sigmoid(Slope * logit(p) + Intercept), fitted by
 // scripts/tune on rows the weights never saw (Platt scaling). The scores
 // grow with every cue that fires, so a long abstract's softmax is surer
 // than it should be and a short one's less sure: one temperature cannot
-// mend both ends, the slope can. Slope 1, intercept 0 leave p as it is.
-func (ls *LabelSet) Confidence(p float64) float64 {
-	if ls.Slope == 0 || ls.Slope == 1 && ls.Intercept == 0 {
+// mend both ends, the slope can.
+type CalibrationMap struct {
+	Slope, Intercept float64
+}
+
+// Confidence is p calibrated. Slope 1, intercept 0 leave p as it is.
+func (c CalibrationMap) Confidence(p float64) float64 {
+	if c.Slope == 0 || c.Slope == 1 && c.Intercept == 0 {
 		return p
 	}
 	p = min(max(p, 1e-6), 1-1e-6)
-	return round(1 / (1 + math.Exp(-(ls.Slope*math.Log(p/(1-p)) + ls.Intercept))))
+	return round(1 / (1 + math.Exp(-(c.Slope*math.Log(p/(1-p)) + c.Intercept))))
+}
+
+// Intent is the SciCite intent of a role's scores (background, method or
+// result): the intent whose roles (IntentOf) are together the most
+// probable, and its confidence (IntentCalibration of that probability).
+// The most probable role alone may lose: background 0.4 against uses 0.3
+// and extends 0.3 is a method.
+func Intent(ls *LabelSet, scores map[string]float64) (string, float64) {
+	t, mx, z := softmaxParts(ls, scores)
+	sum := map[string]float64{}
+	for _, l := range ls.Labels {
+		sum[IntentOf(l)] += math.Exp(scores[l]/t-mx) / z
+	}
+	best := ""
+	for _, in := range TaskLabels(TaskIntent) { // a tie goes to background, then method
+		if best == "" || sum[in] > sum[best]+1e-9 {
+			best = in
+		}
+	}
+	return best, ls.IntentCalibration.Confidence(round(sum[best]))
 }
 
 // Pluralism tags a paper from its title and abstract (its summary when it

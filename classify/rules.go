@@ -54,9 +54,13 @@ type LabelSet struct {
 	// Temperature turns scores into probabilities: softmax(score/T). It
 	// is fitted by scripts/tune on rows the weights were not fitted on.
 	Temperature float64
-	// Slope and Intercept map the softmax probability of a tag to its
-	// confidence (see Confidence); fitted with the temperature.
-	Slope, Intercept float64
+	// CalibrationMap maps the softmax probability of a tag to its confidence
+	// (see CalibrationMap.Confidence); fitted with the temperature.
+	CalibrationMap
+	// IntentCalibration (roles) maps the probability of a SciCite intent,
+	// the sum of its roles' probabilities, to its confidence: the intents'
+	// chances of being right are not the roles'.
+	IntentCalibration CalibrationMap
 	// Secondary (pluralism): a category other than the primary one
 	// applies too when its probability is at least this.
 	Secondary float64
@@ -176,19 +180,32 @@ type manifest struct {
 // labelFile mirrors roles.yaml, polarity.yaml and pluralism.yaml. Labels
 // is a yaml.Node so the file's order of labels is kept.
 type labelFile struct {
-	Prior       map[string]float64 `yaml:"prior"`
-	Negated     string             `yaml:"negated"`
-	Temperature float64            `yaml:"temperature"`
-	Calibration struct {
-		Slope     *float64 `yaml:"slope"`
-		Intercept float64  `yaml:"intercept"`
-	} `yaml:"calibration"`
-	Secondary float64                       `yaml:"secondary"`
-	OwnWork   []string                      `yaml:"own_work"`
-	OwnBoost  float64                       `yaml:"own_work_boost"`
-	Citing    float64                       `yaml:"citing_factor"`
-	Sections  map[string]map[string]float64 `yaml:"sections"`
-	Labels    yaml.Node                     `yaml:"labels"`
+	Prior             map[string]float64            `yaml:"prior"`
+	Negated           string                        `yaml:"negated"`
+	Temperature       float64                       `yaml:"temperature"`
+	Calibration       calibrationFile               `yaml:"calibration"`
+	IntentCalibration calibrationFile               `yaml:"intent_calibration"`
+	Secondary         float64                       `yaml:"secondary"`
+	OwnWork           []string                      `yaml:"own_work"`
+	OwnBoost          float64                       `yaml:"own_work_boost"`
+	Citing            float64                       `yaml:"citing_factor"`
+	Sections          map[string]map[string]float64 `yaml:"sections"`
+	Labels            yaml.Node                     `yaml:"labels"`
+}
+
+// calibrationFile is a calibration map as written, {slope, intercept};
+// the slope is 1 when left out.
+type calibrationFile struct {
+	Slope     *float64 `yaml:"slope"`
+	Intercept float64  `yaml:"intercept"`
+}
+
+func (f calibrationFile) calibration() CalibrationMap {
+	c := CalibrationMap{Slope: 1, Intercept: f.Intercept}
+	if f.Slope != nil {
+		c.Slope = *f.Slope
+	}
+	return c
 }
 
 // LoadRules reads the rules from dir; an empty dir means the rules
@@ -304,10 +321,7 @@ func loadLabelSet(fsys fs.FS, dir, file, kind string) (*LabelSet, error) {
 	if ls.Temperature == 0 {
 		ls.Temperature = 1
 	}
-	ls.Slope, ls.Intercept = 1, f.Calibration.Intercept
-	if f.Calibration.Slope != nil {
-		ls.Slope = *f.Calibration.Slope
-	}
+	ls.CalibrationMap, ls.IntentCalibration = f.Calibration.calibration(), f.IntentCalibration.calibration()
 	if ls.Temperature < 0 || ls.Secondary < 0 || ls.Secondary > 1 {
 		return nil, fmt.Errorf("%s: temperature must be above 0 and secondary within [0, 1], not %g and %g", where, ls.Temperature, ls.Secondary)
 	}

@@ -38,6 +38,7 @@ import (
 	"bufio"
 	"flag"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -132,8 +133,8 @@ func main() {
 	}
 	res := m.evaluate(sets, o)
 	fmt.Printf("settings: -lambda %g -balance %g -size %g -iters %d; section weights as written times %g (best on dev);\n"+
-		"  temperature %g, calibration slope %g intercept %g (least log loss on the held-out rows)\n",
-		o.lambda, o.balance, o.size, o.iters, res.sectionScale, res.temperature, res.slope, res.intercept)
+		"  temperature %g, calibration %s (least log loss on the held-out rows)\n",
+		o.lambda, o.balance, o.size, o.iters, res.sectionScale, res.temperature, res.calibrationText())
 	for _, line := range res.lines {
 		fmt.Println(line)
 	}
@@ -312,6 +313,26 @@ func (m *model) dataset(rules *classify.Rules, task, name string, exs []classify
 	return d
 }
 
+// decide is the task label of a row's scores: the best label's, or for
+// an intent the intent whose roles together are the most probable
+// (softmax at temperature t), as classify does.
+func (d dataset) decide(s []float64, t float64) string {
+	if d.task != classify.TaskIntent {
+		return d.of(argmax(s))
+	}
+	sum := map[string]float64{}
+	for i, p := range softmax(s, t) {
+		sum[d.of(i)] += p
+	}
+	best := d.labels[0]
+	for _, l := range classify.TaskLabels(d.task) {
+		if sum[l] > sum[best]+1e-9 {
+			best = l
+		}
+	}
+	return best
+}
+
 func own(ev []record.Evidence, prefix string) []record.Evidence {
 	var out []record.Evidence
 	for _, e := range ev {
@@ -345,7 +366,8 @@ func (m *model) macroF1(d dataset, theta []float64, keep func(int) bool) float64
 			continue
 		}
 		gold = append(gold, d.of(rw.gold[0]))
-		pred = append(pred, d.of(m.predict(rw, theta, s)))
+		m.scores(rw, theta, s)
+		pred = append(pred, d.decide(s, 1))
 	}
 	return classify.Score(d.task, d.labels, gold, pred).MacroF1
 }
@@ -376,18 +398,24 @@ func (m *model) fit(sets []dataset, train map[[2]int]bool, o options) []float64 
 			}
 		}
 	}
+	// Section weights are fitted, signed and from 0, when some fitted row
+	// names its section (SciCite dev, fitted by cross-validation); else
+	// they stay as written and are only scaled on dev (chooseSectionScale):
+	// SciCite's and ACL-ARC's train files are bare sentences.
+	fitSections := slices.ContainsFunc(rows, func(rw wrow) bool {
+		return slices.ContainsFunc(rw.feats, func(f feat) bool { return m.params[f.p].kind == "section" })
+	})
 	// Start from no knowledge of the file's current weights, so that a
 	// fit does not depend on the one before it: cues at 1, priors at 0.
-	// Section weights stay as written: no train file names the section
-	// (SciCite's and ACL-ARC's train files are bare sentences), so they
-	// are hand-written and only scaled, on dev (chooseSectionScale).
 	theta := make([]float64, len(m.params))
 	for i, p := range m.params {
 		switch p.kind {
 		case "cue":
 			theta[i] = 1
 		case "section":
-			theta[i] = m.theta[i]
+			if !fitSections {
+				theta[i] = m.theta[i]
+			}
 		}
 	}
 	// Adam on the mean weighted log loss plus the L2 penalty.
@@ -424,14 +452,17 @@ func (m *model) fit(sets []dataset, train map[[2]int]bool, o options) []float64 
 			case "cue": // a listed cue is worth 1 until the data says otherwise
 				grad[i] += o.lambda * (theta[i] - 1)
 			case "section":
-				continue
+				if !fitSections {
+					continue
+				}
+				grad[i] += o.lambda * theta[i] // no section says anything until the data does
 			}
 			mom[i] = b1*mom[i] + (1-b1)*grad[i]
 			vel[i] = b2*vel[i] + (1-b2)*grad[i]*grad[i]
 			mh := mom[i] / (1 - math.Pow(b1, float64(it)))
 			vh := vel[i] / (1 - math.Pow(b2, float64(it)))
 			theta[i] -= rate * mh / (math.Sqrt(vh) + 1e-8)
-			if p.kind != "prior" && theta[i] < 0 {
+			if p.kind == "cue" && theta[i] < 0 {
 				theta[i] = 0
 			}
 		}
@@ -484,10 +515,11 @@ func (m *model) tunePriors(sets []dataset, train map[[2]int]bool, theta []float6
 // may be fitted on, the temperature and (pluralism) secondary threshold
 // chosen on the held-out rows, and a line of figures per scored corpus.
 type result struct {
-	theta        []float64
-	temperature  float64
-	slope        float64 // the calibration map of classify.LabelSet.Confidence
-	intercept    float64
+	theta       []float64
+	temperature float64
+	// calibration maps (classify.CalibrationMap) by task: the file's own
+	// task, and "intent" for the rows scored as SciCite intents.
+	calibration  map[string]classify.CalibrationMap
 	secondary    float64
 	sectionScale float64 // what the section weights as written were multiplied by
 	mean         float64 // mean held-out macro-F1 over the scored corpora
@@ -568,8 +600,7 @@ func (m *model) evaluate(sets []dataset, o options) result {
 		mistakes          []string
 	}
 	ss := make([]scoredSet, len(sets))
-	var allConf []float64
-	var allRight []bool
+	byTask := map[string]*calRows{}
 	for di, d := range sets {
 		if d.use == useTrain {
 			continue
@@ -578,7 +609,7 @@ func (m *model) evaluate(sets []dataset, o options) result {
 		for i, rw := range d.rows {
 			p := softmax(heldOut[di][i], res.temperature)
 			best := argmax(heldOut[di][i])
-			g, l := d.of(rw.gold[0]), d.of(best)
+			g, l := d.of(rw.gold[0]), d.decide(heldOut[di][i], res.temperature)
 			s.gold, s.pred = append(s.gold, g), append(s.pred, l)
 			c := 0.0
 			for j := range p {
@@ -599,10 +630,22 @@ func (m *model) evaluate(sets []dataset, o options) result {
 				s.tp, s.fp, s.fn = s.tp+a, s.fp+b, s.fn+c
 			}
 		}
-		allConf, allRight = append(allConf, s.conf...), append(allRight, s.right...)
+		if byTask[d.task] == nil {
+			byTask[d.task] = &calRows{}
+		}
+		byTask[d.task].add(di, s.conf, s.right)
 	}
-	res.slope, res.intercept = fitPlatt(allConf, allRight)
-	cal := classify.LabelSet{Slope: res.slope, Intercept: res.intercept}
+	// One calibration map per task, fitted on all its scored rows, is
+	// written; each row's confidence is scored by the map fitted on the
+	// other folds of its task's rows (cross-fitting), never on itself.
+	res.calibration = map[string]classify.CalibrationMap{}
+	crossFitted := make([][]float64, len(sets))
+	for task, cr := range byTask {
+		res.calibration[task] = fitPlatt(cr.conf, cr.right)
+		for di, conf := range cr.crossFit(o.folds, o.seed) {
+			crossFitted[di] = conf
+		}
+	}
 	scored := 0
 	for di, d := range sets {
 		if d.use == useTrain {
@@ -611,10 +654,7 @@ func (m *model) evaluate(sets []dataset, o options) result {
 		s := &ss[di]
 		gold, pred, right := s.gold, s.pred, s.right
 		agree, tp, fp, fn := s.agree, s.tp, s.fp, s.fn
-		conf := make([]float64, len(s.conf))
-		for i, c := range s.conf {
-			conf[i] = cal.Confidence(c)
-		}
+		conf := crossFitted[di]
 		f1 := classify.Score(d.task, d.labels, gold, pred).MacroF1
 		ece, bins := classify.Calibration(conf, right)
 		how := "dev, never fitted on"
@@ -644,6 +684,16 @@ func (m *model) evaluate(sets []dataset, o options) result {
 	}
 	res.mean /= float64(max(scored, 1))
 	return res
+}
+
+// calibrationText names each task's calibration map.
+func (res result) calibrationText() string {
+	var out []string
+	for _, task := range slices.Sorted(maps.Keys(res.calibration)) {
+		c := res.calibration[task]
+		out = append(out, fmt.Sprintf("%s: slope %g intercept %g", task, c.Slope, c.Intercept))
+	}
+	return strings.Join(out, "; ")
 }
 
 // chooseSettings tries a few values of -lambda and -balance and keeps the
@@ -728,9 +778,54 @@ func (m *model) fitTemperature(sets []dataset, heldOut [][][]float64) float64 {
 	return math.Round(best*100) / 100
 }
 
+// calRows are the scored rows of one task, for its calibration map: each
+// row's raw confidence, whether it was right, and its corpus.
+type calRows struct {
+	conf  []float64
+	right []bool
+	set   []int
+}
+
+func (cr *calRows) add(set int, conf []float64, right []bool) {
+	cr.conf, cr.right = append(cr.conf, conf...), append(cr.right, right...)
+	for range conf {
+		cr.set = append(cr.set, set)
+	}
+}
+
+// crossFit calibrates each row by the map fitted on the other folds' rows
+// and returns the calibrated confidences by corpus, in row order.
+func (cr *calRows) crossFit(folds int, seed uint64) map[int][]float64 {
+	fold := make([]int, len(cr.conf))
+	for k, i := range rand.New(rand.NewPCG(seed, 3)).Perm(len(cr.conf)) {
+		fold[i] = k % max(folds, 2)
+	}
+	cal := make([]float64, len(cr.conf))
+	for f := range max(folds, 2) {
+		var conf []float64
+		var right []bool
+		for i := range cr.conf {
+			if fold[i] != f {
+				conf, right = append(conf, cr.conf[i]), append(right, cr.right[i])
+			}
+		}
+		c := fitPlatt(conf, right)
+		for i := range cr.conf {
+			if fold[i] == f {
+				cal[i] = c.Confidence(cr.conf[i])
+			}
+		}
+	}
+	out := map[int][]float64{}
+	for i, di := range cr.set {
+		out[di] = append(out[di], cal[i])
+	}
+	return out
+}
+
 // fitPlatt fits confidence = sigmoid(slope*logit(p) + intercept) to
 // whether the tags were right, by the least log loss (a grid: two numbers).
-func fitPlatt(conf []float64, right []bool) (float64, float64) {
+func fitPlatt(conf []float64, right []bool) classify.CalibrationMap {
 	logit := make([]float64, len(conf))
 	for i, p := range conf {
 		p = min(max(p, 1e-6), 1-1e-6)
@@ -753,7 +848,7 @@ func fitPlatt(conf []float64, right []bool) (float64, float64) {
 			}
 		}
 	}
-	return math.Round(bestA*100) / 100, math.Round(bestB*100) / 100
+	return classify.CalibrationMap{Slope: math.Round(bestA*100) / 100, Intercept: math.Round(bestB*100)/100 + 0} // + 0: no "-0"
 }
 
 // chooseSecondary (pluralism) is the probability a category other than
@@ -860,7 +955,13 @@ func (m *model) write(path string, theta []float64, res result) error {
 	// has them, else added at its end.
 	settings := map[string]string{
 		"temperature": num(res.temperature),
-		"calibration": fmt.Sprintf("{slope: %s, intercept: %s}", num(res.slope), num(res.intercept)),
+	}
+	for task, c := range res.calibration {
+		key := "calibration"
+		if task == classify.TaskIntent {
+			key = "intent_calibration"
+		}
+		settings[key] = fmt.Sprintf("{slope: %s, intercept: %s}", num(c.Slope), num(c.Intercept))
 	}
 	if m.ls.Name == "pluralism.yaml" {
 		settings["secondary"] = num(res.secondary)
@@ -925,7 +1026,7 @@ func (m *model) write(path string, theta []float64, res result) error {
 				}
 				var ws []string
 				for i, p := range m.params {
-					if p.kind == "section" && p.key == key && theta[i] != 0 {
+					if p.kind == "section" && p.key == key { // 0 kept: the label stays listed, to be fitted again
 						ws = append(ws, fmt.Sprintf("%s: %s", p.label, num(theta[i])))
 					}
 				}
@@ -934,7 +1035,7 @@ func (m *model) write(path string, theta []float64, res result) error {
 		}
 		out = append(out, line)
 	}
-	for _, key := range []string{"temperature", "calibration", "secondary"} {
+	for _, key := range []string{"temperature", "calibration", "intent_calibration", "secondary"} {
 		if settings[key] != "" && !written[key] {
 			out = append(out, key+": "+settings[key])
 		}

@@ -37,8 +37,8 @@ func TestCrossValidatedQuality(t *testing.T) {
 		{classify.TaskPolarity, rules.Polarity, options{lambda: 0.0001, balance: 1, size: 0.75, iters: 1500, folds: 5, seed: 1, minWeight: 0.1},
 			nil, nil, []string{"athar/dev.tsv", "clinical/dev.jsonl"}, map[string]float64{"athar/dev": minAthar, "clinical/dev": minClinical}, true},
 		{classify.TaskRole, rules.Role, options{lambda: 0.0001, balance: 1, size: 0.75, iters: 1500, folds: 5, seed: 1, minWeight: 0.1},
-			[]string{"scicite/train.jsonl", "acl-arc/train.jsonl"}, []string{"scicite/dev.jsonl", "acl-arc/dev.jsonl"}, []string{"act-3c/dev.csv"},
-			map[string]float64{"act-3c/dev": minACT, "scicite/dev": 0.70, "acl-arc/dev": 0.55}, true},
+			[]string{"scicite/train.jsonl", "acl-arc/train.jsonl"}, []string{"acl-arc/dev.jsonl"}, []string{"act-3c/dev.csv", "scicite/dev.jsonl"},
+			map[string]float64{"act-3c/dev": minACT, "scicite/dev": minSciCite, "acl-arc/dev": minACLARC}, true},
 	} {
 		if tc.heavy && (testing.Short() || raceDetector) {
 			t.Logf("%s: cross-validation skipped under -short and -race (run go test ./scripts/tune)", tc.task)
@@ -46,8 +46,12 @@ func TestCrossValidatedQuality(t *testing.T) {
 		}
 		m := newModel(tc.ls)
 		var sets []dataset
-		for use, files := range map[string][]string{useTrain: tc.train, useDev: tc.dev, useCV: tc.cv} {
-			for _, f := range files {
+		for _, u := range []struct {
+			use   string
+			files []string
+		}{{useTrain, tc.train}, {useDev, tc.dev}, {useCV, tc.cv}} { // in the command's order: the folds depend on it
+			use := u.use
+			for _, f := range u.files {
 				d, err := m.load(rules, tc.task, use, filepath.Join(data, f))
 				if err != nil {
 					t.Fatal(err)
@@ -85,11 +89,15 @@ const (
 	minMicroF1   = 0.70 // 0.718 (0.714, 0.722)
 	minAthar     = 0.50 // 0.516 (0.536, 0.531)
 	minClinical  = 0.60 // 0.609 (0.616, 0.606)
-	minACT       = 0.24 // 0.253 (0.246, 0.249)
+	minACT       = 0.25 // 0.259 (rules 2026.11.11; seeds 2, 3: see README)
+	minSciCite   = 0.78 // 0.798, SciCite dev cross-validated (its section weights are fitted on it)
+	minACLARC    = 0.53 // 0.549, ACL-ARC dev, never fitted on
 )
 
-// maxECE per corpus, seed 1: measured pluralism 0.062, Athar 0.079, clinical 0.041, ACT 0.050.
-// SciCite and ACL-ARC dev are scored here too, as the command scores them
-// (the calibration map is fitted on all held-out rows): 0.106 and 0.136.
-var maxECE = map[string]float64{"pluralism/dev": 0.07, "athar/dev": 0.085, "clinical/dev": 0.05, "act-3c/dev": 0.055,
-	"scicite/dev": 0.12, "acl-arc/dev": 0.14}
+// maxECE per corpus, seed 1, each row's confidence from a calibration map
+// fitted on the other folds of its task's rows (cross-fitted): measured
+// pluralism 0.027, Athar 0.080, clinical 0.043, ACT 0.015, SciCite (its
+// own intent map) 0.019, ACL-ARC 0.161 (one role map with ACT's rows,
+// whose accuracy at a given probability is much lower: not met).
+var maxECE = map[string]float64{"pluralism/dev": 0.07, "athar/dev": 0.085, "clinical/dev": 0.05, "act-3c/dev": 0.03,
+	"scicite/dev": 0.03, "acl-arc/dev": 0.17}
