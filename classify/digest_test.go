@@ -20,7 +20,7 @@ import (
 // the new digest (the test logs it) and replace this one. Last replaced
 // for rules 2026.11.11 (role cues, fitted section weights, the intent's
 // own calibration map).
-const tagsDigest = "a16d75ac0c53d9dd903b0cde70e4a5bbb438548aed7dc7d5ff44fc491570dbed"
+const tagsDigest = "d64cc626b43d81642a8ed50d7a4e8e944d814332531c72631eacc79974705fa2"
 
 // digestFiles are the labelled files and the task each is read for.
 var digestFiles = []struct{ file, task string }{
