@@ -154,3 +154,22 @@ func TestProbabilitiesAtTemperature(t *testing.T) {
 		t.Errorf("probabilities %v, want a 0.731, b 0.269", p)
 	}
 }
+
+// An intent is as probable as its roles together: background is the best
+// role here (0.4 against 0.3 and 0.3), yet method (uses and extends,
+// 0.6) is the intent, and its confidence is that sum through the intent's
+// own calibration map.
+func TestIntentSumsItsRoles(t *testing.T) {
+	ls := &LabelSet{Labels: []string{"background", "uses", "extends", "compares"}, Temperature: 1}
+	scores := map[string]float64{"background": math.Log(0.4), "uses": math.Log(0.3), "extends": math.Log(0.3), "compares": -50}
+	if intent, conf := Intent(ls, scores); intent != "method" || conf != 0.6 {
+		t.Errorf("intent %s %v, want method 0.6", intent, conf)
+	}
+	ls.IntentCalibration = CalibrationMap{Slope: 1, Intercept: math.Log(2)} // odds 1.5 -> 3
+	if _, conf := Intent(ls, scores); conf != 0.75 {
+		t.Errorf("calibrated intent confidence %v, want 0.75", conf)
+	}
+	if ls.Confidence(0.6) != 0.6 {
+		t.Errorf("the role map (identity) moved: %v", ls.Confidence(0.6))
+	}
+}

@@ -123,3 +123,81 @@ sections:
 		t.Errorf("temperature written %v, fitted %v", r2.Role.Temperature, res.temperature)
 	}
 }
+
+// Rows that name their section fit the section weights, signed, from 0
+// (a cross-validated SciCite-like file: the sentences say nothing, the
+// section says all), and the intents get their own calibration map, which
+// -write puts beside the roles' one.
+func TestSectionsFittedFromRowsThatNameThem(t *testing.T) {
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "rules")
+	files := map[string]string{
+		"rules.yaml": "version: test\n",
+		"roles.yaml": `prior:
+  background: 0.5
+negated: drop
+calibration: {slope: 1, intercept: 0}
+labels:
+  uses:
+    "we use": 1
+sections:
+  "method": {uses: 0.1, background: 0}
+`,
+		"polarity.yaml":  "prior: {neutral: 1}\nnegated: flip\nlabels: {}\n",
+		"pluralism.yaml": "negated: drop\nlabels: {}\n",
+	}
+	if err := os.MkdirAll(rules, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(rules, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var gold strings.Builder
+	for i := range 30 {
+		fmt.Fprintf(&gold, "{\"string\":\"The cells of [%d] were kept cold.\",\"sectionName\":\"Methods\",\"label\":\"method\"}\n", i)
+		fmt.Fprintf(&gold, "{\"string\":\"The cells of [%d] were kept cold.\",\"sectionName\":\"Introduction\",\"label\":\"background\"}\n", i)
+	}
+	path := filepath.Join(dir, "scicite", "dev.jsonl")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(gold.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := classify.LoadRules(rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newModel(r.Role)
+	d, err := m.load(r, classify.TaskRole, useCV, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := m.evaluate([]dataset{d}, options{lambda: 0.0001, balance: 1, size: 1, iters: 300, folds: 5, seed: 1})
+	if res.mean < 0.99 {
+		t.Errorf("cross-validated %v (mean %.3f), want all right from the section", res.lines, res.mean)
+	}
+	uses, bg := res.theta[m.index[param{"section", "uses", "method"}]], res.theta[m.index[param{"section", "background", "method"}]]
+	if uses <= 0 || bg >= 0 {
+		t.Errorf("method section: uses %v, background %v; want above and below 0", uses, bg)
+	}
+	if _, ok := res.calibration[classify.TaskIntent]; !ok {
+		t.Errorf("no intent calibration map: %v", res.calibration)
+	}
+	if err := m.write(filepath.Join(rules, "roles.yaml"), res.theta, res); err != nil {
+		t.Fatal(err)
+	}
+	r2, err := classify.LoadRules(rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := res.calibration[classify.TaskIntent]; r2.Role.IntentCalibration != want {
+		t.Errorf("intent calibration written %+v, fitted %+v", r2.Role.IntentCalibration, want)
+	}
+	c := classify.New(r2)
+	if got := c.Context("The mice of [3] were fed.", "2. Methods", nil).Role; got != "uses" {
+		t.Errorf("a bare sentence in a methods section: %s, want uses", got)
+	}
+}
