@@ -9,29 +9,35 @@
 // fitted as a multinomial logistic regression: class-balanced (macro-F1 is
 // what counts), each cue weight pulled towards 1 (a cue a linguist listed is
 // worth 1 until the data says otherwise) and kept non-negative (a cue is
-// evidence for its label, never against it). Then the priors alone are
+// evidence for its label, never against it). Section weights are fitted
+// too, signed and from 0, when some fitted row names its section (SciCite
+// dev as a -cv file); else they stay as written. Then the priors alone are
 // searched for the best macro-F1 on the training rows.
 //
 // Every figure it prints is on rows the weights were not fitted on:
 //
 //   - -train files are fitted on and never scored;
 //   - -dev files are never fitted on: the settings (-lambda, -balance,
-//     with -grid), the scale of the hand-written section priors, the
-//     temperature and calibration map and, for pluralism, the secondary
+//     with -grid), the scale of hand-written section weights, the
+//     temperature and calibration maps and, for pluralism, the secondary
 //     threshold are chosen on them, and they are scored with the weights
 //     fitted on the training rows;
-//   - -cv files (corpora without a train split) are scored by k-fold
-//     cross-validation: fitted on the training rows and k-1 folds, scored
-//     on the fold left out; the weights written are fitted on all their rows.
+//   - -cv files (corpora without a train split, and dev files whose rows
+//     carry what no train file has, such as SciCite's section names) are
+//     scored by k-fold cross-validation: fitted on the training rows and
+//     k-1 folds, scored on the fold left out; the weights written are
+//     fitted on all their rows.
 //
-// The temperature T and the calibration map (a tag's confidence is
-// sigmoid(slope*logit(p) + intercept) of p = softmax(score/T)) are fitted
-// last, on the held-out scores of the dev and cross-validated rows, by the
-// least log loss; macro-F1 and expected calibration error are then printed
-// per corpus.
+// The temperature T and the calibration maps (a tag's confidence is
+// sigmoid(slope*logit(p) + intercept) of p = softmax(score/T); one map per
+// task, SciCite's intents having their own) are fitted last, on the
+// held-out scores of the dev and cross-validated rows, by the least log
+// loss; macro-F1 and expected calibration error are then printed per
+// corpus, each row calibrated by the map fitted on the other folds of its
+// task's rows.
 //
 //	go run ./scripts/tune -task role -train ../shared/data/scicite/train.jsonl,../shared/data/acl-arc/train.jsonl \
-//	    -dev ../shared/data/scicite/dev.jsonl,../shared/data/acl-arc/dev.jsonl -cv ../shared/data/act-3c/dev.csv
+//	    -dev ../shared/data/acl-arc/dev.jsonl -cv ../shared/data/act-3c/dev.csv,../shared/data/scicite/dev.jsonl
 package main
 
 import (
