@@ -20,7 +20,7 @@ import (
 // the new digest (the test logs it) and replace this one. Last replaced
 // for rules 2026.11.11 (role cues, fitted section weights, the intent's
 // own calibration map).
-const tagsDigest = "d64cc626b43d81642a8ed50d7a4e8e944d814332531c72631eacc79974705fa2"
+const tagsDigest = "c15410f830b082597b007de3bc396ec45e29652732c1760514c2a86d093c8da2"
 
 // digestFiles are the labelled files and the task each is read for.
 var digestFiles = []struct{ file, task string }{

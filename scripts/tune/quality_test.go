@@ -36,7 +36,7 @@ func TestCrossValidatedQuality(t *testing.T) {
 			nil, nil, []string{"pluralism/dev.jsonl"}, map[string]float64{"pluralism/dev": minPluralism}, false},
 		{classify.TaskPolarity, rules.Polarity, options{lambda: 0.0001, balance: 1, size: 0.75, iters: 1500, folds: 5, seed: 1, minWeight: 0.1},
 			nil, nil, []string{"athar/dev.tsv", "clinical/dev.jsonl"}, map[string]float64{"athar/dev": minAthar, "clinical/dev": minClinical}, true},
-		{classify.TaskRole, rules.Role, options{lambda: 0.0001, balance: 1, size: 0.75, iters: 1500, folds: 5, seed: 1, minWeight: 0.1},
+		{classify.TaskRole, rules.Role, options{lambda: 0.0001, balance: 0.5, size: 0.75, iters: 1500, folds: 5, seed: 1, minWeight: 0.1},
 			[]string{"scicite/train.jsonl", "acl-arc/train.jsonl"}, []string{"acl-arc/dev.jsonl"}, []string{"act-3c/dev.csv", "scicite/dev.jsonl"},
 			map[string]float64{"act-3c/dev": minACT, "scicite/dev": minSciCite, "acl-arc/dev": minACLARC}, true},
 	} {
@@ -89,15 +89,15 @@ const (
 	minMicroF1   = 0.70 // 0.718 (0.714, 0.722)
 	minAthar     = 0.50 // 0.516 (0.536, 0.531)
 	minClinical  = 0.60 // 0.609 (0.616, 0.606)
-	minACT       = 0.25 // 0.256 (rules 2026.11.11; seeds 2, 3: 0.258, 0.259)
-	minSciCite   = 0.78 // 0.799 (0.791, 0.795), SciCite dev cross-validated (its rows fit the section weights)
-	minACLARC    = 0.52 // 0.540, ACL-ARC dev, never fitted on
+	minACT       = 0.26 // 0.268 (rules 2026.11.11; seeds 2, 3: 0.255, 0.258)
+	minSciCite   = 0.79 // 0.801 (0.798, 0.798), SciCite dev cross-validated (its rows fit the section weights)
+	minACLARC    = 0.54 // 0.559, ACL-ARC dev, never fitted on
 )
 
 // maxECE per corpus, seed 1, each row's confidence from a calibration map
 // fitted on the other folds of its task's rows (cross-fitted): measured
-// pluralism 0.027, Athar 0.080, clinical 0.043, ACT 0.015, SciCite (its
-// own intent map) 0.019, ACL-ARC 0.139 (one role map with ACT's rows,
+// pluralism 0.027, Athar 0.080, clinical 0.043, ACT 0.019, SciCite (its
+// own intent map) 0.025, ACL-ARC 0.123 (one role map with ACT's rows,
 // whose accuracy at a given probability is much lower: not met).
 var maxECE = map[string]float64{"pluralism/dev": 0.07, "athar/dev": 0.085, "clinical/dev": 0.05, "act-3c/dev": 0.03,
-	"scicite/dev": 0.03, "acl-arc/dev": 0.15}
+	"scicite/dev": 0.035, "acl-arc/dev": 0.135}
