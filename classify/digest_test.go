@@ -15,12 +15,13 @@ import (
 // labelled rows of ../shared/data (see digestTags). It was printed by
 // `go test ./classify -run TestTagsUnchanged -v` on commit 445655e, before
 // the cue matching was rewritten for speed, and pins that a change made
-// for speed changes no tag, confidence, score or piece of evidence; it was
-// replaced on purpose with rules 2026.11.11 (polarity and pluralism cues
-// refitted, a calibration map per polarity label). A
+// for speed changes no tag, confidence, score or piece of evidence. A
 // change of rules or of how tags are scored changes it on purpose: print
-// the new digest (the test logs it) and replace this one.
-const tagsDigest = "4e046e2ddf890b3069c16a015f9bcdcdd36ec4759d2e856870581ba4903154ae"
+// the new digest (the test logs it) and replace this one. Last replaced
+// when the role refit (role cues, fitted section weights, the intent's own
+// calibration map) and the polarity/pluralism refit (a calibration map per
+// polarity label) were merged.
+const tagsDigest = "fa4835f867328007c8bb8eb2589e026e058f2c14ba12e0f44e030a79719012b9"
 
 // digestFiles are the labelled files and the task each is read for.
 var digestFiles = []struct{ file, task string }{
