@@ -18,10 +18,11 @@ import (
 // for speed changes no tag, confidence, score or piece of evidence. A
 // change of rules or of how tags are scored changes it on purpose: print
 // the new digest (the test logs it) and replace this one. Last replaced
-// when the role refit (role cues, fitted section weights, the intent's own
-// calibration map) and the polarity/pluralism refit (a calibration map per
-// polarity label) were merged.
-const tagsDigest = "fa4835f867328007c8bb8eb2589e026e058f2c14ba12e0f44e030a79719012b9"
+// for rules 2026.11.12 (the role refit, with its cues, fitted section
+// weights and the intent's own calibration map, and the polarity and
+// pluralism refit, with a calibration map per polarity label, merged and
+// fitted again by the merged scripts/tune).
+const tagsDigest = "a966bc9dbce7e2ab02a97447f01320d105f979f84c6057e07519431392f2c4b9"
 
 // digestFiles are the labelled files and the task each is read for.
 var digestFiles = []struct{ file, task string }{

@@ -20,9 +20,9 @@ func TestUnseenQuality(t *testing.T) {
 		file, task  string
 		min, maxECE float64
 	}{
-		// Measured 0.559, ECE 0.119 (rules 2026.11.11). The issue's
+		// Measured 0.559, ECE 0.119 (rules 2026.11.12). The issue's
 		// target for ECE is 0.05: not met (README says why).
-		{"acl-arc/dev.jsonl", TaskRole, 0.54, 0.13},
+		{"acl-arc/dev.jsonl", TaskRole, 0.55, 0.13},
 	} {
 		path := sharedDataPath(t, tc.file)
 		exs, err := ReadGold(path, GuessFormat(path), tc.task)

@@ -211,6 +211,13 @@ type model struct {
 }
 
 func newModel(ls *classify.LabelSet) *model {
+	// The model's labels are in alphabetical order, not the file's (highest
+	// prior first): a fit then does not depend on the priors of the fit
+	// before it, whose order breaks ties, so running the same command on
+	// the file it wrote writes the same file again.
+	canon := *ls
+	canon.Labels = slices.Sorted(slices.Values(ls.Labels))
+	ls = &canon
 	m := &model{ls: ls, index: map[param]int{}}
 	add := func(p param, w float64) {
 		if _, ok := m.index[p]; !ok {
