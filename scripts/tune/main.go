@@ -368,13 +368,6 @@ func (m *model) scores(rw row, theta []float64, s []float64) {
 	}
 }
 
-// predict picks the best label; a tie goes to the label listed first, as
-// the classifier does.
-func (m *model) predict(rw row, theta []float64, s []float64) int {
-	m.scores(rw, theta, s)
-	return argmax(s)
-}
-
 // macroF1 of one dataset's rows under theta (only rows where keep is true, when given).
 func (m *model) macroF1(d dataset, theta []float64, keep func(int) bool) float64 {
 	var gold, pred []string
@@ -977,8 +970,9 @@ func (m *model) scoreVec(rw row, theta []float64) []float64 {
 	return s
 }
 
-// argmax is the best label; a tie goes to the label listed first, as the
-// classifier does.
+// argmax is the best label; a tie goes to the model's label listed first
+// (alphabetical), where the classifier gives it to the higher prior: the
+// two differ only on an exact tie, which fitted weights make rare.
 func argmax(s []float64) int {
 	best := 0
 	for i := range s {
