@@ -83,7 +83,7 @@ type ContextTags struct {
 	Role     string
 	Polarity string
 	// RoleConfidence and PolarityConfidence are the chances that Role and
-	// Polarity are right (LabelSet.Confidence of their probabilities).
+	// Polarity are right (LabelSet.LabelConfidence of their probabilities).
 	RoleConfidence     float64
 	PolarityConfidence float64
 	Evidence           []record.Evidence // role and polarity cues, told apart by Label
