@@ -83,7 +83,7 @@ type ContextTags struct {
 	Role     string
 	Polarity string
 	// RoleConfidence and PolarityConfidence are the chances that Role and
-	// Polarity are right (LabelSet.Confidence of their probabilities).
+	// Polarity are right (LabelSet.LabelConfidence of their probabilities).
 	RoleConfidence     float64
 	PolarityConfidence float64
 	Evidence           []record.Evidence // role and polarity cues, told apart by Label
@@ -149,42 +149,58 @@ func softmaxParts(ls *LabelSet, scores map[string]float64) (t, mx, z float64) {
 	return t, mx, z
 }
 
-// Confidence maps the probability the scores give a tag to the chance
-// that the tag is right: sigmoid(slope * logit(p) + intercept), fitted by
+// CalibrationMap maps the probability the scores give a tag to the chance
+// that the tag is right: sigmoid(Slope * logit(p) + Intercept), fitted by
 // scripts/tune on rows the weights never saw (Platt scaling). The scores
 // grow with every cue that fires, so a long abstract's softmax is surer
 // than it should be and a short one's less sure: one temperature cannot
-// mend both ends, the slope can. Slope 1, intercept 0 leave p as it is.
-func (ls *LabelSet) Confidence(p float64) float64 {
-	return Platt{ls.Slope, ls.Intercept}.Map(p)
+// mend both ends, the slope can. A rule file gives one map per task
+// (calibration, intent_calibration) and may give one per label
+// (calibration_by_label).
+type CalibrationMap struct {
+	Slope, Intercept float64
 }
 
-// LabelConfidence is Confidence for a tag of label: the file's map for
-// that label when it has one (calibration_by_label), else its one map.
-// The chance that a tag is right differs by label at the same
-// probability: a bare neutral sentence is right more often than a
-// supporting one full of praise words.
+// Confidence is p calibrated. Slope 0 or the identity map (slope 1,
+// intercept 0) leave p as it is.
+func (c CalibrationMap) Confidence(p float64) float64 {
+	if c.Slope == 0 || c.Slope == 1 && c.Intercept == 0 {
+		return p
+	}
+	p = min(max(p, 1e-6), 1-1e-6)
+	return round(1 / (1 + math.Exp(-(c.Slope*math.Log(p/(1-p)) + c.Intercept))))
+}
+
+// LabelConfidence is the confidence of a tag of label with probability p:
+// the file's map for that label when it has one (calibration_by_label),
+// else its one map. The chance that a tag is right differs by label at
+// the same probability: a bare neutral sentence is right more often than
+// a supporting one full of praise words.
 func (ls *LabelSet) LabelConfidence(label string, p float64) float64 {
 	if m, ok := ls.ByLabel[label]; ok {
-		return m.Map(p)
+		return m.Confidence(p)
 	}
 	return ls.Confidence(p)
 }
 
-// Platt is one calibration map, sigmoid(Slope * logit(p) + Intercept).
-type Platt struct {
-	Slope     float64 `yaml:"slope"`
-	Intercept float64 `yaml:"intercept"`
-}
-
-// Map is the chance that a tag of probability p is right; slope 0 or the
-// identity map (slope 1, intercept 0) leave p as it is.
-func (m Platt) Map(p float64) float64 {
-	if m.Slope == 0 || m.Slope == 1 && m.Intercept == 0 {
-		return p
+// Intent is the SciCite intent of a role's scores (background, method or
+// result): the intent whose roles (IntentOf) are together the most
+// probable, and its confidence (IntentCalibration of that probability).
+// The most probable role alone may lose: background 0.4 against uses 0.3
+// and extends 0.3 is a method.
+func Intent(ls *LabelSet, scores map[string]float64) (string, float64) {
+	t, mx, z := softmaxParts(ls, scores)
+	sum := map[string]float64{}
+	for _, l := range ls.Labels {
+		sum[IntentOf(l)] += math.Exp(scores[l]/t-mx) / z
 	}
-	p = min(max(p, 1e-6), 1-1e-6)
-	return round(1 / (1 + math.Exp(-(m.Slope*math.Log(p/(1-p)) + m.Intercept))))
+	best := ""
+	for _, in := range TaskLabels(TaskIntent) { // a tie goes to background, then method
+		if best == "" || sum[in] > sum[best]+1e-9 {
+			best = in
+		}
+	}
+	return best, ls.IntentCalibration.Confidence(round(sum[best]))
 }
 
 // Pluralism tags a paper from its title and abstract (its summary when it

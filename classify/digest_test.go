@@ -15,12 +15,14 @@ import (
 // labelled rows of ../shared/data (see digestTags). It was printed by
 // `go test ./classify -run TestTagsUnchanged -v` on commit 445655e, before
 // the cue matching was rewritten for speed, and pins that a change made
-// for speed changes no tag, confidence, score or piece of evidence; it was
-// replaced on purpose with rules 2026.11.11 (polarity and pluralism cues
-// refitted, a calibration map per polarity label). A
+// for speed changes no tag, confidence, score or piece of evidence. A
 // change of rules or of how tags are scored changes it on purpose: print
-// the new digest (the test logs it) and replace this one.
-const tagsDigest = "4e046e2ddf890b3069c16a015f9bcdcdd36ec4759d2e856870581ba4903154ae"
+// the new digest (the test logs it) and replace this one. Last replaced
+// for rules 2026.11.12 (the role refit, with its cues, fitted section
+// weights and the intent's own calibration map, and the polarity and
+// pluralism refit, with a calibration map per polarity label, merged and
+// fitted again by the merged scripts/tune).
+const tagsDigest = "a966bc9dbce7e2ab02a97447f01320d105f979f84c6057e07519431392f2c4b9"
 
 // digestFiles are the labelled files and the task each is read for.
 var digestFiles = []struct{ file, task string }{

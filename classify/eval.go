@@ -336,14 +336,7 @@ func (c *Classifier) judge(task string, e Example) verdict {
 	v, ls := verdict{label: t.Role, confidence: t.RoleConfidence}, c.rules.Role
 	switch task {
 	case TaskIntent:
-		// An intent is as probable as the roles that map to it together.
-		v.label, v.confidence = IntentOf(t.Role), 0
-		for l, p := range Probabilities(c.rules.Role, t.RoleScores) {
-			if IntentOf(l) == v.label {
-				v.confidence += p
-			}
-		}
-		v.confidence = c.rules.Role.Confidence(v.confidence)
+		v.label, v.confidence = Intent(c.rules.Role, t.RoleScores)
 	case TaskPolarity:
 		v.label, v.confidence, ls = t.Polarity, t.PolarityConfidence, c.rules.Polarity
 	}

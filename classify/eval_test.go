@@ -161,7 +161,7 @@ func TestProbabilitiesAtTemperature(t *testing.T) {
 // 0.269 and sigmoid(2 * logit(0.8) - 1) = sigmoid(1.773) = 0.855; a label
 // with its own map (calibration_by_label) uses it, the others the shared one.
 func TestLabelConfidenceByHand(t *testing.T) {
-	ls := &LabelSet{Slope: 2, Intercept: -1, ByLabel: map[string]Platt{"supporting": {Slope: 1, Intercept: 1}}}
+	ls := &LabelSet{CalibrationMap: CalibrationMap{Slope: 2, Intercept: -1}, ByLabel: map[string]CalibrationMap{"supporting": {Slope: 1, Intercept: 1}}}
 	for _, tc := range []struct {
 		label   string
 		p, want float64
@@ -175,7 +175,7 @@ func TestLabelConfidenceByHand(t *testing.T) {
 			t.Errorf("%s at %v: confidence %v, want %v", tc.label, tc.p, got, tc.want)
 		}
 	}
-	if got := (Platt{Slope: 1}).Map(0.42); got != 0.42 {
+	if got := (CalibrationMap{Slope: 1}).Confidence(0.42); got != 0.42 {
 		t.Errorf("the identity map changed 0.42 to %v", got)
 	}
 }
@@ -197,5 +197,24 @@ func TestCalibrationByLabelUnknownLabel(t *testing.T) {
 	_, err := LoadRules(dir)
 	if err == nil || !strings.Contains(err.Error(), `calibration_by_label: "uses"`) || !strings.Contains(err.Error(), "polarity.yaml") {
 		t.Fatalf("error %v, want one naming polarity.yaml's calibration_by_label and the label", err)
+	}
+}
+
+// An intent is as probable as its roles together: background is the best
+// role here (0.4 against 0.3 and 0.3), yet method (uses and extends,
+// 0.6) is the intent, and its confidence is that sum through the intent's
+// own calibration map.
+func TestIntentSumsItsRoles(t *testing.T) {
+	ls := &LabelSet{Labels: []string{"background", "uses", "extends", "compares"}, Temperature: 1}
+	scores := map[string]float64{"background": math.Log(0.4), "uses": math.Log(0.3), "extends": math.Log(0.3), "compares": -50}
+	if intent, conf := Intent(ls, scores); intent != "method" || conf != 0.6 {
+		t.Errorf("intent %s %v, want method 0.6", intent, conf)
+	}
+	ls.IntentCalibration = CalibrationMap{Slope: 1, Intercept: math.Log(2)} // odds 1.5 -> 3
+	if _, conf := Intent(ls, scores); conf != 0.75 {
+		t.Errorf("calibrated intent confidence %v, want 0.75", conf)
+	}
+	if ls.Confidence(0.6) != 0.6 {
+		t.Errorf("the role map (identity) moved: %v", ls.Confidence(0.6))
 	}
 }

@@ -54,12 +54,16 @@ type LabelSet struct {
 	// Temperature turns scores into probabilities: softmax(score/T). It
 	// is fitted by scripts/tune on rows the weights were not fitted on.
 	Temperature float64
-	// Slope and Intercept map the softmax probability of a tag to its
-	// confidence (see Confidence); fitted with the temperature.
-	Slope, Intercept float64
+	// CalibrationMap maps the softmax probability of a tag to its confidence
+	// (see CalibrationMap.Confidence); fitted with the temperature.
+	CalibrationMap
 	// ByLabel (calibration_by_label) are maps for tags of one label, used
-	// instead of Slope and Intercept for that label (LabelConfidence).
-	ByLabel map[string]Platt
+	// instead of CalibrationMap for that label (LabelConfidence).
+	ByLabel map[string]CalibrationMap
+	// IntentCalibration (roles) maps the probability of a SciCite intent,
+	// the sum of its roles' probabilities, to its confidence: the intents'
+	// chances of being right are not the roles'.
+	IntentCalibration CalibrationMap
 	// Secondary (pluralism): a category other than the primary one
 	// applies too when its probability is at least this.
 	Secondary float64
@@ -179,20 +183,33 @@ type manifest struct {
 // labelFile mirrors roles.yaml, polarity.yaml and pluralism.yaml. Labels
 // is a yaml.Node so the file's order of labels is kept.
 type labelFile struct {
-	Prior       map[string]float64 `yaml:"prior"`
-	Negated     string             `yaml:"negated"`
-	Temperature float64            `yaml:"temperature"`
-	Calibration struct {
-		Slope     *float64 `yaml:"slope"`
-		Intercept float64  `yaml:"intercept"`
-	} `yaml:"calibration"`
-	ByLabel   map[string]Platt              `yaml:"calibration_by_label"`
-	Secondary float64                       `yaml:"secondary"`
-	OwnWork   []string                      `yaml:"own_work"`
-	OwnBoost  float64                       `yaml:"own_work_boost"`
-	Citing    float64                       `yaml:"citing_factor"`
-	Sections  map[string]map[string]float64 `yaml:"sections"`
-	Labels    yaml.Node                     `yaml:"labels"`
+	Prior             map[string]float64            `yaml:"prior"`
+	Negated           string                        `yaml:"negated"`
+	Temperature       float64                       `yaml:"temperature"`
+	Calibration       calibrationFile               `yaml:"calibration"`
+	ByLabel           map[string]calibrationFile    `yaml:"calibration_by_label"`
+	IntentCalibration calibrationFile               `yaml:"intent_calibration"`
+	Secondary         float64                       `yaml:"secondary"`
+	OwnWork           []string                      `yaml:"own_work"`
+	OwnBoost          float64                       `yaml:"own_work_boost"`
+	Citing            float64                       `yaml:"citing_factor"`
+	Sections          map[string]map[string]float64 `yaml:"sections"`
+	Labels            yaml.Node                     `yaml:"labels"`
+}
+
+// calibrationFile is a calibration map as written, {slope, intercept};
+// the slope is 1 when left out.
+type calibrationFile struct {
+	Slope     *float64 `yaml:"slope"`
+	Intercept float64  `yaml:"intercept"`
+}
+
+func (f calibrationFile) calibration() CalibrationMap {
+	c := CalibrationMap{Slope: 1, Intercept: f.Intercept}
+	if f.Slope != nil {
+		c.Slope = *f.Slope
+	}
+	return c
 }
 
 // LoadRules reads the rules from dir; an empty dir means the rules
@@ -308,9 +325,12 @@ func loadLabelSet(fsys fs.FS, dir, file, kind string) (*LabelSet, error) {
 	if ls.Temperature == 0 {
 		ls.Temperature = 1
 	}
-	ls.Slope, ls.Intercept, ls.ByLabel = 1, f.Calibration.Intercept, f.ByLabel
-	if f.Calibration.Slope != nil {
-		ls.Slope = *f.Calibration.Slope
+	ls.CalibrationMap, ls.IntentCalibration = f.Calibration.calibration(), f.IntentCalibration.calibration()
+	for l, c := range f.ByLabel {
+		if ls.ByLabel == nil {
+			ls.ByLabel = map[string]CalibrationMap{}
+		}
+		ls.ByLabel[l] = c.calibration()
 	}
 	if ls.Temperature < 0 || ls.Secondary < 0 || ls.Secondary > 1 {
 		return nil, fmt.Errorf("%s: temperature must be above 0 and secondary within [0, 1], not %g and %g", where, ls.Temperature, ls.Secondary)

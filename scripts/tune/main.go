@@ -9,32 +9,37 @@
 // fitted as a multinomial logistic regression: class-balanced (macro-F1 is
 // what counts), each cue weight pulled towards 1 (a cue a linguist listed is
 // worth 1 until the data says otherwise) and kept non-negative (a cue is
-// evidence for its label, never against it). Then the priors alone are
+// evidence for its label, never against it). Section weights are fitted
+// too, signed and from 0, when some fitted row names its section (SciCite
+// dev as a -cv file); else they stay as written. Then the priors alone are
 // searched for the best macro-F1 on the training rows.
 //
 // Every figure it prints is on rows the weights were not fitted on:
 //
 //   - -train files are fitted on and never scored;
 //   - -dev files are never fitted on: the settings (-lambda, -balance,
-//     with -grid), the scale of the hand-written section priors, the
-//     temperature and calibration map and, for pluralism, the secondary
+//     with -grid), the scale of hand-written section weights, the
+//     temperature and calibration maps and, for pluralism, the secondary
 //     threshold are chosen on them, and they are scored with the weights
 //     fitted on the training rows;
-//   - -cv files (corpora without a train split) are scored by k-fold
-//     cross-validation: fitted on the training rows and k-1 folds, scored
-//     on the fold left out; the weights written are fitted on all their rows.
+//   - -cv files (corpora without a train split, and dev files whose rows
+//     carry what no train file has, such as SciCite's section names) are
+//     scored by k-fold cross-validation: fitted on the training rows and
+//     k-1 folds, scored on the fold left out; the weights written are
+//     fitted on all their rows.
 //
-// The temperature T and the calibration map (a tag's confidence is
-// sigmoid(slope*logit(p) + intercept) of p = softmax(score/T); with
-// -by-label one map per predicted label) are fitted last, on the held-out
-// scores of the dev and cross-validated rows, by the least log loss; the
-// ones written are fitted on all those rows. Macro-F1 and expected
-// calibration error are then printed per corpus, each row's confidence
-// from the temperature and maps fitted without its fold (cross-fitting),
-// so that no ECE is measured on the rows its calibration was fitted on.
+// The temperature T and the calibration maps (a tag's confidence is
+// sigmoid(slope*logit(p) + intercept) of p = softmax(score/T); one map per
+// task, SciCite's intents having their own, and with -by-label one per
+// predicted label) are fitted last, on the held-out scores of the dev and
+// cross-validated rows, by the least log loss; the ones written are fitted
+// on all those rows. Macro-F1 and expected calibration error are then
+// printed per corpus, each row's tag and confidence from the temperature
+// and maps fitted without its fold (cross-fitting), so that no ECE is
+// measured on the rows its calibration was fitted on.
 //
 //	go run ./scripts/tune -task role -train ../shared/data/scicite/train.jsonl,../shared/data/acl-arc/train.jsonl \
-//	    -dev ../shared/data/scicite/dev.jsonl,../shared/data/acl-arc/dev.jsonl -cv ../shared/data/act-3c/dev.csv
+//	    -dev ../shared/data/acl-arc/dev.jsonl -cv ../shared/data/act-3c/dev.csv,../shared/data/scicite/dev.jsonl
 package main
 
 import (
@@ -206,6 +211,13 @@ type model struct {
 }
 
 func newModel(ls *classify.LabelSet) *model {
+	// The model's labels are in alphabetical order, not the file's (highest
+	// prior first): a fit then does not depend on the priors of the fit
+	// before it, whose order breaks ties, so running the same command on
+	// the file it wrote writes the same file again.
+	canon := *ls
+	canon.Labels = slices.Sorted(slices.Values(ls.Labels))
+	ls = &canon
 	m := &model{ls: ls, index: map[param]int{}}
 	add := func(p param, w float64) {
 		if _, ok := m.index[p]; !ok {
@@ -319,6 +331,26 @@ func (m *model) dataset(rules *classify.Rules, task, name string, exs []classify
 	return d
 }
 
+// decide is the task label of a row's scores: the best label's, or for
+// an intent the intent whose roles together are the most probable
+// (softmax at temperature t), as classify does.
+func (d dataset) decide(s []float64, t float64) string {
+	if d.task != classify.TaskIntent {
+		return d.of(argmax(s))
+	}
+	sum := map[string]float64{}
+	for i, p := range softmax(s, t) {
+		sum[d.of(i)] += p
+	}
+	best := d.labels[0]
+	for _, l := range classify.TaskLabels(d.task) {
+		if sum[l] > sum[best]+1e-9 {
+			best = l
+		}
+	}
+	return best
+}
+
 func own(ev []record.Evidence, prefix string) []record.Evidence {
 	var out []record.Evidence
 	for _, e := range ev {
@@ -336,13 +368,6 @@ func (m *model) scores(rw row, theta []float64, s []float64) {
 	}
 }
 
-// predict picks the best label; a tie goes to the label listed first, as
-// the classifier does.
-func (m *model) predict(rw row, theta []float64, s []float64) int {
-	m.scores(rw, theta, s)
-	return argmax(s)
-}
-
 // macroF1 of one dataset's rows under theta (only rows where keep is true, when given).
 func (m *model) macroF1(d dataset, theta []float64, keep func(int) bool) float64 {
 	var gold, pred []string
@@ -352,7 +377,8 @@ func (m *model) macroF1(d dataset, theta []float64, keep func(int) bool) float64
 			continue
 		}
 		gold = append(gold, d.of(rw.gold[0]))
-		pred = append(pred, d.of(m.predict(rw, theta, s)))
+		m.scores(rw, theta, s)
+		pred = append(pred, d.decide(s, 1))
 	}
 	return classify.Score(d.task, d.labels, gold, pred).MacroF1
 }
@@ -383,18 +409,24 @@ func (m *model) fit(sets []dataset, train map[[2]int]bool, o options) []float64 
 			}
 		}
 	}
+	// Section weights are fitted, signed and from 0, when some fitted row
+	// names its section (SciCite dev, fitted by cross-validation); else
+	// they stay as written and are only scaled on dev (chooseSectionScale):
+	// SciCite's and ACL-ARC's train files are bare sentences.
+	fitSections := slices.ContainsFunc(rows, func(rw wrow) bool {
+		return slices.ContainsFunc(rw.feats, func(f feat) bool { return m.params[f.p].kind == "section" })
+	})
 	// Start from no knowledge of the file's current weights, so that a
 	// fit does not depend on the one before it: cues at 1, priors at 0.
-	// Section weights stay as written: no train file names the section
-	// (SciCite's and ACL-ARC's train files are bare sentences), so they
-	// are hand-written and only scaled, on dev (chooseSectionScale).
 	theta := make([]float64, len(m.params))
 	for i, p := range m.params {
 		switch p.kind {
 		case "cue":
 			theta[i] = 1
 		case "section":
-			theta[i] = m.theta[i]
+			if !fitSections {
+				theta[i] = m.theta[i]
+			}
 		}
 	}
 	// Adam on the mean weighted log loss plus the L2 penalty.
@@ -431,14 +463,17 @@ func (m *model) fit(sets []dataset, train map[[2]int]bool, o options) []float64 
 			case "cue": // a listed cue is worth 1 until the data says otherwise
 				grad[i] += o.lambda * (theta[i] - 1)
 			case "section":
-				continue
+				if !fitSections {
+					continue
+				}
+				grad[i] += o.lambda * theta[i] // no section says anything until the data does
 			}
 			mom[i] = b1*mom[i] + (1-b1)*grad[i]
 			vel[i] = b2*vel[i] + (1-b2)*grad[i]*grad[i]
 			mh := mom[i] / (1 - math.Pow(b1, float64(it)))
 			vh := vel[i] / (1 - math.Pow(b2, float64(it)))
 			theta[i] -= rate * mh / (math.Sqrt(vh) + 1e-8)
-			if p.kind != "prior" && theta[i] < 0 {
+			if p.kind == "cue" && theta[i] < 0 {
 				theta[i] = 0
 			}
 		}
@@ -598,10 +633,10 @@ func (m *model) evaluate(sets []dataset, o options) result {
 		s := &ss[di]
 		for i, rw := range d.rows {
 			cal := perFold[calFold[[2]int{di, i}]]
-			best := argmax(heldOut[di][i])
-			g, l := d.of(rw.gold[0]), d.of(best)
+			g := d.of(rw.gold[0])
+			l, conf := cal.tag(d, heldOut[di][i])
 			s.gold, s.pred = append(s.gold, g), append(s.pred, l)
-			s.conf, s.right = append(s.conf, cal.confidence(d, heldOut[di][i])), append(s.right, g == l)
+			s.conf, s.right = append(s.conf, conf), append(s.right, g == l)
 			if g != l && s.shown < o.errors {
 				s.shown++
 				s.mistakes = append(s.mistakes, fmt.Sprintf("    gold %s, predicted %s: %.200s", g, l, rw.text))
@@ -611,7 +646,7 @@ func (m *model) evaluate(sets []dataset, o options) result {
 					s.agree++
 				}
 				p := softmax(heldOut[di][i], cal.temperature)
-				a, b, c := setMatch(rw.set, m.labelSet(p, best, cal.secondary))
+				a, b, c := setMatch(rw.set, m.labelSet(p, argmax(heldOut[di][i]), cal.secondary))
 				s.tp, s.fp, s.fn = s.tp+a, s.fp+b, s.fn+c
 			}
 		}
@@ -710,13 +745,17 @@ func (m *model) chooseSectionScale(sets []dataset, theta []float64) float64 {
 	return best
 }
 
-// calibration turns a row's scores into the confidence of its tag: the
-// temperature T of softmax(score/T), then a Platt map (classify's own
-// arithmetic, LabelSet.LabelConfidence), one per predicted label with
-// -by-label; for pluralism also the secondary threshold.
+// calibration turns a row's scores into its tag and the tag's
+// confidence as the classifier does (classify's own arithmetic): the
+// temperature T of softmax(score/T), then the maps of a
+// classify.LabelSet: the file's task's (CalibrationMap, and with
+// -by-label one per predicted label, ByLabel) and, for rows scored as
+// SciCite intents, the intents' (IntentCalibration); for pluralism also
+// the secondary threshold.
 type calibration struct {
 	temperature float64
-	maps        classify.LabelSet // Slope, Intercept and ByLabel
+	maps        classify.LabelSet // CalibrationMap, ByLabel and IntentCalibration
+	own, intent bool              // which maps were fitted (rows of the file's task, of intents): only those are written
 	secondary   float64
 	names       []string // the model's labels, by index
 }
@@ -726,67 +765,83 @@ type calibration struct {
 const minPerLabel = 100
 
 // fitCalibration fits a calibration on the held-out scores of the rows
-// where keep is true (all when nil), by the least log loss.
+// where keep is true (all when nil), by the least log loss: the
+// temperature on every row, then each map on the rows it calibrates.
 func (m *model) fitCalibration(sets []dataset, heldOut [][][]float64, keep func(di, i int) bool, o options) calibration {
 	c := calibration{temperature: m.fitTemperature(sets, heldOut, keep), names: m.ls.Labels}
 	if m.ls.Name == "pluralism.yaml" {
 		c.secondary = m.chooseSecondary(sets, heldOut, keep, c.temperature)
 	}
-	var conf []float64
-	var right []bool
-	byLabel := map[string][]int{} // predicted label -> indexes into conf
+	var own, intent calRows
+	byLabel := map[string]*calRows{} // by predicted label, of the file's task
 	for di, d := range sets {
 		for i, rw := range d.rows {
 			if heldOut[di][i] == nil || keep != nil && !keep(di, i) {
 				continue
 			}
-			best := argmax(heldOut[di][i])
-			byLabel[m.ls.Labels[best]] = append(byLabel[m.ls.Labels[best]], len(conf))
-			conf = append(conf, rawConfidence(d, heldOut[di][i], c.temperature))
-			right = append(right, d.of(best) == d.of(rw.gold[0]))
+			l, p := c.raw(d, heldOut[di][i])
+			right := l == d.of(rw.gold[0])
+			if d.task == classify.TaskIntent {
+				intent.add(p, right)
+				continue
+			}
+			own.add(p, right)
+			best := m.ls.Labels[argmax(heldOut[di][i])]
+			if byLabel[best] == nil {
+				byLabel[best] = &calRows{}
+			}
+			byLabel[best].add(p, right)
 		}
 	}
-	c.maps.Slope, c.maps.Intercept = fitPlatt(conf, right, o.maxSlope)
+	c.own, c.intent = len(own.conf) > 0, len(intent.conf) > 0
+	c.maps.CalibrationMap = fitPlatt(own.conf, own.right, o.maxSlope)
+	c.maps.IntentCalibration = fitPlatt(intent.conf, intent.right, o.maxSlope)
 	if !o.byLabel {
 		return c
 	}
 	for _, l := range m.ls.Labels {
-		idx := byLabel[l]
-		if len(idx) < minPerLabel {
-			continue
+		if cr := byLabel[l]; cr != nil && len(cr.conf) >= minPerLabel {
+			if c.maps.ByLabel == nil {
+				c.maps.ByLabel = map[string]classify.CalibrationMap{}
+			}
+			c.maps.ByLabel[l] = fitPlatt(cr.conf, cr.right, o.maxSlope)
 		}
-		lc, lr := make([]float64, len(idx)), make([]bool, len(idx))
-		for j, k := range idx {
-			lc[j], lr[j] = conf[k], right[k]
-		}
-		if c.maps.ByLabel == nil {
-			c.maps.ByLabel = map[string]classify.Platt{}
-		}
-		var p classify.Platt
-		p.Slope, p.Intercept = fitPlatt(lc, lr, o.maxSlope)
-		c.maps.ByLabel[l] = p
 	}
 	return c
 }
 
-// confidence is what the classifier would say of a row with these scores.
-func (c calibration) confidence(d dataset, scores []float64) float64 {
-	best := argmax(scores)
-	return c.maps.LabelConfidence(c.names[best], rawConfidence(d, scores, c.temperature))
+// calRows are the rows one calibration map is fitted on: each row's raw
+// confidence and whether its tag was right.
+type calRows struct {
+	conf  []float64
+	right []bool
 }
 
-// rawConfidence is the softmax probability of the row's tag (for an
-// intent, of the roles that map to it together).
-func rawConfidence(d dataset, scores []float64, t float64) float64 {
-	p := softmax(scores, t)
-	l := d.of(argmax(scores))
-	c := 0.0
-	for j := range p {
+func (cr *calRows) add(conf float64, right bool) {
+	cr.conf, cr.right = append(cr.conf, conf), append(cr.right, right)
+}
+
+// tag is what the classifier would say of a row with these scores: its
+// task label and that label's confidence.
+func (c calibration) tag(d dataset, scores []float64) (string, float64) {
+	l, p := c.raw(d, scores)
+	if d.task == classify.TaskIntent {
+		return l, c.maps.IntentCalibration.Confidence(p)
+	}
+	return l, c.maps.LabelConfidence(c.names[argmax(scores)], p)
+}
+
+// raw is the row's task label (decide) and its softmax probability, not
+// yet calibrated (for an intent, of the roles that map to it together).
+func (c calibration) raw(d dataset, scores []float64) (string, float64) {
+	l := d.decide(scores, c.temperature)
+	p := 0.0
+	for j, pj := range softmax(scores, c.temperature) {
 		if d.of(j) == l {
-			c += p[j]
+			p += pj
 		}
 	}
-	return c
+	return l, p
 }
 
 // fitTemperature is the T of softmax(score/T) with the least log loss of
@@ -818,8 +873,15 @@ func (m *model) fitTemperature(sets []dataset, heldOut [][][]float64, keep func(
 
 // fitPlatt fits confidence = sigmoid(slope*logit(p) + intercept) to
 // whether the tags were right, by the least log loss (a grid: two numbers,
-// the slope at most maxSlope).
-func fitPlatt(conf []float64, right []bool, maxSlope float64) (float64, float64) {
+// the slope at most maxSlope; 0, as an options literal leaves it, means
+// the flag's default, 2). No rows give the identity map.
+func fitPlatt(conf []float64, right []bool, maxSlope float64) classify.CalibrationMap {
+	if len(conf) == 0 {
+		return classify.CalibrationMap{Slope: 1}
+	}
+	if maxSlope <= 0 {
+		maxSlope = 2
+	}
 	logit := make([]float64, len(conf))
 	for i, p := range conf {
 		p = min(max(p, 1e-6), 1-1e-6)
@@ -842,7 +904,7 @@ func fitPlatt(conf []float64, right []bool, maxSlope float64) (float64, float64)
 			}
 		}
 	}
-	return math.Round(bestA*100) / 100, math.Round(bestB*100) / 100
+	return classify.CalibrationMap{Slope: math.Round(bestA*100) / 100, Intercept: math.Round(bestB*100)/100 + 0} // + 0: no "-0"
 }
 
 // chooseSecondary (pluralism) is the probability a category other than
@@ -908,8 +970,9 @@ func (m *model) scoreVec(rw row, theta []float64) []float64 {
 	return s
 }
 
-// argmax is the best label; a tie goes to the label listed first, as the
-// classifier does.
+// argmax is the best label; a tie goes to the model's label listed first
+// (alphabetical), where the classifier gives it to the higher prior: the
+// two differ only on an exact tie, which fitted weights make rare.
 func argmax(s []float64) int {
 	best := 0
 	for i := range s {
@@ -948,9 +1011,14 @@ func (m *model) write(path string, theta []float64, res result) error {
 	// Top-level settings written as one line each: replaced where the file
 	// has them, else added at its end.
 	settings := map[string]string{
-		"temperature":          num(res.cal.temperature),
-		"calibration":          plattYAML(classify.Platt{Slope: res.cal.maps.Slope, Intercept: res.cal.maps.Intercept}),
-		"calibration_by_label": res.cal.byLabelYAML(),
+		"temperature": num(res.cal.temperature),
+	}
+	if res.cal.own {
+		settings["calibration"] = mapYAML(res.cal.maps.CalibrationMap)
+		settings["calibration_by_label"] = res.cal.byLabelYAML()
+	}
+	if res.cal.intent {
+		settings["intent_calibration"] = mapYAML(res.cal.maps.IntentCalibration)
 	}
 	if m.ls.Name == "pluralism.yaml" {
 		settings["secondary"] = num(res.cal.secondary)
@@ -1017,7 +1085,7 @@ func (m *model) write(path string, theta []float64, res result) error {
 				}
 				var ws []string
 				for i, p := range m.params {
-					if p.kind == "section" && p.key == key && theta[i] != 0 {
+					if p.kind == "section" && p.key == key { // 0 kept: the label stays listed, to be fitted again
 						ws = append(ws, fmt.Sprintf("%s: %s", p.label, num(theta[i])))
 					}
 				}
@@ -1026,7 +1094,7 @@ func (m *model) write(path string, theta []float64, res result) error {
 		}
 		out = append(out, line)
 	}
-	for _, key := range []string{"temperature", "calibration", "calibration_by_label", "secondary"} {
+	for _, key := range []string{"temperature", "calibration", "calibration_by_label", "intent_calibration", "secondary"} {
 		if settings[key] != "" && settings[key] != noSetting && !written[key] {
 			out = append(out, key+": "+settings[key])
 		}
@@ -1041,7 +1109,7 @@ func (m *model) write(path string, theta []float64, res result) error {
 // noSetting marks a setting to drop from the rule file.
 const noSetting = "-"
 
-func plattYAML(p classify.Platt) string {
+func mapYAML(p classify.CalibrationMap) string {
 	return fmt.Sprintf("{slope: %s, intercept: %s}", num(p.Slope), num(p.Intercept))
 }
 
@@ -1051,7 +1119,7 @@ func (c calibration) byLabelYAML() string {
 	var parts []string
 	for _, l := range c.names {
 		if p, ok := c.maps.ByLabel[l]; ok {
-			parts = append(parts, l+": "+plattYAML(p))
+			parts = append(parts, l+": "+mapYAML(p))
 		}
 	}
 	if len(parts) == 0 {
@@ -1062,10 +1130,17 @@ func (c calibration) byLabelYAML() string {
 
 // describe says what the calibration is, for the settings line.
 func (c calibration) describe() string {
-	s := "slope " + num(c.maps.Slope) + " intercept " + num(c.maps.Intercept)
-	if b := c.byLabelYAML(); b != noSetting {
-		s += ", by label " + b
+	var parts []string
+	if c.own {
+		parts = append(parts, "slope "+num(c.maps.Slope)+" intercept "+num(c.maps.Intercept))
+		if b := c.byLabelYAML(); b != noSetting {
+			parts = append(parts, "by label "+b)
+		}
 	}
+	if c.intent {
+		parts = append(parts, "intents slope "+num(c.maps.IntentCalibration.Slope)+" intercept "+num(c.maps.IntentCalibration.Intercept))
+	}
+	s := strings.Join(parts, ", ")
 	if c.secondary > 0 {
 		s += ", secondary " + num(c.secondary)
 	}

@@ -156,14 +156,18 @@ func TestCalibrationByLabelByHand(t *testing.T) {
 			t.Errorf("%s: confidence %.3f, want %.3f", what, got, want)
 		}
 	}
+	conf := func(c calibration, scores []float64) float64 {
+		_, p := c.tag(d, scores)
+		return p
+	}
 
 	shared := m.fitCalibration(sets, all, nil, options{maxSlope: 2})
-	near("one map, neutral", shared.confidence(d, heldOut[0]), 330.0/420)
-	near("one map, supporting", shared.confidence(d, heldOut[300]), 330.0/420)
+	near("one map, neutral", conf(shared, heldOut[0]), 330.0/420)
+	near("one map, supporting", conf(shared, heldOut[300]), 330.0/420)
 
 	byLabel := m.fitCalibration(sets, all, nil, options{maxSlope: 2, byLabel: true})
-	near("by label, neutral", byLabel.confidence(d, heldOut[0]), 0.9)
-	near("by label, supporting", byLabel.confidence(d, heldOut[300]), 0.5)
+	near("by label, neutral", conf(byLabel, heldOut[0]), 0.9)
+	near("by label, supporting", conf(byLabel, heldOut[300]), 0.5)
 
 	// Fitted without the supporting rows, supporting has too few tags for
 	// a map of its own and falls back on the shared one, fitted on neutral.
@@ -171,7 +175,7 @@ func TestCalibrationByLabelByHand(t *testing.T) {
 	if _, ok := noSup.maps.ByLabel["supporting"]; ok {
 		t.Errorf("a map for supporting fitted on no supporting tag: %v", noSup.maps.ByLabel)
 	}
-	near("cross-fitted, supporting", noSup.confidence(d, heldOut[300]), 0.9)
+	near("cross-fitted, supporting", conf(noSup, heldOut[300]), 0.9)
 
 	// Written into a rule file and read back, the maps give the
 	// classifier the confidences the fit measured.
@@ -194,12 +198,90 @@ func TestCalibrationByLabelByHand(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, l := range ls.Labels {
-		p := rawConfidence(d, heldOut[i*300], byLabel.temperature)
-		if got, want := r.Polarity.LabelConfidence(l, p), byLabel.confidence(d, heldOut[i*300]); got != want {
+		_, p := byLabel.raw(d, heldOut[i*300])
+		if got, want := r.Polarity.LabelConfidence(l, p), conf(byLabel, heldOut[i*300]); got != want {
 			t.Errorf("%s read back: confidence %v, fitted %v (maps %v)", l, got, want, r.Polarity.ByLabel)
 		}
 	}
 	if _, ok := r.Polarity.ByLabel["contrasting"]; ok {
 		t.Errorf("the old calibration_by_label line was kept: %v", r.Polarity.ByLabel)
+	}
+}
+
+// Rows that name their section fit the section weights, signed, from 0
+// (a cross-validated SciCite-like file: the sentences say nothing, the
+// section says all), and the intents get their own calibration map, which
+// -write puts beside the roles' one.
+func TestSectionsFittedFromRowsThatNameThem(t *testing.T) {
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "rules")
+	files := map[string]string{
+		"rules.yaml": "version: test\n",
+		"roles.yaml": `prior:
+  background: 0.5
+negated: drop
+calibration: {slope: 1, intercept: 0}
+labels:
+  uses:
+    "we use": 1
+sections:
+  "method": {uses: 0.1, background: 0}
+`,
+		"polarity.yaml":  "prior: {neutral: 1}\nnegated: flip\nlabels: {}\n",
+		"pluralism.yaml": "negated: drop\nlabels: {}\n",
+	}
+	if err := os.MkdirAll(rules, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(rules, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var gold strings.Builder
+	for i := range 30 {
+		fmt.Fprintf(&gold, "{\"string\":\"The cells of [%d] were kept cold.\",\"sectionName\":\"Methods\",\"label\":\"method\"}\n", i)
+		fmt.Fprintf(&gold, "{\"string\":\"The cells of [%d] were kept cold.\",\"sectionName\":\"Introduction\",\"label\":\"background\"}\n", i)
+	}
+	path := filepath.Join(dir, "scicite", "dev.jsonl")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(gold.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := classify.LoadRules(rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newModel(r.Role)
+	d, err := m.load(r, classify.TaskRole, useCV, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := m.evaluate([]dataset{d}, options{lambda: 0.0001, balance: 1, size: 1, iters: 300, folds: 5, seed: 1})
+	if res.mean < 0.99 {
+		t.Errorf("cross-validated %v (mean %.3f), want all right from the section", res.lines, res.mean)
+	}
+	uses, bg := res.theta[m.index[param{"section", "uses", "method"}]], res.theta[m.index[param{"section", "background", "method"}]]
+	if uses <= 0 || bg >= 0 {
+		t.Errorf("method section: uses %v, background %v; want above and below 0", uses, bg)
+	}
+	if !res.cal.intent || res.cal.own {
+		t.Errorf("fitted maps: intents %v, roles %v; want the intents' only (no row is scored as a role)", res.cal.intent, res.cal.own)
+	}
+	if err := m.write(filepath.Join(rules, "roles.yaml"), res.theta, res); err != nil {
+		t.Fatal(err)
+	}
+	r2, err := classify.LoadRules(rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := res.cal.maps.IntentCalibration; r2.Role.IntentCalibration != want {
+		t.Errorf("intent calibration written %+v, fitted %+v", r2.Role.IntentCalibration, want)
+	}
+	c := classify.New(r2)
+	if got := c.Context("The mice of [3] were fed.", "2. Methods", nil).Role; got != "uses" {
+		t.Errorf("a bare sentence in a methods section: %s, want uses", got)
 	}
 }

@@ -36,9 +36,9 @@ func TestCrossValidatedQuality(t *testing.T) {
 			nil, nil, []string{"pluralism/dev.jsonl"}, map[string]float64{"pluralism/dev": minPluralism}, false},
 		{classify.TaskPolarity, rules.Polarity, options{lambda: 0.001, balance: 0.85, size: 0.75, iters: 1500, folds: 5, seed: 1, minWeight: 0.1, byLabel: true, maxSlope: 2},
 			nil, nil, []string{"athar/dev.tsv", "clinical/dev.jsonl"}, map[string]float64{"athar/dev": minAthar, "clinical/dev": minClinical}, true},
-		{classify.TaskRole, rules.Role, options{lambda: 0.0001, balance: 1, size: 0.75, iters: 1500, folds: 5, seed: 1, minWeight: 0.1, maxSlope: 2},
-			[]string{"scicite/train.jsonl", "acl-arc/train.jsonl"}, []string{"scicite/dev.jsonl", "acl-arc/dev.jsonl"}, []string{"act-3c/dev.csv"},
-			map[string]float64{"act-3c/dev": minACT, "scicite/dev": 0.70, "acl-arc/dev": 0.55}, true},
+		{classify.TaskRole, rules.Role, options{lambda: 0.0001, balance: 0.5, size: 0.75, iters: 1500, folds: 5, seed: 1, minWeight: 0.1, maxSlope: 2},
+			[]string{"scicite/train.jsonl", "acl-arc/train.jsonl"}, []string{"acl-arc/dev.jsonl"}, []string{"act-3c/dev.csv", "scicite/dev.jsonl"},
+			map[string]float64{"act-3c/dev": minACT, "scicite/dev": minSciCite, "acl-arc/dev": minACLARC}, true},
 	} {
 		if tc.heavy && (testing.Short() || raceDetector) {
 			t.Logf("%s: cross-validation skipped under -short and -race (run go test ./scripts/tune)", tc.task)
@@ -46,8 +46,12 @@ func TestCrossValidatedQuality(t *testing.T) {
 		}
 		m := newModel(tc.ls)
 		var sets []dataset
-		for use, files := range map[string][]string{useTrain: tc.train, useDev: tc.dev, useCV: tc.cv} {
-			for _, f := range files {
+		for _, u := range []struct {
+			use   string
+			files []string
+		}{{useTrain, tc.train}, {useDev, tc.dev}, {useCV, tc.cv}} { // in the command's order: the folds depend on it
+			use := u.use
+			for _, f := range u.files {
 				d, err := m.load(rules, tc.task, use, filepath.Join(data, f))
 				if err != nil {
 					t.Fatal(err)
@@ -80,17 +84,20 @@ func TestCrossValidatedQuality(t *testing.T) {
 // 0.60, clinical 0.66, ACT 0.30 and ECE 0.05: where a floor is under its
 // target, the target is not met, and the README says by how much.
 const (
-	minPluralism = 0.72 // measured 0.744 (seeds 2, 3: 0.724, 0.724)
-	minVsNone    = 0.88 // 0.893 (0.888, 0.893)
-	minMicroF1   = 0.71 // 0.729 (0.721, 0.721)
-	minAthar     = 0.53 // 0.543 (0.549, 0.552)
-	minClinical  = 0.60 // 0.612 (0.612, 0.623)
-	minACT       = 0.24 // 0.253 (0.246, 0.249)
+	minPluralism = 0.73 // measured 0.742 (seeds 2, 3: 0.735, 0.729), rules 2026.11.12
+	minVsNone    = 0.90 // 0.906 (0.902, 0.893)
+	minMicroF1   = 0.72 // 0.732 (0.731, 0.709)
+	minAthar     = 0.54 // 0.547 (0.556, 0.540)
+	minClinical  = 0.61 // 0.614 (0.608, 0.618)
+	minACT       = 0.26 // 0.264 (0.255, 0.260)
+	minSciCite   = 0.80 // 0.804 (0.797, 0.795), SciCite dev cross-validated (its rows fit the section weights)
+	minACLARC    = 0.55 // 0.559, ACL-ARC dev, never fitted on
 )
 
-// maxECE per corpus, seed 1, cross-fitted (each row's confidence from the
-// temperature and maps fitted without its fold): measured pluralism 0.042,
-// Athar 0.039, clinical 0.033; ACT 0.056, SciCite
-// dev 0.107 and ACL-ARC dev 0.139 (one map for all the role corpora).
-var maxECE = map[string]float64{"pluralism/dev": 0.05, "athar/dev": 0.045, "clinical/dev": 0.045, "act-3c/dev": 0.06,
-	"scicite/dev": 0.12, "acl-arc/dev": 0.15}
+// maxECE per corpus, seed 1, cross-fitted (each row's tag and confidence
+// from the temperature and maps fitted without its fold): measured
+// pluralism 0.034, Athar 0.036, clinical 0.033, ACT 0.014, SciCite (its
+// own intent map) 0.028, ACL-ARC 0.122 (one role map with ACT's rows,
+// whose accuracy at a given probability is much lower: not met).
+var maxECE = map[string]float64{"pluralism/dev": 0.04, "athar/dev": 0.04, "clinical/dev": 0.04, "act-3c/dev": 0.02,
+	"scicite/dev": 0.035, "acl-arc/dev": 0.13}
