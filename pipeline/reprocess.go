@@ -156,7 +156,10 @@ func Reprocess(ctx context.Context, bus *Bus, o ReprocessOptions) (*ReprocessRes
 	if o.From == "stream" {
 		// The old labels are the output's; from a folder, they were
 		// taken from the records read.
-		if err := readLabels(ctx, o.Out, r.oldL); err != nil {
+		if err := eachLatest(ctx, o.Out, r.oldL.add); err != nil {
+			return res, err
+		}
+		if err := r.oldL.flush(); err != nil {
 			return res, err
 		}
 	}
@@ -167,11 +170,9 @@ func Reprocess(ctx context.Context, bus *Bus, o ReprocessOptions) (*ReprocessRes
 	}
 	current := before // records in what the new generation replaces
 	if filepath.Clean(oldSource(o)) != filepath.Clean(o.Out) {
-		cur := newLabelLog(state, "out", labelLogState{})
-		if err := readLabels(ctx, o.Out, cur); err != nil {
-			return res, err
-		}
-		if _, _, current, _, err = labelChanges(newLabelLog(state, "none", labelLogState{}), cur); err != nil {
+		current = 0
+		err := eachLatest(ctx, o.Out, func(string, labels) error { current++; return nil })
+		if err != nil {
 			return res, err
 		}
 	}
@@ -236,9 +237,10 @@ func oldSource(o ReprocessOptions) string {
 	return o.Out
 }
 
-// readLabels adds the labels of every record version the sink wrote at out
-// to g, oldest first (none when nothing was written there).
-func readLabels(ctx context.Context, out string, g *labelLog) error {
+// eachLatest calls fn with the labels of the latest version of every
+// record the sink wrote at out (none when nothing was written there). It
+// uses the sink's EachLatest, which reads only the tags, not the contexts.
+func eachLatest(ctx context.Context, out string, fn func(id string, l labels) error) error {
 	rd, err := sink.OpenReader(ctx, sink.Config{Out: out})
 	if errors.Is(err, sink.ErrNoOutput) {
 		return nil
@@ -246,10 +248,13 @@ func readLabels(ctx context.Context, out string, g *labelLog) error {
 	if err != nil {
 		return err
 	}
-	if err := rd.Records(ctx, func(r *record.Record) error { return g.add(r.ID, labelsOf(r)) }); err != nil {
-		return err
-	}
-	return g.flush()
+	var ferr error
+	err = rd.EachLatest(ctx, func(id string, t sink.Tags) {
+		if ferr == nil {
+			ferr = fn(id, labelsOfTags(t))
+		}
+	})
+	return errors.Join(err, ferr)
 }
 
 // retagger re-tags the input in three stages that overlap: a reader cuts

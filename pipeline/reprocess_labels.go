@@ -33,15 +33,15 @@ import (
 // labels are the labels reprocess compares: role, polarity, pluralism.
 type labels [3]string
 
-func labelsOf(r *record.Record) labels {
-	t := sink.TagsOf(r)
-	return labels{t.Role, t.Polarity, t.Pluralism}
-}
+func labelsOf(r *record.Record) labels { return labelsOfTags(sink.TagsOf(r)) }
+
+func labelsOfTags(t sink.Tags) labels { return labels{t.Role, t.Polarity, t.Pluralism} }
 
 // labelEntry is one record's labels.
 type labelEntry struct {
 	id string
 	l  labels
+	n  int // order of adding, so that the last of an id wins
 }
 
 const (
@@ -105,7 +105,7 @@ func pruneParts(dir string, keep ...labelLogState) error {
 
 // add appends a pair; a full buffer is written out as a part.
 func (g *labelLog) add(id string, l labels) error {
-	g.buf = append(g.buf, labelEntry{id, l})
+	g.buf = append(g.buf, labelEntry{id, l, len(g.buf)})
 	if len(g.buf) >= partEntries {
 		return g.flush()
 	}
@@ -118,7 +118,12 @@ func (g *labelLog) flush() error {
 	if len(g.buf) == 0 {
 		return nil
 	}
-	slices.SortStableFunc(g.buf, func(a, b labelEntry) int { return strings.Compare(a.id, b.id) })
+	slices.SortFunc(g.buf, func(a, b labelEntry) int {
+		if c := strings.Compare(a.id, b.id); c != 0 {
+			return c
+		}
+		return a.n - b.n
+	})
 	i := 0
 	err := g.writePart(func() (labelEntry, bool, error) {
 		for i < len(g.buf) {
