@@ -287,9 +287,9 @@ func TestReprocessRefusesToShrinkTheOutput(t *testing.T) {
 	}
 }
 
-// Interrupted, then resumed, a reprocess from the stream over the output
-// and one from a folder into another still count exactly the expected
-// label changes: the labels sealed before the interruption are kept on
+// Interrupted, then resumed, a reprocess from the stream over the output,
+// one from a folder into another and one of a folder in place still count
+// exactly the expected label changes: the labels sealed before the interruption are kept on
 // disk with the checkpoint, not in memory.
 func TestReprocessResumedCountsEveryChange(t *testing.T) {
 	const n = 300
@@ -312,6 +312,7 @@ func TestReprocessResumedCountsEveryChange(t *testing.T) {
 	for _, tc := range []struct{ name, from, out string }{
 		{"folder", cfg.Sink.Out, copied},
 		{"stream", "stream", cfg.Sink.Out},
+		{"in place", cfg.Sink.Out + ".prev", cfg.Sink.Out + ".prev"}, // the crawl's output, kept by the stream case
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
