@@ -8,8 +8,9 @@
 //     re-tag after a rule change, compared with the old output);
 //   - folder: from that output folder into a new one;
 //
-// and prints, per run, wall seconds, records/s and the child's peak RSS
-// (rusage Maxrss), then the spread of the peak RSS over the counts (the
+// and prints, per run, wall seconds and records/s, CPU seconds (user and
+// system) and records per CPU-second (the figure a machine shared with
+// other work still gives), and the child's peak RSS (rusage Maxrss), then the spread of the peak RSS over the counts (the
 // issue asks for less than 50 MB).
 //
 //	go build -o /tmp/citecrawl ./cmd/citecrawl
@@ -74,7 +75,7 @@ func measure(citecrawl string, ns []int) error {
 	defer os.RemoveAll(tmp)
 	peaks := map[string][]float64{}
 	modes := []string{"stream -> new", "stream -> over", "folder"}
-	fmt.Printf("%-10s %-15s %8s %10s %10s\n", "records", "run", "wall s", "records/s", "peak RSS")
+	fmt.Printf("%-10s %-15s %8s %10s %8s %14s %10s\n", "records", "run", "wall s", "records/s", "CPU s", "records/cpu-s", "peak RSS")
 	for _, n := range ns {
 		dir := filepath.Join(tmp, fmt.Sprint(n))
 		data, out, again := filepath.Join(dir, "data"), filepath.Join(dir, "out"), filepath.Join(dir, "again")
@@ -87,12 +88,12 @@ func measure(citecrawl string, ns []int) error {
 			{"--from", out, "--out", again},
 		}
 		for i, args := range runs {
-			wall, rss, err := run(citecrawl, args)
+			f, err := run(citecrawl, args)
 			if err != nil {
 				return fmt.Errorf("%d records, %s: %w", n, modes[i], err)
 			}
-			fmt.Printf("%-10d %-15s %8.1f %10.0f %7.0f MiB\n", n, modes[i], wall, float64(n)/wall, rss)
-			peaks[modes[i]] = append(peaks[modes[i]], rss)
+			fmt.Printf("%-10d %-15s %8.1f %10.0f %8.1f %14.0f %6.0f MiB\n", n, modes[i], f.wall, float64(n)/f.wall, f.cpu, float64(n)/f.cpu, f.rss)
+			peaks[modes[i]] = append(peaks[modes[i]], f.rss)
 		}
 		_ = os.RemoveAll(dir)
 	}
@@ -141,20 +142,26 @@ func publish(data string, n int) error {
 	return nil
 }
 
-// run runs `citecrawl reprocess` with args and returns its wall seconds
-// and peak RSS in MiB.
-func run(citecrawl string, args []string) (float64, float64, error) {
+// figures are one run of the child.
+type figures struct {
+	wall, cpu float64 // seconds; CPU is user+system
+	rss       float64 // peak, MiB
+}
+
+// run runs `citecrawl reprocess` with args and measures it.
+func run(citecrawl string, args []string) (figures, error) {
 	cmd := exec.Command(citecrawl, append([]string{"reprocess", "--log-level", "warn"}, args...)...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	start := time.Now()
 	if err := cmd.Run(); err != nil {
-		return 0, 0, fmt.Errorf("%w\n%s", err, stderr.String())
+		return figures{}, fmt.Errorf("%w\n%s", err, stderr.String())
 	}
 	wall := time.Since(start).Seconds()
 	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	if !ok {
-		return 0, 0, fmt.Errorf("no resource usage for the child on this system")
+		return figures{}, fmt.Errorf("no resource usage for the child on this system")
 	}
-	return wall, float64(ru.Maxrss) / 1024, nil // Maxrss is in KiB on Linux
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	return figures{wall: wall, cpu: cpu, rss: float64(ru.Maxrss) / 1024}, nil // Maxrss is in KiB on Linux
 }
