@@ -10,7 +10,8 @@
 //
 // and prints, per run, wall seconds and records/s, CPU seconds (user and
 // system) and records per CPU-second (the figure a machine shared with
-// other work still gives), and the child's peak RSS (rusage Maxrss), then the spread of the peak RSS over the counts (the
+// other work still gives), and the child's peak RSS (rusage Maxrss) with
+// the most of it anonymous (Go heap) and file-backed (mapped files) seen, then the spread of the peak RSS over the counts (the
 // issue asks for less than 50 MB).
 //
 //	go build -o /tmp/citecrawl ./cmd/citecrawl
@@ -75,7 +76,7 @@ func measure(citecrawl string, ns []int) error {
 	defer os.RemoveAll(tmp)
 	peaks := map[string][]float64{}
 	modes := []string{"stream -> new", "stream -> over", "folder"}
-	fmt.Printf("%-10s %-15s %8s %10s %8s %14s %10s\n", "records", "run", "wall s", "records/s", "CPU s", "records/cpu-s", "peak RSS")
+	fmt.Printf("%-10s %-15s %8s %10s %8s %14s %10s %20s\n", "records", "run", "wall s", "records/s", "CPU s", "records/cpu-s", "peak RSS", "of it anon / file")
 	for _, n := range ns {
 		dir := filepath.Join(tmp, fmt.Sprint(n))
 		data, out, again := filepath.Join(dir, "data"), filepath.Join(dir, "out"), filepath.Join(dir, "again")
@@ -92,7 +93,7 @@ func measure(citecrawl string, ns []int) error {
 			if err != nil {
 				return fmt.Errorf("%d records, %s: %w", n, modes[i], err)
 			}
-			fmt.Printf("%-10d %-15s %8.1f %10.0f %8.1f %14.0f %6.0f MiB\n", n, modes[i], f.wall, float64(n)/f.wall, f.cpu, float64(n)/f.cpu, f.rss)
+			fmt.Printf("%-10d %-15s %8.1f %10.0f %8.1f %14.0f %6.0f MiB %9.0f / %4.0f MiB\n", n, modes[i], f.wall, float64(n)/f.wall, f.cpu, float64(n)/f.cpu, f.rss, f.anon, f.file)
 			peaks[modes[i]] = append(peaks[modes[i]], f.rss)
 		}
 		_ = os.RemoveAll(dir)
@@ -146,6 +147,10 @@ func publish(data string, n int) error {
 type figures struct {
 	wall, cpu float64 // seconds; CPU is user+system
 	rss       float64 // peak, MiB
+	// The most anonymous memory (the Go heap and stacks) and file-backed
+	// memory (mapped files, such as an index) resident at once, in MiB,
+	// sampled every 100 ms from /proc (0 where there is none).
+	anon, file float64
 }
 
 // run runs `citecrawl reprocess` with args and measures it.
@@ -154,14 +159,55 @@ func run(citecrawl string, args []string) (figures, error) {
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	start := time.Now()
-	if err := cmd.Run(); err != nil {
+	if err := cmd.Start(); err != nil {
+		return figures{}, err
+	}
+	var f figures
+	exited, sampled := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(sampled)
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			anon, file := residentMiB(cmd.Process.Pid)
+			f.anon, f.file = max(f.anon, anon), max(f.file, file)
+			select {
+			case <-exited:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	err := cmd.Wait()
+	close(exited)
+	<-sampled
+	if err != nil {
 		return figures{}, fmt.Errorf("%w\n%s", err, stderr.String())
 	}
-	wall := time.Since(start).Seconds()
+	f.wall = time.Since(start).Seconds()
 	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	if !ok {
 		return figures{}, fmt.Errorf("no resource usage for the child on this system")
 	}
-	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
-	return figures{wall: wall, cpu: cpu, rss: float64(ru.Maxrss) / 1024}, nil // Maxrss is in KiB on Linux
+	f.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	f.rss = float64(ru.Maxrss) / 1024 // Maxrss is in KiB on Linux
+	return f, nil
+}
+
+// residentMiB reads a process's resident anonymous and file-backed memory
+// from /proc/PID/status (zeros where there is no /proc).
+func residentMiB(pid int) (anon, file float64) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		var kb float64
+		if _, err := fmt.Sscanf(line, "RssAnon: %f kB", &kb); err == nil {
+			anon = kb / 1024
+		} else if _, err := fmt.Sscanf(line, "RssFile: %f kB", &kb); err == nil {
+			file = kb / 1024
+		}
+	}
+	return anon, file
 }
