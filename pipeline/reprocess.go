@@ -36,7 +36,7 @@ type ReprocessOptions struct {
 	Classifier  *classify.Classifier
 	Workers     int
 	// Batch is how many records are tagged and sealed between checkpoints
-	// (32,768 if zero): what an interrupted reprocess does again.
+	// (16,384 if zero): what an interrupted reprocess does again.
 	Batch int
 	// Progress is called now and then with records done and the total
 	// (0 when unknown).
@@ -80,8 +80,9 @@ const (
 	checkpointFormat = 2
 	// labelsDir, in the unfinished generation, holds the label logs.
 	labelsDir = ".reprocess-labels"
-	// chunkSize is how many records a worker tags at a time.
-	chunkSize = 512
+	// chunkSize is how many records a worker tags at a time: a few
+	// milliseconds of work, and few records in memory.
+	chunkSize = 256
 )
 
 // ErrShrink is returned by Reprocess when the new generation would
@@ -100,7 +101,7 @@ func Reprocess(ctx context.Context, bus *Bus, o ReprocessOptions) (*ReprocessRes
 		o.Workers = 2
 	}
 	if o.Batch < 1 {
-		o.Batch = 32768
+		o.Batch = 16384
 	}
 	next := filepath.Clean(o.Out) + ".next"
 	res := &ReprocessResult{RulesVersion: o.Classifier.Version()}
@@ -317,7 +318,7 @@ func (r *retagger) fromStream(ctx context.Context, bus *Bus) error {
 		return err
 	}
 	return r.run(ctx, func(ctx context.Context, emit func(*chunk) error) error {
-		it, err := cons.Messages(jetstream.PullMaxMessages(4096))
+		it, err := cons.Messages(jetstream.PullMaxMessages(4 * chunkSize))
 		if err != nil {
 			return err
 		}
@@ -389,8 +390,11 @@ func (r *retagger) chunkSize() int { return min(chunkSize, r.o.Batch) }
 // as the chunks are done, a few chunks ahead of the writer at most.
 func (r *retagger) run(ctx context.Context, read func(context.Context, func(*chunk) error) error) error {
 	g, ctx := errgroup.WithContext(ctx)
+	// Enough chunks in flight for the writer to write one while every
+	// worker tags another, and no more: they are the memory reprocess
+	// holds.
 	work := make(chan *chunk, r.o.Workers)
-	inOrder := make(chan *chunk, 2*r.o.Workers+2)
+	inOrder := make(chan *chunk, r.o.Workers+1)
 	g.Go(func() error {
 		defer close(inOrder)
 		defer close(work)
