@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -123,7 +124,7 @@ func BenchmarkReprocess(b *testing.B) {
 // peakHeap runs f and returns the most Go heap in use while it ran,
 // sampled every 20 ms.
 func peakHeap(f func()) uint64 {
-	var peak uint64
+	var peak atomic.Uint64
 	done := make(chan struct{})
 	sampled := make(chan struct{})
 	go func() {
@@ -133,7 +134,7 @@ func peakHeap(f func()) uint64 {
 		defer t.Stop()
 		for {
 			runtime.ReadMemStats(&ms)
-			peak = max(peak, ms.HeapInuse)
+			peak.Store(max(peak.Load(), ms.HeapInuse))
 			select {
 			case <-t.C:
 			case <-done:
@@ -144,7 +145,7 @@ func peakHeap(f func()) uint64 {
 	f()
 	close(done)
 	<-sampled
-	return peak
+	return peak.Load()
 }
 
 // BenchmarkIngestGeneratedHub is the run scripts/ingestbench measures as a
