@@ -109,7 +109,7 @@ func (c *Classifier) Context(text, section string, span []int) ContextTags {
 		PolarityScores: polScores,
 	}
 	t.RoleConfidence = c.rules.Role.Confidence(probability(c.rules.Role, roleScores, t.Role))
-	t.PolarityConfidence = c.rules.Polarity.Confidence(probability(c.rules.Polarity, polScores, t.Polarity))
+	t.PolarityConfidence = c.rules.Polarity.LabelConfidence(t.Polarity, probability(c.rules.Polarity, polScores, t.Polarity))
 	return t
 }
 
@@ -156,11 +156,35 @@ func softmaxParts(ls *LabelSet, scores map[string]float64) (t, mx, z float64) {
 // than it should be and a short one's less sure: one temperature cannot
 // mend both ends, the slope can. Slope 1, intercept 0 leave p as it is.
 func (ls *LabelSet) Confidence(p float64) float64 {
-	if ls.Slope == 0 || ls.Slope == 1 && ls.Intercept == 0 {
+	return Platt{ls.Slope, ls.Intercept}.Map(p)
+}
+
+// LabelConfidence is Confidence for a tag of label: the file's map for
+// that label when it has one (calibration_by_label), else its one map.
+// The chance that a tag is right differs by label at the same
+// probability: a bare neutral sentence is right more often than a
+// supporting one full of praise words.
+func (ls *LabelSet) LabelConfidence(label string, p float64) float64 {
+	if m, ok := ls.ByLabel[label]; ok {
+		return m.Map(p)
+	}
+	return ls.Confidence(p)
+}
+
+// Platt is one calibration map, sigmoid(Slope * logit(p) + Intercept).
+type Platt struct {
+	Slope     float64 `yaml:"slope"`
+	Intercept float64 `yaml:"intercept"`
+}
+
+// Map is the chance that a tag of probability p is right; slope 0 or the
+// identity map (slope 1, intercept 0) leave p as it is.
+func (m Platt) Map(p float64) float64 {
+	if m.Slope == 0 || m.Slope == 1 && m.Intercept == 0 {
 		return p
 	}
 	p = min(max(p, 1e-6), 1-1e-6)
-	return round(1 / (1 + math.Exp(-(ls.Slope*math.Log(p/(1-p)) + ls.Intercept))))
+	return round(1 / (1 + math.Exp(-(m.Slope*math.Log(p/(1-p)) + m.Intercept))))
 }
 
 // Pluralism tags a paper from its title and abstract (its summary when it
@@ -203,7 +227,7 @@ func (c *Classifier) Pluralism(title, summary, abstract string, citing ...string
 	}
 	probs := Probabilities(ls, scores)
 	p := record.Pluralism{Scores: scores, Evidence: evidence(sc.ev), Primary: argmax(ls, scores)}
-	p.Confidence = ls.Confidence(probs[p.Primary])
+	p.Confidence = ls.LabelConfidence(p.Primary, probs[p.Primary])
 	p.Labels = []string{p.Primary}
 	if p.Primary != record.PluralismNone {
 		for _, l := range ls.Labels {

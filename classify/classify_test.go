@@ -166,7 +166,9 @@ func TestPluralism(t *testing.T) {
 	}{
 		{"Jury Learning", "Models individual annotators and their disagreement through a jury.", record.PluralismJury},
 		{"Persona Steering", "Steers the model to a chosen persona at inference time.", record.PluralismSteerable},
-		{"Pareto Alignment", "Optimizes several objectives at once and reports the Pareto front.", record.PluralismMultiObjective},
+		// A Pareto front alone is also multi-objective search (a hard
+		// negative, none): the objectives must be an aligned model's.
+		{"Pareto Alignment", "We align a language model to multiple objectives at once, measure the trade-offs between helpfulness and harmlessness, and report the Pareto front.", record.PluralismMultiObjective},
 		{"Faster Retrieval", "A new index structure for sparse retrieval.", record.PluralismNone},
 	} {
 		p := c.Pluralism(tc.title, tc.summary, "")

@@ -6,6 +6,8 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -152,5 +154,48 @@ func TestProbabilitiesAtTemperature(t *testing.T) {
 	// softmax(1, 0) = e/(e+1) = 0.731
 	if p["a"] != 0.731 || p["b"] != 0.269 {
 		t.Errorf("probabilities %v, want a 0.731, b 0.269", p)
+	}
+}
+
+// A calibration map by hand: sigmoid(2 * logit(0.5) - 1) = sigmoid(-1) =
+// 0.269 and sigmoid(2 * logit(0.8) - 1) = sigmoid(1.773) = 0.855; a label
+// with its own map (calibration_by_label) uses it, the others the shared one.
+func TestLabelConfidenceByHand(t *testing.T) {
+	ls := &LabelSet{Slope: 2, Intercept: -1, ByLabel: map[string]Platt{"supporting": {Slope: 1, Intercept: 1}}}
+	for _, tc := range []struct {
+		label   string
+		p, want float64
+	}{
+		{"neutral", 0.5, 0.269},
+		{"neutral", 0.8, 0.855},
+		{"supporting", 0.5, 0.731}, // sigmoid(0 + 1)
+		{"contrasting", 0.5, 0.269},
+	} {
+		if got := ls.LabelConfidence(tc.label, tc.p); got != tc.want {
+			t.Errorf("%s at %v: confidence %v, want %v", tc.label, tc.p, got, tc.want)
+		}
+	}
+	if got := (Platt{Slope: 1}).Map(0.42); got != 0.42 {
+		t.Errorf("the identity map changed 0.42 to %v", got)
+	}
+}
+
+// calibration_by_label names labels of its own file only.
+func TestCalibrationByLabelUnknownLabel(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join("..", "configs", "rules")
+	for _, name := range []string{"rules.yaml", "roles.yaml", "polarity.yaml", "pluralism.yaml"} {
+		b, err := os.ReadFile(filepath.Join(src, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if name == "polarity.yaml" {
+			b = regexp.MustCompile(`(?m)^calibration_by_label:.*$`).ReplaceAll(b, []byte("calibration_by_label: {uses: {slope: 1, intercept: 0}}"))
+		}
+		writeFile(t, filepath.Join(dir, name), string(b))
+	}
+	_, err := LoadRules(dir)
+	if err == nil || !strings.Contains(err.Error(), `calibration_by_label: "uses"`) || !strings.Contains(err.Error(), "polarity.yaml") {
+		t.Fatalf("error %v, want one naming polarity.yaml's calibration_by_label and the label", err)
 	}
 }

@@ -57,6 +57,9 @@ type LabelSet struct {
 	// Slope and Intercept map the softmax probability of a tag to its
 	// confidence (see Confidence); fitted with the temperature.
 	Slope, Intercept float64
+	// ByLabel (calibration_by_label) are maps for tags of one label, used
+	// instead of Slope and Intercept for that label (LabelConfidence).
+	ByLabel map[string]Platt
 	// Secondary (pluralism): a category other than the primary one
 	// applies too when its probability is at least this.
 	Secondary float64
@@ -183,6 +186,7 @@ type labelFile struct {
 		Slope     *float64 `yaml:"slope"`
 		Intercept float64  `yaml:"intercept"`
 	} `yaml:"calibration"`
+	ByLabel   map[string]Platt              `yaml:"calibration_by_label"`
 	Secondary float64                       `yaml:"secondary"`
 	OwnWork   []string                      `yaml:"own_work"`
 	OwnBoost  float64                       `yaml:"own_work_boost"`
@@ -304,7 +308,7 @@ func loadLabelSet(fsys fs.FS, dir, file, kind string) (*LabelSet, error) {
 	if ls.Temperature == 0 {
 		ls.Temperature = 1
 	}
-	ls.Slope, ls.Intercept = 1, f.Calibration.Intercept
+	ls.Slope, ls.Intercept, ls.ByLabel = 1, f.Calibration.Intercept, f.ByLabel
 	if f.Calibration.Slope != nil {
 		ls.Slope = *f.Calibration.Slope
 	}
@@ -390,6 +394,11 @@ func loadLabelSet(fsys fs.FS, dir, file, kind string) (*LabelSet, error) {
 	}
 	if err := knownLabels(ls, where, kind); err != nil {
 		return nil, err
+	}
+	for _, l := range slices.Sorted(maps.Keys(ls.ByLabel)) {
+		if !slices.Contains(ls.Labels, l) {
+			return nil, fmt.Errorf("%s: calibration_by_label: %q is none of the file's labels (%s)", where, l, strings.Join(ls.Labels, ", "))
+		}
 	}
 	ls.index()
 	return ls, nil

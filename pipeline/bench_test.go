@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -156,6 +157,7 @@ func BenchmarkIngestGeneratedHub(b *testing.B) {
 	const n = 5000
 	site := snapshot.New(snapshot.StyleCards, snapshot.Generated(n))
 	web := startSite(b, site)
+	var cpu time.Duration
 	for b.Loop() {
 		b.StopTimer()
 		cfg := testConfig(b, b.TempDir(), site.HubURLs(web.URL))
@@ -163,9 +165,11 @@ func BenchmarkIngestGeneratedHub(b *testing.B) {
 		cfg.Stages.FetchWorkers = 8
 		cfg.Fetch.HostConcurrency = map[string]int{"127.0.0.1": 8}
 		bus := openBus(b, cfg)
+		before := cpuTime(b)
 		b.StartTimer()
 		res, err := Run(context.Background(), bus, cfg, testEnv())
 		b.StopTimer()
+		cpu += cpuTime(b) - before
 		bus.Close()
 		if err != nil {
 			b.Fatal(err)
@@ -176,4 +180,15 @@ func BenchmarkIngestGeneratedHub(b *testing.B) {
 		b.ReportMetric(float64(res.Pages), "pages")
 		b.StartTimer()
 	}
+	// The process's CPU time, the site's share included.
+	b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/run")
+}
+
+// cpuTime is the CPU time (user and system) this process has used.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

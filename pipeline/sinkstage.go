@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -152,7 +151,7 @@ func (s *sinkStage) write(ctx context.Context, msgs []jetstream.Msg) {
 	var decoded []jetstream.Msg
 	for _, m := range msgs {
 		r := &record.Record{}
-		if err := json.Unmarshal(m.Data(), r); err != nil {
+		if err := record.Unmarshal(m.Data(), r); err != nil {
 			failMsg(ctx, s.bus, "sink", s.cfg, m, retry.Permanentf("tagged record on %s is not valid JSON: %w", m.Subject(), err), s.log, s.stats)
 			continue
 		}

@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -98,7 +97,7 @@ func Tail(ctx context.Context, bus *Bus, o TailOptions, fn func(*record.Record) 
 			return fmt.Errorf("tail: %w", err)
 		}
 		var r record.Record
-		if err := json.Unmarshal(m.Data(), &r); err != nil {
+		if err := record.Unmarshal(m.Data(), &r); err != nil {
 			return fmt.Errorf("tail: record on %s is not valid JSON: %w", m.Subject(), err)
 		}
 		if o.match(&r) {

@@ -1,8 +1,11 @@
 package pipeline
 
 import (
-	"encoding/json"
 	"fmt"
+
+	// A task is decoded once a page: encoding/json cost a tenth of the
+	// fetch stage. The same bytes either way.
+	json "github.com/goccy/go-json"
 
 	"github.com/citecrawl/citecrawl/ingest"
 	"github.com/citecrawl/citecrawl/record"

@@ -259,7 +259,7 @@ func (r *Record) Fingerprint() string {
 		ft.URL, ft.Reason = "", ""
 		c.FullText = &ft
 	}
-	b, _ := json.Marshal(&c) // a Record always marshals
+	b, _ := Marshal(&c) // a Record always marshals
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:12])
 }

@@ -9,7 +9,9 @@
 //     v2.3.0 at parallelism 8 doing the same;
 //   - `citecrawl run` on the same hub with fetch.delay=0s,
 //     full_text.enabled=false, fetch_graph=false and 8 fetch workers
-//     (8 requests at once to the loopback host),
+//     (8 requests at once to the loopback host);
+//   - with -before, another citecrawl binary (an older build) the same way,
+//     so that a change is measured before and after in the same rounds,
 //
 // and prints, per program, the median over the rounds of its whole-process
 // CPU seconds (user+system), wall seconds, peak RSS and pages fetched, and
@@ -54,6 +56,7 @@ func main() {
 	}
 	citecrawl := flag.String("citecrawl", "", "the citecrawl binary to measure (required)")
 	colly := flag.String("colly", "", "the scripts/collycrawler binary, measured too when given")
+	before := flag.String("before", "", "another citecrawl binary (an older build) measured in the same rounds, for a before-and-after")
 	papers := flag.Int("papers", 5000, "citing papers on the generated hub")
 	rounds := flag.Int("rounds", 5, "runs of each program (the median is printed)")
 	flag.Parse()
@@ -61,7 +64,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "ingestbench: -citecrawl is required")
 		os.Exit(2)
 	}
-	if err := measure(*citecrawl, *colly, *papers, *rounds); err != nil {
+	if err := measure(*citecrawl, *before, *colly, *papers, *rounds); err != nil {
 		fmt.Fprintln(os.Stderr, "ingestbench:", err)
 		os.Exit(1)
 	}
@@ -77,7 +80,7 @@ type figures struct {
 	requestsPerRecord float64
 }
 
-func measure(citecrawl, colly string, papers, rounds int) error {
+func measure(citecrawl, before, colly string, papers, rounds int) error {
 	site := snapshot.New(snapshot.StyleCards, snapshot.Generated(papers))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -97,7 +100,7 @@ func measure(citecrawl, colly string, papers, rounds int) error {
 		_, err := fmt.Sscan(string(out), &n)
 		return n, err
 	}
-	var bareRuns, collyRuns, ccRuns []figures
+	var bareRuns, collyRuns, ccRuns, beforeRuns []figures
 	for range rounds {
 		f, err := child(exec.Command(self, "bare", hub), printed)
 		if err != nil {
@@ -114,6 +117,12 @@ func measure(citecrawl, colly string, papers, rounds int) error {
 			return fmt.Errorf("citecrawl run: %w", err)
 		}
 		ccRuns = append(ccRuns, f)
+		if before != "" {
+			if f, err = runCitecrawl(before, hub); err != nil {
+				return fmt.Errorf("citecrawl run (-before): %w", err)
+			}
+			beforeRuns = append(beforeRuns, f)
+		}
 	}
 	type row struct {
 		name string
@@ -126,12 +135,18 @@ func measure(citecrawl, colly string, papers, rounds int) error {
 	}
 	fmt.Printf("generated hub of %d citing papers on loopback, median of %d runs each\n", papers, rounds)
 	fmt.Printf("%-34s %7s %7s %9s %7s %12s\n", "", "CPU s", "wall s", "peak MiB", "pages", "CPU ms/page")
-	for _, r := range append(rows, row{"citecrawl run (8 fetch workers)", c}) {
+	ours := []row{{"citecrawl run (8 fetch workers)", c}}
+	if before != "" {
+		ours = append(ours, row{"citecrawl run, -before build", median(beforeRuns)})
+	}
+	for _, r := range append(rows, ours...) {
 		fmt.Printf("%-34s %7.2f %7.2f %9.0f %7d %12.3f\n", r.name, r.f.cpu, r.f.wall, r.f.rssMiB, r.f.pages, 1000*r.f.cpu/float64(r.f.pages))
 	}
-	for _, r := range rows {
-		fmt.Printf("ingest CPU per page: %.2f times the %s's (the issue asks at most 2)\n",
-			(c.cpu/float64(c.pages))/(r.f.cpu/float64(r.f.pages)), r.name)
+	for _, o := range ours {
+		for _, r := range rows {
+			fmt.Printf("%s: ingest CPU per page %.2f times the %s's (the issue asks at most 2)\n",
+				o.name, (o.f.cpu/float64(o.f.pages))/(r.f.cpu/float64(r.f.pages)), r.name)
+		}
 	}
 	if c.requestsPerRecord > 0 {
 		fmt.Printf("citecrawl requests per record (run report): %.2f\n", c.requestsPerRecord)
@@ -154,6 +169,7 @@ func runCitecrawl(bin, hub string) (figures, error) {
 		"CITECRAWL_NATS_DATA_DIR="+filepath.Join(dir, "data"),
 		"CITECRAWL_SINK_OUT="+filepath.Join(dir, "out"),
 		"CITECRAWL_FETCH_DELAY=0s",
+		"CITECRAWL_FETCH_ALLOW_PRIVATE=true", // the generated hub is on loopback
 		"CITECRAWL_FETCH_HOST_DELAYS=",
 		"CITECRAWL_FETCH_HOST_CONCURRENCY="+host+"=8",
 		"CITECRAWL_FULL_TEXT_ENABLED=false",

@@ -25,10 +25,13 @@
 //     on the fold left out; the weights written are fitted on all their rows.
 //
 // The temperature T and the calibration map (a tag's confidence is
-// sigmoid(slope*logit(p) + intercept) of p = softmax(score/T)) are fitted
-// last, on the held-out scores of the dev and cross-validated rows, by the
-// least log loss; macro-F1 and expected calibration error are then printed
-// per corpus.
+// sigmoid(slope*logit(p) + intercept) of p = softmax(score/T); with
+// -by-label one map per predicted label) are fitted last, on the held-out
+// scores of the dev and cross-validated rows, by the least log loss; the
+// ones written are fitted on all those rows. Macro-F1 and expected
+// calibration error are then printed per corpus, each row's confidence
+// from the temperature and maps fitted without its fold (cross-fitting),
+// so that no ECE is measured on the rows its calibration was fitted on.
 //
 //	go run ./scripts/tune -task role -train ../shared/data/scicite/train.jsonl,../shared/data/acl-arc/train.jsonl \
 //	    -dev ../shared/data/scicite/dev.jsonl,../shared/data/acl-arc/dev.jsonl -cv ../shared/data/act-3c/dev.csv
@@ -61,6 +64,8 @@ type options struct {
 	reliability bool    // print each corpus's reliability table
 	errors      int     // print up to this many held-out mistakes per corpus
 	minWeight   float64 // cue weights fitted under this are written as 0
+	byLabel     bool    // a calibration map per predicted label
+	maxSlope    float64 // of the calibration maps
 }
 
 // Uses of a gold file.
@@ -87,6 +92,8 @@ func main() {
 	flag.Uint64Var(&o.seed, "seed", 1, "seed of the cross-validation folds")
 	flag.BoolVar(&o.reliability, "reliability", false, "print each corpus's 10-bin reliability table")
 	flag.Float64Var(&o.minWeight, "min-weight", 0.1, "cue weights fitted under this become 0 (never looked for: faster)")
+	flag.BoolVar(&o.byLabel, "by-label", false, "fit a calibration map per predicted label (each with at least 100 held-out tags; the others share one)")
+	flag.Float64Var(&o.maxSlope, "max-slope", 2, "steepest calibration slope tried (a small set's map, fitted on a few hundred rows, overfits when steep)")
 	flag.IntVar(&o.errors, "errors", 0, "print up to N held-out mistakes per corpus (gold, predicted, text)")
 	flag.Parse()
 	if *dev == "" && *cv == "" {
@@ -132,8 +139,8 @@ func main() {
 	}
 	res := m.evaluate(sets, o)
 	fmt.Printf("settings: -lambda %g -balance %g -size %g -iters %d; section weights as written times %g (best on dev);\n"+
-		"  temperature %g, calibration slope %g intercept %g (least log loss on the held-out rows)\n",
-		o.lambda, o.balance, o.size, o.iters, res.sectionScale, res.temperature, res.slope, res.intercept)
+		"  temperature %g, calibration %s (least log loss on the held-out rows; each figure below uses the ones fitted without its fold)\n",
+		o.lambda, o.balance, o.size, o.iters, res.sectionScale, res.cal.temperature, res.cal.describe())
 	for _, line := range res.lines {
 		fmt.Println(line)
 	}
@@ -485,12 +492,9 @@ func (m *model) tunePriors(sets []dataset, train map[[2]int]bool, theta []float6
 // chosen on the held-out rows, and a line of figures per scored corpus.
 type result struct {
 	theta        []float64
-	temperature  float64
-	slope        float64 // the calibration map of classify.LabelSet.Confidence
-	intercept    float64
-	secondary    float64
-	sectionScale float64 // what the section weights as written were multiplied by
-	mean         float64 // mean held-out macro-F1 over the scored corpora
+	cal          calibration // fitted on every held-out row: the one written
+	sectionScale float64     // what the section weights as written were multiplied by
+	mean         float64     // mean held-out macro-F1 over the scored corpora
 	figures      []figure
 	lines        []string
 }
@@ -553,12 +557,31 @@ func (m *model) evaluate(sets []dataset, o options) result {
 			}
 		}
 	}
-	res.temperature = m.fitTemperature(sets, heldOut)
-	if m.ls.Name == "pluralism.yaml" {
-		res.secondary = m.chooseSecondary(sets, heldOut, res.temperature)
+	// The temperature, calibration maps and (pluralism) secondary threshold
+	// are fitted on held-out scores. The ones written are fitted on all of
+	// them; the figures printed use, for each row, the ones fitted on the
+	// other folds' rows (cross-fitting), so that no figure is measured on
+	// the rows its calibration was fitted on.
+	calFold := map[[2]int]int{}
+	for di, d := range sets {
+		for i := range d.rows {
+			if heldOut[di][i] == nil {
+				continue
+			}
+			if f, ok := fold[[2]int{di, i}]; ok {
+				calFold[[2]int{di, i}] = f
+			} else {
+				calFold[[2]int{di, i}] = rng.IntN(o.folds)
+			}
+		}
 	}
-	// Each scored row's label, raw confidence (its softmax probability)
-	// and whether it is right; the calibration map is fitted on them all.
+	res.cal = m.fitCalibration(sets, heldOut, nil, o)
+	perFold := make([]calibration, o.folds)
+	for f := range o.folds {
+		perFold[f] = m.fitCalibration(sets, heldOut, func(di, i int) bool { return calFold[[2]int{di, i}] != f }, o)
+	}
+	// Each scored row's label, confidence (by the calibration fitted
+	// without its fold) and whether it is right.
 	type scoredSet struct {
 		gold, pred        []string
 		conf              []float64
@@ -568,25 +591,17 @@ func (m *model) evaluate(sets []dataset, o options) result {
 		mistakes          []string
 	}
 	ss := make([]scoredSet, len(sets))
-	var allConf []float64
-	var allRight []bool
 	for di, d := range sets {
 		if d.use == useTrain {
 			continue
 		}
 		s := &ss[di]
 		for i, rw := range d.rows {
-			p := softmax(heldOut[di][i], res.temperature)
+			cal := perFold[calFold[[2]int{di, i}]]
 			best := argmax(heldOut[di][i])
 			g, l := d.of(rw.gold[0]), d.of(best)
 			s.gold, s.pred = append(s.gold, g), append(s.pred, l)
-			c := 0.0
-			for j := range p {
-				if d.of(j) == l {
-					c += p[j]
-				}
-			}
-			s.conf, s.right = append(s.conf, c), append(s.right, g == l)
+			s.conf, s.right = append(s.conf, cal.confidence(d, heldOut[di][i])), append(s.right, g == l)
 			if g != l && s.shown < o.errors {
 				s.shown++
 				s.mistakes = append(s.mistakes, fmt.Sprintf("    gold %s, predicted %s: %.200s", g, l, rw.text))
@@ -595,14 +610,12 @@ func (m *model) evaluate(sets []dataset, o options) result {
 				if (g == record.PluralismNone) == (l == record.PluralismNone) {
 					s.agree++
 				}
-				a, b, c := setMatch(rw.set, m.labelSet(p, best, res.secondary))
+				p := softmax(heldOut[di][i], cal.temperature)
+				a, b, c := setMatch(rw.set, m.labelSet(p, best, cal.secondary))
 				s.tp, s.fp, s.fn = s.tp+a, s.fp+b, s.fn+c
 			}
 		}
-		allConf, allRight = append(allConf, s.conf...), append(allRight, s.right...)
 	}
-	res.slope, res.intercept = fitPlatt(allConf, allRight)
-	cal := classify.LabelSet{Slope: res.slope, Intercept: res.intercept}
 	scored := 0
 	for di, d := range sets {
 		if d.use == useTrain {
@@ -611,12 +624,8 @@ func (m *model) evaluate(sets []dataset, o options) result {
 		s := &ss[di]
 		gold, pred, right := s.gold, s.pred, s.right
 		agree, tp, fp, fn := s.agree, s.tp, s.fp, s.fn
-		conf := make([]float64, len(s.conf))
-		for i, c := range s.conf {
-			conf[i] = cal.Confidence(c)
-		}
 		f1 := classify.Score(d.task, d.labels, gold, pred).MacroF1
-		ece, bins := classify.Calibration(conf, right)
+		ece, bins := classify.Calibration(s.conf, right)
 		how := "dev, never fitted on"
 		if d.use == useCV {
 			how = fmt.Sprintf("%d-fold cross-validated, seed %d", o.folds, o.seed)
@@ -626,8 +635,8 @@ func (m *model) evaluate(sets []dataset, o options) result {
 		if tp > 0 {
 			pr, rc := float64(tp)/float64(tp+fp), float64(tp)/float64(tp+fn)
 			fig.vsNone, fig.microF1 = float64(agree)/float64(len(d.rows)), 2*pr*rc/(pr+rc)
-			line += fmt.Sprintf("  pluralism-vs-none accuracy %.3f  label-set micro-F1 %.3f (secondary %g)",
-				fig.vsNone, fig.microF1, res.secondary)
+			line += fmt.Sprintf("  pluralism-vs-none accuracy %.3f  label-set micro-F1 %.3f",
+				fig.vsNone, fig.microF1)
 		}
 		res.figures = append(res.figures, fig)
 		res.lines = append(res.lines, line)
@@ -701,16 +710,95 @@ func (m *model) chooseSectionScale(sets []dataset, theta []float64) float64 {
 	return best
 }
 
+// calibration turns a row's scores into the confidence of its tag: the
+// temperature T of softmax(score/T), then a Platt map (classify's own
+// arithmetic, LabelSet.LabelConfidence), one per predicted label with
+// -by-label; for pluralism also the secondary threshold.
+type calibration struct {
+	temperature float64
+	maps        classify.LabelSet // Slope, Intercept and ByLabel
+	secondary   float64
+	names       []string // the model's labels, by index
+}
+
+// minPerLabel is how many held-out tags of a label its own map needs;
+// a label with fewer uses the shared map.
+const minPerLabel = 100
+
+// fitCalibration fits a calibration on the held-out scores of the rows
+// where keep is true (all when nil), by the least log loss.
+func (m *model) fitCalibration(sets []dataset, heldOut [][][]float64, keep func(di, i int) bool, o options) calibration {
+	c := calibration{temperature: m.fitTemperature(sets, heldOut, keep), names: m.ls.Labels}
+	if m.ls.Name == "pluralism.yaml" {
+		c.secondary = m.chooseSecondary(sets, heldOut, keep, c.temperature)
+	}
+	var conf []float64
+	var right []bool
+	byLabel := map[string][]int{} // predicted label -> indexes into conf
+	for di, d := range sets {
+		for i, rw := range d.rows {
+			if heldOut[di][i] == nil || keep != nil && !keep(di, i) {
+				continue
+			}
+			best := argmax(heldOut[di][i])
+			byLabel[m.ls.Labels[best]] = append(byLabel[m.ls.Labels[best]], len(conf))
+			conf = append(conf, rawConfidence(d, heldOut[di][i], c.temperature))
+			right = append(right, d.of(best) == d.of(rw.gold[0]))
+		}
+	}
+	c.maps.Slope, c.maps.Intercept = fitPlatt(conf, right, o.maxSlope)
+	if !o.byLabel {
+		return c
+	}
+	for _, l := range m.ls.Labels {
+		idx := byLabel[l]
+		if len(idx) < minPerLabel {
+			continue
+		}
+		lc, lr := make([]float64, len(idx)), make([]bool, len(idx))
+		for j, k := range idx {
+			lc[j], lr[j] = conf[k], right[k]
+		}
+		if c.maps.ByLabel == nil {
+			c.maps.ByLabel = map[string]classify.Platt{}
+		}
+		var p classify.Platt
+		p.Slope, p.Intercept = fitPlatt(lc, lr, o.maxSlope)
+		c.maps.ByLabel[l] = p
+	}
+	return c
+}
+
+// confidence is what the classifier would say of a row with these scores.
+func (c calibration) confidence(d dataset, scores []float64) float64 {
+	best := argmax(scores)
+	return c.maps.LabelConfidence(c.names[best], rawConfidence(d, scores, c.temperature))
+}
+
+// rawConfidence is the softmax probability of the row's tag (for an
+// intent, of the roles that map to it together).
+func rawConfidence(d dataset, scores []float64, t float64) float64 {
+	p := softmax(scores, t)
+	l := d.of(argmax(scores))
+	c := 0.0
+	for j := range p {
+		if d.of(j) == l {
+			c += p[j]
+		}
+	}
+	return c
+}
+
 // fitTemperature is the T of softmax(score/T) with the least log loss of
 // the gold label on the held-out rows.
-func (m *model) fitTemperature(sets []dataset, heldOut [][][]float64) float64 {
+func (m *model) fitTemperature(sets []dataset, heldOut [][][]float64, keep func(di, i int) bool) float64 {
 	best, bestLoss := 1.0, math.Inf(1)
 	for i := 0; i <= 200; i++ {
 		t := math.Exp(math.Log(0.05) + float64(i)/200*math.Log(20/0.05))
 		loss := 0.0
 		for di, d := range sets {
 			for ri, rw := range d.rows {
-				if heldOut[di][ri] == nil {
+				if heldOut[di][ri] == nil || keep != nil && !keep(di, ri) {
 					continue
 				}
 				p := softmax(heldOut[di][ri], t)
@@ -729,15 +817,16 @@ func (m *model) fitTemperature(sets []dataset, heldOut [][][]float64) float64 {
 }
 
 // fitPlatt fits confidence = sigmoid(slope*logit(p) + intercept) to
-// whether the tags were right, by the least log loss (a grid: two numbers).
-func fitPlatt(conf []float64, right []bool) (float64, float64) {
+// whether the tags were right, by the least log loss (a grid: two numbers,
+// the slope at most maxSlope).
+func fitPlatt(conf []float64, right []bool, maxSlope float64) (float64, float64) {
 	logit := make([]float64, len(conf))
 	for i, p := range conf {
 		p = min(max(p, 1e-6), 1-1e-6)
 		logit[i] = math.Log(p / (1 - p))
 	}
 	best, bestA, bestB := math.Inf(1), 1.0, 0.0
-	for a := 0.05; a <= 2.001; a += 0.05 {
+	for a := 0.05; a <= maxSlope+0.001; a += 0.05 {
 		for b := -3.0; b <= 3.001; b += 0.05 {
 			loss := 0.0
 			for i, z := range logit {
@@ -759,13 +848,13 @@ func fitPlatt(conf []float64, right []bool) (float64, float64) {
 // chooseSecondary (pluralism) is the probability a category other than
 // the primary one needs to apply too, for the best label-set micro-F1 on
 // the held-out rows; 0 means the primary alone.
-func (m *model) chooseSecondary(sets []dataset, heldOut [][][]float64, t float64) float64 {
+func (m *model) chooseSecondary(sets []dataset, heldOut [][][]float64, keep func(di, i int) bool, t float64) float64 {
 	best, bestF := 0.0, -1.0
 	for _, sec := range []float64{0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4} {
 		tp, fp, fn := 0, 0, 0
 		for di, d := range sets {
 			for ri, rw := range d.rows {
-				if heldOut[di][ri] == nil {
+				if heldOut[di][ri] == nil || keep != nil && !keep(di, ri) {
 					continue
 				}
 				p := softmax(heldOut[di][ri], t)
@@ -859,13 +948,14 @@ func (m *model) write(path string, theta []float64, res result) error {
 	// Top-level settings written as one line each: replaced where the file
 	// has them, else added at its end.
 	settings := map[string]string{
-		"temperature": num(res.temperature),
-		"calibration": fmt.Sprintf("{slope: %s, intercept: %s}", num(res.slope), num(res.intercept)),
+		"temperature":          num(res.cal.temperature),
+		"calibration":          plattYAML(classify.Platt{Slope: res.cal.maps.Slope, Intercept: res.cal.maps.Intercept}),
+		"calibration_by_label": res.cal.byLabelYAML(),
 	}
 	if m.ls.Name == "pluralism.yaml" {
-		settings["secondary"] = num(res.secondary)
+		settings["secondary"] = num(res.cal.secondary)
 	}
-	if res.temperature <= 0 {
+	if res.cal.temperature <= 0 {
 		settings = nil
 	}
 	written := map[string]bool{}
@@ -879,7 +969,9 @@ func (m *model) write(path string, theta []float64, res result) error {
 	for sc.Scan() {
 		line := sc.Text()
 		if key, _, ok := strings.Cut(line, ":"); ok && settings[key] != "" {
-			out = append(out, key+": "+settings[key])
+			if settings[key] != noSetting { // a setting the fit no longer makes is dropped
+				out = append(out, key+": "+settings[key])
+			}
 			written[key] = true
 			continue
 		}
@@ -934,8 +1026,8 @@ func (m *model) write(path string, theta []float64, res result) error {
 		}
 		out = append(out, line)
 	}
-	for _, key := range []string{"temperature", "calibration", "secondary"} {
-		if settings[key] != "" && !written[key] {
+	for _, key := range []string{"temperature", "calibration", "calibration_by_label", "secondary"} {
+		if settings[key] != "" && settings[key] != noSetting && !written[key] {
 			out = append(out, key+": "+settings[key])
 		}
 	}
@@ -944,6 +1036,40 @@ func (m *model) write(path string, theta []float64, res result) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// noSetting marks a setting to drop from the rule file.
+const noSetting = "-"
+
+func plattYAML(p classify.Platt) string {
+	return fmt.Sprintf("{slope: %s, intercept: %s}", num(p.Slope), num(p.Intercept))
+}
+
+// byLabelYAML is the calibration_by_label line's value, in label order;
+// noSetting when there is no map per label.
+func (c calibration) byLabelYAML() string {
+	var parts []string
+	for _, l := range c.names {
+		if p, ok := c.maps.ByLabel[l]; ok {
+			parts = append(parts, l+": "+plattYAML(p))
+		}
+	}
+	if len(parts) == 0 {
+		return noSetting
+	}
+	return "{" + strings.Join(parts, ", ") + "}"
+}
+
+// describe says what the calibration is, for the settings line.
+func (c calibration) describe() string {
+	s := "slope " + num(c.maps.Slope) + " intercept " + num(c.maps.Intercept)
+	if b := c.byLabelYAML(); b != noSetting {
+		s += ", by label " + b
+	}
+	if c.secondary > 0 {
+		s += ", secondary " + num(c.secondary)
+	}
+	return s
 }
 
 func num(x float64) string { return strconv.FormatFloat(x, 'f', -1, 64) }

@@ -32,11 +32,11 @@ func TestCrossValidatedQuality(t *testing.T) {
 		min            map[string]float64 // macro-F1 floor per scored corpus
 		heavy          bool
 	}{
-		{classify.TaskPluralism, rules.Pluralism, options{lambda: 0.01, balance: 1, size: 0.75, iters: 1500, folds: 5, seed: 1, minWeight: 0.1},
+		{classify.TaskPluralism, rules.Pluralism, options{lambda: 0.01, balance: 1, size: 0.75, iters: 1500, folds: 5, seed: 1, minWeight: 0.1, byLabel: true, maxSlope: 0.15},
 			nil, nil, []string{"pluralism/dev.jsonl"}, map[string]float64{"pluralism/dev": minPluralism}, false},
-		{classify.TaskPolarity, rules.Polarity, options{lambda: 0.0001, balance: 1, size: 0.75, iters: 1500, folds: 5, seed: 1, minWeight: 0.1},
+		{classify.TaskPolarity, rules.Polarity, options{lambda: 0.001, balance: 0.85, size: 0.75, iters: 1500, folds: 5, seed: 1, minWeight: 0.1, byLabel: true, maxSlope: 2},
 			nil, nil, []string{"athar/dev.tsv", "clinical/dev.jsonl"}, map[string]float64{"athar/dev": minAthar, "clinical/dev": minClinical}, true},
-		{classify.TaskRole, rules.Role, options{lambda: 0.0001, balance: 1, size: 0.75, iters: 1500, folds: 5, seed: 1, minWeight: 0.1},
+		{classify.TaskRole, rules.Role, options{lambda: 0.0001, balance: 1, size: 0.75, iters: 1500, folds: 5, seed: 1, minWeight: 0.1, maxSlope: 2},
 			[]string{"scicite/train.jsonl", "acl-arc/train.jsonl"}, []string{"scicite/dev.jsonl", "acl-arc/dev.jsonl"}, []string{"act-3c/dev.csv"},
 			map[string]float64{"act-3c/dev": minACT, "scicite/dev": 0.70, "acl-arc/dev": 0.55}, true},
 	} {
@@ -80,16 +80,17 @@ func TestCrossValidatedQuality(t *testing.T) {
 // 0.60, clinical 0.66, ACT 0.30 and ECE 0.05: where a floor is under its
 // target, the target is not met, and the README says by how much.
 const (
-	minPluralism = 0.70 // measured 0.719 (seeds 2, 3: 0.707, 0.735)
-	minVsNone    = 0.86 // 0.866 (0.871, 0.884)
-	minMicroF1   = 0.70 // 0.718 (0.714, 0.722)
-	minAthar     = 0.50 // 0.516 (0.536, 0.531)
-	minClinical  = 0.60 // 0.609 (0.616, 0.606)
+	minPluralism = 0.72 // measured 0.744 (seeds 2, 3: 0.724, 0.724)
+	minVsNone    = 0.88 // 0.893 (0.888, 0.893)
+	minMicroF1   = 0.71 // 0.729 (0.721, 0.721)
+	minAthar     = 0.53 // 0.543 (0.549, 0.552)
+	minClinical  = 0.60 // 0.612 (0.612, 0.623)
 	minACT       = 0.24 // 0.253 (0.246, 0.249)
 )
 
-// maxECE per corpus, seed 1: measured pluralism 0.062, Athar 0.079, clinical 0.041, ACT 0.050.
-// SciCite and ACL-ARC dev are scored here too, as the command scores them
-// (the calibration map is fitted on all held-out rows): 0.106 and 0.136.
-var maxECE = map[string]float64{"pluralism/dev": 0.07, "athar/dev": 0.085, "clinical/dev": 0.05, "act-3c/dev": 0.055,
-	"scicite/dev": 0.12, "acl-arc/dev": 0.14}
+// maxECE per corpus, seed 1, cross-fitted (each row's confidence from the
+// temperature and maps fitted without its fold): measured pluralism 0.042,
+// Athar 0.039, clinical 0.033; ACT 0.056, SciCite
+// dev 0.107 and ACL-ARC dev 0.139 (one map for all the role corpora).
+var maxECE = map[string]float64{"pluralism/dev": 0.05, "athar/dev": 0.045, "clinical/dev": 0.045, "act-3c/dev": 0.06,
+	"scicite/dev": 0.12, "acl-arc/dev": 0.15}
