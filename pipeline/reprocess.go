@@ -431,7 +431,7 @@ func (r *retagger) tag(c *chunk) {
 		it := &c.items[i]
 		if it.raw != nil {
 			it.rec = &record.Record{}
-			if err := json.Unmarshal(it.raw, it.rec); err != nil {
+			if err := record.Unmarshal(it.raw, it.rec); err != nil {
 				c.err = fmt.Errorf("the raw record at stream sequence %d: %w", it.seq, err)
 				return
 			}
