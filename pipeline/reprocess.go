@@ -355,13 +355,14 @@ func (r *retagger) fromFolder(ctx context.Context, from string) error {
 	if err != nil {
 		return fmt.Errorf("reprocess --from %s: %w", from, err)
 	}
-	r.done = int64(r.cp.Done)
+	skip := r.cp.Done // read before the writer moves the checkpoint on
+	r.done = int64(skip)
 	var n uint64
 	err = r.run(ctx, func(ctx context.Context, emit func(*chunk) error) error {
 		c := &chunk{items: make([]item, 0, r.chunkSize())}
 		err := rd.Records(ctx, func(rec *record.Record) error {
 			n++
-			if n <= r.cp.Done {
+			if n <= skip {
 				return nil
 			}
 			c.items, c.pos = append(c.items, item{rec: rec}), n
