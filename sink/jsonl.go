@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -50,9 +51,11 @@ func segmentFiles(hubDir string) ([]string, error) {
 // jsonl writes one folder per hub under dir. Several writers (sink
 // stages in one or more processes) may share the folder: each writes its
 // own segments, under temporary names that carry its writer id, and
-// publishes one only while holding the hub folder's lock, after reading
-// what the others published meanwhile and leaving out what they already
-// wrote. So every record version is written once, whoever got it.
+// publishes one only while holding the hub folder's lock, leaving out
+// what the others wrote meanwhile as the folder's index (index.go) tells,
+// and then adds it to the index. So every record version is written once,
+// whoever got it, and no writer keeps anything per record in memory
+// beyond its open segments.
 type jsonl struct {
 	dir            string
 	cfg            JSONLConfig
@@ -74,30 +77,23 @@ const (
 var reTemp = regexp.MustCompile(`^\.(` + segmentPrefix + `.+` + regexp.QuoteMeta(segmentSuffix) + `)\.([0-9]+-[0-9a-f]{8})\.tmp$`)
 
 type hubDir struct {
-	dir    string
-	seen   seen            // versions written, by this writer or the others
-	latest map[string]Tags // tags of the latest version per record id, for the summary
-	known  map[string]bool // segment names already read or written
-	seg    *segment        // the open segment, if any
-	dirty  bool            // the summary is out of date
-	hub    record.Hub
+	dir   string
+	seg   *segment // the open segment, if any
+	dirty bool     // the summary is out of date
 }
 
-// segment is a segment being written under its temporary name.
+// segment is a segment being written under its temporary name. What it
+// holds is known only here until it is published and indexed, so a
+// segment that fails takes every version it held with it.
 type segment struct {
-	f          *os.File
-	w          *bufio.Writer
-	tmp, final string
-	keys       []string        // the version key of each line, in order
-	tags       []idTags        // the tags of each line, counted once it is sealed
-	hub        record.Hub      // of its latest record
-	err        error           // a write failed: it cannot be sealed
-	dups       map[string]bool // its versions another writer published meanwhile, left out when it is sealed
-}
-
-type idTags struct {
-	id   string
-	tags Tags
+	f        *os.File
+	w        *bufio.Writer
+	tmp      string
+	final    string          // its name once published
+	versions []version       // of each line, in order
+	has      map[string]bool // the version keys of its lines
+	hub      record.Hub      // of its latest record
+	err      error           // a write failed: it cannot be sealed
 }
 
 // openJSONL opens (creating if needed) the output folder and registers
@@ -145,16 +141,24 @@ func (s *jsonl) Batching() Batching {
 	return Batching{Bytes: s.cfg.SegmentMaxBytes, Age: s.cfg.SegmentMaxAge}
 }
 
-// Write implements Sink. A record whose hub folder cannot be used fails
-// alone; a full or read-only disk fails with ErrUnavailable.
+// Write implements Sink. The records are looked up in the index of their
+// hub folders, once per hub for the whole batch; a full or read-only disk
+// fails with ErrUnavailable.
 func (s *jsonl) Write(_ context.Context, records []*record.Record) (int, error) {
 	encs, err := encodeAll(records)
 	if err != nil {
 		return 0, err
 	}
+	hubs, written, err := s.lookup(encs)
+	if err != nil {
+		return 0, outputFault(s.dir, err)
+	}
 	n := 0
-	for _, e := range encs {
-		wrote, err := s.write(e)
+	for i, e := range encs {
+		if written[i] {
+			continue
+		}
+		wrote, err := s.write(hubs[i], e)
 		if err != nil {
 			return n, outputFault(s.dir, err)
 		}
@@ -165,16 +169,40 @@ func (s *jsonl) Write(_ context.Context, records []*record.Record) (int, error) 
 	return n, nil
 }
 
-// write adds one record to its hub's open segment, unless it was written
-// before. Its key goes into the segment's keys together with its line, so
-// that a segment that fails forgets exactly what it held.
-func (s *jsonl) write(e encoded) (bool, error) {
-	r := e.rec
-	h, err := s.hub(r.Hub)
-	if err != nil {
-		return false, err
+// lookup finds the hub folder of each record and whether its index holds it.
+func (s *jsonl) lookup(encs []encoded) ([]*hubDir, []bool, error) {
+	hubs := make([]*hubDir, len(encs))
+	byHub := map[*hubDir][]int{}
+	for i, e := range encs {
+		h, err := s.hub(e.rec.Hub)
+		if err != nil {
+			return nil, nil, err
+		}
+		hubs[i] = h
+		byHub[h] = append(byHub[h], i)
 	}
-	if _, ok := h.seen[e.key]; ok {
+	written := make([]bool, len(encs))
+	for h, idx := range byHub {
+		versions := make([]version, len(idx))
+		for j, i := range idx {
+			versions[j] = versionOf(encs[i].rec, encs[i].fp)
+		}
+		found, err := lookup(h.dir, versions)
+		if err != nil {
+			return nil, nil, err
+		}
+		for j, i := range idx {
+			written[i] = found[j]
+		}
+	}
+	return hubs, written, nil
+}
+
+// write adds one record to its hub's open segment, unless the segment
+// holds it already.
+func (s *jsonl) write(h *hubDir, e encoded) (bool, error) {
+	r := e.rec
+	if h.seg != nil && h.seg.has[e.key] {
 		return false, nil
 	}
 	if h.seg == nil {
@@ -190,9 +218,8 @@ func (s *jsonl) write(e encoded) (bool, error) {
 		seg.err = fmt.Errorf("writing %s: %w", seg.tmp, err)
 		return false, seg.err
 	}
-	h.seen.add(e.key)
-	seg.keys = append(seg.keys, e.key)
-	seg.tags = append(seg.tags, idTags{r.ID, TagsOf(r)})
+	seg.has[e.key] = true
+	seg.versions = append(seg.versions, versionOf(r, e.fp))
 	seg.hub = r.Hub
 	return true, nil
 }
@@ -239,18 +266,31 @@ func (s *jsonl) writeSummaries() error {
 			continue
 		}
 		err := s.locked(h, func() error {
-			if err := s.refresh(h, h.seg); err != nil {
+			ix, err := openHubIndex(h.dir, s.log)
+			if err != nil {
 				return err
 			}
-			return writeSummary(h)
+			defer ix.Close()
+			return s.summarise(h, ix)
 		})
 		if err != nil {
 			errs = append(errs, outputFault(s.dir, err))
-			continue
 		}
-		h.dirty = false
 	}
 	return errors.Join(errs...)
+}
+
+// summarise writes a hub's summary.json from its index. Called with the
+// hub's lock held.
+func (s *jsonl) summarise(h *hubDir, ix *hubIndex) error {
+	sum, err := ix.summary()
+	if err == nil {
+		err = writeSummary(h.dir, sum)
+	}
+	if err == nil {
+		h.dirty = false
+	}
+	return err
 }
 
 // Close implements Sink: it seals and writes the summaries, then lets the
@@ -259,6 +299,13 @@ func (s *jsonl) Close(context.Context) error {
 	err := s.sealAll()
 	if err == nil {
 		err = s.writeSummaries()
+	}
+	// An index left dirty costs only a rebuild if the machine stops
+	// before another writer closes it clean.
+	for _, h := range s.hubs {
+		if cerr := s.locked(h, func() error { return markClean(h.dir) }); cerr != nil {
+			s.log.Warn().Err(cerr).Str("folder", h.dir).Msg("the index was not marked clean; it is built again if the machine stops first")
+		}
 	}
 	if s.alive != nil {
 		_ = os.Remove(s.alive.Name())
@@ -278,12 +325,18 @@ func (s *jsonl) hub(hub record.Hub) (*hubDir, error) {
 	if h, ok := s.hubs[key]; ok {
 		return h, nil
 	}
-	h := &hubDir{dir: filepath.Join(s.dir, safeName(key)), seen: seen{}, latest: map[string]Tags{}, known: map[string]bool{}}
+	h := &hubDir{dir: filepath.Join(s.dir, safeName(key))}
 	if err := os.MkdirAll(h.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("sink folder %s: %w", h.dir, err)
 	}
+	// Brings the index up to date (or builds it) before the lock-free
+	// look-ups of Write use it.
 	err := s.locked(h, func() error {
-		if err := s.refresh(h, nil); err != nil {
+		ix, err := openHubIndex(h.dir, s.log)
+		if err != nil {
+			return err
+		}
+		if err := ix.Close(); err != nil {
 			return err
 		}
 		s.removeDeadTemps(h)
@@ -317,49 +370,6 @@ func (s *jsonl) locked(h *hubDir, fn func() error) error {
 	return fn()
 }
 
-// refresh reads the segments published in the hub folder that this
-// writer has not read yet (by the others, or by an earlier run), so that
-// what they wrote counts as written. The versions of the open segment seg
-// (if any) found there go into its dups.
-func (s *jsonl) refresh(h *hubDir, seg *segment) error {
-	files, err := segmentFiles(h.dir)
-	if err != nil {
-		return err
-	}
-	var mine map[string]bool
-	for _, f := range files {
-		name := filepath.Base(f)
-		if h.known[name] {
-			continue
-		}
-		if seg != nil && mine == nil {
-			mine = make(map[string]bool, len(seg.keys))
-			for _, k := range seg.keys {
-				mine[k] = true
-			}
-		}
-		err := readSegment(f, func(r *record.Record) error {
-			k := versionKey(r)
-			h.seen.add(k)
-			if mine[k] {
-				if seg.dups == nil {
-					seg.dups = map[string]bool{}
-				}
-				seg.dups[k] = true
-			}
-			h.latest[r.ID] = TagsOf(r)
-			h.hub = r.Hub
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		h.known[name] = true
-		h.dirty = true
-	}
-	return nil
-}
-
 // removeDeadTemps removes the temporary segments of writers that are no
 // longer alive: a crash left them, and their records were never acked,
 // so they come again from the stream. A live writer's files are left
@@ -391,21 +401,42 @@ func (s *jsonl) openSegment(h *hubDir) error {
 	if err := os.MkdirAll(h.dir, 0o755); err != nil { // made again if it was removed
 		return fmt.Errorf("sink folder %s: %w", h.dir, err)
 	}
-	tmp, final := s.segmentNames(h)
+	tmp := s.tempName(h)
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
 		return fmt.Errorf("opening segment: %w", err)
 	}
-	h.seg = &segment{f: f, w: bufio.NewWriterSize(f, 64<<10), tmp: tmp, final: final}
+	h.seg = &segment{f: f, w: bufio.NewWriterSize(f, 64<<10), tmp: tmp, has: map[string]bool{}}
 	return nil
 }
 
-// segmentNames makes a new segment's temporary and final names.
-func (s *jsonl) segmentNames(h *hubDir) (tmp, final string) {
+// segmentTime is the layout of the time in a segment's name.
+const segmentTime = "20060102T150405.000000000Z"
+
+// segmentName makes a segment name for the time t.
+func segmentName(t time.Time) string {
 	var rnd [4]byte
 	_, _ = rand.Read(rnd[:])
-	name := fmt.Sprintf("%s%s-%s%s", segmentPrefix, time.Now().UTC().Format("20060102T150405.000000000Z"), hex.EncodeToString(rnd[:]), segmentSuffix)
-	return filepath.Join(h.dir, "."+name+"."+s.writer+".tmp"), filepath.Join(h.dir, name)
+	return fmt.Sprintf("%s%s-%s%s", segmentPrefix, t.UTC().Format(segmentTime), hex.EncodeToString(rnd[:]), segmentSuffix)
+}
+
+// tempName makes a new segment's temporary name: a segment name of now
+// and this writer's id.
+func (s *jsonl) tempName(h *hubDir) string {
+	return filepath.Join(h.dir, "."+segmentName(time.Now())+"."+s.writer+".tmp")
+}
+
+// publishedName names a segment published now, after the segment last:
+// names, in time order, then follow the order segments were published in,
+// even if the clock went back.
+func publishedName(last string) string {
+	t := time.Now().UTC()
+	if len(last) >= len(segmentPrefix)+len(segmentTime) {
+		if lt, err := time.Parse(segmentTime, last[len(segmentPrefix):len(segmentPrefix)+len(segmentTime)]); err == nil && !t.After(lt) {
+			t = lt.Add(time.Microsecond)
+		}
+	}
+	return segmentName(t)
 }
 
 // seal makes the open segment durable and visible under its final name.
@@ -432,65 +463,77 @@ func (s *jsonl) seal(h *hubDir) error {
 	}
 	if err != nil {
 		_ = os.Remove(seg.tmp)
-		for _, k := range seg.keys {
-			if !seg.dups[k] {
-				delete(h.seen, k)
-			}
-		}
-		return outputFault(s.dir, fmt.Errorf("sealing segment %s: %w", seg.final, err))
+		return outputFault(s.dir, fmt.Errorf("sealing segment %s: %w", seg.tmp, err))
 	}
 	return nil
 }
 
 // publish renames a closed segment into view, leaving out the versions
-// another writer published since this one was opened. Called with the
-// hub's lock held.
+// another writer published since this one looked them up, and indexes
+// it. Called with the hub's lock held.
 func (s *jsonl) publish(h *hubDir, seg *segment) error {
-	if err := s.refresh(h, seg); err != nil {
+	ix, err := openHubIndex(h.dir, s.log)
+	if err != nil {
 		return err
 	}
-	if len(seg.dups) > 0 {
-		if err := s.dropLines(h, seg, seg.dups); err != nil {
+	defer ix.Close()
+	found, err := ix.has(seg.versions)
+	if err != nil {
+		return err
+	}
+	if slices.Contains(found, true) {
+		if err := s.dropLines(h, seg, found); err != nil {
 			return err
 		}
-		if len(seg.keys) == 0 {
+		if len(seg.versions) == 0 {
 			return os.Remove(seg.tmp)
 		}
 	}
+	last, _, err := ix.meta()
+	if err != nil {
+		return err
+	}
+	seg.final = filepath.Join(h.dir, publishedName(last))
 	if err := renameDurably(seg.tmp, seg.final); err != nil {
 		return err
 	}
-	h.known[filepath.Base(seg.final)] = true
-	for _, t := range seg.tags {
-		h.latest[t.id] = t.tags
-	}
-	h.hub, h.dirty = seg.hub, true
+	// Sealed: the segment is the truth from here on. An index that cannot
+	// take it is brought up to date from the segments next time.
+	h.dirty = true
 	s.sealed.Segments++
-	s.sealed.Records += int64(len(seg.keys))
+	s.sealed.Records += int64(len(seg.versions))
 	if info, err := os.Stat(seg.final); err == nil {
 		s.sealed.Bytes += info.Size()
+	}
+	if err := ix.add(filepath.Base(seg.final), seg.versions, &seg.hub); err != nil {
+		s.log.Warn().Err(err).Str("segment", seg.final).Msg("segment published but not indexed; it is indexed at the next seal in its folder")
+		return nil
+	}
+	// The summary while the index is open and the lock held; one that
+	// fails is tried again by Flush, which reports it.
+	if !s.summaryOnClose {
+		_ = s.summarise(h, ix)
 	}
 	return nil
 }
 
 // dropLines rewrites a closed segment without the lines of the versions
-// in drop, under a new name.
-func (s *jsonl) dropLines(h *hubDir, seg *segment, drop map[string]bool) error {
-	tmp, final := s.segmentNames(h)
+// marked in drop, under a new temporary name.
+func (s *jsonl) dropLines(h *hubDir, seg *segment, drop []bool) error {
+	tmp := s.tempName(h)
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
 		return err
 	}
 	w := bufio.NewWriterSize(f, 64<<10)
-	var keys []string
-	var tags []idTags
+	var keep []version
 	i := 0
 	err = scanLines(seg.tmp, func(b []byte) error {
-		if i >= len(seg.keys) {
+		if i >= len(seg.versions) {
 			return errors.New("more lines than records written")
 		}
-		if !drop[seg.keys[i]] {
-			keys, tags = append(keys, seg.keys[i]), append(tags, seg.tags[i])
+		if !drop[i] {
+			keep = append(keep, seg.versions[i])
 			_, _ = w.Write(b)
 			_ = w.WriteByte('\n')
 		}
@@ -511,7 +554,7 @@ func (s *jsonl) dropLines(h *hubDir, seg *segment, drop map[string]bool) error {
 		return err
 	}
 	_ = os.Remove(seg.tmp)
-	seg.tmp, seg.final, seg.keys, seg.tags = tmp, final, keys, tags
+	seg.tmp, seg.versions = tmp, keep
 	return nil
 }
 
@@ -625,24 +668,41 @@ func (r jsonlReader) Records(ctx context.Context, fn func(*record.Record) error,
 	return nil
 }
 
-// EachLatest implements Reader. It decodes only the tags of each line,
-// not the contexts and evidence.
+// EachLatest implements Reader. It reads each hub folder's index, or,
+// when that does not cover the folder's segments, only the tags of each
+// line of them, not the contexts and evidence.
 func (r jsonlReader) EachLatest(ctx context.Context, fn func(id string, t Tags)) error {
-	files, err := r.segments("")
+	hubs, err := os.ReadDir(r.dir)
 	if err != nil {
-		return err
+		return fmt.Errorf("reading output %s: %w", r.dir, err)
 	}
-	latest := map[string]Tags{}
-	for _, f := range files {
-		if err := ctx.Err(); err != nil {
+	for _, h := range hubs {
+		if !h.IsDir() {
+			continue
+		}
+		dir := filepath.Join(r.dir, h.Name())
+		if ok, err := eachLatest(dir, fn); err != nil || ok {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		files, err := segmentFiles(dir)
+		if err != nil {
 			return err
 		}
-		if err := readTags(f, func(id string, t Tags) { latest[id] = t }); err != nil {
-			return err
+		latest := map[string]Tags{}
+		for _, f := range files {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if err := readTags(f, func(id string, t Tags) { latest[id] = t }); err != nil {
+				return err
+			}
 		}
-	}
-	for id, t := range latest {
-		fn(id, t)
+		for id, t := range latest {
+			fn(id, t)
+		}
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package sink
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"errors"
 
 	"github.com/citecrawl/citecrawl/record"
@@ -13,14 +14,14 @@ import (
 // earlier output to read back.
 type lines struct {
 	w    *bufio.Writer
-	seen seen
+	seen map[[sha256.Size224]byte]bool // hashes of the version keys written, of a fixed small size
 }
 
 func openLines(_ context.Context, _ string, _ Config, env env) (Sink, error) {
 	if env.stdout == nil {
 		return nil, errors.New("sink out is - but no standard output was given")
 	}
-	return &lines{w: bufio.NewWriterSize(env.stdout, 64<<10), seen: seen{}}, nil
+	return &lines{w: bufio.NewWriterSize(env.stdout, 64<<10), seen: map[[sha256.Size224]byte]bool{}}, nil
 }
 
 // Batching implements Sink: about every 256 records, so a reader of the
@@ -35,9 +36,11 @@ func (s *lines) Write(_ context.Context, records []*record.Record) (int, error) 
 	}
 	n := 0
 	for _, e := range encs {
-		if !s.seen.add(e.key) {
+		k := sha256.Sum224([]byte(e.key))
+		if s.seen[k] {
 			continue
 		}
+		s.seen[k] = true
 		if _, err := s.w.Write(e.line); err != nil {
 			return n, err
 		}

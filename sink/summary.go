@@ -46,6 +46,16 @@ func TagsOf(r *record.Record) Tags {
 // Summarise counts the latest version of each record; papers the hub no
 // longer lists are counted as gone, not in the distributions.
 func Summarise(hub record.Hub, latest map[string]Tags) Summary {
+	counts := map[Tags]int{}
+	for _, t := range latest {
+		counts[t]++
+	}
+	return summariseCounts(hub, counts)
+}
+
+// summariseCounts is Summarise given how many records have each set of
+// tags (the folder sink's index keeps them so).
+func summariseCounts(hub record.Hub, counts map[Tags]int) Summary {
 	s := Summary{
 		Hub:   hub,
 		Roles: map[string]int{}, RoleSources: map[string]int{}, Polarities: map[string]int{},
@@ -53,30 +63,33 @@ func Summarise(hub record.Hub, latest map[string]Tags) Summary {
 		Published: hub.Published,
 	}
 	s.Hub.Published = nil // shown once, at the top level
-	for _, t := range latest {
-		if t.Gone {
-			s.Gone++
+	for t, n := range counts {
+		if n <= 0 {
 			continue
 		}
-		s.Records++
-		s.Roles[t.Role]++
-		s.RoleSources[t.RoleSource]++
-		s.Polarities[t.Polarity]++
-		if t.Pluralism != "" {
-			s.Pluralism[t.Pluralism]++
+		if t.Gone {
+			s.Gone += n
+			continue
 		}
-		s.Years[t.Year]++
-		s.RulesVersions[t.RulesVersion]++
+		s.Records += n
+		s.Roles[t.Role] += n
+		s.RoleSources[t.RoleSource] += n
+		s.Polarities[t.Polarity] += n
+		if t.Pluralism != "" {
+			s.Pluralism[t.Pluralism] += n
+		}
+		s.Years[t.Year] += n
+		s.RulesVersions[t.RulesVersion] += n
 	}
 	return s
 }
 
-func writeSummary(h *hubDir) error {
-	b, err := json.MarshalIndent(Summarise(h.hub, h.latest), "", "  ")
+func writeSummary(dir string, sum Summary) error {
+	b, err := json.MarshalIndent(sum, "", "  ")
 	if err != nil {
 		return err
 	}
-	return WriteFileAtomic(filepath.Join(h.dir, SummaryFile), append(b, '\n'))
+	return WriteFileAtomic(filepath.Join(dir, SummaryFile), append(b, '\n'))
 }
 
 // WriteFileAtomic writes data to a temporary file beside path, fsyncs it

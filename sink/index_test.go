@@ -1,0 +1,314 @@
+package sink
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/citecrawl/citecrawl/record"
+)
+
+// logBuffer collects a sink's log lines, safe for the writers' goroutines.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func openLogged(t *testing.T, dir string, log *logBuffer) Sink {
+	t.Helper()
+	cfg := testConfig()
+	cfg.Out = dir
+	cfg.SegmentMaxBytes = 256 << 10 // many segments
+	s, err := Open(context.Background(), cfg, WithLogger(zerolog.New(log)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// writeAll writes records in batches, flushing at the sink's size limit
+// as the sink stage does, and returns how many were new.
+func writeAll(t *testing.T, s Sink, recs []*record.Record) int {
+	t.Helper()
+	ctx := context.Background()
+	n, bytes := 0, 0
+	for lo := 0; lo < len(recs); lo += 256 {
+		batch := recs[lo:min(lo+256, len(recs))]
+		k, err := s.Write(ctx, batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += k
+		bytes += 600 * k
+		if s.Batching().Due(k, int64(bytes), 0) {
+			if err := s.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			bytes = 0
+		}
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// assertSummary checks a hub's summary.json against the summary of the
+// latest of the given record versions (later ones win).
+func assertSummary(t *testing.T, dir, hub string, versions []*record.Record) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, hub, SummaryFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got Summary
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	latest := map[string]Tags{}
+	for _, r := range versions {
+		latest[r.ID] = TagsOf(r)
+	}
+	want := Summarise(versions[len(versions)-1].Hub, latest)
+	wb, _ := json.Marshal(want)
+	gb, _ := json.Marshal(got)
+	if !bytes.Equal(wb, gb) {
+		t.Fatalf("summary.json\n%s\nwant\n%s", gb, wb)
+	}
+}
+
+// garble overwrites every segment of a hub folder with lines that are not
+// records, keeping their names and sizes: a writer that read them would fail.
+func garble(t *testing.T, hubDir string) {
+	t.Helper()
+	files, err := segmentFiles(hubDir)
+	if err != nil || len(files) < 2 {
+		t.Fatalf("segments %v (%v), want several", files, err)
+	}
+	for _, f := range files {
+		info, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f, bytes.Repeat([]byte("not json\n"), int(info.Size())/9+1), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A reopened writer tells what was written from the index alone: with
+// every segment's content made unreadable (names kept), it writes none of
+// the 6,000 records again, writes a new version and new records once,
+// and counts the summary from the index.
+func TestJSONLIndexAnswersWithoutReadingSegments(t *testing.T) {
+	dir := t.TempDir()
+	var log logBuffer
+	recs := testRecords(3000, "hub-a", "hub-b")
+	if n := writeAll(t, openLogged(t, dir, &log), recs); n != len(recs) {
+		t.Fatalf("first writer: %d new, want %d", n, len(recs))
+	}
+	for _, hub := range []string{"hub-a", "hub-b"} {
+		if _, err := os.Stat(filepath.Join(dir, hub, indexFile)); err != nil {
+			t.Fatalf("no index in %s: %v", hub, err)
+		}
+		garble(t, filepath.Join(dir, hub))
+	}
+	changed := *recs[0] // hub-a, role background -> future
+	changed.Role = record.RoleFuture
+	more := testRecords(3200, "hub-a")[3000:]
+	s := openLogged(t, dir, &log)
+	again := append(append(append([]*record.Record{}, recs...), &changed), more...)
+	if n := writeAll(t, s, again); n != 1+len(more) {
+		t.Fatalf("reopened writer: %d new, want %d (a new version and %d new records)", n, 1+len(more), len(more))
+	}
+	assertSummary(t, dir, "hub-a", append(append(recs[:3000:3000], &changed), more...))
+	if strings.Contains(log.String(), "building") {
+		t.Fatalf("the index was built again: %s", log.String())
+	}
+}
+
+// Deleting an index, or damaging it, makes the next writer build it again
+// from the segments, saying so, with the same answers: nothing written
+// twice, the summary the same.
+func TestJSONLIndexIsRebuiltFromTheSegments(t *testing.T) {
+	for _, damage := range []string{"deleted", "corrupt", "unsynced"} {
+		t.Run(damage, func(t *testing.T) {
+			dir := t.TempDir()
+			var log logBuffer
+			recs := testRecords(2000, "hub-a")
+			if n := writeAll(t, openLogged(t, dir, &log), recs); n != len(recs) {
+				t.Fatalf("first writer: %d new", n)
+			}
+			index := filepath.Join(dir, "hub-a", indexFile)
+			switch damage {
+			case "deleted":
+				if err := os.Remove(index); err != nil {
+					t.Fatal(err)
+				}
+			case "corrupt":
+				if err := os.WriteFile(index, bytes.Repeat([]byte{0xde, 0xad}, 8192), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			case "unsynced": // written without fsyncs during a boot that has ended
+				if bootID() == "" {
+					t.Skip("no boot id on this system: every commit of the index is fsynced")
+				}
+				db, err := bolt.Open(index, 0o644, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				err = db.Update(func(tx *bolt.Tx) error {
+					return tx.Bucket(bucketMeta).Put(metaState, []byte("dirty 00000000-0000-0000-0000-000000000000"))
+				})
+				db.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			// A reader does not take a damaged index at its word either.
+			rd, err := OpenReader(context.Background(), Config{Out: dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			if err := rd.EachLatest(context.Background(), func(string, Tags) { n++ }); err != nil || n != len(recs) {
+				t.Fatalf("EachLatest with the index %s: %d records (%v), want %d", damage, n, err, len(recs))
+			}
+			more := testRecords(2100, "hub-a")[2000:]
+			if n := writeAll(t, openLogged(t, dir, &log), append(append([]*record.Record{}, recs...), more...)); n != len(more) {
+				t.Fatalf("after the index was %s: %d new, want the %d new records only", damage, n, len(more))
+			}
+			assertEachOnce(t, readFolder(t, dir), append(recs, more...))
+			wantLine := map[string]string{"deleted": "building the index of the hub folder from its segments",
+				"corrupt":  "the index of the hub folder is unreadable: building it again from the segments",
+				"unsynced": "the index of the hub folder was being written when the machine stopped: building it again from the segments"}[damage]
+			if !strings.Contains(log.String(), wantLine) {
+				t.Errorf("log %q does not say %q", log.String(), wantLine)
+			}
+			// Deleted once more: the summary built from the rebuilt index
+			// is the one written as the records came.
+			if err := os.Remove(index); err != nil {
+				t.Fatal(err)
+			}
+			s := openLogged(t, dir, &log)
+			if n, err := s.Write(context.Background(), recs[:1]); err != nil || n != 0 {
+				t.Fatalf("Write after a second rebuild = %d, %v", n, err)
+			}
+			if err := s.Close(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			assertSummary(t, dir, "hub-a", append(recs, more...))
+		})
+	}
+}
+
+// A segment published but not indexed (its writer stopped in between) is
+// indexed by the next writer, which says so; one removed by hand makes
+// the index not match, and it is built again: the removed records are
+// written again, the others not.
+func TestJSONLIndexFollowsTheSegments(t *testing.T) {
+	dir := t.TempDir()
+	var log logBuffer
+	recs := testRecords(1500, "hub-a")
+	if n := writeAll(t, openLogged(t, dir, &log), recs[:1000]); n != 1000 {
+		t.Fatalf("first writer: %d new", n)
+	}
+	// Records 1000-1499 published by a writer that stopped before indexing:
+	// a segment named after the last one, not in the index.
+	var lines []byte
+	for _, r := range recs[1000:] {
+		b, _ := json.Marshal(r)
+		lines = append(append(lines, b...), '\n')
+	}
+	unindexed := filepath.Join(dir, "hub-a", segmentName(time.Now().Add(time.Second)))
+	if err := os.WriteFile(unindexed, lines, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if n := writeAll(t, openLogged(t, dir, &log), recs); n != 0 {
+		t.Fatalf("%d records written again beside a segment not yet indexed", n)
+	}
+	if !strings.Contains(log.String(), "indexing segments published without being indexed") {
+		t.Errorf("log %q does not say the segment was indexed", log.String())
+	}
+	if err := os.Remove(unindexed); err != nil {
+		t.Fatal(err)
+	}
+	if n := writeAll(t, openLogged(t, dir, &log), recs); n != 500 {
+		t.Fatalf("after a segment was removed by hand: %d new, want its 500 records", n)
+	}
+	if !strings.Contains(log.String(), "does not match its segments") {
+		t.Errorf("log %q does not say the index was built again", log.String())
+	}
+	assertEachOnce(t, readFolder(t, dir), recs)
+}
+
+// BenchmarkJSONLWrite is the folder sink's write rate: 100,000 records of
+// about 600 bytes over 20 hubs, written in batches of 256 and sealed at
+// the shipped 8 MiB segment limit, into a fresh folder; then the same
+// records given again to a new writer (all already written).
+func BenchmarkJSONLWrite(b *testing.B) {
+	const n = 100_000
+	var recs []*record.Record
+	for h := range 20 {
+		recs = append(recs, testRecords(n/20, fmt.Sprint("hub-", h))...)
+	}
+	ctx := context.Background()
+	var fresh, again time.Duration
+	for b.Loop() {
+		cfg := testConfig()
+		cfg.Out = b.TempDir()
+		for pass, took := range []*time.Duration{&fresh, &again} {
+			start := time.Now()
+			s, err := Open(ctx, cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var bytes int64
+			written := 0
+			for lo := 0; lo < len(recs); lo += 256 {
+				k, err := s.Write(ctx, recs[lo:min(lo+256, len(recs))])
+				if err != nil {
+					b.Fatal(err)
+				}
+				written += k
+				if bytes += 600 * int64(k); s.Batching().Due(k, bytes, 0) {
+					if err := s.Flush(ctx); err != nil {
+						b.Fatal(err)
+					}
+					bytes = 0
+				}
+			}
+			if err := s.Close(ctx); err != nil {
+				b.Fatal(err)
+			}
+			if want := map[int]int{0: n, 1: 0}[pass]; written != want {
+				b.Fatalf("pass %d wrote %d, want %d", pass, written, want)
+			}
+			*took += time.Since(start)
+		}
+	}
+	b.ReportMetric(float64(n*b.N)/fresh.Seconds(), "records/s")
+	b.ReportMetric(float64(n*b.N)/again.Seconds(), "dups/s")
+}
