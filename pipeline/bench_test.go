@@ -56,10 +56,11 @@ func BenchmarkRunGeneratedHub(b *testing.B) {
 	b.ReportMetric(float64(requests)/float64(records), "requests/record")
 }
 
-// BenchmarkReprocess is the batch figure: 200,000 raw records in the
-// stream re-tagged into a new JSON Lines generation. It reports records/s
-// and the peak Go heap in use during the reprocess (the embedded NATS
-// server shares the process and is included).
+// BenchmarkReprocess is the batch figure: 200,000 raw records re-tagged
+// into a new JSON Lines generation, from the stream and from a folder (the
+// output of a first reprocess). Each reports records/s and the peak Go heap
+// in use during the reprocess (the embedded NATS server shares the process
+// and is included).
 func BenchmarkReprocess(b *testing.B) {
 	const n = 200_000
 	cfg := testConfig(b, b.TempDir(), nil)
@@ -89,32 +90,9 @@ func BenchmarkReprocess(b *testing.B) {
 	}
 	// As `citecrawl reprocess` does (cmd/citecrawl/reprocess.go).
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(200 << 20))
-	runtime.GC()
-	var peak atomic.Uint64
-	var total time.Duration
-	for b.Loop() {
-		out := filepath.Join(b.TempDir(), "out")
-		done := make(chan struct{})
-		go func() {
-			var ms runtime.MemStats
-			t := time.NewTicker(20 * time.Millisecond)
-			defer t.Stop()
-			for {
-				runtime.ReadMemStats(&ms)
-				if ms.HeapInuse > peak.Load() {
-					peak.Store(ms.HeapInuse)
-				}
-				select {
-				case <-t.C:
-				case <-done:
-					return
-				}
-			}
-		}()
-		start := time.Now()
-		res, err := Reprocess(ctx, bus, ReprocessOptions{From: "stream", Out: out, Classifier: classify.New(rules), Log: zerolog.Nop()})
-		total += time.Since(start)
-		close(done)
+	folder := filepath.Join(b.TempDir(), "from")
+	reprocess := func(b *testing.B, from, out string) {
+		res, err := Reprocess(ctx, bus, ReprocessOptions{From: from, Out: out, Classifier: classify.New(rules), Log: zerolog.Nop()})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -122,8 +100,53 @@ func BenchmarkReprocess(b *testing.B) {
 			b.Fatalf("%d records, want %d", res.Records, n)
 		}
 	}
-	b.ReportMetric(float64(n*b.N)/total.Seconds(), "records/s")
-	b.ReportMetric(float64(peak.Load())/(1<<20), "peak-heap-MB")
+	reprocess(b, "stream", folder)
+	for _, from := range []string{"stream", folder} {
+		name := "from=stream"
+		if from != "stream" {
+			name = "from=folder"
+		}
+		b.Run(name, func(b *testing.B) {
+			runtime.GC()
+			var total time.Duration
+			var peak uint64
+			for b.Loop() {
+				out := filepath.Join(b.TempDir(), "out")
+				start := time.Now()
+				peak = max(peak, peakHeap(func() { reprocess(b, from, out) }))
+				total += time.Since(start)
+			}
+			b.ReportMetric(float64(n*b.N)/total.Seconds(), "records/s")
+			b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MB")
+		})
+	}
+}
+
+// peakHeap runs f and returns the most Go heap in use while it ran,
+// sampled every 20 ms.
+func peakHeap(f func()) uint64 {
+	var peak atomic.Uint64
+	done := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		var ms runtime.MemStats
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			runtime.ReadMemStats(&ms)
+			peak.Store(max(peak.Load(), ms.HeapInuse))
+			select {
+			case <-t.C:
+			case <-done:
+				return
+			}
+		}
+	}()
+	f()
+	close(done)
+	<-sampled
+	return peak.Load()
 }
 
 // BenchmarkIngestGeneratedHub is the run scripts/ingestbench measures as a

@@ -9,11 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/citecrawl/citecrawl/classify"
 	"github.com/citecrawl/citecrawl/record"
@@ -36,7 +36,7 @@ type ReprocessOptions struct {
 	Classifier  *classify.Classifier
 	Workers     int
 	// Batch is how many records are tagged and sealed between checkpoints
-	// (2,048 if zero).
+	// (16,384 if zero): what an interrupted reprocess does again.
 	Batch int
 	// Progress is called now and then with records done and the total
 	// (0 when unknown).
@@ -65,12 +65,25 @@ type ReprocessResult struct {
 // checkpoint is written into the unfinished generation after every sealed
 // batch, so an interrupted reprocess resumes instead of starting over.
 type checkpoint struct {
-	From  string `json:"from"`
-	Rules string `json:"rules_version"`
-	Done  uint64 `json:"done"` // last stream sequence, or records read from a folder
+	Format int    `json:"format"` // checkpointFormat; another is not resumed
+	From   string `json:"from"`
+	Rules  string `json:"rules_version"`
+	Done   uint64 `json:"done"` // last stream sequence, or records read from a folder
+	// The label logs as sealed with those records (see labelLog).
+	New labelLogState `json:"new_labels"`
+	Old labelLogState `json:"old_labels"`
 }
 
-const checkpointFile = ".reprocess-checkpoint.json"
+const (
+	checkpointFile = ".reprocess-checkpoint.json"
+	// checkpointFormat 2 added the label logs.
+	checkpointFormat = 2
+	// labelsDir, in the unfinished generation, holds the label logs.
+	labelsDir = ".reprocess-labels"
+	// chunkSize is how many records a worker tags at a time: a few
+	// milliseconds of work, and few records in memory.
+	chunkSize = 256
+)
 
 // ErrShrink is returned by Reprocess when the new generation would
 // replace a non-empty output with an empty or much smaller one and
@@ -79,7 +92,7 @@ var ErrShrink = errors.New("reprocess would shrink the output")
 
 // shrinks says whether a generation of n records is much smaller than an
 // output of old records: fewer than half of them.
-func shrinks(old, n int) bool { return old > 0 && 2*n < old }
+func shrinks(old, n int64) bool { return old > 0 && 2*n < old }
 
 // Reprocess re-tags everything already crawled with the current rules,
 // with no network. bus may be nil when reading from a folder.
@@ -88,17 +101,24 @@ func Reprocess(ctx context.Context, bus *Bus, o ReprocessOptions) (*ReprocessRes
 		o.Workers = 2
 	}
 	if o.Batch < 1 {
-		o.Batch = 2048
+		o.Batch = 16384
 	}
 	next := filepath.Clean(o.Out) + ".next"
 	res := &ReprocessResult{RulesVersion: o.Classifier.Version()}
-	cp := checkpoint{From: o.From, Rules: o.Classifier.Version()}
+	cp := checkpoint{Format: checkpointFormat, From: o.From, Rules: o.Classifier.Version()}
 	var old checkpoint
 	if b, err := os.ReadFile(filepath.Join(next, checkpointFile)); err == nil && json.Unmarshal(b, &old) == nil &&
-		old.From == cp.From && old.Rules == cp.Rules {
-		cp.Done, res.Resumed = old.Done, true
+		old.Format == cp.Format && old.From == cp.From && old.Rules == cp.Rules {
+		cp, res.Resumed = old, true
 		o.Log.Info().Uint64("done", cp.Done).Msg("resuming an interrupted reprocess")
 	} else if err := os.RemoveAll(next); err != nil {
+		return nil, err
+	}
+	state := filepath.Join(next, labelsDir)
+	if err := os.MkdirAll(state, 0o755); err != nil {
+		return nil, err
+	}
+	if err := pruneParts(state, cp.New, cp.Old); err != nil {
 		return nil, err
 	}
 	// A batch job: big segments sealed at every checkpoint, summaries
@@ -116,27 +136,15 @@ func Reprocess(ctx context.Context, bus *Bus, o ReprocessOptions) (*ReprocessRes
 			_ = out.Close(context.Background())
 		}
 	}()
-	// Seal, then record how far we got: what is in the checkpoint is on disk.
-	commit := func(done uint64) error {
-		if err := out.Flush(ctx); err != nil {
-			return err
-		}
-		cp.Done = done
-		b, _ := json.Marshal(cp)
-		return sink.WriteFileAtomic(filepath.Join(next, checkpointFile), b)
-	}
-	names := &labelTable{index: map[string]uint16{}}
-	t := &tagger{c: o.Classifier, workers: o.Workers, out: out, batchSize: o.Batch, names: names, latest: map[string]labels{}, minConf: o.MinConfidence, under: map[string]int{}}
-	if res.Resumed {
-		// What the interrupted run sealed counts too.
-		if t.latest, err = latestLabels(ctx, nextCfg.Out, names); err != nil {
-			return nil, err
-		}
-	}
+	r := &retagger{o: o, out: out, next: next, cp: &cp, under: map[string]int{},
+		newL: newLabelLog(state, "new", cp.New), oldL: newLabelLog(state, "old", cp.Old)}
 	if o.From == "stream" {
-		err = reprocessStream(ctx, bus, &cp, t, commit, o.Progress)
+		err = r.fromStream(ctx, bus)
 	} else {
-		err = reprocessSink(ctx, o.From, &cp, t, commit, o.Progress)
+		err = r.fromFolder(ctx, o.From)
+	}
+	if err == nil {
+		err = ctx.Err() // interrupted after the last record
 	}
 	if err != nil {
 		return res, err
@@ -146,25 +154,40 @@ func Reprocess(ctx context.Context, bus *Bus, o ReprocessOptions) (*ReprocessRes
 		return res, err
 	}
 	// Compare the new generation with the old output, then swap it in.
-	before, err := latestLabels(ctx, oldSource(o), names)
-	if err != nil {
-		return res, err
-	}
-	res.Changes, res.Changed, res.Records = compareLabels(before, t.latest, names)
-	current := before // what the new generation replaces
-	if filepath.Clean(oldSource(o)) != filepath.Clean(o.Out) {
-		if current, err = latestLabels(ctx, o.Out, names); err != nil {
+	if o.From == "stream" {
+		// The old labels are the output's; from a folder, they were
+		// taken from the records read.
+		if err := eachLatest(ctx, o.Out, r.oldL.add); err != nil {
+			return res, err
+		}
+		if err := r.oldL.flush(); err != nil {
 			return res, err
 		}
 	}
-	if shrinks(len(current), len(t.latest)) && !o.AllowShrink {
+	var before int64 // records in the old output
+	res.Changes, res.Changed, res.Records, before, err = labelChanges(r.oldL, r.newL)
+	if err != nil {
+		return res, err
+	}
+	current := before // records in what the new generation replaces
+	if filepath.Clean(oldSource(o)) != filepath.Clean(o.Out) {
+		current = 0
+		err := eachLatest(ctx, o.Out, func(string, labels) error { current++; return nil })
+		if err != nil {
+			return res, err
+		}
+	}
+	if shrinks(current, res.Records) && !o.AllowShrink {
 		// Dropped, not kept to resume: its checkpoint is of the wrong input.
 		_ = os.RemoveAll(next)
 		return res, fmt.Errorf("%w: %s holds %d records, the new generation from %s only %d; nothing was replaced (is --data or --from the input this output was built from? --allow-shrink replaces it anyway)",
-			ErrShrink, o.Out, len(current), o.From, len(t.latest))
+			ErrShrink, o.Out, current, o.From, res.Records)
 	}
 	if o.MinConfidence > 0 {
-		res.Under = t.under
+		res.Under = r.under
+	}
+	if err := os.RemoveAll(state); err != nil {
+		return res, err
 	}
 	if err := os.Remove(filepath.Join(next, checkpointFile)); err != nil {
 		return res, err
@@ -215,68 +238,62 @@ func oldSource(o ReprocessOptions) string {
 	return o.Out
 }
 
-// tagger tags records on several cores and writes them in input order.
-type tagger struct {
-	c         *classify.Classifier
-	workers   int
-	batchSize int
-	out       sink.Sink
-	names     *labelTable
-	latest    map[string]labels // of every record written, to compare with the old output
-	minConf   float64
-	under     map[string]int // tags under minConf, counted as written
+// eachLatest calls fn with the labels of the latest version of every
+// record the sink wrote at out (none when nothing was written there). It
+// uses the sink's EachLatest, which reads only the tags, not the contexts.
+func eachLatest(ctx context.Context, out string, fn func(id string, l labels) error) error {
+	rd, err := sink.OpenReader(ctx, sink.Config{Out: out})
+	if errors.Is(err, sink.ErrNoOutput) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var ferr error
+	err = rd.EachLatest(ctx, func(id string, t sink.Tags) {
+		if ferr == nil {
+			ferr = fn(id, labelsOfTags(t))
+		}
+	})
+	return errors.Join(err, ferr)
 }
 
-// item is one record to re-tag: raw JSON (from the stream) or decoded
-// (from a folder).
+// retagger re-tags the input in three stages that overlap: a reader cuts
+// the input into chunks, workers decode and tag whole chunks on every
+// core, and a writer writes them to the sink in input order, adds their
+// labels to the label logs and checkpoints every Batch records. The
+// chunks in flight are bounded, so memory does not grow with the input.
+type retagger struct {
+	o          ReprocessOptions
+	out        sink.Sink
+	next       string
+	cp         *checkpoint
+	newL, oldL *labelLog      // labels of the records written, and from a folder their labels before
+	under      map[string]int // tags under MinConfidence, counted as written
+	// Progress: records done before this run's first and the total.
+	done, total int64
+}
+
+// chunk is consecutive records of the input, tagged by one worker.
+type chunk struct {
+	items []item
+	pos   uint64        // the checkpoint after it: stream sequence of its last record, or records read
+	done  chan struct{} // closed once tagged
+	err   error
+}
+
+// item is one record to re-tag: raw JSON from the stream, or decoded from
+// a folder with its labels before.
 type item struct {
 	raw []byte
+	seq uint64 // stream sequence of raw
 	rec *record.Record
-	err error
+	old labels
 }
 
-// batch decodes and tags the items on all workers, then writes them in
-// order.
-func (t *tagger) batch(ctx context.Context, items []item) error {
-	var wg sync.WaitGroup
-	chunk := (len(items) + t.workers - 1) / t.workers
-	for w := 0; w < t.workers; w++ {
-		lo, hi := w*chunk, min((w+1)*chunk, len(items))
-		if lo >= hi {
-			break
-		}
-		wg.Go(func() {
-			for i := range items[lo:hi] {
-				it := &items[lo+i]
-				if it.rec == nil {
-					it.rec = &record.Record{}
-					if it.err = json.Unmarshal(it.raw, it.rec); it.err != nil {
-						continue
-					}
-				}
-				t.c.Tag(it.rec) // leaves a gone record as it is
-			}
-		})
-	}
-	wg.Wait()
-	recs := make([]*record.Record, len(items))
-	for i, it := range items {
-		if it.err != nil {
-			return it.err
-		}
-		recs[i] = it.rec
-		t.latest[it.rec.ID] = t.names.of(sink.TagsOf(it.rec))
-		for _, tag := range it.rec.Under(t.minConf) {
-			t.under[tag]++
-		}
-	}
-	_, err := t.out.Write(ctx, recs)
-	return err
-}
-
-// reprocessStream reads the raw stream from after the checkpoint up to its
+// fromStream reads the raw stream from after the checkpoint up to its
 // last message at the start.
-func reprocessStream(ctx context.Context, bus *Bus, cp *checkpoint, t *tagger, commit func(uint64) error, progress func(int64, int64)) error {
+func (r *retagger) fromStream(ctx context.Context, bus *Bus) error {
 	if bus == nil {
 		return errors.New("reprocess --from stream needs NATS")
 	}
@@ -289,157 +306,229 @@ func reprocessStream(ctx context.Context, bus *Bus, cp *checkpoint, t *tagger, c
 		return err
 	}
 	last, first := info.State.LastSeq, info.State.FirstSeq
-	if cp.Done >= last || info.State.Msgs == 0 {
-		return commit(cp.Done)
+	if r.cp.Done >= last || info.State.Msgs == 0 {
+		return r.commit(ctx, r.cp.Done)
 	}
-	start := max(cp.Done+1, first)
+	start := max(r.cp.Done+1, first)
+	r.done, r.total = int64(start-first), int64(last-first+1)
 	cons, err := bus.JS.OrderedConsumer(ctx, StreamRaw, jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: start,
 	})
 	if err != nil {
 		return err
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(4096))
-	if err != nil {
-		return err
-	}
-	defer it.Stop()
-	total := int64(last - first + 1)
-	done := int64(start - first)
-	batch := make([]item, 0, t.batchSize)
-	var seq uint64
-	for seq < last {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		m, err := it.Next()
+	return r.run(ctx, func(ctx context.Context, emit func(*chunk) error) error {
+		it, err := cons.Messages(jetstream.PullMaxMessages(4 * chunkSize))
 		if err != nil {
 			return err
 		}
-		meta, err := m.Metadata()
-		if err != nil {
-			return err
-		}
-		seq = meta.Sequence.Stream
-		batch = append(batch, item{raw: m.Data()})
-		if len(batch) == cap(batch) || seq >= last {
-			if err := t.batch(ctx, batch); err != nil {
+		defer it.Stop()
+		defer context.AfterFunc(ctx, it.Stop)() // unblocks Next
+		c := &chunk{items: make([]item, 0, r.chunkSize())}
+		for c.pos < last {
+			m, err := it.Next()
+			if err != nil {
+				return errors.Join(ctx.Err(), err)
+			}
+			meta, err := m.Metadata()
+			if err != nil {
 				return err
 			}
-			done += int64(len(batch))
-			batch = batch[:0]
-			if err := commit(seq); err != nil {
-				return err
-			}
-			if progress != nil {
-				progress(done, total)
+			c.pos = meta.Sequence.Stream
+			c.items = append(c.items, item{raw: m.Data(), seq: c.pos})
+			if len(c.items) == cap(c.items) || c.pos >= last {
+				if err := emit(c); err != nil {
+					return err
+				}
+				c = &chunk{items: make([]item, 0, r.chunkSize()), pos: c.pos}
 			}
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
-// reprocessSink reads every record the sink wrote at from, in the
-// reader's stable order (for a folder: hub folders, then segments by
-// name, then lines), so a checkpoint counts records.
-func reprocessSink(ctx context.Context, from string, cp *checkpoint, t *tagger, commit func(uint64) error, progress func(int64, int64)) error {
+// fromFolder reads every record the sink wrote at from, in the reader's
+// stable order (for a folder: hub folders, then segments by name, then
+// lines), so a checkpoint counts records.
+func (r *retagger) fromFolder(ctx context.Context, from string) error {
 	rd, err := sink.OpenReader(ctx, sink.Config{Out: from})
 	if err != nil {
 		return fmt.Errorf("reprocess --from %s: %w", from, err)
 	}
+	skip := r.cp.Done // read before the writer moves the checkpoint on
+	r.done = int64(skip)
 	var n uint64
-	batch := make([]item, 0, t.batchSize)
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		if err := t.batch(ctx, batch); err != nil {
+	err = r.run(ctx, func(ctx context.Context, emit func(*chunk) error) error {
+		c := &chunk{items: make([]item, 0, r.chunkSize())}
+		err := rd.Records(ctx, func(rec *record.Record) error {
+			n++
+			if n <= skip {
+				return nil
+			}
+			c.items, c.pos = append(c.items, item{rec: rec}), n
+			if len(c.items) < cap(c.items) {
+				return nil
+			}
+			err := emit(c)
+			c = &chunk{items: make([]item, 0, r.chunkSize())}
+			return err
+		})
+		if err != nil || len(c.items) == 0 {
 			return err
 		}
-		batch = batch[:0]
-		if progress != nil {
-			progress(int64(n), 0)
-		}
-		return commit(n)
-	}
-	err = rd.Records(ctx, func(r *record.Record) error {
-		n++
-		if n <= cp.Done {
-			return nil
-		}
-		batch = append(batch, item{rec: r})
-		if len(batch) == cap(batch) {
-			return flush()
-		}
-		return nil
+		return emit(c)
 	})
-	if err != nil {
-		return err
+	if err == nil && n == 0 {
+		err = fmt.Errorf("reprocess --from %s: no records to re-tag there", from)
 	}
-	if n == 0 {
-		return fmt.Errorf("reprocess --from %s: no records to re-tag there", from)
-	}
-	return flush()
+	return err
 }
 
-// labels are the labels reprocess compares (role, polarity, pluralism)
-// as numbers in a labelTable: the map of every record's labels then holds
-// nothing but its keys for the garbage collector to scan.
-type labels [3]uint16
+// chunkSize: a chunk is at most a checkpoint's worth of records.
+func (r *retagger) chunkSize() int { return min(chunkSize, r.o.Batch) }
 
-// labelTable numbers label names.
-type labelTable struct {
-	names []string
-	index map[string]uint16
-}
-
-func (lt *labelTable) id(name string) uint16 {
-	if i, ok := lt.index[name]; ok {
-		return i
+// run tags what read emits on o.Workers goroutines and writes it in order
+// as the chunks are done, a few chunks ahead of the writer at most.
+func (r *retagger) run(ctx context.Context, read func(context.Context, func(*chunk) error) error) error {
+	g, ctx := errgroup.WithContext(ctx)
+	// Enough chunks in flight for the writer to write one while every
+	// worker tags another, and no more: they are the memory reprocess
+	// holds.
+	work := make(chan *chunk, r.o.Workers)
+	inOrder := make(chan *chunk, r.o.Workers+1)
+	g.Go(func() error {
+		defer close(inOrder)
+		defer close(work)
+		return read(ctx, func(c *chunk) error {
+			c.done = make(chan struct{})
+			for _, ch := range []chan *chunk{inOrder, work} {
+				select {
+				case ch <- c:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			return nil
+		})
+	})
+	for range r.o.Workers {
+		g.Go(func() error {
+			for c := range work {
+				if ctx.Err() == nil {
+					r.tag(c)
+				}
+				close(c.done)
+			}
+			return nil
+		})
 	}
-	lt.names = append(lt.names, name)
-	lt.index[name] = uint16(len(lt.names) - 1)
-	return lt.index[name]
+	g.Go(func() error { return r.write(ctx, inOrder) })
+	return g.Wait()
 }
 
-func (lt *labelTable) of(t sink.Tags) labels {
-	return labels{lt.id(t.Role), lt.id(t.Polarity), lt.id(t.Pluralism)}
-}
-
-// latestLabels reads the labels of the latest version of every record the
-// sink wrote at out (none when nothing was written there).
-func latestLabels(ctx context.Context, out string, lt *labelTable) (map[string]labels, error) {
-	latest := map[string]labels{}
-	rd, err := sink.OpenReader(ctx, sink.Config{Out: out})
-	if errors.Is(err, sink.ErrNoOutput) {
-		return latest, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	err = rd.EachLatest(ctx, func(id string, t sink.Tags) { latest[id] = lt.of(t) })
-	return latest, err
-}
-
-// compareLabels counts label changes between the old labels and the
-// latest version of every record in the new output.
-func compareLabels(old, cur map[string]labels, lt *labelTable) (map[string]map[string]int, int64, int64) {
-	tags := [3]string{"role", "polarity", "pluralism"}
-	changes := map[string]map[string]int{"role": {}, "polarity": {}, "pluralism": {}}
-	var changed int64
-	for id, n := range cur {
-		o, ok := old[id]
-		if !ok || o == n {
-			continue
+// tag decodes (from the stream) and tags the records of a chunk.
+func (r *retagger) tag(c *chunk) {
+	for i := range c.items {
+		it := &c.items[i]
+		if it.raw != nil {
+			it.rec = &record.Record{}
+			if err := record.Unmarshal(it.raw, it.rec); err != nil {
+				c.err = fmt.Errorf("the raw record at stream sequence %d: %w", it.seq, err)
+				return
+			}
+			it.raw = nil
+		} else {
+			it.old = labelsOf(it.rec)
 		}
-		changed++
-		for i, tag := range tags {
-			if o[i] != n[i] {
-				changes[tag][label(lt.names[o[i]])+" -> "+label(lt.names[n[i]])]++
+		r.o.Classifier.Tag(it.rec) // leaves a gone record as it is
+	}
+}
+
+// write writes the tagged chunks in input order, checkpointing every
+// o.Batch records and at the end.
+func (r *retagger) write(ctx context.Context, chunks <-chan *chunk) error {
+	pending := 0
+	pos := r.cp.Done
+	recs := make([]*record.Record, 0, r.chunkSize())
+	for c := range chunks {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if c.err != nil {
+			return c.err
+		}
+		recs = recs[:0]
+		for _, it := range c.items {
+			recs = append(recs, it.rec)
+		}
+		if _, err := r.out.Write(ctx, recs); err != nil {
+			return err
+		}
+		for _, it := range c.items {
+			if err := r.newL.add(it.rec.ID, labelsOf(it.rec)); err != nil {
+				return err
+			}
+			if r.o.From != "stream" {
+				if err := r.oldL.add(it.rec.ID, it.old); err != nil {
+					return err
+				}
+			}
+			for _, tag := range it.rec.Under(r.o.MinConfidence) {
+				r.under[tag]++
 			}
 		}
+		pos, pending, r.done = c.pos, pending+len(c.items), r.done+int64(len(c.items))
+		if pending >= r.o.Batch {
+			if err := r.checkpoint(ctx, pos); err != nil {
+				return err
+			}
+			pending = 0
+		}
 	}
-	return changes, changed, int64(len(cur))
+	if pending > 0 {
+		return r.checkpoint(ctx, pos)
+	}
+	return r.commit(ctx, pos)
+}
+
+// checkpoint commits and reports progress.
+func (r *retagger) checkpoint(ctx context.Context, pos uint64) error {
+	if err := r.commit(ctx, pos); err != nil {
+		return err
+	}
+	if r.o.Progress != nil {
+		r.o.Progress(r.done, r.total)
+	}
+	return nil
+}
+
+// commit seals the records written and their labels, then records how far
+// it got: what the checkpoint lists is on disk.
+func (r *retagger) commit(ctx context.Context, pos uint64) error {
+	if err := r.out.Flush(ctx); err != nil {
+		return err
+	}
+	for _, g := range []*labelLog{r.newL, r.oldL} {
+		if err := g.flush(); err != nil {
+			return err
+		}
+		if err := g.compact(); err != nil {
+			return err
+		}
+	}
+	r.cp.Done, r.cp.New, r.cp.Old = pos, r.newL.state(), r.oldL.state()
+	b, _ := json.Marshal(r.cp)
+	if err := sink.WriteFileAtomic(filepath.Join(r.next, checkpointFile), b); err != nil {
+		return err
+	}
+	r.newL.removeStale()
+	r.oldL.removeStale()
+	return nil
 }
 
 func label(s string) string {

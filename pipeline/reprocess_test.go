@@ -3,9 +3,12 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -281,5 +284,184 @@ func TestReprocessRefusesToShrinkTheOutput(t *testing.T) {
 		if got, _ := filepath.Glob(filepath.Join(gen, "runs", "*.json")); len(got) != 1 || filepath.Base(got[0]) != filepath.Base(runs[0]) {
 			t.Errorf("%s: run reports %v, want %s carried forward", gen, got, filepath.Base(runs[0]))
 		}
+	}
+}
+
+// Interrupted, then resumed, a reprocess from the stream over the output,
+// one from a folder into another and one of a folder in place still count
+// exactly the expected label changes: the labels sealed before the interruption are kept on
+// disk with the checkpoint, not in memory.
+func TestReprocessResumedCountsEveryChange(t *testing.T) {
+	const n = 300
+	cfg, bus := crawled(t, snapshot.New(snapshot.StyleCards, snapshot.Generated(n)))
+	defer bus.Close()
+	before := readOut(t, cfg.Sink.Out)
+	wantChanged := map[string]int{}
+	for _, r := range before {
+		if r.Role != record.RoleBackground {
+			wantChanged[r.Role+" -> background"]++
+		}
+	}
+	if len(wantChanged) == 0 {
+		t.Fatal("test needs records that were not background")
+	}
+	c := changedRules(t, "roles.yaml", func(s string) string {
+		return regexp.MustCompile(`(?m)^prior:\n  background: [0-9.]+`).ReplaceAllString(s, "prior:\n  background: 100")
+	})
+	copied := filepath.Join(t.TempDir(), "copy")
+	for _, tc := range []struct{ name, from, out string }{
+		{"folder", cfg.Sink.Out, copied},
+		{"stream", "stream", cfg.Sink.Out},
+		{"in place", cfg.Sink.Out + ".prev", cfg.Sink.Out + ".prev"}, // the crawl's output, kept by the stream case
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			commits := 0
+			opts := ReprocessOptions{From: tc.from, Out: tc.out, Classifier: c, Batch: 64, Log: zerolog.Nop(),
+				Progress: func(done, total int64) {
+					if commits++; commits == 2 {
+						cancel()
+					}
+				}}
+			if _, err := Reprocess(ctx, bus, opts); err == nil {
+				t.Fatal("an interrupted reprocess reported success")
+			}
+			opts.Progress = nil
+			res, err := Reprocess(context.Background(), bus, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !res.Resumed || res.Records != n {
+				t.Fatalf("resumed %v, %d records; want a resumed run of %d", res.Resumed, res.Records, n)
+			}
+			if len(res.Changes["polarity"]) != 0 || len(res.Changes["pluralism"]) != 0 || len(res.Changes["role"]) != len(wantChanged) {
+				t.Fatalf("changes %v, want role %v", res.Changes, wantChanged)
+			}
+			total := 0
+			for k, n := range wantChanged {
+				total += n
+				if res.Changes["role"][k] != n {
+					t.Errorf("role change %q: %d, want %d", k, res.Changes["role"][k], n)
+				}
+			}
+			if res.Changed != int64(total) {
+				t.Errorf("%d records changed, want %d", res.Changed, total)
+			}
+			assertEachOnce(t, readOut(t, tc.out), n)
+			if _, err := os.Stat(filepath.Join(tc.out, labelsDir)); !os.IsNotExist(err) {
+				t.Errorf("the label logs were published with the output (%v)", err)
+			}
+		})
+	}
+}
+
+// A label log gives every id once, in order, with the labels added last,
+// across parts and after they were merged into one; a checkpoint's state
+// keeps its parts and pruneParts removes those written after it.
+func TestLabelLogKeepsTheLatestLabelsOfEachRecord(t *testing.T) {
+	dir := t.TempDir()
+	g := newLabelLog(dir, "new", labelLogState{})
+	g.maxParts = 3
+	want := map[string]labels{}
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for part := range 10 {
+		for range 500 {
+			id := fmt.Sprint("r", rnd.IntN(2000))
+			l := labels{fmt.Sprint("role", rnd.IntN(3)), "", fmt.Sprint("part", part)}
+			if err := g.add(id, l); err != nil {
+				t.Fatal(err)
+			}
+			want[id] = l
+		}
+		if err := g.flush(); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.compact(); err != nil {
+			t.Fatal(err)
+		}
+		g.removeStale()
+		if files, _ := filepath.Glob(filepath.Join(dir, "*"+partSuffix)); len(files) != len(g.parts) || len(files) > g.maxParts+1 {
+			t.Fatalf("after part %d: %d files for the parts %v (at most %d)", part, len(files), g.parts, g.maxParts+1)
+		}
+	}
+	got := readLog(t, g)
+	if len(got) != len(want) {
+		t.Fatalf("%d ids, want %d", len(got), len(want))
+	}
+	for i, e := range got {
+		if i > 0 && got[i-1].id >= e.id {
+			t.Fatalf("ids out of order: %s then %s", got[i-1].id, e.id)
+		}
+		if want[e.id] != e.l {
+			t.Fatalf("%s: labels %v, want the latest %v", e.id, e.l, want[e.id])
+		}
+	}
+
+	// What a checkpoint listed survives; a part written after it goes.
+	st := g.state()
+	if err := g.add("r1", labels{"uses", "", "after"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := pruneParts(dir, st); err != nil {
+		t.Fatal(err)
+	}
+	if again := readLog(t, newLabelLog(dir, "new", st)); !slices.Equal(again, got) {
+		t.Fatalf("after pruning, %d entries differ from the checkpoint's %d", len(again), len(got))
+	}
+
+	// Compared with an old log: changes, changed, and both counts.
+	old := newLabelLog(t.TempDir(), "old", labelLogState{})
+	for _, id := range []string{"r1", "r2", "zz-only-old"} {
+		if err := old.add(id, labels{"background", "", "part0"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := old.flush(); err != nil {
+		t.Fatal(err)
+	}
+	changes, changed, records, oldRecords, err := labelChanges(old, newLabelLog(dir, "new", st))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantChanges := map[string]map[string]int{"role": {}, "polarity": {}, "pluralism": {}}
+	var wantChanged int64
+	for _, id := range []string{"r1", "r2"} {
+		l, ok := want[id]
+		if !ok || l == (labels{"background", "", "part0"}) {
+			continue
+		}
+		wantChanged++
+		if l[0] != "background" {
+			wantChanges["role"]["background -> "+l[0]]++
+		}
+		if l[2] != "part0" {
+			wantChanges["pluralism"]["part0 -> "+l[2]]++
+		}
+	}
+	if records != int64(len(want)) || oldRecords != 3 || changed != wantChanged || fmt.Sprint(changes) != fmt.Sprint(wantChanges) {
+		t.Fatalf("records %d, old %d, changed %d, changes %v; want %d, 3, %d, %v", records, oldRecords, changed, changes, len(want), wantChanged, wantChanges)
+	}
+}
+
+func readLog(t *testing.T, g *labelLog) []labelEntry {
+	t.Helper()
+	m, err := g.merge()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.close()
+	var out []labelEntry
+	for {
+		e, ok, err := m.next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			return out
+		}
+		out = append(out, e)
 	}
 }

@@ -1,0 +1,397 @@
+package pipeline
+
+import (
+	"bufio"
+	"container/heap"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/citecrawl/citecrawl/record"
+	"github.com/citecrawl/citecrawl/sink"
+)
+
+// Reprocess tells what changed by comparing, record by record, the labels
+// of the latest version of each record in the old output with those in
+// the new generation. Held in maps, both sides grow with the record count
+// (about 200 bytes a record), so they go to disk instead, as a labelLog
+// each: (id, labels) pairs appended as the records stream by, sorted by id
+// and written out in parts of at most partEntries pairs, then merged. The
+// comparison is then one pass over the two merged logs in id order, which
+// holds one pair per part in memory.
+//
+// Why not a key-value store such as bbolt: reprocess only ever needs one
+// ordered pass, and random inserts of a million keys into a B+tree rewrite
+// pages at every transaction, while sorted parts are written once,
+// sequentially.
+
+// labels are the labels reprocess compares: role, polarity, pluralism.
+type labels [3]string
+
+func labelsOf(r *record.Record) labels { return labelsOfTags(sink.TagsOf(r)) }
+
+func labelsOfTags(t sink.Tags) labels { return labels{t.Role, t.Polarity, t.Pluralism} }
+
+// labelEntry is one record's labels.
+type labelEntry struct {
+	id string
+	l  labels
+	n  int // order of adding, so that the last of an id wins
+}
+
+const (
+	// partEntries bounds the pairs a labelLog holds in memory (about 8 MB).
+	partEntries = 1 << 16
+	// maxParts: beyond this many parts, a labelLog merges them into one
+	// at its next commit, so that merging opens a bounded number of files.
+	maxParts = 64
+	// partSuffix ends the file name of a part.
+	partSuffix = ".labels"
+)
+
+// labelLog collects (id, labels) pairs on disk; of the pairs of one id,
+// the last added wins. Its parts are files dir/NAME-N.labels.
+type labelLog struct {
+	dir, name string
+	buf       []labelEntry
+	parts     []string // file names in dir, oldest first
+	next      int      // the number of the next part
+	stale     []string // parts merged into another, removed after the next checkpoint
+	maxParts  int
+}
+
+// labelLogState is what a checkpoint keeps of a labelLog: the parts sealed
+// with the records written so far.
+type labelLogState struct {
+	Parts []string `json:"parts,omitempty"`
+	Next  int      `json:"next"`
+}
+
+func newLabelLog(dir, name string, st labelLogState) *labelLog {
+	return &labelLog{dir: dir, name: name, parts: st.Parts, next: st.Next, maxParts: maxParts}
+}
+
+func (g *labelLog) state() labelLogState {
+	return labelLogState{Parts: slices.Clone(g.parts), Next: g.next}
+}
+
+// pruneParts removes the parts in dir that no checkpoint lists (written
+// after the last one, by an interrupted run).
+func pruneParts(dir string, keep ...labelLogState) error {
+	files, err := filepath.Glob(filepath.Join(dir, "*"+partSuffix))
+	if err != nil {
+		return err
+	}
+	listed := map[string]bool{}
+	for _, st := range keep {
+		for _, p := range st.Parts {
+			listed[p] = true
+		}
+	}
+	for _, f := range files {
+		if !listed[filepath.Base(f)] {
+			if err := os.Remove(f); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// add appends a pair; a full buffer is written out as a part.
+func (g *labelLog) add(id string, l labels) error {
+	g.buf = append(g.buf, labelEntry{id, l, len(g.buf)})
+	if len(g.buf) >= partEntries {
+		return g.flush()
+	}
+	return nil
+}
+
+// flush writes the pairs added since the last flush out as a part (sorted
+// by id, the last pair of each id kept), durably.
+func (g *labelLog) flush() error {
+	if len(g.buf) == 0 {
+		return nil
+	}
+	slices.SortFunc(g.buf, func(a, b labelEntry) int {
+		if c := strings.Compare(a.id, b.id); c != 0 {
+			return c
+		}
+		return a.n - b.n
+	})
+	i := 0
+	err := g.writePart(func() (labelEntry, bool, error) {
+		for i < len(g.buf) {
+			e := g.buf[i]
+			i++
+			if i == len(g.buf) || g.buf[i].id != e.id { // the last of its id
+				return e, true, nil
+			}
+		}
+		return labelEntry{}, false, nil
+	})
+	clear(g.buf) // let the ids go
+	g.buf = g.buf[:0]
+	return err
+}
+
+// compact merges the parts into one when there are more than maxParts.
+// The merged parts are removed by removeStale, once a checkpoint lists the
+// new one instead.
+func (g *labelLog) compact() error {
+	if len(g.parts) <= g.maxParts {
+		return nil
+	}
+	m, err := g.merge()
+	if err != nil {
+		return err
+	}
+	defer m.close()
+	merged := g.parts
+	g.parts = nil
+	if err := g.writePart(m.next); err != nil {
+		g.parts = merged
+		return err
+	}
+	g.stale = append(g.stale, merged...)
+	return nil
+}
+
+func (g *labelLog) removeStale() {
+	for _, p := range g.stale {
+		_ = os.Remove(filepath.Join(g.dir, p))
+	}
+	g.stale = nil
+}
+
+// writePart writes the pairs next gives (in id order) as a new part.
+func (g *labelLog) writePart(next func() (labelEntry, bool, error)) error {
+	name := fmt.Sprintf("%s-%06d%s", g.name, g.next, partSuffix)
+	path := filepath.Join(g.dir, name)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("reprocess labels: %w", err)
+	}
+	g.next++
+	w := bufio.NewWriterSize(f, 64<<10)
+	var scratch [binary.MaxVarintLen64]byte
+	put := func(s string) {
+		_, _ = w.Write(binary.AppendUvarint(scratch[:0], uint64(len(s))))
+		_, _ = w.WriteString(s)
+	}
+	for {
+		e, ok, rerr := next()
+		if err = rerr; err != nil || !ok {
+			break
+		}
+		put(e.id)
+		for _, s := range e.l {
+			put(s)
+		}
+	}
+	if err == nil {
+		err = w.Flush()
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(path)
+		return fmt.Errorf("reprocess labels: writing %s: %w", path, err)
+	}
+	g.parts = append(g.parts, name)
+	return nil
+}
+
+// merge reads the flushed parts together: every id once, in id order,
+// with its labels from the latest part that has it.
+func (g *labelLog) merge() (*labelMerge, error) {
+	m := &labelMerge{}
+	for rank, p := range g.parts {
+		f, err := os.Open(filepath.Join(g.dir, p))
+		if err != nil {
+			m.close()
+			return nil, fmt.Errorf("reprocess labels: %w", err)
+		}
+		pr := &partReader{f: f, r: bufio.NewReaderSize(f, 32<<10), rank: rank, names: map[string]string{}}
+		m.files = append(m.files, f)
+		ok, err := pr.read()
+		if err != nil {
+			m.close()
+			return nil, err
+		}
+		if ok {
+			m.h = append(m.h, pr)
+		}
+	}
+	heap.Init(&m.h)
+	return m, nil
+}
+
+// labelMerge is a k-way merge of a labelLog's parts.
+type labelMerge struct {
+	h     partHeap
+	files []*os.File
+}
+
+// next returns the next id and its latest labels; false at the end.
+func (m *labelMerge) next() (labelEntry, bool, error) {
+	if len(m.h) == 0 {
+		return labelEntry{}, false, nil
+	}
+	e := m.h[0].cur
+	// The same id in later parts comes next (the heap orders ties by
+	// part) and wins.
+	for len(m.h) > 0 && m.h[0].cur.id == e.id {
+		p := m.h[0]
+		e.l = p.cur.l
+		ok, err := p.read()
+		if err != nil {
+			return labelEntry{}, false, err
+		}
+		if ok {
+			heap.Fix(&m.h, 0)
+		} else {
+			heap.Pop(&m.h)
+		}
+	}
+	return e, true, nil
+}
+
+func (m *labelMerge) close() {
+	for _, f := range m.files {
+		_ = f.Close()
+	}
+}
+
+// partReader reads one part, pair by pair.
+type partReader struct {
+	f     *os.File
+	r     *bufio.Reader
+	rank  int // the part's place in the log: later wins
+	cur   labelEntry
+	buf   []byte
+	names map[string]string // label names read, shared instead of copied
+}
+
+// read reads the next pair into cur; false at the end of the part.
+func (p *partReader) read() (bool, error) {
+	id, err := p.str(true)
+	if errors.Is(err, io.EOF) {
+		return false, nil
+	}
+	for i := range p.cur.l {
+		if err == nil {
+			p.cur.l[i], err = p.str(false)
+		}
+	}
+	if err != nil {
+		return false, fmt.Errorf("reprocess labels: reading %s: %w", p.f.Name(), err)
+	}
+	p.cur.id = id
+	return true, nil
+}
+
+// str reads one length-prefixed string. Only a part's end before an id
+// is io.EOF; anywhere else it is io.ErrUnexpectedEOF.
+func (p *partReader) str(first bool) (string, error) {
+	n, err := binary.ReadUvarint(p.r)
+	if err != nil {
+		if !first && errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return "", err
+	}
+	p.buf = slices.Grow(p.buf[:0], int(n))[:n]
+	if _, err := io.ReadFull(p.r, p.buf); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return "", err
+	}
+	if first {
+		return string(p.buf), nil
+	}
+	s, ok := p.names[string(p.buf)]
+	if !ok {
+		s = string(p.buf)
+		p.names[s] = s
+	}
+	return s, nil
+}
+
+// partHeap orders part readers by their current id, then by part.
+type partHeap []*partReader
+
+func (h partHeap) Len() int { return len(h) }
+func (h partHeap) Less(i, j int) bool {
+	if c := strings.Compare(h[i].cur.id, h[j].cur.id); c != 0 {
+		return c < 0
+	}
+	return h[i].rank < h[j].rank
+}
+func (h partHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *partHeap) Push(x any)   { *h = append(*h, x.(*partReader)) }
+func (h *partHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// labelChanges counts, over the records of the new log, the label changes
+// from the old log ("old -> new" per tag), the records with at least one,
+// and the distinct records of each log.
+func labelChanges(old, cur *labelLog) (changes map[string]map[string]int, changed, records, oldRecords int64, err error) {
+	mo, err := old.merge()
+	if err != nil {
+		return nil, 0, 0, 0, err
+	}
+	defer mo.close()
+	mn, err := cur.merge()
+	if err != nil {
+		return nil, 0, 0, 0, err
+	}
+	defer mn.close()
+	tags := [3]string{"role", "polarity", "pluralism"}
+	changes = map[string]map[string]int{"role": {}, "polarity": {}, "pluralism": {}}
+	o, oOK, err := mo.next()
+	for err == nil {
+		var n labelEntry
+		var nOK bool
+		if n, nOK, err = mn.next(); err != nil || !nOK {
+			break
+		}
+		records++
+		for err == nil && oOK && o.id < n.id {
+			oldRecords++
+			o, oOK, err = mo.next()
+		}
+		if err != nil || !oOK || o.id != n.id {
+			continue
+		}
+		if o.l != n.l {
+			changed++
+			for i, tag := range tags {
+				if o.l[i] != n.l[i] {
+					changes[tag][label(o.l[i])+" -> "+label(n.l[i])]++
+				}
+			}
+		}
+		oldRecords++
+		o, oOK, err = mo.next()
+	}
+	for err == nil && oOK {
+		oldRecords++
+		o, oOK, err = mo.next()
+	}
+	return changes, changed, records, oldRecords, err
+}
