@@ -1,38 +1,56 @@
-// Command rssbench measures the peak RSS (whole process, the wait4 rusage
-// of the child) of `citecrawl worker --stage sink` and `citecrawl run` at
-// several record counts, to show that the sink's state does not grow with
-// the records written (issue 11, item 1). For each count N:
+// Command rssbench measures citecrawl commands as whole processes at several
+// record counts: peak RSS (the wait4 rusage of the process), wall and CPU
+// time, records/s, and the most anonymous (Go heap) and file-backed (mapped
+// files) memory resident at once. It shows that the state of the sink and
+// of reprocess does not grow with the records written (issue 11, items 1
+// and 2). For each count N, for each command chosen with -only:
 //
 //   - worker: N tagged records (about 1 kB each, 20 hubs) are published
-//     with async publishes onto the CITECRAWL_TAGGED stream of a NATS
-//     server that runs in this program (its data folder is a temporary
-//     one); then `citecrawl worker --stage sink --nats URL --out DIR`
-//     writes them all to an empty output folder and is stopped (SIGTERM)
-//     once its consumer has nothing pending or unacked. The server runs
-//     here and not embedded in the worker, so the figure is the worker's
-//     own (consumer, tagging-free sink stage, output folder state), not
-//     JetStream's.
+//     onto the CITECRAWL_TAGGED stream of a NATS server that runs in this
+//     program (its data folder is a temporary one); then `citecrawl worker
+//     --stage sink --nats URL --out DIR` writes them all to an empty output
+//     folder and is stopped (SIGTERM) once its consumer has nothing pending
+//     or unacked. The server runs here and not embedded in the worker, so
+//     the figure is the worker's own (consumer, tagging-free sink stage,
+//     output folder state), not JetStream's. Its wall time ends when the
+//     last record is acked.
 //   - run: the output folder is first filled, through the sink package as
 //     a sink worker would, with N records of the generated hub's folder
 //     (so the state that scales with the records written is there to be
 //     loaded); then `citecrawl run` crawls a generated hub of 200 citing
 //     papers served here on loopback (fetch.delay 0s, no full text, no
 //     graph.json, a fresh embedded NATS data folder) and writes its 200
-//     new records into that folder beside the N.
+//     new records into that folder beside the N. Its records/s counts
+//     those 200.
+//   - reprocess: N raw records (20 hubs), as the fetch stage publishes
+//     them, are published into the stream of a new data folder through
+//     the embedded NATS server; then `citecrawl reprocess` runs three
+//     times: from the stream into a new output folder ("stream -> new"),
+//     from the stream again over that output ("stream -> over", the usual
+//     re-tag after a rule change) and from that output folder into a new
+//     one ("folder"). The server is embedded in reprocess, so its figure
+//     includes JetStream's.
 //
-// It prints a table: N, the worker's peak RSS, run's peak RSS, and the
-// spread of each column (largest minus smallest).
+// Records are published without a message id: the server holds the ids
+// published in the last 2 minutes (the stream's duplicate window) in
+// memory, which a reprocess run minutes after the crawl does not see and
+// which would be counted as reprocess's.
+//
+// It prints a row per command run, then the spread of each command's peak
+// RSS over the counts (largest minus smallest; the issue asks for less
+// than 50 MB).
 //
 // Each program is started through a fresh copy of this program
-// ("rssbench measure CMD..."), which starts it and reports its rusage: a
-// child started straight from this process, big after publishing and
-// filling, would count this process's peak in its own (Linux carries the
-// peak RSS of the memory a process had over exec, and Go starts children
-// sharing it until they exec).
+// ("rssbench measure CMD..."), which starts it, samples its memory and
+// reports its rusage: a child started straight from this process, big
+// after publishing and filling, would count this process's peak in its
+// own (Linux carries the peak RSS of the memory a process had over exec,
+// and Go starts children sharing it until they exec).
 //
 //	go build -o /tmp/citecrawl ./cmd/citecrawl
-//	go run ./scripts/rssbench -citecrawl /tmp/citecrawl            # 10k, 100k, 1M
-//	go run ./scripts/rssbench -citecrawl /tmp/citecrawl -quick     # 10k, 100k
+//	go run ./scripts/rssbench -citecrawl /tmp/citecrawl                    # 10k, 100k, 1M
+//	go run ./scripts/rssbench -citecrawl /tmp/citecrawl -quick             # 10k, 100k
+//	go run ./scripts/rssbench -citecrawl /tmp/citecrawl -only reprocess    # one command
 package main
 
 import (
@@ -47,6 +65,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -61,13 +80,18 @@ import (
 	"github.com/citecrawl/citecrawl/sink"
 )
 
+// commands are the citecrawl commands this program measures, in the order
+// it runs them.
+var commands = []string{"worker", "run", "reprocess"}
+
 func main() {
 	if len(os.Args) > 2 && os.Args[1] == "measure" {
 		os.Exit(measureChild(os.Args[2:]))
 	}
 	bin := flag.String("citecrawl", "", "the citecrawl binary to measure (required)")
-	quick := flag.Bool("quick", false, "10,000 and 100,000 records only")
-	counts := flag.String("counts", "", "comma-separated record counts (default 10000,100000,1000000)")
+	quick := flag.Bool("quick", false, "10,000 and 100,000 records only (no 1,000,000)")
+	counts := flag.String("counts", "", "comma-separated record counts (default 10000,100000,1000000; overrides -quick)")
+	only := flag.String("only", strings.Join(commands, ","), "comma-separated commands to measure, of "+strings.Join(commands, ", "))
 	keep := flag.Bool("keep", false, "keep the temporary folders")
 	flag.Parse()
 	if *bin == "" {
@@ -89,54 +113,78 @@ func main() {
 			ns = append(ns, n)
 		}
 	}
-	if err := measure(*bin, ns, *keep); err != nil {
+	var chosen []string
+	for _, c := range strings.Split(*only, ",") {
+		c = strings.TrimSpace(c)
+		if !slices.Contains(commands, c) {
+			fmt.Fprintf(os.Stderr, "rssbench: -only %q: %q is not one of %s\n", *only, c, strings.Join(commands, ", "))
+			os.Exit(2)
+		}
+		chosen = append(chosen, c)
+	}
+	if err := measure(*bin, ns, chosen, *keep); err != nil {
 		fmt.Fprintln(os.Stderr, "rssbench:", err)
 		os.Exit(1)
 	}
 }
 
-func measure(bin string, ns []int, keep bool) error {
-	fmt.Printf("%10s  %18s  %18s\n", "records", "worker sink (MiB)", "run (MiB)")
-	var worker, run []float64
+// A bench measures one command at n records in the folder dir; it returns
+// one row per run of the command.
+type bench func(bin, dir string, n int) ([]row, error)
+
+var benches = map[string]bench{"worker": sinkWorker, "run": runOnFilledOutput, "reprocess": reprocess}
+
+// row is one measured run of a command.
+type row struct {
+	name string // the command, and for reprocess its source and output
+	figures
+}
+
+func measure(bin string, ns []int, chosen []string, keep bool) error {
+	fmt.Printf("%-10s %-15s %8s %10s %8s %14s %10s %20s\n", "records", "command", "wall s", "records/s", "CPU s", "records/CPU-s", "peak RSS", "of it anon / file")
+	peaks := map[string][]float64{}
+	var names []string // in the order first seen
 	for _, n := range ns {
 		dir, err := os.MkdirTemp("", "rssbench")
 		if err != nil {
 			return err
 		}
-		if !keep {
-			defer os.RemoveAll(dir)
+		for _, c := range chosen {
+			rows, err := benches[c](bin, filepath.Join(dir, c), n)
+			if err != nil {
+				if !keep {
+					_ = os.RemoveAll(dir)
+				}
+				return fmt.Errorf("%s at %d records: %w", c, n, err)
+			}
+			for _, r := range rows {
+				fmt.Printf("%-10d %-15s %8.1f %10.0f %8.1f %14.0f %6.0f MiB %9.0f / %4.0f MiB\n",
+					n, r.name, r.wall, float64(r.records)/r.wall, r.cpu, float64(r.records)/r.cpu, r.rssMiB, r.anonMiB, r.fileMiB)
+				if _, seen := peaks[r.name]; !seen {
+					names = append(names, r.name)
+				}
+				peaks[r.name] = append(peaks[r.name], r.rssMiB)
+			}
 		}
-		w, err := sinkWorker(bin, filepath.Join(dir, "worker"), n)
-		if err != nil {
-			return fmt.Errorf("worker at %d records: %w", n, err)
-		}
-		r, err := runOnFilledOutput(bin, filepath.Join(dir, "run"), n)
-		if err != nil {
-			return fmt.Errorf("run at %d records: %w", n, err)
-		}
-		worker, run = append(worker, w.rssMiB), append(run, r.rssMiB)
-		fmt.Printf("%10d  %12.1f (%4.0fs)  %12.1f (%4.0fs)\n", n, w.rssMiB, w.wall, r.rssMiB, r.wall)
-		if !keep {
+		if keep {
+			fmt.Fprintln(os.Stderr, "rssbench: kept", dir)
+		} else {
 			_ = os.RemoveAll(dir)
 		}
 	}
-	fmt.Printf("%10s  %18.1f  %18.1f\n", "spread", spread(worker), spread(run))
+	for _, name := range names {
+		lo, hi := slices.Min(peaks[name]), slices.Max(peaks[name])
+		fmt.Printf("peak RSS spread, %s: %.0f MiB (%.0f to %.0f)\n", name, hi-lo, lo, hi)
+	}
 	return nil
 }
 
-func spread(xs []float64) float64 {
-	lo, hi := xs[0], xs[0]
-	for _, x := range xs {
-		lo, hi = min(lo, x), max(hi, x)
-	}
-	return hi - lo
-}
+// benchHub is the hub of the i-th published record: 20 hubs.
+func benchHub(i int) string { return fmt.Sprintf("bench-hub-%02d", i%20) }
 
-type figures struct{ rssMiB, wall float64 }
-
-// benchRecord is a tagged record of about 1 kB: a paper, one citing
+// taggedRecord is a tagged record of about 1 kB: a paper, one citing
 // sentence with its evidence, the three tags.
-func benchRecord(hub string, i int) record.Record {
+func taggedRecord(hub string, i int) record.Record {
 	refs, novelty := 10+i%30, 5.0
 	return record.Record{Schema: record.Schema, ID: record.ID(hub, fmt.Sprint("paper ", i)),
 		Hub: record.Hub{ID: hub, URL: "https://pith.science/citations/" + hub, Title: "A hub for the memory benchmark", CitedWorkIDs: []string{}},
@@ -154,113 +202,133 @@ func benchRecord(hub string, i int) record.Record {
 		FetchedAt: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), SourceURLs: []string{}, Missing: []string{}}
 }
 
-// sinkWorker publishes n tagged records over 20 hubs and has a sink worker
-// write them.
-func sinkWorker(bin, dir string, n int) (figures, error) {
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
-		StoreDir: filepath.Join(dir, "nats"), NoSigs: true, NoLog: true})
-	if err != nil {
-		return figures{}, err
+// rawRecord is a record as the fetch stage publishes it, untagged: the
+// title and abstract of one of 50 generated papers.
+func rawRecord(papers []snapshot.Paper) func(hub string, i int) record.Record {
+	return func(hub string, i int) record.Record {
+		p := papers[i%len(papers)]
+		return record.Record{Schema: record.Schema, ID: record.ID(hub, fmt.Sprint(i)),
+			Hub:      record.Hub{ID: hub, Title: "A generated hub", CitedWorkIDs: []string{}},
+			Paper:    record.Paper{Title: p.Title, Summary: p.Summary, Published: p.Date, Categories: []string{p.Cat}},
+			Contexts: []record.Context{}, SourceURLs: []string{}, Missing: []string{}}
 	}
-	ns.Start()
-	defer ns.Shutdown()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		return figures{}, errors.New("NATS server not ready")
-	}
-	ctx := context.Background()
-	bus, err := pipeline.Open(ctx, pipeline.BrokerConfig{URL: ns.ClientURL(), Replicas: 1}, 4096, zerolog.Nop())
-	if err != nil {
-		return figures{}, err
-	}
-	defer bus.Close()
-	outs := make([]pipeline.Out, 0, 4096)
+}
+
+// publish puts n records over 20 hubs onto the bus, in async batches and
+// without message ids (see the package comment); subject gives a hub's
+// subject and rec the i-th record of a hub.
+func publish(ctx context.Context, bus *pipeline.Bus, n int, subject func(hub string) string, rec func(hub string, i int) record.Record) error {
+	outs := make([]pipeline.Out, 0, publishBatch)
 	for i := range n {
-		hub := fmt.Sprintf("bench-hub-%02d", i%20)
-		r := benchRecord(hub, i)
-		b, _ := json.Marshal(&r)
-		outs = append(outs, pipeline.Out{Subject: pipeline.TaggedSubject(hub), MsgID: r.ID, Data: b})
+		hub := benchHub(i)
+		r := rec(hub, i)
+		b, err := record.Marshal(&r)
+		if err != nil {
+			return err
+		}
+		outs = append(outs, pipeline.Out{Subject: subject(hub), Data: b})
 		if len(outs) == cap(outs) || i == n-1 {
 			if err := bus.PublishAll(ctx, outs); err != nil {
-				return figures{}, err
+				return fmt.Errorf("publishing %d records: %w", n, err)
 			}
 			outs = outs[:0]
 		}
 	}
-	out := filepath.Join(dir, "out")
-	cmd, report := measured(dir, bin, "worker", "--stage", "sink", "--nats", ns.ClientURL(), "--out", out, "--log-level", "warn")
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		return figures{}, err
+	return nil
+}
+
+const publishBatch = 4096
+
+// sinkWorker publishes n tagged records over 20 hubs to a NATS server of
+// this process and has a sink worker write them.
+func sinkWorker(bin, dir string, n int) ([]row, error) {
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
+		StoreDir: filepath.Join(dir, "nats"), NoSigs: true, NoLog: true})
+	if err != nil {
+		return nil, err
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	ns.Start()
+	defer ns.Shutdown()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		return nil, errors.New("NATS server not ready")
+	}
+	ctx := context.Background()
+	bus, err := pipeline.Open(ctx, pipeline.BrokerConfig{URL: ns.ClientURL(), Replicas: 1}, publishBatch, zerolog.Nop())
+	if err != nil {
+		return nil, err
+	}
+	defer bus.Close()
+	if err := publish(ctx, bus, n, pipeline.TaggedSubject, taggedRecord); err != nil {
+		return nil, err
+	}
+	out := filepath.Join(dir, "out")
+	c, err := startMeasured(dir, nil, bin, "worker", "--stage", "sink", "--nats", ns.ClientURL(), "--out", out, "--log-level", "warn")
+	if err != nil {
+		return nil, err
+	}
 	// Done when the sink consumer has every record acked.
 	for drained := false; !drained; {
 		select {
-		case err := <-done:
-			return figures{}, fmt.Errorf("the worker ended early (%v): %s", err, stderr.String())
+		case err := <-c.exited:
+			return nil, fmt.Errorf("the worker ended early (%v): %s", err, c.stderr.String())
 		case <-time.After(500 * time.Millisecond):
 		}
-		c, err := bus.JS.Consumer(ctx, pipeline.StreamTagged, "sink")
+		con, err := bus.JS.Consumer(ctx, pipeline.StreamTagged, "sink")
 		if err != nil {
 			continue // not made yet
 		}
-		info, err := c.Info(ctx)
+		info, err := con.Info(ctx)
 		drained = err == nil && info.NumPending == 0 && info.NumAckPending == 0 && info.AckFloor.Stream >= uint64(n)
 	}
-	wall := time.Since(start)
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	if err := <-done; err != nil {
-		return figures{}, fmt.Errorf("worker: %w: %s", err, stderr.String())
+	wall := time.Since(c.start)
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	f, err := c.wait(n)
+	if err != nil {
+		return nil, err
 	}
+	f.wall = wall.Seconds()
 	if got, err := countLines(out); err != nil || got != n {
-		return figures{}, fmt.Errorf("the worker wrote %d lines (%v), want %d", got, err, n)
+		return nil, fmt.Errorf("the worker wrote %d lines (%v), want %d", got, err, n)
 	}
-	return childFigures(report, wall)
+	return []row{{"worker sink", f}}, nil
 }
 
 // runOnFilledOutput fills an output folder with n records of the generated
 // hub, then has `citecrawl run` crawl 200 more papers of that hub into it.
-func runOnFilledOutput(bin, dir string, n int) (figures, error) {
+func runOnFilledOutput(bin, dir string, n int) ([]row, error) {
 	const papers = 200
 	out := filepath.Join(dir, "out")
 	if err := fill(out, n); err != nil {
-		return figures{}, fmt.Errorf("filling the output: %w", err)
+		return nil, fmt.Errorf("filling the output: %w", err)
 	}
 	site := snapshot.New(snapshot.StyleCards, snapshot.Generated(papers))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return figures{}, err
+		return nil, err
 	}
 	srv := &http.Server{Handler: site}
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
 	base := "http://" + ln.Addr().String()
-	cmd, report := measured(dir, bin, "run", "--progress", "off")
-	cmd.Env = append(cmd.Env,
-		"CITECRAWL_HUBS="+site.HubURLs(base)[0],
-		"CITECRAWL_NATS_DATA_DIR="+filepath.Join(dir, "data"),
-		"CITECRAWL_SINK_OUT="+out,
+	env := []string{
+		"CITECRAWL_HUBS=" + site.HubURLs(base)[0],
+		"CITECRAWL_NATS_DATA_DIR=" + filepath.Join(dir, "data"),
+		"CITECRAWL_SINK_OUT=" + out,
 		"CITECRAWL_FETCH_DELAY=0s",
 		"CITECRAWL_FETCH_HOST_DELAYS=",
 		"CITECRAWL_FULL_TEXT_ENABLED=false",
 		"CITECRAWL_FETCH_GRAPH=false",
 		"CITECRAWL_FETCH_ALLOW_PRIVATE=true",
 		"CITECRAWL_LOG_LEVEL=warn",
-	)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	start := time.Now()
-	if err := cmd.Run(); err != nil {
-		return figures{}, fmt.Errorf("%w: %s", err, stderr.String())
 	}
-	wall := time.Since(start)
+	f, err := runMeasured(dir, env, papers, bin, "run", "--progress", "off")
+	if err != nil {
+		return nil, err
+	}
 	if got, err := countLines(out); err != nil || got != n+papers {
-		return figures{}, fmt.Errorf("%d lines in the output after the run (%v), want %d", got, err, n+papers)
+		return nil, fmt.Errorf("%d lines in the output after the run (%v), want %d", got, err, n+papers)
 	}
-	return childFigures(report, wall)
+	return []row{{"run", f}}, nil
 }
 
 // fill writes n records of the generated hub into the output folder out
@@ -274,7 +342,7 @@ func fill(out string, n int) error {
 	batch := make([]*record.Record, 0, 1024)
 	var bytes int
 	for i := range n {
-		r := benchRecord(snapshot.GeneratedHubID, 1_000_000_000+i) // ids apart from the crawl's
+		r := taggedRecord(snapshot.GeneratedHubID, 1_000_000_000+i) // ids apart from the crawl's
 		batch = append(batch, &r)
 		bytes += 1000
 		if len(batch) == cap(batch) || i == n-1 {
@@ -291,6 +359,42 @@ func fill(out string, n int) error {
 		}
 	}
 	return s.Close(ctx)
+}
+
+// reprocess publishes n raw records into the stream of a new data folder,
+// then runs `citecrawl reprocess` from the stream into a new output, from
+// the stream over that output, and from that output into a new one.
+func reprocess(bin, dir string, n int) ([]row, error) {
+	data, out, again := filepath.Join(dir, "data"), filepath.Join(dir, "out"), filepath.Join(dir, "again")
+	ctx := context.Background()
+	cfg := pipeline.DefaultConfig()
+	cfg.NATS.DataDir = data
+	bus, err := pipeline.Open(ctx, cfg.NATS, publishBatch, zerolog.Nop())
+	if err != nil {
+		return nil, err
+	}
+	err = publish(ctx, bus, n, pipeline.RawSubject, rawRecord(snapshot.Generated(50).Papers))
+	bus.Close() // frees the data folder for reprocess
+	if err != nil {
+		return nil, err
+	}
+	runs := []struct {
+		name string
+		args []string
+	}{
+		{"stream -> new", []string{"--data", data, "--out", out}},
+		{"stream -> over", []string{"--data", data, "--out", out}},
+		{"folder", []string{"--from", out, "--out", again}},
+	}
+	var rows []row
+	for _, r := range runs {
+		f, err := runMeasured(dir, nil, n, bin, append([]string{"reprocess", "--log-level", "warn"}, r.args...)...)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", r.name, err)
+		}
+		rows = append(rows, row{r.name, f})
+	}
+	return rows, nil
 }
 
 // countLines counts the records in the segments of an output folder.
@@ -322,21 +426,92 @@ func countLines(out string) (int, error) {
 	return n, nil
 }
 
-// measured makes the command that runs bin with args through "rssbench
-// measure", which writes the peak RSS of bin's process to the returned file.
-func measured(dir, bin string, args ...string) (*exec.Cmd, string) {
+// figures are one measured run of a command.
+type figures struct {
+	records   int     // the records it wrote, for records/s
+	wall, cpu float64 // seconds; CPU is user+system
+	rssMiB    float64 // peak RSS
+	// The most anonymous memory (the Go heap and stacks) and file-backed
+	// memory (mapped files, such as the sink's index) resident at once,
+	// sampled every 100 ms from /proc (0 where there is none).
+	anonMiB, fileMiB float64
+}
+
+// report is what "rssbench measure" writes about the command it ran.
+type report struct {
+	MaxRSSKiB  int64   `json:"max_rss_kib"` // Linux reports KiB
+	CPUSeconds float64 `json:"cpu_s"`
+	AnonMiB    float64 `json:"anon_mib"`
+	FileMiB    float64 `json:"file_mib"`
+}
+
+// child is a command started under "rssbench measure".
+type child struct {
+	cmd    *exec.Cmd
+	report string // the file the measure process writes its report to
+	stderr strings.Builder
+	start  time.Time
+	exited chan error // the command's end, once
+}
+
+// startMeasured starts bin with args through "rssbench measure", with env
+// added to this process's environment; its files go in dir.
+func startMeasured(dir string, env []string, bin string, args ...string) (*child, error) {
 	self, err := os.Executable()
 	if err != nil {
-		self = os.Args[0]
+		return nil, err
 	}
-	report := filepath.Join(dir, "maxrss")
-	cmd := exec.Command(self, append([]string{"measure", bin}, args...)...)
-	cmd.Env = append(os.Environ(), "RSSBENCH_REPORT="+report)
-	return cmd, report
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.CreateTemp(dir, "report-*.json")
+	if err != nil {
+		return nil, err
+	}
+	f.Close()
+	c := &child{report: f.Name(), exited: make(chan error, 1)}
+	c.cmd = exec.Command(self, append([]string{"measure", bin}, args...)...)
+	c.cmd.Env = append(append(os.Environ(), env...), "RSSBENCH_REPORT="+c.report)
+	c.cmd.Stderr = &c.stderr
+	c.start = time.Now()
+	if err := c.cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() { c.exited <- c.cmd.Wait() }()
+	return c, nil
+}
+
+// wait waits for the command to end and returns its figures, with records
+// the records it wrote.
+func (c *child) wait(records int) (figures, error) {
+	if err := <-c.exited; err != nil {
+		return figures{}, fmt.Errorf("%w: %s", err, c.stderr.String())
+	}
+	wall := time.Since(c.start)
+	b, err := os.ReadFile(c.report)
+	if err != nil {
+		return figures{}, err
+	}
+	var r report
+	if err := json.Unmarshal(b, &r); err != nil {
+		return figures{}, fmt.Errorf("%s: %w", c.report, err)
+	}
+	return figures{records: records, wall: wall.Seconds(), cpu: r.CPUSeconds,
+		rssMiB: float64(r.MaxRSSKiB) / 1024, anonMiB: r.AnonMiB, fileMiB: r.FileMiB}, nil
+}
+
+// runMeasured runs bin with args through "rssbench measure" to its end.
+func runMeasured(dir string, env []string, records int, bin string, args ...string) (figures, error) {
+	c, err := startMeasured(dir, env, bin, args...)
+	if err != nil {
+		return figures{}, err
+	}
+	return c.wait(records)
 }
 
 // measureChild runs a command (forwarding SIGTERM and SIGINT to it),
-// writes its peak RSS in KiB to $RSSBENCH_REPORT and returns its exit code.
+// samples its resident memory, writes its report to $RSSBENCH_REPORT and
+// returns its exit code.
 func measureChild(args []string) int {
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
@@ -351,9 +526,34 @@ func measureChild(args []string) int {
 			_ = cmd.Process.Signal(s)
 		}
 	}()
+	var rep report
+	exited, sampled := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(sampled)
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			anon, file := residentMiB(cmd.Process.Pid)
+			rep.AnonMiB, rep.FileMiB = max(rep.AnonMiB, anon), max(rep.FileMiB, file)
+			select {
+			case <-exited:
+				return
+			case <-t.C:
+			}
+		}
+	}()
 	err := cmd.Wait()
-	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	if werr := os.WriteFile(os.Getenv("RSSBENCH_REPORT"), []byte(strconv.FormatInt(ru.Maxrss, 10)), 0o644); werr != nil {
+	close(exited)
+	<-sampled
+	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	if !ok {
+		fmt.Fprintln(os.Stderr, "rssbench measure: no resource usage for the child on this system")
+		return 1
+	}
+	rep.MaxRSSKiB = ru.Maxrss
+	rep.CPUSeconds = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	b, _ := json.Marshal(rep)
+	if werr := os.WriteFile(os.Getenv("RSSBENCH_REPORT"), b, 0o644); werr != nil {
 		fmt.Fprintln(os.Stderr, "rssbench measure:", werr)
 		return 1
 	}
@@ -363,15 +563,20 @@ func measureChild(args []string) int {
 	return 0
 }
 
-// childFigures reads what "rssbench measure" reported.
-func childFigures(report string, wall time.Duration) (figures, error) {
-	b, err := os.ReadFile(report)
+// residentMiB reads a process's resident anonymous and file-backed memory
+// from /proc/PID/status (zeros where there is no /proc).
+func residentMiB(pid int) (anon, file float64) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return figures{}, err
+		return 0, 0
 	}
-	kib, err := strconv.ParseInt(string(b), 10, 64)
-	if err != nil {
-		return figures{}, fmt.Errorf("%s: %w", report, err)
+	for _, line := range strings.Split(string(b), "\n") {
+		var kb float64
+		if _, err := fmt.Sscanf(line, "RssAnon: %f kB", &kb); err == nil {
+			anon = kb / 1024
+		} else if _, err := fmt.Sscanf(line, "RssFile: %f kB", &kb); err == nil {
+			file = kb / 1024
+		}
 	}
-	return figures{rssMiB: float64(kib) / 1024, wall: wall.Seconds()}, nil // Linux reports KiB
+	return anon, file
 }
