@@ -108,7 +108,7 @@ func (c *Classifier) Context(text, section string, span []int) ContextTags {
 		RoleScores:     roleScores,
 		PolarityScores: polScores,
 	}
-	t.RoleConfidence = c.rules.Role.Confidence(probability(c.rules.Role, roleScores, t.Role))
+	t.RoleConfidence = c.rules.Role.LabelConfidence(t.Role, probability(c.rules.Role, roleScores, t.Role))
 	t.PolarityConfidence = c.rules.Polarity.LabelConfidence(t.Polarity, probability(c.rules.Polarity, polScores, t.Polarity))
 	return t
 }

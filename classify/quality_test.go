@@ -17,12 +17,14 @@ import (
 func TestUnseenQuality(t *testing.T) {
 	c := testClassifier(t)
 	for _, tc := range []struct {
-		file, task  string
-		min, maxECE float64
+		file, task string
+		min        float64
 	}{
-		// Measured 0.559, ECE 0.119 (rules 2026.11.12). The issue's
-		// target for ECE is 0.05: not met (README says why).
-		{"acl-arc/dev.jsonl", TaskRole, 0.55, 0.13},
+		// Measured 0.559 (rules 2026.11.12). Its ECE is not guarded
+		// here: the shipped calibration map was fitted on these rows
+		// among others; scripts/tune's TestCrossValidatedQuality guards
+		// the cross-fitted ECE.
+		{"acl-arc/dev.jsonl", TaskRole, 0.55},
 	} {
 		path := sharedDataPath(t, tc.file)
 		exs, err := ReadGold(path, GuessFormat(path), tc.task)
@@ -33,10 +35,7 @@ func TestUnseenQuality(t *testing.T) {
 		if r.MacroF1 < tc.min {
 			t.Errorf("%s %s: macro-F1 %.3f fell below %.2f", tc.file, tc.task, r.MacroF1, tc.min)
 		}
-		if r.ECE > tc.maxECE {
-			t.Errorf("%s %s: ECE %.3f above %.2f", tc.file, tc.task, r.ECE, tc.maxECE)
-		}
-		t.Logf("%s %s: macro-F1 %.3f (floor %.2f), ECE %.3f", tc.file, tc.task, r.MacroF1, tc.min, r.ECE)
+		t.Logf("%s %s: macro-F1 %.3f (floor %.2f)", tc.file, tc.task, r.MacroF1, tc.min)
 	}
 }
 

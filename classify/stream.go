@@ -132,7 +132,7 @@ func (c *Classifier) tagLine(b []byte, maxEvidence int) ([]byte, error) {
 	}
 	if m.Schema == record.Schema {
 		var r record.Record
-		if err := json.Unmarshal(b, &r); err != nil {
+		if err := record.Unmarshal(b, &r); err != nil {
 			return nil, fmt.Errorf("not a %s record: %w", record.Schema, err)
 		}
 		c.Tag(&r)
@@ -143,7 +143,7 @@ func (c *Classifier) tagLine(b []byte, maxEvidence int) ([]byte, error) {
 		if r.Pluralism != nil {
 			r.Pluralism.Evidence = capEvidence(r.Pluralism.Evidence, maxEvidence)
 		}
-		return json.Marshal(&r)
+		return record.Marshal(&r)
 	}
 	if m.Context == nil && m.Title == nil {
 		return nil, fmt.Errorf("has neither \"context\" nor \"title\" (nor is it a %s record)", record.Schema)

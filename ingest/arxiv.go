@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/PuerkitoBio/goquery"
-	json "github.com/goccy/go-json" // a page is decoded once a paper: several times faster than encoding/json
+	gojson "github.com/goccy/go-json" // a page is decoded once a paper: several times faster than encoding/json
 )
 
 // AbsMeta is what an arXiv abstract page's meta tags say.
@@ -84,7 +84,7 @@ type PithRecord struct {
 // ParsePithRecord reads a /pith/<ID>.json body fetched from src.
 func ParsePithRecord(src string, body []byte) (*PithRecord, error) {
 	var p PithRecord
-	if err := json.Unmarshal(body, &p); err != nil {
+	if err := gojson.Unmarshal(body, &p); err != nil {
 		return nil, fmt.Errorf("pith record %s: not the expected JSON: %w", src, err)
 	}
 	if p.Paper.Title == "" && p.Source.ID == "" {

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	json "github.com/goccy/go-json" // a page is decoded once a paper: several times faster than encoding/json
+	gojson "github.com/goccy/go-json" // a page is decoded once a paper: several times faster than encoding/json
 
 	"github.com/citecrawl/citecrawl/record"
 )
@@ -42,7 +42,7 @@ type Graph struct {
 // ParseGraph reads a graph.json body fetched from src.
 func ParseGraph(src string, body []byte) (*Graph, error) {
 	var g Graph
-	if err := json.Unmarshal(body, &g); err != nil {
+	if err := gojson.Unmarshal(body, &g); err != nil {
 		return nil, fmt.Errorf("graph %s: not the expected JSON: %w", src, err)
 	}
 	if g.Paper.Title == "" && g.Source.ID == "" {

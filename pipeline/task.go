@@ -5,7 +5,7 @@ import (
 
 	// A task is decoded once a page: encoding/json cost a tenth of the
 	// fetch stage. The same bytes either way.
-	json "github.com/goccy/go-json"
+	gojson "github.com/goccy/go-json"
 
 	"github.com/citecrawl/citecrawl/ingest"
 	"github.com/citecrawl/citecrawl/record"
@@ -80,11 +80,11 @@ type taskV1Paper struct {
 func DecodeTask(data []byte) (Task, error) {
 	// Decoded once as this build's layout; only an older task is read again.
 	var t Task
-	if err := json.Unmarshal(data, &t); err != nil {
+	if err := gojson.Unmarshal(data, &t); err != nil {
 		var head struct {
 			Version int `json:"version"`
 		}
-		if herr := json.Unmarshal(data, &head); herr != nil {
+		if herr := gojson.Unmarshal(data, &head); herr != nil {
 			return Task{}, retry.Permanentf("task is not valid JSON: %w", herr)
 		}
 		if head.Version == TaskVersion {
@@ -100,7 +100,7 @@ func DecodeTask(data []byte) (Task, error) {
 			Task
 			Paper *taskV1Paper `json:"paper,omitempty"`
 		}
-		if err := json.Unmarshal(data, &v1); err != nil {
+		if err := gojson.Unmarshal(data, &v1); err != nil {
 			return Task{}, retry.Permanentf("task version 1: %w", err)
 		}
 		t := v1.Task
@@ -133,14 +133,14 @@ func hubTask(runID string, j ingest.HubJob) (Out, error) {
 	if err != nil {
 		return Out{}, err
 	}
-	b, err := json.Marshal(Task{Version: TaskVersion, Kind: TaskHub, URL: j.URL, RunID: runID, Depth: j.Depth, ArxivBase: j.ArxivBase, Shared: j.Shared})
+	b, err := gojson.Marshal(Task{Version: TaskVersion, Kind: TaskHub, URL: j.URL, RunID: runID, Depth: j.Depth, ArxivBase: j.ArxivBase, Shared: j.Shared})
 	return Out{Subject: HubTaskSubject(id), MsgID: runID + ":" + u, Data: b}, err
 }
 
 // paperTask is the task that builds the record of one citing paper.
 func paperTask(runID string, j ingest.PaperJob) (Out, error) {
 	p, hub := taskPaperOf(j.Paper), j.Hub
-	b, err := json.Marshal(Task{Version: TaskVersion, Kind: TaskPaper, URL: p.URL, RunID: runID, Depth: j.Depth, ArxivBase: j.ArxivBase,
+	b, err := gojson.Marshal(Task{Version: TaskVersion, Kind: TaskPaper, URL: p.URL, RunID: runID, Depth: j.Depth, ArxivBase: j.ArxivBase,
 		Shared: j.Shared, New: j.New, Hub: &hub, HubMissing: j.HubMissing, HubSource: j.HubSource, Paper: &p})
 	if err != nil {
 		return Out{}, fmt.Errorf("paper task %q: %w", p.URL, err)

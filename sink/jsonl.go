@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -579,7 +578,7 @@ func renameDurably(tmp, final string) error {
 func readSegment(path string, fn func(*record.Record) error) error {
 	return scanLines(path, func(b []byte) error {
 		var r record.Record
-		if err := json.Unmarshal(b, &r); err != nil {
+		if err := record.Unmarshal(b, &r); err != nil {
 			return err
 		}
 		return fn(&r)
