@@ -112,6 +112,7 @@ func openIndex(dir string, write bool) (db *bolt.DB, err error) {
 			return nil, nil
 		}
 	}
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true)) // see guard
 	defer func() {
 		if p := recover(); p != nil { // bbolt panics on some damaged files
 			db, err = nil, fmt.Errorf("%s: %w: %v", path, errIndexCorrupt, p)

@@ -334,8 +334,8 @@ func BenchmarkJSONLWrite(b *testing.B) {
 	b.ReportMetric(float64(n*b.N)/again.Seconds(), "dups/s")
 }
 
-// damagePage overwrites the header of page id of a hub folder's index, so
-// that bbolt panics on reaching it, from offset on when tail is set.
+// damageFrom overwrites n bytes of an index file from offset on: a page
+// header so overwritten makes bbolt panic when it reaches the page.
 func damageFrom(t *testing.T, index string, offset int64, n int) {
 	t.Helper()
 	f, err := os.OpenFile(index, os.O_WRONLY, 0)

@@ -193,8 +193,8 @@ func (s *jsonl) lookup(encs []encoded) ([]*hubDir, []bool, error) {
 				if found, err = lookup(h.dir, versions); !errors.Is(err, errIndexCorrupt) {
 					return err // built again by another writer meanwhile
 				}
-				if err := rebuildIndex(h.dir, s.log, err); err != nil {
-					return err
+				if rerr := rebuildIndex(h.dir, s.log, err); rerr != nil {
+					return rerr
 				}
 				found, err = lookup(h.dir, versions)
 				return err
