@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"syscall"
@@ -39,20 +40,21 @@ import (
 // publishing it and indexing it) is one named after the last one indexed.
 const indexFile = ".index.db"
 
-var (
+// The buckets and keys of the index, converted to []byte where used.
+const (
 	// id -> tag set number (uvarint), then the fingerprint of every
 	// version written, oldest first (fpLen bytes each).
-	bucketRecords = []byte("records")
+	bucketRecords = "records"
 	// tag set number (8 bytes, big-endian) -> how many records have it as
 	// their latest version's (8 bytes), then the tags (encodeTags).
-	bucketTagSets = []byte("tagsets")
+	bucketTagSets = "tagsets"
 	// metaLast, metaSegments, metaHub.
-	bucketMeta = []byte("meta")
+	bucketMeta = "meta"
 
-	metaLast     = []byte("last")     // the last segment indexed
-	metaSegments = []byte("segments") // how many segments are indexed (8 bytes)
-	metaHub      = []byte("hub")      // the hub of the latest record (JSON)
-	metaState    = []byte("state")    // "clean", or "dirty BOOT ID" (see markDirty)
+	metaLast     = "last"     // the last segment indexed
+	metaSegments = "segments" // how many segments are indexed (8 bytes)
+	metaHub      = "hub"      // the hub of the latest record (JSON)
+	metaState    = "state"    // "clean", or "dirty BOOT ID" (see markDirty)
 )
 
 // fpLen is the length of a fingerprint in the index: record.Fingerprint's
@@ -110,6 +112,7 @@ func openIndex(dir string, write bool) (db *bolt.DB, err error) {
 			return nil, nil
 		}
 	}
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true)) // see guard
 	defer func() {
 		if p := recover(); p != nil { // bbolt panics on some damaged files
 			db, err = nil, fmt.Errorf("%s: %w: %v", path, errIndexCorrupt, p)
@@ -130,8 +133,11 @@ func openIndex(dir string, write bool) (db *bolt.DB, err error) {
 	return nil, fmt.Errorf("opening index %s: %w", path, err)
 }
 
-// guard runs fn, turning a bbolt panic (a damaged page) into errIndexCorrupt.
+// guard runs fn, turning a bbolt panic (a damaged page) into errIndexCorrupt;
+// a read outside the mapped file, which a damaged page can point to, panics
+// too instead of stopping the program.
 func guard(path string, fn func() error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("%s: %w: %v", path, errIndexCorrupt, p)
@@ -142,15 +148,12 @@ func guard(path string, fn func() error) (err error) {
 
 // lookup tells which of keys (ids and fingerprints) the index holds, read
 // without the hub's lock: what another writer publishes meanwhile is found
-// again when this writer publishes (publish). A missing or unreadable
-// index knows nothing.
+// again when this writer publishes (publish). A missing index knows
+// nothing; an unreadable one is errIndexCorrupt (see rebuildIndex).
 func lookup(dir string, keys []version) ([]bool, error) {
 	found := make([]bool, len(keys))
 	db, err := openIndex(dir, false)
 	if err != nil || db == nil {
-		if errors.Is(err, errIndexCorrupt) {
-			err = nil
-		}
 		return found, err
 	}
 	defer func() {
@@ -167,7 +170,7 @@ func lookup(dir string, keys []version) ([]bool, error) {
 		}
 		err = guard(db.Path(), func() error {
 			return db.View(func(tx *bolt.Tx) error {
-				b := tx.Bucket(bucketRecords)
+				b := tx.Bucket([]byte(bucketRecords))
 				if b == nil {
 					return nil
 				}
@@ -177,9 +180,6 @@ func lookup(dir string, keys []version) ([]bool, error) {
 				return nil
 			})
 		})
-	}
-	if errors.Is(err, errIndexCorrupt) {
-		return make([]bool, len(keys)), nil
 	}
 	return found, err
 }
@@ -200,9 +200,10 @@ func hasVersion(v []byte, fp [fpLen]byte) bool {
 
 // hubIndex is a hub folder's index opened for update, with its lock held.
 type hubIndex struct {
-	db  *bolt.DB
-	dir string
-	log zerolog.Logger
+	db      *bolt.DB
+	dir     string
+	log     zerolog.Logger
+	rebuilt bool // built again from the segments once already (rebuild)
 }
 
 // openHubIndex opens the index of a hub folder for update and brings it
@@ -212,27 +213,71 @@ type hubIndex struct {
 // hand, a folder written before there was an index). Called with the hub's
 // lock held; close it before the lock is released.
 func openHubIndex(dir string, log zerolog.Logger) (*hubIndex, error) {
-	db, err := openIndex(dir, true)
+	ix := &hubIndex{dir: dir, log: log}
+	err := ix.open()
 	if errors.Is(err, errIndexCorrupt) {
-		log.Warn().Err(err).Str("folder", dir).Msg("the index of the hub folder is unreadable: building it again from the segments")
-		if rerr := os.Remove(filepath.Join(dir, indexFile)); rerr != nil {
-			return nil, fmt.Errorf("removing the unreadable index: %w", rerr)
-		}
-		db, err = openIndex(dir, true)
+		err = ix.rebuild(err)
 	}
 	if err != nil {
 		return nil, err
 	}
-	ix := &hubIndex{db: db, dir: dir, log: log}
-	if err := ix.markDirty(); err != nil {
-		db.Close()
-		return nil, err
-	}
-	if err := ix.catchUp(); err != nil {
-		db.Close()
-		return nil, err
-	}
 	return ix, nil
+}
+
+// open opens the index file for update and brings it up to date with
+// the segments.
+func (ix *hubIndex) open() error {
+	db, err := openIndex(ix.dir, true)
+	if err != nil {
+		return err
+	}
+	ix.db = db
+	if err = ix.markDirty(); err == nil {
+		err = ix.catchUp()
+	}
+	if err != nil {
+		ix.db.Close()
+	}
+	return err
+}
+
+// rebuild builds the index again from the segments, once it proved
+// unreadable (cause): a file bbolt cannot open, or one that opens but has
+// a damaged page, found when a transaction reaches it.
+func (ix *hubIndex) rebuild(cause error) error {
+	ix.rebuilt = true
+	ix.log.Warn().Err(cause).Str("folder", ix.dir).Msg("the index of the hub folder is unreadable: building it again from the segments")
+	if ix.db != nil {
+		ix.db.Close() // closing a closed one does nothing
+	}
+	if err := os.Remove(filepath.Join(ix.dir, indexFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("removing the unreadable index: %w", err)
+	}
+	return ix.open()
+}
+
+// rebuildIndex builds the index of a hub folder again from the segments,
+// found unreadable (cause) by a look-up. Called with the hub's lock held.
+func rebuildIndex(dir string, log zerolog.Logger, cause error) error {
+	ix := &hubIndex{dir: dir, log: log}
+	if err := ix.rebuild(cause); err != nil {
+		return err
+	}
+	return ix.Close()
+}
+
+// orRebuild runs fn; when fn finds the index unreadable, it builds the
+// index again from the segments and runs fn once more, once for the life
+// of ix (an index that is unreadable again is an error). Used only by the
+// callers of hubIndex, never inside the rebuild.
+func (ix *hubIndex) orRebuild(fn func() error) error {
+	err := fn()
+	if errors.Is(err, errIndexCorrupt) && !ix.rebuilt {
+		if err = ix.rebuild(err); err == nil {
+			err = fn()
+		}
+	}
+	return err
 }
 
 func (ix *hubIndex) Close() error { return ix.db.Close() }
@@ -263,10 +308,10 @@ func (ix *hubIndex) markDirty() error {
 	var empty bool
 	err := guard(ix.db.Path(), func() error {
 		return ix.db.View(func(tx *bolt.Tx) error {
-			m := tx.Bucket(bucketMeta)
-			empty = m == nil && tx.Bucket(bucketRecords) == nil
+			m := tx.Bucket([]byte(bucketMeta))
+			empty = m == nil && tx.Bucket([]byte(bucketRecords)) == nil
 			if m != nil {
-				state = string(m.Get(metaState))
+				state = string(m.Get([]byte(metaState)))
 			}
 			return nil
 		})
@@ -282,11 +327,11 @@ func (ix *hubIndex) markDirty() error {
 		}
 	}
 	err = ix.update(func(tx *bolt.Tx) error {
-		m, err := tx.CreateBucketIfNotExists(bucketMeta)
+		m, err := tx.CreateBucketIfNotExists([]byte(bucketMeta))
 		if err != nil {
 			return err
 		}
-		return m.Put(metaState, []byte(want))
+		return m.Put([]byte(metaState), []byte(want))
 	})
 	if err != nil {
 		return err
@@ -307,11 +352,11 @@ func markClean(dir string) error {
 	}
 	err = guard(db.Path(), func() error {
 		return db.Update(func(tx *bolt.Tx) error {
-			m, err := tx.CreateBucketIfNotExists(bucketMeta)
+			m, err := tx.CreateBucketIfNotExists([]byte(bucketMeta))
 			if err != nil {
 				return err
 			}
-			return m.Put(metaState, []byte("clean"))
+			return m.Put([]byte(metaState), []byte("clean"))
 		})
 	})
 	if err != nil {
@@ -324,9 +369,9 @@ func markClean(dir string) error {
 func (ix *hubIndex) meta() (last string, segments uint64, err error) {
 	err = guard(ix.db.Path(), func() error {
 		return ix.db.View(func(tx *bolt.Tx) error {
-			if m := tx.Bucket(bucketMeta); m != nil {
-				last = string(m.Get(metaLast))
-				if v := m.Get(metaSegments); len(v) == 8 {
+			if m := tx.Bucket([]byte(bucketMeta)); m != nil {
+				last = string(m.Get([]byte(metaLast)))
+				if v := m.Get([]byte(metaSegments)); len(v) == 8 {
 					segments = binary.BigEndian.Uint64(v)
 				}
 			}
@@ -375,8 +420,8 @@ func (ix *hubIndex) catchUp() error {
 // reset empties the index.
 func (ix *hubIndex) reset() error {
 	return ix.update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketRecords, bucketTagSets, bucketMeta} {
-			if err := tx.DeleteBucket(name); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+		for _, name := range []string{bucketRecords, bucketTagSets, bucketMeta} {
+			if err := tx.DeleteBucket([]byte(name)); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
 				return err
 			}
 		}
@@ -427,7 +472,9 @@ func (ix *hubIndex) addFile(path string) error {
 }
 
 // add indexes the versions of the segment named name, just published, and
-// records that it covers it. hub is the hub of its latest record.
+// records that it covers it. hub is the hub of its latest record. Adding
+// the segment last indexed again (after a rebuild that indexed it) changes
+// nothing.
 func (ix *hubIndex) add(name string, versions []version, hub *record.Hub) error {
 	for len(versions) > indexChunk {
 		if err := ix.apply(versions[:indexChunk], nil); err != nil {
@@ -439,25 +486,25 @@ func (ix *hubIndex) add(name string, versions []version, hub *record.Hub) error 
 		versions = versions[indexChunk:]
 	}
 	return ix.apply(versions, func(tx *bolt.Tx) error {
-		m, err := tx.CreateBucketIfNotExists(bucketMeta)
-		if err != nil {
+		m, err := tx.CreateBucketIfNotExists([]byte(bucketMeta))
+		if err != nil || string(m.Get([]byte(metaLast))) == name {
 			return err
 		}
 		var n uint64
-		if v := m.Get(metaSegments); len(v) == 8 {
+		if v := m.Get([]byte(metaSegments)); len(v) == 8 {
 			n = binary.BigEndian.Uint64(v)
 		}
-		if err := m.Put(metaSegments, binary.BigEndian.AppendUint64(nil, n+1)); err != nil {
+		if err := m.Put([]byte(metaSegments), binary.BigEndian.AppendUint64(nil, n+1)); err != nil {
 			return err
 		}
-		if err := m.Put(metaLast, []byte(name)); err != nil {
+		if err := m.Put([]byte(metaLast), []byte(name)); err != nil {
 			return err
 		}
 		b, err := json.Marshal(hub)
 		if err != nil {
 			return err
 		}
-		return m.Put(metaHub, b)
+		return m.Put([]byte(metaHub), b)
 	})
 }
 
@@ -479,7 +526,7 @@ func (ix *hubIndex) apply(versions []version, also func(*bolt.Tx) error) error {
 		return a - b
 	})
 	return ix.update(func(tx *bolt.Tx) error {
-		recs, err := tx.CreateBucketIfNotExists(bucketRecords)
+		recs, err := tx.CreateBucketIfNotExists([]byte(bucketRecords))
 		if err != nil {
 			return err
 		}
@@ -535,7 +582,7 @@ func (ix *hubIndex) has(versions []version) ([]bool, error) {
 		}
 		err := guard(ix.db.Path(), func() error {
 			return ix.db.View(func(tx *bolt.Tx) error {
-				if b := tx.Bucket(bucketRecords); b != nil {
+				if b := tx.Bucket([]byte(bucketRecords)); b != nil {
 					for i := lo; i < min(lo+indexChunk, len(versions)); i++ {
 						found[i] = hasVersion(b.Get([]byte(versions[i].id)), versions[i].fp)
 					}
@@ -556,8 +603,8 @@ func (ix *hubIndex) summary() (Summary, error) {
 	counts := map[Tags]int{}
 	err := guard(ix.db.Path(), func() error {
 		return ix.db.View(func(tx *bolt.Tx) error {
-			if m := tx.Bucket(bucketMeta); m != nil {
-				if v := m.Get(metaHub); v != nil {
+			if m := tx.Bucket([]byte(bucketMeta)); m != nil {
+				if v := m.Get([]byte(metaHub)); v != nil {
 					if err := json.Unmarshal(v, &hub); err != nil {
 						return fmt.Errorf("%w: the hub: %w", errIndexCorrupt, err)
 					}
@@ -581,7 +628,7 @@ type tagSets struct {
 }
 
 func loadTagSets(tx *bolt.Tx) (*tagSets, error) {
-	b, err := tx.CreateBucketIfNotExists(bucketTagSets)
+	b, err := tx.CreateBucketIfNotExists([]byte(bucketTagSets))
 	if err != nil {
 		return nil, err
 	}
@@ -623,7 +670,7 @@ func (s *tagSets) save() error {
 // eachTagSet calls fn with every tag set of the index: its number, how
 // many records have it, its tags.
 func eachTagSet(tx *bolt.Tx, fn func(k uint64, n int64, t Tags)) error {
-	b := tx.Bucket(bucketTagSets)
+	b := tx.Bucket([]byte(bucketTagSets))
 	if b == nil {
 		return nil
 	}
@@ -659,50 +706,87 @@ func decodeTags(b []byte) (Tags, error) {
 }
 
 // eachLatest calls fn with the tags of the latest version of every record
-// the index of a hub folder holds, read-only. ok is false when the index
-// is missing, unreadable or does not cover the folder's segments: the
-// caller reads the segments instead.
-func eachLatest(dir string, fn func(id string, t Tags)) (ok bool, err error) {
-	db, err := openIndex(dir, false)
-	if err != nil || db == nil {
-		if errors.Is(err, errIndexCorrupt) {
-			err = nil
+// the index of a hub folder holds, read-only, in id order. It reads
+// indexChunk records per transaction, closing the file and opening it
+// again between them (see indexChunk), and calls fn between transactions:
+// a writer waits for the index file one chunk at most. A record written
+// meanwhile may be given or not.
+//
+// ok is false when the index is missing, unreadable or does not cover the
+// folder's segments, found at any chunk: the caller reads the segments
+// instead, leaving out the ids up to after, given to fn already (after is
+// nil when none were).
+func eachLatest(dir string, fn func(id string, t Tags)) (ok bool, after []byte, err error) {
+	type latest struct {
+		id   string
+		tags Tags
+	}
+	var files []string
+	chunk := make([]latest, 0, indexChunk)
+	for {
+		db, err := openIndex(dir, false)
+		if err != nil || db == nil {
+			if errors.Is(err, errIndexCorrupt) {
+				err = nil
+			}
+			return false, after, err
 		}
-		return false, err
-	}
-	defer db.Close()
-	files, err := segmentFiles(dir)
-	if err != nil {
-		return false, err
-	}
-	err = guard(db.Path(), func() error {
-		return db.View(func(tx *bolt.Tx) error {
-			m, recs := tx.Bucket(bucketMeta), tx.Bucket(bucketRecords)
-			if m == nil || recs == nil {
-				return nil
-			}
-			if state, boot := string(m.Get(metaState)), bootID(); boot != "" && state != "clean" && state != "dirty "+boot {
-				return nil // perhaps torn by a machine stop (markDirty)
-			}
-			v := m.Get(metaSegments)
-			if len(v) != 8 || binary.BigEndian.Uint64(v) != uint64(len(files)) || len(files) == 0 ||
-				filepath.Base(files[len(files)-1]) != string(m.Get(metaLast)) {
-				return nil
-			}
-			sets := map[uint64]Tags{}
-			if err := eachTagSet(tx, func(k uint64, _ int64, t Tags) { sets[k] = t }); err != nil {
-				return err
-			}
-			ok = true
-			return recs.ForEach(func(k, v []byte) error {
-				set, _ := binary.Uvarint(v)
-				fn(string(k), sets[set])
+		chunk, ok = chunk[:0], false
+		err = guard(db.Path(), func() error {
+			return db.View(func(tx *bolt.Tx) error {
+				m, recs := tx.Bucket([]byte(bucketMeta)), tx.Bucket([]byte(bucketRecords))
+				if m == nil || recs == nil {
+					return nil
+				}
+				if !covers(m, files) { // listed again only when the index changed
+					var err error
+					if files, err = segmentFiles(dir); err != nil || !covers(m, files) {
+						return err
+					}
+				}
+				sets := map[uint64]Tags{}
+				if err := eachTagSet(tx, func(k uint64, _ int64, t Tags) { sets[k] = t }); err != nil {
+					return err
+				}
+				ok = true
+				c := recs.Cursor()
+				k, v := c.First()
+				if after != nil {
+					if k, v = c.Seek(after); bytes.Equal(k, after) {
+						k, v = c.Next()
+					}
+				}
+				for ; k != nil && len(chunk) < indexChunk; k, v = c.Next() {
+					set, _ := binary.Uvarint(v)
+					chunk = append(chunk, latest{id: string(k), tags: sets[set]})
+				}
 				return nil
 			})
 		})
-	})
-	if errors.Is(err, errIndexCorrupt) {
-		return false, nil
+		db.Close()
+		switch {
+		case errors.Is(err, errIndexCorrupt):
+			return false, after, nil
+		case err != nil || !ok:
+			return false, after, err
+		}
+		for _, l := range chunk {
+			fn(l.id, l.tags)
+		}
+		if len(chunk) < indexChunk {
+			return true, after, nil
+		}
+		after = []byte(chunk[len(chunk)-1].id)
 	}
-	return ok, err
+}
+
+// covers tells whether an index's meta bucket says it covers the segment
+// files, and can be trusted to.
+func covers(m *bolt.Bucket, files []string) bool {
+	if state, boot := string(m.Get([]byte(metaState))), bootID(); boot != "" && state != "clean" && state != "dirty "+boot {
+		return false // perhaps torn by a machine stop (markDirty)
+	}
+	v := m.Get([]byte(metaSegments))
+	return len(v) == 8 && binary.BigEndian.Uint64(v) == uint64(len(files)) && len(files) > 0 &&
+		filepath.Base(files[len(files)-1]) == string(m.Get([]byte(metaLast)))
 }

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -135,6 +137,25 @@ func TestJSONLIndexAnswersWithoutReadingSegments(t *testing.T) {
 		}
 		garble(t, filepath.Join(dir, hub))
 	}
+	// The reader takes the 6,000 records from the index alone, 1,024 at a
+	// time, each once with its tags.
+	rd, err := OpenReader(context.Background(), Config{Out: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	given, tags := map[string]int{}, map[string]Tags{}
+	err = rd.EachLatest(context.Background(), func(id string, tg Tags) { given[id]++; tags[id] = tg })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if given[r.ID] != 1 || tags[r.ID] != TagsOf(r) {
+			t.Fatalf("EachLatest gave %s %d times, tags %+v; want once, %+v", r.ID, given[r.ID], tags[r.ID], TagsOf(r))
+		}
+	}
+	if len(given) != len(recs) {
+		t.Fatalf("EachLatest gave %d records, want %d", len(given), len(recs))
+	}
 	changed := *recs[0] // hub-a, role background -> future
 	changed.Role = record.RoleFuture
 	more := testRecords(3200, "hub-a")[3000:]
@@ -180,7 +201,7 @@ func TestJSONLIndexIsRebuiltFromTheSegments(t *testing.T) {
 					t.Fatal(err)
 				}
 				err = db.Update(func(tx *bolt.Tx) error {
-					return tx.Bucket(bucketMeta).Put(metaState, []byte("dirty 00000000-0000-0000-0000-000000000000"))
+					return tx.Bucket([]byte(bucketMeta)).Put([]byte(metaState), []byte("dirty 00000000-0000-0000-0000-000000000000"))
 				})
 				db.Close()
 				if err != nil {
@@ -311,4 +332,155 @@ func BenchmarkJSONLWrite(b *testing.B) {
 	}
 	b.ReportMetric(float64(n*b.N)/fresh.Seconds(), "records/s")
 	b.ReportMetric(float64(n*b.N)/again.Seconds(), "dups/s")
+}
+
+// damageFrom overwrites n bytes of an index file from offset on: a page
+// header so overwritten makes bbolt panic when it reaches the page.
+func damageFrom(t *testing.T, index string, offset int64, n int) {
+	t.Helper()
+	f, err := os.OpenFile(index, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(bytes.Repeat([]byte{0xde, 0xad}, n/2), offset); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// leafPages lists the leaf pages of an index from page 4 on, and its page
+// size.
+func leafPages(t *testing.T, index string) (pages []int, size int) {
+	t.Helper()
+	db, err := bolt.Open(index, 0o644, nil) // for update: tx.Page wants the free pages
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	err = db.View(func(tx *bolt.Tx) error {
+		size = db.Info().PageSize
+		for id := 4; id < int(tx.Size())/size; id++ {
+			p, err := tx.Page(id)
+			if err != nil {
+				return err
+			}
+			if p != nil && p.Type == "leaf" {
+				pages = append(pages, id)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pages, size
+}
+
+// An index that opens but has a damaged page (bbolt panics on reaching
+// it) is built again from the segments by the next writer, saying so:
+// the seal succeeds, nothing is written twice, the summary is exact. A
+// reader falls back to the segments, giving each record once even when
+// the damage is found after it gave some from the index.
+func TestJSONLIndexWithADamagedPageIsRebuilt(t *testing.T) {
+	for _, damage := range []string{"tail", "leaf"} {
+		t.Run(damage, func(t *testing.T) {
+			dir := t.TempDir()
+			var log logBuffer
+			recs := testRecords(3000, "hub-a")
+			if n := writeAll(t, openLogged(t, dir, &log), recs); n != len(recs) {
+				t.Fatalf("first writer: %d new", n)
+			}
+			index := filepath.Join(dir, "hub-a", indexFile)
+			leaves, size := leafPages(t, index)
+			if len(leaves) < 4 {
+				t.Fatalf("the index has %d leaf pages, want several", len(leaves))
+			}
+			switch damage {
+			case "tail": // every page from the fifth on
+				info, err := os.Stat(index)
+				if err != nil {
+					t.Fatal(err)
+				}
+				damageFrom(t, index, 4*int64(size), int(info.Size())-4*size)
+			case "leaf": // one page of records, found after the first chunk
+				orig, err := os.ReadFile(index)
+				if err != nil {
+					t.Fatal(err)
+				}
+				found := false
+				for i := len(leaves) - 1; i >= 0 && !found; i-- {
+					damageFrom(t, index, int64(leaves[i]*size), 16)
+					ok, after, err := eachLatest(filepath.Join(dir, "hub-a"), func(string, Tags) {})
+					if found = err == nil && !ok && after != nil; !found {
+						if err := os.WriteFile(index, orig, 0o644); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+				if !found {
+					t.Fatal("no leaf page is reached after the first chunk")
+				}
+			}
+			count := map[string]int{}
+			rd, err := OpenReader(context.Background(), Config{Out: dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := rd.EachLatest(context.Background(), func(id string, _ Tags) { count[id]++ }); err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range recs {
+				if count[r.ID] != 1 {
+					t.Fatalf("EachLatest gave %s %d times, want once (%d ids)", r.ID, count[r.ID], len(count))
+				}
+			}
+			if len(count) != len(recs) {
+				t.Fatalf("EachLatest gave %d ids, want %d", len(count), len(recs))
+			}
+			more := testRecords(3100, "hub-a")[3000:]
+			if n := writeAll(t, openLogged(t, dir, &log), append(append([]*record.Record{}, recs...), more...)); n != len(more) {
+				t.Fatalf("with a damaged page in the index: %d new, want the %d new records only", n, len(more))
+			}
+			if want := "the index of the hub folder is unreadable: building it again from the segments"; !strings.Contains(log.String(), want) {
+				t.Errorf("log %q does not say %q", log.String(), want)
+			}
+			assertEachOnce(t, readFolder(t, dir), append(recs, more...))
+			assertSummary(t, dir, "hub-a", append(recs, more...))
+		})
+	}
+}
+
+// A writer holding the index open finds a page damaged meanwhile when its
+// look-up reaches it (publish): the index is built again once, and the
+// look-up answers from it.
+func TestHubIndexRebuildsWhenAPageIsFoundDamaged(t *testing.T) {
+	dir := t.TempDir()
+	var log logBuffer
+	recs := testRecords(3000, "hub-a")
+	writeAll(t, openLogged(t, dir, &log), recs)
+	hubDir := filepath.Join(dir, "hub-a")
+	leaves, size := leafPages(t, filepath.Join(hubDir, indexFile))
+	ix, err := openHubIndex(hubDir, zerolog.New(&log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	damageFrom(t, filepath.Join(hubDir, indexFile), int64(leaves[len(leaves)/2]*size), 16)
+	versions := make([]version, len(recs))
+	for i, r := range recs {
+		versions[i] = versionOf(r, r.Fingerprint())
+	}
+	if _, err := ix.has(versions); !errors.Is(err, errIndexCorrupt) {
+		t.Fatalf("has over a damaged page: %v, want %v", err, errIndexCorrupt)
+	}
+	var found []bool
+	if err := ix.orRebuild(func() (err error) { found, err = ix.has(versions); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if i := slices.Index(found, false); i >= 0 {
+		t.Fatalf("after the rebuild, %s is not found", versions[i].id)
+	}
+	if want := "the index of the hub folder is unreadable: building it again from the segments"; !strings.Contains(log.String(), want) {
+		t.Errorf("log %q does not say %q", log.String(), want)
+	}
 }

@@ -187,6 +187,18 @@ func (s *jsonl) lookup(encs []encoded) ([]*hubDir, []bool, error) {
 			versions[j] = versionOf(encs[i].rec, encs[i].fp)
 		}
 		found, err := lookup(h.dir, versions)
+		if errors.Is(err, errIndexCorrupt) { // a damaged page: built again
+			err = s.locked(h, func() error {
+				if found, err = lookup(h.dir, versions); !errors.Is(err, errIndexCorrupt) {
+					return err // built again by another writer meanwhile
+				}
+				if rerr := rebuildIndex(h.dir, s.log, err); rerr != nil {
+					return rerr
+				}
+				found, err = lookup(h.dir, versions)
+				return err
+			})
+		}
 		if err != nil {
 			return nil, nil, err
 		}
@@ -282,7 +294,8 @@ func (s *jsonl) writeSummaries() error {
 // summarise writes a hub's summary.json from its index. Called with the
 // hub's lock held.
 func (s *jsonl) summarise(h *hubDir, ix *hubIndex) error {
-	sum, err := ix.summary()
+	var sum Summary
+	err := ix.orRebuild(func() (err error) { sum, err = ix.summary(); return err })
 	if err == nil {
 		err = writeSummary(h.dir, sum)
 	}
@@ -476,7 +489,10 @@ func (s *jsonl) publish(h *hubDir, seg *segment) error {
 		return err
 	}
 	defer ix.Close()
-	found, err := ix.has(seg.versions)
+	// A damaged page of the index is found by the transaction reaching
+	// it: the index is built again from the segments (orRebuild).
+	var found []bool
+	err = ix.orRebuild(func() (err error) { found, err = ix.has(seg.versions); return err })
 	if err != nil {
 		return err
 	}
@@ -488,8 +504,8 @@ func (s *jsonl) publish(h *hubDir, seg *segment) error {
 			return os.Remove(seg.tmp)
 		}
 	}
-	last, _, err := ix.meta()
-	if err != nil {
+	var last string
+	if err := ix.orRebuild(func() (err error) { last, _, err = ix.meta(); return err }); err != nil {
 		return err
 	}
 	seg.final = filepath.Join(h.dir, publishedName(last))
@@ -504,7 +520,7 @@ func (s *jsonl) publish(h *hubDir, seg *segment) error {
 	if info, err := os.Stat(seg.final); err == nil {
 		s.sealed.Bytes += info.Size()
 	}
-	if err := ix.add(filepath.Base(seg.final), seg.versions, &seg.hub); err != nil {
+	if err := ix.orRebuild(func() error { return ix.add(filepath.Base(seg.final), seg.versions, &seg.hub) }); err != nil {
 		s.log.Warn().Err(err).Str("segment", seg.final).Msg("segment published but not indexed; it is indexed at the next seal in its folder")
 		return nil
 	}
@@ -680,10 +696,11 @@ func (r jsonlReader) EachLatest(ctx context.Context, fn func(id string, t Tags))
 			continue
 		}
 		dir := filepath.Join(r.dir, h.Name())
-		if ok, err := eachLatest(dir, fn); err != nil || ok {
-			if err != nil {
-				return err
-			}
+		ok, given, err := eachLatest(dir, fn)
+		if err != nil {
+			return err
+		}
+		if ok {
 			continue
 		}
 		files, err := segmentFiles(dir)
@@ -700,7 +717,9 @@ func (r jsonlReader) EachLatest(ctx context.Context, fn func(id string, t Tags))
 			}
 		}
 		for id, t := range latest {
-			fn(id, t)
+			if given == nil || id > string(given) { // not given from the index already
+				fn(id, t)
+			}
 		}
 	}
 	return nil
