@@ -494,91 +494,136 @@ func (c *cancelAtCtx) Done() <-chan struct{} {
 }
 
 // A run cancelled while the writer waits for a chunk the workers then skip
-// writes nothing untagged, at any point: every record in the unfinished
-// generation has the new rules, and a run resumed from it has every record
-// once with the new tags. (Go's select takes either of two ready cases, so
-// without the fix about half of the runs wrote a chunk as read.)
+// writes nothing untagged, at any point, from the stream (it used to crash
+// there) or a folder: every record in the unfinished generation has the
+// new rules, and a run resumed from it has every record once with the new
+// tags. (Go's select takes either of two ready cases, so without the fix
+// about half of the runs wrote a chunk as read.)
 func TestReprocessCancelledNeverWritesUntaggedRecords(t *testing.T) {
 	const n = 120
 	cfg, bus := crawled(t, snapshot.New(snapshot.StyleCards, snapshot.Generated(n)))
-	bus.Close()
+	defer bus.Close()
 	c := changedRules(t, "polarity.yaml", func(s string) string { return s })
-	out := filepath.Join(t.TempDir(), "again")
-	// A chunk is a batch: each one written is checkpointed at once.
-	opts := ReprocessOptions{From: cfg.Sink.Out, Out: out, Classifier: c, Batch: 4, Log: zerolog.Nop()}
-	for run := 0; ; run++ {
-		r, _, err := openGeneration(context.Background(), opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// The chunks after the checkpoint, as fromFolder cuts them.
-		var chunks []*chunk
+	ctx := context.Background()
+	// The input as the readers give it: position after each item, and the
+	// item (fresh: tagging changes it).
+	folder := func() (pos []uint64, items []item) {
 		recs := readOut(t, cfg.Sink.Out)
-		for i := int(r.cp.Done); i < len(recs); i++ {
-			if i == int(r.cp.Done) || len(chunks[len(chunks)-1].items) == r.chunkSize() {
-				chunks = append(chunks, &chunk{done: make(chan struct{})})
-			}
-			last := chunks[len(chunks)-1]
-			last.items, last.pos = append(last.items, item{rec: &recs[i]}), uint64(i+1)
+		for i := range recs {
+			pos, items = append(pos, uint64(i+1)), append(items, item{rec: &recs[i]})
 		}
-		if len(chunks) == 0 {
-			r.out.Close(context.Background())
-			break
-		}
-		inOrder, work := make(chan *chunk, len(chunks)), make(chan *chunk, len(chunks))
-		for _, ch := range chunks {
-			inOrder <- ch
-		}
-		close(inOrder)
-		inner, cancel := context.WithCancel(context.Background())
-		worker := make(chan struct{})
-		go func() { defer close(worker); r.work(inner, work) }()
-		fed := 0
-		feed := func(rest bool) {
-			for fed < len(chunks) {
-				work <- chunks[fed]
-				if fed++; !rest {
-					return
-				}
-			}
-			close(work)
-			<-worker
-		}
-		// Cancelled before the 1st to the 4th chunk, in turn.
-		ctx := &cancelAtCtx{Context: inner, at: 1 + run%4, cancel: cancel, feed: feed}
-		err = r.write(ctx, inOrder)
-		cancel()
-		if fed < len(chunks) {
-			feed(true)
-		}
-		if err == nil && ctx.calls >= ctx.at {
-			t.Fatalf("run %d: cancelled, the writer reported success", run)
-		}
-		if err := r.out.Close(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		for _, rec := range readOut(t, r.next) {
-			if rec.RulesVersion != c.Version() {
-				t.Fatalf("run %d, cancelled before chunk %d: %s written with rules %q, not the new %q", run, ctx.at, rec.ID, rec.RulesVersion, c.Version())
-			}
-		}
-		if run > 4*n {
-			t.Fatalf("%d runs and still not done: at %d of %d records", run, r.cp.Done, n)
-		}
+		return pos, items
 	}
-	res, err := Reprocess(context.Background(), nil, opts)
+	s, err := bus.JS.Stream(ctx, StreamRaw)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !res.Resumed || res.Records != n {
-		t.Fatalf("resumed %v, %d records; want a resumed run of %d", res.Resumed, res.Records, n)
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
 	}
-	after := readOut(t, out)
-	assertEachOnce(t, after, n)
-	for _, rec := range after {
-		if rec.RulesVersion != c.Version() {
-			t.Fatalf("%s has rules %q after the resumed run, not %q", rec.ID, rec.RulesVersion, c.Version())
+	var raws []item
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
 		}
+		raws = append(raws, item{raw: m.Data, seq: seq})
+	}
+	stream := func() (pos []uint64, items []item) {
+		for _, it := range raws {
+			pos, items = append(pos, it.seq), append(items, it)
+		}
+		return pos, items
+	}
+	for _, tc := range []struct {
+		name, from, out string
+		input           func() ([]uint64, []item)
+	}{
+		{"folder", cfg.Sink.Out, filepath.Join(t.TempDir(), "again"), folder},
+		{"stream", "stream", cfg.Sink.Out, stream},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// A chunk is a batch: each one written is checkpointed at once.
+			opts := ReprocessOptions{From: tc.from, Out: tc.out, Classifier: c, Batch: 4, Log: zerolog.Nop()}
+			for run := 0; ; run++ {
+				r, _, err := openGeneration(ctx, opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				// The chunks after the checkpoint, as the readers cut them.
+				var chunks []*chunk
+				pos, items := tc.input()
+				for i := range items {
+					if pos[i] <= r.cp.Done {
+						continue
+					}
+					if len(chunks) == 0 || len(chunks[len(chunks)-1].items) == r.chunkSize() {
+						chunks = append(chunks, &chunk{done: make(chan struct{})})
+					}
+					last := chunks[len(chunks)-1]
+					last.items, last.pos = append(last.items, items[i]), pos[i]
+				}
+				if len(chunks) == 0 {
+					r.out.Close(ctx)
+					break
+				}
+				inOrder, work := make(chan *chunk, len(chunks)), make(chan *chunk, len(chunks))
+				for _, ch := range chunks {
+					inOrder <- ch
+				}
+				close(inOrder)
+				inner, cancel := context.WithCancel(ctx)
+				worker := make(chan struct{})
+				go func() { defer close(worker); r.work(inner, work) }()
+				fed := 0
+				feed := func(rest bool) {
+					for fed < len(chunks) {
+						work <- chunks[fed]
+						if fed++; !rest {
+							return
+						}
+					}
+					close(work)
+					<-worker
+				}
+				// Cancelled before the 1st to the 4th chunk, in turn.
+				wctx := &cancelAtCtx{Context: inner, at: 1 + run%4, cancel: cancel, feed: feed}
+				err = r.write(wctx, inOrder)
+				cancel()
+				if fed < len(chunks) {
+					feed(true)
+				}
+				if err == nil && wctx.calls >= wctx.at {
+					t.Fatalf("run %d: cancelled, the writer reported success", run)
+				}
+				if err := r.out.Close(ctx); err != nil {
+					t.Fatal(err)
+				}
+				for _, rec := range readOut(t, r.next) {
+					if rec.RulesVersion != c.Version() {
+						t.Fatalf("run %d, cancelled before chunk %d: %s written with rules %q, not the new %q", run, wctx.at, rec.ID, rec.RulesVersion, c.Version())
+					}
+				}
+				if run > 4*len(items) {
+					t.Fatalf("%d runs and still not done: at %d", run, r.cp.Done)
+				}
+			}
+			res, err := Reprocess(ctx, bus, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !res.Resumed || res.Records != n {
+				t.Fatalf("resumed %v, %d records; want a resumed run of %d", res.Resumed, res.Records, n)
+			}
+			after := readOut(t, tc.out)
+			assertEachOnce(t, after, n)
+			for _, rec := range after {
+				if rec.RulesVersion != c.Version() {
+					t.Fatalf("%s has rules %q after the resumed run, not %q", rec.ID, rec.RulesVersion, c.Version())
+				}
+			}
+		})
 	}
 }
 
