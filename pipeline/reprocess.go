@@ -103,28 +103,7 @@ func Reprocess(ctx context.Context, bus *Bus, o ReprocessOptions) (*ReprocessRes
 	if o.Batch < 1 {
 		o.Batch = 16384
 	}
-	next := filepath.Clean(o.Out) + ".next"
-	res := &ReprocessResult{RulesVersion: o.Classifier.Version()}
-	cp := checkpoint{Format: checkpointFormat, From: o.From, Rules: o.Classifier.Version()}
-	var old checkpoint
-	if b, err := os.ReadFile(filepath.Join(next, checkpointFile)); err == nil && json.Unmarshal(b, &old) == nil &&
-		old.Format == cp.Format && old.From == cp.From && old.Rules == cp.Rules {
-		cp, res.Resumed = old, true
-		o.Log.Info().Uint64("done", cp.Done).Msg("resuming an interrupted reprocess")
-	} else if err := os.RemoveAll(next); err != nil {
-		return nil, err
-	}
-	state := filepath.Join(next, labelsDir)
-	if err := os.MkdirAll(state, 0o755); err != nil {
-		return nil, err
-	}
-	if err := pruneParts(state, cp.New, cp.Old); err != nil {
-		return nil, err
-	}
-	// A batch job: big segments sealed at every checkpoint, summaries
-	// written once at the end.
-	nextCfg := sink.Config{Out: "jsonl://" + next, JSONLConfig: sink.JSONLConfig{SegmentMaxBytes: 64 << 20, SegmentMaxAge: 24 * time.Hour}}
-	out, err := sink.Open(ctx, nextCfg, sink.WithLogger(o.Log), sink.WithSummaryOnClose())
+	r, res, err := openGeneration(ctx, o)
 	if err != nil {
 		return nil, err
 	}
@@ -133,11 +112,10 @@ func Reprocess(ctx context.Context, bus *Bus, o ReprocessOptions) (*ReprocessRes
 		if !closed {
 			// Interrupted: seal what was written, with the summaries of
 			// its hubs, for the resumed run to build on.
-			_ = out.Close(context.Background())
+			_ = r.out.Close(context.Background())
 		}
 	}()
-	r := &retagger{o: o, out: out, next: next, cp: &cp, under: map[string]int{},
-		newL: newLabelLog(state, "new", cp.New), oldL: newLabelLog(state, "old", cp.Old)}
+	next, state, out := r.next, r.state, r.out
 	if o.From == "stream" {
 		err = r.fromStream(ctx, bus)
 	} else {
@@ -196,6 +174,68 @@ func Reprocess(ctx context.Context, bus *Bus, o ReprocessOptions) (*ReprocessRes
 		return res, err
 	}
 	return res, sink.PublishGeneration(next, o.Out, filepath.Clean(o.Out)+".prev")
+}
+
+// openGeneration opens the unfinished generation beside o.Out: the one an
+// interrupted reprocess left, to resume, when its checkpoint is of the same
+// input and rules; else a new one, after saying why the old one goes.
+func openGeneration(ctx context.Context, o ReprocessOptions) (*retagger, *ReprocessResult, error) {
+	next := filepath.Clean(o.Out) + ".next"
+	res := &ReprocessResult{RulesVersion: o.Classifier.Version()}
+	cp := checkpoint{Format: checkpointFormat, From: o.From, Rules: o.Classifier.Version()}
+	if old, why := readCheckpoint(next, cp); why == "" {
+		cp, res.Resumed = old, true
+		o.Log.Info().Uint64("done", cp.Done).Msg("resuming an interrupted reprocess")
+	} else {
+		if _, err := os.Stat(next); err == nil {
+			o.Log.Warn().Str("folder", next).Str("reason", why).Msg("starting over: removing the unfinished generation an interrupted reprocess left")
+		}
+		if err := os.RemoveAll(next); err != nil {
+			return nil, nil, err
+		}
+	}
+	state := filepath.Join(next, labelsDir)
+	if err := os.MkdirAll(state, 0o755); err != nil {
+		return nil, nil, err
+	}
+	if err := pruneParts(state, cp.New, cp.Old); err != nil {
+		return nil, nil, err
+	}
+	// A batch job: big segments sealed at every checkpoint, summaries
+	// written once at the end.
+	nextCfg := sink.Config{Out: "jsonl://" + next, JSONLConfig: sink.JSONLConfig{SegmentMaxBytes: 64 << 20, SegmentMaxAge: 24 * time.Hour}}
+	out, err := sink.Open(ctx, nextCfg, sink.WithLogger(o.Log), sink.WithSummaryOnClose())
+	if err != nil {
+		return nil, nil, err
+	}
+	r := &retagger{o: o, out: out, next: next, state: state, cp: &cp, under: map[string]int{},
+		newL: newLabelLog(state, "new", cp.New), oldL: newLabelLog(state, "old", cp.Old)}
+	return r, res, nil
+}
+
+// readCheckpoint reads the checkpoint in next and says why it cannot be
+// resumed as want ("" if it can).
+func readCheckpoint(next string, want checkpoint) (checkpoint, string) {
+	var cp checkpoint
+	b, err := os.ReadFile(filepath.Join(next, checkpointFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return cp, "it has no checkpoint"
+	}
+	if err != nil {
+		return cp, fmt.Sprintf("its checkpoint cannot be read: %v", err)
+	}
+	if err := json.Unmarshal(b, &cp); err != nil {
+		return cp, fmt.Sprintf("its checkpoint cannot be read: %v", err)
+	}
+	switch {
+	case cp.Format != want.Format:
+		return cp, fmt.Sprintf("its checkpoint is of format %d, not %d", cp.Format, want.Format)
+	case cp.From != want.From:
+		return cp, fmt.Sprintf("it was re-tagged from %s, not %s", cp.From, want.From)
+	case cp.Rules != want.Rules:
+		return cp, fmt.Sprintf("it was re-tagged with rules %s, not %s", cp.Rules, want.Rules)
+	}
+	return cp, ""
 }
 
 // runsDir holds the run reports beside the records (see publishReport).
@@ -266,7 +306,8 @@ func eachLatest(ctx context.Context, out string, fn func(id string, l labels) er
 type retagger struct {
 	o          ReprocessOptions
 	out        sink.Sink
-	next       string
+	next       string // the unfinished generation
+	state      string // its label logs
 	cp         *checkpoint
 	newL, oldL *labelLog      // labels of the records written, and from a folder their labels before
 	under      map[string]int // tags under MinConfidence, counted as written
@@ -412,18 +453,23 @@ func (r *retagger) run(ctx context.Context, read func(context.Context, func(*chu
 		})
 	})
 	for range r.o.Workers {
-		g.Go(func() error {
-			for c := range work {
-				if ctx.Err() == nil {
-					r.tag(c)
-				}
-				close(c.done)
-			}
-			return nil
-		})
+		g.Go(func() error { r.work(ctx, work); return nil })
 	}
 	g.Go(func() error { return r.write(ctx, inOrder) })
 	return g.Wait()
+}
+
+// work tags the chunks of work until it is closed. Once ctx is cancelled
+// it only marks them so: the writer must not write a chunk left as read.
+func (r *retagger) work(ctx context.Context, work <-chan *chunk) {
+	for c := range work {
+		if err := ctx.Err(); err != nil {
+			c.err = err
+		} else {
+			r.tag(c)
+		}
+		close(c.done)
+	}
 }
 
 // tag decodes (from the stream) and tags the records of a chunk.
@@ -451,16 +497,18 @@ func (r *retagger) write(ctx context.Context, chunks <-chan *chunk) error {
 	pos := r.cp.Done
 	recs := make([]*record.Record, 0, r.chunkSize())
 	for c := range chunks {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
 		select {
 		case <-c.done:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+		// Both may be ready, and select takes either: a chunk is written
+		// only if it was tagged and nothing stopped the run meanwhile.
 		if c.err != nil {
 			return c.err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
 		}
 		recs = recs[:0]
 		for _, it := range c.items {

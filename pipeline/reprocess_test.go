@@ -1,7 +1,9 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -463,5 +465,235 @@ func readLog(t *testing.T, g *labelLog) []labelEntry {
 			return out
 		}
 		out = append(out, e)
+	}
+}
+
+// cancelAtCtx cancels a run at an exact point of the writer, by a count
+// instead of a clock: its at-th Done call, which the writer makes right
+// before it waits for a chunk, cancels, then hands the workers every
+// chunk left (which they see cancelled) and waits for them. The calls
+// before it hand the workers the next chunk, so the writer never waits
+// for a chunk nobody has.
+type cancelAtCtx struct {
+	context.Context
+	calls, at int
+	cancel    context.CancelFunc
+	feed      func(rest bool)
+}
+
+func (c *cancelAtCtx) Done() <-chan struct{} {
+	c.calls++
+	switch {
+	case c.calls < c.at:
+		c.feed(false)
+	case c.calls == c.at:
+		c.cancel()
+		c.feed(true)
+	}
+	return c.Context.Done()
+}
+
+// A run cancelled while the writer waits for a chunk the workers then skip
+// writes nothing untagged, at any point, from the stream (it used to crash
+// there) or a folder: every record in the unfinished generation has the
+// new rules, and a run resumed from it has every record once with the new
+// tags. (Go's select takes either of two ready cases, so without the fix
+// about half of the runs wrote a chunk as read.)
+func TestReprocessCancelledNeverWritesUntaggedRecords(t *testing.T) {
+	const n = 120
+	cfg, bus := crawled(t, snapshot.New(snapshot.StyleCards, snapshot.Generated(n)))
+	defer bus.Close()
+	c := changedRules(t, "polarity.yaml", func(s string) string { return s })
+	ctx := context.Background()
+	// The input as the readers give it: position after each item, and the
+	// item (fresh: tagging changes it).
+	folder := func() (pos []uint64, items []item) {
+		recs := readOut(t, cfg.Sink.Out)
+		for i := range recs {
+			pos, items = append(pos, uint64(i+1)), append(items, item{rec: &recs[i]})
+		}
+		return pos, items
+	}
+	s, err := bus.JS.Stream(ctx, StreamRaw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raws []item
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raws = append(raws, item{raw: m.Data, seq: seq})
+	}
+	stream := func() (pos []uint64, items []item) {
+		for _, it := range raws {
+			pos, items = append(pos, it.seq), append(items, it)
+		}
+		return pos, items
+	}
+	for _, tc := range []struct {
+		name, from, out string
+		input           func() ([]uint64, []item)
+	}{
+		{"folder", cfg.Sink.Out, filepath.Join(t.TempDir(), "again"), folder},
+		{"stream", "stream", cfg.Sink.Out, stream},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// A chunk is a batch: each one written is checkpointed at once.
+			opts := ReprocessOptions{From: tc.from, Out: tc.out, Classifier: c, Batch: 4, Log: zerolog.Nop()}
+			for run := 0; ; run++ {
+				r, _, err := openGeneration(ctx, opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				// The chunks after the checkpoint, as the readers cut them.
+				var chunks []*chunk
+				pos, items := tc.input()
+				for i := range items {
+					if pos[i] <= r.cp.Done {
+						continue
+					}
+					if len(chunks) == 0 || len(chunks[len(chunks)-1].items) == r.chunkSize() {
+						chunks = append(chunks, &chunk{done: make(chan struct{})})
+					}
+					last := chunks[len(chunks)-1]
+					last.items, last.pos = append(last.items, items[i]), pos[i]
+				}
+				if len(chunks) == 0 {
+					r.out.Close(ctx)
+					break
+				}
+				inOrder, work := make(chan *chunk, len(chunks)), make(chan *chunk, len(chunks))
+				for _, ch := range chunks {
+					inOrder <- ch
+				}
+				close(inOrder)
+				inner, cancel := context.WithCancel(ctx)
+				worker := make(chan struct{})
+				go func() { defer close(worker); r.work(inner, work) }()
+				fed := 0
+				feed := func(rest bool) {
+					for fed < len(chunks) {
+						work <- chunks[fed]
+						if fed++; !rest {
+							return
+						}
+					}
+					close(work)
+					<-worker
+				}
+				// Cancelled before the 1st to the 4th chunk, in turn.
+				wctx := &cancelAtCtx{Context: inner, at: 1 + run%4, cancel: cancel, feed: feed}
+				err = r.write(wctx, inOrder)
+				cancel()
+				if fed < len(chunks) {
+					feed(true)
+				}
+				if err == nil && wctx.calls >= wctx.at {
+					t.Fatalf("run %d: cancelled, the writer reported success", run)
+				}
+				if err := r.out.Close(ctx); err != nil {
+					t.Fatal(err)
+				}
+				for _, rec := range readOut(t, r.next) {
+					if rec.RulesVersion != c.Version() {
+						t.Fatalf("run %d, cancelled before chunk %d: %s written with rules %q, not the new %q", run, wctx.at, rec.ID, rec.RulesVersion, c.Version())
+					}
+				}
+				if run > 4*len(items) {
+					t.Fatalf("%d runs and still not done: at %d", run, r.cp.Done)
+				}
+			}
+			res, err := Reprocess(ctx, bus, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !res.Resumed || res.Records != n {
+				t.Fatalf("resumed %v, %d records; want a resumed run of %d", res.Resumed, res.Records, n)
+			}
+			after := readOut(t, tc.out)
+			assertEachOnce(t, after, n)
+			for _, rec := range after {
+				if rec.RulesVersion != c.Version() {
+					t.Fatalf("%s has rules %q after the resumed run, not %q", rec.ID, rec.RulesVersion, c.Version())
+				}
+			}
+		})
+	}
+}
+
+// An unfinished generation that cannot be resumed is removed with a
+// warning that names it and says why; one that can is resumed.
+func TestReprocessWarnsWhenItDropsAnUnfinishedGeneration(t *testing.T) {
+	c := changedRules(t, "polarity.yaml", func(s string) string { return s })
+	from := t.TempDir()
+	out := filepath.Join(t.TempDir(), "out")
+	next := out + ".next"
+	same := checkpoint{Format: checkpointFormat, From: from, Rules: c.Version()}
+	for _, tc := range []struct {
+		name, checkpoint, reason string
+		edit                     func(*checkpoint)
+	}{
+		{name: "unreadable", checkpoint: "{not json", reason: "cannot be read"},
+		{name: "missing", reason: "no checkpoint"},
+		{name: "format", edit: func(cp *checkpoint) { cp.Format = 1 }, reason: "format 1"},
+		{name: "from", edit: func(cp *checkpoint) { cp.From = "stream" }, reason: "from stream"},
+		{name: "rules", edit: func(cp *checkpoint) { cp.Rules = "v0" }, reason: "rules v0"},
+		{name: "resumable", edit: func(*checkpoint) {}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			os.RemoveAll(next)
+			if err := os.MkdirAll(next, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			marker := filepath.Join(next, "written-before")
+			os.WriteFile(marker, nil, 0o644)
+			if tc.edit != nil {
+				cp := same
+				tc.edit(&cp)
+				b, _ := json.Marshal(cp)
+				tc.checkpoint = string(b)
+			}
+			if tc.checkpoint != "" {
+				os.WriteFile(filepath.Join(next, checkpointFile), []byte(tc.checkpoint), 0o644)
+			}
+			var logs bytes.Buffer
+			r, res, err := openGeneration(context.Background(), ReprocessOptions{From: from, Out: out, Classifier: c, Batch: 4, Log: zerolog.New(&logs)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.out.Close(context.Background())
+			_, kept := os.Stat(marker)
+			if tc.reason == "" {
+				if !res.Resumed || kept != nil || strings.Contains(logs.String(), `"warn"`) {
+					t.Fatalf("resumed %v, kept %v, log %s; want it resumed", res.Resumed, kept, logs.String())
+				}
+				return
+			}
+			var line struct{ Level, Folder, Reason string }
+			json.Unmarshal(logs.Bytes(), &line)
+			if line.Level != "warn" || line.Folder != next || !strings.Contains(line.Reason, tc.reason) {
+				t.Errorf("log %q; want a warning naming %s and %q", logs.String(), next, tc.reason)
+			}
+			if res.Resumed || !os.IsNotExist(kept) {
+				t.Errorf("resumed %v, the old generation's file: %v; want it removed", res.Resumed, kept)
+			}
+		})
+	}
+	// No unfinished generation: nothing to warn about.
+	os.RemoveAll(next)
+	var logs bytes.Buffer
+	r, _, err := openGeneration(context.Background(), ReprocessOptions{From: from, Out: out, Classifier: c, Log: zerolog.New(&logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.out.Close(context.Background())
+	if strings.Contains(logs.String(), "warn") {
+		t.Errorf("warned with no unfinished generation: %s", logs.String())
 	}
 }
