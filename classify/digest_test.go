@@ -56,24 +56,15 @@ func TestTagsDigestCanFail(t *testing.T) {
 	for _, f := range digestFiles {
 		sharedDataPath(t, f.file)
 	}
-	dir := t.TempDir()
-	src := filepath.Join("..", "configs", "rules")
-	for _, name := range []string{"rules.yaml", "roles.yaml", "polarity.yaml", "pluralism.yaml"} {
-		b, err := os.ReadFile(filepath.Join(src, name))
-		if err != nil {
-			t.Fatal(err)
+	dir := shippedRulesWith(t, "polarity.yaml", func(b []byte) []byte {
+		// A 1 put before the cue's weight, whatever the last fit made it
+		// (1.06 becomes 11.06, 0 becomes 10).
+		was := []byte(`"state of the art": `)
+		if !bytes.Contains(b, was) {
+			t.Fatalf("polarity.yaml no longer has %s: pick another cue to change", was)
 		}
-		if name == "polarity.yaml" {
-			// A 1 put before the cue's weight, whatever the last fit made it
-			// (1.06 becomes 11.06, 0 becomes 10).
-			was := []byte(`"state of the art": `)
-			if !bytes.Contains(b, was) {
-				t.Fatalf("%s no longer has %s: pick another cue to change", name, was)
-			}
-			b = bytes.Replace(b, was, []byte(`"state of the art": 1`), 1)
-		}
-		writeFile(t, filepath.Join(dir, name), string(b))
-	}
+		return bytes.Replace(b, was, []byte(`"state of the art": 1`), 1)
+	})
 	r, err := LoadRules(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -127,4 +118,23 @@ func hashJSON(t *testing.T, h hash.Hash, v any) {
 	}
 	h.Write(b)
 	h.Write([]byte{'\n'})
+}
+
+// shippedRulesWith copies the shipped rule files (configs/rules) into a
+// temporary folder, the file name changed by edit, and returns the folder.
+func shippedRulesWith(t *testing.T, name string, edit func([]byte) []byte) string {
+	t.Helper()
+	dir := t.TempDir()
+	src := filepath.Join("..", "configs", "rules")
+	for _, n := range []string{"rules.yaml", "roles.yaml", "polarity.yaml", "pluralism.yaml"} {
+		b, err := os.ReadFile(filepath.Join(src, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == name {
+			b = edit(b)
+		}
+		writeFile(t, filepath.Join(dir, n), string(b))
+	}
+	return dir
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"regexp"
 	"runtime"
 	"strings"
@@ -182,18 +181,9 @@ func TestLabelConfidenceByHand(t *testing.T) {
 
 // calibration_by_label names labels of its own file only.
 func TestCalibrationByLabelUnknownLabel(t *testing.T) {
-	dir := t.TempDir()
-	src := filepath.Join("..", "configs", "rules")
-	for _, name := range []string{"rules.yaml", "roles.yaml", "polarity.yaml", "pluralism.yaml"} {
-		b, err := os.ReadFile(filepath.Join(src, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if name == "polarity.yaml" {
-			b = regexp.MustCompile(`(?m)^calibration_by_label:.*$`).ReplaceAll(b, []byte("calibration_by_label: {uses: {slope: 1, intercept: 0}}"))
-		}
-		writeFile(t, filepath.Join(dir, name), string(b))
-	}
+	dir := shippedRulesWith(t, "polarity.yaml", func(b []byte) []byte {
+		return regexp.MustCompile(`(?m)^calibration_by_label:.*$`).ReplaceAll(b, []byte("calibration_by_label: {uses: {slope: 1, intercept: 0}}"))
+	})
 	_, err := LoadRules(dir)
 	if err == nil || !strings.Contains(err.Error(), `calibration_by_label: "uses"`) || !strings.Contains(err.Error(), "polarity.yaml") {
 		t.Fatalf("error %v, want one naming polarity.yaml's calibration_by_label and the label", err)
