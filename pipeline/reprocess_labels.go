@@ -173,38 +173,25 @@ func (g *labelLog) removeStale() {
 func (g *labelLog) writePart(next func() (labelEntry, bool, error)) error {
 	name := fmt.Sprintf("%s-%06d%s", g.name, g.next, partSuffix)
 	path := filepath.Join(g.dir, name)
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
-	if err != nil {
-		return fmt.Errorf("reprocess labels: %w", err)
-	}
 	g.next++
-	w := bufio.NewWriterSize(f, 64<<10)
-	var scratch [binary.MaxVarintLen64]byte
-	put := func(s string) {
-		_, _ = w.Write(binary.AppendUvarint(scratch[:0], uint64(len(s))))
-		_, _ = w.WriteString(s)
-	}
-	for {
-		e, ok, rerr := next()
-		if err = rerr; err != nil || !ok {
-			break
+	err := sink.WriteNewFile(path, func(w *bufio.Writer) error {
+		var scratch [binary.MaxVarintLen64]byte
+		put := func(s string) {
+			_, _ = w.Write(binary.AppendUvarint(scratch[:0], uint64(len(s))))
+			_, _ = w.WriteString(s)
 		}
-		put(e.id)
-		for _, s := range e.l {
-			put(s)
+		for {
+			e, ok, err := next()
+			if err != nil || !ok {
+				return err
+			}
+			put(e.id)
+			for _, s := range e.l {
+				put(s)
+			}
 		}
-	}
-	if err == nil {
-		err = w.Flush()
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	})
 	if err != nil {
-		_ = os.Remove(path)
 		return fmt.Errorf("reprocess labels: writing %s: %w", path, err)
 	}
 	g.parts = append(g.parts, name)

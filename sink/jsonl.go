@@ -536,36 +536,23 @@ func (s *jsonl) publish(h *hubDir, seg *segment) error {
 // marked in drop, under a new temporary name.
 func (s *jsonl) dropLines(h *hubDir, seg *segment, drop []bool) error {
 	tmp := s.tempName(h)
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	w := bufio.NewWriterSize(f, 64<<10)
 	var keep []version
-	i := 0
-	err = scanLines(seg.tmp, func(b []byte) error {
-		if i >= len(seg.versions) {
-			return errors.New("more lines than records written")
-		}
-		if !drop[i] {
-			keep = append(keep, seg.versions[i])
-			_, _ = w.Write(b)
-			_ = w.WriteByte('\n')
-		}
-		i++
-		return nil
+	err := WriteNewFile(tmp, func(w *bufio.Writer) error {
+		i := 0
+		return scanLines(seg.tmp, func(b []byte) error {
+			if i >= len(seg.versions) {
+				return errors.New("more lines than records written")
+			}
+			if !drop[i] {
+				keep = append(keep, seg.versions[i])
+				_, _ = w.Write(b)
+				_ = w.WriteByte('\n')
+			}
+			i++
+			return nil
+		})
 	})
-	if err == nil {
-		err = w.Flush()
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
-		_ = os.Remove(tmp)
 		return err
 	}
 	_ = os.Remove(seg.tmp)

@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -120,6 +121,31 @@ func WriteFileAtomic(path string, data []byte) error {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return nil
+}
+
+// WriteNewFile creates path, which must not exist yet, writes it through
+// a buffer with fill and fsyncs it. On any failure the file is removed,
+// so no partial file stays behind under that name.
+func WriteNewFile(path string, fill func(w *bufio.Writer) error) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 64<<10)
+	err = fill(w)
+	if err == nil {
+		err = w.Flush()
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(path)
+	}
+	return err
 }
 
 // tagView is the part of a record line that Tags need: decoding only it
