@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,44 +8,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/citecrawl/citecrawl/ingest/snapshot"
+	"github.com/citecrawl/citecrawl/internal/testkit"
 	"github.com/citecrawl/citecrawl/record"
 )
-
-// logBuffer collects a test's log lines; stages log from several goroutines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// count counts the log lines at a level whose message contains msg.
-func (l *logBuffer) count(level, msg string) int {
-	n := 0
-	for _, line := range strings.Split(l.String(), "\n") {
-		if strings.Contains(line, `"level":"`+level+`"`) && strings.Contains(line, msg) {
-			n++
-		}
-	}
-	return n
-}
 
 // tempFiles lists the temporary segments under an output folder.
 func tempFiles(t testing.TB, out string) []string {
@@ -116,7 +86,7 @@ func TestSinkStageHoldsRecordsWhileTheOutputIsReadOnly(t *testing.T) {
 	cfg.Sink.UnavailableTimeout = time.Minute
 	bus := openBus(t, cfg)
 	defer bus.Close()
-	var logs logBuffer
+	var logs testkit.LogBuffer
 	env := testEnv()
 	env.Log = zerolog.New(&logs)
 	w, err := StartStages(context.Background(), bus, cfg, []string{StageSink}, env)
@@ -132,34 +102,20 @@ func TestSinkStageHoldsRecordsWhileTheOutputIsReadOnly(t *testing.T) {
 		return nil
 	})
 	hub := filepath.Join(cfg.Sink.Out, "hub-x")
-	if out, err := exec.Command("mount", "--bind", hub, hub).CombinedOutput(); err != nil {
-		t.Skipf("cannot bind-mount (%v): %s", err, out)
-	}
-	mounted := true
-	defer func() {
-		if mounted {
-			_ = exec.Command("umount", hub).Run()
-		}
-	}()
-	if out, err := exec.Command("mount", "-o", "remount,ro,bind", hub).CombinedOutput(); err != nil {
-		t.Fatalf("remount read-only: %v: %s", err, out)
-	}
+	writable := testkit.ReadOnly(t, hub)
 	var recs []record.Record
 	for i := 1; i <= 20; i++ {
 		recs = append(recs, taggedRecord("hub-x", i, record.RoleUses))
 	}
 	publishTagged(t, bus, recs...)
 	checkFor(t, 10*time.Second, func() error {
-		if logs.count("warn", "output disk read-only: "+cfg.Sink.Out) == 0 {
+		if logs.Count("warn", "output disk read-only: "+cfg.Sink.Out) == 0 {
 			return errors.New("no warning naming the read-only output")
 		}
 		return nil
 	})
 	time.Sleep(time.Second) // some probes fail meanwhile
-	if err := exec.Command("umount", hub).Run(); err != nil {
-		t.Fatal(err)
-	}
-	mounted = false
+	writable()
 	checkFor(t, 20*time.Second, func() error {
 		if n := len(readOut(t, cfg.Sink.Out)); n != 21 {
 			return fmt.Errorf("%d records visible, want 21", n)
@@ -173,7 +129,7 @@ func TestSinkStageHoldsRecordsWhileTheOutputIsReadOnly(t *testing.T) {
 	if dl, err := ReadDeadLetters(context.Background(), bus, 0); err != nil || len(dl) != 0 {
 		t.Fatalf("dead letters %+v (%v), want none", dl, err)
 	}
-	if n := logs.count("warn", "output disk read-only"); n != 1 {
+	if n := logs.Count("warn", "output disk read-only"); n != 1 {
 		t.Errorf("%d warnings in a few seconds, want 1 (once a minute)", n)
 	}
 	t.Logf("read-only hub folder: 21 records, %d lines, dead letters 0, retries %d", len(readOut(t, cfg.Sink.Out)), env.Stats.Retries.Load())
@@ -254,11 +210,7 @@ func TestRunOnAFullDiskKeepsEveryRecord(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("a full disk is a small tmpfs, which only root can mount: run as root to test it")
 	}
-	disk := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", disk).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs (%v): %s", err, out)
-	}
-	defer exec.Command("umount", disk).Run()
+	disk := testkit.SmallDisk(t, "2m")
 	filler := filepath.Join(disk, "filler")
 	if err := exec.Command("dd", "if=/dev/zero", "of="+filler, "bs=64k", "count=64").Run(); err == nil {
 		t.Fatal("2 MiB of filler fit on a 2 MiB disk")
@@ -271,7 +223,7 @@ func TestRunOnAFullDiskKeepsEveryRecord(t *testing.T) {
 	cfg.Sink.Out = filepath.Join(disk, "out")
 	cfg.Sink.SegmentMaxAge = 500 * time.Millisecond
 	cfg.Sink.UnavailableTimeout = 4 * time.Second
-	var logs logBuffer
+	var logs testkit.LogBuffer
 	env := testEnv()
 	env.Log = zerolog.New(&logs)
 	bus := openBus(t, cfg)
@@ -287,7 +239,7 @@ func TestRunOnAFullDiskKeepsEveryRecord(t *testing.T) {
 	// Once the sink finds the disk full, the other stages pause: pages
 	// fetched stop growing but for the fetches already under way.
 	checkFor(t, 30*time.Second, func() error {
-		if logs.count("warn", "output disk full: "+cfg.Sink.Out) == 0 {
+		if logs.Count("warn", "output disk full: "+cfg.Sink.Out) == 0 {
 			return errors.New("no warning naming the full output")
 		}
 		return nil
@@ -304,7 +256,7 @@ func TestRunOnAFullDiskKeepsEveryRecord(t *testing.T) {
 	if grew := pagesAtEnd - pagesAtWarning; grew > int64(3*fetchBatch*cfg.Stages.FetchWorkers) {
 		t.Errorf("%d pages fetched after the disk was found full (%d before): the crawl did not pause", grew, pagesAtWarning)
 	}
-	if n := logs.count("warn", "output disk full: "+cfg.Sink.Out); n != 1 {
+	if n := logs.Count("warn", "output disk full: "+cfg.Sink.Out); n != 1 {
 		t.Errorf("%d warnings naming the full disk, want 1 (once a minute)", n)
 	}
 	dl, derr := ReadDeadLetters(context.Background(), bus, 0)
@@ -318,7 +270,7 @@ func TestRunOnAFullDiskKeepsEveryRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	env = testEnv()
-	var logs2 logBuffer
+	var logs2 testkit.LogBuffer
 	env.Log = zerolog.New(&logs2).Level(zerolog.DebugLevel)
 	bus = openBus(t, cfg)
 	defer bus.Close()

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/citecrawl/citecrawl/filelock"
+	"github.com/citecrawl/citecrawl/internal/testkit"
 	"github.com/citecrawl/citecrawl/record"
 )
 
@@ -80,24 +80,6 @@ func TestJSONLFailedSealForgetsEveryRecordOfTheSegment(t *testing.T) {
 	assertEachOnce(t, readFolder(t, dir), recs)
 }
 
-// readOnly remounts dir read-only (a bind mount on itself), for root; it
-// returns the function that makes it writable again.
-func readOnly(t *testing.T, dir string) func() {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("making a folder read-only under root-proof permissions needs a bind mount: run as root")
-	}
-	if out, err := exec.Command("mount", "--bind", dir, dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot bind-mount %s (%v): %s", dir, err, out)
-	}
-	undo := func() { _ = exec.Command("umount", dir).Run() }
-	t.Cleanup(undo)
-	if out, err := exec.Command("mount", "-o", "remount,ro,bind", dir).CombinedOutput(); err != nil {
-		t.Fatalf("remount read-only: %v: %s", err, out)
-	}
-	return undo
-}
-
 // A hub folder made read-only under a live sink is a full-output
 // condition (ErrUnavailable, naming the output), not a failure of the
 // records; once it is writable again they are written, once.
@@ -112,7 +94,7 @@ func TestJSONLReadOnlyFolderIsUnavailable(t *testing.T) {
 	if err := s.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	writable := readOnly(t, filepath.Join(dir, "hub-a"))
+	writable := testkit.ReadOnly(t, filepath.Join(dir, "hub-a"))
 	_, err := s.Write(ctx, recs[2:])
 	if err == nil {
 		err = s.Flush(ctx)
@@ -258,7 +240,7 @@ func TestJSONLRemovesOnlyDeadWritersTemps(t *testing.T) {
 // cannot be written does not fail records already sealed; once space is
 // freed everything is written, once.
 func TestJSONLFullDiskIsUnavailable(t *testing.T) {
-	dir := smallDisk(t, "2m")
+	dir := testkit.SmallDisk(t, "2m")
 	ctx := context.Background()
 	filler := filepath.Join(dir, "filler")
 	fill(t, filler)
@@ -307,20 +289,6 @@ func TestJSONLSummaryFailureKeepsTheRecords(t *testing.T) {
 	if err := s.Close(ctx); err == nil || !strings.Contains(err.Error(), SummaryFile) {
 		t.Errorf("Close = %v, want the summary's error", err)
 	}
-}
-
-// smallDisk mounts a tmpfs of the given size (as root), or skips.
-func smallDisk(t *testing.T, size string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("a full disk is a small tmpfs, which only root can mount: run as root to test it")
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs on %s (%v): %s", dir, err, out)
-	}
-	t.Cleanup(func() { _ = exec.Command("umount", dir).Run() })
-	return dir
 }
 
 // fill writes a file until the disk is full.

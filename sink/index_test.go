@@ -10,35 +10,17 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/citecrawl/citecrawl/internal/testkit"
 	"github.com/citecrawl/citecrawl/record"
 )
 
-// logBuffer collects a sink's log lines, safe for the writers' goroutines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func openLogged(t *testing.T, dir string, log *logBuffer) Sink {
+func openLogged(t *testing.T, dir string, log *testkit.LogBuffer) Sink {
 	t.Helper()
 	cfg := testConfig()
 	cfg.Out = dir
@@ -126,7 +108,7 @@ func garble(t *testing.T, hubDir string) {
 // and counts the summary from the index.
 func TestJSONLIndexAnswersWithoutReadingSegments(t *testing.T) {
 	dir := t.TempDir()
-	var log logBuffer
+	var log testkit.LogBuffer
 	recs := testRecords(3000, "hub-a", "hub-b")
 	if n := writeAll(t, openLogged(t, dir, &log), recs); n != len(recs) {
 		t.Fatalf("first writer: %d new, want %d", n, len(recs))
@@ -177,7 +159,7 @@ func TestJSONLIndexIsRebuiltFromTheSegments(t *testing.T) {
 	for _, damage := range []string{"deleted", "corrupt", "unsynced"} {
 		t.Run(damage, func(t *testing.T) {
 			dir := t.TempDir()
-			var log logBuffer
+			var log testkit.LogBuffer
 			recs := testRecords(2000, "hub-a")
 			if n := writeAll(t, openLogged(t, dir, &log), recs); n != len(recs) {
 				t.Fatalf("first writer: %d new", n)
@@ -251,7 +233,7 @@ func TestJSONLIndexIsRebuiltFromTheSegments(t *testing.T) {
 // written again, the others not.
 func TestJSONLIndexFollowsTheSegments(t *testing.T) {
 	dir := t.TempDir()
-	var log logBuffer
+	var log testkit.LogBuffer
 	recs := testRecords(1500, "hub-a")
 	if n := writeAll(t, openLogged(t, dir, &log), recs[:1000]); n != 1000 {
 		t.Fatalf("first writer: %d new", n)
@@ -385,7 +367,7 @@ func TestJSONLIndexWithADamagedPageIsRebuilt(t *testing.T) {
 	for _, damage := range []string{"tail", "leaf"} {
 		t.Run(damage, func(t *testing.T) {
 			dir := t.TempDir()
-			var log logBuffer
+			var log testkit.LogBuffer
 			recs := testRecords(3000, "hub-a")
 			if n := writeAll(t, openLogged(t, dir, &log), recs); n != len(recs) {
 				t.Fatalf("first writer: %d new", n)
@@ -455,7 +437,7 @@ func TestJSONLIndexWithADamagedPageIsRebuilt(t *testing.T) {
 // look-up answers from it.
 func TestHubIndexRebuildsWhenAPageIsFoundDamaged(t *testing.T) {
 	dir := t.TempDir()
-	var log logBuffer
+	var log testkit.LogBuffer
 	recs := testRecords(3000, "hub-a")
 	writeAll(t, openLogged(t, dir, &log), recs)
 	hubDir := filepath.Join(dir, "hub-a")

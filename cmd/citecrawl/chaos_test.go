@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/citecrawl/citecrawl/ingest/snapshot"
+	"github.com/citecrawl/citecrawl/internal/testkit"
 )
 
 // chaosSite serves a generated hub of n papers with neither ETag nor
@@ -76,7 +77,7 @@ func TestRunKilledThenRerun(t *testing.T) {
 	data, out := filepath.Join(dir, "data"), filepath.Join(dir, "out")
 	for kill := range 3 {
 		run := runCmd(bin, hub, web.URL, data, out)
-		var stderr syncBuffer
+		var stderr testkit.LogBuffer
 		run.Stderr = &stderr
 		if err := run.Start(); err != nil {
 			t.Fatal(err)
@@ -132,10 +133,10 @@ func TestTwoRunsOnOneDataFolder(t *testing.T) {
 		web, site, _ := chaosSite(t, n, time.Millisecond)
 		data := filepath.Join(dir, "both", "data")
 		var runs []*exec.Cmd
-		var logs []*syncBuffer
+		var logs []*testkit.LogBuffer
 		for i := range 2 {
 			run := runCmd(bin, site.HubURLs(web.URL)[0], web.URL, data, filepath.Join(dir, "both", fmt.Sprint("out", i)))
-			buf := &syncBuffer{}
+			buf := &testkit.LogBuffer{}
 			run.Stderr = buf
 			if err := run.Start(); err != nil {
 				t.Fatal(err)
@@ -170,10 +171,10 @@ func TestTwoRunsOnOneDataFolder(t *testing.T) {
 			web, site, pages := chaosSite(t, 2000, 20*time.Millisecond)
 			data, out := filepath.Join(dir, fmt.Sprint("term", first), "data"), filepath.Join(dir, fmt.Sprint("term", first), "out")
 			var runs []*exec.Cmd
-			var logs []*syncBuffer
+			var logs []*testkit.LogBuffer
 			for i := range 2 {
 				run := runCmd(bin, site.HubURLs(web.URL)[0], web.URL, data, out)
-				buf := &syncBuffer{}
+				buf := &testkit.LogBuffer{}
 				run.Stderr = buf
 				if err := run.Start(); err != nil {
 					t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/citecrawl/citecrawl/internal/testkit"
 	"github.com/citecrawl/citecrawl/pipeline"
 )
 
@@ -94,7 +95,7 @@ func TestScheduledRunInterruptedExits130(t *testing.T) {
 	bin := buildCitecrawl(t, dir)
 	cmd := exec.Command(bin, "run", "--offline", "--schedule", "@every 1h", "--data", filepath.Join(dir, "data"),
 		"--out", filepath.Join(dir, "out"), "--progress", "off")
-	var stderr syncBuffer
+	var stderr testkit.LogBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/citecrawl/citecrawl/internal/testkit"
 )
 
 // buildCitecrawl builds the command into dir for tests that run it as a
@@ -53,7 +55,7 @@ func TestTailFollowsRunInSameFolder(t *testing.T) {
 
 	run := exec.Command(bin, "run", "--offline", "--schedule", "@every 1s", "--data", data, "--out", out,
 		"--rules", "../../configs/rules", "--progress", "off")
-	var runErr syncBuffer
+	var runErr testkit.LogBuffer
 	run.Stderr = &runErr
 	if err := run.Start(); err != nil {
 		t.Fatal(err)
@@ -65,7 +67,7 @@ func TestTailFollowsRunInSameFolder(t *testing.T) {
 	}, func() string { return "run never served its data folder:\n" + runErr.String() })
 
 	tail := exec.Command(bin, "tail", "--all", "--format", "json", "--data", data)
-	var tailErr syncBuffer
+	var tailErr testkit.LogBuffer
 	tail.Stderr = &tailErr
 	stdout, err := tail.StdoutPipe()
 	if err != nil {

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -16,26 +14,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/citecrawl/citecrawl/ingest/snapshot"
+	"github.com/citecrawl/citecrawl/internal/testkit"
 	"github.com/citecrawl/citecrawl/pipeline"
 )
-
-// syncBuffer is a bytes.Buffer safe to read while a process writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // A worker stopped with SIGTERM while it is writing shuts down cleanly:
 // exit 0, the open segment sealed, and no half-written file left in view.
@@ -73,7 +54,7 @@ func TestWorkerStopsOnSIGTERM(t *testing.T) {
 	out := filepath.Join(dir, "out")
 	cmd := exec.Command(bin, "worker", "--stage", "fetch,classify,sink", "--nats", ns.ClientURL(), "--out", out,
 		"--rules", filepath.Join("..", "..", "configs", "rules"), "--set", "fetch.delay=0s", "--set", "sink.segment_max_age=1m", "--set", "stages.ack_wait=2m", "--set", "fetch.allow_addresses=127.0.0.1")
-	var stderr syncBuffer
+	var stderr testkit.LogBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/rs/zerolog"
 
+	"github.com/citecrawl/citecrawl/internal/testkit"
 	"github.com/citecrawl/citecrawl/pipeline"
 	"github.com/citecrawl/citecrawl/record"
 	"github.com/citecrawl/citecrawl/sink"
@@ -53,13 +54,13 @@ func TestSinkWorkersShareAnOutputFolder(t *testing.T) {
 	out := filepath.Join(dir, "out")
 	type worker struct {
 		cmd    *exec.Cmd
-		stderr *syncBuffer
+		stderr *testkit.LogBuffer
 	}
 	start := func(durable string) worker {
 		cmd := exec.Command(bin, "worker", "--stage", "sink", "--nats", ns.ClientURL(), "--out", out,
 			"--set", "stages.sink_durable="+durable, "--set", "stages.batch=64",
 			"--set", "sink.segment_max_age=300ms", "--set", "stages.ack_wait=3s")
-		w := worker{cmd: cmd, stderr: &syncBuffer{}}
+		w := worker{cmd: cmd, stderr: &testkit.LogBuffer{}}
 		cmd.Stderr = w.stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)

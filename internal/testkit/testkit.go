@@ -1,0 +1,79 @@
+// Package testkit holds what the tests of several packages share to
+// inject faults and watch logs: a log buffer that goroutines and child
+// processes may write while the test reads it, a small disk that fills
+// up, and a folder made read-only under a live writer. Tests only.
+package testkit
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// LogBuffer collects log lines; stages and child processes write it from
+// other goroutines while the test reads it.
+type LogBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *LogBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *LogBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// Count counts the zerolog JSON lines at a level whose text contains msg.
+func (l *LogBuffer) Count(level, msg string) int {
+	n := 0
+	for _, line := range strings.Split(l.String(), "\n") {
+		if strings.Contains(line, `"level":"`+level+`"`) && strings.Contains(line, msg) {
+			n++
+		}
+	}
+	return n
+}
+
+// SmallDisk mounts a tmpfs of the given size ("2m") on a new temporary
+// folder and returns it; it skips the test unless run as root.
+func SmallDisk(t testing.TB, size string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("a full disk is a small tmpfs, which only root can mount: run as root to test it")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs on %s (%v): %s", dir, err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", dir).Run() })
+	return dir
+}
+
+// ReadOnly remounts dir read-only (a bind mount on itself, which even
+// root cannot write) and returns the function that makes it writable
+// again; it skips the test unless run as root.
+func ReadOnly(t testing.TB, dir string) (writable func()) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("a read-only folder that root cannot write needs a bind mount: run as root to test it")
+	}
+	if out, err := exec.Command("mount", "--bind", dir, dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot bind-mount %s (%v): %s", dir, err, out)
+	}
+	var once sync.Once
+	writable = func() { once.Do(func() { _ = exec.Command("umount", dir).Run() }) }
+	t.Cleanup(writable)
+	if out, err := exec.Command("mount", "-o", "remount,ro,bind", dir).CombinedOutput(); err != nil {
+		t.Fatalf("remount %s read-only: %v: %s", dir, err, out)
+	}
+	return writable
+}
