@@ -43,9 +43,9 @@ func crawlConfig(cfg Config) ingest.CrawlConfig {
 // newCrawler builds the fetch stage's crawler: it fetches through f,
 // counted on the run's progress line, and remembers what it saw in the
 // cluster's key-value cache.
-func newCrawler(cfg Config, f *ingest.Fetcher, sp *ingest.Splitter, cache *httpCache, env Env, log zerolog.Logger) (*ingest.Crawler, error) {
+func newCrawler(cfg Config, f *ingest.Fetcher, cache *httpCache, env Env, log zerolog.Logger) (*ingest.Crawler, error) {
 	opts := []ingest.CrawlerOption{
-		ingest.WithChecker(countingGetter{singleTry{f}, env.Stats}), ingest.WithSplitter(sp),
+		ingest.WithChecker(countingGetter{singleTry{f}, env.Stats}),
 		ingest.WithClock(env.Now), ingest.WithLogger(log),
 	}
 	if cache != nil {
