@@ -30,7 +30,7 @@ const (
 
 	SubjectHubTask   = "citecrawl.tasks.hub"
 	SubjectPaperTask = "citecrawl.tasks.paper"
-	subjectRaw       = "citecrawl.raw."    // + hub id
+	subjectRaw       = "citecrawl.raw."    // + hub id, and ".tagged" when its fetcher tagged it
 	subjectTagged    = "citecrawl.tagged." // + hub id
 	subjectDead      = "citecrawl.dead."   // + stage
 	subjectRuns      = "citecrawl.runs."   // + run id
@@ -54,6 +54,16 @@ const (
 func RawSubject(hubID string) string    { return subjectRaw + token(hubID) }
 func TaggedSubject(hubID string) string { return subjectTagged + token(hubID) }
 func DeadSubject(stage string) string   { return subjectDead + token(stage) }
+
+// RawTaggedSubject is where a raw record goes when its fetcher tagged it
+// itself (see fetchHandler.tagger): the classify consumer, which reads
+// only rawToClassify, does not get it again; reprocess, the run's counts
+// and any reader of citecrawl.raw.> still see it.
+func RawTaggedSubject(hubID string) string { return RawSubject(hubID) + ".tagged" }
+
+// rawToClassify is the classify consumer's filter: the raw records still
+// to be tagged, one token after citecrawl.raw.
+const rawToClassify = subjectRaw + "*"
 
 // token makes s usable as one subject token.
 func token(s string) string {

@@ -43,9 +43,9 @@ func crawlConfig(cfg Config) ingest.CrawlConfig {
 // newCrawler builds the fetch stage's crawler: it fetches through f,
 // counted on the run's progress line, and remembers what it saw in the
 // cluster's key-value cache.
-func newCrawler(cfg Config, f *ingest.Fetcher, sp *ingest.Splitter, cache *httpCache, env Env, log zerolog.Logger) (*ingest.Crawler, error) {
+func newCrawler(cfg Config, f *ingest.Fetcher, cache *httpCache, env Env, log zerolog.Logger) (*ingest.Crawler, error) {
 	opts := []ingest.CrawlerOption{
-		ingest.WithChecker(countingGetter{singleTry{f}, env.Stats}), ingest.WithSplitter(sp),
+		ingest.WithChecker(countingGetter{singleTry{f}, env.Stats}),
 		ingest.WithClock(env.Now), ingest.WithLogger(log),
 	}
 	if cache != nil {
@@ -90,6 +90,12 @@ type fetchHandler struct {
 	// being crawled (nil: not looked at).
 	bus  *Bus
 	hubs *hubWatch // nil but in a run's own process
+	// tagger is the classifier when the classify stage runs in this
+	// process too: the handler then tags each record itself and publishes
+	// the raw record on RawTaggedSubject, which the classify consumer does
+	// not read, beside the tagged one. That saves each record a delivery,
+	// an ack and a decode; the streams hold the same records.
+	tagger *classify.Classifier
 }
 
 func (h *fetchHandler) handle(ctx context.Context, m jetstream.Msg) (Outcome, error) {
@@ -148,14 +154,14 @@ func (h *fetchHandler) hub(ctx context.Context, t Task) (Outcome, error) {
 		out.Outs = append(out.Outs, o)
 	}
 	for i := range c.Gone {
-		o, err := rawRecord(t.RunID, &c.Gone[i], ChangeGone)
+		o, err := h.records(t.RunID, &c.Gone[i], ChangeGone)
 		if err != nil {
 			return Outcome{}, err
 		}
-		out.Outs = append(out.Outs, o)
+		out.Outs = append(out.Outs, o...)
 	}
 	gone := int64(len(c.Gone))
-	out.Commit = append(out.Commit, func(context.Context) error { h.stats.Gone.Add(gone); return nil })
+	out.Commit = append(out.Commit, func(context.Context) error { h.stats.Gone.Add(gone); h.tagged(len(c.Gone)); return nil })
 	out.Outs = append(out.Outs, hubTasks(t.RunID, c.Discovered)...)
 	return out, nil
 }
@@ -176,23 +182,50 @@ func (h *fetchHandler) paper(ctx context.Context, t Task) (Outcome, error) {
 		counter, change = &h.stats.Changed, ChangeChanged
 	}
 	capRecord(&b.Record)
-	o, err := rawRecord(t.RunID, &b.Record, change)
+	outs, err := h.records(t.RunID, &b.Record, change)
 	if err != nil {
 		return Outcome{}, err
 	}
-	if h.maxPayload > 0 && int64(len(o.Data)) > h.maxPayload {
-		// Fetching again would build the same record: park it at once.
-		return Outcome{}, retry.Permanentf("record %s is %d bytes, over the broker's message limit of %d even with its contexts capped",
-			b.Record.ID, len(o.Data), h.maxPayload)
+	for _, o := range outs {
+		if h.maxPayload > 0 && int64(len(o.Data)) > h.maxPayload {
+			// Fetching again would build the same record: park it at once.
+			return Outcome{}, retry.Permanentf("record %s is %d bytes on %s, over the broker's message limit of %d even with its contexts capped",
+				b.Record.ID, len(o.Data), o.Subject, h.maxPayload)
+		}
 	}
-	more := hubTasks(t.RunID, b.Discovered)
 	done := append(commits(b.Commits), func(context.Context) error {
 		// Counted once stored: a retried task must not count twice.
 		h.stats.RecordsPublished.Add(1)
 		counter.Add(1)
+		h.tagged(1)
 		return nil
 	})
-	return Outcome{Outs: append([]Out{o}, more...), Commit: done}, nil
+	return Outcome{Outs: append(outs, hubTasks(t.RunID, b.Discovered)...), Commit: done}, nil
+}
+
+// records are the messages of a record the crawler built: its raw
+// record, and its tagged record when this handler tags (see tagger).
+func (h *fetchHandler) records(runID string, r *record.Record, change string) ([]Out, error) {
+	raw, err := rawRecord(runID, r, change)
+	if err != nil || h.tagger == nil {
+		return []Out{raw}, err
+	}
+	raw.Subject = RawTaggedSubject(r.Hub.ID)
+	h.tagger.Tag(r) // after the raw record is encoded: it stays untagged
+	tagged, err := taggedOut(r, raw.MsgID)
+	return []Out{raw, tagged}, err
+}
+
+// tagged counts n records this handler tagged, as the classify stage
+// would have, once they are stored.
+func (h *fetchHandler) tagged(n int) {
+	if h.tagger == nil || n == 0 {
+		return
+	}
+	h.stats.RecordsTagged.Add(int64(n))
+	if h.bus != nil {
+		h.bus.metrics.Processed(StageClassify, n)
+	}
 }
 
 // Caps on what one record carries, so that a huge full text (a page of
@@ -280,6 +313,26 @@ type classifyHandler struct {
 	stats *Stats
 }
 
+// taggedOut is a tagged record's message. Its id is that of the raw
+// record it was tagged from, so a raw record stored once gives a tagged
+// record stored once, by whichever stage tags it. A raw message without
+// an id (published by hand) gives an id hashing the bytes just encoded
+// rather than encoding the record again for its Fingerprint: a
+// redelivered raw record gives the same bytes (same fetch time, same
+// rules), so it is stored once.
+func taggedOut(r *record.Record, rawID string) (Out, error) {
+	b, err := record.Marshal(r)
+	if err != nil {
+		return Out{}, fmt.Errorf("record %s: %w", r.ID, err)
+	}
+	id := rawID + ":tagged"
+	if rawID == "" {
+		sum := sha256.Sum256(b)
+		id = r.ID + ":" + hex.EncodeToString(sum[:12])
+	}
+	return Out{Subject: TaggedSubject(r.Hub.ID), MsgID: id, Data: b}, nil
+}
+
 func (h *classifyHandler) handle(_ context.Context, m jetstream.Msg) (Outcome, error) {
 	var r record.Record
 	if err := record.Unmarshal(m.Data(), &r); err != nil {
@@ -289,14 +342,10 @@ func (h *classifyHandler) handle(_ context.Context, m jetstream.Msg) (Outcome, e
 		return Outcome{}, retry.Permanentf("raw record on %s: no id, or schema %q is not %q", m.Subject(), r.Schema, record.Schema)
 	}
 	h.c.Tag(&r) // Tag leaves a gone paper untagged
-	b, err := record.Marshal(&r)
+	o, err := taggedOut(&r, m.Headers().Get(jetstream.MsgIDHeader))
 	if err != nil {
 		return Outcome{}, err
 	}
 	h.stats.RecordsTagged.Add(1)
-	// Its message id hashes the bytes just encoded rather than encoding the
-	// record again for its Fingerprint: a redelivered raw record gives the
-	// same bytes (same fetch time, same rules), so it is stored once.
-	sum := sha256.Sum256(b)
-	return Outcome{Outs: []Out{{Subject: TaggedSubject(r.Hub.ID), MsgID: r.ID + ":" + hex.EncodeToString(sum[:12]), Data: b}}}, nil
+	return Outcome{Outs: []Out{o}}, nil
 }

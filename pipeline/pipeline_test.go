@@ -303,6 +303,77 @@ func TestWorkersShareTheWork(t *testing.T) {
 		t.Fatalf("workers published %d and %d records; want %d in all, shared", pa, pb, n)
 	}
 	assertEachOnce(t, readOut(t, cfg.Sink.Out), n)
+
+	// The fetch stage beside a classify stage tagged its records itself: its
+	// raw records went where the classify consumer does not look, and only
+	// the lone fetch stage's were delivered to classify.
+	raw, tagged := headers(t, bus, StreamRaw), headers(t, bus, StreamTagged)
+	hub := snapshot.GeneratedHubID
+	var toClassify, taggedRaw int64
+	wantTagged := map[string]bool{}
+	for _, m := range raw {
+		switch m.subject {
+		case RawSubject(hub):
+			toClassify++
+		case RawTaggedSubject(hub):
+			taggedRaw++
+		default:
+			t.Fatalf("raw record on %s", m.subject)
+		}
+		wantTagged[m.id+":tagged"] = true
+	}
+	if toClassify != pa || taggedRaw != pb {
+		t.Fatalf("%d raw records to classify and %d tagged by their fetcher, want %d and %d", toClassify, taggedRaw, pa, pb)
+	}
+	info, err := consumerInfo(ctx, bus, StreamRaw, ConsumerClassify)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := int64(info.Delivered.Consumer); got != pa {
+		t.Fatalf("the classify consumer delivered %d raw records, want the lone fetch stage's %d", got, pa)
+	}
+	if len(tagged) != n {
+		t.Fatalf("%d tagged records, want %d", len(tagged), n)
+	}
+	for _, m := range tagged {
+		if !wantTagged[m.id] {
+			t.Fatalf("tagged record %s: its id is no raw record's followed by :tagged", m.id)
+		}
+	}
+	if got := a.Stats.RecordsTagged.Load() + b.Stats.RecordsTagged.Load(); got != n {
+		t.Fatalf("%d records counted as tagged, want %d", got, n)
+	}
+}
+
+// streamMsg is the subject and message id of a stored message.
+type streamMsg struct{ subject, id string }
+
+// headers reads the subject and message id of every message in a stream.
+func headers(t testing.TB, bus *Bus, stream string) []streamMsg {
+	t.Helper()
+	ctx := context.Background()
+	st, err := streamState(ctx, bus, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := bus.JS.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{HeadersOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []streamMsg
+	for range st.Msgs {
+		b, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range b.Messages() {
+			out = append(out, streamMsg{m.Subject(), m.Headers().Get(jetstream.MsgIDHeader)})
+		}
+	}
+	if len(out) != int(st.Msgs) {
+		t.Fatalf("read %d of the %d messages of %s", len(out), st.Msgs, stream)
+	}
+	return out
 }
 
 // An external NATS server with user and password, reached by URL.
