@@ -30,13 +30,16 @@
 //
 // The temperature T and the calibration maps (a tag's confidence is
 // sigmoid(slope*logit(p) + intercept) of p = softmax(score/T); one map per
-// task, SciCite's intents having their own, and with -by-label one per
-// predicted label) are fitted last, on the held-out scores of the dev and
-// cross-validated rows, by the least log loss; the ones written are fitted
-// on all those rows. Macro-F1 and expected calibration error are then
-// printed per corpus, each row's tag and confidence from the temperature
-// and maps fitted without its fold (cross-fitting), so that no ECE is
-// measured on the rows its calibration was fitted on.
+// task, SciCite's intents having their own, one for sentences whose cited
+// marker is unknown, and with -by-label one per predicted label) are
+// fitted last, on the held-out scores of the dev and cross-validated rows
+// (with -cal-train the maps also on held-out scores of the train rows),
+// by the least log loss; the ones written are fitted on all those rows.
+// Macro-F1 and expected calibration error are then printed per corpus,
+// each row's tag and confidence from the temperature and maps fitted
+// without its fold (cross-fitting), so that no ECE is measured on the
+// rows its calibration was fitted on; a dev file some of whose sentences
+// a train file has is also scored on its other rows alone.
 //
 //	go run ./scripts/tune -task role -train ../shared/data/scicite/train.jsonl,../shared/data/acl-arc/train.jsonl \
 //	    -dev ../shared/data/acl-arc/dev.jsonl -cv ../shared/data/act-3c/dev.csv,../shared/data/scicite/dev.jsonl
@@ -706,7 +709,8 @@ func (m *model) evaluate(sets []dataset, o options) result {
 		res.figures = append(res.figures, fig)
 		res.lines = append(res.lines, line)
 		if d.use == useDev {
-			if l := unseenLine(d, s.gold, s.pred, s.conf, s.right, trainText); l != "" {
+			if fig, l := unseen(d, s.gold, s.pred, s.conf, s.right, trainText); l != "" {
+				res.figures = append(res.figures, fig)
 				res.lines = append(res.lines, l)
 			}
 		}
@@ -725,13 +729,14 @@ func (m *model) evaluate(sets []dataset, o options) result {
 	return res
 }
 
-// unseenLine is the figures of a dev file's rows whose sentence is in no
-// train file ("" when every row's is not, or none's is): ACL-ARC's dev
-// rows share a third of their sentences with its train file (one sentence
-// cites several works, each a row), and those rows are right far more
-// often (0.71 against 0.58), so they say how well the weights do on text
-// they saw rather than on new text.
-func unseenLine(d dataset, gold, pred []string, conf []float64, right []bool, trainText map[string]bool) string {
+// unseen is the figures of a dev file's rows whose sentence is in no
+// train file, and their line ("" when every row's is, or none's): ACL-ARC's
+// dev rows share a third of their sentences with its train file (one
+// sentence cites several works, each a row), and those rows are right far
+// more often (0.71 against 0.58), so they say how well the weights do on
+// text they saw rather than on new text. Its name is the file's with
+// "/unseen" added.
+func unseen(d dataset, gold, pred []string, conf []float64, right []bool, trainText map[string]bool) (figure, string) {
 	var g, p []string
 	var c []float64
 	var r []bool
@@ -741,11 +746,11 @@ func unseenLine(d dataset, gold, pred []string, conf []float64, right []bool, tr
 		}
 	}
 	if len(g) == 0 || len(g) == len(d.rows) {
-		return ""
+		return figure{}, ""
 	}
-	ece, _ := classify.Calibration(c, r)
-	return fmt.Sprintf("%-22s %-34s macro-F1 %.3f  ECE %.3f", "", fmt.Sprintf("(%d rows whose sentence no train row has)", len(g)),
-		classify.Score(d.task, d.labels, g, p).MacroF1, ece)
+	fig := figure{name: d.name + "/unseen", macroF1: classify.Score(d.task, d.labels, g, p).MacroF1}
+	fig.ece, _ = classify.Calibration(c, r)
+	return fig, fmt.Sprintf("%-22s %-34s macro-F1 %.3f  ECE %.3f", "", fmt.Sprintf("(%d rows whose sentence no train row has)", len(g)), fig.macroF1, fig.ece)
 }
 
 // trainHeldOut gives the rows of train files of the file's own task
@@ -910,7 +915,8 @@ func (m *model) fitCalibration(sets []dataset, heldOut [][][]float64, keep func(
 		}
 		c.maps.WithoutMarker = ptr(fitPlatt(cr.conf, cr.right, o.maxSlope))
 	} else { // too few without a marker (or none with one): they share the maps
-		for l, cr := range noMarker {
+		for _, l := range slices.Sorted(maps.Keys(noMarker)) {
+			cr := noMarker[l]
 			if byLabel[l] == nil {
 				byLabel[l] = &calRows{}
 			}
