@@ -108,8 +108,8 @@ func (c *Classifier) Context(text, section string, span []int) ContextTags {
 		RoleScores:     roleScores,
 		PolarityScores: polScores,
 	}
-	t.RoleConfidence = c.rules.Role.LabelConfidence(t.Role, probability(c.rules.Role, roleScores, t.Role))
-	t.PolarityConfidence = c.rules.Polarity.LabelConfidence(t.Polarity, probability(c.rules.Polarity, polScores, t.Polarity))
+	t.RoleConfidence = c.rules.Role.LabelConfidence(t.Role, probability(c.rules.Role, roleScores, t.Role), s.m.known)
+	t.PolarityConfidence = c.rules.Polarity.LabelConfidence(t.Polarity, probability(c.rules.Polarity, polScores, t.Polarity), s.m.known)
 	return t
 }
 
@@ -156,7 +156,8 @@ func softmaxParts(ls *LabelSet, scores map[string]float64) (t, mx, z float64) {
 // than it should be and a short one's less sure: one temperature cannot
 // mend both ends, the slope can. A rule file gives one map per task
 // (calibration, intent_calibration) and may give one per label
-// (calibration_by_label).
+// (calibration_by_label) and one for sentences whose cited marker is
+// unknown (calibration_without_marker).
 type CalibrationMap struct {
 	Slope, Intercept float64
 }
@@ -171,16 +172,30 @@ func (c CalibrationMap) Confidence(p float64) float64 {
 	return round(1 / (1 + math.Exp(-(c.Slope*math.Log(p/(1-p)) + c.Intercept))))
 }
 
-// LabelConfidence is the confidence of a tag of label with probability p:
-// the file's map for that label when it has one (calibration_by_label),
-// else its one map. The chance that a tag is right differs by label at
-// the same probability: a bare neutral sentence is right more often than
-// a supporting one full of praise words.
-func (ls *LabelSet) LabelConfidence(label string, p float64) float64 {
+// LabelConfidence is the confidence of a tag of label with probability p,
+// markerKnown telling whether the cited marker's place was given (always
+// true for a paper's pluralism): the file's map for sentences without a
+// marker when the marker is unknown and the file has one
+// (calibration_without_marker), else its map for that label when it has
+// one (calibration_by_label), else its one map. The chance that a tag is
+// right differs at the same probability: a bare neutral sentence is right
+// more often than a supporting one full of praise words, and without a
+// marker no cue weighs more for being near it, so the same probability
+// comes from other scores.
+func (ls *LabelSet) LabelConfidence(label string, p float64, markerKnown bool) float64 {
+	if !markerKnown && ls.WithoutMarker != nil {
+		return ls.WithoutMarker.Confidence(p)
+	}
 	if m, ok := ls.ByLabel[label]; ok {
 		return m.Confidence(p)
 	}
 	return ls.Confidence(p)
+}
+
+// MarkerKnown tells whether span gives the cited marker's place, as the
+// classifier reads it: two offsets, in order, not negative.
+func MarkerKnown(span []int) bool {
+	return len(span) == 2 && span[0] >= 0 && span[1] >= span[0]
 }
 
 // Intent is the SciCite intent of a role's scores (background, method or
@@ -243,7 +258,7 @@ func (c *Classifier) Pluralism(title, summary, abstract string, citing ...string
 	}
 	probs := Probabilities(ls, scores)
 	p := record.Pluralism{Scores: scores, Evidence: evidence(sc.ev), Primary: argmax(ls, scores)}
-	p.Confidence = ls.LabelConfidence(p.Primary, probs[p.Primary])
+	p.Confidence = ls.LabelConfidence(p.Primary, probs[p.Primary], true)
 	p.Labels = []string{p.Primary}
 	if p.Primary != record.PluralismNone {
 		for _, l := range ls.Labels {

@@ -158,24 +158,52 @@ func TestProbabilitiesAtTemperature(t *testing.T) {
 
 // A calibration map by hand: sigmoid(2 * logit(0.5) - 1) = sigmoid(-1) =
 // 0.269 and sigmoid(2 * logit(0.8) - 1) = sigmoid(1.773) = 0.855; a label
-// with its own map (calibration_by_label) uses it, the others the shared one.
+// with its own map (calibration_by_label) uses it, the others the shared
+// one; a sentence whose cited marker is unknown uses the file's map for
+// those (calibration_without_marker): sigmoid(0.5 * logit(0.8) + 0.5) =
+// sigmoid(1.193) = 0.767, whatever its label.
 func TestLabelConfidenceByHand(t *testing.T) {
 	ls := &LabelSet{CalibrationMap: CalibrationMap{Slope: 2, Intercept: -1}, ByLabel: map[string]CalibrationMap{"supporting": {Slope: 1, Intercept: 1}}}
-	for _, tc := range []struct {
-		label   string
-		p, want float64
-	}{
-		{"neutral", 0.5, 0.269},
-		{"neutral", 0.8, 0.855},
-		{"supporting", 0.5, 0.731}, // sigmoid(0 + 1)
-		{"contrasting", 0.5, 0.269},
-	} {
-		if got := ls.LabelConfidence(tc.label, tc.p); got != tc.want {
-			t.Errorf("%s at %v: confidence %v, want %v", tc.label, tc.p, got, tc.want)
+	check := func(label string, p float64, marker bool, want float64) {
+		t.Helper()
+		if got := ls.LabelConfidence(label, p, marker); got != want {
+			t.Errorf("%s at %v (marker known %v): confidence %v, want %v", label, p, marker, got, want)
 		}
 	}
+	check("neutral", 0.5, true, 0.269)
+	check("neutral", 0.8, true, 0.855)
+	check("supporting", 0.5, true, 0.731) // sigmoid(0 + 1)
+	check("contrasting", 0.5, true, 0.269)
+	check("neutral", 0.8, false, 0.855) // no map for unknown markers: the same
+	ls.WithoutMarker = &CalibrationMap{Slope: 0.5, Intercept: 0.5}
+	check("neutral", 0.8, false, 0.767)
+	check("supporting", 0.8, false, 0.767)
+	check("neutral", 0.8, true, 0.855)
 	if got := (CalibrationMap{Slope: 1}).Confidence(0.42); got != 0.42 {
 		t.Errorf("the identity map changed 0.42 to %v", got)
+	}
+}
+
+// A sentence tagged without its marker's place takes the without-marker
+// map; with it, the shared one: the same words, the same probability,
+// two confidences.
+func TestContextConfidenceWithoutMarker(t *testing.T) {
+	dir := shippedRulesWith(t, "roles.yaml", func(b []byte) []byte {
+		b = regexp.MustCompile(`(?m)^calibration_without_marker:.*\n`).ReplaceAll(b, nil)
+		return regexp.MustCompile(`(?m)^calibration:.*$`).ReplaceAll(b, []byte("calibration: {slope: 1, intercept: 0}\ncalibration_without_marker: {slope: 1, intercept: 1}"))
+	})
+	c, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const text = "We use the parser of [3] for tagging."
+	with, without := c.Context(text, "", []int{21, 24}), c.Context(text, "", nil)
+	p := probability(c.rules.Role, without.RoleScores, without.Role)
+	if want := round(1 / (1 + math.Exp(-(math.Log(p/(1-p)) + 1)))); without.RoleConfidence != want {
+		t.Errorf("without a marker: confidence %v, want %v (p %v through slope 1, intercept 1)", without.RoleConfidence, want, p)
+	}
+	if p := probability(c.rules.Role, with.RoleScores, with.Role); with.RoleConfidence != p {
+		t.Errorf("with the marker: confidence %v, want the identity map's %v", with.RoleConfidence, p)
 	}
 }
 

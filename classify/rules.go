@@ -60,6 +60,10 @@ type LabelSet struct {
 	// ByLabel (calibration_by_label) are maps for tags of one label, used
 	// instead of CalibrationMap for that label (LabelConfidence).
 	ByLabel map[string]CalibrationMap
+	// WithoutMarker (calibration_without_marker), when the file has one,
+	// is the map for sentences whose cited marker is unknown, used
+	// instead of the others (LabelConfidence).
+	WithoutMarker *CalibrationMap
 	// IntentCalibration (roles) maps the probability of a SciCite intent,
 	// the sum of its roles' probabilities, to its confidence: the intents'
 	// chances of being right are not the roles'.
@@ -188,6 +192,7 @@ type labelFile struct {
 	Temperature       float64                       `yaml:"temperature"`
 	Calibration       calibrationFile               `yaml:"calibration"`
 	ByLabel           map[string]calibrationFile    `yaml:"calibration_by_label"`
+	WithoutMarker     *calibrationFile              `yaml:"calibration_without_marker"`
 	IntentCalibration calibrationFile               `yaml:"intent_calibration"`
 	Secondary         float64                       `yaml:"secondary"`
 	OwnWork           []string                      `yaml:"own_work"`
@@ -326,6 +331,10 @@ func loadLabelSet(fsys fs.FS, dir, file, kind string) (*LabelSet, error) {
 		ls.Temperature = 1
 	}
 	ls.CalibrationMap, ls.IntentCalibration = f.Calibration.calibration(), f.IntentCalibration.calibration()
+	if f.WithoutMarker != nil {
+		m := f.WithoutMarker.calibration()
+		ls.WithoutMarker = &m
+	}
 	for l, c := range f.ByLabel {
 		if ls.ByLabel == nil {
 			ls.ByLabel = map[string]CalibrationMap{}

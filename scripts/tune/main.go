@@ -30,13 +30,16 @@
 //
 // The temperature T and the calibration maps (a tag's confidence is
 // sigmoid(slope*logit(p) + intercept) of p = softmax(score/T); one map per
-// task, SciCite's intents having their own, and with -by-label one per
-// predicted label) are fitted last, on the held-out scores of the dev and
-// cross-validated rows, by the least log loss; the ones written are fitted
-// on all those rows. Macro-F1 and expected calibration error are then
-// printed per corpus, each row's tag and confidence from the temperature
-// and maps fitted without its fold (cross-fitting), so that no ECE is
-// measured on the rows its calibration was fitted on.
+// task, SciCite's intents having their own, one for sentences whose cited
+// marker is unknown, and with -by-label one per predicted label) are
+// fitted last, on the held-out scores of the dev and cross-validated rows
+// (with -cal-train the maps also on held-out scores of the train rows),
+// by the least log loss; the ones written are fitted on all those rows.
+// Macro-F1 and expected calibration error are then printed per corpus,
+// each row's tag and confidence from the temperature and maps fitted
+// without its fold (cross-fitting), so that no ECE is measured on the
+// rows its calibration was fitted on; a dev file some of whose sentences
+// a train file has is also scored on its other rows alone.
 //
 //	go run ./scripts/tune -task role -train ../shared/data/scicite/train.jsonl,../shared/data/acl-arc/train.jsonl \
 //	    -dev ../shared/data/acl-arc/dev.jsonl -cv ../shared/data/act-3c/dev.csv,../shared/data/scicite/dev.jsonl
@@ -46,6 +49,7 @@ import (
 	"bufio"
 	"flag"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -71,6 +75,8 @@ type options struct {
 	minWeight   float64 // cue weights fitted under this are written as 0
 	byLabel     bool    // a calibration map per predicted label
 	maxSlope    float64 // of the calibration maps
+	minPerLabel int     // held-out tags a label needs for its own map (-by-label)
+	calTrain    bool    // calibrate on held-out scores of train rows too
 }
 
 // Uses of a gold file.
@@ -87,6 +93,7 @@ func main() {
 	cv := flag.String("cv", "", "comma-separated gold files without a train split: scored by k-fold cross-validation, all rows fitted on for -write")
 	rulesDir := flag.String("rules", "configs/rules", "rules directory")
 	write := flag.Bool("write", false, "write the fitted weights and temperature into the rule file")
+	writeCal := flag.Bool("write-calibration", false, "write only the calibration maps into the rule file (weights, priors, temperature and secondary stay as written)")
 	grid := flag.Bool("grid", false, "choose -lambda and -balance among a few values by the mean held-out macro-F1")
 	var o options
 	flag.Float64Var(&o.lambda, "lambda", 0.0001, "pull of each cue weight towards 1 (L2)")
@@ -97,8 +104,10 @@ func main() {
 	flag.Uint64Var(&o.seed, "seed", 1, "seed of the cross-validation folds")
 	flag.BoolVar(&o.reliability, "reliability", false, "print each corpus's 10-bin reliability table")
 	flag.Float64Var(&o.minWeight, "min-weight", 0.1, "cue weights fitted under this become 0 (never looked for: faster)")
-	flag.BoolVar(&o.byLabel, "by-label", false, "fit a calibration map per predicted label (each with at least 100 held-out tags; the others share one)")
+	flag.BoolVar(&o.byLabel, "by-label", false, "fit a calibration map per predicted label (each with at least -min-per-label held-out tags; the others share one)")
+	flag.IntVar(&o.minPerLabel, "min-per-label", 100, "held-out tags a label needs for a map of its own (-by-label); the other labels share one")
 	flag.Float64Var(&o.maxSlope, "max-slope", 2, "steepest calibration slope tried (a small set's map, fitted on a few hundred rows, overfits when steep)")
+	flag.BoolVar(&o.calTrain, "cal-train", false, "give train rows of the file's task held-out scores (k more fits) and fit the calibration maps on them too")
 	flag.IntVar(&o.errors, "errors", 0, "print up to N held-out mistakes per corpus (gold, predicted, text)")
 	flag.Parse()
 	if *dev == "" && *cv == "" {
@@ -155,6 +164,17 @@ func main() {
 			fail(err)
 		}
 		fmt.Println("wrote", path, "(change the version in rules.yaml)")
+	} else if *writeCal {
+		path := filepath.Join(*rulesDir, file)
+		if res.cal.temperature != ls.Temperature {
+			// The maps take the probabilities at the fitted temperature.
+			fail(fmt.Errorf("-write-calibration: the fitted temperature %g is not %s's %g (its weights are not those this command fits): use -write", res.cal.temperature, file, ls.Temperature))
+		}
+		res.cal.secondary = ls.Secondary
+		if err := m.write(path, m.theta, res); err != nil {
+			fail(err)
+		}
+		fmt.Println("wrote the calibration maps of", path, "(change the version in rules.yaml)")
 	}
 }
 
@@ -187,10 +207,11 @@ type feat struct {
 }
 
 type row struct {
-	feats []feat
-	gold  []int    // labels that count as right (several for an intent)
-	set   []string // pluralism: every category that applies
-	text  string   // for -errors
+	feats  []feat
+	gold   []int    // labels that count as right (several for an intent)
+	set    []string // pluralism: every category that applies
+	text   string   // for -errors
+	marker bool     // the cited marker's place is known (span given)
 }
 
 type dataset struct {
@@ -297,7 +318,7 @@ func (m *model) dataset(rules *classify.Rules, task, name string, exs []classify
 		d.of = func(i int) string { return classify.IntentOf(m.ls.Labels[i]) }
 	}
 	for _, e := range exs {
-		rw := row{set: e.GoldSet, text: e.Text}
+		rw := row{set: e.GoldSet, text: e.Text, marker: classify.MarkerKnown(e.Span) || task == classify.TaskPluralism}
 		if e.Title != "" {
 			rw.text = e.Title + " . " + e.Summary
 		}
@@ -610,10 +631,14 @@ func (m *model) evaluate(sets []dataset, o options) result {
 			}
 		}
 	}
+	m.trainHeldOut(sets, heldOut, all, o)
 	res.cal = m.fitCalibration(sets, heldOut, nil, o)
 	perFold := make([]calibration, o.folds)
 	for f := range o.folds {
-		perFold[f] = m.fitCalibration(sets, heldOut, func(di, i int) bool { return calFold[[2]int{di, i}] != f }, o)
+		perFold[f] = m.fitCalibration(sets, heldOut, func(di, i int) bool {
+			g, ok := calFold[[2]int{di, i}]
+			return !ok || g != f // train rows calibrate every fold: they are never scored
+		}, o)
 	}
 	// Each scored row's label, confidence (by the calibration fitted
 	// without its fold) and whether it is right.
@@ -634,7 +659,7 @@ func (m *model) evaluate(sets []dataset, o options) result {
 		for i, rw := range d.rows {
 			cal := perFold[calFold[[2]int{di, i}]]
 			g := d.of(rw.gold[0])
-			l, conf := cal.tag(d, heldOut[di][i])
+			l, conf := cal.tag(d, rw, heldOut[di][i])
 			s.gold, s.pred = append(s.gold, g), append(s.pred, l)
 			s.conf, s.right = append(s.conf, conf), append(s.right, g == l)
 			if g != l && s.shown < o.errors {
@@ -648,6 +673,14 @@ func (m *model) evaluate(sets []dataset, o options) result {
 				p := softmax(heldOut[di][i], cal.temperature)
 				a, b, c := setMatch(rw.set, m.labelSet(p, argmax(heldOut[di][i]), cal.secondary))
 				s.tp, s.fp, s.fn = s.tp+a, s.fp+b, s.fn+c
+			}
+		}
+	}
+	trainText := map[string]bool{}
+	for _, d := range sets {
+		if d.use == useTrain {
+			for _, rw := range d.rows {
+				trainText[rw.text] = true
 			}
 		}
 	}
@@ -675,6 +708,12 @@ func (m *model) evaluate(sets []dataset, o options) result {
 		}
 		res.figures = append(res.figures, fig)
 		res.lines = append(res.lines, line)
+		if d.use == useDev {
+			if fig, l := unseen(d, s.gold, s.pred, s.conf, s.right, trainText); l != "" {
+				res.figures = append(res.figures, fig)
+				res.lines = append(res.lines, l)
+			}
+		}
 		res.lines = append(res.lines, s.mistakes...)
 		if o.reliability {
 			for _, b := range bins {
@@ -688,6 +727,68 @@ func (m *model) evaluate(sets []dataset, o options) result {
 	}
 	res.mean /= float64(max(scored, 1))
 	return res
+}
+
+// unseen is the figures of a dev file's rows whose sentence is in no
+// train file, and their line ("" when every row's is, or none's): ACL-ARC's
+// dev rows share a third of their sentences with its train file (one
+// sentence cites several works, each a row), and those rows are right far
+// more often (0.71 against 0.58), so they say how well the weights do on
+// text they saw rather than on new text. Its name is the file's with
+// "/unseen" added.
+func unseen(d dataset, gold, pred []string, conf []float64, right []bool, trainText map[string]bool) (figure, string) {
+	var g, p []string
+	var c []float64
+	var r []bool
+	for i, rw := range d.rows {
+		if !trainText[rw.text] {
+			g, p, c, r = append(g, gold[i]), append(p, pred[i]), append(c, conf[i]), append(r, right[i])
+		}
+	}
+	if len(g) == 0 || len(g) == len(d.rows) {
+		return figure{}, ""
+	}
+	fig := figure{name: d.name + "/unseen", macroF1: classify.Score(d.task, d.labels, g, p).MacroF1}
+	fig.ece, _ = classify.Calibration(c, r)
+	return fig, fmt.Sprintf("%-22s %-34s macro-F1 %.3f  ECE %.3f", "", fmt.Sprintf("(%d rows whose sentence no train row has)", len(g)), fig.macroF1, fig.ece)
+}
+
+// trainHeldOut gives the rows of train files of the file's own task
+// (not SciCite's intents) held-out scores, from k fits each without one
+// fold of them (and with every other row of all): they are never scored,
+// but they give the calibration maps many more rows than the dev files
+// (ACL-ARC: 1,588 train rows against 114 dev rows, and the only rows
+// whose cited marker is unknown besides those 114).
+func (m *model) trainHeldOut(sets []dataset, heldOut [][][]float64, all map[[2]int]bool, o options) {
+	if !o.calTrain {
+		return
+	}
+	fold := map[[2]int]int{}
+	rng := rand.New(rand.NewPCG(o.seed, 3))
+	for di, d := range sets {
+		if d.use == useTrain && d.task != classify.TaskIntent {
+			for _, i := range rng.Perm(len(d.rows)) {
+				fold[[2]int{di, i}] = len(fold) % o.folds
+			}
+		}
+	}
+	if len(fold) == 0 {
+		return
+	}
+	for f := range o.folds {
+		train := map[[2]int]bool{}
+		for key := range all {
+			if g, ok := fold[key]; !ok || g != f {
+				train[key] = true
+			}
+		}
+		theta := m.fit(sets, train, o)
+		for key, g := range fold {
+			if g == f {
+				heldOut[key[0]][key[1]] = m.scoreVec(sets[key[0]].rows[key[1]], theta)
+			}
+		}
+	}
 }
 
 // chooseSettings tries a few values of -lambda and -balance and keeps the
@@ -760,20 +861,31 @@ type calibration struct {
 	names       []string // the model's labels, by index
 }
 
-// minPerLabel is how many held-out tags of a label its own map needs;
-// a label with fewer uses the shared map.
-const minPerLabel = 100
+// minWithoutMarker is how many held-out tags of the file's task whose
+// cited marker is unknown they need for a map of their own
+// (calibration_without_marker); with fewer they share the others' maps.
+const minWithoutMarker = 50
 
 // fitCalibration fits a calibration on the held-out scores of the rows
 // where keep is true (all when nil), by the least log loss: the
-// temperature on every row, then each map on the rows it calibrates.
+// temperature on every dev and cross-validated row, then each map on the
+// rows it calibrates. Rows of the file's task whose cited marker is
+// unknown get their own map when there are enough of them (no cue is
+// boosted near an unknown marker, so the same probability means another
+// thing; ACL-ARC's rows give no marker, ACT's do), and the other maps
+// are fitted on the rows with a marker. With -by-label, a label with at
+// least -min-per-label tags gets its own map and the shared map is fitted
+// on the tags of the other labels (on all when every label has its own).
 func (m *model) fitCalibration(sets []dataset, heldOut [][][]float64, keep func(di, i int) bool, o options) calibration {
 	c := calibration{temperature: m.fitTemperature(sets, heldOut, keep), names: m.ls.Labels}
 	if m.ls.Name == "pluralism.yaml" {
 		c.secondary = m.chooseSecondary(sets, heldOut, keep, c.temperature)
 	}
-	var own, intent calRows
-	byLabel := map[string]*calRows{} // by predicted label, of the file's task
+	var intent calRows
+	// By predicted label, of the file's task: rows with the cited marker
+	// known, and without.
+	byLabel, noMarker := map[string]*calRows{}, map[string]*calRows{}
+	nNoMarker := 0
 	for di, d := range sets {
 		for i, rw := range d.rows {
 			if heldOut[di][i] == nil || keep != nil && !keep(di, i) {
@@ -785,30 +897,59 @@ func (m *model) fitCalibration(sets []dataset, heldOut [][][]float64, keep func(
 				intent.add(p, right)
 				continue
 			}
-			own.add(p, right)
-			best := m.ls.Labels[argmax(heldOut[di][i])]
-			if byLabel[best] == nil {
-				byLabel[best] = &calRows{}
+			to := byLabel
+			if !rw.marker {
+				to, nNoMarker = noMarker, nNoMarker+1
 			}
-			byLabel[best].add(p, right)
+			best := m.ls.Labels[argmax(heldOut[di][i])]
+			if to[best] == nil {
+				to[best] = &calRows{}
+			}
+			to[best].add(p, right)
 		}
 	}
-	c.own, c.intent = len(own.conf) > 0, len(intent.conf) > 0
-	c.maps.CalibrationMap = fitPlatt(own.conf, own.right, o.maxSlope)
-	c.maps.IntentCalibration = fitPlatt(intent.conf, intent.right, o.maxSlope)
-	if !o.byLabel {
-		return c
+	if nNoMarker >= minWithoutMarker && len(byLabel) > 0 {
+		var cr calRows
+		for _, l := range slices.Sorted(maps.Keys(noMarker)) {
+			cr.conf, cr.right = append(cr.conf, noMarker[l].conf...), append(cr.right, noMarker[l].right...)
+		}
+		c.maps.WithoutMarker = ptr(fitPlatt(cr.conf, cr.right, o.maxSlope))
+	} else { // too few without a marker (or none with one): they share the maps
+		for _, l := range slices.Sorted(maps.Keys(noMarker)) {
+			cr := noMarker[l]
+			if byLabel[l] == nil {
+				byLabel[l] = &calRows{}
+			}
+			byLabel[l].conf, byLabel[l].right = append(byLabel[l].conf, cr.conf...), append(byLabel[l].right, cr.right...)
+		}
 	}
-	for _, l := range m.ls.Labels {
-		if cr := byLabel[l]; cr != nil && len(cr.conf) >= minPerLabel {
+	minPerLabel := o.minPerLabel
+	if minPerLabel <= 0 { // as an options literal leaves it: the flag's default
+		minPerLabel = 100
+	}
+	var shared, all calRows
+	for _, l := range slices.Sorted(maps.Keys(byLabel)) {
+		cr := byLabel[l]
+		all.conf, all.right = append(all.conf, cr.conf...), append(all.right, cr.right...)
+		if o.byLabel && len(cr.conf) >= minPerLabel {
 			if c.maps.ByLabel == nil {
 				c.maps.ByLabel = map[string]classify.CalibrationMap{}
 			}
 			c.maps.ByLabel[l] = fitPlatt(cr.conf, cr.right, o.maxSlope)
+			continue
 		}
+		shared.conf, shared.right = append(shared.conf, cr.conf...), append(shared.right, cr.right...)
 	}
+	if len(shared.conf) == 0 {
+		shared = all
+	}
+	c.own, c.intent = len(all.conf) > 0, len(intent.conf) > 0
+	c.maps.CalibrationMap = fitPlatt(shared.conf, shared.right, o.maxSlope)
+	c.maps.IntentCalibration = fitPlatt(intent.conf, intent.right, o.maxSlope)
 	return c
 }
+
+func ptr[T any](v T) *T { return &v }
 
 // calRows are the rows one calibration map is fitted on: each row's raw
 // confidence and whether its tag was right.
@@ -823,12 +964,12 @@ func (cr *calRows) add(conf float64, right bool) {
 
 // tag is what the classifier would say of a row with these scores: its
 // task label and that label's confidence.
-func (c calibration) tag(d dataset, scores []float64) (string, float64) {
+func (c calibration) tag(d dataset, rw row, scores []float64) (string, float64) {
 	l, p := c.raw(d, scores)
 	if d.task == classify.TaskIntent {
 		return l, c.maps.IntentCalibration.Confidence(p)
 	}
-	return l, c.maps.LabelConfidence(c.names[argmax(scores)], p)
+	return l, c.maps.LabelConfidence(c.names[argmax(scores)], p, rw.marker)
 }
 
 // raw is the row's task label (decide) and its softmax probability, not
@@ -853,7 +994,7 @@ func (m *model) fitTemperature(sets []dataset, heldOut [][][]float64, keep func(
 		loss := 0.0
 		for di, d := range sets {
 			for ri, rw := range d.rows {
-				if heldOut[di][ri] == nil || keep != nil && !keep(di, ri) {
+				if heldOut[di][ri] == nil || d.use == useTrain || keep != nil && !keep(di, ri) {
 					continue
 				}
 				p := softmax(heldOut[di][ri], t)
@@ -916,7 +1057,7 @@ func (m *model) chooseSecondary(sets []dataset, heldOut [][][]float64, keep func
 		tp, fp, fn := 0, 0, 0
 		for di, d := range sets {
 			for ri, rw := range d.rows {
-				if heldOut[di][ri] == nil || keep != nil && !keep(di, ri) {
+				if heldOut[di][ri] == nil || d.use == useTrain || keep != nil && !keep(di, ri) {
 					continue
 				}
 				p := softmax(heldOut[di][ri], t)
@@ -1016,6 +1157,10 @@ func (m *model) write(path string, theta []float64, res result) error {
 	if res.cal.own {
 		settings["calibration"] = mapYAML(res.cal.maps.CalibrationMap)
 		settings["calibration_by_label"] = res.cal.byLabelYAML()
+		settings["calibration_without_marker"] = noSetting
+		if wm := res.cal.maps.WithoutMarker; wm != nil {
+			settings["calibration_without_marker"] = mapYAML(*wm)
+		}
 	}
 	if res.cal.intent {
 		settings["intent_calibration"] = mapYAML(res.cal.maps.IntentCalibration)
@@ -1031,6 +1176,14 @@ func (m *model) write(path string, theta []float64, res result) error {
 	if err != nil {
 		return err
 	}
+	// A map the file does not have yet goes right after its calibration
+	// line, where a reader looks for it.
+	has := map[string]bool{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if key, _, ok := strings.Cut(line, ":"); ok {
+			has[key] = true
+		}
+	}
 	var out []string
 	block, label := "", ""
 	sc := bufio.NewScanner(strings.NewReader(string(b)))
@@ -1041,6 +1194,14 @@ func (m *model) write(path string, theta []float64, res result) error {
 				out = append(out, key+": "+settings[key])
 			}
 			written[key] = true
+			if key == "calibration" {
+				for _, k := range []string{"calibration_by_label", "calibration_without_marker", "intent_calibration"} {
+					if !has[k] && settings[k] != "" && settings[k] != noSetting {
+						out = append(out, k+": "+settings[k])
+						written[k] = true
+					}
+				}
+			}
 			continue
 		}
 		if mm := reBlock.FindStringSubmatch(line); mm != nil {
@@ -1094,7 +1255,7 @@ func (m *model) write(path string, theta []float64, res result) error {
 		}
 		out = append(out, line)
 	}
-	for _, key := range []string{"temperature", "calibration", "calibration_by_label", "intent_calibration", "secondary"} {
+	for _, key := range []string{"temperature", "calibration", "calibration_by_label", "calibration_without_marker", "intent_calibration", "secondary"} {
 		if settings[key] != "" && settings[key] != noSetting && !written[key] {
 			out = append(out, key+": "+settings[key])
 		}
@@ -1135,6 +1296,9 @@ func (c calibration) describe() string {
 		parts = append(parts, "slope "+num(c.maps.Slope)+" intercept "+num(c.maps.Intercept))
 		if b := c.byLabelYAML(); b != noSetting {
 			parts = append(parts, "by label "+b)
+		}
+		if wm := c.maps.WithoutMarker; wm != nil {
+			parts = append(parts, "without a marker slope "+num(wm.Slope)+" intercept "+num(wm.Intercept))
 		}
 	}
 	if c.intent {

@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -140,7 +141,7 @@ func TestCalibrationByLabelByHand(t *testing.T) {
 			if i >= right {
 				gold = 1 - predicted
 			}
-			d.rows = append(d.rows, row{gold: []int{gold}})
+			d.rows = append(d.rows, row{gold: []int{gold}, marker: true})
 			s := []float64{0, 0}
 			s[predicted] = 1
 			heldOut = append(heldOut, s)
@@ -157,7 +158,7 @@ func TestCalibrationByLabelByHand(t *testing.T) {
 		}
 	}
 	conf := func(c calibration, scores []float64) float64 {
-		_, p := c.tag(d, scores)
+		_, p := c.tag(d, row{marker: true}, scores)
 		return p
 	}
 
@@ -199,7 +200,7 @@ func TestCalibrationByLabelByHand(t *testing.T) {
 	}
 	for i, l := range ls.Labels {
 		_, p := byLabel.raw(d, heldOut[i*300])
-		if got, want := r.Polarity.LabelConfidence(l, p), conf(byLabel, heldOut[i*300]); got != want {
+		if got, want := r.Polarity.LabelConfidence(l, p, true), conf(byLabel, heldOut[i*300]); got != want {
 			t.Errorf("%s read back: confidence %v, fitted %v (maps %v)", l, got, want, r.Polarity.ByLabel)
 		}
 	}
@@ -283,5 +284,119 @@ sections:
 	c := classify.New(r2)
 	if got := c.Context("The mice of [3] were fed.", "2. Methods", nil).Role; got != "uses" {
 		t.Errorf("a bare sentence in a methods section: %s, want uses", got)
+	}
+}
+
+// Calibration by hand, by marker and by label. Every tag has the same
+// softmax probability. With the cited marker known, neutral is right 100
+// times in 200; without it, 80 times in 100: the sentences without a
+// marker get a map of their own (0.8), the others keep theirs (0.5).
+// With too few rows without a marker (40 < minWithoutMarker) they share
+// the map: (100+32)/240. And with -by-label, a label with its own map
+// (neutral, 200 tags) leaves the shared map to the tags of the others:
+// supporting right 15 times in 30 and contrasting 21 in 30 give it 0.6,
+// not the 0.55 of every tag together.
+func TestCalibrationWithoutMarkerByHand(t *testing.T) {
+	ls := &classify.LabelSet{Name: "polarity.yaml", Labels: []string{"contrasting", "neutral", "supporting"}}
+	m := newModel(ls)
+	type rows struct {
+		d       dataset
+		heldOut [][]float64
+	}
+	build := func(add func(func(n, right, predicted int, marker bool))) rows {
+		r := rows{d: dataset{name: "hand/made", of: func(i int) string { return ls.Labels[i] }}}
+		add(func(n, right, predicted int, marker bool) {
+			for i := range n {
+				gold := predicted
+				if i >= right {
+					gold = (predicted + 1) % 3
+				}
+				r.d.rows = append(r.d.rows, row{gold: []int{gold}, marker: marker})
+				s := []float64{0, 0, 0}
+				s[predicted] = 1
+				r.heldOut = append(r.heldOut, s)
+			}
+		})
+		return r
+	}
+	near := func(what string, got, want float64) {
+		t.Helper()
+		if math.Abs(got-want) > 0.01 {
+			t.Errorf("%s: confidence %.3f, want %.3f", what, got, want)
+		}
+	}
+	fit := func(r rows, o options) (calibration, func(i int) float64) {
+		c := m.fitCalibration([]dataset{r.d}, [][][]float64{r.heldOut}, nil, o)
+		return c, func(i int) float64 {
+			_, p := c.tag(r.d, r.d.rows[i], r.heldOut[i])
+			return p
+		}
+	}
+
+	r := build(func(add func(n, right, predicted int, marker bool)) {
+		add(200, 100, 1, true)
+		add(100, 80, 1, false)
+	})
+	c, conf := fit(r, options{maxSlope: 2})
+	near("marker known", conf(0), 0.5)
+	near("marker unknown", conf(200), 0.8)
+	if c.maps.WithoutMarker == nil {
+		t.Fatal("no map for sentences without a marker")
+	}
+
+	few := build(func(add func(n, right, predicted int, marker bool)) {
+		add(200, 100, 1, true)
+		add(40, 32, 1, false)
+	})
+	c2, conf2 := fit(few, options{maxSlope: 2})
+	near("few without a marker, known", conf2(0), 132.0/240)
+	near("few without a marker, unknown", conf2(200), 132.0/240)
+	if c2.maps.WithoutMarker != nil {
+		t.Errorf("a map without a marker fitted on 40 rows: %+v", *c2.maps.WithoutMarker)
+	}
+
+	rest := build(func(add func(n, right, predicted int, marker bool)) {
+		add(200, 100, 1, true)
+		add(30, 15, 2, true)
+		add(30, 21, 0, true)
+	})
+	_, conf3 := fit(rest, options{maxSlope: 2, byLabel: true, minPerLabel: 50})
+	near("by label, neutral", conf3(0), 0.5)
+	near("by label, supporting (shared)", conf3(200), 0.6)
+	near("by label, contrasting (shared)", conf3(230), 0.6)
+
+	// Written into a rule file (right after its calibration line) and read
+	// back, the maps give the classifier the confidences the fit measured.
+	dir := t.TempDir()
+	for name, text := range map[string]string{
+		"rules.yaml":     "version: test\n",
+		"roles.yaml":     "prior: {background: 1}\nnegated: drop\nlabels: {}\n",
+		"polarity.yaml":  "prior:\n  neutral: 1\nnegated: flip\ncalibration: {slope: 1, intercept: 0}\nlabels: {}\n",
+		"pluralism.yaml": "negated: drop\nlabels: {}\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(dir, "polarity.yaml")
+	if err := m.write(path, make([]float64, len(m.params)), result{cal: c}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^calibration: .*\ncalibration_without_marker: \{slope: [0-9.]+, intercept: [-0-9.]+\}\n`).Match(b) {
+		t.Errorf("calibration_without_marker not written after calibration:\n%s", b)
+	}
+	rules, err := classify.LoadRules(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{0, 200} {
+		_, p := c.raw(r.d, r.heldOut[i])
+		if got, want := rules.Polarity.LabelConfidence("neutral", p, r.d.rows[i].marker), conf(i); got != want {
+			t.Errorf("row %d read back: confidence %v, fitted %v", i, got, want)
+		}
 	}
 }

@@ -32,13 +32,13 @@ func TestCrossValidatedQuality(t *testing.T) {
 		min            map[string]float64 // macro-F1 floor per scored corpus
 		heavy          bool
 	}{
-		{classify.TaskPluralism, rules.Pluralism, options{lambda: 0.01, balance: 1, size: 0.75, iters: 1500, folds: 5, seed: 1, minWeight: 0.1, byLabel: true, maxSlope: 0.15},
+		{classify.TaskPluralism, rules.Pluralism, options{lambda: 0.01, balance: 1, size: 0.75, iters: 1500, folds: 5, seed: 1, minWeight: 0.1, byLabel: true, minPerLabel: 50, maxSlope: 0.15},
 			nil, nil, []string{"pluralism/dev.jsonl"}, map[string]float64{"pluralism/dev": minPluralism}, false},
 		{classify.TaskPolarity, rules.Polarity, options{lambda: 0.001, balance: 0.85, size: 0.75, iters: 1500, folds: 5, seed: 1, minWeight: 0.1, byLabel: true, maxSlope: 2},
 			nil, nil, []string{"athar/dev.tsv", "clinical/dev.jsonl"}, map[string]float64{"athar/dev": minAthar, "clinical/dev": minClinical}, true},
-		{classify.TaskRole, rules.Role, options{lambda: 0.0001, balance: 0.5, size: 0.75, iters: 1500, folds: 5, seed: 1, minWeight: 0.1, maxSlope: 2},
+		{classify.TaskRole, rules.Role, options{lambda: 0.0001, balance: 0.5, size: 0.75, iters: 1500, folds: 5, seed: 1, minWeight: 0.1, maxSlope: 2, calTrain: true},
 			[]string{"scicite/train.jsonl", "acl-arc/train.jsonl"}, []string{"acl-arc/dev.jsonl"}, []string{"act-3c/dev.csv", "scicite/dev.jsonl"},
-			map[string]float64{"act-3c/dev": minACT, "scicite/dev": minSciCite, "acl-arc/dev": minACLARC}, true},
+			map[string]float64{"act-3c/dev": minACT, "scicite/dev": minSciCite, "acl-arc/dev": minACLARC, "acl-arc/dev/unseen": minACLARCUnseen}, true},
 	} {
 		if tc.heavy && (testing.Short() || raceDetector) {
 			t.Logf("%s: cross-validation skipped under -short and -race (run go test ./scripts/tune)", tc.task)
@@ -84,20 +84,23 @@ func TestCrossValidatedQuality(t *testing.T) {
 // 0.60, clinical 0.66, ACT 0.30 and ECE 0.05: where a floor is under its
 // target, the target is not met, and the README says by how much.
 const (
-	minPluralism = 0.73 // measured 0.742 (seeds 2, 3: 0.735, 0.729), rules 2026.11.12
-	minVsNone    = 0.90 // 0.906 (0.902, 0.893)
-	minMicroF1   = 0.72 // 0.732 (0.731, 0.709)
-	minAthar     = 0.54 // 0.547 (0.556, 0.540)
-	minClinical  = 0.61 // 0.614 (0.608, 0.618)
-	minACT       = 0.26 // 0.264 (0.255, 0.260)
-	minSciCite   = 0.80 // 0.804 (0.797, 0.795), SciCite dev cross-validated (its rows fit the section weights)
-	minACLARC    = 0.55 // 0.559, ACL-ARC dev, never fitted on
+	minPluralism    = 0.73 // measured 0.742 (seeds 2, 3: 0.735, 0.729), rules 2026.11.12
+	minVsNone       = 0.90 // 0.906 (0.902, 0.893)
+	minMicroF1      = 0.72 // 0.732 (0.731, 0.709)
+	minAthar        = 0.54 // 0.547 (0.556, 0.540)
+	minClinical     = 0.61 // 0.614 (0.608, 0.618)
+	minACT          = 0.26 // 0.264 (0.255, 0.260)
+	minSciCite      = 0.80 // 0.804 (0.797, 0.795), SciCite dev cross-validated (its rows fit the section weights)
+	minACLARC       = 0.55 // 0.559, ACL-ARC dev, never fitted on
+	minACLARCUnseen = 0.42 // 0.432, the 76 ACL-ARC dev rows whose sentence no train row has
 )
 
 // maxECE per corpus, seed 1, cross-fitted (each row's tag and confidence
 // from the temperature and maps fitted without its fold): measured
-// pluralism 0.034, Athar 0.036, clinical 0.033, ACT 0.014, SciCite (its
-// own intent map) 0.028, ACL-ARC 0.122 (one role map with ACT's rows,
-// whose accuracy at a given probability is much lower: not met).
+// pluralism 0.033 (none's own map), Athar 0.036, clinical 0.033, ACT
+// 0.013, SciCite (its own intent map) 0.028, ACL-ARC 0.058 (its own map
+// for sentences without a marker, fitted with the train rows' held-out
+// scores; over 0.05 on the 38 dev rows whose sentence the train file
+// has: not met) and 0.032 on the 76 others ("acl-arc/dev/unseen").
 var maxECE = map[string]float64{"pluralism/dev": 0.04, "athar/dev": 0.04, "clinical/dev": 0.04, "act-3c/dev": 0.02,
-	"scicite/dev": 0.035, "acl-arc/dev": 0.13}
+	"scicite/dev": 0.035, "acl-arc/dev": 0.065, "acl-arc/dev/unseen": 0.04}
