@@ -44,6 +44,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"flag"
 	"fmt"
 	"math"
@@ -71,6 +72,12 @@ type options struct {
 	minWeight   float64 // cue weights fitted under this are written as 0
 	byLabel     bool    // a calibration map per predicted label
 	maxSlope    float64 // of the calibration maps
+	// The induced lexicon (lexicon.go): at most induce phrases per label,
+	// each in at least induceMinRows texts of its label, their weights
+	// pulled towards 0 by induceLambda.
+	induce        int
+	induceMinRows int
+	induceLambda  float64
 }
 
 // Uses of a gold file.
@@ -100,6 +107,9 @@ func main() {
 	flag.BoolVar(&o.byLabel, "by-label", false, "fit a calibration map per predicted label (each with at least 100 held-out tags; the others share one)")
 	flag.Float64Var(&o.maxSlope, "max-slope", 2, "steepest calibration slope tried (a small set's map, fitted on a few hundred rows, overfits when steep)")
 	flag.IntVar(&o.errors, "errors", 0, "print up to N held-out mistakes per corpus (gold, predicted, text)")
+	flag.IntVar(&o.induce, "induce", 0, "induce up to N phrase cues per label from each fold's training rows (0: none)")
+	flag.IntVar(&o.induceMinRows, "induce-min-rows", 5, "an induced phrase occurs in at least this many distinct texts of its label")
+	flag.Float64Var(&o.induceLambda, "induce-lambda", 0.001, "pull of each induced cue weight towards 0 (L2)")
 	flag.Parse()
 	if *dev == "" && *cv == "" {
 		fail(fmt.Errorf("name rows to score: -dev (with -train) or -cv files, comma-separated"))
@@ -108,36 +118,20 @@ func main() {
 		fail(fmt.Errorf("-folds %d: cross-validation needs at least 2", o.folds))
 	}
 
-	rules, err := classify.LoadRules(*rulesDir)
-	if err != nil {
-		fail(err)
-	}
-	var ls *classify.LabelSet
-	var file string
-	switch *task {
-	case classify.TaskRole:
-		ls, file = rules.Role, "roles.yaml"
-	case classify.TaskPolarity:
-		ls, file = rules.Polarity, "polarity.yaml"
-	case classify.TaskPluralism:
-		ls, file = rules.Pluralism, "pluralism.yaml"
-	default:
-		fail(fmt.Errorf("-task %q: want role, polarity or pluralism", *task))
-	}
-	m := newModel(ls)
-	var sets []dataset
+	var sources []source
 	for _, u := range []struct{ use, files string }{{useTrain, *train}, {useDev, *dev}, {useCV, *cv}} {
 		if u.files == "" {
 			continue
 		}
 		for _, g := range strings.Split(u.files, ",") {
-			d, err := m.load(rules, *task, u.use, g)
-			if err != nil {
-				fail(err)
-			}
-			sets = append(sets, d)
+			sources = append(sources, source{u.use, g})
 		}
 	}
+	m, sets, err := setup(*rulesDir, *task, sources, o)
+	if err != nil {
+		fail(err)
+	}
+	_, file := labelSet(&classify.Rules{}, *task)
 
 	if *grid {
 		o = m.chooseSettings(sets, o)
@@ -148,6 +142,9 @@ func main() {
 		o.lambda, o.balance, o.size, o.iters, res.sectionScale, res.cal.temperature, res.cal.describe())
 	for _, line := range res.lines {
 		fmt.Println(line)
+	}
+	if o.induce > 0 {
+		fmt.Printf("induced: %d phrase cues over the folds, %d with a weight in the fit on all rows\n", len(m.induced), m.countInduced(res.theta))
 	}
 	if *write {
 		path := filepath.Join(*rulesDir, file)
@@ -208,6 +205,21 @@ type model struct {
 	params []param
 	index  map[param]int
 	theta  []float64 // the weights as written
+	// induced are the params of induced cues; lexicon says which of them
+	// each fold may fit (the others stay 0).
+	induced map[int]bool
+	lexicon lexicon
+}
+
+// countInduced is how many induced cues theta weighs.
+func (m *model) countInduced(theta []float64) int {
+	n := 0
+	for i := range m.induced {
+		if theta[i] > 0 {
+			n++
+		}
+	}
+	return n
 }
 
 func newModel(ls *classify.LabelSet) *model {
@@ -383,8 +395,9 @@ func (m *model) macroF1(d dataset, theta []float64, keep func(int) bool) float64
 	return classify.Score(d.task, d.labels, gold, pred).MacroF1
 }
 
-// fit returns weights fitted on the rows where train is true (all when nil).
-func (m *model) fit(sets []dataset, train map[[2]int]bool, o options) []float64 {
+// fit returns weights fitted on the rows where train is true (all when
+// nil), with the induced cues of the fold leftOut (-1: of all rows).
+func (m *model) fit(sets []dataset, train map[[2]int]bool, leftOut int, o options) []float64 {
 	type wrow struct {
 		row
 		w float64
@@ -420,10 +433,11 @@ func (m *model) fit(sets []dataset, train map[[2]int]bool, o options) []float64 
 	// fit does not depend on the one before it: cues at 1, priors at 0.
 	theta := make([]float64, len(m.params))
 	for i, p := range m.params {
-		switch p.kind {
-		case "cue":
+		switch {
+		case m.induced[i]: // the data proposed it: worth nothing until the data says otherwise
+		case p.kind == "cue":
 			theta[i] = 1
-		case "section":
+		case p.kind == "section":
 			if !fitSections {
 				theta[i] = m.theta[i]
 			}
@@ -459,10 +473,15 @@ func (m *model) fit(sets []dataset, train map[[2]int]bool, o options) []float64 
 			}
 		}
 		for i, p := range m.params {
-			switch p.kind {
-			case "cue": // a listed cue is worth 1 until the data says otherwise
+			switch {
+			case m.induced[i]:
+				if !m.lexicon[leftOut][i] {
+					continue // not induced from this fold's rows: stays 0
+				}
+				grad[i] += o.induceLambda * theta[i]
+			case p.kind == "cue": // a listed cue is worth 1 until the data says otherwise
 				grad[i] += o.lambda * (theta[i] - 1)
-			case "section":
+			case p.kind == "section":
 				if !fitSections {
 					continue
 				}
@@ -547,31 +566,14 @@ type figure struct {
 // is also the fit it returns.
 func (m *model) evaluate(sets []dataset, o options) result {
 	heldOut := make([][][]float64, len(sets))
-	fold := map[[2]int]int{}
-	rng := rand.New(rand.NewPCG(o.seed, 2))
 	for di, d := range sets {
 		heldOut[di] = make([][]float64, len(d.rows))
-		if d.use == useCV {
-			for _, i := range rng.Perm(len(d.rows)) {
-				fold[[2]int{di, i}] = len(fold) % o.folds
-			}
-		}
 	}
-	rows := func(leftOut int) map[[2]int]bool {
-		train := map[[2]int]bool{}
-		for di, d := range sets {
-			for i := range d.rows {
-				f, isCV := fold[[2]int{di, i}]
-				if d.use == useTrain || isCV && f != leftOut {
-					train[[2]int{di, i}] = true
-				}
-			}
-		}
-		return train
-	}
+	fold, rng := assignFolds(sets, o)
+	rows := func(leftOut int) map[[2]int]bool { return trainRows(sets, fold, leftOut) }
 	if len(fold) > 0 {
 		for f := range o.folds {
-			theta := m.fit(sets, rows(f), o)
+			theta := m.fit(sets, rows(f), f, o)
 			for key, fk := range fold {
 				if fk == f {
 					heldOut[key[0]][key[1]] = m.scoreVec(sets[key[0]].rows[key[1]], theta)
@@ -583,7 +585,7 @@ func (m *model) evaluate(sets []dataset, o options) result {
 	if len(all) == 0 {
 		fail(fmt.Errorf("no rows to fit on: give -train or -cv files"))
 	}
-	res := result{theta: m.fit(sets, all, o)}
+	res := result{theta: m.fit(sets, all, -1, o)}
 	res.sectionScale = m.chooseSectionScale(sets, res.theta)
 	for di, d := range sets {
 		if d.use == useDev {
@@ -688,6 +690,36 @@ func (m *model) evaluate(sets []dataset, o options) result {
 	}
 	res.mean /= float64(max(scored, 1))
 	return res
+}
+
+// assignFolds deals the rows of the -cv files into o.folds folds at
+// random (seeded), and returns the generator to go on with.
+func assignFolds(sets []dataset, o options) (map[[2]int]int, *rand.Rand) {
+	fold := map[[2]int]int{}
+	rng := rand.New(rand.NewPCG(o.seed, 2))
+	for di, d := range sets {
+		if d.use == useCV {
+			for _, i := range rng.Perm(len(d.rows)) {
+				fold[[2]int{di, i}] = len(fold) % o.folds
+			}
+		}
+	}
+	return fold, rng
+}
+
+// trainRows are the rows fitted on when fold leftOut is scored: the
+// -train files and the other folds of the -cv files (-1: all of them).
+func trainRows(sets []dataset, fold map[[2]int]int, leftOut int) map[[2]int]bool {
+	train := map[[2]int]bool{}
+	for di, d := range sets {
+		for i := range d.rows {
+			f, isCV := fold[[2]int{di, i}]
+			if d.use == useTrain || isCV && f != leftOut {
+				train[[2]int{di, i}] = true
+			}
+		}
+	}
+	return train
 }
 
 // chooseSettings tries a few values of -lambda and -balance and keeps the
@@ -1031,9 +1063,21 @@ func (m *model) write(path string, theta []float64, res result) error {
 	if err != nil {
 		return err
 	}
+	// The induced cues the fit weighs go in their block, most weight first.
+	induced := map[string][]weighedCue{}
+	for i := range m.induced {
+		if p := m.params[i]; theta[i] > 0 {
+			induced[p.label] = append(induced[p.label], weighedCue{p.key, theta[i]})
+		}
+	}
+	for _, cues := range induced {
+		slices.SortFunc(cues, func(a, b weighedCue) int {
+			return cmp.Or(cmp.Compare(b.weight, a.weight), strings.Compare(a.text, b.text))
+		})
+	}
 	var out []string
 	block, label := "", ""
-	sc := bufio.NewScanner(strings.NewReader(string(b)))
+	sc := bufio.NewScanner(strings.NewReader(withInduced(string(b), induced)))
 	for sc.Scan() {
 		line := sc.Text()
 		if key, _, ok := strings.Cut(line, ":"); ok && settings[key] != "" {

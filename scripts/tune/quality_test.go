@@ -20,23 +20,19 @@ func TestCrossValidatedQuality(t *testing.T) {
 	if _, err := os.Stat(data); err != nil {
 		t.Skip("labelled data ../shared/data is absent: this test reads it there, never a copy")
 	}
-	rules, err := classify.LoadRules(filepath.Join("..", "..", "configs", "rules"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	rules := filepath.Join("..", "..", "configs", "rules")
 	for _, tc := range []struct {
 		task           string
-		ls             *classify.LabelSet
 		o              options
 		train, dev, cv []string
 		min            map[string]float64 // macro-F1 floor per scored corpus
 		heavy          bool
 	}{
-		{classify.TaskPluralism, rules.Pluralism, options{lambda: 0.01, balance: 1, size: 0.75, iters: 1500, folds: 5, seed: 1, minWeight: 0.1, byLabel: true, maxSlope: 0.15},
+		{classify.TaskPluralism, options{lambda: 0.01, balance: 1, size: 0.75, iters: 1500, folds: 5, seed: 1, minWeight: 0.1, byLabel: true, maxSlope: 0.15},
 			nil, nil, []string{"pluralism/dev.jsonl"}, map[string]float64{"pluralism/dev": minPluralism}, false},
-		{classify.TaskPolarity, rules.Polarity, options{lambda: 0.001, balance: 0.85, size: 0.75, iters: 1500, folds: 5, seed: 1, minWeight: 0.1, byLabel: true, maxSlope: 2},
+		{classify.TaskPolarity, options{lambda: 0.001, balance: 0.85, size: 0.75, iters: 1500, folds: 5, seed: 1, minWeight: 0.1, byLabel: true, maxSlope: 2},
 			nil, nil, []string{"athar/dev.tsv", "clinical/dev.jsonl"}, map[string]float64{"athar/dev": minAthar, "clinical/dev": minClinical}, true},
-		{classify.TaskRole, rules.Role, options{lambda: 0.0001, balance: 0.5, size: 0.75, iters: 1500, folds: 5, seed: 1, minWeight: 0.1, maxSlope: 2},
+		{classify.TaskRole, options{lambda: 0.0001, balance: 0.5, size: 0.75, iters: 1500, folds: 5, seed: 1, minWeight: 0.1, maxSlope: 2},
 			[]string{"scicite/train.jsonl", "acl-arc/train.jsonl"}, []string{"acl-arc/dev.jsonl"}, []string{"act-3c/dev.csv", "scicite/dev.jsonl"},
 			map[string]float64{"act-3c/dev": minACT, "scicite/dev": minSciCite, "acl-arc/dev": minACLARC}, true},
 	} {
@@ -44,20 +40,18 @@ func TestCrossValidatedQuality(t *testing.T) {
 			t.Logf("%s: cross-validation skipped under -short and -race (run go test ./scripts/tune)", tc.task)
 			continue
 		}
-		m := newModel(tc.ls)
-		var sets []dataset
+		var sources []source
 		for _, u := range []struct {
 			use   string
 			files []string
 		}{{useTrain, tc.train}, {useDev, tc.dev}, {useCV, tc.cv}} { // in the command's order: the folds depend on it
-			use := u.use
 			for _, f := range u.files {
-				d, err := m.load(rules, tc.task, use, filepath.Join(data, f))
-				if err != nil {
-					t.Fatal(err)
-				}
-				sets = append(sets, d)
+				sources = append(sources, source{u.use, filepath.Join(data, f)})
 			}
+		}
+		m, sets, err := setup(rules, tc.task, sources, tc.o)
+		if err != nil {
+			t.Fatal(err)
 		}
 		res := m.evaluate(sets, tc.o)
 		for _, line := range res.lines {
