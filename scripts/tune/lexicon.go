@@ -42,8 +42,7 @@ const (
 // maxWords is the longest induced phrase, in words.
 const maxWords = 3
 
-// stopWords are function words: a phrase of nothing else says nothing of
-// a label (an induced phrase needs at least one other word).
+// stopWords are function words: no induced phrase begins with one.
 var stopWords = set(`a about above after again against all also am an and any are as at be because been before
 being below between both but by can could did do does doing down during each either few for from further
 had has have having he her here hers him his how i if in into is it its itself just may me might more most
@@ -105,11 +104,15 @@ func words(text string) []word {
 // phrases are the distinct n-grams of a text that may become cues, each
 // as the lower-cased text it spans (so that, as a phrase cue, it matches
 // where it occurs): words joined by one space or hyphen, none with a
-// digit or a piece of a marker, not all function words.
+// digit or a piece of a marker, the first not a function word. (A phrase
+// cue is looked for where its first word occurs: "the present" would be
+// tried at every "the", and costs a sentence more than ten rarer cues.)
 func phrases(ws []word, text string) []string {
 	var out []string
 	for i := range ws {
-		content := false
+		if stopWords[ws[i].lower] {
+			continue
+		}
 		for n := 1; n <= maxWords && i+n <= len(ws); n++ {
 			w := ws[i+n-1]
 			if n > 1 {
@@ -120,10 +123,7 @@ func phrases(ws []word, text string) []string {
 			if markerWords[w.lower] || len([]rune(w.lower)) < 2 || strings.ContainsFunc(w.lower, unicode.IsDigit) {
 				break
 			}
-			content = content || !stopWords[w.lower]
-			if content {
-				out = append(out, strings.Map(unicode.ToLower, text[ws[i].start:w.end]))
-			}
+			out = append(out, strings.Map(unicode.ToLower, text[ws[i].start:w.end]))
 		}
 	}
 	slices.Sort(out)

@@ -108,8 +108,8 @@ func main() {
 	flag.Float64Var(&o.maxSlope, "max-slope", 2, "steepest calibration slope tried (a small set's map, fitted on a few hundred rows, overfits when steep)")
 	flag.IntVar(&o.errors, "errors", 0, "print up to N held-out mistakes per corpus (gold, predicted, text)")
 	flag.IntVar(&o.induce, "induce", 0, "induce up to N phrase cues per label from each fold's training rows (0: none)")
-	flag.IntVar(&o.induceMinRows, "induce-min-rows", 5, "an induced phrase occurs in at least this many distinct texts of its label")
-	flag.Float64Var(&o.induceLambda, "induce-lambda", 0.001, "pull of each induced cue weight towards 0 (L2)")
+	flag.IntVar(&o.induceMinRows, "induce-min-rows", 8, "an induced phrase occurs in at least this many distinct texts of its label")
+	flag.Float64Var(&o.induceLambda, "induce-lambda", 0.01, "pull of each induced cue weight towards 0 (L2)")
 	flag.Parse()
 	if *dev == "" && *cv == "" {
 		fail(fmt.Errorf("name rows to score: -dev (with -train) or -cv files, comma-separated"))

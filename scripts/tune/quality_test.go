@@ -30,7 +30,8 @@ func TestCrossValidatedQuality(t *testing.T) {
 	}{
 		{classify.TaskPluralism, options{lambda: 0.01, balance: 1, size: 0.75, iters: 1500, folds: 5, seed: 1, minWeight: 0.1, byLabel: true, maxSlope: 0.15},
 			nil, nil, []string{"pluralism/dev.jsonl"}, map[string]float64{"pluralism/dev": minPluralism}, false},
-		{classify.TaskPolarity, options{lambda: 0.001, balance: 0.85, size: 0.75, iters: 1500, folds: 5, seed: 1, minWeight: 0.1, byLabel: true, maxSlope: 2},
+		{classify.TaskPolarity, options{lambda: 0.001, balance: 0.85, size: 0.75, iters: 1500, folds: 5, seed: 1, minWeight: 0.1, byLabel: true, maxSlope: 2,
+			induce: 100, induceMinRows: 8, induceLambda: 0.01},
 			nil, nil, []string{"athar/dev.tsv", "clinical/dev.jsonl"}, map[string]float64{"athar/dev": minAthar, "clinical/dev": minClinical}, true},
 		{classify.TaskRole, options{lambda: 0.0001, balance: 0.5, size: 0.75, iters: 1500, folds: 5, seed: 1, minWeight: 0.1, maxSlope: 2},
 			[]string{"scicite/train.jsonl", "acl-arc/train.jsonl"}, []string{"acl-arc/dev.jsonl"}, []string{"act-3c/dev.csv", "scicite/dev.jsonl"},
@@ -81,8 +82,8 @@ const (
 	minPluralism = 0.73 // measured 0.742 (seeds 2, 3: 0.735, 0.729), rules 2026.11.12
 	minVsNone    = 0.90 // 0.906 (0.902, 0.893)
 	minMicroF1   = 0.72 // 0.732 (0.731, 0.709)
-	minAthar     = 0.54 // 0.547 (0.556, 0.540)
-	minClinical  = 0.61 // 0.614 (0.608, 0.618)
+	minAthar     = 0.53 // 0.540 (0.543, 0.550), rules 2026.11.13 (induced lexicon)
+	minClinical  = 0.61 // 0.622 (0.623, 0.624), rules 2026.11.13
 	minACT       = 0.26 // 0.264 (0.255, 0.260)
 	minSciCite   = 0.80 // 0.804 (0.797, 0.795), SciCite dev cross-validated (its rows fit the section weights)
 	minACLARC    = 0.55 // 0.559, ACL-ARC dev, never fitted on
@@ -90,7 +91,7 @@ const (
 
 // maxECE per corpus, seed 1, cross-fitted (each row's tag and confidence
 // from the temperature and maps fitted without its fold): measured
-// pluralism 0.034, Athar 0.036, clinical 0.033, ACT 0.014, SciCite (its
+// pluralism 0.034, Athar 0.031, clinical 0.034 (2026.11.13), ACT 0.014, SciCite (its
 // own intent map) 0.028, ACL-ARC 0.122 (one role map with ACT's rows,
 // whose accuracy at a given probability is much lower: not met).
 var maxECE = map[string]float64{"pluralism/dev": 0.04, "athar/dev": 0.04, "clinical/dev": 0.04, "act-3c/dev": 0.02,
