@@ -183,3 +183,86 @@ func TestPhrases(t *testing.T) {
 		}
 	}
 }
+
+// Each fold's induced cues are read off its own training rows: every cue
+// a fold may fit occurs in at least -induce-min-rows texts of its label
+// outside the fold, so no held-out row chose a cue it is scored with.
+// Here one phrase of the supporting rows ("a clear win") is in exactly
+// minRows texts: a fold holding one of them out does not induce it.
+func TestInducedCuesComeFromTheFoldsTrainingRows(t *testing.T) {
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "rules")
+	if err := os.MkdirAll(rules, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, text := range map[string]string{
+		"rules.yaml":     "version: test\n",
+		"roles.yaml":     "prior: {background: 1}\nnegated: drop\nlabels: {}\n",
+		"polarity.yaml":  "prior: {neutral: 1}\nnegated: flip\nlabels:\n  neutral:\n    \"see\": 1\n  supporting:\n    \"excellent\": 1\n",
+		"pluralism.yaml": "negated: drop\nlabels: {}\n",
+	} {
+		if err := os.WriteFile(filepath.Join(rules, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var gold strings.Builder
+	topics := []string{"parsing", "tagging", "chunking", "segmentation", "translation", "alignment", "summarization", "retrieval", "lexicography", "morphology"}
+	for i, topic := range topics {
+		win := "works remarkably well"
+		if i < 5 {
+			win = "is a clear win"
+		}
+		fmt.Fprintf(&gold, "{\"text\":%q,\"label\":\"POSITIVE\"}\n", "For "+topic+" this "+win+".")
+		fmt.Fprintf(&gold, "{\"text\":%q,\"label\":\"NEUTRAL\"}\n", "A corpus of "+topic+" was collected.")
+		fmt.Fprintf(&gold, "{\"text\":%q,\"label\":\"NEUTRAL\"}\n", "Data on "+topic+" were gathered.")
+		fmt.Fprintf(&gold, "{\"text\":%q,\"label\":\"NEUTRAL\"}\n", "Annotation guidelines for "+topic+" are published online.")
+		fmt.Fprintf(&gold, "{\"text\":%q,\"label\":\"NEUTRAL\"}\n", "Tools for "+topic+" exist in many languages today.")
+	}
+	path := filepath.Join(dir, "clinical", "dev.jsonl")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(gold.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o := options{lambda: 0.0001, balance: 1, size: 1, iters: 100, folds: 5, seed: 1, maxSlope: 2,
+		induce: 10, induceMinRows: 5, induceLambda: 0.01}
+	m, sets, err := setup(rules, classify.TaskPolarity, []source{{useCV, path}}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fold, _ := assignFolds(sets, o)
+	clear := map[int]bool{}
+	for f := -1; f < o.folds; f++ {
+		train := trainRows(sets, fold, f)
+		for pi := range m.lexicon[f] {
+			p := m.params[pi]
+			n := 0
+			for i, rw := range sets[0].rows {
+				if train[[2]int{0, i}] && m.ls.Labels[rw.gold[0]] == p.label && strings.Contains(strings.ToLower(rw.text), p.key) {
+					n++
+				}
+			}
+			if n < o.induceMinRows {
+				t.Errorf("fold %d fits %q (%s), in %d of its training texts of that label, under %d", f, p.key, p.label, n, o.induceMinRows)
+			}
+			if p.key == "clear" {
+				clear[f] = true
+			}
+		}
+	}
+	// "clear" is in 5 texts: induced from all rows, and from a fold only
+	// when the fold holds none of them out.
+	for f := -1; f < o.folds; f++ {
+		heldOut := false
+		for i, rw := range sets[0].rows {
+			heldOut = heldOut || fold[[2]int{0, i}] == f && strings.Contains(rw.text, "clear")
+		}
+		if clear[f] == heldOut {
+			t.Errorf("fold %d: \"clear\" induced %v, one of its texts held out %v", f, clear[f], heldOut)
+		}
+	}
+	if len(clear) < 2 {
+		t.Errorf("\"clear\" induced for folds %v: the test needs a fold that keeps all its texts", clear)
+	}
+}

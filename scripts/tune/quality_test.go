@@ -10,7 +10,9 @@ import (
 
 // TestCrossValidatedQuality guards the README's figures for the corpora
 // without a train split: 5-fold cross-validated, the weights of each fold
-// fitted without the rows it scores, with the shipped cues and settings.
+// fitted without the rows it scores, with the shipped cues and settings
+// (the induced cues of the rule file are not read: each fold picks its
+// own from its training rows, as the command does).
 // The shipped weights were fitted on all these rows, so `citecrawl eval`
 // on them is not a quality figure; this is. Skipped without ../shared/data;
 // the role and polarity folds (about a minute of fitting) also under -short
