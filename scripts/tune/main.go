@@ -1,9 +1,11 @@
 // Command tune fits the weights of one rule file to labelled data and,
 // with -write, puts them back into the file (comments and order kept).
 //
-// The cues themselves are never invented here: a linguist writes them, and
-// tune only weighs them. It runs the classifier once per row with every cue
-// and section weight set to 1, so the evidence of a row says which cues fired
+// The cues are written by a linguist, and tune weighs them; with -induce
+// it also reads phrase cues off the rows it fits on (lexicon.go), kept in
+// their own block of the rule file and pulled towards 0. It runs the
+// classifier once per row with every cue and section weight set to 1, so
+// the evidence of a row says which cues fired
 // and with what multiplier (near the cited marker, hedged, negated, in the
 // paper's own work). Scores are linear in the weights, so the weights are
 // fitted as a multinomial logistic regression: class-balanced (macro-F1 is
