@@ -1,9 +1,11 @@
 // Command tune fits the weights of one rule file to labelled data and,
 // with -write, puts them back into the file (comments and order kept).
 //
-// The cues themselves are never invented here: a linguist writes them, and
-// tune only weighs them. It runs the classifier once per row with every cue
-// and section weight set to 1, so the evidence of a row says which cues fired
+// The cues are written by a linguist, and tune weighs them; with -induce
+// it also reads phrase cues off the rows it fits on (lexicon.go), kept in
+// their own block of the rule file and pulled towards 0. It runs the
+// classifier once per row with every cue and section weight set to 1, so
+// the evidence of a row says which cues fired
 // and with what multiplier (near the cited marker, hedged, negated, in the
 // paper's own work). Scores are linear in the weights, so the weights are
 // fitted as a multinomial logistic regression: class-balanced (macro-F1 is
@@ -47,6 +49,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"flag"
 	"fmt"
 	"maps"
@@ -77,6 +80,12 @@ type options struct {
 	maxSlope    float64 // of the calibration maps
 	minPerLabel int     // held-out tags a label needs for its own map (-by-label)
 	calTrain    bool    // calibrate on held-out scores of train rows too
+	// The induced lexicon (lexicon.go): at most induce phrases per label,
+	// each in at least induceMinRows texts of its label, their weights
+	// pulled towards 0 by induceLambda.
+	induce        int
+	induceMinRows int
+	induceLambda  float64
 }
 
 // Uses of a gold file.
@@ -109,6 +118,9 @@ func main() {
 	flag.Float64Var(&o.maxSlope, "max-slope", 2, "steepest calibration slope tried (a small set's map, fitted on a few hundred rows, overfits when steep)")
 	flag.BoolVar(&o.calTrain, "cal-train", false, "give train rows of the file's task held-out scores (k more fits) and fit the calibration maps on them too")
 	flag.IntVar(&o.errors, "errors", 0, "print up to N held-out mistakes per corpus (gold, predicted, text)")
+	flag.IntVar(&o.induce, "induce", 0, "induce up to N phrase cues per label from each fold's training rows (0: none)")
+	flag.IntVar(&o.induceMinRows, "induce-min-rows", 8, "an induced phrase occurs in at least this many distinct texts of its label")
+	flag.Float64Var(&o.induceLambda, "induce-lambda", 0.01, "pull of each induced cue weight towards 0 (L2)")
 	flag.Parse()
 	if *dev == "" && *cv == "" {
 		fail(fmt.Errorf("name rows to score: -dev (with -train) or -cv files, comma-separated"))
@@ -117,36 +129,20 @@ func main() {
 		fail(fmt.Errorf("-folds %d: cross-validation needs at least 2", o.folds))
 	}
 
-	rules, err := classify.LoadRules(*rulesDir)
-	if err != nil {
-		fail(err)
-	}
-	var ls *classify.LabelSet
-	var file string
-	switch *task {
-	case classify.TaskRole:
-		ls, file = rules.Role, "roles.yaml"
-	case classify.TaskPolarity:
-		ls, file = rules.Polarity, "polarity.yaml"
-	case classify.TaskPluralism:
-		ls, file = rules.Pluralism, "pluralism.yaml"
-	default:
-		fail(fmt.Errorf("-task %q: want role, polarity or pluralism", *task))
-	}
-	m := newModel(ls)
-	var sets []dataset
+	var sources []source
 	for _, u := range []struct{ use, files string }{{useTrain, *train}, {useDev, *dev}, {useCV, *cv}} {
 		if u.files == "" {
 			continue
 		}
 		for _, g := range strings.Split(u.files, ",") {
-			d, err := m.load(rules, *task, u.use, g)
-			if err != nil {
-				fail(err)
-			}
-			sets = append(sets, d)
+			sources = append(sources, source{u.use, g})
 		}
 	}
+	m, sets, err := setup(*rulesDir, *task, sources, o)
+	if err != nil {
+		fail(err)
+	}
+	_, file := labelSet(&classify.Rules{}, *task)
 
 	if *grid {
 		o = m.chooseSettings(sets, o)
@@ -158,6 +154,9 @@ func main() {
 	for _, line := range res.lines {
 		fmt.Println(line)
 	}
+	if o.induce > 0 {
+		fmt.Printf("induced: %d phrase cues over the folds, %d with a weight in the fit on all rows\n", len(m.induced), m.countInduced(res.theta))
+	}
 	if *write {
 		path := filepath.Join(*rulesDir, file)
 		if err := m.write(path, res.theta, res); err != nil {
@@ -166,6 +165,12 @@ func main() {
 		fmt.Println("wrote", path, "(change the version in rules.yaml)")
 	} else if *writeCal {
 		path := filepath.Join(*rulesDir, file)
+		ls := m.ls
+		if o.induce > 0 {
+			// The induced cues are read at weight 1 and fitted again: only
+			// -write writes them back as fitted.
+			fail(fmt.Errorf("-write-calibration with -induce: use -write"))
+		}
 		if res.cal.temperature != ls.Temperature {
 			// The maps take the probabilities at the fitted temperature.
 			fail(fmt.Errorf("-write-calibration: the fitted temperature %g is not %s's %g (its weights are not those this command fits): use -write", res.cal.temperature, file, ls.Temperature))
@@ -229,6 +234,21 @@ type model struct {
 	params []param
 	index  map[param]int
 	theta  []float64 // the weights as written
+	// induced are the params of induced cues; lexicon says which of them
+	// each fold may fit (the others stay 0).
+	induced map[int]bool
+	lexicon lexicon
+}
+
+// countInduced is how many induced cues theta weighs.
+func (m *model) countInduced(theta []float64) int {
+	n := 0
+	for i := range m.induced {
+		if theta[i] > 0 {
+			n++
+		}
+	}
+	return n
 }
 
 func newModel(ls *classify.LabelSet) *model {
@@ -404,8 +424,9 @@ func (m *model) macroF1(d dataset, theta []float64, keep func(int) bool) float64
 	return classify.Score(d.task, d.labels, gold, pred).MacroF1
 }
 
-// fit returns weights fitted on the rows where train is true (all when nil).
-func (m *model) fit(sets []dataset, train map[[2]int]bool, o options) []float64 {
+// fit returns weights fitted on the rows where train is true (all when
+// nil), with the induced cues of the fold leftOut (-1: of all rows).
+func (m *model) fit(sets []dataset, train map[[2]int]bool, leftOut int, o options) []float64 {
 	type wrow struct {
 		row
 		w float64
@@ -441,10 +462,11 @@ func (m *model) fit(sets []dataset, train map[[2]int]bool, o options) []float64 
 	// fit does not depend on the one before it: cues at 1, priors at 0.
 	theta := make([]float64, len(m.params))
 	for i, p := range m.params {
-		switch p.kind {
-		case "cue":
+		switch {
+		case m.induced[i]: // the data proposed it: worth nothing until the data says otherwise
+		case p.kind == "cue":
 			theta[i] = 1
-		case "section":
+		case p.kind == "section":
 			if !fitSections {
 				theta[i] = m.theta[i]
 			}
@@ -480,10 +502,15 @@ func (m *model) fit(sets []dataset, train map[[2]int]bool, o options) []float64 
 			}
 		}
 		for i, p := range m.params {
-			switch p.kind {
-			case "cue": // a listed cue is worth 1 until the data says otherwise
+			switch {
+			case m.induced[i]:
+				if !m.lexicon[leftOut][i] {
+					continue // not induced from this fold's rows: stays 0
+				}
+				grad[i] += o.induceLambda * theta[i]
+			case p.kind == "cue": // a listed cue is worth 1 until the data says otherwise
 				grad[i] += o.lambda * (theta[i] - 1)
-			case "section":
+			case p.kind == "section":
 				if !fitSections {
 					continue
 				}
@@ -568,31 +595,14 @@ type figure struct {
 // is also the fit it returns.
 func (m *model) evaluate(sets []dataset, o options) result {
 	heldOut := make([][][]float64, len(sets))
-	fold := map[[2]int]int{}
-	rng := rand.New(rand.NewPCG(o.seed, 2))
 	for di, d := range sets {
 		heldOut[di] = make([][]float64, len(d.rows))
-		if d.use == useCV {
-			for _, i := range rng.Perm(len(d.rows)) {
-				fold[[2]int{di, i}] = len(fold) % o.folds
-			}
-		}
 	}
-	rows := func(leftOut int) map[[2]int]bool {
-		train := map[[2]int]bool{}
-		for di, d := range sets {
-			for i := range d.rows {
-				f, isCV := fold[[2]int{di, i}]
-				if d.use == useTrain || isCV && f != leftOut {
-					train[[2]int{di, i}] = true
-				}
-			}
-		}
-		return train
-	}
+	fold, rng := assignFolds(sets, o)
+	rows := func(leftOut int) map[[2]int]bool { return trainRows(sets, fold, leftOut) }
 	if len(fold) > 0 {
 		for f := range o.folds {
-			theta := m.fit(sets, rows(f), o)
+			theta := m.fit(sets, rows(f), f, o)
 			for key, fk := range fold {
 				if fk == f {
 					heldOut[key[0]][key[1]] = m.scoreVec(sets[key[0]].rows[key[1]], theta)
@@ -604,7 +614,7 @@ func (m *model) evaluate(sets []dataset, o options) result {
 	if len(all) == 0 {
 		fail(fmt.Errorf("no rows to fit on: give -train or -cv files"))
 	}
-	res := result{theta: m.fit(sets, all, o)}
+	res := result{theta: m.fit(sets, all, -1, o)}
 	res.sectionScale = m.chooseSectionScale(sets, res.theta)
 	for di, d := range sets {
 		if d.use == useDev {
@@ -782,13 +792,45 @@ func (m *model) trainHeldOut(sets []dataset, heldOut [][][]float64, all map[[2]i
 				train[key] = true
 			}
 		}
-		theta := m.fit(sets, train, o)
+		// With -induce, the cues induced from every row: these scores
+		// only fit the maps, never a figure.
+		theta := m.fit(sets, train, -1, o)
 		for key, g := range fold {
 			if g == f {
 				heldOut[key[0]][key[1]] = m.scoreVec(sets[key[0]].rows[key[1]], theta)
 			}
 		}
 	}
+}
+
+// assignFolds deals the rows of the -cv files into o.folds folds at
+// random (seeded), and returns the generator to go on with.
+func assignFolds(sets []dataset, o options) (map[[2]int]int, *rand.Rand) {
+	fold := map[[2]int]int{}
+	rng := rand.New(rand.NewPCG(o.seed, 2))
+	for di, d := range sets {
+		if d.use == useCV {
+			for _, i := range rng.Perm(len(d.rows)) {
+				fold[[2]int{di, i}] = len(fold) % o.folds
+			}
+		}
+	}
+	return fold, rng
+}
+
+// trainRows are the rows fitted on when fold leftOut is scored: the
+// -train files and the other folds of the -cv files (-1: all of them).
+func trainRows(sets []dataset, fold map[[2]int]int, leftOut int) map[[2]int]bool {
+	train := map[[2]int]bool{}
+	for di, d := range sets {
+		for i := range d.rows {
+			f, isCV := fold[[2]int{di, i}]
+			if d.use == useTrain || isCV && f != leftOut {
+				train[[2]int{di, i}] = true
+			}
+		}
+	}
+	return train
 }
 
 // chooseSettings tries a few values of -lambda and -balance and keeps the
@@ -1184,9 +1226,21 @@ func (m *model) write(path string, theta []float64, res result) error {
 			has[key] = true
 		}
 	}
+	// The induced cues the fit weighs go in their block, most weight first.
+	induced := map[string][]weighedCue{}
+	for i := range m.induced {
+		if p := m.params[i]; theta[i] > 0 {
+			induced[p.label] = append(induced[p.label], weighedCue{p.key, theta[i]})
+		}
+	}
+	for _, cues := range induced {
+		slices.SortFunc(cues, func(a, b weighedCue) int {
+			return cmp.Or(cmp.Compare(b.weight, a.weight), strings.Compare(a.text, b.text))
+		})
+	}
 	var out []string
 	block, label := "", ""
-	sc := bufio.NewScanner(strings.NewReader(string(b)))
+	sc := bufio.NewScanner(strings.NewReader(withInduced(string(b), induced)))
 	for sc.Scan() {
 		line := sc.Text()
 		if key, _, ok := strings.Cut(line, ":"); ok && settings[key] != "" {
