@@ -114,7 +114,12 @@ func TestSinkStageHoldsRecordsWhileTheOutputIsReadOnly(t *testing.T) {
 		}
 		return nil
 	})
-	time.Sleep(time.Second) // some probes fail meanwhile
+	checkFor(t, 10*time.Second, func() error { // a probe fails meanwhile; its warning must wait a minute
+		if n := env.Stats.OutputProbes.Load(); n < 1 {
+			return errors.New("no probe of the read-only output has failed yet")
+		}
+		return nil
+	})
 	writable()
 	checkFor(t, 20*time.Second, func() error {
 		if n := len(readOut(t, cfg.Sink.Out)); n != 21 {

@@ -307,6 +307,9 @@ func (s *sinkStage) waitForOutput(ctx context.Context) error {
 	}
 	d.nextProbe = time.Now().Add(d.probeEvery)
 	if err := s.retryOutput(ctx); err != nil {
+		if errors.Is(err, sink.ErrUnavailable) {
+			s.stats.OutputProbes.Add(1)
+		}
 		s.warn()
 	}
 	return nil

@@ -27,6 +27,7 @@ type Stats struct {
 	Gone             atomic.Int64 // papers a hub stopped listing
 	Retries          atomic.Int64
 	DeadLetters      atomic.Int64
+	OutputProbes     atomic.Int64 // tries of an unavailable output that found it still so
 }
 
 // Handler turns one message into the messages it leads to. Its errors
