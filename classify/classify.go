@@ -30,14 +30,15 @@ type Classifier struct {
 // scratch is the space one call works in, reused so that looking for
 // hundreds of cues allocates nothing per cue.
 type scratch struct {
-	toks   []token
-	hits   []hit
-	spans  [][2]int
-	at     []int
-	others [][2]int
-	before []string
-	tally  []labelScore
-	ev     []record.Evidence
+	toks    []token
+	present []uint64 // a label set's literals found in the text (literals.find)
+	hits    []hit
+	spans   [][2]int
+	at      []int
+	others  [][2]int
+	before  []string
+	tally   []labelScore
+	ev      []record.Evidence
 }
 
 // hit is a cue worth looking for: cue (its index in the label set) may
@@ -364,12 +365,13 @@ func paperPolarity(counts map[string]int) string {
 }
 
 // mayMatch tells whether the literal parts a pattern needs are in the
-// text: most patterns' are not, and this is far cheaper than looking for
-// the pattern. (Whether a cue's first word or a pattern's lead word is in
-// the text, the label set's index has told already.)
-func mayMatch(cue *Cue, lower string) bool {
-	for _, choices := range cue.needs {
-		if !slices.ContainsFunc(choices, func(s string) bool { return strings.Contains(lower, s) }) {
+// text (present is the label set's lits.find of it): most patterns' are
+// not, and this is far cheaper than looking for the pattern. (Whether a
+// cue's first word or a pattern's lead word is in the text, the label
+// set's index has told already.)
+func mayMatch(cue *Cue, present []uint64) bool {
+	for _, choices := range cue.needIDs {
+		if !slices.ContainsFunc(choices, func(id int32) bool { return has(present, id) }) {
 			return false
 		}
 	}
@@ -518,7 +520,8 @@ func (c *Classifier) score(ls *LabelSet, s sentence, section string, sc *scratch
 // candidates lists, in file order (evidence and float sums must not
 // vary), the cues of ls that may occur in s: those whose first word (a
 // pattern's lead word) is one of its words, each with the words where it
-// may begin, and the cues that may begin anywhere.
+// may begin, and the cues that may begin anywhere; patterns only when the
+// literal parts they need are in s.
 func (sc *scratch) candidates(ls *LabelSet, s sentence) []hit {
 	sc.hits = sc.hits[:0]
 	if ls.byFirst == nil { // a label set not read from a file: every cue
@@ -527,12 +530,17 @@ func (sc *scratch) candidates(ls *LabelSet, s sentence) []hit {
 		}
 		return sc.hits
 	}
+	sc.present = ls.lits.find(s.lower, sc.present)
 	for _, i := range ls.rest {
-		sc.hits = append(sc.hits, hit{i, -1})
+		if mayMatch(&ls.Cues[i], sc.present) {
+			sc.hits = append(sc.hits, hit{i, -1})
+		}
 	}
 	for t, tok := range s.toks {
 		for _, i := range ls.byFirst[s.lower[tok.start:tok.end]] {
-			sc.hits = append(sc.hits, hit{i, int32(t)})
+			if mayMatch(&ls.Cues[i], sc.present) {
+				sc.hits = append(sc.hits, hit{i, int32(t)})
+			}
 		}
 	}
 	slices.SortFunc(sc.hits, func(a, b hit) int { return cmp.Or(cmp.Compare(a.cue, b.cue), cmp.Compare(a.tok, b.tok)) })
@@ -694,10 +702,7 @@ func isWordRune(r rune) bool {
 // nowhere else), or anywhere.
 func (c *Classifier) findCue(cue *Cue, s sentence, hits []hit, sc *scratch) [][2]int {
 	out := sc.spans[:0]
-	if cue.pat != nil {
-		if !mayMatch(cue, s.lower) {
-			return out
-		}
+	if cue.pat != nil { // its literal parts are in s (candidates)
 		out, sc.at = cue.pat.findAll(s.lower, out, sc.at)
 		return out
 	}
