@@ -281,9 +281,11 @@ type literals struct {
 	n       int        // how many texts
 	class   [256]uint8 // a byte's column in next; 0 for bytes in no text
 	classes int
-	next    []int32 // next[state*classes+class] is the state after the byte
-	out     []int32 // out[outAt[s]:outAt[s+1]]: the texts that end at state s
-	outAt   []int32
+	// next[at+class] is where the state after the byte is in next (its
+	// number times classes), negated (as ^at) when a text ends at it.
+	next  []int32
+	out   []int32 // out[outAt[s]:outAt[s+1]]: the texts that end at state s
+	outAt []int32
 }
 
 // newLiterals builds the automaton of texts; a text's number is its index.
@@ -340,7 +342,13 @@ func newLiterals(texts []string) *literals {
 	l.next = make([]int32, 0, len(trie)*l.classes)
 	l.outAt = make([]int32, 0, len(trie)+1)
 	for s := range trie {
-		l.next = append(l.next, trie[s]...)
+		for _, t := range trie[s] {
+			at := t * int32(l.classes)
+			if len(ends[t]) > 0 {
+				at = ^at
+			}
+			l.next = append(l.next, at)
+		}
 		l.outAt = append(l.outAt, int32(len(l.out)))
 		l.out = append(l.out, ends[s]...)
 	}
@@ -359,11 +367,15 @@ func (l *literals) find(s string, present []uint64) []uint64 {
 	for _, id := range l.out[l.outAt[0]:l.outAt[1]] { // "" is in every text
 		present[id>>6] |= 1 << (id & 63)
 	}
-	st := int32(0)
+	at := int32(0)
 	for i := range len(s) {
-		st = l.next[int(st)*l.classes+int(l.class[s[i]])]
-		for _, id := range l.out[l.outAt[st]:l.outAt[st+1]] {
-			present[id>>6] |= 1 << (id & 63)
+		at = l.next[int(at)+int(l.class[s[i]])]
+		if at < 0 { // a text ends here: rare
+			at = ^at
+			st := at / int32(l.classes)
+			for _, id := range l.out[l.outAt[st]:l.outAt[st+1]] {
+				present[id>>6] |= 1 << (id & 63)
+			}
 		}
 	}
 	return present
