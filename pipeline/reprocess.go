@@ -83,6 +83,11 @@ const (
 	// chunkSize is how many records a worker tags at a time: a few
 	// milliseconds of work, and few records in memory.
 	chunkSize = 256
+	// writeBatch is about how many tagged records are given to the sink at
+	// once: the folder sink looks records up in the index of each hub
+	// folder once per write, opening its file, which costs more than the
+	// look-ups of a chunk.
+	writeBatch = 4096
 )
 
 // ErrShrink is returned by Reprocess when the new generation would
@@ -490,12 +495,49 @@ func (r *retagger) tag(c *chunk) {
 	}
 }
 
-// write writes the tagged chunks in input order, checkpointing every
-// o.Batch records and at the end.
+// write writes the tagged chunks in input order, a few at a time (see
+// writeBatch), checkpointing every o.Batch records and at the end.
 func (r *retagger) write(ctx context.Context, chunks <-chan *chunk) error {
-	pending := 0
+	pending := 0 // records written since the last checkpoint
 	pos := r.cp.Done
-	recs := make([]*record.Record, 0, r.chunkSize())
+	var group []*chunk // tagged, not written yet
+	held := 0          // records in group
+	recs := make([]*record.Record, 0, writeBatch+r.chunkSize())
+	flush := func() error {
+		recs = recs[:0]
+		for _, c := range group {
+			for _, it := range c.items {
+				recs = append(recs, it.rec)
+			}
+		}
+		if _, err := r.out.Write(ctx, recs); err != nil {
+			return err
+		}
+		for _, c := range group {
+			for _, it := range c.items {
+				if err := r.newL.add(it.rec.ID, labelsOf(it.rec)); err != nil {
+					return err
+				}
+				if r.o.From != "stream" {
+					if err := r.oldL.add(it.rec.ID, it.old); err != nil {
+						return err
+					}
+				}
+				for _, tag := range it.rec.Under(r.o.MinConfidence) {
+					r.under[tag]++
+				}
+			}
+			pos, pending, r.done = c.pos, pending+len(c.items), r.done+int64(len(c.items))
+		}
+		group, held = group[:0], 0
+		if pending >= r.o.Batch {
+			if err := r.checkpoint(ctx, pos); err != nil {
+				return err
+			}
+			pending = 0
+		}
+		return nil
+	}
 	for c := range chunks {
 		select {
 		case <-c.done:
@@ -510,32 +552,16 @@ func (r *retagger) write(ctx context.Context, chunks <-chan *chunk) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		recs = recs[:0]
-		for _, it := range c.items {
-			recs = append(recs, it.rec)
+		group, held = append(group, c), held+len(c.items)
+		if held >= writeBatch || pending+held >= r.o.Batch {
+			if err := flush(); err != nil {
+				return err
+			}
 		}
-		if _, err := r.out.Write(ctx, recs); err != nil {
+	}
+	if held > 0 {
+		if err := flush(); err != nil {
 			return err
-		}
-		for _, it := range c.items {
-			if err := r.newL.add(it.rec.ID, labelsOf(it.rec)); err != nil {
-				return err
-			}
-			if r.o.From != "stream" {
-				if err := r.oldL.add(it.rec.ID, it.old); err != nil {
-					return err
-				}
-			}
-			for _, tag := range it.rec.Under(r.o.MinConfidence) {
-				r.under[tag]++
-			}
-		}
-		pos, pending, r.done = c.pos, pending+len(c.items), r.done+int64(len(c.items))
-		if pending >= r.o.Batch {
-			if err := r.checkpoint(ctx, pos); err != nil {
-				return err
-			}
-			pending = 0
 		}
 	}
 	if pending > 0 {
