@@ -87,7 +87,7 @@ const (
 	// once: the folder sink looks records up in the index of each hub
 	// folder once per write, opening its file, which costs more than the
 	// look-ups of a chunk.
-	writeBatch = 4096
+	writeBatch = 1024
 )
 
 // ErrShrink is returned by Reprocess when the new generation would

@@ -65,6 +65,9 @@ func TestMarshalIsEncodingJSON(t *testing.T) {
 		if !bytes.Equal(got, want) {
 			t.Errorf("record %d:\nMarshal:       %s\nencoding/json: %s", i, got, want)
 		}
+		if line, err := MarshalLine(&r); err != nil || !bytes.Equal(line, append(want, '\n')) {
+			t.Errorf("record %d:\nMarshalLine:   %s (%v)\nencoding/json: %s", i, line, err, want)
+		}
 		var back, stdBack Record
 		if err := Unmarshal(want, &back); err != nil {
 			t.Fatalf("record %d: %v", i, err)
