@@ -228,11 +228,10 @@ type encoded struct {
 }
 
 func encode(r *record.Record) (encoded, error) {
-	line, err := record.MarshalLine(r) // the bytes of encoding/json, faster
+	line, fp, err := record.MarshalLine(r) // the bytes of encoding/json, faster, and the fingerprint
 	if err != nil {
 		return encoded{}, fmt.Errorf("encoding record %s: %w", r.ID, err)
 	}
-	fp := r.Fingerprint()
 	return encoded{rec: r, line: line, fp: fp, key: r.ID + "/" + fp}, nil
 }
 
