@@ -42,8 +42,13 @@ type scratch struct {
 }
 
 // hit is a cue worth looking for: cue (its index in the label set) may
-// begin at word tok, or anywhere when tok is -1.
-type hit struct{ cue, tok int32 }
+// begin at word tok, or anywhere when tok is -1. The two are packed in a
+// number that sorts by cue, then word.
+type hit uint64
+
+func newHit(cue, tok int32) hit { return hit(uint64(uint32(cue))<<32 | uint64(uint32(tok+1))) }
+func (h hit) cue() int32        { return int32(h >> 32) }
+func (h hit) tok() int32        { return int32(uint32(h)) - 1 }
 
 // labelScore is one label's running score.
 type labelScore struct {
@@ -497,10 +502,10 @@ func (c *Classifier) score(ls *LabelSet, s sentence, section string, sc *scratch
 	hits := sc.candidates(ls, s)
 	for len(hits) > 0 {
 		n := 1 // hits[:n] are one cue's
-		for n < len(hits) && hits[n].cue == hits[0].cue {
+		for n < len(hits) && hits[n].cue() == hits[0].cue() {
 			n++
 		}
-		cue := &ls.Cues[hits[0].cue]
+		cue := &ls.Cues[hits[0].cue()]
 		if cue.Weight != 0 {
 			sc.spans = c.findCue(cue, s, hits[:n], sc)
 			for _, pos := range sc.spans {
@@ -526,24 +531,24 @@ func (sc *scratch) candidates(ls *LabelSet, s sentence) []hit {
 	sc.hits = sc.hits[:0]
 	if ls.byFirst == nil { // a label set not read from a file: every cue
 		for i := range ls.Cues {
-			sc.hits = append(sc.hits, hit{int32(i), -1})
+			sc.hits = append(sc.hits, newHit(int32(i), -1))
 		}
 		return sc.hits
 	}
 	sc.present = ls.lits.find(s.lower, sc.present)
 	for _, i := range ls.rest {
 		if mayMatch(&ls.Cues[i], sc.present) {
-			sc.hits = append(sc.hits, hit{i, -1})
+			sc.hits = append(sc.hits, newHit(i, -1))
 		}
 	}
 	for t, tok := range s.toks {
 		for _, i := range ls.byFirst[s.lower[tok.start:tok.end]] {
 			if mayMatch(&ls.Cues[i], sc.present) {
-				sc.hits = append(sc.hits, hit{i, int32(t)})
+				sc.hits = append(sc.hits, newHit(i, int32(t)))
 			}
 		}
 	}
-	slices.SortFunc(sc.hits, func(a, b hit) int { return cmp.Or(cmp.Compare(a.cue, b.cue), cmp.Compare(a.tok, b.tok)) })
+	slices.Sort(sc.hits)
 	return sc.hits
 }
 
@@ -707,9 +712,9 @@ func (c *Classifier) findCue(cue *Cue, s sentence, hits []hit, sc *scratch) [][2
 		return out
 	}
 	p := cue.phrase
-	if cue.atWord && hits[0].tok >= 0 {
+	if cue.atWord && hits[0].tok() >= 0 {
 		for _, h := range hits {
-			start := s.toks[h.tok].start
+			start := s.toks[h.tok()].start
 			if strings.HasPrefix(s.lower[start:], p) && endsWord(s.lower, start+len(p), cue.endsWord) {
 				out = append(out, [2]int{start, start + len(p)})
 			}
