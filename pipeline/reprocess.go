@@ -88,6 +88,9 @@ const (
 	// folder once per write, opening its file, which costs more than the
 	// look-ups of a chunk.
 	writeBatch = 1024
+	// aheadRecords is about how many records the workers may tag ahead
+	// of the writer.
+	aheadRecords = 4096
 )
 
 // ErrShrink is returned by Reprocess when the new generation would
@@ -437,11 +440,12 @@ func (r *retagger) chunkSize() int { return min(chunkSize, r.o.Batch) }
 // as the chunks are done, a few chunks ahead of the writer at most.
 func (r *retagger) run(ctx context.Context, read func(context.Context, func(*chunk) error) error) error {
 	g, ctx := errgroup.WithContext(ctx)
-	// Enough chunks in flight for the writer to write one while every
-	// worker tags another, and no more: they are the memory reprocess
+	// Enough chunks in flight for the workers to go on tagging while the
+	// writer writes a group of them or seals a checkpoint (fsyncs, a
+	// tenth of a second), and no more: they are the memory reprocess
 	// holds.
 	work := make(chan *chunk, r.o.Workers)
-	inOrder := make(chan *chunk, r.o.Workers+1)
+	inOrder := make(chan *chunk, max(r.o.Workers+1, aheadRecords/r.chunkSize()))
 	g.Go(func() error {
 		defer close(inOrder)
 		defer close(work)
