@@ -14,7 +14,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -62,10 +61,9 @@ type jsonl struct {
 	summaryOnClose bool // WithSummaryOnClose
 	log            zerolog.Logger
 	hubs           map[string]*hubDir
-	mu             sync.Mutex // guards sealed: hub folders are sealed at once (sealAll)
-	sealed         Sealed     // what this writer made visible so far
-	writer         string     // this writer's id, in its temporary file names
-	alive          *os.File   // holds the lock that tells the others this writer is alive
+	sealed         Sealed   // what this writer made visible so far
+	writer         string   // this writer's id, in its temporary file names
+	alive          *os.File // holds the lock that tells the others this writer is alive
 }
 
 // Names in the output folder besides the hub folders and their segments.
@@ -253,46 +251,24 @@ func (s *jsonl) Flush(context.Context) error {
 	return nil
 }
 
-// sealAll seals every hub's open segment, several hub folders at once:
-// each has its own lock and index, and a seal is mostly waiting for its
-// fsyncs, which the disk does as well together as one by one. A full or
-// read-only disk is reported once, as the condition of the whole output
-// it is.
+// sealAll seals every hub's open segment. A full or read-only disk is
+// reported once, as the condition of the whole output it is.
 func (s *jsonl) sealAll() error {
-	var (
-		mu   sync.Mutex
-		errs []error
-		down error
-		wg   sync.WaitGroup
-	)
-	slots := make(chan struct{}, sealsAtOnce)
+	var errs []error
+	var down error
 	for _, h := range s.hubs {
-		if h.seg == nil {
-			continue
+		err := s.seal(h)
+		if errors.Is(err, ErrUnavailable) && down == nil {
+			down = err
+		} else if err != nil && !errors.Is(err, ErrUnavailable) {
+			errs = append(errs, err)
 		}
-		slots <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-slots }()
-			err := s.seal(h)
-			mu.Lock()
-			defer mu.Unlock()
-			if errors.Is(err, ErrUnavailable) && down == nil {
-				down = err
-			} else if err != nil && !errors.Is(err, ErrUnavailable) {
-				errs = append(errs, err)
-			}
-		})
 	}
-	wg.Wait()
 	if down != nil {
 		return down
 	}
 	return errors.Join(errs...)
 }
-
-// sealsAtOnce bounds the hub folders sealed at once (each holds a few
-// files open while it is).
-const sealsAtOnce = 16
 
 func (s *jsonl) writeSummaries() error {
 	var errs []error
@@ -539,13 +515,11 @@ func (s *jsonl) publish(h *hubDir, seg *segment) error {
 	// Sealed: the segment is the truth from here on. An index that cannot
 	// take it is brought up to date from the segments next time.
 	h.dirty = true
-	s.mu.Lock()
 	s.sealed.Segments++
 	s.sealed.Records += int64(len(seg.versions))
 	if info, err := os.Stat(seg.final); err == nil {
 		s.sealed.Bytes += info.Size()
 	}
-	s.mu.Unlock()
 	if err := ix.orRebuild(func() error { return ix.add(filepath.Base(seg.final), seg.versions, &seg.hub) }); err != nil {
 		s.log.Warn().Err(err).Str("segment", seg.final).Msg("segment published but not indexed; it is indexed at the next seal in its folder")
 		return nil
@@ -587,11 +561,7 @@ func (s *jsonl) dropLines(h *hubDir, seg *segment, drop []bool) error {
 }
 
 // Sealed implements SealCounter.
-func (s *jsonl) Sealed() Sealed {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.sealed
-}
+func (s *jsonl) Sealed() Sealed { return s.sealed }
 
 // renameDurably renames and then fsyncs the folder so the new name
 // survives a crash.
