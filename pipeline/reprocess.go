@@ -444,7 +444,7 @@ func (r *retagger) fromFolder(ctx context.Context, from string) error {
 func (r *retagger) chunkSize() int { return min(chunkSize, r.o.Batch) }
 
 // run tags what read emits on o.Workers goroutines and writes it in order
-// as the chunks are done, a few chunks ahead of the writer at most.
+// as the chunks are done, the workers aheadRecords ahead of the writer at most.
 func (r *retagger) run(ctx context.Context, read func(context.Context, func(*chunk) error) error) error {
 	g, ctx := errgroup.WithContext(ctx)
 	// Enough chunks in flight for the workers to go on tagging while the
