@@ -30,19 +30,25 @@ type Classifier struct {
 // scratch is the space one call works in, reused so that looking for
 // hundreds of cues allocates nothing per cue.
 type scratch struct {
-	toks   []token
-	hits   []hit
-	spans  [][2]int
-	at     []int
-	others [][2]int
-	before []string
-	tally  []labelScore
-	ev     []record.Evidence
+	toks    []token
+	present []uint64 // a label set's literals found in the text (literals.find)
+	hits    []hit
+	spans   [][2]int
+	at      []int
+	others  [][2]int
+	before  []string
+	tally   []labelScore
+	ev      []record.Evidence
 }
 
 // hit is a cue worth looking for: cue (its index in the label set) may
-// begin at word tok, or anywhere when tok is -1.
-type hit struct{ cue, tok int32 }
+// begin at word tok, or anywhere when tok is -1. The two are packed in a
+// number that sorts by cue, then word.
+type hit uint64
+
+func newHit(cue, tok int32) hit { return hit(uint64(uint32(cue))<<32 | uint64(uint32(tok+1))) }
+func (h hit) cue() int32        { return int32(h >> 32) }
+func (h hit) tok() int32        { return int32(uint32(h)) - 1 }
 
 // labelScore is one label's running score.
 type labelScore struct {
@@ -379,12 +385,13 @@ func paperPolarity(counts map[string]int) string {
 }
 
 // mayMatch tells whether the literal parts a pattern needs are in the
-// text: most patterns' are not, and this is far cheaper than looking for
-// the pattern. (Whether a cue's first word or a pattern's lead word is in
-// the text, the label set's index has told already.)
-func mayMatch(cue *Cue, lower string) bool {
-	for _, choices := range cue.needs {
-		if !slices.ContainsFunc(choices, func(s string) bool { return strings.Contains(lower, s) }) {
+// text (present is the label set's lits.find of it): most patterns' are
+// not, and this is far cheaper than looking for the pattern. (Whether a
+// cue's first word or a pattern's lead word is in the text, the label
+// set's index has told already.)
+func mayMatch(cue *Cue, present []uint64) bool {
+	for _, choices := range cue.needIDs {
+		if !slices.ContainsFunc(choices, func(id int32) bool { return has(present, id) }) {
 			return false
 		}
 	}
@@ -510,10 +517,10 @@ func (c *Classifier) score(ls *LabelSet, s sentence, section string, sc *scratch
 	hits := sc.candidates(ls, s)
 	for len(hits) > 0 {
 		n := 1 // hits[:n] are one cue's
-		for n < len(hits) && hits[n].cue == hits[0].cue {
+		for n < len(hits) && hits[n].cue() == hits[0].cue() {
 			n++
 		}
-		cue := &ls.Cues[hits[0].cue]
+		cue := &ls.Cues[hits[0].cue()]
 		if cue.Weight != 0 {
 			sc.spans = c.findCue(cue, s, hits[:n], sc)
 			for _, pos := range sc.spans {
@@ -533,24 +540,30 @@ func (c *Classifier) score(ls *LabelSet, s sentence, section string, sc *scratch
 // candidates lists, in file order (evidence and float sums must not
 // vary), the cues of ls that may occur in s: those whose first word (a
 // pattern's lead word) is one of its words, each with the words where it
-// may begin, and the cues that may begin anywhere.
+// may begin, and the cues that may begin anywhere; patterns only when the
+// literal parts they need are in s.
 func (sc *scratch) candidates(ls *LabelSet, s sentence) []hit {
 	sc.hits = sc.hits[:0]
 	if ls.byFirst == nil { // a label set not read from a file: every cue
 		for i := range ls.Cues {
-			sc.hits = append(sc.hits, hit{int32(i), -1})
+			sc.hits = append(sc.hits, newHit(int32(i), -1))
 		}
 		return sc.hits
 	}
+	sc.present = ls.lits.find(s.lower, sc.present)
 	for _, i := range ls.rest {
-		sc.hits = append(sc.hits, hit{i, -1})
+		if mayMatch(&ls.Cues[i], sc.present) {
+			sc.hits = append(sc.hits, newHit(i, -1))
+		}
 	}
 	for t, tok := range s.toks {
 		for _, i := range ls.byFirst[s.lower[tok.start:tok.end]] {
-			sc.hits = append(sc.hits, hit{i, int32(t)})
+			if mayMatch(&ls.Cues[i], sc.present) {
+				sc.hits = append(sc.hits, newHit(i, int32(t)))
+			}
 		}
 	}
-	slices.SortFunc(sc.hits, func(a, b hit) int { return cmp.Or(cmp.Compare(a.cue, b.cue), cmp.Compare(a.tok, b.tok)) })
+	slices.Sort(sc.hits)
 	return sc.hits
 }
 
@@ -709,17 +722,14 @@ func isWordRune(r rune) bool {
 // nowhere else), or anywhere.
 func (c *Classifier) findCue(cue *Cue, s sentence, hits []hit, sc *scratch) [][2]int {
 	out := sc.spans[:0]
-	if cue.pat != nil {
-		if !mayMatch(cue, s.lower) {
-			return out
-		}
+	if cue.pat != nil { // its literal parts are in s (candidates)
 		out, sc.at = cue.pat.findAll(s.lower, out, sc.at)
 		return out
 	}
 	p := cue.phrase
-	if cue.atWord && hits[0].tok >= 0 {
+	if cue.atWord && hits[0].tok() >= 0 {
 		for _, h := range hits {
-			start := s.toks[h.tok].start
+			start := s.toks[h.tok()].start
 			if strings.HasPrefix(s.lower[start:], p) && endsWord(s.lower, start+len(p), cue.endsWord) {
 				out = append(out, [2]int{start, start + len(p)})
 			}

@@ -268,3 +268,120 @@ func isAlnum(r rune) bool {
 	}
 	return unicode.IsLetter(r) || unicode.IsDigit(r)
 }
+
+// literals finds which of a set of literal texts occur in a text, in one
+// pass over it: an Aho-Corasick automaton, its transitions worked out in
+// full (a DFA) over the bytes that occur in the texts. It is what lets a
+// label set tell, for a paper's whole title and abstract, which of its
+// hundreds of patterns can match at all, for the price of reading the
+// text once (strings.Contains of each pattern's literal parts read it
+// once per literal). A Go library (a port of Rust's aho-corasick) did the
+// same at ten times the cost and dozens of allocations a text.
+type literals struct {
+	n       int        // how many texts
+	class   [256]uint8 // a byte's column in next; 0 for bytes in no text
+	classes int
+	// next[at+class] is where the state after the byte is in next (its
+	// number times classes), negated (as ^at) when a text ends at it.
+	next  []int32
+	out   []int32 // out[outAt[s]:outAt[s+1]]: the texts that end at state s
+	outAt []int32
+}
+
+// newLiterals builds the automaton of texts; a text's number is its index.
+func newLiterals(texts []string) *literals {
+	l := &literals{n: len(texts), classes: 1}
+	for _, t := range texts {
+		for i := range len(t) {
+			if l.class[t[i]] == 0 {
+				l.class[t[i]] = uint8(l.classes)
+				l.classes++
+			}
+		}
+	}
+	// The trie of the texts: goto[state][class], 0 (the root) for none yet.
+	trie := [][]int32{make([]int32, l.classes)}
+	ends := [][]int32{nil}
+	for id, t := range texts {
+		s := int32(0)
+		for i := range len(t) {
+			c := l.class[t[i]]
+			if trie[s][c] == 0 {
+				trie = append(trie, make([]int32, l.classes))
+				ends = append(ends, nil)
+				trie[s][c] = int32(len(trie) - 1)
+			}
+			s = trie[s][c]
+		}
+		ends[s] = append(ends[s], int32(id))
+	}
+	// Breadth first, each state's missing transitions are its failure
+	// state's (the longest proper suffix that is a state), and the texts
+	// that end at its failure state end at it too.
+	fail := make([]int32, len(trie))
+	queue := []int32{}
+	for c := range l.classes {
+		if s := trie[0][c]; s != 0 {
+			queue = append(queue, s)
+		}
+	}
+	for len(queue) > 0 {
+		s := queue[0]
+		queue = queue[1:]
+		ends[s] = append(ends[s], ends[fail[s]]...)
+		for c := range l.classes {
+			t := trie[s][c]
+			if t == 0 {
+				trie[s][c] = trie[fail[s]][c]
+				continue
+			}
+			fail[t] = trie[fail[s]][c]
+			queue = append(queue, t)
+		}
+	}
+	l.next = make([]int32, 0, len(trie)*l.classes)
+	l.outAt = make([]int32, 0, len(trie)+1)
+	for s := range trie {
+		for _, t := range trie[s] {
+			at := t * int32(l.classes)
+			if len(ends[t]) > 0 {
+				at = ^at
+			}
+			l.next = append(l.next, at)
+		}
+		l.outAt = append(l.outAt, int32(len(l.out)))
+		l.out = append(l.out, ends[s]...)
+	}
+	l.outAt = append(l.outAt, int32(len(l.out)))
+	return l
+}
+
+// find sets in present (a bit per text, (n+63)/64 words, cleared here)
+// the texts that occur in s, and returns it. A nil literals has no texts.
+func (l *literals) find(s string, present []uint64) []uint64 {
+	if l == nil {
+		return present[:0]
+	}
+	present = slices.Grow(present[:0], (l.n+63)/64)[:(l.n+63)/64]
+	clear(present)
+	for _, id := range l.out[l.outAt[0]:l.outAt[1]] { // "" is in every text
+		present[id>>6] |= 1 << (id & 63)
+	}
+	at := int32(0)
+	for i := range len(s) {
+		at = l.next[int(at)+int(l.class[s[i]])]
+		if at < 0 { // a text ends here: rare
+			at = ^at
+			st := at / int32(l.classes)
+			for _, id := range l.out[l.outAt[st]:l.outAt[st+1]] {
+				present[id>>6] |= 1 << (id & 63)
+			}
+		}
+	}
+	return present
+}
+
+// has tells whether text id was found (present is find's).
+func has(present []uint64, id int32) bool {
+	return present[id>>6]&(1<<(id&63)) != 0
+}

@@ -86,7 +86,10 @@ type LabelSet struct {
 	// words pick the few cues worth looking for out of hundreds.
 	byFirst map[string][]int32
 	rest    []int32
-	rules   [ruleKinds][2]string // rule names by kind, unhedged and hedged
+	// lits finds, in one pass over a text, which of the literal parts
+	// the patterns need (Cue.needs) are in it.
+	lits  *literals
+	rules [ruleKinds][2]string // rule names by kind, unhedged and hedged
 }
 
 // Kinds of rule a cue fires by, named in its evidence.
@@ -103,7 +106,7 @@ const (
 
 var ruleKindNames = [ruleKinds]string{"cue", "cue-near-citation", "cue-in-own-work", "cue-about-other-citation", "negated-cue", "section", "cue-in-citing-sentence"}
 
-// index builds byFirst, rest and the rule names, once, when the file is read.
+// index builds byFirst, rest, lits and the rule names, once, when the file is read.
 func (ls *LabelSet) index() {
 	ls.byFirst = map[string][]int32{}
 	ls.rest = nil
@@ -118,6 +121,29 @@ func (ls *LabelSet) index() {
 		default:
 			ls.rest = append(ls.rest, int32(i))
 		}
+	}
+	ls.lits = nil
+	var texts []string
+	ids := map[string]int32{}
+	for i := range ls.Cues {
+		c := &ls.Cues[i]
+		c.needIDs = nil
+		for _, choices := range c.needs {
+			group := make([]int32, len(choices))
+			for j, t := range choices {
+				id, ok := ids[t]
+				if !ok {
+					id = int32(len(texts))
+					ids[t] = id
+					texts = append(texts, t)
+				}
+				group[j] = id
+			}
+			c.needIDs = append(c.needIDs, group)
+		}
+	}
+	if len(texts) > 0 {
+		ls.lits = newLiterals(texts)
 	}
 	for k, kind := range ruleKindNames {
 		ls.rules[k] = [2]string{ruleName(ls, kind), ruleName(ls, kind) + "+hedged"}
@@ -160,6 +186,7 @@ type Cue struct {
 	pat              *pattern       // re, compiled for looking for it fast
 	lead             []string       // a pattern's possible first words, when plain: one must be present
 	needs            [][]string     // a pattern's literal parts: one text of each must be in the text
+	needIDs          [][]int32      // needs, by their numbers in the label set's lits
 }
 
 // A cue written "before-cited: outperforms" counts only before the cited

@@ -83,6 +83,17 @@ const (
 	// chunkSize is how many records a worker tags at a time: a few
 	// milliseconds of work, and few records in memory.
 	chunkSize = 256
+	// writeBatch is about how many tagged records are given to the sink at
+	// once: the folder sink looks records up in the index of each hub
+	// folder once per write, opening its file, which costs more than the
+	// look-ups of a chunk.
+	writeBatch = 1024
+	// aheadRecords is about how many records the workers may tag ahead
+	// of the writer.
+	aheadRecords = 4096
+	// pullBytes is how much of the raw stream the reader asks NATS for at
+	// a time (about 3,500 records of 600 bytes).
+	pullBytes = 2 << 20
 )
 
 // ErrShrink is returned by Reprocess when the new generation would
@@ -359,7 +370,11 @@ func (r *retagger) fromStream(ctx context.Context, bus *Bus) error {
 		return err
 	}
 	return r.run(ctx, func(ctx context.Context, emit func(*chunk) error) error {
-		it, err := cons.Messages(jetstream.PullMaxMessages(4 * chunkSize))
+		// Pulled in big batches: each pull is a round trip through the
+		// server's and the client's goroutines, which wait behind the
+		// busy workers for their turn on a core; with 1,024 messages a
+		// pull, the reader waited for NATS most of the time.
+		it, err := cons.Messages(jetstream.PullMaxBytes(pullBytes))
 		if err != nil {
 			return err
 		}
@@ -429,14 +444,15 @@ func (r *retagger) fromFolder(ctx context.Context, from string) error {
 func (r *retagger) chunkSize() int { return min(chunkSize, r.o.Batch) }
 
 // run tags what read emits on o.Workers goroutines and writes it in order
-// as the chunks are done, a few chunks ahead of the writer at most.
+// as the chunks are done, the workers aheadRecords ahead of the writer at most.
 func (r *retagger) run(ctx context.Context, read func(context.Context, func(*chunk) error) error) error {
 	g, ctx := errgroup.WithContext(ctx)
-	// Enough chunks in flight for the writer to write one while every
-	// worker tags another, and no more: they are the memory reprocess
+	// Enough chunks in flight for the workers to go on tagging while the
+	// writer writes a group of them or seals a checkpoint (fsyncs, a
+	// tenth of a second), and no more: they are the memory reprocess
 	// holds.
 	work := make(chan *chunk, r.o.Workers)
-	inOrder := make(chan *chunk, r.o.Workers+1)
+	inOrder := make(chan *chunk, max(r.o.Workers+1, aheadRecords/r.chunkSize()))
 	g.Go(func() error {
 		defer close(inOrder)
 		defer close(work)
@@ -490,12 +506,49 @@ func (r *retagger) tag(c *chunk) {
 	}
 }
 
-// write writes the tagged chunks in input order, checkpointing every
-// o.Batch records and at the end.
+// write writes the tagged chunks in input order, a few at a time (see
+// writeBatch), checkpointing every o.Batch records and at the end.
 func (r *retagger) write(ctx context.Context, chunks <-chan *chunk) error {
-	pending := 0
+	pending := 0 // records written since the last checkpoint
 	pos := r.cp.Done
-	recs := make([]*record.Record, 0, r.chunkSize())
+	var group []*chunk // tagged, not written yet
+	held := 0          // records in group
+	recs := make([]*record.Record, 0, writeBatch+r.chunkSize())
+	flush := func() error {
+		recs = recs[:0]
+		for _, c := range group {
+			for _, it := range c.items {
+				recs = append(recs, it.rec)
+			}
+		}
+		if _, err := r.out.Write(ctx, recs); err != nil {
+			return err
+		}
+		for _, c := range group {
+			for _, it := range c.items {
+				if err := r.newL.add(it.rec.ID, labelsOf(it.rec)); err != nil {
+					return err
+				}
+				if r.o.From != "stream" {
+					if err := r.oldL.add(it.rec.ID, it.old); err != nil {
+						return err
+					}
+				}
+				for _, tag := range it.rec.Under(r.o.MinConfidence) {
+					r.under[tag]++
+				}
+			}
+			pos, pending, r.done = c.pos, pending+len(c.items), r.done+int64(len(c.items))
+		}
+		group, held = group[:0], 0
+		if pending >= r.o.Batch {
+			if err := r.checkpoint(ctx, pos); err != nil {
+				return err
+			}
+			pending = 0
+		}
+		return nil
+	}
 	for c := range chunks {
 		select {
 		case <-c.done:
@@ -510,32 +563,16 @@ func (r *retagger) write(ctx context.Context, chunks <-chan *chunk) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		recs = recs[:0]
-		for _, it := range c.items {
-			recs = append(recs, it.rec)
+		group, held = append(group, c), held+len(c.items)
+		if held >= writeBatch || pending+held >= r.o.Batch {
+			if err := flush(); err != nil {
+				return err
+			}
 		}
-		if _, err := r.out.Write(ctx, recs); err != nil {
+	}
+	if held > 0 {
+		if err := flush(); err != nil {
 			return err
-		}
-		for _, it := range c.items {
-			if err := r.newL.add(it.rec.ID, labelsOf(it.rec)); err != nil {
-				return err
-			}
-			if r.o.From != "stream" {
-				if err := r.oldL.add(it.rec.ID, it.old); err != nil {
-					return err
-				}
-			}
-			for _, tag := range it.rec.Under(r.o.MinConfidence) {
-				r.under[tag]++
-			}
-		}
-		pos, pending, r.done = c.pos, pending+len(c.items), r.done+int64(len(c.items))
-		if pending >= r.o.Batch {
-			if err := r.checkpoint(ctx, pos); err != nil {
-				return err
-			}
-			pending = 0
 		}
 	}
 	if pending > 0 {

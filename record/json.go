@@ -1,6 +1,14 @@
 package record
 
-import gojson "github.com/goccy/go-json"
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"slices"
+	"sync"
+
+	gojson "github.com/goccy/go-json"
+)
 
 // Marshal and Unmarshal are a record's JSON, for every place that sends,
 // decodes or hashes records (the stages, the fingerprint): the same bytes
@@ -11,3 +19,214 @@ func Marshal(r *Record) ([]byte, error) { return gojson.Marshal(r) }
 
 // Unmarshal decodes a record's JSON into r.
 func Unmarshal(b []byte, r *Record) error { return gojson.Unmarshal(b, r) }
+
+// MarshalLine is Marshal's bytes followed by a newline, a line of a JSON
+// Lines file, and the record's Fingerprint, from one encoding. The bytes
+// Fingerprint hashes are the line's with the fields it leaves out blanked,
+// so they are hashed from the line, piece by piece, rather than encoded
+// again (TestMarshalLineFingerprint holds the two to each other).
+func MarshalLine(r *Record) (line []byte, fp string, err error) {
+	line, err = withJSON(r, slices.Clone[[]byte])
+	if err != nil {
+		return nil, "", err
+	}
+	fp, ok := fingerprintOfJSON(line[:len(line)-1])
+	if !ok { // not laid out as expected: never with this Record type
+		fp = r.Fingerprint()
+	}
+	return line, fp, nil
+}
+
+// buffers hold records' JSON while it is hashed or copied out.
+var buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// withJSON encodes r into a reused buffer and returns what use makes of
+// the bytes: Marshal's and a newline. use must not keep them.
+func withJSON[T any](r *Record, use func([]byte) T) (T, error) {
+	buf := buffers.Get().(*bytes.Buffer)
+	defer buffers.Put(buf)
+	buf.Reset()
+	if err := gojson.NewEncoder(buf).Encode(r); err != nil {
+		var zero T
+		return zero, err
+	}
+	return use(buf.Bytes()), nil
+}
+
+// The places in a record's JSON of the fields Fingerprint blanks. Each is
+// found by text that can occur nowhere else: a string's own quotes are
+// escaped, the maps (facets, scores) hold numbers and objects, not
+// strings, and no other field has these names.
+var (
+	jsonHubURL     = []byte(`,"hub":{"url":"`)        // always there, the hub's first field
+	jsonPaper      = []byte(`,"paper":{"title":"`)    // the paper begins
+	jsonPaperEnd   = []byte(`},"contexts":`)          // and ends
+	jsonPaperURL   = []byte(`,"url":"`)               // within the paper, when it has one
+	jsonFullText   = []byte(`,"full_text":{`)         // when there is one
+	jsonFTURL      = []byte(`"url":"`)                // its first field, when it has one
+	jsonFTReason   = []byte(`,"reason":"`)            // within it, when it has one
+	jsonFetchedAt  = []byte(`,"fetched_at":"`)        // near the end, always there
+	jsonSourceURLs = []byte(`,"source_urls":`)        // right after it
+	jsonZeroTime   = []byte(`"0001-01-01T00:00:00Z"`) // time.Time{}
+)
+
+// fingerprintOfJSON is Fingerprint of the record whose Marshal bytes are
+// b: the hash of b with the hub's URL emptied, the paper's URL and the
+// full text's URL and reason left out, the fetch time zero and the source
+// URLs null. ok is false when b is not laid out as a record's JSON is.
+func fingerprintOfJSON(b []byte) (fp string, ok bool) {
+	h := sha256.New()
+	at := 0 // b[:at] is hashed, or left out
+	hash := func(to int, instead []byte) {
+		h.Write(b[at:to])
+		h.Write(instead)
+	}
+	// The hub's URL: emptied.
+	i := bytes.Index(b, jsonHubURL)
+	if i < 0 {
+		return "", false
+	}
+	start := i + len(jsonHubURL) - 1
+	end := stringEnd(b, start)
+	if end < 0 {
+		return "", false
+	}
+	hash(start, []byte(`""`))
+	at = end
+	// The paper's URL: left out, with the comma before it.
+	p := indexFrom(b, at, jsonPaper)
+	pEnd := indexFrom(b, p, jsonPaperEnd)
+	if p < 0 || pEnd < 0 {
+		return "", false
+	}
+	if u := indexFrom(b[:pEnd], p, jsonPaperURL); u >= 0 {
+		end := stringEnd(b, u+len(jsonPaperURL)-1)
+		if end < 0 {
+			return "", false
+		}
+		hash(u, nil)
+		at = end
+	}
+	// The full text's URL, its first field, with the comma after it, and
+	// its reason, with the comma before it: left out.
+	t := bytes.LastIndex(b, jsonFetchedAt)
+	if f := indexFrom(b[:max(t, 0)], at, jsonFullText); f >= 0 {
+		f += len(jsonFullText)
+		if bytes.HasPrefix(b[f:], jsonFTURL) {
+			end := stringEnd(b, f+len(jsonFTURL)-1)
+			if end < 0 || end >= len(b) || b[end] != ',' {
+				return "", false
+			}
+			hash(f, nil)
+			at = end + 1
+		}
+		fEnd := objectEnd(b, f)
+		if fEnd < 0 {
+			return "", false
+		}
+		if r := indexFrom(b[:fEnd], max(at, f), jsonFTReason); r >= 0 {
+			end := stringEnd(b, r+len(jsonFTReason)-1)
+			if end < 0 {
+				return "", false
+			}
+			hash(r, nil)
+			at = end
+		}
+	}
+	// The fetch time: zero; the source URLs, right after it: null.
+	if t < at {
+		return "", false
+	}
+	start = t + len(jsonFetchedAt) - 1
+	end = stringEnd(b, start)
+	if end < 0 || !bytes.HasPrefix(b[end:], jsonSourceURLs) {
+		return "", false
+	}
+	hash(start, jsonZeroTime)
+	at = end
+	start = end + len(jsonSourceURLs)
+	switch {
+	case bytes.HasPrefix(b[start:], []byte("null")):
+		end = start + len("null")
+	case bytes.HasPrefix(b[start:], []byte("[")):
+		end = arrayEnd(b, start)
+	default:
+		return "", false
+	}
+	if end < 0 {
+		return "", false
+	}
+	hash(start, []byte("null"))
+	at = end
+	h.Write(b[at:])
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(h.Sum(sum[:0])[:12]), true
+}
+
+// indexFrom is the index in b of the first sep at or after from, or -1.
+func indexFrom(b []byte, from int, sep []byte) int {
+	if from < 0 || from > len(b) {
+		return -1
+	}
+	if i := bytes.Index(b[from:], sep); i >= 0 {
+		return from + i
+	}
+	return -1
+}
+
+// stringEnd is the index just after the JSON string whose opening quote
+// is at b[q], or -1.
+func stringEnd(b []byte, q int) int {
+	if q >= len(b) || b[q] != '"' {
+		return -1
+	}
+	for i := q + 1; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return -1
+}
+
+// objectEnd is the index of the '}' that closes an object of strings and
+// numbers whose members begin at b[from], or -1.
+func objectEnd(b []byte, from int) int {
+	for i := from; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			end := stringEnd(b, i)
+			if end < 0 {
+				return -1
+			}
+			i = end - 1
+		case '{', '[':
+			return -1 // not one of strings and numbers
+		case '}':
+			return i
+		}
+	}
+	return -1
+}
+
+// arrayEnd is the index just after the array of strings that begins at
+// b[from], or -1.
+func arrayEnd(b []byte, from int) int {
+	for i := from + 1; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			end := stringEnd(b, i)
+			if end < 0 {
+				return -1
+			}
+			i = end - 1
+		case ']':
+			return i + 1
+		case '[', '{':
+			return -1
+		}
+	}
+	return -1
+}

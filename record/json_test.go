@@ -65,6 +65,9 @@ func TestMarshalIsEncodingJSON(t *testing.T) {
 		if !bytes.Equal(got, want) {
 			t.Errorf("record %d:\nMarshal:       %s\nencoding/json: %s", i, got, want)
 		}
+		if line, _, err := MarshalLine(&r); err != nil || !bytes.Equal(line, append(want, '\n')) {
+			t.Errorf("record %d:\nMarshalLine:   %s (%v)\nencoding/json: %s", i, line, err, want)
+		}
 		var back, stdBack Record
 		if err := Unmarshal(want, &back); err != nil {
 			t.Fatalf("record %d: %v", i, err)
@@ -88,6 +91,51 @@ func TestFingerprintIsStable(t *testing.T) {
 		19: "1cdaa1746176363f111fcc2c", 20: "671ea9bda303c136634d51f5"} {
 		if got := rs[i].Fingerprint(); got != want {
 			t.Errorf("record %d: fingerprint %s, want %s", i, got, want)
+		}
+	}
+}
+
+// MarshalLine hashes the line it encodes for the fingerprint, with the
+// fields Fingerprint leaves out blanked in place: it must give what
+// Fingerprint gives, whatever the strings and map keys hold (the names of
+// those fields, quotes, the text it looks for).
+func TestMarshalLineFingerprint(t *testing.T) {
+	anchors := []string{`,"url":"x"`, `"},"contexts":[`, `,"full_text":{"url":"`, `,"reason":"r"`, `,"fetched_at":"x","source_urls":null`, `\",\"url\":\"`, `"`, `\`}
+	var recs []Record
+	for i, r := range trickyRecords() {
+		recs = append(recs, r)
+		for j, a := range anchors {
+			r := r
+			r.Hub.URL, r.Paper.URL, r.Paper.Title, r.Paper.Pith = "http://h/"+a, "", a, a
+			r.SourceURLs = []string{a, "u"}
+			r.Missing = []string{a}
+			switch (i + j) % 4 {
+			case 0:
+				r.Paper.URL = "http://p/" + a
+				r.FullText = &FullText{URL: "http://f/" + a, Status: FullTextOK, Reason: a, Entry: a}
+			case 1:
+				r.FullText = &FullText{Status: FullTextMissing, Reason: a}
+			case 2:
+				r.Paper.URL = a
+				r.FullText = &FullText{URL: a, Status: FullTextNoMatch, Label: a}
+			}
+			r.Hub.Published = &HubCounts{Facets: map[string]map[string]int{"url": {a: 1}, "paper": {"title": 2}, "fetched_at": {}}}
+			r.Pluralism = &Pluralism{Primary: a, Scores: map[string]float64{"url": 1, "full_text": 2, "reason": 3, a: 4, "fetched_at": 5},
+				Evidence: []Evidence{{Label: a, Rule: a, Cue: a}}}
+			r.Contexts = []Context{{Text: a, Section: a, Evidence: []Evidence{{Cue: a}}}}
+			recs = append(recs, r)
+		}
+	}
+	for i, r := range recs {
+		line, fp, err := MarshalLine(&r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := r.Fingerprint(); fp != want {
+			t.Errorf("record %d: MarshalLine's fingerprint %s, Fingerprint %s: %s", i, fp, want, line)
+		}
+		if _, ok := fingerprintOfJSON(line[:len(line)-1]); !ok && r.ID != "" {
+			t.Errorf("record %d: its JSON was not read as a record's, so it was encoded twice: %s", i, line)
 		}
 	}
 }

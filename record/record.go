@@ -4,12 +4,14 @@
 package record
 
 import (
+	"bytes"
 	"crypto/sha256"
 	_ "embed"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -249,7 +251,9 @@ func NormaliseKey(s string) string {
 // another port is the same content), so that a re-crawl of an unchanged
 // paper has the same fingerprint and a changed one does not.
 func (r *Record) Fingerprint() string {
-	c := *r
+	c := copies.Get().(*Record)
+	defer copies.Put(c)
+	*c = *r
 	c.FetchedAt = time.Time{}
 	c.SourceURLs = nil
 	c.Hub.URL = ""
@@ -259,10 +263,15 @@ func (r *Record) Fingerprint() string {
 		ft.URL, ft.Reason = "", ""
 		c.FullText = &ft
 	}
-	b, _ := Marshal(&c) // a Record always marshals
-	sum := sha256.Sum256(b)
+	// Hashed in place in a reused buffer: the bytes of Marshal.
+	sum, _ := withJSON(c, func(b []byte) [sha256.Size]byte { return sha256.Sum256(bytes.TrimSuffix(b, []byte("\n"))) })
+	*c = Record{} // holds nothing of r while pooled
 	return hex.EncodeToString(sum[:12])
 }
+
+// copies are the records Fingerprint changes, reused (one escapes to the
+// encoder each time).
+var copies = sync.Pool{New: func() any { return new(Record) }}
 
 // Under names the record's tags ("role", "polarity", "pluralism") whose
 // confidence is below p; a tag written before confidences existed counts

@@ -597,7 +597,7 @@ func scanLines(path string, fn func([]byte) error) error {
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	sc.Buffer(make([]byte, 64<<10), 64<<20) // grows for a longer line
 	for line := 1; sc.Scan(); line++ {
 		if err := fn(sc.Bytes()); err != nil {
 			return fmt.Errorf("%s line %d: %w", path, line, err)

@@ -51,6 +51,7 @@
 //	go run ./scripts/rssbench -citecrawl /tmp/citecrawl                    # 10k, 100k, 1M
 //	go run ./scripts/rssbench -citecrawl /tmp/citecrawl -quick             # 10k, 100k
 //	go run ./scripts/rssbench -citecrawl /tmp/citecrawl -only reprocess    # one command
+//	go run ./scripts/rssbench -citecrawl /tmp/citecrawl -before /tmp/old   # and an older build in turn
 package main
 
 import (
@@ -89,6 +90,7 @@ func main() {
 		os.Exit(measureChild(os.Args[2:]))
 	}
 	bin := flag.String("citecrawl", "", "the citecrawl binary to measure (required)")
+	before := flag.String("before", "", "another citecrawl binary (an older build) measured in turn with -citecrawl at each count, for a before-and-after")
 	quick := flag.Bool("quick", false, "10,000 and 100,000 records only (no 1,000,000)")
 	counts := flag.String("counts", "", "comma-separated record counts (default 10000,100000,1000000; overrides -quick)")
 	only := flag.String("only", strings.Join(commands, ","), "comma-separated commands to measure, of "+strings.Join(commands, ", "))
@@ -122,7 +124,11 @@ func main() {
 		}
 		chosen = append(chosen, c)
 	}
-	if err := measure(*bin, ns, chosen, *keep); err != nil {
+	bins := []binary{{path: *bin}}
+	if *before != "" {
+		bins = append(bins, binary{path: *before, suffix: " (before)"})
+	}
+	if err := measure(bins, ns, chosen, *keep); err != nil {
 		fmt.Fprintln(os.Stderr, "rssbench:", err)
 		os.Exit(1)
 	}
@@ -140,8 +146,12 @@ type row struct {
 	figures
 }
 
-func measure(bin string, ns []int, chosen []string, keep bool) error {
-	fmt.Printf("%-10s %-15s %8s %10s %8s %14s %10s %20s\n", "records", "command", "wall s", "records/s", "CPU s", "records/CPU-s", "peak RSS", "of it anon / file")
+// binary is a citecrawl binary to measure, and what its rows' names end
+// with.
+type binary struct{ path, suffix string }
+
+func measure(bins []binary, ns []int, chosen []string, keep bool) error {
+	fmt.Printf("%-10s %-24s %8s %10s %8s %14s %10s %20s\n", "records", "command", "wall s", "records/s", "CPU s", "records/CPU-s", "peak RSS", "of it anon / file")
 	peaks := map[string][]float64{}
 	var names []string // in the order first seen
 	for _, n := range ns {
@@ -150,20 +160,26 @@ func measure(bin string, ns []int, chosen []string, keep bool) error {
 			return err
 		}
 		for _, c := range chosen {
-			rows, err := benches[c](bin, filepath.Join(dir, c), n)
-			if err != nil {
+			for i, bin := range bins {
+				rows, err := benches[c](bin.path, filepath.Join(dir, fmt.Sprint(c, i)), n)
+				if err != nil {
+					if !keep {
+						_ = os.RemoveAll(dir)
+					}
+					return fmt.Errorf("%s at %d records: %w", c, n, err)
+				}
+				for _, r := range rows {
+					r.name += bin.suffix
+					fmt.Printf("%-10d %-24s %8.1f %10.0f %8.1f %14.0f %6.0f MiB %9.0f / %4.0f MiB\n",
+						n, r.name, r.wall, float64(r.records)/r.wall, r.cpu, float64(r.records)/r.cpu, r.rssMiB, r.anonMiB, r.fileMiB)
+					if _, seen := peaks[r.name]; !seen {
+						names = append(names, r.name)
+					}
+					peaks[r.name] = append(peaks[r.name], r.rssMiB)
+				}
 				if !keep {
-					_ = os.RemoveAll(dir)
+					_ = os.RemoveAll(filepath.Join(dir, fmt.Sprint(c, i)))
 				}
-				return fmt.Errorf("%s at %d records: %w", c, n, err)
-			}
-			for _, r := range rows {
-				fmt.Printf("%-10d %-15s %8.1f %10.0f %8.1f %14.0f %6.0f MiB %9.0f / %4.0f MiB\n",
-					n, r.name, r.wall, float64(r.records)/r.wall, r.cpu, float64(r.records)/r.cpu, r.rssMiB, r.anonMiB, r.fileMiB)
-				if _, seen := peaks[r.name]; !seen {
-					names = append(names, r.name)
-				}
-				peaks[r.name] = append(peaks[r.name], r.rssMiB)
 			}
 		}
 		if keep {
