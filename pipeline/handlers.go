@@ -280,11 +280,12 @@ func capSentence(c *record.Context) bool {
 
 // rawRecord is a raw record's message, marked with its run and change.
 func rawRecord(runID string, r *record.Record, change string) (Out, error) {
-	b, err := record.Marshal(r)
+	// One encoding gives the bytes and the fingerprint of the message id.
+	line, fp, err := record.MarshalLine(r)
 	if err != nil {
 		return Out{}, fmt.Errorf("record %s: %w", r.ID, err)
 	}
-	return Out{Subject: RawSubject(r.Hub.ID), MsgID: r.ID + ":" + r.Fingerprint(), Data: b, Header: changeHeader(runID, change)}, nil
+	return Out{Subject: RawSubject(r.Hub.ID), MsgID: r.ID + ":" + fp, Data: line[:len(line)-1], Header: changeHeader(runID, change)}, nil
 }
 
 // hubTasks are the tasks of discovered hubs.
