@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -398,5 +399,102 @@ func TestCalibrationWithoutMarkerByHand(t *testing.T) {
 		if got, want := rules.Polarity.LabelConfidence("neutral", p, r.d.rows[i].marker), conf(i); got != want {
 			t.Errorf("row %d read back: confidence %v, fitted %v", i, got, want)
 		}
+	}
+}
+
+// The map for sentences without a marker, by hand: the dev rows weighed
+// against the train rows' held-out scores, and its own slope cap. Every
+// tag has the same softmax probability. Without a marker, 100 train rows
+// are right 50 times and 60 dev rows 48 times: every row the same gives
+// (50+48)/160; the dev rows weighing a quarter of the fit together give
+// 0.75*0.5 + 0.25*0.8, half of it 0.5*0.5 + 0.5*0.8.
+func TestCalibrationWithoutMarkerDevShareByHand(t *testing.T) {
+	ls := &classify.LabelSet{Name: "roles.yaml", Labels: []string{"background", "uses", "compares"}}
+	m := newModel(ls)
+	of := func(i int) string { return ls.Labels[i] }
+	type part struct {
+		n, right int
+		p        float64 // the predicted label's softmax probability at temperature 1
+		marker   bool
+	}
+	// build is a dataset of use whose tags are all "uses", each part's
+	// rows right its number of times.
+	build := func(use string, parts ...part) (dataset, [][]float64) {
+		d := dataset{name: "hand/" + use, use: use, of: of}
+		var held [][]float64
+		for _, pt := range parts {
+			s := math.Log(2 * pt.p / (1 - pt.p)) // softmax(0, s, 0)[1] = p
+			for i := range pt.n {
+				gold := 1
+				if i >= pt.right {
+					gold = 0
+				}
+				d.rows = append(d.rows, row{gold: []int{gold}, marker: pt.marker})
+				held = append(held, []float64{0, s, 0})
+			}
+		}
+		return d, held
+	}
+	near := func(what string, got, want float64) {
+		t.Helper()
+		if math.Abs(got-want) > 0.01 {
+			t.Errorf("%s: confidence %.3f, want %.3f", what, got, want)
+		}
+	}
+	dev, devHeld := build(useDev, part{200, 100, 0.6, true}, part{60, 48, 0.6, false})
+	train, trainHeld := build(useTrain, part{100, 50, 0.6, false})
+	sets, heldOut := []dataset{train, dev}, [][][]float64{trainHeld, devHeld}
+	for _, tc := range []struct {
+		share, want float64
+	}{{0, 98.0 / 160}, {0.25, 0.575}, {0.5, 0.65}} {
+		c := m.fitCalibration(sets, heldOut, nil, options{maxSlope: 2, devShareNoMarker: tc.share})
+		if c.maps.WithoutMarker == nil {
+			t.Fatalf("share %g: no map for sentences without a marker", tc.share)
+		}
+		_, p := c.tag(dev, dev.rows[200], devHeld[200])
+		near(fmt.Sprintf("dev share %g, marker unknown", tc.share), p, tc.want)
+		_, p = c.tag(dev, dev.rows[0], devHeld[0])
+		near(fmt.Sprintf("dev share %g, marker known", tc.share), p, 0.5)
+	}
+
+	// The weights: 4 train rows share three quarters of 6, 2 dev rows a quarter.
+	w := calRows{train: []bool{true, true, true, true, false, false}}.weights(0.25)
+	if want := []float64{1.125, 1.125, 1.125, 1.125, 0.75, 0.75}; !slices.Equal(w, want) {
+		t.Errorf("weights %v, want %v", w, want)
+	}
+	if w := (calRows{train: []bool{true, true}}).weights(0.25); w != nil {
+		t.Errorf("no dev rows: weights %v, want nil (every row 1)", w)
+	}
+
+	// A steep truth (right 30 times in 50 at p 0.6, 50 in 50 at p 0.9):
+	// the map without a marker keeps to its own cap, the others to theirs.
+	steep, steepHeld := build(useDev, part{100, 50, 0.6, true}, part{50, 30, 0.6, false}, part{50, 50, 0.9, false})
+	for _, tc := range []struct{ cap, want float64 }{{0, 2}, {0.25, 0.25}} {
+		c := m.fitCalibration([]dataset{steep}, [][][]float64{steepHeld}, nil, options{maxSlope: 2, maxSlopeNoMarker: tc.cap})
+		if got := c.maps.WithoutMarker.Slope; got != tc.want {
+			t.Errorf("-max-slope-without-marker %g: slope %g, want %g", tc.cap, got, tc.want)
+		}
+	}
+}
+
+// The ECE of a perfectly calibrated tagger, by hand: confidence 1 is
+// always right (0); one tag at 0.5 is right or wrong, 0.5 off either way;
+// 0.3 on many rows is close to 0.
+func TestCalibratedECEByHand(t *testing.T) {
+	if got := calibratedECE([]float64{1, 1, 1}, 100); got != 0 {
+		t.Errorf("confidence 1: %v, want 0", got)
+	}
+	if got := calibratedECE([]float64{0.5}, 100); got != 0.5 {
+		t.Errorf("one tag at 0.5: %v, want 0.5", got)
+	}
+	many := make([]float64, 20000)
+	for i := range many {
+		many[i] = 0.3
+	}
+	if got := calibratedECE(many, 20); got > 0.01 {
+		t.Errorf("20,000 tags at 0.3: %v, want about 0 (under 0.01)", got)
+	}
+	if got := calibratedECE(nil, 100); got != 0 {
+		t.Errorf("no tags: %v, want 0", got)
 	}
 }
