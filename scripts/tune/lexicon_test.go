@@ -41,14 +41,7 @@ labels:
 `,
 		"pluralism.yaml": "negated: drop\nlabels: {}\n",
 	}
-	if err := os.MkdirAll(rules, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for name, text := range files {
-		if err := os.WriteFile(filepath.Join(rules, name), []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeRules(t, rules, files)
 	topics := []string{"parsing", "tagging", "chunking", "segmentation", "translation", "alignment", "summarization", "retrieval"}
 	var train, dev strings.Builder
 	line := func(b *strings.Builder, text, label string) {
@@ -192,19 +185,12 @@ func TestPhrases(t *testing.T) {
 func TestInducedCuesComeFromTheFoldsTrainingRows(t *testing.T) {
 	dir := t.TempDir()
 	rules := filepath.Join(dir, "rules")
-	if err := os.MkdirAll(rules, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for name, text := range map[string]string{
+	writeRules(t, rules, map[string]string{
 		"rules.yaml":     "version: test\n",
 		"roles.yaml":     "prior: {background: 1}\nnegated: drop\nlabels: {}\n",
 		"polarity.yaml":  "prior: {neutral: 1}\nnegated: flip\nlabels:\n  neutral:\n    \"see\": 1\n  supporting:\n    \"excellent\": 1\n",
 		"pluralism.yaml": "negated: drop\nlabels: {}\n",
-	} {
-		if err := os.WriteFile(filepath.Join(rules, name), []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	var gold strings.Builder
 	topics := []string{"parsing", "tagging", "chunking", "segmentation", "translation", "alignment", "summarization", "retrieval", "lexicography", "morphology"}
 	for i, topic := range topics {

@@ -41,14 +41,7 @@ sections:
 		"polarity.yaml":  "prior: {neutral: 1}\nnegated: flip\nlabels: {}\n",
 		"pluralism.yaml": "negated: drop\nlabels: {}\n",
 	}
-	if err := os.MkdirAll(rules, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for name, text := range files {
-		if err := os.WriteFile(filepath.Join(rules, name), []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeRules(t, rules, files)
 	// Train and dev are different sentences with the same cues: the dev
 	// figure says whether what was fitted on train holds on rows it never saw.
 	var train, dev strings.Builder
@@ -232,14 +225,7 @@ sections:
 		"polarity.yaml":  "prior: {neutral: 1}\nnegated: flip\nlabels: {}\n",
 		"pluralism.yaml": "negated: drop\nlabels: {}\n",
 	}
-	if err := os.MkdirAll(rules, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for name, text := range files {
-		if err := os.WriteFile(filepath.Join(rules, name), []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeRules(t, rules, files)
 	var gold strings.Builder
 	for i := range 30 {
 		fmt.Fprintf(&gold, "{\"string\":\"The cells of [%d] were kept cold.\",\"sectionName\":\"Methods\",\"label\":\"method\"}\n", i)
@@ -496,5 +482,18 @@ func TestCalibratedECEByHand(t *testing.T) {
 	}
 	if got := calibratedECE(nil, 100); got != 0 {
 		t.Errorf("no tags: %v, want 0", got)
+	}
+}
+
+// writeRules writes a rules folder of hand-made files for a test.
+func writeRules(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
