@@ -424,7 +424,7 @@ func (c *Classifier) prepare(text string, span []int, sc *scratch) sentence {
 	lower := strings.Map(unicode.ToLower, text)
 	sc.toks = tokenize(lower, sc.toks[:0])
 	s := sentence{lower: lower, toks: sc.toks}
-	if len(span) != 2 || span[0] < 0 || span[1] < span[0] {
+	if !MarkerKnown(span) {
 		return s
 	}
 	lo, hi := max(span[0]-c.rules.Window, 0), span[1]+c.rules.Window

@@ -186,12 +186,10 @@ func (h *fetchHandler) paper(ctx context.Context, t Task) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, err
 	}
-	for _, o := range outs {
-		if h.maxPayload > 0 && int64(len(o.Data)) > h.maxPayload {
-			// Fetching again would build the same record: park it at once.
-			return Outcome{}, retry.Permanentf("record %s is %d bytes on %s, over the broker's message limit of %d even with its contexts capped",
-				b.Record.ID, len(o.Data), o.Subject, h.maxPayload)
-		}
+	if raw := outs[0]; h.maxPayload > 0 && int64(len(raw.Data)) > h.maxPayload {
+		// Fetching again would build the same record: park it at once.
+		return Outcome{}, retry.Permanentf("record %s is %d bytes, over the broker's message limit of %d even with its contexts capped",
+			b.Record.ID, len(raw.Data), h.maxPayload)
 	}
 	done := append(commits(b.Commits), func(context.Context) error {
 		// Counted once stored: a retried task must not count twice.
@@ -210,10 +208,22 @@ func (h *fetchHandler) records(runID string, r *record.Record, change string) ([
 	if err != nil || h.tagger == nil {
 		return []Out{raw}, err
 	}
-	raw.Subject = RawTaggedSubject(r.Hub.ID)
 	h.tagger.Tag(r) // after the raw record is encoded: it stays untagged
 	tagged, err := taggedOut(r, raw.MsgID)
-	return []Out{raw, tagged}, err
+	if err != nil {
+		return nil, err
+	}
+	if h.maxPayload > 0 && int64(len(tagged.Data)) > h.maxPayload {
+		// Too large once tagged: the raw record goes to the classify
+		// stage, which fails it there as it would any other.
+		return []Out{raw}, nil
+	}
+	// The raw record gets an id of its own on its own subject: JetStream
+	// drops a message id it has seen on any subject, so with the same id a
+	// fetch-only worker retrying this task after a crash between the two
+	// publishes would have its raw record dropped, and no stage would tag it.
+	raw.Subject, raw.MsgID = RawTaggedSubject(r.Hub.ID), raw.MsgID+":self"
+	return []Out{raw, tagged}, nil
 }
 
 // tagged counts n records this handler tagged, as the classify stage

@@ -110,7 +110,8 @@ func fingerprintOfJSON(b []byte) (fp string, ok bool) {
 	// The full text's URL, its first field, with the comma after it, and
 	// its reason, with the comma before it: left out.
 	t := bytes.LastIndex(b, jsonFetchedAt)
-	if f := indexFrom(b[:max(t, 0)], at, jsonFullText); f >= 0 {
+	// Searched from the paper's end: a hub facet may be named full_text.
+	if f := indexFrom(b[:max(t, 0)], max(at, pEnd), jsonFullText); f >= 0 {
 		f += len(jsonFullText)
 		if bytes.HasPrefix(b[f:], jsonFTURL) {
 			end := stringEnd(b, f+len(jsonFTURL)-1)

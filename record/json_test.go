@@ -119,7 +119,7 @@ func TestMarshalLineFingerprint(t *testing.T) {
 				r.Paper.URL = a
 				r.FullText = &FullText{URL: a, Status: FullTextNoMatch, Label: a}
 			}
-			r.Hub.Published = &HubCounts{Facets: map[string]map[string]int{"url": {a: 1}, "paper": {"title": 2}, "fetched_at": {}}}
+			r.Hub.Published = &HubCounts{Facets: map[string]map[string]int{"url": {a: 1}, "paper": {"title": 2}, "fetched_at": {}, "full_text": {"x": 1}, "reason": {"r": 1}}}
 			r.Pluralism = &Pluralism{Primary: a, Scores: map[string]float64{"url": 1, "full_text": 2, "reason": 3, a: 4, "fetched_at": 5},
 				Evidence: []Evidence{{Label: a, Rule: a, Cue: a}}}
 			r.Contexts = []Context{{Text: a, Section: a, Evidence: []Evidence{{Cue: a}}}}

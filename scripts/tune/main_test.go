@@ -175,16 +175,12 @@ func TestCalibrationByLabelByHand(t *testing.T) {
 	// Written into a rule file and read back, the maps give the
 	// classifier the confidences the fit measured.
 	dir := t.TempDir()
-	for name, text := range map[string]string{
+	writeRules(t, dir, map[string]string{
 		"rules.yaml":     "version: test\n",
 		"roles.yaml":     "prior: {background: 1}\nnegated: drop\nlabels: {}\n",
 		"polarity.yaml":  "prior:\n  neutral: 1\nnegated: flip\ncalibration_by_label: {contrasting: {slope: 1, intercept: 1}}\nlabels: {}\n",
 		"pluralism.yaml": "negated: drop\nlabels: {}\n",
-	} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	if err := m.write(filepath.Join(dir, "polarity.yaml"), []float64{1, 0.5}, result{cal: byLabel}); err != nil {
 		t.Fatal(err)
 	}
@@ -355,16 +351,12 @@ func TestCalibrationWithoutMarkerByHand(t *testing.T) {
 	// Written into a rule file (right after its calibration line) and read
 	// back, the maps give the classifier the confidences the fit measured.
 	dir := t.TempDir()
-	for name, text := range map[string]string{
+	writeRules(t, dir, map[string]string{
 		"rules.yaml":     "version: test\n",
 		"roles.yaml":     "prior: {background: 1}\nnegated: drop\nlabels: {}\n",
 		"polarity.yaml":  "prior:\n  neutral: 1\nnegated: flip\ncalibration: {slope: 1, intercept: 0}\nlabels: {}\n",
 		"pluralism.yaml": "negated: drop\nlabels: {}\n",
-	} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	path := filepath.Join(dir, "polarity.yaml")
 	if err := m.write(path, make([]float64, len(m.params)), result{cal: c}); err != nil {
 		t.Fatal(err)
