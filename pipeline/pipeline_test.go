@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/citecrawl/citecrawl/classify"
 	"github.com/citecrawl/citecrawl/ingest/snapshot"
 	"github.com/citecrawl/citecrawl/record"
 	"github.com/citecrawl/citecrawl/sink"
@@ -491,4 +492,47 @@ func TestUnansweredMessageIsParked(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A fetch stage that tags in place and dies after its raw record is
+// stored but before its tagged one is: the task comes back, and when a
+// fetch-only worker takes it, its raw record must still be stored for the
+// classify stage (JetStream drops an id it has seen on any subject), and
+// the tagged record the classify stage makes is the one the first stage
+// would have stored.
+func TestSelfTaggedRawRecordDoesNotHideTheRetry(t *testing.T) {
+	cfg := testConfig(t, t.TempDir(), nil)
+	bus := openBus(t, cfg)
+	defer bus.Close()
+	cl, err := classify.Load(cfg.Rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	r := taggedRecord("hub-x", 1, "")
+	r.Role, r.Polarity, r.Pluralism = "", "", nil
+	self := &fetchHandler{tagger: cl, maxPayload: bus.NC.MaxPayload()}
+	first, again := r, r // Tag fills in the record it is given
+	crashed, err := self.records("run-1", &first, ChangeNew)
+	if err != nil || len(crashed) != 2 {
+		t.Fatalf("%d messages (%v), want the raw and the tagged record", len(crashed), err)
+	}
+	if err := bus.PublishAll(ctx, crashed[:1]); err != nil { // the tagged one never got out
+		t.Fatal(err)
+	}
+	alone := &fetchHandler{maxPayload: bus.NC.MaxPayload()}
+	retried, err := alone.records("run-1", &again, ChangeNew)
+	if err != nil || len(retried) != 1 {
+		t.Fatalf("%d messages (%v), want the raw record", len(retried), err)
+	}
+	if err := bus.PublishAll(ctx, retried); err != nil {
+		t.Fatal(err)
+	}
+	raw := headers(t, bus, StreamRaw)
+	if len(raw) != 2 || raw[1].subject != RawSubject("hub-x") {
+		t.Fatalf("raw stream holds %+v: the fetch-only worker's raw record for the classify stage was dropped", raw)
+	}
+	if want := crashed[1].MsgID; raw[1].id+":tagged" != want {
+		t.Fatalf("the classify stage would tag %s as %s, the crashed stage as %s", raw[1].id, raw[1].id+":tagged", want)
+	}
 }
