@@ -121,7 +121,7 @@ func fingerprintOfJSON(b []byte) (fp string, ok bool) {
 			hash(f, nil)
 			at = end + 1
 		}
-		fEnd := objectEnd(b, f)
+		fEnd := flatEnd(b, f, '}')
 		if fEnd < 0 {
 			return "", false
 		}
@@ -150,7 +150,9 @@ func fingerprintOfJSON(b []byte) (fp string, ok bool) {
 	case bytes.HasPrefix(b[start:], []byte("null")):
 		end = start + len("null")
 	case bytes.HasPrefix(b[start:], []byte("[")):
-		end = arrayEnd(b, start)
+		if end = flatEnd(b, start+1, ']'); end >= 0 {
+			end++ // just after it
+		}
 	default:
 		return "", false
 	}
@@ -192,9 +194,10 @@ func stringEnd(b []byte, q int) int {
 	return -1
 }
 
-// objectEnd is the index of the '}' that closes an object of strings and
-// numbers whose members begin at b[from], or -1.
-func objectEnd(b []byte, from int) int {
+// flatEnd is the index of the closer ('}' or ']') of an object or array
+// of strings and numbers whose members begin at b[from], or -1 (also when
+// it holds an object or an array).
+func flatEnd(b []byte, from int, closer byte) int {
 	for i := from; i < len(b); i++ {
 		switch b[i] {
 		case '"':
@@ -203,29 +206,9 @@ func objectEnd(b []byte, from int) int {
 				return -1
 			}
 			i = end - 1
-		case '{', '[':
-			return -1 // not one of strings and numbers
-		case '}':
+		case closer:
 			return i
-		}
-	}
-	return -1
-}
-
-// arrayEnd is the index just after the array of strings that begins at
-// b[from], or -1.
-func arrayEnd(b []byte, from int) int {
-	for i := from + 1; i < len(b); i++ {
-		switch b[i] {
-		case '"':
-			end := stringEnd(b, i)
-			if end < 0 {
-				return -1
-			}
-			i = end - 1
-		case ']':
-			return i + 1
-		case '[', '{':
+		case '{', '[', '}', ']':
 			return -1
 		}
 	}
