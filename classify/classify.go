@@ -39,6 +39,7 @@ type scratch struct {
 	before  []string
 	tally   []labelScore
 	ev      []record.Evidence
+	scope   []scopeSpan // a label set's contrast scope in the sentence (Contrast.spans)
 }
 
 // hit is a cue worth looking for: cue (its index in the label set) may
@@ -515,6 +516,10 @@ func (c *Classifier) score(ls *LabelSet, s sentence, section string, sc *scratch
 		}
 	}
 	hits := sc.candidates(ls, s)
+	sc.scope = sc.scope[:0]
+	if ls.Contrast != nil && len(hits) > 0 {
+		sc.scope = ls.Contrast.spans(s, sc.scope)
+	}
 	for len(hits) > 0 {
 		n := 1 // hits[:n] are one cue's
 		for n < len(hits) && hits[n].cue() == hits[0].cue() {
@@ -592,6 +597,14 @@ func (c *Classifier) weigh(ls *LabelSet, cue *Cue, pos [2]int, s sentence, sc *s
 		w *= c.rules.OtherCitationFactor
 		kind = ruleOtherCited
 	}
+	switch scopeAt(sc.scope, pos) {
+	case scopeConceded:
+		w *= ls.Contrast.Conceded
+		kind = ruleConceded
+	case scopeAfter:
+		w *= ls.Contrast.After
+		kind = ruleAfterContrast
+	}
 	sc.before = appendWordsBefore(sc.before[:0], s.lower, pos[0], max(c.rules.NegationScope, c.rules.HedgeScope))
 	if anyIn(sc.before, c.rules.NegationScope, c.rules.Negators) {
 		if ls.Negated == "drop" {
@@ -606,6 +619,76 @@ func (c *Classifier) weigh(ls *LabelSet, cue *Cue, pos [2]int, s sentence, sc *s
 	}
 	sc.add(label, w)
 	sc.ev = append(sc.ev, record.Evidence{Label: label, Rule: ls.rule(kind, hedged), Cue: cue.Text, Weight: round(w)})
+}
+
+// scopeSpan is a stretch of a sentence, in bytes, after a contrast word
+// or in a concession (conceded).
+type scopeSpan struct {
+	start, end int
+	conceded   bool
+}
+
+// Where a cue is against the sentence's contrast words (scopeAt).
+const (
+	scopeNone = iota
+	scopeAfter
+	scopeConceded
+)
+
+// spans appends the sentence's stretches after a contrast word (to its
+// end) and in a concession (from the concession word to the next comma,
+// semicolon or colon outside brackets, "(Koehn et al., 2003)" being part
+// of the clause), the rest of the sentence after a concession counting
+// as after a contrast word.
+func (ct *Contrast) spans(s sentence, dst []scopeSpan) []scopeSpan {
+	for _, t := range s.toks {
+		w := s.lower[t.start:t.end]
+		switch {
+		case ct.Words[w]:
+			dst = append(dst, scopeSpan{t.end, len(s.lower), false})
+		case ct.Concessions[w]:
+			end := clauseEnd(s.lower, t.end)
+			dst = append(dst, scopeSpan{t.end, end, true})
+			if end < len(s.lower) {
+				dst = append(dst, scopeSpan{end, len(s.lower), false})
+			}
+		}
+	}
+	return dst
+}
+
+// clauseEnd is the byte offset of the first comma, semicolon or colon at
+// or after from that is not inside brackets, or len(s).
+func clauseEnd(s string, from int) int {
+	depth := 0
+	for i := from; i < len(s); i++ {
+		switch s[i] {
+		case '(', '[':
+			depth++
+		case ')', ']':
+			depth = max(depth-1, 0)
+		case ',', ';', ':':
+			if depth == 0 {
+				return i
+			}
+		}
+	}
+	return len(s)
+}
+
+// scopeAt tells whether a cue at pos is in a concession, else after a
+// contrast word, else neither.
+func scopeAt(spans []scopeSpan, pos [2]int) int {
+	at := scopeNone
+	for _, sp := range spans {
+		if pos[0] >= sp.start && pos[1] <= sp.end {
+			if sp.conceded {
+				return scopeConceded
+			}
+			at = scopeAfter
+		}
+	}
+	return at
 }
 
 // add adds w to label's score.

@@ -349,6 +349,56 @@ func TestSidedCue(t *testing.T) {
 	}
 }
 
+// After a contrast word a cue says the sentence's point and weighs more;
+// in a concession, up to its comma (not one inside a citation's
+// brackets), it weighs less, and the clause after the concession is the
+// point. Praise and fault of the same weight tie without the contrast
+// block; with it the fault after "but" or after the concession wins, and
+// the praise after "but" wins over a conceded fault.
+func TestContrastScopeByHand(t *testing.T) {
+	cues := "labels:\n  supporting:\n    \"fast\": 1\n  contrasting:\n    \"fails\": 1\n"
+	block := "contrast: {words: [but], after: 2, concessions: [although], conceded: 0.5}\n"
+	plain := smallRules(t, map[string]string{"polarity.yaml": "prior: {neutral: 0.5}\nnegated: flip\n" + cues})
+	scoped := smallRules(t, map[string]string{"polarity.yaml": "prior: {neutral: 0.5}\nnegated: flip\n" + block + cues})
+	for _, tc := range []struct {
+		text, want string
+		scores     map[string]float64 // supporting, contrasting with the block
+		rules      []string           // the evidence's rule kinds, in order
+	}{
+		{"The parser of [1] is fast, but fails on long inputs.", record.PolarityContrasting,
+			map[string]float64{"supporting": 1, "contrasting": 2}, []string{"polarity/cue-after-contrast", "polarity/cue"}},
+		{"Although the parser (Koehn et al., 2003) fails on long inputs, it is fast.", record.PolaritySupporting,
+			map[string]float64{"supporting": 2, "contrasting": 0.5}, []string{"polarity/cue-after-contrast", "polarity/cue-in-concession"}},
+	} {
+		if got := plain.Context(tc.text, "", nil); got.PolarityScores["supporting"] != got.PolarityScores["contrasting"] {
+			t.Fatalf("%q without the contrast block: scores %v, want a tie", tc.text, got.PolarityScores)
+		}
+		got := scoped.Context(tc.text, "", nil)
+		if got.Polarity != tc.want {
+			t.Errorf("%q: polarity %s, want %s (evidence %v)", tc.text, got.Polarity, tc.want, got.Evidence)
+		}
+		for l, v := range tc.scores {
+			if got.PolarityScores[l] != v {
+				t.Errorf("%q: %s scores %v, want %v", tc.text, l, got.PolarityScores[l], v)
+			}
+		}
+		var rules []string
+		for _, e := range got.Evidence {
+			rules = append(rules, e.Rule)
+		}
+		if !slices.Equal(rules, tc.rules) {
+			t.Errorf("%q: evidence rules %v, want %v", tc.text, rules, tc.rules)
+		}
+	}
+	if _, err := LoadRulesFS(fstest.MapFS{
+		"rules.yaml":    {Data: []byte("version: test\n")},
+		"roles.yaml":    {Data: []byte("negated: drop\nlabels: {}\n")},
+		"polarity.yaml": {Data: []byte("negated: flip\ncontrast: {words: [but], after: -1}\nlabels: {}\n")},
+	}, "bad"); err == nil || !strings.Contains(err.Error(), "bad/polarity.yaml: contrast") {
+		t.Fatalf("a negative contrast factor: err = %v", err)
+	}
+}
+
 // With a span, a cue closer to another citation's marker than to the cited
 // one is about that other work; a year right next to the cited marker is
 // part of the same citation.

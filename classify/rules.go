@@ -78,9 +78,12 @@ type LabelSet struct {
 	// CitingFactor (pluralism) is what a cue in a sentence citing the
 	// hub's work weighs, against 1 in the paper's abstract.
 	CitingFactor float64
-	Sections     []SectionPrior // sorted, so scores and evidence come out the same every time
-	Cues         []Cue
-	Labels       []string // labels in file order
+	// Contrast, when the file has it (polarity), weighs a cue by where
+	// it is against the sentence's contrast words (Contrast.scope).
+	Contrast *Contrast
+	Sections []SectionPrior // sorted, so scores and evidence come out the same every time
+	Cues     []Cue
+	Labels   []string // labels in file order
 	// byFirst indexes the cues by the word they start with (a pattern by
 	// each of its lead words), rest are the others: a sentence's two dozen
 	// words pick the few cues worth looking for out of hundreds.
@@ -101,10 +104,35 @@ const (
 	ruleNegated               // "negated-cue"
 	ruleSection               // "section"
 	ruleCitingSentence        // "cue-in-citing-sentence"
+	ruleAfterContrast         // "cue-after-contrast"
+	ruleConceded              // "cue-in-concession"
 	ruleKinds
 )
 
-var ruleKindNames = [ruleKinds]string{"cue", "cue-near-citation", "cue-in-own-work", "cue-about-other-citation", "negated-cue", "section", "cue-in-citing-sentence"}
+var ruleKindNames = [ruleKinds]string{"cue", "cue-near-citation", "cue-in-own-work", "cue-about-other-citation", "negated-cue", "section", "cue-in-citing-sentence",
+	"cue-after-contrast", "cue-in-concession"}
+
+// Contrast is a rule file's contrast scope: after a contrast word ("but",
+// "however") a sentence says its point, so a cue there weighs After times
+// as much ("[3] is fast, but fails on long inputs"); a concession word
+// ("although", "while") opens a clause, up to the next comma, semicolon
+// or colon, that concedes what the rest of the sentence outweighs: a cue
+// in it weighs Conceded times as much, and one after it After times
+// ("although [3] is popular, it fails on long inputs").
+type Contrast struct {
+	Words       map[string]bool
+	After       float64
+	Concessions map[string]bool
+	Conceded    float64
+}
+
+// contrastFile is the contrast block as written.
+type contrastFile struct {
+	Words       []string `yaml:"words"`
+	After       *float64 `yaml:"after"`
+	Concessions []string `yaml:"concessions"`
+	Conceded    *float64 `yaml:"conceded"`
+}
 
 // index builds byFirst, rest, lits and the rule names, once, when the file is read.
 func (ls *LabelSet) index() {
@@ -225,6 +253,7 @@ type labelFile struct {
 	OwnWork           []string                      `yaml:"own_work"`
 	OwnBoost          float64                       `yaml:"own_work_boost"`
 	Citing            float64                       `yaml:"citing_factor"`
+	Contrast          *contrastFile                 `yaml:"contrast"`
 	Sections          map[string]map[string]float64 `yaml:"sections"`
 	Labels            yaml.Node                     `yaml:"labels"`
 }
@@ -356,6 +385,18 @@ func loadLabelSet(fsys fs.FS, dir, file, kind string) (*LabelSet, error) {
 	}
 	if ls.Temperature == 0 {
 		ls.Temperature = 1
+	}
+	if c := f.Contrast; c != nil {
+		ls.Contrast = &Contrast{Words: set(c.Words), Concessions: set(c.Concessions), After: 1, Conceded: 1}
+		if c.After != nil {
+			ls.Contrast.After = *c.After
+		}
+		if c.Conceded != nil {
+			ls.Contrast.Conceded = *c.Conceded
+		}
+		if ls.Contrast.After < 0 || ls.Contrast.Conceded < 0 {
+			return nil, fmt.Errorf("%s: contrast: after and conceded are factors, at least 0, not %g and %g", where, ls.Contrast.After, ls.Contrast.Conceded)
+		}
 	}
 	ls.CalibrationMap, ls.IntentCalibration = f.Calibration.calibration(), f.IntentCalibration.calibration()
 	if f.WithoutMarker != nil {

@@ -81,20 +81,20 @@ func TestCrossValidatedQuality(t *testing.T) {
 // 0.60, clinical 0.66, ACT 0.30 and ECE 0.05: where a floor is under its
 // target, the target is not met, and the README says by how much.
 const (
-	minPluralism    = 0.73 // measured 0.742 (seeds 2, 3: 0.735, 0.729), rules 2026.11.12
-	minVsNone       = 0.90 // 0.906 (0.902, 0.893)
-	minMicroF1      = 0.72 // 0.732 (0.731, 0.709)
-	minAthar        = 0.53 // 0.540 (0.543, 0.550), rules 2026.11.13 (induced lexicon)
-	minClinical     = 0.61 // 0.622 (0.623, 0.624), rules 2026.11.13
-	minACT          = 0.26 // 0.264 (0.255, 0.260)
-	minSciCite      = 0.80 // 0.804 (0.797, 0.795), SciCite dev cross-validated (its rows fit the section weights)
-	minACLARC       = 0.55 // 0.559, ACL-ARC dev, never fitted on
-	minACLARCUnseen = 0.42 // 0.432, the 76 ACL-ARC dev rows whose sentence no train row has
+	minPluralism    = 0.73  // measured 0.742 (seeds 2, 3: 0.735, 0.729), rules 2026.11.12
+	minVsNone       = 0.90  // 0.906 (0.902, 0.893)
+	minMicroF1      = 0.72  // 0.732 (0.731, 0.709)
+	minAthar        = 0.545 // 0.555 (0.545, 0.554), rules 2026.11.14 (contrast scope)
+	minClinical     = 0.615 // 0.626 (0.627, 0.619), rules 2026.11.14
+	minACT          = 0.26  // 0.264 (0.255, 0.260)
+	minSciCite      = 0.80  // 0.804 (0.797, 0.795), SciCite dev cross-validated (its rows fit the section weights)
+	minACLARC       = 0.55  // 0.559, ACL-ARC dev, never fitted on
+	minACLARCUnseen = 0.42  // 0.432, the 76 ACL-ARC dev rows whose sentence no train row has
 )
 
 // maxECE per corpus, seed 1, cross-fitted (each row's tag and confidence
 // from the temperature and maps fitted without its fold): measured
-// pluralism 0.033 (none's own map), Athar 0.031, clinical 0.034 (2026.11.13), ACT
+// pluralism 0.033 (none's own map), Athar 0.028, clinical 0.028 (2026.11.14), ACT
 // 0.013, SciCite (its own intent map) 0.028, ACL-ARC 0.058 (its own map
 // for sentences without a marker, fitted with the train rows' held-out
 // scores; over 0.05 on the 38 dev rows whose sentence the train file
