@@ -6,7 +6,8 @@
 // their own block of the rule file and pulled towards 0. It runs the
 // classifier once per row with every cue and section weight set to 1, so
 // the evidence of a row says which cues fired
-// and with what multiplier (near the cited marker, hedged, negated, in the
+// and with what multiplier (near the cited marker, hedged, negated, after a
+// contrast word or in a concession, in the
 // paper's own work). Scores are linear in the weights, so the weights are
 // fitted as a multinomial logistic regression: class-balanced (macro-F1 is
 // what counts), each cue weight pulled towards 1 (a cue a linguist listed is
