@@ -178,6 +178,9 @@ type deadLetter struct {
 	seq            uint64
 	deliveries     uint64
 	reason         string
+	// id names a letter that is not a whole message of a stream (a paper
+	// of a papers task): its message id is then dead:<stage>:<id>.
+	id string
 }
 
 // park publishes a dead letter on its stage's dead-letter subject: the
@@ -185,6 +188,11 @@ type deadLetter struct {
 // Its message id is its place in its stream, so a message parked by its
 // handler and by the max-deliveries watcher is stored once.
 func (b *Bus) park(ctx context.Context, d deadLetter) error {
+	return b.PublishAll(ctx, []Out{d.out()})
+}
+
+// out is the dead letter's message (see park).
+func (d deadLetter) out() Out {
 	h := nats.Header{}
 	for k, v := range d.header {
 		if k != jetstream.MsgIDHeader {
@@ -199,7 +207,10 @@ func (b *Bus) park(ctx context.Context, d deadLetter) error {
 	if d.stream != "" {
 		id = fmt.Sprintf("dead:%s:%s:%d", d.stage, d.stream, d.seq)
 	}
-	return b.PublishAll(ctx, []Out{{Subject: DeadSubject(d.stage), MsgID: id, Data: d.data, Header: h}})
+	if d.id != "" {
+		id = "dead:" + d.stage + ":" + d.id
+	}
+	return Out{Subject: DeadSubject(d.stage), MsgID: id, Data: d.data, Header: h}
 }
 
 // pull is nextBatch for the stage loops: a failed pull is logged and
@@ -261,6 +272,16 @@ func heartbeat(msgs []jetstream.Msg, ackWait time.Duration) (stop func()) {
 		}
 	}()
 	return func() { close(done) }
+}
+
+// held says whether the stages are paused now (see hold, in sinkstage.go).
+func (h *hold) held() bool {
+	if h == nil {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.resumed != nil
 }
 
 // pause waits d or until ctx is done.
