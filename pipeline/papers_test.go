@@ -5,12 +5,16 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/rs/zerolog"
 
+	"github.com/citecrawl/citecrawl/ingest"
 	"github.com/citecrawl/citecrawl/ingest/snapshot"
 )
 
@@ -84,5 +88,66 @@ func TestPapersTaskFailsOnlyItsFailingPapers(t *testing.T) {
 		if asked[path] != want {
 			t.Errorf("%s asked %d times, want %d: a papers task was done again", path, asked[path], want)
 		}
+	}
+}
+
+// When the stages are paused (the sink's output is unavailable) while a
+// papers task is being built, the paper under way is finished and the
+// papers not yet built go back on the queue as a papers task of their own.
+func TestPausedPapersTaskQueuesTheRest(t *testing.T) {
+	hub := snapshot.Generated(papersPerTask)
+	site := snapshot.New(snapshot.StyleCards, hub)
+	paused := &hold{}
+	web := startSite(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/pith/") {
+			paused.pause() // the sink finds its output gone while the first paper is built
+		}
+		site.ServeHTTP(w, r)
+	}))
+	cfg := testConfig(t, t.TempDir(), site.HubURLs(web.URL))
+	cfg.FullText.Enabled, cfg.FetchGraph = false, false
+	bus := openBus(t, cfg)
+	defer bus.Close()
+	ctx := context.Background()
+	env := testEnv()
+	env.defaults()
+	cr, err := newCrawler(cfg, ingest.NewFetcher(cfg.Fetch, zerolog.Nop()), bus.cache, env, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := cr.CrawlHub(ctx, ingest.HubJob{URL: cfg.Hubs[0], CrawlID: "run-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tasks, err := paperTasks("run-1", c.Papers, bus.NC.MaxPayload())
+	if err != nil || len(tasks) != 1 {
+		t.Fatalf("%d tasks (%v), want one papers task", len(tasks), err)
+	}
+	if err := bus.PublishAll(ctx, tasks); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := bus.Consumer(ctx, StreamTasks, ConsumerFetch, "", cfg.Stages)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := nextBatch(ctx, cons, 1, 5*time.Second)
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("%d tasks pulled (%v)", len(msgs), err)
+	}
+	h := &fetchHandler{crawler: cr, stats: env.Stats, bus: bus, hold: paused, maxPayload: bus.NC.MaxPayload()}
+	out, err := h.handle(ctx, msgs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Outs) != 2 || out.Outs[0].Subject != RawSubject(hub.ID) {
+		t.Fatalf("%d messages %+v, want the first paper's raw record and a task of the rest", len(out.Outs), out.Outs)
+	}
+	rest, err := DecodeTask(out.Outs[1].Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobs, err := rest.paperJobs()
+	if err != nil || !reflect.DeepEqual(jobs, c.Papers[1:]) {
+		t.Fatalf("the rest queued as %+v (%v), want the %d papers not built yet", jobs, err, len(c.Papers)-1)
 	}
 }
