@@ -182,12 +182,22 @@ func (c *httpCache) RecordPages(ctx context.Context, recordID string) []ingest.S
 	return out
 }
 
-func (c *httpCache) StoreRecordPages(ctx context.Context, recordID string, pages []ingest.SourcePage) error {
-	out := make([]validators, len(pages))
+// recordPagesOut is the message that keeps the pages a record was built
+// from (see RecordPages): a put into the bucket, published with the
+// stage's other messages once the record is stored (Outcome.After), so
+// that a task's puts are awaited together rather than one by one.
+func recordPagesOut(recordID string, pages []ingest.SourcePage) (Out, error) {
+	entry := make([]validators, len(pages))
 	for i, p := range pages {
-		out[i] = validators{URL: p.URL, ETag: p.ETag, LastModified: p.LastModified}
+		entry[i] = validators{URL: p.URL, ETag: p.ETag, LastModified: p.LastModified}
 	}
-	return c.putJSON(ctx, "record."+recordID, out)
+	b, err := json.Marshal(entry)
+	if err != nil {
+		return Out{}, fmt.Errorf("pages of record %s: %w", recordID, err)
+	}
+	// What kv.Put publishes to: the bucket's subject prefix and the key
+	// (no JetStream domain or API prefix is used).
+	return Out{Subject: "$KV." + BucketHTTP + ".record." + recordID, Data: b}, nil
 }
 
 // HubMembers are the citing papers a hub listed at its last crawl: record

@@ -205,6 +205,7 @@ func (h *fetchHandler) papers(ctx context.Context, m jetstream.Msg, t Task) (Out
 			}
 		}
 		out.Outs = append(out.Outs, o.Outs...)
+		out.After = append(out.After, o.After...)
 		out.Commit = append(out.Commit, o.Commit...)
 	}
 	return out, nil
@@ -271,14 +272,22 @@ func (h *fetchHandler) paper(ctx context.Context, runID string, j ingest.PaperJo
 		return Outcome{}, retry.Permanentf("record %s is %d bytes, over the broker's message limit of %d even with its contexts capped",
 			b.Record.ID, len(raw.Data), h.maxPayload)
 	}
-	done := append(commits(b.Commits), func(context.Context) error {
+	done := func(context.Context) error {
 		// Counted once stored: a retried task must not count twice.
 		h.stats.RecordsPublished.Add(1)
 		counter.Add(1)
 		h.tagged(1)
 		return nil
-	})
-	return Outcome{Outs: append(outs, hubTasks(runID, b.Discovered)...), Commit: done}, nil
+	}
+	out := Outcome{Outs: append(outs, hubTasks(runID, b.Discovered)...), Commit: []func(context.Context) error{done}}
+	if h.bus != nil && h.bus.cache != nil {
+		pages, err := recordPagesOut(b.Record.ID, b.Pages)
+		if err != nil {
+			return Outcome{}, err
+		}
+		out.After = append(out.After, pages)
+	}
+	return out, nil
 }
 
 // records are the messages of a record the crawler built: its raw

@@ -38,10 +38,14 @@ type Stats struct {
 type Handler func(ctx context.Context, msg jetstream.Msg) (Outcome, error)
 
 // Outcome is what handling a message produced: messages to publish, and
-// steps to take only once they are stored (such as remembering a page's
-// ETag, which must not be kept if its record never got out).
+// messages and steps to take only once they are stored (such as
+// remembering a page's ETag, which must not be kept if its record never
+// got out).
 type Outcome struct {
-	Outs   []Out
+	Outs []Out
+	// After are published once Outs are stored, all together; that one
+	// fails only costs what it remembers (as a failed Commit).
+	After  []Out
 	Commit []func(context.Context) error
 }
 
@@ -85,7 +89,7 @@ func (s *stage) worker(ctx context.Context) {
 func (s *stage) process(ctx context.Context, msgs []jetstream.Msg) {
 	stop := heartbeat(msgs, s.cfg.AckWait)
 	defer stop()
-	var outs []Out
+	var outs, after []Out
 	var commits []func(context.Context) error
 	done := make([]jetstream.Msg, 0, len(msgs))
 	for _, m := range msgs {
@@ -95,6 +99,7 @@ func (s *stage) process(ctx context.Context, msgs []jetstream.Msg) {
 			continue
 		}
 		outs = append(outs, o.Outs...)
+		after = append(after, o.After...)
 		commits = append(commits, o.Commit...)
 		done = append(done, m)
 	}
@@ -107,6 +112,9 @@ func (s *stage) process(ctx context.Context, msgs []jetstream.Msg) {
 	}
 	if len(outs) > 0 {
 		s.bus.metrics.Published(time.Since(published))
+	}
+	if err := s.bus.PublishAll(ctx, after); err != nil {
+		s.log.Warn().Err(err).Msg("after-publish messages failed")
 	}
 	for _, c := range commits {
 		if err := c(ctx); err != nil {
