@@ -62,23 +62,36 @@ type validators struct {
 }
 
 func openHTTPCache(ctx context.Context, js jetstream.JetStream, replicas int, maxPayload int64) (*httpCache, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: BucketHTTP, Description: "citecrawl conditional requests: validators per URL, pages per record",
-		Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
+	// A cluster that has just started may still be placing its peers, as
+	// for the streams (ensureStreams).
+	var kv, pages jetstream.KeyValue
+	var hubs jetstream.ObjectStore
+	err := rideOut(ctx, func(ctx context.Context) (err error) {
+		kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: BucketHTTP, Description: "citecrawl conditional requests: validators per URL, pages per record",
+			Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("key-value bucket %s: %w", BucketHTTP, err)
 	}
-	pages, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: BucketPages, Description: "citecrawl pages fetched by each run, shared by the hubs of the run",
-		Storage: jetstream.FileStorage, Replicas: max(replicas, 1), TTL: pagesTTL, MaxBytes: pagesMaxBytes,
+	err = rideOut(ctx, func(ctx context.Context) (err error) {
+		pages, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: BucketPages, Description: "citecrawl pages fetched by each run, shared by the hubs of the run",
+			Storage: jetstream.FileStorage, Replicas: max(replicas, 1), TTL: pagesTTL, MaxBytes: pagesMaxBytes,
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("key-value bucket %s: %w", BucketPages, err)
 	}
-	hubs, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-		Bucket: BucketHubs, Description: "citecrawl hub memberships: the papers each hub listed at its last crawl",
-		Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
+	err = rideOut(ctx, func(ctx context.Context) (err error) {
+		hubs, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+			Bucket: BucketHubs, Description: "citecrawl hub memberships: the papers each hub listed at its last crawl",
+			Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("object store %s: %w", BucketHubs, err)
