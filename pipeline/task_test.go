@@ -82,6 +82,13 @@ func TestTaskBadInput(t *testing.T) {
 	if _, err := task.paperJob(); !retry.IsPermanent(err) {
 		t.Errorf("paper task without its paper: %v", err)
 	}
+	task, err = DecodeTask([]byte(`{"version":2,"kind":"papers","url":"x"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := task.paperJobs(); !retry.IsPermanent(err) {
+		t.Errorf("papers task without its papers: %v", err)
+	}
 	var hub Task
 	o, _ := HubTask("r", "https://pith.science/citations/11111111-2222-3333-4444-555555555555", 0, "")
 	if err := json.Unmarshal(o.Data, &hub); err != nil || hub.Version != TaskVersion || hub.Kind != TaskHub {
