@@ -49,11 +49,11 @@ type SourcePage struct {
 }
 
 // History is what earlier crawls saw: the pages each record was built
-// from, with their validators (one write per record, not one per page),
-// and the citing papers each hub listed.
+// from, with their validators (one entry per record, not one per page),
+// and the citing papers each hub listed. A record's pages are kept by
+// whoever stores the record (PaperBuild.Pages), once it is stored.
 type History interface {
 	RecordPages(ctx context.Context, recordID string) []SourcePage
-	StoreRecordPages(ctx context.Context, recordID string, pages []SourcePage) error
 	// HubMembers maps record id to paper title.
 	HubMembers(ctx context.Context, hubID string) map[string]string
 	StoreHubMembers(ctx context.Context, hubID string, members map[string]string) error

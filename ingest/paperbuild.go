@@ -40,8 +40,11 @@ type PaperBuild struct {
 	Known bool
 	// Discovered are hubs linked from the paper's Pith record page.
 	Discovered []HubJob
-	// Commits are to run once the record is stored.
-	Commits []Commit
+	// Pages are the pages the record was built from, with their
+	// validators: what History.RecordPages is to give for it once the
+	// record is stored, and not before (a record that never got out must
+	// be rebuilt, not found unchanged).
+	Pages []SourcePage
 }
 
 // BuildPaper builds the raw (untagged) record of one citing paper.
@@ -80,12 +83,7 @@ func (c *Crawler) BuildPaper(ctx context.Context, job PaperJob) (*PaperBuild, er
 	if err != nil {
 		return nil, err
 	}
-	var commits []Commit
-	if c.history != nil {
-		pages := b.fetched
-		commits = append(commits, func(ctx context.Context) error { return c.history.StoreRecordPages(ctx, id, pages) })
-	}
-	return &PaperBuild{Record: r, Known: len(known) > 0, Discovered: more, Commits: commits}, nil
+	return &PaperBuild{Record: r, Known: len(known) > 0, Discovered: more, Pages: b.fetched}, nil
 }
 
 // unchanged asks every page the record was last built from whether it

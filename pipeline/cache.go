@@ -62,23 +62,36 @@ type validators struct {
 }
 
 func openHTTPCache(ctx context.Context, js jetstream.JetStream, replicas int, maxPayload int64) (*httpCache, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: BucketHTTP, Description: "citecrawl conditional requests: validators per URL, pages per record",
-		Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
+	// A cluster that has just started may still be placing its peers, as
+	// for the streams (ensureStreams).
+	var kv, pages jetstream.KeyValue
+	var hubs jetstream.ObjectStore
+	err := rideOut(ctx, func(ctx context.Context) (err error) {
+		kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: BucketHTTP, Description: "citecrawl conditional requests: validators per URL, pages per record",
+			Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("key-value bucket %s: %w", BucketHTTP, err)
 	}
-	pages, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: BucketPages, Description: "citecrawl pages fetched by each run, shared by the hubs of the run",
-		Storage: jetstream.FileStorage, Replicas: max(replicas, 1), TTL: pagesTTL, MaxBytes: pagesMaxBytes,
+	err = rideOut(ctx, func(ctx context.Context) (err error) {
+		pages, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: BucketPages, Description: "citecrawl pages fetched by each run, shared by the hubs of the run",
+			Storage: jetstream.FileStorage, Replicas: max(replicas, 1), TTL: pagesTTL, MaxBytes: pagesMaxBytes,
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("key-value bucket %s: %w", BucketPages, err)
 	}
-	hubs, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-		Bucket: BucketHubs, Description: "citecrawl hub memberships: the papers each hub listed at its last crawl",
-		Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
+	err = rideOut(ctx, func(ctx context.Context) (err error) {
+		hubs, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+			Bucket: BucketHubs, Description: "citecrawl hub memberships: the papers each hub listed at its last crawl",
+			Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("object store %s: %w", BucketHubs, err)
@@ -182,12 +195,22 @@ func (c *httpCache) RecordPages(ctx context.Context, recordID string) []ingest.S
 	return out
 }
 
-func (c *httpCache) StoreRecordPages(ctx context.Context, recordID string, pages []ingest.SourcePage) error {
-	out := make([]validators, len(pages))
+// recordPagesOut is the message that keeps the pages a record was built
+// from (see RecordPages): a put into the bucket, published with the
+// stage's other messages once the record is stored (Outcome.After), so
+// that a task's puts are awaited together rather than one by one.
+func recordPagesOut(recordID string, pages []ingest.SourcePage) (Out, error) {
+	entry := make([]validators, len(pages))
 	for i, p := range pages {
-		out[i] = validators{URL: p.URL, ETag: p.ETag, LastModified: p.LastModified}
+		entry[i] = validators{URL: p.URL, ETag: p.ETag, LastModified: p.LastModified}
 	}
-	return c.putJSON(ctx, "record."+recordID, out)
+	b, err := json.Marshal(entry)
+	if err != nil {
+		return Out{}, fmt.Errorf("pages of record %s: %w", recordID, err)
+	}
+	// What kv.Put publishes to: the bucket's subject prefix and the key
+	// (no JetStream domain or API prefix is used).
+	return Out{Subject: "$KV." + BucketHTTP + ".record." + recordID, Data: b}, nil
 }
 
 // HubMembers are the citing papers a hub listed at its last crawl: record

@@ -14,6 +14,7 @@ import (
 
 	"github.com/citecrawl/citecrawl/classify"
 	"github.com/citecrawl/citecrawl/ingest"
+	"github.com/citecrawl/citecrawl/metrics"
 	"github.com/citecrawl/citecrawl/record"
 	"github.com/citecrawl/citecrawl/retry"
 )
@@ -96,6 +97,8 @@ type fetchHandler struct {
 	// not read, beside the tagged one. That saves each record a delivery,
 	// an ack and a decode; the streams hold the same records.
 	tagger *classify.Classifier
+	hold   *hold // the stages' pause, looked at between the papers of a task
+	log    zerolog.Logger
 }
 
 func (h *fetchHandler) handle(ctx context.Context, m jetstream.Msg) (Outcome, error) {
@@ -111,7 +114,13 @@ func (h *fetchHandler) handle(ctx context.Context, m jetstream.Msg) (Outcome, er
 		}
 		return h.hub(ctx, t)
 	case TaskPaper:
-		return h.paper(ctx, t)
+		j, err := t.paperJob()
+		if err != nil {
+			return Outcome{}, err
+		}
+		return h.paper(ctx, t.RunID, j)
+	case TaskPapers:
+		return h.papers(ctx, m, t)
 	default:
 		return Outcome{}, retry.Permanentf("task on %s has unknown kind %q", m.Subject(), t.Kind)
 	}
@@ -135,7 +144,7 @@ func (h *fetchHandler) queuedBefore(ctx context.Context, m jetstream.Msg) bool {
 	return err == nil && first.Sequence < meta.Sequence.Stream
 }
 
-// hub queues one paper task per citing paper, a gone record per paper the
+// hub queues the papers tasks of its citing papers, a gone record per paper the
 // hub stopped listing, and the hubs discovery allows.
 func (h *fetchHandler) hub(ctx context.Context, t Task) (Outcome, error) {
 	c, err := h.crawler.CrawlHub(ctx, t.hubJob())
@@ -145,14 +154,11 @@ func (h *fetchHandler) hub(ctx context.Context, t Task) (Outcome, error) {
 	if err != nil || c.NotModified {
 		return Outcome{}, err
 	}
-	out := Outcome{Commit: commits(c.Commits)}
-	for _, j := range c.Papers {
-		o, err := paperTask(t.RunID, j)
-		if err != nil {
-			return Outcome{}, err
-		}
-		out.Outs = append(out.Outs, o)
+	tasks, err := paperTasks(t.RunID, c.Papers, h.maxPayload)
+	if err != nil {
+		return Outcome{}, err
 	}
+	out := Outcome{Outs: tasks, Commit: commits(c.Commits)}
 	for i := range c.Gone {
 		o, err := h.records(t.RunID, &c.Gone[i], ChangeGone)
 		if err != nil {
@@ -166,13 +172,88 @@ func (h *fetchHandler) hub(ctx context.Context, t Task) (Outcome, error) {
 	return out, nil
 }
 
-// paper publishes the raw record of one citing paper, unless none of its
-// pages changed, and the hubs its record page leads to.
-func (h *fetchHandler) paper(ctx context.Context, t Task) (Outcome, error) {
-	j, err := t.paperJob()
+// papers builds the records of a papers task's papers in turn. A paper
+// that fails does not fail the others, whose records go out with the
+// task's ack: it is queued again on its own, as a paper task whose
+// retries and dead letter are its own, or parked at once when its failure
+// is permanent. Only a shutdown hands the whole task back; a pause of the
+// stages (hold) queues the papers not built yet as a task of their own.
+func (h *fetchHandler) papers(ctx context.Context, m jetstream.Msg, t Task) (Outcome, error) {
+	jobs, err := t.paperJobs()
 	if err != nil {
 		return Outcome{}, err
 	}
+	var out Outcome
+	for i, j := range jobs {
+		if i > 0 && h.hold.held() {
+			// The sink's output is unavailable: the papers not built yet
+			// wait on the queue, as a papers task of their own.
+			rest, err := paperTasks(t.RunID, jobs[i:], h.maxPayload)
+			if err != nil {
+				return Outcome{}, err
+			}
+			out.Outs = append(out.Outs, rest...)
+			return out, nil
+		}
+		o, err := h.paper(ctx, t.RunID, j)
+		if ctx.Err() != nil {
+			return Outcome{}, ctx.Err()
+		}
+		if err != nil {
+			if o, err = h.alone(m, t.RunID, j, err); err != nil {
+				return Outcome{}, err
+			}
+		}
+		out.Outs = append(out.Outs, o.Outs...)
+		out.After = append(out.After, o.After...)
+		out.Commit = append(out.Commit, o.Commit...)
+	}
+	return out, nil
+}
+
+// alone is what becomes of a paper of papers task m that failed with
+// cause: its own paper task, queued again, or parked as a dead letter
+// with its reason when retrying cannot help. Its message id is the one a
+// paper task of the paper would have (a dead letter's, dead:fetch: and
+// that id), so a papers task handled again after a crash queues or parks
+// it once.
+func (h *fetchHandler) alone(m jetstream.Msg, runID string, j ingest.PaperJob, cause error) (Outcome, error) {
+	task, err := paperTask(runID, j)
+	if err != nil {
+		return Outcome{}, err
+	}
+	again := !retry.IsPermanent(cause)
+	out := task
+	if !again {
+		letter := deadLetter{stage: StageFetch, subject: task.Subject, data: task.Data, header: m.Headers(), deliveries: 1,
+			reason: cause.Error(), id: task.MsgID}
+		if meta, err := m.Metadata(); err == nil {
+			letter.deliveries = meta.NumDelivered
+		}
+		out = letter.out()
+	}
+	counted := func(context.Context) error {
+		var mt *metrics.Metrics
+		if h.bus != nil {
+			mt = h.bus.metrics
+		}
+		mt.Failed(StageFetch, again)
+		if again {
+			h.stats.Retries.Add(1)
+			h.log.Info().Err(cause).Str("paper", j.Paper.URL).Msg("a paper of a papers task failed; queued again on its own")
+			return nil
+		}
+		h.stats.DeadLetters.Add(1)
+		mt.DeadLettered(StageFetch)
+		h.log.Warn().Err(cause).Str("paper", j.Paper.URL).Msg("a paper of a papers task parked as a dead letter")
+		return nil
+	}
+	return Outcome{Outs: []Out{out}, Commit: []func(context.Context) error{counted}}, nil
+}
+
+// paper publishes the raw record of one citing paper, unless none of its
+// pages changed, and the hubs its record page leads to.
+func (h *fetchHandler) paper(ctx context.Context, runID string, j ingest.PaperJob) (Outcome, error) {
 	b, err := h.crawler.BuildPaper(ctx, j)
 	if err != nil || b.Unchanged {
 		return Outcome{}, err
@@ -182,7 +263,7 @@ func (h *fetchHandler) paper(ctx context.Context, t Task) (Outcome, error) {
 		counter, change = &h.stats.Changed, ChangeChanged
 	}
 	capRecord(&b.Record)
-	outs, err := h.records(t.RunID, &b.Record, change)
+	outs, err := h.records(runID, &b.Record, change)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -191,14 +272,22 @@ func (h *fetchHandler) paper(ctx context.Context, t Task) (Outcome, error) {
 		return Outcome{}, retry.Permanentf("record %s is %d bytes, over the broker's message limit of %d even with its contexts capped",
 			b.Record.ID, len(raw.Data), h.maxPayload)
 	}
-	done := append(commits(b.Commits), func(context.Context) error {
+	done := func(context.Context) error {
 		// Counted once stored: a retried task must not count twice.
 		h.stats.RecordsPublished.Add(1)
 		counter.Add(1)
 		h.tagged(1)
 		return nil
-	})
-	return Outcome{Outs: append(outs, hubTasks(t.RunID, b.Discovered)...), Commit: done}, nil
+	}
+	out := Outcome{Outs: append(outs, hubTasks(runID, b.Discovered)...), Commit: []func(context.Context) error{done}}
+	if h.bus != nil && h.bus.cache != nil {
+		pages, err := recordPagesOut(b.Record.ID, b.Pages)
+		if err != nil {
+			return Outcome{}, err
+		}
+		out.After = append(out.After, pages)
+	}
+	return out, nil
 }
 
 // records are the messages of a record the crawler built: its raw

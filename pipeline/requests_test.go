@@ -90,7 +90,11 @@ func TestRecordPagesKeepValidators(t *testing.T) {
 	c := bus.cache
 	pages := []ingest.SourcePage{{URL: "https://x/a.json", Validator: ingest.Validator{ETag: `"e1"`}},
 		{URL: "https://x/b.json", Validator: ingest.Validator{LastModified: "Mon, 30 Nov 2026 10:00:00 GMT"}}}
-	if err := c.StoreRecordPages(ctx, "r1", pages); err != nil {
+	put, err := recordPagesOut("r1", pages)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.PublishAll(ctx, []Out{put}); err != nil {
 		t.Fatal(err)
 	}
 	if got := c.RecordPages(ctx, "r1"); !slices.Equal(got, pages) {

@@ -34,10 +34,11 @@ const (
 // AllStages is every stage, in pipeline order.
 var AllStages = []string{StageFetch, StageClassify, StageSink}
 
-// fetchBatch is how many tasks a fetch worker pulls at once: a few, so
-// that pulls, publishes and acks are shared among several pages, yet few
-// enough that the tasks a worker holds while it fetches stay little.
-const fetchBatch = 8
+// fetchBatch is how many tasks a fetch worker pulls at once: one, since a
+// papers task already shares its pull, publishes and ack among
+// papersPerTask pages; a worker holding more would hold their pages back
+// from the others at the end of a crawl, and from the sink.
+const fetchBatch = 1
 
 // Env is what the stages get from the caller besides the config.
 type Env struct {
@@ -132,7 +133,7 @@ func (w *Workers) build(ctx context.Context, bus *Bus, cfg Config, name string, 
 		if err != nil {
 			return nil, err
 		}
-		h := &fetchHandler{crawler: cr, stats: env.Stats, hubs: env.hubs, maxPayload: bus.NC.MaxPayload(), bus: bus, tagger: cl}
+		h := &fetchHandler{crawler: cr, stats: env.Stats, hubs: env.hubs, maxPayload: bus.NC.MaxPayload(), bus: bus, tagger: cl, hold: w.hold, log: log}
 		s := &stage{name: name, consumer: c, handle: h.handle, workers: cfg.Stages.FetchWorkers, batch: fetchBatch,
 			idle: env.Idle, bus: bus, cfg: cfg.Stages, log: log, stats: env.Stats, hold: w.hold}
 		return func() { s.run(ctx) }, nil

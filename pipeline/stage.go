@@ -38,10 +38,14 @@ type Stats struct {
 type Handler func(ctx context.Context, msg jetstream.Msg) (Outcome, error)
 
 // Outcome is what handling a message produced: messages to publish, and
-// steps to take only once they are stored (such as remembering a page's
-// ETag, which must not be kept if its record never got out).
+// messages and steps to take only once they are stored (such as
+// remembering a page's ETag, which must not be kept if its record never
+// got out).
 type Outcome struct {
-	Outs   []Out
+	Outs []Out
+	// After are published once Outs are stored, all together; that one
+	// fails only costs what it remembers (as a failed Commit).
+	After  []Out
 	Commit []func(context.Context) error
 }
 
@@ -85,7 +89,7 @@ func (s *stage) worker(ctx context.Context) {
 func (s *stage) process(ctx context.Context, msgs []jetstream.Msg) {
 	stop := heartbeat(msgs, s.cfg.AckWait)
 	defer stop()
-	var outs []Out
+	var outs, after []Out
 	var commits []func(context.Context) error
 	done := make([]jetstream.Msg, 0, len(msgs))
 	for _, m := range msgs {
@@ -95,6 +99,7 @@ func (s *stage) process(ctx context.Context, msgs []jetstream.Msg) {
 			continue
 		}
 		outs = append(outs, o.Outs...)
+		after = append(after, o.After...)
 		commits = append(commits, o.Commit...)
 		done = append(done, m)
 	}
@@ -107,6 +112,9 @@ func (s *stage) process(ctx context.Context, msgs []jetstream.Msg) {
 	}
 	if len(outs) > 0 {
 		s.bus.metrics.Published(time.Since(published))
+	}
+	if err := s.bus.PublishAll(ctx, after); err != nil {
+		s.log.Warn().Err(err).Msg("after-publish messages failed")
 	}
 	for _, c := range commits {
 		if err := c(ctx); err != nil {
@@ -178,6 +186,9 @@ type deadLetter struct {
 	seq            uint64
 	deliveries     uint64
 	reason         string
+	// id names a letter that is not a whole message of a stream (a paper
+	// of a papers task): its message id is then dead:<stage>:<id>.
+	id string
 }
 
 // park publishes a dead letter on its stage's dead-letter subject: the
@@ -185,6 +196,11 @@ type deadLetter struct {
 // Its message id is its place in its stream, so a message parked by its
 // handler and by the max-deliveries watcher is stored once.
 func (b *Bus) park(ctx context.Context, d deadLetter) error {
+	return b.PublishAll(ctx, []Out{d.out()})
+}
+
+// out is the dead letter's message (see park).
+func (d deadLetter) out() Out {
 	h := nats.Header{}
 	for k, v := range d.header {
 		if k != jetstream.MsgIDHeader {
@@ -199,7 +215,10 @@ func (b *Bus) park(ctx context.Context, d deadLetter) error {
 	if d.stream != "" {
 		id = fmt.Sprintf("dead:%s:%s:%d", d.stage, d.stream, d.seq)
 	}
-	return b.PublishAll(ctx, []Out{{Subject: DeadSubject(d.stage), MsgID: id, Data: d.data, Header: h}})
+	if d.id != "" {
+		id = "dead:" + d.stage + ":" + d.id
+	}
+	return Out{Subject: DeadSubject(d.stage), MsgID: id, Data: d.data, Header: h}
 }
 
 // pull is nextBatch for the stage loops: a failed pull is logged and
@@ -261,6 +280,16 @@ func heartbeat(msgs []jetstream.Msg, ackWait time.Duration) (stop func()) {
 		}
 	}()
 	return func() { close(done) }
+}
+
+// held says whether the stages are paused now (see hold, in sinkstage.go).
+func (h *hold) held() bool {
+	if h == nil {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.resumed != nil
 }
 
 // pause waits d or until ctx is done.

@@ -1,7 +1,10 @@
 package pipeline
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"slices"
 
 	// A task is decoded once a page: encoding/json cost a tenth of the
 	// fetch stage. The same bytes either way.
@@ -12,11 +15,21 @@ import (
 	"github.com/citecrawl/citecrawl/retry"
 )
 
-// Task kinds.
+// Task kinds. A papers task carries up to papersPerTask citing papers of
+// one hub, so that storing, delivering and acking a task is shared by
+// them; a paper task carries one (a paper of a papers task that failed is
+// queued again so, and older workers queued every paper so).
 const (
-	TaskHub   = "hub"
-	TaskPaper = "paper"
+	TaskHub    = "hub"
+	TaskPaper  = "paper"
+	TaskPapers = "papers"
 )
+
+// papersPerTask is how many citing papers a hub's crawl puts in one papers
+// task: a task stored, delivered and acked is about a fifth of what a page
+// costs the pipeline, so 16 make it small, yet a worker holding a few
+// tasks holds few papers, and a task redone after a crash refetches few.
+const papersPerTask = 8
 
 // TaskVersion is the layout of the tasks this build writes. Version 1
 // (no version field) embedded the parser's CitingPaper with Go's field
@@ -38,6 +51,9 @@ type Task struct {
 	HubMissing []string         `json:"hub_missing,omitempty"`
 	HubSource  string           `json:"hub_source,omitempty"`
 	Paper      *TaskCitingPaper `json:"paper,omitempty"`
+	// Papers are a papers task's citing papers; the hub fields above are
+	// theirs, and their New is each paper's own.
+	Papers []TaskPaperItem `json:"papers,omitempty"`
 
 	// Shared says the run has more than one hub (see ingest.HubJob); a
 	// task without it (an older worker's) simply shares nothing.
@@ -45,6 +61,12 @@ type Task struct {
 	// New says the hub did not list the paper at its last crawl (see
 	// ingest.PaperJob); a task without it looks its record up.
 	New bool `json:"new,omitempty"`
+}
+
+// TaskPaperItem is one citing paper of a papers task.
+type TaskPaperItem struct {
+	Paper TaskCitingPaper `json:"paper"`
+	New   bool            `json:"new,omitempty"` // as Task.New
 }
 
 // TaskCitingPaper is a citing paper as a paper task carries it.
@@ -148,6 +170,54 @@ func paperTask(runID string, j ingest.PaperJob) (Out, error) {
 	return Out{Subject: PaperTaskSubject(hub.ID), MsgID: runID + ":" + record.ID(hub.ID, j.Paper.Key()), Data: b}, nil
 }
 
+// paperTasks are the tasks that build the records of a hub's citing
+// papers (jobs, all of one hub crawl): papers tasks of up to
+// papersPerTask papers, in the hub's order, each under the broker's
+// message limit maxPayload (0: unknown). A task's message id names its
+// papers, so a hub task handled again queues the same tasks, stored once.
+func paperTasks(runID string, jobs []ingest.PaperJob, maxPayload int64) ([]Out, error) {
+	outs := make([]Out, 0, (len(jobs)+papersPerTask-1)/papersPerTask)
+	for group := range slices.Chunk(jobs, papersPerTask) {
+		o, err := papersTask(runID, group, maxPayload)
+		if err != nil {
+			return nil, err
+		}
+		outs = append(outs, o...)
+	}
+	return outs, nil
+}
+
+// taskHeadroom is what a task message needs beside its body (its subject
+// and message id) under the broker's message limit.
+const taskHeadroom = 1 << 10
+
+// papersTask is the papers task of group, or those of its halves when it
+// is over maxPayload. A paper alone over it makes a task the broker
+// refuses, as a paper task of it would.
+func papersTask(runID string, group []ingest.PaperJob, maxPayload int64) ([]Out, error) {
+	j, hub := group[0], group[0].Hub
+	t := Task{Version: TaskVersion, Kind: TaskPapers, URL: hub.URL, RunID: runID, Depth: j.Depth, ArxivBase: j.ArxivBase,
+		Shared: j.Shared, Hub: &hub, HubMissing: j.HubMissing, HubSource: j.HubSource, Papers: make([]TaskPaperItem, len(group))}
+	ids := sha256.New()
+	for i, p := range group {
+		t.Papers[i] = TaskPaperItem{Paper: taskPaperOf(p.Paper), New: p.New}
+		ids.Write([]byte(record.ID(hub.ID, p.Paper.Key()) + "\n"))
+	}
+	b, err := gojson.Marshal(t)
+	if err != nil {
+		return nil, fmt.Errorf("papers task of hub %s: %w", hub.ID, err)
+	}
+	if half := len(group) / 2; maxPayload > 0 && int64(len(b)) > maxPayload-taskHeadroom && half > 0 {
+		first, err := papersTask(runID, group[:half], maxPayload)
+		if err != nil {
+			return nil, err
+		}
+		second, err := papersTask(runID, group[half:], maxPayload)
+		return append(first, second...), err
+	}
+	return []Out{{Subject: PaperTaskSubject(hub.ID), MsgID: runID + ":papers:" + hex.EncodeToString(ids.Sum(nil)[:16]), Data: b}}, nil
+}
+
 // hubJob is what a hub task asks of the crawler.
 func (t Task) hubJob() ingest.HubJob {
 	return ingest.HubJob{URL: t.URL, Depth: t.Depth, CrawlID: t.RunID, ArxivBase: t.ArxivBase, Shared: t.Shared}
@@ -160,6 +230,19 @@ func (t Task) paperJob() (ingest.PaperJob, error) {
 	}
 	return ingest.PaperJob{Hub: *t.Hub, HubMissing: t.HubMissing, HubSource: t.HubSource, Paper: t.Paper.citingPaper(),
 		Depth: t.Depth, CrawlID: t.RunID, ArxivBase: t.ArxivBase, Shared: t.Shared, New: t.New}, nil
+}
+
+// paperJobs are what a papers task asks of the crawler, one job a paper.
+func (t Task) paperJobs() ([]ingest.PaperJob, error) {
+	if t.Hub == nil || len(t.Papers) == 0 {
+		return nil, retry.Permanentf("papers task %q lacks its hub or papers", t.URL)
+	}
+	jobs := make([]ingest.PaperJob, len(t.Papers))
+	for i, p := range t.Papers {
+		jobs[i] = ingest.PaperJob{Hub: *t.Hub, HubMissing: t.HubMissing, HubSource: t.HubSource, Paper: p.Paper.citingPaper(),
+			Depth: t.Depth, CrawlID: t.RunID, ArxivBase: t.ArxivBase, Shared: t.Shared, New: p.New}
+	}
+	return jobs, nil
 }
 
 // taskPaperOf and citingPaper translate between the parser's type and the

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -81,9 +82,75 @@ func TestTaskBadInput(t *testing.T) {
 	if _, err := task.paperJob(); !retry.IsPermanent(err) {
 		t.Errorf("paper task without its paper: %v", err)
 	}
+	task, err = DecodeTask([]byte(`{"version":2,"kind":"papers","url":"x"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := task.paperJobs(); !retry.IsPermanent(err) {
+		t.Errorf("papers task without its papers: %v", err)
+	}
 	var hub Task
 	o, _ := HubTask("r", "https://pith.science/citations/11111111-2222-3333-4444-555555555555", 0, "")
 	if err := json.Unmarshal(o.Data, &hub); err != nil || hub.Version != TaskVersion || hub.Kind != TaskHub {
 		t.Errorf("hub task %s", o.Data)
+	}
+}
+
+// A hub's papers go out as papers tasks of papersPerTask papers, in the
+// hub's order, each paper with its own New; the same papers give the same
+// message ids; a task over the broker's limit is split until it fits.
+func TestPapersTasks(t *testing.T) {
+	hub := record.Hub{URL: "https://pith.science/citations/11111111-2222-3333-4444-555555555555", ID: "11111111-2222-3333-4444-555555555555", Title: "W"}
+	var jobs []ingest.PaperJob
+	for i := range 2*papersPerTask + 3 {
+		jobs = append(jobs, ingest.PaperJob{Hub: hub, HubMissing: []string{"hub.abstract"}, HubSource: hub.URL, Depth: 1, CrawlID: "run1",
+			ArxivBase: "http://127.0.0.1:1", Shared: true, New: i%3 == 0,
+			Paper: ingest.CitingPaper{Title: fmt.Sprint("Paper ", i), Summary: strings.Repeat("s", 400), PithID: fmt.Sprintf("P%025d", i), URL: fmt.Sprintf("/pith/P%025d", i)}})
+	}
+	decoded := func(outs []Out) []ingest.PaperJob {
+		t.Helper()
+		var back []ingest.PaperJob
+		for _, o := range outs {
+			task, err := DecodeTask(o.Data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := task.paperJobs()
+			if err != nil || task.Kind != TaskPapers || o.Subject != PaperTaskSubject(hub.ID) {
+				t.Fatalf("task %s on %s: %v", o.Data, o.Subject, err)
+			}
+			back = append(back, got...)
+		}
+		return back
+	}
+	outs, err := paperTasks("run1", jobs, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(outs) != 3 {
+		t.Fatalf("%d tasks for %d papers, want 3", len(outs), len(jobs))
+	}
+	if back := decoded(outs); !reflect.DeepEqual(back, jobs) {
+		t.Fatalf("round trip\n got %+v\nwant %+v", back, jobs)
+	}
+	again, _ := paperTasks("run1", jobs, 1<<20)
+	for i := range outs {
+		if outs[i].MsgID != again[i].MsgID || (i > 0 && outs[i].MsgID == outs[i-1].MsgID) {
+			t.Fatalf("message ids %s and %s: want the same for the same papers, different for others", outs[i].MsgID, again[i].MsgID)
+		}
+	}
+
+	const limit = 4 << 10 // two or three papers a task
+	small, err := paperTasks("run1", jobs, limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range small {
+		if len(o.Data) > limit-taskHeadroom {
+			t.Fatalf("a task of %d bytes, over the limit of %d less %d", len(o.Data), limit, taskHeadroom)
+		}
+	}
+	if back := decoded(small); len(small) <= len(outs) || !reflect.DeepEqual(back, jobs) {
+		t.Fatalf("%d tasks under a %d-byte limit, papers %+v", len(small), limit, back)
 	}
 }
