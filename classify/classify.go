@@ -658,9 +658,11 @@ func (ct *Contrast) spans(s sentence, dst []scopeSpan) []scopeSpan {
 }
 
 // clauseEnd is the byte offset of the first comma, semicolon or colon at
-// or after from that is not inside brackets, or len(s).
+// or after from that is not inside brackets, or len(s). A bracket never
+// closed (a sentence cut mid-citation) would hide every comma after it:
+// the first comma at any depth is taken then.
 func clauseEnd(s string, from int) int {
-	depth := 0
+	depth, first := 0, -1
 	for i := from; i < len(s); i++ {
 		switch s[i] {
 		case '(', '[':
@@ -671,7 +673,13 @@ func clauseEnd(s string, from int) int {
 			if depth == 0 {
 				return i
 			}
+			if first < 0 {
+				first = i
+			}
 		}
+	}
+	if depth > 0 && first >= 0 {
+		return first
 	}
 	return len(s)
 }

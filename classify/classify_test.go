@@ -369,6 +369,9 @@ func TestContrastScopeByHand(t *testing.T) {
 			map[string]float64{"supporting": 1, "contrasting": 2}, []string{"polarity/cue-after-contrast", "polarity/cue"}},
 		{"Although the parser (Koehn et al., 2003) fails on long inputs, it is fast.", record.PolaritySupporting,
 			map[string]float64{"supporting": 2, "contrasting": 0.5}, []string{"polarity/cue-after-contrast", "polarity/cue-in-concession"}},
+		// A bracket left open: the concession still ends at its comma.
+		{"Although [1] fails on long inputs (see below, it is fast.", record.PolaritySupporting,
+			map[string]float64{"supporting": 2, "contrasting": 0.5}, []string{"polarity/cue-after-contrast", "polarity/cue-in-concession"}},
 	} {
 		if got := plain.Context(tc.text, "", nil); got.PolarityScores["supporting"] != got.PolarityScores["contrasting"] {
 			t.Fatalf("%q without the contrast block: scores %v, want a tie", tc.text, got.PolarityScores)
@@ -396,6 +399,13 @@ func TestContrastScopeByHand(t *testing.T) {
 		"polarity.yaml": {Data: []byte("negated: flip\ncontrast: {words: [but], after: -1}\nlabels: {}\n")},
 	}, "bad"); err == nil || !strings.Contains(err.Error(), "bad/polarity.yaml: contrast") {
 		t.Fatalf("a negative contrast factor: err = %v", err)
+	}
+	if _, err := LoadRulesFS(fstest.MapFS{
+		"rules.yaml":    {Data: []byte("version: test\n")},
+		"roles.yaml":    {Data: []byte("negated: drop\nlabels: {}\n")},
+		"polarity.yaml": {Data: []byte("negated: flip\ncontrast: {words: [but], concessions: [even though]}\nlabels: {}\n")},
+	}, "bad"); err == nil || !strings.Contains(err.Error(), `bad/polarity.yaml: contrast: "even though" is not one word`) {
+		t.Fatalf("a contrast entry of two words: err = %v", err)
 	}
 }
 

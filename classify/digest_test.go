@@ -20,8 +20,10 @@ import (
 // the new digest (the test logs it) and replace this one. Last replaced
 // on purpose for rules 2026.11.14: polarity's contrast scope (a cue after
 // "but" or "however" weighs 1.5 times, one in a concession 0.5 times; README
-// "Weights") and the polarity refit with it.
-const tagsDigest = "25a7465f23ded9fb07eeb0e49aa3ef9a79d44b689f7922aa8d004b0639ef0d55"
+// "Weights") and the polarity refit with it; then for a concession
+// whose bracket is never closed, which now ends at its first comma (the
+// fold figures of Athar and clinical did not move).
+const tagsDigest = "c39990269d4e3e8b8c948d93eb04d162180ce92a91c5731e2a6dbcf5a48c771c"
 
 // digestFiles are the labelled files and the task each is read for.
 var digestFiles = []struct{ file, task string }{

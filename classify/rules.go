@@ -79,7 +79,7 @@ type LabelSet struct {
 	// hub's work weighs, against 1 in the paper's abstract.
 	CitingFactor float64
 	// Contrast, when the file has it (polarity), weighs a cue by where
-	// it is against the sentence's contrast words (Contrast.scope).
+	// it is against the sentence's contrast words (Contrast.spans, scopeAt).
 	Contrast *Contrast
 	Sections []SectionPrior // sorted, so scores and evidence come out the same every time
 	Cues     []Cue
@@ -393,6 +393,12 @@ func loadLabelSet(fsys fs.FS, dir, file, kind string) (*LabelSet, error) {
 		}
 		if c.Conceded != nil {
 			ls.Contrast.Conceded = *c.Conceded
+		}
+		for _, w := range append(slices.Clone(c.Words), c.Concessions...) {
+			// The sentence is matched word by word: "even though" would never be found.
+			if w == "" || strings.ContainsFunc(w, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) }) {
+				return nil, fmt.Errorf("%s: contrast: %q is not one word (contrast words and concessions are single words)", where, w)
+			}
 		}
 		if ls.Contrast.After < 0 || ls.Contrast.Conceded < 0 {
 			return nil, fmt.Errorf("%s: contrast: after and conceded are factors, at least 0, not %g and %g", where, ls.Contrast.After, ls.Contrast.Conceded)

@@ -150,6 +150,9 @@ func (c *httpCache) StorePage(ctx context.Context, runID, u string, r *ingest.Re
 	return err
 }
 
+// recordKey is the key of the pages record recordID was built from.
+func recordKey(recordID string) string { return "record." + recordID }
+
 func urlKey(u string) string {
 	sum := sha256.Sum256([]byte(u))
 	return "url." + hex.EncodeToString(sum[:16])
@@ -173,7 +176,7 @@ func (c *httpCache) StoreValidator(ctx context.Context, u string, v ingest.Valid
 // validators (ingest.History). An entry of an older version lists URLs
 // only; their validators are then those kept per URL.
 func (c *httpCache) RecordPages(ctx context.Context, recordID string) []ingest.SourcePage {
-	e, err := c.kv.Get(ctx, "record."+recordID)
+	e, err := c.kv.Get(ctx, recordKey(recordID))
 	if err != nil {
 		return nil
 	}
@@ -210,7 +213,7 @@ func recordPagesOut(recordID string, pages []ingest.SourcePage) (Out, error) {
 	}
 	// What kv.Put publishes to: the bucket's subject prefix and the key
 	// (no JetStream domain or API prefix is used).
-	return Out{Subject: "$KV." + BucketHTTP + ".record." + recordID, Data: b}, nil
+	return Out{Subject: "$KV." + BucketHTTP + "." + recordKey(recordID), Data: b}, nil
 }
 
 // HubMembers are the citing papers a hub listed at its last crawl: record

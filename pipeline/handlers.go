@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -98,6 +99,10 @@ type fetchHandler struct {
 	// an ack and a decode; the streams hold the same records.
 	tagger *classify.Classifier
 	hold   *hold // the stages' pause, looked at between the papers of a task
+	// policy decides about a paper that failed inside a papers task, as
+	// the stage's would about a paper task of its own; now is its clock.
+	policy retry.Policy
+	now    func() time.Time
 	log    zerolog.Logger
 }
 
@@ -117,6 +122,9 @@ func (h *fetchHandler) handle(ctx context.Context, m jetstream.Msg) (Outcome, er
 		j, err := t.paperJob()
 		if err != nil {
 			return Outcome{}, err
+		}
+		if wait := time.UnixMilli(t.NotBefore).Sub(h.now()); t.NotBefore != 0 && wait > 0 {
+			return Outcome{}, notDue{wait}
 		}
 		return h.paper(ctx, t.RunID, j)
 	case TaskPapers:
@@ -212,19 +220,21 @@ func (h *fetchHandler) papers(ctx context.Context, m jetstream.Msg, t Task) (Out
 }
 
 // alone is what becomes of a paper of papers task m that failed with
-// cause: its own paper task, queued again, or parked as a dead letter
-// with its reason when retrying cannot help. Its message id is the one a
-// paper task of the paper would have (a dead letter's, dead:fetch: and
-// that id), so a papers task handled again after a crash queues or parks
-// it once.
+// cause: what the stage policy decides, as for a paper task of its own.
+// Either it is queued again as its own paper task, not to be tried before
+// the backoff or the Retry-After its server asked for (see notDue), or it
+// is parked as a dead letter with its reason when retrying cannot help.
+// Its message id is the one a paper task of the paper would have (a dead
+// letter's, dead:fetch: and that id), so a papers task handled again
+// after a crash queues or parks it once.
 func (h *fetchHandler) alone(m jetstream.Msg, runID string, j ingest.PaperJob, cause error) (Outcome, error) {
-	task, err := paperTask(runID, j)
+	next := h.policy.Next(1, cause)
+	task, err := paperTask(runID, j, h.now().Add(next.Wait))
 	if err != nil {
 		return Outcome{}, err
 	}
-	again := !retry.IsPermanent(cause)
 	out := task
-	if !again {
+	if !next.Retry {
 		letter := deadLetter{stage: StageFetch, subject: task.Subject, data: task.Data, header: m.Headers(), deliveries: 1,
 			reason: cause.Error(), id: task.MsgID}
 		if meta, err := m.Metadata(); err == nil {
@@ -237,19 +247,26 @@ func (h *fetchHandler) alone(m jetstream.Msg, runID string, j ingest.PaperJob, c
 		if h.bus != nil {
 			mt = h.bus.metrics
 		}
-		mt.Failed(StageFetch, again)
-		if again {
+		mt.Failed(StageFetch, next.Retry)
+		if next.Retry {
 			h.stats.Retries.Add(1)
-			h.log.Info().Err(cause).Str("paper", j.Paper.URL).Msg("a paper of a papers task failed; queued again on its own")
+			h.log.Info().Err(cause).Str("paper", j.Paper.URL).Dur("retry_in", next.Wait).Msg("a paper of a papers task failed; queued again on its own")
 			return nil
 		}
 		h.stats.DeadLetters.Add(1)
 		mt.DeadLettered(StageFetch)
-		h.log.Warn().Err(cause).Str("paper", j.Paper.URL).Msg("a paper of a papers task parked as a dead letter")
+		h.log.Warn().Err(cause).Str("paper", j.Paper.URL).Str("why", next.Why).Msg("a paper of a papers task parked as a dead letter")
 		return nil
 	}
 	return Outcome{Outs: []Out{out}, Commit: []func(context.Context) error{counted}}, nil
 }
+
+// notDue is the error of a task handled before its NotBefore: the stage
+// hands it back for the rest of the wait, not counted as a failure (its
+// failure was counted when it was queued again).
+type notDue struct{ wait time.Duration }
+
+func (e notDue) Error() string { return fmt.Sprintf("not due for %s", e.wait) }
 
 // paper publishes the raw record of one citing paper, unless none of its
 // pages changed, and the hubs its record page leads to.

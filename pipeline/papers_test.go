@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/citecrawl/citecrawl/ingest"
@@ -60,11 +62,15 @@ func TestPapersTaskFailsOnlyItsFailingPapers(t *testing.T) {
 	cfg.FullText.Enabled, cfg.FetchGraph = false, false
 	bus := openBus(t, cfg)
 	defer bus.Close()
-	res, err := Run(context.Background(), bus, cfg, testEnv())
+	env := testEnv()
+	res, err := Run(context.Background(), bus, cfg, env)
 	if err != nil {
 		t.Fatal(err)
 	}
 	assertEachOnce(t, readOut(t, cfg.Sink.Out), n-1)
+	if r, d, p := env.Stats.Retries.Load(), env.Stats.DeadLetters.Load(), env.Stats.RecordsPublished.Load(); r != 1 || d != 1 || p != n-1 {
+		t.Errorf("counted %d retries, %d dead letters, %d records published; want 1, 1, %d", r, d, p, n-1)
+	}
 	if res.Errors != 1 || len(res.DeadLetters) != 1 {
 		t.Fatalf("%d dead letters %+v, want the paper over the limit", res.Errors, res.DeadLetters)
 	}
@@ -149,5 +155,161 @@ func TestPausedPapersTaskQueuesTheRest(t *testing.T) {
 	jobs, err := rest.paperJobs()
 	if err != nil || !reflect.DeepEqual(jobs, c.Papers[1:]) {
 		t.Fatalf("the rest queued as %+v (%v), want the %d papers not built yet", jobs, err, len(c.Papers)-1)
+	}
+}
+
+// A paper that fails inside a papers task is queued again on its own, but
+// not tried before the Retry-After its server asked for: handled early, its
+// task is handed back for the rest of the wait without a request; once the
+// wait is over it is built.
+func TestPapersTaskFailedPaperWaitsItsRetryAfter(t *testing.T) {
+	hub := snapshot.Generated(papersPerTask)
+	site := snapshot.New(snapshot.StyleCards, hub)
+	busy := "/pith/" + hub.Papers[1].PithID() + ".json"
+	var mu sync.Mutex
+	var over bool // the server's wait is over
+	asked := 0
+	web := startSite(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == busy {
+			mu.Lock()
+			asked++
+			wait := !over
+			mu.Unlock()
+			if wait {
+				w.Header().Set("Retry-After", "30")
+				http.Error(w, "busy", http.StatusServiceUnavailable)
+				return
+			}
+		}
+		site.ServeHTTP(w, r)
+	}))
+	cfg := testConfig(t, t.TempDir(), site.HubURLs(web.URL))
+	cfg.FullText.Enabled, cfg.FetchGraph = false, false
+	cfg.Fetch.MaxRetryAfter = 10 * time.Millisecond // the fetcher gives the wait to the stage
+	bus := openBus(t, cfg)
+	defer bus.Close()
+	ctx := context.Background()
+	clock := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	env := testEnv()
+	env.Now = func() time.Time { return clock }
+	env.defaults()
+	cr, err := newCrawler(cfg, ingest.NewFetcher(cfg.Fetch, zerolog.Nop()), bus.cache, env, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &fetchHandler{crawler: cr, stats: env.Stats, bus: bus, hold: &hold{}, maxPayload: bus.NC.MaxPayload(),
+		policy: cfg.Stages.Policy(), now: env.Now, log: zerolog.Nop()}
+	c, err := cr.CrawlHub(ctx, ingest.HubJob{URL: cfg.Hubs[0], CrawlID: "run-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tasks, err := paperTasks("run-1", c.Papers, bus.NC.MaxPayload())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.PublishAll(ctx, tasks); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := bus.Consumer(ctx, StreamTasks, ConsumerFetch, "", cfg.Stages)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// handleNext pulls the next task and handles it; what it published is
+	// stored and the task acked, as the stage would.
+	handleNext := func() (Outcome, error) {
+		t.Helper()
+		msgs, err := nextBatch(ctx, cons, 1, 5*time.Second)
+		if err != nil || len(msgs) != 1 {
+			t.Fatalf("%d tasks pulled (%v)", len(msgs), err)
+		}
+		out, err := h.handle(ctx, msgs[0])
+		if err == nil {
+			if err := bus.PublishAll(ctx, append(out.Outs, out.After...)); err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range out.Commit {
+				if err := c(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_ = msgs[0].Ack()
+		} else {
+			_ = msgs[0].NakWithDelay(time.Millisecond)
+		}
+		return out, err
+	}
+	out, err := handleNext()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if env.Stats.Retries.Load() != 1 || len(out.Outs) != papersPerTask {
+		t.Fatalf("%d retries, %d messages: want the busy paper queued again beside %d records", env.Stats.Retries.Load(), len(out.Outs), papersPerTask-1)
+	}
+	mu.Lock()
+	before := asked
+	mu.Unlock()
+
+	clock = clock.Add(10 * time.Second) // the busy paper's own task, 10 s into its 30
+	_, err = handleNext()
+	var early notDue
+	if !errors.As(err, &early) || early.wait < 19*time.Second || early.wait > 20*time.Second {
+		t.Fatalf("handled 10 s after it was queued: %v, want it handed back for the 20 s its server still asked for", err)
+	}
+	mu.Lock()
+	if asked != before {
+		t.Errorf("the busy page was asked %d times before its Retry-After was over", asked-before)
+	}
+	over = true
+	mu.Unlock()
+
+	clock = clock.Add(21 * time.Second)
+	out, err = handleNext()
+	if err != nil || len(out.Outs) != 1 || out.Outs[0].Subject != RawSubject(hub.ID) {
+		t.Fatalf("after the wait: %+v (%v), want the busy paper's raw record", out.Outs, err)
+	}
+}
+
+// What a record's task remembers (Outcome.After: the pages it was built
+// from) is kept only once the record is stored: a record the broker
+// refuses leaves no pages behind, so the next run rebuilds it rather than
+// finding it unchanged.
+func TestAfterIsKeptOnlyOnceTheRecordIsStored(t *testing.T) {
+	cfg := testConfig(t, t.TempDir(), nil)
+	cfg.Stages.MaxDeliver = 1 // one try: the refused record parks its task
+	bus := openBus(t, cfg)
+	defer bus.Close()
+	ctx := context.Background()
+	pages := []ingest.SourcePage{{URL: "https://pith.example/p.json", Validator: ingest.Validator{ETag: `"1"`}}}
+	for _, tc := range []struct {
+		name, record string
+		size         int
+		kept         bool
+	}{
+		{"refused", "r-refused", int(bus.NC.MaxPayload()) + 1, false},
+		{"stored", "r-stored", 10, true},
+	} {
+		put, err := recordPagesOut(tc.record, pages)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := bus.PublishAll(ctx, []Out{{Subject: PaperTaskSubject("h"), MsgID: tc.name, Data: []byte(`{}`)}}); err != nil {
+			t.Fatal(err)
+		}
+		cons, err := bus.Consumer(ctx, StreamTasks, ConsumerFetch, "", cfg.Stages)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs, err := nextBatch(ctx, cons, 1, 5*time.Second)
+		if err != nil || len(msgs) != 1 {
+			t.Fatalf("%s: %d tasks pulled (%v)", tc.name, len(msgs), err)
+		}
+		handle := func(context.Context, jetstream.Msg) (Outcome, error) {
+			return Outcome{Outs: []Out{{Subject: RawSubject("h"), MsgID: tc.record, Data: make([]byte, tc.size)}}, After: []Out{put}}, nil
+		}
+		s := &stage{name: StageFetch, consumer: cons, handle: handle, bus: bus, cfg: cfg.Stages, log: zerolog.Nop(), stats: &Stats{}}
+		s.process(ctx, msgs)
+		if got := bus.cache.RecordPages(ctx, tc.record); (got != nil) != tc.kept {
+			t.Errorf("%s record: its pages kept = %v, want %v", tc.name, got != nil, tc.kept)
+		}
 	}
 }

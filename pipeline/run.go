@@ -133,7 +133,8 @@ func (w *Workers) build(ctx context.Context, bus *Bus, cfg Config, name string, 
 		if err != nil {
 			return nil, err
 		}
-		h := &fetchHandler{crawler: cr, stats: env.Stats, hubs: env.hubs, maxPayload: bus.NC.MaxPayload(), bus: bus, tagger: cl, hold: w.hold, log: log}
+		h := &fetchHandler{crawler: cr, stats: env.Stats, hubs: env.hubs, maxPayload: bus.NC.MaxPayload(), bus: bus, tagger: cl, hold: w.hold,
+			policy: cfg.Stages.Policy(), now: env.Now, log: log}
 		s := &stage{name: name, consumer: c, handle: h.handle, workers: cfg.Stages.FetchWorkers, batch: fetchBatch,
 			idle: env.Idle, bus: bus, cfg: cfg.Stages, log: log, stats: env.Stats, hold: w.hold}
 		return func() { s.run(ctx) }, nil

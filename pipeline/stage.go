@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -43,8 +44,10 @@ type Handler func(ctx context.Context, msg jetstream.Msg) (Outcome, error)
 // got out).
 type Outcome struct {
 	Outs []Out
-	// After are published once Outs are stored, all together; that one
-	// fails only costs what it remembers (as a failed Commit).
+	// After are published once Outs are stored, all together. One that
+	// fails costs what it remembers, as a failed Commit would: a record
+	// whose pages were not kept is rebuilt by the next run, and counted
+	// there as new.
 	After  []Out
 	Commit []func(context.Context) error
 }
@@ -94,6 +97,11 @@ func (s *stage) process(ctx context.Context, msgs []jetstream.Msg) {
 	done := make([]jetstream.Msg, 0, len(msgs))
 	for _, m := range msgs {
 		o, err := s.handle(ctx, m)
+		var early notDue
+		if errors.As(err, &early) {
+			_ = m.NakWithDelay(early.wait)
+			continue
+		}
 		if err != nil {
 			s.fail(ctx, m, err)
 			continue

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"slices"
+	"time"
 
 	// A task is decoded once a page: encoding/json cost a tenth of the
 	// fetch stage. The same bytes either way.
@@ -27,7 +28,7 @@ const (
 
 // papersPerTask is how many citing papers a hub's crawl puts in one papers
 // task: a task stored, delivered and acked is about a fifth of what a page
-// costs the pipeline, so 16 make it small, yet a worker holding a few
+// costs the pipeline, so 8 make it small, yet a worker holding a few
 // tasks holds few papers, and a task redone after a crash refetches few.
 const papersPerTask = 8
 
@@ -61,6 +62,10 @@ type Task struct {
 	// New says the hub did not list the paper at its last crawl (see
 	// ingest.PaperJob); a task without it looks its record up.
 	New bool `json:"new,omitempty"`
+	// NotBefore (Unix milliseconds) is when a paper task queued again
+	// after failing in a papers task may be tried: its backoff, or the
+	// Retry-After its server asked for (see fetchHandler.alone).
+	NotBefore int64 `json:"not_before,omitempty"`
 }
 
 // TaskPaperItem is one citing paper of a papers task.
@@ -159,15 +164,28 @@ func hubTask(runID string, j ingest.HubJob) (Out, error) {
 	return Out{Subject: HubTaskSubject(id), MsgID: runID + ":" + u, Data: b}, err
 }
 
-// paperTask is the task that builds the record of one citing paper.
-func paperTask(runID string, j ingest.PaperJob) (Out, error) {
-	p, hub := taskPaperOf(j.Paper), j.Hub
-	b, err := gojson.Marshal(Task{Version: TaskVersion, Kind: TaskPaper, URL: p.URL, RunID: runID, Depth: j.Depth, ArxivBase: j.ArxivBase,
-		Shared: j.Shared, New: j.New, Hub: &hub, HubMissing: j.HubMissing, HubSource: j.HubSource, Paper: &p})
+// paperTask is the task that builds the record of one citing paper, to be
+// tried from notBefore on (zero: at once).
+func paperTask(runID string, j ingest.PaperJob, notBefore time.Time) (Out, error) {
+	p := taskPaperOf(j.Paper)
+	t := jobTask(TaskPaper, runID, j)
+	t.URL, t.New, t.Paper = p.URL, j.New, &p
+	if !notBefore.IsZero() {
+		t.NotBefore = notBefore.UnixMilli()
+	}
+	b, err := gojson.Marshal(t)
 	if err != nil {
 		return Out{}, fmt.Errorf("paper task %q: %w", p.URL, err)
 	}
-	return Out{Subject: PaperTaskSubject(hub.ID), MsgID: runID + ":" + record.ID(hub.ID, j.Paper.Key()), Data: b}, nil
+	return Out{Subject: PaperTaskSubject(j.Hub.ID), MsgID: runID + ":" + record.ID(j.Hub.ID, j.Paper.Key()), Data: b}, nil
+}
+
+// jobTask is a task of kind with the fields of run runID and of j's hub
+// crawl, which every paper of a papers task shares.
+func jobTask(kind, runID string, j ingest.PaperJob) Task {
+	hub := j.Hub
+	return Task{Version: TaskVersion, Kind: kind, RunID: runID, Depth: j.Depth, ArxivBase: j.ArxivBase,
+		Shared: j.Shared, Hub: &hub, HubMissing: j.HubMissing, HubSource: j.HubSource}
 }
 
 // paperTasks are the tasks that build the records of a hub's citing
@@ -195,9 +213,9 @@ const taskHeadroom = 1 << 10
 // is over maxPayload. A paper alone over it makes a task the broker
 // refuses, as a paper task of it would.
 func papersTask(runID string, group []ingest.PaperJob, maxPayload int64) ([]Out, error) {
-	j, hub := group[0], group[0].Hub
-	t := Task{Version: TaskVersion, Kind: TaskPapers, URL: hub.URL, RunID: runID, Depth: j.Depth, ArxivBase: j.ArxivBase,
-		Shared: j.Shared, Hub: &hub, HubMissing: j.HubMissing, HubSource: j.HubSource, Papers: make([]TaskPaperItem, len(group))}
+	hub := group[0].Hub
+	t := jobTask(TaskPapers, runID, group[0]) // group is of one hub crawl: the hub's fields are every paper's
+	t.URL, t.Papers = hub.URL, make([]TaskPaperItem, len(group))
 	ids := sha256.New()
 	for i, p := range group {
 		t.Papers[i] = TaskPaperItem{Paper: taskPaperOf(p.Paper), New: p.New}
@@ -228,8 +246,7 @@ func (t Task) paperJob() (ingest.PaperJob, error) {
 	if t.Hub == nil || t.Paper == nil {
 		return ingest.PaperJob{}, retry.Permanentf("paper task %q lacks its hub or paper", t.URL)
 	}
-	return ingest.PaperJob{Hub: *t.Hub, HubMissing: t.HubMissing, HubSource: t.HubSource, Paper: t.Paper.citingPaper(),
-		Depth: t.Depth, CrawlID: t.RunID, ArxivBase: t.ArxivBase, Shared: t.Shared, New: t.New}, nil
+	return t.job(*t.Paper, t.New), nil
 }
 
 // paperJobs are what a papers task asks of the crawler, one job a paper.
@@ -239,10 +256,15 @@ func (t Task) paperJobs() ([]ingest.PaperJob, error) {
 	}
 	jobs := make([]ingest.PaperJob, len(t.Papers))
 	for i, p := range t.Papers {
-		jobs[i] = ingest.PaperJob{Hub: *t.Hub, HubMissing: t.HubMissing, HubSource: t.HubSource, Paper: p.Paper.citingPaper(),
-			Depth: t.Depth, CrawlID: t.RunID, ArxivBase: t.ArxivBase, Shared: t.Shared, New: p.New}
+		jobs[i] = t.job(p.Paper, p.New)
 	}
 	return jobs, nil
+}
+
+// job is the crawler's job for paper p of t (which has its hub).
+func (t Task) job(p TaskCitingPaper, isNew bool) ingest.PaperJob {
+	return ingest.PaperJob{Hub: *t.Hub, HubMissing: t.HubMissing, HubSource: t.HubSource, Paper: p.citingPaper(),
+		Depth: t.Depth, CrawlID: t.RunID, ArxivBase: t.ArxivBase, Shared: t.Shared, New: isNew}
 }
 
 // taskPaperOf and citingPaper translate between the parser's type and the

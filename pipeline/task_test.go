@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/citecrawl/citecrawl/ingest"
 	"github.com/citecrawl/citecrawl/record"
@@ -21,7 +22,7 @@ func TestTaskRoundTrip(t *testing.T) {
 			PithID: "AAAAAAAAAAAAAAAAAAAAAAAAAA", ArxivID: "2601.00001", URL: "/pith/AAAAAAAAAAAAAAAAAAAAAAAAAA", Meta: true, Explorer: true, Represents: true},
 		Depth: 1, CrawlID: "run1", ArxivBase: "http://127.0.0.1:1",
 	}
-	o, err := paperTask("run1", job)
+	o, err := paperTask("run1", job, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,8 +15,16 @@ import (
 	"github.com/citecrawl/citecrawl/internal/testkit"
 )
 
-// A run killed with SIGKILL while every fetch worker is half-way through
-// a papers task (the site answers half the pages of a clean run, then
+// fetchWorkers is the test's stages.fetch_workers, and papersPerTask
+// follows pipeline's papersPerTask: together they bound the papers the
+// workers hold at a kill.
+const (
+	fetchWorkers  = 4
+	papersPerTask = 8
+)
+
+// A run killed with SIGKILL while the fetch workers hold papers tasks half
+// done (the site answers half the pages of a clean run, then
 // holds every request) and run again writes every record exactly once;
 // only the pages of the tasks held at the kill are fetched again.
 func TestRunKilledMidPapersTask(t *testing.T) {
@@ -58,6 +66,7 @@ func TestRunKilledMidPapersTask(t *testing.T) {
 
 	data, out := filepath.Join(dir, "data"), filepath.Join(dir, "out")
 	run := runCmd(bin, hub, web.URL, data, out)
+	run.Args = append(run.Args, "--set", fmt.Sprintf("stages.fetch_workers=%d", fetchWorkers))
 	var stderr testkit.LogBuffer
 	run.Stderr = &stderr
 	if err := run.Start(); err != nil {
@@ -93,9 +102,9 @@ func TestRunKilledMidPapersTask(t *testing.T) {
 		t.Errorf("the rerun fetched %d pages, a clean run %d: the tasks done before the kill were done again", rerun, clean)
 	}
 	// Fetched twice: the pages of the tasks the workers held at the kill,
-	// at most 4 tasks of 8 papers (pipeline's papersPerTask).
+	// at most one task of papersPerTask papers per worker.
 	perPaper := (clean - 1 + n - 1) / n // the hub aside, rounded up
-	if twice := killed + rerun - clean; twice > 4*8*perPaper {
-		t.Errorf("%d pages fetched twice; the tasks held at the kill have at most %d", twice, 4*8*perPaper)
+	if most := fetchWorkers * papersPerTask * perPaper; killed+rerun-clean > most {
+		t.Errorf("%d pages fetched twice; the tasks held at the kill have at most %d", killed+rerun-clean, most)
 	}
 }
