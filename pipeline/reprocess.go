@@ -209,7 +209,9 @@ func openGeneration(ctx context.Context, o ReprocessOptions) (*retagger, *Reproc
 	// A batch job: big segments sealed at every checkpoint, summaries
 	// written once at the end.
 	nextCfg := sink.Config{Out: "jsonl://" + next, JSONLConfig: sink.JSONLConfig{SegmentMaxBytes: 64 << 20, SegmentMaxAge: 24 * time.Hour}}
-	out, err := sink.Open(ctx, nextCfg, sink.WithLogger(o.Log), sink.WithSummaryOnClose())
+	// The new generation holds only what this run wrote: a record is
+	// seldom there already, so it is not looked up as it is written.
+	out, err := sink.Open(ctx, nextCfg, sink.WithLogger(o.Log), sink.WithSummaryOnClose(), sink.WithDedupeAtSeal())
 	if err != nil {
 		return nil, nil, err
 	}

@@ -59,6 +59,7 @@ type jsonl struct {
 	dir            string
 	cfg            JSONLConfig
 	summaryOnClose bool // WithSummaryOnClose
+	dedupeAtSeal   bool // WithDedupeAtSeal
 	log            zerolog.Logger
 	hubs           map[string]*hubDir
 	sealed         Sealed   // what this writer made visible so far
@@ -115,7 +116,7 @@ func openJSONL(_ context.Context, dir string, cfg Config, env env) (Sink, error)
 		return nil, outputFault(dir, fmt.Errorf("sink output %s: registering the writer: %w", dir, err))
 	}
 	removeDeadWriters(wdir)
-	return &jsonl{dir: dir, cfg: cfg.JSONLConfig, summaryOnClose: env.summaryOnClose, log: env.log, hubs: map[string]*hubDir{},
+	return &jsonl{dir: dir, cfg: cfg.JSONLConfig, summaryOnClose: env.summaryOnClose, dedupeAtSeal: env.dedupeAtSeal, log: env.log, hubs: map[string]*hubDir{},
 		writer: id, alive: alive}, nil
 }
 
@@ -181,6 +182,9 @@ func (s *jsonl) lookup(encs []encoded) ([]*hubDir, []bool, error) {
 		byHub[h] = append(byHub[h], i)
 	}
 	written := make([]bool, len(encs))
+	if s.dedupeAtSeal { // publish leaves out what the index holds
+		return hubs, written, nil
+	}
 	for h, idx := range byHub {
 		versions := make([]version, len(idx))
 		for j, i := range idx {
