@@ -215,7 +215,12 @@ func openGeneration(ctx context.Context, o ReprocessOptions) (*retagger, *Reproc
 	if err != nil {
 		return nil, nil, err
 	}
-	r := &retagger{o: o, out: out, next: next, state: state, cp: &cp, under: map[string]int{},
+	flusher, ok := out.(sink.BackgroundFlusher)
+	if !ok {
+		_ = out.Close(ctx)
+		return nil, nil, fmt.Errorf("reprocess: the sink of %s cannot seal in the background", next)
+	}
+	r := &retagger{o: o, out: out, flusher: flusher, next: next, state: state, cp: &cp, under: map[string]int{},
 		newL: newLabelLog(state, "new", cp.New), oldL: newLabelLog(state, "old", cp.Old)}
 	return r, res, nil
 }
@@ -313,8 +318,10 @@ func eachLatest(ctx context.Context, out string, fn func(id string, l labels) er
 type retagger struct {
 	o          ReprocessOptions
 	out        sink.Sink
-	next       string // the unfinished generation
-	state      string // its label logs
+	flusher    sink.BackgroundFlusher // out, sealing in the background
+	pending    *pendingCommit         // begun, not waited for yet
+	next       string                 // the unfinished generation
+	state      string                 // its label logs
 	cp         *checkpoint
 	newL, oldL *labelLog      // labels of the records written, and from a folder their labels before
 	under      map[string]int // tags under MinConfidence, counted as written
@@ -501,7 +508,12 @@ func (r *retagger) tag(c *chunk) {
 
 // write writes the tagged chunks in input order, a few at a time (see
 // writeBatch), checkpointing every o.Batch records and at the end.
-func (r *retagger) write(ctx context.Context, chunks <-chan *chunk) error {
+func (r *retagger) write(ctx context.Context, chunks <-chan *chunk) (err error) {
+	defer func() { // a commit still sealing ends before the run does
+		if werr := r.waitCommit(); err == nil {
+			err = werr
+		}
+	}()
 	pending := 0 // records written since the last checkpoint
 	pos := r.cp.Done
 	var group []*chunk // tagged, not written yet
@@ -535,7 +547,8 @@ func (r *retagger) write(ctx context.Context, chunks <-chan *chunk) error {
 		}
 		group, held = group[:0], 0
 		if pending >= r.o.Batch {
-			if err := r.checkpoint(ctx, pos); err != nil {
+			// Sealed while the next records are written (startCommit).
+			if err := r.startCommit(ctx, pos, true); err != nil {
 				return err
 			}
 			pending = 0
@@ -576,19 +589,35 @@ func (r *retagger) write(ctx context.Context, chunks <-chan *chunk) error {
 
 // checkpoint commits and reports progress.
 func (r *retagger) checkpoint(ctx context.Context, pos uint64) error {
-	if err := r.commit(ctx, pos); err != nil {
+	if err := r.startCommit(ctx, pos, true); err != nil {
 		return err
 	}
-	if r.o.Progress != nil {
-		r.o.Progress(r.done, r.total)
-	}
-	return nil
+	return r.waitCommit()
 }
 
 // commit seals the records written and their labels, then records how far
 // it got: what the checkpoint lists is on disk.
 func (r *retagger) commit(ctx context.Context, pos uint64) error {
-	if err := r.out.Flush(ctx); err != nil {
+	if err := r.startCommit(ctx, pos, false); err != nil {
+		return err
+	}
+	return r.waitCommit()
+}
+
+// pendingCommit is a commit startCommit began: its checkpoint, written
+// once its records are sealed.
+type pendingCommit struct {
+	cp   checkpoint
+	done chan error
+}
+
+// startCommit begins a commit up to pos, after waiting for the one begun
+// before: it writes out the label logs, then seals the records written on
+// another goroutine (sink.BackgroundFlusher) while the writer goes on with
+// the next ones. Only once they are sealed is the checkpoint written (and
+// progress reported, if progress), so what it lists is on disk.
+func (r *retagger) startCommit(ctx context.Context, pos uint64, progress bool) error {
+	if err := r.waitCommit(); err != nil {
 		return err
 	}
 	for _, g := range []*labelLog{r.newL, r.oldL} {
@@ -599,13 +628,41 @@ func (r *retagger) commit(ctx context.Context, pos uint64) error {
 			return err
 		}
 	}
-	r.cp.Done, r.cp.New, r.cp.Old = pos, r.newL.state(), r.oldL.state()
-	b, _ := json.Marshal(r.cp)
-	if err := sink.WriteFileAtomic(filepath.Join(r.next, checkpointFile), b); err != nil {
+	p := &pendingCommit{cp: *r.cp, done: make(chan error, 1)}
+	p.cp.Done, p.cp.New, p.cp.Old = pos, r.newL.state(), r.oldL.state()
+	removeNew, removeOld := r.newL.takeStale(), r.oldL.takeStale()
+	done, total := r.done, r.total
+	sealed := r.flusher.StartFlush(ctx)
+	r.pending = p
+	go func() {
+		err := sealed()
+		if err == nil {
+			b, _ := json.Marshal(p.cp)
+			err = sink.WriteFileAtomic(filepath.Join(r.next, checkpointFile), b)
+		}
+		if err == nil {
+			removeNew()
+			removeOld()
+			if progress && r.o.Progress != nil {
+				r.o.Progress(done, total)
+			}
+		}
+		p.done <- err
+	}()
+	return nil
+}
+
+// waitCommit waits for the commit startCommit began, if any.
+func (r *retagger) waitCommit() error {
+	p := r.pending
+	if p == nil {
+		return nil
+	}
+	r.pending = nil
+	if err := <-p.done; err != nil {
 		return err
 	}
-	r.newL.removeStale()
-	r.oldL.removeStale()
+	*r.cp = p.cp
 	return nil
 }
 

@@ -133,6 +133,18 @@ type Sink interface {
 	Batching() Batching
 }
 
+// BackgroundFlusher is implemented by sinks that can make what was written
+// durable while more is written (the folder sink): a batch job overlaps
+// the wait for the disk with its own work.
+type BackgroundFlusher interface {
+	// StartFlush begins making everything written so far durable and
+	// visible, as Flush does (summaries aside), and returns at once; wait
+	// returns its result. What is written meanwhile is not part of it. A
+	// flush begun before is waited for first, and Flush and Close wait
+	// for the last one (and report its failure if wait has not).
+	StartFlush(ctx context.Context) (wait func() error)
+}
+
 // Batching is when a sink wants what it holds flushed: after this many
 // records, this many bytes, or this long after the first record since the
 // last flush, whichever comes first. A zero field sets no limit. The
