@@ -262,7 +262,12 @@ func (s *jsonl) Flush(context.Context) error {
 // sealAll seals every hub's open segment, after the flush StartFlush
 // began, if any.
 func (s *jsonl) sealAll() error {
-	return errors.Join(s.waitFlush(), s.sealSegments(s.takeSegments()))
+	werr := s.waitFlush()
+	err := s.sealSegments(s.takeSegments())
+	if werr == nil {
+		return err // as it is, for the stage's errors.As
+	}
+	return errors.Join(werr, err)
 }
 
 // takeSegments takes the open segments out of use: what is written next
@@ -524,9 +529,10 @@ func publishedName(last string) string {
 	return segmentName(t)
 }
 
-// seal makes a segment taken out of use durable and visible under its final name.
-// When it fails, every version the segment held is forgotten (the stage
-// has them delivered again), except those another writer wrote.
+// seal makes a segment taken out of use durable and visible under its
+// final name. When it fails, every version the segment held is forgotten
+// (the stage has them delivered again), except those another writer
+// wrote.
 func (s *jsonl) seal(h *hubDir, seg *segment) error {
 	err := seg.err
 	if err == nil {
