@@ -89,7 +89,7 @@ func BenchmarkReprocess(b *testing.B) {
 		b.Fatal(err)
 	}
 	// As `citecrawl reprocess` does (cmd/citecrawl/reprocess.go).
-	defer debug.SetMemoryLimit(debug.SetMemoryLimit(200 << 20))
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(100 << 20))
 	folder := filepath.Join(b.TempDir(), "from")
 	reprocess := func(b *testing.B, from, out string) {
 		res, err := Reprocess(ctx, bus, ReprocessOptions{From: from, Out: out, Classifier: classify.New(rules), Log: zerolog.Nop()})

@@ -141,8 +141,8 @@ func (g *labelLog) flush() error {
 }
 
 // compact merges the parts into one when there are more than maxParts.
-// The merged parts are removed by removeStale, once a checkpoint lists the
-// new one instead.
+// The merged parts are removed through takeStale, once a checkpoint lists
+// the new one instead.
 func (g *labelLog) compact() error {
 	if len(g.parts) <= g.maxParts {
 		return nil
@@ -162,11 +162,16 @@ func (g *labelLog) compact() error {
 	return nil
 }
 
-func (g *labelLog) removeStale() {
-	for _, p := range g.stale {
-		_ = os.Remove(filepath.Join(g.dir, p))
-	}
+// takeStale hands over the parts merged away so far: remove removes them,
+// to be called once a checkpoint no longer lists them.
+func (g *labelLog) takeStale() (remove func()) {
+	stale := g.stale
 	g.stale = nil
+	return func() {
+		for _, p := range stale {
+			_ = os.Remove(filepath.Join(g.dir, p))
+		}
+	}
 }
 
 // writePart writes the pairs next gives (in id order) as a new part.

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -381,7 +382,7 @@ func TestLabelLogKeepsTheLatestLabelsOfEachRecord(t *testing.T) {
 		if err := g.compact(); err != nil {
 			t.Fatal(err)
 		}
-		g.removeStale()
+		g.takeStale()()
 		if files, _ := filepath.Glob(filepath.Join(dir, "*"+partSuffix)); len(files) != len(g.parts) || len(files) > g.maxParts+1 {
 			t.Fatalf("after part %d: %d files for the parts %v (at most %d)", part, len(files), g.parts, g.maxParts+1)
 		}
@@ -696,4 +697,52 @@ func TestReprocessWarnsWhenItDropsAnUnfinishedGeneration(t *testing.T) {
 	if strings.Contains(logs.String(), "warn") {
 		t.Errorf("warned with no unfinished generation: %s", logs.String())
 	}
+}
+
+// A batch is sealed in the background while the next one is written
+// (startCommit): when that seal fails (here the next batch's temporary
+// segments are removed under it), reprocess fails with the error, its
+// checkpoint still at the last batch sealed, and run again it resumes and
+// writes every record once.
+func TestReprocessBackgroundSealFailureResumes(t *testing.T) {
+	const n = 300
+	cfg, bus := crawled(t, snapshot.New(snapshot.StyleCards, snapshot.Generated(n)))
+	defer bus.Close()
+	c := changedRules(t, "polarity.yaml", func(s string) string { return s })
+	next := filepath.Clean(cfg.Sink.Out) + ".next"
+	removed := 0
+	opts := ReprocessOptions{From: "stream", Out: cfg.Sink.Out, Classifier: c, Batch: 64, Log: zerolog.Nop(),
+		Progress: func(done, total int64) {
+			if removed > 0 {
+				return
+			}
+			// Called once the first batch is sealed, while the writer
+			// writes the next one: wait for its segments, then remove them.
+			deadline := time.Now().Add(10 * time.Second)
+			for removed == 0 && time.Now().Before(deadline) {
+				temps, _ := filepath.Glob(filepath.Join(next, "*", ".seg-*.tmp"))
+				for _, f := range temps {
+					if os.Remove(f) == nil {
+						removed++
+					}
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}}
+	if _, err := Reprocess(context.Background(), bus, opts); err == nil || !strings.Contains(err.Error(), "sealing segment") {
+		t.Fatalf("reprocess whose background seal failed: %v; want the seal's error", err)
+	}
+	if removed == 0 {
+		t.Fatal("no temporary segment was found to remove")
+	}
+	assertEachOnce(t, readOut(t, cfg.Sink.Out), n) // old generation untouched
+	opts.Progress = nil
+	res, err := Reprocess(context.Background(), bus, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Resumed {
+		t.Error("second reprocess started over instead of resuming")
+	}
+	assertEachOnce(t, readOut(t, cfg.Sink.Out), n)
 }

@@ -314,3 +314,43 @@ func fill(t *testing.T, path string) {
 	}
 	fmt.Fprint(f, "")
 }
+
+// StartFlush seals what was written before it on another goroutine: what
+// is written meanwhile goes to new segments, visible only after the next
+// flush. A background seal that fails (its temporary files were removed)
+// is reported by its wait, counts nothing as written, and the records
+// given again are written once.
+func TestJSONLStartFlushSealsWhatCameBefore(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openFolder(t, dir)
+	bg := s.(BackgroundFlusher)
+	recs := testRecords(4, "hub-a", "hub-b")
+	if _, err := s.Write(ctx, recs[:3]); err != nil {
+		t.Fatal(err)
+	}
+	wait := bg.StartFlush(ctx)
+	if _, err := s.Write(ctx, recs[3:6]); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	assertEachOnce(t, readFolder(t, dir), recs[:3])
+
+	for _, f := range tempFiles(t, dir) { // the segments of recs[3:6]
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := bg.StartFlush(ctx)(); err == nil {
+		t.Fatal("a background seal of removed segments succeeded")
+	}
+	if n, err := s.Write(ctx, recs[3:]); err != nil || n != len(recs)-3 {
+		t.Fatalf("after the failed seal, Write = %d, %v; want all %d written again", n, err, len(recs)-3)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	assertEachOnce(t, readFolder(t, dir), recs)
+}

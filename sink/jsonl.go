@@ -14,6 +14,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -59,11 +61,14 @@ type jsonl struct {
 	dir            string
 	cfg            JSONLConfig
 	summaryOnClose bool // WithSummaryOnClose
+	dedupeAtSeal   bool // WithDedupeAtSeal
 	log            zerolog.Logger
 	hubs           map[string]*hubDir
-	sealed         Sealed   // what this writer made visible so far
-	writer         string   // this writer's id, in its temporary file names
-	alive          *os.File // holds the lock that tells the others this writer is alive
+	sealedMu       sync.Mutex       // segments are sealed in the background too (StartFlush)
+	sealed         Sealed           // what this writer made visible so far
+	flushing       *backgroundFlush // begun by StartFlush, not waited for yet
+	writer         string           // this writer's id, in its temporary file names
+	alive          *os.File         // holds the lock that tells the others this writer is alive
 }
 
 // Names in the output folder besides the hub folders and their segments.
@@ -115,7 +120,7 @@ func openJSONL(_ context.Context, dir string, cfg Config, env env) (Sink, error)
 		return nil, outputFault(dir, fmt.Errorf("sink output %s: registering the writer: %w", dir, err))
 	}
 	removeDeadWriters(wdir)
-	return &jsonl{dir: dir, cfg: cfg.JSONLConfig, summaryOnClose: env.summaryOnClose, log: env.log, hubs: map[string]*hubDir{},
+	return &jsonl{dir: dir, cfg: cfg.JSONLConfig, summaryOnClose: env.summaryOnClose, dedupeAtSeal: env.dedupeAtSeal, log: env.log, hubs: map[string]*hubDir{},
 		writer: id, alive: alive}, nil
 }
 
@@ -181,6 +186,9 @@ func (s *jsonl) lookup(encs []encoded) ([]*hubDir, []bool, error) {
 		byHub[h] = append(byHub[h], i)
 	}
 	written := make([]bool, len(encs))
+	if s.dedupeAtSeal { // publish leaves out what the index holds
+		return hubs, written, nil
+	}
 	for h, idx := range byHub {
 		versions := make([]version, len(idx))
 		for j, i := range idx {
@@ -251,13 +259,36 @@ func (s *jsonl) Flush(context.Context) error {
 	return nil
 }
 
-// sealAll seals every hub's open segment. A full or read-only disk is
-// reported once, as the condition of the whole output it is.
+// sealAll seals every hub's open segment, after the flush StartFlush
+// began, if any.
 func (s *jsonl) sealAll() error {
+	werr := s.waitFlush()
+	err := s.sealSegments(s.takeSegments())
+	if werr == nil {
+		return err // as it is, for the stage's errors.As
+	}
+	return errors.Join(werr, err)
+}
+
+// takeSegments takes the open segments out of use: what is written next
+// goes to new ones.
+func (s *jsonl) takeSegments() map[*hubDir]*segment {
+	segs := map[*hubDir]*segment{}
+	for _, h := range s.hubs {
+		if h.seg != nil {
+			segs[h], h.seg = h.seg, nil
+		}
+	}
+	return segs
+}
+
+// sealSegments seals segments taken out of use. A full or read-only disk
+// is reported once, as the condition of the whole output it is.
+func (s *jsonl) sealSegments(segs map[*hubDir]*segment) error {
 	var errs []error
 	var down error
-	for _, h := range s.hubs {
-		err := s.seal(h)
+	for h, seg := range segs {
+		err := s.seal(h, seg)
 		if errors.Is(err, ErrUnavailable) && down == nil {
 			down = err
 		} else if err != nil && !errors.Is(err, ErrUnavailable) {
@@ -268,6 +299,53 @@ func (s *jsonl) sealAll() error {
 		return down
 	}
 	return errors.Join(errs...)
+}
+
+// StartFlush implements BackgroundFlusher: it takes the open segments out
+// of use and seals them on another goroutine, once the flush it began
+// before is done. Summaries are left to Flush and Close.
+func (s *jsonl) StartFlush(context.Context) (wait func() error) {
+	prev := s.waitFlush()
+	f := &backgroundFlush{done: make(chan struct{})}
+	if prev != nil {
+		f.err = prev
+		close(f.done)
+	} else {
+		segs := s.takeSegments()
+		go func() {
+			defer close(f.done)
+			f.err = s.sealSegments(segs)
+		}()
+	}
+	s.flushing = f
+	return f.wait
+}
+
+// backgroundFlush is a flush StartFlush began. Its failure is reported
+// once: by wait, or else by the next Flush or Close.
+type backgroundFlush struct {
+	done     chan struct{}
+	err      error
+	reported atomic.Bool
+}
+
+func (f *backgroundFlush) wait() error {
+	<-f.done
+	if f.reported.Swap(true) {
+		return nil
+	}
+	return f.err
+}
+
+// waitFlush waits for the flush StartFlush began, if any, and returns its
+// error.
+func (s *jsonl) waitFlush() error {
+	f := s.flushing
+	if f == nil {
+		return nil
+	}
+	s.flushing = nil
+	return f.wait()
 }
 
 func (s *jsonl) writeSummaries() error {
@@ -451,15 +529,11 @@ func publishedName(last string) string {
 	return segmentName(t)
 }
 
-// seal makes the open segment durable and visible under its final name.
-// When it fails, every version the segment held is forgotten (the stage
-// has them delivered again), except those another writer wrote.
-func (s *jsonl) seal(h *hubDir) error {
-	seg := h.seg
-	if seg == nil {
-		return nil
-	}
-	h.seg = nil
+// seal makes a segment taken out of use durable and visible under its
+// final name. When it fails, every version the segment held is forgotten
+// (the stage has them delivered again), except those another writer
+// wrote.
+func (s *jsonl) seal(h *hubDir, seg *segment) error {
 	err := seg.err
 	if err == nil {
 		err = seg.w.Flush()
@@ -515,11 +589,15 @@ func (s *jsonl) publish(h *hubDir, seg *segment) error {
 	// Sealed: the segment is the truth from here on. An index that cannot
 	// take it is brought up to date from the segments next time.
 	h.dirty = true
+	var size int64
+	if info, err := os.Stat(seg.final); err == nil {
+		size = info.Size()
+	}
+	s.sealedMu.Lock()
 	s.sealed.Segments++
 	s.sealed.Records += int64(len(seg.versions))
-	if info, err := os.Stat(seg.final); err == nil {
-		s.sealed.Bytes += info.Size()
-	}
+	s.sealed.Bytes += size
+	s.sealedMu.Unlock()
 	if err := ix.orRebuild(func() error { return ix.add(filepath.Base(seg.final), seg.versions, &seg.hub) }); err != nil {
 		s.log.Warn().Err(err).Str("segment", seg.final).Msg("segment published but not indexed; it is indexed at the next seal in its folder")
 		return nil
@@ -561,7 +639,11 @@ func (s *jsonl) dropLines(h *hubDir, seg *segment, drop []bool) error {
 }
 
 // Sealed implements SealCounter.
-func (s *jsonl) Sealed() Sealed { return s.sealed }
+func (s *jsonl) Sealed() Sealed {
+	s.sealedMu.Lock()
+	defer s.sealedMu.Unlock()
+	return s.sealed
+}
 
 // renameDurably renames and then fsyncs the folder so the new name
 // survives a crash.

@@ -306,3 +306,63 @@ func TestJSONLSummaryCountsLatestVersions(t *testing.T) {
 func testConfig() Config {
 	return Config{Out: "./out", JSONLConfig: JSONLConfig{SegmentMaxBytes: 8 << 20, SegmentMaxAge: 5 * time.Second}}
 }
+
+// TestJSONLDedupeAtSealLeavesOutWhatWasWritten: with WithDedupeAtSeal,
+// Write does not look records up, yet a version written in an earlier
+// segment (sealed by this writer or another) is left out when its new
+// segment is sealed, and one changed is written.
+func TestJSONLDedupeAtSealLeavesOutWhatWasWritten(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig()
+	cfg.Out = t.TempDir()
+	recs := testRecords(5, "hub-a", "hub-b")
+	first, err := Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := first.Write(ctx, recs[:3]); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(ctx, cfg, WithDedupeAtSeal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.Write(ctx, recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != len(recs) {
+		t.Fatalf("Write counted %d records new, want all %d (none is looked up)", n, len(recs))
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	changed := *recs[0]
+	changed.Role = record.RoleFuture
+	if _, err := s.Write(ctx, append(recs[:4:4], &changed)); err != nil { // 4 sealed already
+		t.Fatal(err)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rd, err := OpenReader(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := map[string]int{}
+	err = rd.Records(ctx, func(r *record.Record) error { lines[r.ID+" "+r.Role]++; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lines) != len(recs)+1 {
+		t.Fatalf("%d distinct versions written, want %d: %v", len(lines), len(recs)+1, lines)
+	}
+	for v, k := range lines {
+		if k != 1 {
+			t.Fatalf("version %s written %d times", v, k)
+		}
+	}
+}

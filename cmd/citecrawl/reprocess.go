@@ -15,8 +15,13 @@ import (
 )
 
 // reprocessMemoryLimit is the soft memory limit reprocess sets (unless
-// GOMEMLIMIT is set).
-const reprocessMemoryLimit = 200 << 20
+// GOMEMLIMIT is set). Its live heap is at most about 70 MiB at any record
+// count (the segments being written and those being sealed, an index
+// transaction, the records in flight, NATS's buffers): at 100 MiB the
+// collector starts before the garbage doubles that, for no more CPU than
+// at 200 MiB (measured at a million records), and the peak stays under
+// about 130 MiB.
+const reprocessMemoryLimit = 100 << 20
 
 func (c cli) reprocess(args []string) int {
 	o := newOptions("reprocess", c.stderr, brokerFlags|outFlag|rulesFlag)
