@@ -101,6 +101,16 @@ func (h *hold) wait(ctx context.Context) {
 	}
 }
 
+// held says whether the stages are paused now.
+func (h *hold) held() bool {
+	if h == nil {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.resumed != nil
+}
+
 // outage is a spell of the output being unavailable.
 type outage struct {
 	err        error // the latest failure

@@ -290,16 +290,6 @@ func heartbeat(msgs []jetstream.Msg, ackWait time.Duration) (stop func()) {
 	return func() { close(done) }
 }
 
-// held says whether the stages are paused now (see hold, in sinkstage.go).
-func (h *hold) held() bool {
-	if h == nil {
-		return false
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.resumed != nil
-}
-
 // pause waits d or until ctx is done.
 func pause(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)
