@@ -88,9 +88,8 @@ const (
 	// milliseconds of work, and few records in memory.
 	chunkSize = 256
 	// writeBatch is about how many tagged records are given to the sink at
-	// once: the folder sink looks records up in the index of each hub
-	// folder once per write, opening its file, which costs more than the
-	// look-ups of a chunk.
+	// once: each write costs the sink a pass over its hubs, so a few
+	// chunks go in one.
 	writeBatch = 1024
 )
 
@@ -366,7 +365,7 @@ func (r *retagger) fromStream(ctx context.Context, bus *Bus) error {
 	}
 	last, first := info.State.LastSeq, info.State.FirstSeq
 	if r.cp.Done >= last || info.State.Msgs == 0 {
-		return r.commit(ctx, r.cp.Done)
+		return r.commit(ctx, r.cp.Done, false)
 	}
 	start := max(r.cp.Done+1, first)
 	r.done, r.total = int64(start-first), int64(last-first+1)
@@ -585,24 +584,14 @@ func (r *retagger) write(ctx context.Context, chunks <-chan *chunk) (err error) 
 			return err
 		}
 	}
-	if pending > 0 {
-		return r.checkpoint(ctx, pos)
-	}
-	return r.commit(ctx, pos)
-}
-
-// checkpoint commits and reports progress.
-func (r *retagger) checkpoint(ctx context.Context, pos uint64) error {
-	if err := r.startCommit(ctx, pos, true); err != nil {
-		return err
-	}
-	return r.waitCommit()
+	return r.commit(ctx, pos, pending > 0)
 }
 
 // commit seals the records written and their labels, then records how far
-// it got: what the checkpoint lists is on disk.
-func (r *retagger) commit(ctx context.Context, pos uint64) error {
-	if err := r.startCommit(ctx, pos, false); err != nil {
+// it got (and reports progress, if progress): what the checkpoint lists is
+// on disk.
+func (r *retagger) commit(ctx context.Context, pos uint64, progress bool) error {
+	if err := r.startCommit(ctx, pos, progress); err != nil {
 		return err
 	}
 	return r.waitCommit()
@@ -664,6 +653,10 @@ func (r *retagger) waitCommit() error {
 	}
 	r.pending = nil
 	if err := <-p.done; err != nil {
+		// What was written since is dropped, not sealed when the run
+		// closes its output: the resumed run writes this batch again, and
+		// a later version sealed ahead of it would pass for the older one.
+		r.flusher.Discard()
 		return err
 	}
 	*r.cp = p.cp

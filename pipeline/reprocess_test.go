@@ -709,26 +709,9 @@ func TestReprocessBackgroundSealFailureResumes(t *testing.T) {
 	cfg, bus := crawled(t, snapshot.New(snapshot.StyleCards, snapshot.Generated(n)))
 	defer bus.Close()
 	c := changedRules(t, "polarity.yaml", func(s string) string { return s })
-	next := filepath.Clean(cfg.Sink.Out) + ".next"
 	removed := 0
 	opts := ReprocessOptions{From: "stream", Out: cfg.Sink.Out, Classifier: c, Batch: 64, Log: zerolog.Nop(),
-		Progress: func(done, total int64) {
-			if removed > 0 {
-				return
-			}
-			// Called once the first batch is sealed, while the writer
-			// writes the next one: wait for its segments, then remove them.
-			deadline := time.Now().Add(10 * time.Second)
-			for removed == 0 && time.Now().Before(deadline) {
-				temps, _ := filepath.Glob(filepath.Join(next, "*", ".seg-*.tmp"))
-				for _, f := range temps {
-					if os.Remove(f) == nil {
-						removed++
-					}
-				}
-				time.Sleep(time.Millisecond)
-			}
-		}}
+		Progress: breakNextSeal(cfg.Sink.Out, &removed)}
 	if _, err := Reprocess(context.Background(), bus, opts); err == nil || !strings.Contains(err.Error(), "sealing segment") {
 		t.Fatalf("reprocess whose background seal failed: %v; want the seal's error", err)
 	}
@@ -745,4 +728,95 @@ func TestReprocessBackgroundSealFailureResumes(t *testing.T) {
 		t.Error("second reprocess started over instead of resuming")
 	}
 	assertEachOnce(t, readOut(t, cfg.Sink.Out), n)
+}
+
+// breakNextSeal is a Progress callback that, called once the first batch
+// is sealed while the writer writes the next one, waits for that batch's
+// temporary segments and removes them, so its background seal fails. It
+// counts what it removed in removed.
+func breakNextSeal(out string, removed *int) func(done, total int64) {
+	next := filepath.Clean(out) + ".next"
+	return func(done, total int64) {
+		deadline := time.Now().Add(10 * time.Second)
+		for *removed == 0 && time.Now().Before(deadline) {
+			temps, _ := filepath.Glob(filepath.Join(next, "*", ".seg-*.tmp"))
+			for _, f := range temps {
+				if os.Remove(f) == nil {
+					*removed++
+				}
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
+
+// Two versions of every record (A, then B) in two batches: the batch of
+// A fails its background seal while the batch of B is written. The run
+// ends; B's segments, written after the checkpoint, must not be sealed
+// ahead of A's, or the resumed run would leave A as the latest version.
+func TestReprocessSealFailureKeepsVersionOrder(t *testing.T) {
+	const n = 64
+	cfg, bus := crawled(t, snapshot.New(snapshot.StyleCards, snapshot.Generated(n)))
+	defer bus.Close()
+	ctx := context.Background()
+	stream, err := bus.JS.Stream(ctx, StreamRaw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var crawledRecs []record.Record
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		m, err := stream.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r record.Record
+		if err := record.Unmarshal(m.Data, &r); err != nil {
+			t.Fatal(err)
+		}
+		crawledRecs = append(crawledRecs, r)
+	}
+	for _, v := range []string{"A", "B"} {
+		var outs []Out
+		for _, r := range crawledRecs {
+			r.Paper.Title += " version " + v
+			b, err := record.Marshal(&r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			outs = append(outs, Out{Subject: RawSubject(r.Hub.ID), MsgID: r.ID + ":" + v, Data: b})
+		}
+		if err := bus.PublishAll(ctx, outs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	removed := 0
+	c := changedRules(t, "polarity.yaml", func(s string) string { return s })
+	opts := ReprocessOptions{From: "stream", Out: cfg.Sink.Out, Classifier: c, Batch: len(crawledRecs), Log: zerolog.Nop(),
+		Progress: breakNextSeal(cfg.Sink.Out, &removed)}
+	if _, err := Reprocess(ctx, bus, opts); err == nil || removed == 0 {
+		t.Fatalf("reprocess: %v, %d segments removed; want the broken seal's error", err, removed)
+	}
+	opts.Progress = nil
+	if _, err := Reprocess(ctx, bus, opts); err != nil {
+		t.Fatal(err)
+	}
+	latest := map[string]string{}
+	for _, r := range readOut(t, cfg.Sink.Out) {
+		latest[r.ID] = r.Paper.Title
+	}
+	older := 0
+	for id, title := range latest {
+		if !strings.HasSuffix(title, "version B") {
+			if older++; older <= 2 {
+				t.Errorf("record %s: latest version %q, want version B", id, title)
+			}
+		}
+	}
+	if older > 0 || len(latest) != len(crawledRecs) {
+		t.Fatalf("%d of %d records have an older version as their latest (%d crawled)", older, len(latest), len(crawledRecs))
+	}
 }

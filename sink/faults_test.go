@@ -354,3 +354,43 @@ func TestJSONLStartFlushSealsWhatCameBefore(t *testing.T) {
 	}
 	assertEachOnce(t, readFolder(t, dir), recs)
 }
+
+// A failed background seal is reported by its wait however the others
+// learnt of it first (Flush here), so a checkpoint written on wait's nil
+// never lists records that were not sealed; Flush, which learnt of it,
+// reports it once. Discard drops what was written unsealed.
+func TestJSONLFailedBackgroundSealIsReportedToWait(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openFolder(t, dir)
+	bg := s.(BackgroundFlusher)
+	recs := testRecords(2, "hub-a")
+	if _, err := s.Write(ctx, recs[:1]); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range tempFiles(t, dir) {
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wait := bg.StartFlush(ctx)
+	if err := s.Flush(ctx); err == nil {
+		t.Error("Flush after a failed background seal reported nothing")
+	}
+	if err := wait(); err == nil {
+		t.Fatal("wait returned nil for a failed seal that Flush saw first")
+	}
+	if _, err := s.Write(ctx, recs[1:]); err != nil {
+		t.Fatal(err)
+	}
+	bg.Discard()
+	if temps := tempFiles(t, dir); len(temps) != 0 {
+		t.Errorf("Discard left %v", temps)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFolder(t, dir); len(got) != 0 {
+		t.Errorf("%d records visible after Discard, want none", len(got))
+	}
+}

@@ -146,8 +146,9 @@ func (s *jsonl) Batching() Batching {
 }
 
 // Write implements Sink. The records are looked up in the index of their
-// hub folders, once per hub for the whole batch; a full or read-only disk
-// fails with ErrUnavailable.
+// hub folders, once per hub for the whole batch (with WithDedupeAtSeal,
+// not until their segment is sealed); a full or read-only disk fails with
+// ErrUnavailable.
 func (s *jsonl) Write(_ context.Context, records []*record.Record) (int, error) {
 	encs, err := encodeAll(records)
 	if err != nil {
@@ -329,7 +330,23 @@ type backgroundFlush struct {
 	reported atomic.Bool
 }
 
+// wait returns the flush's result, every time: a caller that writes a
+// checkpoint once it returns nil must never get nil for a failed seal
+// whose failure Flush or Close saw first.
 func (f *backgroundFlush) wait() error {
+	<-f.done
+	f.reported.Store(true)
+	return f.err
+}
+
+// waitFlush waits for the flush StartFlush began, if any, and returns its
+// error unless wait has returned it already.
+func (s *jsonl) waitFlush() error {
+	f := s.flushing
+	if f == nil {
+		return nil
+	}
+	s.flushing = nil
 	<-f.done
 	if f.reported.Swap(true) {
 		return nil
@@ -337,15 +354,13 @@ func (f *backgroundFlush) wait() error {
 	return f.err
 }
 
-// waitFlush waits for the flush StartFlush began, if any, and returns its
-// error.
-func (s *jsonl) waitFlush() error {
-	f := s.flushing
-	if f == nil {
-		return nil
+// Discard closes the open segments and removes them, unsealed
+// (sink.BackgroundFlusher).
+func (s *jsonl) Discard() {
+	for _, seg := range s.takeSegments() {
+		_ = seg.f.Close()
+		_ = os.Remove(seg.tmp)
 	}
-	s.flushing = nil
-	return f.wait()
 }
 
 func (s *jsonl) writeSummaries() error {
@@ -555,8 +570,9 @@ func (s *jsonl) seal(h *hubDir, seg *segment) error {
 }
 
 // publish renames a closed segment into view, leaving out the versions
-// another writer published since this one looked them up, and indexes
-// it. Called with the hub's lock held.
+// already published (by another writer since this one looked them up, or,
+// with WithDedupeAtSeal, by anyone), and indexes it. Called with the hub's
+// lock held.
 func (s *jsonl) publish(h *hubDir, seg *segment) error {
 	ix, err := openHubIndex(h.dir, s.log)
 	if err != nil {

@@ -139,10 +139,17 @@ type Sink interface {
 type BackgroundFlusher interface {
 	// StartFlush begins making everything written so far durable and
 	// visible, as Flush does (summaries aside), and returns at once; wait
-	// returns its result. What is written meanwhile is not part of it. A
-	// flush begun before is waited for first, and Flush and Close wait
-	// for the last one (and report its failure if wait has not).
+	// returns its result, each time it is called. What is written
+	// meanwhile is not part of it. A flush begun before is waited for
+	// first, and Flush and Close wait for the last one (and report its
+	// failure if wait has not). ctx is not used by the folder sink: a
+	// seal once begun is finished.
 	StartFlush(ctx context.Context) (wait func() error)
+	// Discard drops what was written since the last flush began, never
+	// making it visible: after a flush failed, a job that resumes from
+	// before it writes those records again, and they must not be found
+	// behind later ones sealed first.
+	Discard()
 }
 
 // Batching is when a sink wants what it holds flushed: after this many

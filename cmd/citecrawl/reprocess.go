@@ -16,7 +16,8 @@ import (
 
 // reprocessMemoryLimit is the soft memory limit reprocess sets (unless
 // GOMEMLIMIT is set). Its live heap is at most about 70 MiB at any record
-// count (the segments being written and those being sealed, an index
+// count with 20 hubs (the segments being written and those being sealed,
+// each 64 KiB of buffer a hub written in a batch, so more with more hubs; an index
 // transaction, the records in flight, NATS's buffers): at 100 MiB the
 // collector starts before the garbage doubles that, for no more CPU than
 // at 200 MiB (measured at a million records), and the peak stays under
