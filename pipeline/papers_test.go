@@ -129,19 +129,9 @@ func TestPausedPapersTaskQueuesTheRest(t *testing.T) {
 	if err != nil || len(tasks) != 1 {
 		t.Fatalf("%d tasks (%v), want one papers task", len(tasks), err)
 	}
-	if err := bus.PublishAll(ctx, tasks); err != nil {
-		t.Fatal(err)
-	}
-	cons, err := bus.Consumer(ctx, StreamTasks, ConsumerFetch, "", cfg.Stages)
-	if err != nil {
-		t.Fatal(err)
-	}
-	msgs, err := nextBatch(ctx, cons, 1, 5*time.Second)
-	if err != nil || len(msgs) != 1 {
-		t.Fatalf("%d tasks pulled (%v)", len(msgs), err)
-	}
+	cons := queueTasks(t, bus, cfg, tasks)
 	h := &fetchHandler{crawler: cr, stats: env.Stats, bus: bus, hold: paused, maxPayload: bus.NC.MaxPayload()}
-	out, err := h.handle(ctx, msgs[0])
+	out, err := h.handle(ctx, pullTask(t, cons))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,22 +197,13 @@ func TestPapersTaskFailedPaperWaitsItsRetryAfter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := bus.PublishAll(ctx, tasks); err != nil {
-		t.Fatal(err)
-	}
-	cons, err := bus.Consumer(ctx, StreamTasks, ConsumerFetch, "", cfg.Stages)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cons := queueTasks(t, bus, cfg, tasks)
 	// handleNext pulls the next task and handles it; what it published is
 	// stored and the task acked, as the stage would.
 	handleNext := func() (Outcome, error) {
 		t.Helper()
-		msgs, err := nextBatch(ctx, cons, 1, 5*time.Second)
-		if err != nil || len(msgs) != 1 {
-			t.Fatalf("%d tasks pulled (%v)", len(msgs), err)
-		}
-		out, err := h.handle(ctx, msgs[0])
+		m := pullTask(t, cons)
+		out, err := h.handle(ctx, m)
 		if err == nil {
 			if err := bus.PublishAll(ctx, append(out.Outs, out.After...)); err != nil {
 				t.Fatal(err)
@@ -232,9 +213,9 @@ func TestPapersTaskFailedPaperWaitsItsRetryAfter(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			_ = msgs[0].Ack()
+			_ = m.Ack()
 		} else {
-			_ = msgs[0].NakWithDelay(time.Millisecond)
+			_ = m.NakWithDelay(time.Millisecond)
 		}
 		return out, err
 	}
@@ -292,17 +273,8 @@ func TestAfterIsKeptOnlyOnceTheRecordIsStored(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := bus.PublishAll(ctx, []Out{{Subject: PaperTaskSubject("h"), MsgID: tc.name, Data: []byte(`{}`)}}); err != nil {
-			t.Fatal(err)
-		}
-		cons, err := bus.Consumer(ctx, StreamTasks, ConsumerFetch, "", cfg.Stages)
-		if err != nil {
-			t.Fatal(err)
-		}
-		msgs, err := nextBatch(ctx, cons, 1, 5*time.Second)
-		if err != nil || len(msgs) != 1 {
-			t.Fatalf("%s: %d tasks pulled (%v)", tc.name, len(msgs), err)
-		}
+		cons := queueTasks(t, bus, cfg, []Out{{Subject: PaperTaskSubject("h"), MsgID: tc.name, Data: []byte(`{}`)}})
+		msgs := []jetstream.Msg{pullTask(t, cons)}
 		handle := func(context.Context, jetstream.Msg) (Outcome, error) {
 			return Outcome{Outs: []Out{{Subject: RawSubject("h"), MsgID: tc.record, Data: make([]byte, tc.size)}}, After: []Out{put}}, nil
 		}
@@ -312,4 +284,29 @@ func TestAfterIsKeptOnlyOnceTheRecordIsStored(t *testing.T) {
 			t.Errorf("%s record: its pages kept = %v, want %v", tc.name, got != nil, tc.kept)
 		}
 	}
+}
+
+// queueTasks publishes tasks on the task queue and returns the fetch
+// stage's consumer of it.
+func queueTasks(t *testing.T, bus *Bus, cfg Config, tasks []Out) jetstream.Consumer {
+	t.Helper()
+	ctx := context.Background()
+	if err := bus.PublishAll(ctx, tasks); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := bus.Consumer(ctx, StreamTasks, ConsumerFetch, "", cfg.Stages)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cons
+}
+
+// pullTask pulls the next task of cons.
+func pullTask(t *testing.T, cons jetstream.Consumer) jetstream.Msg {
+	t.Helper()
+	msgs, err := nextBatch(context.Background(), cons, 1, 5*time.Second)
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("%d tasks pulled (%v)", len(msgs), err)
+	}
+	return msgs[0]
 }

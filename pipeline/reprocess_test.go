@@ -121,16 +121,7 @@ func TestReprocessResumesAfterInterruption(t *testing.T) {
 	if _, err := Reprocess(ctx, bus, opts); err == nil {
 		t.Fatal("an interrupted reprocess reported success")
 	}
-	assertEachOnce(t, readOut(t, cfg.Sink.Out), n) // old generation untouched
-	opts.Progress = nil
-	res, err := Reprocess(context.Background(), bus, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !res.Resumed {
-		t.Error("second reprocess started over instead of resuming")
-	}
-	assertEachOnce(t, readOut(t, cfg.Sink.Out), n)
+	resumeAndCheck(t, bus, opts, n)
 }
 
 func TestReprocessFromFolder(t *testing.T) {
@@ -718,16 +709,7 @@ func TestReprocessBackgroundSealFailureResumes(t *testing.T) {
 	if removed == 0 {
 		t.Fatal("no temporary segment was found to remove")
 	}
-	assertEachOnce(t, readOut(t, cfg.Sink.Out), n) // old generation untouched
-	opts.Progress = nil
-	res, err := Reprocess(context.Background(), bus, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !res.Resumed {
-		t.Error("second reprocess started over instead of resuming")
-	}
-	assertEachOnce(t, readOut(t, cfg.Sink.Out), n)
+	resumeAndCheck(t, bus, opts, n)
 }
 
 // breakNextSeal is a Progress callback that, called once the first batch
@@ -819,4 +801,21 @@ func TestReprocessSealFailureKeepsVersionOrder(t *testing.T) {
 	if older > 0 || len(latest) != len(crawledRecs) {
 		t.Fatalf("%d of %d records have an older version as their latest (%d crawled)", older, len(latest), len(crawledRecs))
 	}
+}
+
+// resumeAndCheck checks that an interrupted reprocess left the old output
+// of n records untouched, then runs it again without its Progress and
+// checks that it resumed and wrote every record once.
+func resumeAndCheck(t *testing.T, bus *Bus, opts ReprocessOptions, n int) {
+	t.Helper()
+	assertEachOnce(t, readOut(t, opts.Out), n) // old generation untouched
+	opts.Progress = nil
+	res, err := Reprocess(context.Background(), bus, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Resumed {
+		t.Error("second reprocess started over instead of resuming")
+	}
+	assertEachOnce(t, readOut(t, opts.Out), n)
 }
