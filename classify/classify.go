@@ -40,6 +40,7 @@ type scratch struct {
 	tally   []labelScore
 	ev      []record.Evidence
 	scope   []scopeSpan // a label set's contrast scope in the sentence (Contrast.spans)
+	own     [][2]int    // pluralism: where the paper says what it does (paperOwnWork)
 }
 
 // hit is a cue worth looking for: cue (its index in the label set) may
@@ -238,11 +239,10 @@ func (c *Classifier) Pluralism(title, summary, abstract string, citing ...string
 	if body == "" {
 		body = summary
 	}
-	text := title + " . " + body
 	ls := c.rules.Pluralism
 	sc := c.scratch.Get().(*scratch)
 	defer c.scratch.Put(sc)
-	s := c.prepare(text, nil, sc)
+	s := c.prepareLower(lowered(title, " . ", body), nil, sc)
 	s.m.own = c.paperOwnWork(s.lower, len(title), sc)
 	sc.ev = sc.ev[:0]
 	scores := c.score(ls, s, "", sc)
@@ -251,9 +251,10 @@ func (c *Classifier) Pluralism(title, summary, abstract string, citing ...string
 		cues.Prior = nil // the paper's priors count once
 		for _, text := range citing {
 			from := len(sc.ev)
-			cs := c.score(&cues, c.prepare(text, nil, sc), "", sc)
-			for l, v := range cs {
-				scores[l] = round(scores[l] + v*ls.CitingFactor)
+			// The sentence's scores are added from the tally, not a map of their own.
+			c.tally(&cues, c.prepare(text, nil, sc), "", sc)
+			for _, t := range sc.tally {
+				scores[t.label] = round(scores[t.label] + round(t.score)*ls.CitingFactor)
 			}
 			for i := range sc.ev[from:] {
 				e := &sc.ev[from+i]
@@ -263,13 +264,21 @@ func (c *Classifier) Pluralism(title, summary, abstract string, citing ...string
 		}
 		sortEvidence(sc.ev)
 	}
-	probs := Probabilities(ls, scores)
+	// Probabilities(ls, scores)[l], without the map: a label not in the
+	// set (argmax's "" when every score is -1 or less) has none.
+	t, mx, z := softmaxParts(ls, scores)
+	prob := func(l string) float64 {
+		if !slices.Contains(ls.Labels, l) {
+			return 0
+		}
+		return round(math.Exp(scores[l]/t-mx) / z)
+	}
 	p := record.Pluralism{Scores: scores, Evidence: evidence(sc.ev), Primary: argmax(ls, scores)}
-	p.Confidence = ls.LabelConfidence(p.Primary, probs[p.Primary], true)
+	p.Confidence = ls.LabelConfidence(p.Primary, prob(p.Primary), true)
 	p.Labels = []string{p.Primary}
 	if p.Primary != record.PluralismNone {
 		for _, l := range ls.Labels {
-			if l != p.Primary && l != record.PluralismNone && probs[l] >= ls.Secondary && ls.Secondary > 0 {
+			if l != p.Primary && l != record.PluralismNone && ls.Secondary > 0 && prob(l) >= ls.Secondary {
 				p.Labels = append(p.Labels, l)
 			}
 		}
@@ -287,7 +296,7 @@ func (c *Classifier) paperOwnWork(lower string, titleLen int, sc *scratch) [][2]
 	if len(c.ownWork) == 0 {
 		return nil
 	}
-	own := [][2]int{{0, titleLen}}
+	own := append(sc.own[:0], [2]int{0, titleLen})
 	start := titleLen
 	for start < len(lower) {
 		end := strings.Index(lower[start:], ". ")
@@ -305,6 +314,7 @@ func (c *Classifier) paperOwnWork(lower string, titleLen int, sc *scratch) [][2]
 		}
 		start = end
 	}
+	sc.own = own // its space is the next call's
 	return own
 }
 
@@ -422,7 +432,11 @@ type marker struct {
 // the lowered text: the marker, the window where cues weigh more, and the
 // other citations' markers, so that cues about those can be told apart.
 func (c *Classifier) prepare(text string, span []int, sc *scratch) sentence {
-	lower := strings.Map(unicode.ToLower, text)
+	return c.prepareLower(lowered(text), span, sc)
+}
+
+// prepareLower is prepare of a text already lowered as prepare lowers it.
+func (c *Classifier) prepareLower(lower string, span []int, sc *scratch) sentence {
 	sc.toks = tokenize(lower, sc.toks[:0])
 	s := sentence{lower: lower, toks: sc.toks}
 	if !MarkerKnown(span) {
@@ -484,6 +498,30 @@ func gap(a, b [2]int) int {
 	return max(b[0]-a[1], a[0]-b[1], 0)
 }
 
+// lowered is strings.Map(unicode.ToLower, strings.Join(parts, "")) in one
+// pass and one string, ASCII without unicode's tables (most of the text).
+func lowered(parts ...string) string {
+	var sb strings.Builder
+	n := 0
+	for _, part := range parts {
+		n += len(part)
+	}
+	sb.Grow(n)
+	for _, part := range parts {
+		for _, r := range part { // an invalid byte is utf8.RuneError, written as strings.Map writes it
+			if r < utf8.RuneSelf {
+				if 'A' <= r && r <= 'Z' {
+					r += 'a' - 'A'
+				}
+				sb.WriteByte(byte(r))
+				continue
+			}
+			sb.WriteRune(unicode.ToLower(r))
+		}
+	}
+	return sb.String()
+}
+
 func runeToByte(s string, runeIdx int) int {
 	n := 0
 	for i := range s {
@@ -498,6 +536,16 @@ func runeToByte(s string, runeIdx int) int {
 // score adds up a label set's priors, section priors and cues, and
 // appends the evidence, highest weight first, to sc.ev.
 func (c *Classifier) score(ls *LabelSet, s sentence, section string, sc *scratch) map[string]float64 {
+	c.tally(ls, s, section, sc)
+	scores := make(map[string]float64, len(sc.tally))
+	for _, t := range sc.tally {
+		scores[t.label] = round(t.score)
+	}
+	return scores
+}
+
+// tally is score leaving the labels' sums, not yet rounded, in sc.tally.
+func (c *Classifier) tally(ls *LabelSet, s sentence, section string, sc *scratch) {
 	sc.tally = sc.tally[:0]
 	for _, l := range ls.Labels { // in a fixed order: float sums must not vary
 		if w, ok := ls.Prior[l]; ok {
@@ -535,11 +583,6 @@ func (c *Classifier) score(ls *LabelSet, s sentence, section string, sc *scratch
 		hits = hits[n:]
 	}
 	sortEvidence(sc.ev[evFrom:])
-	scores := make(map[string]float64, len(sc.tally))
-	for _, t := range sc.tally {
-		scores[t.label] = round(t.score)
-	}
-	return scores
 }
 
 // candidates lists, in file order (evidence and float sums must not
