@@ -41,6 +41,8 @@ type scratch struct {
 	ev      []record.Evidence
 	scope   []scopeSpan // a label set's contrast scope in the sentence (Contrast.spans)
 	own     [][2]int    // pluralism: where the paper says what it does (paperOwnWork)
+	ownAt   [][]int     // each own_work pattern's candidates in the paper's text
+	words   wordStarts  // the sentence's, for the patterns that begin with \b
 }
 
 // hit is a cue worth looking for: cue (its index in the label set) may
@@ -243,7 +245,7 @@ func (c *Classifier) Pluralism(title, summary, abstract string, citing ...string
 	sc := c.scratch.Get().(*scratch)
 	defer c.scratch.Put(sc)
 	s := c.prepareLower(lowered(title, " . ", body), nil, sc)
-	s.m.own = c.paperOwnWork(s.lower, len(title), sc)
+	s.m.own = c.paperOwnWork(s, len(title), sc)
 	sc.ev = sc.ev[:0]
 	scores := c.score(ls, s, "", sc)
 	if len(citing) > 0 && ls.CitingFactor > 0 {
@@ -292,11 +294,18 @@ func (c *Classifier) Pluralism(title, summary, abstract string, citing ...string
 // paperOwnWork finds the spans of lower (title first, titleLen bytes) where the
 // paper says what it does itself: the title, and each sentence that
 // matches one of the pluralism rules' own_work patterns.
-func (c *Classifier) paperOwnWork(lower string, titleLen int, sc *scratch) [][2]int {
+func (c *Classifier) paperOwnWork(s sentence, titleLen int, sc *scratch) [][2]int {
 	if len(c.ownWork) == 0 {
 		return nil
 	}
+	lower := s.lower
 	own := append(sc.own[:0], [2]int{0, titleLen})
+	for len(sc.ownAt) < len(c.ownWork) {
+		sc.ownAt = append(sc.ownAt, nil)
+	}
+	for i, p := range c.ownWork {
+		sc.ownAt[i] = p.candidates(lower, s.words, sc.ownAt[i][:0])
+	}
 	start := titleLen
 	for start < len(lower) {
 		end := strings.Index(lower[start:], ". ")
@@ -305,9 +314,8 @@ func (c *Classifier) paperOwnWork(lower string, titleLen int, sc *scratch) [][2]
 		} else {
 			end += start + 1
 		}
-		for _, p := range c.ownWork {
-			var ok bool
-			if ok, sc.at = p.matches(lower[start:end], sc.at); ok {
+		for i, p := range c.ownWork {
+			if p.matchesWithin(lower, start, end, sc.ownAt[i]) {
 				own = append(own, [2]int{start, end})
 				break
 			}
@@ -414,6 +422,7 @@ func mayMatch(cue *Cue, present []uint64) bool {
 type sentence struct {
 	lower string
 	toks  []token
+	words *wordStarts
 	m     marker
 }
 
@@ -438,7 +447,8 @@ func (c *Classifier) prepare(text string, span []int, sc *scratch) sentence {
 // prepareLower is prepare of a text already lowered as prepare lowers it.
 func (c *Classifier) prepareLower(lower string, span []int, sc *scratch) sentence {
 	sc.toks = tokenize(lower, sc.toks[:0])
-	s := sentence{lower: lower, toks: sc.toks}
+	sc.words.index(lower)
+	s := sentence{lower: lower, toks: sc.toks, words: &sc.words}
 	if !MarkerKnown(span) {
 		return s
 	}
@@ -450,7 +460,7 @@ func (c *Classifier) prepareLower(lower string, span []int, sc *scratch) sentenc
 	}
 	sc.others = sc.others[:0]
 	for _, p := range c.markers {
-		sc.spans, sc.at = p.findAll(lower, sc.spans[:0], sc.at)
+		sc.spans, sc.at = p.findAllIn(lower, &sc.words, sc.spans[:0], sc.at)
 		for _, o := range sc.spans {
 			// Not the cited marker, nor a piece of the same citation right
 			// next to it ("#AUTHOR_TAG, 2003", "Smith (2001)").
@@ -857,7 +867,7 @@ func isWordRune(r rune) bool {
 func (c *Classifier) findCue(cue *Cue, s sentence, hits []hit, sc *scratch) [][2]int {
 	out := sc.spans[:0]
 	if cue.pat != nil { // its literal parts are in s (candidates)
-		out, sc.at = cue.pat.findAll(s.lower, out, sc.at)
+		out, sc.at = cue.pat.findAllIn(s.lower, s.words, out, sc.at)
 		return out
 	}
 	p := cue.phrase
