@@ -43,6 +43,7 @@ type scratch struct {
 	own     [][2]int    // pluralism: where the paper says what it does (paperOwnWork)
 	ownAt   [][]int     // each own_work pattern's candidates in the paper's text
 	words   wordStarts  // the sentence's, for the patterns that begin with \b
+	citing  []string    // Tag: the record's citing sentences
 }
 
 // hit is a cue worth looking for: cue (its index in the label set) may
@@ -106,28 +107,47 @@ type ContextTags struct {
 func (c *Classifier) Context(text, section string, span []int) ContextTags {
 	sc := c.scratch.Get().(*scratch)
 	defer c.scratch.Put(sc)
+	return c.context(text, section, span, true, sc)
+}
+
+// context is Context in sc; without withScores the tags come without
+// their scores (Tag has no use for them: two maps a sentence).
+func (c *Classifier) context(text, section string, span []int, withScores bool, sc *scratch) ContextTags {
 	s := c.prepare(text, span, sc)
 	sec := strings.ToLower(section)
 	sc.ev = sc.ev[:0]
-	roleScores := c.score(c.rules.Role, s, sec, sc)
-	polScores := c.score(c.rules.Polarity, s, sec, sc)
-	t := ContextTags{
-		Role:           argmax(c.rules.Role, roleScores),
-		Polarity:       argmax(c.rules.Polarity, polScores),
-		Evidence:       evidence(sc.ev),
-		RoleScores:     roleScores,
-		PolarityScores: polScores,
-	}
-	t.RoleConfidence = c.rules.Role.LabelConfidence(t.Role, probability(c.rules.Role, roleScores, t.Role), s.m.known)
-	t.PolarityConfidence = c.rules.Polarity.LabelConfidence(t.Polarity, probability(c.rules.Polarity, polScores, t.Polarity), s.m.known)
+	var t ContextTags
+	t.Role, t.RoleConfidence, t.RoleScores = c.tagSentence(c.rules.Role, s, sec, withScores, sc)
+	t.Polarity, t.PolarityConfidence, t.PolarityScores = c.tagSentence(c.rules.Polarity, s, sec, withScores, sc)
+	t.Evidence = evidence(sc.ev)
 	return t
+}
+
+// tagSentence is a label set's tag of a sentence, its confidence and,
+// withScores, its scores; its evidence goes to sc.ev.
+func (c *Classifier) tagSentence(ls *LabelSet, s sentence, section string, withScores bool, sc *scratch) (string, float64, map[string]float64) {
+	c.tally(ls, s, section, sc)
+	label := argmax(ls, sc.tallied)
+	conf := ls.LabelConfidence(label, probabilityOf(ls, sc.tallied, label), s.m.known)
+	if !withScores {
+		return label, conf, nil
+	}
+	return label, conf, sc.scores()
+}
+
+// scoreOf is a label's score, 0 when it has none: from a map (inMap) or
+// from the tally (scratch.tallied), which spares building a map.
+type scoreOf func(label string) float64
+
+func inMap(scores map[string]float64) scoreOf {
+	return func(label string) float64 { return scores[label] }
 }
 
 // Probabilities turns a label set's scores into probabilities:
 // softmax(score / temperature) over the set's labels, the temperature
 // fitted by scripts/tune.
 func Probabilities(ls *LabelSet, scores map[string]float64) map[string]float64 {
-	t, mx, z := softmaxParts(ls, scores)
+	t, mx, z := softmaxParts(ls, inMap(scores))
 	p := make(map[string]float64, len(ls.Labels))
 	for _, l := range ls.Labels {
 		p[l] = round(math.Exp(scores[l]/t-mx) / z)
@@ -138,23 +158,27 @@ func Probabilities(ls *LabelSet, scores map[string]float64) map[string]float64 {
 // probability is Probabilities(ls, scores)[label], without the map (it is
 // on the path of every sentence).
 func probability(ls *LabelSet, scores map[string]float64, label string) float64 {
-	t, mx, z := softmaxParts(ls, scores)
-	return round(math.Exp(scores[label]/t-mx) / z)
+	return probabilityOf(ls, inMap(scores), label)
+}
+
+func probabilityOf(ls *LabelSet, score scoreOf, label string) float64 {
+	t, mx, z := softmaxParts(ls, score)
+	return round(math.Exp(score(label)/t-mx) / z)
 }
 
 // softmaxParts are the temperature, the highest scaled score and the
 // softmax's denominator (scaled by exp(-max), so nothing overflows).
-func softmaxParts(ls *LabelSet, scores map[string]float64) (t, mx, z float64) {
+func softmaxParts(ls *LabelSet, score scoreOf) (t, mx, z float64) {
 	t = ls.Temperature
 	if t <= 0 {
 		t = 1
 	}
 	mx = math.Inf(-1)
 	for _, l := range ls.Labels {
-		mx = max(mx, scores[l]/t)
+		mx = max(mx, score(l)/t)
 	}
 	for _, l := range ls.Labels {
-		z += math.Exp(scores[l]/t - mx)
+		z += math.Exp(score(l)/t - mx)
 	}
 	return t, mx, z
 }
@@ -214,7 +238,7 @@ func MarkerKnown(span []int) bool {
 // The most probable role alone may lose: background 0.4 against uses 0.3
 // and extends 0.3 is a method.
 func Intent(ls *LabelSet, scores map[string]float64) (string, float64) {
-	t, mx, z := softmaxParts(ls, scores)
+	t, mx, z := softmaxParts(ls, inMap(scores))
 	sum := map[string]float64{}
 	for _, l := range ls.Labels {
 		sum[IntentOf(l)] += math.Exp(scores[l]/t-mx) / z
@@ -237,13 +261,18 @@ func Intent(ls *LabelSet, scores map[string]float64) (string, float64) {
 // The primary category is the most probable one, none included; another
 // category applies too when its probability reaches the file's secondary.
 func (c *Classifier) Pluralism(title, summary, abstract string, citing ...string) record.Pluralism {
+	sc := c.scratch.Get().(*scratch)
+	defer c.scratch.Put(sc)
+	return c.pluralism(title, summary, abstract, citing, sc)
+}
+
+// pluralism is Pluralism in sc.
+func (c *Classifier) pluralism(title, summary, abstract string, citing []string, sc *scratch) record.Pluralism {
 	body := abstract
 	if body == "" {
 		body = summary
 	}
 	ls := c.rules.Pluralism
-	sc := c.scratch.Get().(*scratch)
-	defer c.scratch.Put(sc)
 	s := c.prepareLower(lowered(title, " . ", body), nil, sc)
 	s.m.own = c.paperOwnWork(s, len(title), sc)
 	sc.ev = sc.ev[:0]
@@ -268,14 +297,14 @@ func (c *Classifier) Pluralism(title, summary, abstract string, citing ...string
 	}
 	// Probabilities(ls, scores)[l], without the map: a label not in the
 	// set (argmax's "" when every score is -1 or less) has none.
-	t, mx, z := softmaxParts(ls, scores)
+	t, mx, z := softmaxParts(ls, inMap(scores))
 	prob := func(l string) float64 {
 		if !slices.Contains(ls.Labels, l) {
 			return 0
 		}
 		return round(math.Exp(scores[l]/t-mx) / z)
 	}
-	p := record.Pluralism{Scores: scores, Evidence: evidence(sc.ev), Primary: argmax(ls, scores)}
+	p := record.Pluralism{Scores: scores, Evidence: evidence(sc.ev), Primary: argmax(ls, inMap(scores))}
 	p.Confidence = ls.LabelConfidence(p.Primary, prob(p.Primary), true)
 	p.Labels = []string{p.Primary}
 	if p.Primary != record.PluralismNone {
@@ -336,7 +365,11 @@ func (c *Classifier) Tag(r *record.Record) {
 		return
 	}
 	r.RulesVersion = c.rules.Version
-	var citing []string
+	// One scratch for the whole record, and the contexts' tags without
+	// their scores, which a record does not keep.
+	sc := c.scratch.Get().(*scratch)
+	defer c.scratch.Put(sc)
+	citing := sc.citing[:0]
 	if len(r.Contexts) > 0 {
 		roles := map[string]int{}
 		roleConf := map[string]float64{}
@@ -344,7 +377,7 @@ func (c *Classifier) Tag(r *record.Record) {
 		polConf := map[string]float64{}
 		for i := range r.Contexts {
 			cx := &r.Contexts[i]
-			t := c.Context(cx.Text, cx.Section, cx.CiteSpan)
+			t := c.context(cx.Text, cx.Section, cx.CiteSpan, false, sc)
 			cx.Role, cx.Polarity, cx.Evidence = t.Role, t.Polarity, t.Evidence
 			cx.RoleConfidence, cx.PolarityConfidence = t.RoleConfidence, t.PolarityConfidence
 			roles[t.Role]++
@@ -365,7 +398,7 @@ func (c *Classifier) Tag(r *record.Record) {
 		if text == "" {
 			text = r.Paper.Title
 		}
-		t := c.Context(text, "", nil)
+		t := c.context(text, "", nil, false, sc)
 		r.Role, r.RoleSource = t.Role, record.RoleSourceSummary
 		r.RoleConfidence = min(t.RoleConfidence, c.rules.SummaryRoleConfidence)
 		r.RoleEvidence = append([]record.Evidence{{Label: t.Role, Rule: "roles/summary-only-guess",
@@ -373,8 +406,10 @@ func (c *Classifier) Tag(r *record.Record) {
 		r.Polarity = t.Polarity
 		r.PolarityConfidence = min(t.PolarityConfidence, c.rules.SummaryRoleConfidence)
 	}
-	p := c.Pluralism(r.Paper.Title, r.Paper.Summary, r.Paper.Abstract, citing...)
+	p := c.pluralism(r.Paper.Title, r.Paper.Summary, r.Paper.Abstract, citing, sc)
 	r.Pluralism = &p
+	clear(citing) // the pooled scratch must not keep the record's text alive
+	sc.citing = citing[:0]
 }
 
 // majorityRole is the most frequent role, over the rule file's roles; a
@@ -547,11 +582,26 @@ func runeToByte(s string, runeIdx int) int {
 // appends the evidence, highest weight first, to sc.ev.
 func (c *Classifier) score(ls *LabelSet, s sentence, section string, sc *scratch) map[string]float64 {
 	c.tally(ls, s, section, sc)
+	return sc.scores()
+}
+
+// scores are the tally's, rounded.
+func (sc *scratch) scores() map[string]float64 {
 	scores := make(map[string]float64, len(sc.tally))
 	for _, t := range sc.tally {
 		scores[t.label] = round(t.score)
 	}
 	return scores
+}
+
+// tallied is label's score in the tally, as scores has it.
+func (sc *scratch) tallied(label string) float64 {
+	for _, t := range sc.tally {
+		if t.label == label {
+			return round(t.score)
+		}
+	}
+	return 0
 }
 
 // tally is score leaving the labels' sums, not yet rounded, in sc.tally.
@@ -918,10 +968,10 @@ func boundary(s string, start, end int, p string) bool {
 
 // argmax picks the label with the highest score; ties go to the label
 // listed first in the rule file (background, neutral come first).
-func argmax(ls *LabelSet, scores map[string]float64) string {
+func argmax(ls *LabelSet, score scoreOf) string {
 	best, bestScore := "", -1.0
 	for _, l := range ls.Labels {
-		if s := scores[l]; s > bestScore {
+		if s := score(l); s > bestScore {
 			best, bestScore = l, s
 		}
 	}
