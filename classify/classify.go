@@ -882,7 +882,7 @@ func appendWordsBefore(dst []string, s string, pos, n int) []string {
 	for len(dst)-from < n && end > 0 {
 		// skip separators
 		for end > 0 {
-			r, size := utf8.DecodeLastRuneInString(s[:end])
+			r, size := lastRune(s[:end])
 			if isWordRune(r) {
 				break
 			}
@@ -890,7 +890,7 @@ func appendWordsBefore(dst []string, s string, pos, n int) []string {
 		}
 		start := end
 		for start > 0 {
-			r, size := utf8.DecodeLastRuneInString(s[:start])
+			r, size := lastRune(s[:start])
 			if !isWordRune(r) {
 				break
 			}
@@ -904,6 +904,15 @@ func appendWordsBefore(dst []string, s string, pos, n int) []string {
 	}
 	slices.Reverse(dst[from:]) // into reading order
 	return dst
+}
+
+// lastRune is utf8.DecodeLastRuneInString, an ASCII byte read as it is
+// (most of the text; this runs over the words before every cue found).
+func lastRune(s string) (rune, int) {
+	if b := s[len(s)-1]; b < utf8.RuneSelf {
+		return rune(b), 1
+	}
+	return utf8.DecodeLastRuneInString(s)
 }
 
 func isWordRune(r rune) bool {
