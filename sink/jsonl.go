@@ -322,8 +322,8 @@ func (s *jsonl) StartFlush(context.Context) (wait func() error) {
 	return f.wait
 }
 
-// backgroundFlush is a flush StartFlush began. Its failure is reported
-// once: by wait, or else by the next Flush or Close.
+// backgroundFlush is a flush StartFlush began. Its failure is returned
+// by every wait, and by the next Flush or Close only if no wait was.
 type backgroundFlush struct {
 	done     chan struct{}
 	err      error
