@@ -40,6 +40,10 @@ type scratch struct {
 	tally   []labelScore
 	ev      []record.Evidence
 	scope   []scopeSpan // a label set's contrast scope in the sentence (Contrast.spans)
+	own     [][2]int    // pluralism: where the paper says what it does (paperOwnWork)
+	ownAt   [][]int     // each own_work pattern's candidates in the paper's text
+	words   wordStarts  // the sentence's, for the patterns that begin with \b
+	citing  []string    // Tag: the record's citing sentences
 }
 
 // hit is a cue worth looking for: cue (its index in the label set) may
@@ -103,28 +107,47 @@ type ContextTags struct {
 func (c *Classifier) Context(text, section string, span []int) ContextTags {
 	sc := c.scratch.Get().(*scratch)
 	defer c.scratch.Put(sc)
+	return c.context(text, section, span, true, sc)
+}
+
+// context is Context in sc; without withScores the tags come without
+// their scores (Tag has no use for them: two maps a sentence).
+func (c *Classifier) context(text, section string, span []int, withScores bool, sc *scratch) ContextTags {
 	s := c.prepare(text, span, sc)
 	sec := strings.ToLower(section)
 	sc.ev = sc.ev[:0]
-	roleScores := c.score(c.rules.Role, s, sec, sc)
-	polScores := c.score(c.rules.Polarity, s, sec, sc)
-	t := ContextTags{
-		Role:           argmax(c.rules.Role, roleScores),
-		Polarity:       argmax(c.rules.Polarity, polScores),
-		Evidence:       evidence(sc.ev),
-		RoleScores:     roleScores,
-		PolarityScores: polScores,
-	}
-	t.RoleConfidence = c.rules.Role.LabelConfidence(t.Role, probability(c.rules.Role, roleScores, t.Role), s.m.known)
-	t.PolarityConfidence = c.rules.Polarity.LabelConfidence(t.Polarity, probability(c.rules.Polarity, polScores, t.Polarity), s.m.known)
+	var t ContextTags
+	t.Role, t.RoleConfidence, t.RoleScores = c.tagSentence(c.rules.Role, s, sec, withScores, sc)
+	t.Polarity, t.PolarityConfidence, t.PolarityScores = c.tagSentence(c.rules.Polarity, s, sec, withScores, sc)
+	t.Evidence = evidence(sc.ev)
 	return t
+}
+
+// tagSentence is a label set's tag of a sentence, its confidence and,
+// withScores, its scores; its evidence goes to sc.ev.
+func (c *Classifier) tagSentence(ls *LabelSet, s sentence, section string, withScores bool, sc *scratch) (string, float64, map[string]float64) {
+	c.tally(ls, s, section, sc)
+	label := argmax(ls, sc.tallied)
+	conf := ls.LabelConfidence(label, probabilityOf(ls, sc.tallied, label), s.m.known)
+	if !withScores {
+		return label, conf, nil
+	}
+	return label, conf, sc.scores()
+}
+
+// scoreOf is a label's score, 0 when it has none: from a map (inMap) or
+// from the tally (scratch.tallied), which spares building a map.
+type scoreOf func(label string) float64
+
+func inMap(scores map[string]float64) scoreOf {
+	return func(label string) float64 { return scores[label] }
 }
 
 // Probabilities turns a label set's scores into probabilities:
 // softmax(score / temperature) over the set's labels, the temperature
 // fitted by scripts/tune.
 func Probabilities(ls *LabelSet, scores map[string]float64) map[string]float64 {
-	t, mx, z := softmaxParts(ls, scores)
+	t, mx, z := softmaxParts(ls, inMap(scores))
 	p := make(map[string]float64, len(ls.Labels))
 	for _, l := range ls.Labels {
 		p[l] = round(math.Exp(scores[l]/t-mx) / z)
@@ -135,23 +158,27 @@ func Probabilities(ls *LabelSet, scores map[string]float64) map[string]float64 {
 // probability is Probabilities(ls, scores)[label], without the map (it is
 // on the path of every sentence).
 func probability(ls *LabelSet, scores map[string]float64, label string) float64 {
-	t, mx, z := softmaxParts(ls, scores)
-	return round(math.Exp(scores[label]/t-mx) / z)
+	return probabilityOf(ls, inMap(scores), label)
+}
+
+func probabilityOf(ls *LabelSet, score scoreOf, label string) float64 {
+	t, mx, z := softmaxParts(ls, score)
+	return round(math.Exp(score(label)/t-mx) / z)
 }
 
 // softmaxParts are the temperature, the highest scaled score and the
 // softmax's denominator (scaled by exp(-max), so nothing overflows).
-func softmaxParts(ls *LabelSet, scores map[string]float64) (t, mx, z float64) {
+func softmaxParts(ls *LabelSet, score scoreOf) (t, mx, z float64) {
 	t = ls.Temperature
 	if t <= 0 {
 		t = 1
 	}
 	mx = math.Inf(-1)
 	for _, l := range ls.Labels {
-		mx = max(mx, scores[l]/t)
+		mx = max(mx, score(l)/t)
 	}
 	for _, l := range ls.Labels {
-		z += math.Exp(scores[l]/t - mx)
+		z += math.Exp(score(l)/t - mx)
 	}
 	return t, mx, z
 }
@@ -211,7 +238,7 @@ func MarkerKnown(span []int) bool {
 // The most probable role alone may lose: background 0.4 against uses 0.3
 // and extends 0.3 is a method.
 func Intent(ls *LabelSet, scores map[string]float64) (string, float64) {
-	t, mx, z := softmaxParts(ls, scores)
+	t, mx, z := softmaxParts(ls, inMap(scores))
 	sum := map[string]float64{}
 	for _, l := range ls.Labels {
 		sum[IntentOf(l)] += math.Exp(scores[l]/t-mx) / z
@@ -234,16 +261,20 @@ func Intent(ls *LabelSet, scores map[string]float64) (string, float64) {
 // The primary category is the most probable one, none included; another
 // category applies too when its probability reaches the file's secondary.
 func (c *Classifier) Pluralism(title, summary, abstract string, citing ...string) record.Pluralism {
+	sc := c.scratch.Get().(*scratch)
+	defer c.scratch.Put(sc)
+	return c.pluralism(title, summary, abstract, citing, sc)
+}
+
+// pluralism is Pluralism in sc.
+func (c *Classifier) pluralism(title, summary, abstract string, citing []string, sc *scratch) record.Pluralism {
 	body := abstract
 	if body == "" {
 		body = summary
 	}
-	text := title + " . " + body
 	ls := c.rules.Pluralism
-	sc := c.scratch.Get().(*scratch)
-	defer c.scratch.Put(sc)
-	s := c.prepare(text, nil, sc)
-	s.m.own = c.paperOwnWork(s.lower, len(title), sc)
+	s := c.prepareLower(lowered(title, " . ", body), nil, sc)
+	s.m.own = c.paperOwnWork(s, len(title), sc)
 	sc.ev = sc.ev[:0]
 	scores := c.score(ls, s, "", sc)
 	if len(citing) > 0 && ls.CitingFactor > 0 {
@@ -251,9 +282,10 @@ func (c *Classifier) Pluralism(title, summary, abstract string, citing ...string
 		cues.Prior = nil // the paper's priors count once
 		for _, text := range citing {
 			from := len(sc.ev)
-			cs := c.score(&cues, c.prepare(text, nil, sc), "", sc)
-			for l, v := range cs {
-				scores[l] = round(scores[l] + v*ls.CitingFactor)
+			// The sentence's scores are added from the tally, not a map of their own.
+			c.tally(&cues, c.prepare(text, nil, sc), "", sc)
+			for _, t := range sc.tally {
+				scores[t.label] = round(scores[t.label] + round(t.score)*ls.CitingFactor)
 			}
 			for i := range sc.ev[from:] {
 				e := &sc.ev[from+i]
@@ -263,13 +295,21 @@ func (c *Classifier) Pluralism(title, summary, abstract string, citing ...string
 		}
 		sortEvidence(sc.ev)
 	}
-	probs := Probabilities(ls, scores)
-	p := record.Pluralism{Scores: scores, Evidence: evidence(sc.ev), Primary: argmax(ls, scores)}
-	p.Confidence = ls.LabelConfidence(p.Primary, probs[p.Primary], true)
+	// Probabilities(ls, scores)[l], without the map: a label not in the
+	// set (argmax's "" when every score is -1 or less) has none.
+	t, mx, z := softmaxParts(ls, inMap(scores))
+	prob := func(l string) float64 {
+		if !slices.Contains(ls.Labels, l) {
+			return 0
+		}
+		return round(math.Exp(scores[l]/t-mx) / z)
+	}
+	p := record.Pluralism{Scores: scores, Evidence: evidence(sc.ev), Primary: argmax(ls, inMap(scores))}
+	p.Confidence = ls.LabelConfidence(p.Primary, prob(p.Primary), true)
 	p.Labels = []string{p.Primary}
 	if p.Primary != record.PluralismNone {
 		for _, l := range ls.Labels {
-			if l != p.Primary && l != record.PluralismNone && probs[l] >= ls.Secondary && ls.Secondary > 0 {
+			if l != p.Primary && l != record.PluralismNone && ls.Secondary > 0 && prob(l) >= ls.Secondary {
 				p.Labels = append(p.Labels, l)
 			}
 		}
@@ -283,11 +323,18 @@ func (c *Classifier) Pluralism(title, summary, abstract string, citing ...string
 // paperOwnWork finds the spans of lower (title first, titleLen bytes) where the
 // paper says what it does itself: the title, and each sentence that
 // matches one of the pluralism rules' own_work patterns.
-func (c *Classifier) paperOwnWork(lower string, titleLen int, sc *scratch) [][2]int {
+func (c *Classifier) paperOwnWork(s sentence, titleLen int, sc *scratch) [][2]int {
 	if len(c.ownWork) == 0 {
 		return nil
 	}
-	own := [][2]int{{0, titleLen}}
+	lower := s.lower
+	own := append(sc.own[:0], [2]int{0, titleLen})
+	for len(sc.ownAt) < len(c.ownWork) {
+		sc.ownAt = append(sc.ownAt, nil)
+	}
+	for i, p := range c.ownWork {
+		sc.ownAt[i] = p.candidates(lower, s.words, sc.ownAt[i][:0])
+	}
 	start := titleLen
 	for start < len(lower) {
 		end := strings.Index(lower[start:], ". ")
@@ -296,15 +343,15 @@ func (c *Classifier) paperOwnWork(lower string, titleLen int, sc *scratch) [][2]
 		} else {
 			end += start + 1
 		}
-		for _, p := range c.ownWork {
-			var ok bool
-			if ok, sc.at = p.matches(lower[start:end], sc.at); ok {
+		for i, p := range c.ownWork {
+			if p.matchesWithin(lower, start, end, sc.ownAt[i]) {
 				own = append(own, [2]int{start, end})
 				break
 			}
 		}
 		start = end
 	}
+	sc.own = own // its space is the next call's
 	return own
 }
 
@@ -318,7 +365,11 @@ func (c *Classifier) Tag(r *record.Record) {
 		return
 	}
 	r.RulesVersion = c.rules.Version
-	var citing []string
+	// One scratch for the whole record, and the contexts' tags without
+	// their scores, which a record does not keep.
+	sc := c.scratch.Get().(*scratch)
+	defer c.scratch.Put(sc)
+	citing := sc.citing[:0]
 	if len(r.Contexts) > 0 {
 		roles := map[string]int{}
 		roleConf := map[string]float64{}
@@ -326,7 +377,7 @@ func (c *Classifier) Tag(r *record.Record) {
 		polConf := map[string]float64{}
 		for i := range r.Contexts {
 			cx := &r.Contexts[i]
-			t := c.Context(cx.Text, cx.Section, cx.CiteSpan)
+			t := c.context(cx.Text, cx.Section, cx.CiteSpan, false, sc)
 			cx.Role, cx.Polarity, cx.Evidence = t.Role, t.Polarity, t.Evidence
 			cx.RoleConfidence, cx.PolarityConfidence = t.RoleConfidence, t.PolarityConfidence
 			roles[t.Role]++
@@ -347,7 +398,7 @@ func (c *Classifier) Tag(r *record.Record) {
 		if text == "" {
 			text = r.Paper.Title
 		}
-		t := c.Context(text, "", nil)
+		t := c.context(text, "", nil, false, sc)
 		r.Role, r.RoleSource = t.Role, record.RoleSourceSummary
 		r.RoleConfidence = min(t.RoleConfidence, c.rules.SummaryRoleConfidence)
 		r.RoleEvidence = append([]record.Evidence{{Label: t.Role, Rule: "roles/summary-only-guess",
@@ -355,8 +406,10 @@ func (c *Classifier) Tag(r *record.Record) {
 		r.Polarity = t.Polarity
 		r.PolarityConfidence = min(t.PolarityConfidence, c.rules.SummaryRoleConfidence)
 	}
-	p := c.Pluralism(r.Paper.Title, r.Paper.Summary, r.Paper.Abstract, citing...)
+	p := c.pluralism(r.Paper.Title, r.Paper.Summary, r.Paper.Abstract, citing, sc)
 	r.Pluralism = &p
+	clear(citing) // the pooled scratch must not keep the record's text alive
+	sc.citing = citing[:0]
 }
 
 // majorityRole is the most frequent role, over the rule file's roles; a
@@ -404,6 +457,7 @@ func mayMatch(cue *Cue, present []uint64) bool {
 type sentence struct {
 	lower string
 	toks  []token
+	words *wordStarts
 	m     marker
 }
 
@@ -422,9 +476,14 @@ type marker struct {
 // the lowered text: the marker, the window where cues weigh more, and the
 // other citations' markers, so that cues about those can be told apart.
 func (c *Classifier) prepare(text string, span []int, sc *scratch) sentence {
-	lower := strings.Map(unicode.ToLower, text)
+	return c.prepareLower(lowered(text), span, sc)
+}
+
+// prepareLower is prepare of a text already lowered as prepare lowers it.
+func (c *Classifier) prepareLower(lower string, span []int, sc *scratch) sentence {
 	sc.toks = tokenize(lower, sc.toks[:0])
-	s := sentence{lower: lower, toks: sc.toks}
+	sc.words.index(lower)
+	s := sentence{lower: lower, toks: sc.toks, words: &sc.words}
 	if !MarkerKnown(span) {
 		return s
 	}
@@ -436,7 +495,7 @@ func (c *Classifier) prepare(text string, span []int, sc *scratch) sentence {
 	}
 	sc.others = sc.others[:0]
 	for _, p := range c.markers {
-		sc.spans, sc.at = p.findAll(lower, sc.spans[:0], sc.at)
+		sc.spans, sc.at = p.findAllIn(lower, &sc.words, sc.spans[:0], sc.at)
 		for _, o := range sc.spans {
 			// Not the cited marker, nor a piece of the same citation right
 			// next to it ("#AUTHOR_TAG, 2003", "Smith (2001)").
@@ -484,6 +543,30 @@ func gap(a, b [2]int) int {
 	return max(b[0]-a[1], a[0]-b[1], 0)
 }
 
+// lowered is strings.Map(unicode.ToLower, strings.Join(parts, "")) in one
+// pass and one string, ASCII without unicode's tables (most of the text).
+func lowered(parts ...string) string {
+	var sb strings.Builder
+	n := 0
+	for _, part := range parts {
+		n += len(part)
+	}
+	sb.Grow(n)
+	for _, part := range parts {
+		for _, r := range part { // an invalid byte is utf8.RuneError, written as strings.Map writes it
+			if r < utf8.RuneSelf {
+				if 'A' <= r && r <= 'Z' {
+					r += 'a' - 'A'
+				}
+				sb.WriteByte(byte(r))
+				continue
+			}
+			sb.WriteRune(unicode.ToLower(r))
+		}
+	}
+	return sb.String()
+}
+
 func runeToByte(s string, runeIdx int) int {
 	n := 0
 	for i := range s {
@@ -498,6 +581,31 @@ func runeToByte(s string, runeIdx int) int {
 // score adds up a label set's priors, section priors and cues, and
 // appends the evidence, highest weight first, to sc.ev.
 func (c *Classifier) score(ls *LabelSet, s sentence, section string, sc *scratch) map[string]float64 {
+	c.tally(ls, s, section, sc)
+	return sc.scores()
+}
+
+// scores are the tally's, rounded.
+func (sc *scratch) scores() map[string]float64 {
+	scores := make(map[string]float64, len(sc.tally))
+	for _, t := range sc.tally {
+		scores[t.label] = round(t.score)
+	}
+	return scores
+}
+
+// tallied is label's score in the tally, as scores has it.
+func (sc *scratch) tallied(label string) float64 {
+	for _, t := range sc.tally {
+		if t.label == label {
+			return round(t.score)
+		}
+	}
+	return 0
+}
+
+// tally is score leaving the labels' sums, not yet rounded, in sc.tally.
+func (c *Classifier) tally(ls *LabelSet, s sentence, section string, sc *scratch) {
 	sc.tally = sc.tally[:0]
 	for _, l := range ls.Labels { // in a fixed order: float sums must not vary
 		if w, ok := ls.Prior[l]; ok {
@@ -535,11 +643,6 @@ func (c *Classifier) score(ls *LabelSet, s sentence, section string, sc *scratch
 		hits = hits[n:]
 	}
 	sortEvidence(sc.ev[evFrom:])
-	scores := make(map[string]float64, len(sc.tally))
-	for _, t := range sc.tally {
-		scores[t.label] = round(t.score)
-	}
-	return scores
 }
 
 // candidates lists, in file order (evidence and float sums must not
@@ -779,7 +882,7 @@ func appendWordsBefore(dst []string, s string, pos, n int) []string {
 	for len(dst)-from < n && end > 0 {
 		// skip separators
 		for end > 0 {
-			r, size := utf8.DecodeLastRuneInString(s[:end])
+			r, size := lastRune(s[:end])
 			if isWordRune(r) {
 				break
 			}
@@ -787,7 +890,7 @@ func appendWordsBefore(dst []string, s string, pos, n int) []string {
 		}
 		start := end
 		for start > 0 {
-			r, size := utf8.DecodeLastRuneInString(s[:start])
+			r, size := lastRune(s[:start])
 			if !isWordRune(r) {
 				break
 			}
@@ -803,6 +906,15 @@ func appendWordsBefore(dst []string, s string, pos, n int) []string {
 	return dst
 }
 
+// lastRune is utf8.DecodeLastRuneInString, an ASCII byte read as it is
+// (most of the text; this runs over the words before every cue found).
+func lastRune(s string) (rune, int) {
+	if b := s[len(s)-1]; b < utf8.RuneSelf {
+		return rune(b), 1
+	}
+	return utf8.DecodeLastRuneInString(s)
+}
+
 func isWordRune(r rune) bool {
 	return isAlnum(r) || r == '\'' || r == '-'
 }
@@ -814,7 +926,7 @@ func isWordRune(r rune) bool {
 func (c *Classifier) findCue(cue *Cue, s sentence, hits []hit, sc *scratch) [][2]int {
 	out := sc.spans[:0]
 	if cue.pat != nil { // its literal parts are in s (candidates)
-		out, sc.at = cue.pat.findAll(s.lower, out, sc.at)
+		out, sc.at = cue.pat.findAllIn(s.lower, s.words, out, sc.at)
 		return out
 	}
 	p := cue.phrase
@@ -865,10 +977,10 @@ func boundary(s string, start, end int, p string) bool {
 
 // argmax picks the label with the highest score; ties go to the label
 // listed first in the rule file (background, neutral come first).
-func argmax(ls *LabelSet, scores map[string]float64) string {
+func argmax(ls *LabelSet, score scoreOf) string {
 	best, bestScore := "", -1.0
 	for _, l := range ls.Labels {
-		if s := scores[l]; s > bestScore {
+		if s := score(l); s > bestScore {
 			best, bestScore = l, s
 		}
 	}

@@ -188,13 +188,18 @@ func maxWidth(re *syntax.Regexp) (int, bool) {
 // findAll appends to dst the spans re.FindAllStringIndex(s, -1) returns;
 // at is scratch space for the places a match may begin.
 func (p *pattern) findAll(s string, dst [][2]int, at []int) ([][2]int, []int) {
+	return p.findAllIn(s, nil, dst, at)
+}
+
+// findAllIn is findAll with the word starts of s (nil: not known).
+func (p *pattern) findAllIn(s string, ws *wordStarts, dst [][2]int, at []int) ([][2]int, []int) {
 	if p.anchored == nil {
 		for _, m := range p.re.FindAllStringIndex(s, -1) {
 			dst = append(dst, [2]int{m[0], m[1]})
 		}
 		return dst, at
 	}
-	at = p.candidates(s, at[:0])
+	at = p.candidates(s, ws, at[:0])
 	end := 0
 	for _, i := range at {
 		if i < end {
@@ -213,7 +218,7 @@ func (p *pattern) matches(s string, at []int) (bool, []int) {
 	if p.anchored == nil {
 		return p.re.MatchString(s), at
 	}
-	at = p.candidates(s, at[:0])
+	at = p.candidates(s, nil, at[:0])
 	for _, i := range at {
 		if p.matchAt(s, i) > 0 {
 			return true, at
@@ -222,9 +227,40 @@ func (p *pattern) matches(s string, at []int) (bool, []int) {
 	return false, at
 }
 
-// candidates appends to at, in order, the offsets where one of the starts occurs.
-func (p *pattern) candidates(s string, at []int) []int {
+// matchesWithin is p.re.MatchString(s[from:to]), at being p.candidates
+// of the whole of s: the places a match of the part may begin are among
+// them, or at from (where the part's \b needs no look at the byte before).
+// It spares finding them again in each sentence of a text.
+func (p *pattern) matchesWithin(s string, from, to int, at []int) bool {
+	part := s[from:to]
+	if p.anchored == nil {
+		return p.re.MatchString(part)
+	}
+	if p.matchAt(part, 0) > 0 {
+		return true
+	}
+	i, _ := slices.BinarySearch(at, from+1)
+	for ; i < len(at) && at[i] < to; i++ {
+		if p.matchAt(part, at[i]-from) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// candidates appends to at, in order, the offsets where one of the starts
+// occurs: for a pattern that begins with \b, only where a word begins
+// (every start begins with a word character), looked up in ws when given.
+func (p *pattern) candidates(s string, ws *wordStarts, at []int) []int {
 	for _, lit := range p.starts {
+		if p.boundary && ws != nil {
+			for _, i := range ws.beginning(lit[0]) {
+				if strings.HasPrefix(s[i:], lit) {
+					at = append(at, int(i))
+				}
+			}
+			continue
+		}
 		for from := 0; ; {
 			i := strings.Index(s[from:], lit)
 			if i < 0 {
@@ -260,6 +296,54 @@ func (p *pattern) matchAt(s string, i int) int {
 		return 0
 	}
 	return loc[1]
+}
+
+// wordStarts are the byte offsets where a word begins as regexp's \b
+// sees one (an ASCII letter, digit or underscore after none), grouped by
+// their first byte: the only places where a pattern that begins with \b
+// and a word can match. One pass over the text finds them for all the
+// patterns, instead of a strings.Index pass per pattern and word.
+type wordStarts struct {
+	at   []int32    // at[from[b]:from[b+1]]: the starts with first byte b, in text order
+	from [129]int32 // ASCII bytes only: a word character is ASCII
+	tmp  []int32
+}
+
+// index finds the word starts of s.
+func (w *wordStarts) index(s string) {
+	var n [128]int32
+	w.tmp = w.tmp[:0]
+	for i := range len(s) {
+		if isWordByte(s[i]) && (i == 0 || !isWordByte(s[i-1])) {
+			w.tmp = append(w.tmp, int32(i))
+			n[s[i]]++
+		}
+	}
+	w.from[0] = 0
+	for b := range 128 {
+		w.from[b+1] = w.from[b] + n[b]
+	}
+	w.at = slices.Grow(w.at[:0], len(w.tmp))[:len(w.tmp)]
+	next := w.from
+	for _, i := range w.tmp {
+		b := s[i]
+		w.at[next[b]] = i
+		next[b]++
+	}
+}
+
+// beginning are the word starts whose first byte is b.
+func (w *wordStarts) beginning(b byte) []int32 {
+	if b >= 128 {
+		return nil
+	}
+	return w.at[w.from[b]:w.from[b+1]]
+}
+
+// isWordByte: the byte is a word character for regexp's \b (a byte of a
+// multi-byte rune is not: its rune is not ASCII).
+func isWordByte(b byte) bool {
+	return b < utf8.RuneSelf && syntax.IsWordChar(rune(b))
 }
 
 func isAlnum(r rune) bool {

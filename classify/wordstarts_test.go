@@ -1,0 +1,58 @@
+package classify
+
+import (
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// Looking for the rules' patterns only where a word begins (wordStarts)
+// finds what regexp finds, in a whole text and in each of its sentences,
+// with the bytes that \b and the index might see differently: letters
+// beyond ASCII next to a word, underscores, digits, text edges.
+func TestWordStartsFindWhatRegexpFinds(t *testing.T) {
+	c := testClassifier(t)
+	pats := slices.Concat(c.markers, c.ownWork)
+	for _, ls := range []*LabelSet{c.rules.Role, c.rules.Polarity, c.rules.Pluralism} {
+		for i := range ls.Cues {
+			if ls.Cues[i].pat != nil {
+				pats = append(pats, ls.Cues[i].pat)
+			}
+		}
+	}
+	pats = append(pats, compilePattern(regexp.MustCompile(`\b(we|our)\b.{0,30}\buse`)), compilePattern(regexp.MustCompile(`\b_?we`)))
+	texts := []string{
+		"we use it. our use, however, we'd _we éwe wé we", "swe we_ ourselves our. we", "we propose. our framework. éwe present",
+		"diverse perspectives.éperspectives _perspectives 3perspectives", "a. b. we. . .we",
+		"unlike [4], we propose a benchmark of diverse viewpoints (smith, 2003); our dataset", "", "w", "we",
+		strings.Repeat("é", 40) + " we " + strings.Repeat("ü", 40) + " use",
+	}
+	var ws wordStarts
+	for _, text := range texts {
+		ws.index(text)
+		for _, p := range pats {
+			want := [][2]int{}
+			for _, m := range p.re.FindAllStringIndex(text, -1) {
+				want = append(want, [2]int{m[0], m[1]})
+			}
+			got, _ := p.findAllIn(text, &ws, [][2]int{}, nil)
+			if !slices.Equal(got, want) {
+				t.Errorf("%q in %q: found %v, regexp finds %v", p.re, text, got, want)
+			}
+			at := p.candidates(text, &ws, nil)
+			for from := 0; from < len(text); {
+				to := strings.Index(text[from:], ". ")
+				if to < 0 {
+					to = len(text)
+				} else {
+					to += from + 1
+				}
+				if got, want := p.matchesWithin(text, from, to, at), p.re.MatchString(text[from:to]); got != want {
+					t.Errorf("%q in %q[%d:%d]: matches %v, regexp says %v", p.re, text, from, to, got, want)
+				}
+				from = to
+			}
+		}
+	}
+}
