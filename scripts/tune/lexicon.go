@@ -22,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode"
 
@@ -108,6 +109,15 @@ func words(text string) []word {
 // cue is looked for where its first word occurs: "the present" would be
 // tried at every "the", and costs a sentence more than ten rarer cues.)
 func phrases(ws []word, text string) []string {
+	return sidedPhrases(ws, text, nil)
+}
+
+// sidedPhrases are phrases, and when the cited marker's place is known
+// (at, byte offsets of text), each phrase again as a sided cue of the side
+// it is on: "before-cited: our method" and "after-cited: fails to" say
+// who does what ("our method outperforms [3]" against "[3] outperforms
+// ours"), which the plain phrase cannot.
+func sidedPhrases(ws []word, text string, at []int) []string {
 	var out []string
 	for i := range ws {
 		if stopWords[ws[i].lower] {
@@ -123,7 +133,15 @@ func phrases(ws []word, text string) []string {
 			if markerWords[w.lower] || len([]rune(w.lower)) < 2 || strings.ContainsFunc(w.lower, unicode.IsDigit) {
 				break
 			}
-			out = append(out, strings.Map(unicode.ToLower, text[ws[i].start:w.end]))
+			p := strings.Map(unicode.ToLower, text[ws[i].start:w.end])
+			out = append(out, p)
+			switch {
+			case at == nil:
+			case w.end <= at[0]:
+				out = append(out, "before-cited: "+p)
+			case ws[i].start >= at[1]:
+				out = append(out, "after-cited: "+p)
+			}
 		}
 	}
 	slices.Sort(out)
@@ -134,7 +152,17 @@ func phrases(ws []word, text string) []string {
 // counts it (a sentence citing three works is three rows, one text).
 type lexRow struct {
 	text  string
+	at    [2]int // the cited marker's place in text (bytes), when sided phrases are read
+	sided bool
 	label int
+}
+
+// phrasesOf are the phrases of r's text, sided ones too when asked.
+func (r lexRow) phrasesOf(ws []word) []string {
+	if !r.sided {
+		return phrases(ws, r.text)
+	}
+	return sidedPhrases(ws, r.text, r.at[:])
 }
 
 // inducePhrases picks, for each label, up to perLabel phrases that occur
@@ -151,14 +179,25 @@ func inducePhrases(rows []lexRow, nLabels, perLabel, minRows int, skip map[strin
 	all := map[string]int{}
 	total := make([]float64, nLabels)
 	capital, seen := map[string]int{}, map[string]int{}
-	textsPhrases := map[string][]string{}
+	type place struct {
+		text  string
+		at    [2]int
+		sided bool
+	}
+	textsPhrases := map[place][]string{}
+	seenText := map[string]bool{}
+	// A phrase counts once per text of a label, a sided one once per
+	// text and side: a text that cites two works is two rows.
+	counted := map[[2]string]bool{}
 	for _, r := range rows {
-		ps, ok := textsPhrases[r.text]
+		ps, ok := textsPhrases[place{r.text, r.at, r.sided}]
 		if !ok {
-			ws := words(r.text)
-			ps = phrases(ws, r.text)
-			textsPhrases[r.text] = ps
-			for _, w := range ws {
+			ps = r.phrasesOf(words(r.text))
+			textsPhrases[place{r.text, r.at, r.sided}] = ps
+		}
+		if !seenText[r.text] {
+			seenText[r.text] = true
+			for _, w := range words(r.text) {
 				if w.mid {
 					seen[w.lower]++
 					if w.capital {
@@ -171,10 +210,15 @@ func inducePhrases(rows []lexRow, nLabels, perLabel, minRows int, skip map[strin
 			count[r.label] = map[string]int{}
 		}
 		for _, p := range ps {
+			key := [2]string{strconv.Itoa(r.label) + "\x00" + r.text, p}
+			if counted[key] {
+				continue
+			}
+			counted[key] = true
 			count[r.label][p]++
 			all[p]++
+			total[r.label]++
 		}
-		total[r.label] += float64(len(ps))
 	}
 	name := func(p string) bool {
 		for _, w := range words(p) {
@@ -263,19 +307,23 @@ func (m *model) induce(sets []dataset, o options) (map[string][]string, map[int]
 		in := make([]map[string]int, len(sets))
 		for di, d := range sets {
 			in[di] = map[string]int{}
-			seen := map[string]bool{}
+			seen := map[[2]string]bool{}
 			for i, rw := range d.rows {
-				if !train[[2]int{di, i}] || seen[rw.text] {
+				if !train[[2]int{di, i}] {
 					continue
 				}
-				seen[rw.text] = true
-				ps, ok := cache[rw.text]
+				r := m.lexRow(rw, o)
+				key := r.text + "\x00" + strconv.Itoa(r.at[0]) + "\x00" + strconv.Itoa(r.at[1])
+				ps, ok := cache[key]
 				if !ok {
-					ps = phrases(words(rw.text), rw.text)
-					cache[rw.text] = ps
+					ps = r.phrasesOf(words(r.text))
+					cache[key] = ps
 				}
 				for _, p := range ps {
-					in[di][p]++
+					if !seen[[2]string{r.text, p}] { // distinct texts
+						seen[[2]string{r.text, p}] = true
+						in[di][p]++
+					}
 				}
 			}
 		}
@@ -293,7 +341,7 @@ func (m *model) induce(sets []dataset, o options) (map[string][]string, map[int]
 			have := map[lexRow]bool{}
 			n := make([]int, len(m.ls.Labels))
 			for i, rw := range d.rows {
-				r := lexRow{rw.text, rw.gold[0]}
+				r := m.lexRow(rw, o)
 				if train[[2]int{di, i}] && !have[r] {
 					have[r] = true
 					rows = append(rows, r)
@@ -336,6 +384,16 @@ func (m *model) induce(sets []dataset, o options) (map[string][]string, map[int]
 		}
 	}
 	return union, byFold
+}
+
+// lexRow is rw as the association test reads it: its text and label,
+// and with -induce-sided the cited marker's place, when known.
+func (m *model) lexRow(rw row, o options) lexRow {
+	r := lexRow{text: rw.text, label: rw.gold[0]}
+	if o.induceSided && rw.at != nil {
+		r.at, r.sided = [2]int{rw.at[0], rw.at[1]}, true
+	}
+	return r
 }
 
 // source is a gold file and its use (useTrain, useDev or useCV).

@@ -252,3 +252,26 @@ func TestInducedCuesComeFromTheFoldsTrainingRows(t *testing.T) {
 		t.Errorf("\"clear\" induced for folds %v: the test needs a fold that keeps all its texts", clear)
 	}
 }
+
+// With the cited marker's place, each phrase comes again as a sided cue
+// of the side it is on, so that "our parser outperforms [3]" and "[3]
+// outperforms our parser" give different cues; a phrase across the marker
+// has no side.
+func TestSidedPhrases(t *testing.T) {
+	text := "Our parser outperforms [3], which fails on long inputs."
+	at := []int{strings.Index(text, "[3]"), strings.Index(text, "[3]") + 3}
+	got := sidedPhrases(words(text), text, at)
+	for _, want := range []string{"outperforms", "before-cited: outperforms", "before-cited: parser outperforms", "after-cited: fails", "fails"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("%q missing from %q", want, got)
+		}
+	}
+	for _, never := range []string{"after-cited: outperforms", "before-cited: fails", "before-cited: outperforms 3"} {
+		if slices.Contains(got, never) {
+			t.Errorf("%q among %q", never, got)
+		}
+	}
+	if plain := phrases(words(text), text); slices.ContainsFunc(plain, func(p string) bool { return strings.Contains(p, "cited:") }) {
+		t.Errorf("sided phrases without a marker: %q", plain)
+	}
+}

@@ -93,6 +93,7 @@ type options struct {
 	induce        int
 	induceMinRows int
 	induceLambda  float64
+	induceSided   bool // also phrases on one side of the cited marker ("before-cited: our method")
 }
 
 // Uses of a gold file.
@@ -130,6 +131,7 @@ func main() {
 	flag.IntVar(&o.induce, "induce", 0, "induce up to N phrase cues per label from each fold's training rows (0: none)")
 	flag.IntVar(&o.induceMinRows, "induce-min-rows", 8, "an induced phrase occurs in at least this many distinct texts of its label")
 	flag.Float64Var(&o.induceLambda, "induce-lambda", 0.01, "pull of each induced cue weight towards 0 (L2)")
+	flag.BoolVar(&o.induceSided, "induce-sided", false, "also induce phrases on one side of the cited marker (before-cited:, after-cited:) where rows give its place")
 	flag.Parse()
 	if *dev == "" && *cv == "" {
 		fail(fmt.Errorf("name rows to score: -dev (with -train) or -cv files, comma-separated"))
@@ -229,6 +231,7 @@ type row struct {
 	set    []string // pluralism: every category that applies
 	text   string   // for -errors
 	marker bool     // the cited marker's place is known (span given)
+	at     []int    // where the cited marker is in text (bytes), when known
 }
 
 type dataset struct {
@@ -353,6 +356,8 @@ func (m *model) dataset(rules *classify.Rules, task, name string, exs []classify
 		rw := row{set: e.GoldSet, text: e.Text, marker: classify.MarkerKnown(e.Span) || task == classify.TaskPluralism}
 		if e.Title != "" {
 			rw.text = e.Title + " . " + e.Summary
+		} else if classify.MarkerKnown(e.Span) {
+			rw.at = []int{runeOffset(e.Text, e.Span[0]), runeOffset(e.Text, e.Span[1])}
 		}
 		for li := range m.ls.Labels {
 			rw.feats = append(rw.feats, feat{m.index[param{"prior", m.ls.Labels[li], ""}], li, 1})
@@ -1036,6 +1041,17 @@ func (m *model) fitCalibration(sets []dataset, heldOut [][][]float64, keep func(
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// runeOffset is the byte offset of the n-th rune of s (len(s) past its end).
+func runeOffset(s string, n int) int {
+	for i := range s {
+		if n == 0 {
+			return i
+		}
+		n--
+	}
+	return len(s)
+}
 
 // calRows are the rows one calibration map is fitted on: each row's raw
 // confidence, whether its tag was right and whether it is a train row
