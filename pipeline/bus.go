@@ -30,8 +30,8 @@ const (
 
 	SubjectHubTask   = "citecrawl.tasks.hub"
 	SubjectPaperTask = "citecrawl.tasks.paper"
-	subjectRaw       = "citecrawl.raw."    // + hub id, and ".tagged" when its fetcher tagged it
-	subjectTagged    = "citecrawl.tagged." // + hub id
+	subjectRaw       = "citecrawl.raw."    // + hub id
+	subjectTagged    = "citecrawl.tagged." // + hub id, and ".self" when its fetcher tagged it
 	subjectDead      = "citecrawl.dead."   // + stage
 	subjectRuns      = "citecrawl.runs."   // + run id
 
@@ -55,11 +55,17 @@ func RawSubject(hubID string) string    { return subjectRaw + token(hubID) }
 func TaggedSubject(hubID string) string { return subjectTagged + token(hubID) }
 func DeadSubject(stage string) string   { return subjectDead + token(stage) }
 
-// RawTaggedSubject is where a raw record goes when its fetcher tagged it
-// itself (see fetchHandler.tagger): the classify consumer, which reads
-// only rawToClassify, does not get it again; reprocess, the run's counts
-// and any reader of citecrawl.raw.> still see it.
-func RawTaggedSubject(hubID string) string { return RawSubject(hubID) + ".tagged" }
+// SelfTaggedSubject is where a record goes when its fetcher tagged it
+// itself (see fetchHandler.tagger): on the tagged stream, as its only
+// stored copy, raw record included. The sink and tail read it with every
+// tagged record; reprocess and a run's counts read the raw stream and
+// these (selfTagged). Older versions put a raw copy on
+// citecrawl.raw.<hub id>.tagged, which reprocess still reads with the raw
+// stream.
+func SelfTaggedSubject(hubID string) string { return TaggedSubject(hubID) + ".self" }
+
+// selfTagged is the filter of the self-tagged records in StreamTagged.
+const selfTagged = subjectTagged + "*.self"
 
 // rawToClassify is the classify consumer's filter: the raw records still
 // to be tagged, one token after citecrawl.raw.

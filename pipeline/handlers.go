@@ -94,9 +94,8 @@ type fetchHandler struct {
 	hubs *hubWatch // nil but in a run's own process
 	// tagger is the classifier when the classify stage runs in this
 	// process too: the handler then tags each record itself and publishes
-	// the raw record on RawTaggedSubject, which the classify consumer does
-	// not read, beside the tagged one. That saves each record a delivery,
-	// an ack and a decode; the streams hold the same records.
+	// only its tagged record, on SelfTaggedSubject (see records). That
+	// saves each record a store, a delivery, an ack and a decode.
 	tagger *classify.Classifier
 	hold   *hold // the stages' pause, looked at between the papers of a task
 	// policy decides about a paper that failed inside a papers task, as
@@ -308,13 +307,16 @@ func (h *fetchHandler) paper(ctx context.Context, runID string, j ingest.PaperJo
 }
 
 // records are the messages of a record the crawler built: its raw
-// record, and its tagged record when this handler tags (see tagger).
+// record, or, when this handler tags (see tagger), its tagged record
+// alone, on SelfTaggedSubject: that one message is the record's only
+// stored copy, the raw record included (tagging again gives the same tags),
+// so each page costs one store rather than two.
 func (h *fetchHandler) records(runID string, r *record.Record, change string) ([]Out, error) {
 	raw, err := rawRecord(runID, r, change)
 	if err != nil || h.tagger == nil {
 		return []Out{raw}, err
 	}
-	h.tagger.Tag(r) // after the raw record is encoded: it stays untagged
+	h.tagger.Tag(r)
 	tagged, err := taggedOut(r, raw.MsgID)
 	if err != nil {
 		return nil, err
@@ -324,12 +326,13 @@ func (h *fetchHandler) records(runID string, r *record.Record, change string) ([
 		// stage, which fails it there as it would any other.
 		return []Out{raw}, nil
 	}
-	// The raw record gets an id of its own on its own subject: JetStream
-	// drops a message id it has seen on any subject, so with the same id a
-	// fetch-only worker retrying this task after a crash between the two
-	// publishes would have its raw record dropped, and no stage would tag it.
-	raw.Subject, raw.MsgID = RawTaggedSubject(r.Hub.ID), raw.MsgID+":self"
-	return []Out{raw, tagged}, nil
+	// Its id is the one the classify stage would give it (ID:fingerprint:
+	// tagged), so a fetch-only worker retrying this task after a crash
+	// stores its raw record (another id) and the classify stage's tagged
+	// record is dropped as the same one; the headers are the raw record's,
+	// for the run's counts.
+	tagged.Subject, tagged.Header = SelfTaggedSubject(r.Hub.ID), raw.Header
+	return []Out{tagged}, nil
 }
 
 // tagged counts n records this handler tagged, as the classify stage
