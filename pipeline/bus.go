@@ -47,6 +47,7 @@ const (
 	HeaderDeliveries = "Citecrawl-Deliveries"
 	HeaderRun        = "Citecrawl-Run"    // on raw records: the run that published them
 	HeaderChange     = "Citecrawl-Change" // on raw records: new, changed or gone
+	HeaderPages      = "Citecrawl-Pages"  // on self-tagged records: the pages they were built from (httpCache.RecordPages)
 )
 
 // RawSubject, TaggedSubject and DeadSubject build the per-hub and
@@ -57,15 +58,27 @@ func DeadSubject(stage string) string   { return subjectDead + token(stage) }
 
 // SelfTaggedSubject is where a record goes when its fetcher tagged it
 // itself (see fetchHandler.tagger): on the tagged stream, as its only
-// stored copy, raw record included. The sink and tail read it with every
-// tagged record; reprocess and a run's counts read the raw stream and
-// these (selfTagged). Older versions put a raw copy on
-// citecrawl.raw.<hub id>.tagged, which reprocess still reads with the raw
-// stream.
-func SelfTaggedSubject(hubID string) string { return TaggedSubject(hubID) + ".self" }
+// stored copy, raw record included, with the pages it was built from in
+// its Citecrawl-Pages header; a subject per record, so that the last one
+// is found by its id (httpCache.RecordPages) as a key-value entry would
+// be. The sink and tail read it with every tagged record; reprocess and a
+// run's counts read the raw stream and these (selfTagged). Older versions
+// put a raw copy on citecrawl.raw.<hub id>.tagged, which reprocess still
+// reads with the raw stream.
+func SelfTaggedSubject(hubID, recordID string) string {
+	return TaggedSubject(hubID) + ".self." + token(recordID)
+}
 
 // selfTagged is the filter of the self-tagged records in StreamTagged.
-const selfTagged = subjectTagged + "*.self"
+const selfTagged = subjectTagged + "*.self.*"
+
+// isSelfTagged says whether subject is a SelfTaggedSubject.
+func isSelfTagged(subject string) bool {
+	return strings.HasPrefix(subject, subjectTagged) && strings.Contains(subject[len(subjectTagged):], ".self.")
+}
+
+// selfTaggedRecord is the filter of one record's self-tagged versions.
+func selfTaggedRecord(recordID string) string { return subjectTagged + "*.self." + token(recordID) }
 
 // rawToClassify is the classify consumer's filter: the raw records still
 // to be tagged, one token after citecrawl.raw.

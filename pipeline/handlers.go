@@ -301,7 +301,12 @@ func (h *fetchHandler) paper(ctx context.Context, runID string, j ingest.PaperJo
 		if err != nil {
 			return Outcome{}, err
 		}
-		out.After = append(out.After, pages)
+		if rec := &out.Outs[0]; isSelfTagged(rec.Subject) && h.fits(rec, len(HeaderPages)+len(pages.Data)) {
+			// Stored with its record, in the same message: no put of its own.
+			rec.Header.Set(HeaderPages, string(pages.Data))
+		} else {
+			out.After = append(out.After, pages)
+		}
 	}
 	return out, nil
 }
@@ -331,8 +336,23 @@ func (h *fetchHandler) records(runID string, r *record.Record, change string) ([
 	// stores its raw record (another id) and the classify stage's tagged
 	// record is dropped as the same one; the headers are the raw record's,
 	// for the run's counts.
-	tagged.Subject, tagged.Header = SelfTaggedSubject(r.Hub.ID), raw.Header
+	tagged.Subject, tagged.Header = SelfTaggedSubject(r.Hub.ID, r.ID), raw.Header
 	return []Out{tagged}, nil
+}
+
+// fits says whether o, with extra bytes of headers more, is within the
+// broker's message limit (with a margin for the headers' framing).
+func (h *fetchHandler) fits(o *Out, extra int) bool {
+	if h.maxPayload <= 0 {
+		return true
+	}
+	n := len(o.Data) + extra + 256
+	for k, vs := range o.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return int64(n) <= h.maxPayload
 }
 
 // tagged counts n records this handler tagged, as the classify stage

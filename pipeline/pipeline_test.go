@@ -20,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/citecrawl/citecrawl/classify"
+	"github.com/citecrawl/citecrawl/ingest"
 	"github.com/citecrawl/citecrawl/ingest/snapshot"
 	"github.com/citecrawl/citecrawl/record"
 	"github.com/citecrawl/citecrawl/sink"
@@ -337,7 +338,7 @@ func TestWorkersShareTheWork(t *testing.T) {
 			if !wantTagged[m.id] {
 				t.Fatalf("tagged record %s: its id is no raw record's followed by :tagged", m.id)
 			}
-		case SelfTaggedSubject(hub):
+		case SelfTaggedSubject(hub, strings.TrimSuffix(m.id, ":tagged")[:len("cc1-")+20]):
 			self++
 			if !strings.HasSuffix(m.id, ":tagged") {
 				t.Fatalf("self-tagged record %s: its id does not end in :tagged", m.id)
@@ -530,8 +531,8 @@ func TestSelfTaggedRawRecordDoesNotHideTheRetry(t *testing.T) {
 	self := &fetchHandler{tagger: cl, maxPayload: bus.NC.MaxPayload()}
 	first, again := r, r // Tag fills in the record it is given
 	crashed, err := self.records("run-1", &first, ChangeNew)
-	if err != nil || len(crashed) != 1 || crashed[0].Subject != SelfTaggedSubject("hub-x") {
-		t.Fatalf("%+v (%v), want the tagged record alone, on %s", crashed, err, SelfTaggedSubject("hub-x"))
+	if err != nil || len(crashed) != 1 || crashed[0].Subject != SelfTaggedSubject("hub-x", r.ID) {
+		t.Fatalf("%+v (%v), want the tagged record alone, on %s", crashed, err, SelfTaggedSubject("hub-x", r.ID))
 	}
 	if err := bus.PublishAll(ctx, crashed); err != nil { // then the worker died before its ack
 		t.Fatal(err)
@@ -550,5 +551,54 @@ func TestSelfTaggedRawRecordDoesNotHideTheRetry(t *testing.T) {
 	}
 	if want := crashed[0].MsgID; raw[0].id+":tagged" != want {
 		t.Fatalf("the classify stage would tag %s as %s, the crashed stage as %s: the sink would get the record twice", raw[0].id, raw[0].id+":tagged", want)
+	}
+}
+
+// A self-tagged record keeps the pages it was built from in its own
+// message, and they are found by its id, newer than a bucket entry of the
+// same record; a record on the bucket alone is found there too.
+func TestSelfTaggedRecordKeepsItsPages(t *testing.T) {
+	cfg := testConfig(t, t.TempDir(), nil)
+	bus := openBus(t, cfg)
+	defer bus.Close()
+	cl, err := classify.Load(cfg.Rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	old, err := recordPagesOut("cc1-a", []ingest.SourcePage{{URL: "https://example.org/old", Validator: ingest.Validator{ETag: `"1"`}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alone, err := recordPagesOut("cc1-b", []ingest.SourcePage{{URL: "https://example.org/b"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.PublishAll(ctx, []Out{old, alone}); err != nil {
+		t.Fatal(err)
+	}
+	r := taggedRecord("hub-x", 1, "")
+	r.ID = "cc1-a"
+	h := &fetchHandler{tagger: cl, maxPayload: bus.NC.MaxPayload(), bus: bus}
+	outs, err := h.records("run-1", &r, ChangeNew)
+	if err != nil || len(outs) != 1 {
+		t.Fatalf("%+v (%v)", outs, err)
+	}
+	pages, err := recordPagesOut(r.ID, []ingest.SourcePage{{URL: "https://example.org/new", Validator: ingest.Validator{ETag: `"2"`}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	outs[0].Header.Set(HeaderPages, string(pages.Data)) // as paper does
+	if err := bus.PublishAll(ctx, outs); err != nil {
+		t.Fatal(err)
+	}
+	if got := bus.cache.RecordPages(ctx, "cc1-a"); len(got) != 1 || got[0].URL != "https://example.org/new" || got[0].ETag != `"2"` {
+		t.Fatalf("pages of the self-tagged record: %+v, want its own, newer than the bucket's", got)
+	}
+	if got := bus.cache.RecordPages(ctx, "cc1-b"); len(got) != 1 || got[0].URL != "https://example.org/b" {
+		t.Fatalf("pages of a record in the bucket alone: %+v", got)
+	}
+	if got := bus.cache.RecordPages(ctx, "cc1-c"); got != nil {
+		t.Fatalf("pages of an unknown record: %+v", got)
 	}
 }
