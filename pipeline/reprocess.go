@@ -415,14 +415,18 @@ func (p *streamPart) find(ctx context.Context, bus *Bus) (done, total int64, err
 		p.start, p.last = max(p.start, st.FirstSeq), st.LastSeq
 		return int64(min(p.start, p.last+1) - st.FirstSeq), int64(p.last - st.FirstSeq + 1), nil
 	}
-	info, err := s.Info(ctx, jetstream.WithSubjectFilter(p.filter))
+	// How many there are after the checkpoint, from a consumer's count (a
+	// stream's per-subject counts would list every record: a subject each).
+	c, err := bus.JS.CreateConsumer(ctx, p.stream, jetstream.ConsumerConfig{
+		FilterSubject: p.filter, DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: p.start,
+		AckPolicy: jetstream.AckNonePolicy, InactiveThreshold: time.Minute,
+	})
 	if err != nil {
 		return 0, 0, err
 	}
-	for _, n := range info.State.Subjects {
-		total += int64(n)
-	}
-	if total == 0 {
+	info := c.CachedInfo()
+	_ = bus.JS.DeleteConsumer(ctx, p.stream, info.Name)
+	if info.NumPending == 0 {
 		return 0, 0, nil
 	}
 	m, err := s.GetLastMsgForSubject(ctx, p.filter)
@@ -430,9 +434,9 @@ func (p *streamPart) find(ctx context.Context, bus *Bus) (done, total int64, err
 		return 0, 0, err
 	}
 	p.last = m.Sequence
-	// How many a resumed run did before is not known without reading
-	// them: the progress of that part starts from 0.
-	return 0, total, nil
+	// Those a resumed run did before are not counted: the progress of
+	// this part is of what is left.
+	return 0, int64(info.NumPending), nil
 }
 
 // streamReader reads one streamPart, a message ahead.
