@@ -31,7 +31,7 @@ const (
 	SubjectHubTask   = "citecrawl.tasks.hub"
 	SubjectPaperTask = "citecrawl.tasks.paper"
 	subjectRaw       = "citecrawl.raw."    // + hub id
-	subjectTagged    = "citecrawl.tagged." // + hub id, and ".self" when its fetcher tagged it
+	subjectTagged    = "citecrawl.tagged." // + hub id, and ".self.<record id>" when its fetcher tagged it
 	subjectDead      = "citecrawl.dead."   // + stage
 	subjectRuns      = "citecrawl.runs."   // + run id
 
@@ -67,6 +67,12 @@ func DeadSubject(stage string) string   { return subjectDead + token(stage) }
 // reads with the raw stream.
 func SelfTaggedSubject(hubID, recordID string) string {
 	return TaggedSubject(hubID) + ".self." + token(recordID)
+}
+
+// hubTagged are the filters of a hub's tagged records: those the classify
+// stage tagged and those their fetch stage did (SelfTaggedSubject).
+func hubTagged(hubID string) []string {
+	return []string{TaggedSubject(hubID), TaggedSubject(hubID) + ".>"}
 }
 
 // selfTagged is the filter of the self-tagged records in StreamTagged.
