@@ -368,7 +368,7 @@ func (r *retagger) fromStream(ctx context.Context, bus *Bus) error {
 		return errors.New("reprocess --from stream needs NATS")
 	}
 	parts := []streamPart{{stream: StreamRaw, start: r.cp.Done + 1}, {stream: StreamTagged, filter: selfTagged, start: r.cp.Tagged + 1, tagged: true}}
-	todo := parts[:0]
+	var todo []streamPart
 	for _, p := range parts {
 		done, total, err := p.find(ctx, bus)
 		if err != nil {
