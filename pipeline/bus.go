@@ -30,8 +30,8 @@ const (
 
 	SubjectHubTask   = "citecrawl.tasks.hub"
 	SubjectPaperTask = "citecrawl.tasks.paper"
-	subjectRaw       = "citecrawl.raw."    // + hub id, and ".tagged" when its fetcher tagged it
-	subjectTagged    = "citecrawl.tagged." // + hub id
+	subjectRaw       = "citecrawl.raw."    // + hub id
+	subjectTagged    = "citecrawl.tagged." // + hub id, and ".self.<record id>" when its fetcher tagged it
 	subjectDead      = "citecrawl.dead."   // + stage
 	subjectRuns      = "citecrawl.runs."   // + run id
 
@@ -47,6 +47,7 @@ const (
 	HeaderDeliveries = "Citecrawl-Deliveries"
 	HeaderRun        = "Citecrawl-Run"    // on raw records: the run that published them
 	HeaderChange     = "Citecrawl-Change" // on raw records: new, changed or gone
+	HeaderPages      = "Citecrawl-Pages"  // on self-tagged records: the pages they were built from (httpCache.RecordPages)
 )
 
 // RawSubject, TaggedSubject and DeadSubject build the per-hub and
@@ -55,11 +56,35 @@ func RawSubject(hubID string) string    { return subjectRaw + token(hubID) }
 func TaggedSubject(hubID string) string { return subjectTagged + token(hubID) }
 func DeadSubject(stage string) string   { return subjectDead + token(stage) }
 
-// RawTaggedSubject is where a raw record goes when its fetcher tagged it
-// itself (see fetchHandler.tagger): the classify consumer, which reads
-// only rawToClassify, does not get it again; reprocess, the run's counts
-// and any reader of citecrawl.raw.> still see it.
-func RawTaggedSubject(hubID string) string { return RawSubject(hubID) + ".tagged" }
+// SelfTaggedSubject is where a record goes when its fetcher tagged it
+// itself (see fetchHandler.tagger): on the tagged stream, as its only
+// stored copy, raw record included, with the pages it was built from in
+// its Citecrawl-Pages header; a subject per record, so that the last one
+// is found by its id (httpCache.RecordPages) as a key-value entry would
+// be. The sink and tail read it with every tagged record; reprocess and a
+// run's counts read the raw stream and these (selfTagged). Older versions
+// put a raw copy on citecrawl.raw.<hub id>.tagged, which reprocess still
+// reads with the raw stream.
+func SelfTaggedSubject(hubID, recordID string) string {
+	return TaggedSubject(hubID) + ".self." + token(recordID)
+}
+
+// hubTagged are the filters of a hub's tagged records: those the classify
+// stage tagged and those their fetch stage did (SelfTaggedSubject).
+func hubTagged(hubID string) []string {
+	return []string{TaggedSubject(hubID), TaggedSubject(hubID) + ".>"}
+}
+
+// selfTagged is the filter of the self-tagged records in StreamTagged.
+const selfTagged = subjectTagged + "*.self.*"
+
+// isSelfTagged says whether subject is a SelfTaggedSubject.
+func isSelfTagged(subject string) bool {
+	return strings.HasPrefix(subject, subjectTagged) && strings.Contains(subject[len(subjectTagged):], ".self.")
+}
+
+// selfTaggedRecord is the filter of one record's self-tagged versions.
+func selfTaggedRecord(recordID string) string { return subjectTagged + "*.self." + token(recordID) }
 
 // rawToClassify is the classify consumer's filter: the raw records still
 // to be tagged, one token after citecrawl.raw.

@@ -42,10 +42,12 @@ const (
 // worker on the cluster shares it: it is the crawler's ingest.Validators,
 // ingest.History, ingest.Budget and ingest.Pages.
 type httpCache struct {
-	kv    jetstream.KeyValue
-	pages jetstream.KeyValue
-	hubs  jetstream.ObjectStore
-	chunk uint32 // object chunk size: well under the broker's message limit
+	kv jetstream.KeyValue
+	// tagged is StreamTagged, where a self-tagged record keeps its pages.
+	tagged jetstream.Stream
+	pages  jetstream.KeyValue
+	hubs   jetstream.ObjectStore
+	chunk  uint32 // object chunk size: well under the broker's message limit
 }
 
 var (
@@ -100,7 +102,15 @@ func openHTTPCache(ctx context.Context, js jetstream.JetStream, replicas int, ma
 	if maxPayload > 0 {
 		chunk = uint32(min(int64(chunk), maxPayload/2))
 	}
-	return &httpCache{kv: kv, pages: pages, hubs: hubs, chunk: chunk}, nil
+	var tagged jetstream.Stream
+	err = rideOut(ctx, func(ctx context.Context) (err error) {
+		tagged, err = js.Stream(ctx, StreamTagged)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", StreamTagged, err)
+	}
+	return &httpCache{kv: kv, tagged: tagged, pages: pages, hubs: hubs, chunk: chunk}, nil
 }
 
 // crawledPage is a page as BucketPages keeps it.
@@ -173,18 +183,30 @@ func (c *httpCache) StoreValidator(ctx context.Context, u string, v ingest.Valid
 }
 
 // RecordPages are the pages a record was built from, with their
-// validators (ingest.History). An entry of an older version lists URLs
-// only; their validators are then those kept per URL.
+// validators (ingest.History): from the header of its last self-tagged
+// version (see SelfTaggedSubject) or its entry in the bucket, whichever is
+// newer (a fetch stage without classify beside it puts an entry). An
+// entry of an older version lists URLs only; their validators are then
+// those kept per URL.
 func (c *httpCache) RecordPages(ctx context.Context, recordID string) []ingest.SourcePage {
-	e, err := c.kv.Get(ctx, recordKey(recordID))
-	if err != nil {
+	var value []byte
+	var at time.Time
+	if e, err := c.kv.Get(ctx, recordKey(recordID)); err == nil {
+		value, at = e.Value(), e.Created()
+	}
+	if m, err := c.tagged.GetLastMsgForSubject(ctx, selfTaggedRecord(recordID)); err == nil {
+		if h := m.Header.Get(HeaderPages); h != "" && (value == nil || m.Time.After(at)) {
+			value = []byte(h)
+		}
+	}
+	if value == nil {
 		return nil
 	}
 	var pages []validators
-	if json.Unmarshal(e.Value(), &pages) != nil {
+	if json.Unmarshal(value, &pages) != nil {
 		pages = nil // what the failed decode left
 		var urls []string
-		if json.Unmarshal(e.Value(), &urls) != nil {
+		if json.Unmarshal(value, &urls) != nil {
 			return nil
 		}
 		for _, u := range urls {

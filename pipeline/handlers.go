@@ -2,10 +2,9 @@ package pipeline
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -94,9 +93,8 @@ type fetchHandler struct {
 	hubs *hubWatch // nil but in a run's own process
 	// tagger is the classifier when the classify stage runs in this
 	// process too: the handler then tags each record itself and publishes
-	// the raw record on RawTaggedSubject, which the classify consumer does
-	// not read, beside the tagged one. That saves each record a delivery,
-	// an ack and a decode; the streams hold the same records.
+	// only its tagged record, on SelfTaggedSubject (see records). That
+	// saves each record a store, a delivery, an ack and a decode.
 	tagger *classify.Classifier
 	hold   *hold // the stages' pause, looked at between the papers of a task
 	// policy decides about a paper that failed inside a papers task, as
@@ -302,34 +300,63 @@ func (h *fetchHandler) paper(ctx context.Context, runID string, j ingest.PaperJo
 		if err != nil {
 			return Outcome{}, err
 		}
-		out.After = append(out.After, pages)
+		if rec := &out.Outs[0]; isSelfTagged(rec.Subject) && h.fits(rec, len(HeaderPages)+len(pages.Data)) {
+			// Stored with its record, in the same message: no put of its own.
+			rec.Header.Set(HeaderPages, string(pages.Data))
+		} else {
+			out.After = append(out.After, pages)
+		}
 	}
 	return out, nil
 }
 
 // records are the messages of a record the crawler built: its raw
-// record, and its tagged record when this handler tags (see tagger).
+// record, or, when this handler tags (see tagger), its tagged record
+// alone, on SelfTaggedSubject: that one message is the record's only
+// stored copy, the raw record included (tagging again gives the same tags),
+// so each page costs one store and one encoding rather than two.
 func (h *fetchHandler) records(runID string, r *record.Record, change string) ([]Out, error) {
-	raw, err := rawRecord(runID, r, change)
-	if err != nil || h.tagger == nil {
+	if h.tagger == nil {
+		raw, err := rawRecord(runID, r, change)
 		return []Out{raw}, err
 	}
-	h.tagger.Tag(r) // after the raw record is encoded: it stays untagged
-	tagged, err := taggedOut(r, raw.MsgID)
+	// Tagged on a copy: r stays the raw record, should it be needed. Tag
+	// sets the contexts' fields in place, so they are copied too.
+	t := *r
+	t.Contexts = slices.Clone(r.Contexts)
+	h.tagger.Tag(&t)
+	tagged, err := taggedOut(&t)
 	if err != nil {
 		return nil, err
 	}
 	if h.maxPayload > 0 && int64(len(tagged.Data)) > h.maxPayload {
 		// Too large once tagged: the raw record goes to the classify
 		// stage, which fails it there as it would any other.
-		return []Out{raw}, nil
+		raw, err := rawRecord(runID, r, change)
+		return []Out{raw}, err
 	}
-	// The raw record gets an id of its own on its own subject: JetStream
-	// drops a message id it has seen on any subject, so with the same id a
-	// fetch-only worker retrying this task after a crash between the two
-	// publishes would have its raw record dropped, and no stage would tag it.
-	raw.Subject, raw.MsgID = RawTaggedSubject(r.Hub.ID), raw.MsgID+":self"
-	return []Out{raw, tagged}, nil
+	// Its id is the one the classify stage gives the same record tagged
+	// (taggedOut), so a fetch-only worker retrying this task after a crash
+	// stores its raw record (another id) and the classify stage's tagged
+	// record is dropped as the same one. The headers are a raw record's,
+	// for the run's counts.
+	tagged.Subject, tagged.Header = SelfTaggedSubject(r.Hub.ID, r.ID), changeHeader(runID, change)
+	return []Out{tagged}, nil
+}
+
+// fits says whether o, with extra bytes of headers more, is within the
+// broker's message limit (with a margin for the headers' framing).
+func (h *fetchHandler) fits(o *Out, extra int) bool {
+	if h.maxPayload <= 0 {
+		return true
+	}
+	n := len(o.Data) + extra + 256
+	for k, vs := range o.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return int64(n) <= h.maxPayload
 }
 
 // tagged counts n records this handler tagged, as the classify stage
@@ -430,24 +457,17 @@ type classifyHandler struct {
 	stats *Stats
 }
 
-// taggedOut is a tagged record's message. Its id is that of the raw
-// record it was tagged from, so a raw record stored once gives a tagged
-// record stored once, by whichever stage tags it. A raw message without
-// an id (published by hand) gives an id hashing the bytes just encoded
-// rather than encoding the record again for its Fingerprint: a
-// redelivered raw record gives the same bytes (same fetch time, same
-// rules), so it is stored once.
-func taggedOut(r *record.Record, rawID string) (Out, error) {
-	b, err := record.Marshal(r)
+// taggedOut is a tagged record's message. Its id is the record's id and
+// Fingerprint, from the one encoding, followed by :tagged: a record tagged
+// the same, by whichever stage, is stored once (the fingerprint leaves
+// out the fetch time and URLs, so a raw record fetched again unchanged,
+// or redelivered, gives the same id).
+func taggedOut(r *record.Record) (Out, error) {
+	line, fp, err := record.MarshalLine(r)
 	if err != nil {
 		return Out{}, fmt.Errorf("record %s: %w", r.ID, err)
 	}
-	id := rawID + ":tagged"
-	if rawID == "" {
-		sum := sha256.Sum256(b)
-		id = r.ID + ":" + hex.EncodeToString(sum[:12])
-	}
-	return Out{Subject: TaggedSubject(r.Hub.ID), MsgID: id, Data: b}, nil
+	return Out{Subject: TaggedSubject(r.Hub.ID), MsgID: r.ID + ":" + fp + ":tagged", Data: line[:len(line)-1]}, nil
 }
 
 func (h *classifyHandler) handle(_ context.Context, m jetstream.Msg) (Outcome, error) {
@@ -459,7 +479,7 @@ func (h *classifyHandler) handle(_ context.Context, m jetstream.Msg) (Outcome, e
 		return Outcome{}, retry.Permanentf("raw record on %s: no id, or schema %q is not %q", m.Subject(), r.Schema, record.Schema)
 	}
 	h.c.Tag(&r) // Tag leaves a gone paper untagged
-	o, err := taggedOut(&r, m.Headers().Get(jetstream.MsgIDHeader))
+	o, err := taggedOut(&r)
 	if err != nil {
 		return Outcome{}, err
 	}

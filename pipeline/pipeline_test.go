@@ -20,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/citecrawl/citecrawl/classify"
+	"github.com/citecrawl/citecrawl/ingest"
 	"github.com/citecrawl/citecrawl/ingest/snapshot"
 	"github.com/citecrawl/citecrawl/record"
 	"github.com/citecrawl/citecrawl/sink"
@@ -305,31 +306,21 @@ func TestWorkersShareTheWork(t *testing.T) {
 	}
 	assertEachOnce(t, readOut(t, cfg.Sink.Out), n)
 
-	// The fetch stage beside a classify stage tagged its records itself: its
-	// raw records went where the classify consumer does not look, and only
-	// the lone fetch stage's were delivered to classify.
+	// The fetch stage beside a classify stage tagged its records itself and
+	// stored only the tagged record; the lone fetch stage's raw records were
+	// delivered to classify, which tagged them.
 	raw, tagged := headers(t, bus, StreamRaw), headers(t, bus, StreamTagged)
 	hub := snapshot.GeneratedHubID
-	var toClassify, taggedRaw int64
 	wantTagged := map[string]bool{}
 	for _, m := range raw {
-		switch m.subject {
-		case RawSubject(hub):
-			toClassify++
-		case RawTaggedSubject(hub):
-			taggedRaw++
-			id, ok := strings.CutSuffix(m.id, ":self")
-			if !ok {
-				t.Fatalf("raw record %s tagged by its fetcher: its id does not end in :self", m.id)
-			}
-			m.id = id
-		default:
+		if m.subject != RawSubject(hub) {
 			t.Fatalf("raw record on %s", m.subject)
 		}
-		wantTagged[m.id+":tagged"] = true
+		id, _, _ := strings.Cut(m.id, ":")
+		wantTagged[id] = true
 	}
-	if toClassify != pa || taggedRaw != pb {
-		t.Fatalf("%d raw records to classify and %d tagged by their fetcher, want %d and %d", toClassify, taggedRaw, pa, pb)
+	if int64(len(raw)) != pa {
+		t.Fatalf("%d raw records, want the lone fetch stage's %d", len(raw), pa)
 	}
 	info, err := consumerInfo(ctx, bus, StreamRaw, ConsumerClassify)
 	if err != nil {
@@ -341,11 +332,38 @@ func TestWorkersShareTheWork(t *testing.T) {
 	if len(tagged) != n {
 		t.Fatalf("%d tagged records, want %d", len(tagged), n)
 	}
+	var self int64
 	for _, m := range tagged {
-		if !wantTagged[m.id] {
-			t.Fatalf("tagged record %s: its id is no raw record's (less :self) followed by :tagged", m.id)
+		switch m.subject {
+		case TaggedSubject(hub):
+			if id, _, _ := strings.Cut(m.id, ":"); !wantTagged[id] || !strings.HasSuffix(m.id, ":tagged") {
+				t.Fatalf("tagged record %s: not of a raw record, or its id does not end in :tagged", m.id)
+			}
+		case SelfTaggedSubject(hub, strings.TrimSuffix(m.id, ":tagged")[:len("cc1-")+20]):
+			self++
+			if !strings.HasSuffix(m.id, ":tagged") {
+				t.Fatalf("self-tagged record %s: its id does not end in :tagged", m.id)
+			}
+		default:
+			t.Fatalf("tagged record on %s", m.subject)
 		}
 	}
+	if self != pb {
+		t.Fatalf("%d self-tagged records, want the tagging fetch stage's %d", self, pb)
+	}
+	// Reprocess from the stream finds every record, of either kind.
+	cl, err := classify.Load(cfg.Rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Reprocess(ctx, bus, ReprocessOptions{From: "stream", Out: cfg.Sink.Out, Classifier: cl, Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Records != n {
+		t.Fatalf("reprocess from the stream re-tagged %d records, want %d", res.Records, n)
+	}
+	assertEachOnce(t, readOut(t, cfg.Sink.Out), n)
 	if got := a.Stats.RecordsTagged.Load() + b.Stats.RecordsTagged.Load(); got != n {
 		t.Fatalf("%d records counted as tagged, want %d", got, n)
 	}
@@ -514,10 +532,10 @@ func TestSelfTaggedRawRecordDoesNotHideTheRetry(t *testing.T) {
 	self := &fetchHandler{tagger: cl, maxPayload: bus.NC.MaxPayload()}
 	first, again := r, r // Tag fills in the record it is given
 	crashed, err := self.records("run-1", &first, ChangeNew)
-	if err != nil || len(crashed) != 2 {
-		t.Fatalf("%d messages (%v), want the raw and the tagged record", len(crashed), err)
+	if err != nil || len(crashed) != 1 || crashed[0].Subject != SelfTaggedSubject("hub-x", r.ID) {
+		t.Fatalf("%+v (%v), want the tagged record alone, on %s", crashed, err, SelfTaggedSubject("hub-x", r.ID))
 	}
-	if err := bus.PublishAll(ctx, crashed[:1]); err != nil { // the tagged one never got out
+	if err := bus.PublishAll(ctx, crashed); err != nil { // then the worker died before its ack
 		t.Fatal(err)
 	}
 	alone := &fetchHandler{maxPayload: bus.NC.MaxPayload()}
@@ -529,10 +547,73 @@ func TestSelfTaggedRawRecordDoesNotHideTheRetry(t *testing.T) {
 		t.Fatal(err)
 	}
 	raw := headers(t, bus, StreamRaw)
-	if len(raw) != 2 || raw[1].subject != RawSubject("hub-x") {
+	if len(raw) != 1 || raw[0].subject != RawSubject("hub-x") {
 		t.Fatalf("raw stream holds %+v: the fetch-only worker's raw record for the classify stage was dropped", raw)
 	}
-	if want := crashed[1].MsgID; raw[1].id+":tagged" != want {
-		t.Fatalf("the classify stage would tag %s as %s, the crashed stage as %s", raw[1].id, raw[1].id+":tagged", want)
+	// The classify stage tags it as the crashed stage did, with the same
+	// message id: the record is stored once more on the tagged stream.
+	cons, err := bus.JS.OrderedConsumer(ctx, StreamRaw, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := (&classifyHandler{c: cl, stats: &Stats{}}).handle(ctx, m)
+	if err != nil || len(o.Outs) != 1 {
+		t.Fatalf("classify: %+v (%v)", o, err)
+	}
+	if got, want := o.Outs[0].MsgID, crashed[0].MsgID; got != want {
+		t.Fatalf("the classify stage tags %s as %s, the crashed stage as %s: the sink would get the record twice", raw[0].id, got, want)
+	}
+}
+
+// A self-tagged record keeps the pages it was built from in its own
+// message, and they are found by its id, newer than a bucket entry of the
+// same record; a record on the bucket alone is found there too.
+func TestSelfTaggedRecordKeepsItsPages(t *testing.T) {
+	cfg := testConfig(t, t.TempDir(), nil)
+	bus := openBus(t, cfg)
+	defer bus.Close()
+	cl, err := classify.Load(cfg.Rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	old, err := recordPagesOut("cc1-a", []ingest.SourcePage{{URL: "https://example.org/old", Validator: ingest.Validator{ETag: `"1"`}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alone, err := recordPagesOut("cc1-b", []ingest.SourcePage{{URL: "https://example.org/b"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.PublishAll(ctx, []Out{old, alone}); err != nil {
+		t.Fatal(err)
+	}
+	r := taggedRecord("hub-x", 1, "")
+	r.ID = "cc1-a"
+	h := &fetchHandler{tagger: cl, maxPayload: bus.NC.MaxPayload(), bus: bus}
+	outs, err := h.records("run-1", &r, ChangeNew)
+	if err != nil || len(outs) != 1 {
+		t.Fatalf("%+v (%v)", outs, err)
+	}
+	pages, err := recordPagesOut(r.ID, []ingest.SourcePage{{URL: "https://example.org/new", Validator: ingest.Validator{ETag: `"2"`}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	outs[0].Header.Set(HeaderPages, string(pages.Data)) // as paper does
+	if err := bus.PublishAll(ctx, outs); err != nil {
+		t.Fatal(err)
+	}
+	if got := bus.cache.RecordPages(ctx, "cc1-a"); len(got) != 1 || got[0].URL != "https://example.org/new" || got[0].ETag != `"2"` {
+		t.Fatalf("pages of the self-tagged record: %+v, want its own, newer than the bucket's", got)
+	}
+	if got := bus.cache.RecordPages(ctx, "cc1-b"); len(got) != 1 || got[0].URL != "https://example.org/b" {
+		t.Fatalf("pages of a record in the bucket alone: %+v", got)
+	}
+	if got := bus.cache.RecordPages(ctx, "cc1-c"); got != nil {
+		t.Fatalf("pages of an unknown record: %+v", got)
 	}
 }

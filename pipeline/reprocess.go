@@ -66,13 +66,21 @@ type ReprocessResult struct {
 	Under map[string]int `json:"under_min_confidence,omitempty"`
 }
 
+// position is how far a reprocess got.
+type position struct {
+	Done uint64 `json:"done"` // last raw stream sequence, or records read from a folder
+	// Tagged is the last tagged stream sequence of the self-tagged records
+	// (selfTagged), read from the stream after the raw ones.
+	Tagged uint64 `json:"tagged,omitempty"`
+}
+
 // checkpoint is written into the unfinished generation after every sealed
 // batch, so an interrupted reprocess resumes instead of starting over.
 type checkpoint struct {
 	Format int    `json:"format"` // checkpointFormat; another is not resumed
 	From   string `json:"from"`
 	Rules  string `json:"rules_version"`
-	Done   uint64 `json:"done"` // last stream sequence, or records read from a folder
+	position
 	// The label logs as sealed with those records (see labelLog).
 	New labelLogState `json:"new_labels"`
 	Old labelLogState `json:"old_labels"`
@@ -335,7 +343,7 @@ type retagger struct {
 // chunk is consecutive records of the input, tagged by one worker.
 type chunk struct {
 	items []item
-	pos   uint64        // the checkpoint after it: stream sequence of its last record, or records read
+	pos   position      // the checkpoint after it
 	done  chan struct{} // closed once tagged
 	err   error
 }
@@ -349,60 +357,169 @@ type item struct {
 	old labels
 }
 
-// fromStream reads the raw stream from after the checkpoint up to its
-// last message at the start.
+// fromStream reads every record crawled up to now: the raw stream from
+// after the checkpoint up to its last message at the start, and the
+// records their fetcher tagged itself, whose only copy is on the tagged
+// stream (selfTagged; tagging one again gives what tagging its raw record
+// would). The two are read in the order they were stored (mergeParts), so
+// the latest version of a record is still written last.
 func (r *retagger) fromStream(ctx context.Context, bus *Bus) error {
 	if bus == nil {
 		return errors.New("reprocess --from stream needs NATS")
 	}
-	s, err := bus.JS.Stream(ctx, StreamRaw)
-	if err != nil {
-		return err
+	parts := []streamPart{{stream: StreamRaw, start: r.cp.Done + 1}, {stream: StreamTagged, filter: selfTagged, start: r.cp.Tagged + 1, tagged: true}}
+	var todo []streamPart
+	for _, p := range parts {
+		done, total, err := p.find(ctx, bus)
+		if err != nil {
+			return err
+		}
+		r.done, r.total = r.done+done, r.total+total
+		if p.start <= p.last {
+			todo = append(todo, p)
+		}
 	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return err
-	}
-	last, first := info.State.LastSeq, info.State.FirstSeq
-	if r.cp.Done >= last || info.State.Msgs == 0 {
-		return r.commit(ctx, r.cp.Done, false)
-	}
-	start := max(r.cp.Done+1, first)
-	r.done, r.total = int64(start-first), int64(last-first+1)
-	cons, err := bus.JS.OrderedConsumer(ctx, StreamRaw, jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: start,
-	})
-	if err != nil {
-		return err
+	if len(todo) == 0 {
+		return r.commit(ctx, r.cp.position, false)
 	}
 	return r.run(ctx, func(ctx context.Context, emit func(*chunk) error) error {
+		return r.mergeParts(ctx, bus, todo, emit)
+	})
+}
+
+// streamPart is a stretch of a stream fromStream reads: from start up to
+// last, the messages matching filter ("": all).
+type streamPart struct {
+	stream, filter string
+	start, last    uint64
+	tagged         bool // its sequences are the checkpoint's Tagged, not its Done
+}
+
+// find sets p.last, the last message there is now, and moves p.start past
+// the stream's first; it returns how many of its messages were done
+// before and how many there are in all, for progress.
+func (p *streamPart) find(ctx context.Context, bus *Bus) (done, total int64, err error) {
+	s, err := bus.JS.Stream(ctx, p.stream)
+	if err != nil {
+		return 0, 0, err
+	}
+	if p.filter == "" {
+		info, err := s.Info(ctx)
+		if err != nil {
+			return 0, 0, err
+		}
+		st := info.State
+		if st.Msgs == 0 {
+			return 0, 0, nil
+		}
+		p.start, p.last = max(p.start, st.FirstSeq), st.LastSeq
+		return int64(min(p.start, p.last+1) - st.FirstSeq), int64(p.last - st.FirstSeq + 1), nil
+	}
+	// How many there are after the checkpoint, from a consumer's count (a
+	// stream's per-subject counts would list every record: a subject each).
+	c, err := bus.JS.CreateConsumer(ctx, p.stream, jetstream.ConsumerConfig{
+		FilterSubject: p.filter, DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: p.start,
+		AckPolicy: jetstream.AckNonePolicy, InactiveThreshold: time.Minute,
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	info := c.CachedInfo()
+	_ = bus.JS.DeleteConsumer(ctx, p.stream, info.Name)
+	if info.NumPending == 0 {
+		return 0, 0, nil
+	}
+	m, err := s.GetLastMsgForSubject(ctx, p.filter)
+	if err != nil {
+		return 0, 0, err
+	}
+	p.last = m.Sequence
+	// Those a resumed run did before are not counted: the progress of
+	// this part is of what is left.
+	return 0, int64(info.NumPending), nil
+}
+
+// streamReader reads one streamPart, a message ahead.
+type streamReader struct {
+	streamPart
+	it   jetstream.MessagesContext
+	head jetstream.Msg // the next message, nil once the part is read
+	meta *jetstream.MsgMetadata
+}
+
+// next reads the part's next message into head, or sets it nil at the end.
+func (pr *streamReader) next(ctx context.Context) error {
+	if pr.head != nil && pr.meta.Sequence.Stream >= pr.last {
+		pr.head = nil
+		return nil
+	}
+	m, err := pr.it.Next()
+	if err != nil {
+		return errors.Join(ctx.Err(), err)
+	}
+	meta, err := m.Metadata()
+	if err != nil {
+		return err
+	}
+	pr.head, pr.meta = m, meta
+	return nil
+}
+
+// mergeParts emits the messages of parts in chunks, the earliest stored
+// first, each chunk with the position after it.
+func (r *retagger) mergeParts(ctx context.Context, bus *Bus, parts []streamPart, emit func(*chunk) error) error {
+	readers := make([]*streamReader, len(parts))
+	for i, p := range parts {
+		cc := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: p.start}
+		if p.filter != "" {
+			cc.FilterSubjects = []string{p.filter}
+		}
+		cons, err := bus.JS.OrderedConsumer(ctx, p.stream, cc)
+		if err != nil {
+			return err
+		}
 		it, err := cons.Messages(jetstream.PullMaxMessages(4 * chunkSize))
 		if err != nil {
 			return err
 		}
 		defer it.Stop()
 		defer context.AfterFunc(ctx, it.Stop)() // unblocks Next
-		c := &chunk{items: make([]item, 0, r.chunkSize())}
-		for c.pos < last {
-			m, err := it.Next()
-			if err != nil {
-				return errors.Join(ctx.Err(), err)
-			}
-			meta, err := m.Metadata()
-			if err != nil {
-				return err
-			}
-			c.pos = meta.Sequence.Stream
-			c.items = append(c.items, item{raw: m.Data(), seq: c.pos})
-			if len(c.items) == cap(c.items) || c.pos >= last {
-				if err := emit(c); err != nil {
-					return err
-				}
-				c = &chunk{items: make([]item, 0, r.chunkSize()), pos: c.pos}
+		readers[i] = &streamReader{streamPart: p, it: it}
+		if err := readers[i].next(ctx); err != nil {
+			return err
+		}
+	}
+	c := &chunk{items: make([]item, 0, r.chunkSize()), pos: r.cp.position}
+	for {
+		var pr *streamReader // the earliest head
+		for _, x := range readers {
+			if x.head != nil && (pr == nil || x.meta.Timestamp.Before(pr.meta.Timestamp)) {
+				pr = x
 			}
 		}
-		return nil
-	})
+		if pr == nil {
+			if len(c.items) > 0 {
+				return emit(c)
+			}
+			return nil
+		}
+		seq := pr.meta.Sequence.Stream
+		if pr.tagged {
+			c.pos.Tagged = seq
+		} else {
+			c.pos.Done = seq
+		}
+		c.items = append(c.items, item{raw: pr.head.Data(), seq: seq})
+		if err := pr.next(ctx); err != nil {
+			return err
+		}
+		if len(c.items) == cap(c.items) {
+			if err := emit(c); err != nil {
+				return err
+			}
+			c = &chunk{items: make([]item, 0, r.chunkSize()), pos: c.pos}
+		}
+	}
 }
 
 // fromFolder reads every record the sink wrote at from, in the reader's
@@ -423,7 +540,7 @@ func (r *retagger) fromFolder(ctx context.Context, from string) error {
 			if n <= skip {
 				return nil
 			}
-			c.items, c.pos = append(c.items, item{rec: rec}), n
+			c.items, c.pos = append(c.items, item{rec: rec}), position{Done: n}
 			if len(c.items) < cap(c.items) {
 				return nil
 			}
@@ -518,7 +635,7 @@ func (r *retagger) write(ctx context.Context, chunks <-chan *chunk) (err error) 
 		}
 	}()
 	pending := 0 // records written since the last checkpoint
-	pos := r.cp.Done
+	pos := r.cp.position
 	var group []*chunk // tagged, not written yet
 	held := 0          // records in group
 	recs := make([]*record.Record, 0, writeBatch+r.chunkSize())
@@ -590,7 +707,7 @@ func (r *retagger) write(ctx context.Context, chunks <-chan *chunk) (err error) 
 // commit seals the records written and their labels, then records how far
 // it got (and reports progress, if progress): what the checkpoint lists is
 // on disk.
-func (r *retagger) commit(ctx context.Context, pos uint64, progress bool) error {
+func (r *retagger) commit(ctx context.Context, pos position, progress bool) error {
 	if err := r.startCommit(ctx, pos, progress); err != nil {
 		return err
 	}
@@ -609,7 +726,7 @@ type pendingCommit struct {
 // another goroutine (sink.BackgroundFlusher) while the writer goes on with
 // the next ones. Only once they are sealed is the checkpoint written (and
 // progress reported, if progress), so what it lists is on disk.
-func (r *retagger) startCommit(ctx context.Context, pos uint64, progress bool) error {
+func (r *retagger) startCommit(ctx context.Context, pos position, progress bool) error {
 	if err := r.waitCommit(); err != nil {
 		return err
 	}
@@ -622,7 +739,7 @@ func (r *retagger) startCommit(ctx context.Context, pos uint64, progress bool) e
 		}
 	}
 	p := &pendingCommit{cp: *r.cp, done: make(chan error, 1)}
-	p.cp.Done, p.cp.New, p.cp.Old = pos, r.newL.state(), r.oldL.state()
+	p.cp.position, p.cp.New, p.cp.Old = pos, r.newL.state(), r.oldL.state()
 	removeNew, removeOld := r.newL.takeStale(), r.oldL.takeStale()
 	done, total := r.done, r.total
 	sealed := r.flusher.StartFlush(ctx)

@@ -499,14 +499,16 @@ func TestReprocessCancelledNeverWritesUntaggedRecords(t *testing.T) {
 	ctx := context.Background()
 	// The input as the readers give it: position after each item, and the
 	// item (fresh: tagging changes it).
-	folder := func() (pos []uint64, items []item) {
+	folder := func() (pos []position, items []item) {
 		recs := readOut(t, cfg.Sink.Out)
 		for i := range recs {
-			pos, items = append(pos, uint64(i+1)), append(items, item{rec: &recs[i]})
+			pos, items = append(pos, position{Done: uint64(i + 1)}), append(items, item{rec: &recs[i]})
 		}
 		return pos, items
 	}
-	s, err := bus.JS.Stream(ctx, StreamRaw)
+	// The run tagged its records in its fetch stage: they are on the
+	// tagged stream alone (selfTagged).
+	s, err := bus.JS.Stream(ctx, StreamTagged)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -522,15 +524,15 @@ func TestReprocessCancelledNeverWritesUntaggedRecords(t *testing.T) {
 		}
 		raws = append(raws, item{raw: m.Data, seq: seq})
 	}
-	stream := func() (pos []uint64, items []item) {
+	stream := func() (pos []position, items []item) {
 		for _, it := range raws {
-			pos, items = append(pos, it.seq), append(items, it)
+			pos, items = append(pos, position{Tagged: it.seq}), append(items, it)
 		}
 		return pos, items
 	}
 	for _, tc := range []struct {
 		name, from, out string
-		input           func() ([]uint64, []item)
+		input           func() ([]position, []item)
 	}{
 		{"folder", cfg.Sink.Out, filepath.Join(t.TempDir(), "again"), folder},
 		{"stream", "stream", cfg.Sink.Out, stream},
@@ -547,7 +549,7 @@ func TestReprocessCancelledNeverWritesUntaggedRecords(t *testing.T) {
 				var chunks []*chunk
 				pos, items := tc.input()
 				for i := range items {
-					if pos[i] <= r.cp.Done {
+					if pos[i].Done <= r.cp.Done && pos[i].Tagged <= r.cp.Tagged {
 						continue
 					}
 					if len(chunks) == 0 || len(chunks[len(chunks)-1].items) == r.chunkSize() {
@@ -741,7 +743,9 @@ func TestReprocessSealFailureKeepsVersionOrder(t *testing.T) {
 	cfg, bus := crawled(t, snapshot.New(snapshot.StyleCards, snapshot.Generated(n)))
 	defer bus.Close()
 	ctx := context.Background()
-	stream, err := bus.JS.Stream(ctx, StreamRaw)
+	// The run tagged its records in its fetch stage: they are on the
+	// tagged stream alone (selfTagged), A and B after them on the raw one.
+	stream, err := bus.JS.Stream(ctx, StreamTagged)
 	if err != nil {
 		t.Fatal(err)
 	}

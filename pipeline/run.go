@@ -297,6 +297,10 @@ func Run(ctx context.Context, bus *Bus, cfg Config, env Env) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	taggedBefore, err := lastSeq(ctx, bus, StreamTagged)
+	if err != nil {
+		return nil, err
+	}
 	env.hubs = newHubWatch(res.RunID, cfg.Hubs)
 	w, err := StartStages(ctx, bus, cfg, AllStages, env)
 	if err != nil {
@@ -341,7 +345,7 @@ func Run(ctx context.Context, bus *Bus, cfg Config, env Env) (*Result, error) {
 	res.Duration = Duration(env.Now().Sub(start))
 	res.Pages, res.NotModified = st.PagesFetched.Load(), st.NotModified.Load()
 	res.New, res.Changed, res.Gone = st.New.Load(), st.Changed.Load(), st.Gone.Load()
-	if counts, err := countChanges(ctx, bus, rawBefore, runs); err == nil {
+	if counts, err := countChanges(ctx, bus, rawBefore, taggedBefore, runs); err == nil {
 		// Every worker's records, not only this process's, and those of
 		// the tasks of earlier runs this one finished.
 		res.New, res.Changed, res.Gone = counts[ChangeNew], counts[ChangeChanged], counts[ChangeGone]
@@ -500,39 +504,58 @@ func rideOut(ctx context.Context, f func(ctx context.Context) error) error {
 	}
 }
 
-// countChanges counts, by their Citecrawl-Change header, the raw records
-// those runs published after sequence after (reading headers only).
-func countChanges(ctx context.Context, bus *Bus, after uint64, runs map[string]bool) (map[string]int64, error) {
+// countChanges counts, by their Citecrawl-Change header, the records
+// those runs published (reading headers only): the raw records after
+// sequence rawAfter of the raw stream, and the self-tagged ones, whose
+// only copy is on the tagged stream, after taggedAfter there.
+func countChanges(ctx context.Context, bus *Bus, rawAfter, taggedAfter uint64, runs map[string]bool) (map[string]int64, error) {
 	counts := map[string]int64{}
-	last, err := lastSeq(ctx, bus, StreamRaw)
-	if err != nil || last <= after {
-		return counts, err
-	}
-	cons, err := bus.JS.OrderedConsumer(ctx, StreamRaw, jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: after + 1, HeadersOnly: true,
-	})
-	if err != nil {
+	if err := countHeaders(ctx, bus, StreamRaw, "", rawAfter, runs, counts); err != nil {
 		return nil, err
+	}
+	if err := countHeaders(ctx, bus, StreamTagged, selfTagged, taggedAfter, runs, counts); err != nil {
+		return nil, err
+	}
+	return counts, nil
+}
+
+// countHeaders adds to counts the Citecrawl-Change headers of runs'
+// messages on stream (those matching filter, when not "") after sequence
+// after.
+func countHeaders(ctx context.Context, bus *Bus, stream, filter string, after uint64, runs map[string]bool, counts map[string]int64) error {
+	last, err := lastSeqOf(ctx, bus, stream, filter)
+	if err != nil || last <= after {
+		return err
+	}
+	cc := jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: after + 1, HeadersOnly: true,
+	}
+	if filter != "" {
+		cc.FilterSubjects = []string{filter}
+	}
+	cons, err := bus.JS.OrderedConsumer(ctx, stream, cc)
+	if err != nil {
+		return err
 	}
 	it, err := cons.Messages()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer it.Stop()
 	for {
 		m, err := it.Next(jetstream.NextMaxWait(apiTimeout))
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if runs[m.Headers().Get(HeaderRun)] {
 			counts[m.Headers().Get(HeaderChange)]++
 		}
 		meta, err := m.Metadata()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if meta.Sequence.Stream >= last {
-			return counts, nil
+			return nil
 		}
 	}
 }
@@ -591,6 +614,26 @@ func streamState(ctx context.Context, bus *Bus, stream string) (st jetstream.Str
 		return nil
 	})
 	return st, err
+}
+
+// lastSeqOf is the sequence of the last message on stream that matches
+// filter (wildcards allowed; "" for any), 0 when there is none.
+func lastSeqOf(ctx context.Context, bus *Bus, stream, filter string) (uint64, error) {
+	if filter == "" {
+		return lastSeq(ctx, bus, stream)
+	}
+	s, err := bus.JS.Stream(ctx, stream)
+	if err != nil {
+		return 0, err
+	}
+	m, err := s.GetLastMsgForSubject(ctx, filter)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return m.Sequence, nil
 }
 
 func lastSeq(ctx context.Context, bus *Bus, stream string) (uint64, error) {

@@ -55,9 +55,9 @@ func (o TailOptions) deliver() (jetstream.DeliverPolicy, *time.Time) {
 
 // Tail calls fn for every tagged record as it arrives, until ctx ends.
 func Tail(ctx context.Context, bus *Bus, o TailOptions, fn func(*record.Record) error) error {
-	filter := subjectTagged + ">"
+	filters := []string{subjectTagged + ">"}
 	if o.Hub != "" {
-		filter = TaggedSubject(o.Hub)
+		filters = hubTagged(o.Hub)
 	}
 	policy, start := o.deliver()
 	var cons jetstream.Consumer
@@ -66,13 +66,13 @@ func Tail(ctx context.Context, bus *Bus, o TailOptions, fn func(*record.Record) 
 		cons, err = bus.JS.Consumer(ctx, StreamTagged, o.Durable)
 		if errors.Is(err, jetstream.ErrConsumerNotFound) {
 			cons, err = bus.JS.CreateConsumer(ctx, StreamTagged, jetstream.ConsumerConfig{
-				Durable: o.Durable, FilterSubject: filter, DeliverPolicy: policy, OptStartTime: start,
+				Durable: o.Durable, FilterSubjects: filters, DeliverPolicy: policy, OptStartTime: start,
 				AckPolicy: jetstream.AckExplicitPolicy, Description: "citecrawl tail",
 			})
 		}
 	} else {
 		cons, err = bus.JS.OrderedConsumer(ctx, StreamTagged, jetstream.OrderedConsumerConfig{
-			FilterSubjects: []string{filter}, DeliverPolicy: policy, OptStartTime: start,
+			FilterSubjects: filters, DeliverPolicy: policy, OptStartTime: start,
 		})
 	}
 	if err != nil {

@@ -11,12 +11,19 @@ import (
 	"github.com/citecrawl/citecrawl/record"
 )
 
+// publishTagged publishes recs as tagged records, every other one as its
+// fetch stage would have.
 func publishTagged(t *testing.T, bus *Bus, recs ...record.Record) {
 	t.Helper()
 	var outs []Out
-	for _, r := range recs {
+	for i, r := range recs {
 		b, _ := json.Marshal(r)
-		outs = append(outs, Out{Subject: TaggedSubject(r.Hub.ID), MsgID: r.ID + ":" + r.Fingerprint(), Data: b})
+		// Both kinds: tagged by the classify stage, and by the fetch stage.
+		subject := TaggedSubject(r.Hub.ID)
+		if i%2 == 1 {
+			subject = SelfTaggedSubject(r.Hub.ID, r.ID)
+		}
+		outs = append(outs, Out{Subject: subject, MsgID: r.ID + ":" + r.Fingerprint(), Data: b})
 	}
 	if err := bus.PublishAll(context.Background(), outs); err != nil {
 		t.Fatal(err)
