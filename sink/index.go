@@ -71,6 +71,15 @@ const fpLen = 12
 // index.
 const indexChunk = 1024
 
+// indexPageSize is the page size of a new index file (one written before
+// keeps its own). Record ids are random, so the records a transaction adds
+// land on as many leaf pages, each read into memory, changed and written
+// again whole: with a 1 kB page rather than the system's 4 kB, adding a
+// record costs about half the memory allocated (at 50,000 records in a
+// folder, 5.3 against 10.2 kB a record, BenchmarkIndexSeal) and so half
+// the garbage collection, for a B+tree one level deeper.
+const indexPageSize = 1024
+
 // indexTimeout bounds the wait for the index file's own lock (bbolt's),
 // held briefly by the look-ups of other writers.
 const indexTimeout = time.Minute
@@ -119,8 +128,11 @@ func openIndex(dir string, write bool) (db *bolt.DB, err error) {
 		}
 	}()
 	// Commits are not fsynced one by one where a machine crash can be told
-	// (markDirty): that would cost two fsyncs more per segment sealed.
-	db, err = bolt.Open(path, 0o644, &bolt.Options{ReadOnly: !write, Timeout: indexTimeout, NoSync: write && bootID() != ""})
+	// (markDirty): that would cost two fsyncs more per segment sealed, and
+	// for the same reason nor is the file each time it grows. A new index
+	// has small pages (indexPageSize).
+	noSync := write && bootID() != ""
+	db, err = bolt.Open(path, 0o644, &bolt.Options{ReadOnly: !write, Timeout: indexTimeout, NoSync: noSync, NoGrowSync: noSync, PageSize: indexPageSize})
 	switch {
 	case err == nil:
 		return db, nil
