@@ -67,8 +67,8 @@ const fpLen = 12
 // kernel's fault-around, up to 64 kB around each) until the file is
 // closed; so a big segment is indexed in several transactions, the file
 // closed and opened again between them. 1,024 records map at most 64 MiB
-// and change at most 1,024 pages (about 8 MiB in memory), however big the
-// index.
+// and change at most 1,024 pages (about 2 MiB in memory with indexPageSize,
+// 8 MiB in an index made with 4 kB pages), however big the index.
 const indexChunk = 1024
 
 // indexPageSize is the page size of a new index file (one written before
