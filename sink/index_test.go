@@ -512,3 +512,47 @@ func BenchmarkIndexSeal(b *testing.B) {
 		})
 	}
 }
+
+// TestIndexOfOtherPageSizeIsKept: an index made with the system's 4 kB
+// pages, before new ones had indexPageSize, is used as it is: written to,
+// looked up in, never built again.
+func TestIndexOfOtherPageSizeIsKept(t *testing.T) {
+	dir := t.TempDir()
+	recs := testRecords(3000, "hub-a")
+	var log testkit.LogBuffer
+	if n := writeAll(t, openLogged(t, dir, &log), recs[:1500]); n != 1500 {
+		t.Fatalf("wrote %d, want 1500", n)
+	}
+	// The same index again, made with 4 kB pages (bbolt takes a file's page
+	// size from the file; the option only sizes a new one).
+	hubDir := filepath.Join(dir, safeName("hub-a"))
+	if err := os.Remove(filepath.Join(hubDir, indexFile)); err != nil {
+		t.Fatal(err)
+	}
+	db, err := bolt.Open(filepath.Join(hubDir, indexFile), 0o644, &bolt.Options{PageSize: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	ix, err := openHubIndex(hubDir, zerolog.Nop()) // indexes the segments into it
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix.Close()
+	log = testkit.LogBuffer{}
+	if n := writeAll(t, openLogged(t, dir, &log), recs); n != 1500 {
+		t.Errorf("wrote %d of 3,000 records, 1,500 of them written before; want 1,500", n)
+	}
+	if strings.Contains(log.String(), "building") {
+		t.Errorf("the index was built again: %s", log.String())
+	}
+	db, err = bolt.Open(filepath.Join(hubDir, indexFile), 0o644, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if got := db.Info().PageSize; got != 4096 {
+		t.Errorf("page size %d, want the 4,096 it was made with", got)
+	}
+	assertSummary(t, dir, "hub-a", recs)
+}
