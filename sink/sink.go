@@ -261,7 +261,9 @@ func encode(dst []byte, r *record.Record) ([]byte, encoded, error) {
 	if err != nil {
 		return dst, encoded{}, fmt.Errorf("encoding record %s: %w", r.ID, err)
 	}
-	return out, encoded{rec: r, line: out[len(dst):], fp: fp, key: r.ID + "/" + fp}, nil
+	// The line ends its capacity where it ends: the next one follows it in
+	// the buffer.
+	return out, encoded{rec: r, line: out[len(dst):len(out):len(out)], fp: fp, key: r.ID + "/" + fp}, nil
 }
 
 // encoder encodes records into buffers it keeps for the next records: the
