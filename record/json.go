@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"slices"
 	"sync"
 
 	gojson "github.com/goccy/go-json"
@@ -25,16 +24,22 @@ func Unmarshal(b []byte, r *Record) error { return gojson.Unmarshal(b, r) }
 // Fingerprint hashes are the line's with the fields it leaves out blanked,
 // so they are hashed from the line, piece by piece, rather than encoded
 // again (TestMarshalLineFingerprint holds the two to each other).
-func MarshalLine(r *Record) (line []byte, fp string, err error) {
-	line, err = withJSON(r, slices.Clone[[]byte])
+func MarshalLine(r *Record) (line []byte, fp string, err error) { return AppendLine(nil, r) }
+
+// AppendLine is MarshalLine appending the line to dst and returning the
+// extended slice, as append does: a writer that copies its lines out soon
+// after encoding them can encode many into one reused buffer.
+func AppendLine(dst []byte, r *Record) (out []byte, fp string, err error) {
+	out, err = withJSON(r, func(b []byte) []byte { return append(dst, b...) })
 	if err != nil {
-		return nil, "", err
+		return dst, "", err
 	}
-	fp, ok := fingerprintOfJSON(line[:len(line)-1])
+	line := out[len(dst) : len(out)-1]
+	fp, ok := fingerprintOfJSON(line)
 	if !ok { // not laid out as expected: never with this Record type
 		fp = r.Fingerprint()
 	}
-	return line, fp, nil
+	return out, fp, nil
 }
 
 // buffers hold records' JSON while it is hashed or copied out.

@@ -138,6 +138,24 @@ func TestMarshalLineFingerprint(t *testing.T) {
 			t.Errorf("record %d: its JSON was not read as a record's, so it was encoded twice: %s", i, line)
 		}
 	}
+	// AppendLine: the same lines and fingerprints, one after another in
+	// one buffer, which begins with something else.
+	buf := []byte("before\n")
+	for i, r := range recs {
+		line, fp, _ := MarshalLine(&r)
+		start := len(buf)
+		var got string
+		var err error
+		if buf, got, err = AppendLine(buf, &r); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(buf[start:], line) || got != fp {
+			t.Errorf("record %d: AppendLine gave %s (%s), MarshalLine %s (%s)", i, buf[start:], got, line, fp)
+		}
+	}
+	if !bytes.HasPrefix(buf, []byte("before\n")) {
+		t.Errorf("AppendLine changed what was in the buffer: %.20s", buf)
+	}
 }
 
 func TestUnmarshalRefusesBadJSON(t *testing.T) {

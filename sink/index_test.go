@@ -466,3 +466,93 @@ func TestHubIndexRebuildsWhenAPageIsFoundDamaged(t *testing.T) {
 		t.Errorf("log %q does not say %q", log.String(), want)
 	}
 }
+
+// BenchmarkIndexSeal is what the seals of reprocess do to one hub folder's
+// index at a million records over 20 hubs: 50,000 record versions with
+// random ids, each seal looking its versions up and adding them, the
+// index opened for it; 410 a seal (checkpoints of 8,192 records over 20
+// hubs) or 820 (16,384). B/op, the memory allocated, is what the
+// collector pays for, and does not move with the load of the machine.
+func BenchmarkIndexSeal(b *testing.B) {
+	const n = 50_000
+	versions := make([]version, n)
+	for i := range versions {
+		versions[i] = version{id: record.ID("bench-hub", fmt.Sprint(i)), tags: Tags{Role: record.Roles[i%len(record.Roles)], Year: "2024"}}
+		copy(versions[i].fp[:], versions[i].id[4:])
+	}
+	hub := &record.Hub{ID: "bench-hub"}
+	for _, perSeal := range []int{410, 820} {
+		b.Run(fmt.Sprint("seal=", perSeal), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				dir := b.TempDir()
+				for lo := 0; lo < n; lo += perSeal {
+					ix, err := openHubIndex(dir, zerolog.Nop())
+					if err != nil {
+						b.Fatal(err)
+					}
+					batch := versions[lo:min(lo+perSeal, n)]
+					if _, err := ix.has(batch); err != nil {
+						b.Fatal(err)
+					}
+					// The segment is there, or the next open finds the index
+					// does not match the folder and empties it.
+					name := fmt.Sprintf("seg-%08d.jsonl", lo)
+					if err := os.WriteFile(filepath.Join(dir, name), nil, 0o644); err != nil {
+						b.Fatal(err)
+					}
+					if err := ix.add(name, batch, hub); err != nil {
+						b.Fatal(err)
+					}
+					if err := ix.Close(); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestIndexOfOtherPageSizeIsKept: an index made with the system's 4 kB
+// pages, before new ones had indexPageSize, is used as it is: written to,
+// looked up in, never built again.
+func TestIndexOfOtherPageSizeIsKept(t *testing.T) {
+	dir := t.TempDir()
+	recs := testRecords(3000, "hub-a")
+	var log testkit.LogBuffer
+	if n := writeAll(t, openLogged(t, dir, &log), recs[:1500]); n != 1500 {
+		t.Fatalf("wrote %d, want 1500", n)
+	}
+	// The same index again, made with 4 kB pages (bbolt takes a file's page
+	// size from the file; the option only sizes a new one).
+	hubDir := filepath.Join(dir, safeName("hub-a"))
+	if err := os.Remove(filepath.Join(hubDir, indexFile)); err != nil {
+		t.Fatal(err)
+	}
+	db, err := bolt.Open(filepath.Join(hubDir, indexFile), 0o644, &bolt.Options{PageSize: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	ix, err := openHubIndex(hubDir, zerolog.Nop()) // indexes the segments into it
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix.Close()
+	log = testkit.LogBuffer{}
+	if n := writeAll(t, openLogged(t, dir, &log), recs); n != 1500 {
+		t.Errorf("wrote %d of 3,000 records, 1,500 of them written before; want 1,500", n)
+	}
+	if strings.Contains(log.String(), "building") {
+		t.Errorf("the index was built again: %s", log.String())
+	}
+	db, err = bolt.Open(filepath.Join(hubDir, indexFile), 0o644, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if got := db.Info().PageSize; got != 4096 {
+		t.Errorf("page size %d, want the 4,096 it was made with", got)
+	}
+	assertSummary(t, dir, "hub-a", recs)
+}

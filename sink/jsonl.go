@@ -69,6 +69,7 @@ type jsonl struct {
 	flushing       *backgroundFlush // begun by StartFlush, not waited for yet
 	writer         string           // this writer's id, in its temporary file names
 	alive          *os.File         // holds the lock that tells the others this writer is alive
+	enc            encoder          // Write's, one at a time
 }
 
 // Names in the output folder besides the hub folders and their segments.
@@ -150,7 +151,7 @@ func (s *jsonl) Batching() Batching {
 // not until their segment is sealed); a full or read-only disk fails with
 // ErrUnavailable.
 func (s *jsonl) Write(_ context.Context, records []*record.Record) (int, error) {
-	encs, err := encodeAll(records)
+	encs, err := s.enc.encodeAll(records)
 	if err != nil {
 		return 0, err
 	}

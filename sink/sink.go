@@ -256,28 +256,49 @@ type encoded struct {
 	key  string // id and fingerprint: a record version written once
 }
 
-func encode(r *record.Record) (encoded, error) {
-	line, fp, err := record.MarshalLine(r) // the bytes of encoding/json, faster, and the fingerprint
+func encode(dst []byte, r *record.Record) ([]byte, encoded, error) {
+	out, fp, err := record.AppendLine(dst, r) // the bytes of encoding/json, faster, and the fingerprint
 	if err != nil {
-		return encoded{}, fmt.Errorf("encoding record %s: %w", r.ID, err)
+		return dst, encoded{}, fmt.Errorf("encoding record %s: %w", r.ID, err)
 	}
-	return encoded{rec: r, line: line, fp: fp, key: r.ID + "/" + fp}, nil
+	// The line ends its capacity where it ends: the next one follows it in
+	// the buffer.
+	return out, encoded{rec: r, line: out[len(dst):len(out):len(out)], fp: fp, key: r.ID + "/" + fp}, nil
 }
 
+// encoder encodes records into buffers it keeps for the next records: the
+// lines of a batch are copied out (into a segment's buffer, onto standard
+// output) before the next batch is encoded, and a batch of lines is a
+// good part of what a sink allocates otherwise.
+type encoder struct{ bufs [][]byte }
+
+// maxKeptBuffer: a buffer grown beyond this by an unusually big batch is
+// not kept.
+const maxKeptBuffer = 4 << 20
+
 // encodeAll encodes records on every core (JSON and the fingerprint cost
-// about as much as tagging), keeping their order.
-func encodeAll(records []*record.Record) ([]encoded, error) {
+// about as much as tagging), keeping their order. The lines are valid
+// until the next call.
+func (c *encoder) encodeAll(records []*record.Record) ([]encoded, error) {
 	out := make([]encoded, len(records))
 	errs := make([]error, len(records))
-	workers := min(runtime.GOMAXPROCS(0), (len(records)+63)/64)
-	chunk := (len(records) + max(workers, 1) - 1) / max(workers, 1)
+	workers := max(min(runtime.GOMAXPROCS(0), (len(records)+63)/64), 1)
+	chunk := (len(records) + workers - 1) / workers
+	for len(c.bufs) < workers {
+		c.bufs = append(c.bufs, nil)
+	}
 	var wg sync.WaitGroup
-	for lo := 0; lo < len(records); lo += chunk {
+	for w, lo := 0, 0; lo < len(records); w, lo = w+1, lo+chunk {
 		hi := min(lo+chunk, len(records))
 		wg.Go(func() {
+			buf := c.bufs[w][:0]
 			for i := lo; i < hi; i++ {
-				out[i], errs[i] = encode(records[i])
+				buf, out[i], errs[i] = encode(buf, records[i])
 			}
+			if cap(buf) > maxKeptBuffer {
+				buf = nil
+			}
+			c.bufs[w] = buf
 		})
 	}
 	wg.Wait()

@@ -15,6 +15,7 @@ import (
 type lines struct {
 	w    *bufio.Writer
 	seen map[[sha256.Size224]byte]bool // hashes of the version keys written, of a fixed small size
+	enc  encoder
 }
 
 func openLines(_ context.Context, _ string, _ Config, env env) (Sink, error) {
@@ -30,7 +31,7 @@ func (s *lines) Batching() Batching { return Batching{Records: 256} }
 
 // Write implements Sink.
 func (s *lines) Write(_ context.Context, records []*record.Record) (int, error) {
-	encs, err := encodeAll(records)
+	encs, err := s.enc.encodeAll(records)
 	if err != nil {
 		return 0, err
 	}
