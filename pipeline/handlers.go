@@ -282,10 +282,10 @@ func (h *fetchHandler) paper(ctx context.Context, runID string, j ingest.PaperJo
 	if err != nil {
 		return Outcome{}, err
 	}
-	if raw := outs[0]; h.maxPayload > 0 && int64(len(raw.Data)) > h.maxPayload {
+	if rec := &outs[0]; !h.fits(rec, 0) {
 		// Fetching again would build the same record: park it at once.
-		return Outcome{}, retry.Permanentf("record %s is %d bytes, over the broker's message limit of %d even with its contexts capped",
-			b.Record.ID, len(raw.Data), h.maxPayload)
+		return Outcome{}, retry.Permanentf("record %s is %d bytes with its headers, over the broker's message limit of %d even with its contexts capped",
+			b.Record.ID, len(rec.Data), h.maxPayload)
 	}
 	done := func(context.Context) error {
 		// Counted once stored: a retried task must not count twice.
@@ -329,28 +329,29 @@ func (h *fetchHandler) records(runID string, r *record.Record, change string) ([
 	if err != nil {
 		return nil, err
 	}
-	if h.maxPayload > 0 && int64(len(tagged.Data)) > h.maxPayload {
-		// Too large once tagged: the raw record goes to the classify
-		// stage, which fails it there as it would any other.
-		raw, err := rawRecord(runID, r, change)
-		return []Out{raw}, err
-	}
 	// Its id is the one the classify stage gives the same record tagged
 	// (taggedOut), so a fetch-only worker retrying this task after a crash
 	// stores its raw record (another id) and the classify stage's tagged
 	// record is dropped as the same one. The headers are a raw record's,
 	// for the run's counts.
 	tagged.Subject, tagged.Header = SelfTaggedSubject(r.Hub.ID, r.ID), changeHeader(runID, change)
+	if !h.fits(&tagged, 0) {
+		// Too large once tagged, headers counted: the raw record goes to
+		// the classify stage, which fails it there as it would any other.
+		raw, err := rawRecord(runID, r, change)
+		return []Out{raw}, err
+	}
 	return []Out{tagged}, nil
 }
 
 // fits says whether o, with extra bytes of headers more, is within the
-// broker's message limit (with a margin for the headers' framing).
+// broker's message limit: the broker counts the headers too, its message
+// id among them (with a margin for the headers' framing).
 func (h *fetchHandler) fits(o *Out, extra int) bool {
 	if h.maxPayload <= 0 {
 		return true
 	}
-	n := len(o.Data) + extra + 256
+	n := len(o.Data) + extra + len(jetstream.MsgIDHeader) + len(o.MsgID) + 256
 	for k, vs := range o.Header {
 		for _, v := range vs {
 			n += len(k) + len(v) + 4

@@ -617,3 +617,49 @@ func TestSelfTaggedRecordKeepsItsPages(t *testing.T) {
 		t.Fatalf("pages of an unknown record: %+v", got)
 	}
 }
+
+// A record whose tagged form fits the broker's limit by its bytes but not
+// with its headers (run, change, message id) is stored: as its raw record,
+// for the classify stage, rather than failing its task's publish.
+func TestSelfTaggedRecordNearTheLimitIsStored(t *testing.T) {
+	cfg := testConfig(t, t.TempDir(), nil)
+	bus := openBus(t, cfg)
+	defer bus.Close()
+	cl, err := classify.Load(cfg.Rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit := bus.NC.MaxPayload()
+	h := &fetchHandler{tagger: cl, maxPayload: limit, bus: bus}
+	build := func(pad int) (record.Record, []Out) {
+		r := taggedRecord("hub-x", 1, "")
+		r.Role, r.Polarity, r.Pluralism = "", "", nil
+		r.Paper.URL = "https://example.org/" + strings.Repeat("x", pad)
+		for range 5 { // tags of their own: the raw record is well under the tagged one
+			r.Contexts = append(r.Contexts, record.Context{Text: "We use the parser of [3].", CiteSpan: []int{21, 24}})
+		}
+		outs, err := h.records("run-1", &r, ChangeNew)
+		if err != nil || len(outs) != 1 {
+			t.Fatalf("%d outs (%v)", len(outs), err)
+		}
+		return r, outs
+	}
+	// Pad the record until its tagged bytes are 50 under the limit (the
+	// tags' confidences move its length a little, so a few rounds).
+	pad := 0
+	for range 3 {
+		_, outs := build(pad)
+		if isSelfTagged(outs[0].Subject) {
+			pad += int(limit-50) - len(outs[0].Data)
+		}
+	}
+	r, outs := build(pad)
+	if isSelfTagged(outs[0].Subject) {
+		t.Fatalf("%s of %d bytes (limit %d) was kept self-tagged: its headers take it over the limit", outs[0].Subject, len(outs[0].Data), limit)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := bus.PublishAll(ctx, outs); err != nil {
+		t.Fatalf("record %s, whose raw form fits, was not stored: %v", r.ID, err)
+	}
+}

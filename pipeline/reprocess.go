@@ -91,8 +91,10 @@ type checkpoint struct {
 
 const (
 	checkpointFile = ".reprocess-checkpoint.json"
-	// checkpointFormat 2 added the label logs.
-	checkpointFormat = 2
+	// checkpointFormat 2 added the label logs, 3 the position in the
+	// self-tagged records (position.Tagged): an older build resuming a
+	// format-3 checkpoint would read those again after newer raw versions.
+	checkpointFormat = 3
 	// labelsDir, in the unfinished generation, holds the label logs.
 	labelsDir = ".reprocess-labels"
 	// chunkSize is how many records a worker tags at a time: a few

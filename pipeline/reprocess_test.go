@@ -636,6 +636,7 @@ func TestReprocessWarnsWhenItDropsAnUnfinishedGeneration(t *testing.T) {
 		{name: "unreadable", checkpoint: "{not json", reason: "cannot be read"},
 		{name: "missing", reason: "no checkpoint"},
 		{name: "format", edit: func(cp *checkpoint) { cp.Format = 1 }, reason: "format 1"},
+		{name: "format 2", edit: func(cp *checkpoint) { cp.Format = 2 }, reason: "format 2"}, // no position in the self-tagged records
 		{name: "from", edit: func(cp *checkpoint) { cp.From = "stream" }, reason: "from stream"},
 		{name: "rules", edit: func(cp *checkpoint) { cp.Rules = "v0" }, reason: "rules v0"},
 		{name: "resumable", edit: func(*checkpoint) {}},
