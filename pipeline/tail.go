@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -64,6 +65,9 @@ func Tail(ctx context.Context, bus *Bus, o TailOptions, fn func(*record.Record) 
 	var err error
 	if o.Durable != "" {
 		cons, err = bus.JS.Consumer(ctx, StreamTagged, o.Durable)
+		if err == nil {
+			cons, err = refilter(ctx, bus, cons, filters)
+		}
 		if errors.Is(err, jetstream.ErrConsumerNotFound) {
 			cons, err = bus.JS.CreateConsumer(ctx, StreamTagged, jetstream.ConsumerConfig{
 				Durable: o.Durable, FilterSubjects: filters, DeliverPolicy: policy, OptStartTime: start,
@@ -112,4 +116,25 @@ func Tail(ctx context.Context, bus *Bus, o TailOptions, fn func(*record.Record) 
 			}
 		}
 	}
+}
+
+// refilter gives an existing durable the filters this tail asks for. A
+// durable made before self-tagged records existed follows only
+// citecrawl.tagged.<hub> and would miss the hub's .self.<record id>
+// subjects; the filters can change, the position is kept.
+func refilter(ctx context.Context, bus *Bus, cons jetstream.Consumer, filters []string) (jetstream.Consumer, error) {
+	cfg := cons.CachedInfo().Config
+	have := cfg.FilterSubjects
+	if cfg.FilterSubject != "" {
+		have = []string{cfg.FilterSubject}
+	}
+	if slices.Equal(have, filters) {
+		return cons, nil
+	}
+	cfg.FilterSubject, cfg.FilterSubjects = "", filters
+	updated, err := bus.JS.UpdateConsumer(ctx, StreamTagged, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("durable %s: its filters %v, not %v: %w", cfg.Durable, have, filters, err)
+	}
+	return updated, nil
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/citecrawl/citecrawl/record"
 )
 
@@ -102,16 +104,32 @@ func TestTailDurableResumes(t *testing.T) {
 	cfg := testConfig(t, t.TempDir(), nil)
 	bus := openBus(t, cfg)
 	defer bus.Close()
-	for i := range 5 {
-		publishTagged(t, bus, taggedRecord("h", i, record.RoleUses))
-	}
+	// Published together, so both subject kinds are among them.
+	publishTagged(t, bus, taggedRecord("h", 0, record.RoleUses), taggedRecord("h", 1, record.RoleUses),
+		taggedRecord("h", 2, record.RoleUses), taggedRecord("h", 3, record.RoleUses), taggedRecord("h", 4, record.RoleUses))
 	first := startTail(t, bus, TailOptions{All: true, Durable: "reader"}).waitFor(t, 5)
-	for i := 5; i < 8; i++ {
-		publishTagged(t, bus, taggedRecord("h", i, record.RoleUses))
-	}
+	publishTagged(t, bus, taggedRecord("h", 5, record.RoleUses), taggedRecord("h", 6, record.RoleUses), taggedRecord("h", 7, record.RoleUses))
 	second := startTail(t, bus, TailOptions{All: true, Durable: "reader"}).waitFor(t, 3)
 	if fmt.Sprint(first) != "[h-0 h-1 h-2 h-3 h-4]" || fmt.Sprint(second) != "[h-5 h-6 h-7]" {
 		t.Fatalf("first %v, second %v: a durable tail must neither repeat nor skip", first, second)
+	}
+}
+
+// A durable tail of one hub made by a version before self-tagged records
+// (its one filter citecrawl.tagged.<hub>) gets them too once tailed again.
+func TestTailDurableOfAnOlderVersionGetsSelfTaggedRecords(t *testing.T) {
+	cfg := testConfig(t, t.TempDir(), nil)
+	bus := openBus(t, cfg)
+	defer bus.Close()
+	if _, err := bus.JS.CreateConsumer(context.Background(), StreamTagged, jetstream.ConsumerConfig{
+		Durable: "old", FilterSubject: TaggedSubject("h1"), AckPolicy: jetstream.AckExplicitPolicy,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	tl := startTail(t, bus, TailOptions{Hub: "h1", All: true, Durable: "old"})
+	publishTagged(t, bus, taggedRecord("h1", 1, record.RoleUses), taggedRecord("h1", 2, record.RoleUses)) // the second self-tagged
+	if ids := tl.waitFor(t, 2); fmt.Sprint(ids) != "[h1-1 h1-2]" {
+		t.Fatalf("tail printed %v", ids)
 	}
 }
 
