@@ -372,6 +372,11 @@ type Out struct {
 	MsgID   string // Nats-Msg-Id: a re-publish within the window is stored once
 	Data    []byte
 	Header  nats.Header
+	// IfDuplicate, when set, is published in its place when the stream
+	// drops this message as a duplicate: what rode in it is then kept
+	// (a self-tagged record's pages, when the same tagged record was
+	// stored before without them).
+	IfDuplicate *Out
 }
 
 // How publishes ride out a broker fault: an acknowledgement not back within
@@ -391,10 +396,18 @@ const (
 func (b *Bus) PublishAll(ctx context.Context, outs []Out) error {
 	deadline := time.Now().Add(publishRetryFor)
 	wait := 100 * time.Millisecond
+	var instead []Out // for the duplicates that carry IfDuplicate
 	for {
-		failed, lastErr, err := b.publishOnce(ctx, outs)
-		if err != nil || len(failed) == 0 {
+		failed, dups, lastErr, err := b.publishOnce(ctx, outs)
+		instead = append(instead, dups...)
+		if err != nil {
 			return err
+		}
+		if len(failed) == 0 {
+			if len(instead) == 0 {
+				return nil
+			}
+			return b.PublishAll(ctx, instead)
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("publishing to %s: still failing after %v: %w", failed[0].Subject, publishRetryFor, lastErr)
@@ -410,9 +423,9 @@ func (b *Bus) PublishAll(ctx context.Context, outs []Out) error {
 }
 
 // publishOnce publishes outs once. It returns the ones that failed for a
-// passing reason (with the last such error), or an error that retrying
-// cannot mend.
-func (b *Bus) publishOnce(ctx context.Context, outs []Out) (failed []Out, lastErr, err error) {
+// passing reason (with the last such error), the IfDuplicate of those
+// dropped as duplicates, or an error that retrying cannot mend.
+func (b *Bus) publishOnce(ctx context.Context, outs []Out) (failed, dups []Out, lastErr, err error) {
 	type sent struct {
 		out Out
 		f   jetstream.PubAckFuture
@@ -430,13 +443,13 @@ func (b *Bus) publishOnce(ctx context.Context, outs []Out) (failed []Out, lastEr
 				case <-b.JS.PublishAsyncComplete():
 				case <-time.After(100 * time.Millisecond):
 				case <-ctx.Done():
-					return nil, nil, ctx.Err()
+					return nil, nil, nil, ctx.Err()
 				}
 				continue
 			}
 			if err != nil {
 				if !transient(err) {
-					return nil, nil, fmt.Errorf("publishing to %s: %w", o.Subject, err)
+					return nil, nil, nil, fmt.Errorf("publishing to %s: %w", o.Subject, err)
 				}
 				failed, lastErr = append(failed, o), err
 				break
@@ -447,17 +460,20 @@ func (b *Bus) publishOnce(ctx context.Context, outs []Out) (failed []Out, lastEr
 	}
 	for _, s := range futures {
 		select {
-		case <-s.f.Ok():
+		case ack := <-s.f.Ok():
+			if ack.Duplicate && s.out.IfDuplicate != nil {
+				dups = append(dups, *s.out.IfDuplicate)
+			}
 		case err := <-s.f.Err():
 			if !transient(err) {
-				return nil, nil, fmt.Errorf("publishing to %s: %w", s.out.Subject, err)
+				return nil, nil, nil, fmt.Errorf("publishing to %s: %w", s.out.Subject, err)
 			}
 			failed, lastErr = append(failed, s.out), err
 		case <-ctx.Done():
-			return nil, nil, ctx.Err()
+			return nil, nil, nil, ctx.Err()
 		}
 	}
-	return failed, lastErr, nil
+	return failed, dups, lastErr, nil
 }
 
 // transient says whether a failed request or publish may succeed if sent

@@ -300,10 +300,7 @@ func (h *fetchHandler) paper(ctx context.Context, runID string, j ingest.PaperJo
 		if err != nil {
 			return Outcome{}, err
 		}
-		if rec := &out.Outs[0]; isSelfTagged(rec.Subject) && h.fits(rec, len(HeaderPages)+len(pages.Data)) {
-			// Stored with its record, in the same message: no put of its own.
-			rec.Header.Set(HeaderPages, string(pages.Data))
-		} else {
+		if !h.carryPages(&out.Outs[0], pages) {
 			out.After = append(out.After, pages)
 		}
 	}
@@ -342,6 +339,20 @@ func (h *fetchHandler) records(runID string, r *record.Record, change string) ([
 		return []Out{raw}, err
 	}
 	return []Out{tagged}, nil
+}
+
+// carryPages puts the pages a record was built from (recordPagesOut) into
+// its self-tagged message, so they are stored with it and need no put of
+// their own; the put is made instead only if the stream drops the message
+// as the same record stored before (by the classify stage, after a
+// fetch-only worker died before its put). It says whether it did.
+func (h *fetchHandler) carryPages(rec *Out, pages Out) bool {
+	if !isSelfTagged(rec.Subject) || !h.fits(rec, len(HeaderPages)+len(pages.Data)) {
+		return false
+	}
+	rec.Header.Set(HeaderPages, string(pages.Data))
+	rec.IfDuplicate = &pages
+	return true
 }
 
 // fits says whether o, with extra bytes of headers more, is within the

@@ -603,7 +603,9 @@ func TestSelfTaggedRecordKeepsItsPages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	outs[0].Header.Set(HeaderPages, string(pages.Data)) // as paper does
+	if !h.carryPages(&outs[0], pages) {
+		t.Fatalf("the pages of %s were not put into its self-tagged message", r.ID)
+	}
 	if err := bus.PublishAll(ctx, outs); err != nil {
 		t.Fatal(err)
 	}
@@ -661,5 +663,65 @@ func TestSelfTaggedRecordNearTheLimitIsStored(t *testing.T) {
 	defer cancel()
 	if err := bus.PublishAll(ctx, outs); err != nil {
 		t.Fatalf("record %s, whose raw form fits, was not stored: %v", r.ID, err)
+	}
+}
+
+// A fetch-only worker stored a raw record and died before putting its
+// pages; the classify stage stored it tagged; the task's retry on a worker
+// that tags gives the same tagged record, with the pages: the stream drops
+// it as a duplicate, and the pages are put into the bucket instead.
+func TestPagesOfADuplicateSelfTaggedRecordAreKept(t *testing.T) {
+	cfg := testConfig(t, t.TempDir(), nil)
+	bus := openBus(t, cfg)
+	defer bus.Close()
+	cl, err := classify.Load(cfg.Rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	r := taggedRecord("hub-x", 1, "")
+	r.Role, r.Polarity, r.Pluralism = "", "", nil
+	first, again := r, r
+	alone := &fetchHandler{maxPayload: bus.NC.MaxPayload()}
+	raw, err := alone.records("run-1", &first, ChangeNew)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.PublishAll(ctx, raw); err != nil {
+		t.Fatal(err)
+	}
+	// The classify stage tags the raw record as it was stored.
+	var stored record.Record
+	if err := record.Unmarshal(raw[0].Data, &stored); err != nil {
+		t.Fatal(err)
+	}
+	cl.Tag(&stored)
+	tagged, err := taggedOut(&stored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.PublishAll(ctx, []Out{tagged}); err != nil {
+		t.Fatal(err)
+	}
+	self := &fetchHandler{tagger: cl, maxPayload: bus.NC.MaxPayload(), bus: bus}
+	outs, err := self.records("run-1", &again, ChangeNew)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if outs[0].MsgID != tagged.MsgID {
+		t.Fatalf("self-tagged id %s, the classify stage's %s: the case needs the same", outs[0].MsgID, tagged.MsgID)
+	}
+	pages, err := recordPagesOut(r.ID, []ingest.SourcePage{{URL: "https://example.org/p", Validator: ingest.Validator{ETag: `"1"`}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !self.carryPages(&outs[0], pages) {
+		t.Fatal("pages not carried")
+	}
+	if err := bus.PublishAll(ctx, outs); err != nil {
+		t.Fatal(err)
+	}
+	if got := bus.cache.RecordPages(ctx, r.ID); len(got) != 1 || got[0].ETag != `"1"` {
+		t.Fatalf("pages %+v: lost with the duplicate self-tagged message", got)
 	}
 }
