@@ -400,9 +400,9 @@ type streamPart struct {
 	tagged         bool // its sequences are the checkpoint's Tagged, not its Done
 }
 
-// find sets p.last, the last message there is now, and moves p.start past
-// the stream's first; it returns how many of its messages were done
-// before and how many there are in all, for progress.
+// find sets p.last, the last message there is now (and, for the whole
+// stream, moves p.start past its first); it returns how many of its
+// messages were done before and how many there are in all, for progress.
 func (p *streamPart) find(ctx context.Context, bus *Bus) (done, total int64, err error) {
 	s, err := bus.JS.Stream(ctx, p.stream)
 	if err != nil {
@@ -434,11 +434,9 @@ func (p *streamPart) find(ctx context.Context, bus *Bus) (done, total int64, err
 	if info.NumPending == 0 {
 		return 0, 0, nil
 	}
-	m, err := s.GetLastMsgForSubject(ctx, p.filter)
-	if err != nil {
+	if p.last, err = lastSeqOf(ctx, bus, p.stream, p.filter); err != nil {
 		return 0, 0, err
 	}
-	p.last = m.Sequence
 	// Those a resumed run did before are not counted: the progress of
 	// this part is of what is left.
 	return 0, int64(info.NumPending), nil
