@@ -81,6 +81,7 @@ type options struct {
 	maxSlope    float64 // of the calibration maps
 	minPerLabel int     // held-out tags a label needs for its own map (-by-label)
 	calTrain    bool    // calibrate on held-out scores of train rows too
+	cvTrain     bool    // also score the train rows by k-fold cross-validation grouped by sentence
 	// The map for sentences whose cited marker is unknown: its steepest
 	// slope (0: maxSlope) and the share of its fit the dev rows weigh
 	// together, against the train rows' held-out scores (0: every row
@@ -127,6 +128,7 @@ func main() {
 	flag.Float64Var(&o.maxSlopeNoMarker, "max-slope-without-marker", 0, "steepest slope of the map for sentences whose cited marker is unknown (0: -max-slope)")
 	flag.Float64Var(&o.devShareNoMarker, "dev-share-without-marker", 0, "share (0..1) of the map for sentences without a marker that the dev rows weigh together, the train rows' held-out scores (-cal-train) the rest (0: every row the same)")
 	flag.BoolVar(&o.calTrain, "cal-train", false, "give train rows of the file's task held-out scores (k more fits) and fit the calibration maps on them too")
+	flag.BoolVar(&o.cvTrain, "cv-train", false, "also score the train rows of the file's task by k-fold cross-validation grouped by sentence, each tag's confidence from maps fitted without its fold (k more fits)")
 	flag.IntVar(&o.errors, "errors", 0, "print up to N held-out mistakes per corpus (gold, predicted, text)")
 	flag.IntVar(&o.induce, "induce", 0, "induce up to N phrase cues per label from each fold's training rows (0: none)")
 	flag.IntVar(&o.induceMinRows, "induce-min-rows", 8, "an induced phrase occurs in at least this many distinct texts of its label")
@@ -139,7 +141,11 @@ func main() {
 	if o.devShareNoMarker < 0 || o.devShareNoMarker >= 1 {
 		fail(fmt.Errorf("-dev-share-without-marker %g: give a share from 0 up to, not including, 1", o.devShareNoMarker))
 	}
-	if o.folds < 2 && *cv != "" {
+	if o.cvTrain && o.induce > 0 {
+		// The induced cues of the train rows' folds would be read off every row.
+		fail(fmt.Errorf("-cv-train with -induce: the induced cues are not picked per train fold"))
+	}
+	if o.folds < 2 && (*cv != "" || o.cvTrain) {
 		fail(fmt.Errorf("-folds %d: cross-validation needs at least 2", o.folds))
 	}
 
@@ -753,6 +759,10 @@ func (m *model) evaluate(sets []dataset, o options) result {
 		scored++
 	}
 	res.mean /= float64(max(scored, 1))
+	if o.cvTrain { // not in res.mean: -grid chooses on the dev and cv rows alone
+		figs, lines := m.crossValidateTrain(sets, heldOut, all, o)
+		res.figures, res.lines = append(res.figures, figs...), append(res.lines, lines...)
+	}
 	return res
 }
 
