@@ -42,7 +42,11 @@
 // each row's tag and confidence from the temperature and maps fitted
 // without its fold (cross-fitting), so that no ECE is measured on the
 // rows its calibration was fitted on; a dev file some of whose sentences
-// a train file has is also scored on its other rows alone.
+// a train file has is also scored on its other rows alone. With -cv-train
+// the train rows of the file's task are scored too, by k-fold
+// cross-validation grouped by sentence (trainfolds.go): ACL-ARC's 114 dev
+// rows are too few for a 10-bin ECE to tell 0.05 from noise, its 1,588
+// train rows are not.
 //
 //	go run ./scripts/tune -task role -train ../shared/data/scicite/train.jsonl,../shared/data/acl-arc/train.jsonl \
 //	    -dev ../shared/data/acl-arc/dev.jsonl -cv ../shared/data/act-3c/dev.csv,../shared/data/scicite/dev.jsonl
@@ -749,11 +753,7 @@ func (m *model) evaluate(sets []dataset, o options) result {
 		}
 		res.lines = append(res.lines, s.mistakes...)
 		if o.reliability {
-			for _, b := range bins {
-				if b.N > 0 {
-					res.lines = append(res.lines, fmt.Sprintf("    confidence %.1f-%.1f: %5d tags, mean confidence %.3f, accuracy %.3f", b.Lo, b.Hi, b.N, b.Confidence, b.Accuracy))
-				}
-			}
+			res.lines = append(res.lines, reliabilityLines(bins)...)
 		}
 		res.mean += f1
 		scored++
@@ -788,6 +788,17 @@ func unseen(d dataset, gold, pred []string, conf []float64, right []bool, trainT
 	fig := figure{name: d.name + "/unseen", macroF1: classify.Score(d.task, d.labels, g, p).MacroF1}
 	fig.ece, _ = classify.Calibration(c, r)
 	return fig, fmt.Sprintf("%-22s %-34s macro-F1 %.3f  ECE %.3f (calibrated: %.3f)", "", fmt.Sprintf("(%d rows whose sentence no train row has)", len(g)), fig.macroF1, fig.ece, calibratedECE(c, eceDraws))
+}
+
+// reliabilityLines are the lines of a reliability table's bins that hold tags.
+func reliabilityLines(bins []classify.Bin) []string {
+	var lines []string
+	for _, b := range bins {
+		if b.N > 0 {
+			lines = append(lines, fmt.Sprintf("    confidence %.1f-%.1f: %5d tags, mean confidence %.3f, accuracy %.3f", b.Lo, b.Hi, b.N, b.Confidence, b.Accuracy))
+		}
+	}
+	return lines
 }
 
 // eceDraws is how many times calibratedECE draws the tags' rightness.

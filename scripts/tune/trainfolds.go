@@ -120,10 +120,14 @@ func (m *model) crossValidateTrain(sets []dataset, heldOut [][][]float64, all ma
 			continue
 		}
 		fig := figure{name: d.name, macroF1: classify.Score(d.task, d.labels, gold, pred).MacroF1}
-		fig.ece, _ = classify.Calibration(conf, right)
+		var bins []classify.Bin
+		fig.ece, bins = classify.Calibration(conf, right)
 		how := fmt.Sprintf("%d-fold cross-validated, grouped by sentence, seed %d", o.folds, o.seed)
 		figs = append(figs, fig)
 		lines = append(lines, fmt.Sprintf("%-22s %-34s macro-F1 %.3f  ECE %.3f (calibrated: %.3f)", d.name, "("+how+")", fig.macroF1, fig.ece, calibratedECE(conf, eceDraws)))
+		if o.reliability {
+			lines = append(lines, reliabilityLines(bins)...)
+		}
 	}
 	return figs, lines
 }
