@@ -42,7 +42,11 @@
 // each row's tag and confidence from the temperature and maps fitted
 // without its fold (cross-fitting), so that no ECE is measured on the
 // rows its calibration was fitted on; a dev file some of whose sentences
-// a train file has is also scored on its other rows alone.
+// a train file has is also scored on its other rows alone. With -cv-train
+// the train rows of the file's task are scored too, by k-fold
+// cross-validation grouped by sentence (trainfolds.go): ACL-ARC's 114 dev
+// rows are too few for a 10-bin ECE to tell 0.05 from noise, its 1,588
+// train rows are not.
 //
 //	go run ./scripts/tune -task role -train ../shared/data/scicite/train.jsonl,../shared/data/acl-arc/train.jsonl \
 //	    -dev ../shared/data/acl-arc/dev.jsonl -cv ../shared/data/act-3c/dev.csv,../shared/data/scicite/dev.jsonl
@@ -81,6 +85,7 @@ type options struct {
 	maxSlope    float64 // of the calibration maps
 	minPerLabel int     // held-out tags a label needs for its own map (-by-label)
 	calTrain    bool    // calibrate on held-out scores of train rows too
+	cvTrain     bool    // also score the train rows by k-fold cross-validation grouped by sentence
 	// The map for sentences whose cited marker is unknown: its steepest
 	// slope (0: maxSlope) and the share of its fit the dev rows weigh
 	// together, against the train rows' held-out scores (0: every row
@@ -127,6 +132,7 @@ func main() {
 	flag.Float64Var(&o.maxSlopeNoMarker, "max-slope-without-marker", 0, "steepest slope of the map for sentences whose cited marker is unknown (0: -max-slope)")
 	flag.Float64Var(&o.devShareNoMarker, "dev-share-without-marker", 0, "share (0..1) of the map for sentences without a marker that the dev rows weigh together, the train rows' held-out scores (-cal-train) the rest (0: every row the same)")
 	flag.BoolVar(&o.calTrain, "cal-train", false, "give train rows of the file's task held-out scores (k more fits) and fit the calibration maps on them too")
+	flag.BoolVar(&o.cvTrain, "cv-train", false, "also score the train rows of the file's task by k-fold cross-validation grouped by sentence, each tag's confidence from maps fitted without its fold (k more fits)")
 	flag.IntVar(&o.errors, "errors", 0, "print up to N held-out mistakes per corpus (gold, predicted, text)")
 	flag.IntVar(&o.induce, "induce", 0, "induce up to N phrase cues per label from each fold's training rows (0: none)")
 	flag.IntVar(&o.induceMinRows, "induce-min-rows", 8, "an induced phrase occurs in at least this many distinct texts of its label")
@@ -139,7 +145,11 @@ func main() {
 	if o.devShareNoMarker < 0 || o.devShareNoMarker >= 1 {
 		fail(fmt.Errorf("-dev-share-without-marker %g: give a share from 0 up to, not including, 1", o.devShareNoMarker))
 	}
-	if o.folds < 2 && *cv != "" {
+	if o.cvTrain && o.induce > 0 {
+		// The induced cues of the train rows' folds would be read off every row.
+		fail(fmt.Errorf("-cv-train with -induce: the induced cues are not picked per train fold"))
+	}
+	if o.folds < 2 && (*cv != "" || o.cvTrain) {
 		fail(fmt.Errorf("-folds %d: cross-validation needs at least 2", o.folds))
 	}
 
@@ -743,16 +753,16 @@ func (m *model) evaluate(sets []dataset, o options) result {
 		}
 		res.lines = append(res.lines, s.mistakes...)
 		if o.reliability {
-			for _, b := range bins {
-				if b.N > 0 {
-					res.lines = append(res.lines, fmt.Sprintf("    confidence %.1f-%.1f: %5d tags, mean confidence %.3f, accuracy %.3f", b.Lo, b.Hi, b.N, b.Confidence, b.Accuracy))
-				}
-			}
+			res.lines = append(res.lines, reliabilityLines(bins)...)
 		}
 		res.mean += f1
 		scored++
 	}
 	res.mean /= float64(max(scored, 1))
+	if o.cvTrain { // not in res.mean: -grid chooses on the dev and cv rows alone
+		figs, lines := m.crossValidateTrain(sets, heldOut, all, o)
+		res.figures, res.lines = append(res.figures, figs...), append(res.lines, lines...)
+	}
 	return res
 }
 
@@ -778,6 +788,17 @@ func unseen(d dataset, gold, pred []string, conf []float64, right []bool, trainT
 	fig := figure{name: d.name + "/unseen", macroF1: classify.Score(d.task, d.labels, g, p).MacroF1}
 	fig.ece, _ = classify.Calibration(c, r)
 	return fig, fmt.Sprintf("%-22s %-34s macro-F1 %.3f  ECE %.3f (calibrated: %.3f)", "", fmt.Sprintf("(%d rows whose sentence no train row has)", len(g)), fig.macroF1, fig.ece, calibratedECE(c, eceDraws))
+}
+
+// reliabilityLines are the lines of a reliability table's bins that hold tags.
+func reliabilityLines(bins []classify.Bin) []string {
+	var lines []string
+	for _, b := range bins {
+		if b.N > 0 {
+			lines = append(lines, fmt.Sprintf("    confidence %.1f-%.1f: %5d tags, mean confidence %.3f, accuracy %.3f", b.Lo, b.Hi, b.N, b.Confidence, b.Accuracy))
+		}
+	}
+	return lines
 }
 
 // eceDraws is how many times calibratedECE draws the tags' rightness.
