@@ -846,6 +846,14 @@ func (m *model) trainHeldOut(sets []dataset, heldOut [][][]float64, all map[[2]i
 			}
 		}
 	}
+	// With -induce, the cues induced from every row: these scores only
+	// fit the maps, never a figure.
+	m.scoreFolds(sets, all, fold, heldOut, o)
+}
+
+// scoreFolds gives each row of fold, in scores, what weights fitted on
+// every row of all outside its fold score it.
+func (m *model) scoreFolds(sets []dataset, all map[[2]int]bool, fold map[[2]int]int, scores [][][]float64, o options) {
 	if len(fold) == 0 {
 		return
 	}
@@ -856,12 +864,10 @@ func (m *model) trainHeldOut(sets []dataset, heldOut [][][]float64, all map[[2]i
 				train[key] = true
 			}
 		}
-		// With -induce, the cues induced from every row: these scores
-		// only fit the maps, never a figure.
 		theta := m.fit(sets, train, -1, o)
 		for key, g := range fold {
 			if g == f {
-				heldOut[key[0]][key[1]] = m.scoreVec(sets[key[0]].rows[key[1]], theta)
+				scores[key[0]][key[1]] = m.scoreVec(sets[key[0]].rows[key[1]], theta)
 			}
 		}
 	}

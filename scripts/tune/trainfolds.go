@@ -86,20 +86,7 @@ func (m *model) crossValidateTrain(sets []dataset, heldOut [][][]float64, all ma
 			clear(scores[di]) // the -cal-train scores of random folds: replaced below
 		}
 	}
-	for f := range o.folds {
-		train := map[[2]int]bool{}
-		for key := range all {
-			if g, ok := fold[key]; !ok || g != f {
-				train[key] = true
-			}
-		}
-		theta := m.fit(sets, train, -1, o)
-		for key, g := range fold {
-			if g == f {
-				scores[key[0]][key[1]] = m.scoreVec(sets[key[0]].rows[key[1]], theta)
-			}
-		}
-	}
+	m.scoreFolds(sets, all, fold, scores, o)
 	tags := m.crossFit(sets, scores, fold, o)
 	var figs []figure
 	var lines []string
