@@ -519,16 +519,8 @@ func TestUnansweredMessageIsParked(t *testing.T) {
 // the tagged record the classify stage makes is the one the first stage
 // would have stored.
 func TestSelfTaggedRawRecordDoesNotHideTheRetry(t *testing.T) {
-	cfg := testConfig(t, t.TempDir(), nil)
-	bus := openBus(t, cfg)
-	defer bus.Close()
-	cl, err := classify.Load(cfg.Rules)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bus, cl, r := untaggedRecord(t)
 	ctx := context.Background()
-	r := taggedRecord("hub-x", 1, "")
-	r.Role, r.Polarity, r.Pluralism = "", "", nil
 	self := &fetchHandler{tagger: cl, maxPayload: bus.NC.MaxPayload()}
 	first, again := r, r // Tag fills in the record it is given
 	crashed, err := self.records("run-1", &first, ChangeNew)
@@ -671,16 +663,8 @@ func TestSelfTaggedRecordNearTheLimitIsStored(t *testing.T) {
 // that tags gives the same tagged record, with the pages: the stream drops
 // it as a duplicate, and the pages are put into the bucket instead.
 func TestPagesOfADuplicateSelfTaggedRecordAreKept(t *testing.T) {
-	cfg := testConfig(t, t.TempDir(), nil)
-	bus := openBus(t, cfg)
-	defer bus.Close()
-	cl, err := classify.Load(cfg.Rules)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bus, cl, r := untaggedRecord(t)
 	ctx := context.Background()
-	r := taggedRecord("hub-x", 1, "")
-	r.Role, r.Polarity, r.Pluralism = "", "", nil
 	first, again := r, r
 	alone := &fetchHandler{maxPayload: bus.NC.MaxPayload()}
 	raw, err := alone.records("run-1", &first, ChangeNew)
@@ -724,4 +708,21 @@ func TestPagesOfADuplicateSelfTaggedRecordAreKept(t *testing.T) {
 	if got := bus.cache.RecordPages(ctx, r.ID); len(got) != 1 || got[0].ETag != `"1"` {
 		t.Fatalf("pages %+v: lost with the duplicate self-tagged message", got)
 	}
+}
+
+// untaggedRecord opens a bus and loads the rules, for tests of what the
+// fetch stage publishes, and gives a record of hub-x as the crawler
+// builds one: untagged.
+func untaggedRecord(t *testing.T) (*Bus, *classify.Classifier, record.Record) {
+	t.Helper()
+	cfg := testConfig(t, t.TempDir(), nil)
+	bus := openBus(t, cfg)
+	t.Cleanup(bus.Close)
+	cl, err := classify.Load(cfg.Rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := taggedRecord("hub-x", 1, "")
+	r.Role, r.Polarity, r.Pluralism = "", "", nil
+	return bus, cl, r
 }
