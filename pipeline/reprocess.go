@@ -231,12 +231,12 @@ func openGeneration(ctx context.Context, o ReprocessOptions) (*retagger, *Reproc
 	if err != nil {
 		return nil, nil, err
 	}
-	flusher, ok := out.(sink.BackgroundFlusher)
+	flushing, ok := out.(flushingSink)
 	if !ok {
 		_ = out.Close(ctx)
 		return nil, nil, fmt.Errorf("reprocess: the sink of %s cannot seal in the background", next)
 	}
-	r := &retagger{o: o, out: out, flusher: flusher, next: next, state: state, cp: &cp, under: map[string]int{},
+	r := &retagger{o: o, out: flushing, next: next, state: state, cp: &cp, under: map[string]int{},
 		newL: newLabelLog(state, "new", cp.New), oldL: newLabelLog(state, "old", cp.Old)}
 	return r, res, nil
 }
@@ -326,6 +326,13 @@ func eachLatest(ctx context.Context, out string, fn func(id string, l labels) er
 	return errors.Join(err, ferr)
 }
 
+// flushingSink is the new generation's sink: one that seals in the
+// background while the next records are tagged and written.
+type flushingSink interface {
+	sink.Sink
+	sink.BackgroundFlusher
+}
+
 // retagger re-tags the input in three stages that overlap: a reader cuts
 // the input into chunks, workers decode and tag whole chunks on every
 // core, and a writer writes them to the sink in input order, adds their
@@ -333,11 +340,10 @@ func eachLatest(ctx context.Context, out string, fn func(id string, l labels) er
 // chunks in flight are bounded, so memory does not grow with the input.
 type retagger struct {
 	o          ReprocessOptions
-	out        sink.Sink
-	flusher    sink.BackgroundFlusher // out, sealing in the background
-	pending    *pendingCommit         // begun, not waited for yet
-	next       string                 // the unfinished generation
-	state      string                 // its label logs
+	out        flushingSink
+	pending    *pendingCommit // begun, not waited for yet
+	next       string         // the unfinished generation
+	state      string         // its label logs
 	cp         *checkpoint
 	newL, oldL *labelLog      // labels of the records written, and from a folder their labels before
 	under      map[string]int // tags under MinConfidence, counted as written
@@ -404,21 +410,19 @@ type streamPart struct {
 // stream, moves p.start past its first); it returns how many of its
 // messages were done before and how many there are in all, for progress.
 func (p *streamPart) find(ctx context.Context, bus *Bus) (done, total int64, err error) {
-	s, err := bus.JS.Stream(ctx, p.stream)
-	if err != nil {
-		return 0, 0, err
-	}
 	if p.filter == "" {
-		info, err := s.Info(ctx)
+		st, err := streamState(ctx, bus, p.stream)
 		if err != nil {
 			return 0, 0, err
 		}
-		st := info.State
 		if st.Msgs == 0 {
 			return 0, 0, nil
 		}
 		p.start, p.last = max(p.start, st.FirstSeq), st.LastSeq
 		return int64(min(p.start, p.last+1) - st.FirstSeq), int64(p.last - st.FirstSeq + 1), nil
+	}
+	if p.last, err = lastSeqOf(ctx, bus, p.stream, p.filter); err != nil || p.last < p.start {
+		return 0, 0, err // none after the checkpoint
 	}
 	// How many there are after the checkpoint, from a consumer's count (a
 	// stream's per-subject counts would list every record: a subject each).
@@ -431,12 +435,6 @@ func (p *streamPart) find(ctx context.Context, bus *Bus) (done, total int64, err
 	}
 	info := c.CachedInfo()
 	_ = bus.JS.DeleteConsumer(ctx, p.stream, info.Name)
-	if info.NumPending == 0 {
-		return 0, 0, nil
-	}
-	if p.last, err = lastSeqOf(ctx, bus, p.stream, p.filter); err != nil {
-		return 0, 0, err
-	}
 	// Those a resumed run did before are not counted: the progress of
 	// this part is of what is left.
 	return 0, int64(info.NumPending), nil
@@ -745,7 +743,7 @@ func (r *retagger) startCommit(ctx context.Context, pos position, progress bool)
 	p.cp.position, p.cp.New, p.cp.Old = pos, r.newL.state(), r.oldL.state()
 	removeNew, removeOld := r.newL.takeStale(), r.oldL.takeStale()
 	done, total := r.done, r.total
-	sealed := r.flusher.StartFlush(ctx)
+	sealed := r.out.StartFlush(ctx)
 	r.pending = p
 	go func() {
 		err := sealed()
@@ -776,7 +774,7 @@ func (r *retagger) waitCommit() error {
 		// What was written since is dropped, not sealed when the run
 		// closes its output: the resumed run writes this batch again, and
 		// a later version sealed ahead of it would pass for the older one.
-		r.flusher.Discard()
+		r.out.Discard()
 		return err
 	}
 	*r.cp = p.cp

@@ -178,18 +178,20 @@ func (s *jsonl) Write(_ context.Context, records []*record.Record) (int, error) 
 // lookup finds the hub folder of each record and whether its index holds it.
 func (s *jsonl) lookup(encs []encoded) ([]*hubDir, []bool, error) {
 	hubs := make([]*hubDir, len(encs))
-	byHub := map[*hubDir][]int{}
 	for i, e := range encs {
 		h, err := s.hub(e.rec.Hub)
 		if err != nil {
 			return nil, nil, err
 		}
 		hubs[i] = h
-		byHub[h] = append(byHub[h], i)
 	}
 	written := make([]bool, len(encs))
 	if s.dedupeAtSeal { // publish leaves out what the index holds
 		return hubs, written, nil
+	}
+	byHub := map[*hubDir][]int{}
+	for i, h := range hubs {
+		byHub[h] = append(byHub[h], i)
 	}
 	for h, idx := range byHub {
 		versions := make([]version, len(idx))
