@@ -748,6 +748,11 @@ func (r *retagger) startCommit(ctx context.Context, pos position, progress bool)
 	go func() {
 		err := sealed()
 		if err == nil {
+			// The label-log parts the checkpoint lists must outlive a
+			// power loss by name, as the checkpoint will.
+			err = sink.SyncDir(r.state)
+		}
+		if err == nil {
 			b, _ := json.Marshal(p.cp)
 			err = sink.WriteFileAtomic(filepath.Join(r.next, checkpointFile), b)
 		}

@@ -15,7 +15,7 @@ func PublishGeneration(next, out, prev string) error {
 		if err := os.Rename(next, out); err != nil {
 			return fmt.Errorf("publishing %s: %w", out, err)
 		}
-		return syncDir(filepath.Dir(out))
+		return SyncDir(filepath.Dir(out))
 	}
 	if err := exchange(next, out); err != nil {
 		return fmt.Errorf("swapping %s into %s: %w", next, out, err)
@@ -27,10 +27,12 @@ func PublishGeneration(next, out, prev string) error {
 	if err := os.Rename(next, prev); err != nil {
 		return fmt.Errorf("keeping the previous output as %s: %w", prev, err)
 	}
-	return syncDir(filepath.Dir(out))
+	return SyncDir(filepath.Dir(out))
 }
 
-func syncDir(dir string) error {
+// SyncDir fsyncs folder dir, so the names just made in it outlive a
+// power loss.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err

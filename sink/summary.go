@@ -124,9 +124,9 @@ func WriteFileAtomic(path string, data []byte) error {
 }
 
 // WriteNewFile creates path, which must not exist yet, writes it through
-// a buffer with fill and fsyncs it and its folder (a checkpoint that lists
-// it must not outlive its name in a power loss). On any failure the file
-// is removed, so no partial file stays behind under that name.
+// a buffer with fill and fsyncs it (not its folder: SyncDir, once for
+// the files a caller makes together). On any failure the file is
+// removed, so no partial file stays behind under that name.
 func WriteNewFile(path string, fill func(w *bufio.Writer) error) error {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
@@ -142,9 +142,6 @@ func WriteNewFile(path string, fill func(w *bufio.Writer) error) error {
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
-	}
-	if err == nil {
-		err = syncDir(filepath.Dir(path))
 	}
 	if err != nil {
 		_ = os.Remove(path)
