@@ -565,13 +565,7 @@ func TestSelfTaggedRawRecordDoesNotHideTheRetry(t *testing.T) {
 // message, and they are found by its id, newer than a bucket entry of the
 // same record; a record on the bucket alone is found there too.
 func TestSelfTaggedRecordKeepsItsPages(t *testing.T) {
-	cfg := testConfig(t, t.TempDir(), nil)
-	bus := openBus(t, cfg)
-	defer bus.Close()
-	cl, err := classify.Load(cfg.Rules)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bus, cl, r := untaggedRecord(t)
 	ctx := context.Background()
 	old, err := recordPagesOut("cc1-a", []ingest.SourcePage{{URL: "https://example.org/old", Validator: ingest.Validator{ETag: `"1"`}}})
 	if err != nil {
@@ -584,7 +578,6 @@ func TestSelfTaggedRecordKeepsItsPages(t *testing.T) {
 	if err := bus.PublishAll(ctx, []Out{old, alone}); err != nil {
 		t.Fatal(err)
 	}
-	r := taggedRecord("hub-x", 1, "")
 	r.ID = "cc1-a"
 	h := &fetchHandler{tagger: cl, maxPayload: bus.NC.MaxPayload(), bus: bus}
 	outs, err := h.records("run-1", &r, ChangeNew)
@@ -616,18 +609,11 @@ func TestSelfTaggedRecordKeepsItsPages(t *testing.T) {
 // with its headers (run, change, message id) is stored: as its raw record,
 // for the classify stage, rather than failing its task's publish.
 func TestSelfTaggedRecordNearTheLimitIsStored(t *testing.T) {
-	cfg := testConfig(t, t.TempDir(), nil)
-	bus := openBus(t, cfg)
-	defer bus.Close()
-	cl, err := classify.Load(cfg.Rules)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bus, cl, base := untaggedRecord(t)
 	limit := bus.NC.MaxPayload()
 	h := &fetchHandler{tagger: cl, maxPayload: limit, bus: bus}
 	build := func(pad int) (record.Record, []Out) {
-		r := taggedRecord("hub-x", 1, "")
-		r.Role, r.Polarity, r.Pluralism = "", "", nil
+		r := base
 		r.Paper.URL = "https://example.org/" + strings.Repeat("x", pad)
 		for range 5 { // tags of their own: the raw record is well under the tagged one
 			r.Contexts = append(r.Contexts, record.Context{Text: "We use the parser of [3].", CiteSpan: []int{21, 24}})
