@@ -155,12 +155,8 @@ func Probabilities(ls *LabelSet, scores map[string]float64) map[string]float64 {
 	return p
 }
 
-// probability is Probabilities(ls, scores)[label], without the map (it is
-// on the path of every sentence).
-func probability(ls *LabelSet, scores map[string]float64, label string) float64 {
-	return probabilityOf(ls, inMap(scores), label)
-}
-
+// probabilityOf is Probabilities(ls, scores)[label], without the map (it
+// is on the path of every sentence).
 func probabilityOf(ls *LabelSet, score scoreOf, label string) float64 {
 	t, mx, z := softmaxParts(ls, score)
 	return round(math.Exp(score(label)/t-mx) / z)

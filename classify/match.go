@@ -185,13 +185,9 @@ func maxWidth(re *syntax.Regexp) (int, bool) {
 	return 0, false // star, plus, line and text anchors
 }
 
-// findAll appends to dst the spans re.FindAllStringIndex(s, -1) returns;
-// at is scratch space for the places a match may begin.
-func (p *pattern) findAll(s string, dst [][2]int, at []int) ([][2]int, []int) {
-	return p.findAllIn(s, nil, dst, at)
-}
-
-// findAllIn is findAll with the word starts of s (nil: not known).
+// findAllIn appends to dst the spans re.FindAllStringIndex(s, -1)
+// returns; ws are the word starts of s (nil: not known), at is scratch
+// space for the places a match may begin.
 func (p *pattern) findAllIn(s string, ws *wordStarts, dst [][2]int, at []int) ([][2]int, []int) {
 	if p.anchored == nil {
 		for _, m := range p.re.FindAllStringIndex(s, -1) {
@@ -211,20 +207,6 @@ func (p *pattern) findAllIn(s string, ws *wordStarts, dst [][2]int, at []int) ([
 		}
 	}
 	return dst, at
-}
-
-// matches is re.MatchString(s).
-func (p *pattern) matches(s string, at []int) (bool, []int) {
-	if p.anchored == nil {
-		return p.re.MatchString(s), at
-	}
-	at = p.candidates(s, nil, at[:0])
-	for _, i := range at {
-		if p.matchAt(s, i) > 0 {
-			return true, at
-		}
-	}
-	return false, at
 }
 
 // matchesWithin is p.re.MatchString(s[from:to]), at being p.candidates

@@ -70,11 +70,11 @@ func TestPatternsFindWhatRegexpFinds(t *testing.T) {
 			for _, m := range p.re.FindAllStringIndex(text, -1) {
 				want = append(want, [2]int{m[0], m[1]})
 			}
-			got, _ := p.findAll(text, [][2]int{}, nil)
+			got, _ := p.findAllIn(text, nil, [][2]int{}, nil)
 			if !slices.Equal(got, want) {
 				t.Errorf("%q in %q: found %v, regexp finds %v", pat, text, got, want)
 			}
-			if ok, _ := p.matches(text, nil); ok != p.re.MatchString(text) {
+			if ok := p.matchesWithin(text, 0, len(text), p.candidates(text, nil, nil)); ok != p.re.MatchString(text) {
 				t.Errorf("%q in %q: matches %v, regexp says %v", pat, text, ok, !ok)
 			}
 		}

@@ -394,9 +394,9 @@ func loadLabelSet(fsys fs.FS, dir, file, kind string) (*LabelSet, error) {
 		if c.Conceded != nil {
 			ls.Contrast.Conceded = *c.Conceded
 		}
-		for _, w := range append(slices.Clone(c.Words), c.Concessions...) {
+		for _, w := range slices.Concat(c.Words, c.Concessions) {
 			// The sentence is matched word by word: "even though" would never be found.
-			if w == "" || strings.ContainsFunc(w, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) }) {
+			if w == "" || strings.ContainsFunc(w, func(r rune) bool { return !isAlnum(r) }) {
 				return nil, fmt.Errorf("%s: contrast: %q is not one word (contrast words and concessions are single words)", where, w)
 			}
 		}
