@@ -22,7 +22,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"unicode"
 
@@ -157,6 +156,16 @@ type lexRow struct {
 	label int
 }
 
+// place is what r's phrases depend on (its text, marker and sidedness),
+// the key of the phrases read off it once.
+type place struct {
+	text  string
+	at    [2]int
+	sided bool
+}
+
+func (r lexRow) place() place { return place{r.text, r.at, r.sided} }
+
 // phrasesOf are the phrases of r's text, sided ones too when asked.
 func (r lexRow) phrasesOf(ws []word) []string {
 	if !r.sided {
@@ -179,25 +188,29 @@ func inducePhrases(rows []lexRow, nLabels, perLabel, minRows int, skip map[strin
 	all := map[string]int{}
 	total := make([]float64, nLabels)
 	capital, seen := map[string]int{}, map[string]int{}
-	type place struct {
-		text  string
-		at    [2]int
-		sided bool
-	}
 	textsPhrases := map[place][]string{}
 	seenText := map[string]bool{}
 	// A phrase counts once per text of a label, a sided one once per
 	// text and side: a text that cites two works is two rows.
-	counted := map[[2]string]bool{}
+	type labelled struct {
+		label        int
+		text, phrase string
+	}
+	counted := map[labelled]bool{}
 	for _, r := range rows {
-		ps, ok := textsPhrases[place{r.text, r.at, r.sided}]
+		var ws []word // the text's words, read once when needed
+		ps, ok := textsPhrases[r.place()]
 		if !ok {
-			ps = r.phrasesOf(words(r.text))
-			textsPhrases[place{r.text, r.at, r.sided}] = ps
+			ws = words(r.text)
+			ps = r.phrasesOf(ws)
+			textsPhrases[r.place()] = ps
 		}
 		if !seenText[r.text] {
 			seenText[r.text] = true
-			for _, w := range words(r.text) {
+			if ws == nil {
+				ws = words(r.text)
+			}
+			for _, w := range ws {
 				if w.mid {
 					seen[w.lower]++
 					if w.capital {
@@ -210,7 +223,7 @@ func inducePhrases(rows []lexRow, nLabels, perLabel, minRows int, skip map[strin
 			count[r.label] = map[string]int{}
 		}
 		for _, p := range ps {
-			key := [2]string{strconv.Itoa(r.label) + "\x00" + r.text, p}
+			key := labelled{r.label, r.text, p}
 			if counted[key] {
 				continue
 			}
@@ -298,7 +311,7 @@ func (m *model) induce(sets []dataset, o options) (map[string][]string, map[int]
 	}
 	union := map[string][]string{}
 	byFold := map[int]map[[2]string]bool{}
-	cache := map[string][]string{}
+	cache := map[place][]string{}
 	for _, f := range leftOuts {
 		train := trainRows(sets, fold, f)
 		byFold[f] = map[[2]string]bool{}
@@ -313,11 +326,10 @@ func (m *model) induce(sets []dataset, o options) (map[string][]string, map[int]
 					continue
 				}
 				r := m.lexRow(rw, o)
-				key := r.text + "\x00" + strconv.Itoa(r.at[0]) + "\x00" + strconv.Itoa(r.at[1])
-				ps, ok := cache[key]
+				ps, ok := cache[r.place()]
 				if !ok {
 					ps = r.phrasesOf(words(r.text))
-					cache[key] = ps
+					cache[r.place()] = ps
 				}
 				for _, p := range ps {
 					if !seen[[2]string{r.text, p}] { // distinct texts
