@@ -729,14 +729,11 @@ func (m *model) evaluate(sets []dataset, o options) result {
 		s := &ss[di]
 		gold, pred, right := s.gold, s.pred, s.right
 		agree, tp, fp, fn := s.agree, s.tp, s.fp, s.fn
-		f1 := classify.Score(d.task, d.labels, gold, pred).MacroF1
-		ece, bins := classify.Calibration(s.conf, right)
 		how := "dev, never fitted on"
 		if d.use == useCV {
 			how = fmt.Sprintf("%d-fold cross-validated, seed %d", o.folds, o.seed)
 		}
-		line := fmt.Sprintf("%-22s %-34s macro-F1 %.3f  ECE %.3f (calibrated: %.3f)", d.name, "("+how+")", f1, ece, calibratedECE(s.conf, eceDraws))
-		fig := figure{name: d.name, macroF1: f1, ece: ece}
+		fig, line, bins := scoreFigure(d, d.name, d.name, how, gold, pred, s.conf, right)
 		if tp > 0 {
 			pr, rc := float64(tp)/float64(tp+fp), float64(tp)/float64(tp+fn)
 			fig.vsNone, fig.microF1 = float64(agree)/float64(len(d.rows)), 2*pr*rc/(pr+rc)
@@ -755,7 +752,7 @@ func (m *model) evaluate(sets []dataset, o options) result {
 		if o.reliability {
 			res.lines = append(res.lines, reliabilityLines(bins)...)
 		}
-		res.mean += f1
+		res.mean += fig.macroF1
 		scored++
 	}
 	res.mean /= float64(max(scored, 1))
@@ -785,9 +782,20 @@ func unseen(d dataset, gold, pred []string, conf []float64, right []bool, trainT
 	if len(g) == 0 || len(g) == len(d.rows) {
 		return figure{}, ""
 	}
-	fig := figure{name: d.name + "/unseen", macroF1: classify.Score(d.task, d.labels, g, p).MacroF1}
-	fig.ece, _ = classify.Calibration(c, r)
-	return fig, fmt.Sprintf("%-22s %-34s macro-F1 %.3f  ECE %.3f (calibrated: %.3f)", "", fmt.Sprintf("(%d rows whose sentence no train row has)", len(g)), fig.macroF1, fig.ece, calibratedECE(c, eceDraws))
+	fig, line, _ := scoreFigure(d, d.name+"/unseen", "", fmt.Sprintf("%d rows whose sentence no train row has", len(g)), g, p, c, r)
+	return fig, line
+}
+
+// scoreFigure scores d's tags pred (with their confidences conf, and
+// whether each is right) against gold: the figure named name, its line
+// (column: the name printed; how: how its rows were held out) and the
+// reliability table's bins.
+func scoreFigure(d dataset, name, column, how string, gold, pred []string, conf []float64, right []bool) (figure, string, []classify.Bin) {
+	fig := figure{name: name, macroF1: classify.Score(d.task, d.labels, gold, pred).MacroF1}
+	var bins []classify.Bin
+	fig.ece, bins = classify.Calibration(conf, right)
+	line := fmt.Sprintf("%-22s %-34s macro-F1 %.3f  ECE %.3f (calibrated: %.3f)", column, "("+how+")", fig.macroF1, fig.ece, calibratedECE(conf, eceDraws))
+	return fig, line, bins
 }
 
 // reliabilityLines are the lines of a reliability table's bins that hold tags.

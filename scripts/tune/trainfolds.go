@@ -106,12 +106,9 @@ func (m *model) crossValidateTrain(sets []dataset, heldOut [][][]float64, all ma
 		if len(gold) == 0 {
 			continue
 		}
-		fig := figure{name: d.name, macroF1: classify.Score(d.task, d.labels, gold, pred).MacroF1}
-		var bins []classify.Bin
-		fig.ece, bins = classify.Calibration(conf, right)
 		how := fmt.Sprintf("%d-fold cross-validated, grouped by sentence, seed %d", o.folds, o.seed)
-		figs = append(figs, fig)
-		lines = append(lines, fmt.Sprintf("%-22s %-34s macro-F1 %.3f  ECE %.3f (calibrated: %.3f)", d.name, "("+how+")", fig.macroF1, fig.ece, calibratedECE(conf, eceDraws)))
+		fig, line, bins := scoreFigure(d, d.name, d.name, how, gold, pred, conf, right)
+		figs, lines = append(figs, fig), append(lines, line)
 		if o.reliability {
 			lines = append(lines, reliabilityLines(bins)...)
 		}
