@@ -48,6 +48,10 @@ const (
 	HeaderRun        = "Citecrawl-Run"    // on raw records: the run that published them
 	HeaderChange     = "Citecrawl-Change" // on raw records: new, changed or gone
 	HeaderPages      = "Citecrawl-Pages"  // on self-tagged records: the pages they were built from (httpCache.RecordPages)
+	// HeaderFingerprint, on a tagged record, says its data is the
+	// record's JSON exactly as record.Marshal gave it, and is its
+	// Fingerprint: the sink writes that data as the record's line.
+	HeaderFingerprint = "Citecrawl-Fingerprint"
 )
 
 // RawSubject, TaggedSubject and DeadSubject build the per-hub and

@@ -331,7 +331,9 @@ func (h *fetchHandler) records(runID string, r *record.Record, change string) ([
 	// stores its raw record (another id) and the classify stage's tagged
 	// record is dropped as the same one. The headers are a raw record's,
 	// for the run's counts.
-	tagged.Subject, tagged.Header = SelfTaggedSubject(r.Hub.ID, r.ID), changeHeader(runID, change)
+	tagged.Subject = SelfTaggedSubject(r.Hub.ID, r.ID)
+	tagged.Header.Set(HeaderRun, runID)
+	tagged.Header.Set(HeaderChange, change)
 	if !h.fits(&tagged, 0) {
 		// Too large once tagged, headers counted: the raw record goes to
 		// the classify stage, which fails it there as it would any other.
@@ -473,13 +475,17 @@ type classifyHandler struct {
 // Fingerprint, from the one encoding, followed by :tagged: a record tagged
 // the same, by whichever stage, is stored once (the fingerprint leaves
 // out the fetch time and URLs, so a raw record fetched again unchanged,
-// or redelivered, gives the same id).
+// or redelivered, gives the same id). The fingerprint is in a header of
+// its own too (HeaderFingerprint), which tells the sink the data is the
+// record's line as it writes it: an id of that form made by a version
+// before it held the raw record's fingerprint.
 func taggedOut(r *record.Record) (Out, error) {
 	line, fp, err := record.MarshalLine(r)
 	if err != nil {
 		return Out{}, fmt.Errorf("record %s: %w", r.ID, err)
 	}
-	return Out{Subject: TaggedSubject(r.Hub.ID), MsgID: r.ID + ":" + fp + ":tagged", Data: line[:len(line)-1]}, nil
+	return Out{Subject: TaggedSubject(r.Hub.ID), MsgID: r.ID + ":" + fp + ":tagged", Data: line[:len(line)-1],
+		Header: nats.Header{HeaderFingerprint: {fp}}}, nil
 }
 
 func (h *classifyHandler) handle(_ context.Context, m jetstream.Msg) (Outcome, error) {

@@ -41,9 +41,9 @@ type sinkStage struct {
 	log      zerolog.Logger
 	stats    *Stats
 	// The messages given to the sink since the last flush, and their
-	// records, given again when the output comes back.
+	// records' lines, given again when the output comes back.
 	pending []jetstream.Msg
-	records []*record.Record
+	lines   []sink.Line
 	news    int // how many of them the sink took as new
 	// What was written since the last flush, for the sink's Batching.
 	held      int
@@ -153,52 +153,70 @@ func (s *sinkStage) run(ctx context.Context) error {
 	return s.sink.Close(context.Background())
 }
 
-// write decodes a batch of messages and hands their records to the sink
-// at once. If the sink fails, the records are given one by one so that
-// only the failing ones are retried.
+// write hands a batch of messages' records to the sink at once. If the
+// sink fails, the records are given one by one so that only the failing
+// ones are retried.
 func (s *sinkStage) write(ctx context.Context, msgs []jetstream.Msg) {
-	var recs []*record.Record
-	var decoded []jetstream.Msg
+	var lines []sink.Line
+	var taken []jetstream.Msg
 	for _, m := range msgs {
-		r := &record.Record{}
-		if err := record.Unmarshal(m.Data(), r); err != nil {
-			failMsg(ctx, s.bus, "sink", s.cfg, m, retry.Permanentf("tagged record on %s is not valid JSON: %w", m.Subject(), err), s.log, s.stats)
+		l, err := lineOf(m)
+		if err != nil {
+			failMsg(ctx, s.bus, "sink", s.cfg, m, retry.Permanentf("tagged record on %s: %w", m.Subject(), err), s.log, s.stats)
 			continue
 		}
-		recs, decoded = append(recs, r), append(decoded, m)
+		lines, taken = append(lines, l), append(taken, m)
 	}
-	if len(recs) == 0 {
+	if len(lines) == 0 {
 		return
 	}
-	n, err := s.sink.Write(ctx, recs)
+	n, err := s.sink.WriteLines(ctx, lines)
 	if err == nil {
-		s.take(n, decoded, recs)
+		s.take(n, taken, lines)
 		return
 	}
 	if errors.Is(err, sink.ErrUnavailable) {
-		s.take(0, decoded, recs)
+		s.take(0, taken, lines)
 		s.outputDown(ctx, err)
 		return
 	}
 	// Those written before the error come back as already written.
-	for i, r := range recs {
-		one, err := s.sink.Write(ctx, recs[i:i+1])
+	for i, l := range lines {
+		one, err := s.sink.WriteLines(ctx, lines[i:i+1])
 		if errors.Is(err, sink.ErrUnavailable) {
-			s.take(0, decoded[i:], recs[i:])
+			s.take(0, taken[i:], lines[i:])
 			s.outputDown(ctx, err)
 			return
 		}
 		if err != nil {
-			failMsg(ctx, s.bus, "sink", s.cfg, decoded[i], fmt.Errorf("record %s: %w", r.ID, err), s.log, s.stats)
+			failMsg(ctx, s.bus, "sink", s.cfg, taken[i], fmt.Errorf("record %s: %w", l.ID, err), s.log, s.stats)
 			continue
 		}
-		s.take(one, decoded[i:i+1], recs[i:i+1])
+		s.take(one, taken[i:i+1], lines[i:i+1])
 	}
+}
+
+// lineOf is the line of a tagged record's message: its data as it is
+// when its publisher says that is the record's JSON as record.Marshal
+// gives it (HeaderFingerprint), so it is not decoded whole and encoded
+// again; otherwise (a message of an older version, or published by hand,
+// or not a line as the header said) the record decoded and encoded.
+func lineOf(m jetstream.Msg) (sink.Line, error) {
+	if fp := m.Headers().Get(HeaderFingerprint); fp != "" {
+		if l, err := sink.ParseLine(m.Data(), fp); err == nil {
+			return l, nil
+		}
+	}
+	var r record.Record
+	if err := record.Unmarshal(m.Data(), &r); err != nil {
+		return sink.Line{}, fmt.Errorf("not valid JSON: %w", err)
+	}
+	return sink.LineOf(&r)
 }
 
 // take holds messages the sink took (n of them new), to be acked at the
 // next flush.
-func (s *sinkStage) take(n int, msgs []jetstream.Msg, recs []*record.Record) {
+func (s *sinkStage) take(n int, msgs []jetstream.Msg, lines []sink.Line) {
 	s.news += n
 	if n > 0 && s.held == 0 {
 		s.heldSince = time.Now()
@@ -208,7 +226,7 @@ func (s *sinkStage) take(n int, msgs []jetstream.Msg, recs []*record.Record) {
 		s.heldBytes += int64(len(m.Data()))
 	}
 	s.pending = append(s.pending, msgs...)
-	s.records = append(s.records, recs...)
+	s.lines = append(s.lines, lines...)
 }
 
 // flush seals what the sink holds and acks its messages. When the seal
@@ -260,7 +278,7 @@ func (s *sinkStage) done(ctx context.Context, confirm bool) {
 }
 
 func (s *sinkStage) clear() {
-	s.pending, s.records, s.news = s.pending[:0], s.records[:0], 0
+	s.pending, s.lines, s.news = s.pending[:0], s.lines[:0], 0
 	s.held, s.heldBytes = 0, 0
 }
 
@@ -329,7 +347,7 @@ func (s *sinkStage) waitForOutput(ctx context.Context) error {
 // It ends the outage when that works; another kind of failure fails the
 // messages as a failed flush would.
 func (s *sinkStage) retryOutput(ctx context.Context) error {
-	n, err := s.sink.Write(ctx, s.records)
+	n, err := s.sink.WriteLines(ctx, s.lines)
 	if err == nil {
 		err = s.sink.Flush(ctx)
 	}

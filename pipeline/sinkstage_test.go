@@ -4,12 +4,18 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/citecrawl/citecrawl/ingest/snapshot"
 	"github.com/citecrawl/citecrawl/record"
 )
 
@@ -105,4 +111,163 @@ func TestSinkStageFailsOnlyTheRecordItCannotWrite(t *testing.T) {
 		return nil
 	})
 	assertEachOnce(t, readOut(t, cfg.Sink.Out), 3)
+}
+
+// storedMsg is a stored message's data and headers.
+type storedMsg struct {
+	data   []byte
+	header nats.Header
+}
+
+// storedMsgs reads every message of a stream.
+func storedMsgs(t testing.TB, bus *Bus, stream string) []storedMsg {
+	t.Helper()
+	ctx := context.Background()
+	st, err := streamState(ctx, bus, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := bus.JS.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []storedMsg
+	for len(out) < int(st.Msgs) {
+		b, err := cons.Fetch(int(st.Msgs)-len(out), jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := len(out)
+		for m := range b.Messages() {
+			out = append(out, storedMsg{m.Data(), m.Headers()})
+		}
+		if len(out) == n {
+			t.Fatalf("read %d of the %d messages of %s", n, st.Msgs, stream)
+		}
+	}
+	return out
+}
+
+// outLines reads the lines of every sealed segment under out, as written.
+func outLines(t testing.TB, out string) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(out, "*", "seg-*.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, strings.SplitAfter(string(b), "\n")...)
+		if lines[len(lines)-1] == "" {
+			lines = lines[:len(lines)-1]
+		}
+	}
+	return lines
+}
+
+// The sink writes a tagged record's message as it was published: the
+// data the fetch stage publishes is the line encoding that record gives
+// (the line the sink wrote when it decoded and encoded every message),
+// with the record's fingerprint in HeaderFingerprint, and every record is
+// written once, byte for byte that data.
+func TestSinkWritesTheTaggedMessageAsPublished(t *testing.T) {
+	const n = 40
+	site := snapshot.New(snapshot.StyleCards, snapshot.Generated(n))
+	web := startSite(t, site)
+	cfg := testConfig(t, t.TempDir(), site.HubURLs(web.URL))
+	bus := openBus(t, cfg)
+	defer bus.Close()
+	res, err := Run(context.Background(), bus, cfg, testEnv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Written != n {
+		t.Fatalf("%d records written, want %d", res.Written, n)
+	}
+	published := map[string]int{}
+	for _, m := range storedMsgs(t, bus, StreamTagged) {
+		var r record.Record
+		if err := record.Unmarshal(m.data, &r); err != nil {
+			t.Fatal(err)
+		}
+		line, fp, err := record.MarshalLine(&r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.header.Get(HeaderFingerprint); got != fp || string(line) != string(m.data)+"\n" {
+			t.Fatalf("record %s: header fingerprint %q, data\n%s\nwant %q and the line\n%s", r.ID, got, m.data, fp, line)
+		}
+		published[string(line)]++
+	}
+	written := map[string]int{}
+	for _, l := range outLines(t, cfg.Sink.Out) {
+		written[l]++
+	}
+	if len(published) != n || !maps.Equal(written, published) {
+		t.Fatalf("%d records published, %d lines written (%d distinct); want each published record written once as it is", len(published), len(outLines(t, cfg.Sink.Out)), len(written))
+	}
+}
+
+// Every kind of tagged message is written once: with HeaderFingerprint
+// (written as it came), without it (an older version's: decoded and
+// encoded), with it but not one line (decoded and encoded), and a record
+// version published both ways (the same line, once); one with the header
+// but no JSON is dead-lettered, and nothing else.
+func TestSinkStageWritesEveryKindOfTaggedMessageOnce(t *testing.T) {
+	cfg := testConfig(t, t.TempDir(), nil)
+	bus := openBus(t, cfg)
+	defer bus.Close()
+	var outs []Out
+	var want []string // the lines, as the sink writes them
+	for i := range 6 {
+		r := taggedRecord("hub-k", i, record.RoleUses)
+		o, err := taggedOut(&r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, string(o.Data)+"\n")
+		switch i {
+		case 0, 1, 2: // as this version publishes them
+		case 3: // an older version's, also published as this version's
+			outs = append(outs, o)
+			o = Out{Subject: o.Subject, MsgID: r.ID + ":old", Data: slices.Clone(o.Data)}
+		case 4: // an older version's
+			o.Header = nil
+		case 5: // not one line, though the header says it is
+			o.Data, _ = json.MarshalIndent(r, "", "  ")
+		}
+		outs = append(outs, o)
+	}
+	outs = append(outs, Out{Subject: TaggedSubject("hub-k"), MsgID: "bad", Data: []byte(`{"id":"bad",`),
+		Header: nats.Header{HeaderFingerprint: {"0123456789abcdef01234567"}}})
+	if err := bus.PublishAll(context.Background(), outs); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	env := testEnv()
+	w, err := StartStages(ctx, bus, cfg, []string{StageSink}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	checkFor(t, 20*time.Second, func() error {
+		dl, err := ReadDeadLetters(ctx, bus, 0)
+		if err != nil {
+			return err
+		}
+		if len(dl) != 1 || dl[0].Stage != StageSink || !strings.Contains(dl[0].Error, "not valid JSON") {
+			return fmt.Errorf("dead letters %+v, want the one that is not JSON", dl)
+		}
+		if w, d := env.Stats.RecordsWritten.Load(), env.Stats.Duplicates.Load(); w != 6 || d != 1 {
+			return fmt.Errorf("stats: %d written, %d already written; want 6 and 1", w, d)
+		}
+		return nil
+	})
+	if got := outLines(t, cfg.Sink.Out); !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want))) {
+		t.Fatalf("lines written:\n%s\nwant:\n%s", strings.Join(got, ""), strings.Join(want, ""))
+	}
 }

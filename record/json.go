@@ -19,6 +19,13 @@ func Marshal(r *Record) ([]byte, error) { return gojson.Marshal(r) }
 // Unmarshal decodes a record's JSON into r.
 func Unmarshal(b []byte, r *Record) error { return gojson.Unmarshal(b, r) }
 
+// UnmarshalFields decodes from a record's JSON only the fields v's struct
+// has (named by Record's JSON names), skipping the rest without building
+// it: for a reader that needs a few fields of a record whose JSON it
+// passes on as it is (the sink stage). Bad JSON anywhere in b is an error,
+// as it is to Unmarshal.
+func UnmarshalFields(b []byte, v any) error { return gojson.Unmarshal(b, v) }
+
 // MarshalLine is Marshal's bytes followed by a newline, a line of a JSON
 // Lines file, and the record's Fingerprint, from one encoding. The bytes
 // Fingerprint hashes are the line's with the fields it leaves out blanked,

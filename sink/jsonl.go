@@ -146,25 +146,30 @@ func (s *jsonl) Batching() Batching {
 	return Batching{Bytes: s.cfg.SegmentMaxBytes, Age: s.cfg.SegmentMaxAge}
 }
 
-// Write implements Sink. The records are looked up in the index of their
-// hub folders, once per hub for the whole batch (with WithDedupeAtSeal,
-// not until their segment is sealed); a full or read-only disk fails with
-// ErrUnavailable.
-func (s *jsonl) Write(_ context.Context, records []*record.Record) (int, error) {
-	encs, err := s.enc.encodeAll(records)
+// Write implements Sink: it encodes the records and writes their lines.
+func (s *jsonl) Write(ctx context.Context, records []*record.Record) (int, error) {
+	lines, err := s.enc.encodeAll(records)
 	if err != nil {
 		return 0, err
 	}
-	hubs, written, err := s.lookup(encs)
+	return s.WriteLines(ctx, lines)
+}
+
+// WriteLines implements Sink. The records are looked up in the index of
+// their hub folders, once per hub for the whole batch (with
+// WithDedupeAtSeal, not until their segment is sealed); a full or
+// read-only disk fails with ErrUnavailable.
+func (s *jsonl) WriteLines(_ context.Context, lines []Line) (int, error) {
+	hubs, written, err := s.lookup(lines)
 	if err != nil {
 		return 0, outputFault(s.dir, err)
 	}
 	n := 0
-	for i, e := range encs {
+	for i := range lines {
 		if written[i] {
 			continue
 		}
-		wrote, err := s.write(hubs[i], e)
+		wrote, err := s.write(hubs[i], &lines[i])
 		if err != nil {
 			return n, outputFault(s.dir, err)
 		}
@@ -176,16 +181,16 @@ func (s *jsonl) Write(_ context.Context, records []*record.Record) (int, error) 
 }
 
 // lookup finds the hub folder of each record and whether its index holds it.
-func (s *jsonl) lookup(encs []encoded) ([]*hubDir, []bool, error) {
-	hubs := make([]*hubDir, len(encs))
-	for i, e := range encs {
-		h, err := s.hub(e.rec.Hub)
+func (s *jsonl) lookup(lines []Line) ([]*hubDir, []bool, error) {
+	hubs := make([]*hubDir, len(lines))
+	for i := range lines {
+		h, err := s.hub(lines[i].Hub)
 		if err != nil {
 			return nil, nil, err
 		}
 		hubs[i] = h
 	}
-	written := make([]bool, len(encs))
+	written := make([]bool, len(lines))
 	if s.dedupeAtSeal { // publish leaves out what the index holds
 		return hubs, written, nil
 	}
@@ -196,7 +201,7 @@ func (s *jsonl) lookup(encs []encoded) ([]*hubDir, []bool, error) {
 	for h, idx := range byHub {
 		versions := make([]version, len(idx))
 		for j, i := range idx {
-			versions[j] = versionOf(encs[i].rec, encs[i].fp)
+			versions[j] = lines[i].version()
 		}
 		found, err := lookup(h.dir, versions)
 		if errors.Is(err, errIndexCorrupt) { // a damaged page: built again
@@ -223,9 +228,9 @@ func (s *jsonl) lookup(encs []encoded) ([]*hubDir, []bool, error) {
 
 // write adds one record to its hub's open segment, unless the segment
 // holds it already.
-func (s *jsonl) write(h *hubDir, e encoded) (bool, error) {
-	r := e.rec
-	if h.seg != nil && h.seg.has[e.key] {
+func (s *jsonl) write(h *hubDir, l *Line) (bool, error) {
+	key := l.key()
+	if h.seg != nil && h.seg.has[key] {
 		return false, nil
 	}
 	if h.seg == nil {
@@ -237,13 +242,17 @@ func (s *jsonl) write(h *hubDir, e encoded) (bool, error) {
 	if seg.err != nil {
 		return false, seg.err
 	}
-	if _, err := seg.w.Write(e.line); err != nil {
+	_, err := seg.w.Write(l.JSON)
+	if err == nil {
+		err = seg.w.WriteByte('\n')
+	}
+	if err != nil {
 		seg.err = fmt.Errorf("writing %s: %w", seg.tmp, err)
 		return false, seg.err
 	}
-	seg.has[e.key] = true
-	seg.versions = append(seg.versions, versionOf(r, e.fp))
-	seg.hub = r.Hub
+	seg.has[key] = true
+	seg.versions = append(seg.versions, l.version())
+	seg.hub = l.Hub
 	return true, nil
 }
 

@@ -12,10 +12,8 @@ import (
 	"fmt"
 	"io"
 	"regexp"
-	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -123,6 +121,9 @@ type Sink interface {
 	// before it. Given many at once, a sink can encode them on several
 	// cores.
 	Write(ctx context.Context, records []*record.Record) (int, error)
+	// WriteLines is Write given records already encoded: each line's
+	// JSON is written as it is.
+	WriteLines(ctx context.Context, lines []Line) (int, error)
 	// Flush makes everything written so far durable and visible. When it
 	// fails, what was written since the last Flush may be lost and must
 	// not count as written: the stage has it delivered again.
@@ -246,61 +247,4 @@ func OpenReader(ctx context.Context, cfg Config) (Reader, error) {
 		return nil, fmt.Errorf("sink.out %q: the %s sink cannot be read back", cfg.Out, name)
 	}
 	return k.read(ctx, target, cfg)
-}
-
-// encoded is a record with its JSON line and version worked out.
-type encoded struct {
-	rec  *record.Record
-	line []byte // JSON and a newline
-	fp   string // its content fingerprint
-	key  string // id and fingerprint: a record version written once
-}
-
-func encode(dst []byte, r *record.Record) ([]byte, encoded, error) {
-	out, fp, err := record.AppendLine(dst, r) // the bytes of encoding/json, faster, and the fingerprint
-	if err != nil {
-		return dst, encoded{}, fmt.Errorf("encoding record %s: %w", r.ID, err)
-	}
-	// The line ends its capacity where it ends: the next one follows it in
-	// the buffer.
-	return out, encoded{rec: r, line: out[len(dst):len(out):len(out)], fp: fp, key: r.ID + "/" + fp}, nil
-}
-
-// encoder encodes records into buffers it keeps for the next records: the
-// lines of a batch are copied out (into a segment's buffer, onto standard
-// output) before the next batch is encoded, and a batch of lines is a
-// good part of what a sink allocates otherwise.
-type encoder struct{ bufs [][]byte }
-
-// maxKeptBuffer: a buffer grown beyond this by an unusually big batch is
-// not kept.
-const maxKeptBuffer = 4 << 20
-
-// encodeAll encodes records on every core (JSON and the fingerprint cost
-// about as much as tagging), keeping their order. The lines are valid
-// until the next call.
-func (c *encoder) encodeAll(records []*record.Record) ([]encoded, error) {
-	out := make([]encoded, len(records))
-	errs := make([]error, len(records))
-	workers := max(min(runtime.GOMAXPROCS(0), (len(records)+63)/64), 1)
-	chunk := (len(records) + workers - 1) / workers
-	for len(c.bufs) < workers {
-		c.bufs = append(c.bufs, nil)
-	}
-	var wg sync.WaitGroup
-	for w, lo := 0, 0; lo < len(records); w, lo = w+1, lo+chunk {
-		hi := min(lo+chunk, len(records))
-		wg.Go(func() {
-			buf := c.bufs[w][:0]
-			for i := lo; i < hi; i++ {
-				buf, out[i], errs[i] = encode(buf, records[i])
-			}
-			if cap(buf) > maxKeptBuffer {
-				buf = nil
-			}
-			c.bufs[w] = buf
-		})
-	}
-	wg.Wait()
-	return out, errors.Join(errs...)
 }

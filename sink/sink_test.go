@@ -81,81 +81,106 @@ func openKind(t *testing.T, name string) (open func() Sink, visible func() []rec
 	return open, visible, reader
 }
 
-// TestSinkConformance is the contract every kind of sink passes: nothing
-// visible before Flush, each record once after, a redelivered record not
-// written again, and for a sink that can be read back, not after a reopen
-// either, and its latest versions read back.
+// writeWays are the two ways records reach a sink: as records (Write),
+// and already encoded (WriteLines, given each record's JSON and
+// fingerprint as the stages publish them).
+var writeWays = map[string]func(ctx context.Context, s Sink, recs []*record.Record) (int, error){
+	"records": func(ctx context.Context, s Sink, recs []*record.Record) (int, error) { return s.Write(ctx, recs) },
+	"lines": func(ctx context.Context, s Sink, recs []*record.Record) (int, error) {
+		lines := make([]Line, len(recs))
+		for i, r := range recs {
+			b, fp, err := record.MarshalLine(r)
+			if err != nil {
+				return 0, err
+			}
+			if lines[i], err = ParseLine(b[:len(b)-1], fp); err != nil {
+				return 0, err
+			}
+		}
+		return s.WriteLines(ctx, lines)
+	},
+}
+
+// TestSinkConformance is the contract every kind of sink passes, given
+// records either way: nothing visible before Flush, each record once
+// after, a redelivered record not written again, and for a sink that can
+// be read back, not after a reopen either, and its latest versions read
+// back.
 func TestSinkConformance(t *testing.T) {
 	for _, name := range kindNames() {
-		t.Run(name, func(t *testing.T) {
-			ctx := context.Background()
-			open, visible, reader := openKind(t, name)
-			recs := testRecords(50, "hub-a", "hub-b")
-			s := open()
-			if b := s.Batching(); b == (Batching{}) {
-				t.Error("Batching sets no limit: the stage would hold records until its input goes quiet")
-			}
-			if n, err := s.Write(ctx, recs[:1]); err != nil || n != 1 {
-				t.Fatalf("Write(one record) = %d, %v", n, err)
-			}
-			// The same content fetched again later is the same version,
-			// in a later batch or in the same one.
-			again := *recs[0]
-			again.FetchedAt = again.FetchedAt.Add(time.Hour)
-			if n, err := s.Write(ctx, append([]*record.Record{&again}, recs[1:]...)); err != nil || n != len(recs)-1 {
-				t.Fatalf("Write(%d records, one written before) = %d, %v", len(recs), n, err)
-			}
-			if n, err := s.Write(ctx, []*record.Record{recs[5], recs[5]}); err != nil || n != 0 {
-				t.Fatalf("duplicate Write = %d, %v; want both skipped", n, err)
-			}
-			if got := visible(); len(got) != 0 {
-				t.Fatalf("%d records visible before Flush", len(got))
-			}
-			if err := s.Flush(ctx); err != nil {
-				t.Fatal(err)
-			}
-			assertEachOnce(t, visible(), recs)
+		for way, write := range writeWays {
+			t.Run(name+"/"+way, func(t *testing.T) { conform(t, name, write) })
+		}
+	}
+}
 
-			// A changed record is a new version and is written.
-			changed := *recs[0]
-			changed.Role = record.RoleFuture
-			if n, _ := s.Write(ctx, []*record.Record{&changed}); n != 1 {
-				t.Fatal("a changed record was taken for a duplicate")
-			}
-			if err := s.Close(ctx); err != nil {
-				t.Fatal(err)
-			}
-			if n := len(visible()); n != len(recs)+1 {
-				t.Fatalf("%d lines after a changed version, want %d", n, len(recs)+1)
-			}
-			if kinds[name].read == nil {
-				return
-			}
-			s2 := open()
-			if n, err := s2.Write(ctx, recs); err != nil || n != 0 {
-				t.Fatalf("reopened sink rewrote %d records (%v)", n, err)
-			}
-			if err := s2.Close(ctx); err != nil {
-				t.Fatal(err)
-			}
-			if n := len(visible()); n != len(recs)+1 {
-				t.Fatalf("%d lines after a second run, want %d", n, len(recs)+1)
-			}
-			latest := map[string]Tags{}
-			if err := reader().EachLatest(ctx, func(id string, tg Tags) { latest[id] = tg }); err != nil {
-				t.Fatal(err)
-			}
-			if len(latest) != len(recs) || latest[recs[0].ID].Role != record.RoleFuture || latest[recs[1].ID] != TagsOf(recs[1]) {
-				t.Fatalf("EachLatest: %d records, %s's role %q; want %d, the latest version's", len(latest), recs[0].ID, latest[recs[0].ID].Role, len(recs))
-			}
-			var hubA int
-			if err := reader().Records(ctx, func(r *record.Record) error { hubA++; return nil }, OfHub("hub-a")); err != nil {
-				t.Fatal(err)
-			}
-			if hubA != 51 {
-				t.Fatalf("OfHub(hub-a) read %d records, want 51", hubA)
-			}
-		})
+func conform(t *testing.T, name string, write func(ctx context.Context, s Sink, recs []*record.Record) (int, error)) {
+	ctx := context.Background()
+	open, visible, reader := openKind(t, name)
+	recs := testRecords(50, "hub-a", "hub-b")
+	s := open()
+	if b := s.Batching(); b == (Batching{}) {
+		t.Error("Batching sets no limit: the stage would hold records until its input goes quiet")
+	}
+	if n, err := write(ctx, s, recs[:1]); err != nil || n != 1 {
+		t.Fatalf("Write(one record) = %d, %v", n, err)
+	}
+	// The same content fetched again later is the same version,
+	// in a later batch or in the same one.
+	again := *recs[0]
+	again.FetchedAt = again.FetchedAt.Add(time.Hour)
+	if n, err := write(ctx, s, append([]*record.Record{&again}, recs[1:]...)); err != nil || n != len(recs)-1 {
+		t.Fatalf("Write(%d records, one written before) = %d, %v", len(recs), n, err)
+	}
+	if n, err := write(ctx, s, []*record.Record{recs[5], recs[5]}); err != nil || n != 0 {
+		t.Fatalf("duplicate Write = %d, %v; want both skipped", n, err)
+	}
+	if got := visible(); len(got) != 0 {
+		t.Fatalf("%d records visible before Flush", len(got))
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	assertEachOnce(t, visible(), recs)
+
+	// A changed record is a new version and is written.
+	changed := *recs[0]
+	changed.Role = record.RoleFuture
+	if n, _ := write(ctx, s, []*record.Record{&changed}); n != 1 {
+		t.Fatal("a changed record was taken for a duplicate")
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(visible()); n != len(recs)+1 {
+		t.Fatalf("%d lines after a changed version, want %d", n, len(recs)+1)
+	}
+	if kinds[name].read == nil {
+		return
+	}
+	s2 := open()
+	if n, err := write(ctx, s2, recs); err != nil || n != 0 {
+		t.Fatalf("reopened sink rewrote %d records (%v)", n, err)
+	}
+	if err := s2.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(visible()); n != len(recs)+1 {
+		t.Fatalf("%d lines after a second run, want %d", n, len(recs)+1)
+	}
+	latest := map[string]Tags{}
+	if err := reader().EachLatest(ctx, func(id string, tg Tags) { latest[id] = tg }); err != nil {
+		t.Fatal(err)
+	}
+	if len(latest) != len(recs) || latest[recs[0].ID].Role != record.RoleFuture || latest[recs[1].ID] != TagsOf(recs[1]) {
+		t.Fatalf("EachLatest: %d records, %s's role %q; want %d, the latest version's", len(latest), recs[0].ID, latest[recs[0].ID].Role, len(recs))
+	}
+	var hubA int
+	if err := reader().Records(ctx, func(r *record.Record) error { hubA++; return nil }, OfHub("hub-a")); err != nil {
+		t.Fatal(err)
+	}
+	if hubA != 51 {
+		t.Fatalf("OfHub(hub-a) read %d records, want 51", hubA)
 	}
 }
 

@@ -29,20 +29,28 @@ func openLines(_ context.Context, _ string, _ Config, env env) (Sink, error) {
 // pipe sees progress.
 func (s *lines) Batching() Batching { return Batching{Records: 256} }
 
-// Write implements Sink.
-func (s *lines) Write(_ context.Context, records []*record.Record) (int, error) {
-	encs, err := s.enc.encodeAll(records)
+// Write implements Sink: it encodes the records and writes their lines.
+func (s *lines) Write(ctx context.Context, records []*record.Record) (int, error) {
+	lines, err := s.enc.encodeAll(records)
 	if err != nil {
 		return 0, err
 	}
+	return s.WriteLines(ctx, lines)
+}
+
+// WriteLines implements Sink.
+func (s *lines) WriteLines(_ context.Context, lines []Line) (int, error) {
 	n := 0
-	for _, e := range encs {
-		k := sha256.Sum224([]byte(e.key))
+	for i := range lines {
+		k := sha256.Sum224([]byte(lines[i].key()))
 		if s.seen[k] {
 			continue
 		}
 		s.seen[k] = true
-		if _, err := s.w.Write(e.line); err != nil {
+		if _, err := s.w.Write(lines[i].JSON); err != nil {
+			return n, err
+		}
+		if err := s.w.WriteByte('\n'); err != nil {
 			return n, err
 		}
 		n++

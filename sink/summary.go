@@ -34,14 +34,19 @@ type Tags struct {
 
 // TagsOf takes the counted parts of a record.
 func TagsOf(r *record.Record) Tags {
-	t := Tags{Role: r.Role, RoleSource: r.RoleSource, Polarity: r.Polarity, RulesVersion: r.RulesVersion, Gone: r.Gone, Year: "unknown"}
+	t := Tags{Role: r.Role, RoleSource: r.RoleSource, Polarity: r.Polarity, RulesVersion: r.RulesVersion, Gone: r.Gone, Year: yearOf(r.Paper.Published)}
 	if r.Pluralism != nil {
 		t.Pluralism = r.Pluralism.Primary
 	}
-	if len(r.Paper.Published) >= 4 {
-		t.Year = r.Paper.Published[:4]
-	}
 	return t
+}
+
+// yearOf is the year of a paper's publication date, or "unknown".
+func yearOf(published string) string {
+	if len(published) >= 4 {
+		return published[:4]
+	}
+	return "unknown"
 }
 
 // Summarise counts the latest version of each record; papers the hub no
