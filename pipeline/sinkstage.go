@@ -50,8 +50,9 @@ type sinkStage struct {
 	heldBytes int64
 	heldSince time.Time
 	sealed    sink.Sealed // what the sink had sealed at the last flush, for the metrics
-	down      *outage     // set while the output is unavailable
-	hold      *hold       // the other stages of the process, paused meanwhile
+	parser    sink.LineParser
+	down      *outage // set while the output is unavailable
+	hold      *hold   // the other stages of the process, paused meanwhile
 }
 
 // hold pauses the other stages of a process while its sink's output is
@@ -160,7 +161,7 @@ func (s *sinkStage) write(ctx context.Context, msgs []jetstream.Msg) {
 	var lines []sink.Line
 	var taken []jetstream.Msg
 	for _, m := range msgs {
-		l, err := lineOf(m)
+		l, err := s.lineOf(m)
 		if err != nil {
 			failMsg(ctx, s.bus, "sink", s.cfg, m, retry.Permanentf("tagged record on %s: %w", m.Subject(), err), s.log, s.stats)
 			continue
@@ -201,9 +202,9 @@ func (s *sinkStage) write(ctx context.Context, msgs []jetstream.Msg) {
 // gives it (HeaderFingerprint), so it is not decoded whole and encoded
 // again; otherwise (a message of an older version, or published by hand,
 // or not a line as the header said) the record decoded and encoded.
-func lineOf(m jetstream.Msg) (sink.Line, error) {
+func (s *sinkStage) lineOf(m jetstream.Msg) (sink.Line, error) {
 	if fp := m.Headers().Get(HeaderFingerprint); fp != "" {
-		if l, err := sink.ParseLine(m.Data(), fp); err == nil {
+		if l, err := s.parser.Parse(m.Data(), fp); err == nil {
 			return l, nil
 		}
 	}

@@ -10,9 +10,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Schema is the value of the schema field of every record this version writes.
@@ -223,27 +224,45 @@ type Pluralism struct {
 // paperKey should be the most stable identifier known (Pith id, arXiv id,
 // or else the title).
 func ID(hubID, paperKey string) string {
-	sum := sha256.Sum256([]byte(hubID + "\n" + NormaliseKey(paperKey)))
-	return "cc1-" + hex.EncodeToString(sum[:10])
+	// Hashed from one buffer, on the stack for most keys: a hub crawl
+	// works out the id of each of its papers several times.
+	var buf [256]byte
+	b := append(buf[:0], hubID...)
+	b = append(b, '\n')
+	sum := sha256.Sum256(appendNormalisedKey(b, paperKey))
+	var id [4 + 20]byte
+	copy(id[:], "cc1-")
+	hex.Encode(id[4:], sum[:10])
+	return string(id[:])
 }
 
 // NormaliseKey lower-cases a key and folds runs of non-alphanumerics to one
 // space, so that "Title:  A" and "title a" name the same paper.
-func NormaliseKey(s string) string {
-	var b strings.Builder
-	space := false
-	for _, r := range strings.ToLower(s) {
-		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r > 127 {
-			if space && b.Len() > 0 {
-				b.WriteByte(' ')
+func NormaliseKey(s string) string { return string(appendNormalisedKey(nil, s)) }
+
+// appendNormalisedKey appends NormaliseKey(s) to b: each character
+// lower-cased as strings.ToLower does, letters a-z, digits and anything
+// beyond ASCII kept, runs of the rest one space between them.
+func appendNormalisedKey(b []byte, s string) []byte {
+	start, space := len(b), false
+	for _, r := range s {
+		switch {
+		case r >= 'A' && r <= 'Z':
+			r += 'a' - 'A'
+		case r >= utf8.RuneSelf:
+			r = unicode.ToLower(r) // which can be ASCII: the Kelvin sign is k
+		}
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r >= utf8.RuneSelf {
+			if space && len(b) > start {
+				b = append(b, ' ')
 			}
 			space = false
-			b.WriteRune(r)
+			b = utf8.AppendRune(b, r)
 			continue
 		}
 		space = true
 	}
-	return b.String()
+	return b
 }
 
 // Fingerprint hashes the content of a record, leaving out when and from

@@ -1,6 +1,8 @@
 package record
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"reflect"
@@ -17,6 +19,37 @@ func TestIDIsStableAndNormalised(t *testing.T) {
 	}
 	if a == ID("hub-2", "title a study") {
 		t.Fatal("the same paper on two hubs got one id")
+	}
+}
+
+// NormaliseKey and ID are what they were when they lower-cased the whole
+// key first and hashed a concatenation: ids stored before stay the ids.
+func TestNormaliseKeyIsUnchanged(t *testing.T) {
+	was := func(s string) string {
+		var b strings.Builder
+		space := false
+		for _, r := range strings.ToLower(s) {
+			if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r > 127 {
+				if space && b.Len() > 0 {
+					b.WriteByte(' ')
+				}
+				space = false
+				b.WriteRune(r)
+				continue
+			}
+			space = true
+		}
+		return b.String()
+	}
+	for _, k := range []string{"", "  ", "Title:  A Study", "pith:NO2DCVEM4WV3G34NQHJBW2WTFM", "arxiv:2402.05070v2",
+		"\u212a\u0130STANBUL \u1e9e \u00c9T\u00c9", "bad \xff\xfe bytes", "\uFFFD", "--a--", "\u00a0nbsp\u2028x", strings.Repeat("Long title ", 40)} {
+		if got, want := NormaliseKey(k), was(k); got != want {
+			t.Errorf("NormaliseKey(%q) = %q, was %q", k, got, want)
+		}
+		sum := sha256.Sum256([]byte("hub-1\n" + was(k)))
+		if got, want := ID("hub-1", k), "cc1-"+hex.EncodeToString(sum[:10]); got != want {
+			t.Errorf("ID(hub-1, %q) = %s, was %s", k, got, want)
+		}
 	}
 }
 
