@@ -271,3 +271,74 @@ func TestSinkStageWritesEveryKindOfTaggedMessageOnce(t *testing.T) {
 		t.Fatalf("lines written:\n%s\nwant:\n%s", strings.Join(got, ""), strings.Join(want, ""))
 	}
 }
+
+// A second run into the same output on a fresh broker delivers every
+// record to the sink again (no message id remembers them): the sink,
+// which leaves out records already written when it seals a segment rather
+// than looking each batch up, writes none of them twice and counts them
+// as duplicates; records written before delivered in one segment with a
+// new one leave that one alone written.
+func TestRunIntoTheSameOutputWritesEachRecordOnce(t *testing.T) {
+	const n = 40
+	site := snapshot.New(snapshot.StyleCards, snapshot.Generated(n))
+	web := startSite(t, site)
+	out := filepath.Join(t.TempDir(), "out")
+	run := func() (*Result, Env) {
+		t.Helper()
+		cfg := testConfig(t, t.TempDir(), site.HubURLs(web.URL))
+		cfg.Sink.Out = out
+		bus := openBus(t, cfg)
+		defer bus.Close()
+		env := testEnv()
+		res, err := Run(context.Background(), bus, cfg, env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res, env
+	}
+	if res, _ := run(); res.Written != n {
+		t.Fatalf("first run wrote %d records, want %d", res.Written, n)
+	}
+	before := outLines(t, out)
+	res, env := run()
+	if res.Written != 0 || env.Stats.Duplicates.Load() != n {
+		t.Errorf("second run: %d written, %d duplicates; want 0 and %d", res.Written, env.Stats.Duplicates.Load(), n)
+	}
+	if after := outLines(t, out); !slices.Equal(slices.Sorted(slices.Values(after)), slices.Sorted(slices.Values(before))) {
+		t.Fatalf("second run changed the output: %d lines, were %d", len(after), len(before))
+	}
+
+	// Three records written before and a new one, in one batch.
+	cfg := testConfig(t, t.TempDir(), nil)
+	cfg.Sink.Out = out
+	bus := openBus(t, cfg)
+	defer bus.Close()
+	recs := readOut(t, out)[:4]
+	recs[3].Role = record.RoleFuture // a new version
+	var outs []Out
+	for i := range recs {
+		o, err := taggedOut(&recs[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		outs = append(outs, o)
+	}
+	if err := bus.PublishAll(context.Background(), outs); err != nil {
+		t.Fatal(err)
+	}
+	env = testEnv()
+	w, err := StartStages(context.Background(), bus, cfg, []string{StageSink}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	checkFor(t, 20*time.Second, func() error {
+		if w, d := env.Stats.RecordsWritten.Load(), env.Stats.Duplicates.Load(); w != 1 || d != 3 {
+			return fmt.Errorf("stats: %d written, %d already written; want 1 and 3", w, d)
+		}
+		return nil
+	})
+	if got := len(outLines(t, out)); got != n+1 {
+		t.Fatalf("%d lines written, want %d", got, n+1)
+	}
+}
