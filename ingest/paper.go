@@ -94,6 +94,16 @@ func NewRecord(hub record.Hub, p CitingPaper, src Sources, urls []string, fetche
 // newPaper is the record's paper: what the hub listed, each field a source
 // gave filled in the sources' order.
 func newPaper(hub record.Hub, p CitingPaper, src Sources) record.Paper {
+	paper := paperFields(p, src)
+	if paper.URL != "" {
+		paper.URL = resolveRef(hub.URL, paper.URL)
+	}
+	return paper
+}
+
+// paperFields is newPaper with the paper's URL as the hub gave it, not
+// resolved against the hub's.
+func paperFields(p CitingPaper, src Sources) record.Paper {
 	paper := record.Paper{
 		Title: p.Title, Summary: p.Summary, Arxiv: p.ArxivID, Pith: p.PithID, URL: p.URL,
 		Published: p.Published, Verdict: p.Verdict, Novelty: p.Novelty, Refs: p.Refs,
@@ -126,9 +136,6 @@ func newPaper(hub record.Hub, p CitingPaper, src Sources) record.Paper {
 		if len(paper.Authors) == 0 {
 			paper.Authors = a.Authors
 		}
-	}
-	if paper.URL != "" {
-		paper.URL = resolveRef(hub.URL, paper.URL)
 	}
 	return paper
 }
@@ -165,19 +172,19 @@ func missingFields(p *record.Paper) []string {
 	missing := []string{}
 	check := func(name string, empty bool) {
 		if empty {
-			missing = append(missing, "paper."+name)
+			missing = append(missing, name)
 		}
 	}
-	check("title", p.Title == "")
-	check("summary", p.Summary == "")
-	check("abstract", p.Abstract == "")
-	check("authors", len(p.Authors) == 0)
-	check("arxiv", p.Arxiv == "")
-	check("pith", p.Pith == "")
-	check("categories", len(p.Categories) == 0)
-	check("published", p.Published == "")
-	check("verdict", p.Verdict == "")
-	check("novelty", p.Novelty == nil)
-	check("refs", p.Refs == nil)
+	check("paper.title", p.Title == "")
+	check("paper.summary", p.Summary == "")
+	check("paper.abstract", p.Abstract == "")
+	check("paper.authors", len(p.Authors) == 0)
+	check("paper.arxiv", p.Arxiv == "")
+	check("paper.pith", p.Pith == "")
+	check("paper.categories", len(p.Categories) == 0)
+	check("paper.published", p.Published == "")
+	check("paper.verdict", p.Verdict == "")
+	check("paper.novelty", p.Novelty == nil)
+	check("paper.refs", p.Refs == nil)
 	return missing
 }

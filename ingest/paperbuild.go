@@ -197,21 +197,21 @@ func (b *paperBuild) fetch(ctx context.Context, u, accept, what string) (*Respon
 }
 
 // The paper fields each structured source can give, as named in a
-// record's missing ("paper.<field>").
+// record's missing.
 var (
-	pithFields  = []string{"title", "summary", "abstract", "authors", "arxiv", "categories", "published"}
-	graphFields = append(slices.Clone(pithFields), "verdict", "refs")
-	absFields   = []string{"title", "abstract", "arxiv", "published", "authors"}
+	pithFields  = []string{"paper.title", "paper.summary", "paper.abstract", "paper.authors", "paper.arxiv", "paper.categories", "paper.published"}
+	graphFields = append(slices.Clone(pithFields), "paper.verdict", "paper.refs")
+	absFields   = []string{"paper.title", "paper.abstract", "paper.arxiv", "paper.published", "paper.authors"}
 )
 
 // lacks says whether the record, as the hub and the sources read so far
 // make it, still lacks one of fields: a source that could add none of
 // them is not asked.
 func (b *paperBuild) lacks(fields []string) bool {
-	p := newPaper(b.job.Hub, b.job.Paper, b.src)
+	p := paperFields(b.job.Paper, b.src) // its URL, which no source fills, left unresolved
 	missing := missingFields(&p)
 	for _, f := range fields {
-		if slices.Contains(missing, "paper."+f) {
+		if slices.Contains(missing, f) {
 			return true
 		}
 	}
