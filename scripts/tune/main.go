@@ -131,8 +131,8 @@ func main() {
 	flag.Float64Var(&o.maxSlope, "max-slope", 2, "steepest calibration slope tried (a small set's map, fitted on a few hundred rows, overfits when steep)")
 	flag.Float64Var(&o.maxSlopeNoMarker, "max-slope-without-marker", 0, "steepest slope of the map for sentences whose cited marker is unknown (0: -max-slope)")
 	flag.Float64Var(&o.devShareNoMarker, "dev-share-without-marker", 0, "share (0..1) of the map for sentences without a marker that the dev rows weigh together, the train rows' held-out scores (-cal-train) the rest (0: every row the same)")
-	flag.BoolVar(&o.calTrain, "cal-train", false, "give train rows of the file's task held-out scores (k more fits) and fit the calibration maps on them too")
-	flag.BoolVar(&o.cvTrain, "cv-train", false, "also score the train rows of the file's task by k-fold cross-validation grouped by sentence, each tag's confidence from maps fitted without its fold (k more fits)")
+	flag.BoolVar(&o.calTrain, "cal-train", false, "give train rows of the file's task held-out scores (k more fits, folds grouped by sentence) and fit the calibration maps on them too")
+	flag.BoolVar(&o.cvTrain, "cv-train", false, "also score the train rows of the file's task by k-fold cross-validation grouped by sentence, each tag's confidence from maps fitted without its fold (k more fits, none with -cal-train, whose folds these are)")
 	flag.IntVar(&o.errors, "errors", 0, "print up to N held-out mistakes per corpus (gold, predicted, text)")
 	flag.IntVar(&o.induce, "induce", 0, "induce up to N phrase cues per label from each fold's training rows (0: none)")
 	flag.IntVar(&o.induceMinRows, "induce-min-rows", 8, "an induced phrase occurs in at least this many distinct texts of its label")
@@ -840,20 +840,15 @@ func calibratedECE(conf []float64, draws int) float64 {
 // fold of them (and with every other row of all): they are never scored,
 // but they give the calibration maps many more rows than the dev files
 // (ACL-ARC: 1,588 train rows against 114 dev rows, and the only rows
-// whose cited marker is unknown besides those 114).
+// whose cited marker is unknown besides those 114). The folds are grouped
+// by sentence (groupedFolds): dealt row by row, a row would be scored by
+// weights fitted on its sentence's twins and be right more often than
+// new text, and the maps fitted on such scores are overconfident.
 func (m *model) trainHeldOut(sets []dataset, heldOut [][][]float64, all map[[2]int]bool, o options) {
 	if !o.calTrain {
 		return
 	}
-	fold := map[[2]int]int{}
-	rng := rand.New(rand.NewPCG(o.seed, 3))
-	for di, d := range sets {
-		if d.use == useTrain && d.task != classify.TaskIntent {
-			for _, i := range rng.Perm(len(d.rows)) {
-				fold[[2]int{di, i}] = len(fold) % o.folds
-			}
-		}
-	}
+	fold := groupedFolds(sets, o)
 	// With -induce, the cues induced from every row: these scores only
 	// fit the maps, never a figure.
 	m.scoreFolds(sets, all, fold, heldOut, o)

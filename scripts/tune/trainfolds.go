@@ -73,20 +73,21 @@ func groupedFolds(sets []dataset, o options) map[[2]int]int {
 // may be fitted on, all the given), its tag and confidence from a
 // temperature and maps fitted without its fold (crossFit). heldOut holds
 // the other rows' held-out scores (dev and cross-validated rows), which
-// fit the maps as they do in evaluate; it is not changed.
+// fit the maps as they do in evaluate, and with -cal-train the train
+// rows' scores of these same folds (trainHeldOut deals them alike), which
+// are then used as they are; it is not changed.
 func (m *model) crossValidateTrain(sets []dataset, heldOut [][][]float64, all map[[2]int]bool, o options) ([]figure, []string) {
 	fold := groupedFolds(sets, o)
 	if len(fold) == 0 {
 		return nil, nil
 	}
 	scores := make([][][]float64, len(sets))
-	for di, d := range sets {
+	for di := range sets {
 		scores[di] = slices.Clone(heldOut[di])
-		if d.use == useTrain {
-			clear(scores[di]) // the -cal-train scores of random folds: replaced below
-		}
 	}
-	m.scoreFolds(sets, all, fold, scores, o)
+	if !o.calTrain { // with -cal-train the train rows already have the scores of these folds
+		m.scoreFolds(sets, all, fold, scores, o)
+	}
 	tags := m.crossFit(sets, scores, fold, o)
 	var figs []figure
 	var lines []string

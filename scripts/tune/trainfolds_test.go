@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/citecrawl/citecrawl/classify"
@@ -81,5 +83,45 @@ func TestCrossFitMapsLeaveTheRowsFoldOut(t *testing.T) {
 	all := m.fitCalibration([]dataset{d}, [][][]float64{heldOut}, nil, options{maxSlope: 2})
 	if _, p := all.tag(d, d.rows[0], heldOut[0]); p < 0.4 || p > 0.6 {
 		t.Errorf("the map fitted on every row: %.3f, want about 0.5", p)
+	}
+}
+
+// -cal-train's held-out scores of the train rows come from the folds
+// grouped by sentence, the very scores -cv-train then measures (it uses
+// them as they are): each row scored by the weights fitted without its
+// fold, which holds its sentence's twins too. Dealt row by row, as they
+// were, a row's twin would be fitted on and the scores would differ.
+func TestCalTrainScoresAreTheGroupedFoldsScores(t *testing.T) {
+	rules := filepath.Join(t.TempDir(), "rules")
+	writeRules(t, rules, map[string]string{
+		"rules.yaml":     "version: test\n",
+		"roles.yaml":     "prior:\n  background: 0.5\nnegated: drop\nlabels:\n  uses:\n    \"we use\": 1\n  compares:\n    \"than\": 1\n",
+		"polarity.yaml":  "prior: {neutral: 1}\nnegated: flip\nlabels: {}\n",
+		"pluralism.yaml": "negated: drop\nlabels: {}\n",
+	})
+	r, err := classify.LoadRules(rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newModel(r.Role)
+	var exs []classify.Example
+	for i := range 30 {
+		// Twins: one sentence citing two works, with the labels of each.
+		s := fmt.Sprintf("We use the parser of [1] %c, faster than [2].", 'a'+i%26)
+		exs = append(exs, classify.Example{Text: s, Gold: "uses"}, classify.Example{Text: s, Gold: []string{"compares", "background"}[i%2]})
+		exs = append(exs, classify.Example{Text: fmt.Sprintf("Parsing was studied in [%d].", i), Gold: "background"})
+	}
+	sets := []dataset{m.dataset(r, classify.TaskRole, "hand/train", exs)}
+	sets[0].use = useTrain
+	o := options{lambda: 0.0001, balance: 1, size: 1, iters: 200, folds: 5, seed: 3, maxSlope: 2, calTrain: true}
+	all := trainRows(sets, nil, -1)
+	calTrain := [][][]float64{make([][]float64, len(exs))}
+	m.trainHeldOut(sets, calTrain, all, o)
+	grouped := [][][]float64{make([][]float64, len(exs))}
+	m.scoreFolds(sets, all, groupedFolds(sets, o), grouped, o)
+	for i := range exs {
+		if !slices.Equal(calTrain[0][i], grouped[0][i]) {
+			t.Fatalf("row %d (%q): -cal-train scores %v, grouped folds' %v", i, exs[i].Text, calTrain[0][i], grouped[0][i])
+		}
 	}
 }
