@@ -50,7 +50,6 @@ type sinkStage struct {
 	heldBytes int64
 	heldSince time.Time
 	sealed    sink.Sealed // what the sink had sealed at the last flush, for the metrics
-	parser    sink.LineParser
 	down      *outage // set while the output is unavailable
 	hold      *hold   // the other stages of the process, paused meanwhile
 }
@@ -199,12 +198,13 @@ func (s *sinkStage) write(ctx context.Context, msgs []jetstream.Msg) {
 
 // lineOf is the line of a tagged record's message: its data as it is
 // when its publisher says that is the record's JSON as record.Marshal
-// gives it (HeaderFingerprint), so it is not decoded whole and encoded
-// again; otherwise (a message of an older version, or published by hand,
-// or not a line as the header said) the record decoded and encoded.
+// gives it (HeaderFingerprint) and sink.ParseLine finds it so, so it is
+// not encoded again; otherwise (a message of an older version, or
+// published by hand, or not what the header said) the record decoded and
+// encoded.
 func (s *sinkStage) lineOf(m jetstream.Msg) (sink.Line, error) {
 	if fp := m.Headers().Get(HeaderFingerprint); fp != "" {
-		if l, err := s.parser.Parse(m.Data(), fp); err == nil {
+		if l, err := sink.ParseLine(m.Data(), fp); err == nil {
 			return l, nil
 		}
 	}

@@ -214,20 +214,28 @@ func TestSinkWritesTheTaggedMessageAsPublished(t *testing.T) {
 
 // Every kind of tagged message is written once: with HeaderFingerprint
 // (written as it came), without it (an older version's: decoded and
-// encoded), with it but not one line (decoded and encoded), and a record
-// version published both ways (the same line, once); one with the header
-// but no JSON is dead-lettered, and nothing else.
+// encoded), with it but not one line, or with a header whose fingerprint
+// is of the record before it changed (decoded and encoded: its own), and
+// a record version published both ways (the same line, once); one with
+// the header but no JSON, and one whose JSON is not a record's (a field
+// of another type), are dead-lettered, and nothing else.
 func TestSinkStageWritesEveryKindOfTaggedMessageOnce(t *testing.T) {
 	cfg := testConfig(t, t.TempDir(), nil)
 	bus := openBus(t, cfg)
 	defer bus.Close()
 	var outs []Out
 	var want []string // the lines, as the sink writes them
-	for i := range 6 {
+	for i := range 7 {
 		r := taggedRecord("hub-k", i, record.RoleUses)
 		o, err := taggedOut(&r)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if i == 6 { // changed after its header was set
+			r.Role = record.RoleCompares
+			if o.Data, err = record.Marshal(&r); err != nil {
+				t.Fatal(err)
+			}
 		}
 		want = append(want, string(o.Data)+"\n")
 		switch i {
@@ -242,8 +250,10 @@ func TestSinkStageWritesEveryKindOfTaggedMessageOnce(t *testing.T) {
 		}
 		outs = append(outs, o)
 	}
-	outs = append(outs, Out{Subject: TaggedSubject("hub-k"), MsgID: "bad", Data: []byte(`{"id":"bad",`),
-		Header: nats.Header{HeaderFingerprint: {"0123456789abcdef01234567"}}})
+	for _, bad := range []string{`{"id":"bad",`, `{"schema":"citecrawl.record/v1","id":"typed","hub":{"id":"hub-k","url":""},"paper":{"authors":"x"}}`} {
+		outs = append(outs, Out{Subject: TaggedSubject("hub-k"), MsgID: bad, Data: []byte(bad),
+			Header: nats.Header{HeaderFingerprint: {"0123456789abcdef01234567"}}})
+	}
 	if err := bus.PublishAll(context.Background(), outs); err != nil {
 		t.Fatal(err)
 	}
@@ -259,11 +269,11 @@ func TestSinkStageWritesEveryKindOfTaggedMessageOnce(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if len(dl) != 1 || dl[0].Stage != StageSink || !strings.Contains(dl[0].Error, "not valid JSON") {
-			return fmt.Errorf("dead letters %+v, want the one that is not JSON", dl)
+		if len(dl) != 2 || dl[0].Stage != StageSink || !strings.Contains(dl[0].Error, "not valid JSON") || !strings.Contains(dl[1].Error, "not valid JSON") {
+			return fmt.Errorf("dead letters %+v, want the two that are not a record's JSON", dl)
 		}
-		if w, d := env.Stats.RecordsWritten.Load(), env.Stats.Duplicates.Load(); w != 6 || d != 1 {
-			return fmt.Errorf("stats: %d written, %d already written; want 6 and 1", w, d)
+		if w, d := env.Stats.RecordsWritten.Load(), env.Stats.Duplicates.Load(); w != 7 || d != 1 {
+			return fmt.Errorf("stats: %d written, %d already written; want 7 and 1", w, d)
 		}
 		return nil
 	})

@@ -19,13 +19,6 @@ func Marshal(r *Record) ([]byte, error) { return gojson.Marshal(r) }
 // Unmarshal decodes a record's JSON into r.
 func Unmarshal(b []byte, r *Record) error { return gojson.Unmarshal(b, r) }
 
-// UnmarshalFields decodes from a record's JSON only the fields v's struct
-// has (named by Record's JSON names), skipping the rest without building
-// it: for a reader that needs a few fields of a record whose JSON it
-// passes on as it is (the sink stage). Bad JSON anywhere in b is an error,
-// as it is to Unmarshal.
-func UnmarshalFields(b []byte, v any) error { return gojson.Unmarshal(b, v) }
-
 // MarshalLine is Marshal's bytes followed by a newline, a line of a JSON
 // Lines file, and the record's Fingerprint, from one encoding. The bytes
 // Fingerprint hashes are the line's with the fields it leaves out blanked,
@@ -42,7 +35,7 @@ func AppendLine(dst []byte, r *Record) (out []byte, fp string, err error) {
 		return dst, "", err
 	}
 	line := out[len(dst) : len(out)-1]
-	fp, ok := fingerprintOfJSON(line)
+	fp, ok := FingerprintOfLine(line)
 	if !ok { // not laid out as expected: never with this Record type
 		fp = r.Fingerprint()
 	}
@@ -82,11 +75,11 @@ var (
 	jsonZeroTime   = []byte(`"0001-01-01T00:00:00Z"`) // time.Time{}
 )
 
-// fingerprintOfJSON is Fingerprint of the record whose Marshal bytes are
-// b: the hash of b with the hub's URL emptied, the paper's URL and the
+// FingerprintOfLine is Fingerprint of the record whose Marshal bytes are
+// b (a line of a JSON Lines file, without its newline): the hash of b with the hub's URL emptied, the paper's URL and the
 // full text's URL and reason left out, the fetch time zero and the source
 // URLs null. ok is false when b is not laid out as a record's JSON is.
-func fingerprintOfJSON(b []byte) (fp string, ok bool) {
+func FingerprintOfLine(b []byte) (fp string, ok bool) {
 	h := sha256.New()
 	at := 0 // b[:at] is hashed, or left out
 	hash := func(to int, instead []byte) {

@@ -134,7 +134,7 @@ func TestMarshalLineFingerprint(t *testing.T) {
 		if want := r.Fingerprint(); fp != want {
 			t.Errorf("record %d: MarshalLine's fingerprint %s, Fingerprint %s: %s", i, fp, want, line)
 		}
-		if _, ok := fingerprintOfJSON(line[:len(line)-1]); !ok && r.ID != "" {
+		if _, ok := FingerprintOfLine(line[:len(line)-1]); !ok && r.ID != "" {
 			t.Errorf("record %d: its JSON was not read as a record's, so it was encoded twice: %s", i, line)
 		}
 	}

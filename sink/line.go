@@ -1,7 +1,6 @@
 package sink
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"runtime"
@@ -14,7 +13,7 @@ import (
 // Line is a record version as a sink writes it: the record's JSON, as
 // record.Marshal gives it, and its Fingerprint, with what a sink keeps of
 // the record besides (its id, hub and tags). Write encodes records into
-// lines; WriteLines takes lines already encoded (LineParser), so a record
+// lines; WriteLines takes lines already encoded (ParseLine), so a record
 // that arrives encoded is written as it came, not decoded and encoded
 // again.
 type Line struct {
@@ -33,77 +32,33 @@ func (l *Line) version() version {
 	return version{id: l.ID, fp: fingerprintBytes(l.Fingerprint), tags: l.Tags}
 }
 
-// lineFields are the fields of a record's JSON a Line keeps besides the
-// JSON itself (those TagsOf reads, the id and the hub): decoding only
-// them skips the rest (the paper, the contexts, the evidence) without
-// building it, several times cheaper than decoding the whole record.
-// TestLineParserGivesLineOfTheRecord holds them to TagsOf.
-type lineFields struct {
-	ID    string   `json:"id"`
-	Hub   *hubJSON `json:"hub"`
-	Paper struct {
-		Published string `json:"published"`
-	} `json:"paper"`
-	Role       string `json:"role"`
-	RoleSource string `json:"role_source"`
-	Polarity   string `json:"polarity"`
-	Pluralism  *struct {
-		Primary string `json:"primary"`
-	} `json:"pluralism"`
-	RulesVersion string `json:"rules_version"`
-	Gone         bool   `json:"gone"`
-}
-
-// hubJSON decodes a record's hub unless it is the hub decoded last, byte
-// for byte: the records of a hub come together and carry the same hub,
-// whose published counts (maps) cost more to decode than the rest of
-// what a Line keeps.
-type hubJSON struct {
-	json []byte     // the last hub decoded, as it was in its record
-	hub  record.Hub // and decoded; never changed once given to a Line
-	seen bool       // the record being decoded has a hub
-}
-
-func (h *hubJSON) UnmarshalJSON(b []byte) error {
-	h.seen = true
-	if bytes.Equal(b, h.json) {
-		return nil
-	}
-	var hub record.Hub
-	if err := record.UnmarshalFields(b, &hub); err != nil {
-		return err
-	}
-	h.hub, h.json = hub, append(h.json[:0], b...)
-	return nil
-}
-
-// LineParser parses records' JSON into Lines. Its zero value is ready;
-// one parser is not for use by several goroutines at once.
-type LineParser struct{ hub hubJSON }
-
-// Parse is the Line of b, a record's JSON exactly as record.Marshal gave
-// it (a tagged message's data), whose Fingerprint fp was worked out from
-// those bytes when they were encoded. The JSON is kept as it is (b, not a
-// copy) and only the fields a sink keeps are decoded; JSON that does not
-// parse, or that is not one line, is an error.
-func (p *LineParser) Parse(b []byte, fp string) (Line, error) {
+// ParseLine is the Line of b, a record's JSON as record.Marshal gives it
+// (a tagged message's data), whose publisher worked out the Fingerprint fp
+// from those bytes. The JSON is kept as it is (b, not a copy), so it is
+// checked first, or a bad message would be written where every reader of
+// the hub trips on it, or under another version's key: it must be one
+// line, decode as a record of this schema with an id, and fp must be the
+// fingerprint of these very bytes (not a stale header's). Otherwise it is
+// an error, and the caller decodes and encodes the record instead. The
+// decoding costs a fraction of what the encoding it saves does.
+func ParseLine(b []byte, fp string) (Line, error) {
 	if slices.Contains(b, '\n') { // Marshal escapes a newline in a string, and puts none between values
 		return Line{}, errors.New("record JSON of more than one line")
 	}
-	p.hub.seen = false
-	f := lineFields{Hub: &p.hub}
-	if err := record.UnmarshalFields(b, &f); err != nil {
+	var r record.Record
+	if err := record.Unmarshal(b, &r); err != nil {
 		return Line{}, err
 	}
-	var hub record.Hub
-	if f.Hub != nil && p.hub.seen { // not a record without a hub, or with "hub":null
-		hub = p.hub.hub
+	switch {
+	case r.Schema != record.Schema:
+		return Line{}, fmt.Errorf("record %q of schema %q, not %q", r.ID, r.Schema, record.Schema)
+	case r.ID == "":
+		return Line{}, errors.New("record without an id")
 	}
-	t := Tags{Role: f.Role, RoleSource: f.RoleSource, Polarity: f.Polarity, RulesVersion: f.RulesVersion, Gone: f.Gone, Year: yearOf(f.Paper.Published)}
-	if f.Pluralism != nil {
-		t.Pluralism = f.Pluralism.Primary
+	if got, ok := record.FingerprintOfLine(b); !ok || got != fp {
+		return Line{}, fmt.Errorf("record %s: fingerprint %q given, its JSON's is %q", r.ID, fp, got)
 	}
-	return Line{ID: f.ID, Hub: hub, Tags: t, Fingerprint: fp, JSON: b}, nil
+	return Line{ID: r.ID, Hub: r.Hub, Tags: TagsOf(&r), Fingerprint: fp, JSON: b}, nil
 }
 
 // LineOf encodes a record into its Line.

@@ -4,16 +4,15 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/citecrawl/citecrawl/record"
 )
 
 // A record's JSON as the stages publish it parses into the Line encoding
-// the record gives: the same bytes, fingerprint, id, hub and tags, through
-// one parser, whichever hub the record before had (or none). A field
-// TagsOf reads that lineFields lacks fails it.
-func TestLineParserGivesLineOfTheRecord(t *testing.T) {
+// the record gives: the same bytes, fingerprint, id, hub and tags.
+func TestParseLineGivesLineOfTheRecord(t *testing.T) {
 	bg := 40
 	recs := append(testRecords(3, "hub-a"), testRecords(1, "hub-b")...)
 	recs[0].Hub.Published = &record.HubCounts{CitingPapers: 3, BackgroundPercent: &bg,
@@ -26,15 +25,12 @@ func TestLineParserGivesLineOfTheRecord(t *testing.T) {
 	recs[2].Paper.Summary = "role: results, polarity: positive" // the names of tags, in text
 	noHub := *recs[3]
 	noHub.Hub = record.Hub{}
-	// Hubs in turn: a, a again (with its counts), a, a, b, none, a.
-	recs = append([]*record.Record{recs[1]}, append(recs, &noHub, recs[1])...)
-	var p LineParser
-	for _, r := range recs {
+	for _, r := range append(recs, &noHub) {
 		want, err := LineOf(r)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := p.Parse(data(t, r), want.Fingerprint)
+		got, err := ParseLine(data(t, r), want.Fingerprint)
 		if err != nil {
 			t.Fatalf("record %s: %v", r.ID, err)
 		}
@@ -49,18 +45,54 @@ func TestLineParserGivesLineOfTheRecord(t *testing.T) {
 			t.Errorf("record %s: LineOf gives tags %+v and fingerprint %s, want %+v and %s", r.ID, want.Tags, want.Fingerprint, TagsOf(r), r.Fingerprint())
 		}
 	}
-	indented, _ := json.MarshalIndent(recs[0], "", " ")
-	for _, bad := range []string{``, `{"id":`, `{"id":"a"} x`, `[]`, `{"id":"a","contexts":[{"text":"x}]}`, `{"hub":{"id":"c","url":`, string(indented)} {
-		if _, err := p.Parse([]byte(bad), "0123"); err == nil {
-			t.Errorf("Parse(%.40q) took it for a line", bad)
-		}
+}
+
+// What ParseLine would write as it came, and must not: not JSON, not one
+// line, JSON that no record decodes from (a reader of the hub would trip
+// on it), another schema's, no id, or a fingerprint that is not of these
+// bytes (a stale header would write a new version under an old one's key,
+// and the seal would drop it as already written).
+func TestParseLineRefusesWhatIsNotTheRecordsLine(t *testing.T) {
+	r := testRecords(1, "hub-a")[0]
+	good, fp, err := record.MarshalLine(r)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, none := range []string{`{"id":"x","hub":null}`, `{"id":"x"}`} {
-		if _, err := p.Parse(data(t, recs[0]), "0123"); err != nil {
-			t.Fatal(err)
+	good = good[:len(good)-1]
+	if _, err := ParseLine(good, fp); err != nil {
+		t.Fatalf("the record's own line: %v", err)
+	}
+	changed := *r
+	changed.Role = record.RoleCompares
+	indented, _ := json.MarshalIndent(r, "", " ")
+	field := func(name, value string) []byte { // good with one field's value replaced
+		s := string(good)
+		i := strings.Index(s, `"`+name+`":`)
+		if i < 0 {
+			t.Fatalf("no field %s in %s", name, s)
 		}
-		if l, err := p.Parse([]byte(none), "0123"); err != nil || !reflect.DeepEqual(l.Hub, record.Hub{}) {
-			t.Errorf("%s parsed to hub %+v (%v), want none", none, l.Hub, err)
+		i += len(name) + 3
+		end := i + strings.IndexAny(s[i:], ",}")
+		if s[i] == '{' {
+			end = i + strings.Index(s[i:], "}") + 1
+		}
+		return []byte(s[:i] + value + s[end:])
+	}
+	for name, b := range map[string][]byte{
+		"empty":             nil,
+		"cut":               good[:len(good)/2],
+		"trailing":          append(append([]byte{}, good...), " x"...),
+		"an array":          []byte(`[]`),
+		"indented":          indented,
+		"authors a string":  field("paper", `{"authors":"x"}`),
+		"contexts a string": field("contexts", `"x"`),
+		"fetched_at a word": field("fetched_at", `"yesterday"`),
+		"another schema":    field("schema", `"citecrawl.record/v2"`),
+		"no id":             field("id", `""`),
+		"changed":           data(t, &changed),
+	} {
+		if _, err := ParseLine(b, fp); err == nil {
+			t.Errorf("%s: ParseLine took %.60q for the line of fingerprint %s", name, b, fp)
 		}
 	}
 }

@@ -88,13 +88,12 @@ var writeWays = map[string]func(ctx context.Context, s Sink, recs []*record.Reco
 	"records": func(ctx context.Context, s Sink, recs []*record.Record) (int, error) { return s.Write(ctx, recs) },
 	"lines": func(ctx context.Context, s Sink, recs []*record.Record) (int, error) {
 		lines := make([]Line, len(recs))
-		var p LineParser
 		for i, r := range recs {
 			b, fp, err := record.MarshalLine(r)
 			if err != nil {
 				return 0, err
 			}
-			if lines[i], err = p.Parse(b[:len(b)-1], fp); err != nil {
+			if lines[i], err = ParseLine(b[:len(b)-1], fp); err != nil {
 				return 0, err
 			}
 		}
