@@ -16,11 +16,11 @@ import (
 	"github.com/citecrawl/citecrawl/record"
 )
 
-func openFolder(t *testing.T, dir string) Sink {
+func openFolder(t *testing.T, dir string, opts ...Option) Sink {
 	t.Helper()
 	cfg := testConfig()
 	cfg.Out = dir
-	s, err := Open(context.Background(), cfg)
+	s, err := Open(context.Background(), cfg, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,12 +115,19 @@ func TestJSONLReadOnlyFolderIsUnavailable(t *testing.T) {
 
 // Two writers on one folder, each given every record in its own order,
 // flushing at different times: every record is written once, and neither
-// removes the other's live temporary file.
+// removes the other's live temporary file; so too when both leave their
+// look-ups to the seal, as sink stages do.
 func TestJSONLWritersShareAFolder(t *testing.T) {
+	for name, opts := range map[string][]Option{"look-ups at write": nil, "look-ups at seal": {WithDedupeAtSeal()}} {
+		t.Run(name, func(t *testing.T) { writersShareAFolder(t, opts) })
+	}
+}
+
+func writersShareAFolder(t *testing.T, opts []Option) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	recs := testRecords(300, "hub-a", "hub-b")
-	a, b := openFolder(t, dir), openFolder(t, dir)
+	a, b := openFolder(t, dir, opts...), openFolder(t, dir, opts...)
 
 	// a has a segment open; b starting on the same hub leaves it alone.
 	if _, err := a.Write(ctx, recs[:10]); err != nil {
