@@ -586,15 +586,8 @@ func appendUnique(xs []string, x string) []string {
 	return append(xs, x)
 }
 
-// resolveRef makes href absolute against base. A path from the root made
-// of plain characters, against an http(s) URL with a plain host, is the
-// base's origin and the path, as url gives it (TestResolveRefPlainPath
-// holds the two to each other): hub pages give every paper's link so,
-// and it is resolved a few times a paper, so it is not parsed each time.
+// resolveRef makes href absolute against base.
 func resolveRef(base, href string) string {
-	if origin := plainOrigin(base); origin != "" && plainRootPath(href) {
-		return origin + href
-	}
 	b, err := url.Parse(base)
 	if err != nil {
 		return href
@@ -604,63 +597,4 @@ func resolveRef(base, href string) string {
 		return href
 	}
 	return r.String()
-}
-
-// plainOrigin is base's scheme and host ("https://host:port") when the
-// scheme is http or https in lower case and the host is lower-case
-// letters, digits, dots and dashes with an optional numeric port (what
-// url leaves as it is); otherwise "".
-func plainOrigin(base string) string {
-	rest, ok := strings.CutPrefix(base, "https://")
-	if !ok {
-		if rest, ok = strings.CutPrefix(base, "http://"); !ok {
-			return ""
-		}
-	}
-	end := strings.IndexAny(rest, "/?#")
-	if end < 0 {
-		end = len(rest)
-	}
-	host, port, hasPort := strings.Cut(rest[:end], ":")
-	if host == "" || (hasPort && port == "") {
-		return ""
-	}
-	for _, c := range []byte(host) {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '-') {
-			return ""
-		}
-	}
-	for _, c := range []byte(port) {
-		if c < '0' || c > '9' {
-			return ""
-		}
-	}
-	return base[:len(base)-len(rest)+end]
-}
-
-// plainRootPath says whether href is a path from the root that resolving
-// leaves as it is: unreserved characters and single slashes only, no
-// segment beginning with a dot (no "." or ".." to remove), no query or
-// fragment.
-func plainRootPath(href string) bool {
-	if len(href) < 2 || href[0] != '/' {
-		return false
-	}
-	for i := 1; i < len(href); i++ {
-		c := href[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '~':
-		case c == '.':
-			if href[i-1] == '/' {
-				return false
-			}
-		case c == '/':
-			if href[i-1] == '/' {
-				return false
-			}
-		default:
-			return false
-		}
-	}
-	return true
 }

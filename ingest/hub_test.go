@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"errors"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -245,37 +244,4 @@ func BenchmarkParseHub(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pages/s")
-}
-
-// TestResolveRefPlainPath holds resolveRef's shortcut (origin and path
-// joined without parsing) to what url gives, for bases and paths on both
-// sides of the shortcut's limits.
-func TestResolveRefPlainPath(t *testing.T) {
-	bases := []string{
-		"https://pith.science/hub/roadmap", "http://127.0.0.1:41234/hub/x?page=2", "http://localhost",
-		"https://pith.science", "https://pith.science?q#f", "HTTPS://Pith.Science/hub", "https://pith.science:/hub",
-		"https://user@pith.science/hub", "https://[::1]:80/hub", "ftp://pith.science/hub", "https://pi th/x",
-		"https://pith.science:80x/hub", "/relative/base", "",
-	}
-	hrefs := []string{
-		"/pith/2401.01234", "/pith/abc_DEF-1~2.json", "/api/pith-number/x/graph.json", "/", "//other.host/x",
-		"/a//b", "/pith/./x", "/pith/../x", "/.hidden", "/pith/x?y=1", "/pith/x#frag", "/pith/%41", "/pith/a b",
-		"/pith/é", "pith/relative", "https://other/x", "",
-	}
-	for _, b := range bases {
-		for _, h := range hrefs {
-			want := h
-			if bu, err := url.Parse(b); err == nil {
-				if r, err := bu.Parse(h); err == nil {
-					want = r.String()
-				}
-			}
-			if got := resolveRef(b, h); got != want {
-				t.Errorf("resolveRef(%q, %q) = %q, url gives %q", b, h, got, want)
-			}
-		}
-	}
-	if plainOrigin("http://127.0.0.1:41234/hub/x") != "http://127.0.0.1:41234" || !plainRootPath("/pith/2401.01234.json") {
-		t.Error("a generated hub's paper link does not take the shortcut")
-	}
 }
