@@ -12,6 +12,7 @@ import (
 	"sync"
 	"unicode"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/citecrawl/citecrawl/record"
 )
@@ -542,25 +543,28 @@ func gap(a, b [2]int) int {
 // lowered is strings.Map(unicode.ToLower, strings.Join(parts, "")) in one
 // pass and one string, ASCII without unicode's tables (most of the text).
 func lowered(parts ...string) string {
-	var sb strings.Builder
 	n := 0
 	for _, part := range parts {
 		n += len(part)
 	}
-	sb.Grow(n)
+	b := make([]byte, 0, n)
 	for _, part := range parts {
-		for _, r := range part { // an invalid byte is utf8.RuneError, written as strings.Map writes it
-			if r < utf8.RuneSelf {
-				if 'A' <= r && r <= 'Z' {
-					r += 'a' - 'A'
+		for i := 0; i < len(part); {
+			if c := part[i]; c < utf8.RuneSelf {
+				if 'A' <= c && c <= 'Z' {
+					c += 'a' - 'A'
 				}
-				sb.WriteByte(byte(r))
+				b = append(b, c)
+				i++
 				continue
 			}
-			sb.WriteRune(unicode.ToLower(r))
+			// An invalid byte is utf8.RuneError, written as strings.Map writes it.
+			r, w := utf8.DecodeRuneInString(part[i:])
+			b = utf8.AppendRune(b, unicode.ToLower(r))
+			i += w
 		}
 	}
-	return sb.String()
+	return unsafe.String(unsafe.SliceData(b), len(b)) // b is not written again
 }
 
 func runeToByte(s string, runeIdx int) int {
