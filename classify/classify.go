@@ -44,7 +44,10 @@ type scratch struct {
 	own     [][2]int    // pluralism: where the paper says what it does (paperOwnWork)
 	ownAt   [][]int     // each own_work pattern's candidates in the paper's text
 	words   wordStarts  // the sentence's, for the patterns that begin with \b
-	citing  []string    // Tag: the record's citing sentences
+	// A sentence made from the end of another (suffix): its words and starts.
+	suffixToks  []token
+	suffixWords wordStarts
+	citing      []string // Tag: the record's citing sentences
 }
 
 // hit is a cue worth looking for: cue (its index in the label set) may
@@ -114,7 +117,11 @@ func (c *Classifier) Context(text, section string, span []int) ContextTags {
 // context is Context in sc; without withScores the tags come without
 // their scores (Tag has no use for them: two maps a sentence).
 func (c *Classifier) context(text, section string, span []int, withScores bool, sc *scratch) ContextTags {
-	s := c.prepare(text, span, sc)
+	return c.contextOf(c.prepare(text, span, sc), section, withScores, sc)
+}
+
+// contextOf is context of a sentence prepared already.
+func (c *Classifier) contextOf(s sentence, section string, withScores bool, sc *scratch) ContextTags {
 	sec := strings.ToLower(section)
 	sc.ev = sc.ev[:0]
 	var t ContextTags
@@ -269,9 +276,14 @@ func (c *Classifier) pluralism(title, summary, abstract string, citing []string,
 	if body == "" {
 		body = summary
 	}
+	return c.pluralismOf(c.prepareLower(lowered(title, " . ", body), nil, sc), len(title), citing, sc)
+}
+
+// pluralismOf is pluralism of the paper's text prepared already (title
+// and " . " first, titleLen bytes of title).
+func (c *Classifier) pluralismOf(s sentence, titleLen int, citing []string, sc *scratch) record.Pluralism {
 	ls := c.rules.Pluralism
-	s := c.prepareLower(lowered(title, " . ", body), nil, sc)
-	s.m.own = c.paperOwnWork(s, len(title), sc)
+	s.m.own = c.paperOwnWork(s, titleLen, sc)
 	sc.ev = sc.ev[:0]
 	scores := c.score(ls, s, "", sc)
 	if len(citing) > 0 && ls.CitingFactor > 0 {
@@ -367,6 +379,8 @@ func (c *Classifier) Tag(r *record.Record) {
 	sc := c.scratch.Get().(*scratch)
 	defer c.scratch.Put(sc)
 	citing := sc.citing[:0]
+	var paper sentence // the text pluralism reads, when prepared already
+	shared := false
 	if len(r.Contexts) > 0 {
 		roles := map[string]int{}
 		roleConf := map[string]float64{}
@@ -391,11 +405,20 @@ func (c *Classifier) Tag(r *record.Record) {
 		// No citing sentence: judge from what the paper says of itself, a
 		// guess about what it does with the cited work, so its confidence
 		// is capped and the evidence says so.
-		text := r.Paper.Summary
-		if text == "" {
-			text = r.Paper.Title
+		var s sentence
+		if text := r.Paper.Summary; text != "" && r.Paper.Abstract == "" {
+			// The summary ends the text pluralism reads (title . summary):
+			// that text is lowered and split into words once, for both.
+			lower, at := loweredLast(r.Paper.Title, " . ", text)
+			paper, shared = c.prepareLower(lower, nil, sc), true
+			s = sc.suffix(paper, at)
+		} else {
+			if text == "" {
+				text = r.Paper.Title
+			}
+			s = c.prepare(text, nil, sc)
 		}
-		t := c.context(text, "", nil, false, sc)
+		t := c.contextOf(s, "", false, sc)
 		r.Role, r.RoleSource = t.Role, record.RoleSourceSummary
 		r.RoleConfidence = min(t.RoleConfidence, c.rules.SummaryRoleConfidence)
 		r.RoleEvidence = append([]record.Evidence{{Label: t.Role, Rule: "roles/summary-only-guess",
@@ -403,7 +426,12 @@ func (c *Classifier) Tag(r *record.Record) {
 		r.Polarity = t.Polarity
 		r.PolarityConfidence = min(t.PolarityConfidence, c.rules.SummaryRoleConfidence)
 	}
-	p := c.pluralism(r.Paper.Title, r.Paper.Summary, r.Paper.Abstract, citing, sc)
+	var p record.Pluralism
+	if shared {
+		p = c.pluralismOf(paper, len(r.Paper.Title), citing, sc)
+	} else {
+		p = c.pluralism(r.Paper.Title, r.Paper.Summary, r.Paper.Abstract, citing, sc)
+	}
 	r.Pluralism = &p
 	clear(citing) // the pooled scratch must not keep the record's text alive
 	sc.citing = citing[:0]
@@ -505,6 +533,21 @@ func (c *Classifier) prepareLower(lower string, span []int, sc *scratch) sentenc
 	return s
 }
 
+// suffix is the sentence of s.lower[at:], a text of its own, made from s
+// (which it leaves as it is) rather than prepared again: s.lower[at-1] is
+// neither a letter, a digit nor a word byte, so its words and word starts
+// are those of s from at on. It has no marker.
+func (sc *scratch) suffix(s sentence, at int) sentence {
+	sc.suffixToks = sc.suffixToks[:0]
+	for _, t := range s.toks {
+		if t.start >= at {
+			sc.suffixToks = append(sc.suffixToks, token{t.start - at, t.end - at})
+		}
+	}
+	sc.suffixWords.suffixOf(s.words, at)
+	return sentence{lower: s.lower[at:], toks: sc.suffixToks, words: &sc.suffixWords}
+}
+
 // aboutOther tells whether the cue at pos is closer to another citation's
 // marker than to the cited one: "[1] fails, while [2] is robust" says
 // nothing bad of [2].
@@ -543,12 +586,20 @@ func gap(a, b [2]int) int {
 // lowered is strings.Map(unicode.ToLower, strings.Join(parts, "")) in one
 // pass and one string, ASCII without unicode's tables (most of the text).
 func lowered(parts ...string) string {
+	s, _ := loweredLast(parts...)
+	return s
+}
+
+// loweredLast is lowered, and where the last part, lowered, begins in it.
+func loweredLast(parts ...string) (string, int) {
 	n := 0
 	for _, part := range parts {
 		n += len(part)
 	}
 	b := make([]byte, 0, n)
+	last := 0
 	for _, part := range parts {
+		last = len(b)
 		for i := 0; i < len(part); {
 			if c := part[i]; c < utf8.RuneSelf {
 				if 'A' <= c && c <= 'Z' {
@@ -564,7 +615,7 @@ func lowered(parts ...string) string {
 			i += w
 		}
 	}
-	return unsafe.String(unsafe.SliceData(b), len(b)) // b is not written again
+	return unsafe.String(unsafe.SliceData(b), len(b)), last // b is not written again
 }
 
 func runeToByte(s string, runeIdx int) int {

@@ -326,6 +326,21 @@ func (w *wordStarts) index(s string) {
 	}
 }
 
+// suffixOf sets w to the word starts of src's text from at on, counted
+// from at: at must be a word start or follow a byte that is not a word's.
+func (w *wordStarts) suffixOf(src *wordStarts, at int) {
+	w.at = w.at[:0]
+	for b := range 128 {
+		w.from[b] = int32(len(w.at))
+		for _, i := range src.at[src.from[b]:src.from[b+1]] {
+			if int(i) >= at {
+				w.at = append(w.at, i-int32(at))
+			}
+		}
+	}
+	w.from[128] = int32(len(w.at))
+}
+
 // beginning are the word starts whose first byte is b.
 func (w *wordStarts) beginning(b byte) []int32 {
 	if b >= 128 {
