@@ -26,12 +26,19 @@ type Classifier struct {
 	markers []*pattern // rules.CitationMarkers
 	ownWork []*pattern // rules.Pluralism.OwnWork
 	scratch sync.Pool  // of *scratch
+	// words numbers every word a cue of the rules begins with (the keys
+	// of each label set's byFirst), and firsts[ls] lists, by word number,
+	// the label set's cues that begin with it: a sentence's words are
+	// looked up once (sentence.ids) for all three label sets, not once each.
+	words  map[string]int32
+	firsts map[*LabelSet][][]int32
 }
 
 // scratch is the space one call works in, reused so that looking for
 // hundreds of cues allocates nothing per cue.
 type scratch struct {
 	toks    []token
+	ids     []int32  // the tokens' word numbers (sentence.ids)
 	present []uint64 // a label set's literals found in the text (literals.find)
 	hits    []hit
 	spans   [][2]int
@@ -46,6 +53,7 @@ type scratch struct {
 	words   wordStarts  // the sentence's, for the patterns that begin with \b
 	// A sentence made from the end of another (suffix): its words and starts.
 	suffixToks  []token
+	suffixIDs   []int32
 	suffixWords wordStarts
 	citing      []string // Tag: the record's citing sentences
 }
@@ -86,6 +94,31 @@ func New(rules *Rules) *Classifier {
 		for _, re := range rules.Pluralism.OwnWork {
 			c.ownWork = append(c.ownWork, compilePattern(re))
 		}
+	}
+	c.words, c.firsts = map[string]int32{}, map[*LabelSet][][]int32{}
+	for _, ls := range []*LabelSet{rules.Role, rules.Polarity, rules.Pluralism} {
+		if ls == nil || ls.byFirst == nil {
+			continue
+		}
+		var first [][]int32
+		for w, cues := range ls.byFirst {
+			id, ok := c.words[w]
+			if !ok {
+				id = int32(len(c.words))
+				c.words[w] = id
+			}
+			for int(id) >= len(first) {
+				first = append(first, nil)
+			}
+			first[id] = cues
+		}
+		c.firsts[ls] = first
+	}
+	for ls, first := range c.firsts { // every word has a place in every list
+		for len(first) < len(c.words) {
+			first = append(first, nil)
+		}
+		c.firsts[ls] = first
 	}
 	return c
 }
@@ -482,6 +515,7 @@ func mayMatch(cue *Cue, present []uint64) bool {
 type sentence struct {
 	lower string
 	toks  []token
+	ids   []int32 // each token's number in Classifier.words, -1 if no cue begins with it
 	words *wordStarts
 	m     marker
 }
@@ -507,8 +541,16 @@ func (c *Classifier) prepare(text string, span []int, sc *scratch) sentence {
 // prepareLower is prepare of a text already lowered as prepare lowers it.
 func (c *Classifier) prepareLower(lower string, span []int, sc *scratch) sentence {
 	sc.toks = tokenize(lower, sc.toks[:0])
+	sc.ids = sc.ids[:0]
+	for _, t := range sc.toks {
+		id, ok := c.words[lower[t.start:t.end]]
+		if !ok {
+			id = -1
+		}
+		sc.ids = append(sc.ids, id)
+	}
 	sc.words.index(lower)
-	s := sentence{lower: lower, toks: sc.toks, words: &sc.words}
+	s := sentence{lower: lower, toks: sc.toks, ids: sc.ids, words: &sc.words}
 	if !MarkerKnown(span) {
 		return s
 	}
@@ -538,14 +580,15 @@ func (c *Classifier) prepareLower(lower string, span []int, sc *scratch) sentenc
 // neither a letter, a digit nor a word byte, so its words and word starts
 // are those of s from at on. It has no marker.
 func (sc *scratch) suffix(s sentence, at int) sentence {
-	sc.suffixToks = sc.suffixToks[:0]
-	for _, t := range s.toks {
+	sc.suffixToks, sc.suffixIDs = sc.suffixToks[:0], sc.suffixIDs[:0]
+	for i, t := range s.toks {
 		if t.start >= at {
 			sc.suffixToks = append(sc.suffixToks, token{t.start - at, t.end - at})
+			sc.suffixIDs = append(sc.suffixIDs, s.ids[i])
 		}
 	}
 	sc.suffixWords.suffixOf(s.words, at)
-	return sentence{lower: s.lower[at:], toks: sc.suffixToks, words: &sc.suffixWords}
+	return sentence{lower: s.lower[at:], toks: sc.suffixToks, ids: sc.suffixIDs, words: &sc.suffixWords}
 }
 
 // aboutOther tells whether the cue at pos is closer to another citation's
@@ -674,7 +717,7 @@ func (c *Classifier) tally(ls *LabelSet, s sentence, section string, sc *scratch
 			}
 		}
 	}
-	hits := sc.candidates(ls, s)
+	hits := sc.candidates(ls, s, c.firsts[ls])
 	sc.scope = sc.scope[:0]
 	if ls.Contrast != nil && len(hits) > 0 {
 		sc.scope = ls.Contrast.spans(s, sc.scope)
@@ -701,7 +744,10 @@ func (c *Classifier) tally(ls *LabelSet, s sentence, section string, sc *scratch
 // pattern's lead word) is one of its words, each with the words where it
 // may begin, and the cues that may begin anywhere; patterns only when the
 // literal parts they need are in s.
-func (sc *scratch) candidates(ls *LabelSet, s sentence) []hit {
+//
+// first is c.firsts[ls], when ls is one of the rules' label sets (nil for
+// another, such as a copy, whose words are then looked up in its byFirst).
+func (sc *scratch) candidates(ls *LabelSet, s sentence, first [][]int32) []hit {
 	sc.hits = sc.hits[:0]
 	if ls.byFirst == nil { // a label set not read from a file: every cue
 		for i := range ls.Cues {
@@ -716,7 +762,15 @@ func (sc *scratch) candidates(ls *LabelSet, s sentence) []hit {
 		}
 	}
 	for t, tok := range s.toks {
-		for _, i := range ls.byFirst[s.lower[tok.start:tok.end]] {
+		var cues []int32
+		if first != nil {
+			if id := s.ids[t]; id >= 0 {
+				cues = first[id]
+			}
+		} else {
+			cues = ls.byFirst[s.lower[tok.start:tok.end]]
+		}
+		for _, i := range cues {
 			if mayMatch(&ls.Cues[i], sc.present) {
 				sc.hits = append(sc.hits, newHit(i, int32(t)))
 			}
