@@ -150,17 +150,19 @@ func (c *Classifier) Context(text, section string, span []int) ContextTags {
 // context is Context in sc; without withScores the tags come without
 // their scores (Tag has no use for them: two maps a sentence).
 func (c *Classifier) context(text, section string, span []int, withScores bool, sc *scratch) ContextTags {
-	return c.contextOf(c.prepare(text, span, sc), section, withScores, sc)
+	t := c.contextOf(c.prepare(text, span, sc), section, withScores, sc)
+	t.Evidence = evidence(sc.ev)
+	return t
 }
 
-// contextOf is context of a sentence prepared already.
+// contextOf is context of a sentence prepared already, its evidence left
+// in sc.ev (until sc's next use) rather than copied into the tags.
 func (c *Classifier) contextOf(s sentence, section string, withScores bool, sc *scratch) ContextTags {
 	sec := strings.ToLower(section)
 	sc.ev = sc.ev[:0]
 	var t ContextTags
 	t.Role, t.RoleConfidence, t.RoleScores = c.tagSentence(c.rules.Role, s, sec, withScores, sc)
 	t.Polarity, t.PolarityConfidence, t.PolarityScores = c.tagSentence(c.rules.Polarity, s, sec, withScores, sc)
-	t.Evidence = evidence(sc.ev)
 	return t
 }
 
@@ -454,8 +456,9 @@ func (c *Classifier) Tag(r *record.Record) {
 		t := c.contextOf(s, "", false, sc)
 		r.Role, r.RoleSource = t.Role, record.RoleSourceSummary
 		r.RoleConfidence = min(t.RoleConfidence, c.rules.SummaryRoleConfidence)
-		r.RoleEvidence = append([]record.Evidence{{Label: t.Role, Rule: "roles/summary-only-guess",
-			Cue: "no citing sentence known: guessed from the paper's own summary", Weight: 0}}, t.Evidence...)
+		// The guess, then the summary's evidence (sc.ev, in one slice).
+		r.RoleEvidence = append(append(make([]record.Evidence, 0, 1+len(sc.ev)), record.Evidence{Label: t.Role, Rule: "roles/summary-only-guess",
+			Cue: "no citing sentence known: guessed from the paper's own summary", Weight: 0}), sc.ev...)
 		r.Polarity = t.Polarity
 		r.PolarityConfidence = min(t.PolarityConfidence, c.rules.SummaryRoleConfidence)
 	}
