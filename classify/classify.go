@@ -322,12 +322,11 @@ func (c *Classifier) pluralismOf(s sentence, titleLen int, citing []string, sc *
 	sc.ev = sc.ev[:0]
 	scores := c.score(ls, s, "", sc)
 	if len(citing) > 0 && ls.CitingFactor > 0 {
-		cues := *ls
-		cues.Prior = nil // the paper's priors count once
 		for _, text := range citing {
 			from := len(sc.ev)
-			// The sentence's scores are added from the tally, not a map of their own.
-			c.tally(&cues, c.prepare(text, nil, sc), "", sc)
+			// The sentence's scores are added from the tally, not a map
+			// of their own, without the priors: the paper's count once.
+			c.tallyCues(ls, c.prepare(text, nil, sc), "", false, sc)
 			for _, t := range sc.tally {
 				scores[t.label] = round(scores[t.label] + round(t.score)*ls.CitingFactor)
 			}
@@ -703,9 +702,14 @@ func (sc *scratch) tallied(label string) float64 {
 
 // tally is score leaving the labels' sums, not yet rounded, in sc.tally.
 func (c *Classifier) tally(ls *LabelSet, s sentence, section string, sc *scratch) {
+	c.tallyCues(ls, s, section, true, sc)
+}
+
+// tallyCues is tally, with ls's priors or without.
+func (c *Classifier) tallyCues(ls *LabelSet, s sentence, section string, priors bool, sc *scratch) {
 	sc.tally = sc.tally[:0]
 	for _, l := range ls.Labels { // in a fixed order: float sums must not vary
-		if w, ok := ls.Prior[l]; ok {
+		if w, ok := ls.Prior[l]; ok && priors {
 			sc.add(l, w)
 		}
 	}
@@ -749,7 +753,7 @@ func (c *Classifier) tally(ls *LabelSet, s sentence, section string, sc *scratch
 // literal parts they need are in s.
 //
 // first is c.firsts[ls], when ls is one of the rules' label sets (nil for
-// another, such as a copy, whose words are then looked up in its byFirst).
+// another, whose words are then looked up in its byFirst).
 func (sc *scratch) candidates(ls *LabelSet, s sentence, first [][]int32) []hit {
 	sc.hits = sc.hits[:0]
 	if ls.byFirst == nil { // a label set not read from a file: every cue
