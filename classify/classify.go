@@ -12,6 +12,7 @@ import (
 	"sync"
 	"unicode"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/citecrawl/citecrawl/record"
 )
@@ -25,12 +26,19 @@ type Classifier struct {
 	markers []*pattern // rules.CitationMarkers
 	ownWork []*pattern // rules.Pluralism.OwnWork
 	scratch sync.Pool  // of *scratch
+	// words numbers every word a cue of the rules begins with (the keys
+	// of each label set's byFirst), and firsts[ls] lists, by word number,
+	// the label set's cues that begin with it: a sentence's words are
+	// looked up once (sentence.ids) for all three label sets, not once each.
+	words  map[string]int32
+	firsts map[*LabelSet][][]int32
 }
 
 // scratch is the space one call works in, reused so that looking for
 // hundreds of cues allocates nothing per cue.
 type scratch struct {
 	toks    []token
+	ids     []int32  // the tokens' word numbers (sentence.ids)
 	present []uint64 // a label set's literals found in the text (literals.find)
 	hits    []hit
 	spans   [][2]int
@@ -43,7 +51,11 @@ type scratch struct {
 	own     [][2]int    // pluralism: where the paper says what it does (paperOwnWork)
 	ownAt   [][]int     // each own_work pattern's candidates in the paper's text
 	words   wordStarts  // the sentence's, for the patterns that begin with \b
-	citing  []string    // Tag: the record's citing sentences
+	// A sentence made from the end of another (suffix): its words and starts.
+	suffixToks  []token
+	suffixIDs   []int32
+	suffixWords wordStarts
+	citing      []string // Tag: the record's citing sentences
 }
 
 // hit is a cue worth looking for: cue (its index in the label set) may
@@ -83,6 +95,31 @@ func New(rules *Rules) *Classifier {
 			c.ownWork = append(c.ownWork, compilePattern(re))
 		}
 	}
+	c.words, c.firsts = map[string]int32{}, map[*LabelSet][][]int32{}
+	for _, ls := range []*LabelSet{rules.Role, rules.Polarity, rules.Pluralism} {
+		if ls == nil || ls.byFirst == nil {
+			continue
+		}
+		var first [][]int32
+		for w, cues := range ls.byFirst {
+			id, ok := c.words[w]
+			if !ok {
+				id = int32(len(c.words))
+				c.words[w] = id
+			}
+			for int(id) >= len(first) {
+				first = append(first, nil)
+			}
+			first[id] = cues
+		}
+		c.firsts[ls] = first
+	}
+	for ls, first := range c.firsts { // every word has a place in every list
+		for len(first) < len(c.words) {
+			first = append(first, nil)
+		}
+		c.firsts[ls] = first
+	}
 	return c
 }
 
@@ -113,13 +150,19 @@ func (c *Classifier) Context(text, section string, span []int) ContextTags {
 // context is Context in sc; without withScores the tags come without
 // their scores (Tag has no use for them: two maps a sentence).
 func (c *Classifier) context(text, section string, span []int, withScores bool, sc *scratch) ContextTags {
-	s := c.prepare(text, span, sc)
+	t := c.contextOf(c.prepare(text, span, sc), section, withScores, sc)
+	t.Evidence = evidence(sc.ev)
+	return t
+}
+
+// contextOf is context of a sentence prepared already, its evidence left
+// in sc.ev (until sc's next use) rather than copied into the tags.
+func (c *Classifier) contextOf(s sentence, section string, withScores bool, sc *scratch) ContextTags {
 	sec := strings.ToLower(section)
 	sc.ev = sc.ev[:0]
 	var t ContextTags
 	t.Role, t.RoleConfidence, t.RoleScores = c.tagSentence(c.rules.Role, s, sec, withScores, sc)
 	t.Polarity, t.PolarityConfidence, t.PolarityScores = c.tagSentence(c.rules.Polarity, s, sec, withScores, sc)
-	t.Evidence = evidence(sc.ev)
 	return t
 }
 
@@ -268,18 +311,22 @@ func (c *Classifier) pluralism(title, summary, abstract string, citing []string,
 	if body == "" {
 		body = summary
 	}
+	return c.pluralismOf(c.prepareLower(lowered(title, " . ", body), nil, sc), len(title), citing, sc)
+}
+
+// pluralismOf is pluralism of the paper's text prepared already (title
+// and " . " first, titleLen bytes of title).
+func (c *Classifier) pluralismOf(s sentence, titleLen int, citing []string, sc *scratch) record.Pluralism {
 	ls := c.rules.Pluralism
-	s := c.prepareLower(lowered(title, " . ", body), nil, sc)
-	s.m.own = c.paperOwnWork(s, len(title), sc)
+	s.m.own = c.paperOwnWork(s, titleLen, sc)
 	sc.ev = sc.ev[:0]
 	scores := c.score(ls, s, "", sc)
 	if len(citing) > 0 && ls.CitingFactor > 0 {
-		cues := *ls
-		cues.Prior = nil // the paper's priors count once
 		for _, text := range citing {
 			from := len(sc.ev)
-			// The sentence's scores are added from the tally, not a map of their own.
-			c.tally(&cues, c.prepare(text, nil, sc), "", sc)
+			// The sentence's scores are added from the tally, not a map
+			// of their own, without the priors: the paper's count once.
+			c.tallyCues(ls, c.prepare(text, nil, sc), "", false, sc)
 			for _, t := range sc.tally {
 				scores[t.label] = round(scores[t.label] + round(t.score)*ls.CitingFactor)
 			}
@@ -366,6 +413,8 @@ func (c *Classifier) Tag(r *record.Record) {
 	sc := c.scratch.Get().(*scratch)
 	defer c.scratch.Put(sc)
 	citing := sc.citing[:0]
+	var paper sentence // the text pluralism reads, when prepared already
+	shared := false
 	if len(r.Contexts) > 0 {
 		roles := map[string]int{}
 		roleConf := map[string]float64{}
@@ -390,19 +439,34 @@ func (c *Classifier) Tag(r *record.Record) {
 		// No citing sentence: judge from what the paper says of itself, a
 		// guess about what it does with the cited work, so its confidence
 		// is capped and the evidence says so.
-		text := r.Paper.Summary
-		if text == "" {
-			text = r.Paper.Title
+		var s sentence
+		if text := r.Paper.Summary; text != "" && r.Paper.Abstract == "" {
+			// The summary ends the text pluralism reads (title . summary):
+			// that text is lowered and split into words once, for both.
+			lower, at := loweredLast(r.Paper.Title, " . ", text)
+			paper, shared = c.prepareLower(lower, nil, sc), true
+			s = sc.suffix(paper, at)
+		} else {
+			if text == "" {
+				text = r.Paper.Title
+			}
+			s = c.prepare(text, nil, sc)
 		}
-		t := c.context(text, "", nil, false, sc)
+		t := c.contextOf(s, "", false, sc)
 		r.Role, r.RoleSource = t.Role, record.RoleSourceSummary
 		r.RoleConfidence = min(t.RoleConfidence, c.rules.SummaryRoleConfidence)
-		r.RoleEvidence = append([]record.Evidence{{Label: t.Role, Rule: "roles/summary-only-guess",
-			Cue: "no citing sentence known: guessed from the paper's own summary", Weight: 0}}, t.Evidence...)
+		// The guess, then the summary's evidence (sc.ev, in one slice).
+		r.RoleEvidence = append(append(make([]record.Evidence, 0, 1+len(sc.ev)), record.Evidence{Label: t.Role, Rule: "roles/summary-only-guess",
+			Cue: "no citing sentence known: guessed from the paper's own summary", Weight: 0}), sc.ev...)
 		r.Polarity = t.Polarity
 		r.PolarityConfidence = min(t.PolarityConfidence, c.rules.SummaryRoleConfidence)
 	}
-	p := c.pluralism(r.Paper.Title, r.Paper.Summary, r.Paper.Abstract, citing, sc)
+	var p record.Pluralism
+	if shared {
+		p = c.pluralismOf(paper, len(r.Paper.Title), citing, sc)
+	} else {
+		p = c.pluralism(r.Paper.Title, r.Paper.Summary, r.Paper.Abstract, citing, sc)
+	}
 	r.Pluralism = &p
 	clear(citing) // the pooled scratch must not keep the record's text alive
 	sc.citing = citing[:0]
@@ -453,6 +517,7 @@ func mayMatch(cue *Cue, present []uint64) bool {
 type sentence struct {
 	lower string
 	toks  []token
+	ids   []int32 // each token's number in Classifier.words, -1 if no cue begins with it
 	words *wordStarts
 	m     marker
 }
@@ -478,8 +543,16 @@ func (c *Classifier) prepare(text string, span []int, sc *scratch) sentence {
 // prepareLower is prepare of a text already lowered as prepare lowers it.
 func (c *Classifier) prepareLower(lower string, span []int, sc *scratch) sentence {
 	sc.toks = tokenize(lower, sc.toks[:0])
+	sc.ids = sc.ids[:0]
+	for _, t := range sc.toks {
+		id, ok := c.words[lower[t.start:t.end]]
+		if !ok {
+			id = -1
+		}
+		sc.ids = append(sc.ids, id)
+	}
 	sc.words.index(lower)
-	s := sentence{lower: lower, toks: sc.toks, words: &sc.words}
+	s := sentence{lower: lower, toks: sc.toks, ids: sc.ids, words: &sc.words}
 	if !MarkerKnown(span) {
 		return s
 	}
@@ -502,6 +575,22 @@ func (c *Classifier) prepareLower(lower string, span []int, sc *scratch) sentenc
 	}
 	s.m.others = sc.others
 	return s
+}
+
+// suffix is the sentence of s.lower[at:], a text of its own, made from s
+// (which it leaves as it is) rather than prepared again: s.lower[at-1] is
+// neither a letter, a digit nor a word byte, so its words and word starts
+// are those of s from at on. It has no marker.
+func (sc *scratch) suffix(s sentence, at int) sentence {
+	sc.suffixToks, sc.suffixIDs = sc.suffixToks[:0], sc.suffixIDs[:0]
+	for i, t := range s.toks {
+		if t.start >= at {
+			sc.suffixToks = append(sc.suffixToks, token{t.start - at, t.end - at})
+			sc.suffixIDs = append(sc.suffixIDs, s.ids[i])
+		}
+	}
+	sc.suffixWords.suffixOf(s.words, at)
+	return sentence{lower: s.lower[at:], toks: sc.suffixToks, ids: sc.suffixIDs, words: &sc.suffixWords}
 }
 
 // aboutOther tells whether the cue at pos is closer to another citation's
@@ -542,25 +631,36 @@ func gap(a, b [2]int) int {
 // lowered is strings.Map(unicode.ToLower, strings.Join(parts, "")) in one
 // pass and one string, ASCII without unicode's tables (most of the text).
 func lowered(parts ...string) string {
-	var sb strings.Builder
+	s, _ := loweredLast(parts...)
+	return s
+}
+
+// loweredLast is lowered, and where the last part, lowered, begins in it.
+func loweredLast(parts ...string) (string, int) {
 	n := 0
 	for _, part := range parts {
 		n += len(part)
 	}
-	sb.Grow(n)
+	b := make([]byte, 0, n)
+	last := 0
 	for _, part := range parts {
-		for _, r := range part { // an invalid byte is utf8.RuneError, written as strings.Map writes it
-			if r < utf8.RuneSelf {
-				if 'A' <= r && r <= 'Z' {
-					r += 'a' - 'A'
+		last = len(b)
+		for i := 0; i < len(part); {
+			if c := part[i]; c < utf8.RuneSelf {
+				if 'A' <= c && c <= 'Z' {
+					c += 'a' - 'A'
 				}
-				sb.WriteByte(byte(r))
+				b = append(b, c)
+				i++
 				continue
 			}
-			sb.WriteRune(unicode.ToLower(r))
+			// An invalid byte is utf8.RuneError, written as strings.Map writes it.
+			r, w := utf8.DecodeRuneInString(part[i:])
+			b = utf8.AppendRune(b, unicode.ToLower(r))
+			i += w
 		}
 	}
-	return sb.String()
+	return unsafe.String(unsafe.SliceData(b), len(b)), last // b is not written again
 }
 
 func runeToByte(s string, runeIdx int) int {
@@ -602,9 +702,14 @@ func (sc *scratch) tallied(label string) float64 {
 
 // tally is score leaving the labels' sums, not yet rounded, in sc.tally.
 func (c *Classifier) tally(ls *LabelSet, s sentence, section string, sc *scratch) {
+	c.tallyCues(ls, s, section, true, sc)
+}
+
+// tallyCues is tally, with ls's priors or without.
+func (c *Classifier) tallyCues(ls *LabelSet, s sentence, section string, priors bool, sc *scratch) {
 	sc.tally = sc.tally[:0]
 	for _, l := range ls.Labels { // in a fixed order: float sums must not vary
-		if w, ok := ls.Prior[l]; ok {
+		if w, ok := ls.Prior[l]; ok && priors {
 			sc.add(l, w)
 		}
 	}
@@ -619,7 +724,7 @@ func (c *Classifier) tally(ls *LabelSet, s sentence, section string, sc *scratch
 			}
 		}
 	}
-	hits := sc.candidates(ls, s)
+	hits := sc.candidates(ls, s, c.firsts[ls])
 	sc.scope = sc.scope[:0]
 	if ls.Contrast != nil && len(hits) > 0 {
 		sc.scope = ls.Contrast.spans(s, sc.scope)
@@ -646,7 +751,10 @@ func (c *Classifier) tally(ls *LabelSet, s sentence, section string, sc *scratch
 // pattern's lead word) is one of its words, each with the words where it
 // may begin, and the cues that may begin anywhere; patterns only when the
 // literal parts they need are in s.
-func (sc *scratch) candidates(ls *LabelSet, s sentence) []hit {
+//
+// first is c.firsts[ls], when ls is one of the rules' label sets (nil for
+// another, whose words are then looked up in its byFirst).
+func (sc *scratch) candidates(ls *LabelSet, s sentence, first [][]int32) []hit {
 	sc.hits = sc.hits[:0]
 	if ls.byFirst == nil { // a label set not read from a file: every cue
 		for i := range ls.Cues {
@@ -661,7 +769,15 @@ func (sc *scratch) candidates(ls *LabelSet, s sentence) []hit {
 		}
 	}
 	for t, tok := range s.toks {
-		for _, i := range ls.byFirst[s.lower[tok.start:tok.end]] {
+		var cues []int32
+		if first != nil {
+			if id := s.ids[t]; id >= 0 {
+				cues = first[id]
+			}
+		} else {
+			cues = ls.byFirst[s.lower[tok.start:tok.end]]
+		}
+		for _, i := range cues {
 			if mayMatch(&ls.Cues[i], sc.present) {
 				sc.hits = append(sc.hits, newHit(i, int32(t)))
 			}

@@ -17,9 +17,17 @@ type token struct{ start, end int }
 // from which the cues worth looking for are picked by their first word.
 func tokenize(lower string, dst []token) []token {
 	start := -1
-	for i, r := range lower {
+	for i := 0; i < len(lower); {
+		// ASCII (most of the text) by a table, other runes decoded.
+		b, w := lower[i], 1
+		alnum := asciiAlnum[b]
+		if b >= utf8.RuneSelf {
+			var r rune
+			r, w = utf8.DecodeRuneInString(lower[i:])
+			alnum = isAlnum(r)
+		}
 		switch {
-		case isAlnum(r):
+		case alnum:
 			if start < 0 {
 				start = i
 			}
@@ -27,6 +35,7 @@ func tokenize(lower string, dst []token) []token {
 			dst = append(dst, token{start, i})
 			start = -1
 		}
+		i += w
 	}
 	if start >= 0 {
 		dst = append(dst, token{start, len(lower)})
@@ -295,11 +304,14 @@ type wordStarts struct {
 func (w *wordStarts) index(s string) {
 	var n [128]int32
 	w.tmp = w.tmp[:0]
+	prev := false // s[i-1] is a word byte
 	for i := range len(s) {
-		if isWordByte(s[i]) && (i == 0 || !isWordByte(s[i-1])) {
+		word := wordByte[s[i]]
+		if word && !prev {
 			w.tmp = append(w.tmp, int32(i))
 			n[s[i]]++
 		}
+		prev = word
 	}
 	w.from[0] = 0
 	for b := range 128 {
@@ -314,6 +326,21 @@ func (w *wordStarts) index(s string) {
 	}
 }
 
+// suffixOf sets w to the word starts of src's text from at on, counted
+// from at: at must be a word start or follow a byte that is not a word's.
+func (w *wordStarts) suffixOf(src *wordStarts, at int) {
+	w.at = w.at[:0]
+	for b := range 128 {
+		w.from[b] = int32(len(w.at))
+		for _, i := range src.at[src.from[b]:src.from[b+1]] {
+			if int(i) >= at {
+				w.at = append(w.at, i-int32(at))
+			}
+		}
+	}
+	w.from[128] = int32(len(w.at))
+}
+
 // beginning are the word starts whose first byte is b.
 func (w *wordStarts) beginning(b byte) []int32 {
 	if b >= 128 {
@@ -324,13 +351,22 @@ func (w *wordStarts) beginning(b byte) []int32 {
 
 // isWordByte: the byte is a word character for regexp's \b (a byte of a
 // multi-byte rune is not: its rune is not ASCII).
-func isWordByte(b byte) bool {
-	return b < utf8.RuneSelf && syntax.IsWordChar(rune(b))
-}
+func isWordByte(b byte) bool { return wordByte[b] }
+
+// wordByte and asciiAlnum are isWordByte and isAlnum of each byte (false
+// for every byte of a multi-byte rune), looked up rather than worked out
+// in the loops that read every byte of a text.
+var wordByte, asciiAlnum = func() (word, alnum [256]bool) {
+	for b := range utf8.RuneSelf {
+		word[b] = syntax.IsWordChar(rune(b))
+		alnum[b] = 'a' <= b && b <= 'z' || '0' <= b && b <= '9' || 'A' <= b && b <= 'Z'
+	}
+	return word, alnum
+}()
 
 func isAlnum(r rune) bool {
 	if r < utf8.RuneSelf {
-		return 'a' <= r && r <= 'z' || '0' <= r && r <= '9' || 'A' <= r && r <= 'Z'
+		return asciiAlnum[r]
 	}
 	return unicode.IsLetter(r) || unicode.IsDigit(r)
 }

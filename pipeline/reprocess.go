@@ -349,14 +349,44 @@ type retagger struct {
 	under      map[string]int // tags under MinConfidence, counted as written
 	// Progress: records done before this run's first and the total.
 	done, total int64
+	// free holds chunks written, for the reader to fill again (nil: none
+	// are kept): records and their chunks are a good part of what
+	// reprocess allocates, which the collector pays for at its memory limit.
+	free chan *chunk
 }
 
 // chunk is consecutive records of the input, tagged by one worker.
 type chunk struct {
 	items []item
-	pos   position      // the checkpoint after it
-	done  chan struct{} // closed once tagged
+	recs  []record.Record // what the items read from the stream are decoded into
+	pos   position        // the checkpoint after it
+	done  chan struct{}   // closed once tagged
 	err   error
+}
+
+// newChunk is an empty chunk with the checkpoint pos: one written before
+// (see free) or a new one.
+func (r *retagger) newChunk(pos position) *chunk {
+	select {
+	case c := <-r.free:
+		c.pos, c.err = pos, nil
+		return c
+	default:
+		return &chunk{items: make([]item, 0, r.chunkSize()), pos: pos}
+	}
+}
+
+// recycle gives a written chunk to the reader to fill again, when there is
+// room for it among those kept. Nothing else holds it or its records: the
+// worker that tagged it is done with it, and the sink keeps nothing of the
+// records it writes but copies.
+func (r *retagger) recycle(c *chunk) {
+	clear(c.items) // holds no message or record of the folder's reader
+	c.items, c.done = c.items[:0], nil
+	select {
+	case r.free <- c:
+	default:
+	}
 }
 
 // item is one record to re-tag: raw JSON from the stream, or decoded from
@@ -490,7 +520,7 @@ func (r *retagger) mergeParts(ctx context.Context, bus *Bus, parts []streamPart,
 			return err
 		}
 	}
-	c := &chunk{items: make([]item, 0, r.chunkSize()), pos: r.cp.position}
+	c := r.newChunk(r.cp.position)
 	for {
 		var pr *streamReader // the earliest head
 		for _, x := range readers {
@@ -518,7 +548,7 @@ func (r *retagger) mergeParts(ctx context.Context, bus *Bus, parts []streamPart,
 			if err := emit(c); err != nil {
 				return err
 			}
-			c = &chunk{items: make([]item, 0, r.chunkSize()), pos: c.pos}
+			c = r.newChunk(c.pos)
 		}
 	}
 }
@@ -535,7 +565,7 @@ func (r *retagger) fromFolder(ctx context.Context, from string) error {
 	r.done = int64(skip)
 	var n uint64
 	err = r.run(ctx, func(ctx context.Context, emit func(*chunk) error) error {
-		c := &chunk{items: make([]item, 0, r.chunkSize())}
+		c := r.newChunk(position{})
 		err := rd.Records(ctx, func(rec *record.Record) error {
 			n++
 			if n <= skip {
@@ -546,7 +576,7 @@ func (r *retagger) fromFolder(ctx context.Context, from string) error {
 				return nil
 			}
 			err := emit(c)
-			c = &chunk{items: make([]item, 0, r.chunkSize())}
+			c = r.newChunk(position{})
 			return err
 		})
 		if err != nil || len(c.items) == 0 {
@@ -574,6 +604,9 @@ func (r *retagger) run(ctx context.Context, read func(context.Context, func(*chu
 	// records, against issue 11's flat-memory line).
 	work := make(chan *chunk, r.o.Workers)
 	inOrder := make(chan *chunk, r.o.Workers+1)
+	// As many as can be in flight: in the channels, with the workers and
+	// the reader, and held by the writer for one write.
+	r.free = make(chan *chunk, 2*r.o.Workers+3+writeBatch/r.chunkSize())
 	g.Go(func() error {
 		defer close(inOrder)
 		defer close(work)
@@ -611,10 +644,14 @@ func (r *retagger) work(ctx context.Context, work <-chan *chunk) {
 
 // tag decodes (from the stream) and tags the records of a chunk.
 func (r *retagger) tag(c *chunk) {
+	if len(c.recs) < len(c.items) {
+		c.recs = make([]record.Record, len(c.items))
+	}
 	for i := range c.items {
 		it := &c.items[i]
 		if it.raw != nil {
-			it.rec = &record.Record{}
+			it.rec = &c.recs[i]
+			*it.rec = record.Record{} // decoding leaves the fields it does not find as they were
 			if err := record.Unmarshal(it.raw, it.rec); err != nil {
 				c.err = fmt.Errorf("the raw record at stream sequence %d: %w", it.seq, err)
 				return
@@ -665,7 +702,9 @@ func (r *retagger) write(ctx context.Context, chunks <-chan *chunk) (err error) 
 				}
 			}
 			pos, pending, r.done = c.pos, pending+len(c.items), r.done+int64(len(c.items))
+			r.recycle(c)
 		}
+		clear(group)
 		group, held = group[:0], 0
 		if pending >= r.o.Batch {
 			// Sealed while the next records are written (startCommit).

@@ -824,3 +824,78 @@ func resumeAndCheck(t *testing.T, bus *Bus, opts ReprocessOptions, n int) {
 	}
 	assertEachOnce(t, readOut(t, opts.Out), n)
 }
+
+// Read from the stream, records are decoded into the records of chunks
+// written before (retagger.free): each record of the new generation must
+// be its own raw record tagged alone, written once, with nothing left
+// from the record decoded there before it (a record with citing
+// sentences, an abstract or facets is followed by ones without).
+func TestReprocessReusedRecordsKeepNothingOfTheOneBefore(t *testing.T) {
+	const n = 3000 // a dozen chunks, each filled again several times
+	cfg := testConfig(t, t.TempDir(), nil)
+	bus := openBus(t, cfg)
+	defer bus.Close()
+	c, err := classify.Load(cfg.Rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	papers := snapshot.Generated(50).Papers
+	want := map[string][]byte{} // id -> the raw record tagged alone, as JSON
+	var outs []Out
+	for i := range n {
+		p := papers[i%len(papers)]
+		hub := fmt.Sprint("hub-", i%7)
+		r := record.Record{Schema: record.Schema, ID: record.ID(hub, fmt.Sprint(i)),
+			Hub:      record.Hub{ID: hub, Title: "A hub", CitedWorkIDs: []string{}},
+			Paper:    record.Paper{Title: p.Title, Summary: p.Summary, Published: p.Date, Categories: []string{p.Cat}},
+			Contexts: []record.Context{}, SourceURLs: []string{}, Missing: []string{}}
+		switch i % 5 {
+		case 1:
+			r.Contexts = []record.Context{{Text: fmt.Sprintf("Unlike [%d], we keep every annotator's label.", i), CiteSpan: []int{7, 7 + len(fmt.Sprint(i)) + 2}}}
+		case 2:
+			r.Paper.Abstract = "Annotators disagree on subjective tasks; we model each one and aggregate them with a jury."
+			r.Paper.Authors = []string{"A. Rater"}
+		case 3:
+			refs := i
+			r.Hub.Published = &record.HubCounts{CitingPapers: i, Facets: map[string]map[string]int{"role": {"uses": i}}}
+			r.Paper.Refs = &refs
+			r.SourceURLs = []string{fmt.Sprint("https://example.org/", i)}
+		}
+		data, err := record.Marshal(&r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outs = append(outs, Out{Subject: RawSubject(hub), Data: data})
+		alone := record.Record{}
+		if err := record.Unmarshal(data, &alone); err != nil {
+			t.Fatal(err)
+		}
+		c.Tag(&alone)
+		if want[r.ID], err = record.Marshal(&alone); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := bus.PublishAll(ctx, outs); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	res, err := Reprocess(ctx, bus, ReprocessOptions{From: "stream", Out: out, Classifier: c, Batch: 1000, Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Records != n {
+		t.Errorf("%d records re-tagged, want %d", res.Records, n)
+	}
+	got := readOut(t, out)
+	assertEachOnce(t, got, n)
+	for i := range got {
+		b, err := record.Marshal(&got[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(b, want[got[i].ID]) {
+			t.Fatalf("%s was written as\n%s\nwant, tagged alone,\n%s", got[i].ID, b, want[got[i].ID])
+		}
+	}
+}

@@ -547,9 +547,17 @@ func (ix *hubIndex) apply(versions []version, also func(*bolt.Tx) error) error {
 		if err != nil {
 			return err
 		}
+		// One cursor and one key buffer for the look-ups of the whole
+		// transaction (Get makes a cursor a call; Put copies the key).
+		cur := recs.Cursor()
+		var key []byte
 		for _, i := range order {
 			v := &versions[i]
-			old := recs.Get([]byte(v.id))
+			key = append(key[:0], v.id...)
+			k, old := cur.Seek(key) // repositioned after every Put, as bbolt asks
+			if !bytes.Equal(k, key) {
+				old = nil
+			}
 			if hasVersion(old, v.fp) {
 				continue
 			}
@@ -557,16 +565,17 @@ func (ix *hubIndex) apply(versions []version, also func(*bolt.Tx) error) error {
 			if err != nil {
 				return err
 			}
-			var val []byte
-			if old == nil {
-				val = binary.AppendUvarint(nil, set)
-			} else {
+			// The value outlives this loop (bbolt keeps it until the
+			// commit): one allocation of its size.
+			val := make([]byte, 0, binary.MaxVarintLen64+len(old)+fpLen)
+			val = binary.AppendUvarint(val, set)
+			if old != nil {
 				prev, n := binary.Uvarint(old)
 				sets.count(prev, -1)
-				val = append(binary.AppendUvarint(nil, set), old[n:]...)
+				val = append(val, old[n:]...)
 			}
 			sets.count(set, +1)
-			if err := recs.Put([]byte(v.id), append(val, v.fp[:]...)); err != nil {
+			if err := recs.Put(key, append(val, v.fp[:]...)); err != nil {
 				return err
 			}
 		}

@@ -1,0 +1,61 @@
+package classify
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/citecrawl/citecrawl/ingest/snapshot"
+	"github.com/citecrawl/citecrawl/record"
+)
+
+// A record known only by its title and summary is tagged with its summary
+// and its title and summary prepared once for both (Tag's suffix): its
+// tags must be those of Context on the summary and Pluralism on the title
+// and summary, which TestTagsUnchanged pins, whatever the text: titles and
+// summaries from the generated papers and the labelled pluralism rows, and
+// texts whose lowering changes their length, with bytes that are not
+// UTF-8, or that begin or end in the middle of a word.
+func TestTagOfSummaryIsContextAndPluralism(t *testing.T) {
+	c := testClassifier(t)
+	type paper struct{ title, summary, abstract string }
+	papers := []paper{
+		{"İSTANBUL Juries", "WE PROPOSE a jury of annotators; ÀÉÎ disagree.", ""},
+		{"Bad \xff bytes", "\xfe\xffwe model each annotator and aggregate their votes", ""},
+		{"Title ends mid-word_", "_starts mid-word: we propose pluralistic alignment.", ""},
+		{"", "Summary only: we use a jury of raters.", ""},
+		{"Title only", "", ""},
+		{"With an abstract", "A summary that is not read.", "We propose to aggregate the annotators' labels with a jury."},
+	}
+	for _, p := range snapshot.Generated(50).Papers {
+		papers = append(papers, paper{p.Title, p.Summary, ""})
+	}
+	if p := "../../shared/data/pluralism/dev.jsonl"; exists(p) {
+		exs, err := ReadGold(p, GuessFormat(p), TaskPluralism)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range exs {
+			papers = append(papers, paper{e.Title, e.Summary, ""})
+		}
+	}
+	for _, p := range papers {
+		r := record.Record{Paper: record.Paper{Title: p.title, Summary: p.summary, Abstract: p.abstract}}
+		c.Tag(&r)
+		text := p.summary
+		if text == "" {
+			text = p.title
+		}
+		ct := c.Context(text, "", nil)
+		pl := c.Pluralism(p.title, p.summary, p.abstract)
+		want := record.Record{Paper: r.Paper, RulesVersion: c.Version(), Role: ct.Role, RoleSource: record.RoleSourceSummary,
+			RoleConfidence: min(ct.RoleConfidence, c.rules.SummaryRoleConfidence),
+			RoleEvidence: append([]record.Evidence{{Label: ct.Role, Rule: "roles/summary-only-guess",
+				Cue: "no citing sentence known: guessed from the paper's own summary", Weight: 0}}, ct.Evidence...),
+			Polarity: ct.Polarity, PolarityConfidence: min(ct.PolarityConfidence, c.rules.SummaryRoleConfidence), Pluralism: &pl}
+		got, _ := json.Marshal(r)
+		wantJSON, _ := json.Marshal(want)
+		if string(got) != string(wantJSON) {
+			t.Fatalf("%q / %q tagged\n%s\nwant\n%s", p.title, p.summary, got, wantJSON)
+		}
+	}
+}
