@@ -50,8 +50,8 @@ type sinkStage struct {
 	heldBytes int64
 	heldSince time.Time
 	sealed    sink.Sealed // what the sink had sealed at the last flush, for the metrics
-	down      *outage // set while the output is unavailable
-	hold      *hold   // the other stages of the process, paused meanwhile
+	down      *outage     // set while the output is unavailable
+	hold      *hold       // the other stages of the process, paused meanwhile
 }
 
 // hold pauses the other stages of a process while its sink's output is
