@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"testing"
@@ -31,4 +32,15 @@ func readJSON(t testing.TB, path string, v any) {
 	if err := json.Unmarshal(b, v); err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
+}
+
+// startStages starts the named stages for a test, which stops them
+// (before it closes their bus).
+func startStages(t testing.TB, bus *Bus, cfg Config, env Env, names ...string) *Workers {
+	t.Helper()
+	w, err := StartStages(context.Background(), bus, cfg, names, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
 }

@@ -38,10 +38,7 @@ func TestSinkStageRedeliversARecordWhoseSealFailed(t *testing.T) {
 	defer bus.Close()
 	env := testEnv()
 	env.Idle = 3 * time.Second // the segment stays open while the folder goes
-	w, err := StartStages(context.Background(), bus, cfg, []string{StageSink}, env)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := startStages(t, bus, cfg, env, StageSink)
 	defer w.Stop()
 	rec := taggedRecord("hub-x", 0, record.RoleUses)
 	publishTagged(t, bus, rec)
@@ -89,10 +86,7 @@ func TestSinkStageHoldsRecordsWhileTheOutputIsReadOnly(t *testing.T) {
 	var logs testkit.LogBuffer
 	env := testEnv()
 	env.Log = zerolog.New(&logs)
-	w, err := StartStages(context.Background(), bus, cfg, []string{StageSink}, env)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := startStages(t, bus, cfg, env, StageSink)
 	defer w.Stop()
 	publishTagged(t, bus, taggedRecord("hub-x", 0, record.RoleUses))
 	checkFor(t, 10*time.Second, func() error {
@@ -155,10 +149,7 @@ func TestSinkStagesShareAnOutputFolder(t *testing.T) {
 	var stats []*Stats
 	for _, c := range []Config{cfg, cfg, second} {
 		env := testEnv()
-		w, err := StartStages(context.Background(), bus, c, []string{StageSink}, env)
-		if err != nil {
-			t.Fatal(err)
-		}
+		w := startStages(t, bus, c, env, StageSink)
 		defer w.Stop()
 		workers, stats = append(workers, w), append(stats, env.Stats)
 	}

@@ -30,10 +30,7 @@ func TestSinkStageFlushesWhenTheSinkAsks(t *testing.T) {
 	defer bus.Close()
 	env := testEnv()
 	env.Idle = 30 * time.Second // the input never goes quiet for this long
-	w, err := StartStages(context.Background(), bus, cfg, []string{StageSink}, env)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := startStages(t, bus, cfg, env, StageSink)
 	// Keep records coming until the stage has stopped, so that no pull
 	// waits out the idle time.
 	done := make(chan struct{})
@@ -88,10 +85,7 @@ func TestSinkStageFailsOnlyTheRecordItCannotWrite(t *testing.T) {
 	publishTagged(t, bus, recs...)
 	ctx := context.Background()
 	env := testEnv()
-	w, err := StartStages(ctx, bus, cfg, []string{StageSink}, env)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := startStages(t, bus, cfg, env, StageSink)
 	defer w.Stop()
 	checkFor(t, 20*time.Second, func() error {
 		dl, err := ReadDeadLetters(ctx, bus, 0)
@@ -259,10 +253,7 @@ func TestSinkStageWritesEveryKindOfTaggedMessageOnce(t *testing.T) {
 	}
 	ctx := context.Background()
 	env := testEnv()
-	w, err := StartStages(ctx, bus, cfg, []string{StageSink}, env)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := startStages(t, bus, cfg, env, StageSink)
 	defer w.Stop()
 	checkFor(t, 20*time.Second, func() error {
 		dl, err := ReadDeadLetters(ctx, bus, 0)
@@ -337,10 +328,7 @@ func TestRunIntoTheSameOutputWritesEachRecordOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	env = testEnv()
-	w, err := StartStages(context.Background(), bus, cfg, []string{StageSink}, env)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := startStages(t, bus, cfg, env, StageSink)
 	defer w.Stop()
 	checkFor(t, 20*time.Second, func() error {
 		if w, d := env.Stats.RecordsWritten.Load(), env.Stats.Duplicates.Load(); w != 1 || d != 3 {
