@@ -349,13 +349,10 @@ func (w *wordStarts) beginning(b byte) []int32 {
 	return w.at[w.from[b]:w.from[b+1]]
 }
 
-// isWordByte: the byte is a word character for regexp's \b (a byte of a
-// multi-byte rune is not: its rune is not ASCII).
-func isWordByte(b byte) bool { return wordByte[b] }
-
-// wordByte and asciiAlnum are isWordByte and isAlnum of each byte (false
-// for every byte of a multi-byte rune), looked up rather than worked out
-// in the loops that read every byte of a text.
+// wordByte and asciiAlnum say of each byte whether it is a word character
+// for regexp's \b and whether isAlnum holds (false for every byte of a
+// multi-byte rune, whose rune is not ASCII), looked up rather than worked
+// out in the loops that read every byte of a text.
 var wordByte, asciiAlnum = func() (word, alnum [256]bool) {
 	for b := range utf8.RuneSelf {
 		word[b] = syntax.IsWordChar(rune(b))

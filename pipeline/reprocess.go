@@ -377,9 +377,9 @@ func (r *retagger) newChunk(pos position) *chunk {
 }
 
 // recycle gives a written chunk to the reader to fill again, when there is
-// room for it among those kept. Nothing else holds it or its records: the
-// worker that tagged it is done with it, and the sink keeps nothing of the
-// records it writes but copies.
+// room for it among those kept. The worker that tagged it is done with it;
+// the sink may still hold slices and maps of its records (a segment's hub),
+// which is why tag zeroes a record before decoding into it.
 func (r *retagger) recycle(c *chunk) {
 	clear(c.items) // holds no message or record of the folder's reader
 	c.items, c.done = c.items[:0], nil
@@ -651,7 +651,10 @@ func (r *retagger) tag(c *chunk) {
 		it := &c.items[i]
 		if it.raw != nil {
 			it.rec = &c.recs[i]
-			*it.rec = record.Record{} // decoding leaves the fields it does not find as they were
+			// Zeroed, not decoded over: decoding leaves the fields it does
+			// not find as they were, and would write into slices and maps
+			// the sink may still hold (a segment's hub).
+			*it.rec = record.Record{}
 			if err := record.Unmarshal(it.raw, it.rec); err != nil {
 				c.err = fmt.Errorf("the raw record at stream sequence %d: %w", it.seq, err)
 				return

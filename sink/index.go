@@ -470,8 +470,19 @@ func (ix *hubIndex) addFile(path string) error {
 		batch = batch[:0]
 		return err
 	}
-	err := readSegment(path, func(r *record.Record) error {
-		batch = append(batch, versionOf(r, r.Fingerprint()))
+	err := scanLines(path, func(line []byte) error {
+		r := new(record.Record)
+		if err := record.Unmarshal(line, r); err != nil {
+			return err
+		}
+		// From the bytes, as the line's writer worked it out (a line
+		// written as a message came need not be the encoding of its
+		// decoded record: an escaped invalid byte decodes to U+FFFD).
+		fp, ok := record.FingerprintOfLine(line)
+		if !ok {
+			fp = r.Fingerprint()
+		}
+		batch = append(batch, versionOf(r, fp))
 		hub = r.Hub
 		if len(batch) == indexChunk {
 			return flush(false)

@@ -184,6 +184,9 @@ func (s *jsonl) WriteLines(_ context.Context, lines []Line) (int, error) {
 func (s *jsonl) lookup(lines []Line) ([]*hubDir, []bool, error) {
 	hubs := make([]*hubDir, len(lines))
 	for i := range lines {
+		if lines[i].ID == "" { // the index could never hold it, and its hub's every seal would fail
+			return nil, nil, fmt.Errorf("record of hub %q without an id", lines[i].Hub.ID)
+		}
 		h, err := s.hub(lines[i].Hub)
 		if err != nil {
 			return nil, nil, err

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/citecrawl/citecrawl/record"
 )
@@ -37,13 +38,16 @@ func (l *Line) version() version {
 // from those bytes. The JSON is kept as it is (b, not a copy), so it is
 // checked first, or a bad message would be written where every reader of
 // the hub trips on it, or under another version's key: it must be one
-// line, decode as a record of this schema with an id, and fp must be the
+// line of valid UTF-8 (what a strict reader of the folder can read),
+// decode as a record of this schema with an id, and fp must be the
 // fingerprint of these very bytes (not a stale header's). Otherwise it is
-// an error, and the caller decodes and encodes the record instead. The
-// decoding costs a fraction of what the encoding it saves does.
+// an error, and the caller decodes and encodes the record instead.
 func ParseLine(b []byte, fp string) (Line, error) {
 	if slices.Contains(b, '\n') { // Marshal escapes a newline in a string, and puts none between values
 		return Line{}, errors.New("record JSON of more than one line")
+	}
+	if !utf8.Valid(b) {
+		return Line{}, errors.New("record JSON that is not valid UTF-8")
 	}
 	var r record.Record
 	if err := record.Unmarshal(b, &r); err != nil {

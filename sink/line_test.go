@@ -89,10 +89,18 @@ func TestParseLineRefusesWhatIsNotTheRecordsLine(t *testing.T) {
 		"fetched_at a word": field("fetched_at", `"yesterday"`),
 		"another schema":    field("schema", `"citecrawl.record/v2"`),
 		"no id":             field("id", `""`),
+		"raw invalid UTF-8": field("title", "\"Paper \xff\""),
 		"changed":           data(t, &changed),
 	} {
-		if _, err := ParseLine(b, fp); err == nil {
-			t.Errorf("%s: ParseLine took %.60q for the line of fingerprint %s", name, b, fp)
+		// Each given its own bytes' fingerprint, so that only the check
+		// the case is about can refuse it; the changed record keeps the
+		// fingerprint of the one before.
+		given := fp
+		if own, ok := record.FingerprintOfLine(b); ok && name != "changed" {
+			given = own
+		}
+		if _, err := ParseLine(b, given); err == nil {
+			t.Errorf("%s: ParseLine took %.60q for the line of fingerprint %s", name, b, given)
 		}
 	}
 }
