@@ -470,11 +470,7 @@ func (ix *hubIndex) addFile(path string) error {
 		batch = batch[:0]
 		return err
 	}
-	err := scanLines(path, func(line []byte) error {
-		r := new(record.Record)
-		if err := record.Unmarshal(line, r); err != nil {
-			return err
-		}
+	err := readSegment(path, func(line []byte, r *record.Record) error {
 		// From the bytes, as the line's writer worked it out (a line
 		// written as a message came need not be the encoding of its
 		// decoded record: an escaped invalid byte decodes to U+FFFD).

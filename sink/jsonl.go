@@ -148,11 +148,7 @@ func (s *jsonl) Batching() Batching {
 
 // Write implements Sink: it encodes the records and writes their lines.
 func (s *jsonl) Write(ctx context.Context, records []*record.Record) (int, error) {
-	lines, err := s.enc.encodeAll(records)
-	if err != nil {
-		return 0, err
-	}
-	return s.WriteLines(ctx, lines)
+	return s.enc.write(ctx, records, s.WriteLines)
 }
 
 // WriteLines implements Sink. The records are looked up in the index of
@@ -690,14 +686,15 @@ func renameDurably(tmp, final string) error {
 	return d.Sync()
 }
 
-// readSegment calls fn for every record of a segment file.
-func readSegment(path string, fn func(*record.Record) error) error {
+// readSegment calls fn for every record of a segment file, with its line
+// (valid only during the call).
+func readSegment(path string, fn func(line []byte, r *record.Record) error) error {
 	return scanLines(path, func(b []byte) error {
 		var r record.Record
 		if err := record.Unmarshal(b, &r); err != nil {
 			return err
 		}
-		return fn(&r)
+		return fn(b, &r)
 	})
 }
 
@@ -770,7 +767,7 @@ func (r jsonlReader) Records(ctx context.Context, fn func(*record.Record) error,
 		return err
 	}
 	for _, f := range files {
-		err := readSegment(f, func(rec *record.Record) error {
+		err := readSegment(f, func(_ []byte, rec *record.Record) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}

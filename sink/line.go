@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"runtime"
@@ -93,6 +94,16 @@ type encoder struct{ bufs [][]byte }
 // maxKeptBuffer: a buffer grown beyond this by an unusually big batch is
 // not kept.
 const maxKeptBuffer = 4 << 20
+
+// write is a sink's Write: the records encoded, then given to its
+// WriteLines.
+func (c *encoder) write(ctx context.Context, records []*record.Record, writeLines func(context.Context, []Line) (int, error)) (int, error) {
+	lines, err := c.encodeAll(records)
+	if err != nil {
+		return 0, err
+	}
+	return writeLines(ctx, lines)
+}
 
 // encodeAll encodes records on every core (JSON and the fingerprint cost
 // about as much as tagging), keeping their order. The lines are valid

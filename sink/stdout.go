@@ -31,11 +31,7 @@ func (s *lines) Batching() Batching { return Batching{Records: 256} }
 
 // Write implements Sink: it encodes the records and writes their lines.
 func (s *lines) Write(ctx context.Context, records []*record.Record) (int, error) {
-	lines, err := s.enc.encodeAll(records)
-	if err != nil {
-		return 0, err
-	}
-	return s.WriteLines(ctx, lines)
+	return s.enc.write(ctx, records, s.WriteLines)
 }
 
 // WriteLines implements Sink.

@@ -34,19 +34,14 @@ type Tags struct {
 
 // TagsOf takes the counted parts of a record.
 func TagsOf(r *record.Record) Tags {
-	t := Tags{Role: r.Role, RoleSource: r.RoleSource, Polarity: r.Polarity, RulesVersion: r.RulesVersion, Gone: r.Gone, Year: yearOf(r.Paper.Published)}
+	t := Tags{Role: r.Role, RoleSource: r.RoleSource, Polarity: r.Polarity, RulesVersion: r.RulesVersion, Gone: r.Gone, Year: "unknown"}
 	if r.Pluralism != nil {
 		t.Pluralism = r.Pluralism.Primary
 	}
-	return t
-}
-
-// yearOf is the year of a paper's publication date, or "unknown".
-func yearOf(published string) string {
-	if len(published) >= 4 {
-		return published[:4]
+	if len(r.Paper.Published) >= 4 {
+		t.Year = r.Paper.Published[:4]
 	}
-	return "unknown"
+	return t
 }
 
 // Summarise counts the latest version of each record; papers the hub no
