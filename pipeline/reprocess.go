@@ -644,12 +644,12 @@ func (r *retagger) work(ctx context.Context, work <-chan *chunk) {
 
 // tag decodes (from the stream) and tags the records of a chunk.
 func (r *retagger) tag(c *chunk) {
-	if len(c.recs) < len(c.items) {
-		c.recs = make([]record.Record, len(c.items))
-	}
 	for i := range c.items {
 		it := &c.items[i]
 		if it.raw != nil {
+			if len(c.recs) < len(c.items) { // a folder's chunks never need them
+				c.recs = make([]record.Record, len(c.items))
+			}
 			it.rec = &c.recs[i]
 			// Zeroed, not decoded over: decoding leaves the fields it does
 			// not find as they were, and would write into slices and maps
