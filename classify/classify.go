@@ -7,6 +7,7 @@ package classify
 import (
 	"cmp"
 	"math"
+	"math/bits"
 	"slices"
 	"strings"
 	"sync"
@@ -39,8 +40,11 @@ type Classifier struct {
 type scratch struct {
 	toks    []token
 	ids     []int32  // the tokens' word numbers (sentence.ids)
+	next    []int32  // sentence.next
+	lastTok []int32  // prepareLower: by word number, a later token with it; -1 between calls
 	present []uint64 // a label set's literals found in the text (literals.find)
-	hits    []hit
+	cues    []uint64 // a bit per cue of a label set worth looking for (candidates)
+	cueTok  []int32  // by cue: the first word where it may begin, or -1 for anywhere (candidates)
 	spans   [][2]int
 	at      []int
 	others  [][2]int
@@ -54,18 +58,10 @@ type scratch struct {
 	// A sentence made from the end of another (suffix): its words and starts.
 	suffixToks  []token
 	suffixIDs   []int32
+	suffixNext  []int32
 	suffixWords wordStarts
 	citing      []string // Tag: the record's citing sentences
 }
-
-// hit is a cue worth looking for: cue (its index in the label set) may
-// begin at word tok, or anywhere when tok is -1. The two are packed in a
-// number that sorts by cue, then word.
-type hit uint64
-
-func newHit(cue, tok int32) hit { return hit(uint64(uint32(cue))<<32 | uint64(uint32(tok+1))) }
-func (h hit) cue() int32        { return int32(h >> 32) }
-func (h hit) tok() int32        { return int32(uint32(h)) - 1 }
 
 // labelScore is one label's running score.
 type labelScore struct {
@@ -518,6 +514,7 @@ type sentence struct {
 	lower string
 	toks  []token
 	ids   []int32 // each token's number in Classifier.words, -1 if no cue begins with it
+	next  []int32 // each token's next token of the same number, or -1
 	words *wordStarts
 	m     marker
 }
@@ -551,8 +548,9 @@ func (c *Classifier) prepareLower(lower string, span []int, sc *scratch) sentenc
 		}
 		sc.ids = append(sc.ids, id)
 	}
+	sc.next = sc.nextOf(sc.ids, sc.next, len(c.words))
 	sc.words.index(lower)
-	s := sentence{lower: lower, toks: sc.toks, ids: sc.ids, words: &sc.words}
+	s := sentence{lower: lower, toks: sc.toks, ids: sc.ids, next: sc.next, words: &sc.words}
 	if !MarkerKnown(span) {
 		return s
 	}
@@ -577,20 +575,46 @@ func (c *Classifier) prepareLower(lower string, span []int, sc *scratch) sentenc
 	return s
 }
 
+// nextOf sets next[t] to the next token after t with the word number
+// ids[t] (-1 for none or for a word without a number): a phrase found by
+// its first word is looked for at those words only (findCue). words is
+// how many word numbers there are.
+func (sc *scratch) nextOf(ids, next []int32, words int) []int32 {
+	for len(sc.lastTok) < words {
+		sc.lastTok = append(sc.lastTok, -1)
+	}
+	next = slices.Grow(next[:0], len(ids))[:len(ids)]
+	for t := len(ids) - 1; t >= 0; t-- {
+		next[t] = -1
+		if id := ids[t]; id >= 0 {
+			next[t], sc.lastTok[id] = sc.lastTok[id], int32(t)
+		}
+	}
+	for _, id := range ids {
+		if id >= 0 {
+			sc.lastTok[id] = -1
+		}
+	}
+	return next
+}
+
 // suffix is the sentence of s.lower[at:], a text of its own, made from s
 // (which it leaves as it is) rather than prepared again: s.lower[at-1] is
 // neither a letter, a digit nor a word byte, so its words and word starts
 // are those of s from at on. It has no marker.
 func (sc *scratch) suffix(s sentence, at int) sentence {
-	sc.suffixToks, sc.suffixIDs = sc.suffixToks[:0], sc.suffixIDs[:0]
+	sc.suffixToks, sc.suffixIDs, sc.suffixNext = sc.suffixToks[:0], sc.suffixIDs[:0], sc.suffixNext[:0]
+	first := len(s.toks) // the suffix's first token in s
 	for i, t := range s.toks {
 		if t.start >= at {
+			first = min(first, i)
 			sc.suffixToks = append(sc.suffixToks, token{t.start - at, t.end - at})
 			sc.suffixIDs = append(sc.suffixIDs, s.ids[i])
+			sc.suffixNext = append(sc.suffixNext, max(s.next[i]-int32(first), -1))
 		}
 	}
 	sc.suffixWords.suffixOf(s.words, at)
-	return sentence{lower: s.lower[at:], toks: sc.suffixToks, ids: sc.suffixIDs, words: &sc.suffixWords}
+	return sentence{lower: s.lower[at:], toks: sc.suffixToks, ids: sc.suffixIDs, next: sc.suffixNext, words: &sc.suffixWords}
 }
 
 // aboutOther tells whether the cue at pos is closer to another citation's
@@ -724,67 +748,75 @@ func (c *Classifier) tallyCues(ls *LabelSet, s sentence, section string, priors 
 			}
 		}
 	}
-	hits := sc.candidates(ls, s, c.firsts[ls])
+	cues := sc.candidates(ls, s, c.firsts[ls])
 	sc.scope = sc.scope[:0]
-	if ls.Contrast != nil && len(hits) > 0 {
+	if ls.Contrast != nil && slices.ContainsFunc(cues, func(set uint64) bool { return set != 0 }) {
 		sc.scope = ls.Contrast.spans(s, sc.scope)
 	}
-	for len(hits) > 0 {
-		n := 1 // hits[:n] are one cue's
-		for n < len(hits) && hits[n].cue() == hits[0].cue() {
-			n++
-		}
-		cue := &ls.Cues[hits[0].cue()]
-		if cue.Weight != 0 {
-			sc.spans = c.findCue(cue, s, hits[:n], sc)
+	for w, set := range cues {
+		for ; set != 0; set &= set - 1 {
+			i := w<<6 | bits.TrailingZeros64(set)
+			cue := &ls.Cues[i]
+			sc.spans = c.findCue(cue, s, sc.cueTok[i], sc)
 			for _, pos := range sc.spans {
 				c.weigh(ls, cue, pos, s, sc)
 			}
 		}
-		hits = hits[n:]
 	}
 	sortEvidence(sc.ev[evFrom:])
 }
 
-// candidates lists, in file order (evidence and float sums must not
-// vary), the cues of ls that may occur in s: those whose first word (a
-// pattern's lead word) is one of its words, each with the words where it
-// may begin, and the cues that may begin anywhere; patterns only when the
-// literal parts they need are in s.
+// candidates sets in sc.cues a bit per cue of ls that may occur in s,
+// so that they are looked for in file order (evidence and float sums
+// must not vary): those whose first word (a pattern's lead word) is one
+// of its words and those that may begin anywhere; patterns only when
+// the literal parts they need are in s; never a cue that weighs 0. For
+// each, sc.cueTok keeps the first word where it may begin (a phrase may
+// begin at its later ones too, by sentence.next), or -1: anywhere.
 //
 // first is c.firsts[ls], when ls is one of the rules' label sets (nil for
 // another, whose words are then looked up in its byFirst).
-func (sc *scratch) candidates(ls *LabelSet, s sentence, first [][]int32) []hit {
-	sc.hits = sc.hits[:0]
+func (sc *scratch) candidates(ls *LabelSet, s sentence, first [][]int32) []uint64 {
+	sc.cues = slices.Grow(sc.cues[:0], (len(ls.Cues)+63)/64)[:(len(ls.Cues)+63)/64]
+	clear(sc.cues)
+	for len(sc.cueTok) < len(ls.Cues) {
+		sc.cueTok = append(sc.cueTok, -1)
+	}
 	if ls.byFirst == nil { // a label set not read from a file: every cue
 		for i := range ls.Cues {
-			sc.hits = append(sc.hits, newHit(int32(i), -1))
+			sc.mark(ls, int32(i), -1, nil)
 		}
-		return sc.hits
+		return sc.cues
 	}
 	sc.present = ls.lits.find(s.lower, sc.present)
 	for _, i := range ls.rest {
-		if mayMatch(&ls.Cues[i], sc.present) {
-			sc.hits = append(sc.hits, newHit(i, -1))
-		}
+		sc.mark(ls, i, -1, sc.present)
 	}
 	for t, tok := range s.toks {
-		var cues []int32
-		if first != nil {
-			if id := s.ids[t]; id >= 0 {
-				cues = first[id]
+		if first == nil { // no word numbers: the phrase is looked for anywhere
+			for _, i := range ls.byFirst[s.lower[tok.start:tok.end]] {
+				sc.mark(ls, i, -1, sc.present)
 			}
-		} else {
-			cues = ls.byFirst[s.lower[tok.start:tok.end]]
-		}
-		for _, i := range cues {
-			if mayMatch(&ls.Cues[i], sc.present) {
-				sc.hits = append(sc.hits, newHit(i, int32(t)))
+		} else if id := s.ids[t]; id >= 0 {
+			for _, i := range first[id] {
+				sc.mark(ls, i, int32(t), sc.present)
 			}
 		}
 	}
-	slices.Sort(sc.hits)
-	return sc.hits
+	return sc.cues
+}
+
+// mark sets cue i's bit, from word tok, unless it is set already, weighs
+// 0, or lacks a literal part it needs (present: nil when not known).
+func (sc *scratch) mark(ls *LabelSet, i, tok int32, present []uint64) {
+	if sc.cues[i>>6]&(1<<(i&63)) != 0 {
+		return
+	}
+	if cue := &ls.Cues[i]; cue.Weight == 0 || present != nil && !mayMatch(cue, present) {
+		return
+	}
+	sc.cues[i>>6] |= 1 << (i & 63)
+	sc.cueTok[i] = tok
 }
 
 // weigh counts the cue found at pos: its label and weight as the place
@@ -1032,19 +1064,19 @@ func isWordRune(r rune) bool {
 }
 
 // findCue returns the byte spans where cue occurs in s as whole words
-// (into sc.spans). hits are where the cue may begin: words of s equal to
-// its first word (a phrase that begins with a letter or digit can begin
-// nowhere else), or anywhere.
-func (c *Classifier) findCue(cue *Cue, s sentence, hits []hit, sc *scratch) [][2]int {
+// (into sc.spans). tok is the first word of s where it may begin, the
+// others following by s.next (a phrase that begins with a letter or digit
+// can begin nowhere but at words equal to its first word), or -1: anywhere.
+func (c *Classifier) findCue(cue *Cue, s sentence, tok int32, sc *scratch) [][2]int {
 	out := sc.spans[:0]
 	if cue.pat != nil { // its literal parts are in s (candidates)
 		out, sc.at = cue.pat.findAllIn(s.lower, s.words, out, sc.at)
 		return out
 	}
 	p := cue.phrase
-	if cue.atWord && hits[0].tok() >= 0 {
-		for _, h := range hits {
-			start := s.toks[h.tok()].start
+	if cue.atWord && tok >= 0 {
+		for ; tok >= 0; tok = s.next[tok] {
+			start := s.toks[tok].start
 			if strings.HasPrefix(s.lower[start:], p) && endsWord(s.lower, start+len(p), cue.endsWord) {
 				out = append(out, [2]int{start, start + len(p)})
 			}
