@@ -28,11 +28,18 @@ type Classifier struct {
 	ownWork []*pattern // rules.Pluralism.OwnWork
 	scratch sync.Pool  // of *scratch
 	// words numbers every word a cue of the rules begins with (the keys
-	// of each label set's byFirst), and firsts[ls] lists, by word number,
-	// the label set's cues that begin with it: a sentence's words are
-	// looked up once (sentence.ids) for all three label sets, not once each.
-	words  map[string]int32
-	firsts map[*LabelSet][][]int32
+	// of each label set's byFirst) and every contrast word, and sets[ls]
+	// says what each is to a label set: a sentence's words are looked up
+	// once (sentence.ids) for all three label sets, not once each.
+	words map[string]int32
+	sets  map[*LabelSet]*setWords
+}
+
+// setWords is what the numbered words (Classifier.words) are to one of
+// the rules' label sets.
+type setWords struct {
+	first    [][]int32 // by word number, the label set's cues that begin with it
+	contrast []uint8   // by word number: scopeAfter (a contrast word), scopeConceded (a concession) or scopeNone
 }
 
 // scratch is the space one call works in, reused so that looking for
@@ -51,7 +58,7 @@ type scratch struct {
 	before  []string
 	tally   []labelScore
 	ev      []record.Evidence
-	scope   []scopeSpan // a label set's contrast scope in the sentence (Contrast.spans)
+	scope   []scopeSpan // a label set's contrast scope in the sentence (contrastSpans)
 	own     [][2]int    // pluralism: where the paper says what it does (paperOwnWork)
 	ownAt   [][]int     // each own_work pattern's candidates in the paper's text
 	words   wordStarts  // the sentence's, for the patterns that begin with \b
@@ -91,30 +98,43 @@ func New(rules *Rules) *Classifier {
 			c.ownWork = append(c.ownWork, compilePattern(re))
 		}
 	}
-	c.words, c.firsts = map[string]int32{}, map[*LabelSet][][]int32{}
+	c.words, c.sets = map[string]int32{}, map[*LabelSet]*setWords{}
+	number := func(w string) {
+		if _, ok := c.words[w]; !ok {
+			c.words[w] = int32(len(c.words))
+		}
+	}
 	for _, ls := range []*LabelSet{rules.Role, rules.Polarity, rules.Pluralism} {
-		if ls == nil || ls.byFirst == nil {
+		if ls == nil {
 			continue
 		}
-		var first [][]int32
-		for w, cues := range ls.byFirst {
-			id, ok := c.words[w]
-			if !ok {
-				id = int32(len(c.words))
-				c.words[w] = id
-			}
-			for int(id) >= len(first) {
-				first = append(first, nil)
-			}
-			first[id] = cues
+		c.sets[ls] = &setWords{}
+		for w := range ls.byFirst {
+			number(w)
 		}
-		c.firsts[ls] = first
+		if ls.Contrast != nil {
+			for w := range ls.Contrast.Words {
+				number(w)
+			}
+			for w := range ls.Contrast.Concessions {
+				number(w)
+			}
+		}
 	}
-	for ls, first := range c.firsts { // every word has a place in every list
-		for len(first) < len(c.words) {
-			first = append(first, nil)
+	for ls, sw := range c.sets { // every word has a place in every list
+		sw.first = make([][]int32, len(c.words))
+		for w, cues := range ls.byFirst {
+			sw.first[c.words[w]] = cues
 		}
-		c.firsts[ls] = first
+		if ls.Contrast != nil {
+			sw.contrast = make([]uint8, len(c.words))
+			for w := range ls.Contrast.Concessions {
+				sw.contrast[c.words[w]] = scopeConceded
+			}
+			for w := range ls.Contrast.Words { // a contrast word first, if both
+				sw.contrast[c.words[w]] = scopeAfter
+			}
+		}
 	}
 	return c
 }
@@ -729,7 +749,8 @@ func (c *Classifier) tally(ls *LabelSet, s sentence, section string, sc *scratch
 	c.tallyCues(ls, s, section, true, sc)
 }
 
-// tallyCues is tally, with ls's priors or without.
+// tallyCues is tally, with ls's priors or without. ls is one of the
+// rules' label sets (its words are numbered in c.sets).
 func (c *Classifier) tallyCues(ls *LabelSet, s sentence, section string, priors bool, sc *scratch) {
 	sc.tally = sc.tally[:0]
 	for _, l := range ls.Labels { // in a fixed order: float sums must not vary
@@ -748,10 +769,11 @@ func (c *Classifier) tallyCues(ls *LabelSet, s sentence, section string, priors 
 			}
 		}
 	}
-	cues := sc.candidates(ls, s, c.firsts[ls])
+	sw := c.sets[ls]
+	cues := sc.candidates(ls, s, sw.first)
 	sc.scope = sc.scope[:0]
 	if ls.Contrast != nil && slices.ContainsFunc(cues, func(set uint64) bool { return set != 0 }) {
-		sc.scope = ls.Contrast.spans(s, sc.scope)
+		sc.scope = contrastSpans(s, sw.contrast, sc.scope)
 	}
 	for w, set := range cues {
 		for ; set != 0; set &= set - 1 {
@@ -773,31 +795,19 @@ func (c *Classifier) tallyCues(ls *LabelSet, s sentence, section string, priors 
 // the literal parts they need are in s; never a cue that weighs 0. For
 // each, sc.cueTok keeps the first word where it may begin (a phrase may
 // begin at its later ones too, by sentence.next), or -1: anywhere.
-//
-// first is c.firsts[ls], when ls is one of the rules' label sets (nil for
-// another, whose words are then looked up in its byFirst).
+// first is c.sets[ls].first.
 func (sc *scratch) candidates(ls *LabelSet, s sentence, first [][]int32) []uint64 {
 	sc.cues = slices.Grow(sc.cues[:0], (len(ls.Cues)+63)/64)[:(len(ls.Cues)+63)/64]
 	clear(sc.cues)
 	for len(sc.cueTok) < len(ls.Cues) {
 		sc.cueTok = append(sc.cueTok, -1)
 	}
-	if ls.byFirst == nil { // a label set not read from a file: every cue
-		for i := range ls.Cues {
-			sc.mark(ls, int32(i), -1, nil)
-		}
-		return sc.cues
-	}
 	sc.present = ls.lits.find(s.lower, sc.present)
 	for _, i := range ls.rest {
 		sc.mark(ls, i, -1, sc.present)
 	}
-	for t, tok := range s.toks {
-		if first == nil { // no word numbers: the phrase is looked for anywhere
-			for _, i := range ls.byFirst[s.lower[tok.start:tok.end]] {
-				sc.mark(ls, i, -1, sc.present)
-			}
-		} else if id := s.ids[t]; id >= 0 {
+	for t := range s.toks {
+		if id := s.ids[t]; id >= 0 {
 			for _, i := range first[id] {
 				sc.mark(ls, i, int32(t), sc.present)
 			}
@@ -807,12 +817,12 @@ func (sc *scratch) candidates(ls *LabelSet, s sentence, first [][]int32) []uint6
 }
 
 // mark sets cue i's bit, from word tok, unless it is set already, weighs
-// 0, or lacks a literal part it needs (present: nil when not known).
+// 0, or lacks a literal part it needs (present).
 func (sc *scratch) mark(ls *LabelSet, i, tok int32, present []uint64) {
 	if sc.cues[i>>6]&(1<<(i&63)) != 0 {
 		return
 	}
-	if cue := &ls.Cues[i]; cue.Weight == 0 || present != nil && !mayMatch(cue, present) {
+	if cue := &ls.Cues[i]; cue.Weight == 0 || !mayMatch(cue, present) {
 		return
 	}
 	sc.cues[i>>6] |= 1 << (i & 63)
@@ -882,18 +892,22 @@ const (
 	scopeConceded
 )
 
-// spans appends the sentence's stretches after a contrast word (to its
+// contrastSpans appends the sentence's stretches after a contrast word (to its
 // end) and in a concession (from the concession word to the next comma,
 // semicolon or colon outside brackets, "(Koehn et al., 2003)" being part
 // of the clause), the rest of the sentence after a concession counting
-// as after a contrast word.
-func (ct *Contrast) spans(s sentence, dst []scopeSpan) []scopeSpan {
-	for _, t := range s.toks {
-		w := s.lower[t.start:t.end]
-		switch {
-		case ct.Words[w]:
+// as after a contrast word. kinds are setWords.contrast, what each
+// word (by its number) is to the label set's Contrast.
+func contrastSpans(s sentence, kinds []uint8, dst []scopeSpan) []scopeSpan {
+	for i, t := range s.toks {
+		id := s.ids[i]
+		if id < 0 {
+			continue
+		}
+		switch kinds[id] {
+		case scopeAfter:
 			dst = append(dst, scopeSpan{t.end, len(s.lower), false})
-		case ct.Concessions[w]:
+		case scopeConceded:
 			end := clauseEnd(s.lower, t.end)
 			dst = append(dst, scopeSpan{t.end, end, true})
 			if end < len(s.lower) {

@@ -79,7 +79,7 @@ type LabelSet struct {
 	// hub's work weighs, against 1 in the paper's abstract.
 	CitingFactor float64
 	// Contrast, when the file has it (polarity), weighs a cue by where
-	// it is against the sentence's contrast words (Contrast.spans, scopeAt).
+	// it is against the sentence's contrast words (contrastSpans, scopeAt).
 	Contrast *Contrast
 	Sections []SectionPrior // sorted, so scores and evidence come out the same every time
 	Cues     []Cue
