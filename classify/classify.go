@@ -56,12 +56,17 @@ type scratch struct {
 	at      []int
 	others  [][2]int
 	before  []string
-	tally   []labelScore
-	ev      []record.Evidence
-	scope   []scopeSpan // a label set's contrast scope in the sentence (contrastSpans)
-	own     [][2]int    // pluralism: where the paper says what it does (paperOwnWork)
-	ownAt   [][]int     // each own_work pattern's candidates in the paper's text
-	words   wordStarts  // the sentence's, for the patterns that begin with \b
+	// negatedHedged's answers, for the places of scopeText weighed so far.
+	scopeText string
+	scopeAt   []scopeOfPlace
+	tally     []labelScore
+	ev        []record.Evidence
+	order     []placed          // sortEvidence
+	evCopy    []record.Evidence // sortEvidence
+	scope     []scopeSpan       // a label set's contrast scope in the sentence (contrastSpans)
+	own       [][2]int          // pluralism: where the paper says what it does (paperOwnWork)
+	ownAt     [][]int           // each own_work pattern's candidates in the paper's text
+	words     wordStarts        // the sentence's, for the patterns that begin with \b
 	// A sentence made from the end of another (suffix): its words and starts.
 	suffixToks  []token
 	suffixIDs   []int32
@@ -352,7 +357,7 @@ func (c *Classifier) pluralismOf(s sentence, titleLen int, citing []string, sc *
 				e.Rule = ls.rule(ruleCitingSentence, false)
 			}
 		}
-		sortEvidence(sc.ev)
+		sc.sortEvidence(sc.ev)
 	}
 	// Probabilities(ls, scores)[l], without the map: a label not in the
 	// set (argmax's "" when every score is -1 or less) has none.
@@ -785,7 +790,7 @@ func (c *Classifier) tallyCues(ls *LabelSet, s sentence, section string, priors 
 			}
 		}
 	}
-	sortEvidence(sc.ev[evFrom:])
+	sc.sortEvidence(sc.ev[evFrom:])
 }
 
 // candidates sets in sc.cues a bit per cue of ls that may occur in s,
@@ -862,20 +867,44 @@ func (c *Classifier) weigh(ls *LabelSet, cue *Cue, pos [2]int, s sentence, sc *s
 		w *= ls.Contrast.After
 		kind = ruleAfterContrast
 	}
-	sc.before = appendWordsBefore(sc.before[:0], s.lower, pos[0], max(c.rules.NegationScope, c.rules.HedgeScope))
-	if anyIn(sc.before, c.rules.NegationScope, c.rules.Negators) {
+	negated, hedged := sc.negatedHedged(c.rules, s.lower, pos[0])
+	if negated {
 		if ls.Negated == "drop" {
 			return
 		}
 		label = Flip(label)
 		kind = ruleNegated
 	}
-	hedged := anyIn(sc.before, c.rules.HedgeScope, c.rules.Hedges)
 	if hedged {
 		w *= c.rules.HedgeFactor
 	}
 	sc.add(label, w)
 	sc.ev = append(sc.ev, record.Evidence{Label: label, Rule: ls.rule(kind, hedged), Cue: cue.Text, Weight: round(w)})
+}
+
+// negatedHedged tells whether a negator is among the rules' negation
+// scope of words before pos in text, and whether a hedge is among their
+// hedge scope. It remembers its answers for the last text it was asked
+// about: most places where a cue is found are weighed for other cues too.
+func (sc *scratch) negatedHedged(r *Rules, text string, pos int) (negated, hedged bool) {
+	if text != sc.scopeText { // the same string at once, most often
+		sc.scopeText, sc.scopeAt = text, sc.scopeAt[:0]
+	}
+	for _, at := range sc.scopeAt {
+		if at.pos == pos {
+			return at.negated, at.hedged
+		}
+	}
+	sc.before = appendWordsBefore(sc.before[:0], text, pos, max(r.NegationScope, r.HedgeScope))
+	negated, hedged = anyIn(sc.before, r.NegationScope, r.Negators), anyIn(sc.before, r.HedgeScope, r.Hedges)
+	sc.scopeAt = append(sc.scopeAt, scopeOfPlace{pos, negated, hedged})
+	return negated, hedged
+}
+
+// scopeOfPlace is negatedHedged's answer for a place.
+type scopeOfPlace struct {
+	pos             int
+	negated, hedged bool
 }
 
 // scopeSpan is a stretch of a sentence, in bytes, after a contrast word
@@ -971,9 +1000,32 @@ func (sc *scratch) add(label string, w float64) {
 	sc.tally = append(sc.tally, labelScore{label, w})
 }
 
-// sortEvidence puts the highest weights first, keeping the order of equals.
-func sortEvidence(ev []record.Evidence) {
-	slices.SortStableFunc(ev, func(a, b record.Evidence) int { return cmp.Compare(b.Weight, a.Weight) })
+// sortEvidence puts the highest weights first, keeping the order of
+// equals. It sorts the weights with their places, not the evidence (a
+// sentence's few dozen pieces moved over and over by an insertion sort
+// were a tenth of BenchmarkContext), then puts each piece in its place.
+func (sc *scratch) sortEvidence(ev []record.Evidence) {
+	byWeight := func(a, b record.Evidence) int { return cmp.Compare(b.Weight, a.Weight) }
+	if slices.IsSortedFunc(ev, byWeight) {
+		return
+	}
+	sc.order = sc.order[:0]
+	for i, e := range ev {
+		sc.order = append(sc.order, placed{e.Weight, i})
+	}
+	slices.SortFunc(sc.order, func(a, b placed) int {
+		return cmp.Or(cmp.Compare(b.weight, a.weight), cmp.Compare(a.at, b.at))
+	})
+	sc.evCopy = append(sc.evCopy[:0], ev...)
+	for i, o := range sc.order {
+		ev[i] = sc.evCopy[o.at]
+	}
+}
+
+// placed is a weight and where its evidence was (sortEvidence).
+type placed struct {
+	weight float64
+	at     int
 }
 
 // evidence copies the evidence out of the scratch space; nil when there is none.
