@@ -211,10 +211,11 @@ func inMap(scores map[string]float64) scoreOf {
 // softmax(score / temperature) over the set's labels, the temperature
 // fitted by scripts/tune.
 func Probabilities(ls *LabelSet, scores map[string]float64) map[string]float64 {
-	t, mx, z := softmaxParts(ls, inMap(scores))
+	var buf [16]float64
+	_, _, z, terms := softmaxParts(ls, inMap(scores), buf[:0])
 	p := make(map[string]float64, len(ls.Labels))
-	for _, l := range ls.Labels {
-		p[l] = round(math.Exp(scores[l]/t-mx) / z)
+	for i, l := range ls.Labels {
+		p[l] = round(terms[i] / z)
 	}
 	return p
 }
@@ -222,25 +223,36 @@ func Probabilities(ls *LabelSet, scores map[string]float64) map[string]float64 {
 // probabilityOf is Probabilities(ls, scores)[label], without the map (it
 // is on the path of every sentence).
 func probabilityOf(ls *LabelSet, score scoreOf, label string) float64 {
-	t, mx, z := softmaxParts(ls, score)
+	var buf [16]float64
+	t, mx, z, terms := softmaxParts(ls, score, buf[:0])
+	if i := slices.Index(ls.Labels, label); i >= 0 {
+		return round(terms[i] / z)
+	}
 	return round(math.Exp(score(label)/t-mx) / z)
 }
 
 // softmaxParts are the temperature, the highest scaled score and the
-// softmax's denominator (scaled by exp(-max), so nothing overflows).
-func softmaxParts(ls *LabelSet, score scoreOf) (t, mx, z float64) {
+// softmax's denominator (scaled by exp(-max), so nothing overflows), and
+// its terms, label by label in ls.Labels' order, appended to terms[:0]:
+// label i's probability is terms[i] / z, the bits it would have if its
+// term were worked out again.
+func softmaxParts(ls *LabelSet, score scoreOf, terms []float64) (t, mx, z float64, _ []float64) {
 	t = ls.Temperature
 	if t <= 0 {
 		t = 1
 	}
 	mx = math.Inf(-1)
+	terms = terms[:0]
 	for _, l := range ls.Labels {
-		mx = max(mx, score(l)/t)
+		scaled := score(l) / t
+		terms = append(terms, scaled)
+		mx = max(mx, scaled)
 	}
-	for _, l := range ls.Labels {
-		z += math.Exp(score(l)/t - mx)
+	for i, scaled := range terms {
+		terms[i] = math.Exp(scaled - mx)
+		z += terms[i]
 	}
-	return t, mx, z
+	return t, mx, z, terms
 }
 
 // CalibrationMap maps the probability the scores give a tag to the chance
@@ -298,10 +310,11 @@ func MarkerKnown(span []int) bool {
 // The most probable role alone may lose: background 0.4 against uses 0.3
 // and extends 0.3 is a method.
 func Intent(ls *LabelSet, scores map[string]float64) (string, float64) {
-	t, mx, z := softmaxParts(ls, inMap(scores))
+	var buf [16]float64
+	_, _, z, terms := softmaxParts(ls, inMap(scores), buf[:0])
 	sum := map[string]float64{}
-	for _, l := range ls.Labels {
-		sum[IntentOf(l)] += math.Exp(scores[l]/t-mx) / z
+	for i, l := range ls.Labels {
+		sum[IntentOf(l)] += terms[i] / z
 	}
 	best := ""
 	for _, in := range TaskLabels(TaskIntent) { // a tie goes to background, then method
@@ -361,12 +374,14 @@ func (c *Classifier) pluralismOf(s sentence, titleLen int, citing []string, sc *
 	}
 	// Probabilities(ls, scores)[l], without the map: a label not in the
 	// set (argmax's "" when every score is -1 or less) has none.
-	t, mx, z := softmaxParts(ls, inMap(scores))
+	var buf [16]float64
+	_, _, z, terms := softmaxParts(ls, inMap(scores), buf[:0])
 	prob := func(l string) float64 {
-		if !slices.Contains(ls.Labels, l) {
+		i := slices.Index(ls.Labels, l)
+		if i < 0 {
 			return 0
 		}
-		return round(math.Exp(scores[l]/t-mx) / z)
+		return round(terms[i] / z)
 	}
 	p := record.Pluralism{Scores: scores, Evidence: evidence(sc.ev), Primary: argmax(ls, inMap(scores))}
 	p.Confidence = ls.LabelConfidence(p.Primary, prob(p.Primary), true)
