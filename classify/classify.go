@@ -50,12 +50,16 @@ type scratch struct {
 	next    []int32  // sentence.next
 	lastTok []int32  // prepareLower: by word number, a later token with it; -1 between calls
 	present []uint64 // a label set's literals found in the text (literals.find)
-	cues    []uint64 // a bit per cue of a label set worth looking for (candidates)
-	cueTok  []int32  // by cue: the first word where it may begin, or -1 for anywhere (candidates)
-	spans   [][2]int
-	at      []int
-	others  [][2]int
-	before  []string
+	// present is of presentText, by presentLits: the role and polarity
+	// files share their literals, so a sentence is read once for both.
+	presentText string
+	presentLits *literals
+	cues        []uint64 // a bit per cue of a label set worth looking for (candidates)
+	cueTok      []int32  // by cue: the first word where it may begin, or -1 for anywhere (candidates)
+	spans       [][2]int
+	at          []int
+	others      [][2]int
+	before      []string
 	// negatedHedged's answers, for the places of scopeText weighed so far.
 	scopeText string
 	scopeAt   []scopeOfPlace
@@ -822,7 +826,10 @@ func (sc *scratch) candidates(ls *LabelSet, s sentence, first [][]int32) []uint6
 	for len(sc.cueTok) < len(ls.Cues) {
 		sc.cueTok = append(sc.cueTok, -1)
 	}
-	sc.present = ls.lits.find(s.lower, sc.present)
+	if ls.lits != sc.presentLits || s.lower != sc.presentText { // the same string at once, most often
+		sc.present = ls.lits.find(s.lower, sc.present)
+		sc.presentLits, sc.presentText = ls.lits, s.lower
+	}
 	for _, i := range ls.rest {
 		sc.mark(ls, i, -1, sc.present)
 	}
