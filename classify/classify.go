@@ -557,7 +557,7 @@ func mayMatch(cue *Cue, present []uint64) bool {
 type sentence struct {
 	lower string
 	toks  []token
-	ids   []int32 // each token's number in Classifier.words, -1 if no cue begins with it
+	ids   []int32 // each token's number in Classifier.words, -1 if it has none
 	next  []int32 // each token's next token of the same number, or -1
 	words *wordStarts
 	m     marker
@@ -654,7 +654,7 @@ func (sc *scratch) suffix(s sentence, at int) sentence {
 			first = min(first, i)
 			sc.suffixToks = append(sc.suffixToks, token{t.start - at, t.end - at})
 			sc.suffixIDs = append(sc.suffixIDs, s.ids[i])
-			sc.suffixNext = append(sc.suffixNext, max(s.next[i]-int32(first), -1))
+			sc.suffixNext = append(sc.suffixNext, max(s.next[i]-int32(first), -1)) // -1 stays -1
 		}
 	}
 	sc.suffixWords.suffixOf(s.words, at)
