@@ -60,6 +60,10 @@ type pattern struct {
 	// \b), in the order regexp tries them: matchAt takes the first that
 	// is there rather than running anchored ("\b(we|our)\b" is two).
 	texts []literalText
+	// holds are bytes that every match holds past its start, for a
+	// pattern run by regexp: a text without one of them is not looked at
+	// (";" for "\\([^()]*;[^()]*;[^()]*\\)", tried at every "(").
+	holds []byte
 }
 
 // literalText is one text a pattern can match, and what its \b at the
@@ -91,6 +95,17 @@ func compilePattern(re *regexp.Regexp) *pattern {
 		return p
 	}
 	p.texts = literalTexts(rest)
+	if p.texts == nil && rest.Op == syntax.OpConcat {
+		for _, sub := range rest.Sub[1:] {
+			if sub.Op == syntax.OpLiteral && sub.Flags&syntax.FoldCase == 0 {
+				for _, r := range sub.Rune {
+					if r < utf8.RuneSelf && !slices.Contains(p.holds, byte(r)) {
+						p.holds = append(p.holds, byte(r))
+					}
+				}
+			}
+		}
+	}
 	anchored, err := regexp.Compile(`^(?:` + re.String() + `)`)
 	if err != nil {
 		return p
@@ -348,6 +363,11 @@ func (p *pattern) findAllIn(s string, ws *wordStarts, dst [][2]int, at []int) ([
 			dst = append(dst, [2]int{m[0], m[1]})
 		}
 		return dst, at
+	}
+	for _, b := range p.holds {
+		if strings.IndexByte(s, b) < 0 {
+			return dst, at
+		}
 	}
 	at = p.candidates(s, ws, at[:0])
 	end := 0

@@ -23,7 +23,7 @@ func TestPatternsFindWhatRegexpFinds(t *testing.T) {
 		`state.?of.?the.?art`, `\bé(t|té)\b`, `\bdata$`, `\b(a|ab)c?`, `we\b`, `\[\s*\d+\s*[-–,]`,
 		`\b(we|our)\w+`, `(?i)\bwe\b`, `\b(?:as|also) (reported|found)`, `(\bwe)`, `\bwe|\bour`, `(?:\b)?we`,
 		`x*\bwe`, `(we|\Bour)`, `we\B`, `\b(ab|a)(bc|c)?\b`, `\bab??c?`, `\bmatch(es)? (with|to)?`, `\bwe\b \bus`,
-		`\bwe\b\bus`, `\b(x|y)\b_`, `\bé\b`, `\b(we|our)\b(,|\.)?`, `\b(a|b)(c|d)\b`,
+		`\bwe\b\bus`, `\b(x|y)\b_`, `\bé\b`, `\b(we|our)\b(,|\.)?`, `\b(a|b)(c|d)\b`, `\([^()]*;[^()]*\)`,
 	}
 	for _, re := range c.rules.CitationMarkers {
 		pats = append(pats, re.String())
@@ -46,7 +46,7 @@ func TestPatternsFindWhatRegexpFinds(t *testing.T) {
 		"as reported by [2]; also found in [3]", "We, WE", "we use a deliberative poll of diverse perspectives; we propose a benchmark",
 		strings.Repeat("é", 40) + " we " + strings.Repeat("ü", 40) + " use",
 		"abc ab a abbc ac abcd", "matches with match to matchesto match", "we us we-us weus", "x_ x _ y_ x", "é éa",
-		"we, our. we.x", "ac bd bdx", "ab",
+		"we, our. we.x", "ac bd bdx", "ab", "(a; b) (a;b;c) ((;)) (a;b", "(a, b) (c)",
 	}
 	for _, f := range digestFiles {
 		path := "../../shared/data/" + f.file
@@ -110,6 +110,25 @@ func TestMatchStartsAndWidth(t *testing.T) {
 		p := compilePattern(regexp.MustCompile(pat))
 		if got := fmt.Sprint(p.starts, p.boundary, p.width); got != want {
 			t.Errorf("%q: starts, boundary, width = %s, want %s", pat, got, want)
+		}
+	}
+}
+
+// A pattern run by regexp is not looked at in a text that lacks a byte
+// every match holds past its start.
+func TestPatternHolds(t *testing.T) {
+	for pat, want := range map[string]string{
+		`\([^()]*;[^()]*;[^()]*\)`: ";)",
+		`\[\s*\d+\s*[-–,]`:         "",
+		`\b(we|our)\b`:             "", // matched as texts
+		`\bwe.{0,3}(?i:x)y`:        "y",
+	} {
+		p := compilePattern(regexp.MustCompile(pat))
+		if string(p.holds) != want {
+			t.Errorf("%q holds %q, want %q", pat, p.holds, want)
+		}
+		if got, _ := p.findAllIn("(we; x) (a; b; c)", nil, nil, nil); pat == `\([^()]*;[^()]*;[^()]*\)` && len(got) != 1 {
+			t.Errorf("%q: found %v", pat, got)
 		}
 	}
 }
