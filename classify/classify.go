@@ -7,6 +7,7 @@ package classify
 import (
 	"cmp"
 	"math"
+	"math/bits"
 	"slices"
 	"strings"
 	"sync"
@@ -27,11 +28,18 @@ type Classifier struct {
 	ownWork []*pattern // rules.Pluralism.OwnWork
 	scratch sync.Pool  // of *scratch
 	// words numbers every word a cue of the rules begins with (the keys
-	// of each label set's byFirst), and firsts[ls] lists, by word number,
-	// the label set's cues that begin with it: a sentence's words are
-	// looked up once (sentence.ids) for all three label sets, not once each.
-	words  map[string]int32
-	firsts map[*LabelSet][][]int32
+	// of each label set's byFirst) and every contrast word, and sets[ls]
+	// says what each is to a label set: a sentence's words are looked up
+	// once (sentence.ids) for all three label sets, not once each.
+	words map[string]int32
+	sets  map[*LabelSet]*setWords
+}
+
+// setWords is what the numbered words (Classifier.words) are to one of
+// the rules' label sets.
+type setWords struct {
+	first    [][]int32 // by word number, the label set's cues that begin with it
+	contrast []uint8   // by word number: scopeAfter (a contrast word), scopeConceded (a concession) or scopeNone
 }
 
 // scratch is the space one call works in, reused so that looking for
@@ -39,33 +47,37 @@ type Classifier struct {
 type scratch struct {
 	toks    []token
 	ids     []int32  // the tokens' word numbers (sentence.ids)
+	next    []int32  // sentence.next
+	lastTok []int32  // prepareLower: by word number, a later token with it; -1 between calls
 	present []uint64 // a label set's literals found in the text (literals.find)
-	hits    []hit
-	spans   [][2]int
-	at      []int
-	others  [][2]int
-	before  []string
-	tally   []labelScore
-	ev      []record.Evidence
-	scope   []scopeSpan // a label set's contrast scope in the sentence (Contrast.spans)
-	own     [][2]int    // pluralism: where the paper says what it does (paperOwnWork)
-	ownAt   [][]int     // each own_work pattern's candidates in the paper's text
-	words   wordStarts  // the sentence's, for the patterns that begin with \b
+	// present is of presentText, by presentLits: the role and polarity
+	// files share their literals, so a sentence is read once for both.
+	presentText string
+	presentLits *literals
+	cues        []uint64 // a bit per cue of a label set worth looking for (candidates)
+	cueTok      []int32  // by cue: the first word where it may begin, or -1 for anywhere (candidates)
+	spans       [][2]int
+	at          []int
+	others      [][2]int
+	before      []string
+	// negatedHedged's answers, for the places of scopeText weighed so far.
+	scopeText string
+	scopeAt   []scopeOfPlace
+	tally     []labelScore
+	ev        []record.Evidence
+	order     []placed          // sortEvidence
+	evCopy    []record.Evidence // sortEvidence
+	scope     []scopeSpan       // a label set's contrast scope in the sentence (contrastSpans)
+	own       [][2]int          // pluralism: where the paper says what it does (paperOwnWork)
+	ownAt     [][]int           // each own_work pattern's candidates in the paper's text
+	words     wordStarts        // the sentence's, for the patterns that begin with \b
 	// A sentence made from the end of another (suffix): its words and starts.
 	suffixToks  []token
 	suffixIDs   []int32
+	suffixNext  []int32
 	suffixWords wordStarts
 	citing      []string // Tag: the record's citing sentences
 }
-
-// hit is a cue worth looking for: cue (its index in the label set) may
-// begin at word tok, or anywhere when tok is -1. The two are packed in a
-// number that sorts by cue, then word.
-type hit uint64
-
-func newHit(cue, tok int32) hit { return hit(uint64(uint32(cue))<<32 | uint64(uint32(tok+1))) }
-func (h hit) cue() int32        { return int32(h >> 32) }
-func (h hit) tok() int32        { return int32(uint32(h)) - 1 }
 
 // labelScore is one label's running score.
 type labelScore struct {
@@ -95,30 +107,43 @@ func New(rules *Rules) *Classifier {
 			c.ownWork = append(c.ownWork, compilePattern(re))
 		}
 	}
-	c.words, c.firsts = map[string]int32{}, map[*LabelSet][][]int32{}
+	c.words, c.sets = map[string]int32{}, map[*LabelSet]*setWords{}
+	number := func(w string) {
+		if _, ok := c.words[w]; !ok {
+			c.words[w] = int32(len(c.words))
+		}
+	}
 	for _, ls := range []*LabelSet{rules.Role, rules.Polarity, rules.Pluralism} {
-		if ls == nil || ls.byFirst == nil {
+		if ls == nil {
 			continue
 		}
-		var first [][]int32
-		for w, cues := range ls.byFirst {
-			id, ok := c.words[w]
-			if !ok {
-				id = int32(len(c.words))
-				c.words[w] = id
-			}
-			for int(id) >= len(first) {
-				first = append(first, nil)
-			}
-			first[id] = cues
+		c.sets[ls] = &setWords{}
+		for w := range ls.byFirst {
+			number(w)
 		}
-		c.firsts[ls] = first
+		if ls.Contrast != nil {
+			for w := range ls.Contrast.Words {
+				number(w)
+			}
+			for w := range ls.Contrast.Concessions {
+				number(w)
+			}
+		}
 	}
-	for ls, first := range c.firsts { // every word has a place in every list
-		for len(first) < len(c.words) {
-			first = append(first, nil)
+	for ls, sw := range c.sets { // every word has a place in every list
+		sw.first = make([][]int32, len(c.words))
+		for w, cues := range ls.byFirst {
+			sw.first[c.words[w]] = cues
 		}
-		c.firsts[ls] = first
+		if ls.Contrast != nil {
+			sw.contrast = make([]uint8, len(c.words))
+			for w := range ls.Contrast.Concessions {
+				sw.contrast[c.words[w]] = scopeConceded
+			}
+			for w := range ls.Contrast.Words { // a contrast word first, if both
+				sw.contrast[c.words[w]] = scopeAfter
+			}
+		}
 	}
 	return c
 }
@@ -190,10 +215,11 @@ func inMap(scores map[string]float64) scoreOf {
 // softmax(score / temperature) over the set's labels, the temperature
 // fitted by scripts/tune.
 func Probabilities(ls *LabelSet, scores map[string]float64) map[string]float64 {
-	t, mx, z := softmaxParts(ls, inMap(scores))
+	var buf [16]float64
+	_, _, z, terms := softmaxParts(ls, inMap(scores), buf[:0])
 	p := make(map[string]float64, len(ls.Labels))
-	for _, l := range ls.Labels {
-		p[l] = round(math.Exp(scores[l]/t-mx) / z)
+	for i, l := range ls.Labels {
+		p[l] = round(terms[i] / z)
 	}
 	return p
 }
@@ -201,25 +227,36 @@ func Probabilities(ls *LabelSet, scores map[string]float64) map[string]float64 {
 // probabilityOf is Probabilities(ls, scores)[label], without the map (it
 // is on the path of every sentence).
 func probabilityOf(ls *LabelSet, score scoreOf, label string) float64 {
-	t, mx, z := softmaxParts(ls, score)
+	var buf [16]float64
+	t, mx, z, terms := softmaxParts(ls, score, buf[:0])
+	if i := slices.Index(ls.Labels, label); i >= 0 {
+		return round(terms[i] / z)
+	}
 	return round(math.Exp(score(label)/t-mx) / z)
 }
 
 // softmaxParts are the temperature, the highest scaled score and the
-// softmax's denominator (scaled by exp(-max), so nothing overflows).
-func softmaxParts(ls *LabelSet, score scoreOf) (t, mx, z float64) {
+// softmax's denominator (scaled by exp(-max), so nothing overflows), and
+// its terms, label by label in ls.Labels' order, appended to terms[:0]:
+// label i's probability is terms[i] / z, the bits it would have if its
+// term were worked out again.
+func softmaxParts(ls *LabelSet, score scoreOf, terms []float64) (t, mx, z float64, _ []float64) {
 	t = ls.Temperature
 	if t <= 0 {
 		t = 1
 	}
 	mx = math.Inf(-1)
+	terms = terms[:0]
 	for _, l := range ls.Labels {
-		mx = max(mx, score(l)/t)
+		scaled := score(l) / t
+		terms = append(terms, scaled)
+		mx = max(mx, scaled)
 	}
-	for _, l := range ls.Labels {
-		z += math.Exp(score(l)/t - mx)
+	for i, scaled := range terms {
+		terms[i] = math.Exp(scaled - mx)
+		z += terms[i]
 	}
-	return t, mx, z
+	return t, mx, z, terms
 }
 
 // CalibrationMap maps the probability the scores give a tag to the chance
@@ -277,10 +314,11 @@ func MarkerKnown(span []int) bool {
 // The most probable role alone may lose: background 0.4 against uses 0.3
 // and extends 0.3 is a method.
 func Intent(ls *LabelSet, scores map[string]float64) (string, float64) {
-	t, mx, z := softmaxParts(ls, inMap(scores))
+	var buf [16]float64
+	_, _, z, terms := softmaxParts(ls, inMap(scores), buf[:0])
 	sum := map[string]float64{}
-	for _, l := range ls.Labels {
-		sum[IntentOf(l)] += math.Exp(scores[l]/t-mx) / z
+	for i, l := range ls.Labels {
+		sum[IntentOf(l)] += terms[i] / z
 	}
 	best := ""
 	for _, in := range TaskLabels(TaskIntent) { // a tie goes to background, then method
@@ -336,16 +374,18 @@ func (c *Classifier) pluralismOf(s sentence, titleLen int, citing []string, sc *
 				e.Rule = ls.rule(ruleCitingSentence, false)
 			}
 		}
-		sortEvidence(sc.ev)
+		sc.sortEvidence(sc.ev)
 	}
 	// Probabilities(ls, scores)[l], without the map: a label not in the
 	// set (argmax's "" when every score is -1 or less) has none.
-	t, mx, z := softmaxParts(ls, inMap(scores))
+	var buf [16]float64
+	_, _, z, terms := softmaxParts(ls, inMap(scores), buf[:0])
 	prob := func(l string) float64 {
-		if !slices.Contains(ls.Labels, l) {
+		i := slices.Index(ls.Labels, l)
+		if i < 0 {
 			return 0
 		}
-		return round(math.Exp(scores[l]/t-mx) / z)
+		return round(terms[i] / z)
 	}
 	p := record.Pluralism{Scores: scores, Evidence: evidence(sc.ev), Primary: argmax(ls, inMap(scores))}
 	p.Confidence = ls.LabelConfidence(p.Primary, prob(p.Primary), true)
@@ -517,7 +557,8 @@ func mayMatch(cue *Cue, present []uint64) bool {
 type sentence struct {
 	lower string
 	toks  []token
-	ids   []int32 // each token's number in Classifier.words, -1 if no cue begins with it
+	ids   []int32 // each token's number in Classifier.words, -1 if it has none
+	next  []int32 // each token's next token of the same number, or -1
 	words *wordStarts
 	m     marker
 }
@@ -551,8 +592,9 @@ func (c *Classifier) prepareLower(lower string, span []int, sc *scratch) sentenc
 		}
 		sc.ids = append(sc.ids, id)
 	}
+	sc.next = sc.nextOf(sc.ids, sc.next, len(c.words))
 	sc.words.index(lower)
-	s := sentence{lower: lower, toks: sc.toks, ids: sc.ids, words: &sc.words}
+	s := sentence{lower: lower, toks: sc.toks, ids: sc.ids, next: sc.next, words: &sc.words}
 	if !MarkerKnown(span) {
 		return s
 	}
@@ -577,20 +619,46 @@ func (c *Classifier) prepareLower(lower string, span []int, sc *scratch) sentenc
 	return s
 }
 
+// nextOf sets next[t] to the next token after t with the word number
+// ids[t] (-1 for none or for a word without a number): a phrase found by
+// its first word is looked for at those words only (findCue). words is
+// how many word numbers there are.
+func (sc *scratch) nextOf(ids, next []int32, words int) []int32 {
+	for len(sc.lastTok) < words {
+		sc.lastTok = append(sc.lastTok, -1)
+	}
+	next = slices.Grow(next[:0], len(ids))[:len(ids)]
+	for t := len(ids) - 1; t >= 0; t-- {
+		next[t] = -1
+		if id := ids[t]; id >= 0 {
+			next[t], sc.lastTok[id] = sc.lastTok[id], int32(t)
+		}
+	}
+	for _, id := range ids {
+		if id >= 0 {
+			sc.lastTok[id] = -1
+		}
+	}
+	return next
+}
+
 // suffix is the sentence of s.lower[at:], a text of its own, made from s
 // (which it leaves as it is) rather than prepared again: s.lower[at-1] is
 // neither a letter, a digit nor a word byte, so its words and word starts
 // are those of s from at on. It has no marker.
 func (sc *scratch) suffix(s sentence, at int) sentence {
-	sc.suffixToks, sc.suffixIDs = sc.suffixToks[:0], sc.suffixIDs[:0]
+	sc.suffixToks, sc.suffixIDs, sc.suffixNext = sc.suffixToks[:0], sc.suffixIDs[:0], sc.suffixNext[:0]
+	first := len(s.toks) // the suffix's first token in s
 	for i, t := range s.toks {
 		if t.start >= at {
+			first = min(first, i)
 			sc.suffixToks = append(sc.suffixToks, token{t.start - at, t.end - at})
 			sc.suffixIDs = append(sc.suffixIDs, s.ids[i])
+			sc.suffixNext = append(sc.suffixNext, max(s.next[i]-int32(first), -1)) // -1 stays -1
 		}
 	}
 	sc.suffixWords.suffixOf(s.words, at)
-	return sentence{lower: s.lower[at:], toks: sc.suffixToks, ids: sc.suffixIDs, words: &sc.suffixWords}
+	return sentence{lower: s.lower[at:], toks: sc.suffixToks, ids: sc.suffixIDs, next: sc.suffixNext, words: &sc.suffixWords}
 }
 
 // aboutOther tells whether the cue at pos is closer to another citation's
@@ -705,7 +773,8 @@ func (c *Classifier) tally(ls *LabelSet, s sentence, section string, sc *scratch
 	c.tallyCues(ls, s, section, true, sc)
 }
 
-// tallyCues is tally, with ls's priors or without.
+// tallyCues is tally, with ls's priors or without. ls is one of the
+// rules' label sets (its words are numbered in c.sets).
 func (c *Classifier) tallyCues(ls *LabelSet, s sentence, section string, priors bool, sc *scratch) {
 	sc.tally = sc.tally[:0]
 	for _, l := range ls.Labels { // in a fixed order: float sums must not vary
@@ -724,67 +793,67 @@ func (c *Classifier) tallyCues(ls *LabelSet, s sentence, section string, priors 
 			}
 		}
 	}
-	hits := sc.candidates(ls, s, c.firsts[ls])
+	sw := c.sets[ls]
+	cues := sc.candidates(ls, s, sw.first)
 	sc.scope = sc.scope[:0]
-	if ls.Contrast != nil && len(hits) > 0 {
-		sc.scope = ls.Contrast.spans(s, sc.scope)
+	if ls.Contrast != nil && slices.ContainsFunc(cues, func(set uint64) bool { return set != 0 }) {
+		sc.scope = contrastSpans(s, sw.contrast, sc.scope)
 	}
-	for len(hits) > 0 {
-		n := 1 // hits[:n] are one cue's
-		for n < len(hits) && hits[n].cue() == hits[0].cue() {
-			n++
-		}
-		cue := &ls.Cues[hits[0].cue()]
-		if cue.Weight != 0 {
-			sc.spans = c.findCue(cue, s, hits[:n], sc)
+	for w, set := range cues {
+		for ; set != 0; set &= set - 1 {
+			i := w<<6 | bits.TrailingZeros64(set)
+			cue := &ls.Cues[i]
+			sc.spans = c.findCue(cue, s, sc.cueTok[i], sc)
 			for _, pos := range sc.spans {
 				c.weigh(ls, cue, pos, s, sc)
 			}
 		}
-		hits = hits[n:]
 	}
-	sortEvidence(sc.ev[evFrom:])
+	sc.sortEvidence(sc.ev[evFrom:])
 }
 
-// candidates lists, in file order (evidence and float sums must not
-// vary), the cues of ls that may occur in s: those whose first word (a
-// pattern's lead word) is one of its words, each with the words where it
-// may begin, and the cues that may begin anywhere; patterns only when the
-// literal parts they need are in s.
-//
-// first is c.firsts[ls], when ls is one of the rules' label sets (nil for
-// another, whose words are then looked up in its byFirst).
-func (sc *scratch) candidates(ls *LabelSet, s sentence, first [][]int32) []hit {
-	sc.hits = sc.hits[:0]
-	if ls.byFirst == nil { // a label set not read from a file: every cue
-		for i := range ls.Cues {
-			sc.hits = append(sc.hits, newHit(int32(i), -1))
-		}
-		return sc.hits
+// candidates sets in sc.cues a bit per cue of ls that may occur in s,
+// so that they are looked for in file order (evidence and float sums
+// must not vary): those whose first word (a pattern's lead word) is one
+// of its words and those that may begin anywhere; patterns only when
+// the literal parts they need are in s; never a cue that weighs 0. For
+// each, sc.cueTok keeps the first word where it may begin (a phrase may
+// begin at its later ones too, by sentence.next), or -1: anywhere.
+// first is c.sets[ls].first.
+func (sc *scratch) candidates(ls *LabelSet, s sentence, first [][]int32) []uint64 {
+	sc.cues = slices.Grow(sc.cues[:0], (len(ls.Cues)+63)/64)[:(len(ls.Cues)+63)/64]
+	clear(sc.cues)
+	for len(sc.cueTok) < len(ls.Cues) {
+		sc.cueTok = append(sc.cueTok, -1)
 	}
-	sc.present = ls.lits.find(s.lower, sc.present)
+	if ls.lits != sc.presentLits || s.lower != sc.presentText { // the same string at once, most often
+		sc.present = ls.lits.find(s.lower, sc.present)
+		sc.presentLits, sc.presentText = ls.lits, s.lower
+	}
 	for _, i := range ls.rest {
-		if mayMatch(&ls.Cues[i], sc.present) {
-			sc.hits = append(sc.hits, newHit(i, -1))
-		}
+		sc.mark(ls, i, -1, sc.present)
 	}
-	for t, tok := range s.toks {
-		var cues []int32
-		if first != nil {
-			if id := s.ids[t]; id >= 0 {
-				cues = first[id]
-			}
-		} else {
-			cues = ls.byFirst[s.lower[tok.start:tok.end]]
-		}
-		for _, i := range cues {
-			if mayMatch(&ls.Cues[i], sc.present) {
-				sc.hits = append(sc.hits, newHit(i, int32(t)))
+	for t := range s.toks {
+		if id := s.ids[t]; id >= 0 {
+			for _, i := range first[id] {
+				sc.mark(ls, i, int32(t), sc.present)
 			}
 		}
 	}
-	slices.Sort(sc.hits)
-	return sc.hits
+	return sc.cues
+}
+
+// mark sets cue i's bit, from word tok, unless it is set already, weighs
+// 0, or lacks a literal part it needs (present).
+func (sc *scratch) mark(ls *LabelSet, i, tok int32, present []uint64) {
+	if sc.cues[i>>6]&(1<<(i&63)) != 0 {
+		return
+	}
+	if cue := &ls.Cues[i]; cue.Weight == 0 || !mayMatch(cue, present) {
+		return
+	}
+	sc.cues[i>>6] |= 1 << (i & 63)
+	sc.cueTok[i] = tok
 }
 
 // weigh counts the cue found at pos: its label and weight as the place
@@ -820,20 +889,44 @@ func (c *Classifier) weigh(ls *LabelSet, cue *Cue, pos [2]int, s sentence, sc *s
 		w *= ls.Contrast.After
 		kind = ruleAfterContrast
 	}
-	sc.before = appendWordsBefore(sc.before[:0], s.lower, pos[0], max(c.rules.NegationScope, c.rules.HedgeScope))
-	if anyIn(sc.before, c.rules.NegationScope, c.rules.Negators) {
+	negated, hedged := sc.negatedHedged(c.rules, s.lower, pos[0])
+	if negated {
 		if ls.Negated == "drop" {
 			return
 		}
 		label = Flip(label)
 		kind = ruleNegated
 	}
-	hedged := anyIn(sc.before, c.rules.HedgeScope, c.rules.Hedges)
 	if hedged {
 		w *= c.rules.HedgeFactor
 	}
 	sc.add(label, w)
 	sc.ev = append(sc.ev, record.Evidence{Label: label, Rule: ls.rule(kind, hedged), Cue: cue.Text, Weight: round(w)})
+}
+
+// negatedHedged tells whether a negator is among the rules' negation
+// scope of words before pos in text, and whether a hedge is among their
+// hedge scope. It remembers its answers for the last text it was asked
+// about: most places where a cue is found are weighed for other cues too.
+func (sc *scratch) negatedHedged(r *Rules, text string, pos int) (negated, hedged bool) {
+	if text != sc.scopeText { // the same string at once, most often
+		sc.scopeText, sc.scopeAt = text, sc.scopeAt[:0]
+	}
+	for _, at := range sc.scopeAt {
+		if at.pos == pos {
+			return at.negated, at.hedged
+		}
+	}
+	sc.before = appendWordsBefore(sc.before[:0], text, pos, max(r.NegationScope, r.HedgeScope))
+	negated, hedged = anyIn(sc.before, r.NegationScope, r.Negators), anyIn(sc.before, r.HedgeScope, r.Hedges)
+	sc.scopeAt = append(sc.scopeAt, scopeOfPlace{pos, negated, hedged})
+	return negated, hedged
+}
+
+// scopeOfPlace is negatedHedged's answer for a place.
+type scopeOfPlace struct {
+	pos             int
+	negated, hedged bool
 }
 
 // scopeSpan is a stretch of a sentence, in bytes, after a contrast word
@@ -850,18 +943,22 @@ const (
 	scopeConceded
 )
 
-// spans appends the sentence's stretches after a contrast word (to its
+// contrastSpans appends the sentence's stretches after a contrast word (to its
 // end) and in a concession (from the concession word to the next comma,
 // semicolon or colon outside brackets, "(Koehn et al., 2003)" being part
 // of the clause), the rest of the sentence after a concession counting
-// as after a contrast word.
-func (ct *Contrast) spans(s sentence, dst []scopeSpan) []scopeSpan {
-	for _, t := range s.toks {
-		w := s.lower[t.start:t.end]
-		switch {
-		case ct.Words[w]:
+// as after a contrast word. kinds are setWords.contrast, what each
+// word (by its number) is to the label set's Contrast.
+func contrastSpans(s sentence, kinds []uint8, dst []scopeSpan) []scopeSpan {
+	for i, t := range s.toks {
+		id := s.ids[i]
+		if id < 0 {
+			continue
+		}
+		switch kinds[id] {
+		case scopeAfter:
 			dst = append(dst, scopeSpan{t.end, len(s.lower), false})
-		case ct.Concessions[w]:
+		case scopeConceded:
 			end := clauseEnd(s.lower, t.end)
 			dst = append(dst, scopeSpan{t.end, end, true})
 			if end < len(s.lower) {
@@ -925,9 +1022,32 @@ func (sc *scratch) add(label string, w float64) {
 	sc.tally = append(sc.tally, labelScore{label, w})
 }
 
-// sortEvidence puts the highest weights first, keeping the order of equals.
-func sortEvidence(ev []record.Evidence) {
-	slices.SortStableFunc(ev, func(a, b record.Evidence) int { return cmp.Compare(b.Weight, a.Weight) })
+// sortEvidence puts the highest weights first, keeping the order of
+// equals. It sorts the weights with their places, not the evidence (a
+// sentence's few dozen pieces moved over and over by an insertion sort
+// were a tenth of BenchmarkContext), then puts each piece in its place.
+func (sc *scratch) sortEvidence(ev []record.Evidence) {
+	byWeight := func(a, b record.Evidence) int { return cmp.Compare(b.Weight, a.Weight) }
+	if slices.IsSortedFunc(ev, byWeight) {
+		return
+	}
+	sc.order = sc.order[:0]
+	for i, e := range ev {
+		sc.order = append(sc.order, placed{e.Weight, i})
+	}
+	slices.SortFunc(sc.order, func(a, b placed) int {
+		return cmp.Or(cmp.Compare(b.weight, a.weight), cmp.Compare(a.at, b.at))
+	})
+	sc.evCopy = append(sc.evCopy[:0], ev...)
+	for i, o := range sc.order {
+		ev[i] = sc.evCopy[o.at]
+	}
+}
+
+// placed is a weight and where its evidence was (sortEvidence).
+type placed struct {
+	weight float64
+	at     int
 }
 
 // evidence copies the evidence out of the scratch space; nil when there is none.
@@ -1032,19 +1152,19 @@ func isWordRune(r rune) bool {
 }
 
 // findCue returns the byte spans where cue occurs in s as whole words
-// (into sc.spans). hits are where the cue may begin: words of s equal to
-// its first word (a phrase that begins with a letter or digit can begin
-// nowhere else), or anywhere.
-func (c *Classifier) findCue(cue *Cue, s sentence, hits []hit, sc *scratch) [][2]int {
+// (into sc.spans). tok is the first word of s where it may begin, the
+// others following by s.next (a phrase that begins with a letter or digit
+// can begin nowhere but at words equal to its first word), or -1: anywhere.
+func (c *Classifier) findCue(cue *Cue, s sentence, tok int32, sc *scratch) [][2]int {
 	out := sc.spans[:0]
 	if cue.pat != nil { // its literal parts are in s (candidates)
 		out, sc.at = cue.pat.findAllIn(s.lower, s.words, out, sc.at)
 		return out
 	}
 	p := cue.phrase
-	if cue.atWord && hits[0].tok() >= 0 {
-		for _, h := range hits {
-			start := s.toks[h.tok()].start
+	if cue.atWord && tok >= 0 {
+		for ; tok >= 0; tok = s.next[tok] {
+			start := s.toks[tok].start
 			if strings.HasPrefix(s.lower[start:], p) && endsWord(s.lower, start+len(p), cue.endsWord) {
 				out = append(out, [2]int{start, start + len(p)})
 			}

@@ -56,7 +56,32 @@ type pattern struct {
 	starts   []string       // every match begins with one of these
 	boundary bool           // re begins with \b: a start must not follow a word character
 	width    int            // the most bytes a match spans, or -1 when unbounded
+	// texts, when not nil, are all that re can match (after its leading
+	// \b), in the order regexp tries them: matchAt takes the first that
+	// is there rather than running anchored ("\b(we|our)\b" is two).
+	texts []literalText
+	// holds are bytes that every match holds past its start, for a
+	// pattern run by regexp: a text without one of them is not looked at
+	// (";" for "\\([^()]*;[^()]*;[^()]*\\)", tried at every "(").
+	holds []byte
 }
+
+// literalText is one text a pattern can match, and what its \b at the
+// end (if any) asks of the byte after it.
+type literalText struct {
+	text  string
+	after int8 // afterAny, afterWord or afterNonWord (or the text's end)
+}
+
+const (
+	afterAny = iota
+	afterWord
+	afterNonWord
+)
+
+// maxTexts is the most texts a pattern is matched as (literalTexts); a
+// pattern that can match more is run by regexp.
+const maxTexts = 64
 
 func compilePattern(re *regexp.Regexp) *pattern {
 	p := &pattern{re: re, width: -1}
@@ -65,9 +90,21 @@ func compilePattern(re *regexp.Regexp) *pattern {
 		return p
 	}
 	tree = tree.Simplify()
-	starts, boundary := matchStarts(tree)
+	starts, boundary, rest := matchStarts(tree)
 	if len(starts) == 0 {
 		return p
+	}
+	p.texts = literalTexts(rest)
+	if p.texts == nil && rest.Op == syntax.OpConcat {
+		for _, sub := range rest.Sub[1:] {
+			if sub.Op == syntax.OpLiteral && sub.Flags&syntax.FoldCase == 0 {
+				for _, r := range sub.Rune {
+					if r < utf8.RuneSelf && !slices.Contains(p.holds, byte(r)) {
+						p.holds = append(p.holds, byte(r))
+					}
+				}
+			}
+		}
 	}
 	anchored, err := regexp.Compile(`^(?:` + re.String() + `)`)
 	if err != nil {
@@ -81,10 +118,11 @@ func compilePattern(re *regexp.Regexp) *pattern {
 }
 
 // matchStarts returns the literal texts one of which every match of re
-// begins with, and whether re begins with \b; nil when they are not
-// known, or when a leading \b would need a look at a start that may not
-// be a word character (the anchored pattern cannot see the byte before).
-func matchStarts(re *syntax.Regexp) ([]string, bool) {
+// begins with, whether re begins with \b, and re without that \b; nil
+// when they are not known, or when a leading \b would need a look at a
+// start that may not be a word character (the anchored pattern cannot
+// see the byte before).
+func matchStarts(re *syntax.Regexp) ([]string, bool, *syntax.Regexp) {
 	for re.Op == syntax.OpCapture {
 		re = re.Sub[0]
 	}
@@ -97,20 +135,142 @@ func matchStarts(re *syntax.Regexp) ([]string, bool) {
 		i++
 	}
 	if i == len(subs) {
-		return nil, false
+		return nil, false, nil
 	}
 	rest := &syntax.Regexp{Op: syntax.OpConcat, Sub: subs[i:]}
 	if looksBack(rest) {
-		return nil, false // as "(\\bwe|our)": the anchored pattern would not see the byte before
+		return nil, false, nil // as "(\\bwe|our)": the anchored pattern would not see the byte before
 	}
 	starts := firstLiterals(rest)
 	for _, s := range starts {
 		r, _ := utf8.DecodeRuneInString(s)
 		if s == "" || i > 0 && !syntax.IsWordChar(r) {
-			return nil, false
+			return nil, false, nil
 		}
 	}
-	return starts, i > 0
+	return starts, i > 0, rest
+}
+
+// literalTexts lists the texts re can match, in the order a backtracking
+// matcher tries them, so that the first of them found at a place is the
+// match regexp finds there (leftmost-first): "we|our" is we, our; "ab?"
+// is ab, a, and "ab??" a, ab; "(a|b)(c|d)" ac, ad, bc, bd. A \b between
+// two texts is settled when they are joined, one at the end asks
+// something of the byte after. nil when re is more than a choice of at
+// most maxTexts texts (a repeat, ".", a large class, \B, ^, $, case
+// folding), when a \b would need the byte before the match, or when a
+// text is empty.
+func literalTexts(re *syntax.Regexp) []literalText {
+	texts, ok := expandTexts(re)
+	if !ok || len(texts) == 0 {
+		return nil
+	}
+	out := make([]literalText, len(texts))
+	for i, t := range texts {
+		if t.text == "" {
+			return nil
+		}
+		out[i].text = t.text
+		if t.boundary {
+			out[i].after = afterWord
+			if r, _ := utf8.DecodeLastRuneInString(t.text); syntax.IsWordChar(r) {
+				out[i].after = afterNonWord
+			}
+		}
+	}
+	return out
+}
+
+// pendingText is a text being expanded; boundary: a \b follows it, to be
+// settled by what is joined to it.
+type pendingText struct {
+	text     string
+	boundary bool
+}
+
+func expandTexts(re *syntax.Regexp) ([]pendingText, bool) {
+	switch re.Op {
+	case syntax.OpEmptyMatch:
+		return []pendingText{{}}, true
+	case syntax.OpWordBoundary:
+		return []pendingText{{boundary: true}}, true
+	case syntax.OpLiteral:
+		if re.Flags&syntax.FoldCase != 0 {
+			return nil, false
+		}
+		return []pendingText{{text: string(re.Rune)}}, true
+	case syntax.OpCharClass:
+		var out []pendingText
+		for i := 0; i+1 < len(re.Rune); i += 2 {
+			for r := re.Rune[i]; r <= re.Rune[i+1]; r++ {
+				if len(out) == maxTexts {
+					return nil, false
+				}
+				out = append(out, pendingText{text: string(r)})
+			}
+		}
+		return out, true
+	case syntax.OpCapture:
+		return expandTexts(re.Sub[0])
+	case syntax.OpQuest:
+		sub, ok := expandTexts(re.Sub[0])
+		if re.Flags&syntax.NonGreedy != 0 {
+			return append([]pendingText{{}}, sub...), ok
+		}
+		return append(sub, pendingText{}), ok
+	case syntax.OpAlternate:
+		var out []pendingText
+		for _, sub := range re.Sub {
+			texts, ok := expandTexts(sub)
+			if !ok || len(out)+len(texts) > maxTexts {
+				return nil, false
+			}
+			out = append(out, texts...)
+		}
+		return out, true
+	case syntax.OpConcat:
+		out := []pendingText{{}}
+		for _, sub := range re.Sub {
+			texts, ok := expandTexts(sub)
+			if !ok {
+				return nil, false
+			}
+			var joined []pendingText
+			for _, a := range out {
+				for _, b := range texts {
+					t, ok, possible := joinTexts(a, b)
+					if !ok || len(joined) == maxTexts {
+						return nil, false
+					}
+					if possible {
+						joined = append(joined, t)
+					}
+				}
+			}
+			out = joined
+		}
+		return out, true
+	}
+	return nil, false
+}
+
+// joinTexts is a followed by b: possible is false when a \b between them
+// cannot hold; ok is false when it would need the byte before the match.
+func joinTexts(a, b pendingText) (t pendingText, ok, possible bool) {
+	t = pendingText{text: a.text + b.text, boundary: b.boundary}
+	if !a.boundary {
+		return t, true, true
+	}
+	if b.text == "" {
+		t.boundary = true
+		return t, a.text != "", true
+	}
+	if a.text == "" {
+		return t, false, false
+	}
+	before, _ := utf8.DecodeLastRuneInString(a.text)
+	after, _ := utf8.DecodeRuneInString(b.text)
+	return t, true, syntax.IsWordChar(before) != syntax.IsWordChar(after)
 }
 
 // looksBack tells whether re may test, before it takes any text, where it
@@ -204,6 +364,11 @@ func (p *pattern) findAllIn(s string, ws *wordStarts, dst [][2]int, at []int) ([
 		}
 		return dst, at
 	}
+	for _, b := range p.holds {
+		if strings.IndexByte(s, b) < 0 {
+			return dst, at
+		}
+	}
 	at = p.candidates(s, ws, at[:0])
 	end := 0
 	for _, i := range at {
@@ -277,6 +442,14 @@ func (p *pattern) matchAt(s string, i int) int {
 		}
 	}
 	rest := s[i:]
+	if p.texts != nil {
+		for _, t := range p.texts {
+			if strings.HasPrefix(rest, t.text) && t.fits(rest[len(t.text):]) {
+				return len(t.text)
+			}
+		}
+		return 0
+	}
 	// The window keeps one whole rune after the longest match, so \b at
 	// its end sees what it would see in the whole text.
 	if p.width >= 0 && len(rest) > p.width+utf8.UTFMax {
@@ -287,6 +460,19 @@ func (p *pattern) matchAt(s string, i int) int {
 		return 0
 	}
 	return loc[1]
+}
+
+// fits tells whether what follows the text (next) is what its \b asks
+// for: \b sees a rune beyond ASCII, like the text's end, as no word
+// character, and so does wordByte for each of its bytes.
+func (t literalText) fits(next string) bool {
+	switch t.after {
+	case afterWord:
+		return next != "" && wordByte[next[0]]
+	case afterNonWord:
+		return next == "" || !wordByte[next[0]]
+	}
+	return true
 }
 
 // wordStarts are the byte offsets where a word begins as regexp's \b

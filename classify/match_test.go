@@ -22,7 +22,8 @@ func TestPatternsFindWhatRegexpFinds(t *testing.T) {
 		`\b(we|our)\b`, `\b(use|used|uses)\b`, `\bus(e|ed)\b.{0,3}\bx`, `\b(19|20)\d\d[a-z]?\b`,
 		`state.?of.?the.?art`, `\bé(t|té)\b`, `\bdata$`, `\b(a|ab)c?`, `we\b`, `\[\s*\d+\s*[-–,]`,
 		`\b(we|our)\w+`, `(?i)\bwe\b`, `\b(?:as|also) (reported|found)`, `(\bwe)`, `\bwe|\bour`, `(?:\b)?we`,
-		`x*\bwe`, `(we|\Bour)`, `we\B`,
+		`x*\bwe`, `(we|\Bour)`, `we\B`, `\b(ab|a)(bc|c)?\b`, `\bab??c?`, `\bmatch(es)? (with|to)?`, `\bwe\b \bus`,
+		`\bwe\b\bus`, `\b(x|y)\b_`, `\bé\b`, `\b(we|our)\b(,|\.)?`, `\b(a|b)(c|d)\b`, `\([^()]*;[^()]*\)`,
 	}
 	for _, re := range c.rules.CitationMarkers {
 		pats = append(pats, re.String())
@@ -44,6 +45,8 @@ func TestPatternsFindWhatRegexpFinds(t *testing.T) {
 		"big data data", "abc ab a ac", "[1, 2] [ 3 - 4] [12–13]", "we    use   we\u00a0use we\u2028use",
 		"as reported by [2]; also found in [3]", "We, WE", "we use a deliberative poll of diverse perspectives; we propose a benchmark",
 		strings.Repeat("é", 40) + " we " + strings.Repeat("ü", 40) + " use",
+		"abc ab a abbc ac abcd", "matches with match to matchesto match", "we us we-us weus", "x_ x _ y_ x", "é éa",
+		"we, our. we.x", "ac bd bdx", "ab", "(a; b) (a;b;c) ((;)) (a;b", "(a, b) (c)",
 	}
 	for _, f := range digestFiles {
 		path := "../../shared/data/" + f.file
@@ -108,6 +111,74 @@ func TestMatchStartsAndWidth(t *testing.T) {
 		if got := fmt.Sprint(p.starts, p.boundary, p.width); got != want {
 			t.Errorf("%q: starts, boundary, width = %s, want %s", pat, got, want)
 		}
+	}
+}
+
+// A pattern run by regexp is not looked at in a text that lacks a byte
+// every match holds past its start.
+func TestPatternHolds(t *testing.T) {
+	for pat, want := range map[string]string{
+		`\([^()]*;[^()]*;[^()]*\)`: ";)",
+		`\[\s*\d+\s*[-–,]`:         "",
+		`\b(we|our)\b`:             "", // matched as texts
+		`\bwe.{0,3}(?i:x)y`:        "y",
+	} {
+		p := compilePattern(regexp.MustCompile(pat))
+		if string(p.holds) != want {
+			t.Errorf("%q holds %q, want %q", pat, p.holds, want)
+		}
+		if got, _ := p.findAllIn("(we; x) (a; b; c)", nil, nil, nil); pat == `\([^()]*;[^()]*;[^()]*\)` && len(got) != 1 {
+			t.Errorf("%q: found %v", pat, got)
+		}
+	}
+}
+
+// A pattern that is a choice of a few texts is matched as those texts,
+// in the order regexp tries them (TestPatternsFindWhatRegexpFinds checks
+// that they find what regexp finds); ">w" and ">n" mark a text that a
+// word character, or no word character, must follow.
+func TestLiteralTexts(t *testing.T) {
+	for pat, want := range map[string]string{
+		`\b(we|our)\b`:            "we>n our>n",
+		`\bab??c?`:                "ac a abc ab",
+		`\b(ab|a)(bc|c)?\b`:       "abbc>n abc>n ab>n abc>n ac>n a>n",
+		`\bmatch(es)? (with|to)?`: "matches with|matches to|matches |match with|match to|match ",
+		`\bwe\b \bus`:             "we us",
+		`\bwe\b\bus`:              "",
+		`\b(x|y)\b_`:              "",
+		`\bwe\b.{0,3}`:            "",
+		`\b(19|20)\d\d[a-z]?\b`:   "",
+		`(?i)\bwe`:                "",
+		`\bwe\b,?`:                "we, we>n",
+	} {
+		p := compilePattern(regexp.MustCompile(pat))
+		var got []string
+		for _, t := range p.texts {
+			got = append(got, t.text+[]string{"", ">w", ">n"}[t.after])
+		}
+		sep := " "
+		if strings.Contains(pat, " ") {
+			sep = "|"
+		}
+		if strings.Join(got, sep) != want {
+			t.Errorf("%q: texts %q, want %q", pat, strings.Join(got, sep), want)
+		}
+	}
+	// Most of the shipped rules' patterns are such choices.
+	c := testClassifier(t)
+	n, texts := 0, 0
+	for _, ls := range []*LabelSet{c.rules.Role, c.rules.Polarity, c.rules.Pluralism} {
+		for _, cue := range ls.Cues {
+			if cue.pat != nil {
+				n++
+				if cue.pat.texts != nil {
+					texts++
+				}
+			}
+		}
+	}
+	if texts < n/2 {
+		t.Errorf("only %d of %d patterns are matched as texts", texts, n)
 	}
 }
 

@@ -79,7 +79,7 @@ type LabelSet struct {
 	// hub's work weighs, against 1 in the paper's abstract.
 	CitingFactor float64
 	// Contrast, when the file has it (polarity), weighs a cue by where
-	// it is against the sentence's contrast words (Contrast.spans, scopeAt).
+	// it is against the sentence's contrast words (contrastSpans, scopeAt).
 	Contrast *Contrast
 	Sections []SectionPrior // sorted, so scores and evidence come out the same every time
 	Cues     []Cue
@@ -90,7 +90,8 @@ type LabelSet struct {
 	byFirst map[string][]int32
 	rest    []int32
 	// lits finds, in one pass over a text, which of the literal parts
-	// the patterns need (Cue.needs) are in it.
+	// the patterns need (Cue.needs) are in it; the role and polarity
+	// files share theirs, as they read the same sentences.
 	lits  *literals
 	rules [ruleKinds][2]string // rule names by kind, unhedged and hedged
 }
@@ -134,7 +135,7 @@ type contrastFile struct {
 	Conceded    *float64 `yaml:"conceded"`
 }
 
-// index builds byFirst, rest, lits and the rule names, once, when the file is read.
+// index builds byFirst, rest and the rule names, once, when the file is read.
 func (ls *LabelSet) index() {
 	ls.byFirst = map[string][]int32{}
 	ls.rest = nil
@@ -150,31 +151,42 @@ func (ls *LabelSet) index() {
 			ls.rest = append(ls.rest, int32(i))
 		}
 	}
-	ls.lits = nil
-	var texts []string
-	ids := map[string]int32{}
-	for i := range ls.Cues {
-		c := &ls.Cues[i]
-		c.needIDs = nil
-		for _, choices := range c.needs {
-			group := make([]int32, len(choices))
-			for j, t := range choices {
-				id, ok := ids[t]
-				if !ok {
-					id = int32(len(texts))
-					ids[t] = id
-					texts = append(texts, t)
-				}
-				group[j] = id
-			}
-			c.needIDs = append(c.needIDs, group)
-		}
-	}
-	if len(texts) > 0 {
-		ls.lits = newLiterals(texts)
-	}
 	for k, kind := range ruleKindNames {
 		ls.rules[k] = [2]string{ruleName(ls, kind), ruleName(ls, kind) + "+hedged"}
+	}
+}
+
+// indexLiterals numbers the literal parts that the patterns of sets need
+// (Cue.needs, by number in Cue.needIDs) and gives the sets one automaton
+// (lits) that finds them all in one pass over a text.
+func indexLiterals(sets ...*LabelSet) {
+	var texts []string
+	ids := map[string]int32{}
+	for _, ls := range sets {
+		for i := range ls.Cues {
+			c := &ls.Cues[i]
+			c.needIDs = nil
+			for _, choices := range c.needs {
+				group := make([]int32, len(choices))
+				for j, t := range choices {
+					id, ok := ids[t]
+					if !ok {
+						id = int32(len(texts))
+						ids[t] = id
+						texts = append(texts, t)
+					}
+					group[j] = id
+				}
+				c.needIDs = append(c.needIDs, group)
+			}
+		}
+	}
+	var lits *literals
+	if len(texts) > 0 {
+		lits = newLiterals(texts)
+	}
+	for _, ls := range sets {
+		ls.lits = lits
 	}
 }
 
@@ -214,7 +226,7 @@ type Cue struct {
 	pat              *pattern       // re, compiled for looking for it fast
 	lead             []string       // a pattern's possible first words, when plain: one must be present
 	needs            [][]string     // a pattern's literal parts: one text of each must be in the text
-	needIDs          [][]int32      // needs, by their numbers in the label set's lits
+	needIDs          [][]int32      // needs, by their numbers in the label set's lits (indexLiterals)
 }
 
 // A cue written "before-cited: outperforms" counts only before the cited
@@ -332,6 +344,10 @@ func LoadRulesFS(fsys fs.FS, name string) (*Rules, error) {
 	if r.Pluralism, err = loadLabelSet(fsys, name, "pluralism.yaml", "pluralism"); err != nil {
 		return nil, err
 	}
+	// A sentence's role and polarity are read from it at once; its
+	// pluralism is read from a paper's whole text.
+	indexLiterals(r.Role, r.Polarity)
+	indexLiterals(r.Pluralism)
 	return r, nil
 }
 
