@@ -76,6 +76,7 @@ type Workers struct {
 	err     error
 	failed  chan struct{} // closed when a stage stops with an error
 	hold    *hold         // the stages wait on it while the sink's output is unavailable
+	own     *ownLines     // tagged records' lines, from the stages that tag to the sink stage (nil: not both here)
 }
 
 // StartStages starts the named stages on bus. Stop them with Stop.
@@ -83,6 +84,9 @@ func StartStages(ctx context.Context, bus *Bus, cfg Config, names []string, env 
 	env.defaults()
 	ctx, cancel := context.WithCancel(ctx)
 	w := &Workers{cancel: cancel, failed: make(chan struct{}), hold: &hold{}}
+	if slices.Contains(names, StageSink) && slices.Contains(names, StageClassify) {
+		w.own = newOwnLines()
+	}
 	// Rules are loaded once per process. When the classify stage runs here
 	// too, the fetch stage tags its records itself (see fetchHandler.tagger).
 	var cl *classify.Classifier
@@ -133,7 +137,7 @@ func (w *Workers) build(ctx context.Context, bus *Bus, cfg Config, name string, 
 		if err != nil {
 			return nil, err
 		}
-		h := &fetchHandler{crawler: cr, stats: env.Stats, hubs: env.hubs, maxPayload: bus.NC.MaxPayload(), bus: bus, tagger: cl, hold: w.hold,
+		h := &fetchHandler{crawler: cr, stats: env.Stats, hubs: env.hubs, maxPayload: bus.NC.MaxPayload(), bus: bus, tagger: cl, own: w.own, hold: w.hold,
 			policy: cfg.Stages.Policy(), now: env.Now, log: log}
 		s := &stage{name: name, consumer: c, handle: h.handle, workers: cfg.Stages.FetchWorkers, batch: fetchBatch,
 			idle: env.Idle, bus: bus, cfg: cfg.Stages, log: log, stats: env.Stats, hold: w.hold}
@@ -143,7 +147,7 @@ func (w *Workers) build(ctx context.Context, bus *Bus, cfg Config, name string, 
 		if err != nil {
 			return nil, err
 		}
-		h := &classifyHandler{c: cl, stats: env.Stats}
+		h := &classifyHandler{c: cl, stats: env.Stats, own: w.own}
 		s := &stage{name: name, consumer: c, handle: h.handle, workers: cfg.Stages.ClassifyWorkers, batch: cfg.Stages.Batch,
 			idle: env.Idle, bus: bus, cfg: cfg.Stages, log: log, stats: env.Stats, hold: w.hold}
 		return func() { s.run(ctx) }, nil
@@ -164,7 +168,7 @@ func (w *Workers) build(ctx context.Context, bus *Bus, cfg Config, name string, 
 			return nil, err
 		}
 		s := &sinkStage{consumer: c, sink: out, batch: cfg.Stages.Batch, idle: env.Idle, bus: bus, cfg: cfg.Stages,
-			timeout: cfg.Sink.UnavailableTimeout, log: log, stats: env.Stats, hold: w.hold}
+			timeout: cfg.Sink.UnavailableTimeout, log: log, stats: env.Stats, hold: w.hold, own: w.own}
 		return func() {
 			if err := s.run(ctx); err != nil {
 				w.fail(fmt.Errorf("sink stage: %w", err))
