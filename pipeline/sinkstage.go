@@ -126,6 +126,11 @@ type outage struct {
 
 func (s *sinkStage) run(ctx context.Context) error {
 	batching := s.sink.Batching()
+	p, err := newPuller(s.bus.NC, s.consumer, s.log)
+	if err != nil {
+		return errors.Join(err, s.sink.Close(context.Background()))
+	}
+	defer p.close()
 	for ctx.Err() == nil {
 		if s.down != nil {
 			if err := s.waitForOutput(ctx); err != nil {
@@ -133,7 +138,7 @@ func (s *sinkStage) run(ctx context.Context) error {
 			}
 			continue
 		}
-		msgs := pull(ctx, s.consumer, s.batch, s.idle, s.log)
+		msgs := p.pull(ctx, s.batch, s.idle)
 		s.write(ctx, msgs)
 		// Flush when the sink asks for it (a full or old segment), when
 		// the consumer nears its limit of unacked messages, or when the
