@@ -296,12 +296,13 @@ func Run(ctx context.Context, bus *Bus, cfg Config, env Env) (*Result, error) {
 	env.defaults()
 	start := env.Now()
 	res := &Result{RunID: NewRunID(start), Started: start.UTC(), Hubs: cfg.Hubs}
-	deadBefore, err := lastSeq(ctx, bus, StreamDead)
+	deadState, err := streamState(ctx, bus, StreamDead)
 	if err != nil {
 		return nil, err
 	}
-	if st, err := streamState(ctx, bus, StreamDead); err == nil && st.Msgs > 0 {
-		env.Log.Warn().Uint64("dead_letters", st.Msgs).
+	deadBefore := deadState.LastSeq
+	if deadState.Msgs > 0 {
+		env.Log.Warn().Uint64("dead_letters", deadState.Msgs).
 			Msg("dead letters from earlier runs are kept: see them with 'citecrawl dead list', redrive them with 'citecrawl dead replay'")
 	}
 	rawBefore, err := lastSeq(ctx, bus, StreamRaw)
@@ -462,15 +463,13 @@ const (
 func consumerInfo(ctx context.Context, bus *Bus, stream, consumer string) (*jetstream.ConsumerInfo, error) {
 	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
 	defer cancel()
+	// Looking the consumer up is asking for its info: what it gives is
+	// as fresh as a second request's.
 	cons, err := bus.JS.Consumer(ctx, stream, consumer)
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s: %w", consumer, err)
 	}
-	info, err := cons.Info(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("consumer %s: %w", consumer, err)
-	}
-	return info, nil
+	return cons.CachedInfo(), nil
 }
 
 // consumerBusy says whether a stage's consumer still has work. The task
@@ -488,15 +487,11 @@ func consumerBusy(ctx context.Context, bus *Bus, stream, consumer string) (bool,
 	}
 	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
 	defer cancel()
-	s, err := bus.JS.Stream(ctx, stream)
+	s, err := bus.JS.Stream(ctx, stream) // its info, as consumerInfo's
 	if err != nil {
 		return false, err
 	}
-	sinfo, err := s.Info(ctx)
-	if err != nil {
-		return false, err
-	}
-	return sinfo.State.Msgs > 0, nil
+	return s.CachedInfo().State.Msgs > 0, nil
 }
 
 // rideOut calls f until it succeeds, fails for good (a refusal, see
@@ -613,15 +608,11 @@ func queuedTasks(ctx context.Context, bus *Bus, hubSubject string) (queued, erro
 // streamState is where a stream stands (its messages, its last sequence).
 func streamState(ctx context.Context, bus *Bus, stream string) (st jetstream.StreamState, err error) {
 	err = rideOut(ctx, func(ctx context.Context) error {
-		s, err := bus.JS.Stream(ctx, stream)
+		s, err := bus.JS.Stream(ctx, stream) // its info, as consumerInfo's
 		if err != nil {
 			return err
 		}
-		info, err := s.Info(ctx)
-		if err != nil {
-			return err
-		}
-		st = info.State
+		st = s.CachedInfo().State
 		return nil
 	})
 	return st, err
@@ -661,11 +652,8 @@ func ReadDeadLetters(ctx context.Context, bus *Bus, after uint64) ([]DeadLetter,
 		if s, err = bus.JS.Stream(ctx, StreamDead); err != nil {
 			return err
 		}
-		info, err := s.Info(ctx)
-		if err != nil {
-			return err
-		}
-		first, last = info.State.FirstSeq, info.State.LastSeq
+		st := s.CachedInfo().State // as fresh as streamState's
+		first, last = st.FirstSeq, st.LastSeq
 		return nil
 	})
 	if err != nil {
