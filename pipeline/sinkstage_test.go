@@ -401,17 +401,25 @@ func TestSinkTakesTheLinesItsProcessKept(t *testing.T) {
 	for _, o := range outs {
 		want = append(want, string(o.Data)+"\n")
 	}
+	roles := map[string]int{record.RoleBackground: 1, record.RoleCompares: 1, record.RoleUses: 2}
 	checkFor(t, 20*time.Second, func() error {
 		if got := outLines(t, cfg.Sink.Out); !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want))) {
 			return fmt.Errorf("lines written:\n%s\nwant:\n%s", strings.Join(got, ""), strings.Join(want, ""))
 		}
+		// The summary is written just after the segments.
+		b, err := os.ReadFile(filepath.Join(cfg.Sink.Out, "hub-o", sink.SummaryFile))
+		if err != nil {
+			return err
+		}
+		var sum sink.Summary
+		if err := json.Unmarshal(b, &sum); err != nil {
+			return err
+		}
+		if !maps.Equal(sum.Roles, roles) {
+			return fmt.Errorf("roles counted %v, want %v", sum.Roles, roles)
+		}
 		return nil
 	})
-	var sum sink.Summary
-	readJSON(t, filepath.Join(cfg.Sink.Out, "hub-o", sink.SummaryFile), &sum)
-	if want := map[string]int{record.RoleBackground: 1, record.RoleCompares: 1, record.RoleUses: 2}; !maps.Equal(sum.Roles, want) {
-		t.Errorf("roles counted %v, want %v", sum.Roles, want)
-	}
 	w.own.mu.Lock()
 	defer w.own.mu.Unlock()
 	if len(w.own.lines) != 0 {
