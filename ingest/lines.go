@@ -138,9 +138,40 @@ func attr(n *html.Node, key string) string {
 }
 
 // normaliseSpace folds runs of white space (including no-break spaces) to
-// one space and trims the ends.
+// one space and trims the ends. Most text is so already (a hub page's
+// every line and link goes through here), and is given back as it is.
 func normaliseSpace(s string) string {
-	return strings.Join(strings.FieldsFunc(s, func(r rune) bool {
-		return r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == '\f' || r == '\u00a0' || r == '\u2009' || r == '\u202f'
-	}), " ")
+	if normalSpaced(s) {
+		return s
+	}
+	return strings.Join(strings.FieldsFunc(s, isSpace), " ")
+}
+
+// isSpace is the white space normaliseSpace folds.
+func isSpace(r rune) bool {
+	return r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == '\f' || r == '\u00a0' || r == '\u2009' || r == '\u202f'
+}
+
+// normalSpaced says whether normaliseSpace would give s back: no white
+// space at either end, and none but single plain spaces between words.
+// Runes are read as strings.FieldsFunc reads them (a byte that is not
+// UTF-8 is one rune that is not a space).
+func normalSpaced(s string) bool {
+	space := true // at the start as after a space: a space there is not normal
+	for i := 0; i < len(s); {
+		r, n := rune(s[i]), 1
+		if r >= utf8.RuneSelf {
+			r, n = utf8.DecodeRuneInString(s[i:])
+		}
+		i += n
+		if !isSpace(r) {
+			space = false
+			continue
+		}
+		if space || r != ' ' {
+			return false
+		}
+		space = true
+	}
+	return !space || s == ""
 }

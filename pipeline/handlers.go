@@ -96,7 +96,10 @@ type fetchHandler struct {
 	// only its tagged record, on SelfTaggedSubject (see records). That
 	// saves each record a store, a delivery, an ack and a decode.
 	tagger *classify.Classifier
-	hold   *hold // the stages' pause, looked at between the papers of a task
+	// own keeps the lines of the tagged records for the sink stage of
+	// this process (nil when it runs elsewhere).
+	own  *ownLines
+	hold *hold // the stages' pause, looked at between the papers of a task
 	// policy decides about a paper that failed inside a papers task, as
 	// the stage's would about a paper task of its own; now is its clock.
 	policy retry.Policy
@@ -340,6 +343,7 @@ func (h *fetchHandler) records(runID string, r *record.Record, change string) ([
 		raw, err := rawRecord(runID, r, change)
 		return []Out{raw}, err
 	}
+	h.own.keep(&tagged, &t)
 	return []Out{tagged}, nil
 }
 
@@ -469,6 +473,7 @@ func commits(cs []ingest.Commit) []func(context.Context) error {
 type classifyHandler struct {
 	c     *classify.Classifier
 	stats *Stats
+	own   *ownLines // as fetchHandler's
 }
 
 // taggedOut is a tagged record's message. Its id is the record's id and
@@ -501,6 +506,7 @@ func (h *classifyHandler) handle(_ context.Context, m jetstream.Msg) (Outcome, e
 	if err != nil {
 		return Outcome{}, err
 	}
+	h.own.keep(&o, &r)
 	h.stats.RecordsTagged.Add(1)
 	return Outcome{Outs: []Out{o}}, nil
 }

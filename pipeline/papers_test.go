@@ -131,7 +131,7 @@ func TestPausedPapersTaskQueuesTheRest(t *testing.T) {
 	}
 	cons := queueTasks(t, bus, cfg, tasks)
 	h := &fetchHandler{crawler: cr, stats: env.Stats, bus: bus, hold: paused, maxPayload: bus.NC.MaxPayload()}
-	out, err := h.handle(ctx, pullTask(t, cons))
+	out, err := h.handle(ctx, pullTask(t, bus, cons))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +202,7 @@ func TestPapersTaskFailedPaperWaitsItsRetryAfter(t *testing.T) {
 	// stored and the task acked, as the stage would.
 	handleNext := func() (Outcome, error) {
 		t.Helper()
-		m := pullTask(t, cons)
+		m := pullTask(t, bus, cons)
 		out, err := h.handle(ctx, m)
 		if err == nil {
 			if err := bus.PublishAll(ctx, append(out.Outs, out.After...)); err != nil {
@@ -274,7 +274,7 @@ func TestAfterIsKeptOnlyOnceTheRecordIsStored(t *testing.T) {
 			t.Fatal(err)
 		}
 		cons := queueTasks(t, bus, cfg, []Out{{Subject: PaperTaskSubject("h"), MsgID: tc.name, Data: []byte(`{}`)}})
-		msgs := []jetstream.Msg{pullTask(t, cons)}
+		msgs := []jetstream.Msg{pullTask(t, bus, cons)}
 		handle := func(context.Context, jetstream.Msg) (Outcome, error) {
 			return Outcome{Outs: []Out{{Subject: RawSubject("h"), MsgID: tc.record, Data: make([]byte, tc.size)}}, After: []Out{put}}, nil
 		}
@@ -302,9 +302,14 @@ func queueTasks(t *testing.T, bus *Bus, cfg Config, tasks []Out) jetstream.Consu
 }
 
 // pullTask pulls the next task of cons.
-func pullTask(t *testing.T, cons jetstream.Consumer) jetstream.Msg {
+func pullTask(t *testing.T, bus *Bus, cons jetstream.Consumer) jetstream.Msg {
 	t.Helper()
-	msgs, err := nextBatch(context.Background(), cons, 1, 5*time.Second)
+	p, err := newPuller(bus.NC, cons, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	msgs, err := p.nextBatch(1, 5*time.Second)
 	if err != nil || len(msgs) != 1 {
 		t.Fatalf("%d tasks pulled (%v)", len(msgs), err)
 	}

@@ -483,21 +483,25 @@ func TestUnansweredMessageIsParked(t *testing.T) {
 	if err := bus.PublishAll(ctx, []Out{o}); err != nil {
 		t.Fatal(err)
 	}
+	p, err := newPuller(bus.NC, cons, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
 	// A "worker" takes the message twice and dies each time: no ack.
 	for i := range 2 {
-		b, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+		msgs, err := p.nextBatch(1, 5*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n := len(collect(b)); n != 1 {
+		if n := len(msgs); n != 1 {
 			t.Fatalf("delivery %d: got %d messages", i+1, n)
 		}
 	}
 	checkFor(t, 15*time.Second, func() error {
 		// Workers keep pulling; a pull is what makes the server notice the
 		// delivery limit and say so.
-		if b, err := cons.Fetch(1, jetstream.FetchMaxWait(200*time.Millisecond)); err == nil {
-			if n := len(collect(b)); n != 0 {
+		if msgs, err := p.nextBatch(1, 200*time.Millisecond); err == nil {
+			if n := len(msgs); n != 0 {
 				return fmt.Errorf("delivered a %dth time", 3)
 			}
 		}

@@ -76,6 +76,7 @@ type Workers struct {
 	err     error
 	failed  chan struct{} // closed when a stage stops with an error
 	hold    *hold         // the stages wait on it while the sink's output is unavailable
+	own     *ownLines     // tagged records' lines, from the stages that tag to the sink stage (nil: not both here)
 }
 
 // StartStages starts the named stages on bus. Stop them with Stop.
@@ -83,6 +84,9 @@ func StartStages(ctx context.Context, bus *Bus, cfg Config, names []string, env 
 	env.defaults()
 	ctx, cancel := context.WithCancel(ctx)
 	w := &Workers{cancel: cancel, failed: make(chan struct{}), hold: &hold{}}
+	if slices.Contains(names, StageSink) && slices.Contains(names, StageClassify) {
+		w.own = newOwnLines()
+	}
 	// Rules are loaded once per process. When the classify stage runs here
 	// too, the fetch stage tags its records itself (see fetchHandler.tagger).
 	var cl *classify.Classifier
@@ -133,7 +137,7 @@ func (w *Workers) build(ctx context.Context, bus *Bus, cfg Config, name string, 
 		if err != nil {
 			return nil, err
 		}
-		h := &fetchHandler{crawler: cr, stats: env.Stats, hubs: env.hubs, maxPayload: bus.NC.MaxPayload(), bus: bus, tagger: cl, hold: w.hold,
+		h := &fetchHandler{crawler: cr, stats: env.Stats, hubs: env.hubs, maxPayload: bus.NC.MaxPayload(), bus: bus, tagger: cl, own: w.own, hold: w.hold,
 			policy: cfg.Stages.Policy(), now: env.Now, log: log}
 		s := &stage{name: name, consumer: c, handle: h.handle, workers: cfg.Stages.FetchWorkers, batch: fetchBatch,
 			idle: env.Idle, bus: bus, cfg: cfg.Stages, log: log, stats: env.Stats, hold: w.hold}
@@ -143,7 +147,7 @@ func (w *Workers) build(ctx context.Context, bus *Bus, cfg Config, name string, 
 		if err != nil {
 			return nil, err
 		}
-		h := &classifyHandler{c: cl, stats: env.Stats}
+		h := &classifyHandler{c: cl, stats: env.Stats, own: w.own}
 		s := &stage{name: name, consumer: c, handle: h.handle, workers: cfg.Stages.ClassifyWorkers, batch: cfg.Stages.Batch,
 			idle: env.Idle, bus: bus, cfg: cfg.Stages, log: log, stats: env.Stats, hold: w.hold}
 		return func() { s.run(ctx) }, nil
@@ -164,7 +168,7 @@ func (w *Workers) build(ctx context.Context, bus *Bus, cfg Config, name string, 
 			return nil, err
 		}
 		s := &sinkStage{consumer: c, sink: out, batch: cfg.Stages.Batch, idle: env.Idle, bus: bus, cfg: cfg.Stages,
-			timeout: cfg.Sink.UnavailableTimeout, log: log, stats: env.Stats, hold: w.hold}
+			timeout: cfg.Sink.UnavailableTimeout, log: log, stats: env.Stats, hold: w.hold, own: w.own}
 		return func() {
 			if err := s.run(ctx); err != nil {
 				w.fail(fmt.Errorf("sink stage: %w", err))
@@ -292,12 +296,13 @@ func Run(ctx context.Context, bus *Bus, cfg Config, env Env) (*Result, error) {
 	env.defaults()
 	start := env.Now()
 	res := &Result{RunID: NewRunID(start), Started: start.UTC(), Hubs: cfg.Hubs}
-	deadBefore, err := lastSeq(ctx, bus, StreamDead)
+	deadState, err := streamState(ctx, bus, StreamDead)
 	if err != nil {
 		return nil, err
 	}
-	if st, err := streamState(ctx, bus, StreamDead); err == nil && st.Msgs > 0 {
-		env.Log.Warn().Uint64("dead_letters", st.Msgs).
+	deadBefore := deadState.LastSeq
+	if deadState.Msgs > 0 {
+		env.Log.Warn().Uint64("dead_letters", deadState.Msgs).
 			Msg("dead letters from earlier runs are kept: see them with 'citecrawl dead list', redrive them with 'citecrawl dead replay'")
 	}
 	rawBefore, err := lastSeq(ctx, bus, StreamRaw)
@@ -458,15 +463,13 @@ const (
 func consumerInfo(ctx context.Context, bus *Bus, stream, consumer string) (*jetstream.ConsumerInfo, error) {
 	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
 	defer cancel()
+	// Looking the consumer up is asking for its info: what it gives is
+	// as fresh as a second request's.
 	cons, err := bus.JS.Consumer(ctx, stream, consumer)
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s: %w", consumer, err)
 	}
-	info, err := cons.Info(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("consumer %s: %w", consumer, err)
-	}
-	return info, nil
+	return cons.CachedInfo(), nil
 }
 
 // consumerBusy says whether a stage's consumer still has work. The task
@@ -484,15 +487,11 @@ func consumerBusy(ctx context.Context, bus *Bus, stream, consumer string) (bool,
 	}
 	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
 	defer cancel()
-	s, err := bus.JS.Stream(ctx, stream)
+	s, err := bus.JS.Stream(ctx, stream) // its info, as consumerInfo's
 	if err != nil {
 		return false, err
 	}
-	sinfo, err := s.Info(ctx)
-	if err != nil {
-		return false, err
-	}
-	return sinfo.State.Msgs > 0, nil
+	return s.CachedInfo().State.Msgs > 0, nil
 }
 
 // rideOut calls f until it succeeds, fails for good (a refusal, see
@@ -609,15 +608,11 @@ func queuedTasks(ctx context.Context, bus *Bus, hubSubject string) (queued, erro
 // streamState is where a stream stands (its messages, its last sequence).
 func streamState(ctx context.Context, bus *Bus, stream string) (st jetstream.StreamState, err error) {
 	err = rideOut(ctx, func(ctx context.Context) error {
-		s, err := bus.JS.Stream(ctx, stream)
+		s, err := bus.JS.Stream(ctx, stream) // its info, as consumerInfo's
 		if err != nil {
 			return err
 		}
-		info, err := s.Info(ctx)
-		if err != nil {
-			return err
-		}
-		st = info.State
+		st = s.CachedInfo().State
 		return nil
 	})
 	return st, err
@@ -657,11 +652,8 @@ func ReadDeadLetters(ctx context.Context, bus *Bus, after uint64) ([]DeadLetter,
 		if s, err = bus.JS.Stream(ctx, StreamDead); err != nil {
 			return err
 		}
-		info, err := s.Info(ctx)
-		if err != nil {
-			return err
-		}
-		first, last = info.State.FirstSeq, info.State.LastSeq
+		st := s.CachedInfo().State // as fresh as streamState's
+		first, last = st.FirstSeq, st.LastSeq
 		return nil
 	})
 	if err != nil {

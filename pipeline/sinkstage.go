@@ -1,12 +1,14 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -52,6 +54,7 @@ type sinkStage struct {
 	sealed    sink.Sealed // what the sink had sealed at the last flush, for the metrics
 	down      *outage     // set while the output is unavailable
 	hold      *hold       // the other stages of the process, paused meanwhile
+	own       *ownLines   // the lines this process's other stages encoded (nil: none)
 }
 
 // hold pauses the other stages of a process while its sink's output is
@@ -123,6 +126,11 @@ type outage struct {
 
 func (s *sinkStage) run(ctx context.Context) error {
 	batching := s.sink.Batching()
+	p, err := newPuller(s.bus.NC, s.consumer, s.log)
+	if err != nil {
+		return errors.Join(err, s.sink.Close(context.Background()))
+	}
+	defer p.close()
 	for ctx.Err() == nil {
 		if s.down != nil {
 			if err := s.waitForOutput(ctx); err != nil {
@@ -130,7 +138,7 @@ func (s *sinkStage) run(ctx context.Context) error {
 			}
 			continue
 		}
-		msgs := pull(ctx, s.consumer, s.batch, s.idle, s.log)
+		msgs := p.pull(ctx, s.batch, s.idle)
 		s.write(ctx, msgs)
 		// Flush when the sink asks for it (a full or old segment), when
 		// the consumer nears its limit of unacked messages, or when the
@@ -204,6 +212,9 @@ func (s *sinkStage) write(ctx context.Context, msgs []jetstream.Msg) {
 // encoded.
 func (s *sinkStage) lineOf(m jetstream.Msg) (sink.Line, error) {
 	if fp := m.Headers().Get(HeaderFingerprint); fp != "" {
+		if l, ok := s.own.take(m.Headers().Get(jetstream.MsgIDHeader), m.Data(), fp); ok {
+			return l, nil
+		}
 		if l, err := sink.ParseLine(m.Data(), fp); err == nil {
 			return l, nil
 		}
@@ -213,6 +224,73 @@ func (s *sinkStage) lineOf(m jetstream.Msg) (sink.Line, error) {
 		return sink.Line{}, fmt.Errorf("not valid JSON: %w", err)
 	}
 	return sink.LineOf(&r)
+}
+
+// ownLines are the lines of the tagged records this process's fetch or
+// classify stage published, kept for its sink stage, which then takes a
+// message whose data is exactly such a line as it is: its record was
+// encoded here, from a record, as sink.LineOf would, so decoding it again
+// to check it (sink.ParseLine, 6 % of a run's CPU) would find what is
+// kept. Only the latest ownLinesMax are kept: a message whose line is no
+// longer kept, or that another process published, is checked as before.
+type ownLines struct {
+	mu    sync.Mutex
+	lines map[string]sink.Line // by message id
+	ids   []string             // the ids in the order kept, a ring
+	next  int                  // where in ids the next id goes
+}
+
+// ownLinesMax is how many lines are kept: the sink takes them as soon as
+// it pulls their messages, so only a sink far behind its fetch stage
+// finds one dropped.
+const ownLinesMax = 2048
+
+func newOwnLines() *ownLines {
+	return &ownLines{lines: make(map[string]sink.Line), ids: make([]string, ownLinesMax)}
+}
+
+// keep keeps the line of r published as message msg (taggedOut's), when
+// it is what sink.ParseLine would make of msg's data: a record of this
+// schema with an id, whose strings the sink uses other than as JSON are
+// valid UTF-8 (the JSON encoder replaces invalid bytes, so such a string
+// would come back otherwise).
+func (o *ownLines) keep(msg *Out, r *record.Record) {
+	if o == nil || r.ID == "" || r.Schema != record.Schema {
+		return
+	}
+	l := sink.Line{ID: r.ID, Hub: r.Hub, Tags: sink.TagsOf(r), Fingerprint: msg.Header.Get(HeaderFingerprint), JSON: msg.Data}
+	valid := utf8.ValidString(l.ID) && utf8.ValidString(l.Hub.URL) && utf8.ValidString(l.Hub.ID) && utf8.ValidString(l.Hub.Title) &&
+		utf8.ValidString(l.Tags.Role) && utf8.ValidString(l.Tags.RoleSource) && utf8.ValidString(l.Tags.Polarity) &&
+		utf8.ValidString(l.Tags.Pluralism) && utf8.ValidString(l.Tags.Year) && utf8.ValidString(l.Tags.RulesVersion)
+	for _, id := range l.Hub.CitedWorkIDs {
+		valid = valid && utf8.ValidString(id)
+	}
+	if !valid || l.Fingerprint == "" {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	delete(o.lines, o.ids[o.next]) // the oldest goes
+	o.ids[o.next] = msg.MsgID
+	o.next = (o.next + 1) % len(o.ids)
+	o.lines[msg.MsgID] = l
+}
+
+// take gives the kept line of message id once, if data is its JSON and
+// fp its fingerprint.
+func (o *ownLines) take(id string, data []byte, fp string) (sink.Line, bool) {
+	if o == nil || id == "" {
+		return sink.Line{}, false
+	}
+	o.mu.Lock()
+	l, ok := o.lines[id]
+	delete(o.lines, id)
+	o.mu.Unlock()
+	if !ok || l.Fingerprint != fp || !bytes.Equal(l.JSON, data) {
+		return sink.Line{}, false
+	}
+	l.JSON = data
+	return l, true
 }
 
 // take holds messages the sink took (n of them new), to be acked at the

@@ -17,6 +17,7 @@ import (
 
 	"github.com/citecrawl/citecrawl/ingest/snapshot"
 	"github.com/citecrawl/citecrawl/record"
+	"github.com/citecrawl/citecrawl/sink"
 )
 
 // The sink stage flushes when the sink's Batching asks (here a segment
@@ -348,5 +349,145 @@ func TestRunIntoTheSameOutputWritesEachRecordOnce(t *testing.T) {
 	})
 	if got := len(outLines(t, out)); got != n+1 {
 		t.Fatalf("%d lines written, want %d", got, n+1)
+	}
+}
+
+// The sink stage of a process that tags takes the lines its tagging
+// stages kept (ownLines) as they are, without decoding them again, for
+// the messages whose data is that line: here a kept line that says
+// "background" where its JSON says "uses" shows in the hub's summary as
+// background. A message whose data is not the kept line (the same message
+// id, another version of the record) is decoded as any other and counted
+// with its own tags; every line kept is taken once.
+func TestSinkTakesTheLinesItsProcessKept(t *testing.T) {
+	cfg := testConfig(t, t.TempDir(), nil)
+	bus := openBus(t, cfg)
+	defer bus.Close()
+	env := testEnv()
+	w := startStages(t, bus, cfg, env, StageClassify, StageSink)
+	defer w.Stop()
+	if w.own == nil {
+		t.Fatal("no lines kept for the sink stage of a process that tags")
+	}
+	var outs []Out
+	for i := range 4 {
+		r := taggedRecord("hub-o", i, record.RoleUses)
+		o, err := taggedOut(&r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch i {
+		case 0: // kept as its stage would not: the line that is written tells
+			told := r
+			told.Role = record.RoleBackground
+			w.own.keep(&o, &told)
+		case 1: // kept, then another version published under its id
+			w.own.keep(&o, &r)
+			r.Role = record.RoleCompares
+			other, err := taggedOut(&r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			o.Data, o.Header = other.Data, other.Header
+		default:
+			w.own.keep(&o, &r)
+		}
+		outs = append(outs, o)
+	}
+	if err := bus.PublishAll(context.Background(), outs); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, o := range outs {
+		want = append(want, string(o.Data)+"\n")
+	}
+	roles := map[string]int{record.RoleBackground: 1, record.RoleCompares: 1, record.RoleUses: 2}
+	checkFor(t, 20*time.Second, func() error {
+		if got := outLines(t, cfg.Sink.Out); !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want))) {
+			return fmt.Errorf("lines written:\n%s\nwant:\n%s", strings.Join(got, ""), strings.Join(want, ""))
+		}
+		// The summary is written just after the segments.
+		b, err := os.ReadFile(filepath.Join(cfg.Sink.Out, "hub-o", sink.SummaryFile))
+		if err != nil {
+			return err
+		}
+		var sum sink.Summary
+		if err := json.Unmarshal(b, &sum); err != nil {
+			return err
+		}
+		if !maps.Equal(sum.Roles, roles) {
+			return fmt.Errorf("roles counted %v, want %v", sum.Roles, roles)
+		}
+		return nil
+	})
+	w.own.mu.Lock()
+	defer w.own.mu.Unlock()
+	if len(w.own.lines) != 0 {
+		t.Errorf("%d kept lines not taken", len(w.own.lines))
+	}
+}
+
+// ownLines keeps only the lines the sink would make the same of their
+// JSON, gives each once and only for its own bytes and fingerprint, and
+// keeps the latest ownLinesMax.
+func TestOwnLinesKeepsWhatParseLineWouldFind(t *testing.T) {
+	o := newOwnLines()
+	out := func(r *record.Record) Out {
+		t.Helper()
+		m, err := taggedOut(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	r := taggedRecord("hub-l", 0, record.RoleUses)
+	m := out(&r)
+	o.keep(&m, &r)
+	fp := m.Header.Get(HeaderFingerprint)
+	if _, ok := o.take(m.MsgID, append(slices.Clone(m.Data), ' '), fp); ok {
+		t.Error("taken for other bytes")
+	}
+	o.keep(&m, &r)
+	if _, ok := o.take(m.MsgID, m.Data, "0123456789abcdef01234567"); ok {
+		t.Error("taken under another fingerprint")
+	}
+	o.keep(&m, &r)
+	l, ok := o.take(m.MsgID, slices.Clone(m.Data), fp)
+	want, err := sink.ParseLine(m.Data, fp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ok || l.ID != want.ID || l.Hub.ID != want.Hub.ID || l.Tags != want.Tags || l.Fingerprint != want.Fingerprint || string(l.JSON) != string(want.JSON) {
+		t.Fatalf("taken %v %+v, want %+v", ok, l, want)
+	}
+	if _, ok := o.take(m.MsgID, m.Data, fp); ok {
+		t.Error("taken twice")
+	}
+	for name, r := range map[string]record.Record{
+		"a hub id that is not UTF-8": {Schema: record.Schema, ID: "x", Hub: record.Hub{ID: "hub-\xff"}},
+		"a role that is not UTF-8":   {Schema: record.Schema, ID: "x", Hub: record.Hub{ID: "hub-l"}, Role: "us\xffes"},
+		"no id":                      {Schema: record.Schema, Hub: record.Hub{ID: "hub-l"}},
+		"another schema":             {Schema: "other", ID: "x", Hub: record.Hub{ID: "hub-l"}},
+	} {
+		m := out(&r)
+		o.keep(&m, &r)
+		if _, ok := o.take(m.MsgID, m.Data, m.Header.Get(HeaderFingerprint)); ok {
+			t.Errorf("%s: kept", name)
+		}
+	}
+	var ms []Out
+	for i := range ownLinesMax + 1 {
+		r := taggedRecord("hub-l", i, record.RoleUses)
+		ms = append(ms, out(&r))
+		o.keep(&ms[i], &r)
+	}
+	if _, ok := o.take(ms[0].MsgID, ms[0].Data, ms[0].Header.Get(HeaderFingerprint)); ok {
+		t.Error("the oldest line still kept beyond ownLinesMax")
+	}
+	if _, ok := o.take(ms[1].MsgID, ms[1].Data, ms[1].Header.Get(HeaderFingerprint)); !ok {
+		t.Error("a line within ownLinesMax not kept")
+	}
+	if len(o.lines) > ownLinesMax {
+		t.Errorf("%d lines kept, at most %d", len(o.lines), ownLinesMax)
 	}
 }

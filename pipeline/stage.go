@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -77,11 +78,17 @@ func (s *stage) run(ctx context.Context) {
 }
 
 func (s *stage) worker(ctx context.Context) {
+	p, err := newPuller(s.bus.NC, s.consumer, s.log)
+	if err != nil {
+		s.log.Error().Err(err).Msg("worker not started")
+		return
+	}
+	defer p.close()
 	for ctx.Err() == nil {
 		if s.hold.wait(ctx); ctx.Err() != nil {
 			return // stopped while paused: take no more work
 		}
-		if msgs := pull(ctx, s.consumer, s.batch, s.idle, s.log); len(msgs) > 0 {
+		if msgs := p.pull(ctx, s.batch, s.idle); len(msgs) > 0 {
 			s.process(ctx, msgs)
 		}
 	}
@@ -229,12 +236,51 @@ func (d deadLetter) out() Out {
 	return Out{Subject: DeadSubject(d.stage), MsgID: id, Data: d.data, Header: h}
 }
 
-// pull is nextBatch for the stage loops: a failed pull is logged and
-// waited out briefly, and gives no messages.
-func pull(ctx context.Context, c jetstream.Consumer, batch int, idle time.Duration, log zerolog.Logger) []jetstream.Msg {
-	msgs, err := nextBatch(ctx, c, batch, idle)
+// puller pulls a stage worker's batches from its durable consumer, one
+// request a pull: "up to batch messages, as soon as there are any, or
+// none after idle" (no_wait and expires together, which the server
+// answers as soon as it has messages). nats.go's Fetch cannot ask that,
+// so a worker caught up made three pulls a cycle (an empty FetchNoWait, a
+// waiting Fetch of one, then FetchNoWait again), each on a subscription,
+// a goroutine and a timer of its own; the puller's replies come to one
+// subscription for the worker's life. Its messages are acked and
+// redelivered as any pulled message: only the pull is its own.
+type puller struct {
+	nc   *nats.Conn
+	next string // the consumer's pull subject
+	sub  *nats.Subscription
+	log  zerolog.Logger
+}
+
+// pullGrace is how long after a pull's expiry its end is waited for:
+// an answer the server never sent (a reconnect) ends the pull then.
+const pullGrace = time.Second
+
+// The headers of the server's status messages, which end a pull.
+const (
+	statusHeader      = "Status"
+	descriptionHeader = "Description"
+)
+
+// isStatus says whether m is the server's word on a pull rather than
+// one of the consumer's messages.
+func isStatus(m *nats.Msg) bool { return m.Header.Get(statusHeader) != "" && len(m.Data) == 0 }
+
+func newPuller(nc *nats.Conn, c jetstream.Consumer, log zerolog.Logger) (*puller, error) {
+	info := c.CachedInfo()
+	sub, err := nc.SubscribeSync(nc.NewInbox())
 	if err != nil {
-		log.Warn().Err(err).Msg("pull failed; retrying")
+		return nil, fmt.Errorf("consumer %s: %w", info.Name, err)
+	}
+	return &puller{nc: nc, next: "$JS.API.CONSUMER.MSG.NEXT." + info.Stream + "." + info.Name, sub: sub, log: log}, nil
+}
+
+// pull is nextBatch for the stage loops: a failed pull is logged and waited
+// out briefly, and gives no messages.
+func (p *puller) pull(ctx context.Context, batch int, idle time.Duration) []jetstream.Msg {
+	msgs, err := p.nextBatch(batch, idle)
+	if err != nil {
+		p.log.Warn().Err(err).Msg("pull failed; retrying")
 		pause(ctx, time.Second)
 	}
 	return msgs
@@ -242,30 +288,123 @@ func pull(ctx context.Context, c jetstream.Consumer, batch int, idle time.Durati
 
 // nextBatch returns the messages available now (up to batch), or waits up
 // to idle for one when there are none. It never waits for a batch to fill.
-func nextBatch(ctx context.Context, c jetstream.Consumer, batch int, idle time.Duration) ([]jetstream.Msg, error) {
-	b, err := c.FetchNoWait(batch)
-	if err != nil {
-		return nil, err
+// A pull is not cut short when the stage stops: what it brings is handled
+// (or handed back) rather than left to its ack wait.
+func (p *puller) nextBatch(batch int, idle time.Duration) ([]jetstream.Msg, error) {
+	msgs, status, err := p.request(fmt.Appendf(nil, `{"batch":%d,"expires":%d,"no_wait":true}`, batch, idle.Nanoseconds()), batch, idle)
+	if status == "408" && len(msgs) == 0 && err == nil {
+		// "Requests Pending": the waiting pulls of other workers ask for
+		// more than there is now, so this one waits its turn for one
+		// message, as they do.
+		msgs, _, err = p.request(fmt.Appendf(nil, `{"batch":1,"expires":%d}`, idle.Nanoseconds()), 1, idle)
 	}
-	msgs := collect(b)
-	if len(msgs) > 0 || ctx.Err() != nil {
-		return msgs, nil
-	}
-	b, err = c.Fetch(1, jetstream.FetchMaxWait(idle))
-	if err != nil {
-		return nil, err
-	}
-	return collect(b), nil
+	return msgs, err
 }
 
-// collect drains a batch. A batch that ended early (a timeout, a
-// reconnect) still yields what it got; the next pull asks again.
-func collect(b jetstream.MessageBatch) []jetstream.Msg {
+// request sends one pull and reads its answer: the messages, until
+// batch came or the server ends the pull with a status. It gives the
+// status that ended a pull refused at once (none when it expired).
+func (p *puller) request(req []byte, batch int, idle time.Duration) (msgs []jetstream.Msg, refused string, err error) {
+	if msgs = p.late(batch); len(msgs) > 0 {
+		return msgs, "", nil
+	}
+	if err := p.nc.PublishRequest(p.next, p.sub.Subject, req); err != nil {
+		return nil, "", err
+	}
+	deadline := time.Now().Add(idle + pullGrace)
+	for len(msgs) < batch {
+		m, err := p.sub.NextMsg(time.Until(deadline))
+		if errors.Is(err, nats.ErrTimeout) {
+			return msgs, "", nil
+		}
+		if err != nil {
+			return msgs, "", err
+		}
+		if !isStatus(m) {
+			msgs = append(msgs, pulledMsg{m})
+			continue
+		}
+		switch status := m.Header.Get(statusHeader); {
+		case status == "408" && strings.Contains(m.Header.Get(descriptionHeader), "Timeout"):
+			return msgs, "", nil // expired
+		case status == "404", status == "408":
+			return msgs, status, nil
+		case status == "100": // a heartbeat, never asked for
+		default: // 409: the consumer was deleted, its leader changed, ...
+			if len(msgs) > 0 {
+				return msgs, "", nil
+			}
+			return nil, "", fmt.Errorf("pull from %s: %s %s", p.next, status, m.Header.Get(descriptionHeader))
+		}
+	}
+	return msgs, "", nil
+}
+
+// late takes up to batch messages that came after the pull that asked
+// for them had given up waiting (a slow answer), before asking for more;
+// the end of such a pull is passed over.
+func (p *puller) late(batch int) []jetstream.Msg {
 	var msgs []jetstream.Msg
-	for m := range b.Messages() {
-		msgs = append(msgs, m)
+	for len(msgs) < batch {
+		if n, _, _ := p.sub.Pending(); n == 0 {
+			break
+		}
+		m, err := p.sub.NextMsg(0)
+		if err != nil {
+			break
+		}
+		if !isStatus(m) {
+			msgs = append(msgs, pulledMsg{m})
+		}
 	}
 	return msgs
+}
+
+// close ends the subscription, handing back any message that came after
+// the last pull ended (a late answer), so that it is not held back for
+// its ack wait.
+func (p *puller) close() {
+	for {
+		m, err := p.sub.NextMsg(time.Millisecond)
+		if err != nil {
+			break
+		}
+		if !isStatus(m) {
+			nakNow(p.nc, pulledMsg{m})
+		}
+	}
+	_ = p.sub.Unsubscribe()
+}
+
+// pulledMsg is a message a puller brought: a jetstream.Msg, acked
+// through the conn's JetStream message methods.
+type pulledMsg struct{ m *nats.Msg }
+
+func (p pulledMsg) Metadata() (*jetstream.MsgMetadata, error) {
+	md, err := p.m.Metadata()
+	if err != nil {
+		return nil, err
+	}
+	meta := &jetstream.MsgMetadata{NumDelivered: md.NumDelivered, NumPending: md.NumPending, Timestamp: md.Timestamp,
+		Stream: md.Stream, Consumer: md.Consumer, Domain: md.Domain}
+	meta.Sequence.Stream, meta.Sequence.Consumer = md.Sequence.Stream, md.Sequence.Consumer
+	return meta, nil
+}
+func (p pulledMsg) Data() []byte                           { return p.m.Data }
+func (p pulledMsg) Headers() nats.Header                   { return p.m.Header }
+func (p pulledMsg) Subject() string                        { return p.m.Subject }
+func (p pulledMsg) Reply() string                          { return p.m.Reply }
+func (p pulledMsg) Ack() error                             { return p.m.Ack() }
+func (p pulledMsg) DoubleAck(ctx context.Context) error    { return p.m.AckSync(nats.Context(ctx)) }
+func (p pulledMsg) Nak() error                             { return p.m.Nak() }
+func (p pulledMsg) NakWithDelay(delay time.Duration) error { return p.m.NakWithDelay(delay) }
+func (p pulledMsg) InProgress() error                      { return p.m.InProgress() }
+func (p pulledMsg) Term() error                            { return p.m.Term() }
+
+// TermWithReason is Term with the reason the server puts in its
+// advisory (nats.Msg has no such call).
+func (p pulledMsg) TermWithReason(reason string) error {
+	return p.m.Respond([]byte("+TERM " + reason))
 }
 
 // heartbeat tells the server the messages are still being worked on, so a

@@ -148,6 +148,18 @@ func measure(citecrawl, before, colly string, papers, rounds int) error {
 				o.name, (o.f.cpu/float64(o.f.pages))/(r.f.cpu/float64(r.f.pages)), r.name)
 		}
 	}
+	if before != "" {
+		// Round by round, the two builds ran one after the other, so
+		// their ratio is less at the mercy of the machine's load than the
+		// medians taken apart.
+		ratios := make([]float64, len(ccRuns))
+		for i := range ccRuns {
+			ratios[i] = ccRuns[i].cpu / beforeRuns[i].cpu
+		}
+		slices.Sort(ratios)
+		fmt.Printf("citecrawl run against the -before build, CPU round by round: median %.2f times (%.2f to %.2f)\n",
+			ratios[len(ratios)/2], ratios[0], ratios[len(ratios)-1])
+	}
 	if c.requestsPerRecord > 0 {
 		fmt.Printf("citecrawl requests per record (run report): %.2f\n", c.requestsPerRecord)
 	}
