@@ -8,7 +8,6 @@ import (
 	"slices"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -231,49 +230,60 @@ func (s *sinkStage) lineOf(m jetstream.Msg) (sink.Line, error) {
 // message whose data is exactly such a line as it is: its record was
 // encoded here, from a record, as sink.LineOf would, so decoding it again
 // to check it (sink.ParseLine, 6 % of a run's CPU) would find what is
-// kept. Only the latest ownLinesMax are kept: a message whose line is no
-// longer kept, or that another process published, is checked as before.
+// kept. Only the latest ownLinesMax lines, and at most ownLinesMaxBytes,
+// are kept: a message whose line is no longer kept, or that another
+// process published, is checked as before.
 type ownLines struct {
 	mu    sync.Mutex
 	lines map[string]sink.Line // by message id
-	ids   []string             // the ids in the order kept, a ring
-	next  int                  // where in ids the next id goes
+	ids   []string             // the ids in the order kept, oldest first (some taken since)
+	bytes int                  // the JSON of the lines kept
 }
 
-// ownLinesMax is how many lines are kept: the sink takes them as soon as
-// it pulls their messages, so only a sink far behind its fetch stage
-// finds one dropped.
-const ownLinesMax = 2048
+// ownLinesMax and ownLinesMaxBytes bound the lines kept: the sink takes
+// them as soon as it pulls their messages, so only a sink far behind its
+// fetch stage, or one whose messages another process's sink takes, finds
+// one dropped.
+const (
+	ownLinesMax      = 2048
+	ownLinesMaxBytes = 8 << 20
+)
 
 func newOwnLines() *ownLines {
-	return &ownLines{lines: make(map[string]sink.Line), ids: make([]string, ownLinesMax)}
+	return &ownLines{lines: make(map[string]sink.Line)}
 }
 
 // keep keeps the line of r published as message msg (taggedOut's), when
 // it is what sink.ParseLine would make of msg's data: a record of this
-// schema with an id, whose strings the sink uses other than as JSON are
-// valid UTF-8 (the JSON encoder replaces invalid bytes, so such a string
-// would come back otherwise).
+// schema with an id, with no string that is not valid UTF-8 (the encoder
+// writes such bytes as \ufffd, so the record decoded from the line would
+// not be r; a string holding that escape as text is passed over too).
 func (o *ownLines) keep(msg *Out, r *record.Record) {
-	if o == nil || r.ID == "" || r.Schema != record.Schema {
+	if o == nil || r.ID == "" || r.Schema != record.Schema || bytes.Contains(msg.Data, []byte(`\ufffd`)) {
 		return
 	}
 	l := sink.Line{ID: r.ID, Hub: r.Hub, Tags: sink.TagsOf(r), Fingerprint: msg.Header.Get(HeaderFingerprint), JSON: msg.Data}
-	valid := utf8.ValidString(l.ID) && utf8.ValidString(l.Hub.URL) && utf8.ValidString(l.Hub.ID) && utf8.ValidString(l.Hub.Title) &&
-		utf8.ValidString(l.Tags.Role) && utf8.ValidString(l.Tags.RoleSource) && utf8.ValidString(l.Tags.Polarity) &&
-		utf8.ValidString(l.Tags.Pluralism) && utf8.ValidString(l.Tags.Year) && utf8.ValidString(l.Tags.RulesVersion)
-	for _, id := range l.Hub.CitedWorkIDs {
-		valid = valid && utf8.ValidString(id)
-	}
-	if !valid || l.Fingerprint == "" {
+	if l.Fingerprint == "" {
 		return
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	delete(o.lines, o.ids[o.next]) // the oldest goes
-	o.ids[o.next] = msg.MsgID
-	o.next = (o.next + 1) % len(o.ids)
+	o.drop(msg.MsgID) // kept before: the newer line
 	o.lines[msg.MsgID] = l
+	o.bytes += len(l.JSON)
+	o.ids = append(o.ids, msg.MsgID)
+	for len(o.ids) > ownLinesMax || o.bytes > ownLinesMaxBytes {
+		o.drop(o.ids[0]) // the oldest goes
+		o.ids = o.ids[1:]
+	}
+}
+
+// drop forgets the line of message id, if kept. o.mu is held.
+func (o *ownLines) drop(id string) {
+	if l, ok := o.lines[id]; ok {
+		o.bytes -= len(l.JSON)
+		delete(o.lines, id)
+	}
 }
 
 // take gives the kept line of message id once, if data is its JSON and
@@ -284,7 +294,7 @@ func (o *ownLines) take(id string, data []byte, fp string) (sink.Line, bool) {
 	}
 	o.mu.Lock()
 	l, ok := o.lines[id]
-	delete(o.lines, id)
+	o.drop(id)
 	o.mu.Unlock()
 	if !ok || l.Fingerprint != fp || !bytes.Equal(l.JSON, data) {
 		return sink.Line{}, false

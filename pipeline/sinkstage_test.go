@@ -466,8 +466,10 @@ func TestOwnLinesKeepsWhatParseLineWouldFind(t *testing.T) {
 	for name, r := range map[string]record.Record{
 		"a hub id that is not UTF-8": {Schema: record.Schema, ID: "x", Hub: record.Hub{ID: "hub-\xff"}},
 		"a role that is not UTF-8":   {Schema: record.Schema, ID: "x", Hub: record.Hub{ID: "hub-l"}, Role: "us\xffes"},
-		"no id":                      {Schema: record.Schema, Hub: record.Hub{ID: "hub-l"}},
-		"another schema":             {Schema: "other", ID: "x", Hub: record.Hub{ID: "hub-l"}},
+		"a facet that is not UTF-8": {Schema: record.Schema, ID: "x", Hub: record.Hub{ID: "hub-l",
+			Published: &record.HubCounts{Facets: map[string]map[string]int{"years\xff": {"2026": 1}, "years\xfe": {"2025": 1}}}}},
+		"no id":          {Schema: record.Schema, Hub: record.Hub{ID: "hub-l"}},
+		"another schema": {Schema: "other", ID: "x", Hub: record.Hub{ID: "hub-l"}},
 	} {
 		m := out(&r)
 		o.keep(&m, &r)
@@ -489,5 +491,22 @@ func TestOwnLinesKeepsWhatParseLineWouldFind(t *testing.T) {
 	}
 	if len(o.lines) > ownLinesMax {
 		t.Errorf("%d lines kept, at most %d", len(o.lines), ownLinesMax)
+	}
+	// Big lines: no more than ownLinesMaxBytes are kept.
+	ms = ms[:0]
+	for i := range 9 {
+		r := taggedRecord("hub-l", 10_000+i, record.RoleUses)
+		r.Paper.Title = strings.Repeat("x", 1<<20)
+		ms = append(ms, out(&r))
+		o.keep(&ms[i], &r)
+	}
+	if o.bytes > ownLinesMaxBytes {
+		t.Errorf("%d bytes of lines kept, at most %d", o.bytes, ownLinesMaxBytes)
+	}
+	if _, ok := o.take(ms[0].MsgID, ms[0].Data, ms[0].Header.Get(HeaderFingerprint)); ok {
+		t.Error("the oldest big line still kept beyond ownLinesMaxBytes")
+	}
+	if _, ok := o.take(ms[8].MsgID, ms[8].Data, ms[8].Header.Get(HeaderFingerprint)); !ok {
+		t.Error("the latest big line not kept")
 	}
 }

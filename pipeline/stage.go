@@ -245,11 +245,21 @@ func (d deadLetter) out() Out {
 // a goroutine and a timer of its own; the puller's replies come to one
 // subscription for the worker's life. Its messages are acked and
 // redelivered as any pulled message: only the pull is its own.
+//
+// Each pull has a reply subject of its own under the subscription's
+// (inbox.1, inbox.2, ...): a message is the consumer's whichever pull it
+// answers, but a status ends only the pull it names, so the end of a pull
+// answered after its worker gave up waiting (a cluster holds both until
+// its nodes agree) does not end the next one while the server still
+// serves it.
 type puller struct {
-	nc   *nats.Conn
-	next string // the consumer's pull subject
-	sub  *nats.Subscription
-	log  zerolog.Logger
+	nc    *nats.Conn
+	next  string // the consumer's pull subject
+	inbox string // the replies' prefix
+	sub   *nats.Subscription
+	pulls uint64 // pulls sent
+	reply string // the reply subject of the last pull
+	log   zerolog.Logger
 }
 
 // pullGrace is how long after a pull's expiry its end is waited for:
@@ -268,11 +278,12 @@ func isStatus(m *nats.Msg) bool { return m.Header.Get(statusHeader) != "" && len
 
 func newPuller(nc *nats.Conn, c jetstream.Consumer, log zerolog.Logger) (*puller, error) {
 	info := c.CachedInfo()
-	sub, err := nc.SubscribeSync(nc.NewInbox())
+	inbox := nc.NewInbox()
+	sub, err := nc.SubscribeSync(inbox + ".*")
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s: %w", info.Name, err)
 	}
-	return &puller{nc: nc, next: "$JS.API.CONSUMER.MSG.NEXT." + info.Stream + "." + info.Name, sub: sub, log: log}, nil
+	return &puller{nc: nc, next: "$JS.API.CONSUMER.MSG.NEXT." + info.Stream + "." + info.Name, inbox: inbox, sub: sub, log: log}, nil
 }
 
 // pull is nextBatch for the stage loops: a failed pull is logged and waited
@@ -308,7 +319,9 @@ func (p *puller) request(req []byte, batch int, idle time.Duration) (msgs []jets
 	if msgs = p.late(batch); len(msgs) > 0 {
 		return msgs, "", nil
 	}
-	if err := p.nc.PublishRequest(p.next, p.sub.Subject, req); err != nil {
+	p.pulls++
+	p.reply = p.inbox + "." + strconv.FormatUint(p.pulls, 10)
+	if err := p.nc.PublishRequest(p.next, p.reply, req); err != nil {
 		return nil, "", err
 	}
 	deadline := time.Now().Add(idle + pullGrace)
@@ -323,6 +336,9 @@ func (p *puller) request(req []byte, batch int, idle time.Duration) (msgs []jets
 		if !isStatus(m) {
 			msgs = append(msgs, pulledMsg{m})
 			continue
+		}
+		if m.Subject != p.reply {
+			continue // the end of a pull given up before
 		}
 		switch status := m.Header.Get(statusHeader); {
 		case status == "408" && strings.Contains(m.Header.Get(descriptionHeader), "Timeout"):

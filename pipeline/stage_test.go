@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 )
@@ -164,5 +165,68 @@ func TestPullTakesWhatThereIsOrWaitsForOne(t *testing.T) {
 	}
 	if n != 1 {
 		t.Fatalf("the waiting pulls took %d messages, want the one freed by the ack", n)
+	}
+}
+
+// The end of a pull that came after its worker gave up waiting (a
+// cluster holds it until its nodes agree) does not end the worker's next
+// pull, which the server still serves: a message it then delivers would
+// wait in the inbox, unasked for and unheartbeated, past its ack wait.
+func TestPullIsNotEndedByTheEndOfAPullBefore(t *testing.T) {
+	cfg := testConfig(t, t.TempDir(), nil)
+	bus := openBus(t, cfg)
+	defer bus.Close()
+	ctx := context.Background()
+	cons, err := bus.Consumer(ctx, StreamTasks, ConsumerFetch, "", cfg.Stages)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := newPuller(bus.NC, cons, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	if msgs, err := p.nextBatch(10, 100*time.Millisecond); err != nil || len(msgs) != 0 {
+		t.Fatalf("empty queue: %d messages, %v", len(msgs), err)
+	}
+	before := p.reply
+	got := make(chan []jetstream.Msg, 1)
+	go func() {
+		msgs, err := p.nextBatch(10, time.Hour)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- msgs
+	}()
+	checkFor(t, 20*time.Second, func() error {
+		if info, err := cons.Info(ctx); err != nil || info.NumWaiting != 1 {
+			return fmt.Errorf("no pull waiting (%v)", err)
+		}
+		return nil
+	})
+	// The first pull's end, late.
+	late := nats.NewMsg(before)
+	late.Header.Set(statusHeader, "408")
+	late.Header.Set(descriptionHeader, "Request Timeout")
+	if err := bus.NC.PublishMsg(late); err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.NC.Flush(); err != nil { // the puller's conn: the status has come
+		t.Fatal(err)
+	}
+	o, err := HubTask("run-late", "https://pith.science/citations/0000aaaa-0000", 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.PublishAll(ctx, []Out{o}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case msgs := <-got:
+		if len(msgs) != 1 {
+			t.Fatalf("the waiting pull gave %d messages, want the task queued while it waited", len(msgs))
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the waiting pull gave nothing")
 	}
 }
