@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -336,11 +337,16 @@ func (b *Bus) streamConfigs() []jetstream.StreamConfig {
 }
 
 // ensureStreams creates or updates every stream; running it again changes
-// nothing.
+// nothing. A stream already as configured is left alone: an update at
+// every start raced, inside nats-server, with another process creating a
+// consumer on the same stream.
 func (b *Bus) ensureStreams(ctx context.Context) error {
 	for _, sc := range b.streamConfigs() {
 		// A cluster that has just started may still be electing leaders.
 		err := rideOut(ctx, func(ctx context.Context) error {
+			if s, err := b.JS.Stream(ctx, sc.Name); err == nil && configured(s.CachedInfo().Config, sc) {
+				return nil
+			}
 			_, err := b.JS.CreateOrUpdateStream(ctx, sc)
 			return err
 		})
@@ -349,6 +355,14 @@ func (b *Bus) ensureStreams(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// configured says whether a stream of config have is as streamConfigs
+// sets it (the server fills in the fields it leaves unset).
+func configured(have, want jetstream.StreamConfig) bool {
+	return slices.Equal(have.Subjects, want.Subjects) && have.Retention == want.Retention && have.Storage == want.Storage &&
+		have.Replicas == want.Replicas && have.Duplicates == want.Duplicates && have.MaxAge == want.MaxAge &&
+		have.Description == want.Description
 }
 
 // Consumer creates or updates a durable pull consumer with explicit acks

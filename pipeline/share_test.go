@@ -5,8 +5,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -86,5 +88,49 @@ func TestDataFolderHeldWithoutServerIsRefused(t *testing.T) {
 	}
 	if want := dir; !strings.Contains(err.Error(), want) {
 		t.Fatalf("error %q does not name the folder %s", err, want)
+	}
+}
+
+// Starting again leaves streams already as configured alone (an update
+// at every start raced, inside nats-server, with another process
+// creating a consumer), and updates those whose configuration changed.
+func TestEnsureStreamsUpdatesOnlyWhatChanged(t *testing.T) {
+	cfg := testConfig(t, t.TempDir(), nil)
+	bus := openBus(t, cfg)
+	defer bus.Close()
+	ctx := context.Background()
+	sub, err := bus.NC.SubscribeSync("$JS.EVENT.ADVISORY.STREAM.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, retain := range []time.Duration{time.Hour, time.Hour, 2 * time.Hour} {
+		bus.cfg.RetainRecords = retain
+		if err := bus.ensureStreams(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The server sends its advisories in order: once the new stream's
+	// comes, every update's has come.
+	if _, err := bus.JS.CreateStream(ctx, jetstream.StreamConfig{Name: "LAST", Subjects: []string{"last.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	var updated []string
+	for {
+		m, err := sub.NextMsg(20 * time.Second)
+		if err != nil {
+			t.Fatalf("no advisory of the new stream: %v", err)
+		}
+		if m.Subject == "$JS.EVENT.ADVISORY.STREAM.CREATED.LAST" {
+			break
+		}
+		if name, ok := strings.CutPrefix(m.Subject, "$JS.EVENT.ADVISORY.STREAM.UPDATED."); ok {
+			updated = append(updated, name)
+		}
+	}
+	// The raw and tagged streams keep records for RetainRecords: updated
+	// at the first and third start, not at the second.
+	slices.Sort(updated)
+	if want := []string{StreamRaw, StreamRaw, StreamTagged, StreamTagged}; !slices.Equal(updated, want) {
+		t.Fatalf("streams updated %v, want %v", updated, want)
 	}
 }
