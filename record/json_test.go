@@ -175,7 +175,7 @@ func TestUnmarshalRefusesBadJSON(t *testing.T) {
 // empty, at random, from values that are easy to encode wrongly.
 func randomRecord(rng *rand.Rand) Record {
 	strs := []string{"", "a", "<b>&amp;</b>", "q\"uo\\te", "\u2028\u2029", "bad \xff", "\xe2\x82", "ctl\x00\x1f\x7f\b\f", "émigré 🙂", "url", `","url":"`, "\ufffd"}
-	floats := []float64{0, math.Copysign(0, -1), 0.5, 1e-7, 1e-6, 999999999999999999999, 1e21, -3.25e-10, 1.7976931348623157e308, 5e-324, 0.1 + 0.2, 123456.789}
+	floats := []float64{0, math.Copysign(0, -1), 0.5, 1e-7, 1e-6, 999999999999999999999, 1e21, -3.25e-10, 1.7976931348623157e308, 5e-324, 0.1 + 0.2, 123456.789, 0.1234, -12.3456, 1.005, 100}
 	s := func() string { return strs[rng.IntN(len(strs))] }
 	f := func() float64 { return floats[rng.IntN(len(floats))] }
 	some := func() bool { return rng.IntN(2) == 0 }
@@ -253,7 +253,7 @@ func randomRecord(rng *rand.Rand) Record {
 // fields it leaves out blanked.
 func TestMarshalIsEncodingJSONFieldByField(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	for i := range 20000 {
+	for i := range 5000 {
 		r := randomRecord(rng)
 		want, err := json.Marshal(&r)
 		if err != nil {
@@ -300,14 +300,20 @@ func TestMarshalRefusesWhatEncodingJSONRefuses(t *testing.T) {
 	}
 }
 
-// A tagged record as reprocess writes it: its line and fingerprint.
-func BenchmarkAppendLine(b *testing.B) {
+// taggedRecord is a record as reprocess writes it: 1.3 kB of JSON.
+func taggedRecord() Record {
 	r := trickyRecords()[1]
 	r.Pluralism = &Pluralism{Primary: "steerable", Confidence: 0.661, Labels: []string{"steerable", "tradeoff_steerable"},
 		Scores:   map[string]float64{"distributional": -0.639, "jury_pluralistic": -0.559, "multi_objective": -0.609, "none": 0.94, "overton": -1.419, "steerable": 2.59, "tradeoff_steerable": 1.36},
 		Evidence: []Evidence{{Label: "steerable", Rule: "pluralism/cue", Cue: "value system", Weight: 1}, {Label: "tradeoff_steerable", Rule: "pluralism/cue", Cue: `re:\b(at|during) (inference|test|deployment)[- ]time\b`, Weight: 0.93}}}
 	r.Role, r.RoleConfidence, r.RoleSource = RoleBackground, 0.5, RoleSourceSummary
 	r.RoleEvidence = []Evidence{{Label: "background", Rule: "roles/summary-only-guess", Cue: "no citing sentence known: guessed from the paper's own summary"}, {Label: "uses", Rule: "roles/cue", Cue: "model", Weight: 0.67}}
+	return r
+}
+
+// A tagged record's line and fingerprint.
+func BenchmarkAppendLine(b *testing.B) {
+	r := taggedRecord()
 	var buf []byte
 	b.ReportAllocs()
 	for b.Loop() {
@@ -335,5 +341,18 @@ func TestAppendMilliIsStrconv(t *testing.T) {
 		check(float64(k) / 1000)
 		check(float64(k) / 1000 * (1 + 1e-15)) // not three decimals
 		check(rng.Float64() * 1000)
+	}
+}
+
+func BenchmarkUnmarshal(b *testing.B) {
+	r := taggedRecord()
+	line, _ := Marshal(&r)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(line)))
+	for b.Loop() {
+		var r Record
+		if err := Unmarshal(line, &r); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

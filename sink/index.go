@@ -95,6 +95,14 @@ type version struct {
 	tags Tags
 }
 
+// versionKey tells record versions apart: id and fingerprint.
+type versionKey struct {
+	id string
+	fp [fpLen]byte
+}
+
+func (v *version) key() versionKey { return versionKey{v.id, v.fp} }
+
 func versionOf(r *record.Record, fp string) version {
 	return version{id: r.ID, fp: fingerprintBytes(fp), tags: TagsOf(r)}
 }
@@ -103,9 +111,10 @@ func versionOf(r *record.Record, fp string) version {
 // (never written by this version) is hashed to the same length.
 func fingerprintBytes(fp string) [fpLen]byte {
 	var out [fpLen]byte
-	if b, err := hex.DecodeString(fp); err == nil && len(b) == fpLen {
-		copy(out[:], b)
-		return out
+	if len(fp) == 2*fpLen {
+		if _, err := hex.Decode(out[:], []byte(fp)); err == nil { // into out: no allocation
+			return out
+		}
 	}
 	sum := sha256.Sum256([]byte(fp))
 	copy(out[:], sum[:])

@@ -94,11 +94,11 @@ type segment struct {
 	f        *os.File
 	w        *bufio.Writer
 	tmp      string
-	final    string          // its name once published
-	versions []version       // of each line, in order
-	has      map[string]bool // the version keys of its lines
-	hub      record.Hub      // of its latest record
-	err      error           // a write failed: it cannot be sealed
+	final    string                  // its name once published
+	versions []version               // of each line, in order
+	has      map[versionKey]struct{} // the versions of its lines
+	hub      record.Hub              // of its latest record
+	err      error                   // a write failed: it cannot be sealed
 }
 
 // openJSONL opens (creating if needed) the output folder and registers
@@ -228,9 +228,12 @@ func (s *jsonl) lookup(lines []Line) ([]*hubDir, []bool, error) {
 // write adds one record to its hub's open segment, unless the segment
 // holds it already.
 func (s *jsonl) write(h *hubDir, l *Line) (bool, error) {
-	key := l.key()
-	if h.seg != nil && h.seg.has[key] {
-		return false, nil
+	v := l.version()
+	key := v.key()
+	if h.seg != nil {
+		if _, ok := h.seg.has[key]; ok {
+			return false, nil
+		}
 	}
 	if h.seg == nil {
 		if err := s.openSegment(h); err != nil {
@@ -249,8 +252,8 @@ func (s *jsonl) write(h *hubDir, l *Line) (bool, error) {
 		seg.err = fmt.Errorf("writing %s: %w", seg.tmp, err)
 		return false, seg.err
 	}
-	seg.has[key] = true
-	seg.versions = append(seg.versions, l.version())
+	seg.has[key] = struct{}{}
+	seg.versions = append(seg.versions, v)
 	seg.hub = l.Hub
 	return true, nil
 }
@@ -522,7 +525,7 @@ func (s *jsonl) openSegment(h *hubDir) error {
 	if err != nil {
 		return fmt.Errorf("opening segment: %w", err)
 	}
-	h.seg = &segment{f: f, w: bufio.NewWriterSize(f, 64<<10), tmp: tmp, has: map[string]bool{}}
+	h.seg = &segment{f: f, w: bufio.NewWriterSize(f, 64<<10), tmp: tmp, has: map[versionKey]struct{}{}}
 	return nil
 }
 
