@@ -85,6 +85,9 @@ type hubDir struct {
 	dir   string
 	seg   *segment // the open segment, if any
 	dirty bool     // the summary is out of date
+	// lines is how many lines its last segment held: the next is made
+	// room for as many, rather than grown to them.
+	lines int
 }
 
 // segment is a segment being written under its temporary name. What it
@@ -291,7 +294,7 @@ func (s *jsonl) takeSegments() map[*hubDir]*segment {
 	segs := map[*hubDir]*segment{}
 	for _, h := range s.hubs {
 		if h.seg != nil {
-			segs[h], h.seg = h.seg, nil
+			segs[h], h.seg, h.lines = h.seg, nil, len(h.seg.versions)
 		}
 	}
 	return segs
@@ -525,7 +528,8 @@ func (s *jsonl) openSegment(h *hubDir) error {
 	if err != nil {
 		return fmt.Errorf("opening segment: %w", err)
 	}
-	h.seg = &segment{f: f, w: bufio.NewWriterSize(f, 64<<10), tmp: tmp, has: map[versionKey]struct{}{}}
+	h.seg = &segment{f: f, w: bufio.NewWriterSize(f, 64<<10), tmp: tmp,
+		versions: make([]version, 0, h.lines), has: make(map[versionKey]struct{}, h.lines)}
 	return nil
 }
 
