@@ -88,11 +88,14 @@ const indexTimeout = time.Minute
 // errIndexCorrupt marks an index that cannot be read: it is built again.
 var errIndexCorrupt = errors.New("index unreadable")
 
-// version is what the index keeps of a record version.
+// version is what the index keeps of a record version. Its tags are
+// shared by the versions of a segment that have the same (segment.tagsOf):
+// a segment holds few tag sets and many versions, which reprocess holds a
+// batch of for every hub, in the heap that paces its collector.
 type version struct {
 	id   string
 	fp   [fpLen]byte
-	tags Tags
+	tags *Tags
 }
 
 // versionKey tells record versions apart: id and fingerprint.
@@ -101,10 +104,11 @@ type versionKey struct {
 	fp [fpLen]byte
 }
 
-func (v *version) key() versionKey { return versionKey{v.id, v.fp} }
+func keyOf(id, fp string) versionKey { return versionKey{id, fingerprintBytes(fp)} }
 
 func versionOf(r *record.Record, fp string) version {
-	return version{id: r.ID, fp: fingerprintBytes(fp), tags: TagsOf(r)}
+	tags := TagsOf(r)
+	return version{id: r.ID, fp: fingerprintBytes(fp), tags: &tags}
 }
 
 // fingerprintBytes packs record.Fingerprint's hex digits; anything else
@@ -577,7 +581,7 @@ func (ix *hubIndex) apply(versions []version, also func(*bolt.Tx) error) error {
 			if hasVersion(old, v.fp) {
 				continue
 			}
-			set, err := sets.number(v.tags)
+			set, err := sets.number(*v.tags)
 			if err != nil {
 				return err
 			}

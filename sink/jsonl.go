@@ -100,6 +100,7 @@ type segment struct {
 	final    string                  // its name once published
 	versions []version               // of each line, in order
 	has      map[versionKey]struct{} // the versions of its lines
+	tags     map[Tags]*Tags          // their tag sets (tagsOf)
 	hub      record.Hub              // of its latest record
 	err      error                   // a write failed: it cannot be sealed
 }
@@ -203,7 +204,7 @@ func (s *jsonl) lookup(lines []Line) ([]*hubDir, []bool, error) {
 	for h, idx := range byHub {
 		versions := make([]version, len(idx))
 		for j, i := range idx {
-			versions[j] = lines[i].version()
+			versions[j] = version{id: lines[i].ID, fp: fingerprintBytes(lines[i].Fingerprint)}
 		}
 		found, err := lookup(h.dir, versions)
 		if errors.Is(err, errIndexCorrupt) { // a damaged page: built again
@@ -231,8 +232,7 @@ func (s *jsonl) lookup(lines []Line) ([]*hubDir, []bool, error) {
 // write adds one record to its hub's open segment, unless the segment
 // holds it already.
 func (s *jsonl) write(h *hubDir, l *Line) (bool, error) {
-	v := l.version()
-	key := v.key()
+	key := keyOf(l.ID, l.Fingerprint)
 	if h.seg != nil {
 		if _, ok := h.seg.has[key]; ok {
 			return false, nil
@@ -256,9 +256,19 @@ func (s *jsonl) write(h *hubDir, l *Line) (bool, error) {
 		return false, seg.err
 	}
 	seg.has[key] = struct{}{}
-	seg.versions = append(seg.versions, v)
+	seg.versions = append(seg.versions, version{id: key.id, fp: key.fp, tags: seg.tagsOf(l.Tags)})
 	seg.hub = l.Hub
 	return true, nil
+}
+
+// tagsOf is t, shared by the segment's versions that have the same.
+func (seg *segment) tagsOf(t Tags) *Tags {
+	if p, ok := seg.tags[t]; ok {
+		return p
+	}
+	p := &t
+	seg.tags[t] = p
+	return p
 }
 
 // Flush implements Sink: it seals every open segment (fsync, rename,
@@ -529,7 +539,7 @@ func (s *jsonl) openSegment(h *hubDir) error {
 		return fmt.Errorf("opening segment: %w", err)
 	}
 	h.seg = &segment{f: f, w: bufio.NewWriterSize(f, 64<<10), tmp: tmp,
-		versions: make([]version, 0, h.lines), has: make(map[versionKey]struct{}, h.lines)}
+		versions: make([]version, 0, h.lines), has: make(map[versionKey]struct{}, h.lines), tags: map[Tags]*Tags{}}
 	return nil
 }
 

@@ -29,11 +29,6 @@ type Line struct {
 // key is the line's record version, written once: id and fingerprint.
 func (l *Line) key() string { return l.ID + "/" + l.Fingerprint }
 
-// version is what the index keeps of the line's record version.
-func (l *Line) version() version {
-	return version{id: l.ID, fp: fingerprintBytes(l.Fingerprint), tags: l.Tags}
-}
-
 // ParseLine is the Line of b, a record's JSON as record.Marshal gives it
 // (a tagged message's data), whose publisher worked out the Fingerprint fp
 // from those bytes. The JSON is kept as it is (b, not a copy), so it is
