@@ -382,6 +382,9 @@ func (r *retagger) newChunk(pos position) *chunk {
 // which is why tag zeroes a record before decoding into it.
 func (r *retagger) recycle(c *chunk) {
 	clear(c.items) // holds no message or record of the folder's reader
+	// Nor what its records were decoded into, kept from the collector
+	// until they are decoded into again otherwise.
+	clear(c.recs)
 	c.items, c.done = c.items[:0], nil
 	select {
 	case r.free <- c:

@@ -4,23 +4,30 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"sync"
 
 	gojson "github.com/goccy/go-json"
 )
 
-// Marshal and Unmarshal are a record's JSON, for every place that sends,
-// decodes or hashes records (the stages, the fingerprint): the same bytes
-// as encoding/json gives (TestMarshalIsEncodingJSON holds them to it), at
-// a fraction of its cost, which counts because a record is encoded and
-// decoded several times on its way through the stages.
-func Marshal(r *Record) ([]byte, error) { return gojson.Marshal(r) }
+// Marshal is a record's JSON, for every place that sends or hashes
+// records (the stages, the fingerprint): the same bytes as encoding/json
+// gives (TestMarshalIsEncodingJSON holds them to it), written by hand
+// (encode.go) at a fraction of its cost, which counts because a record is
+// encoded several times on its way through the stages.
+func Marshal(r *Record) ([]byte, error) {
+	e := encoder{}
+	appendRecord(&e, r)
+	if e.err != nil {
+		return nil, e.err
+	}
+	return e.b, nil
+}
 
-// Unmarshal decodes a record's JSON into r.
+// Unmarshal decodes a record's JSON into r, as encoding/json would, with
+// goccy/go-json, which is faster.
 func Unmarshal(b []byte, r *Record) error { return gojson.Unmarshal(b, r) }
 
 // MarshalLine is Marshal's bytes followed by a newline, a line of a JSON
-// Lines file, and the record's Fingerprint, from one encoding. The bytes
+// Lines file, and the record's Fingerprint, from one encoding: the bytes
 // Fingerprint hashes are the line's with the fields it leaves out blanked,
 // so they are hashed from the line, piece by piece, rather than encoded
 // again (TestMarshalLineFingerprint holds the two to each other).
@@ -30,32 +37,13 @@ func MarshalLine(r *Record) (line []byte, fp string, err error) { return AppendL
 // extended slice, as append does: a writer that copies its lines out soon
 // after encoding them can encode many into one reused buffer.
 func AppendLine(dst []byte, r *Record) (out []byte, fp string, err error) {
-	out, err = withJSON(r, func(b []byte) []byte { return append(dst, b...) })
-	if err != nil {
-		return dst, "", err
+	e := encoder{b: dst}
+	appendRecord(&e, r)
+	if e.err != nil {
+		return dst, "", e.err
 	}
-	line := out[len(dst) : len(out)-1]
-	fp, ok := FingerprintOfLine(line)
-	if !ok { // not laid out as expected: never with this Record type
-		fp = r.Fingerprint()
-	}
-	return out, fp, nil
-}
-
-// buffers hold records' JSON while it is hashed or copied out.
-var buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-// withJSON encodes r into a reused buffer and returns what use makes of
-// the bytes: Marshal's and a newline. use must not keep them.
-func withJSON[T any](r *Record, use func([]byte) T) (T, error) {
-	buf := buffers.Get().(*bytes.Buffer)
-	defer buffers.Put(buf)
-	buf.Reset()
-	if err := gojson.NewEncoder(buf).Encode(r); err != nil {
-		var zero T
-		return zero, err
-	}
-	return use(buf.Bytes()), nil
+	fp = e.fingerprint(len(dst))
+	return append(e.b, '\n'), fp, nil
 }
 
 // The places in a record's JSON of the fields Fingerprint blanks. Each is

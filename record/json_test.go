@@ -2,8 +2,12 @@ package record
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"math"
+	"math/rand/v2"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -163,6 +167,192 @@ func TestUnmarshalRefusesBadJSON(t *testing.T) {
 		var r Record
 		if err := Unmarshal([]byte(b), &r); err == nil {
 			t.Errorf("%q decoded without an error", b)
+		}
+	}
+}
+
+// randomRecord fills each field of a record, or leaves it zero, nil or
+// empty, at random, from values that are easy to encode wrongly.
+func randomRecord(rng *rand.Rand) Record {
+	strs := []string{"", "a", "<b>&amp;</b>", "q\"uo\\te", "\u2028\u2029", "bad \xff", "\xe2\x82", "ctl\x00\x1f\x7f\b\f", "émigré 🙂", "url", `","url":"`, "\ufffd"}
+	floats := []float64{0, math.Copysign(0, -1), 0.5, 1e-7, 1e-6, 999999999999999999999, 1e21, -3.25e-10, 1.7976931348623157e308, 5e-324, 0.1 + 0.2, 123456.789, 0.1234, -12.3456, 1.005, 100}
+	s := func() string { return strs[rng.IntN(len(strs))] }
+	f := func() float64 { return floats[rng.IntN(len(floats))] }
+	some := func() bool { return rng.IntN(2) == 0 }
+	list := func() []string {
+		switch rng.IntN(3) {
+		case 0:
+			return nil
+		case 1:
+			return []string{}
+		}
+		return []string{s(), s()}
+	}
+	evidence := func() []Evidence {
+		switch rng.IntN(3) {
+		case 0:
+			return nil
+		case 1:
+			return []Evidence{}
+		}
+		return []Evidence{{Label: s(), Rule: s(), Cue: s(), Weight: f()}, {}}
+	}
+	intp := func() *int {
+		if some() {
+			return nil
+		}
+		n := rng.IntN(2000) - 1000
+		return &n
+	}
+	r := Record{Schema: s(), ID: s(), Role: s(), RoleConfidence: f(), RoleSource: s(), RoleEvidence: evidence(), Polarity: s(),
+		PolarityConfidence: f(), RulesVersion: s(), Gone: some(), SourceURLs: list(), Missing: list(),
+		FetchedAt: time.Date(1990+rng.IntN(40), 1, 2, 3, 4, 5, rng.IntN(2)*123456789, time.FixedZone("z", 3600*(rng.IntN(5)-2)))}
+	r.Hub = Hub{URL: s(), ID: s(), Title: s(), CitedWorkIDs: list()}
+	if some() {
+		facets := map[string]map[string]int{s(): nil, s(): {}, s(): {s(): 1, s(): -2, "z": 3}}
+		if some() {
+			facets = nil
+		}
+		r.Hub.Published = &HubCounts{CitingPapers: rng.IntN(100), BackgroundPercent: intp(), PolarityIndexing: some(), Facets: facets, Canonical: some()}
+	}
+	r.Paper = Paper{Title: s(), Summary: s(), Abstract: s(), Authors: list(), Arxiv: s(), Pith: s(), URL: s(), Categories: list(),
+		Published: s(), Verdict: s(), Refs: intp()}
+	if some() {
+		x := f()
+		r.Paper.Novelty = &x
+	}
+	if some() {
+		r.Contexts = []Context{}
+		for range rng.IntN(3) {
+			var span []int
+			if some() {
+				span = []int{rng.IntN(50), rng.IntN(50)}
+			}
+			r.Contexts = append(r.Contexts, Context{Text: s(), Section: s(), Paragraph: s(), CiteSpan: span, Marker: s(), Role: s(),
+				Polarity: s(), RoleConfidence: f(), PolarityConfidence: f(), Evidence: evidence()})
+		}
+	}
+	if some() {
+		var scores map[string]float64
+		if some() {
+			scores = map[string]float64{s(): f(), s(): f(), "none": f()}
+		}
+		r.Pluralism = &Pluralism{Primary: s(), Confidence: f(), Labels: list(), Scores: scores, Evidence: evidence()}
+	}
+	if some() {
+		r.FullText = &FullText{URL: s(), Status: s(), Reason: s(), Entry: s(), Label: s(), Method: s(), Score: f(), References: rng.IntN(9), LinkedCitations: rng.IntN(9)}
+	}
+	if some() {
+		r.Truncated = &Truncated{Contexts: rng.IntN(2), Sentences: rng.IntN(2)}
+	}
+	return r
+}
+
+// Every field, set or not, encodes as encoding/json encodes it, and the
+// fingerprint is the hash of encoding/json's bytes of the record with the
+// fields it leaves out blanked.
+func TestMarshalIsEncodingJSONFieldByField(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 5000 {
+		r := randomRecord(rng)
+		want, err := json.Marshal(&r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := Marshal(&r)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("record %d (%v):\nMarshal:       %s\nencoding/json: %s", i, err, got, want)
+		}
+		c := r
+		c.FetchedAt, c.SourceURLs, c.Hub.URL, c.Paper.URL = time.Time{}, nil, "", ""
+		if c.FullText != nil {
+			ft := *c.FullText
+			ft.URL, ft.Reason = "", ""
+			c.FullText = &ft
+		}
+		blanked, _ := json.Marshal(&c)
+		sum := sha256.Sum256(blanked)
+		wantFP := hex.EncodeToString(sum[:12])
+		if fp := r.Fingerprint(); fp != wantFP {
+			t.Fatalf("record %d: Fingerprint %s, want %s: %s", i, fp, wantFP, want)
+		}
+		if _, fp, _ := MarshalLine(&r); fp != wantFP {
+			t.Fatalf("record %d: MarshalLine's fingerprint %s, want %s: %s", i, fp, wantFP, want)
+		}
+	}
+}
+
+// What encoding/json cannot encode, Marshal refuses too, and AppendLine
+// leaves the buffer as it was.
+func TestMarshalRefusesWhatEncodingJSONRefuses(t *testing.T) {
+	bad := []Record{{RoleConfidence: math.NaN()}, {Pluralism: &Pluralism{Scores: map[string]float64{"a": math.Inf(1)}}},
+		{FetchedAt: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}}
+	for i, r := range bad {
+		if _, err := json.Marshal(&r); err == nil {
+			t.Fatalf("record %d: encoding/json encoded it", i)
+		}
+		if b, err := Marshal(&r); err == nil {
+			t.Errorf("record %d: Marshal gave %s, no error", i, b)
+		}
+		if b, _, err := AppendLine([]byte("x"), &r); err == nil || string(b) != "x" {
+			t.Errorf("record %d: AppendLine gave %q, %v", i, b, err)
+		}
+	}
+}
+
+// taggedRecord is a record as reprocess writes it: 1.3 kB of JSON.
+func taggedRecord() Record {
+	r := trickyRecords()[1]
+	r.Pluralism = &Pluralism{Primary: "steerable", Confidence: 0.661, Labels: []string{"steerable", "tradeoff_steerable"},
+		Scores:   map[string]float64{"distributional": -0.639, "jury_pluralistic": -0.559, "multi_objective": -0.609, "none": 0.94, "overton": -1.419, "steerable": 2.59, "tradeoff_steerable": 1.36},
+		Evidence: []Evidence{{Label: "steerable", Rule: "pluralism/cue", Cue: "value system", Weight: 1}, {Label: "tradeoff_steerable", Rule: "pluralism/cue", Cue: `re:\b(at|during) (inference|test|deployment)[- ]time\b`, Weight: 0.93}}}
+	r.Role, r.RoleConfidence, r.RoleSource = RoleBackground, 0.5, RoleSourceSummary
+	r.RoleEvidence = []Evidence{{Label: "background", Rule: "roles/summary-only-guess", Cue: "no citing sentence known: guessed from the paper's own summary"}, {Label: "uses", Rule: "roles/cue", Cue: "model", Weight: 0.67}}
+	return r
+}
+
+// A tagged record's line and fingerprint.
+func BenchmarkAppendLine(b *testing.B) {
+	r := taggedRecord()
+	var buf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		buf, _, _ = AppendLine(buf[:0], &r)
+	}
+	b.SetBytes(int64(len(buf)))
+}
+
+// Numbers of at most three decimals, written the quick way, are what
+// strconv writes (encoding/json's way, between 1e-6 and 1e21).
+func TestAppendMilliIsStrconv(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var e encoder
+	check := func(f float64) {
+		got := string(e.appendFloat(nil, f))
+		if want := strconv.FormatFloat(f, 'f', -1, 64); got != want {
+			t.Fatalf("%v: %s, strconv %s", f, got, want)
+		}
+	}
+	for k := int64(-300_000); k <= 300_000; k++ {
+		check(float64(k) / 1000)
+	}
+	for range 300_000 {
+		k := rng.Int64N(2e15) - 1e15
+		check(float64(k) / 1000)
+		check(float64(k) / 1000 * (1 + 1e-15)) // not three decimals
+		check(rng.Float64() * 1000)
+	}
+}
+
+func BenchmarkUnmarshal(b *testing.B) {
+	r := taggedRecord()
+	line, _ := Marshal(&r)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(line)))
+	for b.Loop() {
+		var r Record
+		if err := Unmarshal(line, &r); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

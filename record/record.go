@@ -4,7 +4,6 @@
 package record
 
 import (
-	"bytes"
 	"crypto/sha256"
 	_ "embed"
 	"encoding/hex"
@@ -270,27 +269,18 @@ func appendNormalisedKey(b []byte, s string) []byte {
 // another port is the same content), so that a re-crawl of an unchanged
 // paper has the same fingerprint and a changed one does not.
 func (r *Record) Fingerprint() string {
-	c := copies.Get().(*Record)
-	defer copies.Put(c)
-	*c = *r
-	c.FetchedAt = time.Time{}
-	c.SourceURLs = nil
-	c.Hub.URL = ""
-	c.Paper.URL = ""
-	if c.FullText != nil {
-		ft := *c.FullText
-		ft.URL, ft.Reason = "", ""
-		c.FullText = &ft
-	}
-	// Hashed in place in a reused buffer: the bytes of Marshal.
-	sum, _ := withJSON(c, func(b []byte) [sha256.Size]byte { return sha256.Sum256(bytes.TrimSuffix(b, []byte("\n"))) })
-	*c = Record{} // holds nothing of r while pooled
-	return hex.EncodeToString(sum[:12])
+	// Encoded into a reused buffer, and hashed with the fields it leaves
+	// out blanked (encoder's cuts).
+	buf := buffers.Get().(*[]byte)
+	defer buffers.Put(buf)
+	e := encoder{b: (*buf)[:0]}
+	appendRecord(&e, r)
+	*buf = e.b
+	return e.fingerprint(0)
 }
 
-// copies are the records Fingerprint changes, reused (one escapes to the
-// encoder each time).
-var copies = sync.Pool{New: func() any { return new(Record) }}
+// buffers hold the JSON Fingerprint hashes.
+var buffers = sync.Pool{New: func() any { return new([]byte) }}
 
 // Under names the record's tags ("role", "polarity", "pluralism") whose
 // confidence is below p; a tag written before confidences existed counts

@@ -88,24 +88,37 @@ const indexTimeout = time.Minute
 // errIndexCorrupt marks an index that cannot be read: it is built again.
 var errIndexCorrupt = errors.New("index unreadable")
 
-// version is what the index keeps of a record version.
+// version is what the index keeps of a record version. Its tags are
+// shared by the versions of a segment that have the same (segment.tagsOf):
+// a segment holds few tag sets and many versions, which reprocess holds a
+// batch of for every hub, in the heap that paces its collector.
 type version struct {
 	id   string
 	fp   [fpLen]byte
-	tags Tags
+	tags *Tags
 }
 
+// versionKey tells record versions apart: id and fingerprint.
+type versionKey struct {
+	id string
+	fp [fpLen]byte
+}
+
+func keyOf(id, fp string) versionKey { return versionKey{id, fingerprintBytes(fp)} }
+
 func versionOf(r *record.Record, fp string) version {
-	return version{id: r.ID, fp: fingerprintBytes(fp), tags: TagsOf(r)}
+	tags := TagsOf(r)
+	return version{id: r.ID, fp: fingerprintBytes(fp), tags: &tags}
 }
 
 // fingerprintBytes packs record.Fingerprint's hex digits; anything else
 // (never written by this version) is hashed to the same length.
 func fingerprintBytes(fp string) [fpLen]byte {
 	var out [fpLen]byte
-	if b, err := hex.DecodeString(fp); err == nil && len(b) == fpLen {
-		copy(out[:], b)
-		return out
+	if len(fp) == 2*fpLen {
+		if _, err := hex.Decode(out[:], []byte(fp)); err == nil { // into out: no allocation
+			return out
+		}
 	}
 	sum := sha256.Sum256([]byte(fp))
 	copy(out[:], sum[:])
@@ -568,7 +581,7 @@ func (ix *hubIndex) apply(versions []version, also func(*bolt.Tx) error) error {
 			if hasVersion(old, v.fp) {
 				continue
 			}
-			set, err := sets.number(v.tags)
+			set, err := sets.number(*v.tags)
 			if err != nil {
 				return err
 			}

@@ -481,7 +481,7 @@ func BenchmarkIndexSeal(b *testing.B) {
 	const n = 50_000
 	versions := make([]version, n)
 	for i := range versions {
-		versions[i] = version{id: record.ID("bench-hub", fmt.Sprint(i)), tags: Tags{Role: record.Roles[i%len(record.Roles)], Year: "2024"}}
+		versions[i] = version{id: record.ID("bench-hub", fmt.Sprint(i)), tags: &Tags{Role: record.Roles[i%len(record.Roles)], Year: "2024"}}
 		copy(versions[i].fp[:], versions[i].id[4:])
 	}
 	hub := &record.Hub{ID: "bench-hub"}

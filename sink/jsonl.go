@@ -85,6 +85,9 @@ type hubDir struct {
 	dir   string
 	seg   *segment // the open segment, if any
 	dirty bool     // the summary is out of date
+	// lines is how many lines its last segment held: the next is made
+	// room for as many, rather than grown to them.
+	lines int
 }
 
 // segment is a segment being written under its temporary name. What it
@@ -94,11 +97,12 @@ type segment struct {
 	f        *os.File
 	w        *bufio.Writer
 	tmp      string
-	final    string          // its name once published
-	versions []version       // of each line, in order
-	has      map[string]bool // the version keys of its lines
-	hub      record.Hub      // of its latest record
-	err      error           // a write failed: it cannot be sealed
+	final    string                  // its name once published
+	versions []version               // of each line, in order
+	has      map[versionKey]struct{} // the versions of its lines
+	tags     map[Tags]*Tags          // their tag sets (tagsOf)
+	hub      record.Hub              // of its latest record
+	err      error                   // a write failed: it cannot be sealed
 }
 
 // openJSONL opens (creating if needed) the output folder and registers
@@ -200,7 +204,7 @@ func (s *jsonl) lookup(lines []Line) ([]*hubDir, []bool, error) {
 	for h, idx := range byHub {
 		versions := make([]version, len(idx))
 		for j, i := range idx {
-			versions[j] = lines[i].version()
+			versions[j] = version{id: lines[i].ID, fp: fingerprintBytes(lines[i].Fingerprint)}
 		}
 		found, err := lookup(h.dir, versions)
 		if errors.Is(err, errIndexCorrupt) { // a damaged page: built again
@@ -228,9 +232,11 @@ func (s *jsonl) lookup(lines []Line) ([]*hubDir, []bool, error) {
 // write adds one record to its hub's open segment, unless the segment
 // holds it already.
 func (s *jsonl) write(h *hubDir, l *Line) (bool, error) {
-	key := l.key()
-	if h.seg != nil && h.seg.has[key] {
-		return false, nil
+	key := keyOf(l.ID, l.Fingerprint)
+	if h.seg != nil {
+		if _, ok := h.seg.has[key]; ok {
+			return false, nil
+		}
 	}
 	if h.seg == nil {
 		if err := s.openSegment(h); err != nil {
@@ -249,10 +255,20 @@ func (s *jsonl) write(h *hubDir, l *Line) (bool, error) {
 		seg.err = fmt.Errorf("writing %s: %w", seg.tmp, err)
 		return false, seg.err
 	}
-	seg.has[key] = true
-	seg.versions = append(seg.versions, l.version())
+	seg.has[key] = struct{}{}
+	seg.versions = append(seg.versions, version{id: key.id, fp: key.fp, tags: seg.tagsOf(l.Tags)})
 	seg.hub = l.Hub
 	return true, nil
+}
+
+// tagsOf is t, shared by the segment's versions that have the same.
+func (seg *segment) tagsOf(t Tags) *Tags {
+	if p, ok := seg.tags[t]; ok {
+		return p
+	}
+	p := &t
+	seg.tags[t] = p
+	return p
 }
 
 // Flush implements Sink: it seals every open segment (fsync, rename,
@@ -288,7 +304,7 @@ func (s *jsonl) takeSegments() map[*hubDir]*segment {
 	segs := map[*hubDir]*segment{}
 	for _, h := range s.hubs {
 		if h.seg != nil {
-			segs[h], h.seg = h.seg, nil
+			segs[h], h.seg, h.lines = h.seg, nil, len(h.seg.versions)
 		}
 	}
 	return segs
@@ -522,7 +538,8 @@ func (s *jsonl) openSegment(h *hubDir) error {
 	if err != nil {
 		return fmt.Errorf("opening segment: %w", err)
 	}
-	h.seg = &segment{f: f, w: bufio.NewWriterSize(f, 64<<10), tmp: tmp, has: map[string]bool{}}
+	h.seg = &segment{f: f, w: bufio.NewWriterSize(f, 64<<10), tmp: tmp,
+		versions: make([]version, 0, h.lines), has: make(map[versionKey]struct{}, h.lines), tags: map[Tags]*Tags{}}
 	return nil
 }
 

@@ -29,11 +29,6 @@ type Line struct {
 // key is the line's record version, written once: id and fingerprint.
 func (l *Line) key() string { return l.ID + "/" + l.Fingerprint }
 
-// version is what the index keeps of the line's record version.
-func (l *Line) version() version {
-	return version{id: l.ID, fp: fingerprintBytes(l.Fingerprint), tags: l.Tags}
-}
-
 // ParseLine is the Line of b, a record's JSON as record.Marshal gives it
 // (a tagged message's data), whose publisher worked out the Fingerprint fp
 // from those bytes. The JSON is kept as it is (b, not a copy), so it is
@@ -88,8 +83,13 @@ func encode(dst []byte, r *record.Record) ([]byte, Line, error) {
 // encoder encodes records into buffers it keeps for the next records: the
 // lines of a batch are copied out (into a segment's buffer, onto standard
 // output) before the next batch is encoded, and a batch of lines is a
-// good part of what a sink allocates otherwise.
-type encoder struct{ bufs [][]byte }
+// good part of what a sink allocates otherwise. The Lines themselves
+// (about 250 bytes a record) are kept for the next batch too.
+type encoder struct {
+	bufs  [][]byte
+	lines []Line
+	errs  []error
+}
 
 // maxKeptBuffer: a buffer grown beyond this by an unusually big batch is
 // not kept.
@@ -109,8 +109,10 @@ func (c *encoder) write(ctx context.Context, records []*record.Record, writeLine
 // about as much as tagging), keeping their order. The lines are valid
 // until the next call.
 func (c *encoder) encodeAll(records []*record.Record) ([]Line, error) {
-	out := make([]Line, len(records))
-	errs := make([]error, len(records))
+	c.lines = slices.Grow(c.lines[:0], len(records))[:len(records)]
+	c.errs = slices.Grow(c.errs[:0], len(records))[:len(records)]
+	out, errs := c.lines, c.errs
+	clear(errs)
 	workers := max(min(runtime.GOMAXPROCS(0), (len(records)+63)/64), 1)
 	chunk := (len(records) + workers - 1) / workers
 	for len(c.bufs) < workers {
@@ -131,5 +133,12 @@ func (c *encoder) encodeAll(records []*record.Record) ([]Line, error) {
 		})
 	}
 	wg.Wait()
-	return out, errors.Join(errs...)
+	err := errors.Join(errs...)
+	if cap(c.lines) > maxKeptLines { // an unusually big batch
+		c.lines, c.errs = nil, nil
+	}
+	return out, err
 }
+
+// maxKeptLines: Lines for more records than this are not kept.
+const maxKeptLines = 1 << 14
