@@ -17,37 +17,10 @@ import (
 // Other workers' waiting pulls that ask for more than there is do not
 // make it fail: it waits its turn for one message.
 func TestPullTakesWhatThereIsOrWaitsForOne(t *testing.T) {
-	cfg := testConfig(t, t.TempDir(), nil)
-	bus := openBus(t, cfg)
-	defer bus.Close()
+	bus, cfg, cons := fetchConsumer(t)
 	ctx := context.Background()
-	cons, err := bus.Consumer(ctx, StreamTasks, ConsumerFetch, "", cfg.Stages)
-	if err != nil {
-		t.Fatal(err)
-	}
-	newP := func() *puller {
-		p, err := newPuller(bus.NC, cons, zerolog.Nop())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(p.close)
-		return p
-	}
-	p := newP()
-	queue := func(n int) {
-		t.Helper()
-		var outs []Out
-		for range n {
-			o, err := HubTask(fmt.Sprint("run-", time.Now().UnixNano()), "https://pith.science/citations/0000aaaa-0000", 0, "")
-			if err != nil {
-				t.Fatal(err)
-			}
-			outs = append(outs, o)
-		}
-		if err := bus.PublishAll(ctx, outs); err != nil {
-			t.Fatal(err)
-		}
-	}
+	p := startPuller(t, bus, cons)
+	queue := func(n int) { t.Helper(); queueTasks(t, bus, cfg, someHubTasks(t, n)) }
 	ack := func(msgs []jetstream.Msg) {
 		for _, m := range msgs {
 			if err := m.DoubleAck(ctx); err != nil {
@@ -61,14 +34,7 @@ func TestPullTakesWhatThereIsOrWaitsForOne(t *testing.T) {
 	queue(3)
 	// An idle time far longer than the test's deadline: a pull that
 	// waited for its batch to fill would be seen waiting.
-	got := make(chan []jetstream.Msg, 1)
-	go func() {
-		msgs, err := p.nextBatch(10, time.Hour)
-		if err != nil {
-			t.Error(err)
-		}
-		got <- msgs
-	}()
+	got := pullInBackground(t, p, 10, time.Hour)
 	select {
 	case msgs := <-got:
 		if len(msgs) != 3 {
@@ -82,13 +48,7 @@ func TestPullTakesWhatThereIsOrWaitsForOne(t *testing.T) {
 		t.Fatal("a pull waited with 3 messages there")
 	}
 	// Nothing there: the pull waits for the first message.
-	go func() {
-		msgs, err := p.nextBatch(10, time.Hour)
-		if err != nil {
-			t.Error(err)
-		}
-		got <- msgs
-	}()
+	got = pullInBackground(t, p, 10, time.Hour)
 	checkFor(t, 20*time.Second, func() error {
 		if info, err := cons.Info(ctx); err != nil || info.NumWaiting == 0 {
 			return fmt.Errorf("no pull waiting (%v)", err)
@@ -125,10 +85,7 @@ func TestPullTakesWhatThereIsOrWaitsForOne(t *testing.T) {
 	}
 	pulls := make([]*puller, 3)
 	for i := range pulls {
-		if pulls[i], err = newPuller(bus.NC, limited, zerolog.Nop()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(pulls[i].close)
+		pulls[i] = startPuller(t, bus, limited)
 	}
 	first, err := pulls[0].nextBatch(1, time.Second)
 	if err != nil || len(first) != 1 {
@@ -146,19 +103,14 @@ func TestPullTakesWhatThereIsOrWaitsForOne(t *testing.T) {
 	// what there is); the third, refused, waits for one. A pull that had
 	// a message waits out its idle time here, the consumer being at its
 	// limit again.
+	var waited []<-chan []jetstream.Msg
 	for i, p := range pulls[1:] {
-		go func() {
-			msgs, err := p.nextBatch(5, 5*time.Second)
-			if err != nil {
-				t.Error(err)
-			}
-			got <- msgs
-		}()
+		waited = append(waited, pullInBackground(t, p, 5, 5*time.Second))
 		checkFor(t, 20*time.Second, waiting(i+1))
 	}
 	ack(first)
 	var n int
-	for range 2 {
+	for _, got := range waited {
 		msgs := <-got
 		n += len(msgs)
 		ack(msgs)
@@ -173,31 +125,14 @@ func TestPullTakesWhatThereIsOrWaitsForOne(t *testing.T) {
 // pull, which the server still serves: a message it then delivers would
 // wait in the inbox, unasked for and unheartbeated, past its ack wait.
 func TestPullIsNotEndedByTheEndOfAPullBefore(t *testing.T) {
-	cfg := testConfig(t, t.TempDir(), nil)
-	bus := openBus(t, cfg)
-	defer bus.Close()
+	bus, cfg, cons := fetchConsumer(t)
 	ctx := context.Background()
-	cons, err := bus.Consumer(ctx, StreamTasks, ConsumerFetch, "", cfg.Stages)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := newPuller(bus.NC, cons, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.close()
+	p := startPuller(t, bus, cons)
 	if msgs, err := p.nextBatch(10, 100*time.Millisecond); err != nil || len(msgs) != 0 {
 		t.Fatalf("empty queue: %d messages, %v", len(msgs), err)
 	}
 	before := p.reply
-	got := make(chan []jetstream.Msg, 1)
-	go func() {
-		msgs, err := p.nextBatch(10, time.Hour)
-		if err != nil {
-			t.Error(err)
-		}
-		got <- msgs
-	}()
+	got := pullInBackground(t, p, 10, time.Hour)
 	checkFor(t, 20*time.Second, func() error {
 		if info, err := cons.Info(ctx); err != nil || info.NumWaiting != 1 {
 			return fmt.Errorf("no pull waiting (%v)", err)
@@ -214,13 +149,7 @@ func TestPullIsNotEndedByTheEndOfAPullBefore(t *testing.T) {
 	if err := bus.NC.Flush(); err != nil { // the puller's conn: the status has come
 		t.Fatal(err)
 	}
-	o, err := HubTask("run-late", "https://pith.science/citations/0000aaaa-0000", 0, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := bus.PublishAll(ctx, []Out{o}); err != nil {
-		t.Fatal(err)
-	}
+	queueTasks(t, bus, cfg, someHubTasks(t, 1))
 	select {
 	case msgs := <-got:
 		if len(msgs) != 1 {
@@ -229,4 +158,56 @@ func TestPullIsNotEndedByTheEndOfAPullBefore(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("the waiting pull gave nothing")
 	}
+}
+
+// fetchConsumer opens a bus, closed when the test ends, and the fetch
+// stage's consumer of its tasks.
+func fetchConsumer(t *testing.T) (*Bus, Config, jetstream.Consumer) {
+	t.Helper()
+	cfg := testConfig(t, t.TempDir(), nil)
+	bus := openBus(t, cfg)
+	t.Cleanup(bus.Close)
+	cons, err := bus.Consumer(context.Background(), StreamTasks, ConsumerFetch, "", cfg.Stages)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bus, cfg, cons
+}
+
+// startPuller is a puller of c, closed when the test ends (before the bus).
+func startPuller(t *testing.T, bus *Bus, c jetstream.Consumer) *puller {
+	t.Helper()
+	p, err := newPuller(bus.NC, c, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.close)
+	return p
+}
+
+// pullInBackground pulls once with p and gives what the pull brought.
+func pullInBackground(t *testing.T, p *puller, batch int, idle time.Duration) <-chan []jetstream.Msg {
+	got := make(chan []jetstream.Msg, 1)
+	go func() {
+		msgs, err := p.nextBatch(batch, idle)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- msgs
+	}()
+	return got
+}
+
+// someHubTasks are n hub tasks, of runs of their own.
+func someHubTasks(t *testing.T, n int) []Out {
+	t.Helper()
+	var outs []Out
+	for range n {
+		o, err := HubTask(fmt.Sprint("run-", time.Now().UnixNano()), "https://pith.science/citations/0000aaaa-0000", 0, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		outs = append(outs, o)
+	}
+	return outs
 }
