@@ -128,11 +128,11 @@ func appendRecord(e *encoder, r *Record) {
 		e.b = append(e.b, `,"truncated":{`...)
 		sep := ""
 		if t.Contexts != 0 {
-			e.b = strconv.AppendInt(append(e.b, `"contexts":`...), int64(t.Contexts), 10)
+			e.int(`"contexts":`, t.Contexts)
 			sep = ","
 		}
 		if t.Sentences != 0 {
-			e.b = strconv.AppendInt(append(append(e.b, sep...), `"sentences":`...), int64(t.Sentences), 10)
+			e.int(sep+`"sentences":`, t.Sentences)
 		}
 		e.b = append(e.b, '}')
 	}
@@ -140,9 +140,9 @@ func appendRecord(e *encoder, r *Record) {
 }
 
 func (e *encoder) hubCounts(p *HubCounts) {
-	e.b = strconv.AppendInt(append(e.b, `,"published":{"citing_papers":`...), int64(p.CitingPapers), 10)
+	e.int(`,"published":{"citing_papers":`, p.CitingPapers)
 	if p.BackgroundPercent != nil {
-		e.b = strconv.AppendInt(append(e.b, `,"background_percent":`...), int64(*p.BackgroundPercent), 10)
+		e.int(`,"background_percent":`, *p.BackgroundPercent)
 	}
 	if p.PolarityIndexing {
 		e.b = append(e.b, `,"polarity_indexing":true`...)
@@ -200,7 +200,7 @@ func (e *encoder) paper(p *Paper) {
 		e.float(`,"novelty":`, *p.Novelty)
 	}
 	if p.Refs != nil {
-		e.b = strconv.AppendInt(append(e.b, `,"refs":`...), int64(*p.Refs), 10)
+		e.int(`,"refs":`, *p.Refs)
 	}
 }
 
@@ -214,7 +214,7 @@ func (e *encoder) context(c *Context) {
 			if i > 0 {
 				e.b = append(e.b, ',')
 			}
-			e.b = strconv.AppendInt(e.b, int64(n), 10)
+			e.int("", n)
 		}
 		e.b = append(e.b, ']')
 	}
@@ -250,8 +250,8 @@ func (e *encoder) fullText(f *FullText) {
 	e.optStr(`,"label":`, f.Label)
 	e.optStr(`,"method":`, f.Method)
 	e.optFloat(`,"score":`, f.Score)
-	e.b = strconv.AppendInt(append(e.b, `,"references":`...), int64(f.References), 10)
-	e.b = strconv.AppendInt(append(e.b, `,"linked_citations":`...), int64(f.LinkedCitations), 10)
+	e.int(`,"references":`, f.References)
+	e.int(`,"linked_citations":`, f.LinkedCitations)
 	e.b = append(e.b, '}')
 }
 
@@ -328,6 +328,10 @@ func (e *encoder) strings(key string, ss []string) {
 		e.b = appendString(e.b, s)
 	}
 	e.b = append(e.b, ']')
+}
+
+func (e *encoder) int(key string, n int) {
+	e.b = strconv.AppendInt(append(e.b, key...), int64(n), 10)
 }
 
 func (e *encoder) float(key string, f float64) {
