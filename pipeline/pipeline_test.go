@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -670,7 +671,7 @@ func TestPagesOfADuplicateSelfTaggedRecordAreKept(t *testing.T) {
 		t.Fatal(err)
 	}
 	cl.Tag(&stored)
-	tagged, err := taggedOut(&stored)
+	tagged, err := taggedOut(&stored, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -715,4 +716,27 @@ func untaggedRecord(t *testing.T) (*Bus, *classify.Classifier, record.Record) {
 	r := taggedRecord("hub-x", 1, "")
 	r.Role, r.Polarity, r.Pluralism = "", "", nil
 	return bus, cl, r
+}
+
+// A line encoded into a buffer sized from the last line is the line
+// MarshalLine gives, with its fingerprint, whether the record is larger or
+// smaller than the last.
+func TestLineSizeGivesMarshalLinesBytes(t *testing.T) {
+	small := taggedRecord("hub-x", 1, record.RoleUses)
+	large := taggedRecord("hub-x", 2, record.RoleBackground)
+	large.Paper.Abstract = strings.Repeat("a long abstract ", 400)
+	var sizes lineSize
+	for _, r := range []record.Record{small, large, small, large, large} {
+		want, wantFP, err := record.MarshalLine(&r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, fp, err := sizes.marshal(&r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) || fp != wantFP {
+			t.Fatalf("record %s: sized line %q (%s), MarshalLine %q (%s)", r.ID, got, fp, want, wantFP)
+		}
+	}
 }
