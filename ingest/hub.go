@@ -586,8 +586,15 @@ func appendUnique(xs []string, x string) []string {
 	return append(xs, x)
 }
 
-// resolveRef makes href absolute against base.
+// resolveRef makes href absolute against base. An absolute path of plain
+// characters against an http(s) URL of a plain host (every paper's Pith
+// URLs against its hub's) is joined to the host as it is: parsing both
+// and printing the result gives the same string (TestResolveRefPlainPath)
+// in three times the time and six times the bytes, twice a paper.
 func resolveRef(base, href string) string {
+	if origin, ok := plainOrigin(base); ok && plainPath(href) {
+		return origin + href
+	}
 	b, err := url.Parse(base)
 	if err != nil {
 		return href
@@ -598,3 +605,53 @@ func resolveRef(base, href string) string {
 	}
 	return r.String()
 }
+
+// plainOrigin is the scheme and host of an http or https URL whose host
+// (and port) holds only letters, digits, dots, hyphens and a colon, with
+// no user information: nothing url.Parse would change or escape.
+func plainOrigin(u string) (string, bool) {
+	rest, ok := strings.CutPrefix(u, "http://")
+	if !ok {
+		if rest, ok = strings.CutPrefix(u, "https://"); !ok {
+			return "", false
+		}
+	}
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	if end == 0 {
+		return "", false
+	}
+	for i := range end {
+		if c := rest[i]; !isAlnum(c) && c != '.' && c != '-' && c != ':' {
+			return "", false
+		}
+	}
+	return u[:len(u)-len(rest)+end], true
+}
+
+// plainPath says whether href is an absolute path of unreserved
+// characters and slashes with no empty, "." or ".." segment: one that
+// resolves to itself against any URL.
+func plainPath(href string) bool {
+	if len(href) < 2 || href[0] != '/' {
+		return false
+	}
+	start := 1 // of the current segment
+	for i := 1; i <= len(href); i++ {
+		if i == len(href) || href[i] == '/' {
+			if seg := href[start:i]; seg == "" || seg == "." || seg == ".." {
+				return false
+			}
+			start = i + 1
+			continue
+		}
+		if c := href[i]; !isAlnum(c) && c != '-' && c != '.' && c != '_' && c != '~' {
+			return false
+		}
+	}
+	return true
+}
+
+func isAlnum(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -460,6 +461,51 @@ func TestPublishAllSurvivesStalls(t *testing.T) {
 	info, _ := s.Info(context.Background())
 	if info.State.Msgs != n {
 		t.Fatalf("%d messages stored, want %d", info.State.Msgs, n)
+	}
+}
+
+// Publishers share the bus's limit of publishes in flight: several
+// publishing at once under a limit smaller than their number all finish,
+// every message stored once, and a message the server refuses for good
+// fails its PublishAll without holding up the others.
+func TestPublishAllSharesTheLimit(t *testing.T) {
+	cfg := testConfig(t, t.TempDir(), nil)
+	bus, err := Open(context.Background(), cfg.NATS, 3, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bus.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const publishers, each = 6, 300
+	errs := make(chan error, publishers+1)
+	var wg sync.WaitGroup
+	for g := range publishers {
+		wg.Go(func() {
+			outs := make([]Out, 0, each)
+			for i := range each {
+				outs = append(outs, Out{Subject: RawSubject("share"), MsgID: fmt.Sprint("m", g, "-", i), Data: []byte("{}")})
+			}
+			errs <- bus.PublishAll(ctx, outs)
+		})
+	}
+	wg.Go(func() {
+		big := Out{Subject: RawSubject("share"), MsgID: "big", Data: make([]byte, bus.NC.MaxPayload()+1)}
+		if err := bus.PublishAll(ctx, []Out{big}); err == nil {
+			errs <- errors.New("a message over the size limit was published")
+		}
+	})
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, _ := bus.JS.Stream(ctx, StreamRaw)
+	info, _ := s.Info(ctx)
+	if info.State.Msgs != publishers*each {
+		t.Fatalf("%d messages stored, want %d", info.State.Msgs, publishers*each)
 	}
 }
 
