@@ -75,7 +75,7 @@ func (c *Crawler) CrawlHub(ctx context.Context, job HubJob) (*HubCrawl, error) {
 	for _, m := range page.Missing {
 		missing = append(missing, "hub."+m)
 	}
-	out := &HubCrawl{Hub: hub, Commits: []Commit{commit}}
+	out := &HubCrawl{Hub: hub, Commits: []Commit{commit}, Papers: make([]PaperJob, 0, len(page.Papers))}
 	var before map[string]string // the papers the hub listed at the last crawl
 	if c.history != nil {
 		before = c.history.HubMembers(ctx, hub.ID)

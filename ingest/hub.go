@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -279,17 +280,22 @@ func (p *hubParser) until() []Line {
 // one record) and lists what the page lacked.
 func (p *hubParser) finish() {
 	h := p.h
-	byKey := map[string]int{}
+	// Sized for the entries (up to four keys each, see register), not
+	// grown by doubling: a hub may list thousands.
+	n := len(p.exp) + len(p.rep)
+	byKey := make(map[string]int, 4*n)
+	h.Papers = slices.Grow(h.Papers, n)
 	add := func(c CitingPaper) {
-		for _, k := range lookupKeys(&c) {
+		keys := lookupKeys(&c)
+		for _, k := range keys {
 			if j, ok := byKey[k]; ok {
 				mergePaper(&h.Papers[j], &c)
-				register(byKey, &h.Papers[j], j)
+				register(byKey, &h.Papers[j], lookupKeys(&h.Papers[j]), j)
 				return
 			}
 		}
 		h.Papers = append(h.Papers, c)
-		register(byKey, &c, len(h.Papers)-1)
+		register(byKey, &c, keys, len(h.Papers)-1)
 	}
 	for _, c := range p.exp {
 		add(c)
@@ -332,10 +338,11 @@ func lookupKeys(c *CitingPaper) []string {
 	return ks
 }
 
-// register indexes paper j under its keys and its summary; the first
-// paper with a summary keeps it.
-func register(byKey map[string]int, c *CitingPaper, j int) {
-	for _, k := range lookupKeys(c) {
+// register indexes paper j under its keys (lookupKeys, computed once by
+// the caller: normalising a title is most of their cost) and its summary;
+// the first paper with a summary keeps it.
+func register(byKey map[string]int, c *CitingPaper, keys []string, j int) {
+	for _, k := range keys {
 		byKey[k] = j
 	}
 	if c.Summary != "" {
@@ -477,7 +484,7 @@ func parseExplorer(body []Line) []CitingPaper {
 			groups[len(groups)-1] = append(groups[len(groups)-1], l)
 		}
 	}
-	var out []CitingPaper
+	out := make([]CitingPaper, 0, len(groups))
 	for _, g := range groups {
 		if len(g) == 0 {
 			continue
@@ -503,12 +510,27 @@ func parseExplorer(body []Line) []CitingPaper {
 
 func hasPaperLink(l Line) bool {
 	for _, ln := range l.Links {
-		if rePithPath.MatchString(ln.Href) || reArxivPath.MatchString(ln.Href) {
+		if rePithPath.MatchString(ln.Href) || mayBeArxivPath(ln.Href) && reArxivPath.MatchString(ln.Href) {
 			return true
 		}
 	}
 	return false
 }
+
+// mayBeArxivPath says whether href holds what reArxivPath needs, a
+// literal "/paper/", "/p/", "/abs/", "/html/" or "/pdf/": searching for
+// these first spares the expression a scan from every slash of every
+// /pith/ link of a hub.
+func mayBeArxivPath(href string) bool {
+	for _, p := range arxivPathParts {
+		if strings.Contains(href, p) {
+			return true
+		}
+	}
+	return false
+}
+
+var arxivPathParts = []string{"/paper/", "/p/", "/abs/", "/html/", "/pdf/"}
 
 // linkIDs takes the Pith and arXiv ids from a card's links.
 func linkIDs(c *CitingPaper, links []Link) {
@@ -518,6 +540,9 @@ func linkIDs(c *CitingPaper, links []Link) {
 			if c.URL == "" {
 				c.URL = ln.Href
 			}
+		}
+		if !mayBeArxivPath(ln.Href) {
+			continue
 		}
 		if m := reArxivPath.FindStringSubmatch(ln.Href); m != nil && c.ArxivID == "" {
 			c.ArxivID = m[1]

@@ -247,6 +247,21 @@ func BenchmarkParseHub(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pages/s")
 }
 
+// BenchmarkParseGeneratedHub parses the hub of ingestbench's crawl: 5,000
+// citing papers, 0.9 MB.
+func BenchmarkParseGeneratedHub(b *testing.B) {
+	h := snapshot.Generated(5000)
+	page := []byte(snapshot.RenderHub(h, snapshot.StyleCards))
+	b.SetBytes(int64(len(page)))
+	b.ReportAllocs()
+	for b.Loop() {
+		p, err := ParseHub(hubURL(h.ID), page, "text/html")
+		if err != nil || len(p.Papers) != 5000 {
+			b.Fatalf("%v, %d papers", err, len(p.Papers))
+		}
+	}
+}
+
 // resolveRef's shortcut for plain paths gives what parsing gives, and
 // anything else is parsed.
 func TestResolveRefPlainPath(t *testing.T) {
