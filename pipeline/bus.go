@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	gojson "github.com/goccy/go-json"
@@ -128,6 +130,8 @@ type Bus struct {
 	// flight over all of them (stages.max_pending_publishes).
 	pubs  chan *publisher
 	slots chan struct{}
+	// stored counts what the publishers stored (see tally).
+	stored tally
 }
 
 // Open connects to cfg.URL. Without one it starts an embedded server with
@@ -468,11 +472,12 @@ func (b *Bus) PublishAll(ctx context.Context, outs []Out) error {
 // decoding it with encoding/json: 4 % of a crawl's CPU. A bus keeps its
 // publishers for the next PublishAll (Bus.publisher).
 type publisher struct {
-	nc    *nats.Conn
-	inbox string // the replies' prefix
-	sub   *nats.Subscription
-	sent  uint64        // messages published: the last reply's number
-	slots chan struct{} // the bus's publishes in flight, one taken per message until its answer
+	nc     *nats.Conn
+	stored *tally // the bus's
+	inbox  string // the replies' prefix
+	sub    *nats.Subscription
+	sent   uint64        // messages published: the last reply's number
+	slots  chan struct{} // the bus's publishes in flight, one taken per message until its answer
 }
 
 // publisher is one of the bus's idle publishers, or a new one.
@@ -491,7 +496,7 @@ func (b *Bus) publisher() (*publisher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("publishing: %w", err)
 	}
-	return &publisher{nc: b.NC, inbox: inbox + ".", sub: sub, slots: b.slots}, nil
+	return &publisher{nc: b.NC, stored: &b.stored, inbox: inbox + ".", sub: sub, slots: b.slots}, nil
 }
 
 // release keeps p for the next PublishAll, or ends it when enough are kept.
@@ -501,6 +506,57 @@ func (b *Bus) release(p *publisher) {
 	default:
 		_ = p.sub.Unsubscribe()
 	}
+}
+
+// tally counts the messages a bus's publishers stored as new (not
+// dropped as duplicates): per stream, and per run and change those of
+// the records a run's report counts (raw records and self-tagged ones,
+// marked with HeaderRun and HeaderChange). When a stream's last sequence
+// moved by exactly what this bus stored on it, every message stored
+// there meanwhile was this bus's, and the run's counts are these rather
+// than its records' headers read back (see ownChanges).
+type tally struct {
+	mu      sync.Mutex
+	streams map[string]uint64
+	changes map[runChange]int64
+}
+
+type runChange struct{ run, change string }
+
+// add counts o, stored as new on stream. t is the publisher's own.
+func (t *tally) add(stream string, o *Out) {
+	if t.streams == nil {
+		t.streams, t.changes = map[string]uint64{}, map[runChange]int64{}
+	}
+	t.streams[stream]++
+	if run := o.Header.Get(HeaderRun); run != "" && (strings.HasPrefix(o.Subject, subjectRaw) || isSelfTagged(o.Subject)) {
+		t.changes[runChange{run, o.Header.Get(HeaderChange)}]++
+	}
+}
+
+// merge adds what other counted.
+func (t *tally) merge(other *tally) {
+	if len(other.streams) == 0 {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.streams == nil {
+		t.streams, t.changes = map[string]uint64{}, map[runChange]int64{}
+	}
+	for k, n := range other.streams {
+		t.streams[k] += n
+	}
+	for k, n := range other.changes {
+		t.changes[k] += n
+	}
+}
+
+// snapshot is a copy of what t counted so far.
+func (t *tally) snapshot() *tally {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return &tally{streams: maps.Clone(t.streams), changes: maps.Clone(t.changes)}
 }
 
 // pubAnswer is JetStream's answer to a publish: an acknowledgement or
@@ -524,6 +580,8 @@ func (p *publisher) publishOnce(ctx context.Context, outs []Out) (failed, dups [
 		}
 	}()
 	var refused error
+	var stored tally // merged into the bus's at the end
+	defer p.stored.merge(&stored)
 	// answer takes in one answer; answers to an earlier try are passed over.
 	answer := func(m *nats.Msg) {
 		n, perr := strconv.ParseUint(strings.TrimPrefix(m.Subject, p.inbox), 10, 64)
@@ -536,10 +594,12 @@ func (p *publisher) publishOnce(ctx context.Context, outs []Out) (failed, dups [
 		<-p.slots
 		o := outs[i]
 		switch ack, aerr := decodeAnswer(m); {
-		case aerr == nil:
-			if ack.Duplicate && o.IfDuplicate != nil {
+		case aerr == nil && ack.Duplicate:
+			if o.IfDuplicate != nil {
 				dups = append(dups, *o.IfDuplicate)
 			}
+		case aerr == nil:
+			stored.add(ack.Stream, &o)
 		case !transient(aerr):
 			if refused == nil {
 				refused = fmt.Errorf("publishing to %s: %w", o.Subject, aerr)

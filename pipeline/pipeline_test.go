@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -784,5 +786,76 @@ func TestLineSizeGivesMarshalLinesBytes(t *testing.T) {
 		if !bytes.Equal(got, want) || fp != wantFP {
 			t.Fatalf("record %s: sized line %q (%s), MarshalLine %q (%s)", r.ID, got, fp, want, wantFP)
 		}
+	}
+}
+
+// A run's counts of new, changed and gone records come from what its bus
+// stored when nothing else was stored on the raw and tagged streams (the
+// same counts as the records' headers give), and from the headers when
+// another publisher stored records there too.
+func TestRunCountsFromWhatItStored(t *testing.T) {
+	cfg := testConfig(t, t.TempDir(), nil)
+	bus := openBus(t, cfg)
+	defer bus.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	before := bus.stored.snapshot()
+	rawAfter, err := lastSeq(ctx, bus, StreamRaw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	taggedAfter, err := lastSeq(ctx, bus, StreamTagged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := func(subject, id, run, change string) Out {
+		return Out{Subject: subject, MsgID: id, Data: []byte("{}"), Header: nats.Header{HeaderRun: {run}, HeaderChange: {change}}}
+	}
+	outs := []Out{
+		out(RawSubject("h"), "a", "run-1", ChangeNew), out(RawSubject("h"), "b", "run-1", ChangeGone),
+		out(SelfTaggedSubject("h", "c"), "c", "run-1", ChangeNew), out(SelfTaggedSubject("h", "d"), "d", "run-1", ChangeChanged),
+		out(SelfTaggedSubject("h", "e"), "e", "run-0", ChangeNew),     // another run's: not counted
+		{Subject: TaggedSubject("h"), MsgID: "f", Data: []byte("{}")}, // tagged by the classify stage: no change of its own
+	}
+	if err := bus.PublishAll(ctx, outs); err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.PublishAll(ctx, outs[:3]); err != nil { // again: dropped as duplicates, counted once
+		t.Fatal(err)
+	}
+	runs := map[string]bool{"run-1": true}
+	want := map[string]int64{ChangeNew: 2, ChangeGone: 1, ChangeChanged: 1}
+	own, ok := ownChanges(ctx, bus, rawAfter, taggedAfter, runs, before)
+	if !ok || !maps.Equal(own, want) {
+		t.Fatalf("counts from what was stored: %v (%v), want %v", own, ok, want)
+	}
+	read := map[string]int64{}
+	if err := countHeaders(ctx, bus, StreamRaw, "", rawAfter, runs, read); err != nil {
+		t.Fatal(err)
+	}
+	if err := countHeaders(ctx, bus, StreamTagged, selfTagged, taggedAfter, runs, read); err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(read, want) {
+		t.Fatalf("counts from the headers: %v, want %v", read, want)
+	}
+	// Another publisher stores a record of the run: the headers are read.
+	other, err := Open(ctx, cfg.NATS, cfg.Stages.MaxPending, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if err := other.PublishAll(ctx, []Out{out(RawSubject("h"), "g", "run-1", ChangeNew)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := ownChanges(ctx, bus, rawAfter, taggedAfter, runs, before); ok {
+		t.Fatal("another publisher's record was not noticed")
+	}
+	got, err := countChanges(ctx, bus, rawAfter, taggedAfter, runs, before)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want[ChangeNew]++; !maps.Equal(got, want) {
+		t.Fatalf("counts: %v, want %v", got, want)
 	}
 }
