@@ -75,19 +75,23 @@ func (c *Crawler) CrawlHub(ctx context.Context, job HubJob) (*HubCrawl, error) {
 	for _, m := range page.Missing {
 		missing = append(missing, "hub."+m)
 	}
-	out := &HubCrawl{Hub: hub, Commits: []Commit{commit}}
+	out := &HubCrawl{Hub: hub, Commits: []Commit{commit}, Papers: make([]PaperJob, 0, len(page.Papers))}
 	var before map[string]string // the papers the hub listed at the last crawl
+	ids := make([]string, len(page.Papers))
+	for i := range page.Papers {
+		ids[i] = record.ID(hub.ID, page.Papers[i].Key())
+	}
 	if c.history != nil {
 		before = c.history.HubMembers(ctx, hub.ID)
 	}
-	for _, p := range page.Papers {
-		_, listed := before[record.ID(hub.ID, p.Key())]
+	for i, p := range page.Papers {
+		_, listed := before[ids[i]]
 		out.Papers = append(out.Papers, PaperJob{Hub: hub, HubMissing: missing, HubSource: resp.URL, Paper: p,
 			Depth: job.Depth, CrawlID: job.CrawlID, ArxivBase: job.ArxivBase, Shared: job.Shared,
-			New: c.history != nil && !listed})
+			New: c.history != nil && !listed, ID: ids[i]})
 	}
 	var members Commit
-	out.Gone, members = c.gone(job, hub, page, before)
+	out.Gone, members = c.gone(job, hub, page, ids, before)
 	out.Commits = append(out.Commits, members)
 	if out.Discovered, err = c.discover(ctx, job, page.HubLinks); err != nil {
 		return nil, err
@@ -98,14 +102,14 @@ func (c *Crawler) CrawlHub(ctx context.Context, job HubJob) (*HubCrawl, error) {
 
 // gone compares the papers a hub lists now with those it listed at the
 // last crawl (before). A paper that disappeared gets a new record version
-// marked gone, with what is known of it.
-func (c *Crawler) gone(job HubJob, hub record.Hub, page *HubPage, before map[string]string) ([]record.Record, Commit) {
+// marked gone, with what is known of it. ids are the papers' record ids.
+func (c *Crawler) gone(job HubJob, hub record.Hub, page *HubPage, ids []string, before map[string]string) ([]record.Record, Commit) {
 	if c.history == nil {
 		return nil, func(context.Context) error { return nil }
 	}
-	now := map[string]string{}
+	now := make(map[string]string, len(page.Papers))
 	for i := range page.Papers {
-		now[record.ID(hub.ID, page.Papers[i].Key())] = page.Papers[i].Title
+		now[ids[i]] = page.Papers[i].Title
 	}
 	var gone []record.Record
 	for id, title := range before {

@@ -284,10 +284,7 @@ func (f *Fetcher) once(ctx context.Context, u *url.URL, hdr http.Header) (*Respo
 	if resp.ContentLength > f.cfg.MaxBodyBytes {
 		return nil, retry.Permanentf("GET %s: body of %d bytes is over the cap of %d bytes", u, resp.ContentLength, f.cfg.MaxBodyBytes)
 	}
-	// Read into a buffer of the announced size, not one grown by doubling.
-	buf := bytes.NewBuffer(make([]byte, 0, max(resp.ContentLength, 0)+bytes.MinRead))
-	_, err = buf.ReadFrom(io.LimitReader(resp.Body, f.cfg.MaxBodyBytes+1))
-	body := buf.Bytes()
+	body, err := readBody(resp, f.cfg.MaxBodyBytes+1)
 	if err != nil {
 		return nil, fmt.Errorf("GET %s: reading body: %w", u, err)
 	}
@@ -295,6 +292,33 @@ func (f *Fetcher) once(ctx context.Context, u *url.URL, hdr http.Header) (*Respo
 		return nil, retry.Permanentf("GET %s: body is over the cap of %d bytes", u, f.cfg.MaxBodyBytes)
 	}
 	return &Response{URL: resp.Request.URL.String(), Status: resp.StatusCode, Header: resp.Header, Body: body}, nil
+}
+
+// readBody reads resp's body, at most limit bytes of it. A body of an
+// announced length is read into a buffer of exactly that size (then to
+// its end, so the connection is kept for the next request); any other
+// into one grown by doubling.
+func readBody(resp *http.Response, limit int64) ([]byte, error) {
+	body := io.LimitReader(resp.Body, limit)
+	if n := resp.ContentLength; n >= 0 && n < limit {
+		b := make([]byte, n)
+		if _, err := io.ReadFull(body, b); err != nil {
+			return nil, err
+		}
+		var more [1]byte // a body longer than announced is read on, to the limit
+		switch _, err := io.ReadFull(body, more[:]); {
+		case err == io.EOF:
+			return b, nil
+		case err != nil:
+			return nil, err
+		}
+		buf := bytes.NewBuffer(append(b, more[0]))
+		_, err := buf.ReadFrom(body)
+		return buf.Bytes(), err
+	}
+	var buf bytes.Buffer
+	_, err := buf.ReadFrom(body)
+	return buf.Bytes(), err
 }
 
 func (f *Fetcher) count() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -365,5 +366,58 @@ func TestFetchHostConcurrencyKeepsDelay(t *testing.T) {
 		if gap := starts[i].Sub(starts[i-1]); gap < 35*time.Millisecond {
 			t.Errorf("request %d started %v after the previous one, sooner than the host's delay of 40ms", i, gap)
 		}
+	}
+}
+
+// A fetcher with n requests at once to a host keeps about n connections
+// to it, whatever the bodies (of an announced length, chunked, longer than
+// a read buffer): each body is read to its end and its connection reused,
+// not dialled anew for each request.
+func TestFetcherReusesItsConnections(t *testing.T) {
+	var dials atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/robots.txt":
+			http.NotFound(w, r)
+		case "/chunked":
+			w.(http.Flusher).Flush() // no Content-Length: chunked
+			fmt.Fprint(w, strings.Repeat("c", 3000))
+		case "/large":
+			fmt.Fprint(w, strings.Repeat("l", 100<<10))
+		default:
+			fmt.Fprint(w, `{"title":"a small page of an announced length"}`)
+		}
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			dials.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	const n = 4
+	cfg := testFetchConfig()
+	cfg.HostConcurrency = map[string]int{"127.0.0.1": n}
+	f := NewFetcher(cfg, zerolog.Nop())
+	var wg sync.WaitGroup
+	paths := []string{"/small", "/chunked", "/large"}
+	for w := range n {
+		wg.Go(func() {
+			for i := range 30 {
+				p := paths[(w+i)%len(paths)]
+				resp, err := f.Get(context.Background(), srv.URL+p, nil)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if p == "/large" && len(resp.Body) != 100<<10 {
+					t.Errorf("%s: %d bytes", p, len(resp.Body))
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if got := dials.Load(); got > n+1 { // robots.txt may have a connection of its own
+		t.Fatalf("%d connections for %d requests at once: bodies not read to their end, or idle connections not kept", got, n)
 	}
 }

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"errors"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -244,4 +245,55 @@ func BenchmarkParseHub(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pages/s")
+}
+
+// BenchmarkParseGeneratedHub parses the hub of ingestbench's crawl: 5,000
+// citing papers, 0.9 MB.
+func BenchmarkParseGeneratedHub(b *testing.B) {
+	h := snapshot.Generated(5000)
+	page := []byte(snapshot.RenderHub(h, snapshot.StyleCards))
+	b.SetBytes(int64(len(page)))
+	b.ReportAllocs()
+	for b.Loop() {
+		p, err := ParseHub(hubURL(h.ID), page, "text/html")
+		if err != nil || len(p.Papers) != 5000 {
+			b.Fatalf("%v, %d papers", err, len(p.Papers))
+		}
+	}
+}
+
+// resolveRef's shortcut for plain paths gives what parsing gives, and
+// anything else is parsed.
+func TestResolveRefPlainPath(t *testing.T) {
+	parsed := func(base, href string) string {
+		b, err := url.Parse(base)
+		if err != nil {
+			return href
+		}
+		r, err := b.Parse(href)
+		if err != nil {
+			return href
+		}
+		return r.String()
+	}
+	bases := []string{
+		"http://127.0.0.1:8080/citations/9e4e7a10-0000-4000-8000-00000000beef",
+		"https://pith.science/citations/abc?tab=all#top", "https://pith.science", "https://Pith.Science:443/x/",
+		"http://user:pw@host/x", "http://[::1]:80/x", "http://h%41st/x", "ftp://host/x", "http:///x", "/relative", "",
+	}
+	hrefs := []string{
+		"/pith/HHOXZMXTXSZ5BKC7SVXC62EFWY", "/pith/HHOXZMXT.json", "/api/pith-number/a_b~c/graph.json",
+		"/pith/../x", "/pith/./x", "/pith//x", "//other.host/x", "/pith/a b", "/pith/é", "/pith/x?y=1", "/pith/x#f",
+		"/", "/.", "/..", "pith/x", "https://arxiv.org/abs/2401.1", "", "/a/",
+	}
+	for _, b := range bases {
+		for _, h := range hrefs {
+			if got, want := resolveRef(b, h), parsed(b, h); got != want {
+				t.Errorf("resolveRef(%q, %q) = %q, parsing gives %q", b, h, got, want)
+			}
+		}
+	}
+	if _, ok := plainOrigin(bases[0]); !ok || !plainPath(hrefs[0]) {
+		t.Error("a hub's URL and a /pith/ path do not take the shortcut")
+	}
 }

@@ -27,6 +27,9 @@ type PaperJob struct {
 	// New is true when the hub did not list the paper at its last crawl:
 	// no record of it is known, so none is looked up.
 	New bool
+	// ID is the paper's record id, record.ID(Hub.ID, Paper.Key()), when
+	// the hub's crawl worked it out ("" otherwise).
+	ID string
 }
 
 // PaperBuild is what building one paper's record gave.
@@ -60,9 +63,12 @@ type PaperBuild struct {
 // come from arXiv's full text, whose status says why there are none (see
 // readFullText).
 func (c *Crawler) BuildPaper(ctx context.Context, job PaperJob) (*PaperBuild, error) {
-	id := record.ID(job.Hub.ID, job.Paper.Key())
+	// The record's id is worked out here only to look a known record up:
+	// NewRecord works it out again, and hashing it is not free.
+	var id string
 	var known []SourcePage // the pages the record was last built from, if any
 	if c.history != nil && !job.New {
+		id = record.ID(job.Hub.ID, job.Paper.Key())
 		known = c.history.RecordPages(ctx, id)
 	}
 	if c.cfg.Conditional && c.unchanged(ctx, id, known) {

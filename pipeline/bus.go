@@ -4,14 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	gojson "github.com/goccy/go-json"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -123,6 +126,12 @@ type Bus struct {
 	log    zerolog.Logger
 	// metrics counts what the stages on this connection do (nil: nothing).
 	metrics *metrics.Metrics
+	// pubs are the idle publishers (PublishAll), slots the publishes in
+	// flight over all of them (stages.max_pending_publishes).
+	pubs  chan *publisher
+	slots chan struct{}
+	// stored counts what the publishers stored (see tally).
+	stored tally
 }
 
 // Open connects to cfg.URL. Without one it starts an embedded server with
@@ -130,7 +139,7 @@ type Bus struct {
 // citecrawl process already serves that data folder, connects to that
 // process's server (see share.go): one store never has two servers.
 func Open(ctx context.Context, cfg BrokerConfig, maxPending int, log zerolog.Logger, options ...OpenOption) (*Bus, error) {
-	b := &Bus{cfg: cfg, log: log, closed: make(chan struct{}), name: "citecrawl"}
+	b := &Bus{cfg: cfg, log: log, closed: make(chan struct{}), name: "citecrawl", pubs: make(chan *publisher, maxPublishers)}
 	for _, o := range options {
 		o(b)
 	}
@@ -171,8 +180,8 @@ func Open(ctx context.Context, cfg BrokerConfig, maxPending int, log zerolog.Log
 	if maxPending < 1 {
 		maxPending = 4096
 	}
-	b.JS, err = jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(maxPending),
-		jetstream.WithPublishAsyncTimeout(publishAckTimeout))
+	b.slots = make(chan struct{}, maxPending)
+	b.JS, err = jetstream.New(nc)
 	if err != nil {
 		b.Close()
 		return nil, err
@@ -406,17 +415,30 @@ const (
 	publishRetryFor   = 2 * time.Minute
 )
 
-// PublishAll publishes outs asynchronously and waits until JetStream has
-// stored every one. When too many publishes are outstanding it waits for
-// them to complete and goes on, rather than failing. Publishes that fail
-// for a reason that passes (no answer, no leader yet, a reconnect) are
-// retried; one the server refuses for good (too large, no stream) is not.
+// maxPublishers is how many idle publishers a bus keeps: about as many as
+// publish at once (the stages' workers).
+const maxPublishers = 32
+
+// PublishAll publishes outs and waits until JetStream has stored every
+// one. When too many publishes are outstanding (stages.max_pending_publishes,
+// over all of the bus's publishers) it waits for acknowledgements and goes
+// on, rather than failing. Publishes that fail for a reason that passes (no
+// answer, no leader yet, a reconnect) are retried; one the server refuses
+// for good (too large, no stream) is not.
 func (b *Bus) PublishAll(ctx context.Context, outs []Out) error {
+	if len(outs) == 0 {
+		return nil
+	}
+	p, err := b.publisher()
+	if err != nil {
+		return err
+	}
+	defer b.release(p)
 	deadline := time.Now().Add(publishRetryFor)
 	wait := 100 * time.Millisecond
 	var instead []Out // for the duplicates that carry IfDuplicate
 	for {
-		failed, dups, lastErr, err := b.publishOnce(ctx, outs)
+		failed, dups, lastErr, err := p.publishOnce(ctx, outs)
 		instead = append(instead, dups...)
 		if err != nil {
 			return err
@@ -425,7 +447,8 @@ func (b *Bus) PublishAll(ctx context.Context, outs []Out) error {
 			if len(instead) == 0 {
 				return nil
 			}
-			return b.PublishAll(ctx, instead)
+			outs, instead = instead, nil
+			continue
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("publishing to %s: still failing after %v: %w", failed[0].Subject, publishRetryFor, lastErr)
@@ -440,58 +463,266 @@ func (b *Bus) PublishAll(ctx context.Context, outs []Out) error {
 	}
 }
 
+// publisher publishes messages to JetStream and reads their
+// acknowledgements on a subscription of its own, each message with a
+// reply subject of its own under it (inbox.1, inbox.2, ...), as the
+// puller pulls. nats.go's asynchronous publishing gave each message a
+// future with its channels, a timer and a map entry under a lock, and
+// handed its acknowledgement over from a callback goroutine after
+// decoding it with encoding/json: 4 % of a crawl's CPU. A bus keeps its
+// publishers for the next PublishAll (Bus.publisher).
+type publisher struct {
+	nc     *nats.Conn
+	stored *tally // the bus's
+	inbox  string // the replies' prefix
+	sub    *nats.Subscription
+	sent   uint64        // messages published: the last reply's number
+	slots  chan struct{} // the bus's publishes in flight, one taken per message until its answer
+}
+
+// publisher is one of the bus's idle publishers, or a new one.
+func (b *Bus) publisher() (*publisher, error) {
+	select {
+	case p := <-b.pubs:
+		return p, nil
+	default:
+	}
+	inbox := b.NC.NewInbox()
+	// A channel of its own size: a synchronous subscription's holds
+	// 65,536 messages, half a megabyte the collector scans at every
+	// cycle. Its answers in flight are at most the bus's slots; a few
+	// more may be late answers of a try given up.
+	sub, err := b.NC.QueueSubscribeSyncWithChan(inbox+".*", "", make(chan *nats.Msg, cap(b.slots)+64))
+	if err != nil {
+		return nil, fmt.Errorf("publishing: %w", err)
+	}
+	return &publisher{nc: b.NC, stored: &b.stored, inbox: inbox + ".", sub: sub, slots: b.slots}, nil
+}
+
+// release keeps p for the next PublishAll, or ends it when enough are kept.
+func (b *Bus) release(p *publisher) {
+	select {
+	case b.pubs <- p:
+	default:
+		_ = p.sub.Unsubscribe()
+	}
+}
+
+// tally counts the messages a bus's publishers stored as new (not
+// dropped as duplicates): per stream, and per run and change those of
+// the records a run's report counts (raw records and self-tagged ones,
+// marked with HeaderRun and HeaderChange). When a stream's last sequence
+// moved by exactly what this bus stored on it, every message stored
+// there meanwhile was this bus's, and the run's counts are these rather
+// than its records' headers read back (see ownChanges).
+type tally struct {
+	mu      sync.Mutex
+	streams map[string]uint64
+	changes map[runChange]int64
+}
+
+type runChange struct{ run, change string }
+
+// add counts o, stored as new on stream. t is the publisher's own.
+func (t *tally) add(stream string, o *Out) {
+	if t.streams == nil {
+		t.streams, t.changes = map[string]uint64{}, map[runChange]int64{}
+	}
+	t.streams[stream]++
+	if run := o.Header.Get(HeaderRun); run != "" && (strings.HasPrefix(o.Subject, subjectRaw) || isSelfTagged(o.Subject)) {
+		t.changes[runChange{run, o.Header.Get(HeaderChange)}]++
+	}
+}
+
+// merge adds what other counted.
+func (t *tally) merge(other *tally) {
+	if len(other.streams) == 0 {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.streams == nil {
+		t.streams, t.changes = map[string]uint64{}, map[runChange]int64{}
+	}
+	for k, n := range other.streams {
+		t.streams[k] += n
+	}
+	for k, n := range other.changes {
+		t.changes[k] += n
+	}
+}
+
+// snapshot is a copy of what t counted so far.
+func (t *tally) snapshot() *tally {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return &tally{streams: maps.Clone(t.streams), changes: maps.Clone(t.changes)}
+}
+
+// pubAnswer is JetStream's answer to a publish: an acknowledgement or
+// an error.
+type pubAnswer struct {
+	Error     *jetstream.APIError `json:"error,omitempty"`
+	Stream    string              `json:"stream"`
+	Duplicate bool                `json:"duplicate,omitempty"`
+}
+
 // publishOnce publishes outs once. It returns the ones that failed for a
 // passing reason (with the last such error), the IfDuplicate of those
 // dropped as duplicates, or an error that retrying cannot mend.
-func (b *Bus) publishOnce(ctx context.Context, outs []Out) (failed, dups []Out, lastErr, err error) {
-	type sent struct {
-		out Out
-		f   jetstream.PubAckFuture
-	}
-	futures := make([]sent, 0, len(outs))
-	for _, o := range outs {
-		m := &nats.Msg{Subject: o.Subject, Data: o.Data, Header: o.Header}
-		if m.Header == nil {
-			m.Header = nats.Header{}
+func (p *publisher) publishOnce(ctx context.Context, outs []Out) (failed, dups []Out, lastErr, err error) {
+	first := p.sent + 1 // outs[i] is answered on reply first+i
+	answered := make([]bool, len(outs))
+	waiting := 0 // published and not answered
+	defer func() {
+		for range waiting {
+			<-p.slots // the unanswered ones are given up on
 		}
+	}()
+	var refused error
+	var stored tally // merged into the bus's at the end
+	defer p.stored.merge(&stored)
+	// answer takes in one answer; answers to an earlier try are passed over.
+	answer := func(m *nats.Msg) {
+		n, perr := strconv.ParseUint(strings.TrimPrefix(m.Subject, p.inbox), 10, 64)
+		if perr != nil || n < first || n-first >= uint64(len(outs)) || answered[n-first] {
+			return
+		}
+		i := n - first
+		answered[i] = true
+		waiting--
+		<-p.slots
+		o := outs[i]
+		switch ack, aerr := decodeAnswer(m); {
+		case aerr == nil && ack.Duplicate:
+			if o.IfDuplicate != nil {
+				dups = append(dups, *o.IfDuplicate)
+			}
+		case aerr == nil:
+			stored.add(ack.Stream, &o)
+		case !transient(aerr):
+			if refused == nil {
+				refused = fmt.Errorf("publishing to %s: %w", o.Subject, aerr)
+			}
+		default:
+			failed, lastErr = append(failed, o), aerr
+		}
+	}
+	// next waits up to publishAckTimeout for one answer, and says whether
+	// one came.
+	next := func() (bool, error) {
+		deadline := time.Now().Add(publishAckTimeout)
 		for {
-			f, err := b.JS.PublishMsgAsync(m, jetstream.WithMsgID(o.MsgID))
-			if errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
-				select {
-				case <-b.JS.PublishAsyncComplete():
+			m, err := p.sub.NextMsg(min(time.Until(deadline), 100*time.Millisecond))
+			switch {
+			case err == nil:
+				answer(m)
+				return true, nil
+			case errors.Is(err, nats.ErrSlowConsumer):
+				continue // answers were dropped: theirs time out and are sent again
+			case !errors.Is(err, nats.ErrTimeout):
+				return false, err
+			case ctx.Err() != nil:
+				return false, ctx.Err()
+			case time.Now().After(deadline):
+				return false, nil
+			}
+		}
+	}
+	published := 0
+	for ; published < len(outs); published++ {
+		// Wait for a slot, reading answers meanwhile: ours free slots too.
+		taken := false
+		for !taken {
+			select {
+			case p.slots <- struct{}{}:
+				taken = true
+				continue
+			default:
+			}
+			if waiting == 0 {
+				select { // only other publishers' answers can free a slot
+				case p.slots <- struct{}{}:
+					taken = true
 				case <-time.After(100 * time.Millisecond):
 				case <-ctx.Done():
 					return nil, nil, nil, ctx.Err()
 				}
 				continue
 			}
+			got, err := next()
 			if err != nil {
-				if !transient(err) {
-					return nil, nil, nil, fmt.Errorf("publishing to %s: %w", o.Subject, err)
-				}
-				failed, lastErr = append(failed, o), err
-				break
+				return nil, nil, nil, err
 			}
-			futures = append(futures, sent{o, f})
+			if !got {
+				break // no answer for publishAckTimeout: ours count as lost
+			}
+		}
+		if !taken {
 			break
 		}
-	}
-	for _, s := range futures {
-		select {
-		case ack := <-s.f.Ok():
-			if ack.Duplicate && s.out.IfDuplicate != nil {
-				dups = append(dups, *s.out.IfDuplicate)
-			}
-		case err := <-s.f.Err():
+		o := outs[published]
+		p.sent++
+		h := o.Header
+		if h == nil {
+			h = nats.Header{}
+		}
+		if o.MsgID != "" {
+			h.Set(jetstream.MsgIDHeader, o.MsgID)
+		}
+		m := &nats.Msg{Subject: o.Subject, Reply: p.inbox + strconv.FormatUint(p.sent, 10), Data: o.Data, Header: h}
+		if err := p.nc.PublishMsg(m); err != nil {
+			<-p.slots
+			answered[published] = true // never sent: nothing to wait for
 			if !transient(err) {
-				return nil, nil, nil, fmt.Errorf("publishing to %s: %w", s.out.Subject, err)
+				return nil, nil, nil, fmt.Errorf("publishing to %s: %w", o.Subject, err)
 			}
-			failed, lastErr = append(failed, s.out), err
-		case <-ctx.Done():
-			return nil, nil, nil, ctx.Err()
+			failed, lastErr = append(failed, o), err
+			continue
+		}
+		waiting++
+	}
+	for waiting > 0 {
+		got, err := next()
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if !got {
+			break // no answer for publishAckTimeout: the others count as lost
 		}
 	}
+	if refused != nil {
+		return nil, nil, nil, refused
+	}
+	if waiting > 0 || published < len(outs) {
+		for i, o := range outs[:published] {
+			if !answered[i] {
+				failed = append(failed, o)
+			}
+		}
+		failed, lastErr = append(failed, outs[published:]...), jetstream.ErrAsyncPublishTimeout
+	}
 	return failed, dups, lastErr, nil
+}
+
+// decodeAnswer reads JetStream's answer to a publish: an acknowledgement,
+// or the server's error (a "no responders" status when no stream takes
+// the subject).
+func decodeAnswer(m *nats.Msg) (pubAnswer, error) {
+	if len(m.Data) == 0 && m.Header.Get(statusHeader) == "503" {
+		return pubAnswer{}, jetstream.ErrNoStreamResponse
+	}
+	var a pubAnswer
+	if err := gojson.Unmarshal(m.Data, &a); err != nil {
+		return a, jetstream.ErrInvalidJSAck
+	}
+	if a.Error != nil {
+		return a, a.Error
+	}
+	if a.Stream == "" {
+		return a, jetstream.ErrInvalidJSAck
+	}
+	return a, nil
 }
 
 // transient says whether a failed request or publish may succeed if sent

@@ -5,12 +5,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"time"
 
+	// The pages of every record are encoded once a page, and a hub's
+	// members once a crawl: goccy/go-json, as tasks are, the same JSON.
+	json "github.com/goccy/go-json"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/citecrawl/citecrawl/ingest"

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -98,8 +99,10 @@ type fetchHandler struct {
 	tagger *classify.Classifier
 	// own keeps the lines of the tagged records for the sink stage of
 	// this process (nil when it runs elsewhere).
-	own  *ownLines
-	hold *hold // the stages' pause, looked at between the papers of a task
+	own *ownLines
+	// lines sizes the buffers records are encoded into.
+	lines lineSize
+	hold  *hold // the stages' pause, looked at between the papers of a task
 	// policy decides about a paper that failed inside a papers task, as
 	// the stage's would about a paper task of its own; now is its clock.
 	policy retry.Policy
@@ -317,7 +320,7 @@ func (h *fetchHandler) paper(ctx context.Context, runID string, j ingest.PaperJo
 // so each page costs one store and one encoding rather than two.
 func (h *fetchHandler) records(runID string, r *record.Record, change string) ([]Out, error) {
 	if h.tagger == nil {
-		raw, err := rawRecord(runID, r, change)
+		raw, err := rawRecord(runID, r, change, &h.lines)
 		return []Out{raw}, err
 	}
 	// Tagged on a copy: r stays the raw record, should it be needed. Tag
@@ -325,7 +328,7 @@ func (h *fetchHandler) records(runID string, r *record.Record, change string) ([
 	t := *r
 	t.Contexts = slices.Clone(r.Contexts)
 	h.tagger.Tag(&t)
-	tagged, err := taggedOut(&t)
+	tagged, err := taggedOut(&t, &h.lines)
 	if err != nil {
 		return nil, err
 	}
@@ -340,7 +343,7 @@ func (h *fetchHandler) records(runID string, r *record.Record, change string) ([
 	if !h.fits(&tagged, 0) {
 		// Too large once tagged, headers counted: the raw record goes to
 		// the classify stage, which fails it there as it would any other.
-		raw, err := rawRecord(runID, r, change)
+		raw, err := rawRecord(runID, r, change, &h.lines)
 		return []Out{raw}, err
 	}
 	h.own.keep(&tagged, &t)
@@ -439,10 +442,11 @@ func capSentence(c *record.Context) bool {
 	return true
 }
 
-// rawRecord is a raw record's message, marked with its run and change.
-func rawRecord(runID string, r *record.Record, change string) (Out, error) {
+// rawRecord is a raw record's message, marked with its run and change;
+// sizes sizes its buffer (nil: grown from nothing).
+func rawRecord(runID string, r *record.Record, change string, sizes *lineSize) (Out, error) {
 	// One encoding gives the bytes and the fingerprint of the message id.
-	line, fp, err := record.MarshalLine(r)
+	line, fp, err := sizes.marshal(r)
 	if err != nil {
 		return Out{}, fmt.Errorf("record %s: %w", r.ID, err)
 	}
@@ -474,6 +478,28 @@ type classifyHandler struct {
 	c     *classify.Classifier
 	stats *Stats
 	own   *ownLines // as fetchHandler's
+	lines lineSize
+}
+
+// lineSize sizes the buffer a stage encodes a record's line into from the
+// last line it encoded, so that the buffer is allocated once at about
+// the right size rather than grown by doubling from nothing, which made
+// half of the bytes encoding allocated. Its zero value is ready; a nil
+// one sizes nothing.
+type lineSize struct{ last atomic.Int64 }
+
+// marshal is record.MarshalLine into a buffer a quarter larger than the
+// last line.
+func (s *lineSize) marshal(r *record.Record) (line []byte, fp string, err error) {
+	if s == nil {
+		return record.MarshalLine(r)
+	}
+	n := s.last.Load()
+	line, fp, err = record.AppendLine(make([]byte, 0, n+n/4), r)
+	if err == nil {
+		s.last.Store(int64(len(line)))
+	}
+	return line, fp, err
 }
 
 // taggedOut is a tagged record's message. Its id is the record's id and
@@ -484,8 +510,10 @@ type classifyHandler struct {
 // its own too (HeaderFingerprint), which tells the sink the data is the
 // record's line as it writes it: an id of that form made by a version
 // before it held the raw record's fingerprint.
-func taggedOut(r *record.Record) (Out, error) {
-	line, fp, err := record.MarshalLine(r)
+//
+// sizes sizes its buffer (nil: grown from nothing).
+func taggedOut(r *record.Record, sizes *lineSize) (Out, error) {
+	line, fp, err := sizes.marshal(r)
 	if err != nil {
 		return Out{}, fmt.Errorf("record %s: %w", r.ID, err)
 	}
@@ -502,7 +530,7 @@ func (h *classifyHandler) handle(_ context.Context, m jetstream.Msg) (Outcome, e
 		return Outcome{}, retry.Permanentf("raw record on %s: no id, or schema %q is not %q", m.Subject(), r.Schema, record.Schema)
 	}
 	h.c.Tag(&r) // Tag leaves a gone paper untagged
-	o, err := taggedOut(&r)
+	o, err := taggedOut(&r, &h.lines)
 	if err != nil {
 		return Outcome{}, err
 	}

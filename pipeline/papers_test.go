@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -143,7 +144,11 @@ func TestPausedPapersTaskQueuesTheRest(t *testing.T) {
 		t.Fatal(err)
 	}
 	jobs, err := rest.paperJobs()
-	if err != nil || !reflect.DeepEqual(jobs, c.Papers[1:]) {
+	want := slices.Clone(c.Papers[1:])
+	for i := range want {
+		want[i].ID = "" // a task does not carry it: the worker works it out
+	}
+	if err != nil || !reflect.DeepEqual(jobs, want) {
 		t.Fatalf("the rest queued as %+v (%v), want the %d papers not built yet", jobs, err, len(c.Papers)-1)
 	}
 }

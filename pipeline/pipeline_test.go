@@ -1,21 +1,25 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -462,6 +466,51 @@ func TestPublishAllSurvivesStalls(t *testing.T) {
 	}
 }
 
+// Publishers share the bus's limit of publishes in flight: several
+// publishing at once under a limit smaller than their number all finish,
+// every message stored once, and a message the server refuses for good
+// fails its PublishAll without holding up the others.
+func TestPublishAllSharesTheLimit(t *testing.T) {
+	cfg := testConfig(t, t.TempDir(), nil)
+	bus, err := Open(context.Background(), cfg.NATS, 3, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bus.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const publishers, each = 6, 300
+	errs := make(chan error, publishers+1)
+	var wg sync.WaitGroup
+	for g := range publishers {
+		wg.Go(func() {
+			outs := make([]Out, 0, each)
+			for i := range each {
+				outs = append(outs, Out{Subject: RawSubject("share"), MsgID: fmt.Sprint("m", g, "-", i), Data: []byte("{}")})
+			}
+			errs <- bus.PublishAll(ctx, outs)
+		})
+	}
+	wg.Go(func() {
+		big := Out{Subject: RawSubject("share"), MsgID: "big", Data: make([]byte, bus.NC.MaxPayload()+1)}
+		if err := bus.PublishAll(ctx, []Out{big}); err == nil {
+			errs <- errors.New("a message over the size limit was published")
+		}
+	})
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, _ := bus.JS.Stream(ctx, StreamRaw)
+	info, _ := s.Info(ctx)
+	if info.State.Msgs != publishers*each {
+		t.Fatalf("%d messages stored, want %d", info.State.Msgs, publishers*each)
+	}
+}
+
 // A message whose worker dies on its last delivery (never acks, never
 // fails) is still parked as a dead letter, from the server's advisory.
 func TestUnansweredMessageIsParked(t *testing.T) {
@@ -670,7 +719,7 @@ func TestPagesOfADuplicateSelfTaggedRecordAreKept(t *testing.T) {
 		t.Fatal(err)
 	}
 	cl.Tag(&stored)
-	tagged, err := taggedOut(&stored)
+	tagged, err := taggedOut(&stored, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -715,4 +764,98 @@ func untaggedRecord(t *testing.T) (*Bus, *classify.Classifier, record.Record) {
 	r := taggedRecord("hub-x", 1, "")
 	r.Role, r.Polarity, r.Pluralism = "", "", nil
 	return bus, cl, r
+}
+
+// A line encoded into a buffer sized from the last line is the line
+// MarshalLine gives, with its fingerprint, whether the record is larger or
+// smaller than the last.
+func TestLineSizeGivesMarshalLinesBytes(t *testing.T) {
+	small := taggedRecord("hub-x", 1, record.RoleUses)
+	large := taggedRecord("hub-x", 2, record.RoleBackground)
+	large.Paper.Abstract = strings.Repeat("a long abstract ", 400)
+	var sizes lineSize
+	for _, r := range []record.Record{small, large, small, large, large} {
+		want, wantFP, err := record.MarshalLine(&r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, fp, err := sizes.marshal(&r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) || fp != wantFP {
+			t.Fatalf("record %s: sized line %q (%s), MarshalLine %q (%s)", r.ID, got, fp, want, wantFP)
+		}
+	}
+}
+
+// A run's counts of new, changed and gone records come from what its bus
+// stored when nothing else was stored on the raw and tagged streams (the
+// same counts as the records' headers give), and from the headers when
+// another publisher stored records there too.
+func TestRunCountsFromWhatItStored(t *testing.T) {
+	cfg := testConfig(t, t.TempDir(), nil)
+	bus := openBus(t, cfg)
+	defer bus.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	before := bus.stored.snapshot()
+	rawAfter, err := lastSeq(ctx, bus, StreamRaw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	taggedAfter, err := lastSeq(ctx, bus, StreamTagged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := func(subject, id, run, change string) Out {
+		return Out{Subject: subject, MsgID: id, Data: []byte("{}"), Header: nats.Header{HeaderRun: {run}, HeaderChange: {change}}}
+	}
+	outs := []Out{
+		out(RawSubject("h"), "a", "run-1", ChangeNew), out(RawSubject("h"), "b", "run-1", ChangeGone),
+		out(SelfTaggedSubject("h", "c"), "c", "run-1", ChangeNew), out(SelfTaggedSubject("h", "d"), "d", "run-1", ChangeChanged),
+		out(SelfTaggedSubject("h", "e"), "e", "run-0", ChangeNew),     // another run's: not counted
+		{Subject: TaggedSubject("h"), MsgID: "f", Data: []byte("{}")}, // tagged by the classify stage: no change of its own
+	}
+	if err := bus.PublishAll(ctx, outs); err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.PublishAll(ctx, outs[:3]); err != nil { // again: dropped as duplicates, counted once
+		t.Fatal(err)
+	}
+	runs := map[string]bool{"run-1": true}
+	want := map[string]int64{ChangeNew: 2, ChangeGone: 1, ChangeChanged: 1}
+	own, ok := ownChanges(ctx, bus, rawAfter, taggedAfter, runs, before)
+	if !ok || !maps.Equal(own, want) {
+		t.Fatalf("counts from what was stored: %v (%v), want %v", own, ok, want)
+	}
+	read := map[string]int64{}
+	if err := countHeaders(ctx, bus, StreamRaw, "", rawAfter, runs, read); err != nil {
+		t.Fatal(err)
+	}
+	if err := countHeaders(ctx, bus, StreamTagged, selfTagged, taggedAfter, runs, read); err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(read, want) {
+		t.Fatalf("counts from the headers: %v, want %v", read, want)
+	}
+	// Another publisher stores a record of the run: the headers are read.
+	other, err := Open(ctx, cfg.NATS, cfg.Stages.MaxPending, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if err := other.PublishAll(ctx, []Out{out(RawSubject("h"), "g", "run-1", ChangeNew)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := ownChanges(ctx, bus, rawAfter, taggedAfter, runs, before); ok {
+		t.Fatal("another publisher's record was not noticed")
+	}
+	got, err := countChanges(ctx, bus, rawAfter, taggedAfter, runs, before)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want[ChangeNew]++; !maps.Equal(got, want) {
+		t.Fatalf("counts: %v, want %v", got, want)
+	}
 }

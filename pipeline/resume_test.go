@@ -102,7 +102,7 @@ func TestRecordOverPayloadLimitIsCapped(t *testing.T) {
 	cfg := testConfig(t, t.TempDir(), nil)
 	bus := openBus(t, cfg)
 	defer bus.Close()
-	big, err := rawRecord("run", &r, ChangeNew)
+	big, err := rawRecord("run", &r, ChangeNew, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +118,7 @@ func TestRecordOverPayloadLimitIsCapped(t *testing.T) {
 	if got := []rune(c.Text); len(got) != maxSentenceRunes || string(got[c.CiteSpan[0]:c.CiteSpan[1]]) != "[12]" {
 		t.Fatalf("capped sentence of %d runes with span %v does not keep the marker", len(got), c.CiteSpan)
 	}
-	small, err := rawRecord("run", &r, ChangeNew)
+	small, err := rawRecord("run", &r, ChangeNew, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -223,7 +223,7 @@ func TestSinkStageWritesEveryKindOfTaggedMessageOnce(t *testing.T) {
 	var want []string // the lines, as the sink writes them
 	for i := range 7 {
 		r := taggedRecord("hub-k", i, record.RoleUses)
-		o, err := taggedOut(&r)
+		o, err := taggedOut(&r, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -329,7 +329,7 @@ func TestRunIntoTheSameOutputWritesEachRecordOnce(t *testing.T) {
 	recs[3].Role = record.RoleFuture // a new version
 	var outs []Out
 	for i := range recs {
-		o, err := taggedOut(&recs[i])
+		o, err := taggedOut(&recs[i], nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -372,7 +372,7 @@ func TestSinkTakesTheLinesItsProcessKept(t *testing.T) {
 	var outs []Out
 	for i := range 4 {
 		r := taggedRecord("hub-o", i, record.RoleUses)
-		o, err := taggedOut(&r)
+		o, err := taggedOut(&r, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -384,7 +384,7 @@ func TestSinkTakesTheLinesItsProcessKept(t *testing.T) {
 		case 1: // kept, then another version published under its id
 			w.own.keep(&o, &r)
 			r.Role = record.RoleCompares
-			other, err := taggedOut(&r)
+			other, err := taggedOut(&r, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -434,7 +434,7 @@ func TestOwnLinesKeepsWhatParseLineWouldFind(t *testing.T) {
 	o := newOwnLines()
 	out := func(r *record.Record) Out {
 		t.Helper()
-		m, err := taggedOut(r)
+		m, err := taggedOut(r, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -257,8 +257,9 @@ type puller struct {
 	next  string // the consumer's pull subject
 	inbox string // the replies' prefix
 	sub   *nats.Subscription
-	pulls uint64 // pulls sent
-	reply string // the reply subject of the last pull
+	ch    chan *nats.Msg // sub's messages
+	pulls uint64         // pulls sent
+	reply string         // the reply subject of the last pull
 	log   zerolog.Logger
 }
 
@@ -276,14 +277,21 @@ const (
 // one of the consumer's messages.
 func isStatus(m *nats.Msg) bool { return m.Header.Get(statusHeader) != "" && len(m.Data) == 0 }
 
+// maxPullBatch is the most messages one pull asks for: the puller's
+// channel holds that many and the statuses of a few pulls. A synchronous
+// subscription's own channel would hold 65,536 messages, half a megabyte
+// a worker that the collector scans at every cycle.
+const maxPullBatch = 4096
+
 func newPuller(nc *nats.Conn, c jetstream.Consumer, log zerolog.Logger) (*puller, error) {
 	info := c.CachedInfo()
 	inbox := nc.NewInbox()
-	sub, err := nc.SubscribeSync(inbox + ".*")
+	ch := make(chan *nats.Msg, maxPullBatch+64)
+	sub, err := nc.QueueSubscribeSyncWithChan(inbox+".*", "", ch)
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s: %w", info.Name, err)
 	}
-	return &puller{nc: nc, next: "$JS.API.CONSUMER.MSG.NEXT." + info.Stream + "." + info.Name, inbox: inbox, sub: sub, log: log}, nil
+	return &puller{nc: nc, next: "$JS.API.CONSUMER.MSG.NEXT." + info.Stream + "." + info.Name, inbox: inbox, sub: sub, ch: ch, log: log}, nil
 }
 
 // pull is nextBatch for the stage loops: a failed pull is logged and waited
@@ -297,11 +305,13 @@ func (p *puller) pull(ctx context.Context, batch int, idle time.Duration) []jets
 	return msgs
 }
 
-// nextBatch returns the messages available now (up to batch), or waits up
-// to idle for one when there are none. It never waits for a batch to fill.
+// nextBatch returns the messages available now (up to batch, and to
+// maxPullBatch), or waits up to idle for one when there are none. It never
+// waits for a batch to fill.
 // A pull is not cut short when the stage stops: what it brings is handled
 // (or handed back) rather than left to its ack wait.
 func (p *puller) nextBatch(batch int, idle time.Duration) ([]jetstream.Msg, error) {
+	batch = min(batch, maxPullBatch)
 	msgs, status, err := p.request(fmt.Appendf(nil, `{"batch":%d,"expires":%d,"no_wait":true}`, batch, idle.Nanoseconds()), batch, idle)
 	if status == "408" && len(msgs) == 0 && err == nil {
 		// "Requests Pending": the waiting pulls of other workers ask for
@@ -362,7 +372,7 @@ func (p *puller) request(req []byte, batch int, idle time.Duration) (msgs []jets
 func (p *puller) late(batch int) []jetstream.Msg {
 	var msgs []jetstream.Msg
 	for len(msgs) < batch {
-		if n, _, _ := p.sub.Pending(); n == 0 {
+		if len(p.ch) == 0 {
 			break
 		}
 		m, err := p.sub.NextMsg(0)

@@ -219,7 +219,11 @@ func papersTask(runID string, group []ingest.PaperJob, maxPayload int64) ([]Out,
 	ids := sha256.New()
 	for i, p := range group {
 		t.Papers[i] = TaskPaperItem{Paper: taskPaperOf(p.Paper), New: p.New}
-		ids.Write([]byte(record.ID(hub.ID, p.Paper.Key()) + "\n"))
+		id := p.ID
+		if id == "" {
+			id = record.ID(hub.ID, p.Paper.Key())
+		}
+		ids.Write([]byte(id + "\n"))
 	}
 	b, err := gojson.Marshal(t)
 	if err != nil {

@@ -59,7 +59,15 @@ func main() {
 	before := flag.String("before", "", "another citecrawl binary (an older build) measured in the same rounds, for a before-and-after")
 	papers := flag.Int("papers", 5000, "citing papers on the generated hub")
 	rounds := flag.Int("rounds", 5, "runs of each program (the median is printed)")
+	serve := flag.Bool("serve", false, "only serve the generated hub on loopback and print its URL, until stopped (to profile a build by hand)")
 	flag.Parse()
+	if *serve {
+		if err := serveHub(*papers); err != nil {
+			fmt.Fprintln(os.Stderr, "ingestbench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *citecrawl == "" {
 		fmt.Fprintln(os.Stderr, "ingestbench: -citecrawl is required")
 		os.Exit(2)
@@ -80,17 +88,37 @@ type figures struct {
 	requestsPerRecord float64
 }
 
-func measure(citecrawl, before, colly string, papers, rounds int) error {
+// startHub serves the generated hub of papers citing papers on a loopback
+// port and returns its URL and the server.
+func startHub(papers int) (string, *http.Server, error) {
 	site := snapshot.New(snapshot.StyleCards, snapshot.Generated(papers))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return err
+		return "", nil, err
 	}
 	srv := &http.Server{Handler: site}
 	go srv.Serve(ln)
+	return site.HubURLs("http://" + ln.Addr().String())[0], srv, nil
+}
+
+// serveHub serves the generated hub until the process is stopped, printing
+// its URL.
+func serveHub(papers int) error {
+	hub, srv, err := startHub(papers)
+	if err != nil {
+		return err
+	}
 	defer srv.Close()
-	base := "http://" + ln.Addr().String()
-	hub := site.HubURLs(base)[0]
+	fmt.Println(hub)
+	select {}
+}
+
+func measure(citecrawl, before, colly string, papers, rounds int) error {
+	hub, srv, err := startHub(papers)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
 	self, err := os.Executable()
 	if err != nil {
 		return err
