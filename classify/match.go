@@ -64,6 +64,9 @@ type pattern struct {
 	// pattern run by regexp: a text without one of them is not looked at
 	// (";" for "\\([^()]*;[^()]*;[^()]*\\)", tried at every "(").
 	holds []byte
+	// dfa, when not nil, runs a pattern that is not a choice of texts in
+	// regexp's stead (at its starts, or at every rune when it has none).
+	dfa *dfa
 }
 
 // literalText is one text a pattern can match, and what its \b at the
@@ -91,10 +94,15 @@ func compilePattern(re *regexp.Regexp) *pattern {
 	}
 	tree = tree.Simplify()
 	starts, boundary, rest := matchStarts(tree)
+	if len(starts) > 0 {
+		p.texts = literalTexts(rest)
+	}
+	if p.texts == nil {
+		p.dfa = newDFA(tree)
+	}
 	if len(starts) == 0 {
 		return p
 	}
-	p.texts = literalTexts(rest)
 	if p.texts == nil && rest.Op == syntax.OpConcat {
 		for _, sub := range rest.Sub[1:] {
 			if sub.Op == syntax.OpLiteral && sub.Flags&syntax.FoldCase == 0 {
@@ -359,6 +367,11 @@ func maxWidth(re *syntax.Regexp) (int, bool) {
 // space for the places a match may begin.
 func (p *pattern) findAllIn(s string, ws *wordStarts, dst [][2]int, at []int) ([][2]int, []int) {
 	if p.anchored == nil {
+		if p.dfa != nil {
+			if found, ok := p.dfa.findAll(s, dst); ok {
+				return found, at
+			}
+		}
 		for _, m := range p.re.FindAllStringIndex(s, -1) {
 			dst = append(dst, [2]int{m[0], m[1]})
 		}
@@ -449,6 +462,11 @@ func (p *pattern) matchAt(s string, i int) int {
 			}
 		}
 		return 0
+	}
+	if p.dfa != nil {
+		if n, ok := p.dfa.matchAt(s, i); ok {
+			return n
+		}
 	}
 	// The window keeps one whole rune after the longest match, so \b at
 	// its end sees what it would see in the whole text.
