@@ -33,7 +33,17 @@ type Classifier struct {
 	// once (sentence.ids) for all three label sets, not once each.
 	words map[string]int32
 	sets  map[*LabelSet]*setWords
+	// scopeWords says of each negator and hedge which it is (isNegator,
+	// isHedge); ntScope what a word ending in n't is ("n't" among them).
+	scopeWords map[string]uint8
+	ntScope    uint8
 }
+
+// What a word is to negatedHedged (Classifier.scopeWords).
+const (
+	isNegator = 1 << iota
+	isHedge
+)
 
 // setWords is what the numbered words (Classifier.words) are to one of
 // the rules' label sets.
@@ -59,7 +69,6 @@ type scratch struct {
 	spans       [][2]int
 	at          []int
 	others      [][2]int
-	before      []string
 	// negatedHedged's answers, for the places of scopeText weighed so far.
 	scopeText string
 	scopeAt   []scopeOfPlace
@@ -107,6 +116,14 @@ func New(rules *Rules) *Classifier {
 			c.ownWork = append(c.ownWork, compilePattern(re))
 		}
 	}
+	c.scopeWords = map[string]uint8{}
+	for w := range rules.Negators {
+		c.scopeWords[w] |= isNegator
+	}
+	for w := range rules.Hedges {
+		c.scopeWords[w] |= isHedge
+	}
+	c.ntScope = c.scopeWords["n't"]
 	c.words, c.sets = map[string]int32{}, map[*LabelSet]*setWords{}
 	number := func(w string) {
 		if _, ok := c.words[w]; !ok {
@@ -583,7 +600,8 @@ func (c *Classifier) prepare(text string, span []int, sc *scratch) sentence {
 
 // prepareLower is prepare of a text already lowered as prepare lowers it.
 func (c *Classifier) prepareLower(lower string, span []int, sc *scratch) sentence {
-	sc.toks = tokenize(lower, sc.toks[:0])
+	var ascii bool
+	sc.toks, ascii = tokenize(lower, sc.toks[:0])
 	sc.ids = sc.ids[:0]
 	for _, t := range sc.toks {
 		id, ok := c.words[lower[t.start:t.end]]
@@ -598,11 +616,17 @@ func (c *Classifier) prepareLower(lower string, span []int, sc *scratch) sentenc
 	if !MarkerKnown(span) {
 		return s
 	}
+	toByte := func(runes int) int { // the byte where rune number runes begins
+		if ascii {
+			return min(runes, len(lower))
+		}
+		return runeToByte(lower, runes)
+	}
 	lo, hi := max(span[0]-c.rules.Window, 0), span[1]+c.rules.Window
 	s.m = marker{
 		known: true,
-		near:  [2]int{runeToByte(lower, lo), runeToByte(lower, hi)},
-		at:    [2]int{runeToByte(lower, span[0]), runeToByte(lower, span[1])},
+		near:  [2]int{toByte(lo), toByte(hi)},
+		at:    [2]int{toByte(span[0]), toByte(span[1])},
 	}
 	sc.others = sc.others[:0]
 	for _, p := range c.markers {
@@ -889,7 +913,7 @@ func (c *Classifier) weigh(ls *LabelSet, cue *Cue, pos [2]int, s sentence, sc *s
 		w *= ls.Contrast.After
 		kind = ruleAfterContrast
 	}
-	negated, hedged := sc.negatedHedged(c.rules, s.lower, pos[0])
+	negated, hedged := sc.negatedHedged(c, s.lower, pos[0])
 	if negated {
 		if ls.Negated == "drop" {
 			return
@@ -906,9 +930,12 @@ func (c *Classifier) weigh(ls *LabelSet, cue *Cue, pos [2]int, s sentence, sc *s
 
 // negatedHedged tells whether a negator is among the rules' negation
 // scope of words before pos in text, and whether a hedge is among their
-// hedge scope. It remembers its answers for the last text it was asked
-// about: most places where a cue is found are weighed for other cues too.
-func (sc *scratch) negatedHedged(r *Rules, text string, pos int) (negated, hedged bool) {
+// hedge scope (a word ending in n't counting as the negator or hedge
+// n't). It reads the words backwards from pos (as appendWordsBefore
+// finds them), a look-up each. It remembers its answers for the last
+// text it was asked about: most places where a cue is found are weighed
+// for other cues too.
+func (sc *scratch) negatedHedged(c *Classifier, text string, pos int) (negated, hedged bool) {
 	if text != sc.scopeText { // the same string at once, most often
 		sc.scopeText, sc.scopeAt = text, sc.scopeAt[:0]
 	}
@@ -917,8 +944,36 @@ func (sc *scratch) negatedHedged(r *Rules, text string, pos int) (negated, hedge
 			return at.negated, at.hedged
 		}
 	}
-	sc.before = appendWordsBefore(sc.before[:0], text, pos, max(r.NegationScope, r.HedgeScope))
-	negated, hedged = anyIn(sc.before, r.NegationScope, r.Negators), anyIn(sc.before, r.HedgeScope, r.Hedges)
+	rules := c.rules
+	end := pos
+	for k := range max(rules.NegationScope, rules.HedgeScope) { // k: the kth word before pos
+		for end > 0 { // skip separators
+			r, size := lastRune(text[:end])
+			if isWordRune(r) {
+				break
+			}
+			end -= size
+		}
+		start := end
+		for start > 0 {
+			r, size := lastRune(text[:start])
+			if !isWordRune(r) {
+				break
+			}
+			start -= size
+		}
+		if start == end {
+			break
+		}
+		w := text[start:end]
+		is := c.scopeWords[w]
+		if strings.HasSuffix(w, "n't") {
+			is |= c.ntScope
+		}
+		negated = negated || k < rules.NegationScope && is&isNegator != 0
+		hedged = hedged || k < rules.HedgeScope && is&isHedge != 0
+		end = start
+	}
 	sc.scopeAt = append(sc.scopeAt, scopeOfPlace{pos, negated, hedged})
 	return negated, hedged
 }
@@ -1089,18 +1144,6 @@ func Flip(label string) string {
 	}
 }
 
-// anyIn reports whether one of the last scope words is in set. A word
-// ending in n't counts as the negator n't.
-func anyIn(words []string, scope int, set map[string]bool) bool {
-	start := max(len(words)-scope, 0)
-	for _, w := range words[start:] {
-		if set[w] || (strings.HasSuffix(w, "n't") && set["n't"]) {
-			return true
-		}
-	}
-	return false
-}
-
 // wordsBefore returns up to n words that end before byte offset pos.
 func wordsBefore(s string, pos, n int) []string {
 	return appendWordsBefore(nil, s, pos, n)
@@ -1164,8 +1207,10 @@ func (c *Classifier) findCue(cue *Cue, s sentence, tok int32, sc *scratch) [][2]
 	p := cue.phrase
 	if cue.atWord && tok >= 0 {
 		for ; tok >= 0; tok = s.next[tok] {
+			// A word that is the whole phrase is a match: a token is
+			// the first word of its cues, whole.
 			start := s.toks[tok].start
-			if strings.HasPrefix(s.lower[start:], p) && endsWord(s.lower, start+len(p), cue.endsWord) {
+			if cue.oneWord || strings.HasPrefix(s.lower[start:], p) && endsWord(s.lower, start+len(p), cue.endsWord) {
 				out = append(out, [2]int{start, start + len(p)})
 			}
 		}

@@ -15,8 +15,9 @@ type token struct{ start, end int }
 
 // tokenize appends the words of lower to dst: one pass over the text,
 // from which the cues worth looking for are picked by their first word.
-func tokenize(lower string, dst []token) []token {
-	start := -1
+// ascii tells whether lower is all ASCII (a rune a byte).
+func tokenize(lower string, dst []token) (_ []token, ascii bool) {
+	start, ascii := -1, true
 	for i := 0; i < len(lower); {
 		// ASCII (most of the text) by a table, other runes decoded.
 		b, w := lower[i], 1
@@ -25,6 +26,7 @@ func tokenize(lower string, dst []token) []token {
 			var r rune
 			r, w = utf8.DecodeRuneInString(lower[i:])
 			alnum = isAlnum(r)
+			ascii = false
 		}
 		switch {
 		case alnum:
@@ -40,7 +42,7 @@ func tokenize(lower string, dst []token) []token {
 	if start >= 0 {
 		dst = append(dst, token{start, len(lower)})
 	}
-	return dst
+	return dst, ascii
 }
 
 // pattern is a regular expression (a "re:" cue, a citation marker, an

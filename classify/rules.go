@@ -219,6 +219,7 @@ type Cue struct {
 	// begin where a word of its first word begins; endsWord: it ends with
 	// one, so it cannot be followed by another.
 	atWord, endsWord bool
+	oneWord          bool           // the phrase is its first word: found wherever the word is
 	tag              string         // with phrase: the part of speech it must have ("pos:used/VBN"), a prefix
 	side             string         // sideBefore or sideAfter the cited marker, or "" for anywhere
 	first            string         // the phrase's first word: a text without it cannot match
@@ -507,6 +508,7 @@ func loadLabelSet(fsys fs.FS, dir, file, kind string) (*LabelSet, error) {
 				first, _ := utf8.DecodeRuneInString(c.phrase)
 				last, _ := utf8.DecodeLastRuneInString(c.phrase)
 				c.atWord, c.endsWord = isAlnum(first), isAlnum(last)
+				c.oneWord = c.phrase == c.first
 			}
 			ls.Cues = append(ls.Cues, c)
 		}

@@ -1,0 +1,120 @@
+package classify
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"unicode"
+)
+
+// negatedHedged says what the words before a place say by the rules'
+// negators and hedges (anyIn of appendWordsBefore, as it was worked out
+// before), at every byte of made-up texts and of the labelled rows, with
+// the shipped rules and with scopes and word lists changed.
+func TestNegatedHedgedIsWordsBefore(t *testing.T) {
+	c := testClassifier(t)
+	changed := *c.rules
+	changed.NegationScope, changed.HedgeScope = 1, 4
+	changed.Negators = map[string]bool{"not": true, "no": true}
+	changed.Hedges = map[string]bool{"may": true, "n't": true, "not": true}
+	texts := []string{
+		"we do not use it", "it doesn't fail; it may not help", "x can't, won't - may well-known not",
+		"no. may, might: perhaps [3] suggests not-so e'' é not é", "", "not", "  not  may ",
+		"'not' -may- n't isn't", "naïve approaches don't work",
+	}
+	for _, f := range digestFiles {
+		path := "../../shared/data/" + f.file
+		if !exists(path) {
+			continue
+		}
+		exs, err := ReadGold(path, GuessFormat(path), f.task)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, e := range exs {
+			if i%10 == 0 {
+				texts = append(texts, strings.Map(unicode.ToLower, e.Text+e.Title+" . "+e.Summary))
+			}
+		}
+	}
+	for _, cl := range []*Classifier{c, New(&changed)} {
+		r := cl.rules
+		sc := &scratch{}
+		for _, text := range texts {
+			text = lowered(text) // as sentences are: valid UTF-8
+			for pos := range len(text) + 1 {
+				before := appendWordsBefore(nil, text, pos, max(r.NegationScope, r.HedgeScope))
+				wantNeg, wantHedge := anyIn(before, r.NegationScope, r.Negators), anyIn(before, r.HedgeScope, r.Hedges)
+				neg, hedge := sc.negatedHedged(cl, text, pos)
+				if neg != wantNeg || hedge != wantHedge {
+					t.Fatalf("at %d of %q: negated %v hedged %v, the words before %q say %v %v", pos, text, neg, hedge, before, wantNeg, wantHedge)
+				}
+			}
+		}
+	}
+}
+
+// anyIn reports whether one of the last scope words is in set. A word
+// ending in n't counts as the negator n't.
+func anyIn(words []string, scope int, set map[string]bool) bool {
+	start := max(len(words)-scope, 0)
+	for _, w := range words[start:] {
+		if set[w] || (strings.HasSuffix(w, "n't") && set["n't"]) {
+			return true
+		}
+	}
+	return false
+}
+
+// A phrase looked for at the words equal to its first word (a one-word
+// phrase taken wherever its word is) is found where a search of the
+// whole text for it as whole words finds it: every phrase of the rules
+// over the labelled rows.
+func TestPhrasesAtTheirFirstWords(t *testing.T) {
+	c := testClassifier(t)
+	texts := []string{"we use the state-of-the-art parser, which outperforms x. not bad; we'll use it", "usé use-d used"}
+	for _, f := range digestFiles {
+		path := "../../shared/data/" + f.file
+		if !exists(path) {
+			continue
+		}
+		exs, err := ReadGold(path, GuessFormat(path), f.task)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, e := range exs {
+			if i%10 == 0 {
+				texts = append(texts, e.Text+e.Title+" . "+e.Summary)
+			}
+		}
+	}
+	sc := &scratch{}
+	found := 0
+	for _, text := range texts {
+		s := c.prepare(text, nil, sc)
+		for _, ls := range []*LabelSet{c.rules.Role, c.rules.Polarity, c.rules.Pluralism} {
+			for i := range ls.Cues {
+				cue := &ls.Cues[i]
+				if cue.phrase == "" || !cue.atWord {
+					continue
+				}
+				tok := int32(slices.Index(s.ids, c.words[cue.first]))
+				if _, ok := c.words[cue.first]; !ok {
+					tok = -1
+				}
+				got := slices.Clone(c.findCue(cue, s, max(tok, 0), sc))
+				if tok < 0 {
+					got = nil
+				}
+				want := slices.Clone(c.findCue(cue, s, -1, sc))
+				if !slices.Equal(got, want) {
+					t.Fatalf("%q in %q: found %v at its first words, %v in the whole text", cue.phrase, s.lower, got, want)
+				}
+				found += len(got)
+			}
+		}
+	}
+	if found == 0 {
+		t.Fatal("no phrase found")
+	}
+}
