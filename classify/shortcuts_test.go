@@ -1,6 +1,9 @@
 package classify
 
 import (
+	"cmp"
+	"math"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -116,5 +119,30 @@ func TestPhrasesAtTheirFirstWords(t *testing.T) {
 	}
 	if found == 0 {
 		t.Fatal("no phrase found")
+	}
+}
+
+// sortPlaced sorts as slices.SortFunc by weight (highest first, NaN
+// last) then place: ties, NaN, negative zero, lengths either side of 64.
+func TestSortPlaced(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	weights := []float64{0, math.Copysign(0, -1), 1, 1.5, -2, 3, math.NaN(), math.Inf(1), math.Inf(-1)}
+	for n := range 140 {
+		for range 20 {
+			order := make([]placed, n)
+			for i := range order {
+				order[i] = placed{weights[rng.IntN(len(weights))], i}
+			}
+			want := slices.Clone(order)
+			slices.SortFunc(want, func(a, b placed) int {
+				return cmp.Or(cmp.Compare(b.weight, a.weight), cmp.Compare(a.at, b.at))
+			})
+			sortPlaced(order)
+			for i := range order {
+				if order[i].at != want[i].at {
+					t.Fatalf("%d placed: sorted %v, want %v", n, order, want)
+				}
+			}
+		}
 	}
 }
