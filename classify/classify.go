@@ -37,6 +37,9 @@ type Classifier struct {
 	// isHedge); ntScope what a word ending in n't is ("n't" among them).
 	scopeWords map[string]uint8
 	ntScope    uint8
+	// scopeFirst[n][b]: a word of scopeWords has n bytes and begins with
+	// b (n < 16), so that most words are not looked up.
+	scopeFirst [16][256]bool
 }
 
 // What a word is to negatedHedged (Classifier.scopeWords).
@@ -48,8 +51,9 @@ const (
 // setWords is what the numbered words (Classifier.words) are to one of
 // the rules' label sets.
 type setWords struct {
-	first    [][]int32 // by word number, the label set's cues that begin with it
-	contrast []uint8   // by word number: scopeAfter (a contrast word), scopeConceded (a concession) or scopeNone
+	first    [][]int32    // by word number, the label set's cues that begin with it
+	contrast []uint8      // by word number: scopeAfter (a contrast word), scopeConceded (a concession) or scopeNone
+	priors   []labelScore // the labels that have a prior, in the set's order, and their priors
 }
 
 // scratch is the space one call works in, reused so that looking for
@@ -73,6 +77,7 @@ type scratch struct {
 	scopeText string
 	scopeAt   []scopeOfPlace
 	tally     []labelScore
+	paper     []labelScore // pluralismOf's scores
 	ev        []record.Evidence
 	order     []placed          // sortEvidence
 	evCopy    []record.Evidence // sortEvidence
@@ -124,6 +129,11 @@ func New(rules *Rules) *Classifier {
 		c.scopeWords[w] |= isHedge
 	}
 	c.ntScope = c.scopeWords["n't"]
+	for w := range c.scopeWords {
+		if w != "" && len(w) < len(c.scopeFirst) {
+			c.scopeFirst[len(w)][w[0]] = true
+		}
+	}
 	c.words, c.sets = map[string]int32{}, map[*LabelSet]*setWords{}
 	number := func(w string) {
 		if _, ok := c.words[w]; !ok {
@@ -148,6 +158,11 @@ func New(rules *Rules) *Classifier {
 		}
 	}
 	for ls, sw := range c.sets { // every word has a place in every list
+		for _, l := range ls.Labels {
+			if w, ok := ls.Prior[l]; ok {
+				sw.priors = append(sw.priors, labelScore{l, w})
+			}
+		}
 		sw.first = make([][]int32, len(c.words))
 		for w, cues := range ls.byFirst {
 			sw.first[c.words[w]] = cues
@@ -375,7 +390,13 @@ func (c *Classifier) pluralismOf(s sentence, titleLen int, citing []string, sc *
 	ls := c.rules.Pluralism
 	s.m.own = c.paperOwnWork(s, titleLen, sc)
 	sc.ev = sc.ev[:0]
-	scores := c.score(ls, s, "", sc)
+	// The paper's scores, rounded, in a list rather than a map until they
+	// are told (a look-up in the map was a tenth of tagging a paper).
+	c.tally(ls, s, "", sc)
+	scores := sc.paper[:0]
+	for _, t := range sc.tally {
+		scores = append(scores, labelScore{t.label, round(t.score)})
+	}
 	if len(citing) > 0 && ls.CitingFactor > 0 {
 		for _, text := range citing {
 			from := len(sc.ev)
@@ -383,7 +404,12 @@ func (c *Classifier) pluralismOf(s sentence, titleLen int, citing []string, sc *
 			// of their own, without the priors: the paper's count once.
 			c.tallyCues(ls, c.prepare(text, nil, sc), "", false, sc)
 			for _, t := range sc.tally {
-				scores[t.label] = round(scores[t.label] + round(t.score)*ls.CitingFactor)
+				i := slices.IndexFunc(scores, func(s labelScore) bool { return s.label == t.label })
+				if i < 0 {
+					i = len(scores)
+					scores = append(scores, labelScore{t.label, 0})
+				}
+				scores[i].score = round(scores[i].score + round(t.score)*ls.CitingFactor)
 			}
 			for i := range sc.ev[from:] {
 				e := &sc.ev[from+i]
@@ -395,8 +421,17 @@ func (c *Classifier) pluralismOf(s sentence, titleLen int, citing []string, sc *
 	}
 	// Probabilities(ls, scores)[l], without the map: a label not in the
 	// set (argmax's "" when every score is -1 or less) has none.
+	sc.paper = scores
+	score := func(l string) float64 {
+		for _, s := range scores {
+			if s.label == l {
+				return s.score
+			}
+		}
+		return 0
+	}
 	var buf [16]float64
-	_, _, z, terms := softmaxParts(ls, inMap(scores), buf[:0])
+	_, _, z, terms := softmaxParts(ls, score, buf[:0])
 	prob := func(l string) float64 {
 		i := slices.Index(ls.Labels, l)
 		if i < 0 {
@@ -404,7 +439,11 @@ func (c *Classifier) pluralismOf(s sentence, titleLen int, citing []string, sc *
 		}
 		return round(terms[i] / z)
 	}
-	p := record.Pluralism{Scores: scores, Evidence: evidence(sc.ev), Primary: argmax(ls, inMap(scores))}
+	told := make(map[string]float64, len(scores))
+	for _, s := range scores {
+		told[s.label] = s.score
+	}
+	p := record.Pluralism{Scores: told, Evidence: evidence(sc.ev), Primary: argmax(ls, score)}
 	p.Confidence = ls.LabelConfidence(p.Primary, prob(p.Primary), true)
 	p.Labels = []string{p.Primary}
 	if p.Primary != record.PluralismNone {
@@ -766,13 +805,6 @@ func runeToByte(s string, runeIdx int) int {
 	return len(s)
 }
 
-// score adds up a label set's priors, section priors and cues, and
-// appends the evidence, highest weight first, to sc.ev.
-func (c *Classifier) score(ls *LabelSet, s sentence, section string, sc *scratch) map[string]float64 {
-	c.tally(ls, s, section, sc)
-	return sc.scores()
-}
-
 // scores are the tally's, rounded.
 func (sc *scratch) scores() map[string]float64 {
 	scores := make(map[string]float64, len(sc.tally))
@@ -792,7 +824,9 @@ func (sc *scratch) tallied(label string) float64 {
 	return 0
 }
 
-// tally is score leaving the labels' sums, not yet rounded, in sc.tally.
+// tally adds up a label set's priors, section priors and cues, leaving
+// the labels' sums, not yet rounded, in sc.tally, and appends the
+// evidence, highest weight first, to sc.ev.
 func (c *Classifier) tally(ls *LabelSet, s sentence, section string, sc *scratch) {
 	c.tallyCues(ls, s, section, true, sc)
 }
@@ -801,9 +835,10 @@ func (c *Classifier) tally(ls *LabelSet, s sentence, section string, sc *scratch
 // rules' label sets (its words are numbered in c.sets).
 func (c *Classifier) tallyCues(ls *LabelSet, s sentence, section string, priors bool, sc *scratch) {
 	sc.tally = sc.tally[:0]
-	for _, l := range ls.Labels { // in a fixed order: float sums must not vary
-		if w, ok := ls.Prior[l]; ok && priors {
-			sc.add(l, w)
+	sw := c.sets[ls]
+	if priors {
+		for _, p := range sw.priors { // in a fixed order: float sums must not vary
+			sc.add(p.label, p.score)
 		}
 	}
 	evFrom := len(sc.ev)
@@ -817,7 +852,6 @@ func (c *Classifier) tallyCues(ls *LabelSet, s sentence, section string, priors 
 			}
 		}
 	}
-	sw := c.sets[ls]
 	cues := sc.candidates(ls, s, sw.first)
 	sc.scope = sc.scope[:0]
 	if ls.Contrast != nil && slices.ContainsFunc(cues, func(set uint64) bool { return set != 0 }) {
@@ -966,7 +1000,10 @@ func (sc *scratch) negatedHedged(c *Classifier, text string, pos int) (negated, 
 			break
 		}
 		w := text[start:end]
-		is := c.scopeWords[w]
+		is := uint8(0)
+		if len(w) >= len(c.scopeFirst) || c.scopeFirst[len(w)][w[0]] {
+			is = c.scopeWords[w]
+		}
 		if strings.HasSuffix(w, "n't") {
 			is |= c.ntScope
 		}

@@ -18,12 +18,12 @@ func TestNegatedHedgedIsWordsBefore(t *testing.T) {
 	c := testClassifier(t)
 	changed := *c.rules
 	changed.NegationScope, changed.HedgeScope = 1, 4
-	changed.Negators = map[string]bool{"not": true, "no": true}
+	changed.Negators = map[string]bool{"not": true, "no": true, "notwithstandingly": true}
 	changed.Hedges = map[string]bool{"may": true, "n't": true, "not": true}
 	texts := []string{
 		"we do not use it", "it doesn't fail; it may not help", "x can't, won't - may well-known not",
 		"no. may, might: perhaps [3] suggests not-so e'' é not é", "", "not", "  not  may ",
-		"'not' -may- n't isn't", "naïve approaches don't work",
+		"'not' -may- n't isn't", "naïve approaches don't work", "notwithstandingly it works; notwithstanding",
 	}
 	for _, f := range digestFiles {
 		path := "../../shared/data/" + f.file
