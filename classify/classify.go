@@ -596,12 +596,20 @@ func paperPolarity(counts map[string]int) string {
 
 // mayMatch tells whether the literal parts a pattern needs are in the
 // text (present is the label set's lits.find of it): most patterns' are
-// not, and this is far cheaper than looking for the pattern. (Whether a
-// cue's first word or a pattern's lead word is in the text, the label
-// set's index has told already.)
+// not, and this is far cheaper than looking for the pattern. Each part's
+// choices are tested a word of bits at a time. (Whether a cue's first
+// word or a pattern's lead word is in the text, the label set's index
+// has told already.)
 func mayMatch(cue *Cue, present []uint64) bool {
-	for _, choices := range cue.needIDs {
-		if !slices.ContainsFunc(choices, func(id int32) bool { return has(present, id) }) {
+	for _, group := range cue.needBits {
+		found := false
+		for _, b := range group {
+			if present[b.at]&b.bits != 0 {
+				found = true
+				break
+			}
+		}
+		if !found {
 			return false
 		}
 	}

@@ -146,3 +146,49 @@ func TestSortPlaced(t *testing.T) {
 		}
 	}
 }
+
+// A pattern's literal parts are found by their bits (Cue.needBits) as
+// they were by their numbers (Cue.needIDs, one look-up each): every cue
+// of the rules against random sets of literals found and those of texts.
+func TestMayMatchByBits(t *testing.T) {
+	c := testClassifier(t)
+	rng := rand.New(rand.NewPCG(5, 6))
+	byIDs := func(cue *Cue, present []uint64) bool {
+		for _, choices := range cue.needIDs {
+			if !slices.ContainsFunc(choices, func(id int32) bool { return has(present, id) }) {
+				return false
+			}
+		}
+		return true
+	}
+	texts := []string{"we use the treebank of [3]; unlike diverse perspectives, summaries of opinions", "state of the art helpful"}
+	for _, ls := range []*LabelSet{c.rules.Role, c.rules.Polarity, c.rules.Pluralism} {
+		var sets [][]uint64
+		for _, text := range texts {
+			sets = append(sets, ls.lits.find(lowered(text), nil))
+		}
+		for range 300 {
+			present := make([]uint64, (ls.lits.n+63)/64)
+			for i := range present {
+				present[i] = rng.Uint64() & rng.Uint64() & rng.Uint64() // a few bits
+			}
+			sets = append(sets, present)
+		}
+		yes := 0
+		for i := range ls.Cues {
+			cue := &ls.Cues[i]
+			for _, present := range sets {
+				want := byIDs(cue, present)
+				if got := mayMatch(cue, present); got != want {
+					t.Fatalf("%s %q: mayMatch %v, by numbers %v", ls.Name, cue.Text, got, want)
+				}
+				if want && len(cue.needIDs) > 0 {
+					yes++
+				}
+			}
+		}
+		if yes == 0 {
+			t.Errorf("%s: no pattern's literal parts ever there", ls.Name)
+		}
+	}
+}
