@@ -56,6 +56,7 @@ type pattern struct {
 	re       *regexp.Regexp
 	anchored *regexp.Regexp // "^(?:re)", or nil: no known starts, re is run as is
 	starts   []string       // every match begins with one of these
+	begins   [256]bool      // the starts' first bytes
 	boundary bool           // re begins with \b: a start must not follow a word character
 	width    int            // the most bytes a match spans, or -1 when unbounded
 	// texts, when not nil, are all that re can match (after its leading
@@ -124,6 +125,9 @@ func compilePattern(re *regexp.Regexp) *pattern {
 		p.width = w
 	}
 	p.anchored, p.starts, p.boundary = anchored, starts, boundary
+	for _, s := range starts {
+		p.begins[s[0]] = true
+	}
 	return p
 }
 
@@ -407,7 +411,7 @@ func (p *pattern) matchesWithin(s string, from, to int, at []int) bool {
 	if p.anchored == nil {
 		return p.re.MatchString(part)
 	}
-	if p.matchAt(part, 0) > 0 {
+	if part != "" && p.begins[part[0]] && p.matchAt(part, 0) > 0 {
 		return true
 	}
 	i, _ := slices.BinarySearch(at, from+1)
@@ -425,9 +429,10 @@ func (p *pattern) matchesWithin(s string, from, to int, at []int) bool {
 func (p *pattern) candidates(s string, ws *wordStarts, at []int) []int {
 	for _, lit := range p.starts {
 		if p.boundary && ws != nil {
-			for _, i := range ws.beginning(lit[0]) {
-				if strings.HasPrefix(s[i:], lit) {
-					at = append(at, int(i))
+			starts, shift := ws.beginning(lit[0])
+			for _, i := range starts {
+				if i := int(i - shift); strings.HasPrefix(s[i:], lit) {
+					at = append(at, i)
 				}
 			}
 			continue
@@ -504,10 +509,15 @@ type wordStarts struct {
 	at   []int32    // at[from[b]:from[b+1]]: the starts with first byte b, in text order
 	from [129]int32 // ASCII bytes only: a word character is ASCII
 	tmp  []int32
+	// of, when not nil, holds the starts (suffixOf): those from base on,
+	// counted from base.
+	of   *wordStarts
+	base int32
 }
 
 // index finds the word starts of s.
 func (w *wordStarts) index(s string) {
+	w.of = nil
 	var n [128]int32
 	w.tmp = w.tmp[:0]
 	prev := false // s[i-1] is a word byte
@@ -534,25 +544,27 @@ func (w *wordStarts) index(s string) {
 
 // suffixOf sets w to the word starts of src's text from at on, counted
 // from at: at must be a word start or follow a byte that is not a word's.
+// It reads them from src, which must not change while w is in use.
 func (w *wordStarts) suffixOf(src *wordStarts, at int) {
-	w.at = w.at[:0]
-	for b := range 128 {
-		w.from[b] = int32(len(w.at))
-		for _, i := range src.at[src.from[b]:src.from[b+1]] {
-			if int(i) >= at {
-				w.at = append(w.at, i-int32(at))
-			}
-		}
+	if src.of != nil {
+		w.of, w.base = src.of, src.base+int32(at)
+		return
 	}
-	w.from[128] = int32(len(w.at))
+	w.of, w.base = src, int32(at)
 }
 
-// beginning are the word starts whose first byte is b.
-func (w *wordStarts) beginning(b byte) []int32 {
+// beginning are the word starts whose first byte is b, each to be less
+// shift.
+func (w *wordStarts) beginning(b byte) (starts []int32, shift int32) {
 	if b >= 128 {
-		return nil
+		return nil, 0
 	}
-	return w.at[w.from[b]:w.from[b+1]]
+	if w.of != nil {
+		all := w.of.at[w.of.from[b]:w.of.from[b+1]]
+		i, _ := slices.BinarySearch(all, w.base)
+		return all[i:], w.base
+	}
+	return w.at[w.from[b]:w.from[b+1]], 0
 }
 
 // wordByte and asciiAlnum say of each byte whether it is a word character
