@@ -596,6 +596,7 @@ func isAlnum(r rune) bool {
 // same at ten times the cost and dozens of allocations a text.
 type literals struct {
 	n       int        // how many texts
+	longest int        // the longest text's length
 	class   [256]uint8 // a byte's column in next; 0 for bytes in no text
 	classes int
 	// next[at+class] is where the state after the byte is in next (its
@@ -609,6 +610,7 @@ type literals struct {
 func newLiterals(texts []string) *literals {
 	l := &literals{n: len(texts), classes: 1}
 	for _, t := range texts {
+		l.longest = max(l.longest, len(t))
 		for i := range len(t) {
 			if l.class[t[i]] == 0 {
 				l.class[t[i]] = uint8(l.classes)
@@ -675,27 +677,59 @@ func newLiterals(texts []string) *literals {
 
 // find sets in present (a bit per text, (n+63)/64 words, cleared here)
 // the texts that occur in s, and returns it. A nil literals has no texts.
+// A long text is read as two halves at once, the second from longest-1
+// bytes before the middle, so that a text across the middle is found in
+// it: each step waits on the one before, two walks in turn wait half
+// as long.
 func (l *literals) find(s string, present []uint64) []uint64 {
 	if l == nil {
 		return present[:0]
 	}
 	present = slices.Grow(present[:0], (l.n+63)/64)[:(l.n+63)/64]
 	clear(present)
-	for _, id := range l.out[l.outAt[0]:l.outAt[1]] { // "" is in every text
-		present[id>>6] |= 1 << (id & 63)
+	l.found(0, present) // "" is in every text
+	from := 0
+	if n := len(s); l.longest > 0 && n >= 64+2*l.longest {
+		mid := n / 2
+		other := s[mid-(l.longest-1):] // the second walk's, longer than s[:mid]
+		a, b := int32(0), int32(0)
+		for i := range mid {
+			a = l.next[int(a)+int(l.class[s[i]])]
+			b = l.next[int(b)+int(l.class[other[i]])]
+			if a < 0 { // a text ends here: rare
+				a = ^a
+				l.found(a, present)
+			}
+			if b < 0 {
+				b = ^b
+				l.found(b, present)
+			}
+		}
+		s, from = other, mid
+		return l.walk(s, from, b, present)
 	}
-	at := int32(0)
-	for i := range len(s) {
+	return l.walk(s, from, 0, present)
+}
+
+// walk goes on from state at through s[from:], setting in present the
+// texts found.
+func (l *literals) walk(s string, from int, at int32, present []uint64) []uint64 {
+	for i := from; i < len(s); i++ {
 		at = l.next[int(at)+int(l.class[s[i]])]
 		if at < 0 { // a text ends here: rare
 			at = ^at
-			st := at / int32(l.classes)
-			for _, id := range l.out[l.outAt[st]:l.outAt[st+1]] {
-				present[id>>6] |= 1 << (id & 63)
-			}
+			l.found(at, present)
 		}
 	}
 	return present
+}
+
+// found sets in present the texts that end at the state at (a place in next).
+func (l *literals) found(at int32, present []uint64) {
+	st := at / int32(l.classes)
+	for _, id := range l.out[l.outAt[st]:l.outAt[st+1]] {
+		present[id>>6] |= 1 << (id & 63)
+	}
 }
 
 // has tells whether text id was found (present is find's).

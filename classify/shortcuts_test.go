@@ -192,3 +192,70 @@ func TestMayMatchByBits(t *testing.T) {
 		}
 	}
 }
+
+// The automaton finds the texts strings.Contains finds, a long text read
+// as two halves at once: texts across the middle, at either end, inside
+// one another; random texts of every length up to 300 over a few bytes,
+// and the rules' literals in the labelled rows.
+func TestLiteralsFindWhatContainsFinds(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	check := func(l *literals, lits []string, text string) {
+		t.Helper()
+		present := l.find(text, nil)
+		for id, lit := range lits {
+			if got, want := has(present, int32(id)), strings.Contains(text, lit); got != want {
+				t.Fatalf("%q in %q (%d bytes): found %v, strings.Contains %v", lit, text, len(text), got, want)
+			}
+		}
+	}
+	for range 40 {
+		var lits []string
+		for range 1 + rng.IntN(12) {
+			var b strings.Builder
+			for range 1 + rng.IntN(9) {
+				b.WriteByte("abcd"[rng.IntN(4)])
+			}
+			lits = append(lits, b.String())
+		}
+		l := newLiterals(lits)
+		for n := range 300 {
+			var b strings.Builder
+			for range n {
+				b.WriteByte("abcde"[rng.IntN(5)])
+			}
+			check(l, lits, b.String())
+		}
+	}
+	c := testClassifier(t)
+	texts := []string{strings.Repeat("x", 200) + "summaries of diverse perspectives" + strings.Repeat("y", 200)}
+	for _, f := range digestFiles {
+		path := "../../shared/data/" + f.file
+		if !exists(path) {
+			continue
+		}
+		exs, err := ReadGold(path, GuessFormat(path), f.task)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, e := range exs {
+			if i%10 == 0 {
+				texts = append(texts, lowered(e.Text, e.Title, " . ", e.Summary))
+			}
+		}
+	}
+	for _, sets := range [][]*LabelSet{{c.rules.Role, c.rules.Polarity}, {c.rules.Pluralism}} { // as indexLiterals shares them
+		lits := make([]string, sets[0].lits.n)
+		for _, ls := range sets {
+			for i := range ls.Cues {
+				for g, choices := range ls.Cues[i].needs {
+					for j, text := range choices {
+						lits[ls.Cues[i].needIDs[g][j]] = text
+					}
+				}
+			}
+		}
+		for _, text := range texts {
+			check(sets[0].lits, lits, text)
+		}
+	}
+}
