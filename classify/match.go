@@ -506,8 +506,8 @@ func (t literalText) fits(next string) bool {
 // and a word can match. One pass over the text finds them for all the
 // patterns, instead of a strings.Index pass per pattern and word.
 type wordStarts struct {
-	at   []int32    // at[from[b]:from[b+1]]: the starts with first byte b, in text order
-	from [129]int32 // ASCII bytes only: a word character is ASCII
+	at   []int32              // at[from[k]:from[k+1]]: the starts with first byte b, k = wordSlot[b], in text order
+	from [wordBytes + 1]int32 // a word character is ASCII
 	tmp  []int32
 	// of, when not nil, holds the starts (suffixOf): those from base on,
 	// counted from base.
@@ -518,29 +518,49 @@ type wordStarts struct {
 // index finds the word starts of s.
 func (w *wordStarts) index(s string) {
 	w.of = nil
-	var n [128]int32
+	var n [wordBytes]int32
 	w.tmp = w.tmp[:0]
 	prev := false // s[i-1] is a word byte
 	for i := range len(s) {
-		word := wordByte[s[i]]
-		if word && !prev {
+		k := wordSlot[s[i]]
+		if k >= 0 && !prev {
 			w.tmp = append(w.tmp, int32(i))
-			n[s[i]]++
+			n[k]++
 		}
-		prev = word
+		prev = k >= 0
 	}
 	w.from[0] = 0
-	for b := range 128 {
-		w.from[b+1] = w.from[b] + n[b]
+	for k := range wordBytes {
+		w.from[k+1] = w.from[k] + n[k]
 	}
 	w.at = slices.Grow(w.at[:0], len(w.tmp))[:len(w.tmp)]
 	next := w.from
 	for _, i := range w.tmp {
-		b := s[i]
-		w.at[next[b]] = i
-		next[b]++
+		k := wordSlot[s[i]]
+		w.at[next[k]] = i
+		next[k]++
 	}
 }
+
+// wordBytes are the bytes of words as \b sees them ([0-9A-Za-z_]), and
+// wordSlot numbers them, -1 for the others: the word starts are grouped
+// by it, not by all 256 bytes (a sentence's index was mostly zeroing
+// and copying its counts).
+const wordBytes = 63
+
+var wordSlot = func() (slot [256]int8) {
+	k := int8(0)
+	for b := range 256 {
+		slot[b] = -1
+		if syntax.IsWordChar(rune(b)) && b < utf8.RuneSelf {
+			slot[b], k = k, k+1
+		}
+	}
+	if k != wordBytes {
+		panic("classify: wordBytes is not the number of word bytes")
+	}
+	return slot
+}()
 
 // suffixOf sets w to the word starts of src's text from at on, counted
 // from at: at must be a word start or follow a byte that is not a word's.
@@ -556,15 +576,16 @@ func (w *wordStarts) suffixOf(src *wordStarts, at int) {
 // beginning are the word starts whose first byte is b, each to be less
 // shift.
 func (w *wordStarts) beginning(b byte) (starts []int32, shift int32) {
-	if b >= 128 {
+	k := wordSlot[b]
+	if k < 0 {
 		return nil, 0
 	}
 	if w.of != nil {
-		all := w.of.at[w.of.from[b]:w.of.from[b+1]]
+		all := w.of.at[w.of.from[k]:w.of.from[k+1]]
 		i, _ := slices.BinarySearch(all, w.base)
 		return all[i:], w.base
 	}
-	return w.at[w.from[b]:w.from[b+1]], 0
+	return w.at[w.from[k]:w.from[k+1]], 0
 }
 
 // wordByte and asciiAlnum say of each byte whether it is a word character
