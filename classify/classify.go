@@ -989,16 +989,19 @@ func (sc *scratch) negatedHedged(c *Classifier, text string, pos int) (negated, 
 	rules := c.rules
 	end := pos
 	for k := range max(rules.NegationScope, rules.HedgeScope) { // k: the kth word before pos
-		for end > 0 { // skip separators
-			r, size := lastRune(text[:end])
-			if isWordRune(r) {
-				break
-			}
-			end -= size
+		for end > 0 && !wordRuneEnds(text[:end]) { // skip separators
+			end--
 		}
 		start := end
 		for start > 0 {
-			r, size := lastRune(text[:start])
+			if b := text[start-1]; b < utf8.RuneSelf {
+				if !asciiWordRune[b] {
+					break
+				}
+				start--
+				continue
+			}
+			r, size := utf8.DecodeLastRuneInString(text[:start])
 			if !isWordRune(r) {
 				break
 			}
@@ -1256,6 +1259,26 @@ func lastRune(s string) (rune, int) {
 
 func isWordRune(r rune) bool {
 	return isAlnum(r) || r == '\'' || r == '-'
+}
+
+// asciiWordRune is isWordRune of each ASCII byte.
+var asciiWordRune = func() (word [utf8.RuneSelf]bool) {
+	for b := range rune(utf8.RuneSelf) {
+		word[b] = isWordRune(b)
+	}
+	return word
+}()
+
+// wordRuneEnds tells whether s (not empty, valid UTF-8 up to its end)
+// ends with a word rune. negatedHedged skips a separator beyond ASCII a
+// byte at a time: a rune cut short decodes as utf8.RuneError, no word
+// rune, so all its bytes are skipped, as the rune would be.
+func wordRuneEnds(s string) bool {
+	if b := s[len(s)-1]; b < utf8.RuneSelf {
+		return asciiWordRune[b]
+	}
+	r, _ := utf8.DecodeLastRuneInString(s)
+	return isWordRune(r)
 }
 
 // findCue returns the byte spans where cue occurs in s as whole words
