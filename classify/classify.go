@@ -33,13 +33,27 @@ type Classifier struct {
 	// once (sentence.ids) for all three label sets, not once each.
 	words map[string]int32
 	sets  map[*LabelSet]*setWords
+	// scopeWords says of each negator and hedge which it is (isNegator,
+	// isHedge); ntScope what a word ending in n't is ("n't" among them).
+	scopeWords map[string]uint8
+	ntScope    uint8
+	// scopeFirst[n][b]: a word of scopeWords has n bytes and begins with
+	// b (n < 16), so that most words are not looked up.
+	scopeFirst [16][256]bool
 }
+
+// What a word is to negatedHedged (Classifier.scopeWords).
+const (
+	isNegator = 1 << iota
+	isHedge
+)
 
 // setWords is what the numbered words (Classifier.words) are to one of
 // the rules' label sets.
 type setWords struct {
-	first    [][]int32 // by word number, the label set's cues that begin with it
-	contrast []uint8   // by word number: scopeAfter (a contrast word), scopeConceded (a concession) or scopeNone
+	first    [][]int32    // by word number, the label set's cues that begin with it
+	contrast []uint8      // by word number: scopeAfter (a contrast word), scopeConceded (a concession) or scopeNone
+	priors   []labelScore // the labels that have a prior, in the set's order, and their priors
 }
 
 // scratch is the space one call works in, reused so that looking for
@@ -59,11 +73,11 @@ type scratch struct {
 	spans       [][2]int
 	at          []int
 	others      [][2]int
-	before      []string
 	// negatedHedged's answers, for the places of scopeText weighed so far.
 	scopeText string
 	scopeAt   []scopeOfPlace
 	tally     []labelScore
+	paper     []labelScore // pluralismOf's scores
 	ev        []record.Evidence
 	order     []placed          // sortEvidence
 	evCopy    []record.Evidence // sortEvidence
@@ -107,6 +121,19 @@ func New(rules *Rules) *Classifier {
 			c.ownWork = append(c.ownWork, compilePattern(re))
 		}
 	}
+	c.scopeWords = map[string]uint8{}
+	for w := range rules.Negators {
+		c.scopeWords[w] |= isNegator
+	}
+	for w := range rules.Hedges {
+		c.scopeWords[w] |= isHedge
+	}
+	c.ntScope = c.scopeWords["n't"]
+	for w := range c.scopeWords {
+		if w != "" && len(w) < len(c.scopeFirst) {
+			c.scopeFirst[len(w)][w[0]] = true
+		}
+	}
 	c.words, c.sets = map[string]int32{}, map[*LabelSet]*setWords{}
 	number := func(w string) {
 		if _, ok := c.words[w]; !ok {
@@ -131,6 +158,11 @@ func New(rules *Rules) *Classifier {
 		}
 	}
 	for ls, sw := range c.sets { // every word has a place in every list
+		for _, l := range ls.Labels {
+			if w, ok := ls.Prior[l]; ok {
+				sw.priors = append(sw.priors, labelScore{l, w})
+			}
+		}
 		sw.first = make([][]int32, len(c.words))
 		for w, cues := range ls.byFirst {
 			sw.first[c.words[w]] = cues
@@ -358,7 +390,13 @@ func (c *Classifier) pluralismOf(s sentence, titleLen int, citing []string, sc *
 	ls := c.rules.Pluralism
 	s.m.own = c.paperOwnWork(s, titleLen, sc)
 	sc.ev = sc.ev[:0]
-	scores := c.score(ls, s, "", sc)
+	// The paper's scores, rounded, in a list rather than a map until they
+	// are told (a look-up in the map was a tenth of tagging a paper).
+	c.tally(ls, s, "", sc)
+	scores := sc.paper[:0]
+	for _, t := range sc.tally {
+		scores = append(scores, labelScore{t.label, round(t.score)})
+	}
 	if len(citing) > 0 && ls.CitingFactor > 0 {
 		for _, text := range citing {
 			from := len(sc.ev)
@@ -366,7 +404,12 @@ func (c *Classifier) pluralismOf(s sentence, titleLen int, citing []string, sc *
 			// of their own, without the priors: the paper's count once.
 			c.tallyCues(ls, c.prepare(text, nil, sc), "", false, sc)
 			for _, t := range sc.tally {
-				scores[t.label] = round(scores[t.label] + round(t.score)*ls.CitingFactor)
+				i := slices.IndexFunc(scores, func(s labelScore) bool { return s.label == t.label })
+				if i < 0 {
+					i = len(scores)
+					scores = append(scores, labelScore{t.label, 0})
+				}
+				scores[i].score = round(scores[i].score + round(t.score)*ls.CitingFactor)
 			}
 			for i := range sc.ev[from:] {
 				e := &sc.ev[from+i]
@@ -378,8 +421,17 @@ func (c *Classifier) pluralismOf(s sentence, titleLen int, citing []string, sc *
 	}
 	// Probabilities(ls, scores)[l], without the map: a label not in the
 	// set (argmax's "" when every score is -1 or less) has none.
+	sc.paper = scores
+	score := func(l string) float64 {
+		for _, s := range scores {
+			if s.label == l {
+				return s.score
+			}
+		}
+		return 0
+	}
 	var buf [16]float64
-	_, _, z, terms := softmaxParts(ls, inMap(scores), buf[:0])
+	_, _, z, terms := softmaxParts(ls, score, buf[:0])
 	prob := func(l string) float64 {
 		i := slices.Index(ls.Labels, l)
 		if i < 0 {
@@ -387,7 +439,11 @@ func (c *Classifier) pluralismOf(s sentence, titleLen int, citing []string, sc *
 		}
 		return round(terms[i] / z)
 	}
-	p := record.Pluralism{Scores: scores, Evidence: evidence(sc.ev), Primary: argmax(ls, inMap(scores))}
+	told := make(map[string]float64, len(scores))
+	for _, s := range scores {
+		told[s.label] = s.score
+	}
+	p := record.Pluralism{Scores: told, Evidence: evidence(sc.ev), Primary: argmax(ls, score)}
 	p.Confidence = ls.LabelConfidence(p.Primary, prob(p.Primary), true)
 	p.Labels = []string{p.Primary}
 	if p.Primary != record.PluralismNone {
@@ -540,12 +596,20 @@ func paperPolarity(counts map[string]int) string {
 
 // mayMatch tells whether the literal parts a pattern needs are in the
 // text (present is the label set's lits.find of it): most patterns' are
-// not, and this is far cheaper than looking for the pattern. (Whether a
-// cue's first word or a pattern's lead word is in the text, the label
-// set's index has told already.)
+// not, and this is far cheaper than looking for the pattern. Each part's
+// choices are tested a word of bits at a time. (Whether a cue's first
+// word or a pattern's lead word is in the text, the label set's index
+// has told already.)
 func mayMatch(cue *Cue, present []uint64) bool {
-	for _, choices := range cue.needIDs {
-		if !slices.ContainsFunc(choices, func(id int32) bool { return has(present, id) }) {
+	for _, group := range cue.needBits {
+		found := false
+		for _, b := range group {
+			if present[b.at]&b.bits != 0 {
+				found = true
+				break
+			}
+		}
+		if !found {
 			return false
 		}
 	}
@@ -583,7 +647,8 @@ func (c *Classifier) prepare(text string, span []int, sc *scratch) sentence {
 
 // prepareLower is prepare of a text already lowered as prepare lowers it.
 func (c *Classifier) prepareLower(lower string, span []int, sc *scratch) sentence {
-	sc.toks = tokenize(lower, sc.toks[:0])
+	var ascii bool
+	sc.toks, ascii = tokenize(lower, sc.toks[:0])
 	sc.ids = sc.ids[:0]
 	for _, t := range sc.toks {
 		id, ok := c.words[lower[t.start:t.end]]
@@ -598,11 +663,17 @@ func (c *Classifier) prepareLower(lower string, span []int, sc *scratch) sentenc
 	if !MarkerKnown(span) {
 		return s
 	}
+	toByte := func(runes int) int { // the byte where rune number runes begins
+		if ascii {
+			return min(runes, len(lower))
+		}
+		return runeToByte(lower, runes)
+	}
 	lo, hi := max(span[0]-c.rules.Window, 0), span[1]+c.rules.Window
 	s.m = marker{
 		known: true,
-		near:  [2]int{runeToByte(lower, lo), runeToByte(lower, hi)},
-		at:    [2]int{runeToByte(lower, span[0]), runeToByte(lower, span[1])},
+		near:  [2]int{toByte(lo), toByte(hi)},
+		at:    [2]int{toByte(span[0]), toByte(span[1])},
 	}
 	sc.others = sc.others[:0]
 	for _, p := range c.markers {
@@ -742,13 +813,6 @@ func runeToByte(s string, runeIdx int) int {
 	return len(s)
 }
 
-// score adds up a label set's priors, section priors and cues, and
-// appends the evidence, highest weight first, to sc.ev.
-func (c *Classifier) score(ls *LabelSet, s sentence, section string, sc *scratch) map[string]float64 {
-	c.tally(ls, s, section, sc)
-	return sc.scores()
-}
-
 // scores are the tally's, rounded.
 func (sc *scratch) scores() map[string]float64 {
 	scores := make(map[string]float64, len(sc.tally))
@@ -768,7 +832,9 @@ func (sc *scratch) tallied(label string) float64 {
 	return 0
 }
 
-// tally is score leaving the labels' sums, not yet rounded, in sc.tally.
+// tally adds up a label set's priors, section priors and cues, leaving
+// the labels' sums, not yet rounded, in sc.tally, and appends the
+// evidence, highest weight first, to sc.ev.
 func (c *Classifier) tally(ls *LabelSet, s sentence, section string, sc *scratch) {
 	c.tallyCues(ls, s, section, true, sc)
 }
@@ -777,9 +843,10 @@ func (c *Classifier) tally(ls *LabelSet, s sentence, section string, sc *scratch
 // rules' label sets (its words are numbered in c.sets).
 func (c *Classifier) tallyCues(ls *LabelSet, s sentence, section string, priors bool, sc *scratch) {
 	sc.tally = sc.tally[:0]
-	for _, l := range ls.Labels { // in a fixed order: float sums must not vary
-		if w, ok := ls.Prior[l]; ok && priors {
-			sc.add(l, w)
+	sw := c.sets[ls]
+	if priors {
+		for _, p := range sw.priors { // in a fixed order: float sums must not vary
+			sc.add(p.label, p.score)
 		}
 	}
 	evFrom := len(sc.ev)
@@ -793,7 +860,6 @@ func (c *Classifier) tallyCues(ls *LabelSet, s sentence, section string, priors 
 			}
 		}
 	}
-	sw := c.sets[ls]
 	cues := sc.candidates(ls, s, sw.first)
 	sc.scope = sc.scope[:0]
 	if ls.Contrast != nil && slices.ContainsFunc(cues, func(set uint64) bool { return set != 0 }) {
@@ -889,7 +955,7 @@ func (c *Classifier) weigh(ls *LabelSet, cue *Cue, pos [2]int, s sentence, sc *s
 		w *= ls.Contrast.After
 		kind = ruleAfterContrast
 	}
-	negated, hedged := sc.negatedHedged(c.rules, s.lower, pos[0])
+	negated, hedged := sc.negatedHedged(c, s.lower, pos[0])
 	if negated {
 		if ls.Negated == "drop" {
 			return
@@ -906,9 +972,12 @@ func (c *Classifier) weigh(ls *LabelSet, cue *Cue, pos [2]int, s sentence, sc *s
 
 // negatedHedged tells whether a negator is among the rules' negation
 // scope of words before pos in text, and whether a hedge is among their
-// hedge scope. It remembers its answers for the last text it was asked
-// about: most places where a cue is found are weighed for other cues too.
-func (sc *scratch) negatedHedged(r *Rules, text string, pos int) (negated, hedged bool) {
+// hedge scope (a word ending in n't counting as the negator or hedge
+// n't). It reads the words backwards from pos (as appendWordsBefore
+// finds them), a look-up each. It remembers its answers for the last
+// text it was asked about: most places where a cue is found are weighed
+// for other cues too.
+func (sc *scratch) negatedHedged(c *Classifier, text string, pos int) (negated, hedged bool) {
 	if text != sc.scopeText { // the same string at once, most often
 		sc.scopeText, sc.scopeAt = text, sc.scopeAt[:0]
 	}
@@ -917,8 +986,42 @@ func (sc *scratch) negatedHedged(r *Rules, text string, pos int) (negated, hedge
 			return at.negated, at.hedged
 		}
 	}
-	sc.before = appendWordsBefore(sc.before[:0], text, pos, max(r.NegationScope, r.HedgeScope))
-	negated, hedged = anyIn(sc.before, r.NegationScope, r.Negators), anyIn(sc.before, r.HedgeScope, r.Hedges)
+	rules := c.rules
+	end := pos
+	for k := range max(rules.NegationScope, rules.HedgeScope) { // k: the kth word before pos
+		for end > 0 && !wordRuneEnds(text[:end]) { // skip separators
+			end--
+		}
+		start := end
+		for start > 0 {
+			if b := text[start-1]; b < utf8.RuneSelf {
+				if !asciiWordRune[b] {
+					break
+				}
+				start--
+				continue
+			}
+			r, size := utf8.DecodeLastRuneInString(text[:start])
+			if !isWordRune(r) {
+				break
+			}
+			start -= size
+		}
+		if start == end {
+			break
+		}
+		w := text[start:end]
+		is := uint8(0)
+		if len(w) >= len(c.scopeFirst) || c.scopeFirst[len(w)][w[0]] {
+			is = c.scopeWords[w]
+		}
+		if strings.HasSuffix(w, "n't") {
+			is |= c.ntScope
+		}
+		negated = negated || k < rules.NegationScope && is&isNegator != 0
+		hedged = hedged || k < rules.HedgeScope && is&isHedge != 0
+		end = start
+	}
 	sc.scopeAt = append(sc.scopeAt, scopeOfPlace{pos, negated, hedged})
 	return negated, hedged
 }
@@ -1035,9 +1138,7 @@ func (sc *scratch) sortEvidence(ev []record.Evidence) {
 	for i, e := range ev {
 		sc.order = append(sc.order, placed{e.Weight, i})
 	}
-	slices.SortFunc(sc.order, func(a, b placed) int {
-		return cmp.Or(cmp.Compare(b.weight, a.weight), cmp.Compare(a.at, b.at))
-	})
+	sortPlaced(sc.order)
 	sc.evCopy = append(sc.evCopy[:0], ev...)
 	for i, o := range sc.order {
 		ev[i] = sc.evCopy[o.at]
@@ -1048,6 +1149,27 @@ func (sc *scratch) sortEvidence(ev []record.Evidence) {
 type placed struct {
 	weight float64
 	at     int
+}
+
+// sortPlaced sorts by weight, highest first, then by place: a sentence's
+// few dozen by insertion, without calling a comparison for each pair
+// (slices.SortFunc's was half of sortEvidence), more as slices sorts them.
+func sortPlaced(order []placed) {
+	if len(order) > 64 {
+		slices.SortFunc(order, func(a, b placed) int {
+			return cmp.Or(cmp.Compare(b.weight, a.weight), cmp.Compare(a.at, b.at))
+		})
+		return
+	}
+	for i := 1; i < len(order); i++ {
+		// order[:i] is sorted, and every place in it before order[i]'s: it
+		// goes after the heavier and the equal (cmp.Compare's order: NaN last).
+		x, j := order[i], i
+		for ; j > 0 && cmp.Less(order[j-1].weight, x.weight); j-- {
+			order[j] = order[j-1]
+		}
+		order[j] = x
+	}
 }
 
 // evidence copies the evidence out of the scratch space; nil when there is none.
@@ -1087,18 +1209,6 @@ func Flip(label string) string {
 	default:
 		return record.PolarityNeutral
 	}
-}
-
-// anyIn reports whether one of the last scope words is in set. A word
-// ending in n't counts as the negator n't.
-func anyIn(words []string, scope int, set map[string]bool) bool {
-	start := max(len(words)-scope, 0)
-	for _, w := range words[start:] {
-		if set[w] || (strings.HasSuffix(w, "n't") && set["n't"]) {
-			return true
-		}
-	}
-	return false
 }
 
 // wordsBefore returns up to n words that end before byte offset pos.
@@ -1151,6 +1261,26 @@ func isWordRune(r rune) bool {
 	return isAlnum(r) || r == '\'' || r == '-'
 }
 
+// asciiWordRune is isWordRune of each ASCII byte.
+var asciiWordRune = func() (word [utf8.RuneSelf]bool) {
+	for b := range rune(utf8.RuneSelf) {
+		word[b] = isWordRune(b)
+	}
+	return word
+}()
+
+// wordRuneEnds tells whether s (not empty, valid UTF-8 up to its end)
+// ends with a word rune. negatedHedged skips a separator beyond ASCII a
+// byte at a time: a rune cut short decodes as utf8.RuneError, no word
+// rune, so all its bytes are skipped, as the rune would be.
+func wordRuneEnds(s string) bool {
+	if b := s[len(s)-1]; b < utf8.RuneSelf {
+		return asciiWordRune[b]
+	}
+	r, _ := utf8.DecodeLastRuneInString(s)
+	return isWordRune(r)
+}
+
 // findCue returns the byte spans where cue occurs in s as whole words
 // (into sc.spans). tok is the first word of s where it may begin, the
 // others following by s.next (a phrase that begins with a letter or digit
@@ -1164,8 +1294,10 @@ func (c *Classifier) findCue(cue *Cue, s sentence, tok int32, sc *scratch) [][2]
 	p := cue.phrase
 	if cue.atWord && tok >= 0 {
 		for ; tok >= 0; tok = s.next[tok] {
+			// A word that is the whole phrase is a match: a token is
+			// the first word of its cues, whole.
 			start := s.toks[tok].start
-			if strings.HasPrefix(s.lower[start:], p) && endsWord(s.lower, start+len(p), cue.endsWord) {
+			if cue.oneWord || strings.HasPrefix(s.lower[start:], p) && endsWord(s.lower, start+len(p), cue.endsWord) {
 				out = append(out, [2]int{start, start + len(p)})
 			}
 		}

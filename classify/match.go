@@ -15,8 +15,9 @@ type token struct{ start, end int }
 
 // tokenize appends the words of lower to dst: one pass over the text,
 // from which the cues worth looking for are picked by their first word.
-func tokenize(lower string, dst []token) []token {
-	start := -1
+// ascii tells whether lower is all ASCII (a rune a byte).
+func tokenize(lower string, dst []token) (_ []token, ascii bool) {
+	start, ascii := -1, true
 	for i := 0; i < len(lower); {
 		// ASCII (most of the text) by a table, other runes decoded.
 		b, w := lower[i], 1
@@ -25,6 +26,7 @@ func tokenize(lower string, dst []token) []token {
 			var r rune
 			r, w = utf8.DecodeRuneInString(lower[i:])
 			alnum = isAlnum(r)
+			ascii = false
 		}
 		switch {
 		case alnum:
@@ -40,7 +42,7 @@ func tokenize(lower string, dst []token) []token {
 	if start >= 0 {
 		dst = append(dst, token{start, len(lower)})
 	}
-	return dst
+	return dst, ascii
 }
 
 // pattern is a regular expression (a "re:" cue, a citation marker, an
@@ -54,6 +56,7 @@ type pattern struct {
 	re       *regexp.Regexp
 	anchored *regexp.Regexp // "^(?:re)", or nil: no known starts, re is run as is
 	starts   []string       // every match begins with one of these
+	begins   [256]bool      // the starts' first bytes
 	boundary bool           // re begins with \b: a start must not follow a word character
 	width    int            // the most bytes a match spans, or -1 when unbounded
 	// texts, when not nil, are all that re can match (after its leading
@@ -64,6 +67,9 @@ type pattern struct {
 	// pattern run by regexp: a text without one of them is not looked at
 	// (";" for "\\([^()]*;[^()]*;[^()]*\\)", tried at every "(").
 	holds []byte
+	// dfa, when not nil, runs a pattern that is not a choice of texts in
+	// regexp's stead (at its starts, or at every rune when it has none).
+	dfa *dfa
 }
 
 // literalText is one text a pattern can match, and what its \b at the
@@ -91,10 +97,15 @@ func compilePattern(re *regexp.Regexp) *pattern {
 	}
 	tree = tree.Simplify()
 	starts, boundary, rest := matchStarts(tree)
+	if len(starts) > 0 {
+		p.texts = literalTexts(rest)
+	}
+	if p.texts == nil {
+		p.dfa = newDFA(tree)
+	}
 	if len(starts) == 0 {
 		return p
 	}
-	p.texts = literalTexts(rest)
 	if p.texts == nil && rest.Op == syntax.OpConcat {
 		for _, sub := range rest.Sub[1:] {
 			if sub.Op == syntax.OpLiteral && sub.Flags&syntax.FoldCase == 0 {
@@ -114,6 +125,9 @@ func compilePattern(re *regexp.Regexp) *pattern {
 		p.width = w
 	}
 	p.anchored, p.starts, p.boundary = anchored, starts, boundary
+	for _, s := range starts {
+		p.begins[s[0]] = true
+	}
 	return p
 }
 
@@ -359,6 +373,11 @@ func maxWidth(re *syntax.Regexp) (int, bool) {
 // space for the places a match may begin.
 func (p *pattern) findAllIn(s string, ws *wordStarts, dst [][2]int, at []int) ([][2]int, []int) {
 	if p.anchored == nil {
+		if p.dfa != nil {
+			if found, ok := p.dfa.findAll(s, dst); ok {
+				return found, at
+			}
+		}
 		for _, m := range p.re.FindAllStringIndex(s, -1) {
 			dst = append(dst, [2]int{m[0], m[1]})
 		}
@@ -392,7 +411,7 @@ func (p *pattern) matchesWithin(s string, from, to int, at []int) bool {
 	if p.anchored == nil {
 		return p.re.MatchString(part)
 	}
-	if p.matchAt(part, 0) > 0 {
+	if part != "" && p.begins[part[0]] && p.matchAt(part, 0) > 0 {
 		return true
 	}
 	i, _ := slices.BinarySearch(at, from+1)
@@ -410,9 +429,10 @@ func (p *pattern) matchesWithin(s string, from, to int, at []int) bool {
 func (p *pattern) candidates(s string, ws *wordStarts, at []int) []int {
 	for _, lit := range p.starts {
 		if p.boundary && ws != nil {
-			for _, i := range ws.beginning(lit[0]) {
-				if strings.HasPrefix(s[i:], lit) {
-					at = append(at, int(i))
+			starts, shift := ws.beginning(lit[0])
+			for _, i := range starts {
+				if i := int(i - shift); strings.HasPrefix(s[i:], lit) {
+					at = append(at, i)
 				}
 			}
 			continue
@@ -450,6 +470,11 @@ func (p *pattern) matchAt(s string, i int) int {
 		}
 		return 0
 	}
+	if p.dfa != nil {
+		if n, ok := p.dfa.matchAt(s, i); ok {
+			return n
+		}
+	}
 	// The window keeps one whole rune after the longest match, so \b at
 	// its end sees what it would see in the whole text.
 	if p.width >= 0 && len(rest) > p.width+utf8.UTFMax {
@@ -481,58 +506,86 @@ func (t literalText) fits(next string) bool {
 // and a word can match. One pass over the text finds them for all the
 // patterns, instead of a strings.Index pass per pattern and word.
 type wordStarts struct {
-	at   []int32    // at[from[b]:from[b+1]]: the starts with first byte b, in text order
-	from [129]int32 // ASCII bytes only: a word character is ASCII
+	at   []int32              // at[from[k]:from[k+1]]: the starts with first byte b, k = wordSlot[b], in text order
+	from [wordBytes + 1]int32 // a word character is ASCII
 	tmp  []int32
+	// of, when not nil, holds the starts (suffixOf): those from base on,
+	// counted from base.
+	of   *wordStarts
+	base int32
 }
 
 // index finds the word starts of s.
 func (w *wordStarts) index(s string) {
-	var n [128]int32
+	w.of = nil
+	var n [wordBytes]int32
 	w.tmp = w.tmp[:0]
 	prev := false // s[i-1] is a word byte
 	for i := range len(s) {
-		word := wordByte[s[i]]
-		if word && !prev {
+		k := wordSlot[s[i]]
+		if k >= 0 && !prev {
 			w.tmp = append(w.tmp, int32(i))
-			n[s[i]]++
+			n[k]++
 		}
-		prev = word
+		prev = k >= 0
 	}
 	w.from[0] = 0
-	for b := range 128 {
-		w.from[b+1] = w.from[b] + n[b]
+	for k := range wordBytes {
+		w.from[k+1] = w.from[k] + n[k]
 	}
 	w.at = slices.Grow(w.at[:0], len(w.tmp))[:len(w.tmp)]
 	next := w.from
 	for _, i := range w.tmp {
-		b := s[i]
-		w.at[next[b]] = i
-		next[b]++
+		k := wordSlot[s[i]]
+		w.at[next[k]] = i
+		next[k]++
 	}
 }
+
+// wordBytes are the bytes of words as \b sees them ([0-9A-Za-z_]), and
+// wordSlot numbers them, -1 for the others: the word starts are grouped
+// by it, not by all 256 bytes (a sentence's index was mostly zeroing
+// and copying its counts).
+const wordBytes = 63
+
+var wordSlot = func() (slot [256]int8) {
+	k := int8(0)
+	for b := range 256 {
+		slot[b] = -1
+		if syntax.IsWordChar(rune(b)) && b < utf8.RuneSelf {
+			slot[b], k = k, k+1
+		}
+	}
+	if k != wordBytes {
+		panic("classify: wordBytes is not the number of word bytes")
+	}
+	return slot
+}()
 
 // suffixOf sets w to the word starts of src's text from at on, counted
 // from at: at must be a word start or follow a byte that is not a word's.
+// It reads them from src, which must not change while w is in use.
 func (w *wordStarts) suffixOf(src *wordStarts, at int) {
-	w.at = w.at[:0]
-	for b := range 128 {
-		w.from[b] = int32(len(w.at))
-		for _, i := range src.at[src.from[b]:src.from[b+1]] {
-			if int(i) >= at {
-				w.at = append(w.at, i-int32(at))
-			}
-		}
+	if src.of != nil {
+		w.of, w.base = src.of, src.base+int32(at)
+		return
 	}
-	w.from[128] = int32(len(w.at))
+	w.of, w.base = src, int32(at)
 }
 
-// beginning are the word starts whose first byte is b.
-func (w *wordStarts) beginning(b byte) []int32 {
-	if b >= 128 {
-		return nil
+// beginning are the word starts whose first byte is b, each to be less
+// shift.
+func (w *wordStarts) beginning(b byte) (starts []int32, shift int32) {
+	k := wordSlot[b]
+	if k < 0 {
+		return nil, 0
 	}
-	return w.at[w.from[b]:w.from[b+1]]
+	if w.of != nil {
+		all := w.of.at[w.of.from[k]:w.of.from[k+1]]
+		i, _ := slices.BinarySearch(all, w.base)
+		return all[i:], w.base
+	}
+	return w.at[w.from[k]:w.from[k+1]], 0
 }
 
 // wordByte and asciiAlnum say of each byte whether it is a word character
@@ -564,6 +617,7 @@ func isAlnum(r rune) bool {
 // same at ten times the cost and dozens of allocations a text.
 type literals struct {
 	n       int        // how many texts
+	longest int        // the longest text's length
 	class   [256]uint8 // a byte's column in next; 0 for bytes in no text
 	classes int
 	// next[at+class] is where the state after the byte is in next (its
@@ -577,6 +631,7 @@ type literals struct {
 func newLiterals(texts []string) *literals {
 	l := &literals{n: len(texts), classes: 1}
 	for _, t := range texts {
+		l.longest = max(l.longest, len(t))
 		for i := range len(t) {
 			if l.class[t[i]] == 0 {
 				l.class[t[i]] = uint8(l.classes)
@@ -643,27 +698,59 @@ func newLiterals(texts []string) *literals {
 
 // find sets in present (a bit per text, (n+63)/64 words, cleared here)
 // the texts that occur in s, and returns it. A nil literals has no texts.
+// A long text is read as two halves at once, the second from longest-1
+// bytes before the middle, so that a text across the middle is found in
+// it: each step waits on the one before, two walks in turn wait half
+// as long.
 func (l *literals) find(s string, present []uint64) []uint64 {
 	if l == nil {
 		return present[:0]
 	}
 	present = slices.Grow(present[:0], (l.n+63)/64)[:(l.n+63)/64]
 	clear(present)
-	for _, id := range l.out[l.outAt[0]:l.outAt[1]] { // "" is in every text
-		present[id>>6] |= 1 << (id & 63)
+	l.found(0, present) // "" is in every text
+	from := 0
+	if n := len(s); l.longest > 0 && n >= 64+2*l.longest {
+		mid := n / 2
+		other := s[mid-(l.longest-1):] // the second walk's, longer than s[:mid]
+		a, b := int32(0), int32(0)
+		for i := range mid {
+			a = l.next[int(a)+int(l.class[s[i]])]
+			b = l.next[int(b)+int(l.class[other[i]])]
+			if a < 0 { // a text ends here: rare
+				a = ^a
+				l.found(a, present)
+			}
+			if b < 0 {
+				b = ^b
+				l.found(b, present)
+			}
+		}
+		s, from = other, mid
+		return l.walk(s, from, b, present)
 	}
-	at := int32(0)
-	for i := range len(s) {
+	return l.walk(s, from, 0, present)
+}
+
+// walk goes on from state at through s[from:], setting in present the
+// texts found.
+func (l *literals) walk(s string, from int, at int32, present []uint64) []uint64 {
+	for i := from; i < len(s); i++ {
 		at = l.next[int(at)+int(l.class[s[i]])]
 		if at < 0 { // a text ends here: rare
 			at = ^at
-			st := at / int32(l.classes)
-			for _, id := range l.out[l.outAt[st]:l.outAt[st+1]] {
-				present[id>>6] |= 1 << (id & 63)
-			}
+			l.found(at, present)
 		}
 	}
 	return present
+}
+
+// found sets in present the texts that end at the state at (a place in next).
+func (l *literals) found(at int32, present []uint64) {
+	st := at / int32(l.classes)
+	for _, id := range l.out[l.outAt[st]:l.outAt[st+1]] {
+		present[id>>6] |= 1 << (id & 63)
+	}
 }
 
 // has tells whether text id was found (present is find's).

@@ -1,0 +1,261 @@
+package classify
+
+import (
+	"cmp"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"unicode"
+)
+
+// negatedHedged says what the words before a place say by the rules'
+// negators and hedges (anyIn of appendWordsBefore, as it was worked out
+// before), at every byte of made-up texts and of the labelled rows, with
+// the shipped rules and with scopes and word lists changed.
+func TestNegatedHedgedIsWordsBefore(t *testing.T) {
+	c := testClassifier(t)
+	changed := *c.rules
+	changed.NegationScope, changed.HedgeScope = 1, 4
+	changed.Negators = map[string]bool{"not": true, "no": true, "notwithstandingly": true}
+	changed.Hedges = map[string]bool{"may": true, "n't": true, "not": true}
+	texts := []string{
+		"we do not use it", "it doesn't fail; it may not help", "x can't, won't - may well-known not",
+		"no. may, might: perhaps [3] suggests not-so e'' é not é", "", "not", "  not  may ",
+		"'not' -may- n't isn't", "naïve approaches don't work", "notwithstandingly it works; notwithstanding",
+	}
+	for _, f := range digestFiles {
+		path := "../../shared/data/" + f.file
+		if !exists(path) {
+			continue
+		}
+		exs, err := ReadGold(path, GuessFormat(path), f.task)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, e := range exs {
+			if i%50 == 0 { // the digest test tags them all; this one is slow under -race
+				texts = append(texts, strings.Map(unicode.ToLower, e.Text+e.Title+" . "+e.Summary))
+			}
+		}
+	}
+	for _, cl := range []*Classifier{c, New(&changed)} {
+		r := cl.rules
+		sc := &scratch{}
+		for _, text := range texts {
+			text = lowered(text) // as sentences are: valid UTF-8
+			for pos := range len(text) + 1 {
+				before := appendWordsBefore(nil, text, pos, max(r.NegationScope, r.HedgeScope))
+				wantNeg, wantHedge := anyIn(before, r.NegationScope, r.Negators), anyIn(before, r.HedgeScope, r.Hedges)
+				neg, hedge := sc.negatedHedged(cl, text, pos)
+				if neg != wantNeg || hedge != wantHedge {
+					t.Fatalf("at %d of %q: negated %v hedged %v, the words before %q say %v %v", pos, text, neg, hedge, before, wantNeg, wantHedge)
+				}
+			}
+		}
+	}
+}
+
+// anyIn reports whether one of the last scope words is in set. A word
+// ending in n't counts as the negator n't.
+func anyIn(words []string, scope int, set map[string]bool) bool {
+	start := max(len(words)-scope, 0)
+	for _, w := range words[start:] {
+		if set[w] || (strings.HasSuffix(w, "n't") && set["n't"]) {
+			return true
+		}
+	}
+	return false
+}
+
+// A phrase looked for at the words equal to its first word (a one-word
+// phrase taken wherever its word is) is found where a search of the
+// whole text for it as whole words finds it: every phrase of the rules
+// over the labelled rows.
+func TestPhrasesAtTheirFirstWords(t *testing.T) {
+	c := testClassifier(t)
+	texts := []string{"we use the state-of-the-art parser, which outperforms x. not bad; we'll use it", "usé use-d used"}
+	for _, f := range digestFiles {
+		path := "../../shared/data/" + f.file
+		if !exists(path) {
+			continue
+		}
+		exs, err := ReadGold(path, GuessFormat(path), f.task)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, e := range exs {
+			if i%50 == 0 { // the digest test tags them all; this one is slow under -race
+				texts = append(texts, e.Text+e.Title+" . "+e.Summary)
+			}
+		}
+	}
+	sc := &scratch{}
+	found := 0
+	for _, text := range texts {
+		s := c.prepare(text, nil, sc)
+		for _, ls := range []*LabelSet{c.rules.Role, c.rules.Polarity, c.rules.Pluralism} {
+			for i := range ls.Cues {
+				cue := &ls.Cues[i]
+				if cue.phrase == "" || !cue.atWord {
+					continue
+				}
+				tok := int32(slices.Index(s.ids, c.words[cue.first]))
+				if _, ok := c.words[cue.first]; !ok {
+					tok = -1
+				}
+				got := slices.Clone(c.findCue(cue, s, max(tok, 0), sc))
+				if tok < 0 {
+					got = nil
+				}
+				want := slices.Clone(c.findCue(cue, s, -1, sc))
+				if !slices.Equal(got, want) {
+					t.Fatalf("%q in %q: found %v at its first words, %v in the whole text", cue.phrase, s.lower, got, want)
+				}
+				found += len(got)
+			}
+		}
+	}
+	if found == 0 {
+		t.Fatal("no phrase found")
+	}
+}
+
+// sortPlaced sorts as slices.SortFunc by weight (highest first, NaN
+// last) then place: ties, NaN, negative zero, lengths either side of 64.
+func TestSortPlaced(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	weights := []float64{0, math.Copysign(0, -1), 1, 1.5, -2, 3, math.NaN(), math.Inf(1), math.Inf(-1)}
+	for n := range 140 {
+		for range 20 {
+			order := make([]placed, n)
+			for i := range order {
+				order[i] = placed{weights[rng.IntN(len(weights))], i}
+			}
+			want := slices.Clone(order)
+			slices.SortFunc(want, func(a, b placed) int {
+				return cmp.Or(cmp.Compare(b.weight, a.weight), cmp.Compare(a.at, b.at))
+			})
+			sortPlaced(order)
+			for i := range order {
+				if order[i].at != want[i].at {
+					t.Fatalf("%d placed: sorted %v, want %v", n, order, want)
+				}
+			}
+		}
+	}
+}
+
+// A pattern's literal parts are found by their bits (Cue.needBits) as
+// they were by their numbers (Cue.needIDs, one look-up each): every cue
+// of the rules against random sets of literals found and those of texts.
+func TestMayMatchByBits(t *testing.T) {
+	c := testClassifier(t)
+	rng := rand.New(rand.NewPCG(5, 6))
+	byIDs := func(cue *Cue, present []uint64) bool {
+		for _, choices := range cue.needIDs {
+			if !slices.ContainsFunc(choices, func(id int32) bool { return has(present, id) }) {
+				return false
+			}
+		}
+		return true
+	}
+	texts := []string{"we use the treebank of [3]; unlike diverse perspectives, summaries of opinions", "state of the art helpful"}
+	for _, ls := range []*LabelSet{c.rules.Role, c.rules.Polarity, c.rules.Pluralism} {
+		var sets [][]uint64
+		for _, text := range texts {
+			sets = append(sets, ls.lits.find(lowered(text), nil))
+		}
+		for range 300 {
+			present := make([]uint64, (ls.lits.n+63)/64)
+			for i := range present {
+				present[i] = rng.Uint64() & rng.Uint64() & rng.Uint64() // a few bits
+			}
+			sets = append(sets, present)
+		}
+		yes := 0
+		for i := range ls.Cues {
+			cue := &ls.Cues[i]
+			for _, present := range sets {
+				want := byIDs(cue, present)
+				if got := mayMatch(cue, present); got != want {
+					t.Fatalf("%s %q: mayMatch %v, by numbers %v", ls.Name, cue.Text, got, want)
+				}
+				if want && len(cue.needIDs) > 0 {
+					yes++
+				}
+			}
+		}
+		if yes == 0 {
+			t.Errorf("%s: no pattern's literal parts ever there", ls.Name)
+		}
+	}
+}
+
+// The automaton finds the texts strings.Contains finds, a long text read
+// as two halves at once: texts across the middle, at either end, inside
+// one another; random texts of every length up to 300 over a few bytes,
+// and the rules' literals in the labelled rows.
+func TestLiteralsFindWhatContainsFinds(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	check := func(l *literals, lits []string, text string) {
+		t.Helper()
+		present := l.find(text, nil)
+		for id, lit := range lits {
+			if got, want := has(present, int32(id)), strings.Contains(text, lit); got != want {
+				t.Fatalf("%q in %q (%d bytes): found %v, strings.Contains %v", lit, text, len(text), got, want)
+			}
+		}
+	}
+	for range 20 {
+		var lits []string
+		for range 1 + rng.IntN(12) {
+			var b strings.Builder
+			for range 1 + rng.IntN(9) {
+				b.WriteByte("abcd"[rng.IntN(4)])
+			}
+			lits = append(lits, b.String())
+		}
+		l := newLiterals(lits)
+		for n := range 300 {
+			var b strings.Builder
+			for range n {
+				b.WriteByte("abcde"[rng.IntN(5)])
+			}
+			check(l, lits, b.String())
+		}
+	}
+	c := testClassifier(t)
+	texts := []string{strings.Repeat("x", 200) + "summaries of diverse perspectives" + strings.Repeat("y", 200)}
+	for _, f := range digestFiles {
+		path := "../../shared/data/" + f.file
+		if !exists(path) {
+			continue
+		}
+		exs, err := ReadGold(path, GuessFormat(path), f.task)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, e := range exs {
+			if i%50 == 0 { // the digest test tags them all; this one is slow under -race
+				texts = append(texts, lowered(e.Text, e.Title, " . ", e.Summary))
+			}
+		}
+	}
+	for _, sets := range [][]*LabelSet{{c.rules.Role, c.rules.Polarity}, {c.rules.Pluralism}} { // as indexLiterals shares them
+		lits := make([]string, sets[0].lits.n)
+		for _, ls := range sets {
+			for i := range ls.Cues {
+				for g, choices := range ls.Cues[i].needs {
+					for j, text := range choices {
+						lits[ls.Cues[i].needIDs[g][j]] = text
+					}
+				}
+			}
+		}
+		for _, text := range texts {
+			check(sets[0].lits, lits, text)
+		}
+	}
+}
