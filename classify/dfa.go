@@ -230,17 +230,23 @@ func (d *dfa) classOf(r rune) int {
 // the whole of s (\b sees the rune before i), or 0; ok is false when the
 // text needs more states than the automaton may keep.
 func (d *dfa) matchAt(s string, i int) (n int, ok bool) {
-	for range 2 { // a second time in a cache started anew
-		if n, ok = d.matchIn(d.cache.Load(), s, i); ok {
-			return n, true
-		}
-	}
-	return 0, false
+	n, _, ok = d.matchReading(s, i)
+	return n, ok
 }
 
-// matchIn is matchAt with the states of ca; ok is false when ca is full
-// or was dropped while it read.
-func (d *dfa) matchIn(ca *dfaCache, s string, i int) (n int, ok bool) {
+// matchReading is matchAt that also says how many bytes it read.
+func (d *dfa) matchReading(s string, i int) (n, read int, ok bool) {
+	for range 2 { // a second time in a cache started anew
+		if n, read, ok = d.matchIn(d.cache.Load(), s, i); ok {
+			return n, read, true
+		}
+	}
+	return 0, 0, false
+}
+
+// matchIn is matchReading with the states of ca; ok is false when ca is
+// full or was dropped while it read.
+func (d *dfa) matchIn(ca *dfaCache, s string, i int) (n, read int, ok bool) {
 	t := *ca.table.Load()
 	st := ca.start[kindBefore(s, i)]
 	end := -1
@@ -258,18 +264,17 @@ func (d *dfa) matchIn(ca *dfaCache, s string, i int) (n int, ok bool) {
 		v := t[int(st)*d.stride+c].Load()
 		if v == 0 {
 			if v, t = d.step(ca, st, c); v == 0 {
-				return 0, false
+				return 0, 0, false
 			}
 		}
 		if v--; v&1 != 0 {
 			end = p
 		}
 		if st = v >> 1; st == 0 || p == len(s) {
-			break
+			return max(end-i, 0), p - i + w, true
 		}
 		p += w
 	}
-	return max(end-i, 0), true
 }
 
 // kindBefore is the kind of the rune before s[i:].
@@ -382,16 +387,20 @@ func b2i(b bool) int {
 
 // findAll appends to dst what regexp's FindAllStringIndex finds in s,
 // trying every rune; ok is false (and dst as it was) when the automaton
-// has no room for a state the text needs.
+// has no room for a state the text needs, or when its walks read more
+// than a few times the text: a walk starts at every place, so a pattern
+// like [a-z]+\d would read a long word's rest from each of its letters,
+// where regexp reads the text once.
 func (d *dfa) findAll(s string, dst [][2]int) (_ [][2]int, ok bool) {
 	from := len(dst)
+	budget := 8*len(s) + 1024
 	for i := 0; i < len(s); {
 		if !d.begins[s[i]] {
 			i++ // an ASCII byte
 			continue
 		}
-		n, ok := d.matchAt(s, i)
-		if !ok {
+		n, read, ok := d.matchReading(s, i)
+		if budget -= read; !ok || budget < 0 {
 			return dst[:from], false
 		}
 		if n > 0 {

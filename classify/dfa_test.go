@@ -128,3 +128,30 @@ func TestDFAOutOfRoom(t *testing.T) {
 		t.Errorf("findAll out of room: %v, %v; want what it was given and false", got, ok)
 	}
 }
+
+// A pattern whose walk from each place reads to the end of a long word
+// ([a-z]+\d over "aaa…") would cost the square of the text by automaton:
+// findAll gives up past its budget, and regexp, which reads the text
+// once, finds the spans.
+func TestDFAGivesLongWalksToRegexp(t *testing.T) {
+	re := regexp.MustCompile(`[a-z]+\d`)
+	p := compilePattern(re)
+	if p.dfa == nil {
+		t.Fatalf("%q has no automaton", re)
+	}
+	short := strings.Repeat("a", 40) + "1 b2"
+	if got, ok := p.dfa.findAll(short, nil); !ok || len(got) != 2 {
+		t.Errorf("findAll(%q) = %v, %v; want two spans", short, got, ok)
+	}
+	long := strings.Repeat("a", 5000) + " b2"
+	if got, ok := p.dfa.findAll(long, nil); ok {
+		t.Errorf("findAll over %d letters with no digit walked on: %v", len(long), got)
+	}
+	want := [][2]int{}
+	for _, m := range re.FindAllStringIndex(long, -1) {
+		want = append(want, [2]int{m[0], m[1]})
+	}
+	if got, _ := p.findAllIn(long, nil, [][2]int{}, nil); !slices.Equal(got, want) {
+		t.Errorf("found %v, regexp finds %v", got, want)
+	}
+}
