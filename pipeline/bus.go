@@ -300,7 +300,9 @@ func (b *Bus) ClientURL() string {
 // Close drains the connection and stops the embedded server.
 func (b *Bus) Close() {
 	if b.NC != nil {
-		// Drain lets acks and publishes in flight finish before closing.
+		// Drain lets acks in flight reach the server. A publish still
+		// waiting for its answer fails, so its input is not acked and
+		// comes again.
 		if err := b.NC.Drain(); err == nil {
 			select {
 			case <-b.closed:
@@ -476,6 +478,7 @@ type publisher struct {
 	stored *tally // the bus's
 	inbox  string // the replies' prefix
 	sub    *nats.Subscription
+	ch     chan *nats.Msg
 	sent   uint64        // messages published: the last reply's number
 	slots  chan struct{} // the bus's publishes in flight, one taken per message until its answer
 }
@@ -492,11 +495,12 @@ func (b *Bus) publisher() (*publisher, error) {
 	// 65,536 messages, half a megabyte the collector scans at every
 	// cycle. Its answers in flight are at most the bus's slots; a few
 	// more may be late answers of a try given up.
-	sub, err := b.NC.QueueSubscribeSyncWithChan(inbox+".*", "", make(chan *nats.Msg, cap(b.slots)+64))
+	ch := make(chan *nats.Msg, cap(b.slots)+64)
+	sub, err := b.NC.QueueSubscribeSyncWithChan(inbox+".*", "", ch)
 	if err != nil {
 		return nil, fmt.Errorf("publishing: %w", err)
 	}
-	return &publisher{nc: b.NC, stored: &b.stored, inbox: inbox + ".", sub: sub, slots: b.slots}, nil
+	return &publisher{nc: b.NC, stored: &b.stored, inbox: inbox + ".", sub: sub, ch: ch, slots: b.slots}, nil
 }
 
 // release keeps p for the next PublishAll, or ends it when enough are kept.
@@ -612,21 +616,27 @@ func (p *publisher) publishOnce(ctx context.Context, outs []Out) (failed, dups [
 	// one came.
 	next := func() (bool, error) {
 		deadline := time.Now().Add(publishAckTimeout)
+		t := time.NewTimer(100 * time.Millisecond)
+		defer t.Stop()
 		for {
-			m, err := p.sub.NextMsg(min(time.Until(deadline), 100*time.Millisecond))
-			switch {
-			case err == nil:
+			select {
+			case m := <-p.ch: // read directly: NextMsg drops a 503 "no responders" answer
 				answer(m)
 				return true, nil
-			case errors.Is(err, nats.ErrSlowConsumer):
-				continue // answers were dropped: theirs time out and are sent again
-			case !errors.Is(err, nats.ErrTimeout):
-				return false, err
-			case ctx.Err() != nil:
+			case <-ctx.Done():
 				return false, ctx.Err()
-			case time.Now().After(deadline):
+			case <-t.C:
+			}
+			if p.nc.IsClosed() {
+				return false, nats.ErrConnectionClosed
+			}
+			if !p.sub.IsValid() {
+				return false, nats.ErrBadSubscription
+			}
+			if time.Now().After(deadline) {
 				return false, nil
 			}
+			t.Reset(100 * time.Millisecond)
 		}
 	}
 	published := 0

@@ -511,6 +511,33 @@ func TestPublishAllSharesTheLimit(t *testing.T) {
 	}
 }
 
+// A publish no stream answers yet ("no responders", as while a stream's
+// leader is elected) is tried again until its context ends, not failed at
+// once, and is stored once the stream is there.
+func TestPublishAllWaitsOutNoResponders(t *testing.T) {
+	cfg := testConfig(t, t.TempDir(), nil)
+	bus := openBus(t, cfg)
+	defer bus.Close()
+	out := []Out{{Subject: "later.x", MsgID: "a", Data: []byte("{}")}}
+	short, cancelShort := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancelShort()
+	if err := bus.PublishAll(short, out); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("PublishAll with no stream for its subject: %v; want it to try until its context ends", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := bus.JS.CreateStream(ctx, jetstream.StreamConfig{Name: "LATER", Subjects: []string{"later.>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.PublishAll(ctx, out); err != nil {
+		t.Fatalf("PublishAll once the stream is there: %v", err)
+	}
+	if info, err := s.Info(ctx); err != nil || info.State.Msgs != 1 {
+		t.Fatalf("stream holds %+v (%v), want 1 message", info, err)
+	}
+}
+
 // A message whose worker dies on its last delivery (never acks, never
 // fails) is still parked as a dead letter, from the server's advisory.
 func TestUnansweredMessageIsParked(t *testing.T) {
