@@ -305,7 +305,11 @@ func Run(ctx context.Context, bus *Bus, cfg Config, env Env) (*Result, error) {
 		env.Log.Warn().Uint64("dead_letters", deadState.Msgs).
 			Msg("dead letters from earlier runs are kept: see them with 'citecrawl dead list', redrive them with 'citecrawl dead replay'")
 	}
-	stored := bus.stored.snapshot() // before the streams' marks: nothing is published meanwhile
+	// Before the streams' marks, and nothing of bus's is in flight: a bus
+	// serves one Run at a time (its stages start below and stop before Run
+	// returns). A second Run or StartStages beside it on the same bus could
+	// straddle the marks and make ownChanges count wrong.
+	stored := bus.stored.snapshot()
 	rawBefore, err := lastSeq(ctx, bus, StreamRaw)
 	if err != nil {
 		return nil, err
