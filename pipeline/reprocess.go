@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"time"
 
@@ -493,10 +494,10 @@ func (p *streamPart) find(ctx context.Context, bus *Bus) (done, total int64, err
 
 // streamReader reads one streamPart, a message ahead, through a consumer
 // of its own that the sink stage's puller pulls (readPull messages a pull,
-// one pull ahead of the reader on a goroutine of its own). nats.go's
-// ordered consumer read a million records at about 75,000 a second and 12
-// CPU-seconds, and starved the taggers; these pulls read them at about
-// 145,000 a second in 6.5.
+// the next pull sent while the reader takes the last one's messages, on a
+// goroutine of its own). nats.go's ordered consumer read a million
+// records at about 75,000 a second and 12 CPU-seconds, and starved the
+// taggers; these pulls read them at about 145,000 a second in 6.5.
 type streamReader struct {
 	streamPart
 	batches <-chan pulledBatch
@@ -507,8 +508,10 @@ type streamReader struct {
 }
 
 // readPull is how many messages a pull of a streamReader asks for: a few
-// chunks, so a pull's round trip is paid once for thousands of records.
-const readPull = 4 * chunkSize
+// chunks, so a pull's round trip (several goroutines of the server and
+// the client, each waiting for a core while the workers tag) is paid once
+// for thousands of records. Two pulls' messages are held at most.
+const readPull = 8 * chunkSize
 
 // readIdle bounds how long a pull waits for a message when there is none:
 // the part's last message is there, so an empty pull means the messages
@@ -542,7 +545,7 @@ func (pr *streamReader) startReading(ctx context.Context, bus *Bus, log zerolog.
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	batches := make(chan pulledBatch, 1)
+	batches := make(chan pulledBatch) // the next pull is sent once the reader took the last
 	pr.batches = batches
 	done := make(chan struct{})
 	go func() {
@@ -814,6 +817,15 @@ func (r *retagger) tag(c *chunk) {
 			it.old = labelsOf(it.rec)
 		}
 		r.o.Classifier.Tag(it.rec) // leaves a gone record as it is
+		if i%16 == 15 {
+			// Lets the reader's pulls through (the server's and the
+			// client's goroutines) every few hundred microseconds rather
+			// than when the scheduler preempts a worker, every 10 ms: with
+			// both workers tagging, each hop of a pull waited for that, and
+			// the workers then waited for records (a million records at
+			// load 5: workers idle 50 of 142 s).
+			runtime.Gosched()
+		}
 		var l sink.Line
 		var err error
 		if c.buf, l, err = sink.AppendLine(c.buf, it.rec); err != nil {
