@@ -236,7 +236,7 @@ func openGeneration(ctx context.Context, o ReprocessOptions) (*retagger, *Reproc
 	nextCfg := sink.Config{Out: "jsonl://" + next, JSONLConfig: sink.JSONLConfig{SegmentMaxBytes: 64 << 20, SegmentMaxAge: 24 * time.Hour}}
 	// The new generation holds only what this run wrote: a record is
 	// seldom there already, so it is not looked up as it is written.
-	out, err := sink.Open(ctx, nextCfg, sink.WithLogger(o.Log), sink.WithSummaryOnClose(), sink.WithDedupeAtSeal())
+	out, err := sink.Open(ctx, nextCfg, sink.WithLogger(o.Log), sink.WithSummaryOnClose(), sink.WithDedupeAtSeal(), sink.WithOwnFolder())
 	if err != nil {
 		return nil, nil, err
 	}
