@@ -109,9 +109,6 @@ const (
 	// once: each write costs the sink a pass over its hubs, so a few
 	// chunks go in one.
 	writeBatch = 1024
-	// maxKeptBuffer: a chunk's line buffer grown beyond this (by unusually
-	// big records) is not kept for the next chunk.
-	maxKeptBuffer = 4 << 20
 )
 
 // ErrShrink is returned by Reprocess when the new generation would
@@ -365,16 +362,12 @@ type retagger struct {
 	gone uint64 // raw records that left the stream before they were read
 }
 
-// chunk is consecutive records of the input, tagged and encoded by one
-// worker: the writer only copies the lines into the segments, while the
-// workers tag and encode on every core.
+// chunk is consecutive records of the input, tagged by one worker.
 type chunk struct {
 	items []item
 	recs  []record.Record // what the items read from the stream are decoded into
-	lines []sink.Line     // the items' lines, in buf
-	buf   []byte
-	pos   position      // the checkpoint after it
-	done  chan struct{} // closed once tagged
+	pos   position        // the checkpoint after it
+	done  chan struct{}   // closed once tagged
 	err   error
 }
 
@@ -399,12 +392,7 @@ func (r *retagger) recycle(c *chunk) {
 	// Nor what its records were decoded into, kept from the collector
 	// until they are decoded into again otherwise.
 	clear(c.recs)
-	clear(c.lines) // nor what their lines hold of them
-	c.items, c.lines, c.done = c.items[:0], c.lines[:0], nil
-	if cap(c.buf) > maxKeptBuffer { // a chunk of unusually big records
-		c.buf = nil
-	}
-	c.buf = c.buf[:0]
+	c.items, c.done = c.items[:0], nil
 	select {
 	case r.free <- c:
 	default:
@@ -795,7 +783,7 @@ func (r *retagger) work(ctx context.Context, work <-chan *chunk) {
 	}
 }
 
-// tag decodes (from the stream), tags and encodes the records of a chunk.
+// tag decodes (from the stream) and tags the records of a chunk.
 func (r *retagger) tag(c *chunk) {
 	for i := range c.items {
 		it := &c.items[i]
@@ -826,13 +814,6 @@ func (r *retagger) tag(c *chunk) {
 			// load 5: workers idle 50 of 142 s).
 			runtime.Gosched()
 		}
-		var l sink.Line
-		var err error
-		if c.buf, l, err = sink.AppendLine(c.buf, it.rec); err != nil {
-			c.err = err
-			return
-		}
-		c.lines = append(c.lines, l)
 	}
 }
 
@@ -848,15 +829,15 @@ func (r *retagger) write(ctx context.Context, chunks <-chan *chunk) (err error) 
 	pos := r.cp.position
 	var group []*chunk // tagged, not written yet
 	held := 0          // records in group
-	lines := make([]sink.Line, 0, writeBatch+r.chunkSize())
+	recs := make([]*record.Record, 0, writeBatch+r.chunkSize())
 	flush := func() error {
-		lines = lines[:0]
+		recs = recs[:0]
 		for _, c := range group {
-			lines = append(lines, c.lines...)
+			for _, it := range c.items {
+				recs = append(recs, it.rec)
+			}
 		}
-		_, err := r.out.WriteLines(ctx, lines)
-		clear(lines)
-		if err != nil {
+		if _, err := r.out.Write(ctx, recs); err != nil {
 			return err
 		}
 		for _, c := range group {

@@ -67,12 +67,6 @@ func LineOf(r *record.Record) (Line, error) {
 	return l, err
 }
 
-// AppendLine encodes r into its Line, appending the line (its JSON and a
-// newline) to dst, and returns the extended buffer: Line.JSON is in it,
-// until dst is written over. A job that encodes records where it makes
-// them, on every core, gives the lines to WriteLines.
-func AppendLine(dst []byte, r *record.Record) ([]byte, Line, error) { return encode(dst, r) }
-
 // encode appends r's line (its JSON and a newline) to dst and returns the
 // extended buffer and the Line, whose JSON is in it.
 func encode(dst []byte, r *record.Record) ([]byte, Line, error) {
