@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -897,5 +898,86 @@ func TestReprocessReusedRecordsKeepNothingOfTheOneBefore(t *testing.T) {
 		if !bytes.Equal(b, want[got[i].ID]) {
 			t.Fatalf("%s was written as\n%s\nwant, tagged alone,\n%s", got[i].ID, b, want[got[i].ID])
 		}
+	}
+}
+
+// Raw records that leave the stream (its age or size limit) while a
+// reprocess reads it, its last one among them, are counted and left out:
+// the run ends with the rest. (It waited forever for the last one.)
+func TestReprocessEndsWhenTheStreamDropsItsLastRecords(t *testing.T) {
+	const n = 6000 // pulls of 1,024: the first batch is sealed long before the last are read
+	cfg := testConfig(t, t.TempDir(), nil)
+	bus := openBus(t, cfg)
+	defer bus.Close()
+	c, err := classify.Load(cfg.Rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	outs := make([]Out, n)
+	for i := range outs {
+		hub := fmt.Sprint("hub-", i%3)
+		r := record.Record{Schema: record.Schema, ID: record.ID(hub, fmt.Sprint(i)), Hub: record.Hub{ID: hub, Title: "A hub"},
+			Paper: record.Paper{Title: fmt.Sprint("Paper ", i)}, Contexts: []record.Context{{Text: "We use [1] as is.", CiteSpan: []int{7, 10}}}}
+		data, err := record.Marshal(&r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outs[i] = Out{Subject: RawSubject(hub), Data: data}
+	}
+	if err := bus.PublishAll(ctx, outs); err != nil {
+		t.Fatal(err)
+	}
+	stream, err := bus.JS.Stream(ctx, StreamRaw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := stream.CachedInfo().State.LastSeq
+	// Once the first batch is sealed, five records in the middle and the
+	// last five are gone, as if aged out.
+	gone := []uint64{last - 1500, last - 1499, last - 1498, last - 1497, last - 1496, last - 4, last - 3, last - 2, last - 1, last}
+	var dropped bool
+	opts := ReprocessOptions{From: "stream", Out: filepath.Join(t.TempDir(), "out"), Classifier: c, Batch: 64, Log: zerolog.Nop(),
+		Progress: func(done, total int64) {
+			if dropped {
+				return
+			}
+			dropped = true
+			for _, seq := range gone {
+				if err := stream.DeleteMsg(ctx, seq); err != nil {
+					t.Error(err)
+				}
+			}
+		}}
+	type result struct {
+		res *ReprocessResult
+		err error
+	}
+	ended := make(chan result, 1)
+	go func() {
+		res, err := Reprocess(ctx, bus, opts)
+		ended <- result{res, err}
+	}()
+	var got result
+	select {
+	case got = <-ended:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("reprocess did not end once the last records of the stream were gone")
+	}
+	if got.err != nil {
+		t.Fatal(got.err)
+	}
+	if got.res.Gone != uint64(len(gone)) {
+		t.Errorf("%d records reported gone from the stream, want %d", got.res.Gone, len(gone))
+	}
+	if got.res.Records != n-int64(len(gone)) {
+		t.Errorf("%d records re-tagged, want %d", got.res.Records, n-len(gone))
+	}
+	assertEachOnce(t, readOut(t, opts.Out), n-len(gone))
+	var text bytes.Buffer
+	w := bufio.NewWriter(&text)
+	got.res.WriteChanges(w)
+	if !strings.Contains(text.String(), fmt.Sprintf("%d records left the stream", len(gone))) {
+		t.Errorf("the summary does not say records were gone:\n%s", text.String())
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -559,4 +560,48 @@ func TestIndexOfOtherPageSizeIsKept(t *testing.T) {
 		t.Errorf("page size %d, want the 4,096 it was made with", got)
 	}
 	assertSummary(t, dir, "hub-a", recs)
+}
+
+// BenchmarkGenerationSeal writes a new generation as reprocess does
+// (look-ups at the seal, a background seal every 4,096 records, which
+// gives each of 5 hub folders the 820 records a seal that each of 20 gets
+// at reprocess's 16,384), 50,000 records a hub folder: the size of a hub's
+// index at a million records. Its indexes opened every seal, or kept open
+// (WithOwnFolder).
+func BenchmarkGenerationSeal(b *testing.B) {
+	const hubs, perHub, perSeal = 5, 50_000, 4096
+	var recs []*record.Record
+	for h := range hubs {
+		recs = append(recs, testRecords(perHub, fmt.Sprint("hub-", h))...)
+	}
+	rand.New(rand.NewPCG(1, 2)).Shuffle(len(recs), func(i, j int) { recs[i], recs[j] = recs[j], recs[i] })
+	ctx := context.Background()
+	for _, kept := range []bool{false, true} {
+		b.Run(fmt.Sprint("kept-open=", kept), func(b *testing.B) {
+			b.ReportAllocs()
+			opts := []Option{WithDedupeAtSeal(), WithSummaryOnClose()}
+			if kept {
+				opts = append(opts, WithOwnFolder())
+			}
+			for b.Loop() {
+				cfg := testConfig()
+				cfg.Out = b.TempDir()
+				cfg.SegmentMaxBytes, cfg.SegmentMaxAge = 64<<20, time.Hour
+				s, err := Open(ctx, cfg, opts...)
+				if err != nil {
+					b.Fatal(err)
+				}
+				bf := s.(BackgroundFlusher)
+				for lo := 0; lo < len(recs); lo += perSeal {
+					if _, err := s.Write(ctx, recs[lo:min(lo+perSeal, len(recs))]); err != nil {
+						b.Fatal(err)
+					}
+					bf.StartFlush(ctx)
+				}
+				if err := s.Close(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -62,6 +62,7 @@ type jsonl struct {
 	cfg            JSONLConfig
 	summaryOnClose bool // WithSummaryOnClose
 	dedupeAtSeal   bool // WithDedupeAtSeal
+	ownFolder      bool // WithOwnFolder
 	log            zerolog.Logger
 	hubs           map[string]*hubDir
 	sealedMu       sync.Mutex       // segments are sealed in the background too (StartFlush)
@@ -88,6 +89,8 @@ type hubDir struct {
 	// lines is how many lines its last segment held: the next is made
 	// room for as many, rather than grown to them.
 	lines int
+	// ix is its index, kept open between seals (WithOwnFolder).
+	ix *hubIndex
 }
 
 // segment is a segment being written under its temporary name. What it
@@ -125,7 +128,7 @@ func openJSONL(_ context.Context, dir string, cfg Config, env env) (Sink, error)
 		return nil, outputFault(dir, fmt.Errorf("sink output %s: registering the writer: %w", dir, err))
 	}
 	removeDeadWriters(wdir)
-	return &jsonl{dir: dir, cfg: cfg.JSONLConfig, summaryOnClose: env.summaryOnClose, dedupeAtSeal: env.dedupeAtSeal, log: env.log, hubs: map[string]*hubDir{},
+	return &jsonl{dir: dir, cfg: cfg.JSONLConfig, summaryOnClose: env.summaryOnClose, dedupeAtSeal: env.dedupeAtSeal, ownFolder: env.ownFolder, log: env.log, hubs: map[string]*hubDir{},
 		writer: id, alive: alive}, nil
 }
 
@@ -397,12 +400,13 @@ func (s *jsonl) writeSummaries() error {
 			continue
 		}
 		err := s.locked(h, func() error {
-			ix, err := openHubIndex(h.dir, s.log)
+			ix, err := s.index(h)
 			if err != nil {
 				return err
 			}
-			defer ix.Close()
-			return s.summarise(h, ix)
+			err = s.summarise(h, ix)
+			s.release(h, ix, err == nil)
+			return err
 		})
 		if err != nil {
 			errs = append(errs, outputFault(s.dir, err))
@@ -432,6 +436,7 @@ func (s *jsonl) Close(context.Context) error {
 	if err == nil {
 		err = s.writeSummaries()
 	}
+	s.closeIndexes() // markClean opens them
 	// An index left dirty costs only a rebuild if the machine stops
 	// before another writer closes it clean.
 	for _, h := range s.hubs {
@@ -601,12 +606,13 @@ func (s *jsonl) seal(h *hubDir, seg *segment) error {
 // already published (by another writer since this one looked them up, or,
 // with WithDedupeAtSeal, by anyone), and indexes it. Called with the hub's
 // lock held.
-func (s *jsonl) publish(h *hubDir, seg *segment) error {
-	ix, err := openHubIndex(h.dir, s.log)
+func (s *jsonl) publish(h *hubDir, seg *segment) (err error) {
+	ix, err := s.index(h)
 	if err != nil {
 		return err
 	}
-	defer ix.Close()
+	indexed := true
+	defer func() { s.release(h, ix, err == nil && indexed) }()
 	// A damaged page of the index is found by the transaction reaching
 	// it: the index is built again from the segments (orRebuild).
 	var found []bool
@@ -644,6 +650,7 @@ func (s *jsonl) publish(h *hubDir, seg *segment) error {
 	s.sealedMu.Unlock()
 	if err := ix.orRebuild(func() error { return ix.add(filepath.Base(seg.final), seg.versions, &seg.hub) }); err != nil {
 		s.log.Warn().Err(err).Str("segment", seg.final).Msg("segment published but not indexed; it is indexed at the next seal in its folder")
+		indexed = false // opened again, and so brought up to date, by that seal
 		return nil
 	}
 	// The summary while the index is open and the lock held; one that
@@ -652,6 +659,49 @@ func (s *jsonl) publish(h *hubDir, seg *segment) error {
 		_ = s.summarise(h, ix)
 	}
 	return nil
+}
+
+// index opens a hub folder's index for update, or gives the one kept open
+// (WithOwnFolder). Called with the hub's lock held; release it before the
+// lock is let go.
+func (s *jsonl) index(h *hubDir) (*hubIndex, error) {
+	if h.ix != nil {
+		return h.ix, nil
+	}
+	ix, err := openHubIndex(h.dir, s.log)
+	if err != nil {
+		return nil, err
+	}
+	if s.ownFolder {
+		h.ix = ix
+	}
+	return ix, nil
+}
+
+// release is done with the index that index gave: it closes it, unless
+// it is kept open (WithOwnFolder) and ok. One kept is only unmapped: the
+// pages a seal touched would otherwise stay mapped, in the process's
+// memory, for every hub at once. One closed after a failure is opened
+// again, and so brought up to date with the segments, by the next seal.
+func (s *jsonl) release(h *hubDir, ix *hubIndex, ok bool) {
+	if ok && h.ix == ix {
+		unmap(ix.db)
+		return
+	}
+	if h.ix == ix {
+		h.ix = nil
+	}
+	_ = ix.Close()
+}
+
+// closeIndexes closes the indexes kept open.
+func (s *jsonl) closeIndexes() {
+	for _, h := range s.hubs {
+		if h.ix != nil {
+			_ = h.ix.Close()
+			h.ix = nil
+		}
+	}
 }
 
 // dropLines rewrites a closed segment without the lines of the versions

@@ -335,8 +335,15 @@ func testConfig() Config {
 // TestJSONLDedupeAtSealLeavesOutWhatWasWritten: with WithDedupeAtSeal,
 // Write does not look records up, yet a version written in an earlier
 // segment (sealed by this writer or another) is left out when its new
-// segment is sealed, and one changed is written.
+// segment is sealed, and one changed is written; so too when the indexes
+// are kept open between seals (WithOwnFolder), and another writer then
+// finds every version in them.
 func TestJSONLDedupeAtSealLeavesOutWhatWasWritten(t *testing.T) {
+	t.Run("indexes opened every seal", func(t *testing.T) { dedupeAtSeal(t) })
+	t.Run("indexes kept open", func(t *testing.T) { dedupeAtSeal(t, WithOwnFolder()) })
+}
+
+func dedupeAtSeal(t *testing.T, opts ...Option) {
 	ctx := context.Background()
 	cfg := testConfig()
 	cfg.Out = t.TempDir()
@@ -351,7 +358,7 @@ func TestJSONLDedupeAtSealLeavesOutWhatWasWritten(t *testing.T) {
 	if err := first.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	s, err := Open(ctx, cfg, WithDedupeAtSeal())
+	s, err := Open(ctx, cfg, append(opts, WithDedupeAtSeal())...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -389,5 +396,13 @@ func TestJSONLDedupeAtSealLeavesOutWhatWasWritten(t *testing.T) {
 		if k != 1 {
 			t.Fatalf("version %s written %d times", v, k)
 		}
+	}
+	again, err := Open(ctx, cfg) // looks every record up in the indexes
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close(ctx)
+	if n, err := again.Write(ctx, append(recs, &changed)); err != nil || n != 0 {
+		t.Fatalf("writing every version again: %d new, %v; want none new", n, err)
 	}
 }
