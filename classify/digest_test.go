@@ -40,6 +40,30 @@ var digestFiles = []struct{ file, task string }{
 	{"pluralism/dev.jsonl", TaskPluralism},
 }
 
+// labelledTexts are the text, title and summary of every every-th row of
+// digestFiles, joined, for tests that check a shortcut on real text: the
+// digest test tags every row, and these are slow under -race. Files not
+// there are left out.
+func labelledTexts(t *testing.T, every int) []string {
+	var texts []string
+	for _, f := range digestFiles {
+		path := "../../shared/data/" + f.file
+		if !exists(path) {
+			continue
+		}
+		exs, err := ReadGold(path, GuessFormat(path), f.task)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, e := range exs {
+			if i%every == 0 {
+				texts = append(texts, e.Text+e.Title+" . "+e.Summary)
+			}
+		}
+	}
+	return texts
+}
+
 // TestTagsUnchanged tags every labelled row with the shipped rules and
 // compares the digest of the tags with the one recorded before the
 // matching was sped up. Skipped when ../shared/data is absent.

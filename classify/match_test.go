@@ -48,20 +48,8 @@ func TestPatternsFindWhatRegexpFinds(t *testing.T) {
 		"abc ab a abbc ac abcd", "matches with match to matchesto match", "we us we-us weus", "x_ x _ y_ x", "é éa",
 		"we, our. we.x", "ac bd bdx", "ab", "(a; b) (a;b;c) ((;)) (a;b", "(a, b) (c)",
 	}
-	for _, f := range digestFiles {
-		path := "../../shared/data/" + f.file
-		if !exists(path) {
-			continue
-		}
-		exs, err := ReadGold(path, GuessFormat(path), f.task)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i, e := range exs {
-			if i%20 == 0 { // the digest test tags them all; this one is slow
-				texts = append(texts, strings.Map(unicode.ToLower, e.Text+e.Title+" . "+e.Summary))
-			}
-		}
+	for _, text := range labelledTexts(t, 20) {
+		texts = append(texts, strings.Map(unicode.ToLower, text))
 	}
 	for _, pat := range pats {
 		p := compilePattern(regexp.MustCompile(pat))

@@ -25,20 +25,8 @@ func TestNegatedHedgedIsWordsBefore(t *testing.T) {
 		"no. may, might: perhaps [3] suggests not-so e'' é not é", "", "not", "  not  may ",
 		"'not' -may- n't isn't", "naïve approaches don't work", "notwithstandingly it works; notwithstanding",
 	}
-	for _, f := range digestFiles {
-		path := "../../shared/data/" + f.file
-		if !exists(path) {
-			continue
-		}
-		exs, err := ReadGold(path, GuessFormat(path), f.task)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i, e := range exs {
-			if i%50 == 0 { // the digest test tags them all; this one is slow under -race
-				texts = append(texts, strings.Map(unicode.ToLower, e.Text+e.Title+" . "+e.Summary))
-			}
-		}
+	for _, text := range labelledTexts(t, 50) {
+		texts = append(texts, strings.Map(unicode.ToLower, text))
 	}
 	for _, cl := range []*Classifier{c, New(&changed)} {
 		r := cl.rules
@@ -76,21 +64,7 @@ func anyIn(words []string, scope int, set map[string]bool) bool {
 func TestPhrasesAtTheirFirstWords(t *testing.T) {
 	c := testClassifier(t)
 	texts := []string{"we use the state-of-the-art parser, which outperforms x. not bad; we'll use it", "usé use-d used"}
-	for _, f := range digestFiles {
-		path := "../../shared/data/" + f.file
-		if !exists(path) {
-			continue
-		}
-		exs, err := ReadGold(path, GuessFormat(path), f.task)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i, e := range exs {
-			if i%50 == 0 { // the digest test tags them all; this one is slow under -race
-				texts = append(texts, e.Text+e.Title+" . "+e.Summary)
-			}
-		}
-	}
+	texts = append(texts, labelledTexts(t, 50)...)
 	sc := &scratch{}
 	found := 0
 	for _, text := range texts {
@@ -228,20 +202,8 @@ func TestLiteralsFindWhatContainsFinds(t *testing.T) {
 	}
 	c := testClassifier(t)
 	texts := []string{strings.Repeat("x", 200) + "summaries of diverse perspectives" + strings.Repeat("y", 200)}
-	for _, f := range digestFiles {
-		path := "../../shared/data/" + f.file
-		if !exists(path) {
-			continue
-		}
-		exs, err := ReadGold(path, GuessFormat(path), f.task)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i, e := range exs {
-			if i%50 == 0 { // the digest test tags them all; this one is slow under -race
-				texts = append(texts, lowered(e.Text, e.Title, " . ", e.Summary))
-			}
-		}
+	for _, text := range labelledTexts(t, 50) {
+		texts = append(texts, lowered(text))
 	}
 	for _, sets := range [][]*LabelSet{{c.rules.Role, c.rules.Polarity}, {c.rules.Pluralism}} { // as indexLiterals shares them
 		lits := make([]string, sets[0].lits.n)
