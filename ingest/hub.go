@@ -620,6 +620,12 @@ func resolveRef(base, href string) string {
 	if origin, ok := plainOrigin(base); ok && plainPath(href) {
 		return origin + href
 	}
+	return parseRef(base, href)
+}
+
+// parseRef is resolveRef by parsing both: href as it is when either
+// does not parse.
+func parseRef(base, href string) string {
 	b, err := url.Parse(base)
 	if err != nil {
 		return href
