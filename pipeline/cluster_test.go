@@ -285,7 +285,7 @@ func TestRunSurvivesBrokerRestart(t *testing.T) {
 	waitPages(t, env, n)
 	srv.Shutdown()
 	srv.WaitForShutdown()
-	srv = startNode(t, o)
+	startNode(t, o) // the broker back, on the same store: the run goes on (stopped at cleanup)
 	if err := (<-done).err; err != nil {
 		t.Fatalf("run failed across a broker restart: %v", err)
 	}
