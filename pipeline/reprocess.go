@@ -421,9 +421,14 @@ func (r *retagger) fromStream(ctx context.Context, bus *Bus) error {
 	parts := []streamPart{{stream: StreamRaw, start: r.cp.Done + 1}, {stream: StreamTagged, filter: selfTagged, start: r.cp.Tagged + 1, tagged: true}}
 	var todo []streamPart
 	for _, p := range parts {
+		from := p.start
 		done, total, err := p.find(ctx, bus)
 		if err != nil {
 			return err
+		}
+		if p.filter == "" && from > 1 && p.start > from {
+			// Resumed after records past the checkpoint left the stream.
+			r.left(p.stream, p.start-from)
 		}
 		r.done, r.total = r.done+done, r.total+total
 		if p.start <= p.last {
@@ -506,6 +511,10 @@ const readPull = 8 * chunkSize
 // left before it were dropped from the stream (its age or size limit).
 const readIdle = time.Second
 
+// readLateTries is how many empty pulls a reader waits for messages its
+// consumer sent that have not come, before it gives up with an error.
+const readLateTries = 30
+
 // pulledBatch is what one pull brought, with its messages' metadata; a
 // pull that failed has err.
 type pulledBatch struct {
@@ -561,6 +570,8 @@ func (pr *streamReader) pull(ctx context.Context, c jetstream.Consumer, p *pulle
 			return false
 		}
 	}
+	seen := pr.start - 1 // the stream sequence of the last message received
+	late := 0
 	for ctx.Err() == nil {
 		msgs, err := p.nextBatch(readPull, readIdle)
 		if err != nil {
@@ -575,11 +586,20 @@ func (pr *streamReader) pull(ctx context.Context, c jetstream.Consumer, p *pulle
 				send(pulledBatch{err: fmt.Errorf("reading %s: %w", pr.stream, err)})
 				return
 			}
-			if info.NumPending == 0 {
+			if info.NumPending == 0 && info.Delivered.Stream <= seen {
 				return
+			}
+			// Sent but not here yet (a slow link, a paused process; the
+			// consumer sends nothing twice): the next pull takes them.
+			if info.NumPending == 0 {
+				if late++; late > readLateTries {
+					send(pulledBatch{err: fmt.Errorf("reading %s: messages up to sequence %d were sent but did not come in %d pulls; run again to resume", pr.stream, info.Delivered.Stream, readLateTries)})
+					return
+				}
 			}
 			continue
 		}
+		late = 0
 		b := pulledBatch{msgs: msgs, meta: make([]*jetstream.MsgMetadata, len(msgs))}
 		for i, m := range msgs {
 			if b.meta[i], err = m.Metadata(); err != nil {
@@ -587,7 +607,8 @@ func (pr *streamReader) pull(ctx context.Context, c jetstream.Consumer, p *pulle
 				return
 			}
 		}
-		end := b.meta[len(msgs)-1].Sequence.Stream >= pr.last // b is the reader's once sent
+		seen = b.meta[len(msgs)-1].Sequence.Stream
+		end := seen >= pr.last // b is the reader's once sent
 		if !send(b) || end {
 			return
 		}
@@ -636,6 +657,13 @@ func (pr *streamReader) skip(prev, seq uint64) {
 	}
 }
 
+// left counts n records that left stream before they were read.
+func (r *retagger) left(stream string, n uint64) {
+	r.gone += n
+	r.o.Log.Warn().Str("stream", stream).Uint64("messages", n).
+		Msg("records left the stream (its age or size limit) before they were re-tagged: they are not in the new generation")
+}
+
 // mergeParts emits the messages of parts in chunks, the earliest stored
 // first, each chunk with the position after it.
 func (r *retagger) mergeParts(ctx context.Context, bus *Bus, parts []streamPart, emit func(*chunk) error) error {
@@ -643,9 +671,7 @@ func (r *retagger) mergeParts(ctx context.Context, bus *Bus, parts []streamPart,
 	defer func() {
 		for _, pr := range readers {
 			if pr != nil && pr.gone > 0 {
-				r.gone += pr.gone
-				r.o.Log.Warn().Str("stream", pr.stream).Uint64("messages", pr.gone).
-					Msg("records left the stream (its age or size limit) before they were re-tagged: they are not in the new generation")
+				r.left(pr.stream, pr.gone)
 			}
 		}
 	}()
