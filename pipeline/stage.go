@@ -260,6 +260,9 @@ type puller struct {
 	ch    chan *nats.Msg // sub's messages
 	pulls uint64         // pulls sent
 	reply string         // the reply subject of the last pull
+	// noAck: the consumer takes no acks (reprocess's reader), so messages
+	// left at close are not given back one by one.
+	noAck bool
 	log   zerolog.Logger
 }
 
@@ -291,7 +294,8 @@ func newPuller(nc *nats.Conn, c jetstream.Consumer, log zerolog.Logger) (*puller
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s: %w", info.Name, err)
 	}
-	return &puller{nc: nc, next: "$JS.API.CONSUMER.MSG.NEXT." + info.Stream + "." + info.Name, inbox: inbox, sub: sub, ch: ch, log: log}, nil
+	return &puller{nc: nc, next: "$JS.API.CONSUMER.MSG.NEXT." + info.Stream + "." + info.Name, inbox: inbox, sub: sub, ch: ch,
+		noAck: info.Config.AckPolicy == jetstream.AckNonePolicy, log: log}, nil
 }
 
 // pull is nextBatch for the stage loops: a failed pull is logged and waited
@@ -388,9 +392,9 @@ func (p *puller) late(batch int) []jetstream.Msg {
 
 // close ends the subscription, handing back any message that came after
 // the last pull ended (a late answer), so that it is not held back for
-// its ack wait.
+// its ack wait (a consumer that takes no acks holds nothing back).
 func (p *puller) close() {
-	for {
+	for !p.noAck {
 		m, err := p.sub.NextMsg(time.Millisecond)
 		if err != nil {
 			break
