@@ -16,7 +16,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/citecrawl/citecrawl/classify"
-	"github.com/citecrawl/citecrawl/record"
 )
 
 // slowLink is an in-process connection to a server that hands the client
@@ -158,24 +157,7 @@ func TestReprocessCountsWhatLeftTheStreamBeforeItResumed(t *testing.T) {
 		t.Fatal(err)
 	}
 	bg := context.Background()
-	outs := make([]Out, n)
-	for i := range outs {
-		hub := fmt.Sprint("hub-", i%3)
-		r := record.Record{Schema: record.Schema, ID: record.ID(hub, fmt.Sprint(i)), Hub: record.Hub{ID: hub, Title: "A hub"},
-			Paper: record.Paper{Title: fmt.Sprint("Paper ", i)}, Contexts: []record.Context{{Text: "We use [1] as is.", CiteSpan: []int{7, 10}}}}
-		data, err := record.Marshal(&r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		outs[i] = Out{Subject: RawSubject(hub), Data: data}
-	}
-	if err := bus.PublishAll(bg, outs); err != nil {
-		t.Fatal(err)
-	}
-	stream, err := bus.JS.Stream(bg, StreamRaw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	stream := publishRawRecords(t, bus, n)
 	first := stream.CachedInfo().State.FirstSeq
 	ctx, cancel := context.WithCancel(bg)
 	opts := ReprocessOptions{From: "stream", Out: filepath.Join(t.TempDir(), "out"), Classifier: c, Batch: 64, Log: zerolog.Nop(),

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/citecrawl/citecrawl/classify"
@@ -914,24 +915,7 @@ func TestReprocessEndsWhenTheStreamDropsItsLastRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	outs := make([]Out, n)
-	for i := range outs {
-		hub := fmt.Sprint("hub-", i%3)
-		r := record.Record{Schema: record.Schema, ID: record.ID(hub, fmt.Sprint(i)), Hub: record.Hub{ID: hub, Title: "A hub"},
-			Paper: record.Paper{Title: fmt.Sprint("Paper ", i)}, Contexts: []record.Context{{Text: "We use [1] as is.", CiteSpan: []int{7, 10}}}}
-		data, err := record.Marshal(&r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		outs[i] = Out{Subject: RawSubject(hub), Data: data}
-	}
-	if err := bus.PublishAll(ctx, outs); err != nil {
-		t.Fatal(err)
-	}
-	stream, err := bus.JS.Stream(ctx, StreamRaw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	stream := publishRawRecords(t, bus, n)
 	last := stream.CachedInfo().State.LastSeq
 	// Once the first batch is sealed, five records in the middle and the
 	// last five are gone, as if aged out.
@@ -980,4 +964,30 @@ func TestReprocessEndsWhenTheStreamDropsItsLastRecords(t *testing.T) {
 	if !strings.Contains(text.String(), fmt.Sprintf("%d records left the stream", len(gone))) {
 		t.Errorf("the summary does not say records were gone:\n%s", text.String())
 	}
+}
+
+// publishRawRecords publishes n raw records over three hubs, each with a
+// citing sentence, and returns the raw stream.
+func publishRawRecords(t *testing.T, bus *Bus, n int) jetstream.Stream {
+	t.Helper()
+	ctx := context.Background()
+	outs := make([]Out, n)
+	for i := range outs {
+		hub := fmt.Sprint("hub-", i%3)
+		r := record.Record{Schema: record.Schema, ID: record.ID(hub, fmt.Sprint(i)), Hub: record.Hub{ID: hub, Title: "A hub"},
+			Paper: record.Paper{Title: fmt.Sprint("Paper ", i)}, Contexts: []record.Context{{Text: "We use [1] as is.", CiteSpan: []int{7, 10}}}}
+		data, err := record.Marshal(&r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outs[i] = Out{Subject: RawSubject(hub), Data: data}
+	}
+	if err := bus.PublishAll(ctx, outs); err != nil {
+		t.Fatal(err)
+	}
+	stream, err := bus.JS.Stream(ctx, StreamRaw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stream
 }
