@@ -13,9 +13,11 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -907,15 +909,8 @@ func TestReprocessReusedRecordsKeepNothingOfTheOneBefore(t *testing.T) {
 // the run ends with the rest. (It waited forever for the last one.)
 func TestReprocessEndsWhenTheStreamDropsItsLastRecords(t *testing.T) {
 	const n = 6000 // pulls of 1,024: the first batch is sealed long before the last are read
-	cfg := testConfig(t, t.TempDir(), nil)
-	bus := openBus(t, cfg)
-	defer bus.Close()
-	c, err := classify.Load(cfg.Rules)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	stream := publishRawRecords(t, bus, n)
+	bus, c, stream := rawRecords(t, n)
 	last := stream.CachedInfo().State.LastSeq
 	// Once the first batch is sealed, five records in the middle and the
 	// last five are gone, as if aged out.
@@ -966,10 +961,17 @@ func TestReprocessEndsWhenTheStreamDropsItsLastRecords(t *testing.T) {
 	}
 }
 
-// publishRawRecords publishes n raw records over three hubs, each with a
-// citing sentence, and returns the raw stream.
-func publishRawRecords(t *testing.T, bus *Bus, n int) jetstream.Stream {
+// rawRecords is a bus whose raw stream holds n records over three hubs,
+// each with a citing sentence, and the shipped rules' classifier.
+func rawRecords(t *testing.T, n int) (*Bus, *classify.Classifier, jetstream.Stream) {
 	t.Helper()
+	cfg := testConfig(t, t.TempDir(), nil)
+	bus := openBus(t, cfg)
+	t.Cleanup(bus.Close)
+	c, err := classify.Load(cfg.Rules)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx := context.Background()
 	outs := make([]Out, n)
 	for i := range outs {
@@ -989,5 +991,91 @@ func publishRawRecords(t *testing.T, bus *Bus, n int) jetstream.Stream {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return stream
+	return bus, c, stream
+}
+
+// The answer to a part's last pull comes after the puller gave up on it
+// (its idle wait and grace, 2 s): the consumer has nothing pending then,
+// but the messages it sent are on their way and are read, not counted as
+// gone from the stream. (They were counted gone, and left out.)
+func TestReprocessReaderWaitsForMessagesSentLate(t *testing.T) {
+	const n = 2500 // a pull of 2,048, then the tail of 452
+	cfg := testConfig(t, t.TempDir(), nil)
+	bus := openBus(t, cfg)
+	defer bus.Close()
+	ctx := context.Background()
+	outs := make([]Out, n)
+	for i := range outs {
+		outs[i] = Out{Subject: RawSubject("hub"), Data: []byte(fmt.Sprintf(`{"i":%d}`, i))}
+	}
+	if err := bus.PublishAll(ctx, outs); err != nil {
+		t.Fatal(err)
+	}
+	st, err := streamState(ctx, bus, StreamRaw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := findServer(cfg.NATS.DataDir, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var slow atomic.Bool
+	nc, err := nats.Connect("", nats.InProcessServer(slowServer{bus.srv, &slow, 2500 * time.Millisecond}), nats.Token(s.Token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr := &streamReader{streamPart: streamPart{stream: StreamRaw, start: st.FirstSeq, last: st.LastSeq}}
+	slow.Store(true)
+	stop, err := pr.startReading(ctx, &Bus{NC: nc, JS: js}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := 0
+	for {
+		if err := pr.next(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if pr.head == nil {
+			break
+		}
+		read++
+	}
+	slow.Store(false)
+	stop()
+	if read != n || pr.gone != 0 {
+		t.Errorf("read %d of %d messages, %d counted gone from the stream (none left it)", read, n, pr.gone)
+	}
+}
+
+// Records that leave the stream between an interrupted reprocess and its
+// resume are counted as gone: each record is in the new generation or
+// counted. (They were neither.)
+func TestReprocessCountsWhatLeftTheStreamBeforeItResumed(t *testing.T) {
+	const n = 6000
+	bg := context.Background()
+	bus, c, stream := rawRecords(t, n)
+	first := stream.CachedInfo().State.FirstSeq
+	ctx, cancel := context.WithCancel(bg)
+	opts := ReprocessOptions{From: "stream", Out: filepath.Join(t.TempDir(), "out"), Classifier: c, Batch: 64, Log: zerolog.Nop(),
+		Progress: func(done, total int64) { cancel() }}
+	if _, err := Reprocess(ctx, bus, opts); err == nil {
+		t.Fatal("an interrupted reprocess reported success")
+	}
+	// The first half leaves the stream before the run is resumed.
+	if err := stream.Purge(bg, jetstream.WithPurgeSequence(first+n/2)); err != nil {
+		t.Fatal(err)
+	}
+	opts.Progress = nil
+	res, err := Reprocess(bg, bus, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(readOut(t, opts.Out)); uint64(got)+res.Gone != n {
+		t.Errorf("%d records in the new generation and %d counted gone: %d of %d unaccounted for", got, res.Gone, n-got-int(res.Gone), n)
+	}
 }
