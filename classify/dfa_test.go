@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/citecrawl/citecrawl/internal/testkit"
 )
 
 // The automaton finds what regexp's FindAllStringIndex finds, with
@@ -38,14 +40,7 @@ func TestDFAFindsWhatRegexpFinds(t *testing.T) {
 		"aaab aab ab b", "xa\nxb", "abcabc c", "wew we w",
 	}
 	pieces := []string{"a", "b", "c", "d", "x", "y", "1", "2", " ", "\n", "[", "]", ",", ";", "é", "–", "\xff", "we", "use", "20"}
-	rng := rand.New(rand.NewPCG(1, 2))
-	for range 1000 {
-		var b strings.Builder
-		for range rng.IntN(30) {
-			b.WriteString(pieces[rng.IntN(len(pieces))])
-		}
-		texts = append(texts, b.String())
-	}
+	texts = testkit.Texts(rand.New(rand.NewPCG(1, 2)), texts, pieces, 1000, 30)
 	run := 0
 	for _, pat := range pats {
 		re := regexp.MustCompile(pat)

@@ -4,6 +4,8 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+
+	"github.com/citecrawl/citecrawl/internal/testkit"
 )
 
 // normaliseSpace gives what folding every string would give (the
@@ -15,13 +17,7 @@ func TestNormaliseSpaceIsTheFolding(t *testing.T) {
 	parts := []string{"a", "Zoë", " ", "  ", "\t", "\n", "\r", "\f", "\u00a0", "\u2009", "\u202f", "’", "\xff", "\xe2\x80", "\xc2", "x y"}
 	rng := rand.New(rand.NewPCG(1, 2))
 	cases := []string{"", " ", "a", "a b", " a", "a ", "a  b", "a\u00a0b", "a\xc2\xa0b", "\xe2\x80\xafa"}
-	for range 20000 {
-		var b strings.Builder
-		for range rng.IntN(6) {
-			b.WriteString(parts[rng.IntN(len(parts))])
-		}
-		cases = append(cases, b.String())
-	}
+	cases = testkit.Texts(rng, cases, parts, 20000, 6)
 	given := 0
 	for _, s := range cases {
 		if got, want := normaliseSpace(s), fold(s); got != want {

@@ -1,11 +1,13 @@
 // Package testkit holds what the tests of several packages share to
 // inject faults and watch logs: a log buffer that goroutines and child
 // processes may write while the test reads it, a small disk that fills
-// up, and a folder made read-only under a live writer. Tests only.
+// up, a folder made read-only under a live writer, and random texts made
+// of the pieces that matter to a shortcut under test. Tests only.
 package testkit
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"strings"
@@ -76,4 +78,17 @@ func ReadOnly(t testing.TB, dir string) (writable func()) {
 		t.Fatalf("remount %s read-only: %v: %s", dir, err, out)
 	}
 	return writable
+}
+
+// Texts appends to texts n random texts, each of fewer than most pieces
+// drawn from pieces by rng.
+func Texts(rng *rand.Rand, texts []string, pieces []string, n, most int) []string {
+	for range n {
+		var b strings.Builder
+		for range rng.IntN(most) {
+			b.WriteString(pieces[rng.IntN(len(pieces))])
+		}
+		texts = append(texts, b.String())
+	}
+	return texts
 }
