@@ -101,6 +101,7 @@ func newDFA(re *syntax.Regexp) *dfa {
 		}
 	}
 	classOf := map[string]uint8{}
+	sig := make([]byte, 0, 1+len(prog.Inst)) // a rune's kind and the instructions it matches
 	class := func(r rune) uint8 {
 		kind := kindOther
 		switch {
@@ -109,7 +110,7 @@ func newDFA(re *syntax.Regexp) *dfa {
 		case syntax.IsWordChar(r):
 			kind = kindWord
 		}
-		sig := []byte{byte(kind)}
+		sig = append(sig[:0], byte(kind))
 		for _, in := range prog.Inst {
 			if isRuneInst(in.Op) && runeMatches(&in, r) {
 				sig = append(sig, 1)
