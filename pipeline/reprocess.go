@@ -745,7 +745,7 @@ func (r *retagger) fromFolder(ctx context.Context, from string) error {
 			err := emit(c)
 			c = r.newChunk(position{})
 			return err
-		})
+		}, sink.ForTagging())
 		if err != nil || len(c.items) == 0 {
 			return err
 		}

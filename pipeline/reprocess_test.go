@@ -167,6 +167,44 @@ func TestReprocessFromFolder(t *testing.T) {
 	}
 }
 
+// Re-tagged with the rules they were tagged with, the records read from a
+// folder (without their evidence, which tagging gives again) are written
+// exactly as they were.
+func TestReprocessFromFolderWithTheSameRulesWritesTheSameRecords(t *testing.T) {
+	cfg, bus := crawled(t, snapshot.Default())
+	bus.Close()
+	c, err := classify.Load(cfg.Rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "again")
+	if _, err := Reprocess(context.Background(), nil, ReprocessOptions{From: cfg.Sink.Out, Out: out, Classifier: c, Log: zerolog.Nop()}); err != nil {
+		t.Fatal(err)
+	}
+	lines := func(recs []record.Record) map[string]string {
+		m := map[string]string{}
+		for _, r := range recs {
+			b, err := record.Marshal(&r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m[r.ID] = string(b)
+		}
+		return m
+	}
+	before, after := lines(readOut(t, cfg.Sink.Out)), lines(readOut(t, out))
+	evidence := 0
+	for id, b := range before {
+		if after[id] != b {
+			t.Fatalf("record %s was\n%s\nis\n%s", id, b, after[id])
+		}
+		evidence += strings.Count(b, `"evidence":[{`)
+	}
+	if len(after) != len(before) || evidence == 0 {
+		t.Fatalf("%d records, %d before, %d lists of evidence", len(after), len(before), evidence)
+	}
+}
+
 // A hub whose records were all re-tagged before an interruption still
 // gets its summary in the new generation, counting every record.
 func TestReprocessResumedKeepsEveryHubsSummary(t *testing.T) {

@@ -833,9 +833,20 @@ func (r jsonlReader) Records(ctx context.Context, fn func(*record.Record) error,
 	if err != nil {
 		return err
 	}
+	var buf []byte // UnmarshalUntagged's
 	for _, f := range files {
-		err := readSegment(f, func(_ []byte, rec *record.Record) error {
+		err := scanLines(f, func(b []byte) error {
 			if err := ctx.Err(); err != nil {
+				return err
+			}
+			rec := new(record.Record)
+			var err error
+			if o.forTagging {
+				buf, err = record.UnmarshalUntagged(b, rec, buf)
+			} else {
+				err = record.Unmarshal(b, rec)
+			}
+			if err != nil {
 				return err
 			}
 			return fn(rec)

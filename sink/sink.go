@@ -238,10 +238,17 @@ type Reader interface {
 // ReadOption narrows what a Reader reads.
 type ReadOption func(*readOptions)
 
-type readOptions struct{ hub string }
+type readOptions struct {
+	hub        string
+	forTagging bool
+}
 
 // OfHub reads the records of one hub (its id).
 func OfHub(id string) ReadOption { return func(o *readOptions) { o.hub = id } }
+
+// ForTagging reads records to be tagged again: without the detail of
+// their tags, which tagging replaces (record.UnmarshalUntagged).
+func ForTagging() ReadOption { return func(o *readOptions) { o.forTagging = true } }
 
 // ErrNoOutput is returned by OpenReader when nothing was written there yet.
 var ErrNoOutput = errors.New("nothing written there")
