@@ -96,7 +96,7 @@ func TestRulesPatternsHaveAutomata(t *testing.T) {
 		}
 	}
 	for _, p := range append(pats, c.ownWork...) {
-		if p.texts == nil && p.dfa == nil {
+		if p.texts == nil && p.built().dfa == nil {
 			t.Errorf("%q is run by regexp", p.re)
 		}
 	}
@@ -107,7 +107,7 @@ func TestRulesPatternsHaveAutomata(t *testing.T) {
 func TestDFAOutOfRoom(t *testing.T) {
 	re := regexp.MustCompile(`\[[^\[\]]{0,40}\d[^\[\]]{0,40}\]`)
 	text := "see [1a2b3c4d5e6f7g8h9] and [12] or [x1y2z3]"
-	p := compilePattern(re)
+	p := compilePattern(re).built()
 	p.dfa.limit = len(p.dfa.cache.Load().states) + 3
 	if _, ok := p.dfa.matchAt(text, strings.Index(text, "[")); ok {
 		t.Fatalf("an automaton of %d states had room for the text", p.dfa.limit)
@@ -130,7 +130,7 @@ func TestDFAOutOfRoom(t *testing.T) {
 // once, finds the spans.
 func TestDFAGivesLongWalksToRegexp(t *testing.T) {
 	re := regexp.MustCompile(`[a-z]+\d`)
-	p := compilePattern(re)
+	p := compilePattern(re).built()
 	if p.dfa == nil {
 		t.Fatalf("%q has no automaton", re)
 	}

@@ -5,6 +5,7 @@ import (
 	"regexp/syntax"
 	"slices"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 )
@@ -54,11 +55,10 @@ func tokenize(lower string, dst []token) (_ []token, ascii bool) {
 // span. The spans found are exactly FindAllStringIndex's.
 type pattern struct {
 	re       *regexp.Regexp
-	anchored *regexp.Regexp // "^(?:re)", or nil: no known starts, re is run as is
-	starts   []string       // every match begins with one of these
-	begins   [256]bool      // the starts' first bytes
-	boundary bool           // re begins with \b: a start must not follow a word character
-	width    int            // the most bytes a match spans, or -1 when unbounded
+	starts   []string  // every match begins with one of these; nil: not known, re is run as is
+	begins   [256]bool // the starts' first bytes
+	boundary bool      // re begins with \b: a start must not follow a word character
+	width    int       // the most bytes a match spans, or -1 when unbounded
 	// texts, when not nil, are all that re can match (after its leading
 	// \b), in the order regexp tries them: matchAt takes the first that
 	// is there rather than running anchored ("\b(we|our)\b" is two).
@@ -67,9 +67,31 @@ type pattern struct {
 	// pattern run by regexp: a text without one of them is not looked at
 	// (";" for "\\([^()]*;[^()]*;[^()]*\\)", tried at every "(").
 	holds []byte
+	// run is built the first time the pattern is looked for (built, a
+	// rule file's patterns cost a tenth of the run of a small crawl, and
+	// most of them never meet a text that holds their literal parts).
+	run  sync.Once
+	tree *syntax.Regexp // re, parsed and simplified: what run builds from
+	// anchored is "^(?:re)", tried at the starts.
+	anchored *regexp.Regexp
 	// dfa, when not nil, runs a pattern that is not a choice of texts in
 	// regexp's stead (at its starts, or at every rune when it has none).
 	dfa *dfa
+}
+
+// built gives p with its automaton and anchored pattern built.
+func (p *pattern) built() *pattern {
+	p.run.Do(func() {
+		if p.texts == nil && p.tree != nil {
+			p.dfa = newDFA(p.tree)
+		}
+		if p.starts != nil {
+			// It compiles: re did, and a group and ^ add nothing that can fail.
+			p.anchored = regexp.MustCompile(`^(?:` + p.re.String() + `)`)
+		}
+		p.tree = nil
+	})
+	return p
 }
 
 // literalText is one text a pattern can match, and what its \b at the
@@ -96,12 +118,10 @@ func compilePattern(re *regexp.Regexp) *pattern {
 		return p
 	}
 	tree = tree.Simplify()
+	p.tree = tree
 	starts, boundary, rest := matchStarts(tree)
 	if len(starts) > 0 {
 		p.texts = literalTexts(rest)
-	}
-	if p.texts == nil {
-		p.dfa = newDFA(tree)
 	}
 	if len(starts) == 0 {
 		return p
@@ -117,14 +137,10 @@ func compilePattern(re *regexp.Regexp) *pattern {
 			}
 		}
 	}
-	anchored, err := regexp.Compile(`^(?:` + re.String() + `)`)
-	if err != nil {
-		return p
-	}
 	if w, ok := maxWidth(tree); ok {
 		p.width = w
 	}
-	p.anchored, p.starts, p.boundary = anchored, starts, boundary
+	p.starts, p.boundary = starts, boundary
 	for _, s := range starts {
 		p.begins[s[0]] = true
 	}
@@ -372,9 +388,9 @@ func maxWidth(re *syntax.Regexp) (int, bool) {
 // returns; ws are the word starts of s (nil: not known), at is scratch
 // space for the places a match may begin.
 func (p *pattern) findAllIn(s string, ws *wordStarts, dst [][2]int, at []int) ([][2]int, []int) {
-	if p.anchored == nil {
-		if p.dfa != nil {
-			if found, ok := p.dfa.findAll(s, dst); ok {
+	if p.starts == nil {
+		if d := p.built().dfa; d != nil {
+			if found, ok := d.findAll(s, dst); ok {
 				return found, at
 			}
 		}
@@ -408,7 +424,7 @@ func (p *pattern) findAllIn(s string, ws *wordStarts, dst [][2]int, at []int) ([
 // It spares finding them again in each sentence of a text.
 func (p *pattern) matchesWithin(s string, from, to int, at []int) bool {
 	part := s[from:to]
-	if p.anchored == nil {
+	if p.starts == nil {
 		return p.re.MatchString(part)
 	}
 	if part != "" && p.begins[part[0]] && p.matchAt(part, 0) > 0 {
@@ -470,6 +486,7 @@ func (p *pattern) matchAt(s string, i int) int {
 		}
 		return 0
 	}
+	p.built()
 	if p.dfa != nil {
 		if n, ok := p.dfa.matchAt(s, i); ok {
 			return n

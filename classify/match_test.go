@@ -53,7 +53,7 @@ func TestPatternsFindWhatRegexpFinds(t *testing.T) {
 	}
 	for _, pat := range pats {
 		p := compilePattern(regexp.MustCompile(pat))
-		if p.anchored != nil {
+		if p.starts != nil {
 			fast++
 		}
 		for _, text := range texts {
