@@ -342,6 +342,18 @@ func retryAfter(v string, now time.Time) time.Duration {
 	return 0
 }
 
+// Spaced says whether requests to rawURL's host wait for one another: a
+// delay between them (fetch.delay, fetch.host_delays, or the Crawl-delay
+// its robots.txt gave so far), or one at a time (fetch.host_concurrency
+// not above 1, the default). An unparsable URL counts as spaced.
+func (f *Fetcher) Spaced(rawURL string) (delayed, oneAtATime bool) {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Host == "" {
+		return true, true
+	}
+	return f.delay(u) > 0, f.concurrency(u) <= 1
+}
+
 // delay is the host's configured delay, or its robots.txt Crawl-delay when
 // that is longer.
 func (f *Fetcher) delay(u *url.URL) time.Duration {

@@ -103,6 +103,11 @@ type fetchHandler struct {
 	// lines sizes the buffers records are encoded into.
 	lines lineSize
 	hold  *hold // the stages' pause, looked at between the papers of a task
+	// spaced is the fetcher's Spaced, and arxivBase the crawl's arXiv,
+	// for the size of a hub's papers tasks (taskSize; nil spaced: every
+	// host is taken as spaced).
+	spaced    func(rawURL string) (delayed, oneAtATime bool)
+	arxivBase string
 	// policy decides about a paper that failed inside a papers task, as
 	// the stage's would about a paper task of its own; now is its clock.
 	policy retry.Policy
@@ -138,6 +143,27 @@ func (h *fetchHandler) handle(ctx context.Context, m jetstream.Msg) (Outcome, er
 	}
 }
 
+// taskSize is how many papers each of a hub's papers tasks carries:
+// papersPerOwnedTask when no request its papers may make waits for
+// another (the hub's host takes several at once, fetch.host_concurrency,
+// and neither it nor arXiv, where a paper's abstract page and full text
+// are, has a delay), papersPerTask otherwise.
+func (h *fetchHandler) taskSize(j ingest.HubJob) int {
+	if h.spaced == nil {
+		return papersPerTask
+	}
+	arxiv := j.ArxivBase
+	if arxiv == "" {
+		arxiv = h.arxivBase
+	}
+	delayed, oneAtATime := h.spaced(j.URL)
+	arxivDelayed, _ := h.spaced(arxiv)
+	if delayed || oneAtATime || arxivDelayed {
+		return papersPerTask
+	}
+	return papersPerOwnedTask
+}
+
 // queuedBefore says whether a task for the same hub is queued ahead of m,
 // as when two runs started at once both queued their hub: crawling it
 // twice would fetch every paper twice. When it cannot tell, it says no.
@@ -166,7 +192,7 @@ func (h *fetchHandler) hub(ctx context.Context, t Task) (Outcome, error) {
 	if err != nil || c.NotModified {
 		return Outcome{}, err
 	}
-	tasks, err := paperTasks(t.RunID, c.Papers, h.maxPayload)
+	tasks, err := paperTasks(t.RunID, c.Papers, h.taskSize(t.hubJob()), h.maxPayload)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -200,7 +226,7 @@ func (h *fetchHandler) papers(ctx context.Context, m jetstream.Msg, t Task) (Out
 		if i > 0 && h.hold.held() {
 			// The sink's output is unavailable: the papers not built yet
 			// wait on the queue, as a papers task of their own.
-			rest, err := paperTasks(t.RunID, jobs[i:], h.maxPayload)
+			rest, err := paperTasks(t.RunID, jobs[i:], len(jobs)-i, h.maxPayload)
 			if err != nil {
 				return Outcome{}, err
 			}

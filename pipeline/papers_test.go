@@ -126,7 +126,7 @@ func TestPausedPapersTaskQueuesTheRest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tasks, err := paperTasks("run-1", c.Papers, bus.NC.MaxPayload())
+	tasks, err := paperTasks("run-1", c.Papers, papersPerTask, bus.NC.MaxPayload())
 	if err != nil || len(tasks) != 1 {
 		t.Fatalf("%d tasks (%v), want one papers task", len(tasks), err)
 	}
@@ -198,7 +198,7 @@ func TestPapersTaskFailedPaperWaitsItsRetryAfter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tasks, err := paperTasks("run-1", c.Papers, bus.NC.MaxPayload())
+	tasks, err := paperTasks("run-1", c.Papers, papersPerTask, bus.NC.MaxPayload())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,4 +319,60 @@ func pullTask(t *testing.T, bus *Bus, cons jetstream.Consumer) jetstream.Msg {
 		t.Fatalf("%d tasks pulled (%v)", len(msgs), err)
 	}
 	return msgs[0]
+}
+
+// A hub's papers go out 64 to a task only when none of the requests they
+// may make waits for another: the hub's host takes several at once
+// (fetch.host_concurrency) and neither it nor arXiv has a delay. Any wait
+// keeps tasks of 8, so that a worker holds few polite pages.
+func TestPapersTaskSizeFollowsPoliteness(t *testing.T) {
+	const hubURL, arxiv = "http://127.0.0.1:8080/citations/11111111-2222-3333-4444-555555555555", "https://arxiv.org"
+	owned := func(change func(*ingest.FetchConfig)) ingest.FetchConfig {
+		cfg := DefaultConfig().Fetch
+		cfg.Delay, cfg.HostDelays, cfg.HostConcurrency = 0, nil, map[string]int{"127.0.0.1": 8}
+		change(&cfg)
+		return cfg
+	}
+	for _, c := range []struct {
+		name string
+		cfg  ingest.FetchConfig
+		job  ingest.HubJob
+		want int
+	}{
+		{"the defaults", DefaultConfig().Fetch, ingest.HubJob{URL: hubURL}, papersPerTask},
+		{"an owned host", owned(func(*ingest.FetchConfig) {}), ingest.HubJob{URL: hubURL}, papersPerOwnedTask},
+		{"one request at a time", owned(func(c *ingest.FetchConfig) { c.HostConcurrency = nil }), ingest.HubJob{URL: hubURL}, papersPerTask},
+		{"a delay", owned(func(c *ingest.FetchConfig) { c.Delay = time.Millisecond }), ingest.HubJob{URL: hubURL}, papersPerTask},
+		{"a delay on the host", owned(func(c *ingest.FetchConfig) { c.HostDelays = map[string]time.Duration{"127.0.0.1": time.Second} }), ingest.HubJob{URL: hubURL}, papersPerTask},
+		{"a delay on arXiv", owned(func(c *ingest.FetchConfig) { c.HostDelays = map[string]time.Duration{"arxiv.org": 3 * time.Second} }), ingest.HubJob{URL: hubURL}, papersPerTask},
+		{"a delay on the job's arXiv", owned(func(c *ingest.FetchConfig) { c.HostDelays = map[string]time.Duration{"arxiv.example": time.Second} }),
+			ingest.HubJob{URL: hubURL, ArxivBase: "https://arxiv.example"}, papersPerTask},
+	} {
+		f := ingest.NewFetcher(c.cfg, zerolog.Nop())
+		h := &fetchHandler{spaced: f.Spaced, arxivBase: arxiv}
+		if got := h.taskSize(c.job); got != c.want {
+			t.Errorf("%s: tasks of %d papers, want %d", c.name, got, c.want)
+		}
+	}
+}
+
+// A run on a host the user owns queues a hub's papers 64 to a task and
+// writes every record once.
+func TestRunOnAnOwnedHostQueuesLargeTasks(t *testing.T) {
+	const n = 2*papersPerOwnedTask + 5
+	site := snapshot.New(snapshot.StyleCards, snapshot.Generated(n))
+	web := startSite(t, site)
+	cfg := testConfig(t, t.TempDir(), site.HubURLs(web.URL))
+	cfg.FullText.Enabled, cfg.FetchGraph = false, false
+	cfg.Fetch.HostConcurrency = map[string]int{"127.0.0.1": 4}
+	bus := openBus(t, cfg)
+	defer bus.Close()
+	if _, err := Run(context.Background(), bus, cfg, testEnv()); err != nil {
+		t.Fatal(err)
+	}
+	assertEachOnce(t, readOut(t, cfg.Sink.Out), n)
+	// The hub task, then the papers tasks.
+	if last, err := lastSeq(context.Background(), bus, StreamTasks); err != nil || last != 1+3 {
+		t.Fatalf("%d tasks queued (%v), want the hub's and 3 papers tasks for %d papers", last, err, n)
+	}
 }

@@ -124,7 +124,7 @@ func TestPapersTasks(t *testing.T) {
 		}
 		return back
 	}
-	outs, err := paperTasks("run1", jobs, 1<<20)
+	outs, err := paperTasks("run1", jobs, papersPerTask, 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func TestPapersTasks(t *testing.T) {
 	if back := decoded(outs); !reflect.DeepEqual(back, jobs) {
 		t.Fatalf("round trip\n got %+v\nwant %+v", back, jobs)
 	}
-	again, _ := paperTasks("run1", jobs, 1<<20)
+	again, _ := paperTasks("run1", jobs, papersPerTask, 1<<20)
 	for i := range outs {
 		if outs[i].MsgID != again[i].MsgID || (i > 0 && outs[i].MsgID == outs[i-1].MsgID) {
 			t.Fatalf("message ids %s and %s: want the same for the same papers, different for others", outs[i].MsgID, again[i].MsgID)
@@ -142,7 +142,7 @@ func TestPapersTasks(t *testing.T) {
 	}
 
 	const limit = 4 << 10 // two or three papers a task
-	small, err := paperTasks("run1", jobs, limit)
+	small, err := paperTasks("run1", jobs, papersPerTask, limit)
 	if err != nil {
 		t.Fatal(err)
 	}
