@@ -321,10 +321,11 @@ func pullTask(t *testing.T, bus *Bus, cons jetstream.Consumer) jetstream.Msg {
 	return msgs[0]
 }
 
-// A hub's papers go out 64 to a task only when none of the requests they
-// may make waits for another: the hub's host takes several at once
+// A hub's papers go out up to 64 to a task only when no request they may
+// make is kept waiting by a delay: the hub's host takes several at once
 // (fetch.host_concurrency) and neither it nor arXiv has a delay. Any wait
-// keeps tasks of 8, so that a worker holds few polite pages.
+// keeps tasks of 8, so that a worker holds few polite pages; a small hub's
+// tasks are no bigger than spreads it over every fetch worker.
 func TestPapersTaskSizeFollowsPoliteness(t *testing.T) {
 	const hubURL, arxiv = "http://127.0.0.1:8080/citations/11111111-2222-3333-4444-555555555555", "https://arxiv.org"
 	owned := func(change func(*ingest.FetchConfig)) ingest.FetchConfig {
@@ -337,20 +338,26 @@ func TestPapersTaskSizeFollowsPoliteness(t *testing.T) {
 		name string
 		cfg  ingest.FetchConfig
 		job  ingest.HubJob
+		n    int // the hub's papers, over 8 fetch workers (5,000 unless set)
 		want int
 	}{
-		{"the defaults", DefaultConfig().Fetch, ingest.HubJob{URL: hubURL}, papersPerTask},
-		{"an owned host", owned(func(*ingest.FetchConfig) {}), ingest.HubJob{URL: hubURL}, papersPerOwnedTask},
-		{"one request at a time", owned(func(c *ingest.FetchConfig) { c.HostConcurrency = nil }), ingest.HubJob{URL: hubURL}, papersPerTask},
-		{"a delay", owned(func(c *ingest.FetchConfig) { c.Delay = time.Millisecond }), ingest.HubJob{URL: hubURL}, papersPerTask},
-		{"a delay on the host", owned(func(c *ingest.FetchConfig) { c.HostDelays = map[string]time.Duration{"127.0.0.1": time.Second} }), ingest.HubJob{URL: hubURL}, papersPerTask},
-		{"a delay on arXiv", owned(func(c *ingest.FetchConfig) { c.HostDelays = map[string]time.Duration{"arxiv.org": 3 * time.Second} }), ingest.HubJob{URL: hubURL}, papersPerTask},
+		{"the defaults", DefaultConfig().Fetch, ingest.HubJob{URL: hubURL}, 0, papersPerTask},
+		{"an owned host", owned(func(*ingest.FetchConfig) {}), ingest.HubJob{URL: hubURL}, 0, papersPerOwnedTask},
+		{"one request at a time", owned(func(c *ingest.FetchConfig) { c.HostConcurrency = nil }), ingest.HubJob{URL: hubURL}, 0, papersPerTask},
+		{"a delay", owned(func(c *ingest.FetchConfig) { c.Delay = time.Millisecond }), ingest.HubJob{URL: hubURL}, 0, papersPerTask},
+		{"a delay on the host", owned(func(c *ingest.FetchConfig) { c.HostDelays = map[string]time.Duration{"127.0.0.1": time.Second} }), ingest.HubJob{URL: hubURL}, 0, papersPerTask},
+		{"a delay on arXiv", owned(func(c *ingest.FetchConfig) { c.HostDelays = map[string]time.Duration{"arxiv.org": 3 * time.Second} }), ingest.HubJob{URL: hubURL}, 0, papersPerTask},
 		{"a delay on the job's arXiv", owned(func(c *ingest.FetchConfig) { c.HostDelays = map[string]time.Duration{"arxiv.example": time.Second} }),
-			ingest.HubJob{URL: hubURL, ArxivBase: "https://arxiv.example"}, papersPerTask},
+			ingest.HubJob{URL: hubURL, ArxivBase: "https://arxiv.example"}, 0, papersPerTask},
+		{"a small hub on an owned host", owned(func(*ingest.FetchConfig) {}), ingest.HubJob{URL: hubURL}, 128, 16},
+		{"a tiny hub on an owned host", owned(func(*ingest.FetchConfig) {}), ingest.HubJob{URL: hubURL}, 20, papersPerTask},
 	} {
 		f := ingest.NewFetcher(c.cfg, zerolog.Nop())
-		h := &fetchHandler{spaced: f.Spaced, arxivBase: arxiv}
-		if got := h.taskSize(c.job); got != c.want {
+		h := &fetchHandler{spaced: f.Spaced, arxivBase: arxiv, workers: 8}
+		if c.n == 0 {
+			c.n = 5000
+		}
+		if got := h.taskSize(c.job, c.n); got != c.want {
 			t.Errorf("%s: tasks of %d papers, want %d", c.name, got, c.want)
 		}
 	}
@@ -365,6 +372,7 @@ func TestRunOnAnOwnedHostQueuesLargeTasks(t *testing.T) {
 	cfg := testConfig(t, t.TempDir(), site.HubURLs(web.URL))
 	cfg.FullText.Enabled, cfg.FetchGraph = false, false
 	cfg.Fetch.HostConcurrency = map[string]int{"127.0.0.1": 4}
+	cfg.Stages.FetchWorkers = 2 // 67 papers a worker: tasks of 64
 	bus := openBus(t, cfg)
 	defer bus.Close()
 	if _, err := Run(context.Background(), bus, cfg, testEnv()); err != nil {

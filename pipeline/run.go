@@ -35,8 +35,8 @@ const (
 var AllStages = []string{StageFetch, StageClassify, StageSink}
 
 // fetchBatch is how many tasks a fetch worker pulls at once: one, since a
-// papers task already shares its pull, publishes and ack among
-// papersPerTask pages; a worker holding more would hold their pages back
+// papers task already shares its pull, publishes and ack among its
+// pages; a worker holding more would hold their pages back
 // from the others at the end of a crawl, and from the sink.
 const fetchBatch = 1
 
@@ -138,7 +138,7 @@ func (w *Workers) build(ctx context.Context, bus *Bus, cfg Config, name string, 
 			return nil, err
 		}
 		h := &fetchHandler{crawler: cr, stats: env.Stats, hubs: env.hubs, maxPayload: bus.NC.MaxPayload(), bus: bus, tagger: cl, own: w.own, hold: w.hold,
-			spaced: fetcher.Spaced, arxivBase: cfg.FullText.ArxivBase, policy: cfg.Stages.Policy(), now: env.Now, log: log}
+			spaced: fetcher.Spaced, arxivBase: cfg.FullText.ArxivBase, workers: cfg.Stages.FetchWorkers, policy: cfg.Stages.Policy(), now: env.Now, log: log}
 		s := &stage{name: name, consumer: c, handle: h.handle, workers: cfg.Stages.FetchWorkers, batch: fetchBatch,
 			idle: env.Idle, bus: bus, cfg: cfg.Stages, log: log, stats: env.Stats, hold: w.hold}
 		return func() { s.run(ctx) }, nil
