@@ -230,6 +230,10 @@ type hubIndex struct {
 	dir     string
 	log     zerolog.Logger
 	rebuilt bool // built again from the segments once already (rebuild)
+	// dropRepeats: indexing a segment, drop its lines of versions the
+	// index holds already (see runsDir). Only for a folder with one
+	// writer, whose seals may not have been indexed at all.
+	dropRepeats bool
 }
 
 // openHubIndex opens the index of a hub folder for update and brings it
@@ -239,7 +243,17 @@ type hubIndex struct {
 // hand, a folder written before there was an index). Called with the hub's
 // lock held; close it before the lock is released.
 func openHubIndex(dir string, log zerolog.Logger) (*hubIndex, error) {
-	ix := &hubIndex{dir: dir, log: log}
+	return openIndexOf(&hubIndex{dir: dir, log: log})
+}
+
+// openOwnHubIndex is openHubIndex for the folder's only writer, which
+// indexes its seals at Close (see runsDir): the segments indexed when it
+// is opened lose their lines of versions indexed already.
+func openOwnHubIndex(dir string, log zerolog.Logger) (*hubIndex, error) {
+	return openIndexOf(&hubIndex{dir: dir, log: log, dropRepeats: true})
+}
+
+func openIndexOf(ix *hubIndex) (*hubIndex, error) {
 	err := ix.open()
 	if errors.Is(err, errIndexCorrupt) {
 		err = ix.rebuild(err)
@@ -393,9 +407,17 @@ func markClean(dir string) error {
 
 // meta reads what the index covers.
 func (ix *hubIndex) meta() (last string, segments uint64, err error) {
+	last, segments, _, err = ix.metaAll()
+	return last, segments, err
+}
+
+// metaAll is meta, and whether an index build from runs was under way
+// (metaBulk).
+func (ix *hubIndex) metaAll() (last string, segments uint64, bulk bool, err error) {
 	err = guard(ix.db.Path(), func() error {
 		return ix.db.View(func(tx *bolt.Tx) error {
 			if m := tx.Bucket([]byte(bucketMeta)); m != nil {
+				bulk = m.Get([]byte(metaBulk)) != nil
 				last = string(m.Get([]byte(metaLast)))
 				if v := m.Get([]byte(metaSegments)); len(v) == 8 {
 					segments = binary.BigEndian.Uint64(v)
@@ -404,7 +426,7 @@ func (ix *hubIndex) meta() (last string, segments uint64, err error) {
 			return nil
 		})
 	})
-	return last, segments, err
+	return last, segments, bulk, err
 }
 
 // catchUp indexes the segments the index does not cover yet (see
@@ -414,7 +436,7 @@ func (ix *hubIndex) catchUp() error {
 	if err != nil {
 		return err
 	}
-	last, count, err := ix.meta()
+	last, count, bulk, err := ix.metaAll()
 	if err != nil {
 		return err
 	}
@@ -423,6 +445,12 @@ func (ix *hubIndex) catchUp() error {
 		covered++
 	}
 	switch {
+	case bulk:
+		ix.log.Warn().Str("folder", ix.dir).Msg("the index of the hub folder was being built when its writer stopped: building it again from the segments")
+		if err := ix.reset(); err != nil {
+			return err
+		}
+		covered = 0
 	case uint64(covered) != count || count > 0 && filepath.Base(files[covered-1]) != last:
 		ix.log.Warn().Str("folder", ix.dir).Uint64("indexed", count).Int("segments", covered).
 			Msg("the index of the hub folder does not match its segments: building it again from them")
@@ -469,8 +497,15 @@ func (ix *hubIndex) reopen() error {
 	return nil
 }
 
-// addFile indexes a sealed segment file.
+// addFile indexes a sealed segment file; with dropRepeats, without its
+// lines of versions the index holds already (removing it if that is all
+// of them).
 func (ix *hubIndex) addFile(path string) error {
+	if ix.dropRepeats {
+		if gone, err := ix.dropIndexed(path); err != nil || gone {
+			return err
+		}
+	}
 	var batch []version
 	var hub record.Hub
 	flush := func(final bool) error {
@@ -527,18 +562,53 @@ func (ix *hubIndex) add(name string, versions []version, hub *record.Hub) error 
 		if v := m.Get([]byte(metaSegments)); len(v) == 8 {
 			n = binary.BigEndian.Uint64(v)
 		}
-		if err := m.Put([]byte(metaSegments), binary.BigEndian.AppendUint64(nil, n+1)); err != nil {
-			return err
-		}
-		if err := m.Put([]byte(metaLast), []byte(name)); err != nil {
-			return err
-		}
-		b, err := json.Marshal(hub)
-		if err != nil {
-			return err
-		}
-		return m.Put([]byte(metaHub), b)
+		return setCovered(m, name, n+1, hub)
 	})
+}
+
+// dropIndexed rewrites a segment file without its lines of versions the
+// index holds already, or removes it when that is all of them (gone).
+func (ix *hubIndex) dropIndexed(path string) (gone bool, err error) {
+	var drop []bool
+	var batch []version
+	check := func() error {
+		found, err := ix.has(batch)
+		drop = append(drop, found...)
+		batch = batch[:0]
+		return err
+	}
+	err = readSegment(path, func(line []byte, r *record.Record) error {
+		fp, ok := record.FingerprintOfLine(line)
+		if !ok {
+			fp = r.Fingerprint()
+		}
+		batch = append(batch, version{id: r.ID, fp: fingerprintBytes(fp)})
+		if len(batch) == indexChunk {
+			return check()
+		}
+		return nil
+	})
+	if err == nil {
+		err = check()
+	}
+	if err != nil || !slices.Contains(drop, true) {
+		return false, err
+	}
+	n := 0
+	for _, d := range drop {
+		if d {
+			n++
+		}
+	}
+	ix.log.Info().Str("segment", path).Int("lines", n).Msg("dropping the lines of record versions an earlier segment holds")
+	if !slices.Contains(drop, false) {
+		if err := os.Remove(path); err != nil {
+			return false, err
+		}
+		return true, SyncDir(ix.dir)
+	}
+	_, err = rewriteSegment(path, filepath.Join(ix.dir, runsDir), func(line int) bool { return !drop[line] })
+	return false, err
 }
 
 // apply adds versions in one transaction, then runs also (if any) in it.

@@ -1,0 +1,292 @@
+package sink
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rs/zerolog"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/citecrawl/citecrawl/internal/testkit"
+	"github.com/citecrawl/citecrawl/record"
+)
+
+// generationBatches are the batches of a new generation with versions
+// sealed again and again: 400 versions (two of each of 100 records in
+// each of two hubs) drawn at random into 60 seals of 40, then a first
+// seal again whole. Each hub folder gets more than runFanIn seals.
+func generationBatches() [][]*record.Record {
+	base := testRecords(100, "hub-a", "hub-b")
+	pool := base
+	for _, r := range base {
+		c := *r
+		c.Role = record.RoleFuture
+		pool = append(pool, &c)
+	}
+	rng := rand.New(rand.NewPCG(4, 5))
+	var batches [][]*record.Record
+	for range 60 {
+		var b []*record.Record
+		for range 40 {
+			b = append(b, pool[rng.IntN(len(pool))])
+		}
+		batches = append(batches, b)
+	}
+	return append(batches, batches[0])
+}
+
+// The ends of writeGeneration.
+const (
+	closes = iota // Close
+	stays         // neither Close nor stop: the caller closes
+	stops         // stop without closing, the indexes closed as a dying process's are
+)
+
+// writeGeneration writes batches as reprocess does, a seal after each,
+// and ends as end says.
+func writeGeneration(t *testing.T, dir string, log *testkit.LogBuffer, batches [][]*record.Record, end int, opts ...Option) *jsonl {
+	t.Helper()
+	ctx := context.Background()
+	cfg := testConfig()
+	cfg.Out = dir
+	if log != nil {
+		opts = append(opts, WithLogger(zerolog.New(log)))
+	}
+	s, err := Open(ctx, cfg, append(opts, WithDedupeAtSeal(), WithSummaryOnClose())...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range batches {
+		if _, err := s.Write(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.(BackgroundFlusher).StartFlush(ctx)(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j := s.(*jsonl)
+	switch end {
+	case stays:
+		return j
+	case stops:
+		j.closeIndexes()
+		return j
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+// folderState is what a generation holds: per hub, its segments' lines
+// in order, the line count of each segment, its summary.json, and the
+// latest tags of every record as EachLatest gives them.
+type folderState struct {
+	lines    map[string]string
+	segments map[string][]int
+	summary  map[string]string
+	latest   map[string]Tags
+}
+
+func readState(t *testing.T, dir string) folderState {
+	t.Helper()
+	st := folderState{lines: map[string]string{}, segments: map[string][]int{}, summary: map[string]string{}, latest: map[string]Tags{}}
+	for _, hub := range []string{"hub-a", "hub-b"} {
+		files, err := segmentFiles(filepath.Join(dir, hub))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var all []byte
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, b...)
+			st.segments[hub] = append(st.segments[hub], bytes.Count(b, []byte("\n")))
+		}
+		st.lines[hub] = string(all)
+		sum, err := os.ReadFile(filepath.Join(dir, hub, SummaryFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.summary[hub] = string(sum)
+	}
+	rd, err := OpenReader(context.Background(), Config{Out: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rd.EachLatest(context.Background(), func(id string, tags Tags) { st.latest[id] = tags }); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// assertSameGeneration checks a generation against the one written with
+// every seal indexed as it is sealed, and that its index holds every
+// version (a writer given them all again writes none).
+func assertSameGeneration(t *testing.T, got, want string) {
+	t.Helper()
+	g, w := readState(t, got), readState(t, want)
+	for hub := range w.lines {
+		if g.lines[hub] != w.lines[hub] {
+			t.Errorf("%s: %d lines, want %d, or not the same", hub, strings.Count(g.lines[hub], "\n"), strings.Count(w.lines[hub], "\n"))
+		}
+		if fmt.Sprint(g.segments[hub]) != fmt.Sprint(w.segments[hub]) {
+			t.Errorf("%s: segments of %v lines, want %v", hub, g.segments[hub], w.segments[hub])
+		}
+		if g.summary[hub] != w.summary[hub] {
+			t.Errorf("%s: summary\n%s\nwant\n%s", hub, g.summary[hub], w.summary[hub])
+		}
+	}
+	if !maps.Equal(g.latest, w.latest) {
+		t.Errorf("EachLatest gives %d records, want %d, or other tags", len(g.latest), len(w.latest))
+	}
+	var all []*record.Record
+	for _, b := range generationBatches() {
+		all = append(all, b...)
+	}
+	again := openFolder(t, got)
+	if n, err := again.Write(context.Background(), all); err != nil || n != 0 {
+		t.Errorf("writing every version again: %d new, %v; want none new", n, err)
+	}
+	if err := again.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, hub := range []string{"hub-a", "hub-b"} {
+		if runs, _ := filepath.Glob(filepath.Join(got, hub, runsDir, "*")); len(runs) > 0 {
+			t.Errorf("%s: runs left after Close: %v", hub, runs)
+		}
+	}
+}
+
+// reference writes the generation with each seal indexed as it is sealed.
+func reference(t *testing.T) string {
+	dir := t.TempDir()
+	writeGeneration(t, dir, nil, generationBatches(), closes)
+	return dir
+}
+
+// TestOwnFolderIndexedAtCloseWritesWhatEachSealWould: the folder's only
+// writer indexes its seals at Close, from runs, merged in levels; a
+// version it sealed twice (in two seals, whole seals too) is written once,
+// as when each seal is indexed as it is sealed: the same lines in the same
+// segments, the same summary and latest tags.
+func TestOwnFolderIndexedAtCloseWritesWhatEachSealWould(t *testing.T) {
+	want := reference(t)
+	got := t.TempDir()
+	var log testkit.LogBuffer
+	j := writeGeneration(t, got, &log, generationBatches(), closes, WithOwnFolder())
+	if !j.deferIndex {
+		t.Fatal("the writer does not index at Close")
+	}
+	assertSameGeneration(t, got, want)
+	if strings.Contains(log.String(), "segments") {
+		t.Errorf("the index was built from the segments: %s", log.String())
+	}
+	if s, w := j.Sealed(), readState(t, want); s.Records != int64(strings.Count(w.lines["hub-a"]+w.lines["hub-b"], "\n")) {
+		t.Errorf("Sealed counts %d records, the folder holds %d lines", s.Records, strings.Count(w.lines["hub-a"]+w.lines["hub-b"], "\n"))
+	}
+}
+
+// TestOwnFolderDamagedRunIsNotTrusted: a run cut short is found at Close,
+// and the index is built from the segments instead, dropping the same
+// lines.
+func TestOwnFolderDamagedRunIsNotTrusted(t *testing.T) {
+	want := reference(t)
+	got := t.TempDir()
+	var log testkit.LogBuffer
+	j := writeGeneration(t, got, &log, generationBatches(), stays, WithOwnFolder())
+	runs, _ := filepath.Glob(filepath.Join(got, "hub-a", runsDir, "*.run"))
+	if len(runs) < 2 {
+		t.Fatalf("runs %v: want several", runs)
+	}
+	info, err := os.Stat(runs[len(runs)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(runs[len(runs)-1], info.Size()/2); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if want := "could not be built from its runs"; !strings.Contains(log.String(), want) {
+		t.Errorf("log %q does not say %q", log.String(), want)
+	}
+	assertSameGeneration(t, got, want)
+}
+
+// TestOwnFolderWriterThatStoppedIsCaughtUp: a writer that stops without
+// closing leaves its seals out of the index and its runs behind; the
+// next writer drops the runs, indexes the seals from the segments
+// (dropping the lines of versions sealed twice) and goes on.
+func TestOwnFolderWriterThatStoppedIsCaughtUp(t *testing.T) {
+	want := reference(t)
+	batches := generationBatches()
+	got := t.TempDir()
+	writeGeneration(t, got, nil, batches[:30], stops, WithOwnFolder())
+	if runs, _ := filepath.Glob(filepath.Join(got, "hub-a", runsDir, "*.run")); len(runs) == 0 {
+		t.Fatal("no runs left by the writer that stopped")
+	}
+	writeGeneration(t, got, nil, batches[30:], closes, WithOwnFolder())
+	assertSameGeneration(t, got, want)
+}
+
+// TestOwnFolderInterruptedBuildIsDoneAgain: an index build from runs that
+// stopped half-way (metaBulk, part of the versions added) is not taken
+// for versions indexed before: the next writer builds the index again
+// from the segments, and drops no line of them.
+func TestOwnFolderInterruptedBuildIsDoneAgain(t *testing.T) {
+	want := reference(t)
+	batches := generationBatches()
+	got := t.TempDir()
+	writeGeneration(t, got, nil, batches[:30], stops, WithOwnFolder())
+	// Half a build: the versions of the last segment, and the mark.
+	hubDir := filepath.Join(got, "hub-a")
+	files, err := segmentFiles(hubDir)
+	if err != nil || len(files) == 0 {
+		t.Fatal(files, err)
+	}
+	var versions []version
+	err = readSegment(files[len(files)-1], func(line []byte, r *record.Record) error {
+		fp, _ := record.FingerprintOfLine(line)
+		versions = append(versions, versionOf(r, fp))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := openIndex(hubDir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix := &hubIndex{db: db, dir: hubDir, log: zerolog.Nop()}
+	if err := ix.apply(versions, nil); err != nil {
+		t.Fatal(err)
+	}
+	err = ix.update(func(tx *bolt.Tx) error {
+		m, err := tx.CreateBucketIfNotExists([]byte(bucketMeta))
+		if err != nil {
+			return err
+		}
+		return m.Put([]byte(metaBulk), []byte(filepath.Base(files[len(files)-1])))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix.Close()
+	var log testkit.LogBuffer
+	writeGeneration(t, got, &log, batches[30:], closes, WithOwnFolder())
+	if want := "was being built when its writer stopped"; !strings.Contains(log.String(), want) {
+		t.Errorf("log %q does not say %q", log.String(), want)
+	}
+	assertSameGeneration(t, got, want)
+}
