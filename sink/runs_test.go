@@ -1,14 +1,17 @@
 package sink
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"maps"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -134,12 +137,19 @@ func readState(t *testing.T, dir string) folderState {
 // version (a writer given them all again writes none).
 func assertSameGeneration(t *testing.T, got, want string) {
 	t.Helper()
+	assertGeneration(t, got, want, true)
+}
+
+// assertGeneration is assertSameGeneration, where the lines may be cut
+// into other segments unless sameSegments.
+func assertGeneration(t *testing.T, got, want string, sameSegments bool) {
+	t.Helper()
 	g, w := readState(t, got), readState(t, want)
 	for hub := range w.lines {
 		if g.lines[hub] != w.lines[hub] {
 			t.Errorf("%s: %d lines, want %d, or not the same", hub, strings.Count(g.lines[hub], "\n"), strings.Count(w.lines[hub], "\n"))
 		}
-		if fmt.Sprint(g.segments[hub]) != fmt.Sprint(w.segments[hub]) {
+		if sameSegments && fmt.Sprint(g.segments[hub]) != fmt.Sprint(w.segments[hub]) {
 			t.Errorf("%s: segments of %v lines, want %v", hub, g.segments[hub], w.segments[hub])
 		}
 		if g.summary[hub] != w.summary[hub] {
@@ -289,4 +299,73 @@ func TestOwnFolderInterruptedBuildIsDoneAgain(t *testing.T) {
 		t.Errorf("log %q does not say %q", log.String(), want)
 	}
 	assertSameGeneration(t, got, want)
+}
+
+// TestOwnFolderKilledWriterLosesAndRepeatsNothing: a writer killed with
+// SIGKILL while it seals, or while it builds the index at Close, leaves a
+// folder that the next writer, given every record again as reprocess's
+// resume gives those after its checkpoint, completes with each version
+// written once, in the order first written, the summary and latest tags
+// those of a writer never killed.
+func TestOwnFolderKilledWriterLosesAndRepeatsNothing(t *testing.T) {
+	want := reference(t)
+	for _, kill := range []string{"sealed 20", "sealed 45", "closing"} {
+		t.Run(kill, func(t *testing.T) {
+			got := t.TempDir()
+			child := exec.Command(os.Args[0], "-test.run=^TestOwnFolderGenerationChild$")
+			child.Env = append(os.Environ(), "SINK_GENERATION_CHILD="+got)
+			out, err := child.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stderr testkit.LogBuffer
+			child.Stderr = &stderr
+			if err := child.Start(); err != nil {
+				t.Fatal(err)
+			}
+			sc := bufio.NewScanner(out)
+			for sc.Scan() && sc.Text() != kill {
+			}
+			if err := child.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			_ = child.Wait()
+			if sc.Text() != kill {
+				t.Fatalf("the child ended before %q: %s", kill, stderr.String())
+			}
+			writeGeneration(t, got, nil, generationBatches(), closes, WithOwnFolder())
+			assertGeneration(t, got, want, false)
+		})
+	}
+}
+
+// TestOwnFolderGenerationChild is the writer TestOwnFolderKilledWriter...
+// kills: it writes the generation into $SINK_GENERATION_CHILD, saying on
+// stdout what it has done.
+func TestOwnFolderGenerationChild(t *testing.T) {
+	dir := os.Getenv("SINK_GENERATION_CHILD")
+	if dir == "" {
+		t.Skip("run by TestOwnFolderKilledWriterLosesAndRepeatsNothing")
+	}
+	ctx := context.Background()
+	cfg := testConfig()
+	cfg.Out = dir
+	s, err := Open(ctx, cfg, WithDedupeAtSeal(), WithSummaryOnClose(), WithOwnFolder())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, b := range generationBatches() {
+		if _, err := s.Write(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.(BackgroundFlusher).StartFlush(ctx)(); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Printf("sealed %d\n", i+1)
+	}
+	fmt.Println("closing")
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Println("closed")
 }
