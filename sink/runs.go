@@ -251,6 +251,7 @@ type runReader struct {
 	n    uint64 // entries in the file, from its end
 	read uint64
 	cur  runEntry
+	buf  []byte // the last entry's id and fingerprint
 	r0   *runs
 }
 
@@ -290,7 +291,8 @@ func (rr *runReader) next() (bool, error) {
 	if err != nil || l == 0 || l > 1<<16 {
 		return bad("id length")
 	}
-	buf := make([]byte, int(l)+fpLen)
+	buf := slices.Grow(rr.buf[:0], int(l)+fpLen)[:int(l)+fpLen]
+	rr.buf = buf
 	if _, err := io.ReadFull(rr.r, buf); err != nil {
 		return bad("truncated")
 	}
