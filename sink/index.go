@@ -463,6 +463,9 @@ func (ix *hubIndex) catchUp() error {
 	case covered < len(files):
 		ix.log.Info().Str("folder", ix.dir).Int("segments", len(files)-covered).Msg("indexing segments published without being indexed (a writer stopped in between)")
 	}
+	if ix.dropRepeats {
+		return ix.catchUpByRuns(files[covered:])
+	}
 	for _, f := range files[covered:] {
 		if err := ix.addFile(f); err != nil {
 			return err
@@ -497,15 +500,8 @@ func (ix *hubIndex) reopen() error {
 	return nil
 }
 
-// addFile indexes a sealed segment file; with dropRepeats, without its
-// lines of versions the index holds already (removing it if that is all
-// of them).
+// addFile indexes a sealed segment file.
 func (ix *hubIndex) addFile(path string) error {
-	if ix.dropRepeats {
-		if gone, err := ix.dropIndexed(path); err != nil || gone {
-			return err
-		}
-	}
 	var batch []version
 	var hub record.Hub
 	flush := func(final bool) error {
@@ -564,51 +560,6 @@ func (ix *hubIndex) add(name string, versions []version, hub *record.Hub) error 
 		}
 		return setCovered(m, name, n+1, hub)
 	})
-}
-
-// dropIndexed rewrites a segment file without its lines of versions the
-// index holds already, or removes it when that is all of them (gone).
-func (ix *hubIndex) dropIndexed(path string) (gone bool, err error) {
-	var drop []bool
-	var batch []version
-	check := func() error {
-		found, err := ix.has(batch)
-		drop = append(drop, found...)
-		batch = batch[:0]
-		return err
-	}
-	err = readSegment(path, func(line []byte, r *record.Record) error {
-		fp, ok := record.FingerprintOfLine(line)
-		if !ok {
-			fp = r.Fingerprint()
-		}
-		batch = append(batch, version{id: r.ID, fp: fingerprintBytes(fp)})
-		if len(batch) == indexChunk {
-			return check()
-		}
-		return nil
-	})
-	if err == nil {
-		err = check()
-	}
-	if err != nil || !slices.Contains(drop, true) {
-		return false, err
-	}
-	n := 0
-	for _, d := range drop {
-		if d {
-			n++
-		}
-	}
-	ix.log.Info().Str("segment", path).Int("lines", n).Msg("dropping the lines of record versions an earlier segment holds")
-	if !slices.Contains(drop, false) {
-		if err := os.Remove(path); err != nil {
-			return false, err
-		}
-		return true, SyncDir(ix.dir)
-	}
-	_, err = rewriteSegment(path, filepath.Join(ix.dir, runsDir), func(line int) bool { return !drop[line] })
-	return false, err
 }
 
 // apply adds versions in one transaction, then runs also (if any) in it.

@@ -505,6 +505,70 @@ func (r *runs) build(ix *hubIndex) (dropped dropCounts, err error) {
 	return dropped, ix.coverAll(&hub)
 }
 
+// catchUpByRuns indexes the segment files the index does not cover yet
+// as the folder's only writer indexes its seals (hubIndex.dropRepeats):
+// each loses its lines of versions the index holds (rewritten, or
+// removed when that is all of them) and goes to a run; a version in two
+// of them is then dropped from the later at the build.
+func (ix *hubIndex) catchUpByRuns(files []string) error {
+	r, err := newRuns(ix.dir)
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(r.dir)
+	for _, f := range files {
+		var versions []version
+		var hub record.Hub
+		err := readSegment(f, func(line []byte, rec *record.Record) error {
+			// From the bytes, as addFile.
+			fp, ok := record.FingerprintOfLine(line)
+			if !ok {
+				fp = rec.Fingerprint()
+			}
+			versions = append(versions, versionOf(rec, fp))
+			hub = rec.Hub
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		found, err := ix.has(versions)
+		if err != nil {
+			return err
+		}
+		if slices.Contains(found, true) {
+			kept := versions[:0:0]
+			for i, v := range versions {
+				if !found[i] {
+					kept = append(kept, v)
+				}
+			}
+			ix.log.Info().Str("segment", f).Int("lines", len(versions)-len(kept)).Msg("dropping the lines of record versions an earlier segment holds")
+			if len(kept) == 0 {
+				if err := os.Remove(f); err != nil {
+					return err
+				}
+				if err := SyncDir(ix.dir); err != nil {
+					return err
+				}
+				continue
+			}
+			if _, err := rewriteSegment(f, r.dir, func(line int) bool { return !found[line] }); err != nil {
+				return err
+			}
+			versions = kept
+		}
+		if err := r.add(filepath.Base(f), versions, hub); err != nil {
+			return err
+		}
+	}
+	if len(r.segs) == 0 {
+		return nil
+	}
+	_, err = r.build(ix)
+	return err
+}
+
 // dropCounts is what a build dropped from the segments.
 type dropCounts struct {
 	lines, segments int
