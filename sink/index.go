@@ -230,9 +230,10 @@ type hubIndex struct {
 	dir     string
 	log     zerolog.Logger
 	rebuilt bool // built again from the segments once already (rebuild)
-	// dropRepeats: indexing a segment, drop its lines of versions the
-	// index holds already (see runsDir). Only for a folder with one
-	// writer, whose seals may not have been indexed at all.
+	// dropRepeats: catch up as the folder's only writer indexes its
+	// seals, through runs, dropping the lines of versions indexed or
+	// written before (catchUpByRuns): that writer's seals may not have
+	// been indexed at all.
 	dropRepeats bool
 }
 

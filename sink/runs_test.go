@@ -101,7 +101,15 @@ type folderState struct {
 func readState(t *testing.T, dir string) folderState {
 	t.Helper()
 	st := folderState{lines: map[string]string{}, segments: map[string][]int{}, summary: map[string]string{}, latest: map[string]Tags{}}
-	for _, hub := range []string{"hub-a", "hub-b"} {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		hub := e.Name()
+		if !e.IsDir() || strings.HasPrefix(hub, ".") {
+			continue
+		}
 		files, err := segmentFiles(filepath.Join(dir, hub))
 		if err != nil {
 			t.Fatal(err)
@@ -368,4 +376,23 @@ func TestOwnFolderGenerationChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	fmt.Println("closed")
+}
+
+// TestOwnFolderVersionSealedTwiceIsWrittenOnce: the same versions in two
+// seals of the folder's only writer, which looks them up only in what
+// was indexed before it opened the folder, are one line each; the second
+// seal keeps only its new version, and the index knows every version.
+func TestOwnFolderVersionSealedTwiceIsWrittenOnce(t *testing.T) {
+	recs := testRecords(4, "hub-a")
+	dir := t.TempDir()
+	writeGeneration(t, dir, nil, [][]*record.Record{recs[:3], recs}, closes, WithOwnFolder())
+	st := readState(t, dir)
+	if got := fmt.Sprint(st.segments["hub-a"]); got != "[3 1]" {
+		t.Errorf("segments of %s lines, want [3 1]", got)
+	}
+	again := openFolder(t, dir)
+	defer again.Close(context.Background())
+	if n, err := again.Write(context.Background(), recs); err != nil || n != 0 {
+		t.Errorf("writing the versions again: %d new, %v; want none new", n, err)
+	}
 }
