@@ -442,6 +442,9 @@ func (s *jsonl) summarise(h *hubDir, ix *hubIndex) error {
 // other writers know this one is gone.
 func (s *jsonl) Close(context.Context) error {
 	err := s.sealAll()
+	if err == nil && s.deferIndex {
+		err = s.openOtherHubs()
+	}
 	if err == nil {
 		err = s.completeIndexes()
 	}
@@ -474,7 +477,17 @@ func (s *jsonl) hub(hub record.Hub) (*hubDir, error) {
 	if h, ok := s.hubs[key]; ok {
 		return h, nil
 	}
-	h := &hubDir{dir: filepath.Join(s.dir, safeName(key))}
+	h, err := s.openHub(filepath.Join(s.dir, safeName(key)))
+	if err != nil {
+		return nil, err
+	}
+	s.hubs[key] = h
+	return h, nil
+}
+
+// openHub loads the state of a hub folder, making it if needed.
+func (s *jsonl) openHub(dir string) (*hubDir, error) {
+	h := &hubDir{dir: dir}
 	if err := os.MkdirAll(h.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("sink folder %s: %w", h.dir, err)
 	}
@@ -507,8 +520,39 @@ func (s *jsonl) hub(hub record.Hub) (*hubDir, error) {
 		last, lerr := os.Stat(files[len(files)-1])
 		h.dirty = err != nil || lerr == nil && sum.ModTime().Before(last.ModTime())
 	}
-	s.hubs[key] = h
 	return h, nil
+}
+
+// openOtherHubs loads the hub folders of the output this writer has not
+// written to (deferIndex): a writer that stopped may have left their
+// seals out of the index, with versions sealed twice, and their summaries
+// unwritten, which Close then sees to as it does for its own.
+func (s *jsonl) openOtherHubs() error {
+	open := map[string]bool{}
+	for _, h := range s.hubs {
+		open[h.dir] = true
+	}
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return fmt.Errorf("reading output %s: %w", s.dir, err)
+	}
+	for _, e := range entries {
+		dir := filepath.Join(s.dir, e.Name())
+		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") || open[dir] {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(dir, indexFile)); err != nil { // not a hub folder, or none written yet
+			if files, _ := segmentFiles(dir); len(files) == 0 {
+				continue
+			}
+		}
+		h, err := s.openHub(dir)
+		if err != nil {
+			return err
+		}
+		s.hubs["\x00"+e.Name()] = h // no hub id: Write never finds it
+	}
+	return nil
 }
 
 // locked runs fn holding the hub folder's lock, which every writer holds

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -347,6 +348,65 @@ func TestOwnFolderKilledWriterLosesAndRepeatsNothing(t *testing.T) {
 	}
 }
 
+// TestOwnFolderKilledWritersOtherHubsAreCompleted: a hub folder the next
+// writer does not write to is brought up to date at its Close all the
+// same: every version once, the summary written, the index covering it.
+func TestOwnFolderKilledWritersOtherHubsAreCompleted(t *testing.T) {
+	const stop = 45
+	batches := generationBatches()
+	var hubA, hubB [][]*record.Record
+	for i, b := range batches {
+		var a, bb []*record.Record
+		for _, r := range b {
+			if r.Hub.ID == "hub-a" {
+				a = append(a, r)
+			} else {
+				bb = append(bb, r)
+			}
+		}
+		if i < stop {
+			hubA = append(hubA, a)
+		}
+		hubB = append(hubB, bb)
+	}
+	want := t.TempDir()
+	writeGeneration(t, want, nil, hubA, closes)
+	got := t.TempDir()
+	child := exec.Command(os.Args[0], "-test.run=^TestOwnFolderGenerationChild$")
+	child.Env = append(os.Environ(), "SINK_GENERATION_CHILD="+got, fmt.Sprint("SINK_GENERATION_STOP=", stop))
+	out, err := child.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(out)
+	for sc.Scan() && sc.Text() != fmt.Sprint("sealed ", stop) {
+	}
+	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = child.Wait()
+	writeGeneration(t, got, nil, hubB, closes, WithOwnFolder())
+	g, w := readState(t, got), readState(t, want)
+	if g.lines["hub-a"] != w.lines["hub-a"] {
+		t.Errorf("hub-a: %d lines, want %d, or not the same", strings.Count(g.lines["hub-a"], "\n"), strings.Count(w.lines["hub-a"], "\n"))
+	}
+	if g.summary["hub-a"] != w.summary["hub-a"] {
+		t.Errorf("hub-a: summary\n%s\nwant\n%s", g.summary["hub-a"], w.summary["hub-a"])
+	}
+	var all []*record.Record
+	for _, b := range hubA {
+		all = append(all, b...)
+	}
+	again := openFolder(t, got)
+	defer again.Close(context.Background())
+	if n, err := again.Write(context.Background(), all); err != nil || n != 0 {
+		t.Errorf("writing hub-a's versions again: %d new, %v; want none new", n, err)
+	}
+}
+
 // TestOwnFolderGenerationChild is the writer TestOwnFolderKilledWriter...
 // kills: it writes the generation into $SINK_GENERATION_CHILD, saying on
 // stdout what it has done.
@@ -362,6 +422,7 @@ func TestOwnFolderGenerationChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	stop, _ := strconv.Atoi(os.Getenv("SINK_GENERATION_STOP"))
 	for i, b := range generationBatches() {
 		if _, err := s.Write(ctx, b); err != nil {
 			t.Fatal(err)
@@ -370,6 +431,9 @@ func TestOwnFolderGenerationChild(t *testing.T) {
 			t.Fatal(err)
 		}
 		fmt.Printf("sealed %d\n", i+1)
+		if i+1 == stop {
+			select {} // until killed
+		}
 	}
 	fmt.Println("closing")
 	if err := s.Close(ctx); err != nil {
