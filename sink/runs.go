@@ -39,8 +39,10 @@ import (
 //
 // Runs are a cache: the segments stay the truth. Runs left by a writer
 // that stopped are removed when the folder is opened again, whose index
-// then catches up from the segments, dropping the lines of versions an
-// earlier segment holds (hubIndex.dropRepeats). An index build at Close
+// then catches up from the segments, read into runs of its own, dropping
+// the lines of versions an earlier segment holds (catchUpByRuns); at
+// Close too for the hub folders the writer did not write to
+// (jsonl.openOtherHubs). An index build at Close
 // marks the index (metaBulk) until it has finished; one found marked was
 // interrupted, and is built again from the segments. Whatever fails with
 // the runs, the index is brought up to date from the segments instead.
