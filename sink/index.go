@@ -230,6 +230,11 @@ type hubIndex struct {
 	dir     string
 	log     zerolog.Logger
 	rebuilt bool // built again from the segments once already (rebuild)
+	// dropRepeats: catch up as the folder's only writer indexes its
+	// seals, through runs, dropping the lines of versions indexed or
+	// written before (catchUpByRuns): that writer's seals may not have
+	// been indexed at all.
+	dropRepeats bool
 }
 
 // openHubIndex opens the index of a hub folder for update and brings it
@@ -239,7 +244,17 @@ type hubIndex struct {
 // hand, a folder written before there was an index). Called with the hub's
 // lock held; close it before the lock is released.
 func openHubIndex(dir string, log zerolog.Logger) (*hubIndex, error) {
-	ix := &hubIndex{dir: dir, log: log}
+	return openIndexOf(&hubIndex{dir: dir, log: log})
+}
+
+// openOwnHubIndex is openHubIndex for the folder's only writer, which
+// indexes its seals at Close (see runsDir): the segments indexed when it
+// is opened lose their lines of versions indexed already.
+func openOwnHubIndex(dir string, log zerolog.Logger) (*hubIndex, error) {
+	return openIndexOf(&hubIndex{dir: dir, log: log, dropRepeats: true})
+}
+
+func openIndexOf(ix *hubIndex) (*hubIndex, error) {
 	err := ix.open()
 	if errors.Is(err, errIndexCorrupt) {
 		err = ix.rebuild(err)
@@ -393,9 +408,17 @@ func markClean(dir string) error {
 
 // meta reads what the index covers.
 func (ix *hubIndex) meta() (last string, segments uint64, err error) {
+	last, segments, _, err = ix.metaAll()
+	return last, segments, err
+}
+
+// metaAll is meta, and whether an index build from runs was under way
+// (metaBulk).
+func (ix *hubIndex) metaAll() (last string, segments uint64, bulk bool, err error) {
 	err = guard(ix.db.Path(), func() error {
 		return ix.db.View(func(tx *bolt.Tx) error {
 			if m := tx.Bucket([]byte(bucketMeta)); m != nil {
+				bulk = m.Get([]byte(metaBulk)) != nil
 				last = string(m.Get([]byte(metaLast)))
 				if v := m.Get([]byte(metaSegments)); len(v) == 8 {
 					segments = binary.BigEndian.Uint64(v)
@@ -404,7 +427,7 @@ func (ix *hubIndex) meta() (last string, segments uint64, err error) {
 			return nil
 		})
 	})
-	return last, segments, err
+	return last, segments, bulk, err
 }
 
 // catchUp indexes the segments the index does not cover yet (see
@@ -414,7 +437,7 @@ func (ix *hubIndex) catchUp() error {
 	if err != nil {
 		return err
 	}
-	last, count, err := ix.meta()
+	last, count, bulk, err := ix.metaAll()
 	if err != nil {
 		return err
 	}
@@ -423,6 +446,12 @@ func (ix *hubIndex) catchUp() error {
 		covered++
 	}
 	switch {
+	case bulk:
+		ix.log.Warn().Str("folder", ix.dir).Msg("the index of the hub folder was being built when its writer stopped: building it again from the segments")
+		if err := ix.reset(); err != nil {
+			return err
+		}
+		covered = 0
 	case uint64(covered) != count || count > 0 && filepath.Base(files[covered-1]) != last:
 		ix.log.Warn().Str("folder", ix.dir).Uint64("indexed", count).Int("segments", covered).
 			Msg("the index of the hub folder does not match its segments: building it again from them")
@@ -434,6 +463,9 @@ func (ix *hubIndex) catchUp() error {
 		ix.log.Info().Str("folder", ix.dir).Int("segments", len(files)).Msg("building the index of the hub folder from its segments")
 	case covered < len(files):
 		ix.log.Info().Str("folder", ix.dir).Int("segments", len(files)-covered).Msg("indexing segments published without being indexed (a writer stopped in between)")
+	}
+	if ix.dropRepeats {
+		return ix.catchUpByRuns(files[covered:])
 	}
 	for _, f := range files[covered:] {
 		if err := ix.addFile(f); err != nil {
@@ -527,17 +559,7 @@ func (ix *hubIndex) add(name string, versions []version, hub *record.Hub) error 
 		if v := m.Get([]byte(metaSegments)); len(v) == 8 {
 			n = binary.BigEndian.Uint64(v)
 		}
-		if err := m.Put([]byte(metaSegments), binary.BigEndian.AppendUint64(nil, n+1)); err != nil {
-			return err
-		}
-		if err := m.Put([]byte(metaLast), []byte(name)); err != nil {
-			return err
-		}
-		b, err := json.Marshal(hub)
-		if err != nil {
-			return err
-		}
-		return m.Put([]byte(metaHub), b)
+		return setCovered(m, name, n+1, hub)
 	})
 }
 

@@ -63,14 +63,18 @@ type jsonl struct {
 	summaryOnClose bool // WithSummaryOnClose
 	dedupeAtSeal   bool // WithDedupeAtSeal
 	ownFolder      bool // WithOwnFolder
-	log            zerolog.Logger
-	hubs           map[string]*hubDir
-	sealedMu       sync.Mutex       // segments are sealed in the background too (StartFlush)
-	sealed         Sealed           // what this writer made visible so far
-	flushing       *backgroundFlush // begun by StartFlush, not waited for yet
-	writer         string           // this writer's id, in its temporary file names
-	alive          *os.File         // holds the lock that tells the others this writer is alive
-	enc            encoder          // Write's, one at a time
+	// deferIndex: the folder's only writer, looking versions up at the
+	// seal and writing summaries on Close, indexes its seals at Close
+	// (runsDir).
+	deferIndex bool
+	log        zerolog.Logger
+	hubs       map[string]*hubDir
+	sealedMu   sync.Mutex       // segments are sealed in the background too (StartFlush)
+	sealed     Sealed           // what this writer made visible so far
+	flushing   *backgroundFlush // begun by StartFlush, not waited for yet
+	writer     string           // this writer's id, in its temporary file names
+	alive      *os.File         // holds the lock that tells the others this writer is alive
+	enc        encoder          // Write's, one at a time
 }
 
 // Names in the output folder besides the hub folders and their segments.
@@ -91,6 +95,10 @@ type hubDir struct {
 	lines int
 	// ix is its index, kept open between seals (WithOwnFolder).
 	ix *hubIndex
+	// runs holds the versions of the segments published and not indexed
+	// yet (deferIndex); nil once given up, and the seals are then indexed
+	// one by one.
+	runs *runs
 }
 
 // segment is a segment being written under its temporary name. What it
@@ -128,7 +136,8 @@ func openJSONL(_ context.Context, dir string, cfg Config, env env) (Sink, error)
 		return nil, outputFault(dir, fmt.Errorf("sink output %s: registering the writer: %w", dir, err))
 	}
 	removeDeadWriters(wdir)
-	return &jsonl{dir: dir, cfg: cfg.JSONLConfig, summaryOnClose: env.summaryOnClose, dedupeAtSeal: env.dedupeAtSeal, ownFolder: env.ownFolder, log: env.log, hubs: map[string]*hubDir{},
+	return &jsonl{dir: dir, cfg: cfg.JSONLConfig, summaryOnClose: env.summaryOnClose, dedupeAtSeal: env.dedupeAtSeal, ownFolder: env.ownFolder,
+		deferIndex: env.ownFolder && env.dedupeAtSeal && env.summaryOnClose, log: env.log, hubs: map[string]*hubDir{},
 		writer: id, alive: alive}, nil
 }
 
@@ -433,6 +442,12 @@ func (s *jsonl) summarise(h *hubDir, ix *hubIndex) error {
 // other writers know this one is gone.
 func (s *jsonl) Close(context.Context) error {
 	err := s.sealAll()
+	if err == nil && s.deferIndex {
+		err = s.openOtherHubs()
+	}
+	if err == nil {
+		err = s.completeIndexes()
+	}
 	if err == nil {
 		err = s.writeSummaries()
 	}
@@ -462,14 +477,30 @@ func (s *jsonl) hub(hub record.Hub) (*hubDir, error) {
 	if h, ok := s.hubs[key]; ok {
 		return h, nil
 	}
-	h := &hubDir{dir: filepath.Join(s.dir, safeName(key))}
+	h, err := s.openHub(filepath.Join(s.dir, safeName(key)))
+	if err != nil {
+		return nil, err
+	}
+	s.hubs[key] = h
+	return h, nil
+}
+
+// openHub loads the state of a hub folder, making it if needed.
+func (s *jsonl) openHub(dir string) (*hubDir, error) {
+	h := &hubDir{dir: dir}
 	if err := os.MkdirAll(h.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("sink folder %s: %w", h.dir, err)
 	}
 	// Brings the index up to date (or builds it) before the lock-free
 	// look-ups of Write use it.
 	err := s.locked(h, func() error {
-		ix, err := openHubIndex(h.dir, s.log)
+		if s.deferIndex { // before the index catches up: a stopped writer's runs are stale
+			var err error
+			if h.runs, err = newRuns(h.dir); err != nil {
+				return err
+			}
+		}
+		ix, err := s.openIndex(h.dir)
 		if err != nil {
 			return err
 		}
@@ -489,8 +520,39 @@ func (s *jsonl) hub(hub record.Hub) (*hubDir, error) {
 		last, lerr := os.Stat(files[len(files)-1])
 		h.dirty = err != nil || lerr == nil && sum.ModTime().Before(last.ModTime())
 	}
-	s.hubs[key] = h
 	return h, nil
+}
+
+// openOtherHubs loads the hub folders of the output this writer has not
+// written to (deferIndex): a writer that stopped may have left their
+// seals out of the index, with versions sealed twice, and their summaries
+// unwritten, which Close then sees to as it does for its own.
+func (s *jsonl) openOtherHubs() error {
+	open := map[string]bool{}
+	for _, h := range s.hubs {
+		open[h.dir] = true
+	}
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return fmt.Errorf("reading output %s: %w", s.dir, err)
+	}
+	for _, e := range entries {
+		dir := filepath.Join(s.dir, e.Name())
+		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") || open[dir] {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(dir, indexFile)); err != nil { // not a hub folder, or none written yet
+			if files, _ := segmentFiles(dir); len(files) == 0 {
+				continue
+			}
+		}
+		h, err := s.openHub(dir)
+		if err != nil {
+			return err
+		}
+		s.hubs["\x00"+e.Name()] = h // no hub id: Write never finds it
+	}
+	return nil
 }
 
 // locked runs fn holding the hub folder's lock, which every writer holds
@@ -632,6 +694,9 @@ func (s *jsonl) publish(h *hubDir, seg *segment) (err error) {
 	if err := ix.orRebuild(func() (err error) { last, _, err = ix.meta(); return err }); err != nil {
 		return err
 	}
+	if h.runs != nil && h.runs.last() != "" { // the index covers none of them yet
+		last = h.runs.last()
+	}
 	seg.final = filepath.Join(h.dir, publishedName(last))
 	if err := renameDurably(seg.tmp, seg.final); err != nil {
 		return err
@@ -648,6 +713,14 @@ func (s *jsonl) publish(h *hubDir, seg *segment) (err error) {
 	s.sealed.Records += int64(len(seg.versions))
 	s.sealed.Bytes += size
 	s.sealedMu.Unlock()
+	if h.runs != nil {
+		if err := h.runs.add(filepath.Base(seg.final), seg.versions, seg.hub); err != nil {
+			s.log.Warn().Err(err).Str("segment", seg.final).Msg("segment published but not written to the index runs; the folder's index catches up from its segments")
+			s.dropRuns(h)
+			indexed = false // opened again, and so brought up to date, by the next seal
+		}
+		return nil
+	}
 	if err := ix.orRebuild(func() error { return ix.add(filepath.Base(seg.final), seg.versions, &seg.hub) }); err != nil {
 		s.log.Warn().Err(err).Str("segment", seg.final).Msg("segment published but not indexed; it is indexed at the next seal in its folder")
 		indexed = false // opened again, and so brought up to date, by that seal
@@ -668,7 +741,12 @@ func (s *jsonl) index(h *hubDir) (*hubIndex, error) {
 	if h.ix != nil {
 		return h.ix, nil
 	}
-	ix, err := openHubIndex(h.dir, s.log)
+	if h.runs != nil && h.runs.last() != "" {
+		// Opened again after a failure: it catches up from the segments,
+		// which the runs then repeat.
+		s.dropRuns(h)
+	}
+	ix, err := s.openIndex(h.dir)
 	if err != nil {
 		return nil, err
 	}
@@ -676,6 +754,62 @@ func (s *jsonl) index(h *hubDir) (*hubIndex, error) {
 		h.ix = ix
 	}
 	return ix, nil
+}
+
+// openIndex opens a hub folder's index for update (openHubIndex).
+func (s *jsonl) openIndex(dir string) (*hubIndex, error) {
+	if s.deferIndex {
+		return openOwnHubIndex(dir, s.log)
+	}
+	return openHubIndex(dir, s.log)
+}
+
+// dropRuns gives up a hub folder's runs: its seals are indexed one by
+// one from now on, after those published so far, which the index catches
+// up with from the segments when it is opened next.
+func (s *jsonl) dropRuns(h *hubDir) {
+	if h.runs == nil {
+		return
+	}
+	_ = os.RemoveAll(h.runs.dir)
+	h.runs = nil
+}
+
+// completeIndexes indexes what every hub folder's runs hold (runs.build),
+// or, when that fails, what its segments hold.
+func (s *jsonl) completeIndexes() error {
+	var errs []error
+	for _, h := range s.hubs {
+		if h.runs == nil || h.runs.last() == "" {
+			continue
+		}
+		err := s.locked(h, func() error {
+			ix, err := s.index(h)
+			if err != nil || h.runs == nil {
+				if err == nil {
+					s.release(h, ix, true)
+				}
+				return err
+			}
+			dropped, err := h.runs.build(ix)
+			if err != nil {
+				s.log.Warn().Err(err).Str("folder", h.dir).Msg("the index could not be built from its runs: building it from the segments")
+				err = ix.orRebuild(ix.catchUp)
+			}
+			s.dropRuns(h)
+			s.release(h, ix, err == nil)
+			s.sealedMu.Lock()
+			s.sealed.Records -= int64(dropped.lines)
+			s.sealed.Segments -= int64(dropped.segments)
+			s.sealed.Bytes -= dropped.bytes
+			s.sealedMu.Unlock()
+			return err
+		})
+		if err != nil {
+			errs = append(errs, outputFault(s.dir, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // release is done with the index that index gave: it closes it, unless
@@ -709,21 +843,17 @@ func (s *jsonl) closeIndexes() {
 func (s *jsonl) dropLines(h *hubDir, seg *segment, drop []bool) error {
 	tmp := s.tempName(h)
 	var keep []version
-	err := WriteNewFile(tmp, func(w *bufio.Writer) error {
-		i := 0
-		return scanLines(seg.tmp, func(b []byte) error {
-			if i >= len(seg.versions) {
-				return errors.New("more lines than records written")
-			}
-			if !drop[i] {
-				keep = append(keep, seg.versions[i])
-				_, _ = w.Write(b)
-				_ = w.WriteByte('\n')
-			}
-			i++
-			return nil
-		})
+	lines, err := copyLines(seg.tmp, tmp, func(i int) bool {
+		if i < len(seg.versions) && !drop[i] {
+			keep = append(keep, seg.versions[i])
+			return true
+		}
+		return false
 	})
+	if err == nil && lines != len(seg.versions) {
+		_ = os.Remove(tmp)
+		err = fmt.Errorf("%s: %d lines for %d records written", seg.tmp, lines, len(seg.versions))
+	}
 	if err != nil {
 		return err
 	}

@@ -209,7 +209,11 @@ func WithDedupeAtSeal() Option { return func(e *env) { e.dedupeAtSeal = true } }
 // it keeps each index open from one seal to the next rather than opening
 // it every seal: a million records into 20 hub folders allocate a quarter
 // less in the index (sink's BenchmarkIndexSeal). For reprocess's new
-// generation; another writer's look-ups would wait for the index.
+// generation; another writer's look-ups would wait for the index. With
+// WithDedupeAtSeal and WithSummaryOnClose too, the versions it seals are
+// added to the index only at Close, in id order, from sorted runs (see
+// runsDir): a version sealed twice is then dropped from the later
+// segment, as the seal would have.
 func WithOwnFolder() Option { return func(e *env) { e.ownFolder = true } }
 
 // Open opens the sink cfg.Out names.

@@ -1,0 +1,661 @@
+package sink
+
+import (
+	"bufio"
+	"container/heap"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/citecrawl/citecrawl/record"
+)
+
+// Deferred indexing. A writer that has its output to itself, looks
+// versions up only at the seal and writes summaries only on Close
+// (reprocess building a new generation) does not add each segment's
+// versions to the index as it publishes it: record ids are random, so
+// nearly every version added rewrites one leaf page of the B+tree, about
+// a fifth of reprocess's CPU. It writes them instead as one sorted run
+// per segment (id, fingerprint, tags, segment and line) in the hub
+// folder's runsDir, merges the runs in levels as they accumulate
+// (runFanIn at a time, so memory and open files stay bounded whatever the
+// record count) and, at Close, merges what is left and adds the versions
+// to the index in id order, each leaf page written about once.
+//
+// A seal still looks its versions up in the index, which holds what was
+// indexed before this writer opened the folder (an interrupted run's
+// segments, caught up then). A version sealed twice by this writer is
+// found at the merge, where its copies are adjacent; the later copies'
+// lines are then dropped from their segments, so the folder ends as if
+// each seal had been indexed (the later copy left out at its seal).
+//
+// Runs are a cache: the segments stay the truth. Runs left by a writer
+// that stopped are removed when the folder is opened again, whose index
+// then catches up from the segments, read into runs of its own, dropping
+// the lines of versions an earlier segment holds (catchUpByRuns); at
+// Close too for the hub folders the writer did not write to
+// (jsonl.openOtherHubs). An index build at Close
+// marks the index (metaBulk) until it has finished; one found marked was
+// interrupted, and is built again from the segments. Whatever fails with
+// the runs, the index is brought up to date from the segments instead.
+const runsDir = ".index-runs"
+
+// runFanIn is how many runs of one level are merged into one of the next.
+const runFanIn = 16
+
+// metaBulk, in the meta bucket, marks an index build from runs under
+// way: the index may hold part of the versions of segments it does not
+// cover yet, whose repeated lines may not have been dropped yet.
+const metaBulk = "bulk"
+
+// runs is the deferred index of one hub folder: what this writer
+// published there and has not indexed yet. Only the tag sets and the
+// segments are kept in memory, not the versions.
+type runs struct {
+	dir    string       // HUB/runsDir
+	segs   []runSegment // published by this writer, in order
+	tags   []Tags       // the tag sets of the runs' entries
+	tagNo  map[Tags]uint64
+	levels [][]string // run files by level
+	made   int        // run files made, for their names
+}
+
+// runSegment is a segment a writer published, not indexed yet.
+type runSegment struct {
+	name  string
+	lines int
+	hub   record.Hub // of its latest record, as when it was sealed
+}
+
+// runEntry is one version in a run: its record id and fingerprint, its
+// tag set (runs.tags) and where it is: the writer's seg-th segment, line.
+type runEntry struct {
+	id   string
+	fp   [fpLen]byte
+	seg  uint64
+	line uint64
+	tag  uint64
+}
+
+// before orders run entries: by id, then as they were written.
+func (e *runEntry) before(o *runEntry) bool {
+	if e.id != o.id {
+		return e.id < o.id
+	}
+	if e.seg != o.seg {
+		return e.seg < o.seg
+	}
+	return e.line < o.line
+}
+
+// newRuns starts the deferred index of a hub folder, removing the runs a
+// writer that stopped left there. Called with the hub's lock held.
+func newRuns(hubDir string) (*runs, error) {
+	dir := filepath.Join(hubDir, runsDir)
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, fmt.Errorf("removing old index runs: %w", err)
+	}
+	return &runs{dir: dir, tagNo: map[Tags]uint64{}}, nil
+}
+
+// last is the name of the last segment published, "" when none was.
+func (r *runs) last() string {
+	if len(r.segs) == 0 {
+		return ""
+	}
+	return r.segs[len(r.segs)-1].name
+}
+
+// add writes the versions of a segment just published (its lines, in
+// order) as a run, and merges the runs of a level once it holds runFanIn.
+func (r *runs) add(name string, versions []version, hub record.Hub) error {
+	seg := uint64(len(r.segs))
+	r.segs = append(r.segs, runSegment{name: name, lines: len(versions), hub: hub})
+	entries := make([]runEntry, len(versions))
+	for i, v := range versions {
+		entries[i] = runEntry{id: v.id, fp: v.fp, seg: seg, line: uint64(i), tag: r.tagOf(*v.tags)}
+	}
+	slices.SortFunc(entries, func(a, b runEntry) int {
+		if c := strings.Compare(a.id, b.id); c != 0 {
+			return c
+		}
+		return int(a.line) - int(b.line)
+	})
+	if err := os.MkdirAll(r.dir, 0o755); err != nil {
+		return err
+	}
+	path := r.newPath()
+	err := writeRun(path, uint64(len(entries)), func(put func(*runEntry) error) error {
+		for i := range entries {
+			if err := put(&entries[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return r.place(0, path)
+}
+
+func (r *runs) tagOf(t Tags) uint64 {
+	if n, ok := r.tagNo[t]; ok {
+		return n
+	}
+	n := uint64(len(r.tags))
+	r.tags = append(r.tags, t)
+	r.tagNo[t] = n
+	return n
+}
+
+func (r *runs) newPath() string {
+	r.made++
+	return filepath.Join(r.dir, fmt.Sprintf("%08d.run", r.made))
+}
+
+// place adds a run to a level, merging the level into one run of the
+// next once it holds runFanIn.
+func (r *runs) place(level int, path string) error {
+	for len(r.levels) <= level {
+		r.levels = append(r.levels, nil)
+	}
+	r.levels[level] = append(r.levels[level], path)
+	if len(r.levels[level]) < runFanIn {
+		return nil
+	}
+	in := r.levels[level]
+	r.levels[level] = nil
+	m, err := r.openMerge(in)
+	if err != nil {
+		return err
+	}
+	defer m.close()
+	out := r.newPath()
+	err = writeRun(out, m.total, func(put func(*runEntry) error) error {
+		for {
+			e, err := m.next()
+			if e == nil || err != nil {
+				return err
+			}
+			if err := put(e); err != nil {
+				return err
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	for _, f := range in {
+		_ = os.Remove(f)
+	}
+	return r.place(level+1, out)
+}
+
+// A run file is its entries in order, each: the id's length (uvarint),
+// the id, the fingerprint, segment, line and tag set (uvarints); then
+// the number of entries (8 bytes, big-endian). A run is read only by the
+// writer that wrote it, and checked as it is read (runReader.next).
+func writeRun(path string, n uint64, fill func(put func(*runEntry) error) error) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 64<<10)
+	var buf []byte
+	written := uint64(0)
+	err = fill(func(e *runEntry) error {
+		buf = binary.AppendUvarint(buf[:0], uint64(len(e.id)))
+		buf = append(buf, e.id...)
+		buf = append(buf, e.fp[:]...)
+		buf = binary.AppendUvarint(buf, e.seg)
+		buf = binary.AppendUvarint(buf, e.line)
+		buf = binary.AppendUvarint(buf, e.tag)
+		written++
+		_, err := w.Write(buf)
+		return err
+	})
+	if err == nil && written != n {
+		err = fmt.Errorf("run %s: %d entries written, %d expected", path, written, n)
+	}
+	if err == nil {
+		_, err = w.Write(binary.BigEndian.AppendUint64(nil, n))
+	}
+	if err == nil {
+		err = w.Flush()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(path)
+		return fmt.Errorf("writing index run: %w", err)
+	}
+	return nil
+}
+
+// errBadRun marks a run that does not read back as written.
+var errBadRun = errors.New("index run damaged")
+
+// runReader reads a run file entry by entry, checking each against the
+// writer's segments and tag sets, and the count at its end.
+type runReader struct {
+	f    *os.File
+	r    *bufio.Reader
+	n    uint64 // entries in the file, from its end
+	read uint64
+	cur  runEntry
+	buf  []byte // the last entry's id and fingerprint
+	r0   *runs
+}
+
+func (r *runs) openRun(path string) (*runReader, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	var tail [8]byte
+	info, err := f.Stat()
+	if err == nil && info.Size() < 8 {
+		err = fmt.Errorf("%s: %w: %d bytes", path, errBadRun, info.Size())
+	}
+	if err == nil {
+		_, err = f.ReadAt(tail[:], info.Size()-8)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	body := io.LimitReader(f, info.Size()-8)
+	return &runReader{f: f, r: bufio.NewReaderSize(body, 32<<10), n: binary.BigEndian.Uint64(tail[:]), r0: r}, nil
+}
+
+// next reads the next entry into rr.cur; false at the end of the run.
+func (rr *runReader) next() (bool, error) {
+	if rr.read == rr.n {
+		if _, err := rr.r.ReadByte(); err != io.EOF {
+			return false, fmt.Errorf("%s: %w: more than its %d entries", rr.f.Name(), errBadRun, rr.n)
+		}
+		return false, nil
+	}
+	bad := func(what string) (bool, error) {
+		return false, fmt.Errorf("%s: %w: entry %d: %s", rr.f.Name(), errBadRun, rr.read, what)
+	}
+	l, err := binary.ReadUvarint(rr.r)
+	if err != nil || l == 0 || l > 1<<16 {
+		return bad("id length")
+	}
+	buf := slices.Grow(rr.buf[:0], int(l)+fpLen)[:int(l)+fpLen]
+	rr.buf = buf
+	if _, err := io.ReadFull(rr.r, buf); err != nil {
+		return bad("truncated")
+	}
+	e := &rr.cur
+	prev := e.id
+	e.id = string(buf[:l])
+	copy(e.fp[:], buf[l:])
+	if e.seg, err = binary.ReadUvarint(rr.r); err != nil || e.seg >= uint64(len(rr.r0.segs)) {
+		return bad("segment")
+	}
+	if e.line, err = binary.ReadUvarint(rr.r); err != nil || e.line >= uint64(rr.r0.segs[e.seg].lines) {
+		return bad("line")
+	}
+	if e.tag, err = binary.ReadUvarint(rr.r); err != nil || e.tag >= uint64(len(rr.r0.tags)) {
+		return bad("tag set")
+	}
+	if rr.read > 0 && e.id < prev {
+		return bad("out of order")
+	}
+	rr.read++
+	return true, nil
+}
+
+// merge reads runs as one, in entry order (a k-way merge).
+type merge struct {
+	heap  runHeap
+	total uint64 // entries in all the runs
+	last  *runReader
+}
+
+type runHeap []*runReader
+
+func (h runHeap) Len() int           { return len(h) }
+func (h runHeap) Less(i, j int) bool { return h[i].cur.before(&h[j].cur) }
+func (h runHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *runHeap) Push(x any)        { *h = append(*h, x.(*runReader)) }
+func (h *runHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+func (r *runs) openMerge(paths []string) (*merge, error) {
+	m := &merge{}
+	for _, p := range paths {
+		rr, err := r.openRun(p)
+		if err != nil {
+			m.close()
+			return nil, err
+		}
+		m.total += rr.n
+		ok, err := rr.next()
+		if err != nil || !ok {
+			rr.f.Close()
+			if err != nil {
+				m.close()
+				return nil, err
+			}
+			continue
+		}
+		m.heap = append(m.heap, rr)
+	}
+	heap.Init(&m.heap)
+	return m, nil
+}
+
+// next gives the next entry (valid until the next call), nil at the end.
+func (m *merge) next() (*runEntry, error) {
+	if m.last != nil { // advance the run the last entry came from
+		ok, err := m.last.next()
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			heap.Fix(&m.heap, 0)
+		} else {
+			heap.Pop(&m.heap).(*runReader).f.Close()
+		}
+		m.last = nil
+	}
+	if len(m.heap) == 0 {
+		return nil, nil
+	}
+	m.last = m.heap[0]
+	return &m.last.cur, nil
+}
+
+func (m *merge) close() {
+	for _, rr := range m.heap {
+		rr.f.Close()
+	}
+	m.heap = nil
+}
+
+// bulkChunk is how many versions, in id order, one transaction of an
+// index build from runs adds: they land on few leaf pages.
+const bulkChunk = 4 * indexChunk
+
+// build adds the versions of every run to the index, in id order, drops
+// the lines of versions sealed twice from the later segments, and has
+// the index cover every segment of the folder. It marks the index
+// (metaBulk) until it is done: an index found marked was interrupted and
+// is built again from the segments (catchUp). Called with the hub's lock
+// held, by the folder's only writer.
+func (r *runs) build(ix *hubIndex) (dropped dropCounts, err error) {
+	var paths []string
+	for _, l := range r.levels {
+		paths = append(paths, l...)
+	}
+	m, err := r.openMerge(paths)
+	if err != nil {
+		return dropped, err
+	}
+	defer m.close()
+	err = ix.update(func(tx *bolt.Tx) error {
+		meta, err := tx.CreateBucketIfNotExists([]byte(bucketMeta))
+		if err != nil {
+			return err
+		}
+		return meta.Put([]byte(metaBulk), []byte(r.last()))
+	})
+	if err != nil {
+		return dropped, err
+	}
+	drop := map[uint64][]bool{} // by segment, the lines to drop
+	batch := make([]version, 0, bulkChunk)
+	tags := make([]*Tags, len(r.tags))
+	for i := range r.tags {
+		tags[i] = &r.tags[i]
+	}
+	var id string
+	var fps [][fpLen]byte // of the versions of id so far
+	for {
+		e, err := m.next()
+		if err != nil {
+			return dropped, err
+		}
+		if e == nil {
+			break
+		}
+		if e.id != id {
+			if len(batch) >= bulkChunk {
+				if err := ix.apply(batch, nil); err != nil {
+					return dropped, err
+				}
+				if err := ix.reopen(); err != nil {
+					return dropped, err
+				}
+				batch = batch[:0]
+			}
+			id, fps = e.id, fps[:0]
+		}
+		if slices.Contains(fps, e.fp) { // sealed before by this writer
+			lines := drop[e.seg]
+			if lines == nil {
+				lines = make([]bool, r.segs[e.seg].lines)
+				drop[e.seg] = lines
+			}
+			lines[e.line] = true
+			continue
+		}
+		fps = append(fps, e.fp)
+		batch = append(batch, version{id: id, fp: e.fp, tags: tags[e.tag]})
+	}
+	if err := ix.apply(batch, nil); err != nil {
+		return dropped, err
+	}
+	// The segments' lines, now that the index holds their versions: a
+	// segment is rewritten whole, or removed when nothing in it is left.
+	for seg, lines := range drop {
+		path := filepath.Join(filepath.Dir(r.dir), r.segs[seg].name)
+		n := 0
+		for _, d := range lines {
+			if d {
+				n++
+			}
+		}
+		dropped.lines += n
+		if n == len(lines) {
+			info, err := os.Stat(path)
+			if err != nil {
+				return dropped, err
+			}
+			if err := os.Remove(path); err != nil {
+				return dropped, err
+			}
+			dropped.segments++
+			dropped.bytes += info.Size()
+			continue
+		}
+		freed, err := rewriteSegment(path, r.dir, func(line int) bool { return !lines[line] })
+		if err != nil {
+			return dropped, err
+		}
+		dropped.bytes += freed
+	}
+	if len(drop) > 0 {
+		if err := SyncDir(filepath.Dir(r.dir)); err != nil {
+			return dropped, err
+		}
+	}
+	hub := r.segs[len(r.segs)-1].hub
+	for i := len(r.segs) - 1; i >= 0; i-- {
+		if d := drop[uint64(i)]; d == nil || slices.Contains(d, false) {
+			hub = r.segs[i].hub // of the last segment left
+			break
+		}
+	}
+	return dropped, ix.coverAll(&hub)
+}
+
+// catchUpByRuns indexes the segment files the index does not cover yet
+// as the folder's only writer indexes its seals (hubIndex.dropRepeats):
+// each loses its lines of versions the index holds (rewritten, or
+// removed when that is all of them) and goes to a run; a version in two
+// of them is then dropped from the later at the build.
+func (ix *hubIndex) catchUpByRuns(files []string) error {
+	r, err := newRuns(ix.dir)
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(r.dir)
+	for _, f := range files {
+		var versions []version
+		var hub record.Hub
+		err := readSegment(f, func(line []byte, rec *record.Record) error {
+			// From the bytes, as addFile.
+			fp, ok := record.FingerprintOfLine(line)
+			if !ok {
+				fp = rec.Fingerprint()
+			}
+			versions = append(versions, versionOf(rec, fp))
+			hub = rec.Hub
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		found, err := ix.has(versions)
+		if err != nil {
+			return err
+		}
+		if slices.Contains(found, true) {
+			kept := versions[:0:0]
+			for i, v := range versions {
+				if !found[i] {
+					kept = append(kept, v)
+				}
+			}
+			ix.log.Info().Str("segment", f).Int("lines", len(versions)-len(kept)).Msg("dropping the lines of record versions an earlier segment holds")
+			if len(kept) == 0 {
+				if err := os.Remove(f); err != nil {
+					return err
+				}
+				if err := SyncDir(ix.dir); err != nil {
+					return err
+				}
+				continue
+			}
+			if _, err := rewriteSegment(f, r.dir, func(line int) bool { return !found[line] }); err != nil {
+				return err
+			}
+			versions = kept
+		}
+		if err := r.add(filepath.Base(f), versions, hub); err != nil {
+			return err
+		}
+	}
+	if len(r.segs) == 0 {
+		return nil
+	}
+	_, err = r.build(ix)
+	return err
+}
+
+// dropCounts is what a build dropped from the segments.
+type dropCounts struct {
+	lines, segments int
+	bytes           int64
+}
+
+// coverAll records that the index covers every segment of the folder,
+// whose latest record has hub, and that no build is under way.
+func (ix *hubIndex) coverAll(hub *record.Hub) error {
+	files, err := segmentFiles(ix.dir)
+	if err != nil {
+		return err
+	}
+	last := ""
+	if len(files) > 0 {
+		last = filepath.Base(files[len(files)-1])
+	}
+	return ix.update(func(tx *bolt.Tx) error {
+		m, err := tx.CreateBucketIfNotExists([]byte(bucketMeta))
+		if err != nil {
+			return err
+		}
+		if err := m.Delete([]byte(metaBulk)); err != nil {
+			return err
+		}
+		return setCovered(m, last, uint64(len(files)), hub)
+	})
+}
+
+// setCovered records in the meta bucket that the index covers segments
+// segments, the last named last, whose latest record has hub.
+func setCovered(m *bolt.Bucket, last string, segments uint64, hub *record.Hub) error {
+	if err := m.Put([]byte(metaSegments), binary.BigEndian.AppendUint64(nil, segments)); err != nil {
+		return err
+	}
+	if err := m.Put([]byte(metaLast), []byte(last)); err != nil {
+		return err
+	}
+	b, err := json.Marshal(hub)
+	if err != nil {
+		return err
+	}
+	return m.Put([]byte(metaHub), b)
+}
+
+// copyLines writes the lines of file src that keep keeps (by their
+// number, from 0) to the new file dst, fsynced, and tells how many lines
+// src has.
+func copyLines(src, dst string, keep func(line int) bool) (lines int, err error) {
+	err = WriteNewFile(dst, func(w *bufio.Writer) error {
+		return scanLines(src, func(b []byte) error {
+			if keep(lines) {
+				_, _ = w.Write(b)
+				_ = w.WriteByte('\n')
+			}
+			lines++
+			return nil
+		})
+	})
+	return lines, err
+}
+
+// rewriteSegment replaces a published segment, durably, by its lines
+// that keep keeps, written first to a file in tmpDir (a folder of the
+// same hub folder); it tells how many bytes smaller the segment is.
+func rewriteSegment(path, tmpDir string, keep func(line int) bool) (int64, error) {
+	before, err := os.Stat(path)
+	if err != nil {
+		return 0, err
+	}
+	if err := os.MkdirAll(tmpDir, 0o755); err != nil {
+		return 0, err
+	}
+	tmp := filepath.Join(tmpDir, "rewrite.tmp")
+	_ = os.Remove(tmp) // left by a writer that stopped
+	if _, err := copyLines(path, tmp, keep); err != nil {
+		return 0, fmt.Errorf("rewriting %s: %w", path, err)
+	}
+	after, err := os.Stat(tmp)
+	if err == nil {
+		err = renameDurably(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return 0, err
+	}
+	return before.Size() - after.Size(), nil
+}

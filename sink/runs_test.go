@@ -1,0 +1,462 @@
+package sink
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/rs/zerolog"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/citecrawl/citecrawl/internal/testkit"
+	"github.com/citecrawl/citecrawl/record"
+)
+
+// generationBatches are the batches of a new generation with versions
+// sealed again and again: 400 versions (two of each of 100 records in
+// each of two hubs) drawn at random into 60 seals of 40, then a first
+// seal again whole. Each hub folder gets more than runFanIn seals.
+func generationBatches() [][]*record.Record {
+	base := testRecords(100, "hub-a", "hub-b")
+	pool := base
+	for _, r := range base {
+		c := *r
+		c.Role = record.RoleFuture
+		pool = append(pool, &c)
+	}
+	rng := rand.New(rand.NewPCG(4, 5))
+	var batches [][]*record.Record
+	for range 60 {
+		var b []*record.Record
+		for range 40 {
+			b = append(b, pool[rng.IntN(len(pool))])
+		}
+		batches = append(batches, b)
+	}
+	return append(batches, batches[0])
+}
+
+// The ends of writeGeneration.
+const (
+	closes = iota // Close
+	stays         // neither Close nor stop: the caller closes
+	stops         // stop without closing, the indexes closed as a dying process's are
+)
+
+// writeGeneration writes batches as reprocess does, a seal after each,
+// and ends as end says.
+func writeGeneration(t *testing.T, dir string, log *testkit.LogBuffer, batches [][]*record.Record, end int, opts ...Option) *jsonl {
+	t.Helper()
+	ctx := context.Background()
+	cfg := testConfig()
+	cfg.Out = dir
+	if log != nil {
+		opts = append(opts, WithLogger(zerolog.New(log)))
+	}
+	s, err := Open(ctx, cfg, append(opts, WithDedupeAtSeal(), WithSummaryOnClose())...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range batches {
+		if _, err := s.Write(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.(BackgroundFlusher).StartFlush(ctx)(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j := s.(*jsonl)
+	switch end {
+	case stays:
+		return j
+	case stops:
+		j.closeIndexes()
+		return j
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+// folderState is what a generation holds: per hub, its segments' lines
+// in order, the line count of each segment, its summary.json, and the
+// latest tags of every record as EachLatest gives them.
+type folderState struct {
+	lines    map[string]string
+	segments map[string][]int
+	summary  map[string]string
+	latest   map[string]Tags
+}
+
+func readState(t *testing.T, dir string) folderState {
+	t.Helper()
+	st := folderState{lines: map[string]string{}, segments: map[string][]int{}, summary: map[string]string{}, latest: map[string]Tags{}}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		hub := e.Name()
+		if !e.IsDir() || strings.HasPrefix(hub, ".") {
+			continue
+		}
+		files, err := segmentFiles(filepath.Join(dir, hub))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var all []byte
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, b...)
+			st.segments[hub] = append(st.segments[hub], bytes.Count(b, []byte("\n")))
+		}
+		st.lines[hub] = string(all)
+		sum, err := os.ReadFile(filepath.Join(dir, hub, SummaryFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.summary[hub] = string(sum)
+	}
+	rd, err := OpenReader(context.Background(), Config{Out: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rd.EachLatest(context.Background(), func(id string, tags Tags) { st.latest[id] = tags }); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// assertSameGeneration checks a generation against the one written with
+// every seal indexed as it is sealed, and that its index holds every
+// version (a writer given them all again writes none).
+func assertSameGeneration(t *testing.T, got, want string) {
+	t.Helper()
+	assertGeneration(t, got, want, true)
+}
+
+// assertGeneration is assertSameGeneration, where the lines may be cut
+// into other segments unless sameSegments.
+func assertGeneration(t *testing.T, got, want string, sameSegments bool) {
+	t.Helper()
+	g, w := readState(t, got), readState(t, want)
+	for hub := range w.lines {
+		if g.lines[hub] != w.lines[hub] {
+			t.Errorf("%s: %d lines, want %d, or not the same", hub, strings.Count(g.lines[hub], "\n"), strings.Count(w.lines[hub], "\n"))
+		}
+		if sameSegments && fmt.Sprint(g.segments[hub]) != fmt.Sprint(w.segments[hub]) {
+			t.Errorf("%s: segments of %v lines, want %v", hub, g.segments[hub], w.segments[hub])
+		}
+		if g.summary[hub] != w.summary[hub] {
+			t.Errorf("%s: summary\n%s\nwant\n%s", hub, g.summary[hub], w.summary[hub])
+		}
+	}
+	if !maps.Equal(g.latest, w.latest) {
+		t.Errorf("EachLatest gives %d records, want %d, or other tags", len(g.latest), len(w.latest))
+	}
+	var all []*record.Record
+	for _, b := range generationBatches() {
+		all = append(all, b...)
+	}
+	again := openFolder(t, got)
+	if n, err := again.Write(context.Background(), all); err != nil || n != 0 {
+		t.Errorf("writing every version again: %d new, %v; want none new", n, err)
+	}
+	if err := again.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, hub := range []string{"hub-a", "hub-b"} {
+		if runs, _ := filepath.Glob(filepath.Join(got, hub, runsDir, "*")); len(runs) > 0 {
+			t.Errorf("%s: runs left after Close: %v", hub, runs)
+		}
+	}
+}
+
+// reference writes the generation with each seal indexed as it is sealed.
+func reference(t *testing.T) string {
+	dir := t.TempDir()
+	writeGeneration(t, dir, nil, generationBatches(), closes)
+	return dir
+}
+
+// TestOwnFolderIndexedAtCloseWritesWhatEachSealWould: the folder's only
+// writer indexes its seals at Close, from runs, merged in levels; a
+// version it sealed twice (in two seals, whole seals too) is written once,
+// as when each seal is indexed as it is sealed: the same lines in the same
+// segments, the same summary and latest tags.
+func TestOwnFolderIndexedAtCloseWritesWhatEachSealWould(t *testing.T) {
+	want := reference(t)
+	got := t.TempDir()
+	var log testkit.LogBuffer
+	j := writeGeneration(t, got, &log, generationBatches(), closes, WithOwnFolder())
+	if !j.deferIndex {
+		t.Fatal("the writer does not index at Close")
+	}
+	assertSameGeneration(t, got, want)
+	if strings.Contains(log.String(), "segments") {
+		t.Errorf("the index was built from the segments: %s", log.String())
+	}
+	if s, w := j.Sealed(), readState(t, want); s.Records != int64(strings.Count(w.lines["hub-a"]+w.lines["hub-b"], "\n")) {
+		t.Errorf("Sealed counts %d records, the folder holds %d lines", s.Records, strings.Count(w.lines["hub-a"]+w.lines["hub-b"], "\n"))
+	}
+}
+
+// TestOwnFolderDamagedRunIsNotTrusted: a run cut short is found at Close,
+// and the index is built from the segments instead, dropping the same
+// lines.
+func TestOwnFolderDamagedRunIsNotTrusted(t *testing.T) {
+	want := reference(t)
+	got := t.TempDir()
+	var log testkit.LogBuffer
+	j := writeGeneration(t, got, &log, generationBatches(), stays, WithOwnFolder())
+	runs, _ := filepath.Glob(filepath.Join(got, "hub-a", runsDir, "*.run"))
+	if len(runs) < 2 {
+		t.Fatalf("runs %v: want several", runs)
+	}
+	info, err := os.Stat(runs[len(runs)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(runs[len(runs)-1], info.Size()/2); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if want := "could not be built from its runs"; !strings.Contains(log.String(), want) {
+		t.Errorf("log %q does not say %q", log.String(), want)
+	}
+	assertSameGeneration(t, got, want)
+}
+
+// TestOwnFolderWriterThatStoppedIsCaughtUp: a writer that stops without
+// closing leaves its seals out of the index and its runs behind; the
+// next writer drops the runs, indexes the seals from the segments
+// (dropping the lines of versions sealed twice) and goes on.
+func TestOwnFolderWriterThatStoppedIsCaughtUp(t *testing.T) {
+	want := reference(t)
+	batches := generationBatches()
+	got := t.TempDir()
+	writeGeneration(t, got, nil, batches[:30], stops, WithOwnFolder())
+	if runs, _ := filepath.Glob(filepath.Join(got, "hub-a", runsDir, "*.run")); len(runs) == 0 {
+		t.Fatal("no runs left by the writer that stopped")
+	}
+	writeGeneration(t, got, nil, batches[30:], closes, WithOwnFolder())
+	assertSameGeneration(t, got, want)
+}
+
+// TestOwnFolderInterruptedBuildIsDoneAgain: an index build from runs that
+// stopped half-way (metaBulk, part of the versions added) is not taken
+// for versions indexed before: the next writer builds the index again
+// from the segments, and drops no line of them.
+func TestOwnFolderInterruptedBuildIsDoneAgain(t *testing.T) {
+	want := reference(t)
+	batches := generationBatches()
+	got := t.TempDir()
+	writeGeneration(t, got, nil, batches[:30], stops, WithOwnFolder())
+	// Half a build: the versions of the last segment, and the mark.
+	hubDir := filepath.Join(got, "hub-a")
+	files, err := segmentFiles(hubDir)
+	if err != nil || len(files) == 0 {
+		t.Fatal(files, err)
+	}
+	var versions []version
+	err = readSegment(files[len(files)-1], func(line []byte, r *record.Record) error {
+		fp, _ := record.FingerprintOfLine(line)
+		versions = append(versions, versionOf(r, fp))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := openIndex(hubDir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix := &hubIndex{db: db, dir: hubDir, log: zerolog.Nop()}
+	if err := ix.apply(versions, nil); err != nil {
+		t.Fatal(err)
+	}
+	err = ix.update(func(tx *bolt.Tx) error {
+		m, err := tx.CreateBucketIfNotExists([]byte(bucketMeta))
+		if err != nil {
+			return err
+		}
+		return m.Put([]byte(metaBulk), []byte(filepath.Base(files[len(files)-1])))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix.Close()
+	var log testkit.LogBuffer
+	writeGeneration(t, got, &log, batches[30:], closes, WithOwnFolder())
+	if want := "was being built when its writer stopped"; !strings.Contains(log.String(), want) {
+		t.Errorf("log %q does not say %q", log.String(), want)
+	}
+	assertSameGeneration(t, got, want)
+}
+
+// TestOwnFolderKilledWriterLosesAndRepeatsNothing: a writer killed with
+// SIGKILL while it seals, or while it builds the index at Close, leaves a
+// folder that the next writer, given every record again as reprocess's
+// resume gives those after its checkpoint, completes with each version
+// written once, in the order first written, the summary and latest tags
+// those of a writer never killed.
+func TestOwnFolderKilledWriterLosesAndRepeatsNothing(t *testing.T) {
+	want := reference(t)
+	for _, kill := range []string{"sealed 20", "sealed 45", "closing"} {
+		t.Run(kill, func(t *testing.T) {
+			got := t.TempDir()
+			child := exec.Command(os.Args[0], "-test.run=^TestOwnFolderGenerationChild$")
+			child.Env = append(os.Environ(), "SINK_GENERATION_CHILD="+got)
+			out, err := child.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stderr testkit.LogBuffer
+			child.Stderr = &stderr
+			if err := child.Start(); err != nil {
+				t.Fatal(err)
+			}
+			sc := bufio.NewScanner(out)
+			for sc.Scan() && sc.Text() != kill {
+			}
+			if err := child.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			_ = child.Wait()
+			if sc.Text() != kill {
+				t.Fatalf("the child ended before %q: %s", kill, stderr.String())
+			}
+			writeGeneration(t, got, nil, generationBatches(), closes, WithOwnFolder())
+			assertGeneration(t, got, want, false)
+		})
+	}
+}
+
+// TestOwnFolderKilledWritersOtherHubsAreCompleted: a hub folder the next
+// writer does not write to is brought up to date at its Close all the
+// same: every version once, the summary written, the index covering it.
+func TestOwnFolderKilledWritersOtherHubsAreCompleted(t *testing.T) {
+	const stop = 45
+	batches := generationBatches()
+	var hubA, hubB [][]*record.Record
+	for i, b := range batches {
+		var a, bb []*record.Record
+		for _, r := range b {
+			if r.Hub.ID == "hub-a" {
+				a = append(a, r)
+			} else {
+				bb = append(bb, r)
+			}
+		}
+		if i < stop {
+			hubA = append(hubA, a)
+		}
+		hubB = append(hubB, bb)
+	}
+	want := t.TempDir()
+	writeGeneration(t, want, nil, hubA, closes)
+	got := t.TempDir()
+	child := exec.Command(os.Args[0], "-test.run=^TestOwnFolderGenerationChild$")
+	child.Env = append(os.Environ(), "SINK_GENERATION_CHILD="+got, fmt.Sprint("SINK_GENERATION_STOP=", stop))
+	out, err := child.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(out)
+	for sc.Scan() && sc.Text() != fmt.Sprint("sealed ", stop) {
+	}
+	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = child.Wait()
+	writeGeneration(t, got, nil, hubB, closes, WithOwnFolder())
+	g, w := readState(t, got), readState(t, want)
+	if g.lines["hub-a"] != w.lines["hub-a"] {
+		t.Errorf("hub-a: %d lines, want %d, or not the same", strings.Count(g.lines["hub-a"], "\n"), strings.Count(w.lines["hub-a"], "\n"))
+	}
+	if g.summary["hub-a"] != w.summary["hub-a"] {
+		t.Errorf("hub-a: summary\n%s\nwant\n%s", g.summary["hub-a"], w.summary["hub-a"])
+	}
+	var all []*record.Record
+	for _, b := range hubA {
+		all = append(all, b...)
+	}
+	again := openFolder(t, got)
+	defer again.Close(context.Background())
+	if n, err := again.Write(context.Background(), all); err != nil || n != 0 {
+		t.Errorf("writing hub-a's versions again: %d new, %v; want none new", n, err)
+	}
+}
+
+// TestOwnFolderGenerationChild is the writer TestOwnFolderKilledWriter...
+// kills: it writes the generation into $SINK_GENERATION_CHILD, saying on
+// stdout what it has done.
+func TestOwnFolderGenerationChild(t *testing.T) {
+	dir := os.Getenv("SINK_GENERATION_CHILD")
+	if dir == "" {
+		t.Skip("run by TestOwnFolderKilledWriterLosesAndRepeatsNothing")
+	}
+	ctx := context.Background()
+	cfg := testConfig()
+	cfg.Out = dir
+	s, err := Open(ctx, cfg, WithDedupeAtSeal(), WithSummaryOnClose(), WithOwnFolder())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop, _ := strconv.Atoi(os.Getenv("SINK_GENERATION_STOP"))
+	for i, b := range generationBatches() {
+		if _, err := s.Write(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.(BackgroundFlusher).StartFlush(ctx)(); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Printf("sealed %d\n", i+1)
+		if i+1 == stop {
+			select {} // until killed
+		}
+	}
+	fmt.Println("closing")
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Println("closed")
+}
+
+// TestOwnFolderVersionSealedTwiceIsWrittenOnce: the same versions in two
+// seals of the folder's only writer, which looks them up only in what
+// was indexed before it opened the folder, are one line each; the second
+// seal keeps only its new version, and the index knows every version.
+func TestOwnFolderVersionSealedTwiceIsWrittenOnce(t *testing.T) {
+	recs := testRecords(4, "hub-a")
+	dir := t.TempDir()
+	writeGeneration(t, dir, nil, [][]*record.Record{recs[:3], recs}, closes, WithOwnFolder())
+	st := readState(t, dir)
+	if got := fmt.Sprint(st.segments["hub-a"]); got != "[3 1]" {
+		t.Errorf("segments of %s lines, want [3 1]", got)
+	}
+	again := openFolder(t, dir)
+	defer again.Close(context.Background())
+	if n, err := again.Write(context.Background(), recs); err != nil || n != 0 {
+		t.Errorf("writing the versions again: %d new, %v; want none new", n, err)
+	}
+}
