@@ -515,16 +515,8 @@ func (ix *hubIndex) addFile(path string) error {
 		batch = batch[:0]
 		return err
 	}
-	err := readSegment(path, func(line []byte, r *record.Record) error {
-		// From the bytes, as the line's writer worked it out (a line
-		// written as a message came need not be the encoding of its
-		// decoded record: an escaped invalid byte decodes to U+FFFD).
-		fp, ok := record.FingerprintOfLine(line)
-		if !ok {
-			fp = r.Fingerprint()
-		}
-		batch = append(batch, versionOf(r, fp))
-		hub = r.Hub
+	err := readVersions(path, func(v version, h record.Hub) error {
+		batch, hub = append(batch, v), h
 		if len(batch) == indexChunk {
 			return flush(false)
 		}
@@ -534,6 +526,21 @@ func (ix *hubIndex) addFile(path string) error {
 		return err
 	}
 	return flush(true)
+}
+
+// readVersions calls fn with the version of every line of a segment file
+// and its record's hub. The fingerprint is the line's, from its bytes, as
+// its writer worked it out: a line written as a message came need not be
+// the encoding of its decoded record (an escaped invalid byte decodes to
+// U+FFFD).
+func readVersions(path string, fn func(v version, hub record.Hub) error) error {
+	return readSegment(path, func(line []byte, r *record.Record) error {
+		fp, ok := record.FingerprintOfLine(line)
+		if !ok {
+			fp = r.Fingerprint()
+		}
+		return fn(versionOf(r, fp), r.Hub)
+	})
 }
 
 // add indexes the versions of the segment named name, just published, and

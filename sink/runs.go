@@ -521,14 +521,8 @@ func (ix *hubIndex) catchUpByRuns(files []string) error {
 	for _, f := range files {
 		var versions []version
 		var hub record.Hub
-		err := readSegment(f, func(line []byte, rec *record.Record) error {
-			// From the bytes, as addFile.
-			fp, ok := record.FingerprintOfLine(line)
-			if !ok {
-				fp = rec.Fingerprint()
-			}
-			versions = append(versions, versionOf(rec, fp))
-			hub = rec.Hub
+		err := readVersions(f, func(v version, h record.Hub) error {
+			versions, hub = append(versions, v), h
 			return nil
 		})
 		if err != nil {
