@@ -99,7 +99,10 @@ const (
 	// checkpointFormat 2 added the label logs, 3 the position in the
 	// self-tagged records (position.Tagged): an older build resuming a
 	// format-3 checkpoint would read those again after newer raw versions.
-	checkpointFormat = 3
+	// 4: the new generation's index is built from sorted runs at Close;
+	// one an older build left may hold part of a segment it does not
+	// cover, unmarked, so its generation is started over.
+	checkpointFormat = 4
 	// labelsDir, in the unfinished generation, holds the label logs.
 	labelsDir = ".reprocess-labels"
 	// chunkSize is how many records a worker tags at a time: a few

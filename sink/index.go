@@ -476,14 +476,29 @@ func (ix *hubIndex) catchUp() error {
 }
 
 // reset empties the index.
+//
+// The index's state (markDirty's) is kept: emptied, it is still being
+// written, and the next open must not take it for one a machine crash
+// left and build it again.
 func (ix *hubIndex) reset() error {
 	return ix.update(func(tx *bolt.Tx) error {
+		var state []byte
+		if m := tx.Bucket([]byte(bucketMeta)); m != nil {
+			state = slices.Clone(m.Get([]byte(metaState)))
+		}
 		for _, name := range []string{bucketRecords, bucketTagSets, bucketMeta} {
 			if err := tx.DeleteBucket([]byte(name)); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
 				return err
 			}
 		}
-		return nil
+		if state == nil {
+			return nil
+		}
+		m, err := tx.CreateBucket([]byte(bucketMeta))
+		if err != nil {
+			return err
+		}
+		return m.Put([]byte(metaState), state)
 	})
 }
 
@@ -509,7 +524,7 @@ func (ix *hubIndex) addFile(path string) error {
 		var err error
 		if final {
 			err = ix.add(filepath.Base(path), batch, &hub)
-		} else if err = ix.apply(batch, nil); err == nil {
+		} else if err = ix.apply(batch, markAdding(filepath.Base(path))); err == nil {
 			err = ix.reopen()
 		}
 		batch = batch[:0]
@@ -547,9 +562,16 @@ func readVersions(path string, fn func(v version, hub record.Hub) error) error {
 // records that it covers it. hub is the hub of its latest record. Adding
 // the segment last indexed again (after a rebuild that indexed it) changes
 // nothing.
+//
+// A segment of more than indexChunk versions is added in several
+// transactions; the first marks the index (metaBulk) and the last, which
+// records that it covers the segment, clears the mark. An index found
+// marked holds versions of a segment it does not cover, which the folder's
+// only writer would take for repeats of an earlier segment and drop from
+// it (hubIndex.dropRepeats): it is built again from the segments instead.
 func (ix *hubIndex) add(name string, versions []version, hub *record.Hub) error {
 	for len(versions) > indexChunk {
-		if err := ix.apply(versions[:indexChunk], nil); err != nil {
+		if err := ix.apply(versions[:indexChunk], markAdding(name)); err != nil {
 			return err
 		}
 		if err := ix.reopen(); err != nil {
@@ -559,7 +581,10 @@ func (ix *hubIndex) add(name string, versions []version, hub *record.Hub) error 
 	}
 	return ix.apply(versions, func(tx *bolt.Tx) error {
 		m, err := tx.CreateBucketIfNotExists([]byte(bucketMeta))
-		if err != nil || string(m.Get([]byte(metaLast))) == name {
+		if err != nil {
+			return err
+		}
+		if err := m.Delete([]byte(metaBulk)); err != nil || string(m.Get([]byte(metaLast))) == name {
 			return err
 		}
 		var n uint64
@@ -568,6 +593,18 @@ func (ix *hubIndex) add(name string, versions []version, hub *record.Hub) error 
 		}
 		return setCovered(m, name, n+1, hub)
 	})
+}
+
+// markAdding marks the index as adding the segment named name in several
+// transactions (see add).
+func markAdding(name string) func(*bolt.Tx) error {
+	return func(tx *bolt.Tx) error {
+		m, err := tx.CreateBucketIfNotExists([]byte(bucketMeta))
+		if err != nil {
+			return err
+		}
+		return m.Put([]byte(metaBulk), []byte(name))
+	}
 }
 
 // apply adds versions in one transaction, then runs also (if any) in it.

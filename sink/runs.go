@@ -51,9 +51,10 @@ const runsDir = ".index-runs"
 // runFanIn is how many runs of one level are merged into one of the next.
 const runFanIn = 16
 
-// metaBulk, in the meta bucket, marks an index build from runs under
-// way: the index may hold part of the versions of segments it does not
-// cover yet, whose repeated lines may not have been dropped yet.
+// metaBulk, in the meta bucket, marks an index build from runs, or a
+// segment added in several transactions (hubIndex.add), under way: the
+// index may hold part of the versions of segments it does not cover yet,
+// whose repeated lines may not have been dropped yet.
 const metaBulk = "bulk"
 
 // runs is the deferred index of one hub folder: what this writer

@@ -460,3 +460,102 @@ func TestOwnFolderVersionSealedTwiceIsWrittenOnce(t *testing.T) {
 		t.Errorf("writing the versions again: %d new, %v; want none new", n, err)
 	}
 }
+
+// A segment added to the index in several transactions by a writer that
+// was killed between two of them leaves the index holding part of its
+// versions without covering it. The folder's next only writer must not
+// take those for repeats of an earlier segment and drop the segment's
+// lines, the only copy; nor then drop the resumed run's copies at the
+// seal. (Without the mark, 1,024 of 3,000 lines were lost.)
+func TestOwnFolderResumesAfterAnAddKilledMidway(t *testing.T) {
+	recs := testRecords(3000, "hub-a")
+	dir := t.TempDir()
+	hubDir := filepath.Join(dir, "hub-a")
+	// Two seals indexed one by one, as a writer that gave its runs up does.
+	writeGeneration(t, dir, nil, [][]*record.Record{recs[:100], recs[100:]}, stops)
+	files, err := segmentFiles(hubDir)
+	if err != nil || len(files) != 2 {
+		t.Fatal(files, err)
+	}
+	segment := func(f string) (vs []version, hub record.Hub) {
+		err := readVersions(f, func(v version, h record.Hub) error {
+			vs, hub = append(vs, v), h
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return vs, hub
+	}
+	// The index as add leaves it killed after its first transaction of the
+	// second segment.
+	if err := os.Remove(filepath.Join(hubDir, indexFile)); err != nil {
+		t.Fatal(err)
+	}
+	db, err := openIndex(hubDir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix := &hubIndex{db: db, dir: hubDir, log: zerolog.Nop()}
+	v1, h1 := segment(files[0])
+	v2, _ := segment(files[1])
+	if err := ix.add(filepath.Base(files[0]), v1, &h1); err != nil {
+		t.Fatal(err)
+	}
+	if err := ix.apply(v2[:indexChunk], markAdding(filepath.Base(files[1]))); err != nil {
+		t.Fatal(err)
+	}
+	// Written by a process of this boot, as markDirty leaves it.
+	err = ix.update(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte(bucketMeta)).Put([]byte(metaState), []byte("dirty "+bootID()))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix.Close()
+	// The resumed run sends every record after its checkpoint again.
+	writeGeneration(t, dir, nil, [][]*record.Record{recs[100:]}, closes, WithOwnFolder())
+	lines := 0
+	files, _ = segmentFiles(hubDir)
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines += bytes.Count(b, []byte("\n"))
+	}
+	if lines != len(recs) {
+		t.Errorf("%d lines in hub-a, want %d", lines, len(recs))
+	}
+	assertSummary(t, dir, "hub-a", recs)
+}
+
+// An index found marked (an interrupted build) is emptied and built again
+// once: emptying it keeps its state, so the next open does not take it
+// for one a machine crash left and build it a second time.
+func TestOwnFolderInterruptedBuildIsBuiltOnce(t *testing.T) {
+	batches := generationBatches()
+	dir := t.TempDir()
+	writeGeneration(t, dir, nil, batches[:30], stops, WithOwnFolder())
+	db, err := openIndex(filepath.Join(dir, "hub-a"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix := &hubIndex{db: db, dir: filepath.Join(dir, "hub-a"), log: zerolog.Nop()}
+	err = ix.update(func(tx *bolt.Tx) error {
+		m := tx.Bucket([]byte(bucketMeta))
+		if err := m.Put([]byte(metaBulk), []byte("x")); err != nil {
+			return err
+		}
+		return m.Put([]byte(metaState), []byte("dirty "+bootID()))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix.Close()
+	var log testkit.LogBuffer
+	writeGeneration(t, dir, &log, batches[30:], closes, WithOwnFolder())
+	if n := strings.Count(log.String(), "machine stopped"); n != 0 {
+		t.Errorf("the index was taken for one a machine crash left (%d times):\n%s", n, log.String())
+	}
+}
