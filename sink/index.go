@@ -549,7 +549,7 @@ func (ix *hubIndex) addFile(path string) error {
 // the encoding of its decoded record (an escaped invalid byte decodes to
 // U+FFFD).
 func readVersions(path string, fn func(v version, hub record.Hub) error) error {
-	return readSegment(path, func(line []byte, r *record.Record) error {
+	return readSegment(path, record.Unmarshal, func(line []byte, r *record.Record) error {
 		fp, ok := record.FingerprintOfLine(line)
 		if !ok {
 			fp = r.Fingerprint()

@@ -810,11 +810,12 @@ func (s *jsonl) completeIndexes() error {
 func (s *jsonl) completeIndex(h *hubDir) error {
 	return s.locked(h, func() error {
 		ix, err := s.index(h)
-		if err != nil || h.runs == nil {
-			if err == nil {
-				s.release(h, ix, true)
-			}
+		if err != nil {
 			return err
+		}
+		if h.runs == nil { // given up by index: it caught up from the segments
+			s.release(h, ix, true)
+			return nil
 		}
 		dropped, err := h.runs.build(ix)
 		if err != nil {
@@ -904,11 +905,12 @@ func renameDurably(tmp, final string) error {
 }
 
 // readSegment calls fn for every record of a segment file, with its line
-// (valid only during the call).
-func readSegment(path string, fn func(line []byte, r *record.Record) error) error {
+// (valid only during the call); decode decodes a line (record.Unmarshal,
+// or another of the record package's decoders).
+func readSegment(path string, decode func([]byte, *record.Record) error, fn func(line []byte, r *record.Record) error) error {
 	return scanLines(path, func(b []byte) error {
 		var r record.Record
-		if err := record.Unmarshal(b, &r); err != nil {
+		if err := decode(b, &r); err != nil {
 			return err
 		}
 		return fn(b, &r)
@@ -983,20 +985,17 @@ func (r jsonlReader) Records(ctx context.Context, fn func(*record.Record) error,
 	if err != nil {
 		return err
 	}
-	var buf []byte // UnmarshalUntagged's
+	decode := record.Unmarshal
+	if o.forTagging {
+		var buf []byte // UnmarshalUntagged's
+		decode = func(b []byte, r *record.Record) (err error) {
+			buf, err = record.UnmarshalUntagged(b, r, buf)
+			return err
+		}
+	}
 	for _, f := range files {
-		err := scanLines(f, func(b []byte) error {
+		err := readSegment(f, decode, func(_ []byte, rec *record.Record) error {
 			if err := ctx.Err(); err != nil {
-				return err
-			}
-			rec := new(record.Record)
-			var err error
-			if o.forTagging {
-				buf, err = record.UnmarshalUntagged(b, rec, buf)
-			} else {
-				err = record.Unmarshal(b, rec)
-			}
-			if err != nil {
 				return err
 			}
 			return fn(rec)

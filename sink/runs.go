@@ -474,28 +474,14 @@ func (r *runs) build(ix *hubIndex) (dropped dropCounts, err error) {
 				n++
 			}
 		}
-		dropped.lines += n
-		if n == len(lines) {
-			info, err := os.Stat(path)
-			if err != nil {
-				return dropped, err
-			}
-			if err := os.Remove(path); err != nil {
-				return dropped, err
-			}
-			dropped.segments++
-			dropped.bytes += info.Size()
-			continue
-		}
-		freed, err := rewriteSegment(path, r.dir, func(line int) bool { return !lines[line] })
+		freed, removed, err := pruneSegment(path, r.dir, len(lines)-n, func(line int) bool { return !lines[line] })
 		if err != nil {
 			return dropped, err
 		}
+		dropped.lines += n
 		dropped.bytes += freed
-	}
-	if len(drop) > 0 {
-		if err := SyncDir(filepath.Dir(r.dir)); err != nil {
-			return dropped, err
+		if removed {
+			dropped.segments++
 		}
 	}
 	hub := r.segs[len(r.segs)-1].hub
@@ -541,19 +527,12 @@ func (ix *hubIndex) catchUpByRuns(files []string) error {
 				}
 			}
 			ix.log.Info().Str("segment", f).Int("lines", len(versions)-len(kept)).Msg("dropping the lines of record versions an earlier segment holds")
-			if len(kept) == 0 {
-				if err := os.Remove(f); err != nil {
-					return err
-				}
-				if err := SyncDir(ix.dir); err != nil {
-					return err
-				}
-				continue
-			}
-			if _, err := rewriteSegment(f, r.dir, func(line int) bool { return !found[line] }); err != nil {
+			if _, _, err := pruneSegment(f, r.dir, len(kept), func(line int) bool { return !found[line] }); err != nil {
 				return err
 			}
-			versions = kept
+			if versions = kept; len(kept) == 0 {
+				continue
+			}
 		}
 		if err := r.add(filepath.Base(f), versions, hub); err != nil {
 			return err
@@ -628,21 +607,29 @@ func copyLines(src, dst string, keep func(line int) bool) (lines int, err error)
 	return lines, err
 }
 
-// rewriteSegment replaces a published segment, durably, by its lines
-// that keep keeps, written first to a file in tmpDir (a folder of the
-// same hub folder); it tells how many bytes smaller the segment is.
-func rewriteSegment(path, tmpDir string, keep func(line int) bool) (int64, error) {
+// pruneSegment keeps, durably, only the lines of a published segment
+// that keep keeps, kept of them: it removes the segment when that is
+// none, else replaces it by those lines, written first to a file in
+// tmpDir (a folder of the same hub folder). It tells how many bytes
+// smaller the folder is and whether the segment was removed.
+func pruneSegment(path, tmpDir string, kept int, keep func(line int) bool) (freed int64, removed bool, err error) {
 	before, err := os.Stat(path)
 	if err != nil {
-		return 0, err
+		return 0, false, err
+	}
+	if kept == 0 {
+		if err := os.Remove(path); err != nil {
+			return 0, false, err
+		}
+		return before.Size(), true, SyncDir(filepath.Dir(path))
 	}
 	if err := os.MkdirAll(tmpDir, 0o755); err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	tmp := filepath.Join(tmpDir, "rewrite.tmp")
 	_ = os.Remove(tmp) // left by a writer that stopped
 	if _, err := copyLines(path, tmp, keep); err != nil {
-		return 0, fmt.Errorf("rewriting %s: %w", path, err)
+		return 0, false, fmt.Errorf("rewriting %s: %w", path, err)
 	}
 	after, err := os.Stat(tmp)
 	if err == nil {
@@ -650,7 +637,7 @@ func rewriteSegment(path, tmpDir string, keep func(line int) bool) (int64, error
 	}
 	if err != nil {
 		_ = os.Remove(tmp)
-		return 0, err
+		return 0, false, err
 	}
-	return before.Size() - after.Size(), nil
+	return before.Size() - after.Size(), false, nil
 }

@@ -275,9 +275,8 @@ func TestOwnFolderInterruptedBuildIsDoneAgain(t *testing.T) {
 		t.Fatal(files, err)
 	}
 	var versions []version
-	err = readSegment(files[len(files)-1], func(line []byte, r *record.Record) error {
-		fp, _ := record.FingerprintOfLine(line)
-		versions = append(versions, versionOf(r, fp))
+	err = readVersions(files[len(files)-1], func(v version, _ record.Hub) error {
+		versions = append(versions, v)
 		return nil
 	})
 	if err != nil {
