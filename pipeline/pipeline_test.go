@@ -73,6 +73,20 @@ func openBus(t testing.TB, cfg Config) *Bus {
 	return bus
 }
 
+// busAndRules opens a bus on a new test config, closed at the test's
+// end, and loads the shipped rules.
+func busAndRules(t *testing.T) (*Bus, *classify.Classifier) {
+	t.Helper()
+	cfg := testConfig(t, t.TempDir(), nil)
+	bus := openBus(t, cfg)
+	t.Cleanup(bus.Close)
+	cl, err := classify.Load(cfg.Rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bus, cl
+}
+
 func testEnv() Env { return Env{Log: zerolog.Nop(), Stats: &Stats{}, Idle: 100 * time.Millisecond} }
 
 // readOut reads every record in the sealed segments under out, through
@@ -781,13 +795,7 @@ func TestPagesOfADuplicateSelfTaggedRecordAreKept(t *testing.T) {
 // builds one: untagged.
 func untaggedRecord(t *testing.T) (*Bus, *classify.Classifier, record.Record) {
 	t.Helper()
-	cfg := testConfig(t, t.TempDir(), nil)
-	bus := openBus(t, cfg)
-	t.Cleanup(bus.Close)
-	cl, err := classify.Load(cfg.Rules)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bus, cl := busAndRules(t)
 	r := taggedRecord("hub-x", 1, "")
 	r.Role, r.Polarity, r.Pluralism = "", "", nil
 	return bus, cl, r

@@ -874,13 +874,7 @@ func resumeAndCheck(t *testing.T, bus *Bus, opts ReprocessOptions, n int) {
 // sentences, an abstract or facets is followed by ones without).
 func TestReprocessReusedRecordsKeepNothingOfTheOneBefore(t *testing.T) {
 	const n = 3000 // a dozen chunks, each filled again several times
-	cfg := testConfig(t, t.TempDir(), nil)
-	bus := openBus(t, cfg)
-	defer bus.Close()
-	c, err := classify.Load(cfg.Rules)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bus, c := busAndRules(t)
 	ctx := context.Background()
 	papers := snapshot.Generated(50).Papers
 	want := map[string][]byte{} // id -> the raw record tagged alone, as JSON
@@ -1003,13 +997,7 @@ func TestReprocessEndsWhenTheStreamDropsItsLastRecords(t *testing.T) {
 // each with a citing sentence, and the shipped rules' classifier.
 func rawRecords(t *testing.T, n int) (*Bus, *classify.Classifier, jetstream.Stream) {
 	t.Helper()
-	cfg := testConfig(t, t.TempDir(), nil)
-	bus := openBus(t, cfg)
-	t.Cleanup(bus.Close)
-	c, err := classify.Load(cfg.Rules)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bus, c := busAndRules(t)
 	ctx := context.Background()
 	outs := make([]Out, n)
 	for i := range outs {
