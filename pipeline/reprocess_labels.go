@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"bufio"
-	"container/heap"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/citecrawl/citecrawl/internal/kmerge"
 	"github.com/citecrawl/citecrawl/record"
 	"github.com/citecrawl/citecrawl/sink"
 )
@@ -206,63 +206,51 @@ func (g *labelLog) writePart(next func() (labelEntry, bool, error)) error {
 // merge reads the flushed parts together: every id once, in id order,
 // with its labels from the latest part that has it.
 func (g *labelLog) merge() (*labelMerge, error) {
-	m := &labelMerge{}
+	var ps []*partReader
 	for rank, p := range g.parts {
 		f, err := os.Open(filepath.Join(g.dir, p))
 		if err != nil {
-			m.close()
+			for _, p := range ps {
+				p.Close()
+			}
 			return nil, fmt.Errorf("reprocess labels: %w", err)
 		}
-		pr := &partReader{f: f, r: bufio.NewReaderSize(f, 32<<10), rank: rank, names: map[string]string{}}
-		m.files = append(m.files, f)
-		ok, err := pr.read()
-		if err != nil {
-			m.close()
-			return nil, err
-		}
-		if ok {
-			m.h = append(m.h, pr)
-		}
+		ps = append(ps, &partReader{f: f, r: bufio.NewReaderSize(f, 32<<10), rank: rank, names: map[string]string{}})
 	}
-	heap.Init(&m.h)
-	return m, nil
+	// By id, then by part: the same id in later parts comes next, and wins.
+	m, err := kmerge.New(ps, func(a, b *partReader) bool {
+		if c := strings.Compare(a.cur.id, b.cur.id); c != 0 {
+			return c < 0
+		}
+		return a.rank < b.rank
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &labelMerge{m}, nil
 }
 
 // labelMerge is a k-way merge of a labelLog's parts.
-type labelMerge struct {
-	h     partHeap
-	files []*os.File
-}
+type labelMerge struct{ km *kmerge.Merge[*partReader] }
 
 // next returns the next id and its latest labels; false at the end.
 func (m *labelMerge) next() (labelEntry, bool, error) {
-	if len(m.h) == 0 {
+	p, ok := m.km.Top()
+	if !ok {
 		return labelEntry{}, false, nil
 	}
-	e := m.h[0].cur
-	// The same id in later parts comes next (the heap orders ties by
-	// part) and wins.
-	for len(m.h) > 0 && m.h[0].cur.id == e.id {
-		p := m.h[0]
+	e := p.cur
+	for ok && p.cur.id == e.id {
 		e.l = p.cur.l
-		ok, err := p.read()
-		if err != nil {
+		if err := m.km.Advance(); err != nil {
 			return labelEntry{}, false, err
 		}
-		if ok {
-			heap.Fix(&m.h, 0)
-		} else {
-			heap.Pop(&m.h)
-		}
+		p, ok = m.km.Top()
 	}
 	return e, true, nil
 }
 
-func (m *labelMerge) close() {
-	for _, f := range m.files {
-		_ = f.Close()
-	}
-}
+func (m *labelMerge) close() { m.km.Close() }
 
 // partReader reads one part, pair by pair.
 type partReader struct {
@@ -274,8 +262,8 @@ type partReader struct {
 	names map[string]string // label names read, shared instead of copied
 }
 
-// read reads the next pair into cur; false at the end of the part.
-func (p *partReader) read() (bool, error) {
+// Next reads the next pair into cur; false at the end of the part.
+func (p *partReader) Next() (bool, error) {
 	id, err := p.str(true)
 	if errors.Is(err, io.EOF) {
 		return false, nil
@@ -320,24 +308,8 @@ func (p *partReader) str(first bool) (string, error) {
 	return s, nil
 }
 
-// partHeap orders part readers by their current id, then by part.
-type partHeap []*partReader
-
-func (h partHeap) Len() int { return len(h) }
-func (h partHeap) Less(i, j int) bool {
-	if c := strings.Compare(h[i].cur.id, h[j].cur.id); c != 0 {
-		return c < 0
-	}
-	return h[i].rank < h[j].rank
-}
-func (h partHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *partHeap) Push(x any)   { *h = append(*h, x.(*partReader)) }
-func (h *partHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
-}
+// Close closes the part's file.
+func (p *partReader) Close() error { return p.f.Close() }
 
 // labelChanges counts, over the records of the new log, the label changes
 // from the old log ("old -> new" per tag), the records with at least one,

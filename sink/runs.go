@@ -2,7 +2,6 @@ package sink
 
 import (
 	"bufio"
-	"container/heap"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -15,6 +14,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/citecrawl/citecrawl/internal/kmerge"
 	"github.com/citecrawl/citecrawl/record"
 )
 
@@ -258,6 +258,9 @@ type runReader struct {
 	r0   *runs
 }
 
+// Close closes the run's file.
+func (rr *runReader) Close() error { return rr.f.Close() }
+
 func (r *runs) openRun(path string) (*runReader, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -279,8 +282,8 @@ func (r *runs) openRun(path string) (*runReader, error) {
 	return &runReader{f: f, r: bufio.NewReaderSize(body, 32<<10), n: binary.BigEndian.Uint64(tail[:]), r0: r}, nil
 }
 
-// next reads the next entry into rr.cur; false at the end of the run.
-func (rr *runReader) next() (bool, error) {
+// Next reads the next entry into rr.cur; false at the end of the run.
+func (rr *runReader) Next() (bool, error) {
 	if rr.read == rr.n {
 		if _, err := rr.r.ReadByte(); err != io.EOF {
 			return false, fmt.Errorf("%s: %w: more than its %d entries", rr.f.Name(), errBadRun, rr.n)
@@ -319,77 +322,50 @@ func (rr *runReader) next() (bool, error) {
 	return true, nil
 }
 
-// merge reads runs as one, in entry order (a k-way merge).
+// merge reads runs as one, in entry order.
 type merge struct {
-	heap  runHeap
+	km    *kmerge.Merge[*runReader]
 	total uint64 // entries in all the runs
-	last  *runReader
-}
-
-type runHeap []*runReader
-
-func (h runHeap) Len() int           { return len(h) }
-func (h runHeap) Less(i, j int) bool { return h[i].cur.before(&h[j].cur) }
-func (h runHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *runHeap) Push(x any)        { *h = append(*h, x.(*runReader)) }
-func (h *runHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
+	taken bool   // the last entry given is the top run's current one
 }
 
 func (r *runs) openMerge(paths []string) (*merge, error) {
 	m := &merge{}
+	var rs []*runReader
 	for _, p := range paths {
 		rr, err := r.openRun(p)
 		if err != nil {
-			m.close()
+			for _, rr := range rs {
+				rr.Close()
+			}
 			return nil, err
 		}
 		m.total += rr.n
-		ok, err := rr.next()
-		if err != nil || !ok {
-			rr.f.Close()
-			if err != nil {
-				m.close()
-				return nil, err
-			}
-			continue
-		}
-		m.heap = append(m.heap, rr)
+		rs = append(rs, rr)
 	}
-	heap.Init(&m.heap)
+	km, err := kmerge.New(rs, func(a, b *runReader) bool { return a.cur.before(&b.cur) })
+	if err != nil {
+		return nil, err
+	}
+	m.km = km
 	return m, nil
 }
 
 // next gives the next entry (valid until the next call), nil at the end.
 func (m *merge) next() (*runEntry, error) {
-	if m.last != nil { // advance the run the last entry came from
-		ok, err := m.last.next()
-		if err != nil {
+	if m.taken {
+		if err := m.km.Advance(); err != nil {
 			return nil, err
 		}
-		if ok {
-			heap.Fix(&m.heap, 0)
-		} else {
-			heap.Pop(&m.heap).(*runReader).f.Close()
-		}
-		m.last = nil
 	}
-	if len(m.heap) == 0 {
+	rr, ok := m.km.Top()
+	if m.taken = ok; !ok {
 		return nil, nil
 	}
-	m.last = m.heap[0]
-	return &m.last.cur, nil
+	return &rr.cur, nil
 }
 
-func (m *merge) close() {
-	for _, rr := range m.heap {
-		rr.f.Close()
-	}
-	m.heap = nil
-}
+func (m *merge) close() { m.km.Close() }
 
 // bulkChunk is how many versions, in id order, one transaction of an
 // index build from runs adds: they land on few leaf pages.
