@@ -558,3 +558,39 @@ func TestOwnFolderInterruptedBuildIsBuiltOnce(t *testing.T) {
 		t.Errorf("the index was taken for one a machine crash left (%d times):\n%s", n, log.String())
 	}
 }
+
+// Runs that cannot be written mid-generation (their folder made a file):
+// the writer gives them up and indexes its seals one by one, the index
+// catching up from the segments (or, were the runs kept, the build at
+// Close fails and falls back to the segments); either way the generation
+// is the reference, every version once.
+func TestOwnFolderRunsFailingMidwayLoseNothing(t *testing.T) {
+	want := reference(t)
+	batches := generationBatches()
+	got := t.TempDir()
+	var log testkit.LogBuffer
+	j := writeGeneration(t, got, &log, batches[:25], stays, WithOwnFolder())
+	rd := filepath.Join(got, "hub-a", runsDir)
+	if err := os.RemoveAll(rd); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(rd, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, b := range batches[25:] {
+		if _, err := j.Write(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		if err := j.StartFlush(ctx)(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := j.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log.String(), "not written to the index runs") {
+		t.Errorf("the runs' failure was not logged: %s", log.String())
+	}
+	assertSameGeneration(t, got, want)
+}
