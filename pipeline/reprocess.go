@@ -504,8 +504,8 @@ type streamReader struct {
 	batches <-chan pulledBatch
 	batch   pulledBatch // being read
 	head    jetstream.Msg
-	meta    *jetstream.MsgMetadata
-	gone    uint64 // messages of the part that left the stream before they were read
+	at      storedAt // head's
+	gone    uint64   // messages of the part that left the stream before they were read
 }
 
 // readPull is how many messages a pull of a streamReader asks for: a few
@@ -527,7 +527,7 @@ const readLateTries = 30
 // pull that failed has err.
 type pulledBatch struct {
 	msgs []jetstream.Msg
-	meta []*jetstream.MsgMetadata
+	at   []storedAt
 	err  error
 }
 
@@ -608,14 +608,14 @@ func (pr *streamReader) pull(ctx context.Context, c jetstream.Consumer, p *pulle
 			continue
 		}
 		late = 0
-		b := pulledBatch{msgs: msgs, meta: make([]*jetstream.MsgMetadata, len(msgs))}
+		b := pulledBatch{msgs: msgs, at: make([]storedAt, len(msgs))}
 		for i, m := range msgs {
-			if b.meta[i], err = m.Metadata(); err != nil {
+			if b.at[i], err = storedAtOf(m); err != nil {
 				send(pulledBatch{err: fmt.Errorf("reading %s: %w", pr.stream, err)})
 				return
 			}
 		}
-		seen = b.meta[len(msgs)-1].Sequence.Stream
+		seen = b.at[len(msgs)-1].seq
 		end := seen >= pr.last // b is the reader's once sent
 		if !send(b) || end {
 			return
@@ -629,7 +629,7 @@ func (pr *streamReader) pull(ctx context.Context, c jetstream.Consumer, p *pulle
 func (pr *streamReader) next(ctx context.Context) error {
 	prev := pr.start - 1
 	if pr.head != nil {
-		prev = pr.meta.Sequence.Stream
+		prev = pr.at.seq
 	}
 	if len(pr.batch.msgs) == 0 {
 		var ok bool
@@ -645,15 +645,15 @@ func (pr *streamReader) next(ctx context.Context) error {
 			pr.batch = pulledBatch{}
 		}
 	}
-	if len(pr.batch.msgs) == 0 || pr.batch.meta[0].Sequence.Stream > pr.last {
+	if len(pr.batch.msgs) == 0 || pr.batch.at[0].seq > pr.last {
 		pr.head = nil
 		pr.skip(prev, pr.last+1)
 		return nil
 	}
-	pr.head, pr.meta = pr.batch.msgs[0], pr.batch.meta[0]
-	pr.batch.msgs[0], pr.batch.meta[0] = nil, nil // the chunk holds its data from here
-	pr.batch.msgs, pr.batch.meta = pr.batch.msgs[1:], pr.batch.meta[1:]
-	pr.skip(prev, pr.meta.Sequence.Stream)
+	pr.head, pr.at = pr.batch.msgs[0], pr.batch.at[0]
+	pr.batch.msgs[0] = nil // the chunk holds its data from here
+	pr.batch.msgs, pr.batch.at = pr.batch.msgs[1:], pr.batch.at[1:]
+	pr.skip(prev, pr.at.seq)
 	return nil
 }
 
@@ -699,7 +699,7 @@ func (r *retagger) mergeParts(ctx context.Context, bus *Bus, parts []streamPart,
 	for {
 		var pr *streamReader // the earliest head
 		for _, x := range readers {
-			if x.head != nil && (pr == nil || x.meta.Timestamp.Before(pr.meta.Timestamp)) {
+			if x.head != nil && (pr == nil || x.at.ns < pr.at.ns) {
 				pr = x
 			}
 		}
@@ -709,7 +709,7 @@ func (r *retagger) mergeParts(ctx context.Context, bus *Bus, parts []streamPart,
 			}
 			return nil
 		}
-		seq := pr.meta.Sequence.Stream
+		seq := pr.at.seq
 		if pr.tagged {
 			c.pos.Tagged = seq
 		} else {

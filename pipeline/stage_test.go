@@ -211,3 +211,66 @@ func someHubTasks(t *testing.T, n int) []Out {
 	}
 	return outs
 }
+
+// parseAckReply reads the stream sequence and time nats.go's Metadata
+// reads, from replies of both shapes, and leaves other replies to it.
+func TestParseAckReplyIsMetadata(t *testing.T) {
+	replies := []string{
+		"$JS.ACK.RAW.reader.1.42.7.1764600000123456789.3",                                 // without a domain
+		"$JS.ACK._.ACCHASH.RAW.reader.1.18446744073709551615.7.1764600000123456789.0.rNd", // with one
+		"$JS.ACK.hub.ACCHASH.RAW.reader.2.5.7.1.0",                                        // no random token
+		"$JS.ACK.hub.ACCHASH.RAW.reader.2.5.7.1.0.rNd.more",                               // tokens after
+	}
+	for _, reply := range replies {
+		md, err := (&nats.Msg{Reply: reply, Sub: &nats.Subscription{}}).Metadata() // bound, as Metadata wants
+		if err != nil {
+			t.Fatalf("%s: %v", reply, err)
+		}
+		got, ok := parseAckReply(reply)
+		if want := (storedAt{seq: md.Sequence.Stream, ns: md.Timestamp.UnixNano()}); !ok || got != want {
+			t.Errorf("%s: %+v, %v; Metadata gives %+v", reply, got, ok, want)
+		}
+	}
+	for _, reply := range []string{"", "_INBOX.x", "$JS.ACK.RAW.reader.1.42", "$JS.ACK.RAW.reader.1.x.7.1.3", "$JS.ACK.RAW.reader.1.4.7.y.3"} {
+		if got, ok := parseAckReply(reply); ok {
+			t.Errorf("%q read as %+v", reply, got)
+		}
+	}
+}
+
+// A delivered message's storedAt is its stream sequence and time.
+func TestStoredAtOfDeliveredMessages(t *testing.T) {
+	bus := openBus(t, testConfig(t, t.TempDir(), nil))
+	defer bus.Close()
+	ctx := context.Background()
+	var outs []Out
+	for i := range 5 {
+		outs = append(outs, Out{Subject: RawSubject("hub"), Data: []byte(fmt.Sprint(i))})
+	}
+	if err := bus.PublishAll(ctx, outs); err != nil {
+		t.Fatal(err)
+	}
+	c, err := bus.JS.CreateConsumer(ctx, StreamRaw, jetstream.ConsumerConfig{AckPolicy: jetstream.AckNonePolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := c.FetchNoWait(5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for m := range batch.Messages() {
+		n++
+		md, err := m.Metadata()
+		if err != nil {
+			t.Fatal(err)
+		}
+		at, err := storedAtOf(m)
+		if err != nil || at.seq != md.Sequence.Stream || at.ns != md.Timestamp.UnixNano() || at.seq != uint64(n) {
+			t.Errorf("message %d: %+v, %v; metadata %d at %v", n, at, err, md.Sequence.Stream, md.Timestamp)
+		}
+	}
+	if n != 5 {
+		t.Fatalf("%d messages fetched, want 5", n)
+	}
+}
