@@ -21,11 +21,12 @@ import (
 	"github.com/citecrawl/citecrawl/record"
 )
 
-// A `citecrawl reprocess` from the stream killed with SIGKILL three times
-// (after its first and second checkpoints, while it writes the batch
-// after them, and once it has read every record, while it closes the new
-// generation), then run again, writes the same output as a reprocess that
-// was never killed: the same lines, none twice, every record there.
+// A `citecrawl reprocess` killed with SIGKILL three times (after its
+// first and second checkpoints, while it writes the batch after them, and
+// once it has read every record, while it closes the new generation),
+// then run again, writes the same output as a reprocess that was never
+// killed: the same lines, none twice, every record there. From the
+// stream, then from the folder that wrote.
 func TestReprocessKilledThenRerun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
@@ -38,19 +39,38 @@ func TestReprocessKilledThenRerun(t *testing.T) {
 	bin := buildCitecrawl(t, dir)
 	data := filepath.Join(dir, "data")
 	publishRaw(t, data, n, versions)
-
-	reprocess := func(out string) *exec.Cmd {
-		return exec.Command(bin, "reprocess", "--data", data, "--out", out, "--log-level", "warn",
-			"--rules", filepath.Join("..", "..", "configs", "rules"))
+	reprocess := func(out string, from ...string) *exec.Cmd {
+		return exec.Command(bin, append([]string{"reprocess", "--data", data, "--out", out, "--log-level", "warn",
+			"--rules", filepath.Join("..", "..", "configs", "rules")}, from...)...)
 	}
+
 	clean := filepath.Join(dir, "clean")
 	if b, err := reprocess(clean).CombinedOutput(); err != nil {
 		t.Fatalf("clean reprocess: %v\n%s", err, b)
 	}
+	t.Run("stream", func(t *testing.T) {
+		out := filepath.Join(dir, "out")
+		killThenRerun(t, func() *exec.Cmd { return reprocess(out) }, out, n)
+		sameLines(t, out, clean, n-versions)
+	})
+	t.Run("folder", func(t *testing.T) {
+		again, out := filepath.Join(dir, "again"), filepath.Join(dir, "from-folder")
+		if b, err := reprocess(again, "--from", clean).CombinedOutput(); err != nil {
+			t.Fatalf("clean reprocess from a folder: %v\n%s", err, b)
+		}
+		killThenRerun(t, func() *exec.Cmd { return reprocess(out, "--from", clean) }, out, n-versions)
+		sameLines(t, out, again, n-versions)
+	})
+}
 
-	out := filepath.Join(dir, "out")
+// killThenRerun starts reprocess (a command writing out) and kills it with
+// SIGKILL once its checkpoint is past the first batch, the second, and at
+// n (the records it reads: all read, the generation closing), then runs
+// it to its end.
+func killThenRerun(t *testing.T, reprocess func() *exec.Cmd, out string, n uint64) {
+	t.Helper()
 	checkpoint := filepath.Join(out+".next", ".reprocess-checkpoint.json")
-	done := func() uint64 { // the raw stream sequence the checkpoint is at
+	done := func() uint64 { // what the checkpoint says was read
 		var cp struct {
 			Done uint64 `json:"done"`
 		}
@@ -61,7 +81,7 @@ func TestReprocessKilledThenRerun(t *testing.T) {
 		return cp.Done
 	}
 	for _, at := range []uint64{1, 16_385, n} {
-		run := reprocess(out)
+		run := reprocess()
 		var stderr testkit.LogBuffer
 		run.Stderr = &stderr
 		if err := run.Start(); err != nil {
@@ -93,19 +113,24 @@ func TestReprocessKilledThenRerun(t *testing.T) {
 		<-exited
 		t.Logf("killed with the checkpoint at %d of %d", at, n)
 	}
-	if b, err := reprocess(out).CombinedOutput(); err != nil {
+	if b, err := reprocess().CombinedOutput(); err != nil {
 		t.Fatalf("reprocess after the kills: %v\n%s", err, b)
 	}
+}
 
-	want, got := hubLines(t, clean), hubLines(t, out)
+// sameLines fails unless the output folder out has the lines of want, by
+// hub folder, none twice, records of them in all.
+func sameLines(t *testing.T, out, want string, records int) {
+	t.Helper()
+	got, wantLines := hubLines(t, out), hubLines(t, want)
 	ids := map[string]bool{}
-	for hub, lines := range want {
+	for hub, lines := range wantLines {
 		if !slices.Equal(got[hub], lines) {
-			t.Errorf("hub %s: %d lines after the kills, %d in the clean reprocess, not the same", hub, len(got[hub]), len(lines))
+			t.Errorf("hub %s: %d lines after the kills, %d in the run never killed, not the same", hub, len(got[hub]), len(lines))
 		}
 		for i, line := range lines {
 			if i > 0 && line == lines[i-1] {
-				t.Errorf("hub %s: a line twice in the clean reprocess", hub)
+				t.Errorf("hub %s: a line twice in the run never killed", hub)
 			}
 			var r struct {
 				ID string `json:"id"`
@@ -116,11 +141,11 @@ func TestReprocessKilledThenRerun(t *testing.T) {
 			ids[r.ID] = true
 		}
 	}
-	if len(got) != len(want) {
-		t.Errorf("%d hub folders after the kills, %d in the clean reprocess", len(got), len(want))
+	if len(got) != len(wantLines) {
+		t.Errorf("%d hub folders after the kills, %d in the run never killed", len(got), len(wantLines))
 	}
-	if len(ids) != n-versions {
-		t.Errorf("%d records in the clean reprocess, want %d", len(ids), n-versions)
+	if len(ids) != records {
+		t.Errorf("%d records in the run never killed, want %d", len(ids), records)
 	}
 }
 
