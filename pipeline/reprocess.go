@@ -132,6 +132,11 @@ func Reprocess(ctx context.Context, bus *Bus, o ReprocessOptions) (*ReprocessRes
 	if o.Batch < 1 {
 		o.Batch = 16384
 	}
+	unlock, err := lockOutput(o.Out)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	r, res, err := openGeneration(ctx, o)
 	if err != nil {
 		return nil, err
@@ -209,6 +214,31 @@ func Reprocess(ctx context.Context, bus *Bus, o ReprocessOptions) (*ReprocessRes
 		return res, err
 	}
 	return res, sink.PublishGeneration(next, o.Out, filepath.Clean(o.Out)+".prev")
+}
+
+// ErrOutputBusy is returned by Reprocess when another reprocess is
+// writing the same output.
+var ErrOutputBusy = errors.New("another reprocess is writing this output")
+
+// lockOutput takes the lock of reprocess on out, OUT.lock beside it, for
+// as long as the run lasts: a second reprocess of the same output would
+// take the first one's unfinished generation, before its first
+// checkpoint, for one left by a crash and remove it, and both would
+// fail. The file stays (removing a lock file another process may be
+// opening would let two hold it).
+func lockOutput(out string) (unlock func(), err error) {
+	path := filepath.Clean(out) + ".lock"
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("reprocess %s: %w", out, err)
+	}
+	f, ok, err := tryLock(path)
+	if err != nil {
+		return nil, fmt.Errorf("reprocess %s: %w", out, err)
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: %s (the process holding %s); run again once it has ended", ErrOutputBusy, out, path)
+	}
+	return func() { f.Close() }, nil
 }
 
 // openGeneration opens the unfinished generation beside o.Out: the one an

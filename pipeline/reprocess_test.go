@@ -735,6 +735,38 @@ func TestReprocessWarnsWhenItDropsAnUnfinishedGeneration(t *testing.T) {
 	}
 }
 
+// A reprocess of an output another reprocess is writing (here one stopped
+// before its first checkpoint, its lock still held) fails with
+// ErrOutputBusy, naming the output, and leaves the other's unfinished
+// generation as it is (it was taken for one a crash left, and removed
+// under the running process); once the other has ended, it runs.
+func TestReprocessRefusesAnOutputAnotherReprocessWrites(t *testing.T) {
+	bus, c, _ := rawRecords(t, 50)
+	out := filepath.Join(t.TempDir(), "out")
+	unlock, err := lockOutput(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	marker := filepath.Join(out+".next", "being-written")
+	if err := os.MkdirAll(filepath.Dir(marker), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(marker, nil, 0o644)
+	opts := ReprocessOptions{From: "stream", Out: out, Classifier: c, Log: zerolog.Nop()}
+	_, err = Reprocess(context.Background(), bus, opts)
+	if !errors.Is(err, ErrOutputBusy) || !strings.Contains(err.Error(), out) {
+		t.Fatalf("a second reprocess of %s: %v; want %v naming it", out, err, ErrOutputBusy)
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Fatalf("the running reprocess's generation was touched: %v", err)
+	}
+	unlock()
+	res, err := Reprocess(context.Background(), bus, opts)
+	if err != nil || res.Records != 50 {
+		t.Fatalf("reprocess once the other ended: %+v, %v", res, err)
+	}
+}
+
 // A batch is sealed in the background while the next one is written
 // (startCommit): when that seal fails (here the next batch's temporary
 // segments are removed under it), reprocess fails with the error, its
