@@ -638,8 +638,9 @@ func parseRef(base, href string) string {
 }
 
 // plainOrigin is the scheme and host of an http or https URL whose host
-// (and port) holds only letters, digits, dots, hyphens and a colon, with
-// no user information: nothing url.Parse would change or escape.
+// holds only letters, digits, dots and hyphens, and its port (after one
+// colon) only digits, with no user information: nothing url.Parse would
+// change, escape or refuse.
 func plainOrigin(u string) (string, bool) {
 	rest, ok := strings.CutPrefix(u, "http://")
 	if !ok {
@@ -654,10 +655,20 @@ func plainOrigin(u string) (string, bool) {
 	if end == 0 {
 		return "", false
 	}
-	for i := range end {
-		if c := rest[i]; !isAlnum(c) && c != '.' && c != '-' && c != ':' {
+	host, port, hasPort := strings.Cut(rest[:end], ":")
+	for i := range len(host) {
+		if c := host[i]; !isAlnum(c) && c != '.' && c != '-' {
 			return "", false
 		}
+	}
+	// A port is digits or nothing: url.Parse refuses any other.
+	for i := range len(port) {
+		if c := port[i]; c < '0' || c > '9' {
+			return "", false
+		}
+	}
+	if hasPort && host == "" {
+		return "", false
 	}
 	return u[:len(u)-len(rest)+end], true
 }

@@ -268,6 +268,7 @@ func TestResolveRefPlainPath(t *testing.T) {
 		"http://127.0.0.1:8080/citations/9e4e7a10-0000-4000-8000-00000000beef",
 		"https://pith.science/citations/abc?tab=all#top", "https://pith.science", "https://Pith.Science:443/x/",
 		"http://user:pw@host/x", "http://[::1]:80/x", "http://h%41st/x", "ftp://host/x", "http:///x", "/relative", "",
+		"http://host:abc/x", "http://host:80:81/x", "http://a:b:c/x", "http://host:/x", "http://host:-1/x", "http://:80/x",
 	}
 	hrefs := []string{
 		"/pith/HHOXZMXTXSZ5BKC7SVXC62EFWY", "/pith/HHOXZMXT.json", "/api/pith-number/a_b~c/graph.json",
