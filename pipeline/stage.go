@@ -294,7 +294,9 @@ func newPuller(nc *nats.Conn, c jetstream.Consumer, log zerolog.Logger) (*puller
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s: %w", info.Name, err)
 	}
-	return &puller{nc: nc, next: "$JS.API.CONSUMER.MSG.NEXT." + info.Stream + "." + info.Name, inbox: inbox, sub: sub, ch: ch,
+	// The bus's JetStream has the default API prefix (jetstream.New: no
+	// domain), so its pulls go there too.
+	return &puller{nc: nc, next: jetstream.DefaultAPIPrefix + "CONSUMER.MSG.NEXT." + info.Stream + "." + info.Name, inbox: inbox, sub: sub, ch: ch,
 		noAck: info.Config.AckPolicy == jetstream.AckNonePolicy, log: log}, nil
 }
 
