@@ -422,7 +422,16 @@ func (p pulledMsg) Metadata() (*jetstream.MsgMetadata, error) {
 	meta.Sequence.Stream, meta.Sequence.Consumer = md.Sequence.Stream, md.Sequence.Consumer
 	return meta, nil
 }
-func (p pulledMsg) Data() []byte { return p.m.Data }
+func (p pulledMsg) Data() []byte                           { return p.m.Data }
+func (p pulledMsg) Headers() nats.Header                   { return p.m.Header }
+func (p pulledMsg) Subject() string                        { return p.m.Subject }
+func (p pulledMsg) Reply() string                          { return p.m.Reply }
+func (p pulledMsg) Ack() error                             { return p.m.Ack() }
+func (p pulledMsg) DoubleAck(ctx context.Context) error    { return p.m.AckSync(nats.Context(ctx)) }
+func (p pulledMsg) Nak() error                             { return p.m.Nak() }
+func (p pulledMsg) NakWithDelay(delay time.Duration) error { return p.m.NakWithDelay(delay) }
+func (p pulledMsg) InProgress() error                      { return p.m.InProgress() }
+func (p pulledMsg) Term() error                            { return p.m.Term() }
 
 // storedAt is where and when a delivered message was stored: its stream
 // sequence and the time it was stored, in nanoseconds since the epoch.
@@ -479,21 +488,12 @@ func parseAckReply(reply string) (storedAt, bool) {
 	if err != nil {
 		return storedAt{}, false
 	}
-	ns, err := strconv.ParseInt(tm, 10, 64)
+	ns, err := strconv.ParseUint(tm, 10, 63) // digits only, as nats.go reads it
 	if err != nil {
 		return storedAt{}, false
 	}
-	return storedAt{seq: seq, ns: ns}, true
+	return storedAt{seq: seq, ns: int64(ns)}, true
 }
-func (p pulledMsg) Headers() nats.Header                   { return p.m.Header }
-func (p pulledMsg) Subject() string                        { return p.m.Subject }
-func (p pulledMsg) Reply() string                          { return p.m.Reply }
-func (p pulledMsg) Ack() error                             { return p.m.Ack() }
-func (p pulledMsg) DoubleAck(ctx context.Context) error    { return p.m.AckSync(nats.Context(ctx)) }
-func (p pulledMsg) Nak() error                             { return p.m.Nak() }
-func (p pulledMsg) NakWithDelay(delay time.Duration) error { return p.m.NakWithDelay(delay) }
-func (p pulledMsg) InProgress() error                      { return p.m.InProgress() }
-func (p pulledMsg) Term() error                            { return p.m.Term() }
 
 // TermWithReason is Term with the reason the server puts in its
 // advisory (nats.Msg has no such call).

@@ -231,7 +231,8 @@ func TestParseAckReplyIsMetadata(t *testing.T) {
 			t.Errorf("%s: %+v, %v; Metadata gives %+v", reply, got, ok, want)
 		}
 	}
-	for _, reply := range []string{"", "_INBOX.x", "$JS.ACK.RAW.reader.1.42", "$JS.ACK.RAW.reader.1.x.7.1.3", "$JS.ACK.RAW.reader.1.4.7.y.3"} {
+	for _, reply := range []string{"", "_INBOX.x", "$JS.ACK.RAW.reader.1.42", "$JS.ACK.RAW.reader.1.x.7.1.3", "$JS.ACK.RAW.reader.1.4.7.y.3",
+		"$JS.ACK.RAW.reader.1.42.7.+5.3", "$JS.ACK.RAW.reader.1.42.7.-5.3"} { // nats.go reads digits only
 		if got, ok := parseAckReply(reply); ok {
 			t.Errorf("%q read as %+v", reply, got)
 		}
@@ -268,6 +269,9 @@ func TestStoredAtOfDeliveredMessages(t *testing.T) {
 		at, err := storedAtOf(m)
 		if err != nil || at.seq != md.Sequence.Stream || at.ns != md.Timestamp.UnixNano() || at.seq != uint64(n) {
 			t.Errorf("message %d: %+v, %v; metadata %d at %v", n, at, err, md.Sequence.Stream, md.Timestamp)
+		}
+		if _, ok := parseAckReply(m.Reply()); !ok { // not by Metadata, the slow way
+			t.Errorf("message %d: the server's reply %q is not read", n, m.Reply())
 		}
 	}
 	if n != 5 {

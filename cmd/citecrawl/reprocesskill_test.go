@@ -40,7 +40,7 @@ func TestReprocessKilledThenRerun(t *testing.T) {
 	data := filepath.Join(dir, "data")
 	publishRaw(t, data, n, versions)
 	reprocess := func(out string, from ...string) *exec.Cmd {
-		return exec.Command(bin, append([]string{"reprocess", "--data", data, "--out", out, "--log-level", "warn",
+		return exec.Command(bin, append([]string{"reprocess", "--data", data, "--out", out, "--log-level", "info",
 			"--rules", filepath.Join("..", "..", "configs", "rules")}, from...)...)
 	}
 
@@ -63,10 +63,11 @@ func TestReprocessKilledThenRerun(t *testing.T) {
 	})
 }
 
-// killThenRerun starts reprocess (a command writing out) and kills it with
-// SIGKILL once its checkpoint is past the first batch, the second, and at
-// n (the records it reads: all read, the generation closing), then runs
-// it to its end.
+// killThenRerun starts reprocess (a command writing out, logging at info)
+// and kills it with SIGKILL once its checkpoint is past the first batch,
+// the second, and at n (the records it reads: all read, the generation
+// closing), then runs it to its end. Each run after a kill must resume
+// from the killed one's checkpoint, not start over.
 func killThenRerun(t *testing.T, reprocess func() *exec.Cmd, out string, n uint64) {
 	t.Helper()
 	checkpoint := filepath.Join(out+".next", ".reprocess-checkpoint.json")
@@ -80,6 +81,8 @@ func killThenRerun(t *testing.T, reprocess func() *exec.Cmd, out string, n uint6
 		}
 		return cp.Done
 	}
+	const resumed = "resuming an interrupted reprocess"
+	killed := false
 	for _, at := range []uint64{1, 16_385, n} {
 		run := reprocess()
 		var stderr testkit.LogBuffer
@@ -102,6 +105,10 @@ func killThenRerun(t *testing.T, reprocess func() *exec.Cmd, out string, n uint6
 			run.Process.Kill()
 			return fmt.Sprintf("the checkpoint is at %d, waiting for %d:\n%s", done(), at, stderr.String())
 		})
+		if killed && !strings.Contains(stderr.String(), resumed) {
+			run.Process.Kill()
+			t.Fatalf("a run after a kill did not resume:\n%s", stderr.String())
+		}
 		if ended() {
 			t.Logf("the run ended before it could be killed at %d:\n%s", at, stderr.String())
 			continue
@@ -111,10 +118,15 @@ func killThenRerun(t *testing.T, reprocess func() *exec.Cmd, out string, n uint6
 			t.Fatal(err)
 		}
 		<-exited
+		killed = true
 		t.Logf("killed with the checkpoint at %d of %d", at, n)
 	}
-	if b, err := reprocess().CombinedOutput(); err != nil {
+	b, err := reprocess().CombinedOutput()
+	if err != nil {
 		t.Fatalf("reprocess after the kills: %v\n%s", err, b)
+	}
+	if killed && !strings.Contains(string(b), resumed) {
+		t.Fatalf("the run after the kills did not resume:\n%s", b)
 	}
 }
 
