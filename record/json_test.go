@@ -356,3 +356,30 @@ func BenchmarkUnmarshal(b *testing.B) {
 		}
 	}
 }
+
+// rawRecord is a record as the fetch stage publishes it and reprocess
+// reads it from the stream: untagged, about 460 bytes of JSON (as
+// scripts/rssbench generates them).
+func rawRecord() Record {
+	return Record{Schema: Schema, ID: ID("bench-hub-07", "1234"),
+		Hub: Hub{ID: "bench-hub-07", Title: "A generated hub", CitedWorkIDs: []string{}},
+		Paper: Paper{Title: "Jury learning: integrating dissenting voices into machine learning models",
+			Summary:   "Aggregates individual annotator ratings with a jury to model disagreement between raters of different backgrounds, and lets a practitioner choose whose voices the classifier reflects.",
+			Published: "2022-02-07", Categories: []string{"cs.HC"}},
+		Contexts: []Context{}, SourceURLs: []string{}, Missing: []string{}}
+}
+
+// A raw record decoded as reprocess decodes it from the stream: into a
+// zeroed record.
+func BenchmarkUnmarshalRaw(b *testing.B) {
+	r := rawRecord()
+	line, _ := Marshal(&r)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(line)))
+	for b.Loop() {
+		var r Record
+		if err := Unmarshal(line, &r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
