@@ -2,6 +2,7 @@ package record
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"math"
@@ -281,14 +282,28 @@ func (e *encoder) floatMap(m map[string]float64) {
 		e.b = append(e.b, "null"...)
 		return
 	}
+	// The pairs, read once from the map into an array on the stack (a
+	// record's scores are a few labels) and sorted by key there, rather
+	// than sorting the keys and looking each up again.
+	type pair struct {
+		k string
+		v float64
+	}
+	var buf [16]pair
+	pairs := buf[:0]
+	for k, v := range m {
+		pairs = append(pairs, pair{k, v})
+		for i := len(pairs) - 1; i > 0 && pairs[i].k < pairs[i-1].k; i-- { // insertion sort: few keys
+			pairs[i], pairs[i-1] = pairs[i-1], pairs[i]
+		}
+	}
 	e.b = append(e.b, '{')
-	var buf [16]string
-	for i, k := range sortedKeys(buf[:0], m) {
+	for i, p := range pairs {
 		if i > 0 {
 			e.b = append(e.b, ',')
 		}
-		e.b = append(appendString(e.b, k), ':')
-		e.b = e.appendFloat(e.b, m[k])
+		e.b = append(appendString(e.b, p.k), ':')
+		e.b = e.appendFloat(e.b, p.v)
 	}
 	e.b = append(e.b, '}')
 }
@@ -353,8 +368,15 @@ func (e *encoder) appendFloat(b []byte, f float64) []byte {
 		e.fail(errors.New("json: unsupported value: " + strconv.FormatFloat(f, 'g', -1, 64)))
 		return append(b, '0')
 	}
-	if k := math.Round(f * 1000); k/1000 == f && f != 0 && math.Abs(k) < 1e15 {
-		return appendMilli(b, int64(k))
+	// At most three decimals: k/1000 is f for the integer k nearest to
+	// f*1000 (rounded by hand: math.Round is a call on amd64 v1).
+	if a := math.Abs(f); a != 0 && a < 1e12 {
+		if k := int64(a*1000 + 0.5); float64(k)/1000 == a {
+			if f < 0 {
+				k = -k
+			}
+			return appendMilli(b, k)
+		}
 	}
 	format := byte('f')
 	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
@@ -381,7 +403,11 @@ func appendMilli(b []byte, k int64) []byte {
 		b = append(b, '-')
 		k = -k
 	}
-	b = strconv.AppendInt(b, k/1000, 10)
+	if k < 10_000 { // a confidence, score or weight: one digit
+		b = append(b, byte('0'+k/1000))
+	} else {
+		b = strconv.AppendInt(b, k/1000, 10)
+	}
 	frac := k % 1000
 	if frac == 0 {
 		return b
@@ -418,7 +444,18 @@ const hexDigits = "0123456789abcdef"
 func appendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
-	for i := 0; i < len(s); {
+	for i, word := 0, 0; i < len(s); {
+		// Most of a record's text is plain ASCII: it is passed over eight
+		// bytes at a time and copied once. Eight bytes with one to escape
+		// are looked at one by one, up to word.
+		if i >= word {
+			if i+8 <= len(s) && safe8(binary.LittleEndian.Uint64([]byte(s[i:i+8]))) {
+				i += 8
+				word = i
+				continue
+			}
+			word = i + 8
+		}
 		if c := s[i]; c < utf8.RuneSelf {
 			if htmlSafe[c] {
 				i++
@@ -462,4 +499,19 @@ func appendString(dst []byte, s string) []byte {
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
+}
+
+// safe8 says whether the eight bytes of x are all htmlSafe ASCII: none
+// has the high bit set, none is below 0x20, and none is one of " & < > \
+// (each found as a zero byte after an xor; the pairs " & and < > differ in
+// one bit, which is set first, so that one test finds either). A byte
+// after one that is not safe may be taken for one too, which only means
+// looking at those bytes one by one.
+func safe8(x uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	bad := x | (x - ones*0x20) // high bit: beyond ASCII, or below 0x20
+	for _, v := range [...]uint64{(x | ones*0x04) ^ ones*'&', (x | ones*0x02) ^ ones*'>', x ^ ones*'\\'} {
+		bad |= (v - ones) &^ v // high bit: a zero byte
+	}
+	return bad&highs == 0
 }

@@ -3,6 +3,7 @@ package record
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"math"
@@ -381,5 +382,41 @@ func BenchmarkUnmarshalRaw(b *testing.B) {
 		if err := Unmarshal(line, &r); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// safe8 passes over eight bytes only when each is one a JSON string holds
+// as it is: every byte value at every place, among others.
+func TestSafe8(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	check := func(s string) {
+		want := true
+		for i := range len(s) {
+			want = want && s[i] < 0x80 && htmlSafe[s[i]]
+		}
+		if got := safe8(binary.LittleEndian.Uint64([]byte(s))); got != want {
+			t.Fatalf("safe8(%q) = %v", s, got)
+		}
+	}
+	for c := range 256 {
+		for at := range 8 {
+			b := []byte("abcdefgh")
+			b[at] = byte(c)
+			check(string(b))
+			b[(at+1)%8] = 0x20 // next to the edges of the ranges
+			check(string(b))
+			b[(at+1)%8] = 0x1f
+			check(string(b))
+		}
+	}
+	for range 1_000_000 {
+		var b [8]byte
+		for i := range b {
+			b[i] = byte(0x20 + rng.IntN(0x60))
+			if rng.IntN(16) == 0 {
+				b[i] = byte(rng.IntN(256))
+			}
+		}
+		check(string(b[:]))
 	}
 }
