@@ -2,7 +2,6 @@ package record
 
 import (
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"math"
@@ -364,12 +363,9 @@ func (e *encoder) optFloat(key string, f float64) {
 // that reads back as f, in exponent form below 1e-6 and from 1e21, with
 // the exponent's leading zero dropped. NaN and infinities are an error.
 func (e *encoder) appendFloat(b []byte, f float64) []byte {
-	if math.IsInf(f, 0) || math.IsNaN(f) {
-		e.fail(errors.New("json: unsupported value: " + strconv.FormatFloat(f, 'g', -1, 64)))
-		return append(b, '0')
-	}
 	// At most three decimals: k/1000 is f for the integer k nearest to
-	// f*1000 (rounded by hand: math.Round is a call on amd64 v1).
+	// f*1000 (rounded by hand: math.Round is a call on amd64 v1). Neither
+	// NaN nor an infinity is below 1e12.
 	if a := math.Abs(f); a != 0 && a < 1e12 {
 		if k := int64(a*1000 + 0.5); float64(k)/1000 == a {
 			if f < 0 {
@@ -377,6 +373,10 @@ func (e *encoder) appendFloat(b []byte, f float64) []byte {
 			}
 			return appendMilli(b, k)
 		}
+	}
+	if math.IsInf(f, 0) || math.IsNaN(f) {
+		e.fail(errors.New("json: unsupported value: " + strconv.FormatFloat(f, 'g', -1, 64)))
+		return append(b, '0')
 	}
 	format := byte('f')
 	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
@@ -428,12 +428,14 @@ func (e *encoder) fail(err error) {
 	}
 }
 
-// htmlSafe says which ASCII bytes a JSON string holds as they are, with
-// encoding/json's HTML escaping: not the control characters, the quote,
-// the backslash, <, > and &.
-var htmlSafe = func() (t [utf8.RuneSelf]bool) {
-	for c := range t {
-		t[c] = c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+// htmlSafe is 1 for the bytes a JSON string holds as they are, with
+// encoding/json's HTML escaping: ASCII but not the control characters, the
+// quote, the backslash, <, > and &. (Bytes, not bools: safe8 ANDs them.)
+var htmlSafe = func() (t [256]byte) {
+	for c := range utf8.RuneSelf {
+		if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+			t[c] = 1
+		}
 	}
 	return t
 }()
@@ -449,7 +451,7 @@ func appendString(dst []byte, s string) []byte {
 		// bytes at a time and copied once. Eight bytes with one to escape
 		// are looked at one by one, up to word.
 		if i >= word {
-			if i+8 <= len(s) && safe8(binary.LittleEndian.Uint64([]byte(s[i:i+8]))) {
+			if i+8 <= len(s) && safe8(s[i:i+8]) {
 				i += 8
 				word = i
 				continue
@@ -457,7 +459,7 @@ func appendString(dst []byte, s string) []byte {
 			word = i + 8
 		}
 		if c := s[i]; c < utf8.RuneSelf {
-			if htmlSafe[c] {
+			if htmlSafe[c] == 1 {
 				i++
 				continue
 			}
@@ -501,17 +503,10 @@ func appendString(dst []byte, s string) []byte {
 	return append(dst, '"')
 }
 
-// safe8 says whether the eight bytes of x are all htmlSafe ASCII: none
-// has the high bit set, none is below 0x20, and none is one of " & < > \
-// (each found as a zero byte after an xor; the pairs " & and < > differ in
-// one bit, which is set first, so that one test finds either). A byte
-// after one that is not safe may be taken for one too, which only means
-// looking at those bytes one by one.
-func safe8(x uint64) bool {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	bad := x | (x - ones*0x20) // high bit: beyond ASCII, or below 0x20
-	for _, v := range [...]uint64{(x | ones*0x04) ^ ones*'&', (x | ones*0x02) ^ ones*'>', x ^ ones*'\\'} {
-		bad |= (v - ones) &^ v // high bit: a zero byte
-	}
-	return bad&highs == 0
+// safe8 says whether the eight bytes of w are all htmlSafe: the eight
+// looked up and ANDed without a branch (about twice as fast, here, as
+// testing them one by one or as bit tricks on the eight as one uint64).
+func safe8(w string) bool {
+	return htmlSafe[w[0]]&htmlSafe[w[1]]&htmlSafe[w[2]]&htmlSafe[w[3]]&
+		htmlSafe[w[4]]&htmlSafe[w[5]]&htmlSafe[w[6]]&htmlSafe[w[7]] == 1
 }
