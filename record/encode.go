@@ -1,6 +1,7 @@
 package record
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -281,9 +282,9 @@ func (e *encoder) floatMap(m map[string]float64) {
 		e.b = append(e.b, "null"...)
 		return
 	}
-	// The pairs, read once from the map into an array on the stack (a
-	// record's scores are a few labels) and sorted by key there, rather
-	// than sorting the keys and looking each up again.
+	// The pairs, read once from the map into an array on the stack and
+	// sorted by key there (by insertion: a record's scores are a few
+	// labels), rather than sorting the keys and looking each up again.
 	type pair struct {
 		k string
 		v float64
@@ -292,7 +293,12 @@ func (e *encoder) floatMap(m map[string]float64) {
 	pairs := buf[:0]
 	for k, v := range m {
 		pairs = append(pairs, pair{k, v})
-		for i := len(pairs) - 1; i > 0 && keyLess(pairs[i].k, pairs[i-1].k); i-- { // insertion sort: few keys
+	}
+	if len(pairs) > len(buf) { // not a record's scores: no quadratic sort
+		slices.SortFunc(pairs, func(a, b pair) int { return cmp.Compare(a.k, b.k) })
+	}
+	for j := 1; j < len(pairs); j++ {
+		for i := j; i > 0 && keyLess(pairs[i].k, pairs[i-1].k); i-- {
 			pairs[i], pairs[i-1] = pairs[i-1], pairs[i]
 		}
 	}
@@ -513,7 +519,7 @@ func appendString(dst []byte, s string) []byte {
 }
 
 // safe8 says whether the eight bytes of w are all htmlSafe: the eight
-// looked up and ANDed without a branch (about twice as fast, here, as
+// looked up and ANDed without a branch (1.7 times as fast, here, as
 // testing them one by one or as bit tricks on the eight as one uint64).
 func safe8(w string) bool {
 	return htmlSafe[w[0]]&htmlSafe[w[1]]&htmlSafe[w[2]]&htmlSafe[w[3]]&

@@ -436,3 +436,16 @@ func TestSafe8(t *testing.T) {
 		check(string(b[:]))
 	}
 }
+
+// A map of more scores than a record has is sorted too (another way).
+func TestMarshalOfManyScores(t *testing.T) {
+	r := trickyRecords()[0]
+	r.Pluralism = &Pluralism{Scores: map[string]float64{}}
+	for i := range 100 {
+		r.Pluralism.Scores[strconv.Itoa(i*7919%1000)] = float64(i) / 8
+	}
+	want, _ := json.Marshal(&r)
+	if got, err := Marshal(&r); err != nil || !bytes.Equal(got, want) {
+		t.Errorf("Marshal:\n%s (%v)\nencoding/json:\n%s", got, err, want)
+	}
+}
