@@ -311,15 +311,32 @@ func taggedRecord() Record {
 	return r
 }
 
-// A tagged record's line and fingerprint.
+// A tagged record's line and fingerprint: taggedRecord, whose text is
+// mostly characters to escape, and reprocessedRecord, plain text as
+// reprocess's tagged raw records have.
 func BenchmarkAppendLine(b *testing.B) {
-	r := taggedRecord()
-	var buf []byte
-	b.ReportAllocs()
-	for b.Loop() {
-		buf, _, _ = AppendLine(buf[:0], &r)
+	for _, c := range []struct {
+		name string
+		r    Record
+	}{{"tricky", taggedRecord()}, {"reprocessed", reprocessedRecord()}} {
+		b.Run(c.name, func(b *testing.B) {
+			var buf []byte
+			b.ReportAllocs()
+			for b.Loop() {
+				buf, _, _ = AppendLine(buf[:0], &c.r)
+			}
+			b.SetBytes(int64(len(buf)))
+		})
 	}
-	b.SetBytes(int64(len(buf)))
+}
+
+// reprocessedRecord is rawRecord with tags as reprocess gives it (those
+// of taggedRecord): 1.1 kB of JSON.
+func reprocessedRecord() Record {
+	r, t := rawRecord(), taggedRecord()
+	r.Role, r.RoleConfidence, r.RoleSource, r.RoleEvidence, r.Pluralism = t.Role, t.RoleConfidence, t.RoleSource, t.RoleEvidence, t.Pluralism
+	r.Polarity, r.PolarityConfidence, r.RulesVersion = PolarityNeutral, 0.52, "rules-7c62f30"
+	return r
 }
 
 // Numbers of at most three decimals, written the quick way, are what
@@ -354,5 +371,81 @@ func BenchmarkUnmarshal(b *testing.B) {
 		if err := Unmarshal(line, &r); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// rawRecord is a record as the fetch stage publishes it and reprocess
+// reads it from the stream: untagged, about 460 bytes of JSON (as
+// scripts/rssbench generates them).
+func rawRecord() Record {
+	return Record{Schema: Schema, ID: ID("bench-hub-07", "1234"),
+		Hub: Hub{ID: "bench-hub-07", Title: "A generated hub", CitedWorkIDs: []string{}},
+		Paper: Paper{Title: "Jury learning: integrating dissenting voices into machine learning models",
+			Summary:   "Aggregates individual annotator ratings with a jury to model disagreement between raters of different backgrounds, and lets a practitioner choose whose voices the classifier reflects.",
+			Published: "2022-02-07", Categories: []string{"cs.HC"}},
+		Contexts: []Context{}, SourceURLs: []string{}, Missing: []string{}}
+}
+
+// A raw record decoded as reprocess decodes it from the stream: into a
+// zeroed record.
+func BenchmarkUnmarshalRaw(b *testing.B) {
+	r := rawRecord()
+	line, _ := Marshal(&r)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(line)))
+	for b.Loop() {
+		var r Record
+		if err := Unmarshal(line, &r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// safe8 passes over eight bytes only when each is one a JSON string holds
+// as it is: every byte value at every place, among others.
+func TestSafe8(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	check := func(s string) {
+		want := true
+		for i := range len(s) {
+			want = want && s[i] < 0x80 && htmlSafe[s[i]] == 1
+		}
+		if got := safe8(s); got != want {
+			t.Fatalf("safe8(%q) = %v", s, got)
+		}
+	}
+	for c := range 256 {
+		for at := range 8 {
+			b := []byte("abcdefgh")
+			b[at] = byte(c)
+			check(string(b))
+			b[(at+1)%8] = 0x20 // next to the edges of the ranges
+			check(string(b))
+			b[(at+1)%8] = 0x1f
+			check(string(b))
+		}
+	}
+	for range 1_000_000 {
+		var b [8]byte
+		for i := range b {
+			b[i] = byte(0x20 + rng.IntN(0x60))
+			if rng.IntN(16) == 0 {
+				b[i] = byte(rng.IntN(256))
+			}
+		}
+		check(string(b[:]))
+	}
+}
+
+// A map of more scores than a record has is sorted too (another way).
+func TestMarshalOfManyScores(t *testing.T) {
+	r := trickyRecords()[0]
+	r.Pluralism = &Pluralism{Scores: map[string]float64{}}
+	for i := range 100 {
+		r.Pluralism.Scores[strconv.Itoa(i*7919%1000)] = float64(i) / 8
+	}
+	want, _ := json.Marshal(&r)
+	if got, err := Marshal(&r); err != nil || !bytes.Equal(got, want) {
+		t.Errorf("Marshal:\n%s (%v)\nencoding/json:\n%s", got, err, want)
 	}
 }
