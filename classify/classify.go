@@ -6,6 +6,7 @@ package classify
 
 import (
 	"cmp"
+	"iter"
 	"math"
 	"math/bits"
 	"slices"
@@ -51,9 +52,22 @@ const (
 // setWords is what the numbered words (Classifier.words) are to one of
 // the rules' label sets.
 type setWords struct {
-	first    [][]int32    // by word number, the label set's cues that begin with it
-	contrast []uint8      // by word number: scopeAfter (a contrast word), scopeConceded (a concession) or scopeNone
-	priors   []labelScore // the labels that have a prior, in the set's order, and their priors
+	first [][]int32 // by word number, the label set's cues that begin with it and weigh
+	// Which cues' literal parts (Cue.needBits) a text holds is worked out
+	// from the few literals found in it, not cue by cue (for a paper,
+	// fifty patterns that may begin anywhere, a few of whose parts are
+	// there): free are the cues that weigh and need none, as bits of
+	// scratch.cues; byLiteral[id] the cues that weigh and need literal
+	// id, each with the bit of its group (of at most 64: a pattern with
+	// more is looked for when its first 64 are there, only to fail);
+	// groups[i] has a bit for each of cue i's groups. rest are the cues
+	// that weigh and may begin anywhere (LabelSet.rest).
+	free      []uint64
+	byLiteral [][]cueGroup
+	groups    []uint64
+	rest      []uint64
+	contrast  []uint8      // by word number: scopeAfter (a contrast word), scopeConceded (a concession) or scopeNone
+	priors    []labelScore // the labels that have a prior, in the set's order, and their priors
 }
 
 // scratch is the space one call works in, reused so that looking for
@@ -69,6 +83,9 @@ type scratch struct {
 	presentText string
 	presentLits *literals
 	cues        []uint64 // a bit per cue of a label set worth looking for (candidates)
+	ok          []uint64 // a bit per cue that weighs and whose literal parts are there (possible)
+	met         []uint64 // possible: by cue, a bit per group found so far; 0 between calls
+	metCues     []int32  // the cues whose met is not 0
 	cueTok      []int32  // by cue: the first word where it may begin, or -1 for anywhere (candidates)
 	spans       [][2]int
 	at          []int
@@ -91,6 +108,23 @@ type scratch struct {
 	suffixNext  []int32
 	suffixWords wordStarts
 	citing      []string // Tag: the record's citing sentences
+}
+
+// filter yields the items of xs that keep holds for.
+func filter[T any](xs []T, keep func(T) bool) iter.Seq[T] {
+	return func(yield func(T) bool) {
+		for _, x := range xs {
+			if keep(x) && !yield(x) {
+				return
+			}
+		}
+	}
+}
+
+// cueGroup is a cue and one of its groups of literal parts (setWords.byLiteral).
+type cueGroup struct {
+	cue int32
+	bit uint64
 }
 
 // labelScore is one label's running score.
@@ -163,9 +197,32 @@ func New(rules *Rules) *Classifier {
 				sw.priors = append(sw.priors, labelScore{l, w})
 			}
 		}
+		weighs := func(i int32) bool { return ls.Cues[i].Weight != 0 }
 		sw.first = make([][]int32, len(c.words))
 		for w, cues := range ls.byFirst {
-			sw.first[c.words[w]] = cues
+			sw.first[c.words[w]] = slices.Collect(filter(cues, weighs))
+		}
+		words := (len(ls.Cues) + 63) / 64
+		sw.free, sw.rest, sw.groups = make([]uint64, words), make([]uint64, words), make([]uint64, len(ls.Cues))
+		if ls.lits != nil {
+			sw.byLiteral = make([][]cueGroup, ls.lits.n)
+		}
+		for i, cue := range ls.Cues {
+			if !weighs(int32(i)) {
+				continue
+			}
+			if len(cue.needIDs) == 0 {
+				sw.free[i>>6] |= 1 << (i & 63)
+			}
+			for g, ids := range cue.needIDs[:min(len(cue.needIDs), 64)] {
+				sw.groups[i] |= 1 << g
+				for _, id := range ids {
+					sw.byLiteral[id] = append(sw.byLiteral[id], cueGroup{int32(i), 1 << g})
+				}
+			}
+		}
+		for i := range filter(ls.rest, weighs) {
+			sw.rest[i>>6] |= 1 << (i & 63)
 		}
 		if ls.Contrast != nil {
 			sw.contrast = make([]uint8, len(c.words))
@@ -594,28 +651,6 @@ func paperPolarity(counts map[string]int) string {
 	}
 }
 
-// mayMatch tells whether the literal parts a pattern needs are in the
-// text (present is the label set's lits.find of it): most patterns' are
-// not, and this is far cheaper than looking for the pattern. Each part's
-// choices are tested a word of bits at a time. (Whether a cue's first
-// word or a pattern's lead word is in the text, the label set's index
-// has told already.)
-func mayMatch(cue *Cue, present []uint64) bool {
-	for _, group := range cue.needBits {
-		found := false
-		for _, b := range group {
-			if present[b.at]&b.bits != 0 {
-				found = true
-				break
-			}
-		}
-		if !found {
-			return false
-		}
-	}
-	return true
-}
-
 // sentence is a lower-cased text ready for cues: its words, and where the
 // cited work's marker is.
 type sentence struct {
@@ -860,7 +895,7 @@ func (c *Classifier) tallyCues(ls *LabelSet, s sentence, section string, priors 
 			}
 		}
 	}
-	cues := sc.candidates(ls, s, sw.first)
+	cues := sc.candidates(ls, s, sw)
 	sc.scope = sc.scope[:0]
 	if ls.Contrast != nil && slices.ContainsFunc(cues, func(set uint64) bool { return set != 0 }) {
 		sc.scope = contrastSpans(s, sw.contrast, sc.scope)
@@ -885,41 +920,62 @@ func (c *Classifier) tallyCues(ls *LabelSet, s sentence, section string, priors 
 // the literal parts they need are in s; never a cue that weighs 0. For
 // each, sc.cueTok keeps the first word where it may begin (a phrase may
 // begin at its later ones too, by sentence.next), or -1: anywhere.
-// first is c.sets[ls].first.
-func (sc *scratch) candidates(ls *LabelSet, s sentence, first [][]int32) []uint64 {
-	sc.cues = slices.Grow(sc.cues[:0], (len(ls.Cues)+63)/64)[:(len(ls.Cues)+63)/64]
-	clear(sc.cues)
+// sw is c.sets[ls].
+func (sc *scratch) candidates(ls *LabelSet, s sentence, sw *setWords) []uint64 {
 	for len(sc.cueTok) < len(ls.Cues) {
-		sc.cueTok = append(sc.cueTok, -1)
+		sc.cueTok = append(sc.cueTok, -1) // a cue that may begin anywhere keeps -1
 	}
 	if ls.lits != sc.presentLits || s.lower != sc.presentText { // the same string at once, most often
 		sc.present = ls.lits.find(s.lower, sc.present)
 		sc.presentLits, sc.presentText = ls.lits, s.lower
 	}
-	for _, i := range ls.rest {
-		sc.mark(ls, i, -1, sc.present)
+	ok := sc.possible(sw, sc.present)
+	sc.cues = slices.Grow(sc.cues[:0], len(ok))[:len(ok)]
+	for k := range ok {
+		sc.cues[k] = ok[k] & sw.rest[k]
 	}
 	for t := range s.toks {
 		if id := s.ids[t]; id >= 0 {
-			for _, i := range first[id] {
-				sc.mark(ls, i, int32(t), sc.present)
+			for _, i := range sw.first[id] {
+				if bit := uint64(1) << (i & 63); ok[i>>6]&^sc.cues[i>>6]&bit != 0 {
+					sc.cues[i>>6] |= bit
+					sc.cueTok[i] = int32(t)
+				}
 			}
 		}
 	}
 	return sc.cues
 }
 
-// mark sets cue i's bit, from word tok, unless it is set already, weighs
-// 0, or lacks a literal part it needs (present).
-func (sc *scratch) mark(ls *LabelSet, i, tok int32, present []uint64) {
-	if sc.cues[i>>6]&(1<<(i&63)) != 0 {
-		return
+// possible returns (in sc.ok) a bit per cue of sw that weighs and whose
+// literal parts, if it needs any, are in the text (present is the label
+// set's lits.find of it): most patterns' are not, and this is far
+// cheaper than looking for the pattern. (Whether a cue's first word or
+// a pattern's lead word is in the text, the label set's index tells.)
+func (sc *scratch) possible(sw *setWords, present []uint64) []uint64 {
+	ok := append(sc.ok[:0], sw.free...)
+	if len(sc.met) < len(sw.groups) {
+		sc.met = make([]uint64, len(sw.groups))
 	}
-	if cue := &ls.Cues[i]; cue.Weight == 0 || !mayMatch(cue, present) {
-		return
+	met := sc.met
+	for k, set := range present {
+		for ; set != 0; set &= set - 1 {
+			for _, n := range sw.byLiteral[k<<6|bits.TrailingZeros64(set)] {
+				if met[n.cue] == 0 {
+					sc.metCues = append(sc.metCues, n.cue)
+				}
+				met[n.cue] |= n.bit
+				if met[n.cue] == sw.groups[n.cue] {
+					ok[n.cue>>6] |= 1 << (n.cue & 63)
+				}
+			}
+		}
 	}
-	sc.cues[i>>6] |= 1 << (i & 63)
-	sc.cueTok[i] = tok
+	for _, i := range sc.metCues {
+		met[i] = 0
+	}
+	sc.metCues, sc.ok = sc.metCues[:0], ok
+	return ok
 }
 
 // weigh counts the cue found at pos: its label and weight as the place

@@ -165,7 +165,7 @@ func indexLiterals(sets ...*LabelSet) {
 	for _, ls := range sets {
 		for i := range ls.Cues {
 			c := &ls.Cues[i]
-			c.needIDs, c.needBits = nil, nil
+			c.needIDs = nil
 			for _, choices := range c.needs {
 				group := make([]int32, len(choices))
 				for j, t := range choices {
@@ -178,7 +178,6 @@ func indexLiterals(sets ...*LabelSet) {
 					group[j] = id
 				}
 				c.needIDs = append(c.needIDs, group)
-				c.needBits = append(c.needBits, bitsOf(group))
 			}
 		}
 	}
@@ -189,24 +188,6 @@ func indexLiterals(sets ...*LabelSet) {
 	for _, ls := range sets {
 		ls.lits = lits
 	}
-}
-
-// bitsAt are bits of word at of a bit set.
-type bitsAt struct {
-	at   int32
-	bits uint64
-}
-
-// bitsOf is the bit set of ids, word by word, the words in order.
-func bitsOf(ids []int32) []bitsAt {
-	var out []bitsAt
-	for _, id := range slices.Sorted(slices.Values(ids)) {
-		if len(out) == 0 || out[len(out)-1].at != id>>6 {
-			out = append(out, bitsAt{at: id >> 6})
-		}
-		out[len(out)-1].bits |= 1 << (id & 63)
-	}
-	return out
 }
 
 // rule names a kind of rule of this file, "roles/cue" or "roles/cue+hedged".
@@ -247,7 +228,6 @@ type Cue struct {
 	lead             []string       // a pattern's possible first words, when plain: one must be present
 	needs            [][]string     // a pattern's literal parts: one text of each must be in the text
 	needIDs          [][]int32      // needs, by their numbers in the label set's lits (indexLiterals)
-	needBits         [][]bitsAt     // needIDs as bits of literals.find's words: a group is there when one is set
 }
 
 // A cue written "before-cited: outperforms" counts only before the cited

@@ -121,21 +121,26 @@ func TestSortPlaced(t *testing.T) {
 	}
 }
 
-// A pattern's literal parts are found by their bits (Cue.needBits) as
-// they were by their numbers (Cue.needIDs, one look-up each): every cue
-// of the rules against random sets of literals found and those of texts.
-func TestMayMatchByBits(t *testing.T) {
+// needsThere tells whether the literal parts cue needs are in a text,
+// one of each group (present is the label set's lits.find of the text).
+func needsThere(cue *Cue, present []uint64) bool {
+	for _, choices := range cue.needIDs {
+		if !slices.ContainsFunc(choices, func(id int32) bool { return has(present, id) }) {
+			return false
+		}
+	}
+	return true
+}
+
+// Which cues may match is worked out from the literals found
+// (scratch.possible), not cue by cue: the cues that weigh and whose
+// literal parts are there (needsThere), every cue of the rules against
+// random sets of literals found and those of texts, the scratch reused.
+func TestPossibleFromLiteralsFound(t *testing.T) {
 	c := testClassifier(t)
 	rng := rand.New(rand.NewPCG(5, 6))
-	byIDs := func(cue *Cue, present []uint64) bool {
-		for _, choices := range cue.needIDs {
-			if !slices.ContainsFunc(choices, func(id int32) bool { return has(present, id) }) {
-				return false
-			}
-		}
-		return true
-	}
 	texts := []string{"we use the treebank of [3]; unlike diverse perspectives, summaries of opinions", "state of the art helpful"}
+	sc := &scratch{}
 	for _, ls := range []*LabelSet{c.rules.Role, c.rules.Polarity, c.rules.Pluralism} {
 		var sets [][]uint64
 		for _, text := range texts {
@@ -146,15 +151,19 @@ func TestMayMatchByBits(t *testing.T) {
 			for i := range present {
 				present[i] = rng.Uint64() & rng.Uint64() & rng.Uint64() // a few bits
 			}
+			if n := ls.lits.n % 64; n != 0 {
+				present[len(present)-1] &= 1<<n - 1 // none beyond the last literal
+			}
 			sets = append(sets, present)
 		}
 		yes := 0
-		for i := range ls.Cues {
-			cue := &ls.Cues[i]
-			for _, present := range sets {
-				want := byIDs(cue, present)
-				if got := mayMatch(cue, present); got != want {
-					t.Fatalf("%s %q: mayMatch %v, by numbers %v", ls.Name, cue.Text, got, want)
+		for _, present := range sets {
+			ok := sc.possible(c.sets[ls], present)
+			for i := range ls.Cues {
+				cue := &ls.Cues[i]
+				want := cue.Weight != 0 && needsThere(cue, present)
+				if got := has(ok, int32(i)); got != want {
+					t.Fatalf("%s %q: possible %v, want %v", ls.Name, cue.Text, got, want)
 				}
 				if want && len(cue.needIDs) > 0 {
 					yes++
