@@ -74,14 +74,15 @@ type setWords struct {
 // hundreds of cues allocates nothing per cue.
 type scratch struct {
 	toks    []token
-	ids     []int32  // the tokens' word numbers (sentence.ids)
-	next    []int32  // sentence.next
-	lastTok []int32  // prepareLower: by word number, a later token with it; -1 between calls
-	present []uint64 // a label set's literals found in the text (literals.find)
-	// present is of presentText, by presentLits: the role and polarity
-	// files share their literals, so a sentence is read once for both.
-	presentText string
-	presentLits *literals
+	ids     []int32 // the tokens' word numbers (sentence.ids)
+	next    []int32 // sentence.next
+	lastTok []int32 // prepareLower: by word number, a later token with it; -1 between calls
+	// The literals found in the last few texts read (literalsIn): the
+	// label sets share their literals, and read the same texts (a
+	// sentence's role and polarity, the citing sentences again for the
+	// paper's pluralism), so each text is read once for all.
+	present     [4]presence
+	presentNext int      // the entry to be replaced next
 	cues        []uint64 // a bit per cue of a label set worth looking for (candidates)
 	ok          []uint64 // a bit per cue that weighs and whose literal parts are there (possible)
 	met         []uint64 // possible: by cue, a bit per group found so far; 0 between calls
@@ -125,6 +126,50 @@ func filter[T any](xs []T, keep func(T) bool) iter.Seq[T] {
 type cueGroup struct {
 	cue int32
 	bit uint64
+}
+
+// presence is what an automaton found in a text (literals.find).
+type presence struct {
+	lits  *literals
+	text  string
+	found []uint64
+}
+
+// literalsIn is l.find(text), from sc.present when it holds it.
+func (sc *scratch) literalsIn(l *literals, text string) []uint64 {
+	for i := range sc.present {
+		if p := &sc.present[i]; p.lits == l && l != nil && p.text == text {
+			return p.found
+		}
+	}
+	p := sc.newPresence(l, text)
+	p.found = l.find(text, p.found)
+	return p.found
+}
+
+// newPresence is the entry of sc.present for what l finds in text, its
+// found to be filled in; it replaces the oldest.
+func (sc *scratch) newPresence(l *literals, text string) *presence {
+	p := &sc.present[sc.presentNext]
+	sc.presentNext = (sc.presentNext + 1) % len(sc.present)
+	p.lits, p.text = l, text
+	return p
+}
+
+// literalsSplit fills sc.present with what l finds in text and in
+// text[at:] (literals.findSplit), for a sentence made from the end of a
+// text (suffix) and the text itself.
+func (sc *scratch) literalsSplit(l *literals, text string, at int) {
+	whole, tail := sc.newPresence(l, text), sc.newPresence(l, text[at:])
+	whole.found, tail.found = l.findSplit(text, at, whole.found, tail.found)
+}
+
+// forget drops the texts sc.present holds, which a pooled scratch must
+// not keep alive.
+func (sc *scratch) forget() {
+	for i := range sc.present {
+		sc.present[i].lits, sc.present[i].text = nil, ""
+	}
 }
 
 // labelScore is one label's running score.
@@ -599,6 +644,7 @@ func (c *Classifier) Tag(r *record.Record) {
 			lower, at := loweredLast(r.Paper.Title, " . ", text)
 			paper, shared = c.prepareLower(lower, nil, sc), true
 			s = sc.suffix(paper, at)
+			sc.literalsSplit(c.rules.Pluralism.lits, lower, at)
 		} else {
 			if text == "" {
 				text = r.Paper.Title
@@ -623,6 +669,7 @@ func (c *Classifier) Tag(r *record.Record) {
 	r.Pluralism = &p
 	clear(citing) // the pooled scratch must not keep the record's text alive
 	sc.citing = citing[:0]
+	sc.forget()
 }
 
 // majorityRole is the most frequent role, over the rule file's roles; a
@@ -925,11 +972,7 @@ func (sc *scratch) candidates(ls *LabelSet, s sentence, sw *setWords) []uint64 {
 	for len(sc.cueTok) < len(ls.Cues) {
 		sc.cueTok = append(sc.cueTok, -1) // a cue that may begin anywhere keeps -1
 	}
-	if ls.lits != sc.presentLits || s.lower != sc.presentText { // the same string at once, most often
-		sc.present = ls.lits.find(s.lower, sc.present)
-		sc.presentLits, sc.presentText = ls.lits, s.lower
-	}
-	ok := sc.possible(sw, sc.present)
+	ok := sc.possible(sw, sc.literalsIn(ls.lits, s.lower))
 	sc.cues = slices.Grow(sc.cues[:0], len(ok))[:len(ok)]
 	for k := range ok {
 		sc.cues[k] = ok[k] & sw.rest[k]

@@ -749,6 +749,47 @@ func (l *literals) find(s string, present []uint64) []uint64 {
 	return l.walk(s, from, 0, present)
 }
 
+// findSplit is find of s and of s[at:] at once: it returns the texts
+// that occur in s (whole) and those that occur in s[at:] (tail), into
+// whole and tail as find would. Two walks go in turn, as in find: one
+// through s[at:] and one through s up to longest-1 bytes past at. A text
+// that ends further on begins at or after at, so the two together find
+// every text of s, for the price of reading s[at:] once (find of each
+// read it twice), and of waiting about as long as for the longer walk.
+func (l *literals) findSplit(s string, at int, whole, tail []uint64) (_, _ []uint64) {
+	if l == nil {
+		return whole[:0], tail[:0]
+	}
+	words := (l.n + 63) / 64
+	whole = slices.Grow(whole[:0], words)[:words]
+	tail = slices.Grow(tail[:0], words)[:words]
+	clear(whole)
+	clear(tail)
+	l.found(0, whole) // "" is in every text
+	l.found(0, tail)
+	head, rest := s[:min(len(s), at+max(l.longest-1, 0))], s[at:]
+	a, b := int32(0), int32(0)
+	n := min(len(head), len(rest))
+	for i := range n {
+		a = l.next[int(a)+int(l.class[head[i]])]
+		b = l.next[int(b)+int(l.class[rest[i]])]
+		if a < 0 { // a text ends here: rare
+			a = ^a
+			l.found(a, whole)
+		}
+		if b < 0 {
+			b = ^b
+			l.found(b, tail)
+		}
+	}
+	l.walk(head, n, a, whole)
+	l.walk(rest, n, b, tail)
+	for k := range whole {
+		whole[k] |= tail[k]
+	}
+	return whole, tail
+}
+
 // walk goes on from state at through s[from:], setting in present the
 // texts found.
 func (l *literals) walk(s string, from int, at int32, present []uint64) []uint64 {

@@ -90,8 +90,10 @@ type LabelSet struct {
 	byFirst map[string][]int32
 	rest    []int32
 	// lits finds, in one pass over a text, which of the literal parts
-	// the patterns need (Cue.needs) are in it; the role and polarity
-	// files share theirs, as they read the same sentences.
+	// the patterns need (Cue.needs) are in it; the files share one, as
+	// they read the same texts (a sentence's role and polarity, a
+	// summary's role and the paper's pluralism, citing sentences for
+	// their role and the paper's pluralism).
 	lits  *literals
 	rules [ruleKinds][2]string // rule names by kind, unhedged and hedged
 }
@@ -345,10 +347,7 @@ func LoadRulesFS(fsys fs.FS, name string) (*Rules, error) {
 	if r.Pluralism, err = loadLabelSet(fsys, name, "pluralism.yaml", "pluralism"); err != nil {
 		return nil, err
 	}
-	// A sentence's role and polarity are read from it at once; its
-	// pluralism is read from a paper's whole text.
-	indexLiterals(r.Role, r.Polarity)
-	indexLiterals(r.Pluralism)
+	indexLiterals(r.Role, r.Polarity, r.Pluralism)
 	return r, nil
 }
 

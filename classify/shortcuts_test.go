@@ -214,7 +214,7 @@ func TestLiteralsFindWhatContainsFinds(t *testing.T) {
 	for _, text := range labelledTexts(t, 50) {
 		texts = append(texts, lowered(text))
 	}
-	for _, sets := range [][]*LabelSet{{c.rules.Role, c.rules.Polarity}, {c.rules.Pluralism}} { // as indexLiterals shares them
+	for _, sets := range [][]*LabelSet{{c.rules.Role, c.rules.Polarity, c.rules.Pluralism}} { // as indexLiterals shares them
 		lits := make([]string, sets[0].lits.n)
 		for _, ls := range sets {
 			for i := range ls.Cues {
