@@ -230,3 +230,32 @@ func TestLiteralsFindWhatContainsFinds(t *testing.T) {
 		}
 	}
 }
+
+// findSplit finds what find finds in a text and in its end from every
+// place: literals taken from the text itself, so that some cross each
+// place, the longest among them.
+func TestFindSplitFindsWhatFindFinds(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	for range 200 {
+		var b strings.Builder
+		for range 1 + rng.IntN(60) {
+			b.WriteByte("abcde"[rng.IntN(5)])
+		}
+		text := b.String()
+		var lits []string
+		for range 1 + rng.IntN(8) {
+			i := rng.IntN(len(text))
+			lits = append(lits, text[i:min(len(text), i+1+rng.IntN(9))])
+		}
+		l := newLiterals(lits)
+		for at := range len(text) + 1 {
+			whole, tail := l.findSplit(text, at, nil, nil)
+			if want := l.find(text, nil); !slices.Equal(whole, want) {
+				t.Fatalf("findSplit(%q, %d) of %q: whole %b, find %b", text, at, lits, whole, want)
+			}
+			if want := l.find(text[at:], nil); !slices.Equal(tail, want) {
+				t.Fatalf("findSplit(%q, %d) of %q: tail %b, find of the tail %b", text, at, lits, tail, want)
+			}
+		}
+	}
+}
