@@ -465,7 +465,12 @@ func loadLabelSet(fsys fs.FS, dir, file, kind string) (*LabelSet, error) {
 		if err := f.Labels.Content[i+1].Decode(&cues); err != nil {
 			return nil, fmt.Errorf("%s: label %s (line %d): %w", where, label, f.Labels.Content[i].Line, err)
 		}
-		if _, hasPrior := f.Prior[label]; !hasPrior {
+		if i := slices.Index(ls.Labels, label); i >= 0 {
+			// One string for each label, as in ls.Labels: the tally
+			// compares labels, and equal strings at one place compare
+			// at once.
+			label = ls.Labels[i]
+		} else {
 			ls.Labels = append(ls.Labels, label)
 		}
 		texts := make([]string, 0, len(cues))
