@@ -259,3 +259,34 @@ func TestFindSplitFindsWhatFindFinds(t *testing.T) {
 		}
 	}
 }
+
+// loweredLast is strings.Map(unicode.ToLower) of the parts joined, and
+// where the last part begins in it: random texts of ASCII (upper and
+// lower case), runes beyond it whose lower case is longer or shorter
+// (İ, Ⱥ), and invalid bytes.
+func TestLoweredIsStringsMap(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	ascii := []string{"a", "z", "A", "Z", "Q", " ", ".", "@", "[", "`", "{", "\x7f", "\x00"} // and the bytes next to the letters
+	pieces := append([]string{"É", "İ", "Ⱥ", "ß", "\xff", "\xe2\x82", "é"}, ascii...)
+	text := func() string {
+		var b strings.Builder
+		from := ascii // half the texts all ASCII, lowered eight bytes at a time
+		if rng.IntN(2) == 0 {
+			from = pieces
+		}
+		for range rng.IntN(40) {
+			b.WriteString(from[rng.IntN(len(from))])
+		}
+		return b.String()
+	}
+	for range 2000 {
+		parts := []string{text(), " . ", text()}
+		got, at := loweredLast(parts...)
+		if want := strings.Map(unicode.ToLower, strings.Join(parts, "")); got != want {
+			t.Fatalf("lowered(%q) = %q, want %q", parts, got, want)
+		}
+		if want := strings.Map(unicode.ToLower, parts[0]+parts[1]); at != len(want) {
+			t.Fatalf("loweredLast(%q): the last part at %d, want %d", parts, at, len(want))
+		}
+	}
+}
