@@ -35,6 +35,8 @@ type Classifier struct {
 	// once (sentence.ids) for all three label sets, not once each.
 	words map[string]int32
 	sets  map[*LabelSet]*setWords
+	// wordTable numbers the words as words does, for tokenize.
+	wordTable *wordTable
 	// scopeWords says of each negator and hedge which it is (isNegator,
 	// isHedge); ntScope what a word ending in n't is ("n't" among them).
 	scopeWords map[string]uint8
@@ -237,6 +239,11 @@ func New(rules *Rules) *Classifier {
 			}
 		}
 	}
+	byNumber := make([]string, len(c.words))
+	for w, id := range c.words {
+		byNumber[id] = w
+	}
+	c.wordTable = newWordTable(byNumber)
 	for ls, sw := range c.sets { // every word has a place in every list
 		for _, l := range ls.Labels {
 			if w, ok := ls.Prior[l]; ok {
@@ -330,8 +337,10 @@ func (c *Classifier) contextOf(s sentence, section string, withScores bool, sc *
 // withScores, its scores; its evidence goes to sc.ev.
 func (c *Classifier) tagSentence(ls *LabelSet, s sentence, section string, withScores bool, sc *scratch) (string, float64, map[string]float64) {
 	c.tally(ls, s, section, sc)
-	label := argmax(ls, sc.tallied)
-	conf := ls.LabelConfidence(label, probabilityOf(ls, sc.tallied, label), s.m.known)
+	var buf [16]float64
+	scores := labelScores(ls, sc.tallied, buf[:0])
+	label := argmax(ls, scores)
+	conf := ls.LabelConfidence(label, probabilityOf(ls, scores, label), s.m.known)
 	if !withScores {
 		return label, conf, nil
 	}
@@ -346,12 +355,23 @@ func inMap(scores map[string]float64) scoreOf {
 	return func(label string) float64 { return scores[label] }
 }
 
+// labelScores appends to dst[:0] the score of each of ls.Labels, in
+// order: what argmax, softmaxParts and probabilityOf read (each of them
+// looking each label up in the tally was a tenth of tagging a summary).
+func labelScores(ls *LabelSet, score scoreOf, dst []float64) []float64 {
+	dst = dst[:0]
+	for _, l := range ls.Labels {
+		dst = append(dst, score(l))
+	}
+	return dst
+}
+
 // Probabilities turns a label set's scores into probabilities:
 // softmax(score / temperature) over the set's labels, the temperature
 // fitted by scripts/tune.
 func Probabilities(ls *LabelSet, scores map[string]float64) map[string]float64 {
-	var buf [16]float64
-	_, _, z, terms := softmaxParts(ls, inMap(scores), buf[:0])
+	var buf, scored [16]float64
+	_, _, z, terms := softmaxParts(ls, labelScores(ls, inMap(scores), scored[:0]), buf[:0])
 	p := make(map[string]float64, len(ls.Labels))
 	for i, l := range ls.Labels {
 		p[l] = round(terms[i] / z)
@@ -360,30 +380,32 @@ func Probabilities(ls *LabelSet, scores map[string]float64) map[string]float64 {
 }
 
 // probabilityOf is Probabilities(ls, scores)[label], without the map (it
-// is on the path of every sentence).
-func probabilityOf(ls *LabelSet, score scoreOf, label string) float64 {
+// is on the path of every sentence); scores are labelScores'. A label
+// not in the set (argmax's "" when every score is -1 or less) scores 0:
+// no label set has a label "" (knownLabels).
+func probabilityOf(ls *LabelSet, scores []float64, label string) float64 {
 	var buf [16]float64
-	t, mx, z, terms := softmaxParts(ls, score, buf[:0])
+	_, mx, z, terms := softmaxParts(ls, scores, buf[:0])
 	if i := slices.Index(ls.Labels, label); i >= 0 {
 		return round(terms[i] / z)
 	}
-	return round(math.Exp(score(label)/t-mx) / z)
+	return round(math.Exp(-mx) / z)
 }
 
 // softmaxParts are the temperature, the highest scaled score and the
 // softmax's denominator (scaled by exp(-max), so nothing overflows), and
 // its terms, label by label in ls.Labels' order, appended to terms[:0]:
 // label i's probability is terms[i] / z, the bits it would have if its
-// term were worked out again.
-func softmaxParts(ls *LabelSet, score scoreOf, terms []float64) (t, mx, z float64, _ []float64) {
+// term were worked out again. scores are labelScores'.
+func softmaxParts(ls *LabelSet, scores []float64, terms []float64) (t, mx, z float64, _ []float64) {
 	t = ls.Temperature
 	if t <= 0 {
 		t = 1
 	}
 	mx = math.Inf(-1)
 	terms = terms[:0]
-	for _, l := range ls.Labels {
-		scaled := score(l) / t
+	for i := range ls.Labels {
+		scaled := scores[i] / t
 		terms = append(terms, scaled)
 		mx = max(mx, scaled)
 	}
@@ -449,8 +471,8 @@ func MarkerKnown(span []int) bool {
 // The most probable role alone may lose: background 0.4 against uses 0.3
 // and extends 0.3 is a method.
 func Intent(ls *LabelSet, scores map[string]float64) (string, float64) {
-	var buf [16]float64
-	_, _, z, terms := softmaxParts(ls, inMap(scores), buf[:0])
+	var buf, scored [16]float64
+	_, _, z, terms := softmaxParts(ls, labelScores(ls, inMap(scores), scored[:0]), buf[:0])
 	sum := map[string]float64{}
 	for i, l := range ls.Labels {
 		sum[IntentOf(l)] += terms[i] / z
@@ -533,8 +555,9 @@ func (c *Classifier) pluralismOf(s sentence, titleLen int, citing []string, sc *
 		}
 		return 0
 	}
-	var buf [16]float64
-	_, _, z, terms := softmaxParts(ls, score, buf[:0])
+	var buf, scored [16]float64
+	byLabel := labelScores(ls, score, scored[:0])
+	_, _, z, terms := softmaxParts(ls, byLabel, buf[:0])
 	prob := func(l string) float64 {
 		i := slices.Index(ls.Labels, l)
 		if i < 0 {
@@ -546,7 +569,7 @@ func (c *Classifier) pluralismOf(s sentence, titleLen int, citing []string, sc *
 	for _, s := range scores {
 		told[s.label] = s.score
 	}
-	p := record.Pluralism{Scores: told, Evidence: evidence(sc.ev), Primary: argmax(ls, score)}
+	p := record.Pluralism{Scores: told, Evidence: evidence(sc.ev), Primary: argmax(ls, byLabel)}
 	p.Confidence = ls.LabelConfidence(p.Primary, prob(p.Primary), true)
 	p.Labels = []string{p.Primary}
 	if p.Primary != record.PluralismNone {
@@ -731,15 +754,7 @@ func (c *Classifier) prepare(text string, span []int, sc *scratch) sentence {
 // prepareLower is prepare of a text already lowered as prepare lowers it.
 func (c *Classifier) prepareLower(lower string, span []int, sc *scratch) sentence {
 	var ascii bool
-	sc.toks, ascii = tokenize(lower, sc.toks[:0])
-	sc.ids = sc.ids[:0]
-	for _, t := range sc.toks {
-		id, ok := c.words[lower[t.start:t.end]]
-		if !ok {
-			id = -1
-		}
-		sc.ids = append(sc.ids, id)
-	}
+	sc.toks, sc.ids, ascii = c.wordTable.tokenize(lower, sc.toks[:0], sc.ids[:0])
 	sc.next = sc.nextOf(sc.ids, sc.next, len(c.words))
 	sc.words.index(lower)
 	s := sentence{lower: lower, toks: sc.toks, ids: sc.ids, next: sc.next, words: &sc.words}
@@ -1478,11 +1493,12 @@ func boundary(s string, start, end int, p string) bool {
 }
 
 // argmax picks the label with the highest score; ties go to the label
-// listed first in the rule file (background, neutral come first).
-func argmax(ls *LabelSet, score scoreOf) string {
+// listed first in the rule file (background, neutral come first). scores
+// are labelScores'.
+func argmax(ls *LabelSet, scores []float64) string {
 	best, bestScore := "", -1.0
-	for _, l := range ls.Labels {
-		if s := score(l); s > bestScore {
+	for i, l := range ls.Labels {
+		if s := scores[i]; s > bestScore {
 			best, bestScore = l, s
 		}
 	}

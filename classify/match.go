@@ -14,36 +14,109 @@ import (
 // (as words splits them), by its byte offsets.
 type token struct{ start, end int }
 
-// tokenize appends the words of lower to dst: one pass over the text,
-// from which the cues worth looking for are picked by their first word.
-// ascii tells whether lower is all ASCII (a rune a byte).
-func tokenize(lower string, dst []token) (_ []token, ascii bool) {
-	start, ascii := -1, true
+// wordTable numbers words, as Classifier.words does, for tokenize: a
+// table keyed by a hash of the word worked out as the text is split
+// (a Go map looked each word up again, hashing it anew: a tenth of
+// tagging a summary).
+type wordTable struct {
+	slots []wordEntry // open addressing: a word's slot is its hash's, or the next free after
+	words []string    // by number
+}
+
+// wordEntry is a word's hash (FNV-1a of its bytes) and number; -1: empty.
+type wordEntry struct {
+	hash uint32
+	id   int32
+}
+
+const (
+	fnvOffset = 2166136261
+	fnvPrime  = 16777619
+)
+
+// newWordTable is the table of words (a word's number its index).
+func newWordTable(words []string) *wordTable {
+	n := 16
+	for n < 2*len(words) {
+		n *= 2
+	}
+	t := &wordTable{slots: make([]wordEntry, n), words: words}
+	for i := range t.slots {
+		t.slots[i].id = -1
+	}
+	for id, w := range words {
+		h := uint32(fnvOffset)
+		for i := range len(w) {
+			h = (h ^ uint32(w[i])) * fnvPrime
+		}
+		k := h & uint32(n-1)
+		for t.slots[k].id >= 0 {
+			k = (k + 1) & uint32(n-1)
+		}
+		t.slots[k] = wordEntry{h, int32(id)}
+	}
+	return t
+}
+
+// number is the number of word, whose hash is h, or -1.
+func (t *wordTable) number(word string, h uint32) int32 {
+	mask := uint32(len(t.slots) - 1)
+	for k := h & mask; ; k = (k + 1) & mask {
+		sl := t.slots[k]
+		if sl.id < 0 {
+			return -1
+		}
+		if sl.hash == h && t.words[sl.id] == word {
+			return sl.id
+		}
+	}
+}
+
+// tokenize appends the words of lower to toks, and their numbers (-1 for
+// a word without one) to ids: one pass over the text, from which the
+// cues worth looking for are picked by their first word. ascii tells
+// whether lower is all ASCII (a rune a byte).
+func (t *wordTable) tokenize(lower string, toks []token, ids []int32) (_ []token, _ []int32, ascii bool) {
+	ascii = true
 	for i := 0; i < len(lower); {
 		// ASCII (most of the text) by a table, other runes decoded.
-		b, w := lower[i], 1
-		alnum := asciiAlnum[b]
-		if b >= utf8.RuneSelf {
-			var r rune
-			r, w = utf8.DecodeRuneInString(lower[i:])
-			alnum = isAlnum(r)
-			ascii = false
-		}
-		switch {
-		case alnum:
-			if start < 0 {
-				start = i
+		if b := lower[i]; b < utf8.RuneSelf {
+			if !asciiAlnum[b] {
+				i++
+				continue
 			}
-		case start >= 0:
-			dst = append(dst, token{start, i})
-			start = -1
+		} else {
+			ascii = false
+			r, w := utf8.DecodeRuneInString(lower[i:])
+			if !isAlnum(r) {
+				i += w
+				continue
+			}
 		}
-		i += w
+		start, h := i, uint32(fnvOffset)
+		for i < len(lower) {
+			if b := lower[i]; b < utf8.RuneSelf {
+				if !asciiAlnum[b] {
+					break
+				}
+				h = (h ^ uint32(b)) * fnvPrime
+				i++
+				continue
+			}
+			ascii = false
+			r, w := utf8.DecodeRuneInString(lower[i:])
+			if !isAlnum(r) {
+				break
+			}
+			for _, b := range []byte(lower[i : i+w]) {
+				h = (h ^ uint32(b)) * fnvPrime
+			}
+			i += w
+		}
+		toks = append(toks, token{start, i})
+		ids = append(ids, t.number(lower[start:i], h))
 	}
-	if start >= 0 {
-		dst = append(dst, token{start, len(lower)})
-	}
-	return dst, ascii
+	return toks, ids, ascii
 }
 
 // pattern is a regular expression (a "re:" cue, a citation marker, an

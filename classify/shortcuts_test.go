@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"unicode"
+	"unicode/utf8"
 )
 
 // negatedHedged says what the words before a place say by the rules'
@@ -287,6 +288,55 @@ func TestLoweredIsStringsMap(t *testing.T) {
 		}
 		if want := strings.Map(unicode.ToLower, parts[0]+parts[1]); at != len(want) {
 			t.Fatalf("loweredLast(%q): the last part at %d, want %d", parts, at, len(want))
+		}
+	}
+}
+
+// wordTable.tokenize splits a text into runs of letters and digits and
+// numbers each as Classifier.words does: the labelled rows and texts
+// beyond ASCII, with the shipped rules' words and with a few.
+func TestTokenizeNumbersAsWords(t *testing.T) {
+	c := testClassifier(t)
+	texts := []string{"", "we use", "naïve bayes-like über-models (é) ünd 3d", "\xff\xfeabc", "x", " a.b,c ", "über"}
+	for _, text := range labelledTexts(t, 50) {
+		texts = append(texts, text)
+	}
+	few := map[string]int32{"we": 0, "use": 1, "über": 2, "a": 3}
+	for _, words := range []map[string]int32{c.words, few} {
+		byNumber := make([]string, len(words))
+		for w, id := range words {
+			byNumber[id] = w
+		}
+		table := newWordTable(byNumber)
+		for _, text := range texts {
+			text = lowered(text)
+			toks, ids, ascii := table.tokenize(text, nil, nil)
+			var want []token
+			start := -1
+			for i, r := range text + " " {
+				switch {
+				case isAlnum(r) && start < 0:
+					start = i
+				case !isAlnum(r) && start >= 0:
+					want = append(want, token{start, i})
+					start = -1
+				}
+			}
+			if !slices.Equal(toks, want) {
+				t.Fatalf("%q: tokens %v, want %v", text, toks, want)
+			}
+			for i, tk := range toks {
+				id, ok := words[text[tk.start:tk.end]]
+				if !ok {
+					id = -1
+				}
+				if ids[i] != id {
+					t.Fatalf("%q: %q numbered %d, want %d", text, text[tk.start:tk.end], ids[i], id)
+				}
+			}
+			if want := !strings.ContainsFunc(text, func(r rune) bool { return r >= utf8.RuneSelf }); ascii != want {
+				t.Fatalf("%q: ascii %v", text, ascii)
+			}
 		}
 	}
 }
