@@ -1005,9 +1005,9 @@ func (c *Classifier) tallyCues(ls *LabelSet, s sentence, section string, priors 
 		for ; set != 0; set &= set - 1 {
 			i := w<<6 | bits.TrailingZeros64(set)
 			cue := &ls.Cues[i]
-			sc.spans = c.findCue(cue, s, sc.cueTok[i], sc)
+			sc.spans = c.findCue(cue, &s, sc.cueTok[i], sc)
 			for _, pos := range sc.spans {
-				c.weigh(ls, cue, pos, s, sc)
+				c.weigh(ls, cue, pos, &s, sc)
 			}
 		}
 	}
@@ -1078,11 +1078,11 @@ func (sc *scratch) possible(sw *setWords, present []uint64) []uint64 {
 // weigh counts the cue found at pos: its label and weight as the place
 // where it is found makes them (near the cited marker, in the paper's own
 // work, about another citation, negated, hedged), and its evidence.
-func (c *Classifier) weigh(ls *LabelSet, cue *Cue, pos [2]int, s sentence, sc *scratch) {
+func (c *Classifier) weigh(ls *LabelSet, cue *Cue, pos [2]int, s *sentence, sc *scratch) {
 	if cue.tag != "" && !strings.HasPrefix(c.tagger.tagAt(s.lower, pos[0], pos[1]), cue.tag) {
 		return
 	}
-	if !onSide(cue.side, pos, s.m) {
+	if !onSide(cue.side, pos, &s.m) {
 		return
 	}
 	w := cue.Weight
@@ -1142,7 +1142,14 @@ func (sc *scratch) negatedHedged(c *Classifier, text string, pos int) (negated, 
 	rules := c.rules
 	end := pos
 	for k := range max(rules.NegationScope, rules.HedgeScope) { // k: the kth word before pos
-		for end > 0 && !wordRuneEnds(text[:end]) { // skip separators
+		for end > 0 { // skip separators, ASCII without a call
+			if b := text[end-1]; b < utf8.RuneSelf {
+				if asciiWordRune[b] {
+					break
+				}
+			} else if wordRuneEnds(text[:end]) {
+				break
+			}
 			end--
 		}
 		start := end
@@ -1336,7 +1343,7 @@ func evidence(ev []record.Evidence) []record.Evidence {
 // onSide tells whether a cue at pos is on the side of the cited marker
 // (at) that the cue asks for: "our parser outperforms [3]" judges [3]
 // otherwise than "[3] outperforms ours". A sided cue needs a known marker.
-func onSide(side string, pos [2]int, m marker) bool {
+func onSide(side string, pos [2]int, m *marker) bool {
 	switch side {
 	case "":
 		return true
@@ -1438,7 +1445,7 @@ func wordRuneEnds(s string) bool {
 // (into sc.spans). tok is the first word of s where it may begin, the
 // others following by s.next (a phrase that begins with a letter or digit
 // can begin nowhere but at words equal to its first word), or -1: anywhere.
-func (c *Classifier) findCue(cue *Cue, s sentence, tok int32, sc *scratch) [][2]int {
+func (c *Classifier) findCue(cue *Cue, s *sentence, tok int32, sc *scratch) [][2]int {
 	out := sc.spans[:0]
 	if cue.pat != nil { // its literal parts are in s (candidates)
 		out, sc.at = cue.pat.findAllIn(s.lower, s.words, out, sc.at)

@@ -80,11 +80,11 @@ func TestPhrasesAtTheirFirstWords(t *testing.T) {
 				if _, ok := c.words[cue.first]; !ok {
 					tok = -1
 				}
-				got := slices.Clone(c.findCue(cue, s, max(tok, 0), sc))
+				got := slices.Clone(c.findCue(cue, &s, max(tok, 0), sc))
 				if tok < 0 {
 					got = nil
 				}
-				want := slices.Clone(c.findCue(cue, s, -1, sc))
+				want := slices.Clone(c.findCue(cue, &s, -1, sc))
 				if !slices.Equal(got, want) {
 					t.Fatalf("%q in %q: found %v at its first words, %v in the whole text", cue.phrase, s.lower, got, want)
 				}
