@@ -756,7 +756,11 @@ func (c *Classifier) prepareLower(lower string, span []int, sc *scratch) sentenc
 	var ascii bool
 	sc.toks, sc.ids, ascii = c.wordTable.tokenize(lower, sc.toks[:0], sc.ids[:0])
 	sc.next = sc.nextOf(sc.ids, sc.next, len(c.words))
-	sc.words.index(lower)
+	if ascii && strings.IndexByte(lower, '_') < 0 {
+		sc.words.indexTokens(lower, sc.toks)
+	} else {
+		sc.words.index(lower)
+	}
 	s := sentence{lower: lower, toks: sc.toks, ids: sc.ids, next: sc.next, words: &sc.words}
 	if !MarkerKnown(span) {
 		return s

@@ -607,17 +607,37 @@ type wordStarts struct {
 
 // index finds the word starts of s.
 func (w *wordStarts) index(s string) {
-	w.of = nil
-	var n [wordBytes]int32
 	w.tmp = w.tmp[:0]
 	prev := false // s[i-1] is a word byte
 	for i := range len(s) {
 		k := wordSlot[s[i]]
 		if k >= 0 && !prev {
 			w.tmp = append(w.tmp, int32(i))
-			n[k]++
 		}
 		prev = k >= 0
+	}
+	w.group(s)
+}
+
+// indexTokens is index of an ASCII text without '_' whose tokens
+// (tokenize's) are toks: its words as \b sees them, the runs of
+// [0-9A-Za-z], are its tokens, so their starts are read from the tokens
+// rather than from every byte.
+func (w *wordStarts) indexTokens(s string, toks []token) {
+	w.tmp = w.tmp[:0]
+	for _, t := range toks {
+		w.tmp = append(w.tmp, int32(t.start))
+	}
+	w.group(s)
+}
+
+// group sorts the word starts of s in w.tmp, in text order, by their
+// first byte into w.at and w.from.
+func (w *wordStarts) group(s string) {
+	w.of = nil
+	var n [wordBytes]int32
+	for _, i := range w.tmp {
+		n[wordSlot[s[i]]]++
 	}
 	w.from[0] = 0
 	for k := range wordBytes {
