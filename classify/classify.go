@@ -6,6 +6,8 @@ package classify
 
 import (
 	"cmp"
+	"encoding/binary"
+	"iter"
 	"math"
 	"math/bits"
 	"slices"
@@ -33,6 +35,8 @@ type Classifier struct {
 	// once (sentence.ids) for all three label sets, not once each.
 	words map[string]int32
 	sets  map[*LabelSet]*setWords
+	// wordTable numbers the words as words does, for tokenize.
+	wordTable *wordTable
 	// scopeWords says of each negator and hedge which it is (isNegator,
 	// isHedge); ntScope what a word ending in n't is ("n't" among them).
 	scopeWords map[string]uint8
@@ -51,24 +55,41 @@ const (
 // setWords is what the numbered words (Classifier.words) are to one of
 // the rules' label sets.
 type setWords struct {
-	first    [][]int32    // by word number, the label set's cues that begin with it
-	contrast []uint8      // by word number: scopeAfter (a contrast word), scopeConceded (a concession) or scopeNone
-	priors   []labelScore // the labels that have a prior, in the set's order, and their priors
+	first [][]int32 // by word number, the label set's cues that begin with it and weigh
+	// Which cues' literal parts (Cue.needBits) a text holds is worked out
+	// from the few literals found in it, not cue by cue (for a paper,
+	// fifty patterns that may begin anywhere, a few of whose parts are
+	// there): free are the cues that weigh and need none, as bits of
+	// scratch.cues; byLiteral[id] the cues that weigh and need literal
+	// id, each with the bit of its group (of at most 64: a pattern with
+	// more is looked for when its first 64 are there, only to fail);
+	// groups[i] has a bit for each of cue i's groups. rest are the cues
+	// that weigh and may begin anywhere (LabelSet.rest).
+	free      []uint64
+	byLiteral [][]cueGroup
+	groups    []uint64
+	rest      []uint64
+	contrast  []uint8      // by word number: scopeAfter (a contrast word), scopeConceded (a concession) or scopeNone
+	priors    []labelScore // the labels that have a prior, in the set's order, and their priors
 }
 
 // scratch is the space one call works in, reused so that looking for
 // hundreds of cues allocates nothing per cue.
 type scratch struct {
 	toks    []token
-	ids     []int32  // the tokens' word numbers (sentence.ids)
-	next    []int32  // sentence.next
-	lastTok []int32  // prepareLower: by word number, a later token with it; -1 between calls
-	present []uint64 // a label set's literals found in the text (literals.find)
-	// present is of presentText, by presentLits: the role and polarity
-	// files share their literals, so a sentence is read once for both.
-	presentText string
-	presentLits *literals
+	ids     []int32 // the tokens' word numbers (sentence.ids)
+	next    []int32 // sentence.next
+	lastTok []int32 // prepareLower: by word number, a later token with it; -1 between calls
+	// The literals found in the last few texts read (literalsIn): the
+	// label sets share their literals, and read the same texts (a
+	// sentence's role and polarity, the citing sentences again for the
+	// paper's pluralism), so each text is read once for all.
+	present     [4]presence
+	presentNext int      // the entry to be replaced next
 	cues        []uint64 // a bit per cue of a label set worth looking for (candidates)
+	ok          []uint64 // a bit per cue that weighs and whose literal parts are there (possible)
+	met         []uint64 // possible: by cue, a bit per group found so far; 0 between calls
+	metCues     []int32  // the cues whose met is not 0
 	cueTok      []int32  // by cue: the first word where it may begin, or -1 for anywhere (candidates)
 	spans       [][2]int
 	at          []int
@@ -91,6 +112,67 @@ type scratch struct {
 	suffixNext  []int32
 	suffixWords wordStarts
 	citing      []string // Tag: the record's citing sentences
+}
+
+// filter yields the items of xs that keep holds for.
+func filter[T any](xs []T, keep func(T) bool) iter.Seq[T] {
+	return func(yield func(T) bool) {
+		for _, x := range xs {
+			if keep(x) && !yield(x) {
+				return
+			}
+		}
+	}
+}
+
+// cueGroup is a cue and one of its groups of literal parts (setWords.byLiteral).
+type cueGroup struct {
+	cue int32
+	bit uint64
+}
+
+// presence is what an automaton found in a text (literals.find).
+type presence struct {
+	lits  *literals
+	text  string
+	found []uint64
+}
+
+// literalsIn is l.find(text), from sc.present when it holds it.
+func (sc *scratch) literalsIn(l *literals, text string) []uint64 {
+	for i := range sc.present {
+		if p := &sc.present[i]; p.lits == l && l != nil && p.text == text {
+			return p.found
+		}
+	}
+	p := sc.newPresence(l, text)
+	p.found = l.find(text, p.found)
+	return p.found
+}
+
+// newPresence is the entry of sc.present for what l finds in text, its
+// found to be filled in; it replaces the oldest.
+func (sc *scratch) newPresence(l *literals, text string) *presence {
+	p := &sc.present[sc.presentNext]
+	sc.presentNext = (sc.presentNext + 1) % len(sc.present)
+	p.lits, p.text = l, text
+	return p
+}
+
+// literalsSplit fills sc.present with what l finds in text and in
+// text[at:] (literals.findSplit), for a sentence made from the end of a
+// text (suffix) and the text itself.
+func (sc *scratch) literalsSplit(l *literals, text string, at int) {
+	whole, tail := sc.newPresence(l, text), sc.newPresence(l, text[at:])
+	whole.found, tail.found = l.findSplit(text, at, whole.found, tail.found)
+}
+
+// forget drops the texts sc.present holds, which a pooled scratch must
+// not keep alive.
+func (sc *scratch) forget() {
+	for i := range sc.present {
+		sc.present[i].lits, sc.present[i].text = nil, ""
+	}
 }
 
 // labelScore is one label's running score.
@@ -157,15 +239,43 @@ func New(rules *Rules) *Classifier {
 			}
 		}
 	}
+	byNumber := make([]string, len(c.words))
+	for w, id := range c.words {
+		byNumber[id] = w
+	}
+	c.wordTable = newWordTable(byNumber)
 	for ls, sw := range c.sets { // every word has a place in every list
 		for _, l := range ls.Labels {
 			if w, ok := ls.Prior[l]; ok {
 				sw.priors = append(sw.priors, labelScore{l, w})
 			}
 		}
+		weighs := func(i int32) bool { return ls.Cues[i].Weight != 0 }
 		sw.first = make([][]int32, len(c.words))
 		for w, cues := range ls.byFirst {
-			sw.first[c.words[w]] = cues
+			sw.first[c.words[w]] = slices.Collect(filter(cues, weighs))
+		}
+		words := (len(ls.Cues) + 63) / 64
+		sw.free, sw.rest, sw.groups = make([]uint64, words), make([]uint64, words), make([]uint64, len(ls.Cues))
+		if ls.lits != nil {
+			sw.byLiteral = make([][]cueGroup, ls.lits.n)
+		}
+		for i, cue := range ls.Cues {
+			if !weighs(int32(i)) {
+				continue
+			}
+			if len(cue.needIDs) == 0 {
+				sw.free[i>>6] |= 1 << (i & 63)
+			}
+			for g, ids := range cue.needIDs[:min(len(cue.needIDs), 64)] {
+				sw.groups[i] |= 1 << g
+				for _, id := range ids {
+					sw.byLiteral[id] = append(sw.byLiteral[id], cueGroup{int32(i), 1 << g})
+				}
+			}
+		}
+		for i := range filter(ls.rest, weighs) {
+			sw.rest[i>>6] |= 1 << (i & 63)
 		}
 		if ls.Contrast != nil {
 			sw.contrast = make([]uint8, len(c.words))
@@ -227,8 +337,10 @@ func (c *Classifier) contextOf(s sentence, section string, withScores bool, sc *
 // withScores, its scores; its evidence goes to sc.ev.
 func (c *Classifier) tagSentence(ls *LabelSet, s sentence, section string, withScores bool, sc *scratch) (string, float64, map[string]float64) {
 	c.tally(ls, s, section, sc)
-	label := argmax(ls, sc.tallied)
-	conf := ls.LabelConfidence(label, probabilityOf(ls, sc.tallied, label), s.m.known)
+	var buf [16]float64
+	scores := labelScores(ls, sc.tallied, buf[:0])
+	label := argmax(ls, scores)
+	conf := ls.LabelConfidence(label, probabilityOf(ls, scores, label), s.m.known)
 	if !withScores {
 		return label, conf, nil
 	}
@@ -243,12 +355,23 @@ func inMap(scores map[string]float64) scoreOf {
 	return func(label string) float64 { return scores[label] }
 }
 
+// labelScores appends to dst[:0] the score of each of ls.Labels, in
+// order: what argmax, softmaxParts and probabilityOf read (each of them
+// looking each label up in the tally was a tenth of tagging a summary).
+func labelScores(ls *LabelSet, score scoreOf, dst []float64) []float64 {
+	dst = dst[:0]
+	for _, l := range ls.Labels {
+		dst = append(dst, score(l))
+	}
+	return dst
+}
+
 // Probabilities turns a label set's scores into probabilities:
 // softmax(score / temperature) over the set's labels, the temperature
 // fitted by scripts/tune.
 func Probabilities(ls *LabelSet, scores map[string]float64) map[string]float64 {
-	var buf [16]float64
-	_, _, z, terms := softmaxParts(ls, inMap(scores), buf[:0])
+	var buf, scored [16]float64
+	_, _, z, terms := softmaxParts(ls, labelScores(ls, inMap(scores), scored[:0]), buf[:0])
 	p := make(map[string]float64, len(ls.Labels))
 	for i, l := range ls.Labels {
 		p[l] = round(terms[i] / z)
@@ -257,30 +380,32 @@ func Probabilities(ls *LabelSet, scores map[string]float64) map[string]float64 {
 }
 
 // probabilityOf is Probabilities(ls, scores)[label], without the map (it
-// is on the path of every sentence).
-func probabilityOf(ls *LabelSet, score scoreOf, label string) float64 {
+// is on the path of every sentence); scores are labelScores'. A label
+// not in the set (argmax's "" when every score is -1 or less) scores 0:
+// no label set has a label "" (knownLabels).
+func probabilityOf(ls *LabelSet, scores []float64, label string) float64 {
 	var buf [16]float64
-	t, mx, z, terms := softmaxParts(ls, score, buf[:0])
+	_, mx, z, terms := softmaxParts(ls, scores, buf[:0])
 	if i := slices.Index(ls.Labels, label); i >= 0 {
 		return round(terms[i] / z)
 	}
-	return round(math.Exp(score(label)/t-mx) / z)
+	return round(math.Exp(-mx) / z)
 }
 
 // softmaxParts are the temperature, the highest scaled score and the
 // softmax's denominator (scaled by exp(-max), so nothing overflows), and
 // its terms, label by label in ls.Labels' order, appended to terms[:0]:
 // label i's probability is terms[i] / z, the bits it would have if its
-// term were worked out again.
-func softmaxParts(ls *LabelSet, score scoreOf, terms []float64) (t, mx, z float64, _ []float64) {
+// term were worked out again. scores are labelScores'.
+func softmaxParts(ls *LabelSet, scores []float64, terms []float64) (t, mx, z float64, _ []float64) {
 	t = ls.Temperature
 	if t <= 0 {
 		t = 1
 	}
 	mx = math.Inf(-1)
 	terms = terms[:0]
-	for _, l := range ls.Labels {
-		scaled := score(l) / t
+	for i := range ls.Labels {
+		scaled := scores[i] / t
 		terms = append(terms, scaled)
 		mx = max(mx, scaled)
 	}
@@ -346,8 +471,8 @@ func MarkerKnown(span []int) bool {
 // The most probable role alone may lose: background 0.4 against uses 0.3
 // and extends 0.3 is a method.
 func Intent(ls *LabelSet, scores map[string]float64) (string, float64) {
-	var buf [16]float64
-	_, _, z, terms := softmaxParts(ls, inMap(scores), buf[:0])
+	var buf, scored [16]float64
+	_, _, z, terms := softmaxParts(ls, labelScores(ls, inMap(scores), scored[:0]), buf[:0])
 	sum := map[string]float64{}
 	for i, l := range ls.Labels {
 		sum[IntentOf(l)] += terms[i] / z
@@ -430,8 +555,9 @@ func (c *Classifier) pluralismOf(s sentence, titleLen int, citing []string, sc *
 		}
 		return 0
 	}
-	var buf [16]float64
-	_, _, z, terms := softmaxParts(ls, score, buf[:0])
+	var buf, scored [16]float64
+	byLabel := labelScores(ls, score, scored[:0])
+	_, _, z, terms := softmaxParts(ls, byLabel, buf[:0])
 	prob := func(l string) float64 {
 		i := slices.Index(ls.Labels, l)
 		if i < 0 {
@@ -443,7 +569,7 @@ func (c *Classifier) pluralismOf(s sentence, titleLen int, citing []string, sc *
 	for _, s := range scores {
 		told[s.label] = s.score
 	}
-	p := record.Pluralism{Scores: told, Evidence: evidence(sc.ev), Primary: argmax(ls, score)}
+	p := record.Pluralism{Scores: told, Evidence: evidence(sc.ev), Primary: argmax(ls, byLabel)}
 	p.Confidence = ls.LabelConfidence(p.Primary, prob(p.Primary), true)
 	p.Labels = []string{p.Primary}
 	if p.Primary != record.PluralismNone {
@@ -542,6 +668,7 @@ func (c *Classifier) Tag(r *record.Record) {
 			lower, at := loweredLast(r.Paper.Title, " . ", text)
 			paper, shared = c.prepareLower(lower, nil, sc), true
 			s = sc.suffix(paper, at)
+			sc.literalsSplit(c.rules.Pluralism.lits, lower, at)
 		} else {
 			if text == "" {
 				text = r.Paper.Title
@@ -566,6 +693,7 @@ func (c *Classifier) Tag(r *record.Record) {
 	r.Pluralism = &p
 	clear(citing) // the pooled scratch must not keep the record's text alive
 	sc.citing = citing[:0]
+	sc.forget()
 }
 
 // majorityRole is the most frequent role, over the rule file's roles; a
@@ -592,28 +720,6 @@ func paperPolarity(counts map[string]int) string {
 	default:
 		return record.PolarityNeutral
 	}
-}
-
-// mayMatch tells whether the literal parts a pattern needs are in the
-// text (present is the label set's lits.find of it): most patterns' are
-// not, and this is far cheaper than looking for the pattern. Each part's
-// choices are tested a word of bits at a time. (Whether a cue's first
-// word or a pattern's lead word is in the text, the label set's index
-// has told already.)
-func mayMatch(cue *Cue, present []uint64) bool {
-	for _, group := range cue.needBits {
-		found := false
-		for _, b := range group {
-			if present[b.at]&b.bits != 0 {
-				found = true
-				break
-			}
-		}
-		if !found {
-			return false
-		}
-	}
-	return true
 }
 
 // sentence is a lower-cased text ready for cues: its words, and where the
@@ -648,17 +754,13 @@ func (c *Classifier) prepare(text string, span []int, sc *scratch) sentence {
 // prepareLower is prepare of a text already lowered as prepare lowers it.
 func (c *Classifier) prepareLower(lower string, span []int, sc *scratch) sentence {
 	var ascii bool
-	sc.toks, ascii = tokenize(lower, sc.toks[:0])
-	sc.ids = sc.ids[:0]
-	for _, t := range sc.toks {
-		id, ok := c.words[lower[t.start:t.end]]
-		if !ok {
-			id = -1
-		}
-		sc.ids = append(sc.ids, id)
-	}
+	sc.toks, sc.ids, ascii = c.wordTable.tokenize(lower, sc.toks[:0], sc.ids[:0])
 	sc.next = sc.nextOf(sc.ids, sc.next, len(c.words))
-	sc.words.index(lower)
+	if ascii && strings.IndexByte(lower, '_') < 0 {
+		sc.words.indexTokens(lower, sc.toks)
+	} else {
+		sc.words.index(lower)
+	}
 	s := sentence{lower: lower, toks: sc.toks, ids: sc.ids, next: sc.next, words: &sc.words}
 	if !MarkerKnown(span) {
 		return s
@@ -784,12 +886,16 @@ func loweredLast(parts ...string) (string, int) {
 	last := 0
 	for _, part := range parts {
 		last = len(b)
+		// Most parts are ASCII: copied, then lowered in place eight bytes
+		// at a time (a byte at a time was 4 % of tagging a summary).
+		b = append(b, part...)
+		if lowerASCII(b[last:]) {
+			continue
+		}
+		b = b[:last] // not ASCII: rune by rune, a rune's lower case may be longer
 		for i := 0; i < len(part); {
 			if c := part[i]; c < utf8.RuneSelf {
-				if 'A' <= c && c <= 'Z' {
-					c += 'a' - 'A'
-				}
-				b = append(b, c)
+				b = append(b, asciiLower[c])
 				i++
 				continue
 			}
@@ -801,6 +907,40 @@ func loweredLast(parts ...string) (string, int) {
 	}
 	return unsafe.String(unsafe.SliceData(b), len(b)), last // b is not written again
 }
+
+// lowerASCII lowers p in place if it is all ASCII, and tells whether it
+// is (else p is left partly lowered).
+func lowerASCII(p []byte) bool {
+	const ones, high = 0x0101010101010101, 0x8080808080808080
+	for len(p) >= 8 {
+		x := binary.LittleEndian.Uint64(p)
+		if x&high != 0 {
+			return false
+		}
+		// A byte's high bit is set by adding 0x80-'A' when it is 'A' or
+		// above, by adding 0x80-'Z'-1 when it is above 'Z' (no carry
+		// reaches the next byte: each is below 0x80); an upper case
+		// letter gets 0x20.
+		upper := (x + ones*(0x80-'A')) &^ (x + ones*(0x80-'Z'-1)) & high
+		binary.LittleEndian.PutUint64(p, x|upper>>2)
+		p = p[8:]
+	}
+	for i, c := range p {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+		p[i] = asciiLower[c]
+	}
+	return true
+}
+
+// asciiLower is unicode.ToLower of each ASCII byte.
+var asciiLower = func() (lower [256]byte) { // 256: no bounds check
+	for b := range byte(utf8.RuneSelf) {
+		lower[b] = byte(unicode.ToLower(rune(b)))
+	}
+	return lower
+}()
 
 func runeToByte(s string, runeIdx int) int {
 	n := 0
@@ -860,7 +1000,7 @@ func (c *Classifier) tallyCues(ls *LabelSet, s sentence, section string, priors 
 			}
 		}
 	}
-	cues := sc.candidates(ls, s, sw.first)
+	cues := sc.candidates(ls, s, sw)
 	sc.scope = sc.scope[:0]
 	if ls.Contrast != nil && slices.ContainsFunc(cues, func(set uint64) bool { return set != 0 }) {
 		sc.scope = contrastSpans(s, sw.contrast, sc.scope)
@@ -869,9 +1009,9 @@ func (c *Classifier) tallyCues(ls *LabelSet, s sentence, section string, priors 
 		for ; set != 0; set &= set - 1 {
 			i := w<<6 | bits.TrailingZeros64(set)
 			cue := &ls.Cues[i]
-			sc.spans = c.findCue(cue, s, sc.cueTok[i], sc)
+			sc.spans = c.findCue(cue, &s, sc.cueTok[i], sc)
 			for _, pos := range sc.spans {
-				c.weigh(ls, cue, pos, s, sc)
+				c.weigh(ls, cue, pos, &s, sc)
 			}
 		}
 	}
@@ -885,51 +1025,68 @@ func (c *Classifier) tallyCues(ls *LabelSet, s sentence, section string, priors 
 // the literal parts they need are in s; never a cue that weighs 0. For
 // each, sc.cueTok keeps the first word where it may begin (a phrase may
 // begin at its later ones too, by sentence.next), or -1: anywhere.
-// first is c.sets[ls].first.
-func (sc *scratch) candidates(ls *LabelSet, s sentence, first [][]int32) []uint64 {
-	sc.cues = slices.Grow(sc.cues[:0], (len(ls.Cues)+63)/64)[:(len(ls.Cues)+63)/64]
-	clear(sc.cues)
+// sw is c.sets[ls].
+func (sc *scratch) candidates(ls *LabelSet, s sentence, sw *setWords) []uint64 {
 	for len(sc.cueTok) < len(ls.Cues) {
-		sc.cueTok = append(sc.cueTok, -1)
+		sc.cueTok = append(sc.cueTok, -1) // a cue that may begin anywhere keeps -1
 	}
-	if ls.lits != sc.presentLits || s.lower != sc.presentText { // the same string at once, most often
-		sc.present = ls.lits.find(s.lower, sc.present)
-		sc.presentLits, sc.presentText = ls.lits, s.lower
-	}
-	for _, i := range ls.rest {
-		sc.mark(ls, i, -1, sc.present)
+	ok := sc.possible(sw, sc.literalsIn(ls.lits, s.lower))
+	sc.cues = slices.Grow(sc.cues[:0], len(ok))[:len(ok)]
+	for k := range ok {
+		sc.cues[k] = ok[k] & sw.rest[k]
 	}
 	for t := range s.toks {
 		if id := s.ids[t]; id >= 0 {
-			for _, i := range first[id] {
-				sc.mark(ls, i, int32(t), sc.present)
+			for _, i := range sw.first[id] {
+				if bit := uint64(1) << (i & 63); ok[i>>6]&^sc.cues[i>>6]&bit != 0 {
+					sc.cues[i>>6] |= bit
+					sc.cueTok[i] = int32(t)
+				}
 			}
 		}
 	}
 	return sc.cues
 }
 
-// mark sets cue i's bit, from word tok, unless it is set already, weighs
-// 0, or lacks a literal part it needs (present).
-func (sc *scratch) mark(ls *LabelSet, i, tok int32, present []uint64) {
-	if sc.cues[i>>6]&(1<<(i&63)) != 0 {
-		return
+// possible returns (in sc.ok) a bit per cue of sw that weighs and whose
+// literal parts, if it needs any, are in the text (present is the label
+// set's lits.find of it): most patterns' are not, and this is far
+// cheaper than looking for the pattern. (Whether a cue's first word or
+// a pattern's lead word is in the text, the label set's index tells.)
+func (sc *scratch) possible(sw *setWords, present []uint64) []uint64 {
+	ok := append(sc.ok[:0], sw.free...)
+	if len(sc.met) < len(sw.groups) {
+		sc.met = make([]uint64, len(sw.groups))
 	}
-	if cue := &ls.Cues[i]; cue.Weight == 0 || !mayMatch(cue, present) {
-		return
+	met := sc.met
+	for k, set := range present {
+		for ; set != 0; set &= set - 1 {
+			for _, n := range sw.byLiteral[k<<6|bits.TrailingZeros64(set)] {
+				if met[n.cue] == 0 {
+					sc.metCues = append(sc.metCues, n.cue)
+				}
+				met[n.cue] |= n.bit
+				if met[n.cue] == sw.groups[n.cue] {
+					ok[n.cue>>6] |= 1 << (n.cue & 63)
+				}
+			}
+		}
 	}
-	sc.cues[i>>6] |= 1 << (i & 63)
-	sc.cueTok[i] = tok
+	for _, i := range sc.metCues {
+		met[i] = 0
+	}
+	sc.metCues, sc.ok = sc.metCues[:0], ok
+	return ok
 }
 
 // weigh counts the cue found at pos: its label and weight as the place
 // where it is found makes them (near the cited marker, in the paper's own
 // work, about another citation, negated, hedged), and its evidence.
-func (c *Classifier) weigh(ls *LabelSet, cue *Cue, pos [2]int, s sentence, sc *scratch) {
+func (c *Classifier) weigh(ls *LabelSet, cue *Cue, pos [2]int, s *sentence, sc *scratch) {
 	if cue.tag != "" && !strings.HasPrefix(c.tagger.tagAt(s.lower, pos[0], pos[1]), cue.tag) {
 		return
 	}
-	if !onSide(cue.side, pos, s.m) {
+	if !onSide(cue.side, pos, &s.m) {
 		return
 	}
 	w := cue.Weight
@@ -989,7 +1146,14 @@ func (sc *scratch) negatedHedged(c *Classifier, text string, pos int) (negated, 
 	rules := c.rules
 	end := pos
 	for k := range max(rules.NegationScope, rules.HedgeScope) { // k: the kth word before pos
-		for end > 0 && !wordRuneEnds(text[:end]) { // skip separators
+		for end > 0 { // skip separators, ASCII without a call
+			if b := text[end-1]; b < utf8.RuneSelf {
+				if asciiWordRune[b] {
+					break
+				}
+			} else if wordRuneEnds(text[:end]) {
+				break
+			}
 			end--
 		}
 		start := end
@@ -1183,7 +1347,7 @@ func evidence(ev []record.Evidence) []record.Evidence {
 // onSide tells whether a cue at pos is on the side of the cited marker
 // (at) that the cue asks for: "our parser outperforms [3]" judges [3]
 // otherwise than "[3] outperforms ours". A sided cue needs a known marker.
-func onSide(side string, pos [2]int, m marker) bool {
+func onSide(side string, pos [2]int, m *marker) bool {
 	switch side {
 	case "":
 		return true
@@ -1285,7 +1449,7 @@ func wordRuneEnds(s string) bool {
 // (into sc.spans). tok is the first word of s where it may begin, the
 // others following by s.next (a phrase that begins with a letter or digit
 // can begin nowhere but at words equal to its first word), or -1: anywhere.
-func (c *Classifier) findCue(cue *Cue, s sentence, tok int32, sc *scratch) [][2]int {
+func (c *Classifier) findCue(cue *Cue, s *sentence, tok int32, sc *scratch) [][2]int {
 	out := sc.spans[:0]
 	if cue.pat != nil { // its literal parts are in s (candidates)
 		out, sc.at = cue.pat.findAllIn(s.lower, s.words, out, sc.at)
@@ -1340,11 +1504,12 @@ func boundary(s string, start, end int, p string) bool {
 }
 
 // argmax picks the label with the highest score; ties go to the label
-// listed first in the rule file (background, neutral come first).
-func argmax(ls *LabelSet, score scoreOf) string {
+// listed first in the rule file (background, neutral come first). scores
+// are labelScores'.
+func argmax(ls *LabelSet, scores []float64) string {
 	best, bestScore := "", -1.0
-	for _, l := range ls.Labels {
-		if s := score(l); s > bestScore {
+	for i, l := range ls.Labels {
+		if s := scores[i]; s > bestScore {
 			best, bestScore = l, s
 		}
 	}

@@ -14,36 +14,109 @@ import (
 // (as words splits them), by its byte offsets.
 type token struct{ start, end int }
 
-// tokenize appends the words of lower to dst: one pass over the text,
-// from which the cues worth looking for are picked by their first word.
-// ascii tells whether lower is all ASCII (a rune a byte).
-func tokenize(lower string, dst []token) (_ []token, ascii bool) {
-	start, ascii := -1, true
+// wordTable numbers words, as Classifier.words does, for tokenize: a
+// table keyed by a hash of the word worked out as the text is split
+// (a Go map looked each word up again, hashing it anew: a tenth of
+// tagging a summary).
+type wordTable struct {
+	slots []wordEntry // open addressing: a word's slot is its hash's, or the next free after
+	words []string    // by number
+}
+
+// wordEntry is a word's hash (FNV-1a of its bytes) and number; -1: empty.
+type wordEntry struct {
+	hash uint32
+	id   int32
+}
+
+const (
+	fnvOffset = 2166136261
+	fnvPrime  = 16777619
+)
+
+// newWordTable is the table of words (a word's number its index).
+func newWordTable(words []string) *wordTable {
+	n := 16
+	for n < 2*len(words) {
+		n *= 2
+	}
+	t := &wordTable{slots: make([]wordEntry, n), words: words}
+	for i := range t.slots {
+		t.slots[i].id = -1
+	}
+	for id, w := range words {
+		h := uint32(fnvOffset)
+		for i := range len(w) {
+			h = (h ^ uint32(w[i])) * fnvPrime
+		}
+		k := h & uint32(n-1)
+		for t.slots[k].id >= 0 {
+			k = (k + 1) & uint32(n-1)
+		}
+		t.slots[k] = wordEntry{h, int32(id)}
+	}
+	return t
+}
+
+// number is the number of word, whose hash is h, or -1.
+func (t *wordTable) number(word string, h uint32) int32 {
+	mask := uint32(len(t.slots) - 1)
+	for k := h & mask; ; k = (k + 1) & mask {
+		sl := t.slots[k]
+		if sl.id < 0 {
+			return -1
+		}
+		if sl.hash == h && t.words[sl.id] == word {
+			return sl.id
+		}
+	}
+}
+
+// tokenize appends the words of lower to toks, and their numbers (-1 for
+// a word without one) to ids: one pass over the text, from which the
+// cues worth looking for are picked by their first word. ascii tells
+// whether lower is all ASCII (a rune a byte).
+func (t *wordTable) tokenize(lower string, toks []token, ids []int32) (_ []token, _ []int32, ascii bool) {
+	ascii = true
 	for i := 0; i < len(lower); {
 		// ASCII (most of the text) by a table, other runes decoded.
-		b, w := lower[i], 1
-		alnum := asciiAlnum[b]
-		if b >= utf8.RuneSelf {
-			var r rune
-			r, w = utf8.DecodeRuneInString(lower[i:])
-			alnum = isAlnum(r)
-			ascii = false
-		}
-		switch {
-		case alnum:
-			if start < 0 {
-				start = i
+		if b := lower[i]; b < utf8.RuneSelf {
+			if !asciiAlnum[b] {
+				i++
+				continue
 			}
-		case start >= 0:
-			dst = append(dst, token{start, i})
-			start = -1
+		} else {
+			ascii = false
+			r, w := utf8.DecodeRuneInString(lower[i:])
+			if !isAlnum(r) {
+				i += w
+				continue
+			}
 		}
-		i += w
+		start, h := i, uint32(fnvOffset)
+		for i < len(lower) {
+			if b := lower[i]; b < utf8.RuneSelf {
+				if !asciiAlnum[b] {
+					break
+				}
+				h = (h ^ uint32(b)) * fnvPrime
+				i++
+				continue
+			}
+			ascii = false
+			r, w := utf8.DecodeRuneInString(lower[i:])
+			if !isAlnum(r) {
+				break
+			}
+			for _, b := range []byte(lower[i : i+w]) {
+				h = (h ^ uint32(b)) * fnvPrime
+			}
+			i += w
+		}
+		toks = append(toks, token{start, i})
+		ids = append(ids, t.number(lower[start:i], h))
 	}
-	if start >= 0 {
-		dst = append(dst, token{start, len(lower)})
-	}
-	return dst, ascii
+	return toks, ids, ascii
 }
 
 // pattern is a regular expression (a "re:" cue, a citation marker, an
@@ -534,17 +607,37 @@ type wordStarts struct {
 
 // index finds the word starts of s.
 func (w *wordStarts) index(s string) {
-	w.of = nil
-	var n [wordBytes]int32
 	w.tmp = w.tmp[:0]
 	prev := false // s[i-1] is a word byte
 	for i := range len(s) {
 		k := wordSlot[s[i]]
 		if k >= 0 && !prev {
 			w.tmp = append(w.tmp, int32(i))
-			n[k]++
 		}
 		prev = k >= 0
+	}
+	w.group(s)
+}
+
+// indexTokens is index of an ASCII text without '_' whose tokens
+// (tokenize's) are toks: its words as \b sees them, the runs of
+// [0-9A-Za-z], are its tokens, so their starts are read from the tokens
+// rather than from every byte.
+func (w *wordStarts) indexTokens(s string, toks []token) {
+	w.tmp = w.tmp[:0]
+	for _, t := range toks {
+		w.tmp = append(w.tmp, int32(t.start))
+	}
+	w.group(s)
+}
+
+// group sorts the word starts of s in w.tmp, in text order, by their
+// first byte into w.at and w.from.
+func (w *wordStarts) group(s string) {
+	w.of = nil
+	var n [wordBytes]int32
+	for _, i := range w.tmp {
+		n[wordSlot[s[i]]]++
 	}
 	w.from[0] = 0
 	for k := range wordBytes {
@@ -747,6 +840,47 @@ func (l *literals) find(s string, present []uint64) []uint64 {
 		return l.walk(s, from, b, present)
 	}
 	return l.walk(s, from, 0, present)
+}
+
+// findSplit is find of s and of s[at:] at once: it returns the texts
+// that occur in s (whole) and those that occur in s[at:] (tail), into
+// whole and tail as find would. Two walks go in turn, as in find: one
+// through s[at:] and one through s up to longest-1 bytes past at. A text
+// that ends further on begins at or after at, so the two together find
+// every text of s, for the price of reading s[at:] once (find of each
+// read it twice), and of waiting about as long as for the longer walk.
+func (l *literals) findSplit(s string, at int, whole, tail []uint64) (_, _ []uint64) {
+	if l == nil {
+		return whole[:0], tail[:0]
+	}
+	words := (l.n + 63) / 64
+	whole = slices.Grow(whole[:0], words)[:words]
+	tail = slices.Grow(tail[:0], words)[:words]
+	clear(whole)
+	clear(tail)
+	l.found(0, whole) // "" is in every text
+	l.found(0, tail)
+	head, rest := s[:min(len(s), at+max(l.longest-1, 0))], s[at:]
+	a, b := int32(0), int32(0)
+	n := min(len(head), len(rest))
+	for i := range n {
+		a = l.next[int(a)+int(l.class[head[i]])]
+		b = l.next[int(b)+int(l.class[rest[i]])]
+		if a < 0 { // a text ends here: rare
+			a = ^a
+			l.found(a, whole)
+		}
+		if b < 0 {
+			b = ^b
+			l.found(b, tail)
+		}
+	}
+	l.walk(head, n, a, whole)
+	l.walk(rest, n, b, tail)
+	for k := range whole {
+		whole[k] |= tail[k]
+	}
+	return whole, tail
 }
 
 // walk goes on from state at through s[from:], setting in present the

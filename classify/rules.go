@@ -90,8 +90,10 @@ type LabelSet struct {
 	byFirst map[string][]int32
 	rest    []int32
 	// lits finds, in one pass over a text, which of the literal parts
-	// the patterns need (Cue.needs) are in it; the role and polarity
-	// files share theirs, as they read the same sentences.
+	// the patterns need (Cue.needs) are in it; the files share one, as
+	// they read the same texts (a sentence's role and polarity, a
+	// summary's role and the paper's pluralism, citing sentences for
+	// their role and the paper's pluralism).
 	lits  *literals
 	rules [ruleKinds][2]string // rule names by kind, unhedged and hedged
 }
@@ -165,7 +167,7 @@ func indexLiterals(sets ...*LabelSet) {
 	for _, ls := range sets {
 		for i := range ls.Cues {
 			c := &ls.Cues[i]
-			c.needIDs, c.needBits = nil, nil
+			c.needIDs = nil
 			for _, choices := range c.needs {
 				group := make([]int32, len(choices))
 				for j, t := range choices {
@@ -178,7 +180,6 @@ func indexLiterals(sets ...*LabelSet) {
 					group[j] = id
 				}
 				c.needIDs = append(c.needIDs, group)
-				c.needBits = append(c.needBits, bitsOf(group))
 			}
 		}
 	}
@@ -189,24 +190,6 @@ func indexLiterals(sets ...*LabelSet) {
 	for _, ls := range sets {
 		ls.lits = lits
 	}
-}
-
-// bitsAt are bits of word at of a bit set.
-type bitsAt struct {
-	at   int32
-	bits uint64
-}
-
-// bitsOf is the bit set of ids, word by word, the words in order.
-func bitsOf(ids []int32) []bitsAt {
-	var out []bitsAt
-	for _, id := range slices.Sorted(slices.Values(ids)) {
-		if len(out) == 0 || out[len(out)-1].at != id>>6 {
-			out = append(out, bitsAt{at: id >> 6})
-		}
-		out[len(out)-1].bits |= 1 << (id & 63)
-	}
-	return out
 }
 
 // rule names a kind of rule of this file, "roles/cue" or "roles/cue+hedged".
@@ -247,7 +230,6 @@ type Cue struct {
 	lead             []string       // a pattern's possible first words, when plain: one must be present
 	needs            [][]string     // a pattern's literal parts: one text of each must be in the text
 	needIDs          [][]int32      // needs, by their numbers in the label set's lits (indexLiterals)
-	needBits         [][]bitsAt     // needIDs as bits of literals.find's words: a group is there when one is set
 }
 
 // A cue written "before-cited: outperforms" counts only before the cited
@@ -365,10 +347,7 @@ func LoadRulesFS(fsys fs.FS, name string) (*Rules, error) {
 	if r.Pluralism, err = loadLabelSet(fsys, name, "pluralism.yaml", "pluralism"); err != nil {
 		return nil, err
 	}
-	// A sentence's role and polarity are read from it at once; its
-	// pluralism is read from a paper's whole text.
-	indexLiterals(r.Role, r.Polarity)
-	indexLiterals(r.Pluralism)
+	indexLiterals(r.Role, r.Polarity, r.Pluralism)
 	return r, nil
 }
 
@@ -486,7 +465,12 @@ func loadLabelSet(fsys fs.FS, dir, file, kind string) (*LabelSet, error) {
 		if err := f.Labels.Content[i+1].Decode(&cues); err != nil {
 			return nil, fmt.Errorf("%s: label %s (line %d): %w", where, label, f.Labels.Content[i].Line, err)
 		}
-		if _, hasPrior := f.Prior[label]; !hasPrior {
+		if i := slices.Index(ls.Labels, label); i >= 0 {
+			// One string for each label, as in ls.Labels: the tally
+			// compares labels, and equal strings at one place compare
+			// at once.
+			label = ls.Labels[i]
+		} else {
 			ls.Labels = append(ls.Labels, label)
 		}
 		texts := make([]string, 0, len(cues))

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"unicode"
+	"unicode/utf8"
 )
 
 // negatedHedged says what the words before a place say by the rules'
@@ -79,11 +80,11 @@ func TestPhrasesAtTheirFirstWords(t *testing.T) {
 				if _, ok := c.words[cue.first]; !ok {
 					tok = -1
 				}
-				got := slices.Clone(c.findCue(cue, s, max(tok, 0), sc))
+				got := slices.Clone(c.findCue(cue, &s, max(tok, 0), sc))
 				if tok < 0 {
 					got = nil
 				}
-				want := slices.Clone(c.findCue(cue, s, -1, sc))
+				want := slices.Clone(c.findCue(cue, &s, -1, sc))
 				if !slices.Equal(got, want) {
 					t.Fatalf("%q in %q: found %v at its first words, %v in the whole text", cue.phrase, s.lower, got, want)
 				}
@@ -121,21 +122,26 @@ func TestSortPlaced(t *testing.T) {
 	}
 }
 
-// A pattern's literal parts are found by their bits (Cue.needBits) as
-// they were by their numbers (Cue.needIDs, one look-up each): every cue
-// of the rules against random sets of literals found and those of texts.
-func TestMayMatchByBits(t *testing.T) {
+// needsThere tells whether the literal parts cue needs are in a text,
+// one of each group (present is the label set's lits.find of the text).
+func needsThere(cue *Cue, present []uint64) bool {
+	for _, choices := range cue.needIDs {
+		if !slices.ContainsFunc(choices, func(id int32) bool { return has(present, id) }) {
+			return false
+		}
+	}
+	return true
+}
+
+// Which cues may match is worked out from the literals found
+// (scratch.possible), not cue by cue: the cues that weigh and whose
+// literal parts are there (needsThere), every cue of the rules against
+// random sets of literals found and those of texts, the scratch reused.
+func TestPossibleFromLiteralsFound(t *testing.T) {
 	c := testClassifier(t)
 	rng := rand.New(rand.NewPCG(5, 6))
-	byIDs := func(cue *Cue, present []uint64) bool {
-		for _, choices := range cue.needIDs {
-			if !slices.ContainsFunc(choices, func(id int32) bool { return has(present, id) }) {
-				return false
-			}
-		}
-		return true
-	}
 	texts := []string{"we use the treebank of [3]; unlike diverse perspectives, summaries of opinions", "state of the art helpful"}
+	sc := &scratch{}
 	for _, ls := range []*LabelSet{c.rules.Role, c.rules.Polarity, c.rules.Pluralism} {
 		var sets [][]uint64
 		for _, text := range texts {
@@ -146,15 +152,19 @@ func TestMayMatchByBits(t *testing.T) {
 			for i := range present {
 				present[i] = rng.Uint64() & rng.Uint64() & rng.Uint64() // a few bits
 			}
+			if n := ls.lits.n % 64; n != 0 {
+				present[len(present)-1] &= 1<<n - 1 // none beyond the last literal
+			}
 			sets = append(sets, present)
 		}
 		yes := 0
-		for i := range ls.Cues {
-			cue := &ls.Cues[i]
-			for _, present := range sets {
-				want := byIDs(cue, present)
-				if got := mayMatch(cue, present); got != want {
-					t.Fatalf("%s %q: mayMatch %v, by numbers %v", ls.Name, cue.Text, got, want)
+		for _, present := range sets {
+			ok := sc.possible(c.sets[ls], present)
+			for i := range ls.Cues {
+				cue := &ls.Cues[i]
+				want := cue.Weight != 0 && needsThere(cue, present)
+				if got := has(ok, int32(i)); got != want {
+					t.Fatalf("%s %q: possible %v, want %v", ls.Name, cue.Text, got, want)
 				}
 				if want && len(cue.needIDs) > 0 {
 					yes++
@@ -205,7 +215,7 @@ func TestLiteralsFindWhatContainsFinds(t *testing.T) {
 	for _, text := range labelledTexts(t, 50) {
 		texts = append(texts, lowered(text))
 	}
-	for _, sets := range [][]*LabelSet{{c.rules.Role, c.rules.Polarity}, {c.rules.Pluralism}} { // as indexLiterals shares them
+	for _, sets := range [][]*LabelSet{{c.rules.Role, c.rules.Polarity, c.rules.Pluralism}} { // as indexLiterals shares them
 		lits := make([]string, sets[0].lits.n)
 		for _, ls := range sets {
 			for i := range ls.Cues {
@@ -218,6 +228,115 @@ func TestLiteralsFindWhatContainsFinds(t *testing.T) {
 		}
 		for _, text := range texts {
 			check(sets[0].lits, lits, text)
+		}
+	}
+}
+
+// findSplit finds what find finds in a text and in its end from every
+// place: literals taken from the text itself, so that some cross each
+// place, the longest among them.
+func TestFindSplitFindsWhatFindFinds(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	for range 200 {
+		var b strings.Builder
+		for range 1 + rng.IntN(60) {
+			b.WriteByte("abcde"[rng.IntN(5)])
+		}
+		text := b.String()
+		var lits []string
+		for range 1 + rng.IntN(8) {
+			i := rng.IntN(len(text))
+			lits = append(lits, text[i:min(len(text), i+1+rng.IntN(9))])
+		}
+		l := newLiterals(lits)
+		for at := range len(text) + 1 {
+			whole, tail := l.findSplit(text, at, nil, nil)
+			if want := l.find(text, nil); !slices.Equal(whole, want) {
+				t.Fatalf("findSplit(%q, %d) of %q: whole %b, find %b", text, at, lits, whole, want)
+			}
+			if want := l.find(text[at:], nil); !slices.Equal(tail, want) {
+				t.Fatalf("findSplit(%q, %d) of %q: tail %b, find of the tail %b", text, at, lits, tail, want)
+			}
+		}
+	}
+}
+
+// loweredLast is strings.Map(unicode.ToLower) of the parts joined, and
+// where the last part begins in it: random texts of ASCII (upper and
+// lower case), runes beyond it whose lower case is longer or shorter
+// (İ, Ⱥ), and invalid bytes.
+func TestLoweredIsStringsMap(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	ascii := []string{"a", "z", "A", "Z", "Q", " ", ".", "@", "[", "`", "{", "\x7f", "\x00"} // and the bytes next to the letters
+	pieces := append([]string{"É", "İ", "Ⱥ", "ß", "\xff", "\xe2\x82", "é"}, ascii...)
+	text := func() string {
+		var b strings.Builder
+		from := ascii // half the texts all ASCII, lowered eight bytes at a time
+		if rng.IntN(2) == 0 {
+			from = pieces
+		}
+		for range rng.IntN(40) {
+			b.WriteString(from[rng.IntN(len(from))])
+		}
+		return b.String()
+	}
+	for range 2000 {
+		parts := []string{text(), " . ", text()}
+		got, at := loweredLast(parts...)
+		if want := strings.Map(unicode.ToLower, strings.Join(parts, "")); got != want {
+			t.Fatalf("lowered(%q) = %q, want %q", parts, got, want)
+		}
+		if want := strings.Map(unicode.ToLower, parts[0]+parts[1]); at != len(want) {
+			t.Fatalf("loweredLast(%q): the last part at %d, want %d", parts, at, len(want))
+		}
+	}
+}
+
+// wordTable.tokenize splits a text into runs of letters and digits and
+// numbers each as Classifier.words does: the labelled rows and texts
+// beyond ASCII, with the shipped rules' words and with a few.
+func TestTokenizeNumbersAsWords(t *testing.T) {
+	c := testClassifier(t)
+	texts := []string{"", "we use", "naïve bayes-like über-models (é) ünd 3d", "\xff\xfeabc", "x", " a.b,c ", "über"}
+	for _, text := range labelledTexts(t, 50) {
+		texts = append(texts, text)
+	}
+	few := map[string]int32{"we": 0, "use": 1, "über": 2, "a": 3}
+	for _, words := range []map[string]int32{c.words, few} {
+		byNumber := make([]string, len(words))
+		for w, id := range words {
+			byNumber[id] = w
+		}
+		table := newWordTable(byNumber)
+		for _, text := range texts {
+			text = lowered(text)
+			toks, ids, ascii := table.tokenize(text, nil, nil)
+			var want []token
+			start := -1
+			for i, r := range text + " " {
+				switch {
+				case isAlnum(r) && start < 0:
+					start = i
+				case !isAlnum(r) && start >= 0:
+					want = append(want, token{start, i})
+					start = -1
+				}
+			}
+			if !slices.Equal(toks, want) {
+				t.Fatalf("%q: tokens %v, want %v", text, toks, want)
+			}
+			for i, tk := range toks {
+				id, ok := words[text[tk.start:tk.end]]
+				if !ok {
+					id = -1
+				}
+				if ids[i] != id {
+					t.Fatalf("%q: %q numbered %d, want %d", text, text[tk.start:tk.end], ids[i], id)
+				}
+			}
+			if want := !strings.ContainsFunc(text, func(r rune) bool { return r >= utf8.RuneSelf }); ascii != want {
+				t.Fatalf("%q: ascii %v", text, ascii)
+			}
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package classify
 
 import (
+	"math/rand/v2"
 	"regexp"
 	"slices"
 	"strings"
@@ -53,6 +54,40 @@ func TestWordStartsFindWhatRegexpFinds(t *testing.T) {
 				}
 				from = to
 			}
+		}
+	}
+}
+
+// indexTokens, from a text's tokens, is index of the text when it is
+// ASCII without '_' (as prepareLower uses it): random texts of letters,
+// digits and the bytes around them; and prepareLower's word starts are
+// index's with '_' and letters beyond ASCII too.
+func TestIndexTokensIsIndex(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	c := testClassifier(t)
+	sc := &scratch{}
+	var byBytes, byTokens wordStarts
+	for i := range 6000 {
+		pieces := []string{"a", "Z", "0", "9", " ", ".", "-", "'", "/", "@", "[", "`", "{", ":"}
+		if i%2 == 1 {
+			pieces = append(pieces, "_", "é", "ü")
+		}
+		var b strings.Builder
+		for range rng.IntN(60) {
+			b.WriteString(pieces[rng.IntN(len(pieces))])
+		}
+		text := b.String()
+		byBytes.index(text)
+		if i%2 == 0 {
+			toks, _, _ := c.wordTable.tokenize(text, nil, nil)
+			byTokens.indexTokens(text, toks)
+		} else {
+			text = lowered(text)
+			byBytes.index(text)
+			byTokens = *c.prepareLower(text, nil, sc).words
+		}
+		if !slices.Equal(byBytes.at, byTokens.at) || byBytes.from != byTokens.from {
+			t.Fatalf("%q: from the tokens %v %v, from the bytes %v %v", text, byTokens.at, byTokens.from, byBytes.at, byBytes.from)
 		}
 	}
 }
