@@ -311,6 +311,7 @@ type ContextTags struct {
 func (c *Classifier) Context(text, section string, span []int) ContextTags {
 	sc := c.scratch.Get().(*scratch)
 	defer c.scratch.Put(sc)
+	defer sc.forget()
 	return c.context(text, section, span, true, sc)
 }
 
@@ -497,6 +498,7 @@ func Intent(ls *LabelSet, scores map[string]float64) (string, float64) {
 func (c *Classifier) Pluralism(title, summary, abstract string, citing ...string) record.Pluralism {
 	sc := c.scratch.Get().(*scratch)
 	defer c.scratch.Put(sc)
+	defer sc.forget()
 	return c.pluralism(title, summary, abstract, citing, sc)
 }
 
@@ -1027,8 +1029,12 @@ func (c *Classifier) tallyCues(ls *LabelSet, s sentence, section string, priors 
 // begin at its later ones too, by sentence.next), or -1: anywhere.
 // sw is c.sets[ls].
 func (sc *scratch) candidates(ls *LabelSet, s sentence, sw *setWords) []uint64 {
+	// cueTok is shared by the three rule files and not reset: a cue that
+	// may begin anywhere (ls.rest: a pattern, or a phrase not beginning
+	// with a letter or digit) may find another file's number there, and
+	// findCue does not read it for those.
 	for len(sc.cueTok) < len(ls.Cues) {
-		sc.cueTok = append(sc.cueTok, -1) // a cue that may begin anywhere keeps -1
+		sc.cueTok = append(sc.cueTok, -1)
 	}
 	ok := sc.possible(sw, sc.literalsIn(ls.lits, s.lower))
 	sc.cues = slices.Grow(sc.cues[:0], len(ok))[:len(ok)]

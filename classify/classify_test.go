@@ -464,6 +464,22 @@ func TestRuleLabelUnknownToTheSchemaIsRefused(t *testing.T) {
 	}
 }
 
+// A label written twice under labels (which YAML lets through) would
+// weigh twice in the softmax: it is refused, with both lines.
+func TestRuleLabelListedTwiceIsRefused(t *testing.T) {
+	fsys := fstest.MapFS{
+		"rules.yaml":     {Data: []byte("version: x\n")},
+		"roles.yaml":     {Data: []byte("prior: {background: 1}\nnegated: drop\nlabels:\n  uses:\n    \"we use\": 1\n  uses:\n    \"we apply\": 1\n")},
+		"polarity.yaml":  {Data: []byte("prior: {neutral: 1}\nnegated: flip\nlabels: {}\n")},
+		"pluralism.yaml": {Data: []byte("prior: {none: 1}\nnegated: drop\nlabels: {}\n")},
+	}
+	_, err := LoadRulesFS(fsys, "myrules")
+	if err == nil || !strings.Contains(err.Error(), "myrules/roles.yaml") || !strings.Contains(err.Error(), "uses is listed twice") ||
+		!strings.Contains(err.Error(), "lines 4 and 6") {
+		t.Fatalf("err = %v, want the file, the label and its two lines named", err)
+	}
+}
+
 // One list of labels: the shipped rule files use exactly the labels of
 // record/schema.json, which are the record package's lists; and the
 // record's role is the majority over the rule file's roles, so every

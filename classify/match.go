@@ -823,19 +823,7 @@ func (l *literals) find(s string, present []uint64) []uint64 {
 	if n := len(s); l.longest > 0 && n >= 64+2*l.longest {
 		mid := n / 2
 		other := s[mid-(l.longest-1):] // the second walk's, longer than s[:mid]
-		a, b := int32(0), int32(0)
-		for i := range mid {
-			a = l.next[int(a)+int(l.class[s[i]])]
-			b = l.next[int(b)+int(l.class[other[i]])]
-			if a < 0 { // a text ends here: rare
-				a = ^a
-				l.found(a, present)
-			}
-			if b < 0 {
-				b = ^b
-				l.found(b, present)
-			}
-		}
+		_, b := l.walkTwo(s, other, mid, present, present)
 		s, from = other, mid
 		return l.walk(s, from, b, present)
 	}
@@ -861,26 +849,35 @@ func (l *literals) findSplit(s string, at int, whole, tail []uint64) (_, _ []uin
 	l.found(0, whole) // "" is in every text
 	l.found(0, tail)
 	head, rest := s[:min(len(s), at+max(l.longest-1, 0))], s[at:]
-	a, b := int32(0), int32(0)
 	n := min(len(head), len(rest))
-	for i := range n {
-		a = l.next[int(a)+int(l.class[head[i]])]
-		b = l.next[int(b)+int(l.class[rest[i]])]
-		if a < 0 { // a text ends here: rare
-			a = ^a
-			l.found(a, whole)
-		}
-		if b < 0 {
-			b = ^b
-			l.found(b, tail)
-		}
-	}
+	a, b := l.walkTwo(head, rest, n, whole, tail)
 	l.walk(head, n, a, whole)
 	l.walk(rest, n, b, tail)
 	for k := range whole {
 		whole[k] |= tail[k]
 	}
 	return whole, tail
+}
+
+// walkTwo walks x[:n] and y[:n] from the start state, a byte of each in
+// turn (each walk's table look-ups then wait beside the other's, not one
+// after another), setting in px the texts found in x and in py those
+// found in y; it returns the states the walks end in.
+func (l *literals) walkTwo(x, y string, n int, px, py []uint64) (a, b int32) {
+	x, y = x[:n], y[:n]
+	for i := range n {
+		a = l.next[int(a)+int(l.class[x[i]])]
+		b = l.next[int(b)+int(l.class[y[i]])]
+		if a < 0 { // a text ends here: rare
+			a = ^a
+			l.found(a, px)
+		}
+		if b < 0 {
+			b = ^b
+			l.found(b, py)
+		}
+	}
+	return a, b
 }
 
 // walk goes on from state at through s[from:], setting in present the

@@ -459,8 +459,14 @@ func loadLabelSet(fsys fs.FS, dir, file, kind string) (*LabelSet, error) {
 	if f.Labels.Kind != yaml.MappingNode {
 		return nil, fmt.Errorf("%s: labels must be a mapping of label to cues", where)
 	}
+	listed := map[string]int{} // label -> its line under labels
 	for i := 0; i+1 < len(f.Labels.Content); i += 2 {
 		label := f.Labels.Content[i].Value
+		// A label written twice would weigh twice in the softmax.
+		if line, ok := listed[label]; ok {
+			return nil, fmt.Errorf("%s: label %s is listed twice under labels (lines %d and %d)", where, label, line, f.Labels.Content[i].Line)
+		}
+		listed[label] = f.Labels.Content[i].Line
 		var cues map[string]float64
 		if err := f.Labels.Content[i+1].Decode(&cues); err != nil {
 			return nil, fmt.Errorf("%s: label %s (line %d): %w", where, label, f.Labels.Content[i].Line, err)

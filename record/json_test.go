@@ -354,7 +354,7 @@ func TestAppendMilliIsStrconv(t *testing.T) {
 		check(float64(k) / 1000)
 	}
 	for range 300_000 {
-		k := rng.Int64N(2e15) - 1e15
+		k := rng.Int64N(2e16) - 1e16 // past 1e12, where the short way stops
 		check(float64(k) / 1000)
 		check(float64(k) / 1000 * (1 + 1e-15)) // not three decimals
 		check(rng.Float64() * 1000)
