@@ -417,7 +417,11 @@ func TestFetcherReusesItsConnections(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if got := dials.Load(); got > n+1 { // robots.txt may have a connection of its own
+	// Without reuse each of the 120 requests dials. With it, n and one for
+	// robots.txt, and under load a few more: the transport dials while it
+	// waits for an idle connection and keeps the dial if it wins (6 seen
+	// at load 8, which n+1 failed on).
+	if got := dials.Load(); got > 2*n+1 {
 		t.Fatalf("%d connections for %d requests at once: bodies not read to their end, or idle connections not kept", got, n)
 	}
 }
