@@ -912,12 +912,8 @@ func TestReprocessReusedRecordsKeepNothingOfTheOneBefore(t *testing.T) {
 	want := map[string][]byte{} // id -> the raw record tagged alone, as JSON
 	var outs []Out
 	for i := range n {
-		p := papers[i%len(papers)]
 		hub := fmt.Sprint("hub-", i%7)
-		r := record.Record{Schema: record.Schema, ID: record.ID(hub, fmt.Sprint(i)),
-			Hub:      record.Hub{ID: hub, Title: "A hub", CitedWorkIDs: []string{}},
-			Paper:    record.Paper{Title: p.Title, Summary: p.Summary, Published: p.Date, Categories: []string{p.Cat}},
-			Contexts: []record.Context{}, SourceURLs: []string{}, Missing: []string{}}
+		r := generatedRaw(hub, i, papers[i%len(papers)])
 		switch i % 5 {
 		case 1:
 			r.Contexts = []record.Context{{Text: fmt.Sprintf("Unlike [%d], we keep every annotator's label.", i), CiteSpan: []int{7, 7 + len(fmt.Sprint(i)) + 2}}}
@@ -1023,6 +1019,15 @@ func TestReprocessEndsWhenTheStreamDropsItsLastRecords(t *testing.T) {
 	if !strings.Contains(text.String(), fmt.Sprintf("%d records left the stream", len(gone))) {
 		t.Errorf("the summary does not say records were gone:\n%s", text.String())
 	}
+}
+
+// generatedRaw is the i-th record of hub as the fetch stage publishes it,
+// untagged: the title and summary of the generated paper p.
+func generatedRaw(hub string, i int, p snapshot.Paper) record.Record {
+	return record.Record{Schema: record.Schema, ID: record.ID(hub, fmt.Sprint(i)),
+		Hub:      record.Hub{ID: hub, Title: "A hub", CitedWorkIDs: []string{}},
+		Paper:    record.Paper{Title: p.Title, Summary: p.Summary, Published: p.Date, Categories: []string{p.Cat}},
+		Contexts: []record.Context{}, SourceURLs: []string{}, Missing: []string{}}
 }
 
 // rawRecords is a bus whose raw stream holds n records over three hubs,

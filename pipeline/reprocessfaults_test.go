@@ -29,12 +29,8 @@ func TestReprocessOnAFullDiskResumesOnceThereIsRoom(t *testing.T) {
 	papers := snapshot.Generated(50).Papers
 	var outs []Out
 	for i := range n {
-		p := papers[i%len(papers)]
 		hub := fmt.Sprint("hub-", i%5)
-		r := record.Record{Schema: record.Schema, ID: record.ID(hub, fmt.Sprint(i)),
-			Hub:      record.Hub{ID: hub, Title: "A hub", CitedWorkIDs: []string{}},
-			Paper:    record.Paper{Title: p.Title, Summary: p.Summary, Published: p.Date, Categories: []string{p.Cat}},
-			Contexts: []record.Context{}, SourceURLs: []string{}, Missing: []string{}}
+		r := generatedRaw(hub, i, papers[i%len(papers)])
 		b, err := record.Marshal(&r)
 		if err != nil {
 			t.Fatal(err)
