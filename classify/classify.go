@@ -29,14 +29,13 @@ type Classifier struct {
 	markers []*pattern // rules.CitationMarkers
 	ownWork []*pattern // rules.Pluralism.OwnWork
 	scratch sync.Pool  // of *scratch
-	// words numbers every word a cue of the rules begins with (the keys
-	// of each label set's byFirst) and every contrast word, and sets[ls]
-	// says what each is to a label set: a sentence's words are looked up
-	// once (sentence.ids) for all three label sets, not once each.
-	words map[string]int32
-	sets  map[*LabelSet]*setWords
-	// wordTable numbers the words as words does, for tokenize.
+	// wordTable numbers every word a cue of the rules begins with (the
+	// keys of each label set's byFirst) and every contrast word, and
+	// sets[ls] says what each is to a label set: a sentence's words are
+	// numbered once as it is split (sentence.ids) for all three label
+	// sets, not once each.
 	wordTable *wordTable
+	sets      map[*LabelSet]*setWords
 	// scopeWords says of each negator and hedge which it is (isNegator,
 	// isHedge); ntScope what a word ending in n't is ("n't" among them).
 	scopeWords map[string]uint8
@@ -216,10 +215,13 @@ func New(rules *Rules) *Classifier {
 			c.scopeFirst[len(w)][w[0]] = true
 		}
 	}
-	c.words, c.sets = map[string]int32{}, map[*LabelSet]*setWords{}
+	c.sets = map[*LabelSet]*setWords{}
+	words := map[string]int32{} // while the lists are built; then c.wordTable
+	var byNumber []string
 	number := func(w string) {
-		if _, ok := c.words[w]; !ok {
-			c.words[w] = int32(len(c.words))
+		if _, ok := words[w]; !ok {
+			words[w] = int32(len(byNumber))
+			byNumber = append(byNumber, w)
 		}
 	}
 	for _, ls := range []*LabelSet{rules.Role, rules.Polarity, rules.Pluralism} {
@@ -239,10 +241,6 @@ func New(rules *Rules) *Classifier {
 			}
 		}
 	}
-	byNumber := make([]string, len(c.words))
-	for w, id := range c.words {
-		byNumber[id] = w
-	}
 	c.wordTable = newWordTable(byNumber)
 	for ls, sw := range c.sets { // every word has a place in every list
 		for _, l := range ls.Labels {
@@ -251,12 +249,12 @@ func New(rules *Rules) *Classifier {
 			}
 		}
 		weighs := func(i int32) bool { return ls.Cues[i].Weight != 0 }
-		sw.first = make([][]int32, len(c.words))
+		sw.first = make([][]int32, len(words))
 		for w, cues := range ls.byFirst {
-			sw.first[c.words[w]] = slices.Collect(filter(cues, weighs))
+			sw.first[words[w]] = slices.Collect(filter(cues, weighs))
 		}
-		words := (len(ls.Cues) + 63) / 64
-		sw.free, sw.rest, sw.groups = make([]uint64, words), make([]uint64, words), make([]uint64, len(ls.Cues))
+		bitWords := (len(ls.Cues) + 63) / 64
+		sw.free, sw.rest, sw.groups = make([]uint64, bitWords), make([]uint64, bitWords), make([]uint64, len(ls.Cues))
 		if ls.lits != nil {
 			sw.byLiteral = make([][]cueGroup, ls.lits.n)
 		}
@@ -278,12 +276,12 @@ func New(rules *Rules) *Classifier {
 			sw.rest[i>>6] |= 1 << (i & 63)
 		}
 		if ls.Contrast != nil {
-			sw.contrast = make([]uint8, len(c.words))
+			sw.contrast = make([]uint8, len(words))
 			for w := range ls.Contrast.Concessions {
-				sw.contrast[c.words[w]] = scopeConceded
+				sw.contrast[words[w]] = scopeConceded
 			}
 			for w := range ls.Contrast.Words { // a contrast word first, if both
-				sw.contrast[c.words[w]] = scopeAfter
+				sw.contrast[words[w]] = scopeAfter
 			}
 		}
 	}
@@ -757,7 +755,7 @@ func (c *Classifier) prepare(text string, span []int, sc *scratch) sentence {
 func (c *Classifier) prepareLower(lower string, span []int, sc *scratch) sentence {
 	var ascii bool
 	sc.toks, sc.ids, ascii = c.wordTable.tokenize(lower, sc.toks[:0], sc.ids[:0])
-	sc.next = sc.nextOf(sc.ids, sc.next, len(c.words))
+	sc.next = sc.nextOf(sc.ids, sc.next, len(c.wordTable.words))
 	if ascii && strings.IndexByte(lower, '_') < 0 {
 		sc.words.indexTokens(lower, sc.toks)
 	} else {

@@ -67,6 +67,7 @@ func TestPhrasesAtTheirFirstWords(t *testing.T) {
 	texts := []string{"we use the state-of-the-art parser, which outperforms x. not bad; we'll use it", "usé use-d used"}
 	texts = append(texts, labelledTexts(t, 50)...)
 	sc := &scratch{}
+	words := wordsOf(c)
 	found := 0
 	for _, text := range texts {
 		s := c.prepare(text, nil, sc)
@@ -76,8 +77,8 @@ func TestPhrasesAtTheirFirstWords(t *testing.T) {
 				if cue.phrase == "" || !cue.atWord {
 					continue
 				}
-				tok := int32(slices.Index(s.ids, c.words[cue.first]))
-				if _, ok := c.words[cue.first]; !ok {
+				tok := int32(slices.Index(s.ids, words[cue.first]))
+				if _, ok := words[cue.first]; !ok {
 					tok = -1
 				}
 				got := slices.Clone(c.findCue(cue, &s, max(tok, 0), sc))
@@ -302,7 +303,7 @@ func TestTokenizeNumbersAsWords(t *testing.T) {
 		texts = append(texts, text)
 	}
 	few := map[string]int32{"we": 0, "use": 1, "über": 2, "a": 3}
-	for _, words := range []map[string]int32{c.words, few} {
+	for _, words := range []map[string]int32{wordsOf(c), few} {
 		byNumber := make([]string, len(words))
 		for w, id := range words {
 			byNumber[id] = w
@@ -345,4 +346,13 @@ func TestTokenizeNumbersAsWords(t *testing.T) {
 	if _, ids, _ := table.tokenize("qcrnhazy lixwshef", nil, nil); !slices.Equal(ids, []int32{-1, 0}) {
 		t.Fatalf("words of one hash: numbered %v, want [-1 0]", ids)
 	}
+}
+
+// wordsOf is the classifier's word numbers as a map, the plain way.
+func wordsOf(c *Classifier) map[string]int32 {
+	words := map[string]int32{}
+	for id, w := range c.wordTable.words {
+		words[w] = int32(id)
+	}
+	return words
 }
