@@ -100,7 +100,8 @@ type BrokerConfig struct {
 	// DataDir is where the embedded server keeps its streams.
 	DataDir string `yaml:"data_dir"`
 	// Listen makes the embedded server accept clients (workers in other
-	// processes) on host:port; empty keeps it in-process only.
+	// processes) on host:port; empty keeps it on a random loopback port
+	// behind a token only this user can read (see share.go).
 	Listen string `yaml:"listen"`
 	// Replicas of each stream (1 for one server, 3 for a cluster).
 	Replicas int `yaml:"replicas"`
