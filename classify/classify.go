@@ -68,8 +68,23 @@ type setWords struct {
 	byLiteral [][]cueGroup
 	groups    []uint64
 	rest      []uint64
-	contrast  []uint8      // by word number: scopeAfter (a contrast word), scopeConceded (a concession) or scopeNone
-	priors    []labelScore // the labels that have a prior, in the set's order, and their priors
+	contrast  []uint8 // by word number: scopeAfter (a contrast word), scopeConceded (a concession) or scopeNone
+	// A tally is a sum by label number (scratch.tally), not a list looked
+	// through by label: labels are the labels it may hold, ls.Labels
+	// first (so a label's number is its place there), then any other
+	// that a section or a negated cue adds; cueLabel are each cue's
+	// label's number and its flipped label's (Flip), sections each
+	// section prior's labels' numbers.
+	labels   []string
+	cueLabel [][2]int32
+	sections [][]int32
+	priors   []labelPrior // the labels that have a prior, in the set's order, and their priors
+}
+
+// labelPrior is a label's prior, the label by its number (setWords.labels).
+type labelPrior struct {
+	label int32
+	score float64
 }
 
 // scratch is the space one call works in, reused so that looking for
@@ -96,8 +111,8 @@ type scratch struct {
 	// negatedHedged's answers, for the places of scopeText weighed so far.
 	scopeText string
 	scopeAt   []scopeOfPlace
-	tally     []labelScore
-	paper     []labelScore // pluralismOf's scores
+	tally     []tallySum // by label number (setWords.labels) of the label set last tallied
+	paper     []tallySum // pluralismOf's scores, rounded
 	ev        []record.Evidence
 	order     []placed          // sortEvidence
 	evCopy    []record.Evidence // sortEvidence
@@ -174,10 +189,11 @@ func (sc *scratch) forget() {
 	}
 }
 
-// labelScore is one label's running score.
-type labelScore struct {
-	label string
+// tallySum is a label's running score; has tells whether anything was
+// added to it (a label without is none of the scores).
+type tallySum struct {
 	score float64
+	has   bool
 }
 
 // Load reads the rules in dir ("" for the built-in copy) and returns
@@ -243,10 +259,28 @@ func New(rules *Rules) *Classifier {
 	}
 	c.wordTable = newWordTable(byNumber)
 	for ls, sw := range c.sets { // every word has a place in every list
+		sw.labels = slices.Clone(ls.Labels)
+		labelNumber := func(l string) int32 {
+			i := slices.Index(sw.labels, l)
+			if i < 0 {
+				i = len(sw.labels)
+				sw.labels = append(sw.labels, l)
+			}
+			return int32(i)
+		}
 		for _, l := range ls.Labels {
 			if w, ok := ls.Prior[l]; ok {
-				sw.priors = append(sw.priors, labelScore{l, w})
+				sw.priors = append(sw.priors, labelPrior{labelNumber(l), w})
 			}
+		}
+		for _, sp := range ls.Sections {
+			sw.sections = append(sw.sections, nil)
+			for _, l := range sp.Labels {
+				sw.sections[len(sw.sections)-1] = append(sw.sections[len(sw.sections)-1], labelNumber(l))
+			}
+		}
+		for _, cue := range ls.Cues {
+			sw.cueLabel = append(sw.cueLabel, [2]int32{labelNumber(cue.Label), labelNumber(Flip(cue.Label))})
 		}
 		weighs := func(i int32) bool { return ls.Cues[i].Weight != 0 }
 		sw.first = make([][]int32, len(words))
@@ -337,30 +371,23 @@ func (c *Classifier) contextOf(s sentence, section string, withScores bool, sc *
 func (c *Classifier) tagSentence(ls *LabelSet, s sentence, section string, withScores bool, sc *scratch) (string, float64, map[string]float64) {
 	c.tally(ls, s, section, sc)
 	var buf [16]float64
-	scores := labelScores(ls, sc.tallied, buf[:0])
+	scores := sc.talliedScores(len(ls.Labels), buf[:0])
 	label := argmax(ls, scores)
 	conf := ls.LabelConfidence(label, probabilityOf(ls, scores, label), s.m.known)
 	if !withScores {
 		return label, conf, nil
 	}
-	return label, conf, sc.scores()
-}
-
-// scoreOf is a label's score, 0 when it has none: from a map (inMap) or
-// from the tally (scratch.tallied), which spares building a map.
-type scoreOf func(label string) float64
-
-func inMap(scores map[string]float64) scoreOf {
-	return func(label string) float64 { return scores[label] }
+	return label, conf, sc.scores(c.sets[ls].labels)
 }
 
 // labelScores appends to dst[:0] the score of each of ls.Labels, in
-// order: what argmax, softmaxParts and probabilityOf read (each of them
-// looking each label up in the tally was a tenth of tagging a summary).
-func labelScores(ls *LabelSet, score scoreOf, dst []float64) []float64 {
+// order, 0 for a label scores lacks: what argmax, softmaxParts and
+// probabilityOf read (each of them looking each label up was a tenth of
+// tagging a summary). A tally's are scratch.talliedScores.
+func labelScores(ls *LabelSet, scores map[string]float64, dst []float64) []float64 {
 	dst = dst[:0]
 	for _, l := range ls.Labels {
-		dst = append(dst, score(l))
+		dst = append(dst, scores[l])
 	}
 	return dst
 }
@@ -370,7 +397,7 @@ func labelScores(ls *LabelSet, score scoreOf, dst []float64) []float64 {
 // fitted by scripts/tune.
 func Probabilities(ls *LabelSet, scores map[string]float64) map[string]float64 {
 	var buf, scored [16]float64
-	_, _, z, terms := softmaxParts(ls, labelScores(ls, inMap(scores), scored[:0]), buf[:0])
+	_, _, z, terms := softmaxParts(ls, labelScores(ls, scores, scored[:0]), buf[:0])
 	p := make(map[string]float64, len(ls.Labels))
 	for i, l := range ls.Labels {
 		p[l] = round(terms[i] / z)
@@ -471,7 +498,7 @@ func MarkerKnown(span []int) bool {
 // and extends 0.3 is a method.
 func Intent(ls *LabelSet, scores map[string]float64) (string, float64) {
 	var buf, scored [16]float64
-	_, _, z, terms := softmaxParts(ls, labelScores(ls, inMap(scores), scored[:0]), buf[:0])
+	_, _, z, terms := softmaxParts(ls, labelScores(ls, scores, scored[:0]), buf[:0])
 	sum := map[string]float64{}
 	for i, l := range ls.Labels {
 		sum[IntentOf(l)] += terms[i] / z
@@ -518,9 +545,9 @@ func (c *Classifier) pluralismOf(s sentence, titleLen int, citing []string, sc *
 	// The paper's scores, rounded, in a list rather than a map until they
 	// are told (a look-up in the map was a tenth of tagging a paper).
 	c.tally(ls, s, "", sc)
-	scores := sc.paper[:0]
+	scores := sc.paper[:0] // by label number, as the tally
 	for _, t := range sc.tally {
-		scores = append(scores, labelScore{t.label, round(t.score)})
+		scores = append(scores, tallySum{round(t.score), t.has})
 	}
 	if len(citing) > 0 && ls.CitingFactor > 0 {
 		for _, text := range citing {
@@ -528,13 +555,10 @@ func (c *Classifier) pluralismOf(s sentence, titleLen int, citing []string, sc *
 			// The sentence's scores are added from the tally, not a map
 			// of their own, without the priors: the paper's count once.
 			c.tallyCues(ls, c.prepare(text, nil, sc), "", false, sc)
-			for _, t := range sc.tally {
-				i := slices.IndexFunc(scores, func(s labelScore) bool { return s.label == t.label })
-				if i < 0 {
-					i = len(scores)
-					scores = append(scores, labelScore{t.label, 0})
+			for i, t := range sc.tally {
+				if t.has { // a label without a score has 0
+					scores[i] = tallySum{round(scores[i].score + round(t.score)*ls.CitingFactor), true}
 				}
-				scores[i].score = round(scores[i].score + round(t.score)*ls.CitingFactor)
 			}
 			for i := range sc.ev[from:] {
 				e := &sc.ev[from+i]
@@ -547,16 +571,11 @@ func (c *Classifier) pluralismOf(s sentence, titleLen int, citing []string, sc *
 	// Probabilities(ls, scores)[l], without the map: a label not in the
 	// set (argmax's "" when every score is -1 or less) has none.
 	sc.paper = scores
-	score := func(l string) float64 {
-		for _, s := range scores {
-			if s.label == l {
-				return s.score
-			}
-		}
-		return 0
-	}
 	var buf, scored [16]float64
-	byLabel := labelScores(ls, score, scored[:0])
+	byLabel := scored[:0]
+	for _, s := range scores[:len(ls.Labels)] { // ls.Labels first
+		byLabel = append(byLabel, s.score)
+	}
 	_, _, z, terms := softmaxParts(ls, byLabel, buf[:0])
 	prob := func(l string) float64 {
 		i := slices.Index(ls.Labels, l)
@@ -565,9 +584,18 @@ func (c *Classifier) pluralismOf(s sentence, titleLen int, citing []string, sc *
 		}
 		return round(terms[i] / z)
 	}
-	told := make(map[string]float64, len(scores))
+	n := 0
 	for _, s := range scores {
-		told[s.label] = s.score
+		if s.has {
+			n++
+		}
+	}
+	told := make(map[string]float64, n)
+	labels := c.sets[ls].labels
+	for i, s := range scores {
+		if s.has {
+			told[labels[i]] = s.score
+		}
 	}
 	p := record.Pluralism{Scores: told, Evidence: evidence(sc.ev), Primary: argmax(ls, byLabel)}
 	p.Confidence = ls.LabelConfidence(p.Primary, prob(p.Primary), true)
@@ -953,23 +981,26 @@ func runeToByte(s string, runeIdx int) int {
 	return len(s)
 }
 
-// scores are the tally's, rounded.
-func (sc *scratch) scores() map[string]float64 {
+// scores are the tally's, rounded; labels are its label set's (setWords.labels).
+func (sc *scratch) scores(labels []string) map[string]float64 {
 	scores := make(map[string]float64, len(sc.tally))
-	for _, t := range sc.tally {
-		scores[t.label] = round(t.score)
+	for i, t := range sc.tally {
+		if t.has {
+			scores[labels[i]] = round(t.score)
+		}
 	}
 	return scores
 }
 
-// tallied is label's score in the tally, as scores has it.
-func (sc *scratch) tallied(label string) float64 {
-	for _, t := range sc.tally {
-		if t.label == label {
-			return round(t.score)
-		}
+// talliedScores appends to dst[:0] the tally's scores, as scores has
+// them, of the first n labels (the label set's Labels, in order; 0 for
+// a label without), as labelScores does of a map.
+func (sc *scratch) talliedScores(n int, dst []float64) []float64 {
+	dst = dst[:0]
+	for _, t := range sc.tally[:n] {
+		dst = append(dst, round(t.score)) // round(0) is 0
 	}
-	return 0
+	return dst
 }
 
 // tally adds up a label set's priors, section priors and cues, leaving
@@ -982,8 +1013,9 @@ func (c *Classifier) tally(ls *LabelSet, s sentence, section string, sc *scratch
 // tallyCues is tally, with ls's priors or without. ls is one of the
 // rules' label sets (its words are numbered in c.sets).
 func (c *Classifier) tallyCues(ls *LabelSet, s sentence, section string, priors bool, sc *scratch) {
-	sc.tally = sc.tally[:0]
 	sw := c.sets[ls]
+	sc.tally = slices.Grow(sc.tally[:0], len(sw.labels))[:len(sw.labels)]
+	clear(sc.tally)
 	if priors {
 		for _, p := range sw.priors { // in a fixed order: float sums must not vary
 			sc.add(p.label, p.score)
@@ -991,10 +1023,10 @@ func (c *Classifier) tallyCues(ls *LabelSet, s sentence, section string, priors 
 	}
 	evFrom := len(sc.ev)
 	if section != "" {
-		for _, sp := range ls.Sections {
+		for k, sp := range ls.Sections {
 			if strings.Contains(section, sp.Key) {
 				for i, l := range sp.Labels {
-					sc.add(l, sp.Weights[i])
+					sc.add(sw.sections[k][i], sp.Weights[i])
 					sc.ev = append(sc.ev, record.Evidence{Label: l, Rule: ls.rule(ruleSection, false), Cue: sp.Key, Weight: sp.Weights[i]})
 				}
 			}
@@ -1011,7 +1043,7 @@ func (c *Classifier) tallyCues(ls *LabelSet, s sentence, section string, priors 
 			cue := &ls.Cues[i]
 			sc.spans = c.findCue(cue, &s, sc.cueTok[i], sc)
 			for _, pos := range sc.spans {
-				c.weigh(ls, cue, pos, &s, sc)
+				c.weigh(ls, cue, sw.cueLabel[i], pos, &s, sc)
 			}
 		}
 	}
@@ -1086,7 +1118,8 @@ func (sc *scratch) possible(sw *setWords, present []uint64) []uint64 {
 // weigh counts the cue found at pos: its label and weight as the place
 // where it is found makes them (near the cited marker, in the paper's own
 // work, about another citation, negated, hedged), and its evidence.
-func (c *Classifier) weigh(ls *LabelSet, cue *Cue, pos [2]int, s *sentence, sc *scratch) {
+// labels are the numbers of its label and of its label flipped (setWords.cueLabel).
+func (c *Classifier) weigh(ls *LabelSet, cue *Cue, labels [2]int32, pos [2]int, s *sentence, sc *scratch) {
 	if cue.tag != "" && !strings.HasPrefix(c.tagger.tagAt(s.lower, pos[0], pos[1]), cue.tag) {
 		return
 	}
@@ -1095,7 +1128,7 @@ func (c *Classifier) weigh(ls *LabelSet, cue *Cue, pos [2]int, s *sentence, sc *
 	}
 	w := cue.Weight
 	kind := ruleCue
-	label := cue.Label
+	label, at := cue.Label, labels[0]
 	if s.m.known && pos[0] < s.m.near[1] && pos[1] > s.m.near[0] {
 		w *= c.rules.NearBoost
 		kind = ruleNear
@@ -1121,13 +1154,13 @@ func (c *Classifier) weigh(ls *LabelSet, cue *Cue, pos [2]int, s *sentence, sc *
 		if ls.Negated == "drop" {
 			return
 		}
-		label = Flip(label)
+		label, at = Flip(label), labels[1]
 		kind = ruleNegated
 	}
 	if hedged {
 		w *= c.rules.HedgeFactor
 	}
-	sc.add(label, w)
+	sc.add(at, w)
 	sc.ev = append(sc.ev, record.Evidence{Label: label, Rule: ls.rule(kind, hedged), Cue: cue.Text, Weight: round(w)})
 }
 
@@ -1282,15 +1315,13 @@ func scopeAt(spans []scopeSpan, pos [2]int) int {
 	return at
 }
 
-// add adds w to label's score.
-func (sc *scratch) add(label string, w float64) {
-	for i := range sc.tally {
-		if sc.tally[i].label == label {
-			sc.tally[i].score += w
-			return
-		}
+// add adds w to the score of label number i, the first w as it is.
+func (sc *scratch) add(i int32, w float64) {
+	if t := &sc.tally[i]; t.has {
+		t.score += w
+	} else {
+		*t = tallySum{w, true}
 	}
-	sc.tally = append(sc.tally, labelScore{label, w})
 }
 
 // sortEvidence puts the highest weights first, keeping the order of
