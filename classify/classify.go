@@ -126,7 +126,14 @@ type scratch struct {
 	suffixNext  []int32
 	suffixWords wordStarts
 	citing      []string // Tag: the record's citing sentences
+	// The texts lowered during a call, one after another (lowered);
+	// forget empties it.
+	lower []byte
 }
+
+// maxKeptLower is the most space for lowered texts a pooled scratch
+// keeps: a record of long texts does not hold its space for good.
+const maxKeptLower = 1 << 16
 
 // filter yields the items of xs that keep holds for.
 func filter[T any](xs []T, keep func(T) bool) iter.Seq[T] {
@@ -181,11 +188,20 @@ func (sc *scratch) literalsSplit(l *literals, text string, at int) {
 	whole.found, tail.found = l.findSplit(text, at, whole.found, tail.found)
 }
 
-// forget drops the texts sc.present holds, which a pooled scratch must
-// not keep alive.
+// forget drops the texts sc.present and sc.scopeText hold, which a
+// pooled scratch must not keep alive, and empties sc.lower for the next
+// call: the texts lowered in it are in none of a call's results, and
+// the next call's, written over them, must not be taken for them (a
+// string at the same place and of the same length is equal to Go
+// without a look at its bytes).
 func (sc *scratch) forget() {
 	for i := range sc.present {
 		sc.present[i].lits, sc.present[i].text = nil, ""
+	}
+	sc.scopeText = ""
+	sc.lower = sc.lower[:0]
+	if cap(sc.lower) > maxKeptLower {
+		sc.lower = nil
 	}
 }
 
@@ -533,7 +549,8 @@ func (c *Classifier) pluralism(title, summary, abstract string, citing []string,
 	if body == "" {
 		body = summary
 	}
-	return c.pluralismOf(c.prepareLower(lowered(title, " . ", body), nil, sc), len(title), citing, sc)
+	lower, _ := sc.lowered(title, " . ", body)
+	return c.pluralismOf(c.prepareLower(lower, nil, sc), len(title), citing, sc)
 }
 
 // pluralismOf is pluralism of the paper's text prepared already (title
@@ -657,11 +674,17 @@ func (c *Classifier) Tag(r *record.Record) {
 	if r.Gone {
 		return
 	}
-	r.RulesVersion = c.rules.Version
-	// One scratch for the whole record, and the contexts' tags without
-	// their scores, which a record does not keep.
+	// One scratch for the whole record.
 	sc := c.scratch.Get().(*scratch)
 	defer c.scratch.Put(sc)
+	c.tag(r, sc)
+}
+
+// tag is Tag in sc, which it leaves forgotten (scratch.forget).
+func (c *Classifier) tag(r *record.Record, sc *scratch) {
+	r.RulesVersion = c.rules.Version
+	// The contexts' tags come without their scores, which a record does
+	// not keep.
 	citing := sc.citing[:0]
 	var paper sentence // the text pluralism reads, when prepared already
 	shared := false
@@ -693,7 +716,7 @@ func (c *Classifier) Tag(r *record.Record) {
 		if text := r.Paper.Summary; text != "" && r.Paper.Abstract == "" {
 			// The summary ends the text pluralism reads (title . summary):
 			// that text is lowered and split into words once, for both.
-			lower, at := loweredLast(r.Paper.Title, " . ", text)
+			lower, at := sc.lowered(r.Paper.Title, " . ", text)
 			paper, shared = c.prepareLower(lower, nil, sc), true
 			s = sc.suffix(paper, at)
 			sc.literalsSplit(c.rules.Pluralism.lits, lower, at)
@@ -776,7 +799,8 @@ type marker struct {
 // the lowered text: the marker, the window where cues weigh more, and the
 // other citations' markers, so that cues about those can be told apart.
 func (c *Classifier) prepare(text string, span []int, sc *scratch) sentence {
-	return c.prepareLower(lowered(text), span, sc)
+	lower, _ := sc.lowered(text)
+	return c.prepareLower(lower, span, sc)
 }
 
 // prepareLower is prepare of a text already lowered as prepare lowers it.
@@ -898,20 +922,23 @@ func gap(a, b [2]int) int {
 }
 
 // lowered is strings.Map(unicode.ToLower, strings.Join(parts, "")) in one
-// pass and one string, ASCII without unicode's tables (most of the text).
-func lowered(parts ...string) string {
-	s, _ := loweredLast(parts...)
-	return s
-}
-
-// loweredLast is lowered, and where the last part, lowered, begins in it.
-func loweredLast(parts ...string) (string, int) {
+// pass, ASCII without unicode's tables (most of the text), and where the
+// last part, lowered, begins in it. The text is laid in sc.lower after
+// the others lowered during the call, not in a string of its own (a
+// record's title and summary were a sixth of the bytes tagging it
+// allocated); it lasts until forget.
+func (sc *scratch) lowered(parts ...string) (string, int) {
 	n := 0
 	for _, part := range parts {
 		n += len(part)
 	}
-	b := make([]byte, 0, n)
-	last := 0
+	if cap(sc.lower)-len(sc.lower) < n {
+		// A new array: the texts lowered before keep the old one.
+		sc.lower = make([]byte, 0, max(2*cap(sc.lower), n, 1024))
+	}
+	b := sc.lower
+	from := len(b)
+	last := from
 	for _, part := range parts {
 		last = len(b)
 		// Most parts are ASCII: copied, then lowered in place eight bytes
@@ -933,7 +960,13 @@ func loweredLast(parts ...string) (string, int) {
 			i += w
 		}
 	}
-	return unsafe.String(unsafe.SliceData(b), len(b)), last // b is not written again
+	// When a lower case longer than its rune outgrew the array, append
+	// moved it all to a new one: the texts before keep the old.
+	sc.lower = b
+	if len(b) == from {
+		return "", 0
+	}
+	return unsafe.String(&b[from], len(b)-from), last - from // b[from:] is not written again until forget
 }
 
 // lowerASCII lowers p in place if it is all ASCII, and tells whether it
