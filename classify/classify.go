@@ -66,9 +66,13 @@ type setWords struct {
 	// that weigh and may begin anywhere (LabelSet.rest).
 	free      []uint64
 	byLiteral [][]cueGroup
-	groups    []uint64
-	rest      []uint64
-	contrast  []uint8 // by word number: scopeAfter (a contrast word), scopeConceded (a concession) or scopeNone
+	// needed has a bit for each literal some cue of the set needs: the
+	// three files share one automaton, and most literals found in a text
+	// are another file's (possible).
+	needed   []uint64
+	groups   []uint64
+	rest     []uint64
+	contrast []uint8 // by word number: scopeAfter (a contrast word), scopeConceded (a concession) or scopeNone
 	// A tally is a sum by label number (scratch.tally), not a list looked
 	// through by label: labels are the labels it may hold, ls.Labels
 	// first (so a label's number is its place there), then any other
@@ -125,7 +129,8 @@ type scratch struct {
 	suffixIDs   []int32
 	suffixNext  []int32
 	suffixWords wordStarts
-	citing      []string // Tag: the record's citing sentences
+	citing      []string          // Tag: the record's citing sentences
+	roleEv      []record.Evidence // Tag: the record's role evidence, until its pluralism's is known
 	// The texts lowered during a call, one after another (lowered);
 	// forget empties it.
 	lower []byte
@@ -307,6 +312,7 @@ func New(rules *Rules) *Classifier {
 		sw.free, sw.rest, sw.groups = make([]uint64, bitWords), make([]uint64, bitWords), make([]uint64, len(ls.Cues))
 		if ls.lits != nil {
 			sw.byLiteral = make([][]cueGroup, ls.lits.n)
+			sw.needed = make([]uint64, (ls.lits.n+63)/64)
 		}
 		for i, cue := range ls.Cues {
 			if !weighs(int32(i)) {
@@ -319,6 +325,7 @@ func New(rules *Rules) *Classifier {
 				sw.groups[i] |= 1 << g
 				for _, id := range ids {
 					sw.byLiteral[id] = append(sw.byLiteral[id], cueGroup{int32(i), 1 << g})
+					sw.needed[id>>6] |= 1 << (id & 63)
 				}
 			}
 		}
@@ -545,6 +552,13 @@ func (c *Classifier) Pluralism(title, summary, abstract string, citing ...string
 
 // pluralism is Pluralism in sc.
 func (c *Classifier) pluralism(title, summary, abstract string, citing []string, sc *scratch) record.Pluralism {
+	p := c.pluralismWithout(title, summary, abstract, citing, sc)
+	p.Evidence = append([]record.Evidence{}, sc.ev...) // [], not null, when there is none
+	return p
+}
+
+// pluralismWithout is pluralism without its evidence, left in sc.ev.
+func (c *Classifier) pluralismWithout(title, summary, abstract string, citing []string, sc *scratch) record.Pluralism {
 	body := abstract
 	if body == "" {
 		body = summary
@@ -553,8 +567,9 @@ func (c *Classifier) pluralism(title, summary, abstract string, citing []string,
 	return c.pluralismOf(c.prepareLower(lower, nil, sc), len(title), citing, sc)
 }
 
-// pluralismOf is pluralism of the paper's text prepared already (title
-// and " . " first, titleLen bytes of title).
+// pluralismOf is pluralismWithout of the paper's text prepared already
+// (title and " . " first, titleLen bytes of title): its evidence is left
+// in sc.ev.
 func (c *Classifier) pluralismOf(s sentence, titleLen int, citing []string, sc *scratch) record.Pluralism {
 	ls := c.rules.Pluralism
 	s.m.own = c.paperOwnWork(s, titleLen, sc)
@@ -614,7 +629,7 @@ func (c *Classifier) pluralismOf(s sentence, titleLen int, citing []string, sc *
 			told[labels[i]] = s.score
 		}
 	}
-	p := record.Pluralism{Scores: told, Evidence: evidence(sc.ev), Primary: argmax(ls, byLabel)}
+	p := record.Pluralism{Scores: told, Primary: argmax(ls, byLabel)}
 	p.Confidence = ls.LabelConfidence(p.Primary, prob(p.Primary), true)
 	p.Labels = []string{p.Primary}
 	if p.Primary != record.PluralismNone {
@@ -623,9 +638,6 @@ func (c *Classifier) pluralismOf(s sentence, titleLen int, citing []string, sc *
 				p.Labels = append(p.Labels, l)
 			}
 		}
-	}
-	if p.Evidence == nil {
-		p.Evidence = []record.Evidence{}
 	}
 	return p
 }
@@ -730,7 +742,9 @@ func (c *Classifier) tag(r *record.Record, sc *scratch) {
 		r.Role, r.RoleSource = t.Role, record.RoleSourceSummary
 		r.RoleConfidence = min(t.RoleConfidence, c.rules.SummaryRoleConfidence)
 		// The guess, then the summary's evidence (sc.ev, in one slice).
-		r.RoleEvidence = append(append(make([]record.Evidence, 0, 1+len(sc.ev)), record.Evidence{Label: t.Role, Rule: "roles/summary-only-guess",
+		// It is kept in sc.roleEv until the pluralism's evidence is known,
+		// and both are copied into one array.
+		sc.roleEv = append(append(sc.roleEv[:0], record.Evidence{Label: t.Role, Rule: "roles/summary-only-guess",
 			Cue: "no citing sentence known: guessed from the paper's own summary", Weight: 0}), sc.ev...)
 		r.Polarity = t.Polarity
 		r.PolarityConfidence = min(t.PolarityConfidence, c.rules.SummaryRoleConfidence)
@@ -739,8 +753,16 @@ func (c *Classifier) tag(r *record.Record, sc *scratch) {
 	if shared {
 		p = c.pluralismOf(paper, len(r.Paper.Title), citing, sc)
 	} else {
-		p = c.pluralism(r.Paper.Title, r.Paper.Summary, r.Paper.Abstract, citing, sc)
+		p = c.pluralismWithout(r.Paper.Title, r.Paper.Summary, r.Paper.Abstract, citing, sc)
 	}
+	// The role's evidence (when it came from the summary) and the
+	// pluralism's, in one array.
+	ev := append(append(make([]record.Evidence, 0, len(sc.roleEv)+len(sc.ev)), sc.roleEv...), sc.ev...)
+	if len(sc.roleEv) > 0 {
+		r.RoleEvidence = ev[:len(sc.roleEv):len(sc.roleEv)]
+	}
+	p.Evidence = ev[len(sc.roleEv):]
+	sc.roleEv = sc.roleEv[:0]
 	r.Pluralism = &p
 	clear(citing) // the pooled scratch must not keep the record's text alive
 	sc.citing = citing[:0]
@@ -1129,7 +1151,7 @@ func (sc *scratch) possible(sw *setWords, present []uint64) []uint64 {
 	}
 	met := sc.met
 	for k, set := range present {
-		for ; set != 0; set &= set - 1 {
+		for set &= sw.needed[k]; set != 0; set &= set - 1 {
 			for _, n := range sw.byLiteral[k<<6|bits.TrailingZeros64(set)] {
 				if met[n.cue] == 0 {
 					sc.metCues = append(sc.metCues, n.cue)

@@ -58,7 +58,22 @@ func TestTagOfSummaryIsContextAndPluralism(t *testing.T) {
 		if string(got) != string(wantJSON) {
 			t.Fatalf("%q / %q tagged\n%s\nwant\n%s", p.title, p.summary, got, wantJSON)
 		}
+		// The role's and the pluralism's evidence share an array: one
+		// grown is not written into the other.
+		r.RoleEvidence = append(r.RoleEvidence, record.Evidence{Label: "grown"})
+		if got, _ := json.Marshal(r.Pluralism); !slices.Equal(got, mustJSON(t, pl)) {
+			t.Fatalf("%q / %q: the pluralism, once the role evidence grew, is\n%s\nwant\n%s", p.title, p.summary, got, mustJSON(t, pl))
+		}
 	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // A scratch that tagged other records tags the next as a new one does:
