@@ -804,6 +804,9 @@ type sentence struct {
 	next  []int32 // each token's next token of the same number, or -1
 	words *wordStarts
 	m     marker
+	// plainWords: the text has no ' nor -, so the words negatedHedged
+	// reads (runs of letters, digits, ' and -) are its tokens.
+	plainWords bool
 }
 
 // marker is where the cited work's marker is in the lowered sentence, in
@@ -835,7 +838,8 @@ func (c *Classifier) prepareLower(lower string, span []int, sc *scratch) sentenc
 	} else {
 		sc.words.index(lower)
 	}
-	s := sentence{lower: lower, toks: sc.toks, ids: sc.ids, next: sc.next, words: &sc.words}
+	s := sentence{lower: lower, toks: sc.toks, ids: sc.ids, next: sc.next, words: &sc.words,
+		plainWords: strings.IndexByte(lower, '\'') < 0 && strings.IndexByte(lower, '-') < 0}
 	if !MarkerKnown(span) {
 		return s
 	}
@@ -905,7 +909,8 @@ func (sc *scratch) suffix(s sentence, at int) sentence {
 		}
 	}
 	sc.suffixWords.suffixOf(s.words, at)
-	return sentence{lower: s.lower[at:], toks: sc.suffixToks, ids: sc.suffixIDs, next: sc.suffixNext, words: &sc.suffixWords}
+	return sentence{lower: s.lower[at:], toks: sc.suffixToks, ids: sc.suffixIDs, next: sc.suffixNext, words: &sc.suffixWords,
+		plainWords: s.plainWords}
 }
 
 // aboutOther tells whether the cue at pos is closer to another citation's
@@ -1204,7 +1209,7 @@ func (c *Classifier) weigh(ls *LabelSet, cue *Cue, labels [2]int32, pos [2]int, 
 		w *= ls.Contrast.After
 		kind = ruleAfterContrast
 	}
-	negated, hedged := sc.negatedHedged(c, s.lower, pos[0])
+	negated, hedged := sc.negatedHedged(c, s, pos[0])
 	if negated {
 		if ls.Negated == "drop" {
 			return
@@ -1226,7 +1231,8 @@ func (c *Classifier) weigh(ls *LabelSet, cue *Cue, labels [2]int32, pos [2]int, 
 // finds them), a look-up each. It remembers its answers for the last
 // text it was asked about: most places where a cue is found are weighed
 // for other cues too.
-func (sc *scratch) negatedHedged(c *Classifier, text string, pos int) (negated, hedged bool) {
+func (sc *scratch) negatedHedged(c *Classifier, s *sentence, pos int) (negated, hedged bool) {
+	text := s.lower
 	if text != sc.scopeText { // the same string at once, most often
 		sc.scopeText, sc.scopeAt = text, sc.scopeAt[:0]
 	}
@@ -1234,6 +1240,11 @@ func (sc *scratch) negatedHedged(c *Classifier, text string, pos int) (negated, 
 		if at.pos == pos {
 			return at.negated, at.hedged
 		}
+	}
+	if s.plainWords {
+		negated, hedged = c.scopeOfTokens(s, pos)
+		sc.scopeAt = append(sc.scopeAt, scopeOfPlace{pos, negated, hedged})
+		return negated, hedged
 	}
 	rules := c.rules
 	end := pos
@@ -1279,6 +1290,37 @@ func (sc *scratch) negatedHedged(c *Classifier, text string, pos int) (negated, 
 		end = start
 	}
 	sc.scopeAt = append(sc.scopeAt, scopeOfPlace{pos, negated, hedged})
+	return negated, hedged
+}
+
+// scopeOfTokens is negatedHedged of a sentence whose words are its
+// tokens (sentence.plainWords), read from them rather than byte by byte:
+// the kth word before pos is the kth token that begins before it, cut
+// at pos (a place in a word reads the part before it as a word).
+func (c *Classifier) scopeOfTokens(s *sentence, pos int) (negated, hedged bool) {
+	rules := c.rules
+	t := len(s.toks) // the first token that begins at pos or after
+	for lo := 0; lo < t; {
+		if mid := int(uint(lo+t) >> 1); s.toks[mid].start < pos {
+			lo = mid + 1
+		} else {
+			t = mid
+		}
+	}
+	for k := range max(rules.NegationScope, rules.HedgeScope) {
+		if t == 0 {
+			break
+		}
+		t--
+		w := s.lower[s.toks[t].start:min(s.toks[t].end, pos)]
+		is := uint8(0)
+		if len(w) >= len(c.scopeFirst) || c.scopeFirst[len(w)][w[0]] {
+			is = c.scopeWords[w]
+		}
+		// No word ends in n't: the text has no '.
+		negated = negated || k < rules.NegationScope && is&isNegator != 0
+		hedged = hedged || k < rules.HedgeScope && is&isHedge != 0
+	}
 	return negated, hedged
 }
 

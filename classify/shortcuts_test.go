@@ -34,10 +34,11 @@ func TestNegatedHedgedIsWordsBefore(t *testing.T) {
 		sc := &scratch{}
 		for _, text := range texts {
 			text = lowered(text) // as sentences are: valid UTF-8
+			s := cl.prepareLower(text, nil, sc)
 			for pos := range len(text) + 1 {
 				before := appendWordsBefore(nil, text, pos, max(r.NegationScope, r.HedgeScope))
 				wantNeg, wantHedge := anyIn(before, r.NegationScope, r.Negators), anyIn(before, r.HedgeScope, r.Hedges)
-				neg, hedge := sc.negatedHedged(cl, text, pos)
+				neg, hedge := sc.negatedHedged(cl, &s, pos)
 				if neg != wantNeg || hedge != wantHedge {
 					t.Fatalf("at %d of %q: negated %v hedged %v, the words before %q say %v %v", pos, text, neg, hedge, before, wantNeg, wantHedge)
 				}
