@@ -1593,6 +1593,13 @@ func (c *Classifier) findCue(cue *Cue, s *sentence, tok int32, sc *scratch) [][2
 			// A word that is the whole phrase is a match: a token is
 			// the first word of its cues, whole.
 			start := s.toks[tok].start
+			// Most phrases found by their first word differ from the
+			// text at the next word's first byte: one byte compared
+			// rather than the whole phrase (as HasPrefix would, any byte
+			// of p that differs means no match).
+			if k := len(cue.first) + 1; !cue.oneWord && k < len(p) && (start+k >= len(s.lower) || s.lower[start+k] != p[k]) {
+				continue
+			}
 			if cue.oneWord || strings.HasPrefix(s.lower[start:], p) && endsWord(s.lower, start+len(p), cue.endsWord) {
 				out = append(out, [2]int{start, start + len(p)})
 			}
