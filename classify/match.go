@@ -553,7 +553,11 @@ func (p *pattern) candidates(s string, ws *wordStarts, at []int) []int {
 		if p.boundary && ws != nil {
 			starts, shift := ws.beginning(lit[0])
 			for _, i := range starts {
-				if i := int(i - shift); strings.HasPrefix(s[i:], lit) {
+				// The word's first byte is lit's: the second tells most
+				// words apart before the whole is compared.
+				if i := int(i - shift); len(lit) > 1 && (i+1 >= len(s) || s[i+1] != lit[1]) {
+					continue
+				} else if strings.HasPrefix(s[i:], lit) {
 					at = append(at, i)
 				}
 			}
