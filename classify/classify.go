@@ -66,10 +66,29 @@ type setWords struct {
 	// that weigh and may begin anywhere (LabelSet.rest).
 	free      []uint64
 	byLiteral [][]cueGroup
-	groups    []uint64
-	rest      []uint64
-	contrast  []uint8      // by word number: scopeAfter (a contrast word), scopeConceded (a concession) or scopeNone
-	priors    []labelScore // the labels that have a prior, in the set's order, and their priors
+	// needed has a bit for each literal some cue of the set needs: the
+	// three files share one automaton, and most literals found in a text
+	// are another file's (possible).
+	needed   []uint64
+	groups   []uint64
+	rest     []uint64
+	contrast []uint8 // by word number: scopeAfter (a contrast word), scopeConceded (a concession) or scopeNone
+	// A tally is a sum by label number (scratch.tally), not a list looked
+	// through by label: labels are the labels it may hold, ls.Labels
+	// first (so a label's number is its place there), then any other
+	// that a section or a negated cue adds; cueLabel are each cue's
+	// label's number and its flipped label's (Flip), sections each
+	// section prior's labels' numbers.
+	labels   []string
+	cueLabel [][2]int32
+	sections [][]int32
+	priors   []labelPrior // the labels that have a prior, in the set's order, and their priors
+}
+
+// labelPrior is a label's prior, the label by its number (setWords.labels).
+type labelPrior struct {
+	label int32
+	score float64
 }
 
 // scratch is the space one call works in, reused so that looking for
@@ -96,8 +115,8 @@ type scratch struct {
 	// negatedHedged's answers, for the places of scopeText weighed so far.
 	scopeText string
 	scopeAt   []scopeOfPlace
-	tally     []labelScore
-	paper     []labelScore // pluralismOf's scores
+	tally     []tallySum // by label number (setWords.labels) of the label set last tallied
+	paper     []tallySum // pluralismOf's scores, rounded
 	ev        []record.Evidence
 	order     []placed          // sortEvidence
 	evCopy    []record.Evidence // sortEvidence
@@ -110,8 +129,16 @@ type scratch struct {
 	suffixIDs   []int32
 	suffixNext  []int32
 	suffixWords wordStarts
-	citing      []string // Tag: the record's citing sentences
+	citing      []string          // Tag: the record's citing sentences
+	roleEv      []record.Evidence // Tag: the record's role evidence, until its pluralism's is known
+	// The texts lowered during a call, one after another (lowered);
+	// forget empties it.
+	lower []byte
 }
+
+// maxKeptLower is the most space for lowered texts a pooled scratch
+// keeps: a record of long texts does not hold its space for good.
+const maxKeptLower = 1 << 16
 
 // filter yields the items of xs that keep holds for.
 func filter[T any](xs []T, keep func(T) bool) iter.Seq[T] {
@@ -166,18 +193,28 @@ func (sc *scratch) literalsSplit(l *literals, text string, at int) {
 	whole.found, tail.found = l.findSplit(text, at, whole.found, tail.found)
 }
 
-// forget drops the texts sc.present holds, which a pooled scratch must
-// not keep alive.
+// forget drops the texts sc.present and sc.scopeText hold, which a
+// pooled scratch must not keep alive, and empties sc.lower for the next
+// call: the texts lowered in it are in none of a call's results, and
+// the next call's, written over them, must not be taken for them (a
+// string at the same place and of the same length is equal to Go
+// without a look at its bytes).
 func (sc *scratch) forget() {
 	for i := range sc.present {
 		sc.present[i].lits, sc.present[i].text = nil, ""
 	}
+	sc.scopeText = ""
+	sc.lower = sc.lower[:0]
+	if cap(sc.lower) > maxKeptLower {
+		sc.lower = nil
+	}
 }
 
-// labelScore is one label's running score.
-type labelScore struct {
-	label string
+// tallySum is a label's running score; has tells whether anything was
+// added to it (a label without is none of the scores).
+type tallySum struct {
 	score float64
+	has   bool
 }
 
 // Load reads the rules in dir ("" for the built-in copy) and returns
@@ -243,10 +280,28 @@ func New(rules *Rules) *Classifier {
 	}
 	c.wordTable = newWordTable(byNumber)
 	for ls, sw := range c.sets { // every word has a place in every list
+		sw.labels = slices.Clone(ls.Labels)
+		labelNumber := func(l string) int32 {
+			i := slices.Index(sw.labels, l)
+			if i < 0 {
+				i = len(sw.labels)
+				sw.labels = append(sw.labels, l)
+			}
+			return int32(i)
+		}
 		for _, l := range ls.Labels {
 			if w, ok := ls.Prior[l]; ok {
-				sw.priors = append(sw.priors, labelScore{l, w})
+				sw.priors = append(sw.priors, labelPrior{labelNumber(l), w})
 			}
+		}
+		for _, sp := range ls.Sections {
+			sw.sections = append(sw.sections, nil)
+			for _, l := range sp.Labels {
+				sw.sections[len(sw.sections)-1] = append(sw.sections[len(sw.sections)-1], labelNumber(l))
+			}
+		}
+		for _, cue := range ls.Cues {
+			sw.cueLabel = append(sw.cueLabel, [2]int32{labelNumber(cue.Label), labelNumber(Flip(cue.Label))})
 		}
 		weighs := func(i int32) bool { return ls.Cues[i].Weight != 0 }
 		sw.first = make([][]int32, len(words))
@@ -257,6 +312,7 @@ func New(rules *Rules) *Classifier {
 		sw.free, sw.rest, sw.groups = make([]uint64, bitWords), make([]uint64, bitWords), make([]uint64, len(ls.Cues))
 		if ls.lits != nil {
 			sw.byLiteral = make([][]cueGroup, ls.lits.n)
+			sw.needed = make([]uint64, (ls.lits.n+63)/64)
 		}
 		for i, cue := range ls.Cues {
 			if !weighs(int32(i)) {
@@ -269,6 +325,7 @@ func New(rules *Rules) *Classifier {
 				sw.groups[i] |= 1 << g
 				for _, id := range ids {
 					sw.byLiteral[id] = append(sw.byLiteral[id], cueGroup{int32(i), 1 << g})
+					sw.needed[id>>6] |= 1 << (id & 63)
 				}
 			}
 		}
@@ -337,30 +394,23 @@ func (c *Classifier) contextOf(s sentence, section string, withScores bool, sc *
 func (c *Classifier) tagSentence(ls *LabelSet, s sentence, section string, withScores bool, sc *scratch) (string, float64, map[string]float64) {
 	c.tally(ls, s, section, sc)
 	var buf [16]float64
-	scores := labelScores(ls, sc.tallied, buf[:0])
+	scores := sc.talliedScores(len(ls.Labels), buf[:0])
 	label := argmax(ls, scores)
 	conf := ls.LabelConfidence(label, probabilityOf(ls, scores, label), s.m.known)
 	if !withScores {
 		return label, conf, nil
 	}
-	return label, conf, sc.scores()
-}
-
-// scoreOf is a label's score, 0 when it has none: from a map (inMap) or
-// from the tally (scratch.tallied), which spares building a map.
-type scoreOf func(label string) float64
-
-func inMap(scores map[string]float64) scoreOf {
-	return func(label string) float64 { return scores[label] }
+	return label, conf, sc.scores(c.sets[ls].labels)
 }
 
 // labelScores appends to dst[:0] the score of each of ls.Labels, in
-// order: what argmax, softmaxParts and probabilityOf read (each of them
-// looking each label up in the tally was a tenth of tagging a summary).
-func labelScores(ls *LabelSet, score scoreOf, dst []float64) []float64 {
+// order, 0 for a label scores lacks: what argmax, softmaxParts and
+// probabilityOf read (each of them looking each label up was a tenth of
+// tagging a summary). A tally's are scratch.talliedScores.
+func labelScores(ls *LabelSet, scores map[string]float64, dst []float64) []float64 {
 	dst = dst[:0]
 	for _, l := range ls.Labels {
-		dst = append(dst, score(l))
+		dst = append(dst, scores[l])
 	}
 	return dst
 }
@@ -370,7 +420,7 @@ func labelScores(ls *LabelSet, score scoreOf, dst []float64) []float64 {
 // fitted by scripts/tune.
 func Probabilities(ls *LabelSet, scores map[string]float64) map[string]float64 {
 	var buf, scored [16]float64
-	_, _, z, terms := softmaxParts(ls, labelScores(ls, inMap(scores), scored[:0]), buf[:0])
+	_, _, z, terms := softmaxParts(ls, labelScores(ls, scores, scored[:0]), buf[:0])
 	p := make(map[string]float64, len(ls.Labels))
 	for i, l := range ls.Labels {
 		p[l] = round(terms[i] / z)
@@ -471,7 +521,7 @@ func MarkerKnown(span []int) bool {
 // and extends 0.3 is a method.
 func Intent(ls *LabelSet, scores map[string]float64) (string, float64) {
 	var buf, scored [16]float64
-	_, _, z, terms := softmaxParts(ls, labelScores(ls, inMap(scores), scored[:0]), buf[:0])
+	_, _, z, terms := softmaxParts(ls, labelScores(ls, scores, scored[:0]), buf[:0])
 	sum := map[string]float64{}
 	for i, l := range ls.Labels {
 		sum[IntentOf(l)] += terms[i] / z
@@ -502,15 +552,24 @@ func (c *Classifier) Pluralism(title, summary, abstract string, citing ...string
 
 // pluralism is Pluralism in sc.
 func (c *Classifier) pluralism(title, summary, abstract string, citing []string, sc *scratch) record.Pluralism {
+	p := c.pluralismWithout(title, summary, abstract, citing, sc)
+	p.Evidence = append([]record.Evidence{}, sc.ev...) // [], not null, when there is none
+	return p
+}
+
+// pluralismWithout is pluralism without its evidence, left in sc.ev.
+func (c *Classifier) pluralismWithout(title, summary, abstract string, citing []string, sc *scratch) record.Pluralism {
 	body := abstract
 	if body == "" {
 		body = summary
 	}
-	return c.pluralismOf(c.prepareLower(lowered(title, " . ", body), nil, sc), len(title), citing, sc)
+	lower, _ := sc.lowered(title, " . ", body)
+	return c.pluralismOf(c.prepareLower(lower, nil, sc), len(title), citing, sc)
 }
 
-// pluralismOf is pluralism of the paper's text prepared already (title
-// and " . " first, titleLen bytes of title).
+// pluralismOf is pluralismWithout of the paper's text prepared already
+// (title and " . " first, titleLen bytes of title): its evidence is left
+// in sc.ev.
 func (c *Classifier) pluralismOf(s sentence, titleLen int, citing []string, sc *scratch) record.Pluralism {
 	ls := c.rules.Pluralism
 	s.m.own = c.paperOwnWork(s, titleLen, sc)
@@ -518,9 +577,9 @@ func (c *Classifier) pluralismOf(s sentence, titleLen int, citing []string, sc *
 	// The paper's scores, rounded, in a list rather than a map until they
 	// are told (a look-up in the map was a tenth of tagging a paper).
 	c.tally(ls, s, "", sc)
-	scores := sc.paper[:0]
+	scores := sc.paper[:0] // by label number, as the tally
 	for _, t := range sc.tally {
-		scores = append(scores, labelScore{t.label, round(t.score)})
+		scores = append(scores, tallySum{round(t.score), t.has})
 	}
 	if len(citing) > 0 && ls.CitingFactor > 0 {
 		for _, text := range citing {
@@ -528,13 +587,10 @@ func (c *Classifier) pluralismOf(s sentence, titleLen int, citing []string, sc *
 			// The sentence's scores are added from the tally, not a map
 			// of their own, without the priors: the paper's count once.
 			c.tallyCues(ls, c.prepare(text, nil, sc), "", false, sc)
-			for _, t := range sc.tally {
-				i := slices.IndexFunc(scores, func(s labelScore) bool { return s.label == t.label })
-				if i < 0 {
-					i = len(scores)
-					scores = append(scores, labelScore{t.label, 0})
+			for i, t := range sc.tally {
+				if t.has { // a label without a score has 0
+					scores[i] = tallySum{round(scores[i].score + round(t.score)*ls.CitingFactor), true}
 				}
-				scores[i].score = round(scores[i].score + round(t.score)*ls.CitingFactor)
 			}
 			for i := range sc.ev[from:] {
 				e := &sc.ev[from+i]
@@ -547,16 +603,11 @@ func (c *Classifier) pluralismOf(s sentence, titleLen int, citing []string, sc *
 	// Probabilities(ls, scores)[l], without the map: a label not in the
 	// set (argmax's "" when every score is -1 or less) has none.
 	sc.paper = scores
-	score := func(l string) float64 {
-		for _, s := range scores {
-			if s.label == l {
-				return s.score
-			}
-		}
-		return 0
-	}
 	var buf, scored [16]float64
-	byLabel := labelScores(ls, score, scored[:0])
+	byLabel := scored[:0]
+	for _, s := range scores[:len(ls.Labels)] { // ls.Labels first
+		byLabel = append(byLabel, s.score)
+	}
 	_, _, z, terms := softmaxParts(ls, byLabel, buf[:0])
 	prob := func(l string) float64 {
 		i := slices.Index(ls.Labels, l)
@@ -565,11 +616,20 @@ func (c *Classifier) pluralismOf(s sentence, titleLen int, citing []string, sc *
 		}
 		return round(terms[i] / z)
 	}
-	told := make(map[string]float64, len(scores))
+	n := 0
 	for _, s := range scores {
-		told[s.label] = s.score
+		if s.has {
+			n++
+		}
 	}
-	p := record.Pluralism{Scores: told, Evidence: evidence(sc.ev), Primary: argmax(ls, byLabel)}
+	told := make(map[string]float64, n)
+	labels := c.sets[ls].labels
+	for i, s := range scores {
+		if s.has {
+			told[labels[i]] = s.score
+		}
+	}
+	p := record.Pluralism{Scores: told, Primary: argmax(ls, byLabel)}
 	p.Confidence = ls.LabelConfidence(p.Primary, prob(p.Primary), true)
 	p.Labels = []string{p.Primary}
 	if p.Primary != record.PluralismNone {
@@ -578,9 +638,6 @@ func (c *Classifier) pluralismOf(s sentence, titleLen int, citing []string, sc *
 				p.Labels = append(p.Labels, l)
 			}
 		}
-	}
-	if p.Evidence == nil {
-		p.Evidence = []record.Evidence{}
 	}
 	return p
 }
@@ -629,11 +686,17 @@ func (c *Classifier) Tag(r *record.Record) {
 	if r.Gone {
 		return
 	}
-	r.RulesVersion = c.rules.Version
-	// One scratch for the whole record, and the contexts' tags without
-	// their scores, which a record does not keep.
+	// One scratch for the whole record.
 	sc := c.scratch.Get().(*scratch)
 	defer c.scratch.Put(sc)
+	c.tag(r, sc)
+}
+
+// tag is Tag in sc, which it leaves forgotten (scratch.forget).
+func (c *Classifier) tag(r *record.Record, sc *scratch) {
+	r.RulesVersion = c.rules.Version
+	// The contexts' tags come without their scores, which a record does
+	// not keep.
 	citing := sc.citing[:0]
 	var paper sentence // the text pluralism reads, when prepared already
 	shared := false
@@ -665,7 +728,7 @@ func (c *Classifier) Tag(r *record.Record) {
 		if text := r.Paper.Summary; text != "" && r.Paper.Abstract == "" {
 			// The summary ends the text pluralism reads (title . summary):
 			// that text is lowered and split into words once, for both.
-			lower, at := loweredLast(r.Paper.Title, " . ", text)
+			lower, at := sc.lowered(r.Paper.Title, " . ", text)
 			paper, shared = c.prepareLower(lower, nil, sc), true
 			s = sc.suffix(paper, at)
 			sc.literalsSplit(c.rules.Pluralism.lits, lower, at)
@@ -679,7 +742,9 @@ func (c *Classifier) Tag(r *record.Record) {
 		r.Role, r.RoleSource = t.Role, record.RoleSourceSummary
 		r.RoleConfidence = min(t.RoleConfidence, c.rules.SummaryRoleConfidence)
 		// The guess, then the summary's evidence (sc.ev, in one slice).
-		r.RoleEvidence = append(append(make([]record.Evidence, 0, 1+len(sc.ev)), record.Evidence{Label: t.Role, Rule: "roles/summary-only-guess",
+		// It is kept in sc.roleEv until the pluralism's evidence is known,
+		// and both are copied into one array.
+		sc.roleEv = append(append(sc.roleEv[:0], record.Evidence{Label: t.Role, Rule: "roles/summary-only-guess",
 			Cue: "no citing sentence known: guessed from the paper's own summary", Weight: 0}), sc.ev...)
 		r.Polarity = t.Polarity
 		r.PolarityConfidence = min(t.PolarityConfidence, c.rules.SummaryRoleConfidence)
@@ -688,8 +753,16 @@ func (c *Classifier) Tag(r *record.Record) {
 	if shared {
 		p = c.pluralismOf(paper, len(r.Paper.Title), citing, sc)
 	} else {
-		p = c.pluralism(r.Paper.Title, r.Paper.Summary, r.Paper.Abstract, citing, sc)
+		p = c.pluralismWithout(r.Paper.Title, r.Paper.Summary, r.Paper.Abstract, citing, sc)
 	}
+	// The role's evidence (when it came from the summary) and the
+	// pluralism's, in one array.
+	ev := append(append(make([]record.Evidence, 0, len(sc.roleEv)+len(sc.ev)), sc.roleEv...), sc.ev...)
+	if len(sc.roleEv) > 0 {
+		r.RoleEvidence = ev[:len(sc.roleEv):len(sc.roleEv)]
+	}
+	p.Evidence = ev[len(sc.roleEv):]
+	sc.roleEv = sc.roleEv[:0]
 	r.Pluralism = &p
 	clear(citing) // the pooled scratch must not keep the record's text alive
 	sc.citing = citing[:0]
@@ -731,6 +804,9 @@ type sentence struct {
 	next  []int32 // each token's next token of the same number, or -1
 	words *wordStarts
 	m     marker
+	// plainWords: the text has no ' nor -, so the words negatedHedged
+	// reads (runs of letters, digits, ' and -) are its tokens.
+	plainWords bool
 }
 
 // marker is where the cited work's marker is in the lowered sentence, in
@@ -748,7 +824,8 @@ type marker struct {
 // the lowered text: the marker, the window where cues weigh more, and the
 // other citations' markers, so that cues about those can be told apart.
 func (c *Classifier) prepare(text string, span []int, sc *scratch) sentence {
-	return c.prepareLower(lowered(text), span, sc)
+	lower, _ := sc.lowered(text)
+	return c.prepareLower(lower, span, sc)
 }
 
 // prepareLower is prepare of a text already lowered as prepare lowers it.
@@ -761,7 +838,8 @@ func (c *Classifier) prepareLower(lower string, span []int, sc *scratch) sentenc
 	} else {
 		sc.words.index(lower)
 	}
-	s := sentence{lower: lower, toks: sc.toks, ids: sc.ids, next: sc.next, words: &sc.words}
+	s := sentence{lower: lower, toks: sc.toks, ids: sc.ids, next: sc.next, words: &sc.words,
+		plainWords: strings.IndexByte(lower, '\'') < 0 && strings.IndexByte(lower, '-') < 0}
 	if !MarkerKnown(span) {
 		return s
 	}
@@ -831,7 +909,8 @@ func (sc *scratch) suffix(s sentence, at int) sentence {
 		}
 	}
 	sc.suffixWords.suffixOf(s.words, at)
-	return sentence{lower: s.lower[at:], toks: sc.suffixToks, ids: sc.suffixIDs, next: sc.suffixNext, words: &sc.suffixWords}
+	return sentence{lower: s.lower[at:], toks: sc.suffixToks, ids: sc.suffixIDs, next: sc.suffixNext, words: &sc.suffixWords,
+		plainWords: s.plainWords}
 }
 
 // aboutOther tells whether the cue at pos is closer to another citation's
@@ -870,20 +949,23 @@ func gap(a, b [2]int) int {
 }
 
 // lowered is strings.Map(unicode.ToLower, strings.Join(parts, "")) in one
-// pass and one string, ASCII without unicode's tables (most of the text).
-func lowered(parts ...string) string {
-	s, _ := loweredLast(parts...)
-	return s
-}
-
-// loweredLast is lowered, and where the last part, lowered, begins in it.
-func loweredLast(parts ...string) (string, int) {
+// pass, ASCII without unicode's tables (most of the text), and where the
+// last part, lowered, begins in it. The text is laid in sc.lower after
+// the others lowered during the call, not in a string of its own (a
+// record's title and summary were a sixth of the bytes tagging it
+// allocated); it lasts until forget.
+func (sc *scratch) lowered(parts ...string) (string, int) {
 	n := 0
 	for _, part := range parts {
 		n += len(part)
 	}
-	b := make([]byte, 0, n)
-	last := 0
+	if cap(sc.lower)-len(sc.lower) < n {
+		// A new array: the texts lowered before keep the old one.
+		sc.lower = make([]byte, 0, max(2*cap(sc.lower), n, 1024))
+	}
+	b := sc.lower
+	from := len(b)
+	last := from
 	for _, part := range parts {
 		last = len(b)
 		// Most parts are ASCII: copied, then lowered in place eight bytes
@@ -905,7 +987,13 @@ func loweredLast(parts ...string) (string, int) {
 			i += w
 		}
 	}
-	return unsafe.String(unsafe.SliceData(b), len(b)), last // b is not written again
+	// When a lower case longer than its rune outgrew the array, append
+	// moved it all to a new one: the texts before keep the old.
+	sc.lower = b
+	if len(b) == from {
+		return "", 0
+	}
+	return unsafe.String(&b[from], len(b)-from), last - from // b[from:] is not written again until forget
 }
 
 // lowerASCII lowers p in place if it is all ASCII, and tells whether it
@@ -953,23 +1041,26 @@ func runeToByte(s string, runeIdx int) int {
 	return len(s)
 }
 
-// scores are the tally's, rounded.
-func (sc *scratch) scores() map[string]float64 {
+// scores are the tally's, rounded; labels are its label set's (setWords.labels).
+func (sc *scratch) scores(labels []string) map[string]float64 {
 	scores := make(map[string]float64, len(sc.tally))
-	for _, t := range sc.tally {
-		scores[t.label] = round(t.score)
+	for i, t := range sc.tally {
+		if t.has {
+			scores[labels[i]] = round(t.score)
+		}
 	}
 	return scores
 }
 
-// tallied is label's score in the tally, as scores has it.
-func (sc *scratch) tallied(label string) float64 {
-	for _, t := range sc.tally {
-		if t.label == label {
-			return round(t.score)
-		}
+// talliedScores appends to dst[:0] the tally's scores, as scores has
+// them, of the first n labels (the label set's Labels, in order; 0 for
+// a label without), as labelScores does of a map.
+func (sc *scratch) talliedScores(n int, dst []float64) []float64 {
+	dst = dst[:0]
+	for _, t := range sc.tally[:n] {
+		dst = append(dst, round(t.score)) // round(0) is 0
 	}
-	return 0
+	return dst
 }
 
 // tally adds up a label set's priors, section priors and cues, leaving
@@ -982,8 +1073,9 @@ func (c *Classifier) tally(ls *LabelSet, s sentence, section string, sc *scratch
 // tallyCues is tally, with ls's priors or without. ls is one of the
 // rules' label sets (its words are numbered in c.sets).
 func (c *Classifier) tallyCues(ls *LabelSet, s sentence, section string, priors bool, sc *scratch) {
-	sc.tally = sc.tally[:0]
 	sw := c.sets[ls]
+	sc.tally = slices.Grow(sc.tally[:0], len(sw.labels))[:len(sw.labels)]
+	clear(sc.tally)
 	if priors {
 		for _, p := range sw.priors { // in a fixed order: float sums must not vary
 			sc.add(p.label, p.score)
@@ -991,10 +1083,10 @@ func (c *Classifier) tallyCues(ls *LabelSet, s sentence, section string, priors 
 	}
 	evFrom := len(sc.ev)
 	if section != "" {
-		for _, sp := range ls.Sections {
+		for k, sp := range ls.Sections {
 			if strings.Contains(section, sp.Key) {
 				for i, l := range sp.Labels {
-					sc.add(l, sp.Weights[i])
+					sc.add(sw.sections[k][i], sp.Weights[i])
 					sc.ev = append(sc.ev, record.Evidence{Label: l, Rule: ls.rule(ruleSection, false), Cue: sp.Key, Weight: sp.Weights[i]})
 				}
 			}
@@ -1011,7 +1103,7 @@ func (c *Classifier) tallyCues(ls *LabelSet, s sentence, section string, priors 
 			cue := &ls.Cues[i]
 			sc.spans = c.findCue(cue, &s, sc.cueTok[i], sc)
 			for _, pos := range sc.spans {
-				c.weigh(ls, cue, pos, &s, sc)
+				c.weigh(ls, cue, sw.cueLabel[i], pos, &s, sc)
 			}
 		}
 	}
@@ -1064,7 +1156,7 @@ func (sc *scratch) possible(sw *setWords, present []uint64) []uint64 {
 	}
 	met := sc.met
 	for k, set := range present {
-		for ; set != 0; set &= set - 1 {
+		for set &= sw.needed[k]; set != 0; set &= set - 1 {
 			for _, n := range sw.byLiteral[k<<6|bits.TrailingZeros64(set)] {
 				if met[n.cue] == 0 {
 					sc.metCues = append(sc.metCues, n.cue)
@@ -1086,7 +1178,8 @@ func (sc *scratch) possible(sw *setWords, present []uint64) []uint64 {
 // weigh counts the cue found at pos: its label and weight as the place
 // where it is found makes them (near the cited marker, in the paper's own
 // work, about another citation, negated, hedged), and its evidence.
-func (c *Classifier) weigh(ls *LabelSet, cue *Cue, pos [2]int, s *sentence, sc *scratch) {
+// labels are the numbers of its label and of its label flipped (setWords.cueLabel).
+func (c *Classifier) weigh(ls *LabelSet, cue *Cue, labels [2]int32, pos [2]int, s *sentence, sc *scratch) {
 	if cue.tag != "" && !strings.HasPrefix(c.tagger.tagAt(s.lower, pos[0], pos[1]), cue.tag) {
 		return
 	}
@@ -1095,7 +1188,7 @@ func (c *Classifier) weigh(ls *LabelSet, cue *Cue, pos [2]int, s *sentence, sc *
 	}
 	w := cue.Weight
 	kind := ruleCue
-	label := cue.Label
+	label, at := cue.Label, labels[0]
 	if s.m.known && pos[0] < s.m.near[1] && pos[1] > s.m.near[0] {
 		w *= c.rules.NearBoost
 		kind = ruleNear
@@ -1116,18 +1209,18 @@ func (c *Classifier) weigh(ls *LabelSet, cue *Cue, pos [2]int, s *sentence, sc *
 		w *= ls.Contrast.After
 		kind = ruleAfterContrast
 	}
-	negated, hedged := sc.negatedHedged(c, s.lower, pos[0])
+	negated, hedged := sc.negatedHedged(c, s, pos[0])
 	if negated {
 		if ls.Negated == "drop" {
 			return
 		}
-		label = Flip(label)
+		label, at = Flip(label), labels[1]
 		kind = ruleNegated
 	}
 	if hedged {
 		w *= c.rules.HedgeFactor
 	}
-	sc.add(label, w)
+	sc.add(at, w)
 	sc.ev = append(sc.ev, record.Evidence{Label: label, Rule: ls.rule(kind, hedged), Cue: cue.Text, Weight: round(w)})
 }
 
@@ -1138,7 +1231,8 @@ func (c *Classifier) weigh(ls *LabelSet, cue *Cue, pos [2]int, s *sentence, sc *
 // finds them), a look-up each. It remembers its answers for the last
 // text it was asked about: most places where a cue is found are weighed
 // for other cues too.
-func (sc *scratch) negatedHedged(c *Classifier, text string, pos int) (negated, hedged bool) {
+func (sc *scratch) negatedHedged(c *Classifier, s *sentence, pos int) (negated, hedged bool) {
+	text := s.lower
 	if text != sc.scopeText { // the same string at once, most often
 		sc.scopeText, sc.scopeAt = text, sc.scopeAt[:0]
 	}
@@ -1146,6 +1240,11 @@ func (sc *scratch) negatedHedged(c *Classifier, text string, pos int) (negated, 
 		if at.pos == pos {
 			return at.negated, at.hedged
 		}
+	}
+	if s.plainWords {
+		negated, hedged = c.scopeOfTokens(s, pos)
+		sc.scopeAt = append(sc.scopeAt, scopeOfPlace{pos, negated, hedged})
+		return negated, hedged
 	}
 	rules := c.rules
 	end := pos
@@ -1191,6 +1290,37 @@ func (sc *scratch) negatedHedged(c *Classifier, text string, pos int) (negated, 
 		end = start
 	}
 	sc.scopeAt = append(sc.scopeAt, scopeOfPlace{pos, negated, hedged})
+	return negated, hedged
+}
+
+// scopeOfTokens is negatedHedged of a sentence whose words are its
+// tokens (sentence.plainWords), read from them rather than byte by byte:
+// the kth word before pos is the kth token that begins before it, cut
+// at pos (a place in a word reads the part before it as a word).
+func (c *Classifier) scopeOfTokens(s *sentence, pos int) (negated, hedged bool) {
+	rules := c.rules
+	t := len(s.toks) // the first token that begins at pos or after
+	for lo := 0; lo < t; {
+		if mid := int(uint(lo+t) >> 1); s.toks[mid].start < pos {
+			lo = mid + 1
+		} else {
+			t = mid
+		}
+	}
+	for k := range max(rules.NegationScope, rules.HedgeScope) {
+		if t == 0 {
+			break
+		}
+		t--
+		w := s.lower[s.toks[t].start:min(s.toks[t].end, pos)]
+		is := uint8(0)
+		if len(w) >= len(c.scopeFirst) || c.scopeFirst[len(w)][w[0]] {
+			is = c.scopeWords[w]
+		}
+		// No word ends in n't: the text has no '.
+		negated = negated || k < rules.NegationScope && is&isNegator != 0
+		hedged = hedged || k < rules.HedgeScope && is&isHedge != 0
+	}
 	return negated, hedged
 }
 
@@ -1282,15 +1412,13 @@ func scopeAt(spans []scopeSpan, pos [2]int) int {
 	return at
 }
 
-// add adds w to label's score.
-func (sc *scratch) add(label string, w float64) {
-	for i := range sc.tally {
-		if sc.tally[i].label == label {
-			sc.tally[i].score += w
-			return
-		}
+// add adds w to the score of label number i, the first w as it is.
+func (sc *scratch) add(i int32, w float64) {
+	if t := &sc.tally[i]; t.has {
+		t.score += w
+	} else {
+		*t = tallySum{w, true}
 	}
-	sc.tally = append(sc.tally, labelScore{label, w})
 }
 
 // sortEvidence puts the highest weights first, keeping the order of
@@ -1465,6 +1593,13 @@ func (c *Classifier) findCue(cue *Cue, s *sentence, tok int32, sc *scratch) [][2
 			// A word that is the whole phrase is a match: a token is
 			// the first word of its cues, whole.
 			start := s.toks[tok].start
+			// Most phrases found by their first word differ from the
+			// text at the next word's first byte: one byte compared
+			// rather than the whole phrase (as HasPrefix would, any byte
+			// of p that differs means no match).
+			if k := len(cue.first) + 1; !cue.oneWord && k < len(p) && (start+k >= len(s.lower) || s.lower[start+k] != p[k]) {
+				continue
+			}
 			if cue.oneWord || strings.HasPrefix(s.lower[start:], p) && endsWord(s.lower, start+len(p), cue.endsWord) {
 				out = append(out, [2]int{start, start + len(p)})
 			}

@@ -2,6 +2,7 @@ package classify
 
 import (
 	"fmt"
+	"maps"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -143,6 +144,22 @@ func TestCueNearMarkerWeighsMore(t *testing.T) {
 	near := c.Context(text, "", []int{0, 2})
 	if near.RoleScores[record.RoleUses] <= far.RoleScores[record.RoleUses] {
 		t.Fatalf("near %v, far %v", near.RoleScores, far.RoleScores)
+	}
+}
+
+// A tally holds the labels a section or a flipped cue adds beyond the
+// file's own (prior and cue labels): a role file that flips a negated cue
+// counts it for neutral, and a section may weigh a role no cue has; both
+// are among the scores, and neither can be the tag.
+func TestTallyHoldsLabelsBeyondTheFiles(t *testing.T) {
+	c := smallRules(t, map[string]string{
+		"rules.yaml": "version: test\nnegation_scope: 3\nnegators: [not]\n",
+		"roles.yaml": "prior: {background: 1}\nnegated: flip\nlabels:\n  uses:\n    \"we use\": 2\nsections:\n  \"method\": {extends: 0.5, uses: 0.25}\n",
+	})
+	got := c.Context("Not that we use the treebank of [3].", "Method", nil)
+	want := map[string]float64{record.RoleBackground: 1, record.PolarityNeutral: 2, record.RoleExtends: 0.5, record.RoleUses: 0.25}
+	if !maps.Equal(got.RoleScores, want) || got.Role != record.RoleBackground {
+		t.Fatalf("role %s, scores %v, want background and %v (evidence %v)", got.Role, got.RoleScores, want, got.Evidence)
 	}
 }
 

@@ -75,10 +75,14 @@ func (t *wordTable) number(word string, h uint32) int32 {
 // tokenize appends the words of lower to toks, and their numbers (-1 for
 // a word without one) to ids: one pass over the text, from which the
 // cues worth looking for are picked by their first word. ascii tells
-// whether lower is all ASCII (a rune a byte).
+// whether lower is all ASCII (a rune a byte). From the first rune beyond
+// ASCII on (tokenizeASCII reads up to it), runes are decoded.
 func (t *wordTable) tokenize(lower string, toks []token, ids []int32) (_ []token, _ []int32, ascii bool) {
-	ascii = true
-	for i := 0; i < len(lower); {
+	toks, ids, i := t.tokenizeASCII(lower, toks, ids)
+	if i == len(lower) {
+		return toks, ids, true
+	}
+	for i < len(lower) {
 		// ASCII (most of the text) by a table, other runes decoded.
 		if b := lower[i]; b < utf8.RuneSelf {
 			if !asciiAlnum[b] {
@@ -86,7 +90,6 @@ func (t *wordTable) tokenize(lower string, toks []token, ids []int32) (_ []token
 				continue
 			}
 		} else {
-			ascii = false
 			r, w := utf8.DecodeRuneInString(lower[i:])
 			if !isAlnum(r) {
 				i += w
@@ -103,7 +106,6 @@ func (t *wordTable) tokenize(lower string, toks []token, ids []int32) (_ []token
 				i++
 				continue
 			}
-			ascii = false
 			r, w := utf8.DecodeRuneInString(lower[i:])
 			if !isAlnum(r) {
 				break
@@ -116,7 +118,38 @@ func (t *wordTable) tokenize(lower string, toks []token, ids []int32) (_ []token
 		toks = append(toks, token{start, i})
 		ids = append(ids, t.number(lower[start:i], h))
 	}
-	return toks, ids, ascii
+	return toks, ids, false
+}
+
+// tokenizeASCII is tokenize up to the first byte beyond ASCII, or the
+// start of the word it is in: it returns where tokenize goes on from,
+// len(lower) for an ASCII text (most texts). Its loop, free of runes,
+// is a third the instructions a byte.
+func (t *wordTable) tokenizeASCII(lower string, toks []token, ids []int32) (_ []token, _ []int32, stop int) {
+	i := 0
+	for i < len(lower) {
+		if b := lower[i]; !asciiAlnum[b] { // false beyond ASCII
+			if b >= utf8.RuneSelf {
+				return toks, ids, i
+			}
+			i++
+			continue
+		}
+		start, h := i, uint32(fnvOffset)
+		for ; i < len(lower); i++ {
+			b := lower[i]
+			if !asciiAlnum[b] {
+				break
+			}
+			h = (h ^ uint32(b)) * fnvPrime
+		}
+		if i < len(lower) && lower[i] >= utf8.RuneSelf {
+			return toks, ids, start
+		}
+		toks = append(toks, token{start, i})
+		ids = append(ids, t.number(lower[start:i], h))
+	}
+	return toks, ids, i
 }
 
 // pattern is a regular expression (a "re:" cue, a citation marker, an
@@ -520,7 +553,11 @@ func (p *pattern) candidates(s string, ws *wordStarts, at []int) []int {
 		if p.boundary && ws != nil {
 			starts, shift := ws.beginning(lit[0])
 			for _, i := range starts {
-				if i := int(i - shift); strings.HasPrefix(s[i:], lit) {
+				// The word's first byte is lit's: the second tells most
+				// words apart before the whole is compared.
+				if i := int(i - shift); len(lit) > 1 && (i+1 >= len(s) || s[i+1] != lit[1]) {
+					continue
+				} else if strings.HasPrefix(s[i:], lit) {
 					at = append(at, i)
 				}
 			}

@@ -34,10 +34,11 @@ func TestNegatedHedgedIsWordsBefore(t *testing.T) {
 		sc := &scratch{}
 		for _, text := range texts {
 			text = lowered(text) // as sentences are: valid UTF-8
+			s := cl.prepareLower(text, nil, sc)
 			for pos := range len(text) + 1 {
 				before := appendWordsBefore(nil, text, pos, max(r.NegationScope, r.HedgeScope))
 				wantNeg, wantHedge := anyIn(before, r.NegationScope, r.Negators), anyIn(before, r.HedgeScope, r.Hedges)
-				neg, hedge := sc.negatedHedged(cl, text, pos)
+				neg, hedge := sc.negatedHedged(cl, &s, pos)
 				if neg != wantNeg || hedge != wantHedge {
 					t.Fatalf("at %d of %q: negated %v hedged %v, the words before %q say %v %v", pos, text, neg, hedge, before, wantNeg, wantHedge)
 				}
@@ -262,10 +263,19 @@ func TestFindSplitFindsWhatFindFinds(t *testing.T) {
 	}
 }
 
-// loweredLast is strings.Map(unicode.ToLower) of the parts joined, and
-// where the last part begins in it: random texts of ASCII (upper and
+// lowered is a text lowered as the classifier lowers it, in a string of
+// its own.
+func lowered(text string) string {
+	s, _ := new(scratch).lowered(text)
+	return s
+}
+
+// scratch.lowered is strings.Map(unicode.ToLower) of the parts joined,
+// and where the last part begins in it: random texts of ASCII (upper and
 // lower case), runes beyond it whose lower case is longer or shorter
-// (İ, Ⱥ), and invalid bytes.
+// (İ, Ⱥ), and invalid bytes. The texts lowered in one scratch keep their
+// bytes until it forgets them, when its space is full and a new array is
+// taken, and when a lower case longer than its rune outgrows the array.
 func TestLoweredIsStringsMap(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 12))
 	ascii := []string{"a", "z", "A", "Z", "Q", " ", ".", "@", "[", "`", "{", "\x7f", "\x00"} // and the bytes next to the letters
@@ -281,14 +291,32 @@ func TestLoweredIsStringsMap(t *testing.T) {
 		}
 		return b.String()
 	}
-	for range 2000 {
+	sc := new(scratch)
+	type lowering struct{ parts, got, want string }
+	var kept []lowering // since sc last forgot
+	for i := range 2000 {
+		if i%300 == 299 {
+			sc.forget()
+			kept = kept[:0]
+		}
 		parts := []string{text(), " . ", text()}
-		got, at := loweredLast(parts...)
-		if want := strings.Map(unicode.ToLower, strings.Join(parts, "")); got != want {
+		if i%50 == 49 { // as long as the space left (Ⱥ is two bytes, ⱥ three), and longer
+			room := cap(sc.lower) - len(sc.lower) - len(parts[1]) - len(parts[2])
+			parts[0] = strings.Repeat("Ⱥ", max(room/2+i%100/50, 0))
+		}
+		got, at := sc.lowered(parts...)
+		want := strings.Map(unicode.ToLower, strings.Join(parts, ""))
+		if got != want {
 			t.Fatalf("lowered(%q) = %q, want %q", parts, got, want)
 		}
 		if want := strings.Map(unicode.ToLower, parts[0]+parts[1]); at != len(want) {
-			t.Fatalf("loweredLast(%q): the last part at %d, want %d", parts, at, len(want))
+			t.Fatalf("lowered(%q): the last part at %d, want %d", parts, at, len(want))
+		}
+		kept = append(kept, lowering{strings.Join(parts, ""), got, want})
+		for _, k := range kept {
+			if k.got != k.want {
+				t.Fatalf("after %d texts, lowered(%q) is %q, want %q", len(kept), k.parts, k.got, k.want)
+			}
 		}
 	}
 }

@@ -2,6 +2,7 @@ package classify
 
 import (
 	"encoding/json"
+	"slices"
 	"testing"
 
 	"github.com/citecrawl/citecrawl/ingest/snapshot"
@@ -56,6 +57,54 @@ func TestTagOfSummaryIsContextAndPluralism(t *testing.T) {
 		wantJSON, _ := json.Marshal(want)
 		if string(got) != string(wantJSON) {
 			t.Fatalf("%q / %q tagged\n%s\nwant\n%s", p.title, p.summary, got, wantJSON)
+		}
+		// The role's and the pluralism's evidence share an array: one
+		// grown is not written into the other.
+		r.RoleEvidence = append(r.RoleEvidence, record.Evidence{Label: "grown"})
+		if got, _ := json.Marshal(r.Pluralism); !slices.Equal(got, mustJSON(t, pl)) {
+			t.Fatalf("%q / %q: the pluralism, once the role evidence grew, is\n%s\nwant\n%s", p.title, p.summary, got, mustJSON(t, pl))
+		}
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// A scratch that tagged other records tags the next as a new one does:
+// what it remembers of a text (the literals found, negatedHedged's
+// answers) is not taken for another's, though the next record's texts
+// are lowered into the same space (scratch.lower), at the same places
+// and of the same lengths. Each pair differs in a negator before a cue.
+func TestTagInAUsedScratchIsTagAlone(t *testing.T) {
+	c := testClassifier(t)
+	summary := func(s string) record.Record { return record.Record{Paper: record.Paper{Summary: s}} }
+	citing := func(s string) record.Record {
+		return record.Record{Contexts: []record.Context{{Text: s, CiteSpan: []int{len(s) - 4, len(s) - 1}}}}
+	}
+	pairs := [][2]record.Record{
+		{summary("We do not use the treebank."), summary("We do now use the treebank.")},
+		{summary("We do now use the treebank."), summary("We do not use the treebank.")},
+		{citing("We do not use a jury of annotators [3]."), citing("We do now use a jury of annotators [3].")},
+		{citing("We do now use a jury of annotators [3]."), citing("We do not use a jury of annotators [3].")},
+	}
+	used := new(scratch)
+	for _, p := range pairs {
+		first, second, alone := p[0], p[1], p[1]
+		first.Contexts, second.Contexts = slices.Clone(first.Contexts), slices.Clone(second.Contexts)
+		alone.Contexts = slices.Clone(alone.Contexts)
+		c.tag(&first, used)
+		c.tag(&second, used)
+		c.tag(&alone, new(scratch))
+		got, _ := json.Marshal(second)
+		want, _ := json.Marshal(alone)
+		if string(got) != string(want) {
+			t.Errorf("after the record of %q %v, tagged\n%s\nwant\n%s", p[0].Paper.Summary, p[0].Contexts, got, want)
 		}
 	}
 }
