@@ -66,11 +66,8 @@ type runs struct {
 	tags   []Tags       // the tag sets of the runs' entries
 	tagNo  map[Tags]uint64
 	levels []runLevel
-	made   int // run files made, for their names
-	// The buffers every run is written and read through, kept from one
-	// to the next (a seal's run, a merge's).
-	w     *bufio.Writer
-	spare []*bufio.Reader
+	made   int           // run files made, for their names
+	w      *bufio.Writer // every run is written through, kept from one to the next
 }
 
 // runLevel is the runs of one level, one after another in one file: a
@@ -301,16 +298,8 @@ type runReader struct {
 	r0   *runs
 }
 
-// Close gives the reader's buffer back for the next run read; the file is
-// the merge's to close.
-func (rr *runReader) Close() error {
-	if rr.r != nil {
-		rr.r.Reset(nil)
-		rr.r0.spare = append(rr.r0.spare, rr.r)
-		rr.r = nil
-	}
-	return nil
-}
+// Close implements kmerge.Reader: the file is the merge's to close.
+func (rr *runReader) Close() error { return nil }
 
 // openRun reads the run at span of f, a level's file of size bytes.
 func (r *runs) openRun(f *os.File, size int64, span runSpan) (*runReader, error) {
@@ -323,14 +312,7 @@ func (r *runs) openRun(f *os.File, size int64, span runSpan) (*runReader, error)
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	body := io.NewSectionReader(f, span.off, span.size-8)
-	var br *bufio.Reader
-	if n := len(r.spare); n > 0 {
-		br, r.spare = r.spare[n-1], r.spare[:n-1]
-		br.Reset(body)
-	} else {
-		br = bufio.NewReaderSize(body, 32<<10)
-	}
-	return &runReader{name: name, r: br, n: binary.BigEndian.Uint64(tail[:]), r0: r}, nil
+	return &runReader{name: name, r: bufio.NewReaderSize(body, 32<<10), n: binary.BigEndian.Uint64(tail[:]), r0: r}, nil
 }
 
 // Next reads the next entry into rr.cur; false at the end of the run.
