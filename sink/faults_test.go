@@ -80,6 +80,36 @@ func TestJSONLFailedSealForgetsEveryRecordOfTheSegment(t *testing.T) {
 	assertEachOnce(t, readFolder(t, dir), recs)
 }
 
+// A sealed segment's buffers serve the hub's next segment, emptied: the
+// versions it held are not taken for the new segment's (with
+// WithDedupeAtSeal only the segment's own lines are looked at as they are
+// written), and its lines are not written again.
+func TestJSONLSealedSegmentServesTheNextEmptied(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openFolder(t, dir, WithDedupeAtSeal())
+	j := s.(*jsonl)
+	recs := testRecords(3, "hub-a")
+	if n, err := s.Write(ctx, recs); err != nil || n != 3 {
+		t.Fatalf("Write = %d, %v", n, err)
+	}
+	seg := j.hubs["hub-a"].seg
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	more := testRecords(5, "hub-a")[1:] // two of them written before
+	if n, err := s.Write(ctx, more); err != nil || n != len(more) {
+		t.Fatalf("after the seal, Write = %d, %v; want all %d taken, the seal leaves out what was written", n, err, len(more))
+	}
+	if got := j.hubs["hub-a"].seg; got != seg || len(got.versions) != len(more) || len(got.has) != len(more) {
+		t.Errorf("the next segment is not the sealed one emptied: %p (%d versions, %d keys), sealed %p", got, len(got.versions), len(got.has), seg)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	assertEachOnce(t, readFolder(t, dir), testRecords(5, "hub-a"))
+}
+
 // A hub folder made read-only under a live sink is a full-output
 // condition (ErrUnavailable, naming the output), not a failure of the
 // records; once it is writable again they are written, once.

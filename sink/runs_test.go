@@ -243,6 +243,92 @@ func TestOwnFolderDamagedRunIsNotTrusted(t *testing.T) {
 	assertSameGeneration(t, got, want)
 }
 
+// TestOwnFolderRunsOfALevelShareAFile: the runs of a level are written
+// one after another into one file (a file a run cost more CPU than the
+// run), and read back from it as they were written: the generation is
+// the reference.
+func TestOwnFolderRunsOfALevelShareAFile(t *testing.T) {
+	want := reference(t)
+	got := t.TempDir()
+	j := writeGeneration(t, got, nil, generationBatches(), stays, WithOwnFolder())
+	h := j.hubs["hub-a"]
+	if h.runs == nil || len(h.runs.segs) <= runFanIn {
+		t.Fatalf("hub-a: runs %v: want more than %d seals in them", h.runs, runFanIn)
+	}
+	files, _ := filepath.Glob(filepath.Join(got, "hub-a", runsDir, "*"))
+	levels := 0
+	for _, lv := range h.runs.levels {
+		if len(lv.spans) > 0 {
+			levels++
+		}
+	}
+	if len(files) != levels || levels < 2 {
+		t.Errorf("%d seals: %d run files %v for %d levels, want a file per level and more than one level", len(h.runs.segs), len(files), files, levels)
+	}
+	if err := j.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	assertSameGeneration(t, got, want)
+}
+
+// TestOwnFolderRunSharingAFileDamagedIsNotTrusted: a run whose count was
+// changed, first in its level's file, is found when the level is merged;
+// a level's file that is not the size its runs make (a write of the
+// writer's went astray) is not appended to. Either way the runs are
+// given up and the index is built from the segments, dropping the same
+// lines.
+func TestOwnFolderRunSharingAFileDamagedIsNotTrusted(t *testing.T) {
+	want := reference(t)
+	batches := generationBatches()
+	for _, damage := range []string{"count", "size"} {
+		t.Run(damage, func(t *testing.T) {
+			got := t.TempDir()
+			var log testkit.LogBuffer
+			j := writeGeneration(t, got, &log, batches[:20], stays, WithOwnFolder())
+			lv := j.hubs["hub-a"].runs.levels[0]
+			if len(lv.spans) < 2 {
+				t.Fatalf("level 0 holds %d runs, want several", len(lv.spans))
+			}
+			f, err := os.OpenFile(lv.path, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if damage == "count" { // the first run's, at its end
+				sp := lv.spans[0]
+				_, err = f.WriteAt([]byte{0, 0, 0, 0, 0, 0, 0, 1}, sp.off+sp.size-8)
+			} else {
+				_, err = f.WriteAt([]byte("x"), lv.end)
+			}
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			for _, b := range batches[20:] {
+				if _, err := j.Write(ctx, b); err != nil {
+					t.Fatal(err)
+				}
+				if err := j.StartFlush(ctx)(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := j.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			msg := errBadRun.Error()
+			if damage == "size" {
+				msg = fmt.Sprintf("%s: %s: %d bytes, its runs %d", lv.path, msg, lv.end+1, lv.end)
+			}
+			if !strings.Contains(log.String(), msg) {
+				t.Errorf("log %q does not say %q", log.String(), msg)
+			}
+			assertSameGeneration(t, got, want)
+		})
+	}
+}
+
 // TestOwnFolderWriterThatStoppedIsCaughtUp: a writer that stops without
 // closing leaves its seals out of the index and its runs behind; the
 // next writer drops the runs, indexes the seals from the segments
