@@ -667,8 +667,8 @@ func (sp *spareSegments) put(seg *segment) {
 	}
 	seg.w.Reset(nil)
 	clear(seg.versions[:cap(seg.versions)]) // their ids and tags, for the collector
-	clear(seg.has)
-	clear(seg.tags)
+	clear(seg.has)                          // else the next segment would take its records for repeats
+	clear(seg.tags)                         // only memory: an entry kept would point to an equal Tags
 	*seg = segment{w: seg.w, versions: seg.versions[:0], has: seg.has, tags: seg.tags}
 	sp.mu.Lock()
 	if len(sp.segs) < maxSpareSegments {

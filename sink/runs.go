@@ -369,10 +369,7 @@ func (r *runs) openMerge(levels []runLevel) (*merge, error) {
 	m := &merge{}
 	var rs []*runReader
 	fail := func(err error) (*merge, error) {
-		for _, rr := range rs {
-			rr.Close()
-		}
-		m.closeFiles()
+		m.closeFiles() // the readers hold nothing but these files
 		return nil, err
 	}
 	for _, lv := range levels {

@@ -280,7 +280,10 @@ func TestOwnFolderRunsOfALevelShareAFile(t *testing.T) {
 func TestOwnFolderRunSharingAFileDamagedIsNotTrusted(t *testing.T) {
 	want := reference(t)
 	batches := generationBatches()
-	for _, damage := range []string{"count", "size"} {
+	// count and size are damage found when a run is appended; truncated,
+	// a file cut short after the last append, is found when its runs are
+	// read at Close.
+	for _, damage := range []string{"count", "size", "truncated"} {
 		t.Run(damage, func(t *testing.T) {
 			got := t.TempDir()
 			var log testkit.LogBuffer
@@ -289,21 +292,23 @@ func TestOwnFolderRunSharingAFileDamagedIsNotTrusted(t *testing.T) {
 			if len(lv.spans) < 2 {
 				t.Fatalf("level 0 holds %d runs, want several", len(lv.spans))
 			}
-			f, err := os.OpenFile(lv.path, os.O_RDWR, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if damage == "count" { // the first run's, at its end
-				sp := lv.spans[0]
-				_, err = f.WriteAt([]byte{0, 0, 0, 0, 0, 0, 0, 1}, sp.off+sp.size-8)
-			} else {
-				_, err = f.WriteAt([]byte("x"), lv.end)
-			}
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				t.Fatal(err)
+			if damage != "truncated" {
+				f, err := os.OpenFile(lv.path, os.O_RDWR, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if damage == "count" { // the first run's, at its end
+					sp := lv.spans[0]
+					_, err = f.WriteAt([]byte{0, 0, 0, 0, 0, 0, 0, 1}, sp.off+sp.size-8)
+				} else {
+					_, err = f.WriteAt([]byte("x"), lv.end)
+				}
+				if cerr := f.Close(); err == nil {
+					err = cerr
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
 			}
 			ctx := context.Background()
 			for _, b := range batches[20:] {
@@ -314,12 +319,23 @@ func TestOwnFolderRunSharingAFileDamagedIsNotTrusted(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			msg := errBadRun.Error()
+			switch damage {
+			case "size":
+				msg = fmt.Sprintf("%s: %s: %d bytes, its runs %d", lv.path, msg, lv.end+1, lv.end)
+			case "truncated":
+				lv = j.hubs["hub-a"].runs.levels[0]
+				if len(lv.spans) == 0 {
+					t.Fatal("level 0 holds no run at Close")
+				}
+				if err := os.Truncate(lv.path, lv.end-1); err != nil {
+					t.Fatal(err)
+				}
+				last := lv.spans[len(lv.spans)-1]
+				msg = fmt.Sprintf("%s@%d: %s: %d bytes from %d, the file %d", lv.path, last.off, msg, last.size, last.off, lv.end-1)
+			}
 			if err := j.Close(ctx); err != nil {
 				t.Fatal(err)
-			}
-			msg := errBadRun.Error()
-			if damage == "size" {
-				msg = fmt.Sprintf("%s: %s: %d bytes, its runs %d", lv.path, msg, lv.end+1, lv.end)
 			}
 			if !strings.Contains(log.String(), msg) {
 				t.Errorf("log %q does not say %q", log.String(), msg)
