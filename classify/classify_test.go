@@ -7,11 +7,10 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"testing/fstest"
-	"time"
 
+	"github.com/citecrawl/citecrawl/internal/testkit"
 	"github.com/citecrawl/citecrawl/record"
 )
 
@@ -229,12 +228,12 @@ func BenchmarkContext(b *testing.B) {
 	c := testClassifier(b)
 	text := "Unlike the parser of Smith et al. [12], which relies on a lexicon, we use the treebank of [3] and obtain results consistent with [4]."
 	b.ReportAllocs()
-	cpu := cpuTime(b)
+	cpu := testkit.CPUTime(b)
 	for b.Loop() {
 		c.Context(text, "Experiments", []int{98, 101})
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "contexts/s")
-	b.ReportMetric(float64(b.N)/(cpuTime(b)-cpu).Seconds(), "contexts/cpu-s")
+	b.ReportMetric(float64(b.N)/(testkit.CPUTime(b)-cpu).Seconds(), "contexts/cpu-s")
 }
 
 // BenchmarkContextCorpus tags the real sentences of the labelled dev
@@ -258,7 +257,7 @@ func BenchmarkContextCorpus(b *testing.B) {
 		exs = append(exs, e...)
 	}
 	b.ReportAllocs()
-	cpu := cpuTime(b)
+	cpu := testkit.CPUTime(b)
 	i := 0
 	for b.Loop() {
 		e := &exs[i%len(exs)]
@@ -266,19 +265,7 @@ func BenchmarkContextCorpus(b *testing.B) {
 		i++
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "contexts/s")
-	b.ReportMetric(float64(b.N)/(cpuTime(b)-cpu).Seconds(), "contexts/cpu-s")
-}
-
-// cpuTime is the CPU time (user and system) this process has used so far:
-// on a shared, busy machine a benchmark's wall time says little, its CPU
-// time per operation (garbage collection included) says what it costs.
-func cpuTime(b *testing.B) time.Duration {
-	b.Helper()
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	b.ReportMetric(float64(b.N)/(testkit.CPUTime(b)-cpu).Seconds(), "contexts/cpu-s")
 }
 
 func TestLeadWords(t *testing.T) {

@@ -10,6 +10,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/citecrawl/citecrawl/internal/testkit"
 )
 
 // The metric arithmetic on a case worked by hand:
@@ -91,12 +93,12 @@ func BenchmarkStream(b *testing.B) {
 func BenchmarkPluralism(b *testing.B) {
 	c := testClassifier(b)
 	b.ReportAllocs()
-	cpu := cpuTime(b)
+	cpu := testkit.CPUTime(b)
 	for b.Loop() {
 		c.Pluralism("Jury Learning: Integrating Dissenting Voices", "Whose labels should a model learn? Different groups disagree about ground truth; we model individual annotators with juries.", "")
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "papers/s")
-	b.ReportMetric(float64(b.N)/(cpuTime(b)-cpu).Seconds(), "papers/cpu-s")
+	b.ReportMetric(float64(b.N)/(testkit.CPUTime(b)-cpu).Seconds(), "papers/cpu-s")
 }
 
 // The gold readers find the cited marker: Athar by the year of the cited

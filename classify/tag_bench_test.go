@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/citecrawl/citecrawl/ingest/snapshot"
+	"github.com/citecrawl/citecrawl/internal/testkit"
 	"github.com/citecrawl/citecrawl/record"
 )
 
@@ -23,7 +24,7 @@ func BenchmarkTag(b *testing.B) {
 			}},
 	}
 	b.ReportAllocs()
-	cpu := cpuTime(b)
+	cpu := testkit.CPUTime(b)
 	i := 0
 	for b.Loop() {
 		r := recs[i%len(recs)]
@@ -32,7 +33,7 @@ func BenchmarkTag(b *testing.B) {
 		i++
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
-	b.ReportMetric(float64(b.N)/(cpuTime(b)-cpu).Seconds(), "records/cpu-s")
+	b.ReportMetric(float64(b.N)/(testkit.CPUTime(b)-cpu).Seconds(), "records/cpu-s")
 }
 
 // BenchmarkTagGenerated tags the records of scripts/rssbench's reprocess
@@ -43,7 +44,7 @@ func BenchmarkTagGenerated(b *testing.B) {
 	c := testClassifier(b)
 	papers := snapshot.Generated(50).Papers
 	b.ReportAllocs()
-	cpu := cpuTime(b)
+	cpu := testkit.CPUTime(b)
 	i := 0
 	for b.Loop() {
 		p := papers[i%len(papers)]
@@ -52,5 +53,5 @@ func BenchmarkTagGenerated(b *testing.B) {
 		i++
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
-	b.ReportMetric(float64(b.N)/(cpuTime(b)-cpu).Seconds(), "records/cpu-s")
+	b.ReportMetric(float64(b.N)/(testkit.CPUTime(b)-cpu).Seconds(), "records/cpu-s")
 }

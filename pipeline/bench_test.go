@@ -8,13 +8,13 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/citecrawl/citecrawl/classify"
+	"github.com/citecrawl/citecrawl/internal/testkit"
 	"github.com/citecrawl/citecrawl/record"
 
 	"github.com/citecrawl/citecrawl/ingest/snapshot"
@@ -165,11 +165,11 @@ func BenchmarkIngestGeneratedHub(b *testing.B) {
 		cfg.Stages.FetchWorkers = 8
 		cfg.Fetch.HostConcurrency = map[string]int{"127.0.0.1": 8}
 		bus := openBus(b, cfg)
-		before := cpuTime(b)
+		before := testkit.CPUTime(b)
 		b.StartTimer()
 		res, err := Run(context.Background(), bus, cfg, testEnv())
 		b.StopTimer()
-		cpu += cpuTime(b) - before
+		cpu += testkit.CPUTime(b) - before
 		bus.Close()
 		if err != nil {
 			b.Fatal(err)
@@ -182,13 +182,4 @@ func BenchmarkIngestGeneratedHub(b *testing.B) {
 	}
 	// The process's CPU time, the site's share included.
 	b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/run")
-}
-
-// cpuTime is the CPU time (user and system) this process has used.
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -584,7 +583,7 @@ func BenchmarkGenerationSeal(b *testing.B) {
 			if kept {
 				opts = append(opts, WithOwnFolder())
 			}
-			cpu := cpuTime(b)
+			cpu := testkit.CPUTime(b)
 			for b.Loop() {
 				cfg := testConfig()
 				cfg.Out = b.TempDir()
@@ -604,19 +603,7 @@ func BenchmarkGenerationSeal(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			b.ReportMetric(float64(cpuTime(b)-cpu)/float64(b.N)/1e6, "cpu-ms/op")
+			b.ReportMetric(float64(testkit.CPUTime(b)-cpu)/float64(b.N)/1e6, "cpu-ms/op")
 		})
 	}
-}
-
-// cpuTime is the CPU time (user and system) this process has used so far,
-// its background seals included: on a shared, busy machine a benchmark's
-// wall time says little (classify's tests have the same helper).
-func cpuTime(b *testing.B) time.Duration {
-	b.Helper()
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

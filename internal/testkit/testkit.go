@@ -2,7 +2,8 @@
 // inject faults and watch logs: a log buffer that goroutines and child
 // processes may write while the test reads it, a small disk that fills
 // up, a folder made read-only under a live writer, and random texts made
-// of the pieces that matter to a shortcut under test. Tests only.
+// of the pieces that matter to a shortcut under test, and the process's
+// CPU time for benchmarks. Tests only.
 package testkit
 
 import (
@@ -12,7 +13,9 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // LogBuffer collects log lines; stages and child processes write it from
@@ -91,4 +94,17 @@ func Texts(rng *rand.Rand, texts []string, pieces []string, n, most int) []strin
 		texts = append(texts, b.String())
 	}
 	return texts
+}
+
+// CPUTime is the CPU time (user and system) this process has used so far,
+// background goroutines included: on a shared, busy machine a benchmark's
+// wall time says little, its CPU time per operation (garbage collection
+// included) says what it costs.
+func CPUTime(b testing.TB) time.Duration {
+	b.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
