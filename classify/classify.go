@@ -204,6 +204,7 @@ func (sc *scratch) forget() {
 		sc.present[i].lits, sc.present[i].text = nil, ""
 	}
 	sc.scopeText = ""
+	sc.roleEv = sc.roleEv[:0]
 	sc.lower = sc.lower[:0]
 	if cap(sc.lower) > maxKeptLower {
 		sc.lower = nil
@@ -689,6 +690,7 @@ func (c *Classifier) Tag(r *record.Record) {
 	// One scratch for the whole record.
 	sc := c.scratch.Get().(*scratch)
 	defer c.scratch.Put(sc)
+	defer sc.forget() // tag does too, but not when it panics: nothing of r may reach the next record
 	c.tag(r, sc)
 }
 
@@ -762,7 +764,6 @@ func (c *Classifier) tag(r *record.Record, sc *scratch) {
 		r.RoleEvidence = ev[:len(sc.roleEv):len(sc.roleEv)]
 	}
 	p.Evidence = ev[len(sc.roleEv):]
-	sc.roleEv = sc.roleEv[:0]
 	r.Pluralism = &p
 	clear(citing) // the pooled scratch must not keep the record's text alive
 	sc.citing = citing[:0]
