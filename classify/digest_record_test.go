@@ -22,14 +22,7 @@ const recordsDigest = "96a7eeab614d786d20dc9ddda76424c951cea9fe22bf405f9ea4b757e
 // and compares their digest with the one recorded before Tag was sped up.
 // Skipped when ../shared/data is absent.
 func TestRecordTagsUnchanged(t *testing.T) {
-	for _, f := range digestFiles {
-		sharedDataPath(t, f.file)
-	}
-	got, n := digestRecords(t, testClassifier(t))
-	t.Logf("%d records tagged, digest %s", n, got)
-	if got != recordsDigest {
-		t.Errorf("records digest %s, want %s: some tag, confidence, score or evidence of Tag changed", got, recordsDigest)
-	}
+	requireDigest(t, "records", digestRecords, recordsDigest)
 }
 
 // digestRecords tags with one Classifier, as reprocess does, a record per

@@ -67,14 +67,19 @@ func labelledTexts(t *testing.T, every int) []string {
 // TestTagsUnchanged tags every labelled row with the shipped rules and
 // compares the digest of the tags with the one recorded before the
 // matching was sped up. Skipped when ../shared/data is absent.
-func TestTagsUnchanged(t *testing.T) {
+func TestTagsUnchanged(t *testing.T) { requireDigest(t, "rows", digestTags, tagsDigest) }
+
+// requireDigest compares what digest gives (with the shipped rules) with
+// want, the digest recorded. Skipped when ../shared/data is absent.
+func requireDigest(t *testing.T, what string, digest func(*testing.T, *Classifier) (string, int), want string) {
+	t.Helper()
 	for _, f := range digestFiles {
 		sharedDataPath(t, f.file)
 	}
-	got, rows := digestTags(t, testClassifier(t))
-	t.Logf("%d rows tagged, digest %s", rows, got)
-	if got != tagsDigest {
-		t.Errorf("tags digest %s, want %s: some tag, confidence, score or evidence changed", got, tagsDigest)
+	got, n := digest(t, testClassifier(t))
+	t.Logf("%d %s, digest %s", n, what, got)
+	if got != want {
+		t.Errorf("%s digest %s, want %s: some tag, confidence, score or evidence changed", what, got, want)
 	}
 }
 
