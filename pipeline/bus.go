@@ -246,7 +246,7 @@ func (b *Bus) serveOrJoin(opts []nats.Option) (string, []nats.Option, error) {
 	// This process connects as the others do, over the server's port, not
 	// nats.go's in-process connection: that is a net.Pipe, which hands the
 	// server's writes to the client a buffer at a time, each a wake-up of
-	// both sides. Reading a million records through it cost about 2 CPU s
+	// both sides. Reading a million records through it cost 2 to 3 CPU s
 	// more in a reprocess of 36 (the client's read loop and the server's
 	// write loop twice as costly); the loopback socket writes each batch of
 	// messages in one call.
