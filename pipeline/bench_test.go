@@ -183,3 +183,44 @@ func BenchmarkIngestGeneratedHub(b *testing.B) {
 	// The process's CPU time, the site's share included.
 	b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/run")
 }
+
+// BenchmarkLabelLog is what reprocess's label logs cost a record from a
+// folder: its new and its old labels each added to a log, flushed every
+// 16,384 records (a checkpoint), the logs merged and compared at the end.
+func BenchmarkLabelLog(b *testing.B) {
+	roles := []string{"background", "uses", "extends", "compares", "motivation", "future"}
+	plural := []string{"none", "overton", "steerable", "distributional", "jury_pluralistic"}
+	const batch, n = 16384, 200_000
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = record.ID("bench-hub", fmt.Sprint(i))
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		dir := b.TempDir()
+		newL, oldL := newLabelLog(dir, "new", labelLogState{}), newLabelLog(dir, "old", labelLogState{})
+		for i, id := range ids {
+			l := labels{roles[i%len(roles)], "neutral", plural[i%len(plural)]}
+			if err := newL.add(id, l); err != nil {
+				b.Fatal(err)
+			}
+			if err := oldL.add(id, l); err != nil {
+				b.Fatal(err)
+			}
+			if i%batch == batch-1 || i == n-1 {
+				for _, g := range []*labelLog{newL, oldL} {
+					if err := g.flush(); err != nil {
+						b.Fatal(err)
+					}
+					if err := g.compact(); err != nil {
+						b.Fatal(err)
+					}
+					g.takeStale()()
+				}
+			}
+		}
+		if _, changed, records, _, err := labelChanges(oldL, newL); err != nil || changed != 0 || records != n {
+			b.Fatalf("changed %d, records %d, %v", changed, records, err)
+		}
+	}
+}
