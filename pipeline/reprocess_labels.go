@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -41,7 +42,18 @@ func labelsOfTags(t sink.Tags) labels { return labels{t.Role, t.Polarity, t.Plur
 type labelEntry struct {
 	id string
 	l  labels
-	n  int // order of adding, so that the last of an id wins
+}
+
+// sortKey is where flush sorts a labelEntry of the buffer: sorting these
+// 16 bytes instead of the 64 of an entry, mostly by a number instead of
+// by the id, took the flush's sort from a third of a label log's cost.
+type sortKey struct {
+	// prefix is the 8 bytes of the id after the prefix all the buffer's
+	// ids share (record ids share "cc1-"), big-endian, zero-padded: ids
+	// whose prefixes differ are in that order; equal prefixes are decided
+	// by the ids.
+	prefix uint64
+	i      int32 // the entry's place in the buffer: the last of an id wins
 }
 
 const (
@@ -58,10 +70,11 @@ const (
 // the last added wins. Its parts are files dir/NAME-N.labels.
 type labelLog struct {
 	dir, name string
-	buf       []labelEntry
-	parts     []string // file names in dir, oldest first
-	next      int      // the number of the next part
-	stale     []string // parts merged into another, removed after the next checkpoint
+	buf       []labelEntry // added since the last flush, in order
+	order     []sortKey    // flush's, kept for the next
+	parts     []string     // file names in dir, oldest first
+	next      int          // the number of the next part
+	stale     []string     // parts merged into another, removed after the next checkpoint
 	maxParts  int
 }
 
@@ -105,7 +118,7 @@ func pruneParts(dir string, keep ...labelLogState) error {
 
 // add appends a pair; a full buffer is written out as a part.
 func (g *labelLog) add(id string, l labels) error {
-	g.buf = append(g.buf, labelEntry{id, l, len(g.buf)})
+	g.buf = append(g.buf, labelEntry{id, l})
 	if len(g.buf) >= partEntries {
 		return g.flush()
 	}
@@ -118,19 +131,15 @@ func (g *labelLog) flush() error {
 	if len(g.buf) == 0 {
 		return nil
 	}
-	slices.SortFunc(g.buf, func(a, b labelEntry) int {
-		if c := strings.Compare(a.id, b.id); c != 0 {
-			return c
-		}
-		return a.n - b.n
-	})
+	g.sortBuffer()
 	i := 0
 	err := g.writePart(func() (labelEntry, bool, error) {
-		for i < len(g.buf) {
-			e := g.buf[i]
+		for i < len(g.order) {
+			k := g.order[i]
 			i++
-			if i == len(g.buf) || g.buf[i].id != e.id { // the last of its id
-				return e, true, nil
+			// The last of its id (the prefix tells most ids apart).
+			if i == len(g.order) || g.order[i].prefix != k.prefix || g.buf[g.order[i].i].id != g.buf[k.i].id {
+				return g.buf[k.i], true, nil
 			}
 		}
 		return labelEntry{}, false, nil
@@ -138,6 +147,44 @@ func (g *labelLog) flush() error {
 	clear(g.buf) // let the ids go
 	g.buf = g.buf[:0]
 	return err
+}
+
+// sortBuffer fills g.order with the buffer's entries sorted by id, those
+// of the same id in the order they were added.
+func (g *labelLog) sortBuffer() {
+	shared := len(g.buf[0].id)
+	for _, e := range g.buf[1:] {
+		shared = min(shared, commonPrefix(g.buf[0].id, e.id))
+	}
+	g.order = g.order[:0]
+	for i, e := range g.buf {
+		var b [8]byte
+		copy(b[:], e.id[shared:])
+		g.order = append(g.order, sortKey{binary.BigEndian.Uint64(b[:]), int32(i)})
+	}
+	slices.SortFunc(g.order, func(a, b sortKey) int {
+		switch {
+		case a.prefix != b.prefix:
+			return cmp.Compare(a.prefix, b.prefix)
+		case a.i == b.i:
+			return 0
+		}
+		if c := strings.Compare(g.buf[a.i].id, g.buf[b.i].id); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.i, b.i)
+	})
+}
+
+// commonPrefix is the length of the prefix a and b share.
+func commonPrefix(a, b string) int {
+	n := min(len(a), len(b))
+	for i := range n {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return n
 }
 
 // compact merges the parts into one when there are more than maxParts.
