@@ -101,8 +101,9 @@ const (
 	// format-3 checkpoint would read those again after newer raw versions.
 	// 4: the new generation's index is built from sorted runs at Close;
 	// one an older build left may hold part of a segment it does not
-	// cover, unmarked, so its generation is started over.
-	checkpointFormat = 4
+	// cover, unmarked, so its generation is started over. 5: the label
+	// logs' parts hold ids' hashes and numbered labels (reprocess_labels.go).
+	checkpointFormat = 5
 	// labelsDir, in the unfinished generation, holds the label logs.
 	labelsDir = ".reprocess-labels"
 	// chunkSize is how many records a worker tags at a time: a few

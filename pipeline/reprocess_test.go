@@ -424,12 +424,20 @@ func TestLabelLogKeepsTheLatestLabelsOfEachRecord(t *testing.T) {
 	if len(got) != len(want) {
 		t.Fatalf("%d ids, want %d", len(got), len(want))
 	}
+	idOf := map[idKey]string{}
+	for id := range want {
+		idOf[g.key(id)] = id
+	}
 	for i, e := range got {
-		if i > 0 && got[i-1].id >= e.id {
-			t.Fatalf("ids out of order: %s then %s", got[i-1].id, e.id)
+		if i > 0 && got[i-1].key.compare(e.key) >= 0 {
+			t.Fatalf("keys out of order: %v then %v", got[i-1].key, e.key)
 		}
-		if want[e.id] != e.l {
-			t.Fatalf("%s: labels %v, want the latest %v", e.id, e.l, want[e.id])
+		id, ok := idOf[e.key]
+		if !ok {
+			t.Fatalf("key %v is none of the ids added", e.key)
+		}
+		if want[id] != e.l {
+			t.Fatalf("%s: labels %v, want the latest %v", id, e.l, want[id])
 		}
 	}
 
@@ -479,6 +487,41 @@ func TestLabelLogKeepsTheLatestLabelsOfEachRecord(t *testing.T) {
 	}
 	if records != int64(len(want)) || oldRecords != 3 || changed != wantChanged || fmt.Sprint(changes) != fmt.Sprint(wantChanges) {
 		t.Fatalf("records %d, old %d, changed %d, changes %v; want %d, 3, %d, %v", records, oldRecords, changed, changes, len(want), wantChanged, wantChanges)
+	}
+}
+
+// A part cut short, or naming a label it does not list, is an error that
+// names the part, not labels made up or a pair dropped.
+func TestLabelLogDamagedPartIsAnError(t *testing.T) {
+	for name, damage := range map[string]func([]byte) []byte{
+		"cut in a pair":       func(b []byte) []byte { return b[:len(b)-5] },
+		"cut in its names":    func(b []byte) []byte { return b[:3] },
+		"a label not in them": func(b []byte) []byte { return append(b[:len(b)-1], 9) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			g := newLabelLog(dir, "new", labelLogState{})
+			for i := range 3 {
+				if err := g.add(fmt.Sprint("r", i), labels{"uses", "neutral", "none"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := g.flush(); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, g.parts[0])
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, damage(b), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, _, _, _, err = labelChanges(newLabelLog(t.TempDir(), "old", labelLogState{}), g)
+			if err == nil || !strings.Contains(err.Error(), g.parts[0]) {
+				t.Fatalf("labelChanges over the damaged part: %v, want an error naming %s", err, g.parts[0])
+			}
+		})
 	}
 }
 
