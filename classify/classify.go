@@ -374,14 +374,15 @@ func (c *Classifier) Context(text, section string, span []int) ContextTags {
 // context is Context in sc; without withScores the tags come without
 // their scores (Tag has no use for them: two maps a sentence).
 func (c *Classifier) context(text, section string, span []int, withScores bool, sc *scratch) ContextTags {
-	t := c.contextOf(c.prepare(text, span, sc), section, withScores, sc)
+	s := c.prepare(text, span, sc)
+	t := c.contextOf(&s, section, withScores, sc)
 	t.Evidence = evidence(sc.ev)
 	return t
 }
 
 // contextOf is context of a sentence prepared already, its evidence left
 // in sc.ev (until sc's next use) rather than copied into the tags.
-func (c *Classifier) contextOf(s sentence, section string, withScores bool, sc *scratch) ContextTags {
+func (c *Classifier) contextOf(s *sentence, section string, withScores bool, sc *scratch) ContextTags {
 	sec := strings.ToLower(section)
 	sc.ev = sc.ev[:0]
 	var t ContextTags
@@ -392,7 +393,7 @@ func (c *Classifier) contextOf(s sentence, section string, withScores bool, sc *
 
 // tagSentence is a label set's tag of a sentence, its confidence and,
 // withScores, its scores; its evidence goes to sc.ev.
-func (c *Classifier) tagSentence(ls *LabelSet, s sentence, section string, withScores bool, sc *scratch) (string, float64, map[string]float64) {
+func (c *Classifier) tagSentence(ls *LabelSet, s *sentence, section string, withScores bool, sc *scratch) (string, float64, map[string]float64) {
 	c.tally(ls, s, section, sc)
 	var buf [16]float64
 	scores := sc.talliedScores(len(ls.Labels), buf[:0])
@@ -565,13 +566,14 @@ func (c *Classifier) pluralismWithout(title, summary, abstract string, citing []
 		body = summary
 	}
 	lower, _ := sc.lowered(title, " . ", body)
-	return c.pluralismOf(c.prepareLower(lower, nil, sc), len(title), citing, sc)
+	s := c.prepareLower(lower, nil, sc)
+	return c.pluralismOf(&s, len(title), citing, sc)
 }
 
 // pluralismOf is pluralismWithout of the paper's text prepared already
 // (title and " . " first, titleLen bytes of title): its evidence is left
-// in sc.ev.
-func (c *Classifier) pluralismOf(s sentence, titleLen int, citing []string, sc *scratch) record.Pluralism {
+// in sc.ev, and s.m.own is set to where the paper says what it does.
+func (c *Classifier) pluralismOf(s *sentence, titleLen int, citing []string, sc *scratch) record.Pluralism {
 	ls := c.rules.Pluralism
 	s.m.own = c.paperOwnWork(s, titleLen, sc)
 	sc.ev = sc.ev[:0]
@@ -587,7 +589,8 @@ func (c *Classifier) pluralismOf(s sentence, titleLen int, citing []string, sc *
 			from := len(sc.ev)
 			// The sentence's scores are added from the tally, not a map
 			// of their own, without the priors: the paper's count once.
-			c.tallyCues(ls, c.prepare(text, nil, sc), "", false, sc)
+			cs := c.prepare(text, nil, sc)
+			c.tallyCues(ls, &cs, "", false, sc)
 			for i, t := range sc.tally {
 				if t.has { // a label without a score has 0
 					scores[i] = tallySum{round(scores[i].score + round(t.score)*ls.CitingFactor), true}
@@ -646,7 +649,7 @@ func (c *Classifier) pluralismOf(s sentence, titleLen int, citing []string, sc *
 // paperOwnWork finds the spans of lower (title first, titleLen bytes) where the
 // paper says what it does itself: the title, and each sentence that
 // matches one of the pluralism rules' own_work patterns.
-func (c *Classifier) paperOwnWork(s sentence, titleLen int, sc *scratch) [][2]int {
+func (c *Classifier) paperOwnWork(s *sentence, titleLen int, sc *scratch) [][2]int {
 	if len(c.ownWork) == 0 {
 		return nil
 	}
@@ -732,7 +735,7 @@ func (c *Classifier) tag(r *record.Record, sc *scratch) {
 			// that text is lowered and split into words once, for both.
 			lower, at := sc.lowered(r.Paper.Title, " . ", text)
 			paper, shared = c.prepareLower(lower, nil, sc), true
-			s = sc.suffix(paper, at)
+			s = sc.suffix(&paper, at)
 			sc.literalsSplit(c.rules.Pluralism.lits, lower, at)
 		} else {
 			if text == "" {
@@ -740,7 +743,7 @@ func (c *Classifier) tag(r *record.Record, sc *scratch) {
 			}
 			s = c.prepare(text, nil, sc)
 		}
-		t := c.contextOf(s, "", false, sc)
+		t := c.contextOf(&s, "", false, sc)
 		r.Role, r.RoleSource = t.Role, record.RoleSourceSummary
 		r.RoleConfidence = min(t.RoleConfidence, c.rules.SummaryRoleConfidence)
 		// The guess, then the summary's evidence (sc.ev, in one slice).
@@ -753,7 +756,7 @@ func (c *Classifier) tag(r *record.Record, sc *scratch) {
 	}
 	var p record.Pluralism
 	if shared {
-		p = c.pluralismOf(paper, len(r.Paper.Title), citing, sc)
+		p = c.pluralismOf(&paper, len(r.Paper.Title), citing, sc)
 	} else {
 		p = c.pluralismWithout(r.Paper.Title, r.Paper.Summary, r.Paper.Abstract, citing, sc)
 	}
@@ -898,17 +901,26 @@ func (sc *scratch) nextOf(ids, next []int32, words int) []int32 {
 // (which it leaves as it is) rather than prepared again: s.lower[at-1] is
 // neither a letter, a digit nor a word byte, so its words and word starts
 // are those of s from at on. It has no marker.
-func (sc *scratch) suffix(s sentence, at int) sentence {
-	sc.suffixToks, sc.suffixIDs, sc.suffixNext = sc.suffixToks[:0], sc.suffixIDs[:0], sc.suffixNext[:0]
-	first := len(s.toks) // the suffix's first token in s
-	for i, t := range s.toks {
-		if t.start >= at {
-			first = min(first, i)
-			sc.suffixToks = append(sc.suffixToks, token{t.start - at, t.end - at})
-			sc.suffixIDs = append(sc.suffixIDs, s.ids[i])
-			sc.suffixNext = append(sc.suffixNext, max(s.next[i]-int32(first), -1)) // -1 stays -1
+func (sc *scratch) suffix(s *sentence, at int) sentence {
+	// The suffix's first token in s: the tokens are in text order.
+	first := len(s.toks)
+	for lo := 0; lo < first; {
+		if mid := int(uint(lo+first) >> 1); s.toks[mid].start < at {
+			lo = mid + 1
+		} else {
+			first = mid
 		}
 	}
+	n := len(s.toks) - first
+	sc.suffixToks = slices.Grow(sc.suffixToks[:0], n)[:n]
+	sc.suffixNext = slices.Grow(sc.suffixNext[:0], n)[:n]
+	for i, t := range s.toks[first:] {
+		sc.suffixToks[i] = token{t.start - at, t.end - at}
+	}
+	for i, next := range s.next[first:] {
+		sc.suffixNext[i] = max(next-int32(first), -1) // -1 stays -1
+	}
+	sc.suffixIDs = append(sc.suffixIDs[:0], s.ids[first:]...)
 	sc.suffixWords.suffixOf(s.words, at)
 	return sentence{lower: s.lower[at:], toks: sc.suffixToks, ids: sc.suffixIDs, next: sc.suffixNext, words: &sc.suffixWords,
 		plainWords: s.plainWords}
@@ -1067,13 +1079,13 @@ func (sc *scratch) talliedScores(n int, dst []float64) []float64 {
 // tally adds up a label set's priors, section priors and cues, leaving
 // the labels' sums, not yet rounded, in sc.tally, and appends the
 // evidence, highest weight first, to sc.ev.
-func (c *Classifier) tally(ls *LabelSet, s sentence, section string, sc *scratch) {
+func (c *Classifier) tally(ls *LabelSet, s *sentence, section string, sc *scratch) {
 	c.tallyCues(ls, s, section, true, sc)
 }
 
 // tallyCues is tally, with ls's priors or without. ls is one of the
 // rules' label sets (its words are numbered in c.sets).
-func (c *Classifier) tallyCues(ls *LabelSet, s sentence, section string, priors bool, sc *scratch) {
+func (c *Classifier) tallyCues(ls *LabelSet, s *sentence, section string, priors bool, sc *scratch) {
 	sw := c.sets[ls]
 	sc.tally = slices.Grow(sc.tally[:0], len(sw.labels))[:len(sw.labels)]
 	clear(sc.tally)
@@ -1102,9 +1114,9 @@ func (c *Classifier) tallyCues(ls *LabelSet, s sentence, section string, priors 
 		for ; set != 0; set &= set - 1 {
 			i := w<<6 | bits.TrailingZeros64(set)
 			cue := &ls.Cues[i]
-			sc.spans = c.findCue(cue, &s, sc.cueTok[i], sc)
+			sc.spans = c.findCue(cue, s, sc.cueTok[i], sc)
 			for _, pos := range sc.spans {
-				c.weigh(ls, cue, sw.cueLabel[i], pos, &s, sc)
+				c.weigh(ls, cue, sw.cueLabel[i], pos, s, sc)
 			}
 		}
 	}
@@ -1119,7 +1131,7 @@ func (c *Classifier) tallyCues(ls *LabelSet, s sentence, section string, priors 
 // each, sc.cueTok keeps the first word where it may begin (a phrase may
 // begin at its later ones too, by sentence.next), or -1: anywhere.
 // sw is c.sets[ls].
-func (sc *scratch) candidates(ls *LabelSet, s sentence, sw *setWords) []uint64 {
+func (sc *scratch) candidates(ls *LabelSet, s *sentence, sw *setWords) []uint64 {
 	// cueTok is shared by the three rule files and not reset: a cue that
 	// may begin anywhere (ls.rest: a pattern, or a phrase not beginning
 	// with a letter or digit) may find another file's number there, and
@@ -1356,7 +1368,7 @@ const (
 // of the clause), the rest of the sentence after a concession counting
 // as after a contrast word. kinds are setWords.contrast, what each
 // word (by its number) is to the label set's Contrast.
-func contrastSpans(s sentence, kinds []uint8, dst []scopeSpan) []scopeSpan {
+func contrastSpans(s *sentence, kinds []uint8, dst []scopeSpan) []scopeSpan {
 	for i, t := range s.toks {
 		id := s.ids[i]
 		if id < 0 {
