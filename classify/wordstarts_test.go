@@ -86,8 +86,8 @@ func TestIndexTokensIsIndex(t *testing.T) {
 			byBytes.index(text)
 			byTokens = *c.prepareLower(text, nil, sc).words
 		}
-		if !slices.Equal(byBytes.at, byTokens.at) || byBytes.from != byTokens.from {
-			t.Fatalf("%q: from the tokens %v %v, from the bytes %v %v", text, byTokens.at, byTokens.from, byBytes.at, byBytes.from)
+		if !slices.Equal(byBytes.at, byTokens.at) || !slices.Equal(byBytes.next, byTokens.next) || byBytes.head != byTokens.head {
+			t.Fatalf("%q: from the tokens %v %v %v, from the bytes %v %v %v", text, byTokens.at, byTokens.head, byTokens.next, byBytes.at, byBytes.head, byBytes.next)
 		}
 	}
 }
