@@ -397,8 +397,9 @@ func (c *Classifier) tagSentence(ls *LabelSet, s *sentence, section string, with
 	c.tally(ls, s, section, sc)
 	var buf [16]float64
 	scores := sc.talliedScores(len(ls.Labels), buf[:0])
-	label := argmax(ls, scores)
-	conf := ls.LabelConfidence(label, probabilityOf(ls, scores, label), s.m.known)
+	best := argmax(scores)
+	label := labelAt(ls, best)
+	conf := ls.LabelConfidence(label, probabilityAt(ls, scores, best), s.m.known)
 	if !withScores {
 		return label, conf, nil
 	}
@@ -432,12 +433,18 @@ func Probabilities(ls *LabelSet, scores map[string]float64) map[string]float64 {
 
 // probabilityOf is Probabilities(ls, scores)[label], without the map (it
 // is on the path of every sentence); scores are labelScores'. A label
-// not in the set (argmax's "" when every score is -1 or less) scores 0:
+// not in the set (labelAt(argmax) is "" when every score is -1 or less) scores 0:
 // no label set has a label "" (knownLabels).
 func probabilityOf(ls *LabelSet, scores []float64, label string) float64 {
+	return probabilityAt(ls, scores, slices.Index(ls.Labels, label))
+}
+
+// probabilityAt is probabilityOf of ls.Labels[i], or of a label not in
+// the set when i < 0.
+func probabilityAt(ls *LabelSet, scores []float64, i int) float64 {
 	var buf [16]float64
 	_, mx, z, terms := softmaxParts(ls, scores, buf[:0])
-	if i := slices.Index(ls.Labels, label); i >= 0 {
+	if i >= 0 {
 		return round(terms[i] / z)
 	}
 	return round(math.Exp(-mx) / z)
@@ -461,7 +468,12 @@ func softmaxParts(ls *LabelSet, scores []float64, terms []float64) (t, mx, z flo
 		mx = max(mx, scaled)
 	}
 	for i, scaled := range terms {
-		terms[i] = math.Exp(scaled - mx)
+		// The highest term is exp(0), 1: one call fewer a label set.
+		if d := scaled - mx; d == 0 {
+			terms[i] = 1
+		} else {
+			terms[i] = math.Exp(d)
+		}
 		z += terms[i]
 	}
 	return t, mx, z, terms
@@ -605,7 +617,7 @@ func (c *Classifier) pluralismOf(s *sentence, titleLen int, citing []string, sc 
 		sc.sortEvidence(sc.ev)
 	}
 	// Probabilities(ls, scores)[l], without the map: a label not in the
-	// set (argmax's "" when every score is -1 or less) has none.
+	// set (labelAt(argmax) is "" when every score is -1 or less) has none.
 	sc.paper = scores
 	var buf, scored [16]float64
 	byLabel := scored[:0]
@@ -613,13 +625,6 @@ func (c *Classifier) pluralismOf(s *sentence, titleLen int, citing []string, sc 
 		byLabel = append(byLabel, s.score)
 	}
 	_, _, z, terms := softmaxParts(ls, byLabel, buf[:0])
-	prob := func(l string) float64 {
-		i := slices.Index(ls.Labels, l)
-		if i < 0 {
-			return 0
-		}
-		return round(terms[i] / z)
-	}
 	n := 0
 	for _, s := range scores {
 		if s.has {
@@ -633,12 +638,17 @@ func (c *Classifier) pluralismOf(s *sentence, titleLen int, citing []string, sc 
 			told[labels[i]] = s.score
 		}
 	}
-	p := record.Pluralism{Scores: told, Primary: argmax(ls, byLabel)}
-	p.Confidence = ls.LabelConfidence(p.Primary, prob(p.Primary), true)
+	best := argmax(byLabel)
+	p := record.Pluralism{Scores: told, Primary: labelAt(ls, best)}
+	prob := 0.0 // a label not in the set has none
+	if best >= 0 {
+		prob = round(terms[best] / z)
+	}
+	p.Confidence = ls.LabelConfidence(p.Primary, prob, true)
 	p.Labels = []string{p.Primary}
-	if p.Primary != record.PluralismNone {
-		for _, l := range ls.Labels {
-			if l != p.Primary && l != record.PluralismNone && ls.Secondary > 0 && prob(l) >= ls.Secondary {
+	if p.Primary != record.PluralismNone && ls.Secondary > 0 {
+		for i, l := range ls.Labels {
+			if i != best && l != record.PluralismNone && round(terms[i]/z) >= ls.Secondary {
 				p.Labels = append(p.Labels, l)
 			}
 		}
@@ -1660,17 +1670,26 @@ func boundary(s string, start, end int, p string) bool {
 	return endsWord(s, end, isAlnum(last))
 }
 
-// argmax picks the label with the highest score; ties go to the label
-// listed first in the rule file (background, neutral come first). scores
-// are labelScores'.
-func argmax(ls *LabelSet, scores []float64) string {
-	best, bestScore := "", -1.0
-	for i, l := range ls.Labels {
-		if s := scores[i]; s > bestScore {
-			best, bestScore = l, s
+// argmax is the place in ls.Labels of the label with the highest score,
+// scores being labelScores'; ties go to the label listed first in the
+// rule file (background, neutral come first); -1 (no label: labelAt's
+// "") when every score is -1 or less.
+func argmax(scores []float64) int {
+	best, bestScore := -1, -1.0
+	for i, s := range scores {
+		if s > bestScore {
+			best, bestScore = i, s
 		}
 	}
 	return best
+}
+
+// labelAt is ls.Labels[i], or "" when i < 0 (argmax).
+func labelAt(ls *LabelSet, i int) string {
+	if i < 0 {
+		return ""
+	}
+	return ls.Labels[i]
 }
 
 func round(x float64) float64 {
