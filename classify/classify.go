@@ -30,12 +30,14 @@ type Classifier struct {
 	ownWork []*pattern // rules.Pluralism.OwnWork
 	scratch sync.Pool  // of *scratch
 	// wordTable numbers every word a cue of the rules begins with (the
-	// keys of each label set's byFirst) and every contrast word, and
-	// sets[ls] says what each is to a label set: a sentence's words are
-	// numbered once as it is split (sentence.ids) for all three label
-	// sets, not once each.
+	// keys of each label set's byFirst), every contrast word and every
+	// negator and hedge, and sets[ls] says what each is to a label set,
+	// scopeOf what each is to negatedHedged: a sentence's words are
+	// numbered once as it is split (sentence.ids) for all of them, not
+	// looked up by each.
 	wordTable *wordTable
 	sets      map[*LabelSet]*setWords
+	scopeOf   []uint8 // by word number, the word's scopeWords
 	// scopeWords says of each negator and hedge which it is (isNegator,
 	// isHedge); ntScope what a word ending in n't is ("n't" among them).
 	scopeWords map[string]uint8
@@ -279,7 +281,14 @@ func New(rules *Rules) *Classifier {
 			}
 		}
 	}
+	for w := range c.scopeWords {
+		number(w)
+	}
 	c.wordTable = newWordTable(byNumber)
+	c.scopeOf = make([]uint8, len(byNumber))
+	for w, is := range c.scopeWords {
+		c.scopeOf[words[w]] = is
+	}
 	for ls, sw := range c.sets { // every word has a place in every list
 		sw.labels = slices.Clone(ls.Labels)
 		labelNumber := func(l string) int32 {
@@ -1334,8 +1343,16 @@ func (c *Classifier) scopeOfTokens(s *sentence, pos int) (negated, hedged bool) 
 			break
 		}
 		t--
-		// No word ends in n't: the text has no '.
-		is := c.scopeWord(s.lower[s.toks[t].start:min(s.toks[t].end, pos)])
+		// No word ends in n't: the text has no '. A whole token is a
+		// negator or hedge by its number (every one has a number).
+		var is uint8
+		if tok := s.toks[t]; tok.end <= pos {
+			if id := s.ids[t]; id >= 0 {
+				is = c.scopeOf[id]
+			}
+		} else {
+			is = c.scopeWord(s.lower[tok.start:pos])
+		}
 		negated = negated || k < rules.NegationScope && is&isNegator != 0
 		hedged = hedged || k < rules.HedgeScope && is&isHedge != 0
 	}
