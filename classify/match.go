@@ -551,13 +551,15 @@ func (p *pattern) matchesWithin(s string, from, to int, at []int) bool {
 func (p *pattern) candidates(s string, ws *wordStarts, at []int) []int {
 	for _, lit := range p.starts {
 		if p.boundary && ws != nil {
-			src, j, shift := ws.beginning(lit[0])
+			if len(lit) == 1 { // rare: no list of words by their first byte alone
+				at = ws.appendByte(s, lit[0], at)
+				continue
+			}
+			// The words whose first two bytes have lit's pairBit: most
+			// begin with lit's two.
+			src, j, shift := ws.beginning(lit[0], lit[1])
 			for ; j != 0; j = src.next[j-1] {
-				// The word's first byte is lit's: the second tells most
-				// words apart before the whole is compared.
-				if i := int(src.at[j-1] - shift); i < 0 || len(lit) > 1 && (i+1 >= len(s) || s[i+1] != lit[1]) {
-					continue
-				} else if strings.HasPrefix(s[i:], lit) {
+				if i := int(src.at[j-1] - shift); i >= 0 && strings.HasPrefix(s[i:], lit) {
 					at = append(at, i)
 				}
 			}
@@ -629,16 +631,17 @@ func (t literalText) fits(next string) bool {
 
 // wordStarts are the byte offsets where a word begins as regexp's \b
 // sees one (an ASCII letter, digit or underscore after none), listed by
-// their first byte: the only places where a pattern that begins with \b
-// and a word can match. One pass over the text finds them for all the
-// patterns, instead of a strings.Index pass per pattern and word.
+// their first two bytes: the only places where a pattern that begins
+// with \b and a word can match. One pass over the text finds them for
+// all the patterns, instead of a strings.Index pass per pattern and word.
 type wordStarts struct {
 	at []int32 // in text order
-	// The starts whose first byte is b, k = wordSlot[b], in text order:
+	// The starts whose first two bytes have pairBit k, in text order:
 	// at[j-1] for j := head[k]; j != 0; j = next[j-1] (0 ends a list, so
-	// that clearing head empties them: a list a byte, linked, costs a
-	// sentence less than grouping its two dozen starts by 63 bytes did).
-	head [wordBytes]int32
+	// that clearing head empties them). Listed by their first byte, a
+	// pattern's start met four words a list, most of them differing at
+	// the second byte.
+	head [256]int32
 	next []int32
 	// of, when not nil, holds the starts (suffixOf): those from base on,
 	// counted from base.
@@ -672,15 +675,26 @@ func (w *wordStarts) indexTokens(s string, toks []token) {
 	w.link(s)
 }
 
-// link lists the word starts of s in w.at by their first byte (w.head, w.next).
+// link lists the word starts of s in w.at by their first two bytes
+// (w.head, w.next); a word at the end of s has 0 for its second.
 func (w *wordStarts) link(s string) {
 	w.of = nil
 	clear(w.head[:])
 	w.next = slices.Grow(w.next[:0], len(w.at))[:len(w.at)]
 	for j := len(w.at) - 1; j >= 0; j-- { // backwards: each list in text order
-		k := wordSlot[s[w.at[j]]]
+		// A word of one byte at the end of s has that byte for its
+		// second: the list it is in does not matter, no start of two
+		// bytes begins it.
+		i := int(w.at[j])
+		k := pairBit(s[i], s[min(i+1, len(s)-1)])
 		w.next[j], w.head[k] = w.head[k], int32(j+1)
 	}
+}
+
+// pairBit is the list (of 256) of the words that begin with two bytes: a
+// hash, lists are shared by a few pairs.
+func pairBit(first, second byte) uint8 {
+	return uint8(uint(first)*31 + uint(second))
 }
 
 // wordBytes are the bytes of words as \b sees them ([0-9A-Za-z_]), and
@@ -714,19 +728,30 @@ func (w *wordStarts) suffixOf(src *wordStarts, at int) {
 	w.of, w.base = src, int32(at)
 }
 
-// beginning is where the word starts whose first byte is b are listed:
-// in src, from its head for b on (wordStarts.head), each to be less
-// shift; one that is less than shift is before the text (suffixOf's)
-// and not among them. A byte no word begins with has none.
-func (w *wordStarts) beginning(b byte) (src *wordStarts, first, shift int32) {
-	k := wordSlot[b]
-	if k < 0 {
-		return w, 0, 0
-	}
+// beginning is where the word starts whose first two bytes are first
+// and second are listed, with others: in src, from its head on
+// (wordStarts.head), each to be less shift; one that is less than shift
+// is before the text (suffixOf's) and not among them.
+func (w *wordStarts) beginning(first, second byte) (src *wordStarts, j, shift int32) {
 	if w.of != nil {
-		return w.of, w.of.head[k], w.base
+		return w.of, w.of.head[pairBit(first, second)], w.base
 	}
-	return w, w.head[k], 0
+	return w, w.head[pairBit(first, second)], 0
+}
+
+// appendByte appends to at, in order, the word starts of s (w's text)
+// whose first byte is b.
+func (w *wordStarts) appendByte(s string, b byte, at []int) []int {
+	src, shift := w, int32(0)
+	if w.of != nil {
+		src, shift = w.of, w.base
+	}
+	for _, i := range src.at {
+		if i := int(i - shift); i >= 0 && s[i] == b {
+			at = append(at, i)
+		}
+	}
+	return at
 }
 
 // wordByte and asciiAlnum say of each byte whether it is a word character
