@@ -919,31 +919,37 @@ func (l *literals) findSplit(s string, at int, whole, tail []uint64) (_, _ []uin
 // turn (each walk's table look-ups then wait beside the other's, not one
 // after another), setting in px the texts found in x and in py those
 // found in y; it returns the states the walks end in.
-func (l *literals) walkTwo(x, y string, n int, px, py []uint64) (a, b int32) {
+func (l *literals) walkTwo(x, y string, n int, px, py []uint64) (int32, int32) {
 	x, y = x[:n], y[:n]
+	// The table in locals: read through l, it was loaded again at every
+	// byte (found writes to memory l might be in).
+	next, class := l.next, &l.class
+	a, b := 0, 0
 	for i := range n {
-		a = l.next[int(a)+int(l.class[x[i]])]
-		b = l.next[int(b)+int(l.class[y[i]])]
+		a = int(next[a+int(class[x[i]])])
+		b = int(next[b+int(class[y[i]])])
 		if a < 0 { // a text ends here: rare
 			a = ^a
-			l.found(a, px)
+			l.found(int32(a), px)
 		}
 		if b < 0 {
 			b = ^b
-			l.found(b, py)
+			l.found(int32(b), py)
 		}
 	}
-	return a, b
+	return int32(a), int32(b)
 }
 
 // walk goes on from state at through s[from:], setting in present the
 // texts found.
 func (l *literals) walk(s string, from int, at int32, present []uint64) []uint64 {
+	next, class := l.next, &l.class // as in walkTwo
+	st := int(at)
 	for i := from; i < len(s); i++ {
-		at = l.next[int(at)+int(l.class[s[i]])]
-		if at < 0 { // a text ends here: rare
-			at = ^at
-			l.found(at, present)
+		st = int(next[st+int(class[s[i]])])
+		if st < 0 { // a text ends here: rare
+			st = ^st
+			l.found(int32(st), present)
 		}
 	}
 	return present
