@@ -1159,21 +1159,24 @@ func (sc *scratch) candidates(ls *LabelSet, s *sentence, sw *setWords) []uint64 
 		sc.cueTok = append(sc.cueTok, -1)
 	}
 	ok := sc.possible(sw, sc.literalsIn(ls.lits, s.lower))
-	sc.cues = slices.Grow(sc.cues[:0], len(ok))[:len(ok)]
-	for k := range ok {
-		sc.cues[k] = ok[k] & sw.rest[k]
+	cues := slices.Grow(sc.cues[:0], len(ok))[:len(ok)]
+	rest := sw.rest[:len(ok)] // (slices of one length: no bounds checked in the loop)
+	for k, set := range ok {
+		cues[k] = set & rest[k]
 	}
-	for t := range s.toks {
-		if id := s.ids[t]; id >= 0 {
-			for _, i := range sw.first[id] {
-				if bit := uint64(1) << (i & 63); ok[i>>6]&^sc.cues[i>>6]&bit != 0 {
-					sc.cues[i>>6] |= bit
-					sc.cueTok[i] = int32(t)
-				}
+	for t, id := range s.ids {
+		if id < 0 {
+			continue
+		}
+		for _, i := range sw.first[id] {
+			if bit := uint64(1) << (i & 63); ok[i>>6]&^cues[i>>6]&bit != 0 {
+				cues[i>>6] |= bit
+				sc.cueTok[i] = int32(t)
 			}
 		}
 	}
-	return sc.cues
+	sc.cues = cues
+	return cues
 }
 
 // possible returns (in sc.ok) a bit per cue of sw that weighs and whose
@@ -1187,8 +1190,9 @@ func (sc *scratch) possible(sw *setWords, present []uint64) []uint64 {
 		sc.met = make([]uint64, len(sw.groups))
 	}
 	met := sc.met
+	needed := sw.needed[:len(present)]
 	for k, set := range present {
-		for set &= sw.needed[k]; set != 0; set &= set - 1 {
+		for set &= needed[k]; set != 0; set &= set - 1 {
 			for _, n := range sw.byLiteral[k<<6|bits.TrailingZeros64(set)] {
 				if met[n.cue] == 0 {
 					sc.metCues = append(sc.metCues, n.cue)
