@@ -85,6 +85,11 @@ type setWords struct {
 	cueLabel [][2]int32
 	sections [][]int32
 	priors   []labelPrior // the labels that have a prior, in the set's order, and their priors
+	// cappedFrom[i] is the probability from which a tag of ls.Labels[i]
+	// in a sentence without a marker has a confidence that
+	// SummaryRoleConfidence caps (CalibrationMap.reaches): a summary's
+	// guess then needs no confidence worked out (a log and an exp).
+	cappedFrom []float64
 }
 
 // labelPrior is a label's prior, the label by its number (setWords.labels).
@@ -291,6 +296,9 @@ func New(rules *Rules) *Classifier {
 	}
 	for ls, sw := range c.sets { // every word has a place in every list
 		sw.labels = slices.Clone(ls.Labels)
+		for _, l := range ls.Labels {
+			sw.cappedFrom = append(sw.cappedFrom, ls.calibration(l, false).reaches(rules.SummaryRoleConfidence))
+		}
 		labelNumber := func(l string) int32 {
 			i := slices.Index(sw.labels, l)
 			if i < 0 {
@@ -384,31 +392,41 @@ func (c *Classifier) Context(text, section string, span []int) ContextTags {
 // their scores (Tag has no use for them: two maps a sentence).
 func (c *Classifier) context(text, section string, span []int, withScores bool, sc *scratch) ContextTags {
 	s := c.prepare(text, span, sc)
-	t := c.contextOf(&s, section, withScores, sc)
+	t := c.contextOf(&s, section, withScores, false, sc)
 	t.Evidence = evidence(sc.ev)
 	return t
 }
 
 // contextOf is context of a sentence prepared already, its evidence left
 // in sc.ev (until sc's next use) rather than copied into the tags.
-func (c *Classifier) contextOf(s *sentence, section string, withScores bool, sc *scratch) ContextTags {
+//
+// capped tells that the confidences are to be capped at the rules'
+// SummaryRoleConfidence (a summary's guess, Tag): one the cap would
+// lower may come as the cap, not worked out.
+func (c *Classifier) contextOf(s *sentence, section string, withScores, capped bool, sc *scratch) ContextTags {
 	sec := strings.ToLower(section)
 	sc.ev = sc.ev[:0]
 	var t ContextTags
-	t.Role, t.RoleConfidence, t.RoleScores = c.tagSentence(c.rules.Role, s, sec, withScores, sc)
-	t.Polarity, t.PolarityConfidence, t.PolarityScores = c.tagSentence(c.rules.Polarity, s, sec, withScores, sc)
+	t.Role, t.RoleConfidence, t.RoleScores = c.tagSentence(c.rules.Role, s, sec, withScores, capped, sc)
+	t.Polarity, t.PolarityConfidence, t.PolarityScores = c.tagSentence(c.rules.Polarity, s, sec, withScores, capped, sc)
 	return t
 }
 
 // tagSentence is a label set's tag of a sentence, its confidence and,
 // withScores, its scores; its evidence goes to sc.ev.
-func (c *Classifier) tagSentence(ls *LabelSet, s *sentence, section string, withScores bool, sc *scratch) (string, float64, map[string]float64) {
+func (c *Classifier) tagSentence(ls *LabelSet, s *sentence, section string, withScores, capped bool, sc *scratch) (string, float64, map[string]float64) {
 	c.tally(ls, s, section, sc)
 	var buf [16]float64
 	scores := sc.talliedScores(len(ls.Labels), buf[:0])
 	best := argmax(scores)
 	label := labelAt(ls, best)
-	conf := ls.LabelConfidence(label, probabilityAt(ls, scores, best), s.m.known)
+	p := probabilityAt(ls, scores, best)
+	var conf float64
+	if capped && !s.m.known && best >= 0 && p >= c.sets[ls].cappedFrom[best] {
+		conf = c.rules.SummaryRoleConfidence // the cap, what any confidence from p on is capped to
+	} else {
+		conf = ls.LabelConfidence(label, p, s.m.known)
+	}
 	if !withScores {
 		return label, conf, nil
 	}
@@ -522,13 +540,35 @@ func (c CalibrationMap) Confidence(p float64) float64 {
 // marker no cue weighs more for being near it, so the same probability
 // comes from other scores.
 func (ls *LabelSet) LabelConfidence(label string, p float64, markerKnown bool) float64 {
+	return ls.calibration(label, markerKnown).Confidence(p)
+}
+
+// calibration is the map LabelConfidence reads.
+func (ls *LabelSet) calibration(label string, markerKnown bool) CalibrationMap {
 	if !markerKnown && ls.WithoutMarker != nil {
-		return ls.WithoutMarker.Confidence(p)
+		return *ls.WithoutMarker
 	}
 	if m, ok := ls.ByLabel[label]; ok {
-		return m.Confidence(p)
+		return m
 	}
-	return ls.Confidence(p)
+	return ls.CalibrationMap
+}
+
+// reaches is a probability from which the confidence is at least most,
+// or +Inf. It is a little above the one where the confidence is most
+// (1e-9: far beyond the rounding of log and exp), so that the confidence
+// worked out from it on is never below most; and +Inf when the map does
+// not rise with p, when most is no confidence's, or when Confidence
+// would read the probability as 1-1e-6 below it.
+func (c CalibrationMap) reaches(most float64) float64 {
+	if c.Slope <= 0 || c.Slope == 1 && c.Intercept == 0 || most <= 0 || most >= 1 {
+		return math.Inf(1)
+	}
+	at := 1/(1+math.Exp(-(math.Log(most/(1-most))-c.Intercept)/c.Slope)) + 1e-9
+	if at > 1-1e-6 {
+		return math.Inf(1)
+	}
+	return at
 }
 
 // MarkerKnown tells whether span gives the cited marker's place, as the
@@ -762,7 +802,7 @@ func (c *Classifier) tag(r *record.Record, sc *scratch) {
 			}
 			s = c.prepare(text, nil, sc)
 		}
-		t := c.contextOf(&s, "", false, sc)
+		t := c.contextOf(&s, "", false, true, sc)
 		r.Role, r.RoleSource = t.Role, record.RoleSourceSummary
 		r.RoleConfidence = min(t.RoleConfidence, c.rules.SummaryRoleConfidence)
 		// The guess, then the summary's evidence (sc.ev, in one slice).
@@ -1189,16 +1229,17 @@ func (sc *scratch) possible(sw *setWords, present []uint64) []uint64 {
 	if len(sc.met) < len(sw.groups) {
 		sc.met = make([]uint64, len(sw.groups))
 	}
-	met := sc.met
+	met, groups := sc.met, sw.groups
 	needed := sw.needed[:len(present)]
 	for k, set := range present {
 		for set &= needed[k]; set != 0; set &= set - 1 {
 			for _, n := range sw.byLiteral[k<<6|bits.TrailingZeros64(set)] {
-				if met[n.cue] == 0 {
+				m := &met[n.cue]
+				if *m == 0 {
 					sc.metCues = append(sc.metCues, n.cue)
 				}
-				met[n.cue] |= n.bit
-				if met[n.cue] == sw.groups[n.cue] {
+				*m |= n.bit
+				if *m == groups[n.cue] {
 					ok[n.cue>>6] |= 1 << (n.cue & 63)
 				}
 			}
