@@ -57,6 +57,12 @@ const (
 // the rules' label sets.
 type setWords struct {
 	first [][]int32 // by word number, the label set's cues that begin with it and weigh
+	// probe[i], for a phrase of more than a word found by its first
+	// (findCue), is a byte it has past that word's end and the space
+	// after (at: its place in the phrase; 0 for the other cues): where
+	// the text differs there the phrase is not, and most phrases are
+	// nowhere their first word is, so candidates does not pick them.
+	probe []cueProbe
 	// Which cues' literal parts (Cue.needBits) a text holds is worked out
 	// from the few literals found in it, not cue by cue (for a paper,
 	// fifty patterns that may begin anywhere, a few of whose parts are
@@ -90,6 +96,12 @@ type setWords struct {
 	// SummaryRoleConfidence caps (CalibrationMap.reaches): a summary's
 	// guess then needs no confidence worked out (a log and an exp).
 	cappedFrom []float64
+}
+
+// cueProbe is a byte of a phrase and its place in it (setWords.probe).
+type cueProbe struct {
+	at   int32
+	want byte
 }
 
 // labelPrior is a label's prior, the label by its number (setWords.labels).
@@ -320,6 +332,11 @@ func New(rules *Rules) *Classifier {
 		}
 		for _, cue := range ls.Cues {
 			sw.cueLabel = append(sw.cueLabel, [2]int32{labelNumber(cue.Label), labelNumber(Flip(cue.Label))})
+			var pr cueProbe
+			if k := len(cue.first) + 1; cue.pat == nil && cue.atWord && !cue.oneWord && k < len(cue.phrase) {
+				pr = cueProbe{int32(k), cue.phrase[k]} // as findCue compares it
+			}
+			sw.probe = append(sw.probe, pr)
 		}
 		weighs := func(i int32) bool { return ls.Cues[i].Weight != 0 }
 		sw.first = make([][]int32, len(words))
@@ -1185,8 +1202,10 @@ func (c *Classifier) tallyCues(ls *LabelSet, s *sentence, section string, priors
 // candidates sets in sc.cues a bit per cue of ls that may occur in s,
 // so that they are looked for in file order (evidence and float sums
 // must not vary): those whose first word (a pattern's lead word) is one
-// of its words and those that may begin anywhere; patterns only when
-// the literal parts they need are in s; never a cue that weighs 0. For
+// of its words, a phrase of more words only where the text has its
+// probe byte after the word (setWords.probe), and those that may begin
+// anywhere; patterns only when the literal parts they need are in s;
+// never a cue that weighs 0. For
 // each, sc.cueTok keeps the first word where it may begin (a phrase may
 // begin at its later ones too, by sentence.next), or -1: anywhere.
 // sw is c.sets[ls].
@@ -1210,6 +1229,11 @@ func (sc *scratch) candidates(ls *LabelSet, s *sentence, sw *setWords) []uint64 
 		}
 		for _, i := range sw.first[id] {
 			if bit := uint64(1) << (i & 63); ok[i>>6]&^cues[i>>6]&bit != 0 {
+				if pr := sw.probe[i]; pr.at != 0 {
+					if at := s.toks[t].start + int(pr.at); at >= len(s.lower) || s.lower[at] != pr.want {
+						continue // not here; perhaps at a later token of the word
+					}
+				}
 				cues[i>>6] |= bit
 				sc.cueTok[i] = int32(t)
 			}
