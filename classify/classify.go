@@ -30,12 +30,14 @@ type Classifier struct {
 	ownWork []*pattern // rules.Pluralism.OwnWork
 	scratch sync.Pool  // of *scratch
 	// wordTable numbers every word a cue of the rules begins with (the
-	// keys of each label set's byFirst) and every contrast word, and
-	// sets[ls] says what each is to a label set: a sentence's words are
-	// numbered once as it is split (sentence.ids) for all three label
-	// sets, not once each.
+	// keys of each label set's byFirst), every contrast word and every
+	// negator and hedge, and sets[ls] says what each is to a label set,
+	// scopeOf what each is to negatedHedged: a sentence's words are
+	// numbered once as it is split (sentence.ids) for all of them, not
+	// looked up by each.
 	wordTable *wordTable
 	sets      map[*LabelSet]*setWords
+	scopeOf   []uint8 // by word number, the word's scopeWords
 	// scopeWords says of each negator and hedge which it is (isNegator,
 	// isHedge); ntScope what a word ending in n't is ("n't" among them).
 	scopeWords map[string]uint8
@@ -55,6 +57,12 @@ const (
 // the rules' label sets.
 type setWords struct {
 	first [][]int32 // by word number, the label set's cues that begin with it and weigh
+	// probe[i], for a phrase of more than a word found by its first
+	// (findCue), is a byte it has past that word's end and the space
+	// after (at: its place in the phrase; 0 for the other cues): where
+	// the text differs there the phrase is not, and most phrases are
+	// nowhere their first word is, so candidates does not pick them.
+	probe []cueProbe
 	// Which cues' literal parts (Cue.needBits) a text holds is worked out
 	// from the few literals found in it, not cue by cue (for a paper,
 	// fifty patterns that may begin anywhere, a few of whose parts are
@@ -83,6 +91,17 @@ type setWords struct {
 	cueLabel [][2]int32
 	sections [][]int32
 	priors   []labelPrior // the labels that have a prior, in the set's order, and their priors
+	// cappedFrom[i] is the probability from which a tag of ls.Labels[i]
+	// in a sentence without a marker has a confidence that
+	// SummaryRoleConfidence caps (CalibrationMap.reaches): a summary's
+	// guess then needs no confidence worked out (a log and an exp).
+	cappedFrom []float64
+}
+
+// cueProbe is a byte of a phrase and its place in it (setWords.probe).
+type cueProbe struct {
+	at   int32
+	want byte
 }
 
 // labelPrior is a label's prior, the label by its number (setWords.labels).
@@ -279,9 +298,19 @@ func New(rules *Rules) *Classifier {
 			}
 		}
 	}
+	for w := range c.scopeWords {
+		number(w)
+	}
 	c.wordTable = newWordTable(byNumber)
+	c.scopeOf = make([]uint8, len(byNumber))
+	for w, is := range c.scopeWords {
+		c.scopeOf[words[w]] = is
+	}
 	for ls, sw := range c.sets { // every word has a place in every list
 		sw.labels = slices.Clone(ls.Labels)
+		for _, l := range ls.Labels {
+			sw.cappedFrom = append(sw.cappedFrom, ls.calibration(l, false).reaches(rules.SummaryRoleConfidence))
+		}
 		labelNumber := func(l string) int32 {
 			i := slices.Index(sw.labels, l)
 			if i < 0 {
@@ -303,6 +332,11 @@ func New(rules *Rules) *Classifier {
 		}
 		for _, cue := range ls.Cues {
 			sw.cueLabel = append(sw.cueLabel, [2]int32{labelNumber(cue.Label), labelNumber(Flip(cue.Label))})
+			var pr cueProbe
+			if k := len(cue.first) + 1; cue.pat == nil && cue.atWord && !cue.oneWord && k < len(cue.phrase) {
+				pr = cueProbe{int32(k), cue.phrase[k]} // as findCue compares it
+			}
+			sw.probe = append(sw.probe, pr)
 		}
 		weighs := func(i int32) bool { return ls.Cues[i].Weight != 0 }
 		sw.first = make([][]int32, len(words))
@@ -374,30 +408,42 @@ func (c *Classifier) Context(text, section string, span []int) ContextTags {
 // context is Context in sc; without withScores the tags come without
 // their scores (Tag has no use for them: two maps a sentence).
 func (c *Classifier) context(text, section string, span []int, withScores bool, sc *scratch) ContextTags {
-	t := c.contextOf(c.prepare(text, span, sc), section, withScores, sc)
+	s := c.prepare(text, span, sc)
+	t := c.contextOf(&s, section, withScores, false, sc)
 	t.Evidence = evidence(sc.ev)
 	return t
 }
 
 // contextOf is context of a sentence prepared already, its evidence left
 // in sc.ev (until sc's next use) rather than copied into the tags.
-func (c *Classifier) contextOf(s sentence, section string, withScores bool, sc *scratch) ContextTags {
+//
+// capped tells that the confidences are to be capped at the rules'
+// SummaryRoleConfidence (a summary's guess, Tag): one the cap would
+// lower may come as the cap, not worked out.
+func (c *Classifier) contextOf(s *sentence, section string, withScores, capped bool, sc *scratch) ContextTags {
 	sec := strings.ToLower(section)
 	sc.ev = sc.ev[:0]
 	var t ContextTags
-	t.Role, t.RoleConfidence, t.RoleScores = c.tagSentence(c.rules.Role, s, sec, withScores, sc)
-	t.Polarity, t.PolarityConfidence, t.PolarityScores = c.tagSentence(c.rules.Polarity, s, sec, withScores, sc)
+	t.Role, t.RoleConfidence, t.RoleScores = c.tagSentence(c.rules.Role, s, sec, withScores, capped, sc)
+	t.Polarity, t.PolarityConfidence, t.PolarityScores = c.tagSentence(c.rules.Polarity, s, sec, withScores, capped, sc)
 	return t
 }
 
 // tagSentence is a label set's tag of a sentence, its confidence and,
 // withScores, its scores; its evidence goes to sc.ev.
-func (c *Classifier) tagSentence(ls *LabelSet, s sentence, section string, withScores bool, sc *scratch) (string, float64, map[string]float64) {
+func (c *Classifier) tagSentence(ls *LabelSet, s *sentence, section string, withScores, capped bool, sc *scratch) (string, float64, map[string]float64) {
 	c.tally(ls, s, section, sc)
 	var buf [16]float64
 	scores := sc.talliedScores(len(ls.Labels), buf[:0])
-	label := argmax(ls, scores)
-	conf := ls.LabelConfidence(label, probabilityOf(ls, scores, label), s.m.known)
+	best := argmax(scores)
+	label := labelAt(ls, best)
+	p := probabilityAt(ls, scores, best)
+	var conf float64
+	if capped && !s.m.known && best >= 0 && p >= c.sets[ls].cappedFrom[best] {
+		conf = c.rules.SummaryRoleConfidence // the cap, what any confidence from p on is capped to
+	} else {
+		conf = ls.LabelConfidence(label, p, s.m.known)
+	}
 	if !withScores {
 		return label, conf, nil
 	}
@@ -431,12 +477,18 @@ func Probabilities(ls *LabelSet, scores map[string]float64) map[string]float64 {
 
 // probabilityOf is Probabilities(ls, scores)[label], without the map (it
 // is on the path of every sentence); scores are labelScores'. A label
-// not in the set (argmax's "" when every score is -1 or less) scores 0:
+// not in the set (labelAt(argmax) is "" when every score is -1 or less) scores 0:
 // no label set has a label "" (knownLabels).
 func probabilityOf(ls *LabelSet, scores []float64, label string) float64 {
+	return probabilityAt(ls, scores, slices.Index(ls.Labels, label))
+}
+
+// probabilityAt is probabilityOf of ls.Labels[i], or of a label not in
+// the set when i < 0.
+func probabilityAt(ls *LabelSet, scores []float64, i int) float64 {
 	var buf [16]float64
 	_, mx, z, terms := softmaxParts(ls, scores, buf[:0])
-	if i := slices.Index(ls.Labels, label); i >= 0 {
+	if i >= 0 {
 		return round(terms[i] / z)
 	}
 	return round(math.Exp(-mx) / z)
@@ -460,7 +512,12 @@ func softmaxParts(ls *LabelSet, scores []float64, terms []float64) (t, mx, z flo
 		mx = max(mx, scaled)
 	}
 	for i, scaled := range terms {
-		terms[i] = math.Exp(scaled - mx)
+		// The highest term is exp(0), 1: one call fewer a label set.
+		if d := scaled - mx; d == 0 {
+			terms[i] = 1
+		} else {
+			terms[i] = math.Exp(d)
+		}
 		z += terms[i]
 	}
 	return t, mx, z, terms
@@ -500,13 +557,35 @@ func (c CalibrationMap) Confidence(p float64) float64 {
 // marker no cue weighs more for being near it, so the same probability
 // comes from other scores.
 func (ls *LabelSet) LabelConfidence(label string, p float64, markerKnown bool) float64 {
+	return ls.calibration(label, markerKnown).Confidence(p)
+}
+
+// calibration is the map LabelConfidence reads.
+func (ls *LabelSet) calibration(label string, markerKnown bool) CalibrationMap {
 	if !markerKnown && ls.WithoutMarker != nil {
-		return ls.WithoutMarker.Confidence(p)
+		return *ls.WithoutMarker
 	}
 	if m, ok := ls.ByLabel[label]; ok {
-		return m.Confidence(p)
+		return m
 	}
-	return ls.Confidence(p)
+	return ls.CalibrationMap
+}
+
+// reaches is a probability from which the confidence is at least most,
+// or +Inf. It is a little above the one where the confidence is most
+// (1e-9: far beyond the rounding of log and exp), so that the confidence
+// worked out from it on is never below most; and +Inf when the map does
+// not rise with p, when most is no confidence's, or when Confidence
+// would read the probability as 1-1e-6 below it.
+func (c CalibrationMap) reaches(most float64) float64 {
+	if c.Slope <= 0 || c.Slope == 1 && c.Intercept == 0 || most <= 0 || most >= 1 {
+		return math.Inf(1)
+	}
+	at := 1/(1+math.Exp(-(math.Log(most/(1-most))-c.Intercept)/c.Slope)) + 1e-9
+	if at > 1-1e-6 {
+		return math.Inf(1)
+	}
+	return at
 }
 
 // MarkerKnown tells whether span gives the cited marker's place, as the
@@ -565,13 +644,14 @@ func (c *Classifier) pluralismWithout(title, summary, abstract string, citing []
 		body = summary
 	}
 	lower, _ := sc.lowered(title, " . ", body)
-	return c.pluralismOf(c.prepareLower(lower, nil, sc), len(title), citing, sc)
+	s := c.prepareLower(lower, nil, sc)
+	return c.pluralismOf(&s, len(title), citing, sc)
 }
 
 // pluralismOf is pluralismWithout of the paper's text prepared already
 // (title and " . " first, titleLen bytes of title): its evidence is left
-// in sc.ev.
-func (c *Classifier) pluralismOf(s sentence, titleLen int, citing []string, sc *scratch) record.Pluralism {
+// in sc.ev, and s.m.own is set to where the paper says what it does.
+func (c *Classifier) pluralismOf(s *sentence, titleLen int, citing []string, sc *scratch) record.Pluralism {
 	ls := c.rules.Pluralism
 	s.m.own = c.paperOwnWork(s, titleLen, sc)
 	sc.ev = sc.ev[:0]
@@ -587,7 +667,8 @@ func (c *Classifier) pluralismOf(s sentence, titleLen int, citing []string, sc *
 			from := len(sc.ev)
 			// The sentence's scores are added from the tally, not a map
 			// of their own, without the priors: the paper's count once.
-			c.tallyCues(ls, c.prepare(text, nil, sc), "", false, sc)
+			cs := c.prepare(text, nil, sc)
+			c.tallyCues(ls, &cs, "", false, sc)
 			for i, t := range sc.tally {
 				if t.has { // a label without a score has 0
 					scores[i] = tallySum{round(scores[i].score + round(t.score)*ls.CitingFactor), true}
@@ -602,7 +683,7 @@ func (c *Classifier) pluralismOf(s sentence, titleLen int, citing []string, sc *
 		sc.sortEvidence(sc.ev)
 	}
 	// Probabilities(ls, scores)[l], without the map: a label not in the
-	// set (argmax's "" when every score is -1 or less) has none.
+	// set (labelAt(argmax) is "" when every score is -1 or less) has none.
 	sc.paper = scores
 	var buf, scored [16]float64
 	byLabel := scored[:0]
@@ -610,13 +691,6 @@ func (c *Classifier) pluralismOf(s sentence, titleLen int, citing []string, sc *
 		byLabel = append(byLabel, s.score)
 	}
 	_, _, z, terms := softmaxParts(ls, byLabel, buf[:0])
-	prob := func(l string) float64 {
-		i := slices.Index(ls.Labels, l)
-		if i < 0 {
-			return 0
-		}
-		return round(terms[i] / z)
-	}
 	n := 0
 	for _, s := range scores {
 		if s.has {
@@ -630,12 +704,17 @@ func (c *Classifier) pluralismOf(s sentence, titleLen int, citing []string, sc *
 			told[labels[i]] = s.score
 		}
 	}
-	p := record.Pluralism{Scores: told, Primary: argmax(ls, byLabel)}
-	p.Confidence = ls.LabelConfidence(p.Primary, prob(p.Primary), true)
+	best := argmax(byLabel)
+	p := record.Pluralism{Scores: told, Primary: labelAt(ls, best)}
+	prob := 0.0 // a label not in the set has none
+	if best >= 0 {
+		prob = round(terms[best] / z)
+	}
+	p.Confidence = ls.LabelConfidence(p.Primary, prob, true)
 	p.Labels = []string{p.Primary}
-	if p.Primary != record.PluralismNone {
-		for _, l := range ls.Labels {
-			if l != p.Primary && l != record.PluralismNone && ls.Secondary > 0 && prob(l) >= ls.Secondary {
+	if p.Primary != record.PluralismNone && ls.Secondary > 0 {
+		for i, l := range ls.Labels {
+			if i != best && l != record.PluralismNone && round(terms[i]/z) >= ls.Secondary {
 				p.Labels = append(p.Labels, l)
 			}
 		}
@@ -646,7 +725,7 @@ func (c *Classifier) pluralismOf(s sentence, titleLen int, citing []string, sc *
 // paperOwnWork finds the spans of lower (title first, titleLen bytes) where the
 // paper says what it does itself: the title, and each sentence that
 // matches one of the pluralism rules' own_work patterns.
-func (c *Classifier) paperOwnWork(s sentence, titleLen int, sc *scratch) [][2]int {
+func (c *Classifier) paperOwnWork(s *sentence, titleLen int, sc *scratch) [][2]int {
 	if len(c.ownWork) == 0 {
 		return nil
 	}
@@ -732,7 +811,7 @@ func (c *Classifier) tag(r *record.Record, sc *scratch) {
 			// that text is lowered and split into words once, for both.
 			lower, at := sc.lowered(r.Paper.Title, " . ", text)
 			paper, shared = c.prepareLower(lower, nil, sc), true
-			s = sc.suffix(paper, at)
+			s = sc.suffix(&paper, at)
 			sc.literalsSplit(c.rules.Pluralism.lits, lower, at)
 		} else {
 			if text == "" {
@@ -740,7 +819,7 @@ func (c *Classifier) tag(r *record.Record, sc *scratch) {
 			}
 			s = c.prepare(text, nil, sc)
 		}
-		t := c.contextOf(s, "", false, sc)
+		t := c.contextOf(&s, "", false, true, sc)
 		r.Role, r.RoleSource = t.Role, record.RoleSourceSummary
 		r.RoleConfidence = min(t.RoleConfidence, c.rules.SummaryRoleConfidence)
 		// The guess, then the summary's evidence (sc.ev, in one slice).
@@ -753,7 +832,7 @@ func (c *Classifier) tag(r *record.Record, sc *scratch) {
 	}
 	var p record.Pluralism
 	if shared {
-		p = c.pluralismOf(paper, len(r.Paper.Title), citing, sc)
+		p = c.pluralismOf(&paper, len(r.Paper.Title), citing, sc)
 	} else {
 		p = c.pluralismWithout(r.Paper.Title, r.Paper.Summary, r.Paper.Abstract, citing, sc)
 	}
@@ -898,17 +977,26 @@ func (sc *scratch) nextOf(ids, next []int32, words int) []int32 {
 // (which it leaves as it is) rather than prepared again: s.lower[at-1] is
 // neither a letter, a digit nor a word byte, so its words and word starts
 // are those of s from at on. It has no marker.
-func (sc *scratch) suffix(s sentence, at int) sentence {
-	sc.suffixToks, sc.suffixIDs, sc.suffixNext = sc.suffixToks[:0], sc.suffixIDs[:0], sc.suffixNext[:0]
-	first := len(s.toks) // the suffix's first token in s
-	for i, t := range s.toks {
-		if t.start >= at {
-			first = min(first, i)
-			sc.suffixToks = append(sc.suffixToks, token{t.start - at, t.end - at})
-			sc.suffixIDs = append(sc.suffixIDs, s.ids[i])
-			sc.suffixNext = append(sc.suffixNext, max(s.next[i]-int32(first), -1)) // -1 stays -1
+func (sc *scratch) suffix(s *sentence, at int) sentence {
+	// The suffix's first token in s: the tokens are in text order.
+	first := len(s.toks)
+	for lo := 0; lo < first; {
+		if mid := int(uint(lo+first) >> 1); s.toks[mid].start < at {
+			lo = mid + 1
+		} else {
+			first = mid
 		}
 	}
+	n := len(s.toks) - first
+	sc.suffixToks = slices.Grow(sc.suffixToks[:0], n)[:n]
+	sc.suffixNext = slices.Grow(sc.suffixNext[:0], n)[:n]
+	for i, t := range s.toks[first:] {
+		sc.suffixToks[i] = token{t.start - at, t.end - at}
+	}
+	for i, next := range s.next[first:] {
+		sc.suffixNext[i] = max(next-int32(first), -1) // -1 stays -1
+	}
+	sc.suffixIDs = append(sc.suffixIDs[:0], s.ids[first:]...)
 	sc.suffixWords.suffixOf(s.words, at)
 	return sentence{lower: s.lower[at:], toks: sc.suffixToks, ids: sc.suffixIDs, next: sc.suffixNext, words: &sc.suffixWords,
 		plainWords: s.plainWords}
@@ -1067,13 +1155,13 @@ func (sc *scratch) talliedScores(n int, dst []float64) []float64 {
 // tally adds up a label set's priors, section priors and cues, leaving
 // the labels' sums, not yet rounded, in sc.tally, and appends the
 // evidence, highest weight first, to sc.ev.
-func (c *Classifier) tally(ls *LabelSet, s sentence, section string, sc *scratch) {
+func (c *Classifier) tally(ls *LabelSet, s *sentence, section string, sc *scratch) {
 	c.tallyCues(ls, s, section, true, sc)
 }
 
 // tallyCues is tally, with ls's priors or without. ls is one of the
 // rules' label sets (its words are numbered in c.sets).
-func (c *Classifier) tallyCues(ls *LabelSet, s sentence, section string, priors bool, sc *scratch) {
+func (c *Classifier) tallyCues(ls *LabelSet, s *sentence, section string, priors bool, sc *scratch) {
 	sw := c.sets[ls]
 	sc.tally = slices.Grow(sc.tally[:0], len(sw.labels))[:len(sw.labels)]
 	clear(sc.tally)
@@ -1102,9 +1190,9 @@ func (c *Classifier) tallyCues(ls *LabelSet, s sentence, section string, priors 
 		for ; set != 0; set &= set - 1 {
 			i := w<<6 | bits.TrailingZeros64(set)
 			cue := &ls.Cues[i]
-			sc.spans = c.findCue(cue, &s, sc.cueTok[i], sc)
+			sc.spans = c.findCue(cue, s, sc.cueTok[i], sc)
 			for _, pos := range sc.spans {
-				c.weigh(ls, cue, sw.cueLabel[i], pos, &s, sc)
+				c.weigh(ls, cue, sw.cueLabel[i], pos, s, sc)
 			}
 		}
 	}
@@ -1114,12 +1202,14 @@ func (c *Classifier) tallyCues(ls *LabelSet, s sentence, section string, priors 
 // candidates sets in sc.cues a bit per cue of ls that may occur in s,
 // so that they are looked for in file order (evidence and float sums
 // must not vary): those whose first word (a pattern's lead word) is one
-// of its words and those that may begin anywhere; patterns only when
-// the literal parts they need are in s; never a cue that weighs 0. For
+// of its words, a phrase of more words only where the text has its
+// probe byte after the word (setWords.probe), and those that may begin
+// anywhere; patterns only when the literal parts they need are in s;
+// never a cue that weighs 0. For
 // each, sc.cueTok keeps the first word where it may begin (a phrase may
 // begin at its later ones too, by sentence.next), or -1: anywhere.
 // sw is c.sets[ls].
-func (sc *scratch) candidates(ls *LabelSet, s sentence, sw *setWords) []uint64 {
+func (sc *scratch) candidates(ls *LabelSet, s *sentence, sw *setWords) []uint64 {
 	// cueTok is shared by the three rule files and not reset: a cue that
 	// may begin anywhere (ls.rest: a pattern, or a phrase not beginning
 	// with a letter or digit) may find another file's number there, and
@@ -1128,21 +1218,29 @@ func (sc *scratch) candidates(ls *LabelSet, s sentence, sw *setWords) []uint64 {
 		sc.cueTok = append(sc.cueTok, -1)
 	}
 	ok := sc.possible(sw, sc.literalsIn(ls.lits, s.lower))
-	sc.cues = slices.Grow(sc.cues[:0], len(ok))[:len(ok)]
-	for k := range ok {
-		sc.cues[k] = ok[k] & sw.rest[k]
+	cues := slices.Grow(sc.cues[:0], len(ok))[:len(ok)]
+	rest := sw.rest[:len(ok)] // (slices of one length: no bounds checked in the loop)
+	for k, set := range ok {
+		cues[k] = set & rest[k]
 	}
-	for t := range s.toks {
-		if id := s.ids[t]; id >= 0 {
-			for _, i := range sw.first[id] {
-				if bit := uint64(1) << (i & 63); ok[i>>6]&^sc.cues[i>>6]&bit != 0 {
-					sc.cues[i>>6] |= bit
-					sc.cueTok[i] = int32(t)
+	for t, id := range s.ids {
+		if id < 0 {
+			continue
+		}
+		for _, i := range sw.first[id] {
+			if bit := uint64(1) << (i & 63); ok[i>>6]&^cues[i>>6]&bit != 0 {
+				if pr := sw.probe[i]; pr.at != 0 {
+					if at := s.toks[t].start + int(pr.at); at >= len(s.lower) || s.lower[at] != pr.want {
+						continue // not here; perhaps at a later token of the word
+					}
 				}
+				cues[i>>6] |= bit
+				sc.cueTok[i] = int32(t)
 			}
 		}
 	}
-	return sc.cues
+	sc.cues = cues
+	return cues
 }
 
 // possible returns (in sc.ok) a bit per cue of sw that weighs and whose
@@ -1155,15 +1253,17 @@ func (sc *scratch) possible(sw *setWords, present []uint64) []uint64 {
 	if len(sc.met) < len(sw.groups) {
 		sc.met = make([]uint64, len(sw.groups))
 	}
-	met := sc.met
+	met, groups := sc.met, sw.groups
+	needed := sw.needed[:len(present)]
 	for k, set := range present {
-		for set &= sw.needed[k]; set != 0; set &= set - 1 {
+		for set &= needed[k]; set != 0; set &= set - 1 {
 			for _, n := range sw.byLiteral[k<<6|bits.TrailingZeros64(set)] {
-				if met[n.cue] == 0 {
+				m := &met[n.cue]
+				if *m == 0 {
 					sc.metCues = append(sc.metCues, n.cue)
 				}
-				met[n.cue] |= n.bit
-				if met[n.cue] == sw.groups[n.cue] {
+				*m |= n.bit
+				if *m == groups[n.cue] {
 					ok[n.cue>>6] |= 1 << (n.cue & 63)
 				}
 			}
@@ -1312,8 +1412,16 @@ func (c *Classifier) scopeOfTokens(s *sentence, pos int) (negated, hedged bool) 
 			break
 		}
 		t--
-		// No word ends in n't: the text has no '.
-		is := c.scopeWord(s.lower[s.toks[t].start:min(s.toks[t].end, pos)])
+		// No word ends in n't: the text has no '. A whole token is a
+		// negator or hedge by its number (every one has a number).
+		var is uint8
+		if tok := s.toks[t]; tok.end <= pos {
+			if id := s.ids[t]; id >= 0 {
+				is = c.scopeOf[id]
+			}
+		} else {
+			is = c.scopeWord(s.lower[tok.start:pos])
+		}
 		negated = negated || k < rules.NegationScope && is&isNegator != 0
 		hedged = hedged || k < rules.HedgeScope && is&isHedge != 0
 	}
@@ -1356,7 +1464,7 @@ const (
 // of the clause), the rest of the sentence after a concession counting
 // as after a contrast word. kinds are setWords.contrast, what each
 // word (by its number) is to the label set's Contrast.
-func contrastSpans(s sentence, kinds []uint8, dst []scopeSpan) []scopeSpan {
+func contrastSpans(s *sentence, kinds []uint8, dst []scopeSpan) []scopeSpan {
 	for i, t := range s.toks {
 		id := s.ids[i]
 		if id < 0 {
@@ -1648,17 +1756,26 @@ func boundary(s string, start, end int, p string) bool {
 	return endsWord(s, end, isAlnum(last))
 }
 
-// argmax picks the label with the highest score; ties go to the label
-// listed first in the rule file (background, neutral come first). scores
-// are labelScores'.
-func argmax(ls *LabelSet, scores []float64) string {
-	best, bestScore := "", -1.0
-	for i, l := range ls.Labels {
-		if s := scores[i]; s > bestScore {
-			best, bestScore = l, s
+// argmax is the place in ls.Labels of the label with the highest score,
+// scores being labelScores'; ties go to the label listed first in the
+// rule file (background, neutral come first); -1 (no label: labelAt's
+// "") when every score is -1 or less.
+func argmax(scores []float64) int {
+	best, bestScore := -1, -1.0
+	for i, s := range scores {
+		if s > bestScore {
+			best, bestScore = i, s
 		}
 	}
 	return best
+}
+
+// labelAt is ls.Labels[i], or "" when i < 0 (argmax).
+func labelAt(ls *LabelSet, i int) string {
+	if i < 0 {
+		return ""
+	}
+	return ls.Labels[i]
 }
 
 func round(x float64) float64 {

@@ -551,13 +551,15 @@ func (p *pattern) matchesWithin(s string, from, to int, at []int) bool {
 func (p *pattern) candidates(s string, ws *wordStarts, at []int) []int {
 	for _, lit := range p.starts {
 		if p.boundary && ws != nil {
-			starts, shift := ws.beginning(lit[0])
-			for _, i := range starts {
-				// The word's first byte is lit's: the second tells most
-				// words apart before the whole is compared.
-				if i := int(i - shift); len(lit) > 1 && (i+1 >= len(s) || s[i+1] != lit[1]) {
-					continue
-				} else if strings.HasPrefix(s[i:], lit) {
+			if len(lit) == 1 { // rare: no list of words by their first byte alone
+				at = ws.appendByte(s, lit[0], at)
+				continue
+			}
+			// The words whose first two bytes have lit's pairBit: most
+			// begin with lit's two.
+			src, j, shift := ws.beginning(lit[0], lit[1])
+			for ; j != 0; j = src.next[j-1] {
+				if i := int(src.at[j-1] - shift); i >= 0 && strings.HasPrefix(s[i:], lit) {
 					at = append(at, i)
 				}
 			}
@@ -628,14 +630,19 @@ func (t literalText) fits(next string) bool {
 }
 
 // wordStarts are the byte offsets where a word begins as regexp's \b
-// sees one (an ASCII letter, digit or underscore after none), grouped by
-// their first byte: the only places where a pattern that begins with \b
-// and a word can match. One pass over the text finds them for all the
-// patterns, instead of a strings.Index pass per pattern and word.
+// sees one (an ASCII letter, digit or underscore after none), listed by
+// their first two bytes: the only places where a pattern that begins
+// with \b and a word can match. One pass over the text finds them for
+// all the patterns, instead of a strings.Index pass per pattern and word.
 type wordStarts struct {
-	at   []int32              // at[from[k]:from[k+1]]: the starts with first byte b, k = wordSlot[b], in text order
-	from [wordBytes + 1]int32 // a word character is ASCII
-	tmp  []int32
+	at []int32 // in text order
+	// The starts whose first two bytes have pairBit k, in text order:
+	// at[j-1] for j := head[k]; j != 0; j = next[j-1] (0 ends a list, so
+	// that clearing head empties them). Listed by their first byte, a
+	// pattern's start met four words a list, most of them differing at
+	// the second byte.
+	head [256]int32
+	next []int32
 	// of, when not nil, holds the starts (suffixOf): those from base on,
 	// counted from base.
 	of   *wordStarts
@@ -644,16 +651,16 @@ type wordStarts struct {
 
 // index finds the word starts of s.
 func (w *wordStarts) index(s string) {
-	w.tmp = w.tmp[:0]
+	w.at = w.at[:0]
 	prev := false // s[i-1] is a word byte
 	for i := range len(s) {
 		k := wordSlot[s[i]]
 		if k >= 0 && !prev {
-			w.tmp = append(w.tmp, int32(i))
+			w.at = append(w.at, int32(i))
 		}
 		prev = k >= 0
 	}
-	w.group(s)
+	w.link(s)
 }
 
 // indexTokens is index of an ASCII text without '_' whose tokens
@@ -661,32 +668,33 @@ func (w *wordStarts) index(s string) {
 // [0-9A-Za-z], are its tokens, so their starts are read from the tokens
 // rather than from every byte.
 func (w *wordStarts) indexTokens(s string, toks []token) {
-	w.tmp = w.tmp[:0]
-	for _, t := range toks {
-		w.tmp = append(w.tmp, int32(t.start))
+	w.at = slices.Grow(w.at[:0], len(toks))[:len(toks)]
+	for i, t := range toks {
+		w.at[i] = int32(t.start)
 	}
-	w.group(s)
+	w.link(s)
 }
 
-// group sorts the word starts of s in w.tmp, in text order, by their
-// first byte into w.at and w.from.
-func (w *wordStarts) group(s string) {
+// link lists the word starts of s in w.at by their first two bytes
+// (w.head, w.next); a word at the end of s has 0 for its second.
+func (w *wordStarts) link(s string) {
 	w.of = nil
-	var n [wordBytes]int32
-	for _, i := range w.tmp {
-		n[wordSlot[s[i]]]++
+	clear(w.head[:])
+	w.next = slices.Grow(w.next[:0], len(w.at))[:len(w.at)]
+	for j := len(w.at) - 1; j >= 0; j-- { // backwards: each list in text order
+		// A word of one byte at the end of s has that byte for its
+		// second: the list it is in does not matter, no start of two
+		// bytes begins it.
+		i := int(w.at[j])
+		k := pairBit(s[i], s[min(i+1, len(s)-1)])
+		w.next[j], w.head[k] = w.head[k], int32(j+1)
 	}
-	w.from[0] = 0
-	for k := range wordBytes {
-		w.from[k+1] = w.from[k] + n[k]
-	}
-	w.at = slices.Grow(w.at[:0], len(w.tmp))[:len(w.tmp)]
-	next := w.from
-	for _, i := range w.tmp {
-		k := wordSlot[s[i]]
-		w.at[next[k]] = i
-		next[k]++
-	}
+}
+
+// pairBit is the list (of 256) of the words that begin with two bytes: a
+// hash, lists are shared by a few pairs.
+func pairBit(first, second byte) uint8 {
+	return uint8(uint(first)*31 + uint(second))
 }
 
 // wordBytes are the bytes of words as \b sees them ([0-9A-Za-z_]), and
@@ -720,19 +728,30 @@ func (w *wordStarts) suffixOf(src *wordStarts, at int) {
 	w.of, w.base = src, int32(at)
 }
 
-// beginning are the word starts whose first byte is b, each to be less
-// shift.
-func (w *wordStarts) beginning(b byte) (starts []int32, shift int32) {
-	k := wordSlot[b]
-	if k < 0 {
-		return nil, 0
-	}
+// beginning is where the word starts whose first two bytes are first
+// and second are listed, with others: in src, from its head on
+// (wordStarts.head), each to be less shift; one that is less than shift
+// is before the text (suffixOf's) and not among them.
+func (w *wordStarts) beginning(first, second byte) (src *wordStarts, j, shift int32) {
 	if w.of != nil {
-		all := w.of.at[w.of.from[k]:w.of.from[k+1]]
-		i, _ := slices.BinarySearch(all, w.base)
-		return all[i:], w.base
+		return w.of, w.of.head[pairBit(first, second)], w.base
 	}
-	return w.at[w.from[k]:w.from[k+1]], 0
+	return w, w.head[pairBit(first, second)], 0
+}
+
+// appendByte appends to at, in order, the word starts of s (w's text)
+// whose first byte is b.
+func (w *wordStarts) appendByte(s string, b byte, at []int) []int {
+	src, shift := w, int32(0)
+	if w.of != nil {
+		src, shift = w.of, w.base
+	}
+	for _, i := range src.at {
+		if i := int(i - shift); i >= 0 && s[i] == b {
+			at = append(at, i)
+		}
+	}
+	return at
 }
 
 // wordByte and asciiAlnum say of each byte whether it is a word character
@@ -900,31 +919,37 @@ func (l *literals) findSplit(s string, at int, whole, tail []uint64) (_, _ []uin
 // turn (each walk's table look-ups then wait beside the other's, not one
 // after another), setting in px the texts found in x and in py those
 // found in y; it returns the states the walks end in.
-func (l *literals) walkTwo(x, y string, n int, px, py []uint64) (a, b int32) {
+func (l *literals) walkTwo(x, y string, n int, px, py []uint64) (int32, int32) {
 	x, y = x[:n], y[:n]
+	// The table in locals: read through l, it was loaded again at every
+	// byte (found writes to memory l might be in).
+	next, class := l.next, &l.class
+	a, b := 0, 0
 	for i := range n {
-		a = l.next[int(a)+int(l.class[x[i]])]
-		b = l.next[int(b)+int(l.class[y[i]])]
+		a = int(next[a+int(class[x[i]])])
+		b = int(next[b+int(class[y[i]])])
 		if a < 0 { // a text ends here: rare
 			a = ^a
-			l.found(a, px)
+			l.found(int32(a), px)
 		}
 		if b < 0 {
 			b = ^b
-			l.found(b, py)
+			l.found(int32(b), py)
 		}
 	}
-	return a, b
+	return int32(a), int32(b)
 }
 
 // walk goes on from state at through s[from:], setting in present the
 // texts found.
 func (l *literals) walk(s string, from int, at int32, present []uint64) []uint64 {
+	next, class := l.next, &l.class // as in walkTwo
+	st := int(at)
 	for i := from; i < len(s); i++ {
-		at = l.next[int(at)+int(l.class[s[i]])]
-		if at < 0 { // a text ends here: rare
-			at = ^at
-			l.found(at, present)
+		st = int(next[st+int(class[s[i]])])
+		if st < 0 { // a text ends here: rare
+			st = ^st
+			l.found(int32(st), present)
 		}
 	}
 	return present

@@ -99,6 +99,46 @@ func TestPhrasesAtTheirFirstWords(t *testing.T) {
 	}
 }
 
+// candidates picks every phrase that weighs and is found in the text,
+// and gives findCue the word to look for it from: what findCue finds
+// from there is what it finds in the whole text; a phrase not picked
+// (its first word absent, or followed by a byte the phrase does not have
+// there: setWords.probe) is found nowhere.
+func TestCandidatesPickEveryPhraseFound(t *testing.T) {
+	c := testClassifier(t)
+	texts := []string{"we use the state-of-the-art parser, which outperforms x. not bad; we'll use it", "usé use-d used",
+		"in contrast to in contrast, in contras", "we propose we propose"}
+	texts = append(texts, labelledTexts(t, 50)...)
+	sc := &scratch{}
+	picked := 0
+	for _, text := range texts {
+		s := c.prepare(text, nil, sc)
+		for _, ls := range []*LabelSet{c.rules.Role, c.rules.Polarity, c.rules.Pluralism} {
+			cues := slices.Clone(sc.candidates(ls, &s, c.sets[ls]))
+			for i := range ls.Cues {
+				cue := &ls.Cues[i]
+				if cue.phrase == "" || !cue.atWord || cue.Weight == 0 {
+					continue
+				}
+				want := slices.Clone(c.findCue(cue, &s, -1, sc))
+				if cues[i>>6]&(1<<(i&63)) == 0 {
+					if len(want) > 0 {
+						t.Fatalf("%q in %q: not picked, found at %v", cue.phrase, s.lower, want)
+					}
+					continue
+				}
+				picked++
+				if got := c.findCue(cue, &s, sc.cueTok[i], sc); !slices.Equal(got, want) {
+					t.Fatalf("%q in %q: found %v from word %d, %v in the whole text", cue.phrase, s.lower, got, sc.cueTok[i], want)
+				}
+			}
+		}
+	}
+	if picked == 0 {
+		t.Fatal("no phrase picked")
+	}
+}
+
 // sortPlaced sorts as slices.SortFunc by weight (highest first, NaN
 // last) then place: ties, NaN, negative zero, lengths either side of 64.
 func TestSortPlaced(t *testing.T) {

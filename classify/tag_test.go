@@ -2,6 +2,7 @@ package classify
 
 import (
 	"encoding/json"
+	"math"
 	"slices"
 	"testing"
 
@@ -105,6 +106,34 @@ func TestTagInAUsedScratchIsTagAlone(t *testing.T) {
 		want, _ := json.Marshal(alone)
 		if string(got) != string(want) {
 			t.Errorf("after the record of %q %v, tagged\n%s\nwant\n%s", p[0].Paper.Summary, p[0].Contexts, got, want)
+		}
+	}
+}
+
+// A summary's guess takes the cap for its confidence, not worked out,
+// from setWords.cappedFrom on: there the confidence worked out would be
+// capped too, on a grid of probabilities and around each bar; and the
+// bars of the rules' role and polarity files are below 1, so the
+// shortcut is taken.
+func TestCappedFromIsWhereTheCapBites(t *testing.T) {
+	c := testClassifier(t)
+	most := c.rules.SummaryRoleConfidence
+	for _, ls := range []*LabelSet{c.rules.Role, c.rules.Polarity} {
+		for i, l := range ls.Labels {
+			from := c.sets[ls].cappedFrom[i]
+			if from >= 1 {
+				t.Errorf("%s %s: capped from %v: the shortcut is never taken", ls.Name, l, from)
+				continue
+			}
+			ps := []float64{from, math.Nextafter(from, 2), from + 1e-12, from + 1e-6, 1}
+			for k := range 10001 {
+				ps = append(ps, float64(k)/10000)
+			}
+			for _, p := range ps {
+				if conf := ls.LabelConfidence(l, p, false); p >= from && min(conf, most) != most {
+					t.Errorf("%s %s: p %v >= %v, capped from there, but its confidence %v is below the cap %v", ls.Name, l, p, from, conf, most)
+				}
+			}
 		}
 	}
 }

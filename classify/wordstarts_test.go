@@ -22,7 +22,8 @@ func TestWordStartsFindWhatRegexpFinds(t *testing.T) {
 			}
 		}
 	}
-	pats = append(pats, compilePattern(regexp.MustCompile(`\b(we|our)\b.{0,30}\buse`)), compilePattern(regexp.MustCompile(`\b_?we`)))
+	pats = append(pats, compilePattern(regexp.MustCompile(`\b(we|our)\b.{0,30}\buse`)), compilePattern(regexp.MustCompile(`\b_?we`)),
+		compilePattern(regexp.MustCompile(`\b(a|bc)\b`))) // a start of one byte (wordStarts.appendByte)
 	texts := []string{
 		"we use it. our use, however, we'd _we éwe wé we", "swe we_ ourselves our. we", "we propose. our framework. éwe present",
 		"diverse perspectives.éperspectives _perspectives 3perspectives", "a. b. we. . .we",
@@ -30,6 +31,9 @@ func TestWordStartsFindWhatRegexpFinds(t *testing.T) {
 		strings.Repeat("é", 40) + " we " + strings.Repeat("ü", 40) + " use",
 	}
 	var ws wordStarts
+	if starts := pats[len(pats)-1].starts; !slices.Contains(starts, "a") {
+		t.Fatalf("the starts of %q are %q, want a start of one byte", pats[len(pats)-1].re, starts)
+	}
 	for _, text := range texts {
 		ws.index(text)
 		for _, p := range pats {
@@ -86,8 +90,8 @@ func TestIndexTokensIsIndex(t *testing.T) {
 			byBytes.index(text)
 			byTokens = *c.prepareLower(text, nil, sc).words
 		}
-		if !slices.Equal(byBytes.at, byTokens.at) || byBytes.from != byTokens.from {
-			t.Fatalf("%q: from the tokens %v %v, from the bytes %v %v", text, byTokens.at, byTokens.from, byBytes.at, byBytes.from)
+		if !slices.Equal(byBytes.at, byTokens.at) || !slices.Equal(byBytes.next, byTokens.next) || byBytes.head != byTokens.head {
+			t.Fatalf("%q: from the tokens %v %v %v, from the bytes %v %v %v", text, byTokens.at, byTokens.head, byTokens.next, byBytes.at, byBytes.head, byBytes.next)
 		}
 	}
 }
