@@ -282,6 +282,9 @@ func (e *encoder) floatMap(m map[string]float64) {
 		e.b = append(e.b, "null"...)
 		return
 	}
+	if e.knownScores(m) {
+		return
+	}
 	// The pairs, read once from the map into an array on the stack and
 	// sorted by key there (by insertion: a record's scores are a few
 	// labels), rather than sorting the keys and looking each up again.
@@ -313,6 +316,57 @@ func (e *encoder) floatMap(m map[string]float64) {
 	}
 	e.b = append(e.b, '}')
 }
+
+// knownScores writes m when its keys are pluralism categories, as a
+// record's scores are: each looked up in byte order and written with its
+// key's JSON made once (scoreKeys), rather than the map walked, sorted and
+// its keys escaped. It writes nothing and says false for any other map.
+func (e *encoder) knownScores(m map[string]float64) bool {
+	var values [16]float64
+	var found [len(values)]bool
+	if len(m) > len(scoreKeys) || len(scoreKeys) > len(values) {
+		return false
+	}
+	n := 0
+	for i, k := range scoreKeys {
+		if v, ok := m[k.name]; ok {
+			values[i], found[i] = v, true
+			n++
+		}
+	}
+	if n != len(m) {
+		return false
+	}
+	e.b = append(e.b, '{')
+	sep := false
+	for i, k := range scoreKeys {
+		if !found[i] {
+			continue
+		}
+		if sep {
+			e.b = append(e.b, ',')
+		}
+		sep = true
+		e.b = e.appendFloat(append(e.b, k.json...), values[i])
+	}
+	e.b = append(e.b, '}')
+	return true
+}
+
+// scoreKey is a pluralism category and its JSON as a map key: `"none":`.
+type scoreKey struct{ name, json string }
+
+// scoreKeys are the pluralism categories in byte order, the order of a
+// JSON object's keys (TestMarshalOfKnownScores).
+var scoreKeys = func() []scoreKey {
+	names := slices.Clone(PluralismCategories)
+	slices.Sort(names)
+	keys := make([]scoreKey, len(names))
+	for i, name := range names {
+		keys[i] = scoreKey{name, string(append(appendString(nil, name), ':'))}
+	}
+	return keys
+}()
 
 // keyLess is a < b, deciding on the first bytes without a call when they
 // differ, as a record's score labels do.

@@ -3,7 +3,9 @@ package record
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
+	"math/bits"
 
 	gojson "github.com/goccy/go-json"
 )
@@ -176,15 +178,33 @@ func stringEnd(b []byte, q int) int {
 	if q >= len(b) || b[q] != '"' {
 		return -1
 	}
-	for i := q + 1; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
+	for i := quoteOrBackslash(b, q+1); i < len(b); i = quoteOrBackslash(b, i+2) {
+		if b[i] == '"' {
 			return i + 1
 		}
 	}
 	return -1
+}
+
+// quoteOrBackslash is the index of the first quote or backslash in b from
+// i on, or len(b) when there is none. Most of a record's strings are plain
+// text: it passes over eight bytes at a time.
+func quoteOrBackslash(b []byte, i int) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	const quotes, backslashes = ones * '"', ones * '\\'
+	for s := b[min(i, len(b)):]; len(s) >= 8; s = s[8:] {
+		x := binary.LittleEndian.Uint64(s)
+		q, e := x^quotes, x^backslashes
+		// The lowest bit set is that of the first zero byte of q or e: a
+		// byte above one can be set by its borrow, none below.
+		if m := ((q-ones)&^q | (e-ones)&^e) & highs; m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+		i += 8
+	}
+	for ; i < len(b) && b[i] != '"' && b[i] != '\\'; i++ {
+	}
+	return i
 }
 
 // flatEnd is the index of the closer ('}' or ']') of an object or array

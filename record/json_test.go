@@ -441,3 +441,32 @@ func TestMarshalOfManyScores(t *testing.T) {
 		t.Errorf("Marshal:\n%s (%v)\nencoding/json:\n%s", got, err, want)
 	}
 }
+
+// Scores whose keys are pluralism categories, any of them, are written
+// as encoding/json writes them (the quick way, knownScores), and so are
+// scores with one key more.
+func TestMarshalOfKnownScores(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 16))
+	if len(scoreKeys) != len(PluralismCategories) {
+		t.Fatalf("scoreKeys has %d categories, the schema %d", len(scoreKeys), len(PluralismCategories))
+	}
+	for range 20000 {
+		scores := map[string]float64{}
+		for _, c := range PluralismCategories {
+			if rng.IntN(3) > 0 {
+				scores[c] = float64(rng.IntN(6000)-3000) / 1000
+			}
+		}
+		if rng.IntN(10) == 0 {
+			scores["zz"] = 1
+		}
+		r := Record{Pluralism: &Pluralism{Scores: scores}}
+		got, err := Marshal(&r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want, _ := json.Marshal(&r); !bytes.Equal(got, want) {
+			t.Fatalf("Marshal gave\n%s\nencoding/json\n%s", got, want)
+		}
+	}
+}

@@ -12,7 +12,23 @@ import "bytes"
 // A gone record, which tagging leaves as it is, is decoded whole, and so is
 // JSON the walk does not follow, whose error is then Unmarshal's. buf is
 // scratch space, returned for the next call.
+//
+// A zero record is decoded in one pass by hand (untaggedDecoder); what that
+// does not read, and a record that is not zero, the walk copies without
+// the fields left out for goccy/go-json to decode.
 func UnmarshalUntagged(b []byte, r *Record, buf []byte) ([]byte, error) {
+	if isZero(r) {
+		d := untaggedDecoder{b: b, ok: true}
+		if d.record(r); d.ok {
+			return buf, nil
+		}
+		*r = Record{} // as it was
+	}
+	return unmarshalUntaggedWalk(b, r, buf)
+}
+
+// unmarshalUntaggedWalk is UnmarshalUntagged by the walk and goccy/go-json.
+func unmarshalUntaggedWalk(b []byte, r *Record, buf []byte) ([]byte, error) {
 	w := untaggedWalk{b: b, out: buf[:0], ok: true}
 	if w.object(levelRecord); w.ok {
 		w.space()

@@ -1,9 +1,12 @@
 package record
 
 import (
+	"bytes"
 	"encoding/json"
+	"math"
 	"math/rand/v2"
 	"reflect"
+	"strconv"
 	"testing"
 )
 
@@ -77,19 +80,27 @@ func TestUnmarshalUntaggedRefusesBadJSON(t *testing.T) {
 	}
 }
 
-// BenchmarkUnmarshal's tagged record, decoded without the tags' detail.
+// A tagged record decoded without the tags' detail: BenchmarkUnmarshal's
+// (tricky, mostly characters to escape) and reprocessedRecord, plain
+// text, as reprocess reads a folder it wrote.
 func BenchmarkUnmarshalUntagged(b *testing.B) {
-	r := taggedRecord()
-	line, _ := Marshal(&r)
-	var buf []byte
-	b.ReportAllocs()
-	b.SetBytes(int64(len(line)))
-	for b.Loop() {
-		var r Record
-		var err error
-		if buf, err = UnmarshalUntagged(line, &r, buf); err != nil {
-			b.Fatal(err)
-		}
+	for _, c := range []struct {
+		name string
+		r    Record
+	}{{"tricky", taggedRecord()}, {"reprocessed", reprocessedRecord()}} {
+		b.Run(c.name, func(b *testing.B) {
+			line, _ := Marshal(&c.r)
+			var buf []byte
+			b.ReportAllocs()
+			b.SetBytes(int64(len(line)))
+			for b.Loop() {
+				var r Record
+				var err error
+				if buf, err = UnmarshalUntagged(line, &r, buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
@@ -118,6 +129,166 @@ func TestUnmarshalUntaggedOfDamagedJSON(t *testing.T) {
 					t.Fatalf("%s decoded as\n%+v\nwant\n%+v", damaged, got, want)
 				}
 			}
+		}
+	}
+}
+
+// The hand-written decoder gives what the walk and goccy/go-json give, or
+// gives up: for Marshal's JSON (which it must read, or this test would
+// hold the walk to itself), spaced out, with members inserted (repeated,
+// nulled, renamed, escaped, left-out fields malformed), damaged, and
+// into a record that is not zero.
+func TestUntaggedDecoderIsTheWalk(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	inserts := []string{`"role":"x",`, `"contexts":[],`, `"contexts":null,`, `"hub":{"id":"y"},`, `"pluralism":null,`, `"pluralism":{"primary":"p"},`,
+		`"Schema":"x",`, `"scores":{"a":1,"a":2},`, `"facets":{"f":{"x":1},"f":null},`, `"evidence":[],`, `"evidence":[{"cue":"c"}],`, `"id":null,`,
+		`"text":"\u00e9\/\ud83d\ude42",`, `"title":"\ud800",`, `"title":"a\u2028\"\\\b\f\n\r\t",`, `"cite_span":[1.5],`, `"refs":null,`, `"refs":1e2,`,
+		`"novelty":-0,`, `"weight":1E400,`, `"gone":false,`, `"gone":true,`, `"fetched_at":"2026-01-02T03:04:05+01:00",`, `"fetched_at":null,`, "\"title\":\"\xff\",",
+		`"url":"x" ,`, `"references":-0,`, `"labels":[null],`, `"truncated":{},`, `"truncated":{"contexts":1,"contexts":2},`, `"published":{"facets":null},`,
+		`"role_evidence":,`, `"role_evidence":[1 2 {],`, `"evidence":[{"a":"]}\"{"}],`, `"scores":nul,`, `"scores":{"a":[}],`, `"role_evidence":"x\"",`,
+		`"Evidence":[],`, `"role_Evidence":[],`, `"evidence":null,`, `"scores":null,`, `"role_evidence":null,`, `"refs":12,`, `"novelty":1.5e3,`,
+		`"background_percent":7,`, `"canonical":true,`, `"polarity_indexing":false,`, `"cite_span":[],`, `"cite_span":[1,-2],`}
+	var lines [][]byte
+	add := func(b []byte) { lines = append(lines, b) }
+	records := append(trickyRecords(), reprocessedRecord())
+	// Every label and role source, which the decoder does not copy.
+	labels := append(append(append([]string{RoleSourceContext, RoleSourceSummary, Schema}, Roles...), Polarities...), PluralismCategories...)
+	for _, l := range labels {
+		r := reprocessedRecord()
+		r.Schema, r.Role, r.RoleSource, r.Polarity, r.Pluralism.Primary, r.Pluralism.Labels = l, l, l, l, l, []string{l, l + "x"}
+		r.Contexts = []Context{{Text: l, Role: l, Polarity: l, Marker: l}}
+		records = append(records, r)
+	}
+	for range 3000 {
+		records = append(records, randomRecord(rng))
+	}
+	for _, r := range records {
+		b, err := Marshal(&r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		add(b)
+		if !r.Gone {
+			var got Record
+			d := untaggedDecoder{b: b, ok: true}
+			if d.record(&got); !d.ok {
+				t.Fatalf("Marshal's JSON was not read by hand: %s", b)
+			}
+		}
+		var indented bytes.Buffer
+		json.Indent(&indented, b, "", " \t")
+		add(indented.Bytes())
+		// Something inserted where a member begins, in any object.
+		for range 4 {
+			from := rng.IntN(len(b))
+			i := bytes.Index(b[from:], []byte(`,"`))
+			if i < 0 {
+				continue
+			}
+			at := from + i + 1
+			add(append(append(append([]byte{}, b[:at]...), inserts[rng.IntN(len(inserts))]...), b[at:]...))
+		}
+		// A byte left out, or the JSON cut short.
+		cut := rng.IntN(len(b))
+		add(append(append([]byte{}, b[:cut]...), b[cut+1:]...))
+		add(b[:cut])
+	}
+	for _, b := range []string{``, `null`, `{}`, ` {"id":"a"} `, `{"id":"a"} x`, `[]`, `{"id": 3}`, `{"contexts":[{"cite_span":"x"}]}`, `{"contexts":[null]}`,
+		`{"hub":null}`, `{"source_urls":[1]}`, `{"id":"\u00"}`, `{"id":"\uzzzz"}`, `{"id":"a\u0000b"}`, `{"ID":"a"}`, `{"i\u0064":"a"}`, `{"fetched_at":"x"}`,
+		`{"fetched_at":"2026-13-01T00:00:00Z"}`, `{"refs":01}`, `{"refs":-}`, `{"refs":1.}`, `{"role_confidence":.5}`, `{"role_confidence":+1}`,
+		`{"role_confidence":1e}`, `{"refs":99999999999999999999}`, `{"gone":tru}`, `{"gone":nul}`, "{\"id\":\"a\tb\"}", `{"id":"a",}`, `{,}`, `{"id" "a"}`,
+		`{"role_evidence":}`, `{"role_evidence":[}`, `{"pluralism":{"scores":{"a":1}}`, `{"id":"a\`, `{"id":"a\"`, `{"contexts":[{"evidence":"\\"}]}`} {
+		add([]byte(b))
+	}
+	var buf []byte
+	for i, b := range lines {
+		var got, want Record
+		_, err := UnmarshalUntagged(b, &got, nil)
+		var wantErr error
+		buf, wantErr = unmarshalUntaggedWalk(b, &want, buf)
+		if (err == nil) != (wantErr == nil) || err != nil && err.Error() != wantErr.Error() || !reflect.DeepEqual(got, want) {
+			t.Fatalf("JSON %d: %s\nby hand: %+v (%v)\nwalked:  %+v (%v)", i, b, got, err, want, wantErr)
+		}
+	}
+	// Into a record that is not zero: goccy/go-json's merging.
+	for i, b := range lines[:300] {
+		got, want := taggedRecord(), taggedRecord()
+		_, err := UnmarshalUntagged(b, &got, nil)
+		_, wantErr := unmarshalUntaggedWalk(b, &want, nil)
+		if (err == nil) != (wantErr == nil) || !reflect.DeepEqual(got, want) {
+			t.Fatalf("JSON %d into a tagged record: %s\nby hand: %+v (%v)\nwalked:  %+v (%v)", i, b, got, err, want, wantErr)
+		}
+	}
+}
+
+// Numbers of up to 15 digits, read the quick way, are what strconv reads.
+func TestDecimalIsStrconv(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	check := func(s string) {
+		want, err := strconv.ParseFloat(s, 64)
+		if got, ok := decimal([]byte(s)); ok && (err != nil || math.Float64bits(got) != math.Float64bits(want)) {
+			t.Fatalf("%s: %v, strconv %v (%v)", s, got, want, err)
+		}
+	}
+	for _, s := range []string{"0", "-0", "-0.0", "0.1", "0.3", "123456789012345", "0.000000000000001", "99999999999999.9", "1.005", "2.59", "-1.419"} {
+		check(s)
+	}
+	for range 1_000_000 {
+		digits := 1 + rng.IntN(15)
+		m := rng.Int64N(int64(math.Pow10(digits)))
+		s := strconv.FormatInt(m, 10)
+		if d := rng.IntN(len(s) + 1); d < len(s) {
+			s = s[:d] + "." + s[d:]
+			if d == 0 {
+				s = "0" + s
+			}
+		}
+		if rng.IntN(2) == 0 {
+			s = "-" + s
+		}
+		check(s)
+	}
+}
+
+// stringEnd, eight bytes at a time, ends a string where reading it byte by
+// byte does, and plainEnd stops where it does: quotes, backslashes,
+// control characters and bytes beyond ASCII at every place, cut short
+// anywhere.
+func TestStringEndIsBytewise(t *testing.T) {
+	bytewise := func(b []byte, q int) int {
+		if q >= len(b) || b[q] != '"' {
+			return -1
+		}
+		for i := q + 1; i < len(b); i++ {
+			switch b[i] {
+			case '\\':
+				i++
+			case '"':
+				return i + 1
+			}
+		}
+		return -1
+	}
+	rng := rand.New(rand.NewPCG(13, 14))
+	alphabet := []byte("ab\"\\\x00\x1f\x20\x7f\x80\xff\x22\x5c\xa2\xdc ")
+	for range 200_000 {
+		b := make([]byte, 1+rng.IntN(40))
+		b[0] = '"'
+		for i := 1; i < len(b); i++ {
+			b[i] = alphabet[rng.IntN(len(alphabet))]
+			if rng.IntN(3) > 0 {
+				b[i] = 'a'
+			}
+		}
+		if got, want := stringEnd(b, 0), bytewise(b, 0); got != want {
+			t.Fatalf("%q: %d, byte by byte %d", b, got, want)
+		}
+		want := 1
+		for want < len(b) && b[want] != '"' && b[want] != '\\' && b[want] >= 0x20 && b[want] < 0x80 {
+			want++
+		}
+		if got := plainEnd(b, 1); got != want {
+			t.Fatalf("%q: plainEnd %d, byte by byte %d", b, got, want)
 		}
 	}
 }

@@ -81,6 +81,13 @@ const indexChunk = 1024
 // level deeper.
 const indexPageSize = 1024
 
+// appendFill is how full the pages of keys appended past the last are
+// made (bbolt's Bucket.FillPercent; it leaves half of each page free by
+// default, for keys inserted between): fewer pages to write, and still
+// room in each for a second version of every record (a build over the
+// folder after the rules changed) before it splits.
+const appendFill = 0.8
+
 // indexTimeout bounds the wait for the index file's own lock (bbolt's),
 // held briefly by the look-ups of other writers.
 const indexTimeout = time.Minute
@@ -637,13 +644,28 @@ func (ix *hubIndex) apply(versions []version, also func(*bolt.Tx) error) error {
 		// transaction (Get makes a cursor a call; Put copies the key).
 		cur := recs.Cursor()
 		var key []byte
+		// Versions all past the last key, as a build's come, are appended:
+		// none is there to look up but the one just put (a record's second
+		// version), and the pages they fill are filled further than the
+		// half bbolt leaves for keys to come between (appendFill).
+		last, _ := cur.Last()
+		appending := len(order) > 0 && (last == nil || versions[order[0]].id > string(last))
+		if appending {
+			recs.FillPercent = appendFill
+		}
+		prev := ""
 		for _, i := range order {
 			v := &versions[i]
 			key = append(key[:0], v.id...)
-			k, old := cur.Seek(key) // repositioned after every Put, as bbolt asks
-			if !bytes.Equal(k, key) {
-				old = nil
+			var old []byte
+			if !appending || v.id == prev {
+				var k []byte
+				k, old = cur.Seek(key) // repositioned after every Put, as bbolt asks
+				if !bytes.Equal(k, key) {
+					old = nil
+				}
 			}
+			prev = v.id
 			if hasVersion(old, v.fp) {
 				continue
 			}

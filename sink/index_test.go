@@ -518,6 +518,55 @@ func BenchmarkIndexSeal(b *testing.B) {
 	}
 }
 
+// BenchmarkIndexBuild adds 50,000 versions in id order to an empty index
+// as runs.build does at Close (bulkChunk a transaction, the file opened
+// again between them): a hub folder's index at a million records. Then,
+// as a later build over the same folder, a second version of each.
+func BenchmarkIndexBuild(b *testing.B) {
+	const n = 50_000
+	versions := make([]version, n)
+	for i := range versions {
+		versions[i] = version{id: record.ID("bench-hub", fmt.Sprint(i)), tags: &Tags{Role: record.Roles[i%len(record.Roles)], Year: "2024"}}
+		copy(versions[i].fp[:], versions[i].id[4:])
+	}
+	slices.SortFunc(versions, func(a, b version) int { return strings.Compare(a.id, b.id) })
+	again := slices.Clone(versions)
+	for i := range again {
+		again[i].fp[0]++
+	}
+	build := func(ix *hubIndex, versions []version) {
+		for lo := 0; lo < len(versions); lo += bulkChunk {
+			if err := ix.apply(versions[lo:min(lo+bulkChunk, len(versions))], nil); err != nil {
+				b.Fatal(err)
+			}
+			if err := ix.reopen(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	for _, over := range []bool{false, true} {
+		b.Run(fmt.Sprint("over=", over), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				b.StopTimer()
+				dir := b.TempDir()
+				ix, err := openHubIndex(dir, zerolog.Nop())
+				if err != nil {
+					b.Fatal(err)
+				}
+				if over {
+					build(ix, versions)
+				}
+				b.StartTimer()
+				build(ix, map[bool][]version{false: versions, true: again}[over])
+				if err := ix.Close(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // TestIndexOfOtherPageSizeIsKept: an index made with the system's 4 kB
 // pages, before new ones had indexPageSize, is used as it is: written to,
 // looked up in, never built again.

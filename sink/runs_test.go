@@ -696,3 +696,28 @@ func TestOwnFolderRunsFailingMidwayLoseNothing(t *testing.T) {
 	}
 	assertSameGeneration(t, got, want)
 }
+
+// BenchmarkRunsAdd adds the versions of 61 segments of 820 records (a hub
+// folder's at a million records, as reprocess seals them) to a hub's
+// deferred index: each sorted into a run, the runs merged by level.
+func BenchmarkRunsAdd(b *testing.B) {
+	const segs, perSeg = 61, 820
+	versions := make([]version, segs*perSeg)
+	for i := range versions {
+		versions[i] = version{id: record.ID("bench-hub", fmt.Sprint(i)), tags: &Tags{Role: record.Roles[i%len(record.Roles)], Year: "2024"}}
+		copy(versions[i].fp[:], versions[i].id[4:])
+	}
+	hub := record.Hub{ID: "bench-hub"}
+	b.ReportAllocs()
+	for b.Loop() {
+		r, err := newRuns(b.TempDir())
+		if err != nil {
+			b.Fatal(err)
+		}
+		for s := range segs {
+			if err := r.add(fmt.Sprintf("seg-%08d.jsonl", s), versions[s*perSeg:(s+1)*perSeg], hub); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
