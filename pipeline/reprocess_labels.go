@@ -342,11 +342,18 @@ func openPart(path string, rank int) (*partReader, error) {
 		return nil, err
 	}
 	p := &partReader{f: f, r: bufio.NewReaderSize(f, 32<<10), rank: rank}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
 	n, err := binary.ReadUvarint(p.r)
 	for i := uint64(0); err == nil && i < n; i++ {
 		var size uint64
-		if size, err = binary.ReadUvarint(p.r); err == nil && size > 1<<20 {
-			err = fmt.Errorf("a label name of %d bytes", size)
+		// A name is as long as the old output's record gave it; a length
+		// past the file's is damage, not a name to allocate for.
+		if size, err = binary.ReadUvarint(p.r); err == nil && size > uint64(fi.Size()) {
+			err = fmt.Errorf("a label name of %d bytes in a part of %d", size, fi.Size())
 		}
 		if err == nil {
 			b := make([]byte, size)

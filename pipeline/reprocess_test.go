@@ -525,6 +525,77 @@ func TestLabelLogDamagedPartIsAnError(t *testing.T) {
 	}
 }
 
+// Label logs resumed by several processes, each numbering the labels in
+// its own order and compacting parts of the others, give the change
+// summary a map of every record's last labels gives, for label names of
+// any bytes and length (a resumed compaction lists the names of the parts
+// it merges, which this process may not have seen).
+func TestLabelLogResumedAndCompactedCountsEveryChange(t *testing.T) {
+	odd := []string{"", "\x00", "\xff\xfe", "a\nb", "uses", "neutral", "none", strings.Repeat("z", 300), "é", "\x80", strings.Repeat("r", 1<<20+1)}
+	for seed := range uint64(12) {
+		rng := rand.New(rand.NewPCG(seed, 99))
+		dir := t.TempDir()
+		want := map[string]map[string]labels{"new": {}, "old": {}}
+		st := map[string]labelLogState{}
+		for range 4 { // processes, each resuming the last one's checkpoint
+			logs := map[string]*labelLog{}
+			for _, name := range []string{"new", "old"} {
+				logs[name] = newLabelLog(dir, name, st[name])
+				logs[name].maxParts = 1 + rng.IntN(3)
+			}
+			perm := rng.Perm(len(odd))
+			for range 1 + rng.IntN(4) { // commits
+				for _, name := range []string{"new", "old"} {
+					g := logs[name]
+					for range rng.IntN(60) {
+						id := fmt.Sprint("id", rng.IntN(80))
+						l := labels{odd[perm[rng.IntN(len(odd))]], odd[perm[rng.IntN(3)]], odd[rng.IntN(len(odd))]}
+						if err := g.add(id, l); err != nil {
+							t.Fatal(err)
+						}
+						want[name][id] = l
+					}
+					if err := g.flush(); err != nil {
+						t.Fatal(err)
+					}
+					if err := g.compact(); err != nil {
+						t.Fatal(err)
+					}
+					g.takeStale()()
+				}
+			}
+			for _, name := range []string{"new", "old"} {
+				st[name] = logs[name].state()
+			}
+			if err := pruneParts(dir, st["new"], st["old"]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		changes, changed, records, oldRecords, err := labelChanges(newLabelLog(dir, "old", st["old"]), newLabelLog(dir, "new", st["new"]))
+		if err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+		wantChanges := map[string]map[string]int{"role": {}, "polarity": {}, "pluralism": {}}
+		var wantChanged int64
+		for id, n := range want["new"] {
+			o, ok := want["old"][id]
+			if !ok || o == n {
+				continue
+			}
+			wantChanged++
+			for i, tag := range []string{"role", "polarity", "pluralism"} {
+				if o[i] != n[i] {
+					wantChanges[tag][label(o[i])+" -> "+label(n[i])]++
+				}
+			}
+		}
+		if fmt.Sprint(changes) != fmt.Sprint(wantChanges) || changed != wantChanged || records != int64(len(want["new"])) || oldRecords != int64(len(want["old"])) {
+			t.Fatalf("seed %d: changes %v, changed %d, records %d and %d; want %v, %d, %d and %d", seed,
+				changes, changed, records, oldRecords, wantChanges, wantChanged, len(want["new"]), len(want["old"]))
+		}
+	}
+}
+
 func readLog(t *testing.T, g *labelLog) []labelEntry {
 	t.Helper()
 	m, err := g.merge()
