@@ -505,10 +505,10 @@ func softmaxParts(ls *LabelSet, scores []float64, terms []float64) (t, mx, z flo
 		t = 1
 	}
 	mx = math.Inf(-1)
-	terms = terms[:0]
-	for i := range ls.Labels {
-		scaled := scores[i] / t
-		terms = append(terms, scaled)
+	terms = slices.Grow(terms[:0], len(ls.Labels))[:len(ls.Labels)]
+	for i, score := range scores[:len(terms)] {
+		scaled := score / t
+		terms[i] = scaled
 		mx = max(mx, scaled)
 	}
 	for i, scaled := range terms {
@@ -658,9 +658,9 @@ func (c *Classifier) pluralismOf(s *sentence, titleLen int, citing []string, sc 
 	// The paper's scores, rounded, in a list rather than a map until they
 	// are told (a look-up in the map was a tenth of tagging a paper).
 	c.tally(ls, s, "", sc)
-	scores := sc.paper[:0] // by label number, as the tally
-	for _, t := range sc.tally {
-		scores = append(scores, tallySum{round(t.score), t.has})
+	scores := slices.Grow(sc.paper[:0], len(sc.tally))[:len(sc.tally)] // by label number, as the tally
+	for i, t := range sc.tally {
+		scores[i] = tallySum{round(t.score), t.has}
 	}
 	if len(citing) > 0 && ls.CitingFactor > 0 {
 		for _, text := range citing {
@@ -988,14 +988,14 @@ func (sc *scratch) suffix(s *sentence, at int) sentence {
 		}
 	}
 	n := len(s.toks) - first
-	sc.suffixToks = slices.Grow(sc.suffixToks[:0], n)[:n]
-	sc.suffixNext = slices.Grow(sc.suffixNext[:0], n)[:n]
-	for i, t := range s.toks[first:] {
-		sc.suffixToks[i] = token{t.start - at, t.end - at}
+	toks, next := slices.Grow(sc.suffixToks[:0], n)[:n], slices.Grow(sc.suffixNext[:0], n)[:n]
+	for i, t := range s.toks[first:][:n] {
+		toks[i] = token{t.start - at, t.end - at}
 	}
-	for i, next := range s.next[first:] {
-		sc.suffixNext[i] = max(next-int32(first), -1) // -1 stays -1
+	for i, nt := range s.next[first:][:n] {
+		next[i] = max(nt-int32(first), -1) // -1 stays -1
 	}
+	sc.suffixToks, sc.suffixNext = toks, next
 	sc.suffixIDs = append(sc.suffixIDs[:0], s.ids[first:]...)
 	sc.suffixWords.suffixOf(s.words, at)
 	return sentence{lower: s.lower[at:], toks: sc.suffixToks, ids: sc.suffixIDs, next: sc.suffixNext, words: &sc.suffixWords,
