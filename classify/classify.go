@@ -170,10 +170,12 @@ func filter[T any](xs []T, keep func(T) bool) iter.Seq[T] {
 	}
 }
 
-// cueGroup is a cue and one of its groups of literal parts (setWords.byLiteral).
+// cueGroup is a cue and one of its groups of literal parts (setWords.byLiteral);
+// only: it is the cue's one group, so a literal of it found is enough.
 type cueGroup struct {
-	cue int32
-	bit uint64
+	cue  int32
+	only bool
+	bit  uint64
 }
 
 // presence is what an automaton found in a text (literals.find).
@@ -359,7 +361,7 @@ func New(rules *Rules) *Classifier {
 			for g, ids := range cue.needIDs[:min(len(cue.needIDs), 64)] {
 				sw.groups[i] |= 1 << g
 				for _, id := range ids {
-					sw.byLiteral[id] = append(sw.byLiteral[id], cueGroup{int32(i), 1 << g})
+					sw.byLiteral[id] = append(sw.byLiteral[id], cueGroup{int32(i), len(cue.needIDs) == 1, 1 << g})
 					sw.needed[id>>6] |= 1 << (id & 63)
 				}
 			}
@@ -1258,6 +1260,10 @@ func (sc *scratch) possible(sw *setWords, present []uint64) []uint64 {
 	for k, set := range present {
 		for set &= needed[k]; set != 0; set &= set - 1 {
 			for _, n := range sw.byLiteral[k<<6|bits.TrailingZeros64(set)] {
+				if n.only { // most: no groups to count
+					ok[n.cue>>6] |= 1 << (n.cue & 63)
+					continue
+				}
 				m := &met[n.cue]
 				if *m == 0 {
 					sc.metCues = append(sc.metCues, n.cue)
