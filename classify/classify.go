@@ -961,15 +961,16 @@ func (sc *scratch) nextOf(ids, next []int32, words int) []int32 {
 		sc.lastTok = append(sc.lastTok, -1)
 	}
 	next = slices.Grow(next[:0], len(ids))[:len(ids)]
+	last := sc.lastTok
 	for t := len(ids) - 1; t >= 0; t-- {
 		next[t] = -1
 		if id := ids[t]; id >= 0 {
-			next[t], sc.lastTok[id] = sc.lastTok[id], int32(t)
+			next[t], last[id] = last[id], int32(t)
 		}
 	}
 	for _, id := range ids {
 		if id >= 0 {
-			sc.lastTok[id] = -1
+			last[id] = -1
 		}
 	}
 	return next
