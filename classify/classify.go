@@ -170,10 +170,12 @@ func filter[T any](xs []T, keep func(T) bool) iter.Seq[T] {
 	}
 }
 
-// cueGroup is a cue and one of its groups of literal parts (setWords.byLiteral).
+// cueGroup is a cue and one of its groups of literal parts (setWords.byLiteral);
+// only: it is the cue's one group, so a literal of it found is enough.
 type cueGroup struct {
-	cue int32
-	bit uint64
+	cue  int32
+	only bool
+	bit  uint64
 }
 
 // presence is what an automaton found in a text (literals.find).
@@ -359,7 +361,7 @@ func New(rules *Rules) *Classifier {
 			for g, ids := range cue.needIDs[:min(len(cue.needIDs), 64)] {
 				sw.groups[i] |= 1 << g
 				for _, id := range ids {
-					sw.byLiteral[id] = append(sw.byLiteral[id], cueGroup{int32(i), 1 << g})
+					sw.byLiteral[id] = append(sw.byLiteral[id], cueGroup{int32(i), len(cue.needIDs) == 1, 1 << g})
 					sw.needed[id>>6] |= 1 << (id & 63)
 				}
 			}
@@ -505,10 +507,10 @@ func softmaxParts(ls *LabelSet, scores []float64, terms []float64) (t, mx, z flo
 		t = 1
 	}
 	mx = math.Inf(-1)
-	terms = terms[:0]
-	for i := range ls.Labels {
-		scaled := scores[i] / t
-		terms = append(terms, scaled)
+	terms = slices.Grow(terms[:0], len(ls.Labels))[:len(ls.Labels)]
+	for i, score := range scores[:len(terms)] {
+		scaled := score / t
+		terms[i] = scaled
 		mx = max(mx, scaled)
 	}
 	for i, scaled := range terms {
@@ -658,9 +660,9 @@ func (c *Classifier) pluralismOf(s *sentence, titleLen int, citing []string, sc 
 	// The paper's scores, rounded, in a list rather than a map until they
 	// are told (a look-up in the map was a tenth of tagging a paper).
 	c.tally(ls, s, "", sc)
-	scores := sc.paper[:0] // by label number, as the tally
-	for _, t := range sc.tally {
-		scores = append(scores, tallySum{round(t.score), t.has})
+	scores := slices.Grow(sc.paper[:0], len(sc.tally))[:len(sc.tally)] // by label number, as the tally
+	for i, t := range sc.tally {
+		scores[i] = tallySum{round(t.score), t.has}
 	}
 	if len(citing) > 0 && ls.CitingFactor > 0 {
 		for _, text := range citing {
@@ -959,15 +961,16 @@ func (sc *scratch) nextOf(ids, next []int32, words int) []int32 {
 		sc.lastTok = append(sc.lastTok, -1)
 	}
 	next = slices.Grow(next[:0], len(ids))[:len(ids)]
+	last := sc.lastTok
 	for t := len(ids) - 1; t >= 0; t-- {
 		next[t] = -1
 		if id := ids[t]; id >= 0 {
-			next[t], sc.lastTok[id] = sc.lastTok[id], int32(t)
+			next[t], last[id] = last[id], int32(t)
 		}
 	}
 	for _, id := range ids {
 		if id >= 0 {
-			sc.lastTok[id] = -1
+			last[id] = -1
 		}
 	}
 	return next
@@ -988,14 +991,14 @@ func (sc *scratch) suffix(s *sentence, at int) sentence {
 		}
 	}
 	n := len(s.toks) - first
-	sc.suffixToks = slices.Grow(sc.suffixToks[:0], n)[:n]
-	sc.suffixNext = slices.Grow(sc.suffixNext[:0], n)[:n]
-	for i, t := range s.toks[first:] {
-		sc.suffixToks[i] = token{t.start - at, t.end - at}
+	toks, next := slices.Grow(sc.suffixToks[:0], n)[:n], slices.Grow(sc.suffixNext[:0], n)[:n]
+	for i, t := range s.toks[first:][:n] {
+		toks[i] = token{t.start - at, t.end - at}
 	}
-	for i, next := range s.next[first:] {
-		sc.suffixNext[i] = max(next-int32(first), -1) // -1 stays -1
+	for i, nt := range s.next[first:][:n] {
+		next[i] = max(nt-int32(first), -1) // -1 stays -1
 	}
+	sc.suffixToks, sc.suffixNext = toks, next
 	sc.suffixIDs = append(sc.suffixIDs[:0], s.ids[first:]...)
 	sc.suffixWords.suffixOf(s.words, at)
 	return sentence{lower: s.lower[at:], toks: sc.suffixToks, ids: sc.suffixIDs, next: sc.suffixNext, words: &sc.suffixWords,
@@ -1258,6 +1261,10 @@ func (sc *scratch) possible(sw *setWords, present []uint64) []uint64 {
 	for k, set := range present {
 		for set &= needed[k]; set != 0; set &= set - 1 {
 			for _, n := range sw.byLiteral[k<<6|bits.TrailingZeros64(set)] {
+				if n.only { // most: no groups to count
+					ok[n.cue>>6] |= 1 << (n.cue & 63)
+					continue
+				}
 				m := &met[n.cue]
 				if *m == 0 {
 					sc.metCues = append(sc.metCues, n.cue)
