@@ -574,7 +574,9 @@ func (ls *LabelSet) calibration(label string, markerKnown bool) CalibrationMap {
 }
 
 // reaches is a probability from which the confidence is at least most,
-// or +Inf. It is a little above the one where the confidence is most
+// or +Inf. Confidence rounds to thousandths, so it aims at the first
+// thousandth at or above most (a cap of 0.3333 is only reached by 0.334:
+// 0.333 is below it), and a little above the probability that gives that
 // (1e-9: far beyond the rounding of log and exp), so that the confidence
 // worked out from it on is never below most; and +Inf when the map does
 // not rise with p, when most is no confidence's, or when Confidence
@@ -583,7 +585,11 @@ func (c CalibrationMap) reaches(most float64) float64 {
 	if c.Slope <= 0 || c.Slope == 1 && c.Intercept == 0 || most <= 0 || most >= 1 {
 		return math.Inf(1)
 	}
-	at := 1/(1+math.Exp(-(math.Log(most/(1-most))-c.Intercept)/c.Slope)) + 1e-9
+	grid := math.Ceil(most*1000-1e-9) / 1000 // 1e-9: 0.5 is 0.5, not 0.501
+	if grid >= 1 {
+		return math.Inf(1)
+	}
+	at := 1/(1+math.Exp(-(math.Log(grid/(1-grid))-c.Intercept)/c.Slope)) + 1e-9
 	if at > 1-1e-6 {
 		return math.Inf(1)
 	}

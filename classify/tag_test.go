@@ -112,26 +112,27 @@ func TestTagInAUsedScratchIsTagAlone(t *testing.T) {
 
 // A summary's guess takes the cap for its confidence, not worked out,
 // from setWords.cappedFrom on: there the confidence worked out would be
-// capped too, on a grid of probabilities and around each bar; and the
-// bars of the rules' role and polarity files are below 1, so the
-// shortcut is taken.
+// capped too, on a grid of probabilities and around each bar, for the
+// rules' cap and for caps that are not thousandths (the confidence is
+// rounded to thousandths); and the bars of the rules' role and polarity
+// files are below 1, so the shortcut is taken.
 func TestCappedFromIsWhereTheCapBites(t *testing.T) {
 	c := testClassifier(t)
-	most := c.rules.SummaryRoleConfidence
 	for _, ls := range []*LabelSet{c.rules.Role, c.rules.Polarity} {
 		for i, l := range ls.Labels {
-			from := c.sets[ls].cappedFrom[i]
-			if from >= 1 {
+			if from := c.sets[ls].cappedFrom[i]; from >= 1 {
 				t.Errorf("%s %s: capped from %v: the shortcut is never taken", ls.Name, l, from)
-				continue
 			}
-			ps := []float64{from, math.Nextafter(from, 2), from + 1e-12, from + 1e-6, 1}
-			for k := range 10001 {
-				ps = append(ps, float64(k)/10000)
-			}
-			for _, p := range ps {
-				if conf := ls.LabelConfidence(l, p, false); p >= from && min(conf, most) != most {
-					t.Errorf("%s %s: p %v >= %v, capped from there, but its confidence %v is below the cap %v", ls.Name, l, p, from, conf, most)
+			for _, most := range []float64{c.rules.SummaryRoleConfidence, 0.3333, 0.5004, 0.6667, 0.45} {
+				from := ls.calibration(l, false).reaches(most)
+				ps := []float64{from, math.Nextafter(from, 2), from + 1e-12, from + 1e-6, 1}
+				for k := range 10001 {
+					ps = append(ps, float64(k)/10000)
+				}
+				for _, p := range ps {
+					if conf := ls.LabelConfidence(l, p, false); p >= from && min(conf, most) != most {
+						t.Errorf("%s %s, cap %v: p %v >= %v, capped from there, but its confidence %v is below the cap", ls.Name, l, most, p, from, conf)
+					}
 				}
 			}
 		}
