@@ -454,7 +454,7 @@ func (c *Classifier) tagSentence(ls *LabelSet, s *sentence, section string, with
 
 // labelScores appends to dst[:0] the score of each of ls.Labels, in
 // order, 0 for a label scores lacks: what argmax, softmaxParts and
-// probabilityOf read (each of them looking each label up was a tenth of
+// probabilityAt read (each of them looking each label up was a tenth of
 // tagging a summary). A tally's are scratch.talliedScores.
 func labelScores(ls *LabelSet, scores map[string]float64, dst []float64) []float64 {
 	dst = dst[:0]
@@ -477,16 +477,10 @@ func Probabilities(ls *LabelSet, scores map[string]float64) map[string]float64 {
 	return p
 }
 
-// probabilityOf is Probabilities(ls, scores)[label], without the map (it
-// is on the path of every sentence); scores are labelScores'. A label
-// not in the set (labelAt(argmax) is "" when every score is -1 or less) scores 0:
-// no label set has a label "" (knownLabels).
-func probabilityOf(ls *LabelSet, scores []float64, label string) float64 {
-	return probabilityAt(ls, scores, slices.Index(ls.Labels, label))
-}
-
-// probabilityAt is probabilityOf of ls.Labels[i], or of a label not in
-// the set when i < 0.
+// probabilityAt is Probabilities(ls, scores)[ls.Labels[i]], without the
+// map (it is on the path of every sentence); scores are labelScores'. A
+// label not in the set (i < 0: labelAt(argmax) is "" when every score is
+// -1 or less) scores 0: no label set has a label "" (knownLabels).
 func probabilityAt(ls *LabelSet, scores []float64, i int) float64 {
 	var buf [16]float64
 	_, mx, z, terms := softmaxParts(ls, scores, buf[:0])

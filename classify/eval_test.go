@@ -8,6 +8,7 @@ import (
 	"os"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -200,11 +201,11 @@ func TestContextConfidenceWithoutMarker(t *testing.T) {
 	}
 	const text = "We use the parser of [3] for tagging."
 	with, without := c.Context(text, "", []int{21, 24}), c.Context(text, "", nil)
-	p := probabilityOf(c.rules.Role, labelScores(c.rules.Role, without.RoleScores, nil), without.Role)
+	p := probabilityAt(c.rules.Role, labelScores(c.rules.Role, without.RoleScores, nil), slices.Index(c.rules.Role.Labels, without.Role))
 	if want := round(1 / (1 + math.Exp(-(math.Log(p/(1-p)) + 1)))); without.RoleConfidence != want {
 		t.Errorf("without a marker: confidence %v, want %v (p %v through slope 1, intercept 1)", without.RoleConfidence, want, p)
 	}
-	if p := probabilityOf(c.rules.Role, labelScores(c.rules.Role, with.RoleScores, nil), with.Role); with.RoleConfidence != p {
+	if p := probabilityAt(c.rules.Role, labelScores(c.rules.Role, with.RoleScores, nil), slices.Index(c.rules.Role.Labels, with.Role)); with.RoleConfidence != p {
 		t.Errorf("with the marker: confidence %v, want the identity map's %v", with.RoleConfidence, p)
 	}
 }

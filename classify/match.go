@@ -654,11 +654,11 @@ func (w *wordStarts) index(s string) {
 	w.at = w.at[:0]
 	prev := false // s[i-1] is a word byte
 	for i := range len(s) {
-		k := wordSlot[s[i]]
-		if k >= 0 && !prev {
+		word := isWordByte[s[i]]
+		if word && !prev {
 			w.at = append(w.at, int32(i))
 		}
-		prev = k >= 0
+		prev = word
 	}
 	w.link(s)
 }
@@ -676,7 +676,7 @@ func (w *wordStarts) indexTokens(s string, toks []token) {
 }
 
 // link lists the word starts of s in w.at by their first two bytes
-// (w.head, w.next); a word at the end of s has 0 for its second.
+// (w.head, w.next).
 func (w *wordStarts) link(s string) {
 	w.of = nil
 	clear(w.head[:])
@@ -697,24 +697,12 @@ func pairBit(first, second byte) uint8 {
 	return uint8(uint(first)*31 + uint(second))
 }
 
-// wordBytes are the bytes of words as \b sees them ([0-9A-Za-z_]), and
-// wordSlot numbers them, -1 for the others: the word starts are grouped
-// by it, not by all 256 bytes (a sentence's index was mostly zeroing
-// and copying its counts).
-const wordBytes = 63
-
-var wordSlot = func() (slot [256]int8) {
-	k := int8(0)
-	for b := range 256 {
-		slot[b] = -1
-		if syntax.IsWordChar(rune(b)) && b < utf8.RuneSelf {
-			slot[b], k = k, k+1
-		}
+// isWordByte tells the bytes of words as \b sees them ([0-9A-Za-z_]).
+var isWordByte = func() (is [256]bool) {
+	for b := range utf8.RuneSelf {
+		is[b] = syntax.IsWordChar(rune(b))
 	}
-	if k != wordBytes {
-		panic("classify: wordBytes is not the number of word bytes")
-	}
-	return slot
+	return is
 }()
 
 // suffixOf sets w to the word starts of src's text from at on, counted
