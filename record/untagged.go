@@ -219,11 +219,12 @@ func valueEnd(b []byte, i int) int {
 		depth := 0
 		for i < len(b) {
 			switch b[i] {
-			case '"':
-				if i = stringEnd(b, i); i < 0 {
+			case '"': // to the string's closing quote, passing over escapes
+				for i = quoteOrBackslash(b, i+1); i < len(b) && b[i] == '\\'; i = quoteOrBackslash(b, i+2) {
+				}
+				if i >= len(b) {
 					return -1
 				}
-				continue
 			case '{', '[':
 				depth++
 			case '}', ']':
