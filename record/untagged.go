@@ -12,7 +12,7 @@ import "bytes"
 // follow, whose error is then Unmarshal's. buf is scratch space, returned
 // for the next call.
 //
-// A zero record is decoded in one pass by hand (untaggedDecoder: 22,500
+// A zero record is decoded in one pass by hand (untaggedDecoder: 21,600
 // instructions for a record as reprocess writes it, BenchmarkUnmarshalUntagged,
 // against 36,400 by the walk and goccy/go-json); what that does not read,
 // and a record that is not zero, the walk copies without the fields left
