@@ -292,3 +292,67 @@ func TestStringEndIsBytewise(t *testing.T) {
 		}
 	}
 }
+
+// valueEnd, passing over strings eight bytes at a time, ends a value where
+// reading it byte by byte does: nested, escaped, cut short anywhere.
+func TestValueEndIsBytewise(t *testing.T) {
+	stringEnd := func(b []byte, q int) int {
+		for i := q + 1; i < len(b); i++ {
+			switch b[i] {
+			case '\\':
+				i++
+			case '"':
+				return i + 1
+			}
+		}
+		return -1
+	}
+	bytewise := func(b []byte, i int) int {
+		switch b[i] {
+		case '"':
+			return stringEnd(b, i)
+		case '{', '[':
+			depth := 0
+			for i < len(b) {
+				switch b[i] {
+				case '"':
+					if i = stringEnd(b, i); i < 0 {
+						return -1
+					}
+					continue
+				case '{', '[':
+					depth++
+				case '}', ']':
+					if depth--; depth == 0 {
+						return i + 1
+					}
+				}
+				i++
+			}
+			return -1
+		}
+		for i < len(b) {
+			switch b[i] {
+			case ',', '}', ']', ' ', '\t', '\r', '\n':
+				return i
+			}
+			i++
+		}
+		return i
+	}
+	rng := rand.New(rand.NewPCG(17, 18))
+	alphabet := []byte(`"\{}[]ab,: `)
+	for range 300_000 {
+		b := make([]byte, 1+rng.IntN(60))
+		for i := range b {
+			b[i] = 'a'
+			if rng.IntN(3) == 0 {
+				b[i] = alphabet[rng.IntN(len(alphabet))]
+			}
+		}
+		b[0] = "{[\"a"[rng.IntN(4)]
+		if got, want := valueEnd(b, 0), bytewise(b, 0); got != want {
+			t.Fatalf("%q: %d, byte by byte %d", b, got, want)
+		}
+	}
+}
