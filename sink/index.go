@@ -678,8 +678,8 @@ func (ix *hubIndex) apply(versions []version, also func(*bolt.Tx) error) error {
 			val := make([]byte, 0, binary.MaxVarintLen64+len(old)+fpLen)
 			val = binary.AppendUvarint(val, set)
 			if old != nil {
-				prev, n := binary.Uvarint(old)
-				sets.count(prev, -1)
+				oldSet, n := binary.Uvarint(old)
+				sets.count(oldSet, -1)
 				val = append(val, old[n:]...)
 			}
 			sets.count(set, +1)

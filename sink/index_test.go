@@ -656,3 +656,42 @@ func BenchmarkGenerationSeal(b *testing.B) {
 		})
 	}
 }
+
+// Transactions that begin at the bucket's last key (a version of its last
+// record) or after it, with a record's versions repeated within one, keep
+// every version: only what comes after the last key is appended without
+// looking it up (the review's; with >= for > there, versions were lost).
+func TestHubIndexAppendingKeepsEveryVersionAtTheLastKey(t *testing.T) {
+	ix, err := openHubIndex(t.TempDir(), zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	v := func(id string, fp byte) version {
+		x := version{id: id, tags: &Tags{Role: "uses", Year: "2024"}}
+		x.fp[0] = fp
+		return x
+	}
+	var all []version
+	for _, tx := range [][]version{
+		{v("a", 1), v("m", 1)},
+		{v("m", 2)},            // the last key's record again
+		{v("m", 3), v("z", 1)}, // the last key's first, then after it
+		{v("zz", 1), v("zz", 2), v("zz", 1), v("zzz", 1)}, // after it, repeated
+		{v("zzz", 2)},
+	} {
+		if err := ix.apply(tx, nil); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, tx...)
+	}
+	found, err := ix.has(all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, f := range found {
+		if !f {
+			t.Errorf("version %d of %s lost", all[i].fp[0], all[i].id)
+		}
+	}
+}
