@@ -255,20 +255,6 @@ func TestDecimalIsStrconv(t *testing.T) {
 // control characters and bytes beyond ASCII at every place, cut short
 // anywhere.
 func TestStringEndIsBytewise(t *testing.T) {
-	bytewise := func(b []byte, q int) int {
-		if q >= len(b) || b[q] != '"' {
-			return -1
-		}
-		for i := q + 1; i < len(b); i++ {
-			switch b[i] {
-			case '\\':
-				i++
-			case '"':
-				return i + 1
-			}
-		}
-		return -1
-	}
 	rng := rand.New(rand.NewPCG(13, 14))
 	alphabet := []byte("ab\"\\\x00\x1f\x20\x7f\x80\xff\x22\x5c\xa2\xdc ")
 	for range 200_000 {
@@ -280,7 +266,7 @@ func TestStringEndIsBytewise(t *testing.T) {
 				b[i] = 'a'
 			}
 		}
-		if got, want := stringEnd(b, 0), bytewise(b, 0); got != want {
+		if got, want := stringEnd(b, 0), stringEndBytewise(b, 0); got != want {
 			t.Fatalf("%q: %d, byte by byte %d", b, got, want)
 		}
 		want := 1
@@ -293,20 +279,27 @@ func TestStringEndIsBytewise(t *testing.T) {
 	}
 }
 
+// stringEndBytewise is stringEnd read a byte at a time: the index after
+// the closing quote of the string whose opening quote is b[q], or -1.
+func stringEndBytewise(b []byte, q int) int {
+	if q >= len(b) || b[q] != '"' {
+		return -1
+	}
+	for i := q + 1; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return -1
+}
+
 // valueEnd, passing over strings eight bytes at a time, ends a value where
 // reading it byte by byte does: nested, escaped, cut short anywhere.
 func TestValueEndIsBytewise(t *testing.T) {
-	stringEnd := func(b []byte, q int) int {
-		for i := q + 1; i < len(b); i++ {
-			switch b[i] {
-			case '\\':
-				i++
-			case '"':
-				return i + 1
-			}
-		}
-		return -1
-	}
+	stringEnd := stringEndBytewise
 	bytewise := func(b []byte, i int) int {
 		switch b[i] {
 		case '"':

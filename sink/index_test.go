@@ -472,6 +472,17 @@ func TestHubIndexRebuildsWhenAPageIsFoundDamaged(t *testing.T) {
 	}
 }
 
+// benchVersions are n versions of records with random ids (record.ID's)
+// of one hub, as the index benchmarks add them.
+func benchVersions(n int) []version {
+	versions := make([]version, n)
+	for i := range versions {
+		versions[i] = version{id: record.ID("bench-hub", fmt.Sprint(i)), tags: &Tags{Role: record.Roles[i%len(record.Roles)], Year: "2024"}}
+		copy(versions[i].fp[:], versions[i].id[4:])
+	}
+	return versions
+}
+
 // BenchmarkIndexSeal is what the seals of reprocess do to one hub folder's
 // index at a million records over 20 hubs: 50,000 record versions with
 // random ids, each seal looking its versions up and adding them, the
@@ -479,24 +490,19 @@ func TestHubIndexRebuildsWhenAPageIsFoundDamaged(t *testing.T) {
 // hubs) or 820 (16,384). B/op, the memory allocated, is what the
 // collector pays for, and does not move with the load of the machine.
 func BenchmarkIndexSeal(b *testing.B) {
-	const n = 50_000
-	versions := make([]version, n)
-	for i := range versions {
-		versions[i] = version{id: record.ID("bench-hub", fmt.Sprint(i)), tags: &Tags{Role: record.Roles[i%len(record.Roles)], Year: "2024"}}
-		copy(versions[i].fp[:], versions[i].id[4:])
-	}
+	versions := benchVersions(50_000)
 	hub := &record.Hub{ID: "bench-hub"}
 	for _, perSeal := range []int{410, 820} {
 		b.Run(fmt.Sprint("seal=", perSeal), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				dir := b.TempDir()
-				for lo := 0; lo < n; lo += perSeal {
+				for lo := 0; lo < len(versions); lo += perSeal {
 					ix, err := openHubIndex(dir, zerolog.Nop())
 					if err != nil {
 						b.Fatal(err)
 					}
-					batch := versions[lo:min(lo+perSeal, n)]
+					batch := versions[lo:min(lo+perSeal, len(versions))]
 					if _, err := ix.has(batch); err != nil {
 						b.Fatal(err)
 					}
@@ -523,12 +529,7 @@ func BenchmarkIndexSeal(b *testing.B) {
 // again between them): a hub folder's index at a million records. Then,
 // as a later build over the same folder, a second version of each.
 func BenchmarkIndexBuild(b *testing.B) {
-	const n = 50_000
-	versions := make([]version, n)
-	for i := range versions {
-		versions[i] = version{id: record.ID("bench-hub", fmt.Sprint(i)), tags: &Tags{Role: record.Roles[i%len(record.Roles)], Year: "2024"}}
-		copy(versions[i].fp[:], versions[i].id[4:])
-	}
+	versions := benchVersions(50_000)
 	slices.SortFunc(versions, func(a, b version) int { return strings.Compare(a.id, b.id) })
 	again := slices.Clone(versions)
 	for i := range again {
