@@ -53,6 +53,21 @@ const (
 	stops         // stop without closing, the indexes closed as a dying process's are
 )
 
+// writeSealed writes each batch to j and seals it before the next, as
+// reprocess's checkpoints do.
+func writeSealed(t *testing.T, j *jsonl, batches [][]*record.Record) {
+	t.Helper()
+	ctx := context.Background()
+	for _, b := range batches {
+		if _, err := j.Write(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		if err := j.StartFlush(ctx)(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // writeGeneration writes batches as reprocess does, a seal after each,
 // and ends as end says.
 func writeGeneration(t *testing.T, dir string, log *testkit.LogBuffer, batches [][]*record.Record, end int, opts ...Option) *jsonl {
@@ -67,15 +82,8 @@ func writeGeneration(t *testing.T, dir string, log *testkit.LogBuffer, batches [
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, b := range batches {
-		if _, err := s.Write(ctx, b); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.(BackgroundFlusher).StartFlush(ctx)(); err != nil {
-			t.Fatal(err)
-		}
-	}
 	j := s.(*jsonl)
+	writeSealed(t, j, batches)
 	switch end {
 	case stays:
 		return j
@@ -310,15 +318,7 @@ func TestOwnFolderRunSharingAFileDamagedIsNotTrusted(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			ctx := context.Background()
-			for _, b := range batches[20:] {
-				if _, err := j.Write(ctx, b); err != nil {
-					t.Fatal(err)
-				}
-				if err := j.StartFlush(ctx)(); err != nil {
-					t.Fatal(err)
-				}
-			}
+			writeSealed(t, j, batches[20:])
 			msg := errBadRun.Error()
 			switch damage {
 			case "size":
@@ -334,7 +334,7 @@ func TestOwnFolderRunSharingAFileDamagedIsNotTrusted(t *testing.T) {
 				last := lv.spans[len(lv.spans)-1]
 				msg = fmt.Sprintf("%s@%d: %s: %d bytes from %d, the file %d", lv.path, last.off, msg, last.size, last.off, lv.end-1)
 			}
-			if err := j.Close(ctx); err != nil {
+			if err := j.Close(context.Background()); err != nil {
 				t.Fatal(err)
 			}
 			if !strings.Contains(log.String(), msg) {
@@ -679,16 +679,8 @@ func TestOwnFolderRunsFailingMidwayLoseNothing(t *testing.T) {
 	if err := os.WriteFile(rd, []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	for _, b := range batches[25:] {
-		if _, err := j.Write(ctx, b); err != nil {
-			t.Fatal(err)
-		}
-		if err := j.StartFlush(ctx)(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := j.Close(ctx); err != nil {
+	writeSealed(t, j, batches[25:])
+	if err := j.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(log.String(), "not written to the index runs") {
