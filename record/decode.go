@@ -456,15 +456,12 @@ func (d *untaggedDecoder) str() string {
 // character, a byte beyond ASCII), or len(b), passing over eight bytes at
 // a time as quoteOrBackslash does.
 func plainEnd(b []byte, i int) int {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	const quotes, backslashes = ones * '"', ones * '\\'
 	for s := b[min(i, len(b)):]; len(s) >= 8; s = s[8:] {
 		x := binary.LittleEndian.Uint64(s)
-		q, e := x^quotes, x^backslashes
 		// A byte below 0x20 borrows, and has its high bit set by it; one
-		// beyond ASCII has it set already. As in quoteOrBackslash, the
-		// lowest bit set is the first such byte's.
-		if m := ((q-ones)&^q | (e-ones)&^e | x | (x - ones*0x20)) & highs; m != 0 {
+		// beyond ASCII has it set already. As in quotesIn, the lowest bit
+		// set is the first such byte's.
+		if m := quotesIn(x) | (x|(x-ones*0x20))&highs; m != 0 {
 			return i + bits.TrailingZeros64(m)/8
 		}
 		i += 8

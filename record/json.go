@@ -186,18 +186,25 @@ func stringEnd(b []byte, q int) int {
 	return -1
 }
 
+// Eight bytes at a time: ones has 1 in each byte, highs each byte's high bit.
+const ones, highs = 0x0101010101010101, 0x8080808080808080
+
+// quotesIn marks the quotes and backslashes among the eight bytes of x
+// (little-endian) with their high bits: the lowest bit set is that of the
+// first (that of a zero byte of x^quotes or x^backslashes); a byte above
+// one can be set by its borrow, none below.
+func quotesIn(x uint64) uint64 {
+	const quotes, backslashes = ones * '"', ones * '\\'
+	q, e := x^quotes, x^backslashes
+	return ((q-ones)&^q | (e-ones)&^e) & highs
+}
+
 // quoteOrBackslash is the index of the first quote or backslash in b from
 // i on, or len(b) when there is none. Most of a record's strings are plain
 // text: it passes over eight bytes at a time.
 func quoteOrBackslash(b []byte, i int) int {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	const quotes, backslashes = ones * '"', ones * '\\'
 	for s := b[min(i, len(b)):]; len(s) >= 8; s = s[8:] {
-		x := binary.LittleEndian.Uint64(s)
-		q, e := x^quotes, x^backslashes
-		// The lowest bit set is that of the first zero byte of q or e: a
-		// byte above one can be set by its borrow, none below.
-		if m := ((q-ones)&^q | (e-ones)&^e) & highs; m != 0 {
+		if m := quotesIn(binary.LittleEndian.Uint64(s)); m != 0 {
 			return i + bits.TrailingZeros64(m)/8
 		}
 		i += 8
