@@ -407,12 +407,8 @@ func mapKey[V any](d *untaggedDecoder, m map[string]V) string {
 	return k
 }
 
-func (d *untaggedDecoder) space() {
-	// Marshal writes no space: one test, mostly.
-	for d.i < len(d.b) && d.b[d.i] <= ' ' && (d.b[d.i] == ' ' || d.b[d.i] == '\t' || d.b[d.i] == '\n' || d.b[d.i] == '\r') {
-		d.i++
-	}
-}
+// space moves past white space.
+func (d *untaggedDecoder) space() { d.i = spaceEnd(d.b, d.i) }
 
 // null moves past a null and says whether there was one.
 func (d *untaggedDecoder) null() bool {

@@ -200,10 +200,16 @@ func (w *untaggedWalk) expect(c byte) bool {
 	return true
 }
 
-func (w *untaggedWalk) space() {
-	for w.i < len(w.b) && (w.b[w.i] == ' ' || w.b[w.i] == '\t' || w.b[w.i] == '\n' || w.b[w.i] == '\r') {
-		w.i++
+func (w *untaggedWalk) space() { w.i = spaceEnd(w.b, w.i) }
+
+// spaceEnd is the index of the first byte from b[i] on that is not JSON's
+// white space.
+func spaceEnd(b []byte, i int) int {
+	// Marshal writes no space: one test, mostly.
+	for i < len(b) && b[i] <= ' ' && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
 	}
+	return i
 }
 
 // valueEnd is the index just after the JSON value that starts at b[i],
