@@ -173,14 +173,12 @@ type binary struct{ path, suffix string }
 
 func measure(bins []binary, ns []int, chosen []string, rounds int, keep bool) error {
 	fmt.Printf("%-10s %-24s %8s %10s %8s %14s %10s %20s\n", "records", "command", "wall s", "records/s", "CPU s", "records/CPU-s", "peak RSS", "of it anon / file")
-	peaks := map[string][]float64{}
-	var names []string // in the order first seen
 	type key struct {
 		n    int
 		name string
 	}
-	runs := map[key][]figures{}
-	var keys []key // in the order first seen
+	runs := map[key][]figures{} // each row's runs, over the rounds
+	var keys []key              // in the order first seen
 	for _, n := range ns {
 		dir, err := os.MkdirTemp("", "rssbench")
 		if err != nil {
@@ -213,10 +211,6 @@ func measure(bins []binary, ns []int, chosen []string, rounds int, keep bool) er
 						r.name += bin.suffix
 						fmt.Printf("%-10d %-24s %8.1f %10.0f %8.1f %14.0f %6.0f MiB %9.0f / %4.0f MiB\n",
 							n, r.name, r.wall, float64(r.records)/r.wall, r.cpu, float64(r.records)/r.cpu, r.rssMiB, r.anonMiB, r.fileMiB)
-						if _, seen := peaks[r.name]; !seen {
-							names = append(names, r.name)
-						}
-						peaks[r.name] = append(peaks[r.name], r.rssMiB)
 						k := key{n, r.name}
 						if _, seen := runs[k]; !seen {
 							keys = append(keys, k)
@@ -242,6 +236,16 @@ func measure(bins []binary, ns []int, chosen []string, rounds int, keep bool) er
 			cpu := func(f figures) float64 { return f.cpu }
 			r, c := spread(runs[k], rate), spread(runs[k], cpu)
 			fmt.Printf("%-10d %-24s %8.0f records/s (%.0f to %.0f) %8.1f CPU s (%.1f to %.1f)\n", k.n, k.name, r[1], r[0], r[2], c[1], c[0], c[2])
+		}
+	}
+	peaks := map[string][]float64{}
+	var names []string // in the order first seen
+	for _, k := range keys {
+		if _, seen := peaks[k.name]; !seen {
+			names = append(names, k.name)
+		}
+		for _, f := range runs[k] {
+			peaks[k.name] = append(peaks[k.name], f.rssMiB)
 		}
 	}
 	for _, name := range names {
