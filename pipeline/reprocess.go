@@ -843,18 +843,22 @@ func (r *retagger) run(ctx context.Context, read func(context.Context, func(*chu
 // work tags the chunks of work until it is closed. Once ctx is cancelled
 // it only marks them so: the writer must not write a chunk left as read.
 func (r *retagger) work(ctx context.Context, work <-chan *chunk) {
+	var buf []byte // record.UnmarshalUntagged's
 	for c := range work {
 		if err := ctx.Err(); err != nil {
 			c.err = err
 		} else {
-			r.tag(c)
+			buf = r.tag(c, buf)
 		}
 		close(c.done)
 	}
 }
 
-// tag decodes (from the stream) and tags the records of a chunk.
-func (r *retagger) tag(c *chunk) {
+// tag decodes (from the stream) and tags the records of a chunk. A record
+// from the stream is decoded without what tagging replaces: a raw record
+// has none of it, a self-tagged one its evidence and scores (buf is
+// record.UnmarshalUntagged's, returned for the next chunk).
+func (r *retagger) tag(c *chunk, buf []byte) []byte {
 	for i := range c.items {
 		it := &c.items[i]
 		if it.raw != nil {
@@ -866,9 +870,10 @@ func (r *retagger) tag(c *chunk) {
 			// not find as they were, and would write into slices and maps
 			// the sink may still hold (a segment's hub).
 			*it.rec = record.Record{}
-			if err := record.Unmarshal(it.raw, it.rec); err != nil {
-				c.err = fmt.Errorf("the raw record at stream sequence %d: %w", it.seq, err)
-				return
+			var err error
+			if buf, err = record.UnmarshalUntagged(it.raw, it.rec, buf); err != nil {
+				c.err = fmt.Errorf("the record at stream sequence %d: %w", it.seq, err)
+				return buf
 			}
 			it.raw = nil
 		} else {
@@ -885,6 +890,7 @@ func (r *retagger) tag(c *chunk) {
 			runtime.Gosched()
 		}
 	}
+	return buf
 }
 
 // write writes the tagged chunks in input order, a few at a time (see
