@@ -22,16 +22,19 @@
 //     graph.json, a fresh embedded NATS data folder) and writes its 200
 //     new records into that folder beside the N. Its records/s counts
 //     those 200.
-//   - reprocess: N raw records (20 hubs), as the fetch stage publishes
-//     them (with its run and change headers), are published once into the
-//     stream of a new data folder through the embedded NATS server, which
-//     every binary and round then reads once the stream's duplicate window
-//     (2 minutes) has passed; then `citecrawl reprocess` runs three times:
-//     from the stream into a new output folder ("stream -> new"), from the
-//     stream again over that output ("stream -> over", the usual re-tag
-//     after a rule change) and from that output folder into a new one
-//     ("folder"). The server is embedded in reprocess, so its figure
-//     includes JetStream's.
+//   - reprocess: N records (20 hubs; each the title and summary of one of
+//     50 generated papers) are published once into the streams of a new
+//     data folder through the embedded NATS server, which every binary
+//     and round then reads once the stream's duplicate window (2 minutes)
+//     has passed. They are stored as `citecrawl run` stores them (its
+//     fetcher tags each record itself: one subject a record, with the
+//     headers of its run, its fingerprint and its pages), or with -stream
+//     raw as a fetch-only worker does (untagged, with its run's headers).
+//     Then `citecrawl reprocess` runs three times: from the stream into a
+//     new output folder ("stream -> new"), from the stream again over that
+//     output ("stream -> over", the usual re-tag after a rule change) and
+//     from that output folder into a new one ("folder"). The server is
+//     embedded in reprocess, so its figure includes JetStream's.
 //
 // Records are published without a message id: the server holds the ids
 // published in the last 2 minutes (the stream's duplicate window) in
@@ -58,6 +61,7 @@
 //	go run ./scripts/rssbench -citecrawl /tmp/citecrawl -only reprocess    # one command
 //	go run ./scripts/rssbench -citecrawl /tmp/citecrawl -before /tmp/old   # and an older build in turn
 //	go run ./scripts/rssbench -citecrawl /tmp/citecrawl -only reprocess -counts 1000000 -rounds 3   # issue 11, item 2
+//	go run ./scripts/rssbench -citecrawl /tmp/citecrawl -only reprocess -stream raw   # a fetch-only worker's raw records
 package main
 
 import (
@@ -82,6 +86,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
+	"github.com/citecrawl/citecrawl/classify"
 	"github.com/citecrawl/citecrawl/ingest/snapshot"
 	"github.com/citecrawl/citecrawl/pipeline"
 	"github.com/citecrawl/citecrawl/record"
@@ -102,8 +107,13 @@ func main() {
 	counts := flag.String("counts", "", "comma-separated record counts (default 10000,100000,1000000; overrides -quick)")
 	only := flag.String("only", strings.Join(commands, ","), "comma-separated commands to measure, of "+strings.Join(commands, ", "))
 	keep := flag.Bool("keep", false, "keep the temporary folders")
+	stored := flag.String("stream", selfTagged, "how the records reprocess reads are stored: "+selfTagged+" (as `citecrawl run` stores them) or "+raw+" (as a fetch-only worker does)")
 	rounds := flag.Int("rounds", 1, "runs of each binary at each count, in turn (the order of the binaries alternates); more than 1 also prints each row's median")
 	flag.Parse()
+	if *stored != selfTagged && *stored != raw {
+		fmt.Fprintf(os.Stderr, "rssbench: -stream %q: want %s or %s\n", *stored, selfTagged, raw)
+		os.Exit(2)
+	}
 	if *rounds < 1 {
 		fmt.Fprintf(os.Stderr, "rssbench: -rounds %d: want at least 1\n", *rounds)
 		os.Exit(2)
@@ -140,7 +150,7 @@ func main() {
 	if *before != "" {
 		bins = append(bins, binary{path: *before, suffix: " (before)"})
 	}
-	if err := measure(bins, ns, chosen, *rounds, *keep); err != nil {
+	if err := measure(benches(*stored), bins, ns, chosen, *rounds, *keep); err != nil {
 		fmt.Fprintln(os.Stderr, "rssbench:", err)
 		os.Exit(1)
 	}
@@ -155,10 +165,14 @@ type bench struct {
 	run     func(bin, shared, dir string, n int) ([]row, error)
 }
 
-var benches = map[string]bench{
-	"worker":    {run: func(bin, _, dir string, n int) ([]row, error) { return sinkWorker(bin, dir, n) }},
-	"run":       {run: func(bin, _, dir string, n int) ([]row, error) { return runOnFilledOutput(bin, dir, n) }},
-	"reprocess": {prepare: publishRaw, run: reprocess},
+// benches are the commands' benches, reprocess reading records stored as
+// stored (selfTagged or raw).
+func benches(stored string) map[string]bench {
+	return map[string]bench{
+		"worker":    {run: func(bin, _, dir string, n int) ([]row, error) { return sinkWorker(bin, dir, n) }},
+		"run":       {run: func(bin, _, dir string, n int) ([]row, error) { return runOnFilledOutput(bin, dir, n) }},
+		"reprocess": {prepare: publishRecords(stored), run: reprocess},
+	}
 }
 
 // row is one measured run of a command.
@@ -171,7 +185,7 @@ type row struct {
 // with.
 type binary struct{ path, suffix string }
 
-func measure(bins []binary, ns []int, chosen []string, rounds int, keep bool) error {
+func measure(benches map[string]bench, bins []binary, ns []int, chosen []string, rounds int, keep bool) error {
 	fmt.Printf("%-10s %-24s %8s %10s %8s %14s %10s %20s\n", "records", "command", "wall s", "records/s", "CPU s", "records/CPU-s", "peak RSS", "of it anon / file")
 	type key struct {
 		n    int
@@ -305,20 +319,17 @@ func rawRecord(papers []snapshot.Paper) func(hub string, i int) record.Record {
 	}
 }
 
-// publish puts n records over 20 hubs onto the bus, in async batches and
-// without message ids (see the package comment); subject gives a hub's
-// subject, rec the i-th record of a hub and header (nil: none) the
-// headers of each.
-func publish(ctx context.Context, bus *pipeline.Bus, n int, subject func(hub string) string, rec func(hub string, i int) record.Record, header nats.Header) error {
+// publish puts n messages over 20 hubs onto the bus, in async batches and
+// without message ids (see the package comment); out gives the i-th, a
+// record of hub.
+func publish(ctx context.Context, bus *pipeline.Bus, n int, out func(hub string, i int) (pipeline.Out, error)) error {
 	outs := make([]pipeline.Out, 0, publishBatch)
 	for i := range n {
-		hub := benchHub(i)
-		r := rec(hub, i)
-		b, err := record.Marshal(&r)
+		o, err := out(benchHub(i), i)
 		if err != nil {
 			return err
 		}
-		outs = append(outs, pipeline.Out{Subject: subject(hub), Data: b, Header: header})
+		outs = append(outs, o)
 		if len(outs) == cap(outs) || i == n-1 {
 			if err := bus.PublishAll(ctx, outs); err != nil {
 				return fmt.Errorf("publishing %d records: %w", n, err)
@@ -350,7 +361,12 @@ func sinkWorker(bin, dir string, n int) ([]row, error) {
 		return nil, err
 	}
 	defer bus.Close()
-	if err := publish(ctx, bus, n, pipeline.TaggedSubject, taggedRecord, nil); err != nil {
+	tagged := func(hub string, i int) (pipeline.Out, error) {
+		r := taggedRecord(hub, i)
+		b, err := record.Marshal(&r)
+		return pipeline.Out{Subject: pipeline.TaggedSubject(hub), Data: b}, err
+	}
+	if err := publish(ctx, bus, n, tagged); err != nil {
 		return nil, err
 	}
 	out := filepath.Join(dir, "out")
@@ -453,25 +469,81 @@ func fill(out string, n int) error {
 	return s.Close(ctx)
 }
 
-// publishRaw publishes n raw records into the stream of a new data folder
-// in shared, which every run of reprocess reads.
-func publishRaw(shared string, n int) error {
-	ctx := context.Background()
-	cfg := pipeline.DefaultConfig()
-	cfg.NATS.DataDir = filepath.Join(shared, "data")
-	bus, err := pipeline.Open(ctx, cfg.NATS, publishBatch, zerolog.Nop())
+// How the records reprocess reads are stored (-stream).
+const (
+	// selfTagged: as `citecrawl run` stores them, its fetcher tagging
+	// each record itself: tagged, one subject a record, with the headers
+	// of its run, its fingerprint and the pages it was built from.
+	selfTagged = "self-tagged"
+	// raw: as a fetch-only worker stores them: untagged, one subject a
+	// hub, with the headers of its run.
+	raw = "raw"
+)
+
+// publishRecords publishes n records, stored as stored (selfTagged or
+// raw), into the streams of a new data folder in shared, which every run
+// of reprocess reads.
+func publishRecords(stored string) func(shared string, n int) error {
+	return func(shared string, n int) error {
+		ctx := context.Background()
+		cfg := pipeline.DefaultConfig()
+		cfg.NATS.DataDir = filepath.Join(shared, "data")
+		bus, err := pipeline.Open(ctx, cfg.NATS, publishBatch, zerolog.Nop())
+		if err != nil {
+			return err
+		}
+		defer bus.Close() // frees the data folder for reprocess
+		out, err := storedRecord(stored)
+		if err != nil {
+			return err
+		}
+		if err := publish(ctx, bus, n, out); err != nil {
+			return err
+		}
+		return waitOutDuplicateWindow(ctx, bus, stored, n)
+	}
+}
+
+// storedRecord gives the i-th record of a hub as the crawler would have
+// stored it.
+func storedRecord(stored string) (func(hub string, i int) (pipeline.Out, error), error) {
+	runID := pipeline.NewRunID(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC))
+	rec := rawRecord(snapshot.Generated(50).Papers)
+	if stored == raw {
+		h := nats.Header{pipeline.HeaderRun: {runID}, pipeline.HeaderChange: {pipeline.ChangeNew}}
+		return func(hub string, i int) (pipeline.Out, error) {
+			r := rec(hub, i)
+			b, err := record.Marshal(&r)
+			return pipeline.Out{Subject: pipeline.RawSubject(hub), Data: b, Header: h}, err
+		}, nil
+	}
+	cl, err := classify.Load("") // the rules built in, as the crawl's
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer bus.Close() // frees the data folder for reprocess
-	// The headers the fetch stage gives each raw record (its run and what
-	// the record is to it), which a reader of the stream decodes with it.
-	h := nats.Header{pipeline.HeaderRun: {pipeline.NewRunID(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC))}, pipeline.HeaderChange: {pipeline.ChangeNew}}
-	if err := publish(ctx, bus, n, pipeline.RawSubject, rawRecord(snapshot.Generated(50).Papers), h); err != nil {
-		return err
-	}
+	return func(hub string, i int) (pipeline.Out, error) {
+		r := rec(hub, i)
+		cl.Tag(&r)
+		line, fp, err := record.MarshalLine(&r)
+		if err != nil {
+			return pipeline.Out{}, err
+		}
+		pages := fmt.Sprintf(`[{"url":"https://pith.science/pith/%s","etag":"W/\"%08x\""},{"url":"https://arxiv.org/abs/26%02d.%05d","last_modified":"Sun, 01 Nov 2026 00:00:00 GMT"}]`,
+			r.ID, i, 1+i%12, i%100000)
+		h := nats.Header{pipeline.HeaderFingerprint: {fp}, pipeline.HeaderRun: {runID}, pipeline.HeaderChange: {pipeline.ChangeNew}, pipeline.HeaderPages: {pages}}
+		return pipeline.Out{Subject: pipeline.SelfTaggedSubject(hub, r.ID), Data: line[:len(line)-1], Header: h}, nil
+	}, nil
+}
+
+// waitOutDuplicateWindow waits until the duplicate window of the stream
+// just published to has passed.
+func waitOutDuplicateWindow(ctx context.Context, bus *pipeline.Bus, stored string, n int) error {
 	published := time.Now()
-	st, err := bus.JS.Stream(ctx, pipeline.StreamRaw)
+	name := pipeline.StreamTagged
+	if stored == raw {
+		name = pipeline.StreamRaw
+	}
+	st, err := bus.JS.Stream(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -481,7 +553,7 @@ func publishRaw(shared string, n int) error {
 	// the first. A reprocess minutes after a crawl reads only the crawl's
 	// last minutes, so the runs start once the window has passed.
 	wait := time.Until(published.Add(st.CachedInfo().Config.Duplicates + time.Second))
-	fmt.Fprintf(os.Stderr, "rssbench: %d raw records published; waiting %s for the stream's duplicate window to pass\n", n, wait.Round(time.Second))
+	fmt.Fprintf(os.Stderr, "rssbench: %d records published (%s); waiting %s for the stream's duplicate window to pass\n", n, stored, wait.Round(time.Second))
 	time.Sleep(wait)
 	return nil
 }
