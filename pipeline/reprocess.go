@@ -441,10 +441,11 @@ func (r *retagger) recycle(c *chunk) {
 // item is one record to re-tag: raw JSON from the stream, or decoded from
 // a folder with its labels before.
 type item struct {
-	raw []byte
-	seq uint64 // stream sequence of raw
-	rec *record.Record
-	old labels
+	raw    []byte
+	seq    uint64 // stream sequence of raw
+	tagged bool   // raw is a self-tagged record, not a raw one
+	rec    *record.Record
+	old    labels
 }
 
 // fromStream reads every record crawled up to now: the raw stream from
@@ -746,7 +747,7 @@ func (r *retagger) mergeParts(ctx context.Context, bus *Bus, parts []streamPart,
 		} else {
 			c.pos.Done = seq
 		}
-		c.items = append(c.items, item{raw: pr.head.Data(), seq: seq})
+		c.items = append(c.items, item{raw: pr.head.Data(), seq: seq, tagged: pr.tagged})
 		if err := pr.next(ctx); err != nil {
 			return err
 		}
@@ -854,10 +855,10 @@ func (r *retagger) work(ctx context.Context, work <-chan *chunk) {
 	}
 }
 
-// tag decodes (from the stream) and tags the records of a chunk. A record
-// from the stream is decoded without what tagging replaces: a raw record
-// has none of it, a self-tagged one its evidence and scores (buf is
-// record.UnmarshalUntagged's, returned for the next chunk).
+// tag decodes (from the stream) and tags the records of a chunk. A
+// self-tagged record is decoded without what tagging replaces, its
+// evidence and scores (buf is record.UnmarshalUntagged's, returned for the
+// next chunk); a raw record, which has none of it, whole.
 func (r *retagger) tag(c *chunk, buf []byte) []byte {
 	for i := range c.items {
 		it := &c.items[i]
@@ -871,7 +872,12 @@ func (r *retagger) tag(c *chunk, buf []byte) []byte {
 			// the sink may still hold (a segment's hub).
 			*it.rec = record.Record{}
 			var err error
-			if buf, err = record.UnmarshalUntagged(it.raw, it.rec, buf); err != nil {
+			if it.tagged {
+				buf, err = record.UnmarshalUntagged(it.raw, it.rec, buf)
+			} else {
+				err = record.Unmarshal(it.raw, it.rec)
+			}
+			if err != nil {
 				c.err = fmt.Errorf("the record at stream sequence %d: %w", it.seq, err)
 				return buf
 			}

@@ -170,15 +170,15 @@ func TestReprocessFromFolder(t *testing.T) {
 // Re-tagged with the rules they were tagged with, the records read from a
 // folder (without their evidence, which tagging gives again) are written
 // exactly as they were.
-func TestReprocessFromFolderWithTheSameRulesWritesTheSameRecords(t *testing.T) {
+// Re-tagged with the rules they were tagged with, the records come out as
+// they were, from the folder and from the stream (where the crawl's fetch
+// stage stored them self-tagged, decoded without their evidence and
+// scores, which tagging gives again).
+func TestReprocessWithTheSameRulesWritesTheSameRecords(t *testing.T) {
 	cfg, bus := crawled(t, snapshot.Default())
-	bus.Close()
+	defer bus.Close()
 	c, err := classify.Load(cfg.Rules)
 	if err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(t.TempDir(), "again")
-	if _, err := Reprocess(context.Background(), nil, ReprocessOptions{From: cfg.Sink.Out, Out: out, Classifier: c, Log: zerolog.Nop()}); err != nil {
 		t.Fatal(err)
 	}
 	lines := func(recs []record.Record) map[string]string {
@@ -192,16 +192,25 @@ func TestReprocessFromFolderWithTheSameRulesWritesTheSameRecords(t *testing.T) {
 		}
 		return m
 	}
-	before, after := lines(readOut(t, cfg.Sink.Out)), lines(readOut(t, out))
-	evidence := 0
-	for id, b := range before {
-		if after[id] != b {
-			t.Fatalf("record %s was\n%s\nis\n%s", id, b, after[id])
-		}
-		evidence += strings.Count(b, `"evidence":[{`)
-	}
-	if len(after) != len(before) || evidence == 0 {
-		t.Fatalf("%d records, %d before, %d lists of evidence", len(after), len(before), evidence)
+	before := lines(readOut(t, cfg.Sink.Out))
+	for _, from := range []string{cfg.Sink.Out, "stream"} {
+		t.Run(filepath.Base(from), func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "again")
+			if _, err := Reprocess(context.Background(), bus, ReprocessOptions{From: from, Out: out, Classifier: c, Log: zerolog.Nop()}); err != nil {
+				t.Fatal(err)
+			}
+			after := lines(readOut(t, out))
+			evidence := 0
+			for id, b := range before {
+				if after[id] != b {
+					t.Fatalf("record %s was\n%s\nis\n%s", id, b, after[id])
+				}
+				evidence += strings.Count(b, `"evidence":[{`)
+			}
+			if len(after) != len(before) || evidence == 0 {
+				t.Fatalf("%d records, %d before, %d lists of evidence", len(after), len(before), evidence)
+			}
+		})
 	}
 }
 
@@ -678,7 +687,7 @@ func TestReprocessCancelledNeverWritesUntaggedRecords(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		raws = append(raws, item{raw: m.Data, seq: seq})
+		raws = append(raws, item{raw: m.Data, seq: seq, tagged: true})
 	}
 	stream := func() (pos []position, items []item) {
 		for _, it := range raws {
