@@ -5,34 +5,37 @@ import (
 	"encoding/binary"
 	"math/bits"
 	"strconv"
+	"time"
 	"unicode/utf16"
 	"unicode/utf8"
 	"unsafe"
 )
 
-// untaggedDecoder reads a record's JSON into a zero Record in one pass,
-// field by field, by hand, passing over the fields UnmarshalUntagged
-// leaves out (left) with valueEnd, as the walk does. It reads what
-// Marshal writes, with space between tokens, fields in any order and
-// scalars repeated (the last wins, as in goccy/go-json). At anything else
-// (a field it does not know, a gone record, null where Marshal writes
-// none, an object or list read twice, a \u escape of a surrogate, invalid
-// UTF-8, a number of the wrong kind, JSON that is not) it gives up (ok
-// false), and UnmarshalUntagged takes its other way (the walk, then
-// goccy/go-json), so that such input decodes, or fails, as it did.
-// TestUntaggedDecoderIsTheWalk holds the two ways together.
+// decoder reads a record's JSON into a zero Record in one pass, field by
+// field, by hand: the whole record (Unmarshal), or, untagged, without
+// what UnmarshalUntagged leaves out, passing over those fields with
+// valueEnd, as the walk does. It reads what Marshal writes, with space
+// between tokens, fields in any order and scalars repeated (the last
+// wins, as in goccy/go-json). At anything else (a field it does not know,
+// untagged a gone record, null where Marshal writes none, an object or
+// list read twice, a \u escape of a surrogate, invalid UTF-8, a number of
+// the wrong kind, JSON that is not) it gives up (ok false), and its
+// caller takes goccy/go-json's way (UnmarshalUntagged the walk first), so
+// that such input decodes, or fails, as it did. TestDecoderIsGoccy and
+// TestUntaggedDecoderIsTheWalk hold the ways together.
 //
 // The walk copied the kept half of a record and goccy/go-json decoded
 // the copy: two passes over it, the first byte by byte (5.97 of the 23.5
 // CPU s of reprocess from a folder of a million records).
-type untaggedDecoder struct {
-	b  []byte
-	i  int
-	ok bool
+type decoder struct {
+	b        []byte
+	i        int
+	ok       bool
+	untagged bool // leave out the evidence and the pluralism's scores; give up on a gone record
 }
 
 // record reads a whole record: one object and nothing after it.
-func (d *untaggedDecoder) record(r *Record) {
+func (d *decoder) record(r *Record) {
 	var hub, paper bool // read once: a second would be merged into the first
 	for more := d.open('{'); d.ok && more; more = d.next('}') {
 		switch string(d.key()) {
@@ -65,7 +68,7 @@ func (d *untaggedDecoder) record(r *Record) {
 		case "role_source":
 			r.RoleSource = d.str()
 		case "role_evidence":
-			d.skip()
+			d.evidence(&r.RoleEvidence)
 		case "polarity":
 			r.Polarity = d.str()
 		case "polarity_confidence":
@@ -86,6 +89,12 @@ func (d *untaggedDecoder) record(r *Record) {
 			// As goccy/go-json reads it: the time's own UnmarshalJSON,
 			// given the string with its quotes.
 			end := stringEnd(d.b, d.i)
+			if end >= 0 && bytes.Equal(d.b[d.i:end], jsonZeroTime) {
+				// What UnmarshalJSON makes of it (a raw record's), without
+				// parsing it.
+				r.FetchedAt, d.i = time.Time{}, end
+				break
+			}
 			if end < 0 || r.FetchedAt.UnmarshalJSON(d.b[d.i:end]) != nil {
 				d.ok = false
 				break
@@ -110,7 +119,12 @@ func (d *untaggedDecoder) record(r *Record) {
 					}
 				}
 			}
-		default: // and gone: a gone record is decoded whole
+		case "gone":
+			// Untagged, a gone record is decoded whole (tagging leaves it
+			// as it is): by the walk and goccy/go-json.
+			d.ok = d.ok && !d.untagged
+			r.Gone = d.bool()
+		default:
 			d.ok = false
 		}
 	}
@@ -118,7 +132,7 @@ func (d *untaggedDecoder) record(r *Record) {
 	d.ok = d.ok && d.i == len(d.b)
 }
 
-func (d *untaggedDecoder) hub(h *Hub) {
+func (d *decoder) hub(h *Hub) {
 	for more := d.open('{'); d.ok && more; more = d.next('}') {
 		switch string(d.key()) {
 		case "url":
@@ -140,7 +154,7 @@ func (d *untaggedDecoder) hub(h *Hub) {
 	}
 }
 
-func (d *untaggedDecoder) hubCounts(p *HubCounts) {
+func (d *decoder) hubCounts(p *HubCounts) {
 	for more := d.open('{'); d.ok && more; more = d.next('}') {
 		switch string(d.key()) {
 		case "citing_papers":
@@ -175,7 +189,7 @@ func (d *untaggedDecoder) hubCounts(p *HubCounts) {
 	}
 }
 
-func (d *untaggedDecoder) paper(p *Paper) {
+func (d *decoder) paper(p *Paper) {
 	for more := d.open('{'); d.ok && more; more = d.next('}') {
 		switch string(d.key()) {
 		case "title":
@@ -212,7 +226,7 @@ func (d *untaggedDecoder) paper(p *Paper) {
 	}
 }
 
-func (d *untaggedDecoder) context(c *Context) {
+func (d *decoder) context(c *Context) {
 	for more := d.open('{'); d.ok && more; more = d.next('}') {
 		switch string(d.key()) {
 		case "text":
@@ -242,14 +256,14 @@ func (d *untaggedDecoder) context(c *Context) {
 		case "polarity_confidence":
 			c.PolarityConfidence = d.float()
 		case "evidence":
-			d.skip()
+			d.evidence(&c.Evidence)
 		default:
 			d.ok = false
 		}
 	}
 }
 
-func (d *untaggedDecoder) pluralism(p *Pluralism) {
+func (d *decoder) pluralism(p *Pluralism) {
 	for more := d.open('{'); d.ok && more; more = d.next('}') {
 		switch string(d.key()) {
 		case "primary":
@@ -258,15 +272,17 @@ func (d *untaggedDecoder) pluralism(p *Pluralism) {
 			p.Confidence = d.float()
 		case "labels":
 			d.strings(&p.Labels)
-		case "scores", "evidence":
-			d.skip()
+		case "scores":
+			d.scores(&p.Scores)
+		case "evidence":
+			d.evidence(&p.Evidence)
 		default:
 			d.ok = false
 		}
 	}
 }
 
-func (d *untaggedDecoder) fullText(f *FullText) {
+func (d *decoder) fullText(f *FullText) {
 	for more := d.open('{'); d.ok && more; more = d.next('}') {
 		switch string(d.key()) {
 		case "url":
@@ -293,8 +309,59 @@ func (d *untaggedDecoder) fullText(f *FullText) {
 	}
 }
 
+// evidence reads a list of evidence into *ev (nil for null), or, untagged,
+// passes over it.
+func (d *decoder) evidence(ev *[]Evidence) {
+	if d.untagged {
+		d.skip()
+		return
+	}
+	if d.fresh(*ev != nil); d.null() {
+		return
+	}
+	var stack [8]Evidence
+	list := stack[:0]
+	for more := d.open('['); d.ok && more; more = d.next(']') {
+		list = append(list, Evidence{})
+		e := &list[len(list)-1]
+		for more := d.open('{'); d.ok && more; more = d.next('}') {
+			switch string(d.key()) {
+			case "label":
+				e.Label = d.str()
+			case "rule":
+				e.Rule = d.str()
+			case "cue":
+				e.Cue = d.str()
+			case "weight":
+				e.Weight = d.float()
+			default:
+				d.ok = false
+			}
+		}
+	}
+	*ev = exact(list)
+}
+
+// scores reads the pluralism's scores into *m (nil for null), or,
+// untagged, passes over them.
+func (d *decoder) scores(m *map[string]float64) {
+	if d.untagged {
+		d.skip()
+		return
+	}
+	if d.fresh(*m != nil); d.null() {
+		return
+	}
+	scores := make(map[string]float64, len(scoreKeys))
+	*m = scores
+	for more := d.open('{'); d.ok && more; more = d.next('}') {
+		k := mapKey(d, scores)
+		scores[k] = d.float()
+	}
+}
+
 // skip passes over a value left out, as the walk does: to valueEnd.
-func (d *untaggedDecoder) skip() {
+func (d *decoder) skip() {
 	end := valueEnd(d.b, d.i)
 	if end < 0 {
 		d.ok = false
@@ -304,7 +371,7 @@ func (d *untaggedDecoder) skip() {
 }
 
 // strings reads a list of strings into *ss (nil for null).
-func (d *untaggedDecoder) strings(ss *[]string) {
+func (d *decoder) strings(ss *[]string) {
 	if d.fresh(*ss != nil); d.null() {
 		return
 	}
@@ -324,22 +391,30 @@ func exact[T any](list []T) []T {
 
 // fresh gives up when an object, list, map or pointer is read a second
 // time: goccy/go-json would decode into the first, which this does not.
-func (d *untaggedDecoder) fresh(seen bool) {
+func (d *decoder) fresh(seen bool) {
 	d.ok = d.ok && !seen
 }
 
-// at says whether the next byte, after any space, is c.
-func (d *untaggedDecoder) at(c byte) bool {
-	if d.i < len(d.b) && d.b[d.i] == c { // Marshal writes no space
+// at says whether the next byte, after any space, is c. (Marshal writes
+// no space: the first test, inlined, mostly decides.)
+func (d *decoder) at(c byte) bool {
+	if d.i < len(d.b) && d.b[d.i] == c {
 		return true
 	}
+	return d.atAfterSpace(c)
+}
+
+// atAfterSpace is at's way past space: not inlined into at, so that at is.
+//
+//go:noinline
+func (d *decoder) atAfterSpace(c byte) bool {
 	d.space()
 	return d.i < len(d.b) && d.b[d.i] == c
 }
 
 // open moves past the opening c of an object or array ('{' or '[') and
 // the space after it, and says whether it has a member.
-func (d *untaggedDecoder) open(c byte) bool {
+func (d *decoder) open(c byte) bool {
 	if !d.at(c) {
 		d.ok = false
 		return false
@@ -354,7 +429,18 @@ func (d *untaggedDecoder) open(c byte) bool {
 
 // next moves past the comma after a member and the space after it,
 // saying there is another, or past the closer, saying there is not.
-func (d *untaggedDecoder) next(closer byte) bool {
+func (d *decoder) next(closer byte) bool {
+	if d.ok && d.i < len(d.b) { // Marshal writes no space: mostly decided here
+		switch d.b[d.i] {
+		case ',':
+			d.i++
+			d.space()
+			return true
+		case closer:
+			d.i++
+			return false
+		}
+	}
 	switch {
 	case !d.ok:
 	case d.at(','):
@@ -371,14 +457,18 @@ func (d *untaggedDecoder) next(closer byte) bool {
 
 // key reads a member's name, as it is written, and the colon after it,
 // up to its value. A name with a backslash is no field's.
-func (d *untaggedDecoder) key() []byte {
-	if d.i >= len(d.b) || d.b[d.i] != '"' { // space was passed over by open or next
+func (d *decoder) key() []byte {
+	b, start := d.b, d.i+1
+	if d.i >= len(b) || b[d.i] != '"' { // space was passed over by open or next
 		d.ok = false
 		return nil
 	}
-	start := d.i + 1
-	end := quoteOrBackslash(d.b, start)
-	if end >= len(d.b) || d.b[end] != '"' { // cut short, or no field's
+	// A field's name is short: looked at byte by byte.
+	end := start
+	for end < len(b) && b[end] != '"' && b[end] != '\\' {
+		end++
+	}
+	if end >= len(b) || b[end] != '"' { // cut short, or no field's
 		d.ok = false
 		return nil
 	}
@@ -388,12 +478,12 @@ func (d *untaggedDecoder) key() []byte {
 	}
 	d.i++
 	d.space()
-	return d.b[start:end]
+	return b[start:end]
 }
 
 // mapKey reads a map's key and the colon after it; a key read before is
 // given up on (which of the two a map keeps is the decoder's choice).
-func mapKey[V any](d *untaggedDecoder, m map[string]V) string {
+func mapKey[V any](d *decoder, m map[string]V) string {
 	k := d.str()
 	if _, seen := m[k]; seen {
 		d.ok = false
@@ -408,10 +498,10 @@ func mapKey[V any](d *untaggedDecoder, m map[string]V) string {
 }
 
 // space moves past white space.
-func (d *untaggedDecoder) space() { d.i = spaceEnd(d.b, d.i) }
+func (d *decoder) space() { d.i = spaceEnd(d.b, d.i) }
 
 // null moves past a null and says whether there was one.
-func (d *untaggedDecoder) null() bool {
+func (d *decoder) null() bool {
 	if bytes.HasPrefix(d.b[d.i:], []byte("null")) {
 		d.i += len("null")
 		return true
@@ -419,7 +509,7 @@ func (d *untaggedDecoder) null() bool {
 	return false
 }
 
-func (d *untaggedDecoder) bool() bool {
+func (d *decoder) bool() bool {
 	switch {
 	case bytes.HasPrefix(d.b[d.i:], []byte("true")):
 		d.i += len("true")
@@ -433,7 +523,7 @@ func (d *untaggedDecoder) bool() bool {
 }
 
 // str reads a string.
-func (d *untaggedDecoder) str() string {
+func (d *decoder) str() string {
 	if d.i >= len(d.b) || d.b[d.i] != '"' {
 		d.ok = false
 		return ""
@@ -522,7 +612,7 @@ func intern(b []byte) string {
 // escape, a byte beyond ASCII or a control character at or after d.i. It
 // gives up on a control character, invalid UTF-8 and a \u escape of a
 // surrogate: goccy/go-json's to refuse or replace.
-func (d *untaggedDecoder) unescape(start int) string {
+func (d *decoder) unescape(start int) string {
 	var stack [256]byte
 	out := stack[:0]
 	for d.i < len(d.b) {
@@ -598,7 +688,7 @@ func (d *untaggedDecoder) unescape(start int) string {
 
 // number reads a number as JSON writes one, and says whether it is an
 // integer (no fraction or exponent).
-func (d *untaggedDecoder) number() (num []byte, integer bool) {
+func (d *decoder) number() (num []byte, integer bool) {
 	start, b := d.i, d.b
 	digits := func() bool { // one or more
 		from := d.i
@@ -639,7 +729,7 @@ func (d *untaggedDecoder) number() (num []byte, integer bool) {
 	return b[start:d.i], integer
 }
 
-func (d *untaggedDecoder) float() float64 {
+func (d *decoder) float() float64 {
 	num, _ := d.number()
 	if !d.ok {
 		return 0
@@ -691,7 +781,7 @@ func decimal(num []byte) (float64, bool) {
 // pow10 are the powers of ten decimal divides by, each exact.
 var pow10 = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15}
 
-func (d *untaggedDecoder) int() int {
+func (d *decoder) int() int {
 	num, integer := d.number()
 	if !d.ok || !integer {
 		d.ok = false
@@ -705,7 +795,7 @@ func (d *untaggedDecoder) int() int {
 }
 
 // intPtr reads an int, or null.
-func (d *untaggedDecoder) intPtr() *int {
+func (d *decoder) intPtr() *int {
 	if d.null() {
 		return nil
 	}

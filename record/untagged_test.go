@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strconv"
 	"testing"
+
+	gojson "github.com/goccy/go-json"
 )
 
 // withoutTagDetail is r as UnmarshalUntagged should give it: without the
@@ -133,12 +135,11 @@ func TestUnmarshalUntaggedOfDamagedJSON(t *testing.T) {
 	}
 }
 
-// The hand-written decoder gives what the walk and goccy/go-json give, or
-// gives up: for Marshal's JSON (which it must read, or this test would
-// hold the walk to itself), spaced out, with members inserted (repeated,
-// nulled, renamed, escaped, left-out fields malformed), damaged, and
-// into a record that is not zero.
-func TestUntaggedDecoderIsTheWalk(t *testing.T) {
+// decoderLines are JSON for the hand-written decoder to read or give up
+// on: Marshal's JSON (which it must read, or the tests would hold the
+// other way to itself), spaced out, with members inserted (repeated,
+// nulled, renamed, escaped, left-out fields malformed), damaged.
+func decoderLines(t *testing.T) [][]byte {
 	rng := rand.New(rand.NewPCG(9, 10))
 	inserts := []string{`"role":"x",`, `"contexts":[],`, `"contexts":null,`, `"hub":{"id":"y"},`, `"pluralism":null,`, `"pluralism":{"primary":"p"},`,
 		`"Schema":"x",`, `"scores":{"a":1,"a":2},`, `"facets":{"f":{"x":1},"f":null},`, `"evidence":[],`, `"evidence":[{"cue":"c"}],`, `"id":null,`,
@@ -147,7 +148,9 @@ func TestUntaggedDecoderIsTheWalk(t *testing.T) {
 		`"url":"x" ,`, `"references":-0,`, `"labels":[null],`, `"truncated":{},`, `"truncated":{"contexts":1,"contexts":2},`, `"published":{"facets":null},`,
 		`"role_evidence":,`, `"role_evidence":[1 2 {],`, `"evidence":[{"a":"]}\"{"}],`, `"scores":nul,`, `"scores":{"a":[}],`, `"role_evidence":"x\"",`,
 		`"Evidence":[],`, `"role_Evidence":[],`, `"evidence":null,`, `"scores":null,`, `"role_evidence":null,`, `"refs":12,`, `"novelty":1.5e3,`,
-		`"background_percent":7,`, `"canonical":true,`, `"polarity_indexing":false,`, `"cite_span":[],`, `"cite_span":[1,-2],`}
+		`"background_percent":7,`, `"canonical":true,`, `"polarity_indexing":false,`, `"cite_span":[],`, `"cite_span":[1,-2],`,
+		`"evidence":[{"label":"a","label":"b","weight":-0}],`, `"evidence":[null],`, `"evidence":[{}],`, `"scores":{},`, `"scores":{"none":0.5,"x":-1e-7},`,
+		`"weight":"1",`, `"gone":null,`, `"role_evidence":[{"rule":"r","cue":"\u00e9"}],`, `"scores":{"none":null},`}
 	var lines [][]byte
 	add := func(b []byte) { lines = append(lines, b) }
 	records := append(trickyRecords(), reprocessedRecord())
@@ -168,11 +171,14 @@ func TestUntaggedDecoderIsTheWalk(t *testing.T) {
 			t.Fatal(err)
 		}
 		add(b)
-		if !r.Gone {
+		for _, untagged := range []bool{false, true} {
+			if untagged && r.Gone { // decoded whole, by the walk
+				continue
+			}
 			var got Record
-			d := untaggedDecoder{b: b, ok: true}
+			d := decoder{b: b, ok: true, untagged: untagged}
 			if d.record(&got); !d.ok {
-				t.Fatalf("Marshal's JSON was not read by hand: %s", b)
+				t.Fatalf("Marshal's JSON was not read by hand (untagged %v): %s", untagged, b)
 			}
 		}
 		var indented bytes.Buffer
@@ -200,6 +206,14 @@ func TestUntaggedDecoderIsTheWalk(t *testing.T) {
 		`{"role_evidence":}`, `{"role_evidence":[}`, `{"pluralism":{"scores":{"a":1}}`, `{"id":"a\`, `{"id":"a\"`, `{"contexts":[{"evidence":"\\"}]}`} {
 		add([]byte(b))
 	}
+	return lines
+}
+
+// The hand-written decoder, untagged, gives what the walk and
+// goccy/go-json give, or gives up (decoderLines), also into a record that
+// is not zero.
+func TestUntaggedDecoderIsTheWalk(t *testing.T) {
+	lines := decoderLines(t)
 	var buf []byte
 	for i, b := range lines {
 		var got, want Record
@@ -219,6 +233,37 @@ func TestUntaggedDecoderIsTheWalk(t *testing.T) {
 			t.Fatalf("JSON %d into a tagged record: %s\nby hand: %+v (%v)\nwalked:  %+v (%v)", i, b, got, err, want, wantErr)
 		}
 	}
+}
+
+// Unmarshal, by hand, gives what goccy/go-json gives, or gives up on it
+// (decoderLines), into a zero record.
+func TestDecoderIsGoccy(t *testing.T) {
+	for i, b := range decoderLines(t) {
+		checkDecoderIsGoccy(t, b, i)
+	}
+}
+
+// checkDecoderIsGoccy fails t unless b decodes by Unmarshal as it does
+// by goccy/go-json: to the same record, or with the same error.
+func checkDecoderIsGoccy(t *testing.T, b []byte, i int) {
+	var got, want Record
+	err := Unmarshal(b, &got)
+	wantErr := gojson.Unmarshal(b, &want)
+	if (err == nil) != (wantErr == nil) || err != nil && err.Error() != wantErr.Error() || !reflect.DeepEqual(got, want) {
+		t.Fatalf("JSON %d: %q\nUnmarshal: %+v (%v)\ngoccy:     %+v (%v)", i, b, got, err, want, wantErr)
+	}
+}
+
+// FuzzDecoderIsGoccy: go test ./record -run '^$' -fuzz FuzzDecoderIsGoccy
+func FuzzDecoderIsGoccy(f *testing.F) {
+	for _, r := range append(trickyRecords(), reprocessedRecord(), rawRecord()) {
+		b, err := Marshal(&r)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) { checkDecoderIsGoccy(t, b, 0) })
 }
 
 // Numbers of up to 15 digits, read the quick way, are what strconv reads.
