@@ -32,6 +32,8 @@ type decoder struct {
 	i        int
 	ok       bool
 	untagged bool // leave out the evidence and the pluralism's scores; give up on a gone record
+	// s is b as a string, or "": the strings read are slices of it (plain).
+	s string
 }
 
 // record reads a whole record: one object and nothing after it.
@@ -42,11 +44,15 @@ func (d *decoder) record(r *Record) {
 		case "schema":
 			r.Schema = d.str()
 		case "id":
-			r.ID = d.str()
+			r.ID = d.own()
 		case "hub":
 			d.fresh(hub)
 			hub = true
+			// Its strings each in an allocation of their own (see own).
+			s := d.s
+			d.s = ""
 			d.hub(&r.Hub)
+			d.s = s
 		case "paper":
 			d.fresh(paper)
 			paper = true
@@ -62,15 +68,15 @@ func (d *decoder) record(r *Record) {
 				r.Contexts = exact(cs)
 			}
 		case "role":
-			r.Role = d.str()
+			r.Role = d.own()
 		case "role_confidence":
 			r.RoleConfidence = d.float()
 		case "role_source":
-			r.RoleSource = d.str()
+			r.RoleSource = d.own()
 		case "role_evidence":
 			d.evidence(&r.RoleEvidence)
 		case "polarity":
-			r.Polarity = d.str()
+			r.Polarity = d.own()
 		case "polarity_confidence":
 			r.PolarityConfidence = d.float()
 		case "pluralism":
@@ -84,7 +90,7 @@ func (d *decoder) record(r *Record) {
 				d.fullText(r.FullText)
 			}
 		case "rules_version":
-			r.RulesVersion = d.str()
+			r.RulesVersion = d.own()
 		case "fetched_at":
 			// As goccy/go-json reads it: the time's own UnmarshalJSON,
 			// given the string with its quotes.
@@ -209,7 +215,7 @@ func (d *decoder) paper(p *Paper) {
 		case "categories":
 			d.strings(&p.Categories)
 		case "published":
-			p.Published = d.str()
+			p.Published = d.own()
 		case "verdict":
 			p.Verdict = d.str()
 		case "novelty":
@@ -267,7 +273,7 @@ func (d *decoder) pluralism(p *Pluralism) {
 	for more := d.open('{'); d.ok && more; more = d.next('}') {
 		switch string(d.key()) {
 		case "primary":
-			p.Primary = d.str()
+			p.Primary = d.own()
 		case "confidence":
 			p.Confidence = d.float()
 		case "labels":
@@ -463,10 +469,16 @@ func (d *decoder) key() []byte {
 		d.ok = false
 		return nil
 	}
-	// A field's name is short: looked at byte by byte.
-	end := start
-	for end < len(b) && b[end] != '"' && b[end] != '\\' {
-		end++
+	// Eight bytes at a time, the first here: most names end within them.
+	end := len(b)
+	if start+8 <= len(b) {
+		if m := quotesIn(binary.LittleEndian.Uint64(b[start:])); m != 0 {
+			end = start + bits.TrailingZeros64(m)/8
+		} else {
+			end = quoteOrBackslash(b, start+8)
+		}
+	} else {
+		end = quoteOrBackslash(b, start)
 	}
 	if end >= len(b) || b[end] != '"' { // cut short, or no field's
 		d.ok = false
@@ -522,19 +534,62 @@ func (d *decoder) bool() bool {
 	return false
 }
 
-// str reads a string.
+// str reads a string: as it is written, unless it has an escape or a
+// control character. Valid UTF-8 beyond ASCII is passed over a character
+// at a time; invalid UTF-8 is given up on (goccy/go-json's to replace).
 func (d *decoder) str() string {
-	if d.i >= len(d.b) || d.b[d.i] != '"' {
+	b := d.b
+	if d.i >= len(b) || b[d.i] != '"' {
 		d.ok = false
 		return ""
 	}
 	start := d.i + 1
-	if end := plainEnd(d.b, start); end < len(d.b) && d.b[end] == '"' {
+	end := plainEnd(b, start)
+	for end < len(b) && b[end] >= utf8.RuneSelf {
+		if !utf8.FullRune(b[end:]) {
+			break // cut short: unescape gives up
+		}
+		r, size := utf8.DecodeRune(b[end:])
+		if r == utf8.RuneError && size == 1 {
+			d.ok = false
+			return ""
+		}
+		end = plainEnd(b, end+size)
+	}
+	if end < len(b) && b[end] == '"' {
 		d.i = end + 1
-		return intern(d.b[start:end])
+		return d.plain(start, end)
 	}
 	d.i = start
-	return d.unescape(start) // an escape, a byte beyond ASCII or a control character
+	return d.unescape(start) // an escape or a control character
+}
+
+// plain is the string b[start:end], which holds no escape: a label's
+// constant, or a slice of s, the input as a string, when the decoder has
+// it (one allocation for every string of a record, rather than one each),
+// or else a copy of its own.
+func (d *decoder) plain(start, end int) string {
+	b := d.b[start:end]
+	if s, ok := known(b); ok {
+		return s
+	}
+	if d.s != "" {
+		return d.s[start:end]
+	}
+	return string(b)
+}
+
+// own reads a string into an allocation of its own, not a slice of s:
+// for what the sink keeps of a record beyond it (its id until a segment
+// is sealed, its hub for each segment, its tags, among them the year of
+// its paper, for each tag set), which must not keep the whole input with
+// it. The labels are constants anyway (known).
+func (d *decoder) own() string {
+	s := d.s
+	d.s = ""
+	v := d.str()
+	d.s = s
+	return v
 }
 
 // plainEnd is the index of the first byte from i on that a string does
@@ -560,52 +615,53 @@ func plainEnd(b []byte, i int) int {
 	return i
 }
 
-// intern is string(b), without a copy for the values a record's labels
-// and schema take, most of its short strings.
-func intern(b []byte) string {
+// known is the constant that b spells, when it is one of the values a
+// record's labels and schema take, most of its short strings: they are
+// not copied, and compare at once with the constants.
+func known(b []byte) (string, bool) {
 	switch string(b) { // compared, not converted
 	case "":
-		return ""
+		return "", true
 	case Schema:
-		return Schema
+		return Schema, true
 	case RoleBackground:
-		return RoleBackground
+		return RoleBackground, true
 	case RoleUses:
-		return RoleUses
+		return RoleUses, true
 	case RoleCompares:
-		return RoleCompares
+		return RoleCompares, true
 	case RoleMotivation:
-		return RoleMotivation
+		return RoleMotivation, true
 	case RoleExtends:
-		return RoleExtends
+		return RoleExtends, true
 	case RoleFuture:
-		return RoleFuture
+		return RoleFuture, true
 	case PolaritySupporting:
-		return PolaritySupporting
+		return PolaritySupporting, true
 	case PolarityContrasting:
-		return PolarityContrasting
+		return PolarityContrasting, true
 	case PolarityNeutral:
-		return PolarityNeutral
+		return PolarityNeutral, true
 	case PluralismOverton:
-		return PluralismOverton
+		return PluralismOverton, true
 	case PluralismSteerable:
-		return PluralismSteerable
+		return PluralismSteerable, true
 	case PluralismDistributional:
-		return PluralismDistributional
+		return PluralismDistributional, true
 	case PluralismMultiObjective:
-		return PluralismMultiObjective
+		return PluralismMultiObjective, true
 	case PluralismTradeoffSteerable:
-		return PluralismTradeoffSteerable
+		return PluralismTradeoffSteerable, true
 	case PluralismJury:
-		return PluralismJury
+		return PluralismJury, true
 	case PluralismNone:
-		return PluralismNone
+		return PluralismNone, true
 	case RoleSourceContext:
-		return RoleSourceContext
+		return RoleSourceContext, true
 	case RoleSourceSummary:
-		return RoleSourceSummary
+		return RoleSourceSummary, true
 	}
-	return string(b)
+	return "", false
 }
 
 // unescape reads the rest of the string begun at b[start], which has an

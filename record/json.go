@@ -25,12 +25,14 @@ func Marshal(r *Record) ([]byte, error) {
 }
 
 // Unmarshal decodes a record's JSON into r, as encoding/json would: into
-// a zero record, by hand (decoder), and what that does not read, or into
-// a record that is not zero (which goccy/go-json merges into), with
-// goccy/go-json, which is faster than encoding/json.
+// a zero record, by hand (decoder), its strings slices of one copy of b
+// but for what a sink keeps beyond the record (its id, hub and tags: see
+// decoder.own); and what that does not read, or into a record that is not
+// zero (which goccy/go-json merges into), with goccy/go-json, which is
+// faster than encoding/json.
 func Unmarshal(b []byte, r *Record) error {
 	if isZero(r) {
-		d := decoder{b: b, ok: true}
+		d := decoder{b: b, s: string(b), ok: true}
 		if d.record(r); d.ok {
 			return nil
 		}

@@ -23,6 +23,9 @@ import (
 // out for goccy/go-json to decode.
 func UnmarshalUntagged(b []byte, r *Record, buf []byte) ([]byte, error) {
 	if isZero(r) {
+		// Without s: the input copied whole would be the tags' detail too,
+		// which is left out (BenchmarkUnmarshalUntagged: 3 % more
+		// instructions with it).
 		d := decoder{b: b, ok: true, untagged: true}
 		if d.record(r); d.ok {
 			return buf, nil

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strconv"
 	"testing"
+	"unsafe"
 
 	gojson "github.com/goccy/go-json"
 )
@@ -264,6 +265,40 @@ func FuzzDecoderIsGoccy(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) { checkDecoderIsGoccy(t, b, 0) })
+}
+
+// Unmarshal's strings are slices of one copy of its input, but for what
+// the sink keeps of a record beyond it (its id, hub and tags, the paper's
+// year among them), which would keep the whole input with them.
+func TestUnmarshalKeepsOnlyTheRecordInItsInput(t *testing.T) {
+	r := crawledRecord()
+	r.Role, r.RoleSource, r.Polarity, r.RulesVersion = "a-role-of-a-later-schema", "x", "y", "rules-7c62f30"
+	r.Pluralism = &Pluralism{Primary: "z", Labels: []string{}, Scores: map[string]float64{}, Evidence: []Evidence{}}
+	b, err := Marshal(&r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got Record
+	if err := Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	at := func(s string) uintptr { return uintptr(unsafe.Pointer(unsafe.StringData(s))) }
+	input := at(got.Paper.Title) - uintptr(bytes.Index(b, []byte(got.Paper.Title)))
+	in := func(s string) bool { return s != "" && at(s) >= input && at(s) < input+uintptr(len(b)) }
+	if !in(got.Paper.Summary) || !in(got.Contexts[0].Text) {
+		t.Fatal("the paper's summary and the contexts are not slices of the input: this test tells nothing")
+	}
+	kept := map[string]string{"id": got.ID, "hub url": got.Hub.URL, "hub id": got.Hub.ID, "hub title": got.Hub.Title,
+		"cited work": got.Hub.CitedWorkIDs[0], "published": got.Paper.Published, "role": got.Role, "role source": got.RoleSource,
+		"polarity": got.Polarity, "pluralism": got.Pluralism.Primary, "rules version": got.RulesVersion}
+	for facet := range got.Hub.Published.Facets {
+		kept["facet"] = facet
+	}
+	for name, s := range kept {
+		if in(s) {
+			t.Errorf("the %s is a slice of the input", name)
+		}
+	}
 }
 
 // Numbers of up to 15 digits, read the quick way, are what strconv reads.
