@@ -5,45 +5,54 @@ import (
 	"encoding/binary"
 	"math/bits"
 	"strconv"
+	"time"
 	"unicode/utf16"
 	"unicode/utf8"
 	"unsafe"
 )
 
-// untaggedDecoder reads a record's JSON into a zero Record in one pass,
-// field by field, by hand, passing over the fields UnmarshalUntagged
-// leaves out (left) with valueEnd, as the walk does. It reads what
-// Marshal writes, with space between tokens, fields in any order and
-// scalars repeated (the last wins, as in goccy/go-json). At anything else
-// (a field it does not know, a gone record, null where Marshal writes
-// none, an object or list read twice, a \u escape of a surrogate, invalid
-// UTF-8, a number of the wrong kind, JSON that is not) it gives up (ok
-// false), and UnmarshalUntagged takes its other way (the walk, then
-// goccy/go-json), so that such input decodes, or fails, as it did.
-// TestUntaggedDecoderIsTheWalk holds the two ways together.
+// decoder reads a record's JSON into a zero Record in one pass, field by
+// field, by hand: the whole record (Unmarshal), or, untagged, without
+// what UnmarshalUntagged leaves out, passing over those fields with
+// valueEnd, as the walk does. It reads what Marshal writes, with space
+// between tokens, fields in any order and scalars repeated (the last
+// wins, as in goccy/go-json). At anything else (a field it does not know,
+// untagged a gone record, null where Marshal writes none, an object or
+// list read twice, a \u escape of a surrogate, invalid UTF-8, a number of
+// the wrong kind, JSON that is not) it gives up (ok false), and its
+// caller takes goccy/go-json's way (UnmarshalUntagged the walk first), so
+// that such input decodes, or fails, as it did. TestDecoderIsGoccy and
+// TestUntaggedDecoderIsTheWalk hold the ways together.
 //
 // The walk copied the kept half of a record and goccy/go-json decoded
 // the copy: two passes over it, the first byte by byte (5.97 of the 23.5
 // CPU s of reprocess from a folder of a million records).
-type untaggedDecoder struct {
-	b  []byte
-	i  int
-	ok bool
+type decoder struct {
+	b        []byte
+	i        int
+	ok       bool
+	untagged bool // leave out the evidence and the pluralism's scores; give up on a gone record
+	// s is b as a string, or "": the strings read are slices of it (plain).
+	s string
 }
 
 // record reads a whole record: one object and nothing after it.
-func (d *untaggedDecoder) record(r *Record) {
+func (d *decoder) record(r *Record) {
 	var hub, paper bool // read once: a second would be merged into the first
 	for more := d.open('{'); d.ok && more; more = d.next('}') {
 		switch string(d.key()) {
 		case "schema":
 			r.Schema = d.str()
 		case "id":
-			r.ID = d.str()
+			r.ID = d.own()
 		case "hub":
 			d.fresh(hub)
 			hub = true
+			// Its strings each in an allocation of their own (see own).
+			s := d.s
+			d.s = ""
 			d.hub(&r.Hub)
+			d.s = s
 		case "paper":
 			d.fresh(paper)
 			paper = true
@@ -59,15 +68,15 @@ func (d *untaggedDecoder) record(r *Record) {
 				r.Contexts = exact(cs)
 			}
 		case "role":
-			r.Role = d.str()
+			r.Role = d.own()
 		case "role_confidence":
 			r.RoleConfidence = d.float()
 		case "role_source":
-			r.RoleSource = d.str()
+			r.RoleSource = d.own()
 		case "role_evidence":
-			d.skip()
+			d.evidence(&r.RoleEvidence)
 		case "polarity":
-			r.Polarity = d.str()
+			r.Polarity = d.own()
 		case "polarity_confidence":
 			r.PolarityConfidence = d.float()
 		case "pluralism":
@@ -81,11 +90,17 @@ func (d *untaggedDecoder) record(r *Record) {
 				d.fullText(r.FullText)
 			}
 		case "rules_version":
-			r.RulesVersion = d.str()
+			r.RulesVersion = d.own()
 		case "fetched_at":
 			// As goccy/go-json reads it: the time's own UnmarshalJSON,
 			// given the string with its quotes.
 			end := stringEnd(d.b, d.i)
+			if end >= 0 && bytes.Equal(d.b[d.i:end], jsonZeroTime) {
+				// What UnmarshalJSON makes of it (a raw record's), without
+				// parsing it.
+				r.FetchedAt, d.i = time.Time{}, end
+				break
+			}
 			if end < 0 || r.FetchedAt.UnmarshalJSON(d.b[d.i:end]) != nil {
 				d.ok = false
 				break
@@ -110,7 +125,12 @@ func (d *untaggedDecoder) record(r *Record) {
 					}
 				}
 			}
-		default: // and gone: a gone record is decoded whole
+		case "gone":
+			// Untagged, a gone record is decoded whole (tagging leaves it
+			// as it is): by the walk and goccy/go-json.
+			d.ok = d.ok && !d.untagged
+			r.Gone = d.bool()
+		default:
 			d.ok = false
 		}
 	}
@@ -118,7 +138,7 @@ func (d *untaggedDecoder) record(r *Record) {
 	d.ok = d.ok && d.i == len(d.b)
 }
 
-func (d *untaggedDecoder) hub(h *Hub) {
+func (d *decoder) hub(h *Hub) {
 	for more := d.open('{'); d.ok && more; more = d.next('}') {
 		switch string(d.key()) {
 		case "url":
@@ -140,7 +160,7 @@ func (d *untaggedDecoder) hub(h *Hub) {
 	}
 }
 
-func (d *untaggedDecoder) hubCounts(p *HubCounts) {
+func (d *decoder) hubCounts(p *HubCounts) {
 	for more := d.open('{'); d.ok && more; more = d.next('}') {
 		switch string(d.key()) {
 		case "citing_papers":
@@ -175,7 +195,7 @@ func (d *untaggedDecoder) hubCounts(p *HubCounts) {
 	}
 }
 
-func (d *untaggedDecoder) paper(p *Paper) {
+func (d *decoder) paper(p *Paper) {
 	for more := d.open('{'); d.ok && more; more = d.next('}') {
 		switch string(d.key()) {
 		case "title":
@@ -195,7 +215,7 @@ func (d *untaggedDecoder) paper(p *Paper) {
 		case "categories":
 			d.strings(&p.Categories)
 		case "published":
-			p.Published = d.str()
+			p.Published = d.own()
 		case "verdict":
 			p.Verdict = d.str()
 		case "novelty":
@@ -212,7 +232,7 @@ func (d *untaggedDecoder) paper(p *Paper) {
 	}
 }
 
-func (d *untaggedDecoder) context(c *Context) {
+func (d *decoder) context(c *Context) {
 	for more := d.open('{'); d.ok && more; more = d.next('}') {
 		switch string(d.key()) {
 		case "text":
@@ -242,31 +262,33 @@ func (d *untaggedDecoder) context(c *Context) {
 		case "polarity_confidence":
 			c.PolarityConfidence = d.float()
 		case "evidence":
-			d.skip()
+			d.evidence(&c.Evidence)
 		default:
 			d.ok = false
 		}
 	}
 }
 
-func (d *untaggedDecoder) pluralism(p *Pluralism) {
+func (d *decoder) pluralism(p *Pluralism) {
 	for more := d.open('{'); d.ok && more; more = d.next('}') {
 		switch string(d.key()) {
 		case "primary":
-			p.Primary = d.str()
+			p.Primary = d.own()
 		case "confidence":
 			p.Confidence = d.float()
 		case "labels":
 			d.strings(&p.Labels)
-		case "scores", "evidence":
-			d.skip()
+		case "scores":
+			d.scores(&p.Scores)
+		case "evidence":
+			d.evidence(&p.Evidence)
 		default:
 			d.ok = false
 		}
 	}
 }
 
-func (d *untaggedDecoder) fullText(f *FullText) {
+func (d *decoder) fullText(f *FullText) {
 	for more := d.open('{'); d.ok && more; more = d.next('}') {
 		switch string(d.key()) {
 		case "url":
@@ -293,8 +315,59 @@ func (d *untaggedDecoder) fullText(f *FullText) {
 	}
 }
 
+// evidence reads a list of evidence into *ev (nil for null), or, untagged,
+// passes over it.
+func (d *decoder) evidence(ev *[]Evidence) {
+	if d.untagged {
+		d.skip()
+		return
+	}
+	if d.fresh(*ev != nil); d.null() {
+		return
+	}
+	var stack [8]Evidence
+	list := stack[:0]
+	for more := d.open('['); d.ok && more; more = d.next(']') {
+		list = append(list, Evidence{})
+		e := &list[len(list)-1]
+		for more := d.open('{'); d.ok && more; more = d.next('}') {
+			switch string(d.key()) {
+			case "label":
+				e.Label = d.str()
+			case "rule":
+				e.Rule = d.str()
+			case "cue":
+				e.Cue = d.str()
+			case "weight":
+				e.Weight = d.float()
+			default:
+				d.ok = false
+			}
+		}
+	}
+	*ev = exact(list)
+}
+
+// scores reads the pluralism's scores into *m (nil for null), or,
+// untagged, passes over them.
+func (d *decoder) scores(m *map[string]float64) {
+	if d.untagged {
+		d.skip()
+		return
+	}
+	if d.fresh(*m != nil); d.null() {
+		return
+	}
+	scores := make(map[string]float64, len(scoreKeys))
+	*m = scores
+	for more := d.open('{'); d.ok && more; more = d.next('}') {
+		k := mapKey(d, scores)
+		scores[k] = d.float()
+	}
+}
+
 // skip passes over a value left out, as the walk does: to valueEnd.
-func (d *untaggedDecoder) skip() {
+func (d *decoder) skip() {
 	end := valueEnd(d.b, d.i)
 	if end < 0 {
 		d.ok = false
@@ -304,7 +377,7 @@ func (d *untaggedDecoder) skip() {
 }
 
 // strings reads a list of strings into *ss (nil for null).
-func (d *untaggedDecoder) strings(ss *[]string) {
+func (d *decoder) strings(ss *[]string) {
 	if d.fresh(*ss != nil); d.null() {
 		return
 	}
@@ -324,22 +397,30 @@ func exact[T any](list []T) []T {
 
 // fresh gives up when an object, list, map or pointer is read a second
 // time: goccy/go-json would decode into the first, which this does not.
-func (d *untaggedDecoder) fresh(seen bool) {
+func (d *decoder) fresh(seen bool) {
 	d.ok = d.ok && !seen
 }
 
-// at says whether the next byte, after any space, is c.
-func (d *untaggedDecoder) at(c byte) bool {
-	if d.i < len(d.b) && d.b[d.i] == c { // Marshal writes no space
+// at says whether the next byte, after any space, is c. (Marshal writes
+// no space: the first test, inlined, mostly decides.)
+func (d *decoder) at(c byte) bool {
+	if d.i < len(d.b) && d.b[d.i] == c {
 		return true
 	}
+	return d.atAfterSpace(c)
+}
+
+// atAfterSpace is at's way past space: not inlined into at, so that at is.
+//
+//go:noinline
+func (d *decoder) atAfterSpace(c byte) bool {
 	d.space()
 	return d.i < len(d.b) && d.b[d.i] == c
 }
 
 // open moves past the opening c of an object or array ('{' or '[') and
 // the space after it, and says whether it has a member.
-func (d *untaggedDecoder) open(c byte) bool {
+func (d *decoder) open(c byte) bool {
 	if !d.at(c) {
 		d.ok = false
 		return false
@@ -354,7 +435,18 @@ func (d *untaggedDecoder) open(c byte) bool {
 
 // next moves past the comma after a member and the space after it,
 // saying there is another, or past the closer, saying there is not.
-func (d *untaggedDecoder) next(closer byte) bool {
+func (d *decoder) next(closer byte) bool {
+	if d.ok && d.i < len(d.b) { // Marshal writes no space: mostly decided here
+		switch d.b[d.i] {
+		case ',':
+			d.i++
+			d.space()
+			return true
+		case closer:
+			d.i++
+			return false
+		}
+	}
 	switch {
 	case !d.ok:
 	case d.at(','):
@@ -371,14 +463,24 @@ func (d *untaggedDecoder) next(closer byte) bool {
 
 // key reads a member's name, as it is written, and the colon after it,
 // up to its value. A name with a backslash is no field's.
-func (d *untaggedDecoder) key() []byte {
-	if d.i >= len(d.b) || d.b[d.i] != '"' { // space was passed over by open or next
+func (d *decoder) key() []byte {
+	b, start := d.b, d.i+1
+	if d.i >= len(b) || b[d.i] != '"' { // space was passed over by open or next
 		d.ok = false
 		return nil
 	}
-	start := d.i + 1
-	end := quoteOrBackslash(d.b, start)
-	if end >= len(d.b) || d.b[end] != '"' { // cut short, or no field's
+	// Eight bytes at a time, the first here: most names end within them.
+	end := len(b)
+	if start+8 <= len(b) {
+		if m := quotesIn(binary.LittleEndian.Uint64(b[start:])); m != 0 {
+			end = start + bits.TrailingZeros64(m)/8
+		} else {
+			end = quoteOrBackslash(b, start+8)
+		}
+	} else {
+		end = quoteOrBackslash(b, start)
+	}
+	if end >= len(b) || b[end] != '"' { // cut short, or no field's
 		d.ok = false
 		return nil
 	}
@@ -388,12 +490,12 @@ func (d *untaggedDecoder) key() []byte {
 	}
 	d.i++
 	d.space()
-	return d.b[start:end]
+	return b[start:end]
 }
 
 // mapKey reads a map's key and the colon after it; a key read before is
 // given up on (which of the two a map keeps is the decoder's choice).
-func mapKey[V any](d *untaggedDecoder, m map[string]V) string {
+func mapKey[V any](d *decoder, m map[string]V) string {
 	k := d.str()
 	if _, seen := m[k]; seen {
 		d.ok = false
@@ -408,10 +510,10 @@ func mapKey[V any](d *untaggedDecoder, m map[string]V) string {
 }
 
 // space moves past white space.
-func (d *untaggedDecoder) space() { d.i = spaceEnd(d.b, d.i) }
+func (d *decoder) space() { d.i = spaceEnd(d.b, d.i) }
 
 // null moves past a null and says whether there was one.
-func (d *untaggedDecoder) null() bool {
+func (d *decoder) null() bool {
 	if bytes.HasPrefix(d.b[d.i:], []byte("null")) {
 		d.i += len("null")
 		return true
@@ -419,7 +521,7 @@ func (d *untaggedDecoder) null() bool {
 	return false
 }
 
-func (d *untaggedDecoder) bool() bool {
+func (d *decoder) bool() bool {
 	switch {
 	case bytes.HasPrefix(d.b[d.i:], []byte("true")):
 		d.i += len("true")
@@ -432,19 +534,62 @@ func (d *untaggedDecoder) bool() bool {
 	return false
 }
 
-// str reads a string.
-func (d *untaggedDecoder) str() string {
-	if d.i >= len(d.b) || d.b[d.i] != '"' {
+// str reads a string: as it is written, unless it has an escape or a
+// control character. Valid UTF-8 beyond ASCII is passed over a character
+// at a time; invalid UTF-8 is given up on (goccy/go-json's to replace).
+func (d *decoder) str() string {
+	b := d.b
+	if d.i >= len(b) || b[d.i] != '"' {
 		d.ok = false
 		return ""
 	}
 	start := d.i + 1
-	if end := plainEnd(d.b, start); end < len(d.b) && d.b[end] == '"' {
+	end := plainEnd(b, start)
+	for end < len(b) && b[end] >= utf8.RuneSelf {
+		if !utf8.FullRune(b[end:]) {
+			break // cut short: unescape gives up
+		}
+		r, size := utf8.DecodeRune(b[end:])
+		if r == utf8.RuneError && size == 1 {
+			d.ok = false
+			return ""
+		}
+		end = plainEnd(b, end+size)
+	}
+	if end < len(b) && b[end] == '"' {
 		d.i = end + 1
-		return intern(d.b[start:end])
+		return d.plain(start, end)
 	}
 	d.i = start
-	return d.unescape(start) // an escape, a byte beyond ASCII or a control character
+	return d.unescape(start) // an escape or a control character
+}
+
+// plain is the string b[start:end], which holds no escape: a label's
+// constant, or a slice of s, the input as a string, when the decoder has
+// it (one allocation for every string of a record, rather than one each),
+// or else a copy of its own.
+func (d *decoder) plain(start, end int) string {
+	b := d.b[start:end]
+	if s, ok := known(b); ok {
+		return s
+	}
+	if d.s != "" {
+		return d.s[start:end]
+	}
+	return string(b)
+}
+
+// own reads a string into an allocation of its own, not a slice of s:
+// for what the sink keeps of a record beyond it (its id until a segment
+// is sealed, its hub for each segment, its tags, among them the year of
+// its paper, for each tag set), which must not keep the whole input with
+// it. The labels are constants anyway (known).
+func (d *decoder) own() string {
+	s := d.s
+	d.s = ""
+	v := d.str()
+	d.s = s
+	return v
 }
 
 // plainEnd is the index of the first byte from i on that a string does
@@ -470,59 +615,60 @@ func plainEnd(b []byte, i int) int {
 	return i
 }
 
-// intern is string(b), without a copy for the values a record's labels
-// and schema take, most of its short strings.
-func intern(b []byte) string {
+// known is the constant that b spells, when it is one of the values a
+// record's labels and schema take, most of its short strings: they are
+// not copied, and compare at once with the constants.
+func known(b []byte) (string, bool) {
 	switch string(b) { // compared, not converted
 	case "":
-		return ""
+		return "", true
 	case Schema:
-		return Schema
+		return Schema, true
 	case RoleBackground:
-		return RoleBackground
+		return RoleBackground, true
 	case RoleUses:
-		return RoleUses
+		return RoleUses, true
 	case RoleCompares:
-		return RoleCompares
+		return RoleCompares, true
 	case RoleMotivation:
-		return RoleMotivation
+		return RoleMotivation, true
 	case RoleExtends:
-		return RoleExtends
+		return RoleExtends, true
 	case RoleFuture:
-		return RoleFuture
+		return RoleFuture, true
 	case PolaritySupporting:
-		return PolaritySupporting
+		return PolaritySupporting, true
 	case PolarityContrasting:
-		return PolarityContrasting
+		return PolarityContrasting, true
 	case PolarityNeutral:
-		return PolarityNeutral
+		return PolarityNeutral, true
 	case PluralismOverton:
-		return PluralismOverton
+		return PluralismOverton, true
 	case PluralismSteerable:
-		return PluralismSteerable
+		return PluralismSteerable, true
 	case PluralismDistributional:
-		return PluralismDistributional
+		return PluralismDistributional, true
 	case PluralismMultiObjective:
-		return PluralismMultiObjective
+		return PluralismMultiObjective, true
 	case PluralismTradeoffSteerable:
-		return PluralismTradeoffSteerable
+		return PluralismTradeoffSteerable, true
 	case PluralismJury:
-		return PluralismJury
+		return PluralismJury, true
 	case PluralismNone:
-		return PluralismNone
+		return PluralismNone, true
 	case RoleSourceContext:
-		return RoleSourceContext
+		return RoleSourceContext, true
 	case RoleSourceSummary:
-		return RoleSourceSummary
+		return RoleSourceSummary, true
 	}
-	return string(b)
+	return "", false
 }
 
 // unescape reads the rest of the string begun at b[start], which has an
 // escape, a byte beyond ASCII or a control character at or after d.i. It
 // gives up on a control character, invalid UTF-8 and a \u escape of a
 // surrogate: goccy/go-json's to refuse or replace.
-func (d *untaggedDecoder) unescape(start int) string {
+func (d *decoder) unescape(start int) string {
 	var stack [256]byte
 	out := stack[:0]
 	for d.i < len(d.b) {
@@ -598,7 +744,7 @@ func (d *untaggedDecoder) unescape(start int) string {
 
 // number reads a number as JSON writes one, and says whether it is an
 // integer (no fraction or exponent).
-func (d *untaggedDecoder) number() (num []byte, integer bool) {
+func (d *decoder) number() (num []byte, integer bool) {
 	start, b := d.i, d.b
 	digits := func() bool { // one or more
 		from := d.i
@@ -639,7 +785,7 @@ func (d *untaggedDecoder) number() (num []byte, integer bool) {
 	return b[start:d.i], integer
 }
 
-func (d *untaggedDecoder) float() float64 {
+func (d *decoder) float() float64 {
 	num, _ := d.number()
 	if !d.ok {
 		return 0
@@ -691,7 +837,7 @@ func decimal(num []byte) (float64, bool) {
 // pow10 are the powers of ten decimal divides by, each exact.
 var pow10 = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15}
 
-func (d *untaggedDecoder) int() int {
+func (d *decoder) int() int {
 	num, integer := d.number()
 	if !d.ok || !integer {
 		d.ok = false
@@ -705,7 +851,7 @@ func (d *untaggedDecoder) int() int {
 }
 
 // intPtr reads an int, or null.
-func (d *untaggedDecoder) intPtr() *int {
+func (d *decoder) intPtr() *int {
 	if d.null() {
 		return nil
 	}

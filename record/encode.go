@@ -523,12 +523,12 @@ func appendString(dst []byte, s string) []byte {
 		// bytes at a time and copied once. Eight bytes with one to escape
 		// are looked at one by one, up to word.
 		if i >= word {
-			if i+8 <= len(s) && safe8(s[i:i+8]) {
+			for i+8 <= len(s) && safe8(s[i:i+8]) {
 				i += 8
-				word = i
-				continue
 			}
-			word = i + 8
+			if word = i + 8; i == len(s) {
+				break
+			}
 		}
 		if c := s[i]; c < utf8.RuneSelf {
 			if htmlSafe[c] == 1 {

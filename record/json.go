@@ -24,9 +24,22 @@ func Marshal(r *Record) ([]byte, error) {
 	return e.b, nil
 }
 
-// Unmarshal decodes a record's JSON into r, as encoding/json would, with
-// goccy/go-json, which is faster.
-func Unmarshal(b []byte, r *Record) error { return gojson.Unmarshal(b, r) }
+// Unmarshal decodes a record's JSON into r, as encoding/json would: into
+// a zero record, by hand (decoder), its strings slices of one copy of b
+// but for what a sink keeps beyond the record (its id, hub and tags: see
+// decoder.own); and what that does not read, or into a record that is not
+// zero (which goccy/go-json merges into), with goccy/go-json, which is
+// faster than encoding/json.
+func Unmarshal(b []byte, r *Record) error {
+	if isZero(r) {
+		d := decoder{b: b, s: string(b), ok: true}
+		if d.record(r); d.ok {
+			return nil
+		}
+		*r = Record{} // as it was
+	}
+	return gojson.Unmarshal(b, r)
+}
 
 // MarshalLine is Marshal's bytes followed by a newline, a line of a JSON
 // Lines file, and the record's Fingerprint, from one encoding: the bytes

@@ -393,6 +393,31 @@ func rawRecord() Record {
 // zeroed record.
 func BenchmarkUnmarshalRaw(b *testing.B) { benchUnmarshal(b, rawRecord()) }
 
+// crawledRecord is a raw record as a crawl of pith.science with full
+// texts publishes it: the hub's counts, the paper's metadata, text beyond
+// ASCII, and two citing sentences; about 1.9 kB of JSON.
+func crawledRecord() Record {
+	novelty, refs, bg := 6.5, 48, 62
+	return Record{Schema: Schema, ID: ID("667ba460-8f85-44de-abed-e988dbbf316b", "2502.01234"),
+		Hub: Hub{URL: "https://pith.science/citations/667ba460-8f85-44de-abed-e988dbbf316b", ID: "667ba460-8f85-44de-abed-e988dbbf316b",
+			Title: "A Roadmap to Pluralistic Alignment", CitedWorkIDs: []string{"arxiv:2402.05070"},
+			Published: &HubCounts{CitingPapers: 412, BackgroundPercent: &bg, Facets: map[string]map[string]int{"years": {"2024": 130, "2025": 282}}}},
+		Paper: Paper{Title: "Pluralistic Alignment Over Time: Learning Value Trade-offs from Jury Deliberation",
+			Summary: "We study how a model can follow several value systems at once — steering to a chosen persona at inference time — and compare jury-based aggregation with distributional objectives (Søgaard et al.).",
+			Authors: []string{"Ana Müller", "Jürgen Ødegaard", "Wei Zhang"},
+			Arxiv:   "2502.01234", Pith: "c0ffee12", URL: "https://pith.science/papers/c0ffee12", Categories: []string{"cs.CL", "cs.AI"},
+			Published: "2025-02-03", Verdict: "accepted", Novelty: &novelty, Refs: &refs},
+		Contexts: []Context{
+			{Text: "Following the taxonomy of Sorensen et al. [12], we distinguish Overton, steerable and distributional pluralism.", Section: "Related Work", Paragraph: "S2.p3", CiteSpan: []int{30, 34}, Marker: "linked"},
+			{Text: "Unlike the roadmap's jury-pluralistic models [12], our method learns the trade-off weights from deliberation logs.", Section: "Method", Paragraph: "S4.p1", CiteSpan: []int{46, 50}, Marker: "linked"}},
+		FullText:   &FullText{URL: "https://arxiv.org/html/2502.01234", Status: FullTextOK, Entry: "bib.bib12", Label: "[12]", Method: "arxiv", Score: 1, References: 48, LinkedCitations: 2},
+		FetchedAt:  time.Date(2026, 11, 30, 20, 13, 40, 954480919, time.UTC),
+		SourceURLs: []string{"https://pith.science/papers/c0ffee12", "https://arxiv.org/abs/2502.01234", "https://arxiv.org/html/2502.01234"}, Missing: []string{}}
+}
+
+// A crawled raw record (crawledRecord) decoded as the stages decode it.
+func BenchmarkUnmarshalCrawled(b *testing.B) { benchUnmarshal(b, crawledRecord()) }
+
 // safe8 passes over eight bytes only when each is one a JSON string holds
 // as it is: every byte value at every place, among others.
 func TestSafe8(t *testing.T) {

@@ -8,6 +8,9 @@ import (
 	"reflect"
 	"strconv"
 	"testing"
+	"unsafe"
+
+	gojson "github.com/goccy/go-json"
 )
 
 // withoutTagDetail is r as UnmarshalUntagged should give it: without the
@@ -133,12 +136,11 @@ func TestUnmarshalUntaggedOfDamagedJSON(t *testing.T) {
 	}
 }
 
-// The hand-written decoder gives what the walk and goccy/go-json give, or
-// gives up: for Marshal's JSON (which it must read, or this test would
-// hold the walk to itself), spaced out, with members inserted (repeated,
-// nulled, renamed, escaped, left-out fields malformed), damaged, and
-// into a record that is not zero.
-func TestUntaggedDecoderIsTheWalk(t *testing.T) {
+// decoderLines are JSON for the hand-written decoder to read or give up
+// on: Marshal's JSON (which it must read, or the tests would hold the
+// other way to itself), spaced out, with members inserted (repeated,
+// nulled, renamed, escaped, left-out fields malformed), damaged.
+func decoderLines(t *testing.T) [][]byte {
 	rng := rand.New(rand.NewPCG(9, 10))
 	inserts := []string{`"role":"x",`, `"contexts":[],`, `"contexts":null,`, `"hub":{"id":"y"},`, `"pluralism":null,`, `"pluralism":{"primary":"p"},`,
 		`"Schema":"x",`, `"scores":{"a":1,"a":2},`, `"facets":{"f":{"x":1},"f":null},`, `"evidence":[],`, `"evidence":[{"cue":"c"}],`, `"id":null,`,
@@ -147,7 +149,9 @@ func TestUntaggedDecoderIsTheWalk(t *testing.T) {
 		`"url":"x" ,`, `"references":-0,`, `"labels":[null],`, `"truncated":{},`, `"truncated":{"contexts":1,"contexts":2},`, `"published":{"facets":null},`,
 		`"role_evidence":,`, `"role_evidence":[1 2 {],`, `"evidence":[{"a":"]}\"{"}],`, `"scores":nul,`, `"scores":{"a":[}],`, `"role_evidence":"x\"",`,
 		`"Evidence":[],`, `"role_Evidence":[],`, `"evidence":null,`, `"scores":null,`, `"role_evidence":null,`, `"refs":12,`, `"novelty":1.5e3,`,
-		`"background_percent":7,`, `"canonical":true,`, `"polarity_indexing":false,`, `"cite_span":[],`, `"cite_span":[1,-2],`}
+		`"background_percent":7,`, `"canonical":true,`, `"polarity_indexing":false,`, `"cite_span":[],`, `"cite_span":[1,-2],`,
+		`"evidence":[{"label":"a","label":"b","weight":-0}],`, `"evidence":[null],`, `"evidence":[{}],`, `"scores":{},`, `"scores":{"none":0.5,"x":-1e-7},`,
+		`"weight":"1",`, `"gone":null,`, `"role_evidence":[{"rule":"r","cue":"\u00e9"}],`, `"scores":{"none":null},`}
 	var lines [][]byte
 	add := func(b []byte) { lines = append(lines, b) }
 	records := append(trickyRecords(), reprocessedRecord())
@@ -168,11 +172,14 @@ func TestUntaggedDecoderIsTheWalk(t *testing.T) {
 			t.Fatal(err)
 		}
 		add(b)
-		if !r.Gone {
+		for _, untagged := range []bool{false, true} {
+			if untagged && r.Gone { // decoded whole, by the walk
+				continue
+			}
 			var got Record
-			d := untaggedDecoder{b: b, ok: true}
+			d := decoder{b: b, ok: true, untagged: untagged}
 			if d.record(&got); !d.ok {
-				t.Fatalf("Marshal's JSON was not read by hand: %s", b)
+				t.Fatalf("Marshal's JSON was not read by hand (untagged %v): %s", untagged, b)
 			}
 		}
 		var indented bytes.Buffer
@@ -200,6 +207,14 @@ func TestUntaggedDecoderIsTheWalk(t *testing.T) {
 		`{"role_evidence":}`, `{"role_evidence":[}`, `{"pluralism":{"scores":{"a":1}}`, `{"id":"a\`, `{"id":"a\"`, `{"contexts":[{"evidence":"\\"}]}`} {
 		add([]byte(b))
 	}
+	return lines
+}
+
+// The hand-written decoder, untagged, gives what the walk and
+// goccy/go-json give, or gives up (decoderLines), also into a record that
+// is not zero.
+func TestUntaggedDecoderIsTheWalk(t *testing.T) {
+	lines := decoderLines(t)
 	var buf []byte
 	for i, b := range lines {
 		var got, want Record
@@ -217,6 +232,71 @@ func TestUntaggedDecoderIsTheWalk(t *testing.T) {
 		_, wantErr := unmarshalUntaggedWalk(b, &want, nil)
 		if (err == nil) != (wantErr == nil) || !reflect.DeepEqual(got, want) {
 			t.Fatalf("JSON %d into a tagged record: %s\nby hand: %+v (%v)\nwalked:  %+v (%v)", i, b, got, err, want, wantErr)
+		}
+	}
+}
+
+// Unmarshal, by hand, gives what goccy/go-json gives, or gives up on it
+// (decoderLines), into a zero record.
+func TestDecoderIsGoccy(t *testing.T) {
+	for i, b := range decoderLines(t) {
+		checkDecoderIsGoccy(t, b, i)
+	}
+}
+
+// checkDecoderIsGoccy fails t unless b decodes by Unmarshal as it does
+// by goccy/go-json: to the same record, or with the same error.
+func checkDecoderIsGoccy(t *testing.T, b []byte, i int) {
+	var got, want Record
+	err := Unmarshal(b, &got)
+	wantErr := gojson.Unmarshal(b, &want)
+	if (err == nil) != (wantErr == nil) || err != nil && err.Error() != wantErr.Error() || !reflect.DeepEqual(got, want) {
+		t.Fatalf("JSON %d: %q\nUnmarshal: %+v (%v)\ngoccy:     %+v (%v)", i, b, got, err, want, wantErr)
+	}
+}
+
+// FuzzDecoderIsGoccy: go test ./record -run '^$' -fuzz FuzzDecoderIsGoccy
+func FuzzDecoderIsGoccy(f *testing.F) {
+	for _, r := range append(trickyRecords(), reprocessedRecord(), rawRecord()) {
+		b, err := Marshal(&r)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) { checkDecoderIsGoccy(t, b, 0) })
+}
+
+// Unmarshal's strings are slices of one copy of its input, but for what
+// the sink keeps of a record beyond it (its id, hub and tags, the paper's
+// year among them), which would keep the whole input with them.
+func TestUnmarshalKeepsOnlyTheRecordInItsInput(t *testing.T) {
+	r := crawledRecord()
+	r.Role, r.RoleSource, r.Polarity, r.RulesVersion = "a-role-of-a-later-schema", "x", "y", "rules-7c62f30"
+	r.Pluralism = &Pluralism{Primary: "z", Labels: []string{}, Scores: map[string]float64{}, Evidence: []Evidence{}}
+	b, err := Marshal(&r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got Record
+	if err := Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	at := func(s string) uintptr { return uintptr(unsafe.Pointer(unsafe.StringData(s))) }
+	input := at(got.Paper.Title) - uintptr(bytes.Index(b, []byte(got.Paper.Title)))
+	in := func(s string) bool { return s != "" && at(s) >= input && at(s) < input+uintptr(len(b)) }
+	if !in(got.Paper.Summary) || !in(got.Contexts[0].Text) {
+		t.Fatal("the paper's summary and the contexts are not slices of the input: this test tells nothing")
+	}
+	kept := map[string]string{"id": got.ID, "hub url": got.Hub.URL, "hub id": got.Hub.ID, "hub title": got.Hub.Title,
+		"cited work": got.Hub.CitedWorkIDs[0], "published": got.Paper.Published, "role": got.Role, "role source": got.RoleSource,
+		"polarity": got.Polarity, "pluralism": got.Pluralism.Primary, "rules version": got.RulesVersion}
+	for facet := range got.Hub.Published.Facets {
+		kept["facet"] = facet
+	}
+	for name, s := range kept {
+		if in(s) {
+			t.Errorf("the %s is a slice of the input", name)
 		}
 	}
 }

@@ -158,10 +158,20 @@ func (r *runs) add(name string, versions []version, hub record.Hub) error {
 	if err := os.MkdirAll(r.dir, 0o755); err != nil {
 		return err
 	}
+	// One entry for the run, not one allocated a version (put keeps no
+	// pointer to it); and each tag set looked up once by its pointer, which
+	// the segment's versions share (segment.tagsOf), not hashed a version.
+	var e runEntry
+	tagOf := map[*Tags]uint64{}
 	err := r.writeRun(0, uint64(len(order)), func(put func(*runEntry) error) error {
 		for _, p := range order {
 			v := &versions[p.line]
-			e := runEntry{id: v.id, fp: v.fp, seg: seg, line: uint64(p.line), tag: r.tagOf(*v.tags)}
+			tag, ok := tagOf[v.tags]
+			if !ok {
+				tag = r.tagOf(*v.tags)
+				tagOf[v.tags] = tag
+			}
+			e = runEntry{id: v.id, fp: v.fp, seg: seg, line: uint64(p.line), tag: tag}
 			if err := put(&e); err != nil {
 				return err
 			}

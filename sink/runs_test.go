@@ -695,8 +695,12 @@ func TestOwnFolderRunsFailingMidwayLoseNothing(t *testing.T) {
 func BenchmarkRunsAdd(b *testing.B) {
 	const segs, perSeg = 61, 820
 	versions := make([]version, segs*perSeg)
+	var tags []*Tags // shared by the versions that have the same, as a segment's are (segment.tagsOf)
+	for _, role := range record.Roles {
+		tags = append(tags, &Tags{Role: role, Year: "2024"})
+	}
 	for i := range versions {
-		versions[i] = version{id: record.ID("bench-hub", fmt.Sprint(i)), tags: &Tags{Role: record.Roles[i%len(record.Roles)], Year: "2024"}}
+		versions[i] = version{id: record.ID("bench-hub", fmt.Sprint(i)), tags: tags[i%len(tags)]}
 		copy(versions[i].fp[:], versions[i].id[4:])
 	}
 	hub := record.Hub{ID: "bench-hub"}
