@@ -74,16 +74,16 @@ func (c cli) reprocess(args []string) int {
 	if limit {
 		// Batch work over everything crawled: keep the collector ahead of
 		// the garbage so the process stays small. What the embedded NATS
-		// server keeps live from its start comes on top, twice over: its
-		// index of a stream's subjects (one a self-tagged record: about
-		// 100 MiB a million records) is live for the whole run, and each
-		// collection walks it. With 80 MiB in all, the collector ran back
-		// to back on half the CPU (167 CPU s for a million self-tagged
-		// records); with it once over, as much; with it twice over, as
-		// GOGC=100 would give it, 81 (peak RSS 317 MB; with no limit 52
-		// CPU s and 744 MB).
+		// server keeps live from its start comes on top, three times over:
+		// its index of a stream's subjects (one a self-tagged record:
+		// about 100 MiB a million records) is live for the whole run and
+		// each collection walks it, so the collector must run seldom. A
+		// million self-tagged records, user CPU s / collections / peak RSS
+		// (load 8): the index once over 160 / - / 265 MB (the collector
+		// back to back); twice 80 / 149 / 346; three times 55 / 56 / 404;
+		// no limit 52 / - / 744.
 		server := max(liveHeap(), before) - before
-		debug.SetMemoryLimit(reprocessMemoryLimit + 2*int64(server))
+		debug.SetMemoryLimit(reprocessMemoryLimit + 3*int64(server))
 		sess.log.Debug().Uint64("server_live_bytes", server).Msg("memory limit set")
 	}
 	ctx := sess.ctx
