@@ -3,6 +3,7 @@ package classify
 import (
 	"encoding/json"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"testing"
 
@@ -136,5 +137,51 @@ func TestCappedFromIsWhereTheCapBites(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// probabilityFloor, which settles most summaries' capped guesses without
+// an exp, is never above probabilityAt: scores of every label set,
+// random, tied, far apart, rounded as tallies are; and it is at the cap's
+// threshold often enough to be worth it.
+func TestProbabilityFloorIsBelowProbability(t *testing.T) {
+	c := testClassifier(t)
+	rng := rand.New(rand.NewPCG(15, 16))
+	for _, ls := range []*LabelSet{c.rules.Role, c.rules.Polarity, c.rules.Pluralism} {
+		n, settled := 0, 0
+		for range 50000 {
+			scores := make([]float64, len(ls.Labels))
+			spread := []float64{0.001, 0.01, 0.5, 2, 8, 40}[rng.IntN(6)]
+			for i := range scores {
+				switch rng.IntN(4) {
+				case 0:
+					scores[i] = 0
+				case 1:
+					scores[i] = scores[rng.IntN(i+1)] // a tie, now and then
+				default:
+					scores[i] = round(rng.NormFloat64() * spread)
+				}
+			}
+			best := argmax(scores)
+			if best < 0 {
+				continue
+			}
+			floor, p := probabilityFloor(ls, scores), probabilityAt(ls, scores, best)
+			if floor > p {
+				t.Fatalf("%s scores %v: floor %v above the probability %v", ls.Name, scores, floor, p)
+			}
+			if from := c.sets[ls].cappedFrom[best]; p >= from {
+				n++
+				if floor >= from {
+					settled++
+				}
+			}
+		}
+		if ls != c.rules.Pluralism && settled < n/2 {
+			t.Errorf("%s: the floor settled %d of %d capped guesses", ls.Name, settled, n)
+		}
+	}
+	if floor := probabilityFloor(c.rules.Role, []float64{math.NaN(), 1, 0, 0, 0, 0}); floor != 0 {
+		t.Errorf("floor of a NaN score: %v, want 0", floor)
 	}
 }
