@@ -810,6 +810,10 @@ type literals struct {
 	next  []int32
 	out   []int32 // out[outAt[s]:outAt[s+1]]: the texts that end at state s
 	outAt []int32
+	// one[s] is the text that ends at state s when it is the only one
+	// (most states where a text ends), else -1: found then needs no
+	// slice of out.
+	one []int32
 }
 
 // newLiterals builds the automaton of texts; a text's number is its index.
@@ -876,6 +880,11 @@ func newLiterals(texts []string) *literals {
 		}
 		l.outAt = append(l.outAt, int32(len(l.out)))
 		l.out = append(l.out, ends[s]...)
+		one := int32(-1)
+		if len(ends[s]) == 1 {
+			one = ends[s][0]
+		}
+		l.one = append(l.one, one)
 	}
 	l.outAt = append(l.outAt, int32(len(l.out)))
 	return l
@@ -977,6 +986,10 @@ func (l *literals) walk(s string, from int, at int32, present []uint64) []uint64
 // found sets in present the texts that end at the state at (a place in next).
 func (l *literals) found(at int32, present []uint64) {
 	st := at / int32(l.classes)
+	if id := l.one[st]; id >= 0 {
+		present[id>>6] |= 1 << (id & 63)
+		return
+	}
 	for _, id := range l.out[l.outAt[st]:l.outAt[st+1]] {
 		present[id>>6] |= 1 << (id & 63)
 	}
