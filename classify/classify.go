@@ -154,8 +154,14 @@ type scratch struct {
 	suffixIDs   []int32
 	suffixNext  []int32
 	suffixWords wordStarts
-	citing      []string          // Tag: the record's citing sentences
-	roleEv      []record.Evidence // Tag: the record's role evidence, until its pluralism's is known
+	citing      []string // Tag: the record's citing sentences
+	// The citing sentences' pluralism (stashCiting), in order: how many,
+	// each one's tally (len(setWords.labels) sums) and their evidence,
+	// weighed as citing.
+	citingN    int
+	citingSums []tallySum
+	citingEv   []record.Evidence
+	roleEv     []record.Evidence // Tag: the record's role evidence, until its pluralism's is known
 	// The texts lowered during a call, one after another (lowered);
 	// forget empties it.
 	lower []byte
@@ -232,6 +238,7 @@ func (sc *scratch) forget() {
 	}
 	sc.scopeText = ""
 	sc.roleEv = sc.roleEv[:0]
+	sc.citingN, sc.citingSums, sc.citingEv = 0, sc.citingSums[:0], sc.citingEv[:0]
 	sc.lower = sc.lower[:0]
 	if cap(sc.lower) > maxKeptLower {
 		sc.lower = nil
@@ -710,23 +717,23 @@ func (c *Classifier) pluralismOf(s *sentence, titleLen int, citing, labels []str
 		scores[i] = tallySum{round(t.score), t.has}
 	}
 	if len(citing) > 0 && ls.CitingFactor > 0 {
-		for _, text := range citing {
-			from := len(sc.ev)
-			// The sentence's scores are added from the tally, not a map
-			// of their own, without the priors: the paper's count once.
-			cs := c.prepare(text, nil, sc)
-			c.tallyCues(ls, &cs, "", false, sc)
-			for i, t := range sc.tally {
+		n := len(sc.tally)
+		if sc.citingN != len(citing) { // not stashed by tag: s is done with, its space free
+			sc.citingN, sc.citingSums, sc.citingEv = 0, sc.citingSums[:0], sc.citingEv[:0]
+			for _, text := range citing {
+				cs := c.prepare(text, nil, sc)
+				c.stashCiting(&cs, sc)
+			}
+		}
+		for k := range citing {
+			for i, t := range sc.citingSums[k*n : (k+1)*n] {
 				if t.has { // a label without a score has 0
 					scores[i] = tallySum{round(scores[i].score + round(t.score)*ls.CitingFactor), true}
 				}
 			}
-			for i := range sc.ev[from:] {
-				e := &sc.ev[from+i]
-				e.Weight = round(e.Weight * ls.CitingFactor)
-				e.Rule = ls.rule(ruleCitingSentence, false)
-			}
 		}
+		sc.ev = append(sc.ev, sc.citingEv...)
+		sc.citingN, sc.citingSums, sc.citingEv = 0, sc.citingSums[:0], sc.citingEv[:0]
 		sc.sortEvidence(sc.ev)
 	}
 	// Probabilities(ls, scores)[l], without the map: a label not in the
@@ -767,6 +774,27 @@ func (c *Classifier) pluralismOf(s *sentence, titleLen int, citing, labels []str
 		}
 	}
 	return p
+}
+
+// stashCiting tallies the pluralism cues of a sentence that cites the
+// hub's work (prepared, without its marker) and keeps, for pluralismOf,
+// its sums (added to the paper's there, without the priors: the paper's
+// count once) and its evidence, weighed as a citing sentence's. Tag does
+// it while a context is prepared for its own tags: it was lowered and
+// split again for the pluralism.
+func (c *Classifier) stashCiting(cs *sentence, sc *scratch) {
+	ls := c.rules.Pluralism
+	from := len(sc.ev)
+	c.tallyCues(ls, cs, "", false, sc)
+	sc.citingN++
+	sc.citingSums = append(sc.citingSums, sc.tally...)
+	for i := range sc.ev[from:] {
+		e := &sc.ev[from+i]
+		e.Weight = round(e.Weight * ls.CitingFactor)
+		e.Rule = ls.rule(ruleCitingSentence, false)
+	}
+	sc.citingEv = append(sc.citingEv, sc.ev[from:]...)
+	sc.ev = sc.ev[:from]
 }
 
 // paperOwnWork finds the spans of lower (title first, titleLen bytes) where the
@@ -833,9 +861,16 @@ func (c *Classifier) tag(r *record.Record, sc *scratch) {
 		roleConf := map[string]float64{}
 		pols := map[string]int{}
 		polConf := map[string]float64{}
+		stash := c.rules.Pluralism.CitingFactor > 0
 		for i := range r.Contexts {
 			cx := &r.Contexts[i]
-			t := c.context(cx.Text, cx.Section, cx.CiteSpan, false, sc)
+			s := c.prepare(cx.Text, cx.CiteSpan, sc)
+			t := c.contextOf(&s, cx.Section, false, false, sc)
+			t.Evidence = evidence(sc.ev)
+			if stash { // the paper's pluralism reads it too, without its marker
+				s.m = marker{}
+				c.stashCiting(&s, sc)
+			}
 			cx.Role, cx.Polarity, cx.Evidence = t.Role, t.Polarity, t.Evidence
 			cx.RoleConfidence, cx.PolarityConfidence = t.RoleConfidence, t.PolarityConfidence
 			roles[t.Role]++
