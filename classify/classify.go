@@ -56,13 +56,7 @@ const (
 // setWords is what the numbered words (Classifier.words) are to one of
 // the rules' label sets.
 type setWords struct {
-	first [][]int32 // by word number, the label set's cues that begin with it and weigh
-	// probe[i], for a phrase of more than a word found by its first
-	// (findCue), is a byte it has past that word's end and the space
-	// after (at: its place in the phrase; 0 for the other cues): where
-	// the text differs there the phrase is not, and most phrases are
-	// nowhere their first word is, so candidates does not pick them.
-	probe []cueProbe
+	first [][]firstCue // by word number, the label set's cues that begin with it and weigh
 	// Which cues' literal parts (Cue.needBits) a text holds is worked out
 	// from the few literals found in it, not cue by cue (for a paper,
 	// fifty patterns that may begin anywhere, a few of whose parts are
@@ -98,7 +92,19 @@ type setWords struct {
 	cappedFrom []float64
 }
 
-// cueProbe is a byte of a phrase and its place in it (setWords.probe).
+// firstCue is a cue that begins with a word (setWords.first) and its
+// probe: for a phrase of more than a word found by its first (findCue),
+// a byte it has past that word's end and the space after (at: its place
+// in the phrase; 0 for the other cues). Where the text differs there the
+// phrase is not, and most phrases are nowhere their first word is, so
+// candidates does not pick them. (The probe beside the cue, not in a
+// list by cue: one look-up less each.)
+type firstCue struct {
+	cue   int32
+	probe cueProbe
+}
+
+// cueProbe is a byte of a phrase and its place in it (firstCue).
 type cueProbe struct {
 	at   int32
 	want byte
@@ -148,8 +154,14 @@ type scratch struct {
 	suffixIDs   []int32
 	suffixNext  []int32
 	suffixWords wordStarts
-	citing      []string          // Tag: the record's citing sentences
-	roleEv      []record.Evidence // Tag: the record's role evidence, until its pluralism's is known
+	citing      []string // Tag: the record's citing sentences
+	// The citing sentences' pluralism (stashCiting), in order: how many,
+	// each one's tally (len(setWords.labels) sums) and their evidence,
+	// weighed as citing.
+	citingN    int
+	citingSums []tallySum
+	citingEv   []record.Evidence
+	roleEv     []record.Evidence // Tag: the record's role evidence, until its pluralism's is known
 	// The texts lowered during a call, one after another (lowered);
 	// forget empties it.
 	lower []byte
@@ -226,6 +238,7 @@ func (sc *scratch) forget() {
 	}
 	sc.scopeText = ""
 	sc.roleEv = sc.roleEv[:0]
+	sc.citingN, sc.citingSums, sc.citingEv = 0, sc.citingSums[:0], sc.citingEv[:0]
 	sc.lower = sc.lower[:0]
 	if cap(sc.lower) > maxKeptLower {
 		sc.lower = nil
@@ -332,18 +345,19 @@ func New(rules *Rules) *Classifier {
 				sw.sections[len(sw.sections)-1] = append(sw.sections[len(sw.sections)-1], labelNumber(l))
 			}
 		}
-		for _, cue := range ls.Cues {
+		probes := make([]cueProbe, len(ls.Cues))
+		for i, cue := range ls.Cues {
 			sw.cueLabel = append(sw.cueLabel, [2]int32{labelNumber(cue.Label), labelNumber(Flip(cue.Label))})
-			var pr cueProbe
 			if k := len(cue.first) + 1; cue.pat == nil && cue.atWord && !cue.oneWord && k < len(cue.phrase) {
-				pr = cueProbe{int32(k), cue.phrase[k]} // as findCue compares it
+				probes[i] = cueProbe{int32(k), cue.phrase[k]} // as findCue compares it
 			}
-			sw.probe = append(sw.probe, pr)
 		}
 		weighs := func(i int32) bool { return ls.Cues[i].Weight != 0 }
-		sw.first = make([][]int32, len(words))
+		sw.first = make([][]firstCue, len(words))
 		for w, cues := range ls.byFirst {
-			sw.first[words[w]] = slices.Collect(filter(cues, weighs))
+			for i := range filter(cues, weighs) {
+				sw.first[words[w]] = append(sw.first[words[w]], firstCue{i, probes[i]})
+			}
 		}
 		bitWords := (len(ls.Cues) + 63) / 64
 		sw.free, sw.rest, sw.groups = make([]uint64, bitWords), make([]uint64, bitWords), make([]uint64, len(ls.Cues))
@@ -439,12 +453,15 @@ func (c *Classifier) tagSentence(ls *LabelSet, s *sentence, section string, with
 	scores := sc.talliedScores(len(ls.Labels), buf[:0])
 	best := argmax(scores)
 	label := labelAt(ls, best)
-	p := probabilityAt(ls, scores, best)
-	var conf float64
-	if capped && !s.m.known && best >= 0 && p >= c.sets[ls].cappedFrom[best] {
-		conf = c.rules.SummaryRoleConfidence // the cap, what any confidence from p on is capped to
-	} else {
-		conf = ls.LabelConfidence(label, p, s.m.known)
+	// The cap, what any confidence from cappedFrom on is capped to, most
+	// often settled by probabilityFloor, without an exp.
+	capped = capped && !s.m.known && best >= 0
+	conf := c.rules.SummaryRoleConfidence
+	if !capped || probabilityFloor(ls, scores) < c.sets[ls].cappedFrom[best] {
+		p := probabilityAt(ls, scores, best)
+		if !capped || p < c.sets[ls].cappedFrom[best] {
+			conf = ls.LabelConfidence(label, p, s.m.known)
+		}
 	}
 	if !withScores {
 		return label, conf, nil
@@ -488,6 +505,39 @@ func probabilityAt(ls *LabelSet, scores []float64, i int) float64 {
 		return round(terms[i] / z)
 	}
 	return round(math.Exp(-mx) / z)
+}
+
+// probabilityFloor is at most probabilityAt(ls, scores, argmax(scores))
+// (argmax not -1), worked out without an exp: a summary's capped guess
+// (tagSentence) only asks whether that reaches a threshold, and most
+// are far above it. The best label's term is 1 (its scaled score is the
+// highest), each other's, exp(-x), at most 1/(1 + x + x²/2) (e^x is at
+// least the series' first three terms), made a little larger (1e-9, far
+// beyond the rounding of exp and the division): their sum, in
+// softmaxParts' order, is at least its z, so 1/sum, rounded, is at most
+// the probability. 0 when a score is NaN.
+func probabilityFloor(ls *LabelSet, scores []float64) float64 {
+	t := ls.Temperature
+	if t <= 0 {
+		t = 1
+	}
+	mx := math.Inf(-1)
+	scores = scores[:len(ls.Labels)]
+	for _, score := range scores {
+		mx = max(mx, score/t)
+	}
+	z := 0.0
+	for _, score := range scores {
+		if x := mx - score/t; x == 0 { // as softmaxParts' d == 0
+			z++
+		} else {
+			z += (1 + 1e-9) / (1 + x + x*x/2)
+		}
+	}
+	if !(z >= 1) { // NaN
+		return 0
+	}
+	return round(1 / z)
 }
 
 // softmaxParts are the temperature, the highest scaled score and the
@@ -634,26 +684,28 @@ func (c *Classifier) Pluralism(title, summary, abstract string, citing ...string
 
 // pluralism is Pluralism in sc.
 func (c *Classifier) pluralism(title, summary, abstract string, citing []string, sc *scratch) record.Pluralism {
-	p := c.pluralismWithout(title, summary, abstract, citing, sc)
+	p := c.pluralismWithout(title, summary, abstract, citing, nil, sc)
 	p.Evidence = append([]record.Evidence{}, sc.ev...) // [], not null, when there is none
 	return p
 }
 
-// pluralismWithout is pluralism without its evidence, left in sc.ev.
-func (c *Classifier) pluralismWithout(title, summary, abstract string, citing []string, sc *scratch) record.Pluralism {
+// pluralismWithout is pluralism without its evidence, left in sc.ev; its
+// Labels are appended to labels (pluralismOf).
+func (c *Classifier) pluralismWithout(title, summary, abstract string, citing, labels []string, sc *scratch) record.Pluralism {
 	body := abstract
 	if body == "" {
 		body = summary
 	}
 	lower, _ := sc.lowered(title, " . ", body)
 	s := c.prepareLower(lower, nil, sc)
-	return c.pluralismOf(&s, len(title), citing, sc)
+	return c.pluralismOf(&s, len(title), citing, labels, sc)
 }
 
 // pluralismOf is pluralismWithout of the paper's text prepared already
 // (title and " . " first, titleLen bytes of title): its evidence is left
-// in sc.ev, and s.m.own is set to where the paper says what it does.
-func (c *Classifier) pluralismOf(s *sentence, titleLen int, citing []string, sc *scratch) record.Pluralism {
+// in sc.ev, and s.m.own is set to where the paper says what it does. Its
+// Labels are appended to labels (nil, or space of the caller's).
+func (c *Classifier) pluralismOf(s *sentence, titleLen int, citing, labels []string, sc *scratch) record.Pluralism {
 	ls := c.rules.Pluralism
 	s.m.own = c.paperOwnWork(s, titleLen, sc)
 	sc.ev = sc.ev[:0]
@@ -665,23 +717,23 @@ func (c *Classifier) pluralismOf(s *sentence, titleLen int, citing []string, sc 
 		scores[i] = tallySum{round(t.score), t.has}
 	}
 	if len(citing) > 0 && ls.CitingFactor > 0 {
-		for _, text := range citing {
-			from := len(sc.ev)
-			// The sentence's scores are added from the tally, not a map
-			// of their own, without the priors: the paper's count once.
-			cs := c.prepare(text, nil, sc)
-			c.tallyCues(ls, &cs, "", false, sc)
-			for i, t := range sc.tally {
+		n := len(sc.tally)
+		if sc.citingN != len(citing) { // not stashed by tag: s is done with, its space free
+			sc.citingN, sc.citingSums, sc.citingEv = 0, sc.citingSums[:0], sc.citingEv[:0]
+			for _, text := range citing {
+				cs := c.prepare(text, nil, sc)
+				c.stashCiting(&cs, sc)
+			}
+		}
+		for k := range citing {
+			for i, t := range sc.citingSums[k*n : (k+1)*n] {
 				if t.has { // a label without a score has 0
 					scores[i] = tallySum{round(scores[i].score + round(t.score)*ls.CitingFactor), true}
 				}
 			}
-			for i := range sc.ev[from:] {
-				e := &sc.ev[from+i]
-				e.Weight = round(e.Weight * ls.CitingFactor)
-				e.Rule = ls.rule(ruleCitingSentence, false)
-			}
 		}
+		sc.ev = append(sc.ev, sc.citingEv...)
+		sc.citingN, sc.citingSums, sc.citingEv = 0, sc.citingSums[:0], sc.citingEv[:0]
 		sc.sortEvidence(sc.ev)
 	}
 	// Probabilities(ls, scores)[l], without the map: a label not in the
@@ -700,10 +752,10 @@ func (c *Classifier) pluralismOf(s *sentence, titleLen int, citing []string, sc 
 		}
 	}
 	told := make(map[string]float64, n)
-	labels := c.sets[ls].labels
+	names := c.sets[ls].labels
 	for i, s := range scores {
 		if s.has {
-			told[labels[i]] = s.score
+			told[names[i]] = s.score
 		}
 	}
 	best := argmax(byLabel)
@@ -713,7 +765,7 @@ func (c *Classifier) pluralismOf(s *sentence, titleLen int, citing []string, sc 
 		prob = round(terms[best] / z)
 	}
 	p.Confidence = ls.LabelConfidence(p.Primary, prob, true)
-	p.Labels = []string{p.Primary}
+	p.Labels = append(labels, p.Primary)
 	if p.Primary != record.PluralismNone && ls.Secondary > 0 {
 		for i, l := range ls.Labels {
 			if i != best && l != record.PluralismNone && round(terms[i]/z) >= ls.Secondary {
@@ -722,6 +774,27 @@ func (c *Classifier) pluralismOf(s *sentence, titleLen int, citing []string, sc 
 		}
 	}
 	return p
+}
+
+// stashCiting tallies the pluralism cues of a sentence that cites the
+// hub's work (prepared, without its marker) and keeps, for pluralismOf,
+// its sums (added to the paper's there, without the priors: the paper's
+// count once) and its evidence, weighed as a citing sentence's. Tag does
+// it while a context is prepared for its own tags: it was lowered and
+// split again for the pluralism.
+func (c *Classifier) stashCiting(cs *sentence, sc *scratch) {
+	ls := c.rules.Pluralism
+	from := len(sc.ev)
+	c.tallyCues(ls, cs, "", false, sc)
+	sc.citingN++
+	sc.citingSums = append(sc.citingSums, sc.tally...)
+	for i := range sc.ev[from:] {
+		e := &sc.ev[from+i]
+		e.Weight = round(e.Weight * ls.CitingFactor)
+		e.Rule = ls.rule(ruleCitingSentence, false)
+	}
+	sc.citingEv = append(sc.citingEv, sc.ev[from:]...)
+	sc.ev = sc.ev[:from]
 }
 
 // paperOwnWork finds the spans of lower (title first, titleLen bytes) where the
@@ -788,9 +861,16 @@ func (c *Classifier) tag(r *record.Record, sc *scratch) {
 		roleConf := map[string]float64{}
 		pols := map[string]int{}
 		polConf := map[string]float64{}
+		stash := c.rules.Pluralism.CitingFactor > 0
 		for i := range r.Contexts {
 			cx := &r.Contexts[i]
-			t := c.context(cx.Text, cx.Section, cx.CiteSpan, false, sc)
+			s := c.prepare(cx.Text, cx.CiteSpan, sc)
+			t := c.contextOf(&s, cx.Section, false, false, sc)
+			t.Evidence = evidence(sc.ev)
+			if stash { // the paper's pluralism reads it too, without its marker
+				s.m = marker{}
+				c.stashCiting(&s, sc)
+			}
 			cx.Role, cx.Polarity, cx.Evidence = t.Role, t.Polarity, t.Evidence
 			cx.RoleConfidence, cx.PolarityConfidence = t.RoleConfidence, t.PolarityConfidence
 			roles[t.Role]++
@@ -832,11 +912,16 @@ func (c *Classifier) tag(r *record.Record, sc *scratch) {
 		r.Polarity = t.Polarity
 		r.PolarityConfidence = min(t.PolarityConfidence, c.rules.SummaryRoleConfidence)
 	}
-	var p record.Pluralism
+	// The pluralism and its first labels in one allocation.
+	box := new(struct {
+		p      record.Pluralism
+		labels [2]string
+	})
+	p := &box.p
 	if shared {
-		p = c.pluralismOf(&paper, len(r.Paper.Title), citing, sc)
+		*p = c.pluralismOf(&paper, len(r.Paper.Title), citing, box.labels[:0], sc)
 	} else {
-		p = c.pluralismWithout(r.Paper.Title, r.Paper.Summary, r.Paper.Abstract, citing, sc)
+		*p = c.pluralismWithout(r.Paper.Title, r.Paper.Summary, r.Paper.Abstract, citing, box.labels[:0], sc)
 	}
 	// The role's evidence (when it came from the summary) and the
 	// pluralism's, in one array.
@@ -845,7 +930,7 @@ func (c *Classifier) tag(r *record.Record, sc *scratch) {
 		r.RoleEvidence = ev[:len(sc.roleEv):len(sc.roleEv)]
 	}
 	p.Evidence = ev[len(sc.roleEv):]
-	r.Pluralism = &p
+	r.Pluralism = p
 	clear(citing) // the pooled scratch must not keep the record's text alive
 	sc.citing = citing[:0]
 	sc.forget()
@@ -1230,9 +1315,9 @@ func (sc *scratch) candidates(ls *LabelSet, s *sentence, sw *setWords) []uint64 
 		if id < 0 {
 			continue
 		}
-		for _, i := range sw.first[id] {
-			if bit := uint64(1) << (i & 63); ok[i>>6]&^cues[i>>6]&bit != 0 {
-				if pr := sw.probe[i]; pr.at != 0 {
+		for _, f := range sw.first[id] {
+			if i, bit := f.cue, uint64(1)<<(f.cue&63); ok[i>>6]&^cues[i>>6]&bit != 0 {
+				if pr := f.probe; pr.at != 0 {
 					if at := s.toks[t].start + int(pr.at); at >= len(s.lower) || s.lower[at] != pr.want {
 						continue // not here; perhaps at a later token of the word
 					}

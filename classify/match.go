@@ -163,6 +163,7 @@ type pattern struct {
 	re       *regexp.Regexp
 	starts   []string  // every match begins with one of these; nil: not known, re is run as is
 	begins   [256]bool // the starts' first bytes
+	pairs    []uint8   // by start, the pairBit of its first two bytes (0 for a start of one byte)
 	boundary bool      // re begins with \b: a start must not follow a word character
 	width    int       // the most bytes a match spans, or -1 when unbounded
 	// texts, when not nil, are all that re can match (after its leading
@@ -205,6 +206,10 @@ func (p *pattern) built() *pattern {
 type literalText struct {
 	text  string
 	after int8 // afterAny, afterWord or afterNonWord (or the text's end)
+	// head is the text's first eight bytes (fewer: mask keeps them), as
+	// load64 reads them: matchAt tells most texts that are not at a
+	// place by one compare of eight bytes rather than a call each.
+	head, mask uint64
 }
 
 const (
@@ -249,6 +254,11 @@ func compilePattern(re *regexp.Regexp) *pattern {
 	p.starts, p.boundary = starts, boundary
 	for _, s := range starts {
 		p.begins[s[0]] = true
+		var key uint8
+		if len(s) > 1 {
+			key = pairBit(s[0], s[1])
+		}
+		p.pairs = append(p.pairs, key)
 	}
 	return p
 }
@@ -307,6 +317,10 @@ func literalTexts(re *syntax.Regexp) []literalText {
 			return nil
 		}
 		out[i].text = t.text
+		for k := range min(len(t.text), 8) {
+			out[i].head |= uint64(t.text[k]) << (8 * k)
+			out[i].mask |= 0xff << (8 * k)
+		}
 		if t.boundary {
 			out[i].after = afterWord
 			if r, _ := utf8.DecodeLastRuneInString(t.text); syntax.IsWordChar(r) {
@@ -549,29 +563,32 @@ func (p *pattern) matchesWithin(s string, from, to int, at []int) bool {
 // occurs: for a pattern that begins with \b, only where a word begins
 // (every start begins with a word character), looked up in ws when given.
 func (p *pattern) candidates(s string, ws *wordStarts, at []int) []int {
-	for _, lit := range p.starts {
-		if p.boundary && ws != nil {
+	if p.boundary && ws != nil {
+		// The lists of the words by their first two bytes (a start's
+		// pairBit, worked out once: most lists are empty).
+		src, shift := ws.source()
+		for k, key := range p.pairs[:len(p.starts)] {
+			lit := p.starts[k]
 			if len(lit) == 1 { // rare: no list of words by their first byte alone
 				at = ws.appendByte(s, lit[0], at)
 				continue
 			}
-			// The words whose first two bytes have lit's pairBit: most
-			// begin with lit's two.
-			src, j, shift := ws.beginning(lit[0], lit[1])
-			for ; j != 0; j = src.next[j-1] {
+			for j := src.head[key]; j != 0; j = src.next[j-1] {
 				if i := int(src.at[j-1] - shift); i >= 0 && strings.HasPrefix(s[i:], lit) {
 					at = append(at, i)
 				}
 			}
-			continue
 		}
-		for from := 0; ; {
-			i := strings.Index(s[from:], lit)
-			if i < 0 {
-				break
+	} else {
+		for _, lit := range p.starts {
+			for from := 0; ; {
+				i := strings.Index(s[from:], lit)
+				if i < 0 {
+					break
+				}
+				at = append(at, from+i)
+				from += i + 1
 			}
-			at = append(at, from+i)
-			from += i + 1
 		}
 	}
 	if len(p.starts) > 1 {
@@ -591,8 +608,18 @@ func (p *pattern) matchAt(s string, i int) int {
 	}
 	rest := s[i:]
 	if p.texts != nil {
+		if len(rest) < 8 {
+			for _, t := range p.texts {
+				if strings.HasPrefix(rest, t.text) && t.fits(rest[len(t.text):]) {
+					return len(t.text)
+				}
+			}
+			return 0
+		}
+		head := load64(rest, 0)
 		for _, t := range p.texts {
-			if strings.HasPrefix(rest, t.text) && t.fits(rest[len(t.text):]) {
+			// A text of eight bytes or fewer is there when its head is.
+			if head&t.mask == t.head && (len(t.text) <= 8 || strings.HasPrefix(rest, t.text)) && t.fits(rest[len(t.text):]) {
 				return len(t.text)
 			}
 		}
@@ -614,6 +641,14 @@ func (p *pattern) matchAt(s string, i int) int {
 		return 0
 	}
 	return loc[1]
+}
+
+// load64 is the eight bytes of s from i on, little-endian (the compiler
+// makes it one load).
+func load64(s string, i int) uint64 {
+	s = s[i : i+8]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
 }
 
 // fits tells whether what follows the text (next) is what its \b asks
@@ -716,24 +751,20 @@ func (w *wordStarts) suffixOf(src *wordStarts, at int) {
 	w.of, w.base = src, int32(at)
 }
 
-// beginning is where the word starts whose first two bytes are first
-// and second are listed, with others: in src, from its head on
-// (wordStarts.head), each to be less shift; one that is less than shift
-// is before the text (suffixOf's) and not among them.
-func (w *wordStarts) beginning(first, second byte) (src *wordStarts, j, shift int32) {
+// source is where w's starts are listed (wordStarts.head), each to be
+// less shift: w itself, or for a suffix (suffixOf) its source, in which
+// a start less than shift is before the text and not one of w's.
+func (w *wordStarts) source() (src *wordStarts, shift int32) {
 	if w.of != nil {
-		return w.of, w.of.head[pairBit(first, second)], w.base
+		return w.of, w.base
 	}
-	return w, w.head[pairBit(first, second)], 0
+	return w, 0
 }
 
 // appendByte appends to at, in order, the word starts of s (w's text)
 // whose first byte is b.
 func (w *wordStarts) appendByte(s string, b byte, at []int) []int {
-	src, shift := w, int32(0)
-	if w.of != nil {
-		src, shift = w.of, w.base
-	}
+	src, shift := w.source()
 	for _, i := range src.at {
 		if i := int(i - shift); i >= 0 && s[i] == b {
 			at = append(at, i)
@@ -779,6 +810,10 @@ type literals struct {
 	next  []int32
 	out   []int32 // out[outAt[s]:outAt[s+1]]: the texts that end at state s
 	outAt []int32
+	// one[s] is the text that ends at state s when it is the only one
+	// (most states where a text ends), else -1: found then needs no
+	// slice of out.
+	one []int32
 }
 
 // newLiterals builds the automaton of texts; a text's number is its index.
@@ -845,6 +880,11 @@ func newLiterals(texts []string) *literals {
 		}
 		l.outAt = append(l.outAt, int32(len(l.out)))
 		l.out = append(l.out, ends[s]...)
+		one := int32(-1)
+		if len(ends[s]) == 1 {
+			one = ends[s][0]
+		}
+		l.one = append(l.one, one)
 	}
 	l.outAt = append(l.outAt, int32(len(l.out)))
 	return l
@@ -946,6 +986,10 @@ func (l *literals) walk(s string, from int, at int32, present []uint64) []uint64
 // found sets in present the texts that end at the state at (a place in next).
 func (l *literals) found(at int32, present []uint64) {
 	st := at / int32(l.classes)
+	if id := l.one[st]; id >= 0 {
+		present[id>>6] |= 1 << (id & 63)
+		return
+	}
 	for _, id := range l.out[l.outAt[st]:l.outAt[st+1]] {
 		present[id>>6] |= 1 << (id & 63)
 	}

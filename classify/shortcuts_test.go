@@ -103,7 +103,7 @@ func TestPhrasesAtTheirFirstWords(t *testing.T) {
 // and gives findCue the word to look for it from: what findCue finds
 // from there is what it finds in the whole text; a phrase not picked
 // (its first word absent, or followed by a byte the phrase does not have
-// there: setWords.probe) is found nowhere.
+// there: firstCue.probe) is found nowhere.
 func TestCandidatesPickEveryPhraseFound(t *testing.T) {
 	c := testClassifier(t)
 	texts := []string{"we use the state-of-the-art parser, which outperforms x. not bad; we'll use it", "usé use-d used",

@@ -3,8 +3,11 @@ package classify
 import (
 	"encoding/json"
 	"math"
+	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/citecrawl/citecrawl/ingest/snapshot"
 	"github.com/citecrawl/citecrawl/record"
@@ -135,6 +138,100 @@ func TestCappedFromIsWhereTheCapBites(t *testing.T) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// probabilityFloor, which settles most summaries' capped guesses without
+// an exp, is never above probabilityAt: scores of every label set,
+// random, tied, far apart, rounded as tallies are; and it is at the cap's
+// threshold often enough to be worth it.
+func TestProbabilityFloorIsBelowProbability(t *testing.T) {
+	c := testClassifier(t)
+	rng := rand.New(rand.NewPCG(15, 16))
+	for _, ls := range []*LabelSet{c.rules.Role, c.rules.Polarity, c.rules.Pluralism} {
+		n, settled := 0, 0
+		for range 50000 {
+			scores := make([]float64, len(ls.Labels))
+			spread := []float64{0.001, 0.01, 0.5, 2, 8, 40}[rng.IntN(6)]
+			for i := range scores {
+				switch rng.IntN(4) {
+				case 0:
+					scores[i] = 0
+				case 1:
+					scores[i] = scores[rng.IntN(i+1)] // a tie, now and then
+				default:
+					scores[i] = round(rng.NormFloat64() * spread)
+				}
+			}
+			best := argmax(scores)
+			if best < 0 {
+				continue
+			}
+			floor, p := probabilityFloor(ls, scores), probabilityAt(ls, scores, best)
+			if floor > p {
+				t.Fatalf("%s scores %v: floor %v above the probability %v", ls.Name, scores, floor, p)
+			}
+			if from := c.sets[ls].cappedFrom[best]; p >= from {
+				n++
+				if floor >= from {
+					settled++
+				}
+			}
+		}
+		if ls != c.rules.Pluralism && settled < n/2 {
+			t.Errorf("%s: the floor settled %d of %d capped guesses", ls.Name, settled, n)
+		}
+	}
+	if floor := probabilityFloor(c.rules.Role, []float64{math.NaN(), 1, 0, 0, 0, 0}); floor != 0 {
+		t.Errorf("floor of a NaN score: %v, want 0", floor)
+	}
+}
+
+// A record with citing sentences is tagged as Context tags each sentence
+// and Pluralism tags the paper with them, though Tag tallies each
+// sentence's pluralism cues while it is prepared for its own tags
+// (stashCiting) rather than preparing it again: labelled rows as
+// sentences, with and without markers and sections, beyond ASCII, cut
+// mid-word, empty, one to four to a record.
+func TestTagOfContextsIsContextAndPluralism(t *testing.T) {
+	c := testClassifier(t)
+	texts := []string{
+		"Unlike majority voting, we follow [3] and keep every annotator's label.", "",
+		"Jury learning [3] shows that dissenting voices matter, but it needs demographic data.",
+		"ÀÉÎ [2] disagree with the pluralistic jury of [3], while [4] does not.", "_mid-word: a jury of raters [1]",
+		"\xfe\xff we aggregate the annotators' votes (Smith, 2003) and steer the model to diverse perspectives",
+	}
+	texts = append(texts, labelledTexts(t, 200)...)
+	rng := rand.New(rand.NewPCG(17, 18))
+	for k := 0; k < len(texts); {
+		r := record.Record{Paper: record.Paper{Title: "Modeling annotator perspectives", Summary: "We use juries.",
+			Abstract: []string{"", "We propose a pluralistic benchmark of diverse opinions."}[rng.IntN(2)]}}
+		var citing []string
+		for n := 1 + rng.IntN(4); n > 0 && k < len(texts); n-- {
+			cx := record.Context{Text: texts[k], Section: []string{"", "Related Work", "Method"}[rng.IntN(3)]}
+			if i := strings.Index(cx.Text, "["); i >= 0 && rng.IntN(2) == 0 {
+				cx.CiteSpan = []int{utf8.RuneCountInString(cx.Text[:i]), utf8.RuneCountInString(cx.Text[:i]) + 3}
+			}
+			r.Contexts = append(r.Contexts, cx)
+			citing = append(citing, cx.Text)
+			k++
+		}
+		want := r
+		want.Contexts = slices.Clone(r.Contexts)
+		c.Tag(&r)
+		for i := range want.Contexts {
+			cx := &want.Contexts[i]
+			ct := c.Context(cx.Text, cx.Section, cx.CiteSpan)
+			cx.Role, cx.Polarity, cx.Evidence = ct.Role, ct.Polarity, ct.Evidence
+			cx.RoleConfidence, cx.PolarityConfidence = ct.RoleConfidence, ct.PolarityConfidence
+		}
+		pl := c.Pluralism(r.Paper.Title, r.Paper.Summary, r.Paper.Abstract, citing...)
+		if got, want := mustJSON(t, r.Contexts), mustJSON(t, want.Contexts); !slices.Equal(got, want) {
+			t.Fatalf("contexts tagged\n%s\nwant\n%s", got, want)
+		}
+		if got, want := mustJSON(t, r.Pluralism), mustJSON(t, pl); !slices.Equal(got, want) {
+			t.Fatalf("%q: pluralism\n%s\nwant\n%s", citing, got, want)
 		}
 	}
 }

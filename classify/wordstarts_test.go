@@ -27,6 +27,8 @@ func TestWordStartsFindWhatRegexpFinds(t *testing.T) {
 	texts := []string{
 		"we use it. our use, however, we'd _we éwe wé we", "swe we_ ourselves our. we", "we propose. our framework. éwe present",
 		"diverse perspectives.éperspectives _perspectives 3perspectives", "a. b. we. . .we",
+		// Matches of several words up to the text's end, fewer than eight bytes of it left (matchAt's head).
+		"many valid answers", "several plausible interpretations", "points of view", "point of vie", "diverse opinions. multiple viewpoints",
 		"unlike [4], we propose a benchmark of diverse viewpoints (smith, 2003); our dataset", "", "w", "we",
 		strings.Repeat("é", 40) + " we " + strings.Repeat("ü", 40) + " use",
 	}
