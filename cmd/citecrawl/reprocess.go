@@ -29,6 +29,10 @@ import (
 // rather than failing.
 const reprocessMemoryLimit = 80 << 20
 
+// serverKept is about what the embedded server keeps live for a million
+// raw records, which reprocessMemoryLimit makes room for.
+const serverKept = 10 << 20
+
 // liveHeap is the heap a collection leaves, in bytes.
 func liveHeap() uint64 {
 	runtime.GC()
@@ -73,17 +77,18 @@ func (c cli) reprocess(args []string) int {
 	defer sess.close()
 	if limit {
 		// Batch work over everything crawled: keep the collector ahead of
-		// the garbage so the process stays small. What the embedded NATS
-		// server keeps live from its start comes on top, three times over:
-		// its index of a stream's subjects (one a self-tagged record:
-		// about 100 MiB a million records) is live for the whole run and
-		// each collection walks it, so the collector must run seldom. A
-		// million self-tagged records, user CPU s / collections / peak RSS
-		// (load 8): the index once over 160 / - / 265 MB (the collector
-		// back to back); twice 80 / 149 / 346; three times 55 / 56 / 404;
-		// no limit 52 / - / 744.
+		// the garbage so the process stays small. The 80 MiB were measured
+		// with the server of a million raw records, which keeps about 9
+		// MiB live. What a server keeps beyond that comes on top, three
+		// times over: its index of a stream's subjects (one a self-tagged
+		// record: about 100 MiB a million records) is live for the whole
+		// run and each collection walks it, so the collector must run
+		// seldom. A million self-tagged records, user CPU s / collections
+		// / peak RSS (load 8), at 80 MiB plus the index once: 160 / - /
+		// 265 MB (the collector back to back); twice 80 / 149 / 346; three
+		// times 55 / 56 / 404; no limit 52 / - / 744.
 		server := max(liveHeap(), before) - before
-		debug.SetMemoryLimit(reprocessMemoryLimit + 3*int64(server))
+		debug.SetMemoryLimit(reprocessMemoryLimit + 3*int64(max(server, serverKept)-serverKept))
 		sess.log.Debug().Uint64("server_live_bytes", server).Msg("memory limit set")
 	}
 	ctx := sess.ctx
