@@ -878,7 +878,11 @@ func (r *retagger) tag(c *chunk, buf []byte) []byte {
 				err = record.Unmarshal(it.raw, it.rec)
 			}
 			if err != nil {
-				c.err = fmt.Errorf("the record at stream sequence %d: %w", it.seq, err)
+				stream := StreamRaw
+				if it.tagged {
+					stream = StreamTagged
+				}
+				c.err = fmt.Errorf("the record at %s sequence %d: %w", stream, it.seq, err)
 				return buf
 			}
 			it.raw = nil

@@ -167,9 +167,6 @@ func TestReprocessFromFolder(t *testing.T) {
 	}
 }
 
-// Re-tagged with the rules they were tagged with, the records read from a
-// folder (without their evidence, which tagging gives again) are written
-// exactly as they were.
 // Re-tagged with the rules they were tagged with, the records come out as
 // they were, from the folder and from the stream (where the crawl's fetch
 // stage stored them self-tagged, decoded without their evidence and

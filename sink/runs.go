@@ -160,7 +160,9 @@ func (r *runs) add(name string, versions []version, hub record.Hub) error {
 	}
 	// One entry for the run, not one allocated a version (put keeps no
 	// pointer to it); and each tag set looked up once by its pointer, which
-	// the segment's versions share (segment.tagsOf), not hashed a version.
+	// a segment's versions share (segment.tagsOf), not hashed a version.
+	// Versions read back from a segment (catchUpByRuns) have a pointer
+	// each and are looked up each, by value, as before.
 	var e runEntry
 	tagOf := map[*Tags]uint64{}
 	err := r.writeRun(0, uint64(len(order)), func(put func(*runEntry) error) error {
