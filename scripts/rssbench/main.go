@@ -36,10 +36,12 @@
 //     from that output folder into a new one ("folder"). The server is
 //     embedded in reprocess, so its figure includes JetStream's.
 //
-// Records are published without a message id: the server holds the ids
-// published in the last 2 minutes (the stream's duplicate window) in
-// memory, which a reprocess run minutes after the crawl does not see and
-// which would be counted as reprocess's.
+// The records reprocess reads carry the message ids the fetch stage gives
+// them. The worker's tagged records are published without one: the server
+// holds the ids published in the last 2 minutes (the stream's duplicate
+// window) in memory, which a sink worker minutes after the crawl does not
+// see. The generated records are summary-only: no citing sentences, full
+// text or fetch time, so tagging and decoding cost less than a crawl's.
 //
 // It prints a row per command run; with -rounds R, each binary runs R times
 // at each count, the binaries in turn and every other round the other way
@@ -319,9 +321,8 @@ func rawRecord(papers []snapshot.Paper) func(hub string, i int) record.Record {
 	}
 }
 
-// publish puts n messages over 20 hubs onto the bus, in async batches and
-// without message ids (see the package comment); out gives the i-th, a
-// record of hub.
+// publish puts n messages over 20 hubs onto the bus, in async batches;
+// out gives the i-th, a record of hub.
 func publish(ctx context.Context, bus *pipeline.Bus, n int, out func(hub string, i int) (pipeline.Out, error)) error {
 	outs := make([]pipeline.Out, 0, publishBatch)
 	for i := range n {
@@ -513,8 +514,11 @@ func storedRecord(stored string) (func(hub string, i int) (pipeline.Out, error),
 		h := nats.Header{pipeline.HeaderRun: {runID}, pipeline.HeaderChange: {pipeline.ChangeNew}}
 		return func(hub string, i int) (pipeline.Out, error) {
 			r := rec(hub, i)
-			b, err := record.Marshal(&r)
-			return pipeline.Out{Subject: pipeline.RawSubject(hub), Data: b, Header: h}, err
+			line, fp, err := record.MarshalLine(&r)
+			if err != nil {
+				return pipeline.Out{}, err
+			}
+			return pipeline.Out{Subject: pipeline.RawSubject(hub), MsgID: r.ID + ":" + fp, Data: line[:len(line)-1], Header: h}, nil
 		}, nil
 	}
 	cl, err := classify.Load("") // the rules built in, as the crawl's
@@ -531,7 +535,7 @@ func storedRecord(stored string) (func(hub string, i int) (pipeline.Out, error),
 		pages := fmt.Sprintf(`[{"url":"https://pith.science/pith/%s","etag":"W/\"%08x\""},{"url":"https://arxiv.org/abs/26%02d.%05d","last_modified":"Sun, 01 Nov 2026 00:00:00 GMT"}]`,
 			r.ID, i, 1+i%12, i%100000)
 		h := nats.Header{pipeline.HeaderFingerprint: {fp}, pipeline.HeaderRun: {runID}, pipeline.HeaderChange: {pipeline.ChangeNew}, pipeline.HeaderPages: {pages}}
-		return pipeline.Out{Subject: pipeline.SelfTaggedSubject(hub, r.ID), Data: line[:len(line)-1], Header: h}, nil
+		return pipeline.Out{Subject: pipeline.SelfTaggedSubject(hub, r.ID), MsgID: r.ID + ":" + fp + ":tagged", Data: line[:len(line)-1], Header: h}, nil
 	}, nil
 }
 
