@@ -718,7 +718,7 @@ func (c *Classifier) pluralismOf(s *sentence, titleLen int, citing, labels []str
 	}
 	if len(citing) > 0 && ls.CitingFactor > 0 {
 		n := len(sc.tally)
-		if sc.citingN != len(citing) { // not stashed by tag: s is done with, its space free
+		if sc.citingN != len(citing) || len(sc.citingSums) != len(citing)*n { // not stashed by tag: s is done with, its space free
 			sc.citingN, sc.citingSums, sc.citingEv = 0, sc.citingSums[:0], sc.citingEv[:0]
 			for _, text := range citing {
 				cs := c.prepare(text, nil, sc)
@@ -923,6 +923,9 @@ func (c *Classifier) tag(r *record.Record, sc *scratch) {
 	} else {
 		*p = c.pluralismWithout(r.Paper.Title, r.Paper.Summary, r.Paper.Abstract, citing, box.labels[:0], sc)
 	}
+	// Without the box's spare slot: two appends to the record's labels
+	// would write the same place.
+	p.Labels = slices.Clip(p.Labels)
 	// The role's evidence (when it came from the summary) and the
 	// pluralism's, in one array.
 	ev := append(append(make([]record.Evidence, 0, len(sc.roleEv)+len(sc.ev)), sc.roleEv...), sc.ev...)

@@ -235,3 +235,24 @@ func TestTagOfContextsIsContextAndPluralism(t *testing.T) {
 		}
 	}
 }
+
+// A tagged record's pluralism labels have no spare room: two appends to
+// them write places of their own, as they did before the labels shared an
+// allocation with the pluralism.
+func TestTagLeavesNoRoomAfterThePluralismLabels(t *testing.T) {
+	c := testClassifier(t)
+	for _, r := range []record.Record{
+		{Paper: record.Paper{Title: "Modeling annotator perspectives", Summary: "We aggregate a jury of annotators."}},
+		{Paper: record.Paper{Title: "A benchmark"}, Contexts: []record.Context{{Text: "Unlike [3], we steer the model to a persona at inference time."}}},
+	} {
+		c.Tag(&r)
+		l := r.Pluralism.Labels
+		if len(l) == 0 || cap(l) != len(l) {
+			t.Fatalf("labels %q: len %d, cap %d", l, len(l), cap(l))
+		}
+		a, b := append(l, "x"), append(l, "y")
+		if a[len(l)] != "x" || b[len(l)] != "y" {
+			t.Fatalf("two appends to %q share a place: %q and %q", l, a, b)
+		}
+	}
+}
