@@ -360,18 +360,10 @@ func (h *fetchHandler) records(runID string, r *record.Record, change string) ([
 	t := *r
 	t.Contexts = slices.Clone(r.Contexts)
 	h.tagger.Tag(&t)
-	tagged, err := taggedOut(&t, &h.lines)
+	tagged, err := selfTaggedOut(runID, &t, change, &h.lines)
 	if err != nil {
 		return nil, err
 	}
-	// Its id is the one the classify stage gives the same record tagged
-	// (taggedOut), so a fetch-only worker retrying this task after a crash
-	// stores its raw record (another id) and the classify stage's tagged
-	// record is dropped as the same one. The headers are a raw record's,
-	// for the run's counts.
-	tagged.Subject = SelfTaggedSubject(r.Hub.ID, r.ID)
-	tagged.Header.Set(HeaderRun, runID)
-	tagged.Header.Set(HeaderChange, change)
 	if !h.fits(&tagged, 0) {
 		// Too large once tagged, headers counted: the raw record goes to
 		// the classify stage, which fails it there as it would any other.
@@ -380,6 +372,48 @@ func (h *fetchHandler) records(runID string, r *record.Record, change string) ([
 	}
 	h.own.keep(&tagged, &t)
 	return []Out{tagged}, nil
+}
+
+// selfTaggedOut is the message of a record t its fetch stage tagged. Its
+// id is the one the classify stage gives the same record tagged
+// (taggedOut), so a fetch-only worker retrying the task after a crash
+// stores its raw record (another id) and the classify stage's tagged
+// record is dropped as the same one. The headers are a raw record's, for
+// the run's counts.
+func selfTaggedOut(runID string, t *record.Record, change string, sizes *lineSize) (Out, error) {
+	o, err := taggedOut(t, sizes)
+	if err != nil {
+		return Out{}, err
+	}
+	o.Subject = SelfTaggedSubject(t.Hub.ID, t.ID)
+	o.Header.Set(HeaderRun, runID)
+	o.Header.Set(HeaderChange, change)
+	return o, nil
+}
+
+// FetchedRecord is the message a fetch stage publishes for the record r
+// of run runID (change: ChangeNew or ChangeChanged), for tools that fill
+// a stream as a crawl would (scripts/rssbench): its raw record, or, with a
+// tagger (as when the classify stage runs in the same process), its
+// self-tagged record carrying pages, the pages it was built from. Unlike
+// the fetch stage it does not look at the broker's message limit.
+func FetchedRecord(runID string, r *record.Record, change string, tagger *classify.Classifier, pages []ingest.SourcePage) (Out, error) {
+	if tagger == nil {
+		return rawRecord(runID, r, change, nil)
+	}
+	t := *r
+	t.Contexts = slices.Clone(r.Contexts)
+	tagger.Tag(&t)
+	o, err := selfTaggedOut(runID, &t, change, nil)
+	if err != nil {
+		return Out{}, err
+	}
+	p, err := recordPagesOut(r.ID, pages)
+	if err != nil {
+		return Out{}, err
+	}
+	o.Header.Set(HeaderPages, string(p.Data))
+	return o, nil
 }
 
 // carryPages puts the pages a record was built from (recordPagesOut) into

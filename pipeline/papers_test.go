@@ -17,8 +17,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/citecrawl/citecrawl/classify"
 	"github.com/citecrawl/citecrawl/ingest"
 	"github.com/citecrawl/citecrawl/ingest/snapshot"
+	"github.com/citecrawl/citecrawl/record"
 )
 
 // A paper of a papers task that fails does not fail the others: one whose
@@ -382,5 +384,40 @@ func TestRunOnAnOwnedHostQueuesLargeTasks(t *testing.T) {
 	// The hub task, then the papers tasks.
 	if last, err := lastSeq(context.Background(), bus, StreamTasks); err != nil || last != 1+3 {
 		t.Fatalf("%d tasks queued (%v), want the hub's and 3 papers tasks for %d papers", last, err, n)
+	}
+}
+
+// FetchedRecord gives the messages the fetch stage publishes for a record:
+// its raw record, or, tagging itself, its self-tagged record with its pages.
+func TestFetchedRecordIsWhatTheFetchStagePublishes(t *testing.T) {
+	cl, err := classify.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := snapshot.Generated(1).Papers[0]
+	r := record.Record{Schema: record.Schema, ID: record.ID("hub-a", "paper 1"), Hub: record.Hub{ID: "hub-a", CitedWorkIDs: []string{}},
+		Paper:    record.Paper{Title: p.Title, Summary: p.Summary},
+		Contexts: []record.Context{{Text: "Unlike [3], we keep every annotator's label."}}, SourceURLs: []string{}, Missing: []string{}}
+	pages := []ingest.SourcePage{{URL: "https://pith.science/pith/1", Validator: ingest.Validator{ETag: `"e1"`}}}
+	for _, tagger := range []*classify.Classifier{nil, cl} {
+		h := &fetchHandler{tagger: tagger}
+		outs, err := h.records("run-1", &r, ChangeChanged)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := outs[0]
+		po, err := recordPagesOut(r.ID, pages)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.carryPages(&want, po)
+		want.IfDuplicate = nil // what the fetch stage does when the stream drops it
+		got, err := FetchedRecord("run-1", &r, ChangeChanged, tagger, pages)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("tagger %v:\n got %+v\nwant %+v", tagger != nil, got, want)
+		}
 	}
 }

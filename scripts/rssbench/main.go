@@ -85,10 +85,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
 	"github.com/citecrawl/citecrawl/classify"
+	"github.com/citecrawl/citecrawl/ingest"
 	"github.com/citecrawl/citecrawl/ingest/snapshot"
 	"github.com/citecrawl/citecrawl/pipeline"
 	"github.com/citecrawl/citecrawl/record"
@@ -506,36 +506,24 @@ func publishRecords(stored string) func(shared string, n int) error {
 }
 
 // storedRecord gives the i-th record of a hub as the crawler would have
-// stored it.
+// stored it (pipeline.FetchedRecord).
 func storedRecord(stored string) (func(hub string, i int) (pipeline.Out, error), error) {
 	runID := pipeline.NewRunID(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC))
 	rec := rawRecord(snapshot.Generated(50).Papers)
-	if stored == raw {
-		h := nats.Header{pipeline.HeaderRun: {runID}, pipeline.HeaderChange: {pipeline.ChangeNew}}
-		return func(hub string, i int) (pipeline.Out, error) {
-			r := rec(hub, i)
-			line, fp, err := record.MarshalLine(&r)
-			if err != nil {
-				return pipeline.Out{}, err
-			}
-			return pipeline.Out{Subject: pipeline.RawSubject(hub), MsgID: r.ID + ":" + fp, Data: line[:len(line)-1], Header: h}, nil
-		}, nil
-	}
-	cl, err := classify.Load("") // the rules built in, as the crawl's
-	if err != nil {
-		return nil, err
+	var cl *classify.Classifier // raw: untagged
+	if stored == selfTagged {
+		var err error
+		if cl, err = classify.Load(""); err != nil { // the rules built in, as the crawl's
+			return nil, err
+		}
 	}
 	return func(hub string, i int) (pipeline.Out, error) {
 		r := rec(hub, i)
-		cl.Tag(&r)
-		line, fp, err := record.MarshalLine(&r)
-		if err != nil {
-			return pipeline.Out{}, err
+		pages := []ingest.SourcePage{
+			{URL: "https://pith.science/pith/" + r.ID, Validator: ingest.Validator{ETag: fmt.Sprintf(`W/"%08x"`, i)}},
+			{URL: fmt.Sprintf("https://arxiv.org/abs/26%02d.%05d", 1+i%12, i%100000), Validator: ingest.Validator{LastModified: "Sun, 01 Nov 2026 00:00:00 GMT"}},
 		}
-		pages := fmt.Sprintf(`[{"url":"https://pith.science/pith/%s","etag":"W/\"%08x\""},{"url":"https://arxiv.org/abs/26%02d.%05d","last_modified":"Sun, 01 Nov 2026 00:00:00 GMT"}]`,
-			r.ID, i, 1+i%12, i%100000)
-		h := nats.Header{pipeline.HeaderFingerprint: {fp}, pipeline.HeaderRun: {runID}, pipeline.HeaderChange: {pipeline.ChangeNew}, pipeline.HeaderPages: {pages}}
-		return pipeline.Out{Subject: pipeline.SelfTaggedSubject(hub, r.ID), MsgID: r.ID + ":" + fp + ":tagged", Data: line[:len(line)-1], Header: h}, nil
+		return pipeline.FetchedRecord(runID, &r, pipeline.ChangeNew, cl, pages)
 	}, nil
 }
 
