@@ -1069,15 +1069,7 @@ func (sc *scratch) nextOf(ids, next []int32, words int) []int32 {
 // neither a letter, a digit nor a word byte, so its words and word starts
 // are those of s from at on. It has no marker.
 func (sc *scratch) suffix(s *sentence, at int) sentence {
-	// The suffix's first token in s: the tokens are in text order.
-	first := len(s.toks)
-	for lo := 0; lo < first; {
-		if mid := int(uint(lo+first) >> 1); s.toks[mid].start < at {
-			lo = mid + 1
-		} else {
-			first = mid
-		}
-	}
+	first := tokenFrom(s.toks, at) // the suffix's first token in s
 	n := len(s.toks) - first
 	toks, next := slices.Grow(sc.suffixToks[:0], n)[:n], slices.Grow(sc.suffixNext[:0], n)[:n]
 	for i, t := range s.toks[first:][:n] {
@@ -1486,22 +1478,28 @@ func (sc *scratch) negatedHedged(c *Classifier, s *sentence, pos int) (negated, 
 	return negated, hedged
 }
 
+// tokenFrom is the index of the first of toks (in text order) that begins
+// at pos or after, len(toks) when none does. By hand: slices.BinarySearchFunc
+// and its comparison closure cost 0.8 % more instructions in BenchmarkTag.
+func tokenFrom(toks []token, pos int) int {
+	t := len(toks)
+	for lo := 0; lo < t; {
+		if mid := int(uint(lo+t) >> 1); toks[mid].start < pos {
+			lo = mid + 1
+		} else {
+			t = mid
+		}
+	}
+	return t
+}
+
 // scopeOfTokens is negatedHedged of a sentence whose words are its
 // tokens (sentence.plainWords), read from them rather than byte by byte:
 // the kth word before pos is the kth token that begins before it, cut
 // at pos (a place in a word reads the part before it as a word).
 func (c *Classifier) scopeOfTokens(s *sentence, pos int) (negated, hedged bool) {
 	rules := c.rules
-	// The first token that begins at pos or after, by hand: slices.BinarySearchFunc
-	// and its comparison closure cost 0.8 % more instructions in BenchmarkTag.
-	t := len(s.toks)
-	for lo := 0; lo < t; {
-		if mid := int(uint(lo+t) >> 1); s.toks[mid].start < pos {
-			lo = mid + 1
-		} else {
-			t = mid
-		}
-	}
+	t := tokenFrom(s.toks, pos)
 	for k := range max(rules.NegationScope, rules.HedgeScope) {
 		if t == 0 {
 			break
