@@ -247,9 +247,9 @@ func measure(benches map[string]bench, bins []binary, ns []int, chosen []string,
 	}
 	if rounds > 1 {
 		fmt.Printf("median of %d rounds (lowest to highest):\n", rounds)
+		rate := func(f figures) float64 { return float64(f.records) / f.wall }
+		cpu := func(f figures) float64 { return f.cpu }
 		for _, k := range keys {
-			rate := func(f figures) float64 { return float64(f.records) / f.wall }
-			cpu := func(f figures) float64 { return f.cpu }
 			r, c := spread(runs[k], rate), spread(runs[k], cpu)
 			fmt.Printf("%-10d %-24s %8.0f records/s (%.0f to %.0f) %8.1f CPU s (%.1f to %.1f)\n", k.n, k.name, r[1], r[0], r[2], c[1], c[0], c[2])
 		}
