@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"net"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -116,8 +114,7 @@ func token(s string) string {
 type Bus struct {
 	NC     *nats.Conn
 	JS     jetstream.JetStream
-	srv    *server.Server
-	lock   *os.File      // held while this process serves its data folder
+	server *Server       // the embedded server, when this process serves its data folder
 	joined bool          // connected to the server of another process on the same data folder
 	closed chan struct{} // closed when the connection is
 	name   string        // the connection's name: what the server lists it as
@@ -197,19 +194,13 @@ func Open(ctx context.Context, cfg BrokerConfig, maxPending int, log zerolog.Log
 	return b, nil
 }
 
-// serveOrJoin starts the embedded server of cfg.DataDir, or finds the one
-// another process runs on it. It returns the URL to connect to and the
-// connection options.
+// serveOrJoin starts the embedded server of cfg.DataDir (Serve), or finds
+// the one another process runs on it. It returns the URL to connect to and
+// the connection options.
 func (b *Bus) serveOrJoin(opts []nats.Option) (string, []nats.Option, error) {
-	dir := b.cfg.DataDir
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", nil, fmt.Errorf("data folder %s: %w", dir, err)
-	}
-	lock, ok, err := tryLock(filepath.Join(dir, lockFile))
-	if err != nil {
-		return "", nil, fmt.Errorf("data folder %s: %w", dir, err)
-	}
-	if !ok {
+	srv, err := Serve(b.cfg, b.log)
+	if errors.Is(err, ErrServed) {
+		dir := b.cfg.DataDir
 		s, err := findServer(dir, 10*time.Second)
 		if err != nil {
 			return "", nil, err
@@ -223,26 +214,13 @@ func (b *Bus) serveOrJoin(opts []nats.Option) (string, []nats.Option, error) {
 			Msg("joined the NATS server of the citecrawl process already using this data folder")
 		return s.URL, opts, nil
 	}
-	b.lock = lock
-	// Without --nats-listen the server still listens, on a random loopback
-	// port behind a token only this user can read, so that tail, report and
-	// workers started in the same folder can follow the crawl.
-	token := ""
-	if b.cfg.Listen == "" {
-		if token, err = newToken(); err != nil {
-			return "", nil, err
-		}
-		opts = append(opts, nats.Token(token))
-	}
-	srv, err := startEmbedded(b.cfg, token)
 	if err != nil {
 		return "", nil, err
 	}
-	b.srv = srv
-	if err := publishServer(dir, sharedServer{URL: srv.ClientURL(), Token: token, PID: os.Getpid()}); err != nil {
-		return "", nil, fmt.Errorf("data folder %s: %w", dir, err)
+	b.server = srv
+	if srv.token != "" {
+		opts = append(opts, nats.Token(srv.token))
 	}
-	b.log.Info().Str("data_dir", dir).Str("listen", b.cfg.Listen).Msg("embedded NATS server with JetStream started")
 	// This process connects as the others do, over the server's port, not
 	// nats.go's in-process connection: that is a net.Pipe, which hands the
 	// server's writes to the client a buffer at a time, each a wake-up of
@@ -250,7 +228,7 @@ func (b *Bus) serveOrJoin(opts []nats.Option) (string, []nats.Option, error) {
 	// more in a reprocess of 36 (the client's read loop and the server's
 	// write loop twice as costly); the loopback socket writes each batch of
 	// messages in one call.
-	return srv.ClientURL(), opts, nil
+	return srv.URL(), opts, nil
 }
 
 func displayURL(u string) string {
@@ -298,10 +276,10 @@ func startEmbedded(cfg BrokerConfig, token string) (*server.Server, error) {
 // ClientURL is the address other processes can use to reach the embedded
 // server ("" when it does not listen or there is none).
 func (b *Bus) ClientURL() string {
-	if b.srv == nil || b.cfg.Listen == "" {
+	if b.server == nil || b.cfg.Listen == "" {
 		return ""
 	}
-	return b.srv.ClientURL()
+	return b.server.URL()
 }
 
 // Close drains the connection and stops the embedded server.
@@ -318,13 +296,8 @@ func (b *Bus) Close() {
 		}
 		b.NC.Close()
 	}
-	if b.srv != nil {
-		os.Remove(filepath.Join(b.cfg.DataDir, serverFile))
-		b.srv.Shutdown()
-		b.srv.WaitForShutdown()
-	}
-	if b.lock != nil {
-		b.lock.Close() // frees the data folder for the next process
+	if b.server != nil {
+		b.server.Close()
 	}
 }
 

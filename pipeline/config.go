@@ -103,6 +103,12 @@ type BrokerConfig struct {
 	// processes) on host:port; empty keeps it on a random loopback port
 	// behind a token only this user can read (see share.go).
 	Listen string `yaml:"listen"`
+	// EmbeddedProcess has the command line run the embedded server in a
+	// process of its own (`citecrawl broker`), which it starts and stops:
+	// the server's memory, an index entry for every record's subject
+	// among it, is then not in the heap the command's collector walks.
+	// Open itself always serves in-process.
+	EmbeddedProcess bool `yaml:"embedded_process"`
 	// Replicas of each stream (1 for one server, 3 for a cluster).
 	Replicas int `yaml:"replicas"`
 	// RetainRecords is how long raw and tagged records stay in their
@@ -132,7 +138,7 @@ func DefaultConfig() Config {
 		Discover:    DiscoverConfig{Hosts: []string{"pith.science"}, MaxPages: 50},
 		Conditional: true,
 		LeaseTTL:    5 * time.Minute,
-		NATS:        BrokerConfig{DataDir: "./data", Replicas: 1},
+		NATS:        BrokerConfig{DataDir: "./data", EmbeddedProcess: true, Replicas: 1},
 		Stages: StageConfig{
 			MaxDeliver:      5,
 			AckWait:         10 * time.Second,

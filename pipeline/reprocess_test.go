@@ -1203,7 +1203,7 @@ func TestReprocessReaderWaitsForMessagesSentLate(t *testing.T) {
 		t.Fatal(err)
 	}
 	var slow atomic.Bool
-	nc, err := nats.Connect("", nats.InProcessServer(slowServer{bus.srv, &slow, 2500 * time.Millisecond}), nats.Token(s.Token))
+	nc, err := nats.Connect("", nats.InProcessServer(slowServer{bus.server.srv, &slow, 2500 * time.Millisecond}), nats.Token(s.Token))
 	if err != nil {
 		t.Fatal(err)
 	}

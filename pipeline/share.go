@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/rs/zerolog"
 )
 
 // One data folder, one embedded server, many readers.
@@ -66,37 +67,106 @@ const shareGrace = 2 * time.Minute
 // in the middle of its last steps. It waits at most shareGrace, and not at
 // all once ctx is done (the process was told to stop).
 func (b *Bus) CloseWhenAlone(ctx context.Context) {
-	if b.srv != nil {
-		deadline := time.Now().Add(shareGrace)
-		logged := false
-		for ctx.Err() == nil && time.Now().Before(deadline) {
-			n := b.otherRuns()
-			if n == 0 {
-				break
+	if b.server != nil {
+		own := uint64(0)
+		if b.NC != nil && !b.NC.IsClosed() {
+			if id, err := b.NC.GetClientID(); err == nil {
+				own = id
 			}
-			if !logged {
-				b.log.Info().Int("runs", n).Dur("at_most", shareGrace).
-					Msg("waiting for the runs that joined this data folder's server to finish before stopping it")
-				logged = true
-			}
-			pause(ctx, 200*time.Millisecond)
 		}
+		b.server.WaitForRuns(ctx, own)
 	}
 	b.Close()
 }
 
-// otherRuns counts the `run` connections on the embedded server besides
-// this process's own.
-func (b *Bus) otherRuns() int {
-	cz, err := b.srv.Connz(&server.ConnzOptions{Limit: 1 << 16})
+// Server is the embedded NATS server of a data folder, served by this
+// process. Open starts one in the process when there is no nats.url;
+// `citecrawl broker` runs one in a process of its own, which the commands
+// start for themselves unless nats.embedded_process is off (so that the
+// server's index of a subject a record is not in their heap).
+type Server struct {
+	srv   *server.Server
+	lock  *os.File // held while the server runs
+	dir   string
+	token string // what clients give, when the server made its own ("": none, or nats.*'s)
+	log   zerolog.Logger
+}
+
+// ErrServed is returned by Serve when another process serves the data
+// folder already: connect to it (Open does) rather than open its store twice.
+var ErrServed = errors.New("data folder is served by another citecrawl process")
+
+// Serve takes the lock of cfg.DataDir and starts its embedded server with
+// JetStream, then says where it can be reached (DATA/citecrawl.server.json).
+func Serve(cfg BrokerConfig, log zerolog.Logger) (*Server, error) {
+	dir := cfg.DataDir
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("data folder %s: %w", dir, err)
+	}
+	lock, ok, err := tryLock(filepath.Join(dir, lockFile))
+	if err != nil {
+		return nil, fmt.Errorf("data folder %s: %w", dir, err)
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrServed, dir)
+	}
+	s := &Server{lock: lock, dir: dir, log: log}
+	// Without nats.listen the server still listens, on a random loopback
+	// port behind a token only this user can read, so that tail, report and
+	// workers started in the same folder can follow the crawl.
+	if cfg.Listen == "" {
+		if s.token, err = newToken(); err != nil {
+			lock.Close()
+			return nil, err
+		}
+	}
+	if s.srv, err = startEmbedded(cfg, s.token); err != nil {
+		lock.Close()
+		return nil, err
+	}
+	if err := publishServer(dir, sharedServer{URL: s.srv.ClientURL(), Token: s.token, PID: os.Getpid()}); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("data folder %s: %w", dir, err)
+	}
+	log.Info().Str("data_dir", dir).Str("listen", cfg.Listen).Msg("embedded NATS server with JetStream started")
+	return s, nil
+}
+
+// URL is where clients reach the server.
+func (s *Server) URL() string { return s.srv.ClientURL() }
+
+// Close stops the server and frees the data folder for the next process.
+func (s *Server) Close() {
+	os.Remove(filepath.Join(s.dir, serverFile))
+	s.srv.Shutdown()
+	s.srv.WaitForShutdown()
+	s.lock.Close()
+}
+
+// WaitForRuns returns once no `run` but the client own (0: none) is
+// connected, after at most shareGrace, or at once when ctx is done.
+func (s *Server) WaitForRuns(ctx context.Context, own uint64) {
+	deadline := time.Now().Add(shareGrace)
+	logged := false
+	for ctx.Err() == nil && time.Now().Before(deadline) {
+		n := s.otherRuns(own)
+		if n == 0 {
+			return
+		}
+		if !logged {
+			s.log.Info().Int("runs", n).Dur("at_most", shareGrace).
+				Msg("waiting for the runs that joined this data folder's server to finish before stopping it")
+			logged = true
+		}
+		pause(ctx, 200*time.Millisecond)
+	}
+}
+
+// otherRuns counts the `run` connections on the server besides own.
+func (s *Server) otherRuns(own uint64) int {
+	cz, err := s.srv.Connz(&server.ConnzOptions{Limit: 1 << 16})
 	if err != nil {
 		return 0
-	}
-	own := uint64(0)
-	if b.NC != nil && !b.NC.IsClosed() {
-		if id, err := b.NC.GetClientID(); err == nil {
-			own = id
-		}
 	}
 	n := 0
 	for _, c := range cz.Conns {

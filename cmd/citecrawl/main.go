@@ -55,6 +55,8 @@ Usage:
   citecrawl report --hub H [--format md|html|json] [--out DIR]
                                 the distribution of tags of a hub, with charts
   citecrawl snapshot [--listen ADDR]   serve the offline snapshot site
+  citecrawl broker   --data DIR   serve a data folder's embedded NATS server until stopped
+                                (commands given the same --data join it)
   citecrawl healthcheck URL     GET URL (e.g. /readyz of --metrics-listen): exit 0 on 200, else 1
   citecrawl options             list every configuration option
   citecrawl version
@@ -78,6 +80,11 @@ type cli struct {
 }
 
 func (c cli) main(args []string) int {
+	if _, ok := c.stderr.(*os.File); !ok {
+		// A broker child's lines are copied into it from another goroutine
+		// (brokerProcess); a file takes writes from both sides itself.
+		c.stderr = &lockedWriter{w: c.stderr}
+	}
 	if len(args) == 0 {
 		fmt.Fprint(c.stderr, usage)
 		return exitUsage
@@ -105,6 +112,8 @@ func (c cli) main(args []string) int {
 		return c.eval(args[1:])
 	case "healthcheck":
 		return c.healthcheck(args[1:])
+	case "broker":
+		return c.broker(args[1:])
 	case "options":
 		for _, o := range optionNames() {
 			fmt.Fprintf(c.stdout, "%-36s CITECRAWL_%s\n", o, strings.ToUpper(strings.ReplaceAll(o, ".", "_")))
@@ -284,6 +293,8 @@ type session struct {
 	ctx  context.Context
 	bus  *pipeline.Bus
 	stop context.CancelFunc
+	// broker is the child serving the data folder (nats.embedded_process).
+	broker *brokerProcess
 	// waitForRuns keeps a data folder's server up, when this process
 	// serves it, until the runs that joined it are done.
 	waitForRuns bool
@@ -298,8 +309,16 @@ func (c cli) start(cfg Config, withBus bool, opts ...pipeline.OpenOption) (*sess
 	}
 	ctx, stop := signalContext()
 	s := &session{log: log, ctx: ctx, stop: stop}
+	if withBus && cfg.NATS.URL == "" && cfg.NATS.EmbeddedProcess {
+		if s.broker, err = c.startBroker(ctx, cfg, log); err != nil {
+			stop()
+			log.Error().Err(err).Msg("broker")
+			return nil, exitFailed
+		}
+	}
 	if withBus {
 		if s.bus, err = pipeline.Open(ctx, cfg.NATS, cfg.Stages.MaxPending, log, opts...); err != nil {
+			s.stopBroker()
 			stop()
 			if errors.Is(err, pipeline.ErrBadConfig) {
 				return nil, c.usageError(err) // an option the server cannot honour
@@ -318,7 +337,17 @@ func (s *session) close() {
 	case s.bus != nil:
 		s.bus.Close()
 	}
+	s.stopBroker()
 	s.stop()
+}
+
+// stopBroker stops the broker child: once the runs that joined it are done
+// when this is a run that ended of itself, else at once.
+func (s *session) stopBroker() {
+	if s.broker != nil {
+		s.broker.stop(!s.waitForRuns || s.ctx.Err() != nil)
+		s.broker = nil
+	}
 }
 
 // signalContext is cancelled by SIGINT or SIGTERM: stages finish what they

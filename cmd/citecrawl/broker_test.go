@@ -1,0 +1,141 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/citecrawl/citecrawl/filelock"
+	"github.com/citecrawl/citecrawl/internal/testkit"
+)
+
+// TestMain lets the test binary be the broker child the commands under
+// test start (os.Executable is this binary, not citecrawl).
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == "broker" {
+		os.Exit(cli{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, environ: os.Environ()}.main(os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+// servingPID is the process serving the data folder, from the file it
+// publishes there.
+func servingPID(t *testing.T, data string) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(data, "citecrawl.server.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s struct {
+		PID int `json:"pid"`
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.Fatal(err)
+	}
+	return s.PID
+}
+
+func pgid(t *testing.T, pid int) int {
+	t.Helper()
+	g, err := syscall.Getpgid(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// folderFree says whether no process serves the data folder any more.
+func folderFree(t *testing.T, data string) bool {
+	t.Helper()
+	f, ok, err := filelock.TryLock(filepath.Join(data, "citecrawl.lock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok {
+		f.Close()
+	}
+	return ok
+}
+
+// A command serves its data folder from a child of its own by default,
+// and from its own process with nats.embedded_process off; the child is
+// gone, and the folder free, once the command has closed its session.
+func TestCommandsServeTheirDataFolderFromAChild(t *testing.T) {
+	for _, inChild := range []bool{true, false} {
+		data := t.TempDir()
+		var stderr bytes.Buffer
+		c := cli{stdout: io.Discard, stderr: &lockedWriter{w: &stderr}}
+		args := []string{"--data", data}
+		if !inChild {
+			args = append(args, "--set", "nats.embedded_process=false")
+		}
+		cfg, err := newOptions("test", io.Discard, brokerFlags).load(args, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sess, code := c.start(cfg, true)
+		if sess == nil {
+			t.Fatalf("start: exit %d:\n%s", code, stderr.String())
+		}
+		pid := servingPID(t, data)
+		if got := pid != os.Getpid(); got != inChild {
+			t.Fatalf("embedded_process %v: the folder is served by pid %d, this process is %d", inChild, pid, os.Getpid())
+		}
+		if inChild && pgid(t, pid) == pgid(t, os.Getpid()) {
+			t.Fatal("the broker child is in the command's process group: a terminal's Ctrl-C would stop it before the command drains")
+		}
+		sess.close()
+		if !folderFree(t, data) {
+			t.Fatalf("embedded_process %v: the data folder is still held after the command closed:\n%s", inChild, stderr.String())
+		}
+		if inChild && syscall.Kill(pid, 0) == nil {
+			t.Fatalf("the broker child %d outlived its command", pid)
+		}
+	}
+}
+
+// A command killed with SIGKILL takes its broker child with it: the child
+// reads the end of its standard input, stops its server and frees the
+// folder for the next command.
+func TestBrokerChildEndsWhenItsCommandIsKilled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	dir := t.TempDir()
+	bin := buildCitecrawl(t, dir)
+	data := filepath.Join(dir, "data")
+	tail := exec.Command(bin, "tail", "--all", "--format", "json", "--data", data)
+	var tailErr testkit.LogBuffer
+	tail.Stderr = &tailErr
+	// A broker child that outlived tail would hold the pipe of tail's
+	// standard error open, and Wait with it.
+	tail.WaitDelay = 5 * time.Second
+	if err := tail.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer tail.Process.Kill()
+	waitFor(t, 60*time.Second, func() bool {
+		_, err := os.Stat(filepath.Join(data, "citecrawl.server.json"))
+		return err == nil
+	}, func() string { return "tail never had its data folder served:\n" + tailErr.String() })
+	broker := servingPID(t, data)
+	if broker == tail.Process.Pid {
+		t.Fatalf("tail serves the folder itself")
+	}
+	if err := tail.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	tail.Wait()
+	waitFor(t, 60*time.Second, func() bool { return folderFree(t, data) },
+		func() string { return "the broker child still holds the folder after its command was killed:\n" + tailErr.String() })
+	// The next command serves the folder as if nothing had happened.
+	if out, err := exec.Command(bin, "dead", "list", "--data", data).CombinedOutput(); err != nil {
+		t.Fatalf("dead list after the kill: %v\n%s", err, out)
+	}
+}
