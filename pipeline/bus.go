@@ -276,10 +276,15 @@ func startEmbedded(cfg BrokerConfig, token string) (*server.Server, error) {
 // ClientURL is the address other processes can use to reach the embedded
 // server ("" when it does not listen or there is none).
 func (b *Bus) ClientURL() string {
-	if b.server == nil || b.cfg.Listen == "" {
+	switch {
+	case b.cfg.Listen == "":
 		return ""
+	case b.server != nil:
+		return b.server.URL()
+	case b.joined:
+		return b.NC.ConnectedUrl() // the server of this folder, as a broker child serves it
 	}
-	return b.server.URL()
+	return ""
 }
 
 // Close drains the connection and stops the embedded server.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -97,6 +98,31 @@ func TestCommandsServeTheirDataFolderFromAChild(t *testing.T) {
 		if inChild && syscall.Kill(pid, 0) == nil {
 			t.Fatalf("the broker child %d outlived its command", pid)
 		}
+	}
+}
+
+// With nats.listen the broker child listens there, and the command says
+// so (a run prints it for the workers of other machines).
+func TestBrokerChildListensWhereTold(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	var stderr bytes.Buffer
+	c := cli{stdout: io.Discard, stderr: &lockedWriter{w: &stderr}}
+	cfg, err := newOptions("test", io.Discard, brokerFlags).load([]string{"--data", t.TempDir(), "--nats-listen", addr}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, code := c.start(cfg, true)
+	if sess == nil {
+		t.Fatalf("start: exit %d:\n%s", code, stderr.String())
+	}
+	defer sess.close()
+	if got, want := sess.bus.ClientURL(), "nats://"+addr; got != want {
+		t.Fatalf("ClientURL %q, want %q", got, want)
 	}
 }
 
