@@ -84,13 +84,13 @@ func (c cli) broker(args []string) int {
 	if len(args) > 0 && args[0] == "--child" {
 		return c.brokerChild()
 	}
-	o := newOptions("broker", c.stderr, brokerFlags)
+	o := newOptions("broker", c.stderr, serveFlags)
 	cfg, err := o.load(args, c.environ)
 	if err != nil {
 		return c.usageError(err)
 	}
 	if cfg.NATS.URL != "" {
-		return c.usageError(errors.New("broker serves the embedded server of --data; --nats names another server"))
+		return c.usageError(fmt.Errorf("broker serves the embedded server of --data; nats.url (%s) names another server", cfg.NATS.URL))
 	}
 	log, err := c.logger(cfg.Log)
 	if err != nil {

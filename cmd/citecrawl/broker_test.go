@@ -150,8 +150,7 @@ func TestBrokerChildEndsWhenItsCommandIsKilled(t *testing.T) {
 		_, err := os.Stat(filepath.Join(data, "citecrawl.server.json"))
 		return err == nil
 	}, func() string { return "tail never had its data folder served:\n" + tailErr.String() })
-	broker := servingPID(t, data)
-	if broker == tail.Process.Pid {
+	if servingPID(t, data) == tail.Process.Pid {
 		t.Fatalf("tail serves the folder itself")
 	}
 	if err := tail.Process.Signal(syscall.SIGKILL); err != nil {
@@ -163,5 +162,29 @@ func TestBrokerChildEndsWhenItsCommandIsKilled(t *testing.T) {
 	// The next command serves the folder as if nothing had happened.
 	if out, err := exec.Command(bin, "dead", "list", "--data", data).CombinedOutput(); err != nil {
 		t.Fatalf("dead list after the kill: %v\n%s", err, out)
+	}
+
+	// `citecrawl broker` serves the folder for the commands that join it,
+	// until SIGTERM.
+	broker := exec.Command(bin, "broker", "--data", data)
+	var brokerErr testkit.LogBuffer
+	broker.Stderr = &brokerErr
+	if err := broker.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer broker.Process.Kill()
+	waitFor(t, 60*time.Second, func() bool { return !folderFree(t, data) }, func() string { return "broker never served:\n" + brokerErr.String() })
+	out, err := exec.Command(bin, "dead", "list", "--data", data).CombinedOutput()
+	if err != nil || !bytes.Contains(out, []byte("joined the NATS server")) {
+		t.Fatalf("dead list beside the broker: %v, want it to join:\n%s", err, out)
+	}
+	if err := broker.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := broker.Wait(); err != nil {
+		t.Fatalf("broker after SIGTERM: %v\n%s", err, brokerErr.String())
+	}
+	if !folderFree(t, data) {
+		t.Fatal("the folder is still held after the broker ended")
 	}
 }

@@ -187,6 +187,7 @@ const (
 	rulesFlag                          // --rules
 	crawlFlags                         // --hub, --offline
 	metricsFlag                        // --metrics-listen
+	serveFlags                         // what the embedded server itself takes: --data, --nats-listen and its credentials
 )
 
 // newOptions registers the config, --set and logging flags, and the groups
@@ -200,15 +201,15 @@ func newOptions(name string, stderr io.Writer, groups flagGroups) *options {
 		name, path, help string
 	}{
 		{brokerFlags, "nats", "nats.url", "URL of an external NATS server or cluster (default: embedded server)"},
-		{brokerFlags, "nats-user", "nats.user", "NATS user name"},
-		{brokerFlags, "nats-password", "nats.password", "NATS password"},
-		{brokerFlags, "nats-token", "nats.token", "NATS token"},
+		{brokerFlags | serveFlags, "nats-user", "nats.user", "NATS user name"},
+		{brokerFlags | serveFlags, "nats-password", "nats.password", "NATS password"},
+		{brokerFlags | serveFlags, "nats-token", "nats.token", "NATS token"},
 		{brokerFlags, "nats-creds", "nats.creds", "NATS credentials file"},
 		{brokerFlags, "nats-tls-ca", "nats.tls_ca", "PEM file of the authorities that sign the NATS server's certificate"},
 		{brokerFlags, "nats-tls-cert", "nats.tls_cert", "client certificate (PEM) for a NATS server that verifies clients"},
 		{brokerFlags, "nats-tls-key", "nats.tls_key", "the client certificate's key (PEM)"},
-		{brokerFlags, "nats-listen", "nats.listen", "let other processes reach the embedded server on host:port"},
-		{brokerFlags, "data", "nats.data_dir", "data directory of the embedded server"},
+		{brokerFlags | serveFlags, "nats-listen", "nats.listen", "let other processes reach the embedded server on host:port"},
+		{brokerFlags | serveFlags, "data", "nats.data_dir", "data directory of the embedded server"},
 		{outFlag, "out", "sink.out", "output directory, or - for JSON lines on standard output"},
 		{rulesFlag, "rules", "rules", "rules directory (default: the rules built in, a copy of configs/rules)"},
 		{metricsFlag, "metrics-listen", "metrics.listen", "serve Prometheus /metrics, /healthz and /readyz on host:port"},
