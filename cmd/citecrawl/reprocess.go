@@ -77,9 +77,12 @@ func (c cli) reprocess(args []string) int {
 	defer sess.close()
 	if limit {
 		// Batch work over everything crawled: keep the collector ahead of
-		// the garbage so the process stays small. The 80 MiB were measured
-		// with the server of a million raw records, which keeps about 9
-		// MiB live. What a server keeps beyond that comes on top, three
+		// the garbage so the process stays small. With the server in a
+		// broker child (nats.embedded_process, the default) or external,
+		// this process keeps nothing of it: the limit is the 80 MiB. With
+		// the server inside (embedded_process off): the 80 MiB were
+		// measured with the server of a million raw records, which keeps
+		// about 9 MiB live. What a server keeps beyond that comes on top, three
 		// times over: its index of a stream's subjects (one a self-tagged
 		// record: about 100 MiB a million records) is live for the whole
 		// run and each collection walks it, so the collector must run
