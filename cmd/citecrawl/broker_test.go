@@ -158,7 +158,9 @@ func TestBrokerChildEndsWhenItsCommandIsKilled(t *testing.T) {
 	}
 	tail.Wait()
 	waitFor(t, 60*time.Second, func() bool { return folderFree(t, data) },
-		func() string { return "the broker child still holds the folder after its command was killed:\n" + tailErr.String() })
+		func() string {
+			return "the broker child still holds the folder after its command was killed:\n" + tailErr.String()
+		})
 	// The next command serves the folder as if nothing had happened.
 	if out, err := exec.Command(bin, "dead", "list", "--data", data).CombinedOutput(); err != nil {
 		t.Fatalf("dead list after the kill: %v\n%s", err, out)
