@@ -198,24 +198,19 @@ func Open(ctx context.Context, cfg BrokerConfig, maxPending int, log zerolog.Log
 // the one another process runs on it. It returns the URL to connect to and
 // the connection options.
 func (b *Bus) serveOrJoin(opts []nats.Option) (string, []nats.Option, error) {
-	srv, err := Serve(b.cfg, b.log)
-	if errors.Is(err, ErrServed) {
-		dir := b.cfg.DataDir
-		s, err := findServer(dir, 10*time.Second)
-		if err != nil {
-			return "", nil, err
-		}
+	srv, s, err := ServeOrFind(b.cfg, b.log)
+	if err != nil {
+		return "", nil, err
+	}
+	if srv == nil {
 		if s.Token != "" {
 			opts = append(opts, nats.Token(s.Token))
 		}
 		opts = append(opts, nats.MaxReconnects(joinedReconnects), nats.ReconnectWait(time.Second))
 		b.joined = true
-		b.log.Info().Str("data_dir", dir).Str("url", s.URL).Int("pid", s.PID).
+		b.log.Info().Str("data_dir", b.cfg.DataDir).Str("url", s.URL).Int("pid", s.PID).
 			Msg("joined the NATS server of the citecrawl process already using this data folder")
 		return s.URL, opts, nil
-	}
-	if err != nil {
-		return "", nil, err
 	}
 	b.server = srv
 	if srv.token != "" {

@@ -1198,7 +1198,7 @@ func TestReprocessReaderWaitsForMessagesSentLate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := findServer(cfg.NATS.DataDir, time.Second)
+	s, err := readServer(cfg.NATS.DataDir)
 	if err != nil {
 		t.Fatal(err)
 	}

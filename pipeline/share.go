@@ -216,25 +216,51 @@ func publishServer(dir string, s sharedServer) error {
 	return os.Rename(tmp.Name(), filepath.Join(dir, serverFile))
 }
 
-// findServer reads where the server holding dir can be reached. The holder
-// writes the file once its server is ready, so a process that finds the
-// lock taken waits for it a little.
-func findServer(dir string, wait time.Duration) (sharedServer, error) {
+// serverStartWait bounds how long a process waits for the server of a
+// folder whose lock is taken but which says nothing yet: it is starting
+// (a large store takes seconds), or stopping (a broker child whose command
+// ended), after which the folder is free to serve.
+const serverStartWait = 10 * time.Second
+
+// ServeOrFind serves cfg.DataDir (Serve) or, when another process does,
+// says where its server is. It waits out a server that is starting or
+// stopping, up to serverStartWait.
+func ServeOrFind(cfg BrokerConfig, log zerolog.Logger) (*Server, sharedServer, error) {
+	return serveOrFind(cfg, log, serverStartWait)
+}
+
+func serveOrFind(cfg BrokerConfig, log zerolog.Logger, wait time.Duration) (*Server, sharedServer, error) {
 	deadline := time.Now().Add(wait)
 	for {
-		var s sharedServer
-		b, err := os.ReadFile(filepath.Join(dir, serverFile))
+		srv, err := Serve(cfg, log)
+		if !errors.Is(err, ErrServed) {
+			return srv, sharedServer{}, err
+		}
+		s, err := readServer(cfg.DataDir)
 		if err == nil {
-			if err = json.Unmarshal(b, &s); err == nil && s.URL != "" {
-				return s, nil
-			}
+			return nil, s, nil
 		}
 		if time.Now().After(deadline) {
-			if err == nil {
-				err = errors.New("it names no address")
-			}
-			return s, fmt.Errorf("%w: %s (and %s: %v)", ErrDataDirInUse, dir, serverFile, err)
+			return nil, s, fmt.Errorf("%w: %s (and %s: %v)", ErrDataDirInUse, cfg.DataDir, serverFile, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// readServer reads where the server holding dir can be reached. The holder
+// writes the file once its server is ready and removes it first thing
+// when it stops.
+func readServer(dir string) (sharedServer, error) {
+	var s sharedServer
+	b, err := os.ReadFile(filepath.Join(dir, serverFile))
+	if err != nil {
+		return s, err
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		return s, err
+	}
+	if s.URL == "" {
+		return s, errors.New("it names no address")
+	}
+	return s, nil
 }

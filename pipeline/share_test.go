@@ -82,13 +82,36 @@ func TestDataFolderHeldWithoutServerIsRefused(t *testing.T) {
 		t.Fatalf("taking the lock: ok=%v err=%v", ok, err)
 	}
 	defer lock.Close()
-	_, err = findServer(dir, 0)
+	_, _, err = serveOrFind(BrokerConfig{DataDir: dir}, zerolog.Nop(), 0)
 	if !errors.Is(err, ErrDataDirInUse) {
 		t.Fatalf("want ErrDataDirInUse, got %v", err)
 	}
 	if want := dir; !strings.Contains(err.Error(), want) {
 		t.Fatalf("error %q does not name the folder %s", err, want)
 	}
+}
+
+// A folder whose lock is held by a server still starting, or stopping (a
+// broker child whose command has just ended), is waited for: served once
+// it is free, not refused.
+func TestDataFolderHeldForAMomentIsServed(t *testing.T) {
+	dir := t.TempDir()
+	lock, ok, err := tryLock(filepath.Join(dir, lockFile))
+	if err != nil || !ok {
+		t.Fatalf("taking the lock: ok=%v err=%v", ok, err)
+	}
+	// Freed after the time a stopping server takes, well within
+	// serverStartWait.
+	freed := time.AfterFunc(300*time.Millisecond, func() { lock.Close() })
+	defer freed.Stop()
+	srv, _, err := ServeOrFind(BrokerConfig{DataDir: dir}, zerolog.Nop())
+	if err != nil {
+		t.Fatalf("a folder held for a moment: %v", err)
+	}
+	if srv == nil {
+		t.Fatal("found a server where none was")
+	}
+	srv.Close()
 }
 
 // Starting again leaves streams already as configured alone (an update

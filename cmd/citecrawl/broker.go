@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -135,8 +134,10 @@ func (c cli) brokerChild() int {
 		// CPU s at 100 and at 50) and 55 MB less peak RSS (374 to 319).
 		debug.SetGCPercent(50)
 	}
-	srv, err := pipeline.Serve(req.NATS, log)
-	if errors.Is(err, pipeline.ErrServed) {
+	// A server of the folder still stopping (the child of a command that
+	// has just ended) is waited out, not joined.
+	srv, _, err := pipeline.ServeOrFind(req.NATS, log)
+	if err == nil && srv == nil {
 		reply.Encode(brokerReady{PID: os.Getpid(), Served: true})
 		return exitOK
 	}
