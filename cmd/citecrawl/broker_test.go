@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -123,6 +124,20 @@ func TestBrokerChildListensWhereTold(t *testing.T) {
 	defer sess.close()
 	if got, want := sess.bus.ClientURL(), "nats://"+addr; got != want {
 		t.Fatalf("ClientURL %q, want %q", got, want)
+	}
+}
+
+// An exposed server without credentials is bad usage (exit 2) naming
+// what to set, whether the server would run in the command or in its
+// child: the configuration is checked before either starts.
+func TestBrokerChildRefusesAnExposedServerWithoutCredentials(t *testing.T) {
+	for _, inChild := range []string{"true", "false"} {
+		var stderr bytes.Buffer
+		code := cli{stdout: io.Discard, stderr: &stderr}.main([]string{"dead", "list", "--data", t.TempDir(),
+			"--nats-listen", "0.0.0.0:0", "--set", "nats.embedded_process=" + inChild})
+		if code != exitUsage || !strings.Contains(stderr.String(), "nats.token") {
+			t.Fatalf("embedded_process=%s: exit %d, want %d naming nats.token:\n%s", inChild, code, exitUsage, stderr.String())
+		}
 	}
 }
 
