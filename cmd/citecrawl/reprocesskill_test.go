@@ -15,6 +15,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/citecrawl/citecrawl/classify"
 	"github.com/citecrawl/citecrawl/ingest/snapshot"
 	"github.com/citecrawl/citecrawl/internal/testkit"
 	"github.com/citecrawl/citecrawl/pipeline"
@@ -38,7 +39,7 @@ func TestReprocessKilledThenRerun(t *testing.T) {
 	dir := t.TempDir()
 	bin := buildCitecrawl(t, dir)
 	data := filepath.Join(dir, "data")
-	publishRaw(t, data, n, versions)
+	publishRecords(t, data, n, versions, nil)
 	reprocess := func(out string, from ...string) *exec.Cmd {
 		return exec.Command(bin, append([]string{"reprocess", "--data", data, "--out", out, "--log-level", "info",
 			"--rules", filepath.Join("..", "..", "configs", "rules")}, from...)...)
@@ -61,6 +62,27 @@ func TestReprocessKilledThenRerun(t *testing.T) {
 		killThenRerun(t, func() *exec.Cmd { return reprocess(out, "--from", clean) }, out, n-versions)
 		sameLines(t, out, again, n-versions)
 	})
+	// Records as `citecrawl run` stores them: tagged by their fetcher, a
+	// subject each, read from the tagged stream (the broker child's
+	// subject index is then at its largest).
+	t.Run("self-tagged", func(t *testing.T) {
+		tagger, err := classify.Load(filepath.Join("..", "..", "configs", "rules"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		data := filepath.Join(dir, "data-self-tagged")
+		publishRecords(t, data, n, versions, tagger)
+		reprocess := func(out string) *exec.Cmd {
+			return exec.Command(bin, "reprocess", "--data", data, "--out", out, "--log-level", "info",
+				"--rules", filepath.Join("..", "..", "configs", "rules"))
+		}
+		clean, out := filepath.Join(dir, "clean-self-tagged"), filepath.Join(dir, "out-self-tagged")
+		if b, err := reprocess(clean).CombinedOutput(); err != nil {
+			t.Fatalf("clean reprocess: %v\n%s", err, b)
+		}
+		killThenRerun(t, func() *exec.Cmd { return reprocess(out) }, out, n)
+		sameLines(t, out, clean, n-versions)
+	})
 }
 
 // killThenRerun starts reprocess (a command writing out, logging at info)
@@ -71,15 +93,16 @@ func TestReprocessKilledThenRerun(t *testing.T) {
 func killThenRerun(t *testing.T, reprocess func() *exec.Cmd, out string, n uint64) {
 	t.Helper()
 	checkpoint := filepath.Join(out+".next", ".reprocess-checkpoint.json")
-	done := func() uint64 { // what the checkpoint says was read
+	done := func() uint64 { // what the checkpoint says was read (of one kind of record, raw or self-tagged)
 		var cp struct {
-			Done uint64 `json:"done"`
+			Done   uint64 `json:"done"`
+			Tagged uint64 `json:"tagged"`
 		}
 		b, err := os.ReadFile(checkpoint)
 		if err != nil || json.Unmarshal(b, &cp) != nil {
 			return 0
 		}
-		return cp.Done
+		return cp.Done + cp.Tagged
 	}
 	const resumed = "resuming an interrupted reprocess"
 	killed := false
@@ -161,10 +184,11 @@ func sameLines(t *testing.T, out, want string, records int) {
 	}
 }
 
-// publishRaw fills the data folder's raw stream with n records as the
-// fetch stage publishes them, over five hubs, the last versions of them
-// new versions (another summary) of the first.
-func publishRaw(t *testing.T, data string, n, versions int) {
+// publishRecords fills the data folder with n records as the fetch stage
+// publishes them (pipeline.FetchedRecord: raw, or self-tagged with
+// tagger), over five hubs, the last versions of them new versions
+// (another summary) of the first.
+func publishRecords(t *testing.T, data string, n, versions int, tagger *classify.Classifier) {
 	t.Helper()
 	ctx := context.Background()
 	cfg := pipeline.DefaultConfig()
@@ -177,21 +201,23 @@ func publishRaw(t *testing.T, data string, n, versions int) {
 	papers := snapshot.Generated(50).Papers
 	outs := make([]pipeline.Out, 0, n)
 	for i := range n {
-		k := i
+		k, change, p := i, pipeline.ChangeNew, papers[i%len(papers)]
 		if i >= n-versions {
-			k = i - (n - versions) // the record k again
+			// The record k again, with the next paper's text: a version
+			// the stream's duplicate window does not drop.
+			k, change = i-(n-versions), pipeline.ChangeChanged
+			p = papers[(k+1)%len(papers)]
 		}
 		hub := fmt.Sprint("hub-", k%5)
-		p := papers[i%len(papers)]
 		r := record.Record{Schema: record.Schema, ID: record.ID(hub, fmt.Sprint(k)),
 			Hub:      record.Hub{ID: hub, Title: "A generated hub", CitedWorkIDs: []string{}},
 			Paper:    record.Paper{Title: p.Title, Summary: p.Summary, Published: p.Date, Categories: []string{p.Cat}},
 			Contexts: []record.Context{}, SourceURLs: []string{}, Missing: []string{}}
-		b, err := record.Marshal(&r)
+		o, err := pipeline.FetchedRecord(fmt.Sprint("run-", i/10_000), &r, change, tagger, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		outs = append(outs, pipeline.Out{Subject: pipeline.RawSubject(hub), Data: b})
+		outs = append(outs, o)
 	}
 	if err := bus.PublishAll(ctx, outs); err != nil {
 		t.Fatal(err)
