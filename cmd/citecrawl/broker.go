@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"runtime/debug"
-	"sync"
 	"syscall"
 	"time"
 
@@ -274,18 +273,6 @@ func (b *brokerProcess) stop(now bool) {
 		ev = ev.Float64("cpu_s", (st.UserTime() + st.SystemTime()).Seconds())
 	}
 	ev.Msg("embedded broker process stopped")
-}
-
-// lockedWriter serialises the writes of several goroutines.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 // lineWriter passes on only whole lines, so that a child's log lines are

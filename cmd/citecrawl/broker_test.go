@@ -71,8 +71,8 @@ func folderFree(t *testing.T, data string) bool {
 func TestCommandsServeTheirDataFolderFromAChild(t *testing.T) {
 	for _, inChild := range []bool{true, false} {
 		data := t.TempDir()
-		var stderr bytes.Buffer
-		c := cli{stdout: io.Discard, stderr: &lockedWriter{w: &stderr}}
+		var stderr testkit.LogBuffer
+		c := cli{stdout: io.Discard, stderr: &stderr}
 		args := []string{"--data", data}
 		if !inChild {
 			args = append(args, "--set", "nats.embedded_process=false")
@@ -111,8 +111,8 @@ func TestBrokerChildListensWhereTold(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	var stderr bytes.Buffer
-	c := cli{stdout: io.Discard, stderr: &lockedWriter{w: &stderr}}
+	var stderr testkit.LogBuffer
+	c := cli{stdout: io.Discard, stderr: &stderr}
 	cfg, err := newOptions("test", io.Discard, brokerFlags).load([]string{"--data", t.TempDir(), "--nats-listen", addr}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -161,10 +161,7 @@ func TestBrokerChildEndsWhenItsCommandIsKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tail.Process.Kill()
-	waitFor(t, 60*time.Second, func() bool {
-		_, err := os.Stat(filepath.Join(data, "citecrawl.server.json"))
-		return err == nil
-	}, func() string { return "tail never had its data folder served:\n" + tailErr.String() })
+	waitForServer(t, data, "tail", &tailErr)
 	if servingPID(t, data) == tail.Process.Pid {
 		t.Fatalf("tail serves the folder itself")
 	}

@@ -83,7 +83,7 @@ func (c cli) main(args []string) int {
 	if _, ok := c.stderr.(*os.File); !ok {
 		// A broker child's lines are copied into it from another goroutine
 		// (brokerProcess); a file takes writes from both sides itself.
-		c.stderr = &lockedWriter{w: c.stderr}
+		c.stderr = zerolog.SyncWriter(c.stderr)
 	}
 	if len(args) == 0 {
 		fmt.Fprint(c.stderr, usage)

@@ -61,10 +61,7 @@ func TestTailFollowsRunInSameFolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer run.Process.Kill()
-	waitFor(t, 60*time.Second, func() bool {
-		_, err := os.Stat(filepath.Join(data, "citecrawl.server.json"))
-		return err == nil
-	}, func() string { return "run never served its data folder:\n" + runErr.String() })
+	waitForServer(t, data, "run", &runErr)
 
 	tail := exec.Command(bin, "tail", "--all", "--format", "json", "--data", data)
 	var tailErr testkit.LogBuffer
@@ -130,6 +127,16 @@ func TestTailFollowsRunInSameFolder(t *testing.T) {
 	}
 	tail.Wait()
 	run.Wait()
+}
+
+// waitForServer waits until the data folder's server says where it is,
+// for the command who (whose log is stderr) that needed it.
+func waitForServer(t *testing.T, data, who string, stderr *testkit.LogBuffer) {
+	t.Helper()
+	waitFor(t, 60*time.Second, func() bool {
+		_, err := os.Stat(filepath.Join(data, "citecrawl.server.json"))
+		return err == nil
+	}, func() string { return who + " never had its data folder served:\n" + stderr.String() })
 }
 
 // waitFor polls cond until it holds or the deadline passes.
