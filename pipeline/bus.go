@@ -198,7 +198,7 @@ func Open(ctx context.Context, cfg BrokerConfig, maxPending int, log zerolog.Log
 // the one another process runs on it. It returns the URL to connect to and
 // the connection options.
 func (b *Bus) serveOrJoin(opts []nats.Option) (string, []nats.Option, error) {
-	srv, s, err := ServeOrFind(b.cfg, b.log)
+	srv, s, err := serveOrFind(b.cfg, b.log, serverStartWait)
 	if err != nil {
 		return "", nil, err
 	}

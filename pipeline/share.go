@@ -222,13 +222,20 @@ func publishServer(dir string, s sharedServer) error {
 // ended), after which the folder is free to serve.
 const serverStartWait = 10 * time.Second
 
-// ServeOrFind serves cfg.DataDir (Serve) or, when another process does,
-// says where its server is. It waits out a server that is starting or
-// stopping, up to serverStartWait.
-func ServeOrFind(cfg BrokerConfig, log zerolog.Logger) (*Server, sharedServer, error) {
-	return serveOrFind(cfg, log, serverStartWait)
+// ServeOrWait serves cfg.DataDir (Serve), waiting out a server of the
+// folder that is starting or stopping, up to serverStartWait; ErrServed
+// when another process serves it.
+func ServeOrWait(cfg BrokerConfig, log zerolog.Logger) (*Server, error) {
+	srv, _, err := serveOrFind(cfg, log, serverStartWait)
+	if err == nil && srv == nil {
+		return nil, fmt.Errorf("%w: %s", ErrServed, cfg.DataDir)
+	}
+	return srv, err
 }
 
+// serveOrFind serves cfg.DataDir or, when another process does, says
+// where its server is. It waits out a server that is starting or
+// stopping, up to wait.
 func serveOrFind(cfg BrokerConfig, log zerolog.Logger, wait time.Duration) (*Server, sharedServer, error) {
 	deadline := time.Now().Add(wait)
 	for {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -135,8 +136,8 @@ func (c cli) brokerChild() int {
 	}
 	// A server of the folder still stopping (the child of a command that
 	// has just ended) is waited out, not joined.
-	srv, _, err := pipeline.ServeOrFind(req.NATS, log)
-	if err == nil && srv == nil {
+	srv, err := pipeline.ServeOrWait(req.NATS, log)
+	if errors.Is(err, pipeline.ErrServed) {
 		reply.Encode(brokerReady{PID: os.Getpid(), Served: true})
 		return exitOK
 	}
