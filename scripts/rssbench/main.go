@@ -1,7 +1,12 @@
 // Command rssbench measures citecrawl commands as whole processes at several
-// record counts: peak RSS (the wait4 rusage of the process), wall and CPU
-// time, records/s, and the most anonymous (Go heap) and file-backed (mapped
-// files) memory resident at once. It shows that the state of the sink and
+// record counts: the command's own peak RSS (the largest VmHWM of its
+// /proc/PID/status, sampled every 100 ms), wall and CPU time (the wait4
+// rusage: the command and its children, such as its broker), records/s,
+// the most anonymous (Go heap) and file-backed (mapped files) memory
+// resident at once in the command, and, for a command that runs its
+// embedded NATS server in a child (`citecrawl broker --child`), that
+// child's peak RSS and CPU time as the command logs them when the child
+// ends ("embedded broker process stopped", at info level). It shows that the state of the sink and
 // of reprocess does not grow with the records written (issue 11, items 1
 // and 2). For each count N, for each command chosen with -only:
 //
@@ -33,8 +38,10 @@
 //     Then `citecrawl reprocess` runs three times: from the stream into a
 //     new output folder ("stream -> new"), from the stream again over that
 //     output ("stream -> over", the usual re-tag after a rule change) and
-//     from that output folder into a new one ("folder"). The server is
-//     embedded in reprocess, so its figure includes JetStream's.
+//     from that output folder into a new one ("folder"). A build that
+//     runs the embedded server in a child shows the child's figures
+//     apart; "-" for an older build that runs it in-process (the
+//     command's figures hold it) and for "folder", which needs no server.
 //
 // The records reprocess reads carry the message ids the fetch stage gives
 // them. The worker's tagged records are published without one: the server
@@ -47,15 +54,18 @@
 // at each count, the binaries in turn and every other round the other way
 // round, and each row's median over the rounds follows (the machine's
 // speed moves by a third within the hour: one run decides nothing). Then
-// the spread of each command's peak RSS over the counts and rounds
-// (largest minus smallest; the issue asks for less than 50 MB).
+// the spread of each command's own peak RSS over the counts and rounds
+// (largest minus smallest; the issue asks for less than 50 MB), and of its
+// broker's where it has one.
 //
 // Each program is started through a fresh copy of this program
 // ("rssbench measure CMD..."), which starts it, samples its memory and
 // reports its rusage: a child started straight from this process, big
 // after publishing and filling, would count this process's peak in its
-// own (Linux carries the peak RSS of the memory a process had over exec,
-// and Go starts children sharing it until they exec).
+// rusage (Linux carries the peak RSS of the memory a process had over
+// exec, and Go starts children sharing it until they exec). The peak RSS
+// printed is VmHWM, which starts afresh at exec and is the command's
+// alone; the rusage's is the larger of the command's and its children's.
 //
 //	go build -o /tmp/citecrawl ./cmd/citecrawl
 //	go run ./scripts/rssbench -citecrawl /tmp/citecrawl                    # 10k, 100k, 1M
@@ -82,6 +92,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -188,7 +199,7 @@ type row struct {
 type binary struct{ path, suffix string }
 
 func measure(benches map[string]bench, bins []binary, ns []int, chosen []string, rounds int, keep bool) error {
-	fmt.Printf("%-10s %-24s %8s %10s %8s %14s %10s %20s\n", "records", "command", "wall s", "records/s", "CPU s", "records/CPU-s", "peak RSS", "of it anon / file")
+	fmt.Println(rowHeader)
 	type key struct {
 		n    int
 		name string
@@ -225,8 +236,7 @@ func measure(benches map[string]bench, bins []binary, ns []int, chosen []string,
 					}
 					for _, r := range rows {
 						r.name += bin.suffix
-						fmt.Printf("%-10d %-24s %8.1f %10.0f %8.1f %14.0f %6.0f MiB %9.0f / %4.0f MiB\n",
-							n, r.name, r.wall, float64(r.records)/r.wall, r.cpu, float64(r.records)/r.cpu, r.rssMiB, r.anonMiB, r.fileMiB)
+						fmt.Println(formatRow(n, r))
 						k := key{n, r.name}
 						if _, seen := runs[k]; !seen {
 							keys = append(keys, k)
@@ -247,14 +257,21 @@ func measure(benches map[string]bench, bins []binary, ns []int, chosen []string,
 	}
 	if rounds > 1 {
 		fmt.Printf("median of %d rounds (lowest to highest):\n", rounds)
+		w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(w, "records\tcommand\trecords/s\tCPU s\tof it broker CPU s\tpeak RSS MiB\tbroker peak RSS MiB")
 		rate := func(f figures) float64 { return float64(f.records) / f.wall }
 		cpu := func(f figures) float64 { return f.cpu }
+		rss := func(f figures) float64 { return f.rssMiB }
+		brokerCPU := func(f figures) float64 { return f.broker.cpu }
+		brokerRSS := func(f figures) float64 { return f.broker.peakMiB }
 		for _, k := range keys {
-			r, c := spread(runs[k], rate), spread(runs[k], cpu)
-			fmt.Printf("%-10d %-24s %8.0f records/s (%.0f to %.0f) %8.1f CPU s (%.1f to %.1f)\n", k.n, k.name, r[1], r[0], r[2], c[1], c[0], c[2])
+			served := slices.DeleteFunc(slices.Clone(runs[k]), func(f figures) bool { return !f.served })
+			fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", k.n, k.name, median(runs[k], rate, "%.0f"), median(runs[k], cpu, "%.1f"),
+				median(served, brokerCPU, "%.1f"), median(runs[k], rss, "%.0f"), median(served, brokerRSS, "%.0f"))
 		}
+		w.Flush()
 	}
-	peaks := map[string][]float64{}
+	peaks, brokerPeaks := map[string][]float64{}, map[string][]float64{}
 	var names []string // in the order first seen
 	for _, k := range keys {
 		if _, seen := peaks[k.name]; !seen {
@@ -262,13 +279,45 @@ func measure(benches map[string]bench, bins []binary, ns []int, chosen []string,
 		}
 		for _, f := range runs[k] {
 			peaks[k.name] = append(peaks[k.name], f.rssMiB)
+			if f.served {
+				brokerPeaks[k.name] = append(brokerPeaks[k.name], f.broker.peakMiB)
+			}
 		}
 	}
 	for _, name := range names {
 		lo, hi := slices.Min(peaks[name]), slices.Max(peaks[name])
 		fmt.Printf("peak RSS spread, %s: %.0f MiB (%.0f to %.0f)\n", name, hi-lo, lo, hi)
+		if b := brokerPeaks[name]; len(b) > 0 {
+			lo, hi := slices.Min(b), slices.Max(b)
+			fmt.Printf("broker peak RSS spread, %s: %.0f MiB (%.0f to %.0f, %d of %d runs had a broker child)\n", name, hi-lo, lo, hi, len(b), len(peaks[name]))
+		}
 	}
 	return nil
+}
+
+// rowHeader names the columns of formatRow. CPU s is the command's and
+// its broker child's; peak RSS and its anon / file are the command's own.
+const rowHeader = "records    command                    wall s  records/s    CPU s  of it broker CPU s  records/CPU-s    peak RSS    of it anon / file  broker peak RSS"
+
+// formatRow is the line of one run at n records; "-" where the command
+// had no broker child.
+func formatRow(n int, r row) string {
+	brokerCPU, brokerRSS := "-", "-"
+	if r.served {
+		brokerCPU, brokerRSS = fmt.Sprintf("%.1f", r.broker.cpu), fmt.Sprintf("%.0f MiB", r.broker.peakMiB)
+	}
+	return fmt.Sprintf("%-10d %-24s %8.1f %10.0f %8.1f %19s %14.0f %7.0f MiB %9.0f / %4.0f MiB %16s",
+		n, r.name, r.wall, float64(r.records)/r.wall, r.cpu, brokerCPU, float64(r.records)/r.cpu, r.rssMiB, r.anonMiB, r.fileMiB, brokerRSS)
+}
+
+// median gives the median of a figure over runs and its range, "median
+// (lowest to highest)" in format, or "-" when there are no runs.
+func median(runs []figures, of func(figures) float64, format string) string {
+	if len(runs) == 0 {
+		return "-"
+	}
+	s := spread(runs, of)
+	return fmt.Sprintf(format+" ("+format+" to "+format+")", s[1], s[0], s[2])
 }
 
 // spread gives the lowest, the median and the highest of a figure over
@@ -379,7 +428,7 @@ func sinkWorker(bin, dir string, n int) ([]row, error) {
 	for drained := false; !drained; {
 		select {
 		case err := <-c.exited:
-			return nil, fmt.Errorf("the worker ended early (%v): %s", err, c.stderr.String())
+			return nil, fmt.Errorf("the worker ended early (%v): %s", err, errorOutput(c.stderr.String()))
 		case <-time.After(500 * time.Millisecond):
 		}
 		con, err := bus.JS.Consumer(ctx, pipeline.StreamTagged, "sink")
@@ -428,7 +477,8 @@ func runOnFilledOutput(bin, dir string, n int) ([]row, error) {
 		"CITECRAWL_FULL_TEXT_ENABLED=false",
 		"CITECRAWL_FETCH_GRAPH=false",
 		"CITECRAWL_FETCH_ALLOW_PRIVATE=true",
-		"CITECRAWL_LOG_LEVEL=warn",
+		"CITECRAWL_LOG_LEVEL=info", // for its broker's figures (brokerStopped)
+		"CITECRAWL_LOG_FORMAT=json",
 	}
 	f, err := runMeasured(dir, env, papers, bin, "run", "--progress", "off")
 	if err != nil {
@@ -565,7 +615,8 @@ func reprocess(bin, shared, dir string, n int) ([]row, error) {
 	}
 	var rows []row
 	for _, r := range runs {
-		f, err := runMeasured(dir, nil, n, bin, append([]string{"reprocess", "--log-level", "warn"}, r.args...)...)
+		// Info, for the broker's figures (brokerStopped).
+		f, err := runMeasured(dir, nil, n, bin, append([]string{"reprocess", "--log-level", "info", "--log-format", "json"}, r.args...)...)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", r.name, err)
 		}
@@ -605,21 +656,83 @@ func countLines(out string) (int, error) {
 
 // figures are one measured run of a command.
 type figures struct {
-	records   int     // the records it wrote, for records/s
-	wall, cpu float64 // seconds; CPU is user+system
-	rssMiB    float64 // peak RSS
+	records int     // the records it wrote, for records/s
+	wall    float64 // seconds
+	cpu     float64 // user+system seconds of the command and its children (its broker)
+	rssMiB  float64 // the command's own peak RSS, without its children's
 	// The most anonymous memory (the Go heap and stacks) and file-backed
-	// memory (mapped files, such as the sink's index) resident at once,
-	// sampled every 100 ms from /proc (0 where there is none).
+	// memory (mapped files, such as the sink's index) resident at once
+	// in the command, sampled every 100 ms from /proc (0 where there is
+	// none).
 	anonMiB, fileMiB float64
+	broker
+}
+
+// broker is what a command logs of its broker child when the child ends
+// (brokerStopped).
+type broker struct {
+	served  bool    // it had a broker child: the figures below are its
+	peakMiB float64 // the child's peak RSS
+	cpu     float64 // the child's user+system seconds, of figures.cpu
 }
 
 // report is what "rssbench measure" writes about the command it ran.
 type report struct {
-	MaxRSSKiB  int64   `json:"max_rss_kib"` // Linux reports KiB
+	MaxRSSKiB  int64   `json:"max_rss_kib"` // Linux reports KiB; the command's or a child's
 	CPUSeconds float64 `json:"cpu_s"`
+	HWMMiB     float64 `json:"hwm_mib"` // the command's own peak RSS: VmHWM, the last sample
 	AnonMiB    float64 `json:"anon_mib"`
 	FileMiB    float64 `json:"file_mib"`
+}
+
+// brokerStopped is the message of the line a command logs at info level
+// when its broker child has ended, with the child's rusage in
+// peak_rss_bytes and cpu_s (cmd/citecrawl/broker.go).
+const brokerStopped = "embedded broker process stopped"
+
+// brokerFigures reads a command's standard error (JSON log lines) for its
+// broker child's figures: none (served false) when it logged no
+// brokerStopped line. Should there be several children, their CPU times
+// add up and the larger peak counts, as in a rusage.
+func brokerFigures(stderr string) broker {
+	var b broker
+	for _, line := range strings.Split(stderr, "\n") {
+		if !strings.Contains(line, brokerStopped) {
+			continue
+		}
+		var l struct {
+			Message string   `json:"message"`
+			Peak    *int64   `json:"peak_rss_bytes"`
+			CPU     *float64 `json:"cpu_s"`
+		}
+		if json.Unmarshal([]byte(line), &l) != nil || l.Message != brokerStopped || l.Peak == nil || l.CPU == nil {
+			continue
+		}
+		b.served = true
+		b.peakMiB = max(b.peakMiB, float64(*l.Peak)/(1<<20))
+		b.cpu += *l.CPU
+	}
+	return b
+}
+
+// errorOutput is a command's standard error as it is shown when the
+// command fails: without the log lines below warn, which the commands
+// serving an embedded server log to say what their broker cost.
+func errorOutput(stderr string) string {
+	var kept []string
+	for _, line := range strings.SplitAfter(stderr, "\n") {
+		var l struct {
+			Level string `json:"level"`
+		}
+		if strings.HasPrefix(line, "{") && json.Unmarshal([]byte(line), &l) == nil {
+			switch l.Level {
+			case "trace", "debug", "info":
+				continue
+			}
+		}
+		kept = append(kept, line)
+	}
+	return strings.Join(kept, "")
 }
 
 // child is a command started under "rssbench measure".
@@ -662,7 +775,7 @@ func startMeasured(dir string, env []string, bin string, args ...string) (*child
 // the records it wrote.
 func (c *child) wait(records int) (figures, error) {
 	if err := <-c.exited; err != nil {
-		return figures{}, fmt.Errorf("%w: %s", err, c.stderr.String())
+		return figures{}, fmt.Errorf("%w: %s", err, errorOutput(c.stderr.String()))
 	}
 	wall := time.Since(c.start)
 	b, err := os.ReadFile(c.report)
@@ -673,8 +786,11 @@ func (c *child) wait(records int) (figures, error) {
 	if err := json.Unmarshal(b, &r); err != nil {
 		return figures{}, fmt.Errorf("%s: %w", c.report, err)
 	}
-	return figures{records: records, wall: wall.Seconds(), cpu: r.CPUSeconds,
-		rssMiB: float64(r.MaxRSSKiB) / 1024, anonMiB: r.AnonMiB, fileMiB: r.FileMiB}, nil
+	if r.HWMMiB == 0 {
+		return figures{}, fmt.Errorf("no VmHWM of %s sampled from /proc: its own peak RSS is unknown", c.cmd.Args[2])
+	}
+	return figures{records: records, wall: wall.Seconds(), cpu: r.CPUSeconds, rssMiB: r.HWMMiB,
+		anonMiB: r.AnonMiB, fileMiB: r.FileMiB, broker: brokerFigures(c.stderr.String())}, nil
 }
 
 // runMeasured runs bin with args through "rssbench measure" to its end.
@@ -710,8 +826,8 @@ func measureChild(args []string) int {
 		t := time.NewTicker(100 * time.Millisecond)
 		defer t.Stop()
 		for {
-			anon, file := residentMiB(cmd.Process.Pid)
-			rep.AnonMiB, rep.FileMiB = max(rep.AnonMiB, anon), max(rep.FileMiB, file)
+			anon, file, hwm := residentMiB(cmd.Process.Pid)
+			rep.AnonMiB, rep.FileMiB, rep.HWMMiB = max(rep.AnonMiB, anon), max(rep.FileMiB, file), max(rep.HWMMiB, hwm)
 			select {
 			case <-exited:
 				return
@@ -741,11 +857,12 @@ func measureChild(args []string) int {
 }
 
 // residentMiB reads a process's resident anonymous and file-backed memory
-// from /proc/PID/status (zeros where there is no /proc).
-func residentMiB(pid int) (anon, file float64) {
+// and its peak RSS so far (VmHWM) from /proc/PID/status (zeros where there
+// is no /proc, or once the process has exited).
+func residentMiB(pid int) (anon, file, hwm float64) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, 0
+		return 0, 0, 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		var kb float64
@@ -753,7 +870,9 @@ func residentMiB(pid int) (anon, file float64) {
 			anon = kb / 1024
 		} else if _, err := fmt.Sscanf(line, "RssFile: %f kB", &kb); err == nil {
 			file = kb / 1024
+		} else if _, err := fmt.Sscanf(line, "VmHWM: %f kB", &kb); err == nil {
+			hwm = kb / 1024
 		}
 	}
-	return anon, file
+	return anon, file, hwm
 }
