@@ -81,9 +81,9 @@ func (b *Bus) CloseWhenAlone(ctx context.Context) {
 
 // Server is the embedded NATS server of a data folder, served by this
 // process. Open starts one in the process when there is no nats.url;
-// `citecrawl broker` runs one in a process of its own, which the commands
-// start for themselves unless nats.embedded_process is off (so that the
-// server's index of a subject a record is not in their heap).
+// `citecrawl broker` runs one in a process of its own, which a command
+// starts for itself where nats.embedded_process says so (so that the
+// server's index of a subject a record is not in its heap).
 type Server struct {
 	srv   *server.Server
 	lock  *os.File // held while the server runs

@@ -22,17 +22,16 @@ import (
 // The embedded server in a process of its own.
 //
 // A command with no nats.url serves its data folder, unless another
-// process does already. With nats.embedded_process (the default) it does
-// so through a child, `citecrawl broker --child`: the child takes the
-// folder's lock and runs the server; the command joins it as any other
-// process of the folder would (pipeline.Open). Why: the server keeps an
-// index entry for every subject of a stream, and the fetcher gives each
-// self-tagged record a subject of its own, so at a million records the
-// server holds about 100 MiB live. In the command's heap each collection
-// walks it; in a process of its own it costs no collections of the
-// command's. Reprocessing a million self-tagged records took 41 CPU s and
-// 23.6 s with the server inside, 25 + 10 CPU s and 19.7 s beside it, with
-// 88 MB peak RSS for the command instead of 368.
+// process does already. Where nats.embedded_process says so (always; auto:
+// for reprocess) it does so through a child, `citecrawl broker --child`:
+// the child takes the folder's lock and runs the server; the command joins
+// it as any other process of the folder would (pipeline.Open). Why: the
+// server keeps an index entry for every subject of a stream, and the
+// fetcher gives each self-tagged record a subject of its own, so at a
+// million records the server holds about 100 MiB live. In the command's
+// heap each collection walks it; in a process of its own it costs no
+// collections of the command's (see pipeline.EmbeddedAuto for what it
+// saves and costs).
 //
 // The command talks to the child over its standard input and output:
 //   - it writes one line, the brokerRequest, as JSON;

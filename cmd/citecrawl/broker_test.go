@@ -65,18 +65,17 @@ func folderFree(t *testing.T, data string) bool {
 	return ok
 }
 
-// A command serves its data folder from a child of its own by default,
-// and from its own process with nats.embedded_process off; the child is
-// gone, and the folder free, once the command has closed its session.
+// A command serves its data folder from a child of its own with
+// nats.embedded_process always, from its own process with never, and, but
+// for reprocess, with auto (the default); the child is gone, and the
+// folder free, once the command has closed its session.
 func TestCommandsServeTheirDataFolderFromAChild(t *testing.T) {
-	for _, inChild := range []bool{true, false} {
+	for _, where := range []string{"always", "never", "auto"} {
+		inChild := where == "always"
 		data := t.TempDir()
 		var stderr testkit.LogBuffer
 		c := cli{stdout: io.Discard, stderr: &stderr}
-		args := []string{"--data", data}
-		if !inChild {
-			args = append(args, "--set", "nats.embedded_process=false")
-		}
+		args := []string{"--data", data, "--set", "nats.embedded_process=" + where}
 		cfg, err := newOptions("test", io.Discard, brokerFlags).load(args, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -87,14 +86,14 @@ func TestCommandsServeTheirDataFolderFromAChild(t *testing.T) {
 		}
 		pid := servingPID(t, data)
 		if got := pid != os.Getpid(); got != inChild {
-			t.Fatalf("embedded_process %v: the folder is served by pid %d, this process is %d", inChild, pid, os.Getpid())
+			t.Fatalf("embedded_process %s: the folder is served by pid %d, this process is %d", where, pid, os.Getpid())
 		}
 		if inChild && pgid(t, pid) == pgid(t, os.Getpid()) {
 			t.Fatal("the broker child is in the command's process group: a terminal's Ctrl-C would stop it before the command drains")
 		}
 		sess.close()
 		if !folderFree(t, data) {
-			t.Fatalf("embedded_process %v: the data folder is still held after the command closed:\n%s", inChild, stderr.String())
+			t.Fatalf("embedded_process %s: the data folder is still held after the command closed:\n%s", where, stderr.String())
 		}
 		if inChild && syscall.Kill(pid, 0) == nil {
 			t.Fatalf("the broker child %d outlived its command", pid)
@@ -113,7 +112,8 @@ func TestBrokerChildListensWhereTold(t *testing.T) {
 	l.Close()
 	var stderr testkit.LogBuffer
 	c := cli{stdout: io.Discard, stderr: &stderr}
-	cfg, err := newOptions("test", io.Discard, brokerFlags).load([]string{"--data", t.TempDir(), "--nats-listen", addr}, nil)
+	cfg, err := newOptions("test", io.Discard, brokerFlags).load([]string{"--data", t.TempDir(), "--nats-listen", addr,
+		"--set", "nats.embedded_process=always"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,11 +127,29 @@ func TestBrokerChildListensWhereTold(t *testing.T) {
 	}
 }
 
+// reprocess serves the folder from a broker child by default (auto), and
+// from its own process with never.
+func TestReprocessServesFromABrokerChildByDefault(t *testing.T) {
+	for _, where := range []string{"auto", "never"} {
+		var stderr testkit.LogBuffer
+		dir := t.TempDir()
+		code := cli{stdout: io.Discard, stderr: &stderr}.main([]string{"reprocess", "--data", filepath.Join(dir, "data"),
+			"--out", filepath.Join(dir, "out"), "--log-level", "info", "--set", "nats.embedded_process=" + where})
+		if code != exitOK {
+			t.Fatalf("embedded_process %s: exit %d:\n%s", where, code, stderr.String())
+		}
+		child := strings.Contains(stderr.String(), "embedded broker process stopped")
+		if child != (where == "auto") {
+			t.Fatalf("embedded_process %s: a broker child: %v, want %v:\n%s", where, child, where == "auto", stderr.String())
+		}
+	}
+}
+
 // An exposed server without credentials is bad usage (exit 2) naming
 // what to set, whether the server would run in the command or in its
 // child: the configuration is checked before either starts.
 func TestBrokerChildRefusesAnExposedServerWithoutCredentials(t *testing.T) {
-	for _, inChild := range []string{"true", "false"} {
+	for _, inChild := range []string{"always", "never"} {
 		var stderr bytes.Buffer
 		code := cli{stdout: io.Discard, stderr: &stderr}.main([]string{"dead", "list", "--data", t.TempDir(),
 			"--nats-listen", "0.0.0.0:0", "--set", "nats.embedded_process=" + inChild})
@@ -151,7 +169,7 @@ func TestBrokerChildEndsWhenItsCommandIsKilled(t *testing.T) {
 	dir := t.TempDir()
 	bin := buildCitecrawl(t, dir)
 	data := filepath.Join(dir, "data")
-	tail := exec.Command(bin, "tail", "--all", "--format", "json", "--data", data)
+	tail := exec.Command(bin, "tail", "--all", "--format", "json", "--data", data, "--set", "nats.embedded_process=always")
 	var tailErr testkit.LogBuffer
 	tail.Stderr = &tailErr
 	// A broker child that outlived tail would hold the pipe of tail's

@@ -310,7 +310,7 @@ func (c cli) start(cfg Config, withBus bool, opts ...pipeline.OpenOption) (*sess
 	}
 	ctx, stop := signalContext()
 	s := &session{log: log, ctx: ctx, stop: stop}
-	if withBus && cfg.NATS.URL == "" && cfg.NATS.EmbeddedProcess {
+	if withBus && cfg.NATS.URL == "" && cfg.NATS.EmbeddedProcess == pipeline.EmbeddedAlways {
 		if s.broker, err = c.startBroker(ctx, cfg, log); err != nil {
 			stop()
 			log.Error().Err(err).Msg("broker")

@@ -65,6 +65,12 @@ func (c cli) reprocess(args []string) int {
 	if err != nil {
 		return c.usageError(err)
 	}
+	if cfg.NATS.EmbeddedProcess == pipeline.EmbeddedAuto {
+		// The server in a process of its own: its index of a subject a
+		// record is then not in the heap this batch work's collector walks
+		// under the memory limit (see pipeline.EmbeddedAuto).
+		cfg.NATS.EmbeddedProcess = pipeline.EmbeddedAlways
+	}
 	limit := os.Getenv("GOMEMLIMIT") == ""
 	var before uint64
 	if limit {
@@ -78,9 +84,9 @@ func (c cli) reprocess(args []string) int {
 	if limit {
 		// Batch work over everything crawled: keep the collector ahead of
 		// the garbage so the process stays small. With the server in a
-		// broker child (nats.embedded_process, the default) or external,
+		// broker child (nats.embedded_process auto or always) or external,
 		// this process keeps nothing of it: the limit is the 80 MiB. With
-		// the server inside (embedded_process off): the 80 MiB were
+		// the server inside (embedded_process never): the 80 MiB were
 		// measured with the server of a million raw records, which keeps
 		// about 9 MiB live. What a server keeps beyond that comes on top, three
 		// times over: its index of a stream's subjects (one a self-tagged

@@ -37,6 +37,7 @@ func TestBadValuesExitTwoBeforeStarting(t *testing.T) {
 		{[]string{"run", "--set", "sink.segment_max_bytes=0"}, []string{"sink.segment_max_bytes", "at least 1"}},
 		{[]string{"run", "--set", "nats.replicas=5"}, []string{"nats.replicas", "embedded server is one server"}},
 		{[]string{"run", "--set", "nats.replicas=7", "--nats", "nats://127.0.0.1:1"}, []string{"nats.replicas", "from 1 to 5"}},
+		{[]string{"reprocess", "--set", "nats.embedded_process=true"}, []string{"nats.embedded_process", "auto, always or never"}},
 		{[]string{"run", "--set", "nats.retain_records=-1h"}, []string{"nats.retain_records"}},
 		{[]string{"run", "--nats-tls-cert", "c.pem"}, []string{"nats.tls_cert and nats.tls_key"}},
 		{[]string{"run", "--nats-tls-ca", "no-such-ca.pem"}, []string{"nats.tls_ca", "no-such-ca.pem"}},
