@@ -276,8 +276,8 @@ func (b *Bus) ClientURL() string {
 		return ""
 	case b.server != nil:
 		return b.server.URL()
-	case b.joined:
-		return b.NC.ConnectedUrl() // the server of this folder, as a broker child serves it
+	case b.joined && strings.HasSuffix(b.NC.ConnectedUrl(), "://"+b.cfg.Listen):
+		return b.NC.ConnectedUrl() // this folder's server listens there: a broker child serves it
 	}
 	return ""
 }

@@ -110,6 +110,9 @@ func Serve(cfg BrokerConfig, log zerolog.Logger) (*Server, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrServed, dir)
 	}
+	// What a holder killed with SIGKILL left: not to be joined while this
+	// server starts.
+	os.Remove(filepath.Join(dir, serverFile))
 	s := &Server{lock: lock, dir: dir, log: log}
 	// Without nats.listen the server still listens, on a random loopback
 	// port behind a token only this user can read, so that tail, report and

@@ -10,7 +10,11 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"runtime/debug"
+	"slices"
+	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -37,16 +41,19 @@ import (
 //   - it writes one line, the brokerRequest, as JSON;
 //   - the child answers one line, the brokerReady, once the server is
 //     ready (or another process's server is found to serve the folder);
-//   - to stop it, the command writes "now" (stop at once) or nothing, and
-//     closes the pipe. At the end of the input without "now", the child
-//     first waits for the runs that joined its server, as a run serving a
-//     folder itself does (pipeline.Bus.CloseWhenAlone). A command killed
-//     with SIGKILL closes the pipe too, so its child never outlives it for
-//     long. SIGINT and SIGTERM stop the child at once.
+//   - to stop it, the command closes the pipe, after a line "runs" when
+//     the child is first to wait for the runs that joined its server (a run
+//     that ended of itself; see pipeline.Bus.CloseWhenAlone). The end of the
+//     input alone stops the child at once: that is also what a command
+//     killed with SIGKILL leaves, so its child stops and frees the folder
+//     rather than serve on for newcomers it would soon cut off.
 //
 // The child is in a process group of its own, so that the Ctrl-C of a
 // terminal reaches the command only: the command drains its connection
-// before its server goes.
+// before its server goes. A SIGTERM sent to both (a service manager
+// stopping the group) stops the child once the command has closed the
+// pipe, or brokerTermGrace later; a SIGTERM while it waits for runs stops
+// it at once (the command sends one when it is interrupted then).
 
 // brokerRequest is what a command asks of its broker child.
 type brokerRequest struct {
@@ -64,8 +71,13 @@ type brokerReady struct {
 	Error  string `json:"error,omitempty"`
 }
 
-// brokerStopNow is the line that stops a child without waiting for runs.
-const brokerStopNow = "now"
+// brokerWaitForRuns is the line that asks a child to wait for the runs
+// that joined its server before it stops.
+const brokerWaitForRuns = "runs"
+
+// brokerTermGrace bounds how long a child told to stop by SIGTERM waits
+// for its command to close the pipe.
+const brokerTermGrace = 30 * time.Second
 
 // brokerStart bounds how long a command waits for its child's server: on
 // a large store it reads every stream's index first.
@@ -120,6 +132,26 @@ func (c cli) brokerChild() int {
 		fmt.Fprintf(c.stderr, "citecrawl broker --child: reading the request on standard input: %v\n", err)
 		return exitUsage
 	}
+	// Before anything else, so that a SIGTERM during a long start is held
+	// for the command's word too.
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+	signal.Ignore(os.Interrupt) // the command's to act on
+	ignoreTerminalStops()
+	var waitForRuns atomic.Bool
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		for {
+			line, err := in.ReadString('\n')
+			if line == brokerWaitForRuns+"\n" {
+				waitForRuns.Store(true)
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
 	log, err := c.logger(req.Log)
 	if err != nil {
 		reply.Encode(brokerReady{PID: os.Getpid(), Error: err.Error()})
@@ -148,18 +180,25 @@ func (c cli) brokerChild() int {
 	if err := reply.Encode(brokerReady{URL: srv.URL(), PID: os.Getpid()}); err != nil {
 		return exitFailed // the command is gone
 	}
-	ctx, stop := signalContext()
+	// terminated is done once a SIGTERM came.
+	terminated, stop := context.WithCancel(context.Background())
 	defer stop()
-	now := make(chan bool, 1)
 	go func() {
-		line, _ := in.ReadString('\n')
-		now <- line == brokerStopNow+"\n"
+		select {
+		case <-term:
+			stop()
+		case <-terminated.Done():
+		}
 	}()
 	select {
-	case <-ctx.Done():
-	case n := <-now:
-		if !n {
-			srv.WaitForRuns(ctx, 0)
+	case <-ended:
+		if waitForRuns.Load() {
+			srv.WaitForRuns(terminated, 0)
+		}
+	case <-terminated.Done():
+		select {
+		case <-ended:
+		case <-time.After(brokerTermGrace):
 		}
 	}
 	return exitOK
@@ -170,6 +209,7 @@ type brokerProcess struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
 	log   zerolog.Logger
+	quiet bool // it served nothing: say nothing of its end
 }
 
 // startBroker starts the child that serves cfg.NATS.DataDir and waits
@@ -189,7 +229,10 @@ func (c cli) startBroker(ctx context.Context, cfg Config, log zerolog.Logger) (*
 	if _, ok := c.stderr.(*os.File); !ok {
 		cmd.Stderr = &lineWriter{w: c.stderr} // whole log lines, between the command's own
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = ownProcessGroup()
+	// Its own garbage collector's pace: a limit set for the command (say
+	// reprocess's) would have it collect back to back over its index.
+	cmd.Env = slices.DeleteFunc(os.Environ(), func(e string) bool { return strings.HasPrefix(e, "GOMEMLIMIT=") })
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
@@ -201,7 +244,7 @@ func (c cli) startBroker(ctx context.Context, cfg Config, log zerolog.Logger) (*
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("embedded broker process %s: %w", exe, err)
 	}
-	b := &brokerProcess{cmd: cmd, stdin: stdin, log: log}
+	b := &brokerProcess{cmd: cmd, stdin: stdin, log: log.With().Str("data_dir", cfg.NATS.DataDir).Logger()}
 	answer := make(chan brokerReady, 1)
 	go func() {
 		var r brokerReady
@@ -216,25 +259,27 @@ func (c cli) startBroker(ctx context.Context, cfg Config, log zerolog.Logger) (*
 		io.Copy(io.Discard, stdout) // until it ends: Wait closes the pipe
 	}()
 	if _, err := stdin.Write(append(req, '\n')); err != nil {
-		b.stop(true)
+		b.stop(ctx, true)
 		return nil, fmt.Errorf("embedded broker process: %w", err)
 	}
 	var r brokerReady
 	select {
 	case r = <-answer:
 	case <-ctx.Done():
-		b.stop(true)
+		b.stop(ctx, true)
 		return nil, ctx.Err()
 	case <-time.After(brokerStart):
-		b.stop(true)
+		b.stop(ctx, true)
 		return nil, fmt.Errorf("embedded broker process: its server was not ready after %s", brokerStart)
 	}
 	switch {
 	case r.Error != "":
-		b.stop(true)
+		b.stop(ctx, true)
 		return nil, fmt.Errorf("embedded broker process for %s: %s", cfg.NATS.DataDir, r.Error)
 	case r.Served:
-		b.stop(true)
+		// It served nothing: another process's server is joined.
+		b.quiet = true
+		b.stop(ctx, true)
 		return nil, nil
 	}
 	log.Debug().Int("pid", r.PID).Str("url", r.URL).Msg("embedded broker process started")
@@ -242,10 +287,11 @@ func (c cli) startBroker(ctx context.Context, cfg Config, log zerolog.Logger) (*
 }
 
 // stop ends the child, at once or once the runs that joined its server
-// are done, and waits for it.
-func (b *brokerProcess) stop(now bool) {
-	if now {
-		io.WriteString(b.stdin, brokerStopNow+"\n")
+// are done (at once, too, when ctx is done: the command was interrupted),
+// and waits for it.
+func (b *brokerProcess) stop(ctx context.Context, now bool) {
+	if !now {
+		io.WriteString(b.stdin, brokerWaitForRuns+"\n")
 	}
 	b.stdin.Close()
 	done := make(chan error, 1)
@@ -253,6 +299,14 @@ func (b *brokerProcess) stop(now bool) {
 	var err error
 	select {
 	case err = <-done:
+	case <-ctx.Done():
+		b.cmd.Process.Signal(syscall.SIGTERM) // stop waiting for runs
+		select {
+		case err = <-done:
+		case <-time.After(brokerStop):
+			b.cmd.Process.Kill()
+			err = <-done
+		}
 	case <-time.After(brokerStop):
 		b.cmd.Process.Kill()
 		err = <-done
@@ -260,15 +314,18 @@ func (b *brokerProcess) stop(now bool) {
 	if lw, ok := b.cmd.Stderr.(*lineWriter); ok && len(lw.pending) > 0 {
 		lw.w.Write(append(lw.pending, '\n')) // its last words, unended
 	}
+	if b.quiet && err == nil {
+		return
+	}
 	ev := b.log.Info()
 	if err != nil {
 		ev = b.log.Warn().Err(err)
 	}
 	if st := b.cmd.ProcessState; st != nil {
-		if u, ok := st.SysUsage().(*syscall.Rusage); ok {
+		if peak, ok := peakRSS(st); ok {
 			// What rssbench reads: the child's own peak, which the
 			// command's rusage (the larger of the two) would hide.
-			ev = ev.Int64("peak_rss_bytes", u.Maxrss<<10)
+			ev = ev.Int64("peak_rss_bytes", peak)
 		}
 		ev = ev.Float64("cpu_s", (st.UserTime() + st.SystemTime()).Seconds())
 	}

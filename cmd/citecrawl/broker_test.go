@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -13,8 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/citecrawl/citecrawl/filelock"
 	"github.com/citecrawl/citecrawl/internal/testkit"
+	"github.com/citecrawl/citecrawl/pipeline"
 )
 
 // TestMain lets the test binary be the broker child the commands under
@@ -145,6 +149,45 @@ func TestReprocessServesFromABrokerChildByDefault(t *testing.T) {
 	}
 }
 
+// A run that ended of itself waits for the runs that joined its broker
+// child; interrupted then (Ctrl-C, SIGTERM), it stops the child at once
+// rather than wait on for them.
+func TestInterruptedRunStopsItsBrokerChildAtOnce(t *testing.T) {
+	data := t.TempDir()
+	var stderr testkit.LogBuffer
+	c := cli{stdout: io.Discard, stderr: &stderr}
+	cfg, err := newOptions("test", io.Discard, brokerFlags).load([]string{"--data", data, "--log-level", "info",
+		"--set", "nats.embedded_process=always"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, code := c.start(cfg, true)
+	if sess == nil {
+		t.Fatalf("start: exit %d:\n%s", code, stderr.String())
+	}
+	sess.waitForRuns = true
+	other := joinAsRun(t, data)
+	defer other.Close()
+	closed := make(chan struct{})
+	go func() { sess.close(); close(closed) }()
+	waitFor(t, 30*time.Second, func() bool { return strings.Contains(stderr.String(), "waiting for the runs that joined") },
+		func() string { return "the broker child never waited for the joined run:\n" + stderr.String() })
+	sess.stop() // what SIGINT does to the session's context
+	waitFor(t, 30*time.Second, func() bool {
+		select {
+		case <-closed:
+			return true
+		default:
+			return false
+		}
+	}, func() string {
+		return "the session still waits for its broker child after the interrupt:\n" + stderr.String()
+	})
+	if !folderFree(t, data) {
+		t.Fatal("the folder is still held")
+	}
+}
+
 // An exposed server without credentials is bad usage (exit 2) naming
 // what to set, whether the server would run in the command or in its
 // child: the configuration is checked before either starts.
@@ -159,9 +202,30 @@ func TestBrokerChildRefusesAnExposedServerWithoutCredentials(t *testing.T) {
 	}
 }
 
+// joinAsRun connects to the data folder's server as another `run` would,
+// one the broker child waits for before it stops of itself.
+func joinAsRun(t *testing.T, data string) *nats.Conn {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(data, "citecrawl.server.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s struct{ URL, Token string }
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(s.URL, nats.Token(s.Token), nats.Name(pipeline.RunClientName), nats.NoReconnect())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc
+}
+
 // A command killed with SIGKILL takes its broker child with it: the child
-// reads the end of its standard input, stops its server and frees the
-// folder for the next command.
+// reads the end of its standard input and stops its server at once, even
+// with a run joined to it (it would cut that run off soon anyway, and any
+// newcomer with it), removing the file that says where it is and freeing
+// the folder for the next command.
 func TestBrokerChildEndsWhenItsCommandIsKilled(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
@@ -170,27 +234,41 @@ func TestBrokerChildEndsWhenItsCommandIsKilled(t *testing.T) {
 	bin := buildCitecrawl(t, dir)
 	data := filepath.Join(dir, "data")
 	tail := exec.Command(bin, "tail", "--all", "--format", "json", "--data", data, "--set", "nats.embedded_process=always")
-	var tailErr testkit.LogBuffer
-	tail.Stderr = &tailErr
-	// A broker child that outlived tail would hold the pipe of tail's
-	// standard error open, and Wait with it.
-	tail.WaitDelay = 5 * time.Second
+	// A file, not a pipe: tail's Wait must not wait for the child, which
+	// inherits tail's standard error.
+	logFile, err := os.Create(filepath.Join(dir, "tail.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	tail.Stderr = logFile
+	tailLog := func() string { b, _ := os.ReadFile(logFile.Name()); return string(b) }
 	if err := tail.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer tail.Process.Kill()
-	waitForServer(t, data, "tail", &tailErr)
+	waitFor(t, 60*time.Second, func() bool {
+		_, err := os.Stat(filepath.Join(data, "citecrawl.server.json"))
+		return err == nil
+	}, func() string { return "tail never had its data folder served:\n" + tailLog() })
 	if servingPID(t, data) == tail.Process.Pid {
 		t.Fatalf("tail serves the folder itself")
 	}
+	run := joinAsRun(t, data)
+	defer run.Close()
 	if err := tail.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	tail.Wait()
-	waitFor(t, 60*time.Second, func() bool { return folderFree(t, data) },
+	// Well within the 2 minutes a child waits for joined runs when its
+	// command ends of itself.
+	waitFor(t, 30*time.Second, func() bool { return folderFree(t, data) },
 		func() string {
-			return "the broker child still holds the folder after its command was killed:\n" + tailErr.String()
+			return "the broker child still holds the folder after its command was killed:\n" + tailLog()
 		})
+	if _, err := os.Stat(filepath.Join(data, "citecrawl.server.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the broker child ended without removing where it served (killed rather than stopped?): %v\n%s", err, tailLog())
+	}
 	// The next command serves the folder as if nothing had happened.
 	if out, err := exec.Command(bin, "dead", "list", "--data", data).CombinedOutput(); err != nil {
 		t.Fatalf("dead list after the kill: %v\n%s", err, out)
