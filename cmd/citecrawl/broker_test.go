@@ -30,6 +30,21 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// startSession starts the session of a command given the broker flags
+// args (its broker child too, when asked for), logging into stderr.
+func startSession(t *testing.T, stderr *testkit.LogBuffer, args ...string) *session {
+	t.Helper()
+	cfg, err := newOptions("test", io.Discard, brokerFlags).load(args, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, code := cli{stdout: io.Discard, stderr: stderr}.start(cfg, true)
+	if sess == nil {
+		t.Fatalf("start: exit %d:\n%s", code, stderr.String())
+	}
+	return sess
+}
+
 // servingPID is the process serving the data folder, from the file it
 // publishes there.
 func servingPID(t *testing.T, data string) int {
@@ -78,16 +93,7 @@ func TestCommandsServeTheirDataFolderFromAChild(t *testing.T) {
 		inChild := where == "always"
 		data := t.TempDir()
 		var stderr testkit.LogBuffer
-		c := cli{stdout: io.Discard, stderr: &stderr}
-		args := []string{"--data", data, "--set", "nats.embedded_process=" + where}
-		cfg, err := newOptions("test", io.Discard, brokerFlags).load(args, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sess, code := c.start(cfg, true)
-		if sess == nil {
-			t.Fatalf("start: exit %d:\n%s", code, stderr.String())
-		}
+		sess := startSession(t, &stderr, "--data", data, "--set", "nats.embedded_process="+where)
 		pid := servingPID(t, data)
 		if got := pid != os.Getpid(); got != inChild {
 			t.Fatalf("embedded_process %s: the folder is served by pid %d, this process is %d", where, pid, os.Getpid())
@@ -115,16 +121,7 @@ func TestBrokerChildListensWhereTold(t *testing.T) {
 	addr := l.Addr().String()
 	l.Close()
 	var stderr testkit.LogBuffer
-	c := cli{stdout: io.Discard, stderr: &stderr}
-	cfg, err := newOptions("test", io.Discard, brokerFlags).load([]string{"--data", t.TempDir(), "--nats-listen", addr,
-		"--set", "nats.embedded_process=always"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, code := c.start(cfg, true)
-	if sess == nil {
-		t.Fatalf("start: exit %d:\n%s", code, stderr.String())
-	}
+	sess := startSession(t, &stderr, "--data", t.TempDir(), "--nats-listen", addr, "--set", "nats.embedded_process=always")
 	defer sess.close()
 	if got, want := sess.bus.ClientURL(), "nats://"+addr; got != want {
 		t.Fatalf("ClientURL %q, want %q", got, want)
@@ -155,16 +152,7 @@ func TestReprocessServesFromABrokerChildByDefault(t *testing.T) {
 func TestInterruptedRunStopsItsBrokerChildAtOnce(t *testing.T) {
 	data := t.TempDir()
 	var stderr testkit.LogBuffer
-	c := cli{stdout: io.Discard, stderr: &stderr}
-	cfg, err := newOptions("test", io.Discard, brokerFlags).load([]string{"--data", data, "--log-level", "info",
-		"--set", "nats.embedded_process=always"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, code := c.start(cfg, true)
-	if sess == nil {
-		t.Fatalf("start: exit %d:\n%s", code, stderr.String())
-	}
+	sess := startSession(t, &stderr, "--data", data, "--log-level", "info", "--set", "nats.embedded_process=always")
 	sess.waitForRuns = true
 	other := joinAsRun(t, data)
 	defer other.Close()
