@@ -53,7 +53,7 @@ import (
 // before its server goes. A SIGTERM sent to both (a service manager
 // stopping the group) stops the child once the command has closed the
 // pipe, or brokerTermGrace later; a SIGTERM while it waits for runs stops
-// it at once (the command sends one when it is interrupted then).
+// it at once. The command sends one as soon as it is interrupted.
 
 // brokerRequest is what a command asks of its broker child.
 type brokerRequest struct {
@@ -76,8 +76,9 @@ type brokerReady struct {
 const brokerWaitForRuns = "runs"
 
 // brokerTermGrace bounds how long a child told to stop by SIGTERM waits
-// for its command to close the pipe.
-const brokerTermGrace = 30 * time.Second
+// for its command to close the pipe: time for the command's stages to
+// finish what they hold and its connection to drain.
+const brokerTermGrace = 2 * time.Minute
 
 // brokerStart bounds how long a command waits for its child's server: on
 // a large store it reads every stream's index first.
@@ -224,7 +225,12 @@ func (c cli) startBroker(ctx context.Context, cfg Config, log zerolog.Logger) (*
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(exe, "broker", "--child")
+	// Interrupted (ctx done), the command sends the child SIGTERM: stop
+	// once the pipe is closed, and at once if it waits for joined runs;
+	// brokerStop later, SIGKILL.
+	cmd := exec.CommandContext(ctx, exe, "broker", "--child")
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = brokerStop
 	cmd.Stderr = c.stderr
 	if _, ok := c.stderr.(*os.File); !ok {
 		cmd.Stderr = &lineWriter{w: c.stderr} // whole log lines, between the command's own
@@ -259,27 +265,28 @@ func (c cli) startBroker(ctx context.Context, cfg Config, log zerolog.Logger) (*
 		io.Copy(io.Discard, stdout) // until it ends: Wait closes the pipe
 	}()
 	if _, err := stdin.Write(append(req, '\n')); err != nil {
-		b.stop(ctx, true)
+		b.stop(true)
 		return nil, fmt.Errorf("embedded broker process: %w", err)
 	}
 	var r brokerReady
 	select {
 	case r = <-answer:
 	case <-ctx.Done():
-		b.stop(ctx, true)
+		b.stop(true)
 		return nil, ctx.Err()
 	case <-time.After(brokerStart):
-		b.stop(ctx, true)
+		b.cmd.Process.Kill() // nothing served yet
+		b.stop(true)
 		return nil, fmt.Errorf("embedded broker process: its server was not ready after %s", brokerStart)
 	}
 	switch {
 	case r.Error != "":
-		b.stop(ctx, true)
+		b.stop(true)
 		return nil, fmt.Errorf("embedded broker process for %s: %s", cfg.NATS.DataDir, r.Error)
 	case r.Served:
 		// It served nothing: another process's server is joined.
 		b.quiet = true
-		b.stop(ctx, true)
+		b.stop(true)
 		return nil, nil
 	}
 	log.Debug().Int("pid", r.PID).Str("url", r.URL).Msg("embedded broker process started")
@@ -287,29 +294,18 @@ func (c cli) startBroker(ctx context.Context, cfg Config, log zerolog.Logger) (*
 }
 
 // stop ends the child, at once or once the runs that joined its server
-// are done (at once, too, when ctx is done: the command was interrupted),
-// and waits for it.
-func (b *brokerProcess) stop(ctx context.Context, now bool) {
+// are done (at once, too, once the command is interrupted: see
+// startBroker), and waits for it.
+func (b *brokerProcess) stop(now bool) {
 	if !now {
 		io.WriteString(b.stdin, brokerWaitForRuns+"\n")
 	}
 	b.stdin.Close()
-	done := make(chan error, 1)
-	go func() { done <- b.cmd.Wait() }()
-	var err error
-	select {
-	case err = <-done:
-	case <-ctx.Done():
-		b.cmd.Process.Signal(syscall.SIGTERM) // stop waiting for runs
-		select {
-		case err = <-done:
-		case <-time.After(brokerStop):
-			b.cmd.Process.Kill()
-			err = <-done
-		}
-	case <-time.After(brokerStop):
-		b.cmd.Process.Kill()
-		err = <-done
+	hung := time.AfterFunc(brokerStop, func() { b.cmd.Process.Kill() })
+	err := b.cmd.Wait()
+	hung.Stop()
+	if errors.Is(err, context.Canceled) {
+		err = nil // the command was interrupted, and the child stopped on it
 	}
 	if lw, ok := b.cmd.Stderr.(*lineWriter); ok && len(lw.pending) > 0 {
 		lw.w.Write(append(lw.pending, '\n')) // its last words, unended

@@ -346,7 +346,7 @@ func (s *session) close() {
 // when this is a run that ended of itself, else at once.
 func (s *session) stopBroker() {
 	if s.broker != nil {
-		s.broker.stop(s.ctx, !s.waitForRuns || s.ctx.Err() != nil)
+		s.broker.stop(!s.waitForRuns || s.ctx.Err() != nil)
 		s.broker = nil
 	}
 }
