@@ -355,11 +355,7 @@ func (h *fetchHandler) records(runID string, r *record.Record, change string) ([
 		raw, err := rawRecord(runID, r, change, &h.lines)
 		return []Out{raw}, err
 	}
-	// Tagged on a copy: r stays the raw record, should it be needed. Tag
-	// sets the contexts' fields in place, so they are copied too.
-	t := *r
-	t.Contexts = slices.Clone(r.Contexts)
-	h.tagger.Tag(&t)
+	t := taggedCopy(h.tagger, r) // r stays the raw record, should it be needed
 	tagged, err := selfTaggedOut(runID, &t, change, &h.lines)
 	if err != nil {
 		return nil, err
@@ -372,6 +368,15 @@ func (h *fetchHandler) records(runID string, r *record.Record, change string) ([
 	}
 	h.own.keep(&tagged, &t)
 	return []Out{tagged}, nil
+}
+
+// taggedCopy is r tagged by tagger, on a copy; Tag sets the contexts'
+// fields in place, so they are copied too.
+func taggedCopy(tagger *classify.Classifier, r *record.Record) record.Record {
+	t := *r
+	t.Contexts = slices.Clone(r.Contexts)
+	tagger.Tag(&t)
+	return t
 }
 
 // selfTaggedOut is the message of a record t its fetch stage tagged. Its
@@ -401,9 +406,7 @@ func FetchedRecord(runID string, r *record.Record, change string, tagger *classi
 	if tagger == nil {
 		return rawRecord(runID, r, change, nil)
 	}
-	t := *r
-	t.Contexts = slices.Clone(r.Contexts)
-	tagger.Tag(&t)
+	t := taggedCopy(tagger, r)
 	o, err := selfTaggedOut(runID, &t, change, nil)
 	if err != nil {
 		return Out{}, err
