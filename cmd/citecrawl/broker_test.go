@@ -45,21 +45,21 @@ func startSession(t *testing.T, stderr *testkit.LogBuffer, args ...string) *sess
 	return sess
 }
 
-// servingPID is the process serving the data folder, from the file it
-// publishes there.
-func servingPID(t *testing.T, data string) int {
+// served is where the data folder's server is, from the file its
+// process publishes there.
+func served(t *testing.T, data string) (s struct {
+	URL, Token string
+	PID        int
+}) {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(data, "citecrawl.server.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var s struct {
-		PID int `json:"pid"`
-	}
 	if err := json.Unmarshal(b, &s); err != nil {
 		t.Fatal(err)
 	}
-	return s.PID
+	return s
 }
 
 func pgid(t *testing.T, pid int) int {
@@ -94,7 +94,7 @@ func TestCommandsServeTheirDataFolderFromAChild(t *testing.T) {
 		data := t.TempDir()
 		var stderr testkit.LogBuffer
 		sess := startSession(t, &stderr, "--data", data, "--set", "nats.embedded_process="+where)
-		pid := servingPID(t, data)
+		pid := served(t, data).PID
 		if got := pid != os.Getpid(); got != inChild {
 			t.Fatalf("embedded_process %s: the folder is served by pid %d, this process is %d", where, pid, os.Getpid())
 		}
@@ -194,14 +194,7 @@ func TestBrokerChildRefusesAnExposedServerWithoutCredentials(t *testing.T) {
 // one the broker child waits for before it stops of itself.
 func joinAsRun(t *testing.T, data string) *nats.Conn {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(data, "citecrawl.server.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s struct{ URL, Token string }
-	if err := json.Unmarshal(b, &s); err != nil {
-		t.Fatal(err)
-	}
+	s := served(t, data)
 	nc, err := nats.Connect(s.URL, nats.Token(s.Token), nats.Name(pipeline.RunClientName), nats.NoReconnect())
 	if err != nil {
 		t.Fatal(err)
@@ -235,11 +228,8 @@ func TestBrokerChildEndsWhenItsCommandIsKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tail.Process.Kill()
-	waitFor(t, 60*time.Second, func() bool {
-		_, err := os.Stat(filepath.Join(data, "citecrawl.server.json"))
-		return err == nil
-	}, func() string { return "tail never had its data folder served:\n" + tailLog() })
-	if servingPID(t, data) == tail.Process.Pid {
+	waitForServer(t, data, "tail", tailLog)
+	if served(t, data).PID == tail.Process.Pid {
 		t.Fatalf("tail serves the folder itself")
 	}
 	run := joinAsRun(t, data)

@@ -61,7 +61,7 @@ func TestTailFollowsRunInSameFolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer run.Process.Kill()
-	waitForServer(t, data, "run", &runErr)
+	waitForServer(t, data, "run", runErr.String)
 
 	tail := exec.Command(bin, "tail", "--all", "--format", "json", "--data", data)
 	var tailErr testkit.LogBuffer
@@ -130,13 +130,13 @@ func TestTailFollowsRunInSameFolder(t *testing.T) {
 }
 
 // waitForServer waits until the data folder's server says where it is,
-// for the command who (whose log is stderr) that needed it.
-func waitForServer(t *testing.T, data, who string, stderr *testkit.LogBuffer) {
+// for the command who (whose log stderr gives) that needed it.
+func waitForServer(t *testing.T, data, who string, stderr func() string) {
 	t.Helper()
 	waitFor(t, 60*time.Second, func() bool {
 		_, err := os.Stat(filepath.Join(data, "citecrawl.server.json"))
 		return err == nil
-	}, func() string { return who + " never had its data folder served:\n" + stderr.String() })
+	}, func() string { return who + " never had its data folder served:\n" + stderr() })
 }
 
 // waitFor polls cond until it holds or the deadline passes.
