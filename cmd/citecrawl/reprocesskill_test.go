@@ -82,7 +82,65 @@ func TestReprocessKilledThenRerun(t *testing.T) {
 		}
 		killThenRerun(t, func() *exec.Cmd { return reprocess(out) }, out, n)
 		sameLines(t, out, clean, n-versions)
+
+		// Its broker child killed with SIGKILL mid-run: reprocess fails,
+		// its server gone, and the next run resumes to the same output.
+		t.Run("broker killed", func(t *testing.T) {
+			out := filepath.Join(dir, "out-broker-killed")
+			run := reprocess(out)
+			var stderr testkit.LogBuffer
+			run.Stderr = &stderr
+			if err := run.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer run.Process.Kill()
+			exited := make(chan struct{})
+			go func() { _ = run.Wait(); close(exited) }()
+			ended := func() bool {
+				select {
+				case <-exited:
+					return true
+				default:
+					return false
+				}
+			}
+			waitFor(t, 2*time.Minute, func() bool { return checkpointDone(out) > 16_384 || ended() },
+				func() string { return "no checkpoint past the first batch:\n" + stderr.String() })
+			if ended() {
+				t.Fatalf("reprocess ended before its broker could be killed:\n%s", stderr.String())
+			}
+			broker := served(t, data).PID
+			if broker == run.Process.Pid {
+				t.Fatal("reprocess serves the folder itself, not through a broker child")
+			}
+			if err := syscall.Kill(broker, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 2*time.Minute, ended, func() string { return "reprocess still runs without its server:\n" + stderr.String() })
+			if run.ProcessState.Success() {
+				t.Fatalf("reprocess succeeded with its server killed:\n%s", stderr.String())
+			}
+			b, err := reprocess(out).CombinedOutput()
+			if err != nil || !strings.Contains(string(b), "resuming an interrupted reprocess") {
+				t.Fatalf("reprocess after its broker was killed: %v, want it to resume:\n%s", err, b)
+			}
+			sameLines(t, out, clean, n-versions)
+		})
 	})
+}
+
+// checkpointDone is what the checkpoint of the reprocess writing out says
+// it read (of one kind of record, raw or self-tagged), 0 before the first.
+func checkpointDone(out string) uint64 {
+	var cp struct {
+		Done   uint64 `json:"done"`
+		Tagged uint64 `json:"tagged"`
+	}
+	b, err := os.ReadFile(filepath.Join(out+".next", ".reprocess-checkpoint.json"))
+	if err != nil || json.Unmarshal(b, &cp) != nil {
+		return 0
+	}
+	return cp.Done + cp.Tagged
 }
 
 // killThenRerun starts reprocess (a command writing out, logging at info)
@@ -92,18 +150,7 @@ func TestReprocessKilledThenRerun(t *testing.T) {
 // from the killed one's checkpoint, not start over.
 func killThenRerun(t *testing.T, reprocess func() *exec.Cmd, out string, n uint64) {
 	t.Helper()
-	checkpoint := filepath.Join(out+".next", ".reprocess-checkpoint.json")
-	done := func() uint64 { // what the checkpoint says was read (of one kind of record, raw or self-tagged)
-		var cp struct {
-			Done   uint64 `json:"done"`
-			Tagged uint64 `json:"tagged"`
-		}
-		b, err := os.ReadFile(checkpoint)
-		if err != nil || json.Unmarshal(b, &cp) != nil {
-			return 0
-		}
-		return cp.Done + cp.Tagged
-	}
+	done := func() uint64 { return checkpointDone(out) }
 	const resumed = "resuming an interrupted reprocess"
 	killed := false
 	for _, at := range []uint64{1, 16_385, n} {
