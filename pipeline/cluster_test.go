@@ -79,9 +79,30 @@ func waitPages(t testing.TB, env Env, n int64) {
 	})
 }
 
-// startCluster starts n nodes routed to each other.
+// startCluster starts n nodes routed to each other. A port freePort gave
+// may be taken by another test's process before its node listens on it
+// (a node then never becomes ready): the cluster is started again on
+// other ports, a few times.
 func startCluster(t testing.TB, n int) *testCluster {
 	t.Helper()
+	const attempts = 3
+	for attempt := 1; ; attempt++ {
+		c, ready := tryCluster(t, n)
+		if ready {
+			t.Cleanup(c.shutdown)
+			c.waitForLeader()
+			return c
+		}
+		c.shutdown()
+		if attempt == attempts {
+			t.Fatalf("a %d-node cluster was not ready in %d attempts on fresh ports", n, attempts)
+		}
+	}
+}
+
+// tryCluster starts n nodes routed to each other on fresh ports and says
+// whether every one takes clients within 20 seconds.
+func tryCluster(t testing.TB, n int) (*testCluster, bool) {
 	c := &testCluster{t: t}
 	clusterPorts := make([]int, n)
 	for i := range clusterPorts {
@@ -104,14 +125,13 @@ func startCluster(t testing.TB, n int) *testCluster {
 	for _, o := range c.opts {
 		c.srvs = append(c.srvs, startNode(t, o))
 	}
-	t.Cleanup(c.shutdown)
 	for _, s := range c.srvs {
-		if !s.ReadyForConnections(30 * time.Second) {
-			t.Fatalf("node %s not ready", s.Name())
+		if !s.ReadyForConnections(20 * time.Second) {
+			t.Logf("node %s not ready (a port taken?)", s.Name())
+			return c, false
 		}
 	}
-	c.waitForLeader()
-	return c
+	return c, true
 }
 
 // waitForLeader waits until the running nodes have elected a JetStream
