@@ -53,6 +53,8 @@ type SourcePage struct {
 // and the citing papers each hub listed. A record's pages are kept by
 // whoever stores the record (PaperBuild.Pages), once it is stored.
 type History interface {
+	// RecordPages are looked up for a paper the hub listed before whose
+	// job does not carry them (PaperJob.Known).
 	RecordPages(ctx context.Context, recordID string) []SourcePage
 	// HubMembers maps record id to paper title.
 	HubMembers(ctx context.Context, hubID string) map[string]string

@@ -30,6 +30,10 @@ type PaperJob struct {
 	// ID is the paper's record id, record.ID(Hub.ID, Paper.Key()), when
 	// the hub's crawl worked it out ("" otherwise).
 	ID string
+	// Known are the pages the paper's record was last built from, with
+	// their validators, when the hub's crawl knew them; nil when it did
+	// not, and they are then looked up in History.
+	Known []SourcePage
 }
 
 // PaperBuild is what building one paper's record gave.
@@ -65,10 +69,12 @@ type PaperBuild struct {
 func (c *Crawler) BuildPaper(ctx context.Context, job PaperJob) (*PaperBuild, error) {
 	// The record's id is worked out here only to look a known record up:
 	// NewRecord works it out again, and hashing it is not free.
-	var id string
-	var known []SourcePage // the pages the record was last built from, if any
-	if c.history != nil && !job.New {
-		id = record.ID(job.Hub.ID, job.Paper.Key())
+	id := job.ID
+	known := job.Known // the pages the record was last built from, if any
+	if known == nil && c.history != nil && !job.New {
+		if id == "" {
+			id = record.ID(job.Hub.ID, job.Paper.Key())
+		}
 		known = c.history.RecordPages(ctx, id)
 	}
 	if c.cfg.Conditional && c.unchanged(ctx, id, known) {

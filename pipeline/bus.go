@@ -33,7 +33,7 @@ const (
 	SubjectHubTask   = "citecrawl.tasks.hub"
 	SubjectPaperTask = "citecrawl.tasks.paper"
 	subjectRaw       = "citecrawl.raw."    // + hub id
-	subjectTagged    = "citecrawl.tagged." // + hub id, and ".self.<record id>" when its fetcher tagged it
+	subjectTagged    = "citecrawl.tagged." // + hub id, and ".self.all" when its fetcher tagged it (SelfTaggedSubject)
 	subjectDead      = "citecrawl.dead."   // + stage
 	subjectRuns      = "citecrawl.runs."   // + run id
 
@@ -65,14 +65,18 @@ func DeadSubject(stage string) string   { return subjectDead + token(stage) }
 // SelfTaggedSubject is where a record goes when its fetcher tagged it
 // itself (see fetchHandler.tagger): on the tagged stream, as its only
 // stored copy, raw record included, with the pages it was built from in
-// its Citecrawl-Pages header; a subject per record, so that the last one
-// is found by its id (httpCache.RecordPages) as a key-value entry would
-// be. The sink and tail read it with every tagged record; reprocess and a
-// run's counts read the raw stream and these (selfTagged). Older versions
-// put a raw copy on citecrawl.raw.<hub id>.tagged, which reprocess still
-// reads with the raw stream.
-func SelfTaggedSubject(hubID, recordID string) string {
-	return TaggedSubject(hubID) + ".self." + token(recordID)
+// its Citecrawl-Pages header (read back by the hub's next crawl, see
+// hubPages). One subject a hub, as for raw records: the broker keeps an
+// index entry per subject in memory, and a subject per record (what
+// versions before 2026-12-02 used, citecrawl.tagged.<hub id>.self.<record
+// id>, still read) cost its server about 100 MiB and a second and a half
+// of start-up a million records. The sink and tail read it with every
+// tagged record; reprocess and a run's counts read the raw stream and
+// these (selfTagged). Older versions put a raw copy on
+// citecrawl.raw.<hub id>.tagged, which reprocess still reads with the raw
+// stream.
+func SelfTaggedSubject(hubID string) string {
+	return TaggedSubject(hubID) + ".self.all"
 }
 
 // hubTagged are the filters of a hub's tagged records: those the classify
@@ -81,16 +85,17 @@ func hubTagged(hubID string) []string {
 	return []string{TaggedSubject(hubID), TaggedSubject(hubID) + ".>"}
 }
 
-// selfTagged is the filter of the self-tagged records in StreamTagged.
+// selfTagged is the filter of the self-tagged records in StreamTagged,
+// of this version and older ones.
 const selfTagged = subjectTagged + "*.self.*"
+
+// hubSelfTagged is the filter of one hub's self-tagged records.
+func hubSelfTagged(hubID string) string { return TaggedSubject(hubID) + ".self.*" }
 
 // isSelfTagged says whether subject is a SelfTaggedSubject.
 func isSelfTagged(subject string) bool {
 	return strings.HasPrefix(subject, subjectTagged) && strings.Contains(subject[len(subjectTagged):], ".self.")
 }
-
-// selfTaggedRecord is the filter of one record's self-tagged versions.
-func selfTaggedRecord(recordID string) string { return subjectTagged + "*.self." + token(recordID) }
 
 // rawToClassify is the classify consumer's filter: the raw records still
 // to be tagged, one token after citecrawl.raw.
@@ -381,11 +386,6 @@ type Out struct {
 	MsgID   string // Nats-Msg-Id: a re-publish within the window is stored once
 	Data    []byte
 	Header  nats.Header
-	// IfDuplicate, when set, is published in its place when the stream
-	// drops this message as a duplicate: what rode in it is then kept
-	// (a self-tagged record's pages, when the same tagged record was
-	// stored before without them).
-	IfDuplicate *Out
 }
 
 // How publishes ride out a broker fault: an acknowledgement not back within
@@ -418,19 +418,13 @@ func (b *Bus) PublishAll(ctx context.Context, outs []Out) error {
 	defer b.release(p)
 	deadline := time.Now().Add(publishRetryFor)
 	wait := 100 * time.Millisecond
-	var instead []Out // for the duplicates that carry IfDuplicate
 	for {
-		failed, dups, lastErr, err := p.publishOnce(ctx, outs)
-		instead = append(instead, dups...)
+		failed, lastErr, err := p.publishOnce(ctx, outs)
 		if err != nil {
 			return err
 		}
 		if len(failed) == 0 {
-			if len(instead) == 0 {
-				return nil
-			}
-			outs, instead = instead, nil
-			continue
+			return nil
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("publishing to %s: still failing after %v: %w", failed[0].Subject, publishRetryFor, lastErr)
@@ -552,9 +546,9 @@ type pubAnswer struct {
 }
 
 // publishOnce publishes outs once. It returns the ones that failed for a
-// passing reason (with the last such error), the IfDuplicate of those
-// dropped as duplicates, or an error that retrying cannot mend.
-func (p *publisher) publishOnce(ctx context.Context, outs []Out) (failed, dups []Out, lastErr, err error) {
+// passing reason (with the last such error), or an error that retrying
+// cannot mend.
+func (p *publisher) publishOnce(ctx context.Context, outs []Out) (failed []Out, lastErr, err error) {
 	first := p.sent + 1 // outs[i] is answered on reply first+i
 	answered := make([]bool, len(outs))
 	waiting := 0 // published and not answered
@@ -578,10 +572,7 @@ func (p *publisher) publishOnce(ctx context.Context, outs []Out) (failed, dups [
 		<-p.slots
 		o := outs[i]
 		switch ack, aerr := decodeAnswer(m); {
-		case aerr == nil && ack.Duplicate:
-			if o.IfDuplicate != nil {
-				dups = append(dups, *o.IfDuplicate)
-			}
+		case aerr == nil && ack.Duplicate: // stored before: not counted again
 		case aerr == nil:
 			stored.add(ack.Stream, &o)
 		case !transient(aerr):
@@ -636,13 +627,13 @@ func (p *publisher) publishOnce(ctx context.Context, outs []Out) (failed, dups [
 					taken = true
 				case <-time.After(100 * time.Millisecond):
 				case <-ctx.Done():
-					return nil, nil, nil, ctx.Err()
+					return nil, nil, ctx.Err()
 				}
 				continue
 			}
 			got, err := next()
 			if err != nil {
-				return nil, nil, nil, err
+				return nil, nil, err
 			}
 			if !got {
 				break // no answer for publishAckTimeout: ours count as lost
@@ -665,7 +656,7 @@ func (p *publisher) publishOnce(ctx context.Context, outs []Out) (failed, dups [
 			<-p.slots
 			answered[published] = true // never sent: nothing to wait for
 			if !transient(err) {
-				return nil, nil, nil, fmt.Errorf("publishing to %s: %w", o.Subject, err)
+				return nil, nil, fmt.Errorf("publishing to %s: %w", o.Subject, err)
 			}
 			failed, lastErr = append(failed, o), err
 			continue
@@ -675,14 +666,14 @@ func (p *publisher) publishOnce(ctx context.Context, outs []Out) (failed, dups [
 	for waiting > 0 {
 		got, err := next()
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, err
 		}
 		if !got {
 			break // no answer for publishAckTimeout: the others count as lost
 		}
 	}
 	if refused != nil {
-		return nil, nil, nil, refused
+		return nil, nil, refused
 	}
 	if waiting > 0 || published < len(outs) {
 		for i, o := range outs[:published] {
@@ -692,7 +683,7 @@ func (p *publisher) publishOnce(ctx context.Context, outs []Out) (failed, dups [
 		}
 		failed, lastErr = append(failed, outs[published:]...), jetstream.ErrAsyncPublishTimeout
 	}
-	return failed, dups, lastErr, nil
+	return failed, lastErr, nil
 }
 
 // decodeAnswer reads JetStream's answer to a publish: an acknowledgement,

@@ -19,12 +19,13 @@ import (
 )
 
 // BucketHTTP is the key-value bucket of conditional-request state: the
-// ETag and Last-Modified of every page fetched, and the pages each record
-// was built from.
+// ETag and Last-Modified of every hub page fetched, and, from versions
+// before 2026-12-02, the pages each record was built from (RecordPages).
 const BucketHTTP = "citecrawl_http"
 
 // BucketHubs is the object store of hub memberships: the papers each hub
-// listed at its last crawl, for "gone" detection. A hub of a hundred
+// listed at its last crawl, for "gone" detection, and the pages each of
+// their records was last built from (hubPages). A hub of a hundred
 // thousand papers lists megabytes, more than one message may hold; the
 // object store keeps it in chunks.
 const BucketHubs = "citecrawl_hubs"
@@ -44,12 +45,10 @@ const (
 // worker on the cluster shares it: it is the crawler's ingest.Validators,
 // ingest.History, ingest.Budget and ingest.Pages.
 type httpCache struct {
-	kv jetstream.KeyValue
-	// tagged is StreamTagged, where a self-tagged record keeps its pages.
-	tagged jetstream.Stream
-	pages  jetstream.KeyValue
-	hubs   jetstream.ObjectStore
-	chunk  uint32 // object chunk size: well under the broker's message limit
+	kv    jetstream.KeyValue
+	pages jetstream.KeyValue
+	hubs  jetstream.ObjectStore
+	chunk uint32 // object chunk size: well under the broker's message limit
 }
 
 var (
@@ -104,15 +103,7 @@ func openHTTPCache(ctx context.Context, js jetstream.JetStream, replicas int, ma
 	if maxPayload > 0 {
 		chunk = uint32(min(int64(chunk), maxPayload/2))
 	}
-	var tagged jetstream.Stream
-	err = rideOut(ctx, func(ctx context.Context) (err error) {
-		tagged, err = js.Stream(ctx, StreamTagged)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("stream %s: %w", StreamTagged, err)
-	}
-	return &httpCache{kv: kv, tagged: tagged, pages: pages, hubs: hubs, chunk: chunk}, nil
+	return &httpCache{kv: kv, pages: pages, hubs: hubs, chunk: chunk}, nil
 }
 
 // crawledPage is a page as BucketPages keeps it.
@@ -185,25 +176,24 @@ func (c *httpCache) StoreValidator(ctx context.Context, u string, v ingest.Valid
 }
 
 // RecordPages are the pages a record was built from, with their
-// validators (ingest.History): from the header of its last self-tagged
-// version (see SelfTaggedSubject) or its entry in the bucket, whichever is
-// newer (a fetch stage without classify beside it puts an entry). An
-// entry of an older version lists URLs only; their validators are then
-// those kept per URL.
+// validators (ingest.History), as versions before 2026-12-02 kept them
+// for a record the fetch stage did not tag: an entry per record in the
+// bucket. This version keeps them with the record itself (pagesHeader),
+// and a hub's crawl hands them to its papers' tasks (hubPages), so this is
+// asked only of a paper the hub listed before whose pages the hub's crawl
+// did not find. An entry of a still older version lists URLs only; their
+// validators are then those kept per URL.
 func (c *httpCache) RecordPages(ctx context.Context, recordID string) []ingest.SourcePage {
-	var value []byte
-	var at time.Time
-	if e, err := c.kv.Get(ctx, recordKey(recordID)); err == nil {
-		value, at = e.Value(), e.Created()
-	}
-	if m, err := c.tagged.GetLastMsgForSubject(ctx, selfTaggedRecord(recordID)); err == nil {
-		if h := m.Header.Get(HeaderPages); h != "" && (value == nil || m.Time.After(at)) {
-			value = []byte(h)
-		}
-	}
-	if value == nil {
+	e, err := c.kv.Get(ctx, recordKey(recordID))
+	if err != nil {
 		return nil
 	}
+	return decodePages(e.Value())
+}
+
+// decodePages reads the pages a record was built from: as pagesHeader
+// writes them, or as URLs alone (an older version's). Nil if unreadable.
+func decodePages(value []byte) []ingest.SourcePage {
 	var pages []validators
 	if json.Unmarshal(value, &pages) != nil {
 		pages = nil // what the failed decode left
@@ -215,6 +205,12 @@ func (c *httpCache) RecordPages(ctx context.Context, recordID string) []ingest.S
 			pages = append(pages, validators{URL: u})
 		}
 	}
+	return sourcePages(pages)
+}
+
+// sourcePages and pagesOf translate between the crawler's pages and how
+// they are stored and carried (validators).
+func sourcePages(pages []validators) []ingest.SourcePage {
 	out := make([]ingest.SourcePage, len(pages))
 	for i, p := range pages {
 		out[i] = ingest.SourcePage{URL: p.URL, Validator: ingest.Validator{ETag: p.ETag, LastModified: p.LastModified}}
@@ -222,22 +218,23 @@ func (c *httpCache) RecordPages(ctx context.Context, recordID string) []ingest.S
 	return out
 }
 
-// recordPagesOut is the message that keeps the pages a record was built
-// from (see RecordPages): a put into the bucket, published with the
-// stage's other messages once the record is stored (Outcome.After), so
-// that a task's puts are awaited together rather than one by one.
-func recordPagesOut(recordID string, pages []ingest.SourcePage) (Out, error) {
-	entry := make([]validators, len(pages))
+func pagesOf(pages []ingest.SourcePage) []validators {
+	out := make([]validators, len(pages))
 	for i, p := range pages {
-		entry[i] = validators{URL: p.URL, ETag: p.ETag, LastModified: p.LastModified}
+		out[i] = validators{URL: p.URL, ETag: p.ETag, LastModified: p.LastModified}
 	}
-	b, err := json.Marshal(entry)
+	return out
+}
+
+// pagesHeader is the Citecrawl-Pages header of a record built from pages:
+// what its hub's next crawl reads back to ask each page whether it
+// changed (see hubPages).
+func pagesHeader(recordID string, pages []ingest.SourcePage) (string, error) {
+	b, err := json.Marshal(pagesOf(pages))
 	if err != nil {
-		return Out{}, fmt.Errorf("pages of record %s: %w", recordID, err)
+		return "", fmt.Errorf("pages of record %s: %w", recordID, err)
 	}
-	// What kv.Put publishes to: the bucket's subject prefix and the key
-	// (no JetStream domain or API prefix is used).
-	return Out{Subject: "$KV." + BucketHTTP + "." + recordKey(recordID), Data: b}, nil
+	return string(b), nil
 }
 
 // HubMembers are the citing papers a hub listed at its last crawl: record
@@ -254,12 +251,17 @@ func (c *httpCache) HubMembers(ctx context.Context, hubID string) map[string]str
 }
 
 func (c *httpCache) StoreHubMembers(ctx context.Context, hubID string, m map[string]string) error {
-	b, err := json.Marshal(m)
+	return c.putObject(ctx, "hub."+hubID, m)
+}
+
+// putObject keeps v, as JSON, as the object name of BucketHubs.
+func (c *httpCache) putObject(ctx context.Context, name string, v any) error {
+	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
 	return rideOut(ctx, func(ctx context.Context) error {
-		meta := jetstream.ObjectMeta{Name: "hub." + hubID, Opts: &jetstream.ObjectMetaOptions{ChunkSize: c.chunk}}
+		meta := jetstream.ObjectMeta{Name: name, Opts: &jetstream.ObjectMetaOptions{ChunkSize: c.chunk}}
 		_, err := c.hubs.Put(ctx, meta, bytes.NewReader(b))
 		return err
 	})

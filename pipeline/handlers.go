@@ -198,11 +198,15 @@ func (h *fetchHandler) hub(ctx context.Context, t Task) (Outcome, error) {
 	if err != nil || c.NotModified {
 		return Outcome{}, err
 	}
+	keep, err := h.knownPages(ctx, c)
+	if err != nil {
+		return Outcome{}, err
+	}
 	tasks, err := paperTasks(t.RunID, c.Papers, h.taskSize(t.hubJob(), len(c.Papers)), h.maxPayload)
 	if err != nil {
 		return Outcome{}, err
 	}
-	out := Outcome{Outs: tasks, Commit: commits(c.Commits)}
+	out := Outcome{Outs: tasks, Commit: append(commits(c.Commits), keep...)}
 	for i := range c.Gone {
 		o, err := h.records(t.RunID, &c.Gone[i], ChangeGone)
 		if err != nil {
@@ -214,6 +218,29 @@ func (h *fetchHandler) hub(ctx context.Context, t Task) (Outcome, error) {
 	out.Commit = append(out.Commit, func(context.Context) error { h.stats.Gone.Add(gone); h.tagged(len(c.Gone)); return nil })
 	out.Outs = append(out.Outs, hubTasks(t.RunID, c.Discovered)...)
 	return out, nil
+}
+
+// knownPages gives each paper of c that its hub listed before the pages
+// its record was last built from, as the hub's records carry them (see
+// hubPages), and returns the step that keeps them for the hub's next
+// crawl, to take once the papers' tasks are stored.
+func (h *fetchHandler) knownPages(ctx context.Context, c *ingest.HubCrawl) ([]func(context.Context) error, error) {
+	if h.bus == nil || h.bus.cache == nil {
+		return nil, nil
+	}
+	hp, err := loadHubPages(ctx, h.bus, c.Hub.ID)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(c.Papers))
+	for i := range c.Papers {
+		p := &c.Papers[i]
+		ids[i] = p.ID
+		if !p.New {
+			p.Known = hp.known(p.ID)
+		}
+	}
+	return []func(context.Context) error{func(ctx context.Context) error { return hp.keep(ctx, h.bus, c.Hub.ID, ids) }}, nil
 }
 
 // papers builds the records of a papers task's papers in turn. A paper
@@ -249,7 +276,6 @@ func (h *fetchHandler) papers(ctx context.Context, m jetstream.Msg, t Task) (Out
 			}
 		}
 		out.Outs = append(out.Outs, o.Outs...)
-		out.After = append(out.After, o.After...)
 		out.Commit = append(out.Commit, o.Commit...)
 	}
 	return out, nil
@@ -332,17 +358,12 @@ func (h *fetchHandler) paper(ctx context.Context, runID string, j ingest.PaperJo
 		h.tagged(1)
 		return nil
 	}
-	out := Outcome{Outs: append(outs, hubTasks(runID, b.Discovered)...), Commit: []func(context.Context) error{done}}
 	if h.bus != nil && h.bus.cache != nil {
-		pages, err := recordPagesOut(b.Record.ID, b.Pages)
-		if err != nil {
+		if err := h.carryPages(&outs[0], b.Record.ID, b.Pages); err != nil {
 			return Outcome{}, err
 		}
-		if !h.carryPages(&out.Outs[0], pages) {
-			out.After = append(out.After, pages)
-		}
 	}
-	return out, nil
+	return Outcome{Outs: append(outs, hubTasks(runID, b.Discovered)...), Commit: []func(context.Context) error{done}}, nil
 }
 
 // records are the messages of a record the crawler built: its raw
@@ -390,7 +411,7 @@ func selfTaggedOut(runID string, t *record.Record, change string, sizes *lineSiz
 	if err != nil {
 		return Out{}, err
 	}
-	o.Subject = SelfTaggedSubject(t.Hub.ID, t.ID)
+	o.Subject = SelfTaggedSubject(t.Hub.ID)
 	o.Header.Set(HeaderRun, runID)
 	o.Header.Set(HeaderChange, change)
 	return o, nil
@@ -400,37 +421,37 @@ func selfTaggedOut(runID string, t *record.Record, change string, sizes *lineSiz
 // of run runID (change: ChangeNew or ChangeChanged), for tools that fill
 // a stream as a crawl would (scripts/rssbench): its raw record, or, with a
 // tagger (as when the classify stage runs in the same process), its
-// self-tagged record carrying pages, the pages it was built from. Unlike
-// the fetch stage it does not look at the broker's message limit.
+// self-tagged record; either carries pages, the pages it was built from.
+// Unlike the fetch stage it does not look at the broker's message limit.
 func FetchedRecord(runID string, r *record.Record, change string, tagger *classify.Classifier, pages []ingest.SourcePage) (Out, error) {
+	var o Out
+	var err error
 	if tagger == nil {
-		return rawRecord(runID, r, change, nil)
+		o, err = rawRecord(runID, r, change, nil)
+	} else {
+		t := taggedCopy(tagger, r)
+		o, err = selfTaggedOut(runID, &t, change, nil)
 	}
-	t := taggedCopy(tagger, r)
-	o, err := selfTaggedOut(runID, &t, change, nil)
 	if err != nil {
 		return Out{}, err
 	}
-	p, err := recordPagesOut(r.ID, pages)
-	if err != nil {
-		return Out{}, err
-	}
-	o.Header.Set(HeaderPages, string(p.Data))
-	return o, nil
+	p, err := pagesHeader(r.ID, pages)
+	o.Header.Set(HeaderPages, p)
+	return o, err
 }
 
-// carryPages puts the pages a record was built from (recordPagesOut) into
-// its self-tagged message, so they are stored with it and need no put of
-// their own; the put is made instead only if the stream drops the message
-// as the same record stored before (by the classify stage, after a
-// fetch-only worker died before its put). It says whether it did.
-func (h *fetchHandler) carryPages(rec *Out, pages Out) bool {
-	if !isSelfTagged(rec.Subject) || !h.fits(rec, len(HeaderPages)+len(pages.Data)) {
-		return false
+// carryPages puts the pages record id was built from into its message
+// rec, raw or self-tagged (pagesHeader), so that they are stored with it,
+// for the hub's next crawl (hubPages). When they do not fit under the
+// broker's message limit the record goes without them, and its next crawl
+// builds it again rather than asking its pages whether they changed.
+func (h *fetchHandler) carryPages(rec *Out, id string, pages []ingest.SourcePage) error {
+	p, err := pagesHeader(id, pages)
+	if err != nil || !h.fits(rec, len(HeaderPages)+len(p)) {
+		return err
 	}
-	rec.Header.Set(HeaderPages, string(pages.Data))
-	rec.IfDuplicate = &pages
-	return true
+	rec.Header.Set(HeaderPages, p)
+	return nil
 }
 
 // fits says whether o, with extra bytes of headers more, is within the

@@ -212,7 +212,7 @@ func TestPapersTaskFailedPaperWaitsItsRetryAfter(t *testing.T) {
 		m := pullTask(t, bus, cons)
 		out, err := h.handle(ctx, m)
 		if err == nil {
-			if err := bus.PublishAll(ctx, append(out.Outs, out.After...)); err != nil {
+			if err := bus.PublishAll(ctx, out.Outs); err != nil {
 				t.Fatal(err)
 			}
 			for _, c := range out.Commit {
@@ -254,42 +254,6 @@ func TestPapersTaskFailedPaperWaitsItsRetryAfter(t *testing.T) {
 	out, err = handleNext()
 	if err != nil || len(out.Outs) != 1 || out.Outs[0].Subject != RawSubject(hub.ID) {
 		t.Fatalf("after the wait: %+v (%v), want the busy paper's raw record", out.Outs, err)
-	}
-}
-
-// What a record's task remembers (Outcome.After: the pages it was built
-// from) is kept only once the record is stored: a record the broker
-// refuses leaves no pages behind, so the next run rebuilds it rather than
-// finding it unchanged.
-func TestAfterIsKeptOnlyOnceTheRecordIsStored(t *testing.T) {
-	cfg := testConfig(t, t.TempDir(), nil)
-	cfg.Stages.MaxDeliver = 1 // one try: the refused record parks its task
-	bus := openBus(t, cfg)
-	defer bus.Close()
-	ctx := context.Background()
-	pages := []ingest.SourcePage{{URL: "https://pith.example/p.json", Validator: ingest.Validator{ETag: `"1"`}}}
-	for _, tc := range []struct {
-		name, record string
-		size         int
-		kept         bool
-	}{
-		{"refused", "r-refused", int(bus.NC.MaxPayload()) + 1, false},
-		{"stored", "r-stored", 10, true},
-	} {
-		put, err := recordPagesOut(tc.record, pages)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cons := queueTasks(t, bus, cfg, []Out{{Subject: PaperTaskSubject("h"), MsgID: tc.name, Data: []byte(`{}`)}})
-		msgs := []jetstream.Msg{pullTask(t, bus, cons)}
-		handle := func(context.Context, jetstream.Msg) (Outcome, error) {
-			return Outcome{Outs: []Out{{Subject: RawSubject("h"), MsgID: tc.record, Data: make([]byte, tc.size)}}, After: []Out{put}}, nil
-		}
-		s := &stage{name: StageFetch, consumer: cons, handle: handle, bus: bus, cfg: cfg.Stages, log: zerolog.Nop(), stats: &Stats{}}
-		s.process(ctx, msgs)
-		if got := bus.cache.RecordPages(ctx, tc.record); (got != nil) != tc.kept {
-			t.Errorf("%s record: its pages kept = %v, want %v", tc.name, got != nil, tc.kept)
-		}
 	}
 }
 
@@ -406,18 +370,15 @@ func TestFetchedRecordIsWhatTheFetchStagePublishes(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := outs[0]
-		po, err := recordPagesOut(r.ID, pages)
-		if err != nil {
+		if err := h.carryPages(&want, r.ID, pages); err != nil {
 			t.Fatal(err)
 		}
-		h.carryPages(&want, po)
-		want.IfDuplicate = nil // what the fetch stage does when the stream drops it
 		got, err := FetchedRecord("run-1", &r, ChangeChanged, tagger, pages)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("tagger %v:\n got %+v\nwant %+v", tagger != nil, got, want)
+		if !reflect.DeepEqual(got, want) || got.Header.Get(HeaderPages) == "" {
+			t.Fatalf("tagger %v:\n got %+v\nwant %+v, with its pages", tagger != nil, got, want)
 		}
 	}
 }

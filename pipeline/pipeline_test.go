@@ -357,7 +357,7 @@ func TestWorkersShareTheWork(t *testing.T) {
 			if id, _, _ := strings.Cut(m.id, ":"); !wantTagged[id] || !strings.HasSuffix(m.id, ":tagged") {
 				t.Fatalf("tagged record %s: not of a raw record, or its id does not end in :tagged", m.id)
 			}
-		case SelfTaggedSubject(hub, strings.TrimSuffix(m.id, ":tagged")[:len("cc1-")+20]):
+		case SelfTaggedSubject(hub):
 			self++
 			if !strings.HasSuffix(m.id, ":tagged") {
 				t.Fatalf("self-tagged record %s: its id does not end in :tagged", m.id)
@@ -618,8 +618,8 @@ func TestSelfTaggedRawRecordDoesNotHideTheRetry(t *testing.T) {
 	self := &fetchHandler{tagger: cl, maxPayload: bus.NC.MaxPayload()}
 	first, again := r, r // Tag fills in the record it is given
 	crashed, err := self.records("run-1", &first, ChangeNew)
-	if err != nil || len(crashed) != 1 || crashed[0].Subject != SelfTaggedSubject("hub-x", r.ID) {
-		t.Fatalf("%+v (%v), want the tagged record alone, on %s", crashed, err, SelfTaggedSubject("hub-x", r.ID))
+	if err != nil || len(crashed) != 1 || crashed[0].Subject != SelfTaggedSubject("hub-x") {
+		t.Fatalf("%+v (%v), want the tagged record alone, on %s", crashed, err, SelfTaggedSubject("hub-x"))
 	}
 	if err := bus.PublishAll(ctx, crashed); err != nil { // then the worker died before its ack
 		t.Fatal(err)
@@ -655,47 +655,93 @@ func TestSelfTaggedRawRecordDoesNotHideTheRetry(t *testing.T) {
 	}
 }
 
-// A self-tagged record keeps the pages it was built from in its own
-// message, and they are found by its id, newer than a bucket entry of the
-// same record; a record on the bucket alone is found there too.
-func TestSelfTaggedRecordKeepsItsPages(t *testing.T) {
+// A record keeps the pages it was built from in its own message, raw or
+// self-tagged, and the hub's next crawl finds them there (hubPages), the
+// later of two versions winning; it reads only what was stored since, and
+// keeps only the papers the hub still lists. A record an older version
+// kept in the bucket alone is found there (RecordPages).
+func TestRecordsCarryTheirPagesToTheHubsNextCrawl(t *testing.T) {
 	bus, cl, r := untaggedRecord(t)
 	ctx := context.Background()
-	old, err := recordPagesOut("cc1-a", []ingest.SourcePage{{URL: "https://example.org/old", Validator: ingest.Validator{ETag: `"1"`}}})
+	page := func(u, etag string) []ingest.SourcePage {
+		return []ingest.SourcePage{{URL: u, Validator: ingest.Validator{ETag: etag}}}
+	}
+	publish := func(h *fetchHandler, id string, pages []ingest.SourcePage) {
+		t.Helper()
+		rec := r
+		rec.ID = id
+		rec.Paper.Title += id + pages[0].ETag // a version of its own: not dropped as a duplicate
+		outs, err := h.records("run-1", &rec, ChangeNew)
+		if err != nil || len(outs) != 1 {
+			t.Fatalf("%+v (%v)", outs, err)
+		}
+		if err := h.carryPages(&outs[0], id, pages); err != nil {
+			t.Fatal(err)
+		}
+		if err := bus.PublishAll(ctx, outs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	self := &fetchHandler{tagger: cl, maxPayload: bus.NC.MaxPayload(), bus: bus}
+	alone := &fetchHandler{maxPayload: bus.NC.MaxPayload(), bus: bus}
+	publish(alone, "cc1-a", page("https://example.org/a-old", `"1"`))
+	publish(self, "cc1-a", page("https://example.org/a-new", `"2"`)) // later, self-tagged
+	publish(self, "cc1-b", page("https://example.org/b", `"3"`))
+	publish(self, "cc1-gone", page("https://example.org/gone", `"4"`))
+	legacy := Out{Subject: "$KV." + BucketHTTP + ".record.cc1-c", Data: []byte(`[{"url":"https://example.org/c","etag":"\"5\""}]`)}
+	// A self-tagged record as versions before 2026-12-02 stored it: on a
+	// subject of its own.
+	legacySelf := Out{Subject: TaggedSubject("hub-x") + ".self.cc1-d", MsgID: "cc1-d:f0:tagged", Data: []byte("{}"),
+		Header: nats.Header{HeaderPages: {`[{"url":"https://example.org/d","etag":"\"7\""}]`}}}
+	if err := bus.PublishAll(ctx, []Out{legacy, legacySelf}); err != nil {
+		t.Fatal(err)
+	}
+
+	hp, err := loadHubPages(ctx, bus, "hub-x")
 	if err != nil {
 		t.Fatal(err)
 	}
-	alone, err := recordPagesOut("cc1-b", []ingest.SourcePage{{URL: "https://example.org/b"}})
+	if got := hp.known("cc1-a"); len(got) != 1 || got[0].URL != "https://example.org/a-new" || got[0].ETag != `"2"` {
+		t.Fatalf("pages of cc1-a: %+v, want the later version's", got)
+	}
+	if got := hp.known("cc1-b"); len(got) != 1 || got[0].ETag != `"3"` {
+		t.Fatalf("pages of cc1-b: %+v", got)
+	}
+	if got := hp.known("cc1-d"); len(got) != 1 || got[0].ETag != `"7"` {
+		t.Fatalf("pages of cc1-d, self-tagged on a subject of its own: %+v", got)
+	}
+	if got := hp.known("cc1-c"); got != nil {
+		t.Fatalf("pages of cc1-c, kept in the bucket alone: %+v, want none from the streams", got)
+	}
+	if got := bus.cache.RecordPages(ctx, "cc1-c"); len(got) != 1 || got[0].ETag != `"5"` {
+		t.Fatalf("pages of cc1-c in the bucket: %+v", got)
+	}
+	if err := hp.keep(ctx, bus, "hub-x", []string{"cc1-a", "cc1-b", "cc1-c", "cc1-d"}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The next crawl reads what was kept and what was stored since.
+	publish(self, "cc1-b", page("https://example.org/b", `"6"`))
+	again, err := loadHubPages(ctx, bus, "hub-x")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := bus.PublishAll(ctx, []Out{old, alone}); err != nil {
-		t.Fatal(err)
+	if got := again.known("cc1-b"); len(got) != 1 || got[0].ETag != `"6"` {
+		t.Fatalf("pages of cc1-b at the next crawl: %+v, want the version stored since", got)
 	}
-	r.ID = "cc1-a"
-	h := &fetchHandler{tagger: cl, maxPayload: bus.NC.MaxPayload(), bus: bus}
-	outs, err := h.records("run-1", &r, ChangeNew)
-	if err != nil || len(outs) != 1 {
-		t.Fatalf("%+v (%v)", outs, err)
+	if got := again.known("cc1-a"); len(got) != 1 || got[0].ETag != `"2"` {
+		t.Fatalf("pages of cc1-a at the next crawl: %+v, want those kept", got)
 	}
-	pages, err := recordPagesOut(r.ID, []ingest.SourcePage{{URL: "https://example.org/new", Validator: ingest.Validator{ETag: `"2"`}}})
-	if err != nil {
-		t.Fatal(err)
+	if got := again.known("cc1-gone"); got != nil {
+		t.Fatalf("pages of a paper the hub no longer lists: %+v", got)
 	}
-	if !h.carryPages(&outs[0], pages) {
-		t.Fatalf("the pages of %s were not put into its self-tagged message", r.ID)
+	if len(again.Record) != 3 {
+		t.Fatalf("%d records kept, want the 3 listed with pages", len(again.Record))
 	}
-	if err := bus.PublishAll(ctx, outs); err != nil {
-		t.Fatal(err)
-	}
-	if got := bus.cache.RecordPages(ctx, "cc1-a"); len(got) != 1 || got[0].URL != "https://example.org/new" || got[0].ETag != `"2"` {
-		t.Fatalf("pages of the self-tagged record: %+v, want its own, newer than the bucket's", got)
-	}
-	if got := bus.cache.RecordPages(ctx, "cc1-b"); len(got) != 1 || got[0].URL != "https://example.org/b" {
-		t.Fatalf("pages of a record in the bucket alone: %+v", got)
-	}
-	if got := bus.cache.RecordPages(ctx, "cc1-c"); got != nil {
-		t.Fatalf("pages of an unknown record: %+v", got)
+	if _, err := readHeaders(ctx, bus, StreamTagged, hubSelfTagged("hub-x"), again.Tagged, func(jetstream.Msg) error {
+		return errors.New("read again")
+	}); err != nil {
+		t.Fatalf("the next crawl's mark leaves messages unread: %v", err)
 	}
 }
 
@@ -738,17 +784,22 @@ func TestSelfTaggedRecordNearTheLimitIsStored(t *testing.T) {
 	}
 }
 
-// A fetch-only worker stored a raw record and died before putting its
-// pages; the classify stage stored it tagged; the task's retry on a worker
-// that tags gives the same tagged record, with the pages: the stream drops
-// it as a duplicate, and the pages are put into the bucket instead.
+// A fetch-only worker stored a raw record, with its pages, and died
+// before its ack; the classify stage stored it tagged; the task's retry
+// on a worker that tags gives the same tagged record: the stream drops it
+// as a duplicate, and the hub's next crawl finds the pages on the raw
+// record.
 func TestPagesOfADuplicateSelfTaggedRecordAreKept(t *testing.T) {
 	bus, cl, r := untaggedRecord(t)
 	ctx := context.Background()
 	first, again := r, r
-	alone := &fetchHandler{maxPayload: bus.NC.MaxPayload()}
+	pages := []ingest.SourcePage{{URL: "https://example.org/p", Validator: ingest.Validator{ETag: `"1"`}}}
+	alone := &fetchHandler{maxPayload: bus.NC.MaxPayload(), bus: bus}
 	raw, err := alone.records("run-1", &first, ChangeNew)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := alone.carryPages(&raw[0], r.ID, pages); err != nil {
 		t.Fatal(err)
 	}
 	if err := bus.PublishAll(ctx, raw); err != nil {
@@ -775,17 +826,17 @@ func TestPagesOfADuplicateSelfTaggedRecordAreKept(t *testing.T) {
 	if outs[0].MsgID != tagged.MsgID {
 		t.Fatalf("self-tagged id %s, the classify stage's %s: the case needs the same", outs[0].MsgID, tagged.MsgID)
 	}
-	pages, err := recordPagesOut(r.ID, []ingest.SourcePage{{URL: "https://example.org/p", Validator: ingest.Validator{ETag: `"1"`}}})
-	if err != nil {
+	if err := self.carryPages(&outs[0], r.ID, pages); err != nil {
 		t.Fatal(err)
-	}
-	if !self.carryPages(&outs[0], pages) {
-		t.Fatal("pages not carried")
 	}
 	if err := bus.PublishAll(ctx, outs); err != nil {
 		t.Fatal(err)
 	}
-	if got := bus.cache.RecordPages(ctx, r.ID); len(got) != 1 || got[0].ETag != `"1"` {
+	hp, err := loadHubPages(ctx, bus, r.Hub.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := hp.known(r.ID); len(got) != 1 || got[0].ETag != `"1"` {
 		t.Fatalf("pages %+v: lost with the duplicate self-tagged message", got)
 	}
 }
@@ -848,8 +899,8 @@ func TestRunCountsFromWhatItStored(t *testing.T) {
 	}
 	outs := []Out{
 		out(RawSubject("h"), "a", "run-1", ChangeNew), out(RawSubject("h"), "b", "run-1", ChangeGone),
-		out(SelfTaggedSubject("h", "c"), "c", "run-1", ChangeNew), out(SelfTaggedSubject("h", "d"), "d", "run-1", ChangeChanged),
-		out(SelfTaggedSubject("h", "e"), "e", "run-0", ChangeNew),     // another run's: not counted
+		out(SelfTaggedSubject("h"), "c", "run-1", ChangeNew), out(SelfTaggedSubject("h"), "d", "run-1", ChangeChanged),
+		out(SelfTaggedSubject("h"), "e", "run-0", ChangeNew),          // another run's: not counted
 		{Subject: TaggedSubject("h"), MsgID: "f", Data: []byte("{}")}, // tagged by the classify stage: no change of its own
 	}
 	if err := bus.PublishAll(ctx, outs); err != nil {

@@ -510,7 +510,8 @@ func (p *streamPart) find(ctx context.Context, bus *Bus) (done, total int64, err
 		return 0, 0, err // none after the checkpoint
 	}
 	// How many there are after the checkpoint, from a consumer's count (a
-	// stream's per-subject counts would list every record: a subject each).
+	// stream's per-subject counts would list every record of versions that
+	// gave a self-tagged record a subject of its own).
 	c, err := bus.JS.CreateConsumer(ctx, p.stream, jetstream.ConsumerConfig{
 		FilterSubject: p.filter, DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: p.start,
 		AckPolicy: jetstream.AckNonePolicy, InactiveThreshold: time.Minute,

@@ -80,8 +80,9 @@ func TestRunRequestsPerRecord(t *testing.T) {
 	}
 }
 
-// A record's pages are kept with their validators in one entry; an entry
-// written by an older version (URLs only) still reads, without them.
+// A record's pages, kept with their validators in one bucket entry by an
+// older version, still read; an entry of a still older version (URLs
+// only) too, without them.
 func TestRecordPagesKeepValidators(t *testing.T) {
 	cfg := testConfig(t, t.TempDir(), nil)
 	bus := openBus(t, cfg)
@@ -90,11 +91,11 @@ func TestRecordPagesKeepValidators(t *testing.T) {
 	c := bus.cache
 	pages := []ingest.SourcePage{{URL: "https://x/a.json", Validator: ingest.Validator{ETag: `"e1"`}},
 		{URL: "https://x/b.json", Validator: ingest.Validator{LastModified: "Mon, 30 Nov 2026 10:00:00 GMT"}}}
-	put, err := recordPagesOut("r1", pages)
+	entry, err := pagesHeader("r1", pages) // what the entry held: the same JSON
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := bus.PublishAll(ctx, []Out{put}); err != nil {
+	if _, err := c.kv.Put(ctx, "record.r1", []byte(entry)); err != nil {
 		t.Fatal(err)
 	}
 	if got := c.RecordPages(ctx, "r1"); !slices.Equal(got, pages) {

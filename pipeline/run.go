@@ -563,9 +563,23 @@ func ownChanges(ctx context.Context, bus *Bus, rawAfter, taggedAfter uint64, run
 // messages on stream (those matching filter, when not "") after sequence
 // after.
 func countHeaders(ctx context.Context, bus *Bus, stream, filter string, after uint64, runs map[string]bool, counts map[string]int64) error {
+	_, err := readHeaders(ctx, bus, stream, filter, after, func(m jetstream.Msg) error {
+		if runs[m.Headers().Get(HeaderRun)] {
+			counts[m.Headers().Get(HeaderChange)]++
+		}
+		return nil
+	})
+	return err
+}
+
+// readHeaders hands each message on stream (those matching filter, when
+// not "") stored after sequence after, headers only, to each, in order. It
+// returns the sequence it read up to: the last there was when it began,
+// or after when there was nothing new.
+func readHeaders(ctx context.Context, bus *Bus, stream, filter string, after uint64, each func(jetstream.Msg) error) (uint64, error) {
 	last, err := lastSeqOf(ctx, bus, stream, filter)
 	if err != nil || last <= after {
-		return err
+		return after, err
 	}
 	cc := jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: after + 1, HeadersOnly: true,
@@ -575,27 +589,27 @@ func countHeaders(ctx context.Context, bus *Bus, stream, filter string, after ui
 	}
 	cons, err := bus.JS.OrderedConsumer(ctx, stream, cc)
 	if err != nil {
-		return err
+		return after, err
 	}
 	it, err := cons.Messages()
 	if err != nil {
-		return err
+		return after, err
 	}
 	defer it.Stop()
 	for {
 		m, err := it.Next(jetstream.NextMaxWait(apiTimeout))
 		if err != nil {
-			return err
+			return after, err
 		}
-		if runs[m.Headers().Get(HeaderRun)] {
-			counts[m.Headers().Get(HeaderChange)]++
+		if err := each(m); err != nil {
+			return after, err
 		}
 		meta, err := m.Metadata()
 		if err != nil {
-			return err
+			return after, err
 		}
 		if meta.Sequence.Stream >= last {
-			return nil
+			return last, nil
 		}
 	}
 }

@@ -83,7 +83,7 @@ func (b *Bus) CloseWhenAlone(ctx context.Context) {
 // process. Open starts one in the process when there is no nats.url;
 // `citecrawl broker` runs one in a process of its own, which a command
 // starts for itself where nats.embedded_process says so (so that the
-// server's index of a subject a record is not in its heap).
+// server's heap, its caches of the blocks read, is not in the command's).
 type Server struct {
 	srv   *server.Server
 	lock  *os.File // held while the server runs

@@ -40,16 +40,10 @@ type Stats struct {
 type Handler func(ctx context.Context, msg jetstream.Msg) (Outcome, error)
 
 // Outcome is what handling a message produced: messages to publish, and
-// messages and steps to take only once they are stored (such as
-// remembering a page's ETag, which must not be kept if its record never
-// got out).
+// steps to take only once they are stored (such as remembering a page's
+// ETag, which must not be kept if its record never got out).
 type Outcome struct {
-	Outs []Out
-	// After are published once Outs are stored, all together. One that
-	// fails costs what it remembers, as a failed Commit would: a record
-	// whose pages were not kept is rebuilt by the next run, and counted
-	// there as new.
-	After  []Out
+	Outs   []Out
 	Commit []func(context.Context) error
 }
 
@@ -99,7 +93,7 @@ func (s *stage) worker(ctx context.Context) {
 func (s *stage) process(ctx context.Context, msgs []jetstream.Msg) {
 	stop := heartbeat(msgs, s.cfg.AckWait)
 	defer stop()
-	var outs, after []Out
+	var outs []Out
 	var commits []func(context.Context) error
 	done := make([]jetstream.Msg, 0, len(msgs))
 	for _, m := range msgs {
@@ -114,7 +108,6 @@ func (s *stage) process(ctx context.Context, msgs []jetstream.Msg) {
 			continue
 		}
 		outs = append(outs, o.Outs...)
-		after = append(after, o.After...)
 		commits = append(commits, o.Commit...)
 		done = append(done, m)
 	}
@@ -127,9 +120,6 @@ func (s *stage) process(ctx context.Context, msgs []jetstream.Msg) {
 	}
 	if len(outs) > 0 {
 		s.bus.metrics.Published(time.Since(published))
-	}
-	if err := s.bus.PublishAll(ctx, after); err != nil {
-		s.log.Warn().Err(err).Msg("after-publish messages failed")
 	}
 	for _, c := range commits {
 		if err := c(ctx); err != nil {

@@ -120,8 +120,8 @@ func Tail(ctx context.Context, bus *Bus, o TailOptions, fn func(*record.Record) 
 
 // refilter gives an existing durable the filters this tail asks for. A
 // durable made before self-tagged records existed follows only
-// citecrawl.tagged.<hub> and would miss the hub's .self.<record id>
-// subjects; the filters can change, the position is kept.
+// citecrawl.tagged.<hub> and would miss the hub's .self.* subjects; the
+// filters can change, the position is kept.
 func refilter(ctx context.Context, bus *Bus, cons jetstream.Consumer, filters []string) (jetstream.Consumer, error) {
 	cfg := cons.CachedInfo().Config
 	have := cfg.FilterSubjects

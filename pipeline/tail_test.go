@@ -23,7 +23,7 @@ func publishTagged(t *testing.T, bus *Bus, recs ...record.Record) {
 		// Both kinds: tagged by the classify stage, and by the fetch stage.
 		subject := TaggedSubject(r.Hub.ID)
 		if i%2 == 1 {
-			subject = SelfTaggedSubject(r.Hub.ID, r.ID)
+			subject = SelfTaggedSubject(r.Hub.ID)
 		}
 		outs = append(outs, Out{Subject: subject, MsgID: r.ID + ":" + r.Fingerprint(), Data: b})
 	}

@@ -74,6 +74,9 @@ type Task struct {
 	// New says the hub did not list the paper at its last crawl (see
 	// ingest.PaperJob); a task without it looks its record up.
 	New bool `json:"new,omitempty"`
+	// Known are the pages the paper's record was last built from (see
+	// ingest.PaperJob); a task without them looks them up.
+	Known []validators `json:"known,omitempty"`
 	// NotBefore (Unix milliseconds) is when a paper task queued again
 	// after failing in a papers task may be tried: its backoff, or the
 	// Retry-After its server asked for (see fetchHandler.alone).
@@ -83,7 +86,8 @@ type Task struct {
 // TaskPaperItem is one citing paper of a papers task.
 type TaskPaperItem struct {
 	Paper TaskCitingPaper `json:"paper"`
-	New   bool            `json:"new,omitempty"` // as Task.New
+	New   bool            `json:"new,omitempty"`   // as Task.New
+	Known []validators    `json:"known,omitempty"` // as Task.Known
 }
 
 // TaskCitingPaper is a citing paper as a paper task carries it.
@@ -181,7 +185,7 @@ func hubTask(runID string, j ingest.HubJob) (Out, error) {
 func paperTask(runID string, j ingest.PaperJob, notBefore time.Time) (Out, error) {
 	p := taskPaperOf(j.Paper)
 	t := jobTask(TaskPaper, runID, j)
-	t.URL, t.New, t.Paper = p.URL, j.New, &p
+	t.URL, t.New, t.Known, t.Paper = p.URL, j.New, knownOf(j), &p
 	if !notBefore.IsZero() {
 		t.NotBefore = notBefore.UnixMilli()
 	}
@@ -230,7 +234,7 @@ func papersTask(runID string, group []ingest.PaperJob, maxPayload int64) ([]Out,
 	t.URL, t.Papers = hub.URL, make([]TaskPaperItem, len(group))
 	ids := sha256.New()
 	for i, p := range group {
-		t.Papers[i] = TaskPaperItem{Paper: taskPaperOf(p.Paper), New: p.New}
+		t.Papers[i] = TaskPaperItem{Paper: taskPaperOf(p.Paper), New: p.New, Known: knownOf(p)}
 		id := p.ID
 		if id == "" {
 			id = record.ID(hub.ID, p.Paper.Key())
@@ -262,7 +266,7 @@ func (t Task) paperJob() (ingest.PaperJob, error) {
 	if t.Hub == nil || t.Paper == nil {
 		return ingest.PaperJob{}, retry.Permanentf("paper task %q lacks its hub or paper", t.URL)
 	}
-	return t.job(*t.Paper, t.New), nil
+	return t.job(*t.Paper, t.New, t.Known), nil
 }
 
 // paperJobs are what a papers task asks of the crawler, one job a paper.
@@ -272,15 +276,27 @@ func (t Task) paperJobs() ([]ingest.PaperJob, error) {
 	}
 	jobs := make([]ingest.PaperJob, len(t.Papers))
 	for i, p := range t.Papers {
-		jobs[i] = t.job(p.Paper, p.New)
+		jobs[i] = t.job(p.Paper, p.New, p.Known)
 	}
 	return jobs, nil
 }
 
 // job is the crawler's job for paper p of t (which has its hub).
-func (t Task) job(p TaskCitingPaper, isNew bool) ingest.PaperJob {
-	return ingest.PaperJob{Hub: *t.Hub, HubMissing: t.HubMissing, HubSource: t.HubSource, Paper: p.citingPaper(),
+func (t Task) job(p TaskCitingPaper, isNew bool, known []validators) ingest.PaperJob {
+	j := ingest.PaperJob{Hub: *t.Hub, HubMissing: t.HubMissing, HubSource: t.HubSource, Paper: p.citingPaper(),
 		Depth: t.Depth, CrawlID: t.RunID, ArxivBase: t.ArxivBase, Shared: t.Shared, New: isNew}
+	if known != nil {
+		j.Known = sourcePages(known)
+	}
+	return j
+}
+
+// knownOf are the known pages of j as a task carries them.
+func knownOf(j ingest.PaperJob) []validators {
+	if j.Known == nil {
+		return nil
+	}
+	return pagesOf(j.Known)
 }
 
 // taskPaperOf and citingPaper translate between the parser's type and the

@@ -32,7 +32,7 @@
 //     data folder through the embedded NATS server, which every binary
 //     and round then reads once the stream's duplicate window (2 minutes)
 //     has passed. They are stored as `citecrawl run` stores them (its
-//     fetcher tags each record itself: one subject a record, with the
+//     fetcher tags each record itself: one subject a hub, with the
 //     headers of its run, its fingerprint and its pages), or with -stream
 //     raw as a fetch-only worker does (untagged, with its run's headers).
 //     Then `citecrawl reprocess` runs three times: from the stream into a
@@ -523,7 +523,7 @@ func fill(out string, n int) error {
 // How the records reprocess reads are stored (-stream).
 const (
 	// selfTagged: as `citecrawl run` stores them, its fetcher tagging
-	// each record itself: tagged, one subject a record, with the headers
+	// each record itself: tagged, one subject a hub, with the headers
 	// of its run, its fingerprint and the pages it was built from.
 	selfTagged = "self-tagged"
 	// raw: as a fetch-only worker stores them: untagged, one subject a
