@@ -4,13 +4,10 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
-	"strings"
-	"time"
 
 	"github.com/citecrawl/citecrawl/classify"
 	"github.com/citecrawl/citecrawl/pipeline"
@@ -102,13 +99,12 @@ func (c cli) reprocess(args []string) int {
 	}
 	ctx := sess.ctx
 	opts := pipeline.ReprocessOptions{From: *from, Out: out, AllowShrink: *allowShrink, Classifier: cl, Workers: *workers, Log: sess.log, MinConfidence: *minConf}
+	endProgress := func() {}
 	if showProgress("auto", c.stderr) {
-		opts.Progress = progressBar(c.stderr, time.Now())
+		opts.Progress, endProgress = progressBar(c.stderr)
 	}
 	res, err := pipeline.Reprocess(ctx, sess.bus, opts)
-	if opts.Progress != nil {
-		fmt.Fprintln(c.stderr)
-	}
+	endProgress()
 	if ctx.Err() != nil {
 		fmt.Fprintln(c.stderr, "citecrawl reprocess: interrupted; the old output is untouched; run the same command again to resume")
 		return exitInterrupted
@@ -123,20 +119,4 @@ func (c cli) reprocess(args []string) int {
 	}
 	res.WriteChanges(bufio.NewWriter(c.stdout))
 	return exitOK
-}
-
-// progressBar draws "[#####.....] 45% 12000/26000 20,134/s ETA 1s".
-func progressBar(w io.Writer, start time.Time) func(done, total int64) {
-	return func(done, total int64) {
-		rate := float64(done) / max(time.Since(start).Seconds(), 0.001)
-		if total <= 0 {
-			fmt.Fprintf(w, "\r\033[K%d records  %.0f/s", done, rate)
-			return
-		}
-		frac := float64(done) / float64(total)
-		n := int(frac * 30)
-		eta := time.Duration(float64(total-done)/max(rate, 1)) * time.Second
-		fmt.Fprintf(w, "\r\033[K[%s%s] %3.0f%% %d/%d  %.0f/s  ETA %s", strings.Repeat("#", n), strings.Repeat(".", 30-n),
-			frac*100, done, total, rate, eta.Round(time.Second))
-	}
 }
