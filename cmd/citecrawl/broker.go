@@ -29,13 +29,10 @@ import (
 // process does already. Where nats.embedded_process says so (always; auto:
 // for reprocess) it does so through a child, `citecrawl broker --child`:
 // the child takes the folder's lock and runs the server; the command joins
-// it as any other process of the folder would (pipeline.Open). Why: the
-// server keeps an index entry for every subject of a stream, and the
-// fetcher gives each self-tagged record a subject of its own, so at a
-// million records the server holds about 100 MiB live. In the command's
-// heap each collection walks it; in a process of its own it costs no
-// collections of the command's (see pipeline.EmbeddedAuto for what it
-// saves and costs).
+// it as any other process of the folder would (pipeline.Open). Why: what
+// the server reads and caches, and its work, are then not in the heap and
+// on the scheduler of a command that reads the whole store (see
+// pipeline.EmbeddedAuto for what it saves and costs).
 //
 // The command talks to the child over its standard input and output:
 //   - it writes one line, the brokerRequest, as JSON;
@@ -160,10 +157,12 @@ func (c cli) brokerChild() int {
 	}
 	log = log.With().Str("process", "broker").Logger()
 	if os.Getenv("GOGC") == "" {
-		// The server's live heap is mostly its subject index, which stays;
-		// collecting at half of it rather than all of it again costs no
-		// CPU that shows (a million self-tagged records reprocessed: 10.4
-		// CPU s at 100 and at 50) and 55 MB less peak RSS (374 to 319).
+		// In a store of versions before 2026-12-02 the server's live heap
+		// is mostly its subject index (a subject a self-tagged record),
+		// which stays; collecting at half of it rather than all of it
+		// again costs no CPU that shows (a million such records
+		// reprocessed: 10.4 CPU s at 100 and at 50) and 55 MB less peak
+		// RSS (374 to 319).
 		debug.SetGCPercent(50)
 	}
 	// A server of the folder still stopping (the child of a command that

@@ -63,9 +63,9 @@ func (c cli) reprocess(args []string) int {
 		return c.usageError(err)
 	}
 	if cfg.NATS.EmbeddedProcess == pipeline.EmbeddedAuto {
-		// The server in a process of its own: its index of a subject a
-		// record is then not in the heap this batch work's collector walks
-		// under the memory limit (see pipeline.EmbeddedAuto).
+		// The server in a process of its own: what it reads and caches is
+		// then not in the heap this batch work's collector walks under the
+		// memory limit (see pipeline.EmbeddedAuto).
 		cfg.NATS.EmbeddedProcess = pipeline.EmbeddedAlways
 	}
 	limit := os.Getenv("GOMEMLIMIT") == ""
@@ -86,8 +86,9 @@ func (c cli) reprocess(args []string) int {
 		// the server inside (embedded_process never): the 80 MiB were
 		// measured with the server of a million raw records, which keeps
 		// about 9 MiB live. What a server keeps beyond that comes on top, three
-		// times over: its index of a stream's subjects (one a self-tagged
-		// record: about 100 MiB a million records) is live for the whole
+		// times over: its index of a stream's subjects (in a store of
+		// versions before 2026-12-02, one a self-tagged record: about 100
+		// MiB a million records) is live for the whole
 		// run and each collection walks it, so the collector must run
 		// seldom. A million self-tagged records, user CPU s / collections
 		// / peak RSS (load 8), at 80 MiB plus the index once: 160 / - /

@@ -606,12 +606,12 @@ func waitOutDuplicateWindow(ctx context.Context, bus *pipeline.Bus, stored strin
 func reprocess(bin, shared, dir string, n int) ([]row, error) {
 	data, out, again := filepath.Join(shared, "data"), filepath.Join(dir, "out"), filepath.Join(dir, "again")
 	runs := []struct {
-		name string
-		args []string
+		name, out string
+		args      []string
 	}{
-		{"stream -> new", []string{"--data", data, "--out", out}},
-		{"stream -> over", []string{"--data", data, "--out", out}},
-		{"folder", []string{"--from", out, "--out", again}},
+		{"stream -> new", out, []string{"--data", data, "--out", out}},
+		{"stream -> over", out, []string{"--data", data, "--out", out}},
+		{"folder", again, []string{"--from", out, "--out", again}},
 	}
 	var rows []row
 	for _, r := range runs {
@@ -619,6 +619,10 @@ func reprocess(bin, shared, dir string, n int) ([]row, error) {
 		f, err := runMeasured(dir, nil, n, bin, append([]string{"reprocess", "--log-level", "info", "--log-format", "json"}, r.args...)...)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", r.name, err)
+		}
+		// A speed is worth something only if every record was written.
+		if got, err := countLines(r.out); err != nil || got != n {
+			return nil, fmt.Errorf("%s: %d lines in the output (%v), want %d", r.name, got, err, n)
 		}
 		rows = append(rows, row{r.name, f})
 	}
