@@ -31,8 +31,10 @@ type PaperJob struct {
 	// the hub's crawl worked it out ("" otherwise).
 	ID string
 	// Known are the pages the paper's record was last built from, with
-	// their validators, when the hub's crawl knew them; nil when it did
-	// not, and they are then looked up in History.
+	// their validators, as the hub's crawl found them: empty (not nil)
+	// when it found none, and the record is then built again in full; nil
+	// when it could not say (a task of an older version, or the hub's first
+	// crawl by this one), and they are then looked up in History.
 	Known []SourcePage
 }
 

@@ -71,7 +71,7 @@ func openHTTPCache(ctx context.Context, js jetstream.JetStream, replicas int, ma
 	var hubs jetstream.ObjectStore
 	err := rideOut(ctx, func(ctx context.Context) (err error) {
 		kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket: BucketHTTP, Description: "citecrawl conditional requests: validators per URL, pages per record",
+			Bucket: BucketHTTP, Description: "citecrawl conditional requests: validators per hub URL (pages per record from versions before 2026-12-02)",
 			Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
 		})
 		return err
@@ -91,7 +91,7 @@ func openHTTPCache(ctx context.Context, js jetstream.JetStream, replicas int, ma
 	}
 	err = rideOut(ctx, func(ctx context.Context) (err error) {
 		hubs, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-			Bucket: BucketHubs, Description: "citecrawl hub memberships: the papers each hub listed at its last crawl",
+			Bucket: BucketHubs, Description: "citecrawl hub memberships: the papers each hub listed at its last crawl, and the pages of their records",
 			Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
 		})
 		return err

@@ -198,10 +198,7 @@ func (h *fetchHandler) hub(ctx context.Context, t Task) (Outcome, error) {
 	if err != nil || c.NotModified {
 		return Outcome{}, err
 	}
-	keep, err := h.knownPages(ctx, c)
-	if err != nil {
-		return Outcome{}, err
-	}
+	keep := h.knownPages(ctx, c)
 	tasks, err := paperTasks(t.RunID, c.Papers, h.taskSize(t.hubJob(), len(c.Papers)), h.maxPayload)
 	if err != nil {
 		return Outcome{}, err
@@ -223,14 +220,19 @@ func (h *fetchHandler) hub(ctx context.Context, t Task) (Outcome, error) {
 // knownPages gives each paper of c that its hub listed before the pages
 // its record was last built from, as the hub's records carry them (see
 // hubPages), and returns the step that keeps them for the hub's next
-// crawl, to take once the papers' tasks are stored.
-func (h *fetchHandler) knownPages(ctx context.Context, c *ingest.HubCrawl) ([]func(context.Context) error, error) {
+// crawl, to take once the papers' tasks are stored. When they cannot be
+// read the crawl goes on without them: its papers are looked up one by
+// one as older versions kept them, or built again in full.
+func (h *fetchHandler) knownPages(ctx context.Context, c *ingest.HubCrawl) []func(context.Context) error {
 	if h.bus == nil || h.bus.cache == nil {
-		return nil, nil
+		return nil
 	}
 	hp, err := loadHubPages(ctx, h.bus, c.Hub.ID)
 	if err != nil {
-		return nil, err
+		if ctx.Err() == nil {
+			h.log.Warn().Err(err).Str("hub", c.Hub.ID).Msg("the pages of the hub's records could not be read; its papers are looked up one by one")
+		}
+		return nil
 	}
 	ids := make([]string, len(c.Papers))
 	for i := range c.Papers {
@@ -240,7 +242,7 @@ func (h *fetchHandler) knownPages(ctx context.Context, c *ingest.HubCrawl) ([]fu
 			p.Known = hp.known(p.ID)
 		}
 	}
-	return []func(context.Context) error{func(ctx context.Context) error { return hp.keep(ctx, h.bus, c.Hub.ID, ids) }}, nil
+	return []func(context.Context) error{func(ctx context.Context) error { return hp.keep(ctx, h.bus, c.Hub.ID, ids) }}
 }
 
 // papers builds the records of a papers task's papers in turn. A paper

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	json "github.com/goccy/go-json"
 	"github.com/nats-io/nats.go/jetstream"
@@ -24,17 +25,30 @@ import (
 // now, as one object of BucketHubs. The broker so holds one subject per
 // hub, not one per record, and a crawl reads what changed since the last.
 type hubPages struct {
-	// Raw and Tagged are the last sequences read on the raw and tagged
-	// streams.
-	Raw    uint64                 `json:"raw"`
-	Tagged uint64                 `json:"tagged"`
+	// Raw and Tagged are how far the raw and tagged streams were read.
+	Raw    streamMark             `json:"raw"`
+	Tagged streamMark             `json:"tagged"`
 	Record map[string]recordPages `json:"records"`
+	// fresh says nothing was kept for the hub (its first crawl by this
+	// version): a record not read is then looked up as older versions
+	// kept it (ingest.History.RecordPages).
+	fresh bool
 	// changed says whether this crawl read anything new.
 	changed bool
 }
 
+// streamMark is the last sequence read on a stream, and when the stream
+// was made: a stream made again starts its sequences again, and is read
+// from its start.
+type streamMark struct {
+	Seq     uint64    `json:"seq"`
+	Created time.Time `json:"created"`
+}
+
 // recordPages are one record's pages, as of the version stored at At
-// (Unix nanoseconds): of two versions read, the later wins.
+// (Unix nanoseconds): of two versions read, the later wins. A version
+// stored without them (over the message limit, or a gone record) leaves
+// Pages empty: the record is built again in full.
 type recordPages struct {
 	At    int64        `json:"at"`
 	Pages []validators `json:"pages"`
@@ -51,22 +65,19 @@ func loadHubPages(ctx context.Context, bus *Bus, hubID string) (*hubPages, error
 	b, err := bus.cache.hubs.GetBytes(ctx, hubPagesObject(hubID))
 	switch {
 	case errors.Is(err, jetstream.ErrObjectNotFound):
+		hp.fresh = true
 	case err != nil:
 		return nil, fmt.Errorf("pages of hub %s: %w", hubID, err)
 	case json.Unmarshal(b, hp) != nil:
 		// Unreadable: read the streams again from their start.
 		bus.log.Warn().Str("hub", hubID).Msg("the pages kept for the hub are unreadable; reading its records again")
-		hp = &hubPages{}
+		hp = &hubPages{fresh: true}
 	}
 	if hp.Record == nil {
 		hp.Record = map[string]recordPages{}
 	}
 	merge := func(m jetstream.Msg) error {
 		h := m.Headers()
-		pages := h.Get(HeaderPages)
-		if pages == "" {
-			return nil // a gone record, or one whose pages did not fit
-		}
 		meta, err := m.Metadata()
 		if err != nil {
 			return err
@@ -76,19 +87,32 @@ func loadHubPages(ctx context.Context, bus *Bus, hubID string) (*hubPages, error
 		if kept, ok := hp.Record[id]; id == "" || ok && kept.At > at {
 			return nil
 		}
+		pages := h.Get(HeaderPages)
+		if pages == "" && hp.fresh {
+			// Stored by an older version, which kept the pages of a raw
+			// record in the bucket: left to RecordPages.
+			return nil
+		}
 		hp.Record[id] = recordPages{At: at, Pages: pagesOf(decodePages([]byte(pages)))}
 		return nil
 	}
 	for _, part := range []struct {
 		stream, filter string
-		after          *uint64
+		mark           *streamMark
 	}{{StreamRaw, RawSubject(hubID), &hp.Raw}, {StreamTagged, hubSelfTagged(hubID), &hp.Tagged}} {
-		last, err := readHeaders(ctx, bus, part.stream, part.filter, *part.after, merge)
+		s, err := bus.JS.Stream(ctx, part.stream)
 		if err != nil {
 			return nil, fmt.Errorf("pages of hub %s on %s: %w", hubID, part.stream, err)
 		}
-		hp.changed = hp.changed || last != *part.after
-		*part.after = last
+		if created := s.CachedInfo().Created; !created.Equal(part.mark.Created) {
+			*part.mark = streamMark{Created: created}
+		}
+		last, err := readHeaders(ctx, bus, part.stream, part.filter, part.mark.Seq, merge)
+		if err != nil {
+			return nil, fmt.Errorf("pages of hub %s on %s: %w", hubID, part.stream, err)
+		}
+		hp.changed = hp.changed || last != part.mark.Seq
+		part.mark.Seq = last
 	}
 	return hp, nil
 }
@@ -100,10 +124,13 @@ func recordOfMsgID(msgID string) string {
 	return id
 }
 
-// known are the pages of record id, nil when none were read.
+// known are the pages of record id for its paper's job: empty when none
+// are known, so that it is built again in full, or nil on the hub's first
+// crawl by this version, so that it is looked up as older versions kept
+// it (see ingest.PaperJob.Known).
 func (hp *hubPages) known(id string) []ingest.SourcePage {
 	kept, ok := hp.Record[id]
-	if !ok {
+	if !ok && hp.fresh {
 		return nil
 	}
 	return sourcePages(kept.Pages)

@@ -95,4 +95,20 @@ func TestRecrawlFindsEveryRecordsPagesOnOneSubjectPerHub(t *testing.T) {
 	if got := len(readOut(t, cfg.Sink.Out)); got != n+1 {
 		t.Fatalf("%d lines in the output, want %d: every record and the changed one's new version", got, n+1)
 	}
+
+	// The second crawl kept what it read; the third reads that and what
+	// was stored since (the changed paper's new version).
+	if _, err := bus.cache.hubs.GetInfo(ctx, hubPagesObject(hub.ID)); err != nil {
+		t.Fatalf("the pages of the hub were not kept: %v", err)
+	}
+	papers = slices.Clone(hub.Papers)
+	papers[1].Summary = "Another rewritten summary, on an Overton window of answers."
+	hub.Papers = papers
+	site.SetHubs(hub)
+	if published, _ := crawl("third"); published != 1 {
+		t.Fatalf("after one more paper changed, the third crawl published %d records, want 1", published)
+	}
+	if got := len(readOut(t, cfg.Sink.Out)); got != n+2 {
+		t.Fatalf("%d lines in the output, want %d", got, n+2)
+	}
 }

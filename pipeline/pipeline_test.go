@@ -658,36 +658,52 @@ func TestSelfTaggedRawRecordDoesNotHideTheRetry(t *testing.T) {
 // A record keeps the pages it was built from in its own message, raw or
 // self-tagged, and the hub's next crawl finds them there (hubPages), the
 // later of two versions winning; it reads only what was stored since, and
-// keeps only the papers the hub still lists. A record an older version
-// kept in the bucket alone is found there (RecordPages).
+// keeps only the papers the hub still lists. A later version without
+// pages (over the message limit) says the record is to be built in full.
+// On the hub's first crawl by this version, a record an older version kept
+// in the bucket is left to RecordPages; from the next, nothing is. A
+// stream made again is read from its start.
 func TestRecordsCarryTheirPagesToTheHubsNextCrawl(t *testing.T) {
 	bus, cl, r := untaggedRecord(t)
 	ctx := context.Background()
 	page := func(u, etag string) []ingest.SourcePage {
 		return []ingest.SourcePage{{URL: u, Validator: ingest.Validator{ETag: etag}}}
 	}
+	version := 0
 	publish := func(h *fetchHandler, id string, pages []ingest.SourcePage) {
 		t.Helper()
 		rec := r
 		rec.ID = id
-		rec.Paper.Title += id + pages[0].ETag // a version of its own: not dropped as a duplicate
+		version++
+		rec.Paper.Title += fmt.Sprint(id, version) // a version of its own: not dropped as a duplicate
 		outs, err := h.records("run-1", &rec, ChangeNew)
 		if err != nil || len(outs) != 1 {
 			t.Fatalf("%+v (%v)", outs, err)
 		}
-		if err := h.carryPages(&outs[0], id, pages); err != nil {
-			t.Fatal(err)
+		if pages != nil {
+			if err := h.carryPages(&outs[0], id, pages); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if err := bus.PublishAll(ctx, outs); err != nil {
 			t.Fatal(err)
 		}
 	}
+	etag := func(hp *hubPages, id string) string {
+		t.Helper()
+		got := hp.known(id)
+		if len(got) != 1 {
+			t.Fatalf("pages of %s: %+v, want one", id, got)
+		}
+		return got[0].ETag
+	}
 	self := &fetchHandler{tagger: cl, maxPayload: bus.NC.MaxPayload(), bus: bus}
 	alone := &fetchHandler{maxPayload: bus.NC.MaxPayload(), bus: bus}
-	publish(alone, "cc1-a", page("https://example.org/a-old", `"1"`))
-	publish(self, "cc1-a", page("https://example.org/a-new", `"2"`)) // later, self-tagged
+	publish(self, "cc1-a", page("https://example.org/a-old", `"1"`))
+	publish(alone, "cc1-a", page("https://example.org/a-new", `"2"`)) // later, raw: read first, yet it wins
 	publish(self, "cc1-b", page("https://example.org/b", `"3"`))
 	publish(self, "cc1-gone", page("https://example.org/gone", `"4"`))
+	publish(alone, "cc1-c", nil) // a raw record of an older version, its pages in the bucket
 	legacy := Out{Subject: "$KV." + BucketHTTP + ".record.cc1-c", Data: []byte(`[{"url":"https://example.org/c","etag":"\"5\""}]`)}
 	// A self-tagged record as versions before 2026-12-02 stored it: on a
 	// subject of its own.
@@ -701,17 +717,17 @@ func TestRecordsCarryTheirPagesToTheHubsNextCrawl(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := hp.known("cc1-a"); len(got) != 1 || got[0].URL != "https://example.org/a-new" || got[0].ETag != `"2"` {
-		t.Fatalf("pages of cc1-a: %+v, want the later version's", got)
+	if got := etag(hp, "cc1-a"); got != `"2"` {
+		t.Fatalf("pages of cc1-a: ETag %s, want the later version's", got)
 	}
-	if got := hp.known("cc1-b"); len(got) != 1 || got[0].ETag != `"3"` {
-		t.Fatalf("pages of cc1-b: %+v", got)
+	if got := etag(hp, "cc1-b"); got != `"3"` {
+		t.Fatalf("pages of cc1-b: ETag %s", got)
 	}
-	if got := hp.known("cc1-d"); len(got) != 1 || got[0].ETag != `"7"` {
-		t.Fatalf("pages of cc1-d, self-tagged on a subject of its own: %+v", got)
+	if got := etag(hp, "cc1-d"); got != `"7"` {
+		t.Fatalf("pages of cc1-d, self-tagged on a subject of its own: ETag %s", got)
 	}
 	if got := hp.known("cc1-c"); got != nil {
-		t.Fatalf("pages of cc1-c, kept in the bucket alone: %+v, want none from the streams", got)
+		t.Fatalf("pages of cc1-c, kept in the bucket alone: %+v, want it left to RecordPages (nil)", got)
 	}
 	if got := bus.cache.RecordPages(ctx, "cc1-c"); len(got) != 1 || got[0].ETag != `"5"` {
 		t.Fatalf("pages of cc1-c in the bucket: %+v", got)
@@ -720,28 +736,52 @@ func TestRecordsCarryTheirPagesToTheHubsNextCrawl(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The next crawl reads what was kept and what was stored since.
+	// The next crawl reads what was kept and what was stored since: a new
+	// version of b with pages, one of d without.
 	publish(self, "cc1-b", page("https://example.org/b", `"6"`))
+	publish(self, "cc1-d", nil)
 	again, err := loadHubPages(ctx, bus, "hub-x")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := again.known("cc1-b"); len(got) != 1 || got[0].ETag != `"6"` {
-		t.Fatalf("pages of cc1-b at the next crawl: %+v, want the version stored since", got)
+	if got := etag(again, "cc1-b"); got != `"6"` {
+		t.Fatalf("pages of cc1-b at the next crawl: ETag %s, want the version stored since", got)
 	}
-	if got := again.known("cc1-a"); len(got) != 1 || got[0].ETag != `"2"` {
-		t.Fatalf("pages of cc1-a at the next crawl: %+v, want those kept", got)
+	if got := etag(again, "cc1-a"); got != `"2"` {
+		t.Fatalf("pages of cc1-a at the next crawl: ETag %s, want those kept", got)
 	}
-	if got := again.known("cc1-gone"); got != nil {
-		t.Fatalf("pages of a paper the hub no longer lists: %+v", got)
+	for _, id := range []string{"cc1-d", "cc1-c", "cc1-gone"} {
+		if got := again.known(id); got == nil || len(got) != 0 {
+			t.Fatalf("pages of %s at the next crawl: %+v, want none (an empty list: built in full, not looked up)", id, got)
+		}
 	}
 	if len(again.Record) != 3 {
-		t.Fatalf("%d records kept, want the 3 listed with pages", len(again.Record))
+		t.Fatalf("%d records kept, want the 3 listed that were read (a, b, d)", len(again.Record))
 	}
-	if _, err := readHeaders(ctx, bus, StreamTagged, hubSelfTagged("hub-x"), again.Tagged, func(jetstream.Msg) error {
+	if _, err := readHeaders(ctx, bus, StreamTagged, hubSelfTagged("hub-x"), again.Tagged.Seq, func(jetstream.Msg) error {
 		return errors.New("read again")
 	}); err != nil {
 		t.Fatalf("the next crawl's mark leaves messages unread: %v", err)
+	}
+	if err := again.keep(ctx, bus, "hub-x", []string{"cc1-a", "cc1-b", "cc1-d"}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The tagged stream is made again: its sequences start again, under
+	// the mark kept.
+	if err := bus.JS.DeleteStream(ctx, StreamTagged); err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.ensureStreams(ctx); err != nil {
+		t.Fatal(err)
+	}
+	publish(self, "cc1-b", page("https://example.org/b", `"8"`))
+	remade, err := loadHubPages(ctx, bus, "hub-x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := etag(remade, "cc1-b"); got != `"8"` {
+		t.Fatalf("pages of cc1-b once the stream was made again: ETag %s, want the version stored there", got)
 	}
 }
 

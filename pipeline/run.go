@@ -574,8 +574,9 @@ func countHeaders(ctx context.Context, bus *Bus, stream, filter string, after ui
 
 // readHeaders hands each message on stream (those matching filter, when
 // not "") stored after sequence after, headers only, to each, in order. It
-// returns the sequence it read up to: the last there was when it began,
-// or after when there was nothing new.
+// returns the sequence it read up to: the last there was when it began
+// (or the last left, should that one have aged out meanwhile), or after
+// when there was nothing new.
 func readHeaders(ctx context.Context, bus *Bus, stream, filter string, after uint64, each func(jetstream.Msg) error) (uint64, error) {
 	last, err := lastSeqOf(ctx, bus, stream, filter)
 	if err != nil || last <= after {
@@ -583,6 +584,7 @@ func readHeaders(ctx context.Context, bus *Bus, stream, filter string, after uin
 	}
 	cc := jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: after + 1, HeadersOnly: true,
+		InactiveThreshold: apiTimeout, // should the delete below not be heard
 	}
 	if filter != "" {
 		cc.FilterSubjects = []string{filter}
@@ -595,7 +597,12 @@ func readHeaders(ctx context.Context, bus *Bus, stream, filter string, after uin
 	if err != nil {
 		return after, err
 	}
-	defer it.Stop()
+	defer func() {
+		it.Stop()
+		// A hub's crawl reads this way: its consumers are not left for the
+		// server to drop after their inactive threshold.
+		_ = bus.JS.DeleteConsumer(context.WithoutCancel(ctx), stream, cons.CachedInfo().Name)
+	}()
 	for {
 		m, err := it.Next(jetstream.NextMaxWait(apiTimeout))
 		if err != nil {
@@ -608,8 +615,8 @@ func readHeaders(ctx context.Context, bus *Bus, stream, filter string, after uin
 		if err != nil {
 			return after, err
 		}
-		if meta.Sequence.Stream >= last {
-			return last, nil
+		if meta.Sequence.Stream >= last || meta.NumPending == 0 {
+			return max(meta.Sequence.Stream, after), nil
 		}
 	}
 }

@@ -75,8 +75,9 @@ type Task struct {
 	// ingest.PaperJob); a task without it looks its record up.
 	New bool `json:"new,omitempty"`
 	// Known are the pages the paper's record was last built from (see
-	// ingest.PaperJob); a task without them looks them up.
-	Known []validators `json:"known,omitempty"`
+	// ingest.PaperJob), an empty list when there are none to ask; a task
+	// without them looks them up.
+	Known *[]validators `json:"known,omitempty"`
 	// NotBefore (Unix milliseconds) is when a paper task queued again
 	// after failing in a papers task may be tried: its backoff, or the
 	// Retry-After its server asked for (see fetchHandler.alone).
@@ -87,7 +88,7 @@ type Task struct {
 type TaskPaperItem struct {
 	Paper TaskCitingPaper `json:"paper"`
 	New   bool            `json:"new,omitempty"`   // as Task.New
-	Known []validators    `json:"known,omitempty"` // as Task.Known
+	Known *[]validators   `json:"known,omitempty"` // as Task.Known
 }
 
 // TaskCitingPaper is a citing paper as a paper task carries it.
@@ -282,21 +283,23 @@ func (t Task) paperJobs() ([]ingest.PaperJob, error) {
 }
 
 // job is the crawler's job for paper p of t (which has its hub).
-func (t Task) job(p TaskCitingPaper, isNew bool, known []validators) ingest.PaperJob {
+func (t Task) job(p TaskCitingPaper, isNew bool, known *[]validators) ingest.PaperJob {
 	j := ingest.PaperJob{Hub: *t.Hub, HubMissing: t.HubMissing, HubSource: t.HubSource, Paper: p.citingPaper(),
 		Depth: t.Depth, CrawlID: t.RunID, ArxivBase: t.ArxivBase, Shared: t.Shared, New: isNew}
 	if known != nil {
-		j.Known = sourcePages(known)
+		j.Known = sourcePages(*known) // empty, not nil, when there are none
 	}
 	return j
 }
 
-// knownOf are the known pages of j as a task carries them.
-func knownOf(j ingest.PaperJob) []validators {
+// knownOf are the known pages of j as a task carries them: nil when the
+// hub's crawl did not say, an empty list when it knew of none.
+func knownOf(j ingest.PaperJob) *[]validators {
 	if j.Known == nil {
 		return nil
 	}
-	return pagesOf(j.Known)
+	v := pagesOf(j.Known)
+	return &v
 }
 
 // taskPaperOf and citingPaper translate between the parser's type and the

@@ -98,8 +98,10 @@ func TestTaskBadInput(t *testing.T) {
 }
 
 // A hub's papers go out as papers tasks of papersPerTask papers, in the
-// hub's order, each paper with its own New; the same papers give the same
-// message ids; a task over the broker's limit is split until it fits.
+// hub's order, each paper with its own New and Known (none said, none
+// known, or some); the same papers give the same message ids; a task over
+// the broker's limit is split until it fits. A paper task of one paper
+// keeps its Known too.
 func TestPapersTasks(t *testing.T) {
 	hub := record.Hub{URL: "https://pith.science/citations/11111111-2222-3333-4444-555555555555", ID: "11111111-2222-3333-4444-555555555555", Title: "W"}
 	var jobs []ingest.PaperJob
@@ -107,6 +109,25 @@ func TestPapersTasks(t *testing.T) {
 		jobs = append(jobs, ingest.PaperJob{Hub: hub, HubMissing: []string{"hub.abstract"}, HubSource: hub.URL, Depth: 1, CrawlID: "run1",
 			ArxivBase: "http://127.0.0.1:1", Shared: true, New: i%3 == 0,
 			Paper: ingest.CitingPaper{Title: fmt.Sprint("Paper ", i), Summary: strings.Repeat("s", 400), PithID: fmt.Sprintf("P%025d", i), URL: fmt.Sprintf("/pith/P%025d", i)}})
+		switch i % 3 {
+		case 1:
+			jobs[i].Known = []ingest.SourcePage{{URL: fmt.Sprint("https://pith.science/api/", i), Validator: ingest.Validator{ETag: `"e"`, LastModified: "Mon, 30 Nov 2026 10:00:00 GMT"}}}
+		case 2:
+			jobs[i].Known = []ingest.SourcePage{} // none known: built in full, not looked up
+		}
+	}
+	for _, j := range jobs[1:3] {
+		o, err := paperTask("run1", j, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		task, err := DecodeTask(o.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if back, err := task.paperJob(); err != nil || !reflect.DeepEqual(back.Known, j.Known) {
+			t.Fatalf("paper task's known pages %#v (%v), want %#v", back.Known, err, j.Known)
+		}
 	}
 	decoded := func(outs []Out) []ingest.PaperJob {
 		t.Helper()
