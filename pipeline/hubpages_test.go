@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 
+	"github.com/citecrawl/citecrawl/ingest"
 	"github.com/citecrawl/citecrawl/ingest/snapshot"
 )
 
@@ -110,5 +112,37 @@ func TestRecrawlFindsEveryRecordsPagesOnOneSubjectPerHub(t *testing.T) {
 	}
 	if got := len(readOut(t, cfg.Sink.Out)); got != n+2 {
 		t.Fatalf("%d lines in the output, want %d", got, n+2)
+	}
+}
+
+// A hub whose records' pages cannot be read (here the broker connection is
+// gone once the hub page is fetched) is crawled all the same: its papers'
+// tasks go out without pages, to be looked up one by one or built in full.
+func TestHubCrawlGoesOnWhenItsPagesCannotBeRead(t *testing.T) {
+	site := snapshot.New(snapshot.StyleCards, snapshot.Generated(5))
+	web := startSite(t, site)
+	cfg := testConfig(t, t.TempDir(), site.HubURLs(web.URL))
+	bus := openBus(t, cfg)
+	defer bus.Close()
+	env := testEnv()
+	env.defaults()
+	cr, err := newCrawler(cfg, ingest.NewFetcher(cfg.Fetch, zerolog.Nop()), bus.cache, env, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &fetchHandler{crawler: cr, stats: env.Stats, bus: bus, hold: &hold{}, maxPayload: bus.NC.MaxPayload(),
+		policy: cfg.Stages.Policy(), now: env.Now, log: zerolog.Nop()}
+	task, err := HubTask("run-1", cfg.Hubs[0], 0, cfg.FullText.ArxivBase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	decoded, err := DecodeTask(task.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus.NC.Close()
+	out, err := h.hub(context.Background(), decoded)
+	if err != nil || len(out.Outs) == 0 {
+		t.Fatalf("hub crawl: %d messages (%v), want its papers' tasks", len(out.Outs), err)
 	}
 }
