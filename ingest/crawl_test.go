@@ -515,6 +515,18 @@ func TestBuildPaperUnchanged(t *testing.T) {
 	if changed.Unchanged || !changed.Known || changed.Record.FullText.Status != record.FullTextOK {
 		t.Fatalf("after a change: unchanged %v, known %v, full text %+v", changed.Unchanged, changed.Known, changed.Record.FullText)
 	}
+	// The hub's crawl hands the job its pages: they are asked, not looked
+	// up; an empty list (the hub listed the paper, no pages known) builds
+	// it in full, as a change.
+	handed := s.job(paperB)
+	handed.Known = changed.Pages
+	if again := build(t, c, handed); !again.Unchanged {
+		t.Fatal("the pages handed by the hub's crawl did not change, yet rebuilt")
+	}
+	handed.Known = []SourcePage{}
+	if full := build(t, c, handed); full.Unchanged || !full.Known {
+		t.Fatalf("no pages known for a paper the hub listed: unchanged %v, known %v; want built in full, as a change", full.Unchanged, full.Known)
+	}
 }
 
 // Discovery follows hub links within the depth, the allowed hosts and the

@@ -97,7 +97,10 @@ func (c *Crawler) BuildPaper(ctx context.Context, job PaperJob) (*PaperBuild, er
 	if err != nil {
 		return nil, err
 	}
-	return &PaperBuild{Record: r, Known: len(known) > 0, Discovered: more, Pages: b.fetched}, nil
+	// Listed by the hub before (its crawl said so with Known), or found:
+	// a change, not a new paper.
+	wasBuilt := len(known) > 0 || job.Known != nil && !job.New
+	return &PaperBuild{Record: r, Known: wasBuilt, Discovered: more, Pages: b.fetched}, nil
 }
 
 // unchanged asks every page the record was last built from whether it

@@ -220,18 +220,18 @@ func (h *fetchHandler) hub(ctx context.Context, t Task) (Outcome, error) {
 // knownPages gives each paper of c that its hub listed before the pages
 // its record was last built from, as the hub's records carry them (see
 // hubPages), and returns the step that keeps them for the hub's next
-// crawl, to take once the papers' tasks are stored. When they cannot be
-// read the crawl goes on without them: its papers are looked up one by
-// one as older versions kept them, or built again in full.
+// crawl, to take once the papers' tasks are stored. When the streams
+// cannot be read the crawl goes on with what the last one kept, and a
+// paper whose newer version was not read is built again in full.
 func (h *fetchHandler) knownPages(ctx context.Context, c *ingest.HubCrawl) []func(context.Context) error {
 	if h.bus == nil || h.bus.cache == nil {
 		return nil
 	}
-	hp, err := loadHubPages(ctx, h.bus, c.Hub.ID)
-	if err != nil {
-		if ctx.Err() == nil {
-			h.log.Warn().Err(err).Str("hub", c.Hub.ID).Msg("the pages of the hub's records could not be read; its papers are looked up one by one")
-		}
+	hp, err := loadHubPages(ctx, h.bus, c.Hub.ID, pagesWait)
+	if err != nil && ctx.Err() == nil {
+		h.log.Warn().Err(err).Str("hub", c.Hub.ID).Msg("the pages of the hub's newest records could not be read; those papers are built again in full")
+	}
+	if hp == nil {
 		return nil
 	}
 	ids := make([]string, len(c.Papers))
@@ -242,8 +242,15 @@ func (h *fetchHandler) knownPages(ctx context.Context, c *ingest.HubCrawl) []fun
 			p.Known = hp.known(p.ID)
 		}
 	}
+	if err != nil {
+		return nil // the next crawl reads again what this one could not
+	}
 	return []func(context.Context) error{func(ctx context.Context) error { return hp.keep(ctx, h.bus, c.Hub.ID, ids) }}
 }
+
+// pagesWait bounds the read of a hub's pages object: one whose chunks are
+// gone would otherwise be waited for as long as the hub's crawl runs.
+const pagesWait = 30 * time.Second
 
 // papers builds the records of a papers task's papers in turn. A paper
 // that fails does not fail the others, whose records go out with the

@@ -48,10 +48,15 @@ type streamMark struct {
 // recordPages are one record's pages, as of the version stored at At
 // (Unix nanoseconds): of two versions read, the later wins. A version
 // stored without them (over the message limit, or a gone record) leaves
-// Pages empty: the record is built again in full.
+// Pages empty: the record is built again in full. Lookup says they are to
+// be looked up as versions before 2026-12-02 kept them, in the bucket
+// (ingest.History.RecordPages), until a version of this one is read: so
+// it is for a paper the hub's first crawl by this version found no
+// version of, or only an older version's raw record, which has no header.
 type recordPages struct {
-	At    int64        `json:"at"`
-	Pages []validators `json:"pages"`
+	At     int64        `json:"at"`
+	Pages  []validators `json:"pages"`
+	Lookup bool         `json:"lookup,omitempty"`
 }
 
 func hubPagesObject(hubID string) string { return "pages." + hubID }
@@ -59,19 +64,24 @@ func hubPagesObject(hubID string) string { return "pages." + hubID }
 // loadHubPages is what the last crawl of hub hubID kept, brought up to
 // date with the records stored since. A hub crawled for the first time by
 // this version reads every record of it still on the streams, including
-// the self-tagged ones older versions stored on a subject each.
-func loadHubPages(ctx context.Context, bus *Bus, hubID string) (*hubPages, error) {
+// the self-tagged ones older versions stored on a subject each; so does one
+// whose object cannot be read (within wait), which is written anew. When
+// the streams cannot be read, it returns what was kept with the error.
+func loadHubPages(ctx context.Context, bus *Bus, hubID string, wait time.Duration) (*hubPages, error) {
 	hp := &hubPages{}
-	b, err := bus.cache.hubs.GetBytes(ctx, hubPagesObject(hubID))
+	octx, cancel := context.WithTimeout(ctx, wait)
+	b, err := bus.cache.hubs.GetBytes(octx, hubPagesObject(hubID))
+	cancel()
 	switch {
 	case errors.Is(err, jetstream.ErrObjectNotFound):
 		hp.fresh = true
-	case err != nil:
-		return nil, fmt.Errorf("pages of hub %s: %w", hubID, err)
-	case json.Unmarshal(b, hp) != nil:
-		// Unreadable: read the streams again from their start.
-		bus.log.Warn().Str("hub", hubID).Msg("the pages kept for the hub are unreadable; reading its records again")
-		hp = &hubPages{fresh: true}
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case err != nil || json.Unmarshal(b, hp) != nil:
+		// Unreadable (or its chunks gone): the records' headers are still
+		// on the streams; read them again from their start.
+		bus.log.Warn().Err(err).Str("hub", hubID).Msg("the pages kept for the hub are unreadable; reading its records again")
+		hp = &hubPages{fresh: true, changed: true}
 	}
 	if hp.Record == nil {
 		hp.Record = map[string]recordPages{}
@@ -89,8 +99,9 @@ func loadHubPages(ctx context.Context, bus *Bus, hubID string) (*hubPages, error
 		}
 		pages := h.Get(HeaderPages)
 		if pages == "" && hp.fresh {
-			// Stored by an older version, which kept the pages of a raw
-			// record in the bucket: left to RecordPages.
+			// Maybe stored by an older version, which kept the pages of a
+			// raw record in the bucket.
+			hp.Record[id] = recordPages{At: at, Lookup: true}
 			return nil
 		}
 		hp.Record[id] = recordPages{At: at, Pages: pagesOf(decodePages([]byte(pages)))}
@@ -102,14 +113,14 @@ func loadHubPages(ctx context.Context, bus *Bus, hubID string) (*hubPages, error
 	}{{StreamRaw, RawSubject(hubID), &hp.Raw}, {StreamTagged, hubSelfTagged(hubID), &hp.Tagged}} {
 		s, err := bus.JS.Stream(ctx, part.stream)
 		if err != nil {
-			return nil, fmt.Errorf("pages of hub %s on %s: %w", hubID, part.stream, err)
+			return hp, fmt.Errorf("pages of hub %s on %s: %w", hubID, part.stream, err)
 		}
 		if created := s.CachedInfo().Created; !created.Equal(part.mark.Created) {
 			*part.mark = streamMark{Created: created}
 		}
 		last, err := readHeaders(ctx, bus, part.stream, part.filter, part.mark.Seq, merge)
 		if err != nil {
-			return nil, fmt.Errorf("pages of hub %s on %s: %w", hubID, part.stream, err)
+			return hp, fmt.Errorf("pages of hub %s on %s: %w", hubID, part.stream, err)
 		}
 		hp.changed = hp.changed || last != part.mark.Seq
 		part.mark.Seq = last
@@ -124,13 +135,17 @@ func recordOfMsgID(msgID string) string {
 	return id
 }
 
-// known are the pages of record id for its paper's job: empty when none
-// are known, so that it is built again in full, or nil on the hub's first
-// crawl by this version, so that it is looked up as older versions kept
-// it (see ingest.PaperJob.Known).
+// known are the pages of record id, a paper the hub listed before, for
+// its job: empty when none are known, so that it is built again in full,
+// or nil when they are to be looked up as older versions kept them (see
+// recordPages.Lookup and ingest.PaperJob.Known).
 func (hp *hubPages) known(id string) []ingest.SourcePage {
 	kept, ok := hp.Record[id]
 	if !ok && hp.fresh {
+		kept = recordPages{Lookup: true}
+		hp.Record[id], hp.changed = kept, true
+	}
+	if kept.Lookup {
 		return nil
 	}
 	return sourcePages(kept.Pages)

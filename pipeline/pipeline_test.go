@@ -659,10 +659,11 @@ func TestSelfTaggedRawRecordDoesNotHideTheRetry(t *testing.T) {
 // self-tagged, and the hub's next crawl finds them there (hubPages), the
 // later of two versions winning; it reads only what was stored since, and
 // keeps only the papers the hub still lists. A later version without
-// pages (over the message limit) says the record is to be built in full.
-// On the hub's first crawl by this version, a record an older version kept
-// in the bucket is left to RecordPages; from the next, nothing is. A
-// stream made again is read from its start.
+// pages (over the message limit) says the record is to be built in full;
+// on the hub's first crawl by this version, that it is to be looked up as
+// an older version kept it, in the bucket (RecordPages), as is a record of
+// which only an older version's raw record is read, until a version with
+// pages is. A stream made again is read from its start.
 func TestRecordsCarryTheirPagesToTheHubsNextCrawl(t *testing.T) {
 	bus, cl, r := untaggedRecord(t)
 	ctx := context.Background()
@@ -704,6 +705,8 @@ func TestRecordsCarryTheirPagesToTheHubsNextCrawl(t *testing.T) {
 	publish(self, "cc1-b", page("https://example.org/b", `"3"`))
 	publish(self, "cc1-gone", page("https://example.org/gone", `"4"`))
 	publish(alone, "cc1-c", nil) // a raw record of an older version, its pages in the bucket
+	publish(self, "cc1-e", page("https://example.org/e", `"9"`))
+	publish(alone, "cc1-e", nil) // later, without pages
 	legacy := Out{Subject: "$KV." + BucketHTTP + ".record.cc1-c", Data: []byte(`[{"url":"https://example.org/c","etag":"\"5\""}]`)}
 	// A self-tagged record as versions before 2026-12-02 stored it: on a
 	// subject of its own.
@@ -713,7 +716,7 @@ func TestRecordsCarryTheirPagesToTheHubsNextCrawl(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	hp, err := loadHubPages(ctx, bus, "hub-x")
+	hp, err := loadHubPages(ctx, bus, "hub-x", pagesWait)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -726,13 +729,15 @@ func TestRecordsCarryTheirPagesToTheHubsNextCrawl(t *testing.T) {
 	if got := etag(hp, "cc1-d"); got != `"7"` {
 		t.Fatalf("pages of cc1-d, self-tagged on a subject of its own: ETag %s", got)
 	}
-	if got := hp.known("cc1-c"); got != nil {
-		t.Fatalf("pages of cc1-c, kept in the bucket alone: %+v, want it left to RecordPages (nil)", got)
+	for _, id := range []string{"cc1-c", "cc1-e", "cc1-f"} { // f: listed, no version read
+		if got := hp.known(id); got != nil {
+			t.Fatalf("pages of %s on the first crawl: %+v, want them left to RecordPages (nil)", id, got)
+		}
 	}
 	if got := bus.cache.RecordPages(ctx, "cc1-c"); len(got) != 1 || got[0].ETag != `"5"` {
 		t.Fatalf("pages of cc1-c in the bucket: %+v", got)
 	}
-	if err := hp.keep(ctx, bus, "hub-x", []string{"cc1-a", "cc1-b", "cc1-c", "cc1-d"}); err != nil {
+	if err := hp.keep(ctx, bus, "hub-x", []string{"cc1-a", "cc1-b", "cc1-c", "cc1-d", "cc1-e", "cc1-f"}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -740,7 +745,7 @@ func TestRecordsCarryTheirPagesToTheHubsNextCrawl(t *testing.T) {
 	// version of b with pages, one of d without.
 	publish(self, "cc1-b", page("https://example.org/b", `"6"`))
 	publish(self, "cc1-d", nil)
-	again, err := loadHubPages(ctx, bus, "hub-x")
+	again, err := loadHubPages(ctx, bus, "hub-x", pagesWait)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -750,13 +755,18 @@ func TestRecordsCarryTheirPagesToTheHubsNextCrawl(t *testing.T) {
 	if got := etag(again, "cc1-a"); got != `"2"` {
 		t.Fatalf("pages of cc1-a at the next crawl: ETag %s, want those kept", got)
 	}
-	for _, id := range []string{"cc1-d", "cc1-c", "cc1-gone"} {
+	for _, id := range []string{"cc1-d", "cc1-gone", "cc1-g"} { // g: listed now, never read
 		if got := again.known(id); got == nil || len(got) != 0 {
 			t.Fatalf("pages of %s at the next crawl: %+v, want none (an empty list: built in full, not looked up)", id, got)
 		}
 	}
-	if len(again.Record) != 3 {
-		t.Fatalf("%d records kept, want the 3 listed that were read (a, b, d)", len(again.Record))
+	for _, id := range []string{"cc1-c", "cc1-e", "cc1-f"} {
+		if got := again.known(id); got != nil {
+			t.Fatalf("pages of %s at the next crawl: %+v, want them still looked up (nil) until a version with pages is read", id, got)
+		}
+	}
+	if len(again.Record) != 6 {
+		t.Fatalf("%d records kept, want a to f, those the first crawl kept", len(again.Record))
 	}
 	if _, err := readHeaders(ctx, bus, StreamTagged, hubSelfTagged("hub-x"), again.Tagged.Seq, func(jetstream.Msg) error {
 		return errors.New("read again")
@@ -776,12 +786,38 @@ func TestRecordsCarryTheirPagesToTheHubsNextCrawl(t *testing.T) {
 		t.Fatal(err)
 	}
 	publish(self, "cc1-b", page("https://example.org/b", `"8"`))
-	remade, err := loadHubPages(ctx, bus, "hub-x")
+	remade, err := loadHubPages(ctx, bus, "hub-x", pagesWait)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := etag(remade, "cc1-b"); got != `"8"` {
 		t.Fatalf("pages of cc1-b once the stream was made again: ETag %s, want the version stored there", got)
+	}
+	if err := remade.keep(ctx, bus, "hub-x", []string{"cc1-a", "cc1-b"}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The kept object's chunks are lost: it is read again from the
+	// streams, not waited for, and written anew.
+	objects, err := bus.JS.Stream(ctx, "OBJ_"+BucketHubs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := objects.Purge(ctx, jetstream.WithPurgeSubject("$O."+BucketHubs+".C.>")); err != nil {
+		t.Fatal(err)
+	}
+	lost, err := loadHubPages(ctx, bus, "hub-x", time.Second)
+	if err != nil || !lost.fresh {
+		t.Fatalf("an object without its chunks: fresh %v (%v), want it read again from the streams", lost != nil && lost.fresh, err)
+	}
+	if got := etag(lost, "cc1-b"); got != `"8"` {
+		t.Fatalf("pages of cc1-b read again: ETag %s", got)
+	}
+	if err := lost.keep(ctx, bus, "hub-x", []string{"cc1-a", "cc1-b"}); err != nil {
+		t.Fatal(err)
+	}
+	if mended, err := loadHubPages(ctx, bus, "hub-x", time.Second); err != nil || mended.fresh {
+		t.Fatalf("the object written anew: fresh %v (%v), want it read", mended != nil && mended.fresh, err)
 	}
 }
 
@@ -872,7 +908,7 @@ func TestPagesOfADuplicateSelfTaggedRecordAreKept(t *testing.T) {
 	if err := bus.PublishAll(ctx, outs); err != nil {
 		t.Fatal(err)
 	}
-	hp, err := loadHubPages(ctx, bus, r.Hub.ID)
+	hp, err := loadHubPages(ctx, bus, r.Hub.ID, pagesWait)
 	if err != nil {
 		t.Fatal(err)
 	}
