@@ -9,9 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/rs/zerolog"
 
-	"github.com/citecrawl/citecrawl/ingest"
 	"github.com/citecrawl/citecrawl/ingest/snapshot"
 )
 
@@ -126,12 +124,7 @@ func TestHubCrawlGoesOnWhenItsPagesCannotBeRead(t *testing.T) {
 	defer bus.Close()
 	env := testEnv()
 	env.defaults()
-	cr, err := newCrawler(cfg, ingest.NewFetcher(cfg.Fetch, zerolog.Nop()), bus.cache, env, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &fetchHandler{crawler: cr, stats: env.Stats, bus: bus, hold: &hold{}, maxPayload: bus.NC.MaxPayload(),
-		policy: cfg.Stages.Policy(), now: env.Now, log: zerolog.Nop()}
+	h := testFetchHandler(t, cfg, bus, env)
 	task, err := HubTask("run-1", cfg.Hubs[0], 0, cfg.FullText.ArxivBase)
 	if err != nil {
 		t.Fatal(err)

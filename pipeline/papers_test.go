@@ -190,12 +190,8 @@ func TestPapersTaskFailedPaperWaitsItsRetryAfter(t *testing.T) {
 	env := testEnv()
 	env.Now = func() time.Time { return clock }
 	env.defaults()
-	cr, err := newCrawler(cfg, ingest.NewFetcher(cfg.Fetch, zerolog.Nop()), bus.cache, env, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &fetchHandler{crawler: cr, stats: env.Stats, bus: bus, hold: &hold{}, maxPayload: bus.NC.MaxPayload(),
-		policy: cfg.Stages.Policy(), now: env.Now, log: zerolog.Nop()}
+	h := testFetchHandler(t, cfg, bus, env)
+	cr := h.crawler
 	c, err := cr.CrawlHub(ctx, ingest.HubJob{URL: cfg.Hubs[0], CrawlID: "run-1"})
 	if err != nil {
 		t.Fatal(err)
@@ -255,6 +251,18 @@ func TestPapersTaskFailedPaperWaitsItsRetryAfter(t *testing.T) {
 	if err != nil || len(out.Outs) != 1 || out.Outs[0].Subject != RawSubject(hub.ID) {
 		t.Fatalf("after the wait: %+v (%v), want the busy paper's raw record", out.Outs, err)
 	}
+}
+
+// testFetchHandler is the fetch stage's handler of a process on bus, as
+// the stage would make it, for tests that call it directly.
+func testFetchHandler(t *testing.T, cfg Config, bus *Bus, env Env) *fetchHandler {
+	t.Helper()
+	cr, err := newCrawler(cfg, ingest.NewFetcher(cfg.Fetch, zerolog.Nop()), bus.cache, env, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fetchHandler{crawler: cr, stats: env.Stats, bus: bus, hold: &hold{}, maxPayload: bus.NC.MaxPayload(),
+		policy: cfg.Stages.Policy(), now: env.Now, log: zerolog.Nop()}
 }
 
 // queueTasks publishes tasks on the task queue and returns the fetch
