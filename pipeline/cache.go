@@ -188,24 +188,28 @@ func (c *httpCache) RecordPages(ctx context.Context, recordID string) []ingest.S
 	if err != nil {
 		return nil
 	}
-	return decodePages(e.Value())
+	pages := readPages(e.Value())
+	if pages == nil {
+		return nil
+	}
+	return sourcePages(pages)
 }
 
-// decodePages reads the pages a record was built from: as pagesHeader
+// readPages reads the pages a record was built from: as pagesHeader
 // writes them, or as URLs alone (an older version's). Nil if unreadable.
-func decodePages(value []byte) []ingest.SourcePage {
+func readPages(value []byte) []validators {
 	var pages []validators
 	if json.Unmarshal(value, &pages) != nil {
-		pages = nil // what the failed decode left
 		var urls []string
 		if json.Unmarshal(value, &urls) != nil {
 			return nil
 		}
-		for _, u := range urls {
-			pages = append(pages, validators{URL: u})
+		pages = make([]validators, len(urls))
+		for i, u := range urls {
+			pages[i] = validators{URL: u}
 		}
 	}
-	return sourcePages(pages)
+	return pages
 }
 
 // sourcePages and pagesOf translate between the crawler's pages and how

@@ -445,8 +445,11 @@ func FetchedRecord(runID string, r *record.Record, change string, tagger *classi
 		return Out{}, err
 	}
 	p, err := pagesHeader(r.ID, pages)
+	if err != nil {
+		return Out{}, err
+	}
 	o.Header.Set(HeaderPages, p)
-	return o, err
+	return o, nil
 }
 
 // carryPages puts the pages record id was built from into its message

@@ -86,12 +86,8 @@ func loadHubPages(ctx context.Context, bus *Bus, hubID string, wait time.Duratio
 	if hp.Record == nil {
 		hp.Record = map[string]recordPages{}
 	}
-	merge := func(m jetstream.Msg) error {
+	merge := func(m jetstream.Msg, meta *jetstream.MsgMetadata) error {
 		h := m.Headers()
-		meta, err := m.Metadata()
-		if err != nil {
-			return err
-		}
 		id := recordOfMsgID(h.Get(jetstream.MsgIDHeader))
 		at := meta.Timestamp.UnixNano()
 		if kept, ok := hp.Record[id]; id == "" || ok && kept.At > at {
@@ -104,7 +100,7 @@ func loadHubPages(ctx context.Context, bus *Bus, hubID string, wait time.Duratio
 			hp.Record[id] = recordPages{At: at, Lookup: true}
 			return nil
 		}
-		hp.Record[id] = recordPages{At: at, Pages: pagesOf(decodePages([]byte(pages)))}
+		hp.Record[id] = recordPages{At: at, Pages: readPages([]byte(pages))}
 		return nil
 	}
 	for _, part := range []struct {
@@ -118,7 +114,7 @@ func loadHubPages(ctx context.Context, bus *Bus, hubID string, wait time.Duratio
 		if created := s.CachedInfo().Created; !created.Equal(part.mark.Created) {
 			*part.mark = streamMark{Created: created}
 		}
-		last, err := readHeaders(ctx, bus, part.stream, part.filter, part.mark.Seq, merge)
+		last, err := readHeaders(ctx, bus, s, part.filter, part.mark.Seq, merge)
 		if err != nil {
 			return hp, fmt.Errorf("pages of hub %s on %s: %w", hubID, part.stream, err)
 		}

@@ -768,7 +768,11 @@ func TestRecordsCarryTheirPagesToTheHubsNextCrawl(t *testing.T) {
 	if len(again.Record) != 6 {
 		t.Fatalf("%d records kept, want a to f, those the first crawl kept", len(again.Record))
 	}
-	if _, err := readHeaders(ctx, bus, StreamTagged, hubSelfTagged("hub-x"), again.Tagged.Seq, func(jetstream.Msg) error {
+	tagged, err := bus.JS.Stream(ctx, StreamTagged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readHeaders(ctx, bus, tagged, hubSelfTagged("hub-x"), again.Tagged.Seq, func(jetstream.Msg, *jetstream.MsgMetadata) error {
 		return errors.New("read again")
 	}); err != nil {
 		t.Fatalf("the next crawl's mark leaves messages unread: %v", err)

@@ -563,7 +563,15 @@ func ownChanges(ctx context.Context, bus *Bus, rawAfter, taggedAfter uint64, run
 // messages on stream (those matching filter, when not "") after sequence
 // after.
 func countHeaders(ctx context.Context, bus *Bus, stream, filter string, after uint64, runs map[string]bool, counts map[string]int64) error {
-	_, err := readHeaders(ctx, bus, stream, filter, after, func(m jetstream.Msg) error {
+	var s jetstream.Stream
+	err := rideOut(ctx, func(ctx context.Context) (err error) {
+		s, err = bus.JS.Stream(ctx, stream)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	_, err = readHeaders(ctx, bus, s, filter, after, func(m jetstream.Msg, _ *jetstream.MsgMetadata) error {
 		if runs[m.Headers().Get(HeaderRun)] {
 			counts[m.Headers().Get(HeaderChange)]++
 		}
@@ -572,16 +580,17 @@ func countHeaders(ctx context.Context, bus *Bus, stream, filter string, after ui
 	return err
 }
 
-// readHeaders hands each message on stream (those matching filter, when
-// not "") stored after sequence after, headers only, to each, in order. It
-// returns the sequence it read up to: the last there was when it began
-// (or the last left, should that one have aged out meanwhile), or after
-// when there was nothing new.
-func readHeaders(ctx context.Context, bus *Bus, stream, filter string, after uint64, each func(jetstream.Msg) error) (uint64, error) {
-	last, err := lastSeqOf(ctx, bus, stream, filter)
+// readHeaders hands each message on stream s (those matching filter,
+// when not "") stored after sequence after, headers only, to each, in
+// order, with its metadata. It returns the sequence it read up to: the
+// last there was when it began (or the last left, should that one have
+// aged out meanwhile), or after when there was nothing new.
+func readHeaders(ctx context.Context, bus *Bus, s jetstream.Stream, filter string, after uint64, each func(jetstream.Msg, *jetstream.MsgMetadata) error) (uint64, error) {
+	last, err := lastSeqIn(ctx, s, filter)
 	if err != nil || last <= after {
 		return after, err
 	}
+	stream := s.CachedInfo().Config.Name
 	cc := jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: after + 1, HeadersOnly: true,
 		InactiveThreshold: apiTimeout, // should the delete below not be heard
@@ -589,7 +598,7 @@ func readHeaders(ctx context.Context, bus *Bus, stream, filter string, after uin
 	if filter != "" {
 		cc.FilterSubjects = []string{filter}
 	}
-	cons, err := bus.JS.OrderedConsumer(ctx, stream, cc)
+	cons, err := s.OrderedConsumer(ctx, cc)
 	if err != nil {
 		return after, err
 	}
@@ -608,11 +617,11 @@ func readHeaders(ctx context.Context, bus *Bus, stream, filter string, after uin
 		if err != nil {
 			return after, err
 		}
-		if err := each(m); err != nil {
-			return after, err
-		}
 		meta, err := m.Metadata()
 		if err != nil {
+			return after, err
+		}
+		if err := each(m, meta); err != nil {
 			return after, err
 		}
 		if meta.Sequence.Stream >= last || meta.NumPending == 0 {
@@ -682,6 +691,14 @@ func lastSeqOf(ctx context.Context, bus *Bus, stream, filter string) (uint64, er
 	s, err := bus.JS.Stream(ctx, stream)
 	if err != nil {
 		return 0, err
+	}
+	return lastSeqIn(ctx, s, filter)
+}
+
+// lastSeqIn is lastSeqOf on the stream s, as its info was looked up.
+func lastSeqIn(ctx context.Context, s jetstream.Stream, filter string) (uint64, error) {
+	if filter == "" {
+		return s.CachedInfo().State.LastSeq, nil
 	}
 	m, err := s.GetLastMsgForSubject(ctx, filter)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {

@@ -62,9 +62,9 @@ func TestReprocessKilledThenRerun(t *testing.T) {
 		killThenRerun(t, func() *exec.Cmd { return reprocess(out, "--from", clean) }, out, n-versions)
 		sameLines(t, out, again, n-versions)
 	})
-	// Records as `citecrawl run` stores them: tagged by their fetcher, a
-	// subject each, read from the tagged stream (the broker child's
-	// subject index is then at its largest).
+	// Records as `citecrawl run` stores them: tagged by their fetcher, on
+	// a subject a hub, read from the tagged stream through the broker
+	// child.
 	t.Run("self-tagged", func(t *testing.T) {
 		tagger, err := classify.Load(filepath.Join("..", "..", "configs", "rules"))
 		if err != nil {
@@ -88,22 +88,8 @@ func TestReprocessKilledThenRerun(t *testing.T) {
 		t.Run("broker killed", func(t *testing.T) {
 			out := filepath.Join(dir, "out-broker-killed")
 			run := reprocess(out)
-			var stderr testkit.LogBuffer
-			run.Stderr = &stderr
-			if err := run.Start(); err != nil {
-				t.Fatal(err)
-			}
+			stderr, ended, _ := startWatched(t, run)
 			defer run.Process.Kill()
-			exited := make(chan struct{})
-			go func() { _ = run.Wait(); close(exited) }()
-			ended := func() bool {
-				select {
-				case <-exited:
-					return true
-				default:
-					return false
-				}
-			}
 			waitFor(t, 2*time.Minute, func() bool { return checkpointDone(out) > 16_384 || ended() },
 				func() string { return "no checkpoint past the first batch:\n" + stderr.String() })
 			if ended() {
@@ -127,6 +113,28 @@ func TestReprocessKilledThenRerun(t *testing.T) {
 			sameLines(t, out, clean, n-versions)
 		})
 	})
+}
+
+// startWatched starts run with its standard error in stderr; ended says
+// whether it has exited, and exited is closed when it has.
+func startWatched(t *testing.T, run *exec.Cmd) (stderr *testkit.LogBuffer, ended func() bool, exited <-chan struct{}) {
+	t.Helper()
+	stderr = &testkit.LogBuffer{}
+	run.Stderr = stderr
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = run.Wait(); close(done) }()
+	ended = func() bool {
+		select {
+		case <-done:
+			return true
+		default:
+			return false
+		}
+	}
+	return stderr, ended, done
 }
 
 // checkpointDone is what the checkpoint of the reprocess writing out says
@@ -155,21 +163,7 @@ func killThenRerun(t *testing.T, reprocess func() *exec.Cmd, out string, n uint6
 	killed := false
 	for _, at := range []uint64{1, 16_385, n} {
 		run := reprocess()
-		var stderr testkit.LogBuffer
-		run.Stderr = &stderr
-		if err := run.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan struct{})
-		go func() { _ = run.Wait(); close(exited) }()
-		ended := func() bool {
-			select {
-			case <-exited:
-				return true
-			default:
-				return false
-			}
-		}
+		stderr, ended, exited := startWatched(t, run)
 		// The last kill may come too late: the run may have ended.
 		waitFor(t, 2*time.Minute, func() bool { return done() >= at || ended() }, func() string {
 			run.Process.Kill()
